@@ -1,0 +1,21 @@
+# cmake -P script: writes OUT, a C file holding NAME_migrations[] built from FILES (sorted .sql).
+# Each row: version (the leading number of the file name), file name, SQL text.
+set(body "/* Generated from migrations/*.sql by cmake/embed_migrations.cmake. Do not edit. */\n")
+string(APPEND body "#include \"sb_migrate.h\"\n\nconst struct sb_migration ${NAME}_migrations[] = {\n")
+foreach(f ${FILES})
+	get_filename_component(base ${f} NAME)
+	string(REGEX MATCH "^[0-9]+" ver "${base}")
+	if(ver STREQUAL "")
+		message(FATAL_ERROR "migration ${base}: name must start with a version number")
+	endif()
+	math(EXPR ver "${ver} + 0")
+	file(READ ${f} sql HEX)
+	string(REGEX REPLACE "([0-9a-f][0-9a-f])" "\\\\x\\1" sql "${sql}")
+	# Split the escaped string into chunks so no single literal line is huge.
+	string(REGEX REPLACE "((\\\\x..){64})" "\\1\"\n\t\"" sql "${sql}")
+	string(APPEND body "\t{ ${ver}, \"${base}\",\n\t\"${sql}\" },\n")
+endforeach()
+string(APPEND body "\t{ 0, NULL, NULL },\n};\n")
+file(WRITE ${OUT}.tmp "${body}")
+file(COPY_FILE ${OUT}.tmp ${OUT} ONLY_IF_DIFFERENT)
+file(REMOVE ${OUT}.tmp)

@@ -1,0 +1,37 @@
+/* sb_buf.h: a growable byte buffer, always NUL-terminated for convenience. */
+#ifndef SB_BUF_H
+#define SB_BUF_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+struct sb_buf {
+	char *data; /* owned; NUL-terminated when len > 0 or after any append */
+	size_t len;
+	size_t cap;
+};
+
+#define SB_BUF_INIT                                                                                \
+	{                                                                                          \
+		NULL, 0, 0                                                                         \
+	}
+
+/* sb_buf_reserve makes room for extra more bytes (plus the NUL). Returns 0 or SB_ENOMEM. */
+int sb_buf_reserve(struct sb_buf *b, size_t extra);
+/* sb_buf_append copies n bytes to the end of b. Returns 0 or SB_ENOMEM. */
+int sb_buf_append(struct sb_buf *b, const void *p, size_t n);
+/* sb_buf_puts appends the C string s. */
+int sb_buf_puts(struct sb_buf *b, const char *s);
+/* sb_buf_printf appends printf-formatted text. Returns 0 or SB_ENOMEM. */
+int sb_buf_printf(struct sb_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int sb_buf_vprintf(struct sb_buf *b, const char *fmt, va_list ap);
+/* sb_buf_json_str appends s as a JSON string literal (quotes and escapes included). */
+int sb_buf_json_str(struct sb_buf *b, const char *s);
+/* sb_buf_reset empties b, keeping its memory. */
+void sb_buf_reset(struct sb_buf *b);
+/* sb_buf_free releases b's memory; b may be reused after. */
+void sb_buf_free(struct sb_buf *b);
+/* sb_buf_steal returns b's data (caller frees) and leaves b empty. Never NULL unless ENOMEM. */
+char *sb_buf_steal(struct sb_buf *b);
+
+#endif

@@ -1,0 +1,124 @@
+/* sb_config.h: declarative configuration tables, read from the environment.
+ *
+ * A service describes every setting in one table of struct sb_cfg_key rows (variable, type,
+ * bounds, default, validator, help) pointing into its config struct by offset. Loading checks
+ * every row and reports the first bad value by variable name; the effective configuration can
+ * be logged (secrets masked) and rendered as the Markdown reference in README.md. */
+#ifndef SB_CONFIG_H
+#define SB_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "sb_buf.h"
+
+enum sb_cfg_type {
+	SB_CFG_STR,  /* char *, owned by the config struct (sb_config_free) */
+	SB_CFG_INT,  /* long long, within [min, max] */
+	SB_CFG_BOOL, /* bool: true/false/1/0/yes/no/on/off */
+};
+
+enum {
+	SB_CFG_SECRET = 1 << 0,   /* never logged or printed */
+	SB_CFG_REQUIRED = 1 << 1, /* no default: must be set */
+};
+
+struct sb_cfg_key {
+	const char *env; /* environment variable, e.g. "SB_RPC_WORKERS"; NULL ends a table */
+	enum sb_cfg_type type;
+	size_t offset;   /* offset of the field in the service's config struct */
+	const char *def; /* default as text (NULL: empty string / 0 / false) */
+	long long min;   /* SB_CFG_INT bounds, inclusive */
+	long long max;
+	unsigned flags;
+	/* Optional extra check of a string value; returns 0 or writes a reason to err. */
+	int (*validate)(const char *value, char *err, size_t errlen);
+	const char *help; /* one line for README's configuration reference */
+};
+
+/* Settings every service has. Each service's config struct embeds one of these. */
+struct sb_common_cfg {
+	char *log_level;
+	char *ops_addr;
+	long long ops_port;
+	char *rpc_url;
+	long long rpc_workers;
+	long long shutdown_grace_ms;
+};
+
+/* SB_CFG_COMMON(type, member, ops_port, rpc_port) expands to the table rows of the common
+ * settings for a config struct `type` embedding struct sb_common_cfg as `member`, with this
+ * service's default ports. */
+#define SB_CFG_COMMON(type, member, OPS_PORT, RPC_PORT)                                            \
+	{ "SB_LOG_LEVEL",                                                                          \
+	  SB_CFG_STR,                                                                              \
+	  offsetof(type, member.log_level),                                                        \
+	  "info",                                                                                  \
+	  0,                                                                                       \
+	  0,                                                                                       \
+	  0,                                                                                       \
+	  sb_config_validate_log_level,                                                            \
+	  "Minimum log level: debug, info, warn or error." },                                      \
+	    { "SB_OPS_ADDR",                                                                       \
+	      SB_CFG_STR,                                                                          \
+	      offsetof(type, member.ops_addr),                                                     \
+	      "127.0.0.1",                                                                         \
+	      0,                                                                                   \
+	      0,                                                                                   \
+	      0,                                                                                   \
+	      NULL,                                                                                \
+	      "Address of the ops HTTP server (/healthz, /ready, /metrics)." },                    \
+	    { "SB_OPS_PORT",                                                                       \
+	      SB_CFG_INT,                                                                          \
+	      offsetof(type, member.ops_port),                                                     \
+	      #OPS_PORT,                                                                           \
+	      1,                                                                                   \
+	      65535,                                                                               \
+	      0,                                                                                   \
+	      NULL,                                                                                \
+	      "Port of the ops HTTP server." },                                                    \
+	    { "SB_RPC_URL",                                                                        \
+	      SB_CFG_STR,                                                                          \
+	      offsetof(type, member.rpc_url),                                                      \
+	      "tcp://127.0.0.1:" #RPC_PORT,                                                        \
+	      0,                                                                                   \
+	      0,                                                                                   \
+	      0,                                                                                   \
+	      sb_config_validate_nng_url,                                                          \
+	      "nng URL the RPC server listens on." },                                              \
+	    { "SB_RPC_WORKERS",                                                                    \
+	      SB_CFG_INT,                                                                          \
+	      offsetof(type, member.rpc_workers),                                                  \
+	      "8",                                                                                 \
+	      1,                                                                                   \
+	      256,                                                                                 \
+	      0,                                                                                   \
+	      NULL,                                                                                \
+	      "RPC worker threads (concurrent requests in progress)." },                           \
+	{                                                                                          \
+		"SB_SHUTDOWN_GRACE_MS", SB_CFG_INT, offsetof(type, member.shutdown_grace_ms),      \
+		    "10000", 0, 600000, 0, NULL,                                                   \
+		    "On SIGTERM, how long in-flight work may take to finish."                      \
+	}
+
+/* Lookup function for the environment; the default is getenv. Tests pass their own. */
+typedef const char *(*sb_cfg_getenv_fn)(const char *name, void *arg);
+
+/* sb_config_load fills cfg from the environment according to tbl (ended by a row with a NULL
+ * env). On error returns SB_EINVAL and writes "VARIABLE: reason" to err; fields already set are
+ * freed by sb_config_free. getenv_fn may be NULL for getenv. */
+int sb_config_load(const struct sb_cfg_key *tbl, void *cfg, sb_cfg_getenv_fn getenv_fn, void *arg,
+                   char *err, size_t errlen);
+/* sb_config_free frees the strings of cfg set by sb_config_load (secrets wiped first). */
+void sb_config_free(const struct sb_cfg_key *tbl, void *cfg);
+/* sb_config_log logs the effective configuration at info level, secrets masked. */
+void sb_config_log(const struct sb_cfg_key *tbl, const void *cfg);
+/* sb_config_markdown appends the reference table rows of tbl (| variable | default | ... |). */
+int sb_config_markdown(const struct sb_cfg_key *tbl, struct sb_buf *out);
+
+/* Validators usable in tables. */
+int sb_config_validate_log_level(const char *v, char *err, size_t errlen);
+int sb_config_validate_nng_url(const char *v, char *err, size_t errlen);
+int sb_config_validate_url(const char *v, char *err, size_t errlen);
+
+#endif

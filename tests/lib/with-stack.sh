@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# with-stack.sh --stack pg,redis,devbus -- COMMAND...: starts the named servers on free loopback
+# ports in a fresh temporary directory, exports their addresses, runs COMMAND, stops everything
+# (also when COMMAND fails or the script is interrupted) and exits with COMMAND's status.
+#   SB_TEST_PG_DSN         postgresql://postgres@127.0.0.1:PORT/postgres
+#   SB_TEST_PG_PORT, SB_TEST_PG_DIR (pg_ctl -D), SB_TEST_PG_BIN
+#   SB_TEST_REDIS_URL      redis://127.0.0.1:PORT
+#   SB_TEST_KAFKA_BROKERS  bootstrap list of devbus
+#   SB_TEST_DEVBUS_CTL     host:port of devbus's control interface
+#   SB_TEST_TMP            the temporary directory (removed afterwards)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+. "$root/tools/stack.sh"
+
+stack=""
+while [ $# -gt 0 ]; do
+	case $1 in
+	--stack) stack=$2; shift 2 ;;
+	--) shift; break ;;
+	*) break ;;
+	esac
+done
+
+tmp=$(mktemp -d /tmp/sb-test.XXXXXX)
+chmod 755 "$tmp"
+export SB_TEST_TMP=$tmp
+cleanup() {
+	sb_devbus_stop "$tmp"
+	sb_redis_stop "$tmp"
+	sb_pg_stop "$tmp"
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+for s in ${stack//,/ }; do
+	case $s in
+	pg)
+		port=$(sb_free_port)
+		sb_pg_start "$tmp" "$port" "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+		export SB_TEST_PG_PORT=$port SB_TEST_PG_DIR=$tmp/pg/data SB_TEST_PG_BIN=$PG_BIN
+		export SB_TEST_PG_DSN="postgresql://postgres@127.0.0.1:$port/postgres"
+		;;
+	redis)
+		port=$(sb_free_port)
+		sb_redis_start "$tmp" "$port"
+		export SB_TEST_REDIS_URL="redis://127.0.0.1:$port"
+		;;
+	devbus)
+		bin=${SB_BUILD_ROOT:-$root/build}/bin/devbus
+		ctl=$(sb_free_port)
+		sb_devbus_start "$tmp" "$bin" "$ctl"
+		export SB_TEST_DEVBUS_CTL="127.0.0.1:$ctl"
+		SB_TEST_KAFKA_BROKERS=$(cat "$tmp/kafka-bootstrap")
+		export SB_TEST_KAFKA_BROKERS
+		;;
+	"") ;;
+	*) echo "with-stack: unknown server '$s'" >&2; exit 2 ;;
+	esac
+done
+
+set +e
+"$@"
+rc=$?
+exit $rc

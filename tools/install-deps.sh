@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# install-deps.sh: idempotent installer for everything Switchboard builds, tests and runs with.
+# Called by `make run`, `make test` and `make bench`. Fast (a dpkg query) when all is present.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+
+debs=(
+	build-essential cmake pkg-config git ca-certificates curl jq
+	clang clang-format libclang-rt-14-dev
+	librdkafka-dev libnng-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
+	libpq-dev libhiredis-dev libwebsockets-dev libssl-dev libcmocka-dev libjansson-dev
+	libuv1-dev
+	postgresql postgresql-contrib redis-server nginx-light kcat prometheus
+	yamllint wrk procps psmisc iproute2
+)
+# Node may come from another packaging (which bundles npm); only ask Debian when it is absent.
+command -v node >/dev/null 2>&1 || debs+=(nodejs)
+command -v npm >/dev/null 2>&1 || debs+=(npm)
+
+missing=()
+for p in "${debs[@]}"; do
+	st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+	[ "$st" = "install ok installed" ] || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	if [ "$(id -u)" != 0 ]; then
+		echo "install-deps: missing packages (${missing[*]}) and not root" >&2
+		exit 1
+	fi
+	echo "install-deps: installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	# Do not let package post-install scripts start system daemons we run ourselves.
+	printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+	chmod +x /usr/sbin/policy-rc.d
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	rm -f /usr/sbin/policy-rc.d
+fi
+
+# npm modules used by the tests (independent protocol clients) live in tests/node.
+if [ -f "$here/tests/node/package.json" ]; then
+	stamp="$here/tests/node/node_modules/.sb-stamp"
+	if [ ! -f "$stamp" ] || [ "$here/tests/node/package.json" -nt "$stamp" ]; then
+		(cd "$here/tests/node" && npm install --no-audit --no-fund --loglevel=error)
+		touch "$stamp"
+	fi
+fi

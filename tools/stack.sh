@@ -1,0 +1,91 @@
+# stack.sh: shell functions that start and stop the servers Switchboard runs against
+# (PostgreSQL, Redis, devbus) on loopback. Sourced by tools/run-local.sh (make run) and
+# tests/lib/with-stack.sh (integration tests), so both start them the same way.
+
+PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
+
+# sb_free_port: prints a TCP port on 127.0.0.1 that nothing listens on now.
+sb_free_port() {
+	local p used
+	used=$(ss -Htln 2>/dev/null | awk '{print $4}' | sed 's/.*://')
+	while :; do
+		p=$((20000 + RANDOM % 40000))
+		grep -qx "$p" <<<"$used" || { echo "$p"; return 0; }
+	done
+}
+
+# sb_wait_port HOST PORT SECONDS: waits until something accepts on HOST:PORT.
+sb_wait_port() {
+	local host=$1 port=$2 n=$(($3 * 10))
+	while [ $n -gt 0 ]; do
+		(exec 3<>"/dev/tcp/$host/$port") 2>/dev/null && return 0
+		sleep 0.1
+		n=$((n - 1))
+	done
+	return 1
+}
+
+# sb_pg_start DIR PORT [EXTRA_OPTS]: a throwaway PostgreSQL cluster in DIR/pg (created when
+# absent), run as the postgres user, listening on 127.0.0.1:PORT and a socket in DIR/pg.
+sb_pg_start() {
+	local dir=$1/pg port=$2 extra=${3:-}
+	mkdir -p "$dir"
+	chmod 755 "$1"
+	chown postgres:postgres "$dir"
+	chmod 700 "$dir"
+	if [ ! -f "$dir/data/PG_VERSION" ]; then
+		runuser -u postgres -- "$PG_BIN/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 \
+			--locale=C.UTF-8 >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; return 1; }
+	fi
+	runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 \
+		-o "-p $port -c listen_addresses=127.0.0.1 -k $dir -c max_connections=300 $extra" \
+		start >/dev/null || { tail -20 "$dir/server.log" >&2; return 1; }
+}
+
+# sb_pg_stop DIR: fast shutdown of the cluster in DIR/pg (no error if it is not running).
+sb_pg_stop() {
+	local dir=$1/pg
+	[ -f "$dir/data/postmaster.pid" ] || return 0
+	runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$dir/data" -m fast -w -t 30 stop >/dev/null 2>&1 ||
+		runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true
+}
+
+# sb_redis_start DIR PORT: a Redis with no persistence on 127.0.0.1:PORT, data in DIR/redis.
+sb_redis_start() {
+	local dir=$1/redis port=$2
+	mkdir -p "$dir"
+	redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --save '' --appendonly no \
+		--daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" >/dev/null
+	sb_wait_port 127.0.0.1 "$port" 10
+}
+
+# sb_redis_stop DIR
+sb_redis_stop() {
+	local pidf=$1/redis/redis.pid
+	[ -f "$pidf" ] || return 0
+	kill "$(cat "$pidf")" 2>/dev/null || true
+	rm -f "$pidf"
+}
+
+# sb_devbus_start DIR DEVBUS_BIN CONTROL_PORT [LISTEN]: devbus (librdkafka's mock cluster) in the
+# background; waits for DIR/kafka-bootstrap. LISTEN (host:port) adds a stable bootstrap address.
+sb_devbus_start() {
+	local dir=$1 bin=$2 ctl=$3 listen=${4:-}
+	rm -f "$dir/kafka-bootstrap"
+	local args=(--brokers 3 --bootstrap-file "$dir/kafka-bootstrap" --control "127.0.0.1:$ctl"
+		--parent-pid $$)
+	[ -n "$listen" ] && args+=(--listen "$listen")
+	"$bin" "${args[@]}" >"$dir/devbus.log" 2>&1 &
+	echo $! >"$dir/devbus.pid"
+	local n=100
+	while [ ! -s "$dir/kafka-bootstrap" ] && [ $n -gt 0 ]; do sleep 0.1; n=$((n - 1)); done
+	[ -s "$dir/kafka-bootstrap" ] || { cat "$dir/devbus.log" >&2; return 1; }
+}
+
+# sb_devbus_stop DIR
+sb_devbus_stop() {
+	local pidf=$1/devbus.pid
+	[ -f "$pidf" ] || return 0
+	kill "$(cat "$pidf")" 2>/dev/null || true
+	rm -f "$pidf"
+}
