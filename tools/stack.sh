@@ -89,3 +89,33 @@ sb_devbus_stop() {
 	kill "$(cat "$pidf")" 2>/dev/null || true
 	rm -f "$pidf"
 }
+
+# sb_nginx_start PREFIX CONF: nginx (master and workers) as a background child of the calling
+# shell, with PREFIX as its prefix directory (-p) and CONF as its configuration, which must say
+# `daemon off;` and `pid PREFIX/nginx.pid;`. The configuration is checked first; nginx's own
+# start-up errors go to PREFIX/nginx.out. Waits up to 10 s for the pid file.
+sb_nginx_start() {
+	local prefix=$1 conf=$2 n=100
+	mkdir -p "$prefix"
+	rm -f "$prefix/nginx.pid"
+	nginx -t -q -p "$prefix/" -c "$conf" >"$prefix/nginx.out" 2>&1 || { cat "$prefix/nginx.out" >&2; return 1; }
+	nginx -p "$prefix/" -c "$conf" >>"$prefix/nginx.out" 2>&1 &
+	while [ ! -s "$prefix/nginx.pid" ] && [ $n -gt 0 ]; do
+		kill -0 $! 2>/dev/null || { cat "$prefix/nginx.out" >&2; return 1; }
+		sleep 0.1
+		n=$((n - 1))
+	done
+	[ -s "$prefix/nginx.pid" ] || { cat "$prefix/nginx.out" >&2; return 1; }
+}
+
+# sb_nginx_stop PREFIX: graceful stop (SIGQUIT) of the nginx whose pid file is PREFIX/nginx.pid,
+# then SIGKILL after 5 s (no error if it is not running).
+sb_nginx_stop() {
+	local pidf=$1/nginx.pid pid n=50
+	[ -s "$pidf" ] || return 0
+	pid=$(cat "$pidf")
+	kill -QUIT "$pid" 2>/dev/null || { rm -f "$pidf"; return 0; }
+	while kill -0 "$pid" 2>/dev/null && [ $n -gt 0 ]; do sleep 0.1; n=$((n - 1)); done
+	kill -KILL "$pid" 2>/dev/null || true
+	rm -f "$pidf"
+}

@@ -44,6 +44,10 @@ struct sb_common_cfg {
 	char *rpc_url;
 	long long rpc_workers;
 	long long shutdown_grace_ms;
+	/* Dependencies; present in a service's table only through the macros below. */
+	char *database_url;
+	char *redis_url;
+	char *kafka_brokers;
 };
 
 /* SB_CFG_COMMON(type, member, ops_port, rpc_port) expands to the table rows of the common
@@ -99,6 +103,34 @@ struct sb_common_cfg {
 		"SB_SHUTDOWN_GRACE_MS", SB_CFG_INT, offsetof(type, member.shutdown_grace_ms),      \
 		    "10000", 0, 600000, 0, NULL,                                                   \
 		    "On SIGTERM, how long in-flight work may take to finish."                      \
+	}
+
+/* Rows for the dependencies a service uses; the runtime checks each one present for /ready. */
+#define SB_CFG_POSTGRES(type, member)                                                              \
+	{                                                                                          \
+		"DATABASE_URL", SB_CFG_STR, offsetof(type, member.database_url),                   \
+		    "postgresql://postgres@127.0.0.1:5432/switchboard", 0, 0, 0,                   \
+		    sb_config_validate_url,                                                        \
+		    "PostgreSQL connection URL (a password in it is masked in logs)."              \
+	}
+#define SB_CFG_REDIS(type, member)                                                                 \
+	{                                                                                          \
+		"REDIS_URL", SB_CFG_STR, offsetof(type, member.redis_url),                         \
+		    "redis://127.0.0.1:6379", 0, 0, 0, sb_config_validate_url,                     \
+		    "Redis URL: redis://[:password@]host:port[/db]."                               \
+	}
+#define SB_CFG_KAFKA(type, member)                                                                 \
+	{                                                                                          \
+		"KAFKA_BROKERS", SB_CFG_STR, offsetof(type, member.kafka_brokers),                 \
+		    "127.0.0.1:9092", 0, 0, 0, NULL,                                               \
+		    "Kafka bootstrap servers, comma-separated host:port."                          \
+	}
+/* An upstream service's RPC URL, e.g. SB_CFG_UPSTREAM(struct cfg, messages_url, MESSAGES, 7102) */
+#define SB_CFG_UPSTREAM(type, field, NAME, PORT)                                                   \
+	{                                                                                          \
+		"SB_" #NAME "_RPC_URL", SB_CFG_STR, offsetof(type, field),                         \
+		    "tcp://127.0.0.1:" #PORT, 0, 0, 0, sb_config_validate_nng_url,                 \
+		    "nng URL of the " #NAME " service's RPC server."                               \
 	}
 
 /* Lookup function for the environment; the default is getenv. Tests pass their own. */

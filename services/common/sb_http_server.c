@@ -1,0 +1,878 @@
+/* sb_http_server.c: the event loop of sb_http: accept, read, parse, dispatch, write, timers,
+ * cross-thread responses (queue + eventfd) and stop.
+ *
+ * Each connection is a state machine: HEAD (reading a request head) → BODY (reading its
+ * Content-Length body) → HANDLER (the request is with the handler; nothing more is read) →
+ * WRITE (the response is being written) → HEAD again, or LINGER (an error response was sent;
+ * input is drained briefly so that the client reads the response before the close) → closed.
+ * Only the loop thread touches connections. A request is owned by its connection until it is
+ * dispatched, by the handler until sb_http_respond, then by the loop again; a request whose
+ * client is gone has conn == NULL and is only freed. Timers: one FIFO list per timeout kind,
+ * each kept in deadline order because every entry of a list has the same duration. */
+#include "sb_http.h"
+#include "sb_err.h"
+#include "sb_log.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SB_HTTP_LINGER_MS 2000
+
+enum sb_http_state { SB_HTTP_HEAD, SB_HTTP_BODY, SB_HTTP_HANDLER, SB_HTTP_WRITE, SB_HTTP_LINGER };
+
+enum sb_http_timer {
+	SB_HTTP_T_IDLE,
+	SB_HTTP_T_HEAD,
+	SB_HTTP_T_BODY,
+	SB_HTTP_T_WRITE,
+	SB_HTTP_T_LINGER,
+	SB_HTTP_T_COUNT,
+	SB_HTTP_T_NONE = -1,
+};
+
+struct sb_http_conn;
+
+struct sb_http_reqi {
+	struct sb_http_req pub; /* first: the handler's pointer is this struct's */
+	struct sb_http_server *srv;
+	struct sb_http_conn *conn; /* loop thread only; NULL once the client is gone */
+	struct sb_http_reqi *qnext;
+	struct sb_buf resp;
+	char *body;
+	size_t body_got;
+	bool close, keepalive10, head_only, failed;
+	struct sb_http_header hdrs[]; /* then the head's text, then the body */
+};
+
+struct sb_http_conn {
+	struct sb_http_server *srv;
+	int fd;
+	enum sb_http_state st;
+	bool dead, close_after, linger, in_process;
+	uint32_t events;
+	char *rbuf;
+	size_t rlen, rcap, scanned;
+	struct sb_http_reqi *req;
+	struct sb_buf out;
+	size_t out_off;
+	int timer;
+	int64_t deadline;
+	struct sb_http_conn *tprev, *tnext; /* timer list */
+	struct sb_http_conn *prev, *next;   /* all connections; next also links the graveyard */
+	char remote[64];
+};
+
+struct sb_http_server {
+	struct sb_http_config cfg;
+	char *server_name;
+	sb_http_handler handler;
+	void *arg;
+	int lfd, epfd, evfd, reserve_fd, port;
+	pthread_t thread, loop_tid;
+	atomic_int refs; /* the owner's, plus one per live request */
+	atomic_bool stopping;
+	int stop_timeout_ms;
+
+	pthread_mutex_t qlock; /* guards the queue of answered requests and loop_done */
+	struct sb_http_reqi *qhead, **qtail;
+	bool wake_pending, loop_done;
+
+	/* Loop thread only. */
+	struct sb_http_conn *conns, *graveyard;
+	int nconns;
+	struct {
+		struct sb_http_conn *head, *tail;
+	} timers[SB_HTTP_T_COUNT];
+	int timer_ms[SB_HTTP_T_COUNT];
+	bool stop_seen;
+	int64_t stop_deadline;
+};
+
+static char sb_http_tok_listen, sb_http_tok_wake;
+
+static const char sb_http_continue[] = "HTTP/1.1 100 Continue\r\n\r\n";
+static const char sb_http_busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+                                   "Connection: close\r\nRetry-After: 1\r\n\r\n";
+
+static void sb_http_conn_process(struct sb_http_conn *c);
+static void sb_http_conn_flush(struct sb_http_conn *c);
+
+static int64_t
+sb_http_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+sb_http_srv_unref(struct sb_http_server *srv)
+{
+	if (atomic_fetch_sub(&srv->refs, 1) != 1)
+		return;
+	pthread_mutex_destroy(&srv->qlock);
+	free(srv->server_name);
+	free(srv);
+}
+
+static void
+sb_http_req_free(struct sb_http_reqi *q)
+{
+	struct sb_http_server *srv = q->srv;
+	sb_buf_free(&q->resp);
+	free(q);
+	sb_http_srv_unref(srv);
+}
+
+/* Timers. */
+
+static void
+sb_http_timer_clear(struct sb_http_conn *c)
+{
+	if (c->timer == SB_HTTP_T_NONE)
+		return;
+	struct sb_http_server *srv = c->srv;
+	if (c->tprev)
+		c->tprev->tnext = c->tnext;
+	else
+		srv->timers[c->timer].head = c->tnext;
+	if (c->tnext)
+		c->tnext->tprev = c->tprev;
+	else
+		srv->timers[c->timer].tail = c->tprev;
+	c->tprev = c->tnext = NULL;
+	c->timer = SB_HTTP_T_NONE;
+}
+
+static void
+sb_http_timer_set(struct sb_http_conn *c, enum sb_http_timer kind)
+{
+	struct sb_http_server *srv = c->srv;
+	sb_http_timer_clear(c);
+	c->timer = kind;
+	c->deadline = sb_http_now_ms() + srv->timer_ms[kind];
+	c->tprev = srv->timers[kind].tail;
+	if (c->tprev)
+		c->tprev->tnext = c;
+	else
+		srv->timers[kind].head = c;
+	srv->timers[kind].tail = c;
+}
+
+/* Connections. */
+
+static void
+sb_http_set_interest(struct sb_http_conn *c, uint32_t ev)
+{
+	if (c->events == ev)
+		return;
+	struct epoll_event e = { .events = ev, .data.ptr = c };
+	if (epoll_ctl(c->srv->epfd, EPOLL_CTL_MOD, c->fd, &e) == 0)
+		c->events = ev;
+}
+
+static void
+sb_http_conn_close(struct sb_http_conn *c)
+{
+	if (c->dead)
+		return;
+	struct sb_http_server *srv = c->srv;
+	c->dead = true;
+	epoll_ctl(srv->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	close(c->fd);
+	sb_http_timer_clear(c);
+	if (c->req != NULL) {
+		if (c->st == SB_HTTP_HANDLER)
+			c->req->conn = NULL; /* freed when answered */
+		else
+			sb_http_req_free(c->req);
+		c->req = NULL;
+	}
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		srv->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	srv->nconns--;
+	c->next = srv->graveyard;
+	srv->graveyard = c;
+}
+
+static void
+sb_http_bury(struct sb_http_server *srv)
+{
+	while (srv->graveyard) {
+		struct sb_http_conn *c = srv->graveyard;
+		srv->graveyard = c->next;
+		free(c->rbuf);
+		sb_buf_free(&c->out);
+		free(c);
+	}
+}
+
+static void
+sb_http_consume(struct sb_http_conn *c, size_t n)
+{
+	if (n == 0)
+		return;
+	memmove(c->rbuf, c->rbuf + n, c->rlen - n);
+	c->rlen -= n;
+	c->scanned = 0;
+}
+
+/* sb_http_conn_fail answers a request the server rejects itself, then closes. */
+static void
+sb_http_conn_fail(struct sb_http_conn *c, int status, const char *detail)
+{
+	struct sb_http_server *srv = c->srv;
+	if (c->req != NULL) {
+		sb_http_req_free(c->req); /* never dispatched: the connection owns it */
+		c->req = NULL;
+	}
+	c->rlen = 0;
+	struct sb_buf body = SB_BUF_INIT;
+	sb_buf_reset(&c->out);
+	c->out_off = 0;
+	int rc = sb__http_problem_body(&body, status, NULL, detail);
+	rc |= sb__http_build_response(&c->out, status, "application/problem+json", NULL, 0,
+	                              body.data, body.len, srv->server_name, true, false, false);
+	sb_buf_free(&body);
+	if (rc != 0) {
+		sb_http_conn_close(c);
+		return;
+	}
+	c->close_after = c->linger = true;
+	c->st = SB_HTTP_WRITE;
+	sb_http_conn_flush(c);
+}
+
+/* sb_http_conn_await_request readies c for its next request after a response. */
+static void
+sb_http_conn_await_request(struct sb_http_conn *c)
+{
+	c->st = SB_HTTP_HEAD;
+	c->scanned = 0;
+	if (c->rlen == 0) { /* idle connections hold no read buffer */
+		free(c->rbuf);
+		c->rbuf = NULL;
+	}
+	sb_http_set_interest(c, EPOLLIN | EPOLLRDHUP);
+	sb_http_timer_set(c, c->rlen ? SB_HTTP_T_HEAD : SB_HTTP_T_IDLE);
+	if (!c->in_process)
+		sb_http_conn_process(c);
+}
+
+static void
+sb_http_conn_flush(struct sb_http_conn *c)
+{
+	while (c->out_off < c->out.len) {
+		ssize_t n =
+		    send(c->fd, c->out.data + c->out_off, c->out.len - c->out_off, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			sb_http_set_interest(c, EPOLLOUT);
+			sb_http_timer_set(c, SB_HTTP_T_WRITE);
+			return;
+		}
+		if (n <= 0) {
+			sb_http_conn_close(c);
+			return;
+		}
+		c->out_off += (size_t)n;
+	}
+	if (c->out.cap > 65536)
+		sb_buf_free(&c->out);
+	else
+		sb_buf_reset(&c->out);
+	c->out_off = 0;
+	if (c->close_after || atomic_load(&c->srv->stopping)) {
+		if (!c->linger || atomic_load(&c->srv->stopping)) {
+			sb_http_conn_close(c);
+			return;
+		}
+		/* Drain what the client still sends so that the close does not reset the
+		 * connection before it has read the response. */
+		shutdown(c->fd, SHUT_WR);
+		c->st = SB_HTTP_LINGER;
+		sb_http_set_interest(c, EPOLLIN | EPOLLRDHUP);
+		sb_http_timer_set(c, SB_HTTP_T_LINGER);
+		return;
+	}
+	sb_http_conn_await_request(c);
+}
+
+static void
+sb_http_conn_dispatch(struct sb_http_conn *c)
+{
+	struct sb_http_server *srv = c->srv;
+	c->st = SB_HTTP_HANDLER;
+	sb_http_timer_clear(c);
+	sb_http_set_interest(c, EPOLLRDHUP);
+	srv->handler(&c->req->pub, srv->arg);
+}
+
+/* sb_http_conn_start_request turns the head rbuf[0..hlen) into a request. */
+static void
+sb_http_conn_start_request(struct sb_http_conn *c, size_t hlen)
+{
+	struct sb_http_server *srv = c->srv;
+	struct sb_http_header tmp[SB__HTTP_MAX_HEADERS];
+	struct sb__http_head h;
+	int rc = sb__http_parse_head(c->rbuf, hlen, tmp, SB__HTTP_MAX_HEADERS, &h);
+	if (rc == SB_ERANGE) {
+		sb_http_conn_fail(c, 431, "too many header fields");
+		return;
+	}
+	if (rc != 0) {
+		sb_http_conn_fail(c, 400,
+		                  rc == SB_EINVAL ? "invalid Content-Length or Transfer-Encoding"
+		                                  : "malformed request");
+		return;
+	}
+	if (h.has_te) {
+		sb_http_conn_fail(c, 411,
+		                  "Transfer-Encoding is not supported; send Content-Length");
+		return;
+	}
+	if (h.content_len > 0 && (unsigned long long)h.content_len > srv->cfg.max_body_bytes) {
+		sb_http_conn_fail(c, 413, "request body is larger than the server accepts");
+		return;
+	}
+	size_t blen = h.content_len > 0 ? (size_t)h.content_len : 0;
+	struct sb_http_reqi *q =
+	    calloc(1, sizeof(*q) + h.nheaders * sizeof(q->hdrs[0]) + hlen + blen + 1);
+	if (q == NULL) {
+		sb_http_conn_close(c);
+		return;
+	}
+	atomic_fetch_add(&srv->refs, 1);
+	q->srv = srv;
+	q->conn = c;
+	char *base = (char *)&q->hdrs[h.nheaders];
+	memcpy(base, c->rbuf, hlen);
+#define SB_HTTP_RELOC(p) (base + ((p)-c->rbuf))
+	q->pub.method = SB_HTTP_RELOC(h.method);
+	q->pub.path = SB_HTTP_RELOC(h.path);
+	q->pub.query = SB_HTTP_RELOC(h.query);
+	for (size_t i = 0; i < h.nheaders; i++) {
+		q->hdrs[i].name = SB_HTTP_RELOC(tmp[i].name);
+		q->hdrs[i].value = SB_HTTP_RELOC(tmp[i].value);
+	}
+#undef SB_HTTP_RELOC
+	q->pub.headers = q->hdrs;
+	q->pub.nheaders = h.nheaders;
+	q->body = base + hlen;
+	q->pub.body = q->body;
+	q->pub.body_len = blen;
+	memcpy(q->pub.remote, c->remote, sizeof(c->remote));
+	q->close = h.conn_close || (h.minor == 0 && !h.conn_keepalive);
+	q->keepalive10 = h.minor == 0 && !q->close;
+	q->head_only = strcmp(q->pub.method, "HEAD") == 0;
+	sb_http_consume(c, hlen);
+	c->req = q;
+
+	size_t take = c->rlen < blen ? c->rlen : blen;
+	if (take > 0)
+		memcpy(q->body, c->rbuf, take);
+	sb_http_consume(c, take);
+	q->body_got = take;
+	if (q->body_got < blen) {
+		if (h.expect_continue && h.minor == 1 &&
+		    send(c->fd, sb_http_continue, sizeof(sb_http_continue) - 1,
+		         MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)sizeof(sb_http_continue) - 1) {
+			sb_http_conn_close(c);
+			return;
+		}
+		c->st = SB_HTTP_BODY;
+		sb_http_timer_set(c, SB_HTTP_T_BODY);
+		return;
+	}
+	sb_http_conn_dispatch(c);
+}
+
+/* sb_http_conn_process parses and dispatches the requests buffered in c, in order. */
+static void
+sb_http_conn_process(struct sb_http_conn *c)
+{
+	c->in_process = true;
+	while (!c->dead && c->st == SB_HTTP_HEAD && c->rlen > 0) {
+		size_t skip = 0; /* empty lines before a request are allowed (RFC 9112 2.2) */
+		while (skip < c->rlen && (c->rbuf[skip] == '\r' || c->rbuf[skip] == '\n'))
+			skip++;
+		if (skip > 0) {
+			sb_http_consume(c, skip);
+			continue;
+		}
+		char *e = memmem(c->rbuf + c->scanned, c->rlen - c->scanned, "\r\n\r\n", 4);
+		if (e == NULL) {
+			c->scanned = c->rlen > 3 ? c->rlen - 3 : 0;
+			if (c->rlen >= c->rcap)
+				sb_http_conn_fail(c, 431, "request head is too large");
+			break;
+		}
+		sb_http_conn_start_request(c, (size_t)(e - c->rbuf) + 4);
+	}
+	c->in_process = false;
+}
+
+static void
+sb_http_conn_read(struct sb_http_conn *c)
+{
+	ssize_t n;
+	struct sb_http_reqi *q = c->req;
+	if (c->st == SB_HTTP_BODY) {
+		n = recv(c->fd, q->body + q->body_got, q->pub.body_len - q->body_got, 0);
+	} else if (c->st == SB_HTTP_LINGER) {
+		char scratch[4096];
+		n = recv(c->fd, scratch, sizeof(scratch), 0);
+	} else {
+		if (c->rbuf == NULL && (c->rbuf = malloc(c->rcap)) == NULL) {
+			sb_http_conn_close(c);
+			return;
+		}
+		if (c->rlen == c->rcap) {
+			sb_http_conn_fail(c, 431, "request head is too large");
+			return;
+		}
+		n = recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0);
+	}
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return;
+	if (n <= 0) {
+		sb_http_conn_close(c);
+		return;
+	}
+	if (c->st == SB_HTTP_LINGER)
+		return;
+	if (c->st == SB_HTTP_BODY) {
+		q->body_got += (size_t)n;
+		if (q->body_got == q->pub.body_len) {
+			sb_http_conn_dispatch(c);
+		}
+		return;
+	}
+	if (c->timer == SB_HTTP_T_IDLE)
+		sb_http_timer_set(c,
+		                  SB_HTTP_T_HEAD); /* the head's clock starts at its first byte */
+	c->rlen += (size_t)n;
+	sb_http_conn_process(c);
+}
+
+static void
+sb_http_conn_event(struct sb_http_conn *c, uint32_t ev)
+{
+	if (c->dead)
+		return;
+	if (ev & (EPOLLERR | EPOLLHUP)) {
+		sb_http_conn_close(c);
+		return;
+	}
+	switch (c->st) {
+	case SB_HTTP_HANDLER:
+		if (ev & EPOLLRDHUP)
+			sb_http_conn_close(c); /* the client left; its request is orphaned */
+		break;
+	case SB_HTTP_WRITE:
+		if (ev & EPOLLOUT)
+			sb_http_conn_flush(c);
+		break;
+	default:
+		if (ev & (EPOLLIN | EPOLLRDHUP))
+			sb_http_conn_read(c);
+	}
+}
+
+static void
+sb_http_conn_new(struct sb_http_server *srv, int fd, const struct sockaddr_storage *ss)
+{
+	struct sb_http_conn *c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		close(fd);
+		return;
+	}
+	c->srv = srv;
+	c->fd = fd;
+	c->rcap = srv->cfg.max_header_bytes;
+	c->timer = SB_HTTP_T_NONE;
+	c->st = SB_HTTP_HEAD;
+	char ip[INET6_ADDRSTRLEN] = "?";
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+		inet_ntop(AF_INET, &a->sin_addr, ip, sizeof(ip));
+		snprintf(c->remote, sizeof(c->remote), "%s:%u", ip, ntohs(a->sin_port));
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+		inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof(ip));
+		snprintf(c->remote, sizeof(c->remote), "[%s]:%u", ip, ntohs(a->sin6_port));
+	}
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->events = EPOLLIN | EPOLLRDHUP;
+	struct epoll_event e = { .events = c->events, .data.ptr = c };
+	if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, fd, &e) != 0) {
+		free(c);
+		close(fd);
+		return;
+	}
+	c->next = srv->conns;
+	if (srv->conns)
+		srv->conns->prev = c;
+	srv->conns = c;
+	srv->nconns++;
+	sb_http_timer_set(c, SB_HTTP_T_HEAD);
+}
+
+static void
+sb_http_accept(struct sb_http_server *srv)
+{
+	for (;;) {
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		int fd =
+		    accept4(srv->lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if ((errno == EMFILE || errno == ENFILE) && srv->reserve_fd >= 0) {
+				/* Out of descriptors: free the spare one to accept and drop this
+				 * client, instead of spinning on a listener that stays readable. */
+				close(srv->reserve_fd);
+				fd = accept(srv->lfd, NULL, NULL);
+				if (fd >= 0)
+					close(fd);
+				srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+				if (fd >= 0)
+					continue;
+			}
+			return;
+		}
+		if (srv->nconns >= srv->cfg.max_conns) {
+			ssize_t n = send(fd, sb_http_busy, sizeof(sb_http_busy) - 1,
+			                 MSG_NOSIGNAL | MSG_DONTWAIT);
+			(void)n;
+			close(fd);
+			continue;
+		}
+		sb_http_conn_new(srv, fd, &ss);
+	}
+}
+
+/* sb_http_drain_queue takes the answered requests and starts writing their responses. */
+static void
+sb_http_drain_queue(struct sb_http_server *srv)
+{
+	pthread_mutex_lock(&srv->qlock);
+	struct sb_http_reqi *q = srv->qhead;
+	srv->qhead = NULL;
+	srv->qtail = &srv->qhead;
+	srv->wake_pending = false;
+	pthread_mutex_unlock(&srv->qlock);
+	while (q != NULL) {
+		struct sb_http_reqi *next = q->qnext;
+		struct sb_http_conn *c = q->conn;
+		if (c != NULL) {
+			c->req = NULL;
+			if (q->failed) {
+				sb_http_conn_close(c);
+			} else {
+				sb_buf_free(&c->out);
+				c->out = q->resp;
+				q->resp = (struct sb_buf)SB_BUF_INIT;
+				c->out_off = 0;
+				c->close_after = q->close;
+				c->st = SB_HTTP_WRITE;
+				sb_http_conn_flush(c);
+			}
+		}
+		sb_http_req_free(q);
+		q = next;
+	}
+}
+
+static void
+sb_http_expire(struct sb_http_server *srv)
+{
+	int64_t now = sb_http_now_ms();
+	for (int k = 0; k < SB_HTTP_T_COUNT; k++) {
+		struct sb_http_conn *c;
+		while ((c = srv->timers[k].head) != NULL && c->deadline <= now) {
+			sb_http_timer_clear(c);
+			if ((k == SB_HTTP_T_HEAD && c->rlen > 0) || k == SB_HTTP_T_BODY)
+				sb_http_conn_fail(c, 408, "request not received in time");
+			else
+				sb_http_conn_close(c);
+		}
+	}
+}
+
+static int
+sb_http_next_timeout(struct sb_http_server *srv)
+{
+	int64_t next = INT64_MAX;
+	for (int k = 0; k < SB_HTTP_T_COUNT; k++) {
+		if (srv->timers[k].head && srv->timers[k].head->deadline < next)
+			next = srv->timers[k].head->deadline;
+	}
+	if (srv->stop_seen && srv->stop_deadline < next)
+		next = srv->stop_deadline;
+	if (next == INT64_MAX)
+		return -1;
+	int64_t d = next - sb_http_now_ms();
+	return d < 0 ? 0 : (d > 60000 ? 60000 : (int)d);
+}
+
+static void
+sb_http_begin_stop(struct sb_http_server *srv)
+{
+	srv->stop_seen = true;
+	srv->stop_deadline = sb_http_now_ms() + srv->stop_timeout_ms;
+	epoll_ctl(srv->epfd, EPOLL_CTL_DEL, srv->lfd, NULL);
+	close(srv->lfd);
+	srv->lfd = -1;
+	for (struct sb_http_conn *c = srv->conns, *next; c; c = next) {
+		next = c->next;
+		if ((c->st == SB_HTTP_HEAD && c->rlen == 0) || c->st == SB_HTTP_LINGER)
+			sb_http_conn_close(c);
+	}
+}
+
+static void *
+sb_http_loop(void *arg)
+{
+	struct sb_http_server *srv = arg;
+	struct epoll_event evs[64];
+	srv->loop_tid = pthread_self();
+	for (;;) {
+		if (atomic_load(&srv->stopping) && !srv->stop_seen)
+			sb_http_begin_stop(srv);
+		if (srv->stop_seen && (srv->nconns == 0 || sb_http_now_ms() >= srv->stop_deadline))
+			break;
+		int n = epoll_wait(srv->epfd, evs, 64, sb_http_next_timeout(srv));
+		for (int i = 0; i < n; i++) {
+			void *p = evs[i].data.ptr;
+			if (p == &sb_http_tok_listen) {
+				sb_http_accept(srv);
+			} else if (p == &sb_http_tok_wake) {
+				uint64_t v;
+				ssize_t r = read(srv->evfd, &v, sizeof(v));
+				(void)r;
+			} else {
+				sb_http_conn_event(p, evs[i].events);
+			}
+			sb_http_drain_queue(srv);
+		}
+		sb_http_drain_queue(srv);
+		sb_http_expire(srv);
+		sb_http_bury(srv);
+	}
+	while (srv->conns)
+		sb_http_conn_close(srv->conns);
+	pthread_mutex_lock(&srv->qlock);
+	srv->loop_done = true;
+	struct sb_http_reqi *q = srv->qhead;
+	srv->qhead = NULL;
+	pthread_mutex_unlock(&srv->qlock);
+	while (q != NULL) {
+		struct sb_http_reqi *next = q->qnext;
+		sb_http_req_free(q); /* answered after its connection was closed */
+		q = next;
+	}
+	sb_http_bury(srv);
+	return NULL;
+}
+
+int
+sb_http_respond(struct sb_http_req *r, int status, const char *content_type,
+                const struct sb_http_header *extra, size_t nextra, const void *body, size_t len)
+{
+	if (r == NULL)
+		return SB_EINVAL;
+	struct sb_http_reqi *q = (struct sb_http_reqi *)r;
+	struct sb_http_server *srv = q->srv;
+	int ret = 0;
+	if (status < 200 || status > 599 || !sb__http_valid_extra(extra, nextra) ||
+	    (content_type != NULL && strpbrk(content_type, "\r\n") != NULL) ||
+	    (len > 0 && body == NULL)) {
+		ret = SB_EINVAL;
+		status = 500;
+		content_type = NULL;
+		extra = NULL;
+		nextra = 0;
+		body = NULL;
+		len = 0;
+	}
+	q->close |= atomic_load(&srv->stopping);
+	if (sb__http_build_response(&q->resp, status, content_type, extra, nextra, body, len,
+	                            srv->server_name, q->close, q->keepalive10,
+	                            q->head_only) != 0) {
+		q->failed = true;
+		ret = SB_ENOMEM;
+	}
+	bool on_loop = pthread_equal(pthread_self(), srv->loop_tid);
+	pthread_mutex_lock(&srv->qlock);
+	if (srv->loop_done) {
+		pthread_mutex_unlock(&srv->qlock);
+		sb_http_req_free(q);
+		return ret;
+	}
+	q->qnext = NULL;
+	*srv->qtail = q;
+	srv->qtail = &q->qnext;
+	bool wake = !on_loop && !srv->wake_pending;
+	srv->wake_pending |= wake;
+	pthread_mutex_unlock(&srv->qlock);
+	if (wake) {
+		uint64_t one = 1;
+		ssize_t w = write(srv->evfd, &one, sizeof(one));
+		(void)w;
+	}
+	return ret;
+}
+
+/* sb_http_listen binds and listens on addr:port; returns the socket or a negative sb_err. */
+static int
+sb_http_listen(const char *addr, int port, int *bound_port)
+{
+	struct sockaddr_storage ss = { 0 };
+	socklen_t sl;
+	struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+	if (addr == NULL)
+		addr = "127.0.0.1";
+	if (inet_pton(AF_INET, addr, &a4->sin_addr) == 1) {
+		a4->sin_family = AF_INET;
+		a4->sin_port = htons((uint16_t)port);
+		sl = sizeof(*a4);
+	} else if (inet_pton(AF_INET6, addr, &a6->sin6_addr) == 1) {
+		a6->sin6_family = AF_INET6;
+		a6->sin6_port = htons((uint16_t)port);
+		sl = sizeof(*a6);
+	} else {
+		return SB_EINVAL;
+	}
+	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return SB_EIO;
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, sl) != 0 || listen(fd, 1024) != 0 ||
+	    getsockname(fd, (struct sockaddr *)&ss, &sl) != 0) {
+		close(fd);
+		return SB_EIO;
+	}
+	*bound_port = ntohs(ss.ss_family == AF_INET ? a4->sin_port : a6->sin6_port);
+	return fd;
+}
+
+int
+sb_http_server_start(const struct sb_http_config *cfg, sb_http_handler h, void *arg,
+                     struct sb_http_server **out)
+{
+	if (cfg == NULL || h == NULL || out == NULL || cfg->port < 0 || cfg->port > 65535 ||
+	    cfg->header_timeout_ms < 0 || cfg->body_timeout_ms < 0 || cfg->idle_timeout_ms < 0 ||
+	    cfg->max_conns < 0 || (cfg->server_name && strpbrk(cfg->server_name, "\r\n")))
+		return SB_EINVAL;
+	struct sb_http_server *srv = calloc(1, sizeof(*srv));
+	if (srv == NULL)
+		return SB_ENOMEM;
+	int ret = SB_ENOMEM;
+	srv->cfg = *cfg;
+	srv->cfg.addr = NULL;
+	srv->lfd = srv->epfd = srv->evfd = srv->reserve_fd = -1;
+	if (srv->cfg.max_header_bytes == 0)
+		srv->cfg.max_header_bytes = 16384;
+	if (srv->cfg.max_header_bytes < 64)
+		srv->cfg.max_header_bytes = 64;
+	if (srv->cfg.max_body_bytes == 0)
+		srv->cfg.max_body_bytes = 1 << 20;
+	if (srv->cfg.max_conns == 0)
+		srv->cfg.max_conns = 10000;
+	srv->timer_ms[SB_HTTP_T_HEAD] = cfg->header_timeout_ms ? cfg->header_timeout_ms : 10000;
+	srv->timer_ms[SB_HTTP_T_BODY] = cfg->body_timeout_ms ? cfg->body_timeout_ms : 60000;
+	srv->timer_ms[SB_HTTP_T_IDLE] = cfg->idle_timeout_ms ? cfg->idle_timeout_ms : 60000;
+	srv->timer_ms[SB_HTTP_T_WRITE] = srv->timer_ms[SB_HTTP_T_IDLE];
+	srv->timer_ms[SB_HTTP_T_LINGER] = SB_HTTP_LINGER_MS;
+	if (cfg->server_name && (srv->server_name = strdup(cfg->server_name)) == NULL)
+		goto fail;
+	srv->cfg.server_name = srv->server_name;
+	srv->handler = h;
+	srv->arg = arg;
+	srv->qtail = &srv->qhead;
+	atomic_init(&srv->refs, 1);
+	atomic_init(&srv->stopping, false);
+	if ((srv->lfd = sb_http_listen(cfg->addr, cfg->port, &srv->port)) < 0) {
+		ret = srv->lfd;
+		goto fail;
+	}
+	ret = SB_EIO;
+	srv->epfd = epoll_create1(EPOLL_CLOEXEC);
+	srv->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (srv->epfd < 0 || srv->evfd < 0)
+		goto fail;
+	struct epoll_event el = { .events = EPOLLIN, .data.ptr = &sb_http_tok_listen };
+	struct epoll_event ew = { .events = EPOLLIN, .data.ptr = &sb_http_tok_wake };
+	if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, srv->lfd, &el) != 0 ||
+	    epoll_ctl(srv->epfd, EPOLL_CTL_ADD, srv->evfd, &ew) != 0)
+		goto fail;
+	srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (pthread_mutex_init(&srv->qlock, NULL) != 0)
+		goto fail;
+	if (pthread_create(&srv->thread, NULL, sb_http_loop, srv) != 0) {
+		pthread_mutex_destroy(&srv->qlock);
+		goto fail;
+	}
+	*out = srv;
+	return 0;
+fail:
+	if (srv->lfd >= 0)
+		close(srv->lfd);
+	if (srv->epfd >= 0)
+		close(srv->epfd);
+	if (srv->evfd >= 0)
+		close(srv->evfd);
+	if (srv->reserve_fd >= 0)
+		close(srv->reserve_fd);
+	free(srv->server_name);
+	free(srv);
+	return ret;
+}
+
+int
+sb_http_server_port(const struct sb_http_server *s)
+{
+	return s ? s->port : -1;
+}
+
+void
+sb_http_server_stop(struct sb_http_server *s, int timeout_ms)
+{
+	if (s == NULL)
+		return;
+	s->stop_timeout_ms = timeout_ms < 0 ? 0 : timeout_ms;
+	atomic_store(&s->stopping, true);
+	uint64_t one = 1;
+	ssize_t w = write(s->evfd, &one, sizeof(one));
+	(void)w;
+	pthread_join(s->thread, NULL);
+	close(s->epfd);
+	close(s->evfd);
+	if (s->reserve_fd >= 0)
+		close(s->reserve_fd);
+	sb_http_srv_unref(s);
+}

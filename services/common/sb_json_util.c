@@ -1,0 +1,247 @@
+/* sb_json_util.c: helpers of the JSON transcoder: violations, UTF-8, base64, descriptor tests. */
+#include "sb_json_int.h"
+#include "sb_err.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void
+sb__json_err_reset(struct sb_json_errors *e)
+{
+	if (e == NULL)
+		return;
+	e->n = 0;
+	e->dropped = 0;
+}
+
+void
+sb__json_err_add(struct sb_json_errors *e, const char *path, const char *fmt, ...)
+{
+	if (e == NULL)
+		return;
+	if (e->n >= SB_JSON_MAX_VIOLATIONS) {
+		e->dropped++;
+		return;
+	}
+	struct sb_json_violation *v = &e->v[e->n++];
+	snprintf(v->path, sizeof(v->path), "%s", path);
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(v->reason, sizeof(v->reason), fmt, ap);
+	va_end(ap);
+}
+
+size_t
+sb_json_errors_format(const struct sb_json_errors *errs, char *dst, size_t n)
+{
+	size_t want = 0;
+	if (n > 0)
+		dst[0] = '\0';
+	for (size_t i = 0; errs != NULL && i < errs->n; i++) {
+		const struct sb_json_violation *v = &errs->v[i];
+		int k =
+		    snprintf(dst ? dst + (want < n ? want : n) : NULL, want < n ? n - want : 0,
+		             "%s%s%s%s", i ? "; " : "", v->path, v->path[0] ? ": " : "", v->reason);
+		if (k > 0)
+			want += (size_t)k;
+	}
+	if (errs != NULL && errs->dropped > 0) {
+		int k = snprintf(dst ? dst + (want < n ? want : n) : NULL, want < n ? n - want : 0,
+		                 "; and %zu more", errs->dropped);
+		if (k > 0)
+			want += (size_t)k;
+	}
+	return want;
+}
+
+size_t
+sb__json_utf8_seq(const unsigned char *p, size_t n)
+{
+	unsigned c = p[0];
+	if (c < 0x80)
+		return 1;
+	size_t len;
+	uint32_t cp, min;
+	if (c >= 0xc2 && c <= 0xdf) {
+		len = 2, cp = c & 0x1f, min = 0x80;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		len = 3, cp = c & 0x0f, min = 0x800;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		len = 4, cp = c & 0x07, min = 0x10000;
+	} else {
+		return 0;
+	}
+	if (n < len)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (p[i] & 0x3f);
+	}
+	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return len;
+}
+
+/* Value of a base64 character in either alphabet, or -1. */
+static int
+sb_json_b64_val(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+' || c == '-')
+		return 62;
+	if (c == '/' || c == '_')
+		return 63;
+	return -1;
+}
+
+int
+sb__json_b64_decode(const char *s, size_t n, uint8_t **out, size_t *outlen)
+{
+	size_t pad = 0;
+	while (n > 0 && s[n - 1] == '=' && pad < 2) {
+		n--;
+		pad++;
+	}
+	if (n % 4 == 1 || (pad > 0 && (n + pad) % 4 != 0))
+		return SB_EINVAL;
+	size_t len = n / 4 * 3 + (n % 4 ? n % 4 - 1 : 0);
+	uint8_t *buf = NULL;
+	if (len > 0 && (buf = malloc(len)) == NULL)
+		return SB_ENOMEM;
+	size_t o = 0;
+	uint32_t acc = 0;
+	int bits = 0;
+	for (size_t i = 0; i < n; i++) {
+		int v = sb_json_b64_val((unsigned char)s[i]);
+		if (v < 0) {
+			free(buf);
+			return SB_EINVAL;
+		}
+		acc = (acc << 6) | (uint32_t)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			buf[o++] = (uint8_t)(acc >> bits);
+			acc &= (1u << bits) - 1;
+		}
+	}
+	/* Leftover bits must be zero: "QQ==" is 'A' but "QR==" is not canonical. */
+	if (acc != 0) {
+		free(buf);
+		return SB_EINVAL;
+	}
+	*out = buf;
+	*outlen = o;
+	return 0;
+}
+
+int
+sb__json_b64_encode(struct sb_buf *b, const uint8_t *p, size_t n)
+{
+	static const char tbl[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	if (sb_buf_reserve(b, (n + 2) / 3 * 4) != 0)
+		return SB_ENOMEM;
+	char *o = b->data + b->len;
+	size_t i = 0;
+	for (; i + 3 <= n; i += 3) {
+		uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+		*o++ = tbl[v >> 18];
+		*o++ = tbl[(v >> 12) & 63];
+		*o++ = tbl[(v >> 6) & 63];
+		*o++ = tbl[v & 63];
+	}
+	if (i < n) {
+		uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0);
+		*o++ = tbl[v >> 18];
+		*o++ = tbl[(v >> 12) & 63];
+		*o++ = i + 1 < n ? tbl[(v >> 6) & 63] : '=';
+		*o++ = '=';
+	}
+	b->len = (size_t)(o - b->data);
+	b->data[b->len] = '\0';
+	return 0;
+}
+
+bool
+sb__json_is_map(const ProtobufCFieldDescriptor *f)
+{
+	if (f->label != PROTOBUF_C_LABEL_REPEATED || f->type != PROTOBUF_C_TYPE_MESSAGE)
+		return false;
+	const ProtobufCMessageDescriptor *e = f->descriptor;
+	if (e->n_fields != 2 || e->fields[0].id != 1 || e->fields[1].id != 2 ||
+	    strcmp(e->fields[0].name, "key") != 0 || strcmp(e->fields[1].name, "value") != 0)
+		return false;
+	/* protoc names the entry type after the field: by_id -> ByIdEntry. */
+	const char *s = e->short_name, *n = f->name;
+	bool up = true;
+	for (; *n; n++) {
+		if (*n == '_') {
+			up = true;
+			continue;
+		}
+		char c = up ? (char)toupper((unsigned char)*n) : *n;
+		up = false;
+		if (*s++ != c)
+			return false;
+	}
+	return strcmp(s, "Entry") == 0;
+}
+
+bool
+sb__json_camel_eq(const char *proto_name, const char *key)
+{
+	const char *n = proto_name, *k = key;
+	bool up = false;
+	for (; *n; n++) {
+		if (*n == '_') {
+			up = true;
+			continue;
+		}
+		char c = up ? (char)toupper((unsigned char)*n) : *n;
+		up = false;
+		if (*k++ != c)
+			return false;
+	}
+	return *k == '\0';
+}
+
+size_t
+sb__json_slot_size(ProtobufCType t)
+{
+	switch (t) {
+	case PROTOBUF_C_TYPE_INT32:
+	case PROTOBUF_C_TYPE_SINT32:
+	case PROTOBUF_C_TYPE_SFIXED32:
+	case PROTOBUF_C_TYPE_UINT32:
+	case PROTOBUF_C_TYPE_FIXED32:
+	case PROTOBUF_C_TYPE_FLOAT:
+	case PROTOBUF_C_TYPE_ENUM:
+		return 4;
+	case PROTOBUF_C_TYPE_BOOL:
+		return sizeof(protobuf_c_boolean);
+	case PROTOBUF_C_TYPE_INT64:
+	case PROTOBUF_C_TYPE_SINT64:
+	case PROTOBUF_C_TYPE_SFIXED64:
+	case PROTOBUF_C_TYPE_UINT64:
+	case PROTOBUF_C_TYPE_FIXED64:
+	case PROTOBUF_C_TYPE_DOUBLE:
+		return 8;
+	case PROTOBUF_C_TYPE_STRING:
+		return sizeof(char *);
+	case PROTOBUF_C_TYPE_BYTES:
+		return sizeof(ProtobufCBinaryData);
+	case PROTOBUF_C_TYPE_MESSAGE:
+		return sizeof(ProtobufCMessage *);
+	}
+	return 0;
+}

@@ -1,0 +1,187 @@
+/* sb_kafka_admin.c: topic creation for start-up and the readiness ping. */
+#include "sb_kafka.h"
+#include "sb_err.h"
+#include "sb_log.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+static long long
+sb_kafka_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int
+sb_kafka_md_has(const struct rd_kafka_metadata *md, const char *topic)
+{
+	for (int i = 0; i < md->topic_cnt; i++) {
+		if (strcmp(md->topics[i].topic, topic) == 0 &&
+		    md->topics[i].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+			return 1;
+	}
+	return 0;
+}
+
+/* sb_kafka_create_missing creates the topics named in missing[0..n) and waits for the answer. */
+static int
+sb_kafka_create_missing(rd_kafka_t *rk, const char **missing, int cnt, int partitions,
+                        int replication, int timeout_ms, char *err, size_t n)
+{
+	char errstr[256];
+	rd_kafka_NewTopic_t *nt[64];
+	rd_kafka_AdminOptions_t *opt = NULL;
+	rd_kafka_queue_t *q = NULL;
+	rd_kafka_event_t *ev = NULL;
+	int made = 0, ret = SB_EIO;
+
+	for (; made < cnt; made++) {
+		nt[made] = rd_kafka_NewTopic_new(missing[made], partitions, replication, errstr,
+		                                 sizeof(errstr));
+		if (nt[made] == NULL) {
+			snprintf(err, n, "topic %s: %s", missing[made], errstr);
+			ret = SB_EINVAL;
+			goto done;
+		}
+	}
+	opt = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+	rd_kafka_AdminOptions_set_request_timeout(opt, timeout_ms, errstr, sizeof(errstr));
+	rd_kafka_AdminOptions_set_operation_timeout(opt, timeout_ms, errstr, sizeof(errstr));
+	q = rd_kafka_queue_new(rk);
+	rd_kafka_CreateTopics(rk, nt, (size_t)cnt, opt, q);
+	ev = rd_kafka_queue_poll(q, timeout_ms + 500);
+	if (ev == NULL) {
+		snprintf(err, n, "creating topic %s: no answer within %d ms", missing[0],
+		         timeout_ms);
+		ret = SB_ETIMEDOUT;
+		goto done;
+	}
+	if (rd_kafka_event_error(ev) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		rd_kafka_resp_err_t e = rd_kafka_event_error(ev);
+		snprintf(err, n, "creating topic %s: %s", missing[0],
+		         rd_kafka_event_error_string(ev));
+		ret = (e == RD_KAFKA_RESP_ERR__TIMED_OUT) ? SB_ETIMEDOUT : SB_EIO;
+		goto done;
+	}
+	size_t rcnt = 0;
+	const rd_kafka_topic_result_t **res =
+	    rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &rcnt);
+	for (size_t i = 0; i < rcnt; i++) {
+		rd_kafka_resp_err_t e = rd_kafka_topic_result_error(res[i]);
+		if (e != RD_KAFKA_RESP_ERR_NO_ERROR &&
+		    e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+			snprintf(err, n, "creating topic %s: %s",
+			         rd_kafka_topic_result_name(res[i]),
+			         rd_kafka_topic_result_error_string(res[i])
+			             ? rd_kafka_topic_result_error_string(res[i])
+			             : rd_kafka_err2str(e));
+			ret = SB_EIO;
+			goto done;
+		}
+		sb_log_kv(SB_LOG_INFO, "kafka topic created", "topic",
+		          rd_kafka_topic_result_name(res[i]), NULL);
+	}
+	ret = 0;
+done:
+	if (ev)
+		rd_kafka_event_destroy(ev);
+	if (q)
+		rd_kafka_queue_destroy(q);
+	if (opt)
+		rd_kafka_AdminOptions_destroy(opt);
+	for (int i = 0; i < made; i++)
+		rd_kafka_NewTopic_destroy(nt[i]);
+	return ret;
+}
+
+int
+sb_kafka_ensure_topics(const char *brokers, const char *const *topics, int partitions,
+                       int replication, int timeout_ms, char *err, size_t n)
+{
+	char errstr[512];
+	const char *missing[64];
+	const struct rd_kafka_metadata *md = NULL;
+	rd_kafka_conf_t *conf;
+	rd_kafka_t *rk = NULL;
+	rd_kafka_resp_err_t e;
+	int cnt = 0, ret = SB_EINVAL;
+	long long deadline;
+
+	if (err == NULL || n == 0)
+		return SB_EINVAL;
+	err[0] = '\0';
+	if (brokers == NULL || brokers[0] == '\0' || topics == NULL || partitions < 1 ||
+	    replication < 1 || timeout_ms < 1) {
+		snprintf(err, n, "ensure topics: invalid argument");
+		return SB_EINVAL;
+	}
+	deadline = sb_kafka_now_ms() + timeout_ms;
+	conf = sb__kafka_conf_new(brokers, NULL, NULL);
+	if (conf == NULL) {
+		snprintf(err, n, "ensure topics: bad broker list");
+		return SB_EINVAL;
+	}
+	rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+	if (rk == NULL) {
+		rd_kafka_conf_destroy(conf);
+		snprintf(err, n, "ensure topics: %s", errstr);
+		return SB_EINVAL;
+	}
+	/* all_topics=1: naming the topics could make a broker auto-create them. */
+	e = rd_kafka_metadata(rk, 1, NULL, &md, timeout_ms);
+	if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		snprintf(err, n, "kafka metadata from %s: %s", brokers, rd_kafka_err2str(e));
+		ret = SB_EUNAVAIL;
+		goto done;
+	}
+	for (const char *const *t = topics; *t != NULL; t++) {
+		if (sb_kafka_md_has(md, *t))
+			continue;
+		if (cnt == (int)(sizeof(missing) / sizeof(missing[0]))) {
+			snprintf(err, n, "ensure topics: more than %d missing topics", cnt);
+			goto done;
+		}
+		missing[cnt++] = *t;
+	}
+	if (cnt == 0) {
+		ret = 0;
+		goto done;
+	}
+	long long left = deadline - sb_kafka_now_ms();
+	if (left < 100)
+		left = 100;
+	/* The admin call waits up to left + 500 ms: stay within timeout_ms overall. */
+	left = left > 600 ? left - 500 : 100;
+	ret = sb_kafka_create_missing(rk, missing, cnt, partitions, replication, (int)left, err, n);
+done:
+	if (md)
+		rd_kafka_metadata_destroy(md);
+	rd_kafka_destroy(rk);
+	return ret;
+}
+
+int
+sb_kafka_ping(rd_kafka_t *rk, int timeout_ms, char *detail, size_t n)
+{
+	const struct rd_kafka_metadata *md = NULL;
+	rd_kafka_resp_err_t e;
+
+	if (rk == NULL) {
+		if (detail && n)
+			snprintf(detail, n, "no kafka handle");
+		return SB_EINVAL;
+	}
+	e = rd_kafka_metadata(rk, 0, NULL, &md, timeout_ms < 1 ? 1 : timeout_ms);
+	if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		if (detail && n)
+			snprintf(detail, n, "kafka: %s", rd_kafka_err2str(e));
+		return SB_EUNAVAIL;
+	}
+	if (detail && n)
+		snprintf(detail, n, "%d brokers", md->broker_cnt);
+	rd_kafka_metadata_destroy(md);
+	return 0;
+}

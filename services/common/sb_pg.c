@@ -1,0 +1,477 @@
+/* sb_pg.c: a PostgreSQL connection that reconnects with backoff and re-prepares statements. */
+#include "sb_pg.h"
+#include "sb_err.h"
+#include "sb_log.h"
+#include "sb_metrics.h"
+#include "sb_util_backoff.h"
+#include "sb_util_time.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define SB_PG_DEFAULT_CONNECT_TIMEOUT_S 5
+#define SB_PG_DEFAULT_BACKOFF_BASE_MS   100
+#define SB_PG_DEFAULT_BACKOFF_MAX_MS    5000
+
+struct sb_pg {
+	char *dsn; /* owned, wiped on close: it may hold a password */
+	char connect_timeout[16];
+	const struct sb_pg_stmt *stmts; /* borrowed, NULL-name ended */
+	size_t nstmts;
+	unsigned char *prepared;   /* per statement: prepared on the current connection */
+	struct sb_series **series; /* per statement, then "sql": duration series, cached */
+	PGconn *conn;              /* NULL while disconnected */
+	struct sb_backoff backoff;
+	int64_t next_attempt_ms; /* monotonic time before which no connect is tried */
+	int ever_connected;
+	int in_tx;   /* the current connection is inside a transaction */
+	int tx_lost; /* a transaction died with its connection; only begin/rollback clear it */
+	uint64_t reconnects;
+	char sqlstate[6];
+	char errmsg[256];
+};
+
+/* Process-wide metric families, registered once. */
+static struct {
+	pthread_once_t once;
+	struct sb_series *reconnects;
+	struct sb_metric *duration;
+} sb_pg_m = { PTHREAD_ONCE_INIT, NULL, NULL };
+
+static void
+sb_pg_metrics_init(void)
+{
+	struct sb_metric *c = sb_metrics_counter(
+	    "pg_reconnects_total", "PostgreSQL connections re-established after a loss.", NULL);
+	sb_pg_m.reconnects = sb_metric_with(c);
+	sb_pg_m.duration =
+	    sb_metrics_histogram("pg_query_duration_seconds",
+	                         "PostgreSQL statement execution time.", "statement", NULL, 0);
+}
+
+static int64_t
+sb_pg_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void
+sb_pg_set_error(struct sb_pg *pg, const char *sqlstate, const char *msg)
+{
+	snprintf(pg->sqlstate, sizeof(pg->sqlstate), "%s", sqlstate ? sqlstate : "");
+	snprintf(pg->errmsg, sizeof(pg->errmsg), "%s", msg ? msg : "");
+	/* libpq messages end with a newline and may span lines: keep the first line. */
+	pg->errmsg[strcspn(pg->errmsg, "\n")] = '\0';
+}
+
+static void
+sb_pg_clear_error(struct sb_pg *pg)
+{
+	pg->sqlstate[0] = '\0';
+	pg->errmsg[0] = '\0';
+}
+
+/* sb_pg_drop forgets the current connection; the next call reconnects at once. */
+static void
+sb_pg_drop(struct sb_pg *pg)
+{
+	if (pg->conn != NULL)
+		PQfinish(pg->conn);
+	pg->conn = NULL;
+	if (pg->in_tx)
+		pg->tx_lost = 1;
+	pg->in_tx = 0;
+	if (pg->nstmts > 0)
+		memset(pg->prepared, 0, pg->nstmts);
+	pg->next_attempt_ms = 0;
+	sb_backoff_reset(&pg->backoff);
+}
+
+/* sb_pg_schedule_retry spaces the next connection attempt after a failed one. */
+static void
+sb_pg_schedule_retry(struct sb_pg *pg)
+{
+	uint32_t d = sb_backoff_next(&pg->backoff);
+	if (d < pg->backoff.base_ms / 2)
+		d = pg->backoff.base_ms / 2; /* never retry in a tight loop */
+	pg->next_attempt_ms = sb_time_mono_ms() + d;
+}
+
+static int sb_pg_prepare(struct sb_pg *pg, size_t i);
+
+/* Server notices (e.g. "already exists, skipping") go to the log, not to stderr. */
+static void
+sb_pg_notice(void *arg, const char *message)
+{
+	(void)arg;
+	char line[256];
+	snprintf(line, sizeof(line), "%s", message);
+	line[strcspn(line, "\n")] = '\0';
+	sb_log_kv(SB_LOG_DEBUG, "postgres notice", "notice", line, NULL);
+}
+
+/* sb_pg_connect connects if there is no connection and an attempt is due. */
+static int
+sb_pg_connect(struct sb_pg *pg)
+{
+	if (pg->conn != NULL) {
+		if (PQstatus(pg->conn) == CONNECTION_OK)
+			return 0;
+		sb_pg_drop(pg);
+	}
+	int64_t now = sb_time_mono_ms();
+	if (now < pg->next_attempt_ms) {
+		char msg[128];
+		snprintf(msg, sizeof(msg), "database unavailable; next attempt in %lld ms",
+		         (long long)(pg->next_attempt_ms - now));
+		sb_pg_set_error(pg, "", msg);
+		return SB_EUNAVAIL;
+	}
+	/* connect_timeout first, so that one given in the DSN (expanded from dbname) wins. */
+	const char *keys[] = { "connect_timeout", "dbname", NULL };
+	const char *vals[] = { pg->connect_timeout, pg->dsn, NULL };
+	PGconn *c = PQconnectdbParams(keys, vals, 1);
+	if (c == NULL) {
+		sb_pg_set_error(pg, "", "out of memory");
+		sb_pg_schedule_retry(pg);
+		return SB_ENOMEM;
+	}
+	if (PQstatus(c) != CONNECTION_OK) {
+		sb_pg_set_error(pg, "", PQerrorMessage(c));
+		PQfinish(c);
+		sb_pg_schedule_retry(pg);
+		sb_log_kv(SB_LOG_DEBUG, "postgres connect failed", "error", pg->errmsg, NULL);
+		return SB_EUNAVAIL;
+	}
+	pg->conn = c;
+	PQsetNoticeProcessor(c, sb_pg_notice, NULL);
+	sb_backoff_reset(&pg->backoff);
+	pg->next_attempt_ms = 0;
+	if (pg->ever_connected) {
+		pg->reconnects++;
+		sb_series_inc(sb_pg_m.reconnects);
+		sb_log_kv(SB_LOG_INFO, "postgres reconnected", NULL);
+	}
+	pg->ever_connected = 1;
+	for (size_t i = 0; i < pg->nstmts; i++) {
+		int rv = sb_pg_prepare(pg, i);
+		if (rv == SB_EUNAVAIL)
+			return rv;
+		/* Other failures (missing table before migrations) are retried on first use. */
+	}
+	sb_pg_clear_error(pg);
+	return 0;
+}
+
+/* sb_pg_series returns the duration series of statement i (nstmts: plain SQL). */
+static struct sb_series *
+sb_pg_series(struct sb_pg *pg, size_t i)
+{
+	if (pg->series[i] == NULL)
+		pg->series[i] =
+		    sb_metric_with(sb_pg_m.duration, i < pg->nstmts ? pg->stmts[i].name : "sql");
+	return pg->series[i];
+}
+
+/* sb_pg_result turns a libpq result into 0 (*out gets it, or it is cleared) or an error. */
+static int
+sb_pg_result(struct sb_pg *pg, PGresult *r, size_t label, int64_t t0, PGresult **out)
+{
+	sb_series_observe(sb_pg_series(pg, label), (double)(sb_pg_now_ns() - t0) / 1e9);
+
+	if (r == NULL) {
+		if (PQstatus(pg->conn) != CONNECTION_OK) {
+			sb_pg_set_error(pg, "", PQerrorMessage(pg->conn));
+			sb_pg_drop(pg);
+			return SB_EUNAVAIL;
+		}
+		sb_pg_set_error(pg, "", "out of memory");
+		return SB_ENOMEM;
+	}
+	ExecStatusType st = PQresultStatus(r);
+	int ret = 0;
+	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || st == PGRES_EMPTY_QUERY) {
+		sb_pg_clear_error(pg);
+	} else if (st == PGRES_FATAL_ERROR || st == PGRES_NONFATAL_ERROR ||
+	           st == PGRES_BAD_RESPONSE) {
+		const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+		const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+		sb_pg_set_error(pg, state, msg ? msg : PQresultErrorMessage(r));
+		ret = sb_pg_sqlstate_err(state);
+		if (PQstatus(pg->conn) != CONNECTION_OK ||
+		    sb_pg_sqlstate_class(state) == SB_PG_CONNECTION) {
+			if (pg->errmsg[0] == '\0')
+				sb_pg_set_error(pg, state, PQerrorMessage(pg->conn));
+			PQclear(r);
+			sb_pg_drop(pg);
+			return SB_EUNAVAIL;
+		}
+	} else {
+		/* COPY and other streaming states are not handled here: use sb_pg_conn. */
+		sb_pg_set_error(pg, "", "unsupported result status (COPY needs sb_pg_conn)");
+		PQclear(r);
+		sb_pg_drop(pg);
+		return SB_EINVAL;
+	}
+	PGTransactionStatusType ts2 = PQtransactionStatus(pg->conn);
+	pg->in_tx = ts2 == PQTRANS_INTRANS || ts2 == PQTRANS_INERROR;
+	if (ret == 0 && out != NULL)
+		*out = r;
+	else
+		PQclear(r);
+	return ret;
+}
+
+static int
+sb_pg_prepare(struct sb_pg *pg, size_t i)
+{
+	const struct sb_pg_stmt *s = &pg->stmts[i];
+	int64_t t0 = sb_pg_now_ns();
+	PGresult *r = PQprepare(pg->conn, s->name, s->sql, s->nparams, NULL);
+	int rv = sb_pg_result(pg, r, i, t0, NULL);
+	if (rv == 0)
+		pg->prepared[i] = 1;
+	else if (rv != SB_EUNAVAIL)
+		sb_log_kv(SB_LOG_DEBUG, "postgres prepare failed", "statement", s->name, "error",
+		          pg->errmsg, NULL);
+	return rv;
+}
+
+/* sb_pg_enter starts every call: clears the last error and makes sure of a connection. */
+static int
+sb_pg_enter(struct sb_pg *pg, PGresult **res)
+{
+	if (res != NULL)
+		*res = NULL;
+	sb_pg_clear_error(pg);
+	if (pg->tx_lost) {
+		sb_pg_set_error(pg, "08006",
+		                "the transaction was lost with its connection; "
+		                "roll back and start again");
+		return SB_EUNAVAIL;
+	}
+	return sb_pg_connect(pg);
+}
+
+int
+sb_pg_open_opts(const char *dsn, const struct sb_pg_stmt *stmts, const struct sb_pg_opts *opts,
+                struct sb_pg **out)
+{
+	*out = NULL;
+	if (dsn == NULL)
+		return SB_EINVAL;
+	char *perr = NULL;
+	PQconninfoOption *parsed = PQconninfoParse(dsn, &perr);
+	if (parsed == NULL) {
+		/* libpq may quote part of the DSN; URIs are masked by sb_log, key=value
+		 * passwords are not, so their detail is left out. */
+		const char *why = perr == NULL ? "out of memory"
+		                  : strstr(dsn, "password") != NULL
+		                      ? "(detail hidden: DSN has a password)"
+		                      : perr;
+		sb_log_kv(SB_LOG_ERROR, "invalid PostgreSQL DSN", "error", why, NULL);
+		int rv = perr ? SB_EINVAL : SB_ENOMEM;
+		PQfreemem(perr);
+		return rv;
+	}
+	PQconninfoFree(parsed);
+	pthread_once(&sb_pg_m.once, sb_pg_metrics_init);
+
+	int ret = SB_ENOMEM;
+	struct sb_pg *pg = calloc(1, sizeof(*pg));
+	if (pg == NULL)
+		return SB_ENOMEM;
+	pg->stmts = stmts;
+	while (stmts != NULL && stmts[pg->nstmts].name != NULL)
+		pg->nstmts++;
+	if ((pg->dsn = strdup(dsn)) == NULL)
+		goto fail;
+	if (pg->nstmts > 0 && (pg->prepared = calloc(pg->nstmts, 1)) == NULL)
+		goto fail;
+	if ((pg->series = calloc(pg->nstmts + 1, sizeof(*pg->series))) == NULL)
+		goto fail;
+	int ct = opts && opts->connect_timeout_s > 0 ? opts->connect_timeout_s
+	                                             : SB_PG_DEFAULT_CONNECT_TIMEOUT_S;
+	int base = opts && opts->backoff_base_ms > 0 ? opts->backoff_base_ms
+	                                             : SB_PG_DEFAULT_BACKOFF_BASE_MS;
+	int max =
+	    opts && opts->backoff_max_ms > 0 ? opts->backoff_max_ms : SB_PG_DEFAULT_BACKOFF_MAX_MS;
+	if (max < base)
+		max = base;
+	snprintf(pg->connect_timeout, sizeof(pg->connect_timeout), "%d", ct);
+	sb_backoff_init(&pg->backoff, (uint32_t)base, (uint32_t)max);
+	/* A first attempt now; a database that is down is not an error here. */
+	if (sb_pg_connect(pg) != 0)
+		sb_log_kv(SB_LOG_WARN, "postgres not reachable yet; will retry", "error",
+		          pg->errmsg, NULL);
+	*out = pg;
+	return 0;
+fail:
+	sb_pg_close(pg);
+	return ret;
+}
+
+int
+sb_pg_open(const char *dsn, const struct sb_pg_stmt *stmts, struct sb_pg **out)
+{
+	return sb_pg_open_opts(dsn, stmts, NULL, out);
+}
+
+void
+sb_pg_close(struct sb_pg *pg)
+{
+	if (pg == NULL)
+		return;
+	if (pg->conn != NULL)
+		PQfinish(pg->conn);
+	if (pg->dsn != NULL) {
+		explicit_bzero(pg->dsn, strlen(pg->dsn));
+		free(pg->dsn);
+	}
+	free(pg->prepared);
+	free(pg->series);
+	free(pg);
+}
+
+int
+sb_pg_exec_prepared(struct sb_pg *pg, const char *name, int nparams, const char *const *params,
+                    PGresult **res)
+{
+	if (res != NULL)
+		*res = NULL;
+	if (name == NULL || nparams < 0) {
+		sb_pg_set_error(pg, "", "invalid statement name or parameter count");
+		return SB_EINVAL;
+	}
+	size_t i = 0;
+	while (i < pg->nstmts && strcmp(pg->stmts[i].name, name) != 0)
+		i++;
+	if (i == pg->nstmts) {
+		sb_pg_set_error(pg, "", "no such prepared statement");
+		return SB_ENOTFOUND;
+	}
+	if (nparams != pg->stmts[i].nparams) {
+		sb_pg_set_error(pg, "", "wrong number of parameters");
+		return SB_EINVAL;
+	}
+	int rv = sb_pg_enter(pg, res);
+	if (rv != 0)
+		return rv;
+	if (!pg->prepared[i] && (rv = sb_pg_prepare(pg, i)) != 0)
+		return rv;
+	int64_t t0 = sb_pg_now_ns();
+	PGresult *r = PQexecPrepared(pg->conn, name, nparams, params, NULL, NULL, 0);
+	return sb_pg_result(pg, r, i, t0, res);
+}
+
+int
+sb_pg_exec_params(struct sb_pg *pg, const char *sql, int nparams, const char *const *params,
+                  PGresult **res)
+{
+	int rv = sb_pg_enter(pg, res);
+	if (rv != 0)
+		return rv;
+	int64_t t0 = sb_pg_now_ns();
+	PGresult *r = PQexecParams(pg->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+	return sb_pg_result(pg, r, pg->nstmts, t0, res);
+}
+
+int
+sb_pg_exec(struct sb_pg *pg, const char *sql, PGresult **res)
+{
+	int rv = sb_pg_enter(pg, res);
+	if (rv != 0)
+		return rv;
+	int64_t t0 = sb_pg_now_ns();
+	PGresult *r = PQexec(pg->conn, sql);
+	return sb_pg_result(pg, r, pg->nstmts, t0, res);
+}
+
+int
+sb_pg_begin(struct sb_pg *pg)
+{
+	pg->tx_lost = 0;
+	return sb_pg_exec(pg, "BEGIN", NULL);
+}
+
+int
+sb_pg_commit(struct sb_pg *pg)
+{
+	return sb_pg_exec(pg, "COMMIT", NULL);
+}
+
+int
+sb_pg_rollback(struct sb_pg *pg)
+{
+	pg->tx_lost = 0;
+	sb_pg_clear_error(pg);
+	if (pg->conn == NULL || PQstatus(pg->conn) != CONNECTION_OK)
+		return 0; /* the server rolls back what it had; no reconnect just for this */
+	if (!pg->in_tx)
+		return 0;
+	int rv = sb_pg_exec(pg, "ROLLBACK", NULL);
+	return rv == SB_EUNAVAIL ? 0 : rv;
+}
+
+int
+sb_pg_ping(struct sb_pg *pg, char *detail, size_t n)
+{
+	if (pg == NULL) {
+		snprintf(detail, n, "no connection object");
+		return SB_EINVAL;
+	}
+	if (pg->in_tx || pg->tx_lost) {
+		snprintf(detail, n, "connection busy in a transaction");
+		return SB_EBUSY;
+	}
+	PGresult *r = NULL;
+	int rv = sb_pg_exec(pg, "SELECT 1", &r);
+	PQclear(r);
+	if (rv != 0)
+		snprintf(detail, n, "%s", pg->errmsg[0] ? pg->errmsg : sb_strerror(rv));
+	return rv;
+}
+
+const char *
+sb_pg_sqlstate(const struct sb_pg *pg)
+{
+	return pg->sqlstate;
+}
+
+const char *
+sb_pg_errmsg(const struct sb_pg *pg)
+{
+	return pg->errmsg;
+}
+
+int64_t
+sb_pg_retry_after_ms(const struct sb_pg *pg)
+{
+	if (pg->conn != NULL)
+		return 0;
+	int64_t d = pg->next_attempt_ms - sb_time_mono_ms();
+	return d > 0 ? d : 0;
+}
+
+int
+sb_pg_connected(const struct sb_pg *pg)
+{
+	return pg->conn != NULL && PQstatus(pg->conn) == CONNECTION_OK;
+}
+
+uint64_t
+sb_pg_reconnects(const struct sb_pg *pg)
+{
+	return pg->reconnects;
+}
+
+PGconn *
+sb_pg_conn(struct sb_pg *pg)
+{
+	return sb_pg_connected(pg) ? pg->conn : NULL;
+}

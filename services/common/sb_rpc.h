@@ -1,0 +1,207 @@
+/* sb_rpc.h: RPC between services over nng REQ/REP, in the envelope of proto/rpc.proto.
+ *
+ * Server: a service is a table of struct sb_rpc_method rows (method name, request and response
+ * descriptors, handler). N worker threads each own one nng context on a REP socket and run
+ * receive → dispatch → send, so a handler may block (libpq, hiredis). The runtime unpacks the
+ * request, gives the handler an empty response message, packs it on OK, and frees everything
+ * after the reply is sent. Handlers put memory they hand back into the call's arena
+ * (sb_rpc_call_alloc, sb_rpc_call_strdup), so nothing needs to be freed by them.
+ *
+ * Client: one REQ socket shared by any number of threads; one nng context per outstanding call.
+ * nng's resend timer is disabled (NNG_OPT_REQ_RESENDTIME = infinite), so a request is sent at
+ * most once: a reply lost with its connection is reported as UNAVAILABLE, never retried behind
+ * the caller's back. Deadlines travel in the envelope; the server refuses work whose deadline
+ * has passed.
+ *
+ * Codes are gRPC's (Sb__Rpc__Code, SB__RPC__CODE__*). */
+#ifndef SB_RPC_H
+#define SB_RPC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <protobuf-c/protobuf-c.h>
+
+#include "rpc.pb-c.h"
+
+#define SB_RPC_DEFAULT_WORKERS    8
+#define SB_RPC_DEFAULT_MAX_MSG    (4u << 20) /* largest payload accepted, bytes */
+#define SB_RPC_DEFAULT_TIMEOUT_MS 10000      /* sb_rpc_meta.timeout_ms <= 0 */
+#define SB_RPC_DRAIN_RETRY_MS     1000       /* retry_after_ms sent while draining */
+#define SB_RPC_N_CODES            17         /* OK .. UNAUTHENTICATED */
+
+struct sb_rpc_call;   /* one request being served */
+struct sb_rpc_server; /* REP socket and its workers */
+struct sb_rpc_client; /* REQ socket */
+
+/* A handler fills resp (already initialised as an empty message of the row's response type)
+ * and returns an Sb__Rpc__Code; for errors it describes them with sb_rpc_call_error /
+ * sb_rpc_call_violation first. A negative return (an sb_err) is answered INTERNAL. req and
+ * resp belong to the runtime; resp's fields may point into req or into the call's arena (the
+ * response is packed before either is freed), never to memory the handler frees. */
+typedef int (*sb_rpc_handler)(struct sb_rpc_call *call, const void *req, void *resp);
+
+struct sb_rpc_method {
+	const char *name; /* "messages.Send"; NULL ends a table */
+	const ProtobufCMessageDescriptor *req;
+	const ProtobufCMessageDescriptor *resp;
+	sb_rpc_handler fn;
+};
+
+struct sb_rpc_server_opts {
+	const char *url;                     /* listen URL: tcp://127.0.0.1:7102, ipc:///... */
+	int workers;                         /* threads; 0 = SB_RPC_DEFAULT_WORKERS */
+	const struct sb_rpc_method *methods; /* table ended by a NULL name; must outlive server */
+	void *ctx;                           /* server context, given to every call */
+	/* Optional: runs on each worker thread before it serves; sets *state (e.g. a database
+	 * connection). A negative return fails sb_rpc_server_start. */
+	int (*worker_init)(void *ctx, void **state);
+	/* Optional: runs on each worker thread whose worker_init succeeded, when it stops. */
+	void (*worker_fini)(void *ctx, void *state);
+	size_t max_msg; /* largest request payload; 0 = SB_RPC_DEFAULT_MAX_MSG */
+};
+
+/* sb_rpc_code_name returns the upper-case name of an Sb__Rpc__Code ("NOT_FOUND"); never NULL. */
+const char *sb_rpc_code_name(int code);
+
+/* --- server --------------------------------------------------------------------------- */
+
+/* sb_rpc_server_start listens on o->url and starts the workers (each runs worker_init first).
+ * On success *out is the server, freed with sb_rpc_server_free. Returns 0, SB_EINVAL (bad
+ * options or URL), SB_EIO (cannot listen), SB_ENOMEM, or worker_init's error. */
+int sb_rpc_server_start(const struct sb_rpc_server_opts *o, struct sb_rpc_server **out);
+/* sb_rpc_server_port returns the TCP port the server listens on (useful with port 0), or -1
+ * for other transports. */
+int sb_rpc_server_port(const struct sb_rpc_server *srv);
+/* sb_rpc_server_drain stops taking new work: requests that arrive from now on are answered
+ * UNAVAILABLE with retry_after_ms = SB_RPC_DRAIN_RETRY_MS. It waits until every handler in
+ * progress has sent its reply or timeout_ms passes, then closes the socket. Returns 0 when all
+ * work finished, SB_ETIMEDOUT when some handler was still running (sb_rpc_server_free then
+ * waits for it to return). Call once, from one thread; srv stays owned by the caller. */
+int sb_rpc_server_drain(struct sb_rpc_server *srv, int timeout_ms);
+/* sb_rpc_server_free closes the socket (if sb_rpc_server_drain did not), waits for the workers
+ * to return from their handlers, runs worker_fini on each and frees srv. NULL is allowed. */
+void sb_rpc_server_free(struct sb_rpc_server *srv);
+
+/* --- inside a handler: the call ------------------------------------------------------- */
+
+/* sb_rpc_call_method returns the method name; valid during the call. */
+const char *sb_rpc_call_method(const struct sb_rpc_call *call);
+/* sb_rpc_call_principal returns the caller's principal from the envelope, or NULL. */
+const Sb__Rpc__Principal *sb_rpc_call_principal(const struct sb_rpc_call *call);
+/* sb_rpc_call_traceparent returns the W3C traceparent of the envelope, "" when absent. */
+const char *sb_rpc_call_traceparent(const struct sb_rpc_call *call);
+/* sb_rpc_call_request_id returns the request id of the envelope, "" when absent. */
+const char *sb_rpc_call_request_id(const struct sb_rpc_call *call);
+/* sb_rpc_call_deadline_ms returns the absolute deadline (Unix epoch ms), 0 when none. */
+int64_t sb_rpc_call_deadline_ms(const struct sb_rpc_call *call);
+/* sb_rpc_call_remaining_ms returns the milliseconds left before the deadline (0 when passed,
+ * INT64_MAX when the request has none). */
+int64_t sb_rpc_call_remaining_ms(const struct sb_rpc_call *call);
+/* sb_rpc_call_worker_state returns what worker_init stored for this worker thread, or NULL. */
+void *sb_rpc_call_worker_state(const struct sb_rpc_call *call);
+/* sb_rpc_call_server_ctx returns the ctx of the server options. */
+void *sb_rpc_call_server_ctx(const struct sb_rpc_call *call);
+
+/* sb_rpc_call_alloc returns n zeroed bytes (max_align_t aligned) that live until the reply has
+ * been sent; NULL on ENOMEM. Never free them. */
+void *sb_rpc_call_alloc(struct sb_rpc_call *call, size_t n);
+/* sb_rpc_call_strdup copies s into the call's arena (NULL s gives ""); NULL on ENOMEM. */
+char *sb_rpc_call_strdup(struct sb_rpc_call *call, const char *s);
+/* sb_rpc_call_error sets the reply's message (printf format) and returns code, so that a
+ * handler can `return sb_rpc_call_error(call, SB__RPC__CODE__NOT_FOUND, "no %s", id);`. */
+int sb_rpc_call_error(struct sb_rpc_call *call, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* sb_rpc_call_violation adds one field violation to the reply (both strings copied). Returns 0
+ * or SB_ENOMEM. */
+int sb_rpc_call_violation(struct sb_rpc_call *call, const char *field_path, const char *reason);
+/* sb_rpc_call_retry_after sets the reply's retry_after_ms (with UNAVAILABLE or
+ * RESOURCE_EXHAUSTED). */
+void sb_rpc_call_retry_after(struct sb_rpc_call *call, int64_t ms);
+
+/* --- client --------------------------------------------------------------------------- */
+
+struct sb_rpc_meta {
+	const Sb__Rpc__Principal *principal; /* NULL: none */
+	const char *traceparent;             /* NULL: none */
+	const char *request_id;              /* NULL: none */
+	int64_t timeout_ms;                  /* relative; <= 0 means SB_RPC_DEFAULT_TIMEOUT_MS */
+};
+
+struct sb_rpc_result {
+	int code;                        /* Sb__Rpc__Code */
+	const char *message;             /* never NULL ("" when none) */
+	size_t n_violations;             /* from the server's reply */
+	Sb__Rpc__Violation **violations; /* n_violations entries */
+	int64_t retry_after_ms;
+	ProtobufCMessage *resp;    /* unpacked with resp_desc when code is OK, else NULL */
+	Sb__Rpc__Response *sb_env; /* private: the unpacked envelope the above point into */
+};
+
+/* sb_rpc_client_open creates a client for url without waiting for the server (the dial is
+ * non-blocking and nng redials by itself after a server restart). On success *out is freed
+ * with sb_rpc_client_free. Returns 0, SB_EINVAL (bad URL) or SB_ENOMEM/SB_EIO. */
+int sb_rpc_client_open(const char *url, struct sb_rpc_client **out);
+/* sb_rpc_client_free closes the socket; outstanding async calls complete with CANCELLED (their
+ * callbacks run before this returns). Must not be called from an RPC callback. NULL allowed. */
+void sb_rpc_client_free(struct sb_rpc_client *cli);
+
+/* sb_rpc_call sends method(req) and blocks until the reply or the deadline; safe from any
+ * thread except an nng callback. On return 0, *res holds the outcome (res->code): the unpacked
+ * response on OK, the server's message and violations otherwise. A deadline that passes, also
+ * while the server is unreachable, gives DEADLINE_EXCEEDED; a connection lost after the
+ * request was sent gives UNAVAILABLE (the request is not resent: it may or may not have run).
+ * The caller frees *res with sb_rpc_result_free. Returns SB_EINVAL (bad arguments, method name
+ * over 127 bytes), SB_ENOMEM or SB_ECLOSED without filling *res (it is zeroed). */
+int sb_rpc_call(struct sb_rpc_client *cli, const char *method, const ProtobufCMessage *req,
+                const ProtobufCMessageDescriptor *resp_desc, const struct sb_rpc_meta *meta,
+                struct sb_rpc_result *res);
+
+typedef void (*sb_rpc_done_fn)(struct sb_rpc_result *res, void *arg);
+
+/* sb_rpc_call_async starts the same call without blocking and returns at once; cb(res, arg)
+ * then runs exactly once on an nng thread (it must not block). cb owns the contents of *res
+ * and frees them with sb_rpc_result_free (copy the struct out to keep them: *res itself is
+ * reused after cb returns). req and meta are copied before this returns. Returns 0, or
+ * SB_EINVAL/SB_ENOMEM/SB_ECLOSED and then cb never runs. */
+int sb_rpc_call_async(struct sb_rpc_client *cli, const char *method, const ProtobufCMessage *req,
+                      const ProtobufCMessageDescriptor *resp_desc, const struct sb_rpc_meta *meta,
+                      sb_rpc_done_fn cb, void *arg);
+
+/* sb_rpc_result_free frees what res holds and zeroes it; a zeroed res is allowed. */
+void sb_rpc_result_free(struct sb_rpc_result *res);
+
+/* --- internal to sb_rpc*.c; services never use what follows ------------------------------ */
+
+struct sb_rpc_chunk;
+struct sb_rpc_call {
+	const Sb__Rpc__Request *env; /* the unpacked envelope */
+	const char *method;
+	void *srv_ctx;
+	void *state;
+	struct sb_rpc_chunk *arena; /* newest chunk first; the last one is kept between calls */
+	char *message;
+	Sb__Rpc__Violation **violations;
+	size_t n_violations, cap_violations;
+	int64_t retry_after_ms;
+};
+
+struct sb_metric;
+struct sb_series;
+
+/* sb_rpc_call.c */
+int64_t sb__rpc_now_epoch_ms(void);
+double sb__rpc_now_mono(void);
+void sb__rpc_call_init(struct sb_rpc_call *call, void *srv_ctx, void *state);
+void sb__rpc_call_reset(struct sb_rpc_call *call);
+void sb__rpc_call_fini(struct sb_rpc_call *call);
+/* sb_rpc_metrics.c: series of one method, created on first use and cached here. */
+struct sb_rpc_mstats {
+	_Atomic(struct sb_series *) duration;
+	_Atomic(struct sb_series *) codes[SB_RPC_N_CODES];
+};
+void sb__rpc_metrics_server(const char *method, struct sb_rpc_mstats *ms, int code, double secs);
+void sb__rpc_metrics_client(const char *method, struct sb_rpc_mstats *ms, int code, double secs);
+void sb__rpc_metrics_in_flight(int delta);
+
+#endif

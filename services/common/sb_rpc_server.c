@@ -1,0 +1,544 @@
+/* sb_rpc_server.c: the RPC server.
+ *
+ * The nng side is a set of slots, each one nng context on the REP socket with one aio whose
+ * callback runs the state machine RECV → (queued) → SEND → RECV and never blocks. A received
+ * request goes onto one work queue; worker threads take requests from it, run the handler
+ * (which may block: libpq) and start the reply's send. A busy worker takes the next request
+ * without sleeping, so under load a request costs no thread wake-up beyond nng's own. */
+#include "sb_rpc.h"
+#include "sb_err.h"
+#include "sb_log.h"
+#include "sb_util_trace.h"
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <nng/transport/tcp/tcp.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define SB_RPC_ENVELOPE_SLACK 65536 /* bytes of envelope allowed beyond max_msg */
+
+enum sb_rpc_sstate { SB_RPC_S_RECV, SB_RPC_S_WORK, SB_RPC_S_SEND };
+
+struct sb_rpc_sslot {
+	struct sb_rpc_server *srv;
+	nng_ctx ctx;
+	nng_aio *aio;
+	enum sb_rpc_sstate state;
+	bool counted;              /* in srv->in_flight */
+	nng_msg *msg;              /* while queued or worked on */
+	struct sb_rpc_sslot *next; /* work queue link */
+};
+
+struct sb_rpc_worker {
+	struct sb_rpc_server *srv;
+	pthread_t thread;
+	bool thread_started;
+	void *state;
+	int init_rc; /* worker_init's result */
+	struct sb_rpc_call call;
+};
+
+struct sb_rpc_server {
+	struct sb_rpc_server_opts o;
+	nng_socket sock;
+	nng_listener listener;
+	int port;
+	int n_workers;
+	struct sb_rpc_worker *workers;
+	int n_slots;
+	struct sb_rpc_sslot *slots;
+	struct sb_rpc_mstats *mstats; /* one per method row */
+	struct sb_rpc_mstats unknown; /* unknown methods and malformed envelopes */
+	atomic_bool draining;
+	atomic_int in_flight; /* requests taken on and not yet answered */
+	pthread_mutex_t mu;   /* guards what follows, and drain's wait */
+	pthread_cond_t cv;    /* worker_init done; in_flight reached 0 while draining */
+	pthread_cond_t work_cv;
+	struct sb_rpc_sslot *work_head, *work_tail;
+	int idle; /* workers waiting on work_cv */
+	bool stopping;
+	int inited; /* workers that finished worker_init */
+	bool closed;
+	_Atomic int64_t warned_at; /* second of the last bad-request warning */
+};
+
+/* sb_rpc_server_log_ok limits warnings about bad requests (a peer controls how many arrive) to
+ * one a second; the metrics still count every one. */
+static bool
+sb_rpc_server_log_ok(struct sb_rpc_server *srv)
+{
+	int64_t now = sb__rpc_now_epoch_ms() / 1000, prev = atomic_load(&srv->warned_at);
+
+	return prev != now && atomic_compare_exchange_strong(&srv->warned_at, &prev, now);
+}
+
+static const struct sb_rpc_method *
+sb_rpc_server_find(struct sb_rpc_server *srv, const char *name, struct sb_rpc_mstats **ms)
+{
+	for (size_t i = 0; srv->o.methods[i].name != NULL; i++) {
+		if (strcmp(srv->o.methods[i].name, name) == 0) {
+			*ms = &srv->mstats[i];
+			return &srv->o.methods[i];
+		}
+	}
+	*ms = &srv->unknown;
+	return NULL;
+}
+
+/* sb_rpc_server_invoke runs the handler of m on the call's payload and packs its response into
+ * *out (call arena). Returns the code. */
+static int
+sb_rpc_server_invoke(struct sb_rpc_server *srv, struct sb_rpc_call *call,
+                     const struct sb_rpc_method *m, ProtobufCBinaryData *out)
+{
+	const Sb__Rpc__Request *env = call->env;
+	ProtobufCMessage *req;
+	void *resp;
+	struct sb_trace_ctx tc;
+	char trace[SB_TRACE_ID_HEX + 1] = "";
+	int code;
+	size_t n;
+
+	if (env->payload.len > srv->o.max_msg)
+		return sb_rpc_call_error(call, SB__RPC__CODE__INVALID_ARGUMENT,
+		                         "payload of %zu bytes exceeds the limit of %zu",
+		                         env->payload.len, srv->o.max_msg);
+	req = protobuf_c_message_unpack(m->req, NULL, env->payload.len, env->payload.data);
+	if (req == NULL)
+		return sb_rpc_call_error(call, SB__RPC__CODE__INVALID_ARGUMENT,
+		                         "payload is not a valid %s", m->req->name);
+	if ((resp = sb_rpc_call_alloc(call, m->resp->sizeof_message)) == NULL) {
+		protobuf_c_message_free_unpacked(req, NULL);
+		return sb_rpc_call_error(call, SB__RPC__CODE__RESOURCE_EXHAUSTED, "out of memory");
+	}
+	protobuf_c_message_init(m->resp, resp);
+
+	if (sb_trace_parse(env->traceparent, &tc) == 0)
+		sb_trace_id_hex(&tc, trace);
+	sb_log_set_context(trace[0] ? trace : NULL, env->request_id);
+	code = m->fn(call, req, resp);
+	if (code < 0) {
+		SB_ERROR("rpc %s: handler failed: %s", m->name, sb_strerror(code));
+		code = sb_rpc_call_error(call, SB__RPC__CODE__INTERNAL, "internal error");
+	} else if (code >= SB_RPC_N_CODES) {
+		SB_ERROR("rpc %s: handler returned invalid code %d", m->name, code);
+		code = sb_rpc_call_error(call, SB__RPC__CODE__UNKNOWN, "invalid status code");
+	}
+	sb_log_set_context(NULL, NULL);
+
+	/* Packed before req is freed: resp may point into req. */
+	if (code == SB__RPC__CODE__OK) {
+		n = protobuf_c_message_get_packed_size(resp);
+		if ((out->data = sb_rpc_call_alloc(call, n)) == NULL)
+			code = sb_rpc_call_error(call, SB__RPC__CODE__RESOURCE_EXHAUSTED,
+			                         "out of memory");
+		else
+			out->len = protobuf_c_message_pack(resp, out->data);
+	}
+	protobuf_c_message_free_unpacked(req, NULL);
+	return code;
+}
+
+/* sb_rpc_server_reply packs the reply into msg (reused, its body replaced). Returns 0 or -1. */
+static int
+sb_rpc_server_reply(struct sb_rpc_call *call, int code, ProtobufCBinaryData payload, nng_msg *msg)
+{
+	Sb__Rpc__Response r = SB__RPC__RESPONSE__INIT;
+	size_t n;
+
+	r.code = (Sb__Rpc__Code)code;
+	r.message = call->message ? call->message : (char *)"";
+	r.payload = payload;
+	r.n_violations = call->n_violations;
+	r.violations = call->violations;
+	r.retry_after_ms = call->retry_after_ms;
+	n = sb__rpc__response__get_packed_size(&r);
+	nng_msg_clear(msg);
+	if (nng_msg_realloc(msg, n) != 0)
+		return -1;
+	sb__rpc__response__pack(&r, nng_msg_body(msg));
+	return 0;
+}
+
+/* sb_rpc_server_serve answers one request message; msg is reused for the reply. */
+static int
+sb_rpc_server_serve(struct sb_rpc_worker *w, nng_msg *msg)
+{
+	struct sb_rpc_server *srv = w->srv;
+	struct sb_rpc_call *call = &w->call;
+	const struct sb_rpc_method *m = NULL;
+	struct sb_rpc_mstats *ms = &srv->unknown;
+	ProtobufCBinaryData payload = { 0, NULL };
+	Sb__Rpc__Request *env;
+	double t0 = sb__rpc_now_mono();
+	int code, rv;
+
+	env = sb__rpc__request__unpack(NULL, nng_msg_len(msg), nng_msg_body(msg));
+	call->env = env;
+	if (env == NULL || env->method == NULL || env->method[0] == '\0') {
+		code = sb_rpc_call_error(call, SB__RPC__CODE__INVALID_ARGUMENT,
+		                         "malformed request envelope");
+		if (sb_rpc_server_log_ok(srv))
+			SB_WARN("rpc: malformed request envelope (%zu bytes)", nng_msg_len(msg));
+	} else if ((m = sb_rpc_server_find(srv, env->method, &ms)) == NULL) {
+		code = sb_rpc_call_error(call, SB__RPC__CODE__UNIMPLEMENTED, "unknown method");
+		/* The name is the caller's: log at most 64 bytes of it. */
+		if (sb_rpc_server_log_ok(srv))
+			SB_WARN("rpc: unknown method %.64s", env->method);
+	} else if (env->deadline_ms > 0 && env->deadline_ms <= sb__rpc_now_epoch_ms()) {
+		code = sb_rpc_call_error(call, SB__RPC__CODE__DEADLINE_EXCEEDED,
+		                         "deadline passed before the request was served");
+	} else {
+		call->method = m->name;
+		code = sb_rpc_server_invoke(srv, call, m, &payload);
+	}
+	rv = sb_rpc_server_reply(call, code, payload, msg);
+	sb__rpc_metrics_server(m ? m->name : "unknown", ms, code, sb__rpc_now_mono() - t0);
+	if (env != NULL)
+		sb__rpc__request__free_unpacked(env, NULL);
+	sb__rpc_call_reset(call);
+	return rv;
+}
+
+static void
+sb_rpc_server_done_one(struct sb_rpc_server *srv)
+{
+	sb__rpc_metrics_in_flight(-1);
+	if (atomic_fetch_sub(&srv->in_flight, 1) == 1 && atomic_load(&srv->draining)) {
+		pthread_mutex_lock(&srv->mu);
+		pthread_cond_broadcast(&srv->cv);
+		pthread_mutex_unlock(&srv->mu);
+	}
+}
+
+/* sb_rpc_server_refuse turns msg into an UNAVAILABLE reply while draining; it needs no arena,
+ * so it runs in the nng callback. Returns 0 or -1. */
+static int
+sb_rpc_server_refuse(struct sb_rpc_server *srv, nng_msg *msg)
+{
+	Sb__Rpc__Response r = SB__RPC__RESPONSE__INIT;
+	size_t n;
+
+	r.code = SB__RPC__CODE__UNAVAILABLE;
+	r.message = "server is shutting down";
+	r.retry_after_ms = SB_RPC_DRAIN_RETRY_MS;
+	n = sb__rpc__response__get_packed_size(&r);
+	nng_msg_clear(msg);
+	if (nng_msg_realloc(msg, n) != 0)
+		return -1;
+	sb__rpc__response__pack(&r, nng_msg_body(msg));
+	sb__rpc_metrics_server("unknown", &srv->unknown, SB__RPC__CODE__UNAVAILABLE, 0);
+	return 0;
+}
+
+static void
+sb_rpc_sslot_send(struct sb_rpc_sslot *sl, nng_msg *msg)
+{
+	sl->state = SB_RPC_S_SEND;
+	nng_aio_set_msg(sl->aio, msg);
+	nng_ctx_send(sl->ctx, sl->aio);
+}
+
+/* sb_rpc_sslot_cb runs on an nng thread when a slot's receive or send completes. */
+static void
+sb_rpc_sslot_cb(void *arg)
+{
+	struct sb_rpc_sslot *sl = arg;
+	struct sb_rpc_server *srv = sl->srv;
+	int rv = nng_aio_result(sl->aio);
+	nng_msg *msg;
+
+	if (sl->state == SB_RPC_S_SEND) {
+		if (rv != 0)
+			nng_msg_free(nng_aio_get_msg(sl->aio));
+		if (sl->counted) {
+			sl->counted = false;
+			sb_rpc_server_done_one(srv);
+		}
+		if (rv == NNG_ECLOSED)
+			return;
+		sl->state = SB_RPC_S_RECV;
+		nng_ctx_recv(sl->ctx, sl->aio);
+		return;
+	}
+	if (rv == NNG_ECLOSED)
+		return;
+	if (rv != 0) {
+		nng_ctx_recv(sl->ctx, sl->aio);
+		return;
+	}
+	msg = nng_aio_get_msg(sl->aio);
+	/* Count the request in flight before looking at draining: a drain either waits for it
+	 * or this callback sees the drain and refuses it. */
+	atomic_fetch_add(&srv->in_flight, 1);
+	sb__rpc_metrics_in_flight(1);
+	if (atomic_load(&srv->draining)) {
+		sb_rpc_server_done_one(srv);
+		if (sb_rpc_server_refuse(srv, msg) != 0) {
+			nng_msg_free(msg);
+			nng_ctx_recv(sl->ctx, sl->aio);
+			return;
+		}
+		sb_rpc_sslot_send(sl, msg);
+		return;
+	}
+	sl->counted = true;
+	sl->state = SB_RPC_S_WORK;
+	sl->msg = msg;
+	sl->next = NULL;
+	pthread_mutex_lock(&srv->mu);
+	if (srv->work_tail != NULL)
+		srv->work_tail->next = sl;
+	else
+		srv->work_head = sl;
+	srv->work_tail = sl;
+	if (srv->idle > 0)
+		pthread_cond_signal(&srv->work_cv);
+	pthread_mutex_unlock(&srv->mu);
+}
+
+/* sb_rpc_worker_take returns the next queued slot, or NULL when the server stops. */
+static struct sb_rpc_sslot *
+sb_rpc_worker_take(struct sb_rpc_server *srv)
+{
+	struct sb_rpc_sslot *sl;
+
+	pthread_mutex_lock(&srv->mu);
+	while (srv->work_head == NULL && !srv->stopping) {
+		srv->idle++;
+		pthread_cond_wait(&srv->work_cv, &srv->mu);
+		srv->idle--;
+	}
+	if (srv->stopping) {
+		sl = NULL; /* what is still queued is dropped by sb_rpc_server_free */
+	} else if ((sl = srv->work_head) != NULL) {
+		srv->work_head = sl->next;
+		if (srv->work_head == NULL)
+			srv->work_tail = NULL;
+	}
+	pthread_mutex_unlock(&srv->mu);
+	return sl;
+}
+
+static void *
+sb_rpc_worker_main(void *arg)
+{
+	struct sb_rpc_worker *w = arg;
+	struct sb_rpc_server *srv = w->srv;
+	struct sb_rpc_sslot *sl;
+	int rc = 0;
+
+	if (srv->o.worker_init != NULL)
+		rc = srv->o.worker_init(srv->o.ctx, &w->state);
+	pthread_mutex_lock(&srv->mu);
+	w->init_rc = rc < 0 ? rc : 0;
+	srv->inited++;
+	pthread_cond_broadcast(&srv->cv);
+	pthread_mutex_unlock(&srv->mu);
+	if (rc < 0)
+		return NULL;
+	sb__rpc_call_init(&w->call, srv->o.ctx, w->state);
+
+	while ((sl = sb_rpc_worker_take(srv)) != NULL) {
+		nng_msg *msg = sl->msg;
+
+		sl->msg = NULL;
+		if (sb_rpc_server_serve(w, msg) == 0) {
+			sb_rpc_sslot_send(sl, msg); /* the callback settles in_flight */
+		} else {
+			nng_msg_free(msg);
+			sl->counted = false;
+			sb_rpc_server_done_one(srv);
+			sl->state = SB_RPC_S_RECV;
+			nng_ctx_recv(sl->ctx, sl->aio);
+		}
+	}
+	sb__rpc_call_fini(&w->call);
+	if (srv->o.worker_fini != NULL)
+		srv->o.worker_fini(srv->o.ctx, w->state);
+	return NULL;
+}
+
+static void
+sb_rpc_server_close(struct sb_rpc_server *srv)
+{
+	pthread_mutex_lock(&srv->mu);
+	if (srv->closed) {
+		pthread_mutex_unlock(&srv->mu);
+		return;
+	}
+	srv->closed = true;
+	pthread_mutex_unlock(&srv->mu);
+	/* Closing the socket first aborts every worker's pending receive or send. */
+	nng_close(srv->sock);
+}
+
+int
+sb_rpc_server_start(const struct sb_rpc_server_opts *o, struct sb_rpc_server **out)
+{
+	struct sb_rpc_server *srv;
+	size_t n_methods = 0;
+	int ret = SB_EIO, rv;
+
+	*out = NULL;
+	if (o == NULL || o->url == NULL || o->methods == NULL || o->workers < 0 ||
+	    o->workers > 1024)
+		return SB_EINVAL;
+	for (; o->methods[n_methods].name != NULL; n_methods++) {
+		const struct sb_rpc_method *m = &o->methods[n_methods];
+		if (m->req == NULL || m->resp == NULL || m->fn == NULL)
+			return SB_EINVAL;
+	}
+	if ((srv = calloc(1, sizeof(*srv))) == NULL)
+		return SB_ENOMEM;
+	srv->o = *o;
+	if (srv->o.workers == 0)
+		srv->o.workers = SB_RPC_DEFAULT_WORKERS;
+	if (srv->o.max_msg == 0)
+		srv->o.max_msg = SB_RPC_DEFAULT_MAX_MSG;
+	srv->port = -1;
+	pthread_mutex_init(&srv->mu, NULL);
+	pthread_cond_init(&srv->cv, NULL);
+	pthread_cond_init(&srv->work_cv, NULL);
+	srv->n_slots = srv->o.workers * 2;
+	srv->workers = calloc((size_t)srv->o.workers, sizeof(*srv->workers));
+	srv->slots = calloc((size_t)srv->n_slots, sizeof(*srv->slots));
+	srv->mstats = calloc(n_methods + 1, sizeof(*srv->mstats));
+	if (srv->workers == NULL || srv->slots == NULL || srv->mstats == NULL) {
+		ret = SB_ENOMEM;
+		goto fail_nosock;
+	}
+	if ((rv = nng_rep0_open(&srv->sock)) != 0)
+		goto fail_nosock;
+	nng_socket_set_size(srv->sock, NNG_OPT_RECVMAXSZ, srv->o.max_msg + SB_RPC_ENVELOPE_SLACK);
+	for (int i = 0; i < srv->n_slots; i++) {
+		struct sb_rpc_sslot *sl = &srv->slots[i];
+		sl->srv = srv;
+		if (nng_ctx_open(&sl->ctx, srv->sock) != 0 ||
+		    nng_aio_alloc(&sl->aio, sb_rpc_sslot_cb, sl) != 0)
+			goto fail;
+	}
+	for (int i = 0; i < srv->o.workers; i++)
+		srv->workers[i].srv = srv;
+	if ((rv = nng_listen(srv->sock, srv->o.url, &srv->listener, 0)) != 0) {
+		SB_ERROR("rpc: cannot listen on %s: %s", srv->o.url, nng_strerror(rv));
+		ret = rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP ? SB_EINVAL : SB_EIO;
+		goto fail;
+	}
+	if (strncmp(srv->o.url, "tcp", 3) == 0)
+		nng_listener_get_int(srv->listener, NNG_OPT_TCP_BOUND_PORT, &srv->port);
+	for (int i = 0; i < srv->o.workers; i++) {
+		struct sb_rpc_worker *w = &srv->workers[i];
+		if (pthread_create(&w->thread, NULL, sb_rpc_worker_main, w) != 0)
+			goto fail;
+		w->thread_started = true;
+		srv->n_workers++;
+	}
+	/* Wait for every worker_init; the first failure fails the start. */
+	ret = 0;
+	pthread_mutex_lock(&srv->mu);
+	while (srv->inited < srv->n_workers)
+		pthread_cond_wait(&srv->cv, &srv->mu);
+	pthread_mutex_unlock(&srv->mu);
+	for (int i = 0; i < srv->n_workers; i++)
+		if (srv->workers[i].init_rc < 0 && ret == 0)
+			ret = srv->workers[i].init_rc;
+	if (ret != 0)
+		goto fail;
+	for (int i = 0; i < srv->n_slots; i++)
+		nng_ctx_recv(srv->slots[i].ctx, srv->slots[i].aio);
+	SB_INFO("rpc: listening on %s with %d workers", srv->o.url, srv->n_workers);
+	*out = srv;
+	return 0;
+fail:
+	if (ret == 0)
+		ret = SB_EIO;
+	sb_rpc_server_free(srv);
+	return ret;
+fail_nosock:
+	pthread_mutex_destroy(&srv->mu);
+	pthread_cond_destroy(&srv->cv);
+	pthread_cond_destroy(&srv->work_cv);
+	free(srv->workers);
+	free(srv->slots);
+	free(srv->mstats);
+	free(srv);
+	return ret;
+}
+
+int
+sb_rpc_server_port(const struct sb_rpc_server *srv)
+{
+	return srv->port;
+}
+
+int
+sb_rpc_server_drain(struct sb_rpc_server *srv, int timeout_ms)
+{
+	struct timespec until;
+	int ret = 0;
+
+	atomic_store(&srv->draining, true);
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += timeout_ms / 1000;
+	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&srv->mu);
+	while (atomic_load(&srv->in_flight) > 0) {
+		if (pthread_cond_timedwait(&srv->cv, &srv->mu, &until) == ETIMEDOUT) {
+			if (atomic_load(&srv->in_flight) > 0)
+				ret = SB_ETIMEDOUT;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&srv->mu);
+	if (ret != 0)
+		SB_WARN("rpc: drain timed out with %d requests in progress",
+		        atomic_load(&srv->in_flight));
+	sb_rpc_server_close(srv);
+	return ret;
+}
+
+void
+sb_rpc_server_free(struct sb_rpc_server *srv)
+{
+	if (srv == NULL)
+		return;
+	atomic_store(&srv->draining, true);
+	sb_rpc_server_close(srv);
+	pthread_mutex_lock(&srv->mu);
+	srv->stopping = true;
+	pthread_cond_broadcast(&srv->work_cv);
+	pthread_mutex_unlock(&srv->mu);
+	for (int i = 0; i < srv->o.workers; i++)
+		if (srv->workers[i].thread_started)
+			pthread_join(srv->workers[i].thread, NULL);
+	/* Every aio is stopped before any is freed; then requests still queued are dropped. */
+	for (int i = 0; i < srv->n_slots; i++)
+		if (srv->slots[i].aio != NULL)
+			nng_aio_stop(srv->slots[i].aio);
+	for (int i = 0; i < srv->n_slots; i++) {
+		if (srv->slots[i].msg != NULL)
+			nng_msg_free(srv->slots[i].msg);
+		if (srv->slots[i].aio != NULL)
+			nng_aio_free(srv->slots[i].aio);
+	}
+	pthread_mutex_destroy(&srv->mu);
+	pthread_cond_destroy(&srv->cv);
+	pthread_cond_destroy(&srv->work_cv);
+	free(srv->workers);
+	free(srv->slots);
+	free(srv->mstats);
+	free(srv);
+}

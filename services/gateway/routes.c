@@ -1,0 +1,91 @@
+/* routes.c: the gateway's route table. Adding an endpoint is a row here plus a handler in the
+ * owning service: the request and response types drive the JSON ⇄ protobuf transcoding. */
+#include "gateway.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "rpc.pb-c.h"
+
+#define GW_HEALTH_ROW(svc)                                                                         \
+	{                                                                                          \
+		"GET", "/v1/health/" svc, NULL, svc, svc ".Health",                                \
+		    &sb__rpc__health_request__descriptor, &sb__rpc__health_response__descriptor,   \
+		    200                                                                            \
+	}
+
+const struct gw_route gw_routes[] = {
+	{ "GET", "/v1/health", gw_health, NULL, NULL, NULL, NULL, 200 },
+	GW_HEALTH_ROW("gateway"),
+	GW_HEALTH_ROW("auth"),
+	GW_HEALTH_ROW("messages"),
+	GW_HEALTH_ROW("outbox"),
+	GW_HEALTH_ROW("files"),
+	GW_HEALTH_ROW("realtime"),
+	GW_HEALTH_ROW("notifier"),
+	GW_HEALTH_ROW("gc"),
+	{ NULL },
+};
+
+/* gw_route_path_match matches path against pattern segment by segment; "{name}" segments
+ * capture one non-empty segment into p. */
+static bool
+gw_route_path_match(const char *pattern, const char *path, struct gw_params *p)
+{
+	p->n = 0;
+	while (*pattern != '\0' && *path != '\0') {
+		if (*pattern == '{') {
+			const char *close = strchr(pattern, '}');
+			const char *end = strchr(path, '/');
+			size_t vlen = end ? (size_t)(end - path) : strlen(path);
+			size_t nlen = (size_t)(close - pattern - 1);
+			if (close == NULL || vlen == 0 || p->n == GW_MAX_PARAMS ||
+			    vlen >= sizeof(p->value[0]) || nlen >= sizeof(p->name[0]))
+				return false;
+			memcpy(p->name[p->n], pattern + 1, nlen);
+			p->name[p->n][nlen] = '\0';
+			memcpy(p->value[p->n], path, vlen);
+			p->value[p->n][vlen] = '\0';
+			p->n++;
+			pattern = close + 1;
+			path += vlen;
+			continue;
+		}
+		if (*pattern != *path)
+			return false;
+		pattern++;
+		path++;
+	}
+	return *pattern == '\0' && *path == '\0';
+}
+
+const struct gw_route *
+gw_route_match(const char *method, const char *path, struct gw_params *p, bool *path_known)
+{
+	*path_known = false;
+	for (const struct gw_route *r = gw_routes; r->method != NULL; r++) {
+		if (!gw_route_path_match(r->pattern, path, p))
+			continue;
+		*path_known = true;
+		if (strcmp(r->method, method) == 0 ||
+		    (strcmp(method, "HEAD") == 0 && strcmp(r->method, "GET") == 0))
+			return r;
+	}
+	return NULL;
+}
+
+void
+gw_route_allow(const char *path, char *out, size_t n)
+{
+	struct gw_params p;
+	size_t used = 0;
+	out[0] = '\0';
+	for (const struct gw_route *r = gw_routes; r->method != NULL; r++) {
+		if (!gw_route_path_match(r->pattern, path, &p) || strstr(out, r->method) != NULL)
+			continue;
+		int w = snprintf(out + used, n - used, "%s%s", used ? ", " : "", r->method);
+		if (w < 0 || (size_t)w >= n - used)
+			break;
+		used += (size_t)w;
+	}
+}

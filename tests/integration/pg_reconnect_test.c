@@ -1,0 +1,227 @@
+/* sb_pg against a real PostgreSQL that restarts: calls during the outage fail with SB_EUNAVAIL
+ * within a bounded time, later calls succeed on the same object (prepared statements too),
+ * a transaction lost with its connection is never committed by accident, SQLSTATEs are kept.
+ * stack: pg
+ * labels: pg
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sb_buf.h"
+#include "sb_err.h"
+#include "sb_metrics.h"
+#include "sb_pg.h"
+
+static const struct sb_pg_stmt stmts[] = {
+	{ "add", "SELECT $1::int + $2::int", 2 },
+	{ "count_kv", "SELECT count(*) FROM pg_reconnect_kv", 0 },
+	{ NULL, NULL, 0 },
+};
+
+static const struct sb_pg_opts opts = { .connect_timeout_s = 3,
+	                                .backoff_base_ms = 50,
+	                                .backoff_max_ms = 400 };
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+}
+
+static void
+restart_cmd(char *cmd, size_t n)
+{
+	const char *bin = getenv("SB_TEST_PG_BIN"), *dir = getenv("SB_TEST_PG_DIR");
+	if (bin == NULL || dir == NULL)
+		fail_msg("SB_TEST_PG_BIN/SB_TEST_PG_DIR unset: run under tests/lib/with-stack.sh");
+	snprintf(cmd, n, "runuser -u postgres -- %s/pg_ctl -D %s -m fast -w restart >/dev/null",
+	         bin, dir);
+}
+
+static struct sb_pg *
+open_pg(void)
+{
+	const char *dsn = getenv("SB_TEST_PG_DSN");
+	if (dsn == NULL)
+		fail_msg("SB_TEST_PG_DSN unset: run under tests/lib/with-stack.sh");
+	struct sb_pg *pg = NULL;
+	assert_int_equal(sb_pg_open_opts(dsn, stmts, &opts, &pg), 0);
+	assert_true(sb_pg_connected(pg));
+	return pg;
+}
+
+/* add runs the prepared statement "add" and returns its value, or the error (negative). */
+static int
+add(struct sb_pg *pg, const char *a, const char *b)
+{
+	const char *params[] = { a, b };
+	PGresult *r = NULL;
+	int rv = sb_pg_exec_prepared(pg, "add", 2, params, &r);
+	if (rv != 0)
+		return rv;
+	int v = atoi(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return v;
+}
+
+static void
+test_sqlstate_and_lazy_prepare(void **state)
+{
+	(void)state;
+	struct sb_pg *pg = open_pg();
+	assert_int_equal(add(pg, "1", "2"), 3);
+	/* count_kv failed to prepare on connect (no table yet); it is prepared on first use. */
+	assert_int_equal(sb_pg_exec_prepared(pg, "count_kv", 0, NULL, NULL), SB_EIO);
+	assert_string_equal(sb_pg_sqlstate(pg), "42P01");
+	assert_int_equal(sb_pg_exec(pg, "CREATE TABLE pg_reconnect_kv (k text PRIMARY KEY)", NULL),
+	                 0);
+	PGresult *r = NULL;
+	assert_int_equal(sb_pg_exec_prepared(pg, "count_kv", 0, NULL, &r), 0);
+	assert_string_equal(PQgetvalue(r, 0, 0), "0");
+	PQclear(r);
+
+	const char *k[] = { "a" };
+	const char *ins = "INSERT INTO pg_reconnect_kv VALUES ($1)";
+	assert_int_equal(sb_pg_exec_params(pg, ins, 1, k, NULL), 0);
+	assert_int_equal(sb_pg_exec_params(pg, ins, 1, k, NULL), SB_EEXIST);
+	assert_string_equal(sb_pg_sqlstate(pg), "23505");
+	assert_int_equal(add(pg, "x", "1"), SB_EINVAL); /* invalid_text_representation */
+	assert_string_equal(sb_pg_sqlstate(pg), "22P02");
+	assert_int_equal(add(pg, "2", "2"), 4);
+	assert_string_equal(sb_pg_sqlstate(pg), "");
+	sb_pg_close(pg);
+}
+
+static void
+test_transaction_lost_with_connection(void **state)
+{
+	(void)state;
+	struct sb_pg *pg = open_pg();
+	assert_int_equal(sb_pg_begin(pg), 0);
+	const char *k[] = { "in-lost-tx" };
+	assert_int_equal(
+	    sb_pg_exec_params(pg, "INSERT INTO pg_reconnect_kv VALUES ($1)", 1, k, NULL), 0);
+	char cmd[512];
+	restart_cmd(cmd, sizeof(cmd));
+	assert_int_equal(system(cmd), 0);
+
+	/* The call that meets the dead connection fails; later ones too, until rollback. */
+	assert_int_equal(sb_pg_exec(pg, "SELECT 1", NULL), SB_EUNAVAIL);
+	assert_int_equal(add(pg, "1", "1"), SB_EUNAVAIL);
+	assert_int_equal(sb_pg_commit(pg), SB_EUNAVAIL);
+	assert_non_null(strstr(sb_pg_errmsg(pg), "transaction was lost"));
+	assert_int_equal(sb_pg_rollback(pg), 0);
+
+	/* Same object, no reopen: it reconnects and re-prepares. */
+	int v = SB_EUNAVAIL;
+	for (int i = 0; i < 100 && v == SB_EUNAVAIL; i++) {
+		v = add(pg, "20", "22");
+		if (v == SB_EUNAVAIL)
+			sleep_ms(100);
+	}
+	assert_int_equal(v, 42);
+	assert_int_equal(sb_pg_reconnects(pg), 1);
+	PGresult *r = NULL;
+	assert_int_equal(sb_pg_exec_prepared(pg, "count_kv", 0, NULL, &r), 0);
+	assert_string_equal(PQgetvalue(r, 0, 0), "1"); /* the lost insert is not there */
+	PQclear(r);
+	sb_pg_close(pg);
+}
+
+static void
+test_outage_during_restart(void **state)
+{
+	(void)state;
+	struct sb_pg *pg = open_pg();
+	assert_int_equal(add(pg, "1", "2"), 3);
+	char cmd[512];
+	restart_cmd(cmd, sizeof(cmd));
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		_exit(127);
+	}
+	/* Hammer the database while it restarts; record what the calls return and how long. */
+	int unavail = 0, ok_after = 0, other = 0, restarted = 0;
+	int64_t worst = 0, t_end = now_ms() + 20000;
+	while (now_ms() < t_end) {
+		int64_t t0 = now_ms();
+		int v = add(pg, "2", "3");
+		int64_t took = now_ms() - t0;
+		if (took > worst)
+			worst = took;
+		if (v == SB_EUNAVAIL) {
+			unavail++;
+			assert_true(sb_pg_retry_after_ms(pg) <= 400);
+		} else if (v == 5) {
+			ok_after += unavail > 0;
+		} else {
+			other++;
+			fprintf(stderr, "unexpected result %d: %s\n", v, sb_pg_errmsg(pg));
+		}
+		if (!restarted) {
+			int st = 0;
+			if (waitpid(pid, &st, WNOHANG) == pid) {
+				restarted = 1;
+				assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+			}
+		}
+		if (restarted && ok_after >= 3)
+			break;
+		sleep_ms(20);
+	}
+	if (!restarted) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		fail_msg("pg_ctl restart did not finish");
+	}
+	fprintf(stderr, "outage: %d unavailable calls, worst call %lld ms, %d reconnects\n",
+	        unavail, (long long)worst, (int)sb_pg_reconnects(pg));
+	assert_true(unavail >= 1);  /* the outage was seen as SB_EUNAVAIL */
+	assert_int_equal(other, 0); /* and as nothing else */
+	assert_true(ok_after >= 3); /* then calls succeed again on the same object */
+	assert_true(worst < 3500);  /* no call hung beyond the connect timeout */
+	assert_true(sb_pg_reconnects(pg) >= 1);
+	char detail[128];
+	assert_int_equal(sb_pg_ping(pg, detail, sizeof(detail)), 0);
+	/* What /metrics shows: both restarts counted, statement latencies by name. */
+	struct sb_buf m = SB_BUF_INIT;
+	assert_int_equal(sb_metrics_render(&m), 0);
+	assert_non_null(strstr(m.data, "pg_reconnects_total 2\n"));
+	assert_non_null(strstr(m.data, "pg_query_duration_seconds_count{statement=\"add\"}"));
+	assert_non_null(strstr(m.data, "pg_query_duration_seconds_count{statement=\"sql\"}"));
+	sb_buf_free(&m);
+	sb_pg_close(pg);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_sqlstate_and_lazy_prepare),
+		cmocka_unit_test(test_transaction_lost_with_connection),
+		cmocka_unit_test(test_outage_during_restart),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

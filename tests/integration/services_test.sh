@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# All eight services against real PostgreSQL, Redis and devbus: each starts from its config,
+# becomes ready only when its dependencies answer, serves /healthz, /ready and /metrics (checked
+# by promtool), answers Health over RPC (through the gateway's /v1/health aggregate and the
+# generic route table), reports a lost dependency on /ready, and exits 0 on SIGTERM.
+# stack: pg,redis,devbus
+# labels: e2e
+set -u
+root=${SB_SOURCE_ROOT:?}
+build=${SB_BUILD_ROOT:?}
+. "$root/tools/stack.sh"
+tmp=${SB_TEST_TMP:?}
+fail=0
+ok() { echo "ok: $*"; }
+bad() { echo "FAIL: $*"; fail=1; }
+
+services=(gateway auth messages outbox files realtime notifier gc)
+declare -A ops rpc pid
+for s in "${services[@]}"; do
+	ops[$s]=$(sb_free_port)
+	rpc[$s]=$(sb_free_port)
+done
+gw_http=$(sb_free_port)
+
+svc_env() { # the environment of every service: dependencies and every peer's RPC URL
+	echo "DATABASE_URL=$SB_TEST_PG_DSN REDIS_URL=$SB_TEST_REDIS_URL KAFKA_BROKERS=$SB_TEST_KAFKA_BROKERS"
+	for p in "${services[@]}"; do
+		echo "SB_${p^^}_RPC_URL=tcp://127.0.0.1:${rpc[$p]}"
+	done
+}
+envs=$(svc_env | tr '\n' ' ')
+mkdir -p "$tmp/logs"
+for s in "${services[@]}"; do
+	# shellcheck disable=SC2086
+	env $envs SB_OPS_PORT=${ops[$s]} SB_RPC_URL=tcp://127.0.0.1:${rpc[$s]} SB_HTTP_PORT=$gw_http \
+		SB_SHUTDOWN_GRACE_MS=3000 "$build/bin/sb-$s" >"$tmp/logs/$s.log" 2>&1 &
+	pid[$s]=$!
+done
+stop_all() {
+	for s in "${services[@]}"; do kill -9 "${pid[$s]}" 2>/dev/null; done
+}
+trap stop_all EXIT
+
+# Every service becomes ready.
+for s in "${services[@]}"; do
+	ready=0
+	for _ in $(seq 1 150); do
+		code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:${ops[$s]}/ready")
+		[ "$code" = 200 ] && { ready=1; break; }
+		sleep 0.2
+	done
+	if [ $ready = 1 ]; then ok "$s ready"; else
+		bad "$s not ready: $(curl -s "http://127.0.0.1:${ops[$s]}/ready")"
+		tail -5 "$tmp/logs/$s.log"
+	fi
+	[ "$(curl -s "http://127.0.0.1:${ops[$s]}/healthz")" = '{"status":"ok"}' ] && ok "$s healthz" || bad "$s healthz"
+	curl -s "http://127.0.0.1:${ops[$s]}/metrics" >"$tmp/$s.metrics"
+	if promtool check metrics <"$tmp/$s.metrics" >"$tmp/$s.promtool" 2>&1 && grep -q '^rpc_server_requests_total\|^process_' "$tmp/$s.metrics"; then
+		ok "$s metrics accepted by promtool"
+	else
+		bad "$s metrics: $(head -5 "$tmp/$s.promtool")"
+	fi
+done
+
+# The gateway's aggregate: all eight services, all ready.
+body=$(curl -s -w '\n%{http_code}' "http://127.0.0.1:$gw_http/v1/health")
+code=$(tail -n1 <<<"$body")
+json=$(head -n -1 <<<"$body")
+n=$(jq '[.services[] | select(.ready == true)] | length' <<<"$json" 2>/dev/null)
+if [ "$code" = 200 ] && [ "$n" = 8 ] && [ "$(jq -r .status <<<"$json")" = ok ]; then
+	ok "GET /v1/health: 8 services ready"
+else
+	bad "GET /v1/health: $code $json"
+fi
+# One service's Health through the generic route table (transcoded from protobuf).
+json=$(curl -s "http://127.0.0.1:$gw_http/v1/health/messages")
+[ "$(jq -r '.service + " " + (.ready|tostring)' <<<"$json")" = "messages true" ] &&
+	jq -e '.dependencies[] | select(.name == "postgres" and .ok == true)' <<<"$json" >/dev/null &&
+	ok "GET /v1/health/messages transcoded" || bad "GET /v1/health/messages: $json"
+# Unknown route and wrong method are problem+json.
+hdr=$(curl -s -D - -o "$tmp/404.json" "http://127.0.0.1:$gw_http/v1/nope")
+grep -qi '^content-type: application/problem+json' <<<"$hdr" && [ "$(jq .status "$tmp/404.json")" = 404 ] &&
+	ok "unknown route 404 problem+json" || bad "unknown route: $hdr"
+hdr=$(curl -s -X DELETE -D - -o "$tmp/405.json" "http://127.0.0.1:$gw_http/v1/health")
+grep -qi '^allow: GET' <<<"$hdr" && [ "$(jq .status "$tmp/405.json")" = 405 ] &&
+	ok "wrong method 405 with Allow" || bad "wrong method: $hdr"
+
+# A dependency lost: Redis down makes auth not ready, naming redis; back up, ready again.
+sb_redis_stop "$tmp"
+sleep 0.5
+r=$(curl -s -w ' %{http_code}' "http://127.0.0.1:${ops[auth]}/ready")
+grep -q ' 503$' <<<"$r" && grep -q '"name":"redis","ok":false' <<<"$r" &&
+	ok "auth not ready without redis" || bad "auth /ready without redis: $r"
+code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$gw_http/v1/health")
+[ "$code" = 503 ] && ok "aggregate health 503 without redis" || bad "aggregate health: $code"
+sb_redis_start "$tmp" "${SB_TEST_REDIS_URL##*:}"
+back=0
+for _ in $(seq 1 50); do
+	[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:${ops[auth]}/ready")" = 200 ] && { back=1; break; }
+	sleep 0.2
+done
+[ $back = 1 ] && ok "auth ready again after redis returned" || bad "auth did not recover"
+
+# SIGTERM: every service exits 0 within its grace period.
+for s in "${services[@]}"; do kill -TERM "${pid[$s]}"; done
+for s in "${services[@]}"; do
+	for _ in $(seq 1 100); do kill -0 "${pid[$s]}" 2>/dev/null || break; sleep 0.1; done
+	if kill -0 "${pid[$s]}" 2>/dev/null; then
+		bad "$s still running 10 s after SIGTERM"
+	else
+		wait "${pid[$s]}"
+		rc=$?
+		[ $rc = 0 ] && ok "$s exited 0 on SIGTERM" || { bad "$s exit status $rc"; tail -5 "$tmp/logs/$s.log"; }
+	fi
+done
+grep -h '"level":"error"' "$tmp"/logs/*.log | head -5
+[ $fail = 0 ] && echo "PASS: services" || echo "FAIL: services"
+exit $fail
