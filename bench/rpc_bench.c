@@ -1,6 +1,9 @@
 /* rpc_bench.c: RPC round trips per second and latency through the runtime (sb_rpc server with
  * an echo handler and sb_rpc client) against a bare nng REQ/REP loop with contexts, same
  * 200-byte payload, same concurrency, same transport, same number of server contexts.
+ * The runtime is measured twice: "worker" runs the echo handler on a worker thread (the
+ * default, what any handler that may block gets), "inline" lists it in inline_methods so it
+ * runs on the nng thread that received the request (for handlers that never block).
  *
  * Usage: rpc_bench [seconds per cell (1)] [url (tcp://127.0.0.1:0)] [rounds (5)]
  *                  [server workers/contexts (4)]
@@ -74,7 +77,51 @@ bench_caller_exit(struct bench_run *r)
 
 /* --- bare nng ------------------------------------------------------------------------- */
 
+/* Context operations may not race nng_close in nng 1.5 (freed memory): they run under the
+ * read side of this lock and close under the write side. */
+struct bare_gate {
+	pthread_rwlock_t lock;
+	atomic_bool closed;
+};
+
+static bool
+bare_enter(struct bare_gate *g)
+{
+	if (pthread_rwlock_tryrdlock(&g->lock) != 0)
+		return false;
+	if (atomic_load(&g->closed)) {
+		pthread_rwlock_unlock(&g->lock);
+		return false;
+	}
+	return true;
+}
+
+static void
+bare_op(struct bare_gate *g, nng_ctx ctx, nng_aio *aio, bool send)
+{
+	if (!bare_enter(g)) {
+		if (send)
+			nng_msg_free(nng_aio_get_msg(aio));
+		return;
+	}
+	if (send)
+		nng_ctx_send(ctx, aio);
+	else
+		nng_ctx_recv(ctx, aio);
+	pthread_rwlock_unlock(&g->lock);
+}
+
+static void
+bare_close(struct bare_gate *g, nng_socket s)
+{
+	atomic_store(&g->closed, true);
+	pthread_rwlock_wrlock(&g->lock);
+	nng_close(s);
+	pthread_rwlock_unlock(&g->lock);
+}
+
 struct bare_srv_ctx {
+	struct bare_gate *g;
 	nng_ctx ctx;
 	nng_aio *aio;
 	bool sending;
@@ -91,21 +138,22 @@ bare_srv_cb(void *arg)
 		if (nng_aio_result(c->aio) == NNG_ECLOSED)
 			return;
 		c->sending = false;
-		nng_ctx_recv(c->ctx, c->aio);
+		bare_op(c->g, c->ctx, c->aio, false);
 		return;
 	}
 	if (c->sending) {
 		c->sending = false;
-		nng_ctx_recv(c->ctx, c->aio);
+		bare_op(c->g, c->ctx, c->aio, false);
 	} else {
 		/* Echo: the request message goes back as the reply. */
 		c->sending = true;
-		nng_ctx_send(c->ctx, c->aio);
+		bare_op(c->g, c->ctx, c->aio, true);
 	}
 }
 
 struct bare_cli_ctx {
 	struct bench_run *run;
+	struct bare_gate *g;
 	nng_ctx ctx;
 	nng_aio *aio;
 	bool sending;
@@ -126,7 +174,7 @@ bare_cli_start(struct bare_cli_ctx *c)
 	c->sending = true;
 	c->t0 = bench_now();
 	nng_aio_set_msg(c->aio, m);
-	nng_ctx_send(c->ctx, c->aio);
+	bare_op(c->g, c->ctx, c->aio, true);
 }
 
 static void
@@ -143,7 +191,7 @@ bare_cli_cb(void *arg)
 			return;
 		}
 		c->sending = false;
-		nng_ctx_recv(c->ctx, c->aio);
+		bare_op(c->g, c->ctx, c->aio, false);
 		return;
 	}
 	if (rv == 0) {
@@ -281,6 +329,7 @@ bench_bare(const char *url, int conc, int workers, double secs, uint32_t *lat, s
 {
 	struct bare_srv_ctx sc[BENCH_MAX_CONC] = { 0 };
 	struct bare_cli_ctx cc[BENCH_MAX_CONC] = { 0 };
+	struct bare_gate gate;
 	nng_socket rep, req;
 	nng_listener l;
 	struct bench_run run;
@@ -289,8 +338,14 @@ bench_bare(const char *url, int conc, int workers, double secs, uint32_t *lat, s
 	double t0;
 
 	bench_run_init(&run, lat, conc);
-	if (nng_rep0_open(&rep) != 0 || nng_req0_open(&req) != 0)
+	pthread_rwlock_init(&gate.lock, NULL);
+	atomic_init(&gate.closed, false);
+	if (nng_rep0_open(&rep) != 0)
 		return -1;
+	if (nng_req0_open(&req) != 0) {
+		nng_close(rep);
+		return -1;
+	}
 	nng_socket_set_ms(req, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
 	if (nng_listen(rep, url, &l, 0) != 0) {
 		fprintf(stderr, "rpc_bench: cannot listen on %s\n", url);
@@ -302,6 +357,7 @@ bench_bare(const char *url, int conc, int workers, double secs, uint32_t *lat, s
 		snprintf(dial, sizeof(dial), "tcp://127.0.0.1:%d", port);
 	}
 	for (int i = 0; i < workers; i++) {
+		sc[i].g = &gate;
 		if (nng_ctx_open(&sc[i].ctx, rep) != 0 ||
 		    nng_aio_alloc(&sc[i].aio, bare_srv_cb, &sc[i]) != 0)
 			goto done;
@@ -313,6 +369,7 @@ bench_bare(const char *url, int conc, int workers, double secs, uint32_t *lat, s
 	}
 	for (int i = 0; i < conc; i++) {
 		cc[i].run = &run;
+		cc[i].g = &gate;
 		if (nng_ctx_open(&cc[i].ctx, req) != 0 ||
 		    nng_aio_alloc(&cc[i].aio, bare_cli_cb, &cc[i]) != 0)
 			goto done;
@@ -322,19 +379,29 @@ bench_bare(const char *url, int conc, int workers, double secs, uint32_t *lat, s
 		bare_cli_start(&cc[i]);
 	ret = bench_finish(&run, t0, secs, out);
 done:
-	nng_close(req);
-	nng_close(rep);
+	bare_close(&gate, req);
+	bare_close(&gate, rep);
+	for (int i = 0; i < BENCH_MAX_CONC; i++) {
+		if (cc[i].aio)
+			nng_aio_stop(cc[i].aio);
+		if (sc[i].aio)
+			nng_aio_stop(sc[i].aio);
+	}
 	for (int i = 0; i < BENCH_MAX_CONC; i++) {
 		if (cc[i].aio)
 			nng_aio_free(cc[i].aio);
 		if (sc[i].aio)
 			nng_aio_free(sc[i].aio);
 	}
+	pthread_rwlock_destroy(&gate.lock);
 	return ret;
 }
 
+static const char *const bench_inline[] = { "bench.Echo", NULL };
+
 static int
-bench_runtime(const char *url, int conc, int workers, double secs, uint32_t *lat, struct cell *out)
+bench_runtime(const char *url, int conc, int workers, bool inl, double secs, uint32_t *lat,
+              struct cell *out)
 {
 	struct sb_rpc_server_opts o = { 0 };
 	struct sb_rpc_server *srv = NULL;
@@ -349,6 +416,7 @@ bench_runtime(const char *url, int conc, int workers, double secs, uint32_t *lat
 	o.url = url;
 	o.workers = workers;
 	o.methods = bench_methods;
+	o.inline_methods = inl ? bench_inline : NULL;
 	if (sb_rpc_server_start(&o, &srv) != 0) {
 		fprintf(stderr, "rpc_bench: cannot start the RPC server on %s\n", url);
 		return -1;
@@ -387,7 +455,7 @@ main(int argc, char **argv)
 	int max_workers = argc > 4 ? atoi(argv[4]) : 4;
 	static const int concs[] = { 1, 64 };
 	uint32_t *lat = malloc(sizeof(uint32_t) * BENCH_MAX_LAT);
-	struct cell bare[2][16], rt[2][16];
+	struct cell bare[2][16], rt[2][16], rti[2][16];
 	int workers;
 
 	if (lat == NULL || secs <= 0 || rounds < 1 || rounds > 16 || max_workers < 1 ||
@@ -401,37 +469,48 @@ main(int argc, char **argv)
 	memset(rt_field, 'x', BENCH_PAYLOAD - 3);
 	rt_field[BENCH_PAYLOAD - 3] = '\0';
 
-	printf("payload %d bytes, %s, %d rounds of %.1f s per cell (bare and runtime alternate), "
-	       "%ld CPUs; median round shown\n",
+	printf("payload %d bytes, %s, %d rounds of %.1f s per cell (bare, runtime with a worker "
+	       "handler and runtime with an inline handler alternate), %ld CPUs; median round "
+	       "shown\n",
 	       BENCH_PAYLOAD, url, rounds, secs, sysconf(_SC_NPROCESSORS_ONLN));
 	for (int r = 0; r < rounds; r++) {
 		for (int i = 0; i < 2; i++) {
 			workers = concs[i] < max_workers ? concs[i] : max_workers;
 			if (bench_bare(url, concs[i], workers, secs, lat, &bare[i][r]) != 0 ||
-			    bench_runtime(url, concs[i], workers, secs, lat, &rt[i][r]) != 0) {
+			    bench_runtime(url, concs[i], workers, false, secs, lat, &rt[i][r]) !=
+			        0 ||
+			    bench_runtime(url, concs[i], workers, true, secs, lat, &rti[i][r]) !=
+			        0) {
 				free(lat);
 				return 1;
 			}
 		}
 	}
-	printf("%-8s %5s %8s %12s %9s %9s %7s\n", "peer", "conc", "server", "rps", "p50_us",
+	printf("%-16s %5s %8s %12s %9s %9s %7s\n", "peer", "conc", "server", "rps", "p50_us",
 	       "p99_us", "errors");
 	for (int i = 0; i < 2; i++) {
-		struct cell *b, *t;
+		const struct {
+			const char *name;
+			struct cell *c;
+		} rows[] = { { "bare", bare[i] },
+			     { "runtime-worker", rt[i] },
+			     { "runtime-inline", rti[i] } };
 
-		qsort(bare[i], (size_t)rounds, sizeof(struct cell), bench_cmp_cell);
-		qsort(rt[i], (size_t)rounds, sizeof(struct cell), bench_cmp_cell);
-		b = &bare[i][rounds / 2];
-		t = &rt[i][rounds / 2];
 		workers = concs[i] < max_workers ? concs[i] : max_workers;
-		printf("%-8s %5d %8d %12.0f %9.0f %9.0f %7ld\n", "bare", concs[i], workers, b->rps,
-		       b->p50_us, b->p99_us, b->errors);
-		printf("%-8s %5d %8d %12.0f %9.0f %9.0f %7ld\n", "runtime", concs[i], workers,
-		       t->rps, t->p50_us, t->p99_us, t->errors);
+		for (size_t k = 0; k < sizeof(rows) / sizeof(rows[0]); k++) {
+			struct cell *c = &rows[k].c[rounds / 2];
+
+			qsort(rows[k].c, (size_t)rounds, sizeof(struct cell), bench_cmp_cell);
+			printf("%-16s %5d %8d %12.0f %9.0f %9.0f %7ld\n", rows[k].name, concs[i],
+			       workers, c->rps, c->p50_us, c->p99_us, c->errors);
+		}
 	}
 	for (int i = 0; i < 2; i++)
-		printf("ratio runtime/bare at conc %d: %.0f%% of throughput (target >= 80%%)\n",
-		       concs[i], 100.0 * rt[i][rounds / 2].rps / bare[i][rounds / 2].rps);
+		printf(
+		    "ratio runtime/bare at conc %d: worker handler %.0f%%, inline handler %.0f%% "
+		    "of throughput (target >= 80%%)\n",
+		    concs[i], 100.0 * rt[i][rounds / 2].rps / bare[i][rounds / 2].rps,
+		    100.0 * rti[i][rounds / 2].rps / bare[i][rounds / 2].rps);
 	free(lat);
 	return 0;
 }

@@ -1,6 +1,8 @@
 # cmake -P script: writes OUT, a C file holding NAME_migrations[] built from FILES (sorted .sql).
-# Each row: version (the leading number of the file name), file name, SQL text.
-set(body "/* Generated from migrations/*.sql by cmake/embed_migrations.cmake. Do not edit. */\n")
+# DIR holds the .sql files. Each row: version (the leading number of the file name), file name, SQL text.
+file(GLOB FILES ${DIR}/*.sql)
+list(SORT FILES)
+set(body "/* Generated from the migrations directory by cmake/embed_migrations.cmake. Do not edit. */\n")
 string(APPEND body "#include \"sb_migrate.h\"\n\nconst struct sb_migration ${NAME}_migrations[] = {\n")
 foreach(f ${FILES})
 	get_filename_component(base ${f} NAME)

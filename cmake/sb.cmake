@@ -56,9 +56,24 @@ function(sb_embed_migrations target name dir)
 	list(SORT sqls)
 	set(out ${CMAKE_CURRENT_BINARY_DIR}/${name}_migrations.c)
 	add_custom_command(OUTPUT ${out}
-		COMMAND ${CMAKE_COMMAND} -DNAME=${name} -DOUT=${out} "-DFILES=${sqls}"
+		COMMAND ${CMAKE_COMMAND} -DNAME=${name} -DOUT=${out} -DDIR=${dir}
 			-P ${SB_SOURCE_ROOT}/cmake/embed_migrations.cmake
 		DEPENDS ${sqls} ${SB_SOURCE_ROOT}/cmake/embed_migrations.cmake
 		COMMENT "Embedding ${name} migrations")
+	target_sources(${target} PRIVATE ${out})
+endfunction()
+
+# sb_embed_files(<target> <name> <dir>): compiles every file under <dir> into a C table
+# `const struct sb_embedded_file <name>_files[]` (path relative to dir, bytes, size; ended by a
+# zeroed row), regenerated when a file changes; a binary serves them without a data directory.
+function(sb_embed_files target name dir)
+	file(GLOB_RECURSE files CONFIGURE_DEPENDS ${dir}/*)
+	list(SORT files)
+	set(out ${CMAKE_CURRENT_BINARY_DIR}/${name}_files.c)
+	add_custom_command(OUTPUT ${out}
+		COMMAND ${CMAKE_COMMAND} -DNAME=${name} -DOUT=${out} -DDIR=${dir}
+			-P ${SB_SOURCE_ROOT}/cmake/embed_files.cmake
+		DEPENDS ${files} ${SB_SOURCE_ROOT}/cmake/embed_files.cmake
+		COMMENT "Embedding ${name} files")
 	target_sources(${target} PRIVATE ${out})
 endfunction()

@@ -37,11 +37,15 @@ if [ ${#missing[@]} -gt 0 ]; then
 	rm -f /usr/sbin/policy-rc.d
 fi
 
-# npm modules used by the tests (independent protocol clients) live in tests/node.
-if [ -f "$here/tests/node/package.json" ]; then
-	stamp="$here/tests/node/node_modules/.sb-stamp"
-	if [ ! -f "$stamp" ] || [ "$here/tests/node/package.json" -nt "$stamp" ]; then
-		(cd "$here/tests/node" && npm install --no-audit --no-fund --loglevel=error)
+# npm modules used by the tests (independent protocol clients, API document validators): each
+# tests/<dir>/package.json is installed in place, again only when it changed.
+for pkg in "$here"/tests/*/package.json; do
+	[ -f "$pkg" ] || continue
+	dir=$(dirname "$pkg")
+	stamp="$dir/node_modules/.sb-stamp"
+	if [ ! -f "$stamp" ] || [ "$pkg" -nt "$stamp" ]; then
+		echo "install-deps: npm install in ${dir#"$here"/}"
+		(cd "$dir" && npm install --no-audit --no-fund --loglevel=error)
 		touch "$stamp"
 	fi
-fi
+done

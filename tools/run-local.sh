@@ -294,6 +294,19 @@ while [ ${#pending[@]} -gt 0 ]; do
 	sleep 0.5
 done
 
+# Dev credentials, once every service is ready: `sb-auth seed-dev` creates the dev tenant, the
+# users alice and bob and the clients admin, alice and bob, and writes their credentials to
+# .run/dev-credentials.json (mode 0600). Idempotent: credentials in the file that still
+# authenticate are reused; a client whose secret was lost gets a new one.
+if [ -n "${svc_pid[auth]:-}" ]; then
+	if env "${common_env[@]}" "$build/bin/sb-auth" seed-dev --out "$run/dev-credentials.json" \
+		>>"$logs/seed-dev.log" 2>&1; then
+		say "dev credentials in $run/dev-credentials.json"
+	else
+		warn "sb-auth seed-dev failed (see $logs/seed-dev.log)"
+	fi
+fi
+
 # ---- running --------------------------------------------------------------------------------
 
 base=http://127.0.0.1:$ingress_port

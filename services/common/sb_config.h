@@ -52,58 +52,24 @@ struct sb_common_cfg {
 
 /* SB_CFG_COMMON(type, member, ops_port, rpc_port) expands to the table rows of the common
  * settings for a config struct `type` embedding struct sb_common_cfg as `member`, with this
- * service's default ports. */
-#define SB_CFG_COMMON(type, member, OPS_PORT, RPC_PORT)                                            \
-	{ "SB_LOG_LEVEL",                                                                          \
-	  SB_CFG_STR,                                                                              \
-	  offsetof(type, member.log_level),                                                        \
-	  "info",                                                                                  \
-	  0,                                                                                       \
-	  0,                                                                                       \
-	  0,                                                                                       \
-	  sb_config_validate_log_level,                                                            \
-	  "Minimum log level: debug, info, warn or error." },                                      \
-	    { "SB_OPS_ADDR",                                                                       \
-	      SB_CFG_STR,                                                                          \
-	      offsetof(type, member.ops_addr),                                                     \
-	      "127.0.0.1",                                                                         \
-	      0,                                                                                   \
-	      0,                                                                                   \
-	      0,                                                                                   \
-	      NULL,                                                                                \
-	      "Address of the ops HTTP server (/healthz, /ready, /metrics)." },                    \
-	    { "SB_OPS_PORT",                                                                       \
-	      SB_CFG_INT,                                                                          \
-	      offsetof(type, member.ops_port),                                                     \
-	      #OPS_PORT,                                                                           \
-	      1,                                                                                   \
-	      65535,                                                                               \
-	      0,                                                                                   \
-	      NULL,                                                                                \
-	      "Port of the ops HTTP server." },                                                    \
-	    { "SB_RPC_URL",                                                                        \
-	      SB_CFG_STR,                                                                          \
-	      offsetof(type, member.rpc_url),                                                      \
-	      "tcp://127.0.0.1:" #RPC_PORT,                                                        \
-	      0,                                                                                   \
-	      0,                                                                                   \
-	      0,                                                                                   \
-	      sb_config_validate_nng_url,                                                          \
-	      "nng URL the RPC server listens on." },                                              \
-	    { "SB_RPC_WORKERS",                                                                    \
-	      SB_CFG_INT,                                                                          \
-	      offsetof(type, member.rpc_workers),                                                  \
-	      "8",                                                                                 \
-	      1,                                                                                   \
-	      256,                                                                                 \
-	      0,                                                                                   \
-	      NULL,                                                                                \
-	      "RPC worker threads (concurrent requests in progress)." },                           \
-	{                                                                                          \
-		"SB_SHUTDOWN_GRACE_MS", SB_CFG_INT, offsetof(type, member.shutdown_grace_ms),      \
-		    "10000", 0, 600000, 0, NULL,                                                   \
-		    "On SIGTERM, how long in-flight work may take to finish."                      \
-	}
+ * service's default ports; SB_CFG_COMMON_W also sets the default number of RPC workers. */
+// clang-format off
+#define SB_CFG_COMMON(type, member, OPS_PORT, RPC_PORT) \
+	SB_CFG_COMMON_W(type, member, OPS_PORT, RPC_PORT, 8)
+#define SB_CFG_COMMON_W(type, member, OPS_PORT, RPC_PORT, WORKERS) \
+	{ "SB_LOG_LEVEL", SB_CFG_STR, offsetof(type, member.log_level), "info", 0, 0, 0, \
+	  sb_config_validate_log_level, "Minimum log level: debug, info, warn or error." }, \
+	{ "SB_OPS_ADDR", SB_CFG_STR, offsetof(type, member.ops_addr), "127.0.0.1", 0, 0, 0, NULL, \
+	  "Address of the ops HTTP server (/healthz, /ready, /metrics)." }, \
+	{ "SB_OPS_PORT", SB_CFG_INT, offsetof(type, member.ops_port), #OPS_PORT, 1, 65535, 0, \
+	  NULL, "Port of the ops HTTP server." }, \
+	{ "SB_RPC_URL", SB_CFG_STR, offsetof(type, member.rpc_url), "tcp://127.0.0.1:" #RPC_PORT, \
+	  0, 0, 0, sb_config_validate_nng_url, "nng URL the RPC server listens on." }, \
+	{ "SB_RPC_WORKERS", SB_CFG_INT, offsetof(type, member.rpc_workers), #WORKERS, 1, 256, 0, \
+	  NULL, "RPC worker threads (concurrent requests in progress)." }, \
+	{ "SB_SHUTDOWN_GRACE_MS", SB_CFG_INT, offsetof(type, member.shutdown_grace_ms), "10000", \
+	  0, 600000, 0, NULL, "On SIGTERM, how long in-flight work may take to finish." }
+// clang-format on
 
 /* Rows for the dependencies a service uses; the runtime checks each one present for /ready. */
 #define SB_CFG_POSTGRES(type, member)                                                              \

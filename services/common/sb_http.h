@@ -23,22 +23,36 @@
  * thread. A client that disconnects (or shuts down its sending side) before its answer is
  * treated as gone: its connection is closed, and the later sb_http_respond only frees the
  * request. Every response carries Date, Content-Length (but 204/304), X-Content-Type-Options:
- * nosniff, Server when configured, and Connection: close when the connection will close. */
+ * nosniff, Server when configured, and Connection: close when the connection will close.
+ *
+ * TLS (tls_cert_file and tls_key_file set): the port speaks TLS only, version 1.3 at least,
+ * ALPN "http/1.1" (a client that offers ALPN without it is refused). Handshakes and TLS I/O are
+ * non-blocking in the same loop and state machine (HANDSHAKE comes before HEAD); the handshake
+ * counts against header_timeout_ms, so a stalled TLS client is closed like a slowloris. A
+ * client that is not speaking TLS 1.3 (plain HTTP, TLS 1.2, garbage) is closed without an
+ * answer. Every response then also carries Strict-Transport-Security: max-age=31536000. The
+ * certificate and key are reloaded by sb_http_server_reload_tls, and by the loop itself when
+ * either file's mtime, size or inode changes (checked every tls_reload_ms); new connections get
+ * the new certificate, open ones keep theirs; files that fail to load leave the old ones in
+ * use. */
 #ifndef SB_HTTP_H
 #define SB_HTTP_H
 
 #include <stddef.h>
 
 struct sb_http_config {
-	const char *addr;        /* IPv4 or IPv6 literal to bind; NULL = 127.0.0.1 */
-	int port;                /* 0 = ephemeral (see sb_http_server_port) */
-	size_t max_header_bytes; /* 0 = 16 KiB */
-	size_t max_body_bytes;   /* 0 = 1 MiB */
-	int header_timeout_ms;   /* 0 = 10 s */
-	int body_timeout_ms;     /* 0 = 60 s */
-	int idle_timeout_ms;     /* 0 = 60 s */
-	int max_conns;           /* 0 = 10000 */
-	const char *server_name; /* NULL: no Server header */
+	const char *addr;          /* IPv4 or IPv6 literal to bind; NULL = 127.0.0.1 */
+	int port;                  /* 0 = ephemeral (see sb_http_server_port) */
+	size_t max_header_bytes;   /* 0 = 16 KiB */
+	size_t max_body_bytes;     /* 0 = 1 MiB */
+	int header_timeout_ms;     /* 0 = 10 s */
+	int body_timeout_ms;       /* 0 = 60 s */
+	int idle_timeout_ms;       /* 0 = 60 s */
+	int max_conns;             /* 0 = 10000 */
+	const char *server_name;   /* NULL: no Server header */
+	const char *tls_cert_file; /* PEM certificate chain (leaf first); NULL = plain HTTP */
+	const char *tls_key_file;  /* PEM private key of the leaf; set with tls_cert_file */
+	int tls_reload_ms;         /* check the files for changes this often; 0 = 5 s, <0 = never */
 };
 
 struct sb_http_header {
@@ -66,9 +80,17 @@ typedef void (*sb_http_handler)(struct sb_http_req *req, void *arg);
 /* sb_http_server_start binds cfg->addr:cfg->port, starts the loop thread and returns the
  * server in *out; h(req, arg) is called on the loop thread for each request. cfg is copied
  * (server_name too). Returns 0, SB_EINVAL (bad address or config), SB_EIO (bind/listen failed,
- * e.g. port in use) or SB_ENOMEM; on failure nothing runs and *out is untouched. */
+ * e.g. port in use) or SB_ENOMEM; on failure nothing runs and *out is untouched. With TLS,
+ * cert and key are loaded before anything listens: a file that cannot be read or parsed, or a
+ * key that does not match the certificate, is logged with the file's name and returns
+ * SB_EINVAL. The file names are copied. */
 int sb_http_server_start(const struct sb_http_config *cfg, sb_http_handler h, void *arg,
                          struct sb_http_server **out);
+/* sb_http_server_reload_tls loads s's certificate and key files again, from any thread but a
+ * handler, and makes them the ones new connections get; open connections keep the ones they
+ * have. Returns 0, SB_EINVAL if s does not serve TLS, or the loading error (logged, naming the
+ * file), in which case the previous certificate stays in use. */
+int sb_http_server_reload_tls(struct sb_http_server *s);
 /* sb_http_server_port returns the bound TCP port (useful with port 0). */
 int sb_http_server_port(const struct sb_http_server *s);
 /* sb_http_server_stop stops accepting, closes idle connections, waits up to timeout_ms for
@@ -128,15 +150,68 @@ struct sb__http_head {
  * Transfer-Encoding: 400). */
 int sb__http_parse_head(char *head, size_t len, struct sb_http_header *hdrs, size_t maxh,
                         struct sb__http_head *out);
-/* sb__http_build_response appends a whole response to b; close adds Connection: close,
- * keepalive10 adds Connection: keep-alive (HTTP/1.0 client), head_only omits the body. */
+/* How a response is framed (sb__http_build_response). */
+struct sb__http_frame {
+	const char *server_name; /* Server header, or NULL */
+	bool close;              /* Connection: close */
+	bool keepalive10;        /* Connection: keep-alive (HTTP/1.0 client) */
+	bool head_only;          /* omit the body (HEAD) */
+	bool hsts;               /* Strict-Transport-Security (served over TLS) */
+};
+
+/* sb__http_build_response appends a whole response to b, framed as f says. */
 int sb__http_build_response(struct sb_buf *b, int status, const char *content_type,
                             const struct sb_http_header *extra, size_t nextra, const void *body,
-                            size_t len, const char *server_name, bool close, bool keepalive10,
-                            bool head_only);
+                            size_t len, const struct sb__http_frame *f);
 /* sb__http_problem_body appends the problem+json document for status to b. */
 int sb__http_problem_body(struct sb_buf *b, int status, const char *title, const char *detail);
 /* sb__http_valid_extra tells whether extra headers may be sent as given. */
 bool sb__http_valid_extra(const struct sb_http_header *extra, size_t nextra);
+
+/* sb_http_tls.c: certificates, contexts and TLS I/O for sb_http_server.c. */
+#include <stdint.h>
+
+struct ssl_st;       /* OpenSSL's SSL: one connection */
+struct sb__http_tls; /* the server's certificate files and current context */
+
+/* What a TLS call needs before it can go on, or how it ended. */
+enum sb__http_tls_io {
+	SB__HTTP_TLS_DONE,       /* finished (a handshake), or bytes moved */
+	SB__HTTP_TLS_WANT_READ,  /* wait until the socket is readable, then call again */
+	SB__HTTP_TLS_WANT_WRITE, /* wait until the socket is writable, then call again */
+	SB__HTTP_TLS_EOF,        /* the peer closed (close_notify or TCP end) */
+	SB__HTTP_TLS_FAIL,       /* protocol or socket error: close without shutdown */
+};
+
+/* sb__http_tls_new loads cert and key (PEM) into a first context and returns the TLS state in
+ * *out (freed by sb__http_tls_free); reload_ms is how often sb__http_tls_poll looks at the
+ * files (0 = 5 s, <0 = never). The names are copied. Returns 0, SB_EINVAL (logged, naming the
+ * file) or SB_ENOMEM. */
+int sb__http_tls_new(const char *cert, const char *key, int reload_ms, struct sb__http_tls **out);
+/* sb__http_tls_free frees t (NULL is fine); connections made from it keep their context. */
+void sb__http_tls_free(struct sb__http_tls *t);
+/* sb__http_tls_reload loads t's files into a new context for the connections to come; on
+ * failure the old one stays and the error (logged) is returned. Any thread. */
+int sb__http_tls_reload(struct sb__http_tls *t);
+/* sb__http_tls_poll reloads t when its files changed since they were last loaded, at most once
+ * per reload period, and returns the milliseconds until it wants to be called again (-1:
+ * never). Loop thread only. */
+int sb__http_tls_poll(struct sb__http_tls *t, int64_t now_ms);
+/* sb__http_tls_conn_new returns a server-side TLS connection on fd with the current context,
+ * or NULL (out of memory). The caller frees it with sb__http_tls_conn_free. */
+struct ssl_st *sb__http_tls_conn_new(struct sb__http_tls *t, int fd);
+/* sb__http_tls_conn_free sends close_notify if clean (best effort, never blocks) and frees s. */
+void sb__http_tls_conn_free(struct ssl_st *s, bool clean);
+/* sb__http_tls_handshake advances the server handshake of s; remote names the peer in the
+ * debug line logged when it fails. */
+enum sb__http_tls_io sb__http_tls_handshake(struct ssl_st *s, const char *remote);
+/* sb__http_tls_read reads up to n bytes into buf; *got is the count when it returns DONE. */
+enum sb__http_tls_io sb__http_tls_read(struct ssl_st *s, void *buf, size_t n, size_t *got);
+/* sb__http_tls_write writes up to n bytes of buf (maybe fewer); *put is the count when DONE.
+ * After a WANT_*, call again with the same bytes. */
+enum sb__http_tls_io sb__http_tls_write(struct ssl_st *s, const void *buf, size_t n, size_t *put);
+/* sb__http_tls_pending tells whether s holds decrypted bytes not yet read (epoll cannot see
+ * them). */
+bool sb__http_tls_pending(struct ssl_st *s);
 
 #endif

@@ -107,23 +107,25 @@ sb_http_date(void)
 int
 sb__http_build_response(struct sb_buf *b, int status, const char *content_type,
                         const struct sb_http_header *extra, size_t nextra, const void *body,
-                        size_t len, const char *server_name, bool close, bool keepalive10,
-                        bool head_only)
+                        size_t len, const struct sb__http_frame *f)
 {
+	bool head_only = f->head_only;
 	bool bodyless = status == 204 || status == 304 || (status >= 100 && status < 200);
 	int rc = sb_buf_reserve(b, 256 + (head_only || bodyless ? 0 : len));
 	rc |= sb_buf_printf(b, "HTTP/1.1 %d %s\r\nDate: %s\r\n", status, sb_http_reason(status),
 	                    sb_http_date());
-	if (server_name != NULL)
-		rc |= sb_buf_printf(b, "Server: %s\r\n", server_name);
+	if (f->server_name != NULL)
+		rc |= sb_buf_printf(b, "Server: %s\r\n", f->server_name);
 	if (content_type != NULL && !bodyless)
 		rc |= sb_buf_printf(b, "Content-Type: %s\r\n", content_type);
 	if (!bodyless)
 		rc |= sb_buf_printf(b, "Content-Length: %zu\r\n", len);
 	rc |= sb_buf_puts(b, "X-Content-Type-Options: nosniff\r\n");
-	if (close)
+	if (f->hsts)
+		rc |= sb_buf_puts(b, "Strict-Transport-Security: max-age=31536000\r\n");
+	if (f->close)
 		rc |= sb_buf_puts(b, "Connection: close\r\n");
-	else if (keepalive10)
+	else if (f->keepalive10)
 		rc |= sb_buf_puts(b, "Connection: keep-alive\r\n");
 	for (size_t i = 0; i < nextra; i++)
 		rc |= sb_buf_printf(b, "%s: %s\r\n", extra[i].name, extra[i].value);

@@ -1,14 +1,20 @@
 /* sb_http_server.c: the event loop of sb_http: accept, read, parse, dispatch, write, timers,
  * cross-thread responses (queue + eventfd) and stop.
  *
- * Each connection is a state machine: HEAD (reading a request head) → BODY (reading its
+ * Each connection is a state machine: HANDSHAKE (TLS only: until the TLS handshake is done,
+ * under the head timer) → HEAD (reading a request head) → BODY (reading its
  * Content-Length body) → HANDLER (the request is with the handler; nothing more is read) →
  * WRITE (the response is being written) → HEAD again, or LINGER (an error response was sent;
  * input is drained briefly so that the client reads the response before the close) → closed.
  * Only the loop thread touches connections. A request is owned by its connection until it is
  * dispatched, by the handler until sb_http_respond, then by the loop again; a request whose
  * client is gone has conn == NULL and is only freed. Timers: one FIFO list per timeout kind,
- * each kept in deadline order because every entry of a list has the same duration. */
+ * each kept in deadline order because every entry of a list has the same duration.
+ *
+ * With TLS, reads and writes go through sb_http_io_recv/send, which turn "TLS wants to read"
+ * or "wants to write" into EAGAIN plus the epoll interest to wait for; bytes TLS has already
+ * decrypted are invisible to epoll, so sb_http_tls_pump reads them whenever the connection is
+ * reading. The loop thread blocks SIGPIPE, as OpenSSL writes without MSG_NOSIGNAL. */
 #include "sb_http.h"
 #include "sb_err.h"
 #include "sb_log.h"
@@ -19,6 +25,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -32,7 +39,14 @@
 
 #define SB_HTTP_LINGER_MS 2000
 
-enum sb_http_state { SB_HTTP_HEAD, SB_HTTP_BODY, SB_HTTP_HANDLER, SB_HTTP_WRITE, SB_HTTP_LINGER };
+enum sb_http_state {
+	SB_HTTP_HANDSHAKE,
+	SB_HTTP_HEAD,
+	SB_HTTP_BODY,
+	SB_HTTP_HANDLER,
+	SB_HTTP_WRITE,
+	SB_HTTP_LINGER,
+};
 
 enum sb_http_timer {
 	SB_HTTP_T_IDLE,
@@ -74,11 +88,15 @@ struct sb_http_conn {
 	struct sb_http_conn *tprev, *tnext; /* timer list */
 	struct sb_http_conn *prev, *next;   /* all connections; next also links the graveyard */
 	char remote[64];
+	struct ssl_st *ssl;  /* TLS connection, or NULL for plain HTTP */
+	bool tls_clean;      /* handshake done and no TLS error: close with close_notify */
+	bool tls_want_write; /* the last TLS call that could not go on needs a writable socket */
 };
 
 struct sb_http_server {
 	struct sb_http_config cfg;
 	char *server_name;
+	struct sb__http_tls *tls; /* NULL: plain HTTP */
 	sb_http_handler handler;
 	void *arg;
 	int lfd, epfd, evfd, reserve_fd, port;
@@ -125,6 +143,7 @@ sb_http_srv_unref(struct sb_http_server *srv)
 	if (atomic_fetch_sub(&srv->refs, 1) != 1)
 		return;
 	pthread_mutex_destroy(&srv->qlock);
+	sb__http_tls_free(srv->tls);
 	free(srv->server_name);
 	free(srv);
 }
@@ -193,6 +212,8 @@ sb_http_conn_close(struct sb_http_conn *c)
 	struct sb_http_server *srv = c->srv;
 	c->dead = true;
 	epoll_ctl(srv->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	sb__http_tls_conn_free(c->ssl, c->tls_clean);
+	c->ssl = NULL;
 	close(c->fd);
 	sb_http_timer_clear(c);
 	if (c->req != NULL) {
@@ -248,9 +269,12 @@ sb_http_conn_fail(struct sb_http_conn *c, int status, const char *detail)
 	struct sb_buf body = SB_BUF_INIT;
 	sb_buf_reset(&c->out);
 	c->out_off = 0;
+	struct sb__http_frame f = { .server_name = srv->server_name,
+		                    .close = true,
+		                    .hsts = srv->tls != NULL };
 	int rc = sb__http_problem_body(&body, status, NULL, detail);
 	rc |= sb__http_build_response(&c->out, status, "application/problem+json", NULL, 0,
-	                              body.data, body.len, srv->server_name, true, false, false);
+	                              body.data, body.len, &f);
 	sb_buf_free(&body);
 	if (rc != 0) {
 		sb_http_conn_close(c);
@@ -259,6 +283,96 @@ sb_http_conn_fail(struct sb_http_conn *c, int status, const char *detail)
 	c->close_after = c->linger = true;
 	c->st = SB_HTTP_WRITE;
 	sb_http_conn_flush(c);
+}
+
+static void sb_http_conn_read(struct sb_http_conn *c);
+
+/* sb_http_io_result turns the outcome of a TLS call into recv/send's: the count, 0 at the end,
+ * or -1 with errno (EAGAIN: wait for sb_http_io_wait's events, then call again). */
+static ssize_t
+sb_http_io_result(struct sb_http_conn *c, enum sb__http_tls_io st, size_t n)
+{
+	switch (st) {
+	case SB__HTTP_TLS_DONE:
+		return (ssize_t)n;
+	case SB__HTTP_TLS_WANT_READ:
+	case SB__HTTP_TLS_WANT_WRITE:
+		c->tls_want_write = st == SB__HTTP_TLS_WANT_WRITE;
+		errno = EAGAIN;
+		return -1;
+	case SB__HTTP_TLS_EOF:
+		return 0;
+	case SB__HTTP_TLS_FAIL:
+		break;
+	}
+	c->tls_clean = false; /* no close_notify after a TLS error */
+	errno = EPROTO;
+	return -1;
+}
+
+/* sb_http_io_recv reads like recv(2), through TLS when c has it. */
+static ssize_t
+sb_http_io_recv(struct sb_http_conn *c, void *buf, size_t n)
+{
+	if (c->ssl == NULL)
+		return recv(c->fd, buf, n, 0);
+	size_t got = 0;
+	enum sb__http_tls_io st = sb__http_tls_read(c->ssl, buf, n, &got);
+	return sb_http_io_result(c, st, got);
+}
+
+/* sb_http_io_send writes like send(2) without SIGPIPE, through TLS when c has it. */
+static ssize_t
+sb_http_io_send(struct sb_http_conn *c, const void *buf, size_t n)
+{
+	if (c->ssl == NULL)
+		return send(c->fd, buf, n, MSG_NOSIGNAL);
+	size_t put = 0;
+	enum sb__http_tls_io st = sb__http_tls_write(c->ssl, buf, n, &put);
+	return sb_http_io_result(c, st, put);
+}
+
+/* sb_http_io_wait returns the events to wait for after an EAGAIN: TLS may need the other
+ * direction than the one asked for (dflt). */
+static uint32_t
+sb_http_io_wait(const struct sb_http_conn *c, uint32_t dflt)
+{
+	if (c->ssl == NULL)
+		return dflt;
+	return c->tls_want_write ? EPOLLOUT : (EPOLLIN | EPOLLRDHUP);
+}
+
+/* sb_http_tls_pump reads what TLS has already decrypted while c is reading a request: epoll
+ * does not see those bytes. Every round consumes some, or changes c's state. */
+static void
+sb_http_tls_pump(struct sb_http_conn *c)
+{
+	while (c->ssl != NULL && !c->dead && (c->st == SB_HTTP_HEAD || c->st == SB_HTTP_BODY) &&
+	       sb__http_tls_pending(c->ssl))
+		sb_http_conn_read(c);
+}
+
+/* sb_http_conn_handshake advances c's TLS handshake; when it is done, c reads its first
+ * request, still under the head timer started when it connected. */
+static void
+sb_http_conn_handshake(struct sb_http_conn *c)
+{
+	switch (sb__http_tls_handshake(c->ssl, c->remote)) {
+	case SB__HTTP_TLS_DONE:
+		c->tls_clean = true;
+		c->st = SB_HTTP_HEAD;
+		sb_http_set_interest(c, EPOLLIN | EPOLLRDHUP);
+		sb_http_tls_pump(c);
+		return;
+	case SB__HTTP_TLS_WANT_READ:
+		sb_http_set_interest(c, EPOLLIN | EPOLLRDHUP);
+		return;
+	case SB__HTTP_TLS_WANT_WRITE:
+		sb_http_set_interest(c, EPOLLOUT);
+		return;
+	default:
+		sb_http_conn_close(c); /* not TLS 1.3, garbage, or gone: no answer is possible */
+	}
 }
 
 /* sb_http_conn_await_request readies c for its next request after a response. */
@@ -273,20 +387,21 @@ sb_http_conn_await_request(struct sb_http_conn *c)
 	}
 	sb_http_set_interest(c, EPOLLIN | EPOLLRDHUP);
 	sb_http_timer_set(c, c->rlen ? SB_HTTP_T_HEAD : SB_HTTP_T_IDLE);
-	if (!c->in_process)
+	if (!c->in_process) {
 		sb_http_conn_process(c);
+		sb_http_tls_pump(c);
+	}
 }
 
 static void
 sb_http_conn_flush(struct sb_http_conn *c)
 {
 	while (c->out_off < c->out.len) {
-		ssize_t n =
-		    send(c->fd, c->out.data + c->out_off, c->out.len - c->out_off, MSG_NOSIGNAL);
+		ssize_t n = sb_http_io_send(c, c->out.data + c->out_off, c->out.len - c->out_off);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			sb_http_set_interest(c, EPOLLOUT);
+			sb_http_set_interest(c, sb_http_io_wait(c, EPOLLOUT));
 			sb_http_timer_set(c, SB_HTTP_T_WRITE);
 			return;
 		}
@@ -307,7 +422,12 @@ sb_http_conn_flush(struct sb_http_conn *c)
 			return;
 		}
 		/* Drain what the client still sends so that the close does not reset the
-		 * connection before it has read the response. */
+		 * connection before it has read the response; with TLS, say close_notify first
+		 * and drain the raw bytes. */
+		if (c->ssl != NULL) {
+			sb__http_tls_conn_free(c->ssl, c->tls_clean);
+			c->ssl = NULL;
+		}
 		shutdown(c->fd, SHUT_WR);
 		c->st = SB_HTTP_LINGER;
 		sb_http_set_interest(c, EPOLLIN | EPOLLRDHUP);
@@ -394,8 +514,8 @@ sb_http_conn_start_request(struct sb_http_conn *c, size_t hlen)
 	q->body_got = take;
 	if (q->body_got < blen) {
 		if (h.expect_continue && h.minor == 1 &&
-		    send(c->fd, sb_http_continue, sizeof(sb_http_continue) - 1,
-		         MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)sizeof(sb_http_continue) - 1) {
+		    sb_http_io_send(c, sb_http_continue, sizeof(sb_http_continue) - 1) !=
+		        (ssize_t)sizeof(sb_http_continue) - 1) {
 			sb_http_conn_close(c);
 			return;
 		}
@@ -437,7 +557,7 @@ sb_http_conn_read(struct sb_http_conn *c)
 	ssize_t n;
 	struct sb_http_reqi *q = c->req;
 	if (c->st == SB_HTTP_BODY) {
-		n = recv(c->fd, q->body + q->body_got, q->pub.body_len - q->body_got, 0);
+		n = sb_http_io_recv(c, q->body + q->body_got, q->pub.body_len - q->body_got);
 	} else if (c->st == SB_HTTP_LINGER) {
 		char scratch[4096];
 		n = recv(c->fd, scratch, sizeof(scratch), 0);
@@ -450,16 +570,21 @@ sb_http_conn_read(struct sb_http_conn *c)
 			sb_http_conn_fail(c, 431, "request head is too large");
 			return;
 		}
-		n = recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0);
+		n = sb_http_io_recv(c, c->rbuf + c->rlen, c->rcap - c->rlen);
 	}
-	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+		if (c->ssl != NULL && c->st != SB_HTTP_LINGER)
+			sb_http_set_interest(c, sb_http_io_wait(c, EPOLLIN | EPOLLRDHUP));
 		return;
+	}
 	if (n <= 0) {
 		sb_http_conn_close(c);
 		return;
 	}
 	if (c->st == SB_HTTP_LINGER)
 		return;
+	if (c->ssl != NULL)
+		sb_http_set_interest(c, EPOLLIN | EPOLLRDHUP); /* after a TLS want-write */
 	if (c->st == SB_HTTP_BODY) {
 		q->body_got += (size_t)n;
 		if (q->body_got == q->pub.body_len) {
@@ -480,22 +605,27 @@ sb_http_conn_event(struct sb_http_conn *c, uint32_t ev)
 	if (c->dead)
 		return;
 	if (ev & (EPOLLERR | EPOLLHUP)) {
+		c->tls_clean = false; /* the peer is gone: no close_notify */
 		sb_http_conn_close(c);
 		return;
 	}
 	switch (c->st) {
+	case SB_HTTP_HANDSHAKE:
+		sb_http_conn_handshake(c);
+		break;
 	case SB_HTTP_HANDLER:
 		if (ev & EPOLLRDHUP)
 			sb_http_conn_close(c); /* the client left; its request is orphaned */
 		break;
 	case SB_HTTP_WRITE:
-		if (ev & EPOLLOUT)
+		if (ev & (EPOLLOUT | EPOLLIN)) /* EPOLLIN: TLS wanted to read */
 			sb_http_conn_flush(c);
 		break;
 	default:
-		if (ev & (EPOLLIN | EPOLLRDHUP))
+		if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLOUT)) /* EPOLLOUT: TLS wanted to write */
 			sb_http_conn_read(c);
 	}
+	sb_http_tls_pump(c);
 }
 
 static void
@@ -523,9 +653,18 @@ sb_http_conn_new(struct sb_http_server *srv, int fd, const struct sockaddr_stora
 	}
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (srv->tls != NULL) {
+		if ((c->ssl = sb__http_tls_conn_new(srv->tls, fd)) == NULL) {
+			free(c);
+			close(fd);
+			return;
+		}
+		c->st = SB_HTTP_HANDSHAKE;
+	}
 	c->events = EPOLLIN | EPOLLRDHUP;
 	struct epoll_event e = { .events = c->events, .data.ptr = c };
 	if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, fd, &e) != 0) {
+		sb__http_tls_conn_free(c->ssl, false);
 		free(c);
 		close(fd);
 		return;
@@ -563,8 +702,10 @@ sb_http_accept(struct sb_http_server *srv)
 			return;
 		}
 		if (srv->nconns >= srv->cfg.max_conns) {
-			ssize_t n = send(fd, sb_http_busy, sizeof(sb_http_busy) - 1,
-			                 MSG_NOSIGNAL | MSG_DONTWAIT);
+			/* A TLS client could not read a plain answer: it is only closed. */
+			ssize_t n = srv->tls ? 0
+			                     : send(fd, sb_http_busy, sizeof(sb_http_busy) - 1,
+			                            MSG_NOSIGNAL | MSG_DONTWAIT);
 			(void)n;
 			close(fd);
 			continue;
@@ -631,9 +772,15 @@ sb_http_next_timeout(struct sb_http_server *srv)
 	}
 	if (srv->stop_seen && srv->stop_deadline < next)
 		next = srv->stop_deadline;
+	int64_t now = sb_http_now_ms();
+	if (srv->tls != NULL && !srv->stop_seen) {
+		int t = sb__http_tls_poll(srv->tls, now); /* reloads changed files */
+		if (t >= 0 && now + t < next)
+			next = now + t;
+	}
 	if (next == INT64_MAX)
 		return -1;
-	int64_t d = next - sb_http_now_ms();
+	int64_t d = next - now;
 	return d < 0 ? 0 : (d > 60000 ? 60000 : (int)d);
 }
 
@@ -647,7 +794,8 @@ sb_http_begin_stop(struct sb_http_server *srv)
 	srv->lfd = -1;
 	for (struct sb_http_conn *c = srv->conns, *next; c; c = next) {
 		next = c->next;
-		if ((c->st == SB_HTTP_HEAD && c->rlen == 0) || c->st == SB_HTTP_LINGER)
+		if ((c->st == SB_HTTP_HEAD && c->rlen == 0) || c->st == SB_HTTP_LINGER ||
+		    c->st == SB_HTTP_HANDSHAKE)
 			sb_http_conn_close(c);
 	}
 }
@@ -658,6 +806,10 @@ sb_http_loop(void *arg)
 	struct sb_http_server *srv = arg;
 	struct epoll_event evs[64];
 	srv->loop_tid = pthread_self();
+	sigset_t pipe;
+	sigemptyset(&pipe);
+	sigaddset(&pipe, SIGPIPE); /* OpenSSL writes to sockets without MSG_NOSIGNAL */
+	pthread_sigmask(SIG_BLOCK, &pipe, NULL);
 	for (;;) {
 		if (atomic_load(&srv->stopping) && !srv->stop_seen)
 			sb_http_begin_stop(srv);
@@ -718,9 +870,13 @@ sb_http_respond(struct sb_http_req *r, int status, const char *content_type,
 		len = 0;
 	}
 	q->close |= atomic_load(&srv->stopping);
-	if (sb__http_build_response(&q->resp, status, content_type, extra, nextra, body, len,
-	                            srv->server_name, q->close, q->keepalive10,
-	                            q->head_only) != 0) {
+	struct sb__http_frame f = { .server_name = srv->server_name,
+		                    .close = q->close,
+		                    .keepalive10 = q->keepalive10,
+		                    .head_only = q->head_only,
+		                    .hsts = srv->tls != NULL };
+	if (sb__http_build_response(&q->resp, status, content_type, extra, nextra, body, len, &f) !=
+	    0) {
 		q->failed = true;
 		ret = SB_ENOMEM;
 	}
@@ -811,6 +967,11 @@ sb_http_server_start(const struct sb_http_config *cfg, sb_http_handler h, void *
 	if (cfg->server_name && (srv->server_name = strdup(cfg->server_name)) == NULL)
 		goto fail;
 	srv->cfg.server_name = srv->server_name;
+	if ((cfg->tls_cert_file || cfg->tls_key_file) &&
+	    (ret = sb__http_tls_new(cfg->tls_cert_file, cfg->tls_key_file, cfg->tls_reload_ms,
+	                            &srv->tls)) != 0)
+		goto fail;
+	srv->cfg.tls_cert_file = srv->cfg.tls_key_file = NULL; /* not kept: see srv->tls */
 	srv->handler = h;
 	srv->arg = arg;
 	srv->qtail = &srv->qhead;
@@ -848,9 +1009,18 @@ fail:
 		close(srv->evfd);
 	if (srv->reserve_fd >= 0)
 		close(srv->reserve_fd);
+	sb__http_tls_free(srv->tls);
 	free(srv->server_name);
 	free(srv);
 	return ret;
+}
+
+int
+sb_http_server_reload_tls(struct sb_http_server *s)
+{
+	if (s == NULL || s->tls == NULL)
+		return SB_EINVAL;
+	return sb__http_tls_reload(s->tls);
 }
 
 int

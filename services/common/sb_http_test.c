@@ -227,6 +227,7 @@ test_get_and_post(void **state)
 	assert_string_equal(r.body, "GET /echo ?a=1&b=2 x=hello remote=127 body=");
 	assert_true(has_header(&r, "\r\nContent-Type: text/plain\r\n"));
 	assert_true(has_header(&r, "\r\nX-Content-Type-Options: nosniff\r\n"));
+	assert_false(has_header(&r, "Strict-Transport-Security")); /* plain HTTP: no HSTS */
 	assert_true(has_header(&r, "\r\nServer: sbtest\r\n"));
 	assert_true(has_header(&r, "\r\nX-Path: /echo\r\n"));
 	assert_true(has_header(&r, " GMT\r\n"));

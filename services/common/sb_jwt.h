@@ -210,7 +210,9 @@ void sb_jwt_verifier_set_keys(struct sb_jwt_verifier *v, struct sb_jwt_keyset *k
 /* sb_jwt_verify checks the compact JWS token (len bytes, need not be NUL-terminated) against
  * v's keys and policy. On success it fills *p and returns 0; otherwise it returns an
  * sb_jwt_reason, SB_EUNAVAIL (revocation hook failed) or SB_ENOMEM and *p is zeroed. Thread-safe
- * (many threads may verify with one verifier). */
+ * (many threads may verify with one verifier). Once a header has been seen (an issuer sends the
+ * same header for every token of a key) it makes no allocation of its own (OpenSSL may); it
+ * uses about 24 KiB of stack. */
 int sb_jwt_verify(struct sb_jwt_verifier *v, const char *token, size_t len,
                   struct sb_jwt_principal *p);
 
@@ -268,10 +270,48 @@ struct sb_jwt_key *sb__jwt_keyset_find(const struct sb_jwt_keyset *set, const ch
  * number of characters written (out is NUL-terminated). */
 size_t sb__jwt_b64url_encode_to(const void *in, size_t n, char *out);
 
+/* sb_jwt_scan.c */
+#define SB__JWT_SCAN_MAX    (SB_JWT_MAX_TOKEN / 4 * 3) /* largest payload */
+#define SB__JWT_MEMBERS_MAX 64                         /* top-level claims */
+#define SB__JWT_ITEMS_MAX   64                         /* strings in top-level arrays */
+
+enum sb__jwt_type { SB__JWT_STRING = 1, SB__JWT_NUMBER, SB__JWT_ARRAY, SB__JWT_OTHER };
+
+struct sb__jwt_item {
+	const char *str; /* decoded, NUL-terminated, in the arena */
+	size_t len;
+};
+
+struct sb__jwt_member {
+	const char *name; /* decoded, NUL-terminated, in the arena */
+	size_t name_len;
+	enum sb__jwt_type type;
+	const char *str; /* SB__JWT_STRING: decoded value */
+	size_t len;
+	bool is_int;   /* SB__JWT_NUMBER: no fraction nor exponent: ival, else dval */
+	bool in_range; /* the value fits ival / dval */
+	long long ival;
+	double dval;
+	size_t first, count; /* SB__JWT_ARRAY: its string elements are items[first..first+count) */
+};
+
+/* The top-level members of a claims object. About 12 KiB: callers keep it on their stack. */
+struct sb__jwt_claims {
+	size_t n, nitems, used;
+	struct sb__jwt_member m[SB__JWT_MEMBERS_MAX];
+	struct sb__jwt_item items[SB__JWT_ITEMS_MAX];
+	char arena[SB__JWT_SCAN_MAX]; /* decoded strings: never longer than the source */
+};
+
+/* sb__jwt_scan_claims parses json (n bytes) strictly as one JSON object into c. 0 or -1. */
+int sb__jwt_scan_claims(const char *json, size_t n, struct sb__jwt_claims *c);
+/* sb__jwt_claims_get returns the member called name, or NULL. */
+const struct sb__jwt_member *sb__jwt_claims_get(const struct sb__jwt_claims *c, const char *name);
+
 /* sb_jwt_claims.c */
 /* sb__jwt_check_claims checks payload claims against the policy at time now and fills p. */
-int sb__jwt_check_claims(const json_t *claims, const struct sb_jwt_policy *pol, int64_t now,
-                         struct sb_jwt_principal *p);
+int sb__jwt_check_claims(const struct sb__jwt_claims *c, const struct sb_jwt_policy *pol,
+                         int64_t now, struct sb_jwt_principal *p);
 #endif
 
 #endif

@@ -43,68 +43,64 @@ sb_jwt_reason_name(int err)
 /* sb_jwt_claim_time reads the NumericDate claim name of c into *t. Returns 1 if present and
  * valid, 0 if absent, -1 if not a number or out of range. */
 static int
-sb_jwt_claim_time(const json_t *c, const char *name, int64_t *t)
+sb_jwt_claim_time(const struct sb__jwt_claims *c, const char *name, int64_t *t)
 {
-	const json_t *v = json_object_get(c, name);
-	double d;
+	const struct sb__jwt_member *m = sb__jwt_claims_get(c, name);
 
-	if (v == NULL)
+	if (m == NULL)
 		return 0;
-	if (json_is_integer(v)) {
-		json_int_t i = json_integer_value(v);
-		if (i < 0 || i > SB_JWT_TIME_MAX)
+	if (m->type != SB__JWT_NUMBER || !m->in_range)
+		return -1;
+	if (m->is_int) {
+		if (m->ival < 0 || m->ival > SB_JWT_TIME_MAX)
 			return -1;
-		*t = (int64_t)i;
+		*t = (int64_t)m->ival;
 		return 1;
 	}
-	if (!json_is_real(v))
+	if (!isfinite(m->dval) || m->dval < 0 || m->dval > (double)SB_JWT_TIME_MAX)
 		return -1;
-	d = json_real_value(v);
-	if (!isfinite(d) || d < 0 || d > (double)SB_JWT_TIME_MAX)
-		return -1;
-	*t = (int64_t)floor(d);
+	*t = (int64_t)floor(m->dval);
 	return 1;
 }
 
 /* sb_jwt_claim_str copies the string claim name of c into out (cap bytes). Returns 1 if copied,
- * 0 if absent, -1 if not a string, empty, too long or with an embedded NUL. */
+ * 0 if absent, -1 if not a string, empty or too long. (The scanner refuses \u0000, so a string
+ * holds no NUL.) */
 static int
-sb_jwt_claim_str(const json_t *c, const char *name, char *out, size_t cap)
+sb_jwt_claim_str(const struct sb__jwt_claims *c, const char *name, char *out, size_t cap)
 {
-	const json_t *v = json_object_get(c, name);
-	size_t n;
+	const struct sb__jwt_member *m = sb__jwt_claims_get(c, name);
 
-	if (v == NULL)
+	if (m == NULL)
 		return 0;
-	if (!json_is_string(v))
+	if (m->type != SB__JWT_STRING || m->len == 0 || m->len >= cap)
 		return -1;
-	n = json_string_length(v);
-	if (n == 0 || n >= cap || memchr(json_string_value(v), '\0', n) != NULL)
-		return -1;
-	memcpy(out, json_string_value(v), n + 1);
+	memcpy(out, m->str, m->len + 1);
 	return 1;
 }
 
 /* sb_jwt_claim_aud tells whether aud (a string or an array of strings) contains want. */
 static bool
-sb_jwt_claim_aud(const json_t *aud, const char *want)
+sb_jwt_claim_aud(const struct sb__jwt_claims *c, const char *want)
 {
-	const json_t *a;
-	size_t i;
+	const struct sb__jwt_member *m = sb__jwt_claims_get(c, "aud");
 
-	if (json_is_string(aud))
-		return strcmp(json_string_value(aud), want) == 0;
-	if (!json_is_array(aud))
+	if (m == NULL)
 		return false;
-	json_array_foreach(aud, i, a) if (json_is_string(a) &&
-	                                  strcmp(json_string_value(a), want) == 0) return true;
+	if (m->type == SB__JWT_STRING)
+		return strcmp(m->str, want) == 0;
+	if (m->type != SB__JWT_ARRAY)
+		return false;
+	for (size_t i = m->first; i < m->first + m->count; i++)
+		if (strcmp(c->items[i].str, want) == 0)
+			return true;
 	return false;
 }
 
 /* sb_jwt_claim_scopes splits the space-separated scope claim (RFC 6749 section 3.3) of c into
  * p's scope list. */
 static int
-sb_jwt_claim_scopes(const json_t *c, struct sb_jwt_principal *p)
+sb_jwt_claim_scopes(const struct sb__jwt_claims *c, struct sb_jwt_principal *p)
 {
 	int r = sb_jwt_claim_str(c, "scope", p->scope, sizeof p->scope);
 	char *s = p->scope;
@@ -127,10 +123,10 @@ sb_jwt_claim_scopes(const json_t *c, struct sb_jwt_principal *p)
 }
 
 int
-sb__jwt_check_claims(const json_t *c, const struct sb_jwt_policy *pol, int64_t now,
+sb__jwt_check_claims(const struct sb__jwt_claims *c, const struct sb_jwt_policy *pol, int64_t now,
                      struct sb_jwt_principal *p)
 {
-	const json_t *iss = json_object_get(c, "iss");
+	const struct sb__jwt_member *iss = sb__jwt_claims_get(c, "iss");
 	int64_t nbf;
 	int has_nbf;
 
@@ -142,9 +138,9 @@ sb__jwt_check_claims(const json_t *c, const struct sb_jwt_policy *pol, int64_t n
 		return SB_JWT_EXPIRED;
 	if (p->iat > now + pol->leeway_s || (has_nbf && nbf > now + pol->leeway_s))
 		return SB_JWT_NOT_YET_VALID;
-	if (!json_is_string(iss) || strcmp(json_string_value(iss), pol->issuer) != 0)
+	if (iss == NULL || iss->type != SB__JWT_STRING || strcmp(iss->str, pol->issuer) != 0)
 		return SB_JWT_BAD_ISS;
-	if (!sb_jwt_claim_aud(json_object_get(c, "aud"), pol->audience))
+	if (!sb_jwt_claim_aud(c, pol->audience))
 		return SB_JWT_BAD_AUD;
 	if (sb_jwt_claim_str(c, "sub", p->sub, sizeof p->sub) != 1 ||
 	    sb_jwt_claim_str(c, "jti", p->jti, sizeof p->jti) != 1 ||

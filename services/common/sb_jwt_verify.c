@@ -15,12 +15,26 @@
 
 #define SB_JWT_LEEWAY_MAX 600
 #define SB_JWT_SIG_MAX    1024 /* RSA 8192 */
+#define SB_JWT_HDR_CACHE  4    /* headers remembered per verifier */
+#define SB_JWT_HDR_SEG    384  /* longest header segment remembered */
+
+/* A header segment already found valid for the current key set, and the key it names. A
+ * header's validity depends only on its bytes, the key set and the policy, and an issuer sends
+ * the same header bytes in every token of a key, so most verifications skip the header's
+ * decoding and parsing. */
+struct sb_jwt_hdr_seen {
+	size_t len; /* 0: empty slot */
+	struct sb_jwt_key *key;
+	char seg[SB_JWT_HDR_SEG];
+};
 
 struct sb_jwt_verifier {
 	struct sb_jwt_policy pol; /* strings point at the copies below */
 	char *issuer, *audience, *typ;
-	pthread_mutex_t mu; /* guards keys (the pointer, not the set, which is immutable) */
+	pthread_mutex_t mu; /* guards keys (the pointer, not the set, which is immutable), seen */
 	struct sb_jwt_keyset *keys;
+	struct sb_jwt_hdr_seen seen[SB_JWT_HDR_CACHE];
+	unsigned seen_next;
 };
 
 int
@@ -66,6 +80,8 @@ sb_jwt_verifier_set_keys(struct sb_jwt_verifier *v, struct sb_jwt_keyset *keys)
 	pthread_mutex_lock(&v->mu);
 	old = v->keys;
 	v->keys = keys;
+	for (int i = 0; i < SB_JWT_HDR_CACHE; i++)
+		v->seen[i].len = 0; /* their keys belong to the old set */
 	pthread_mutex_unlock(&v->mu);
 	/* Verifications still using old hold their own reference; the last one frees it. */
 	sb_jwt_keyset_release(old);
@@ -84,16 +100,44 @@ sb_jwt_verifier_free(struct sb_jwt_verifier *v)
 	free(v);
 }
 
-/* sb_jwt_verify_keys returns a reference to v's current key set (or NULL). */
+/* sb_jwt_verify_keys returns a reference to v's current key set (or NULL), and in *key the key
+ * named by the header segment seg (len bytes) if it was already found valid, else NULL. */
 static struct sb_jwt_keyset *
-sb_jwt_verify_keys(struct sb_jwt_verifier *v)
+sb_jwt_verify_keys(struct sb_jwt_verifier *v, const char *seg, size_t len, struct sb_jwt_key **key)
 {
 	struct sb_jwt_keyset *set;
 
+	*key = NULL;
 	pthread_mutex_lock(&v->mu);
 	set = v->keys != NULL ? sb_jwt_keyset_retain(v->keys) : NULL;
+	for (int i = 0; i < SB_JWT_HDR_CACHE; i++) {
+		if (v->seen[i].len == len && memcmp(v->seen[i].seg, seg, len) == 0) {
+			*key = v->seen[i].key;
+			break;
+		}
+	}
 	pthread_mutex_unlock(&v->mu);
 	return set;
+}
+
+/* sb_jwt_verify_remember records that header segment seg names key of set, if set is still
+ * v's current set. */
+static void
+sb_jwt_verify_remember(struct sb_jwt_verifier *v, const struct sb_jwt_keyset *set, const char *seg,
+                       size_t len, struct sb_jwt_key *key)
+{
+	struct sb_jwt_hdr_seen *e;
+
+	if (len > SB_JWT_HDR_SEG)
+		return;
+	pthread_mutex_lock(&v->mu);
+	if (v->keys == set) {
+		e = &v->seen[v->seen_next++ % SB_JWT_HDR_CACHE];
+		memcpy(e->seg, seg, len);
+		e->len = len;
+		e->key = key;
+	}
+	pthread_mutex_unlock(&v->mu);
 }
 
 /* sb_jwt_verify_json decodes the base64url segment s (n characters) and parses it as a JSON
@@ -130,10 +174,10 @@ sb_jwt_typ_is(const char *have, const char *want)
 	return strcasecmp(have, want) == 0;
 }
 
-/* sb_jwt_verify_header checks the protected header and returns the key it names, with a
- * reference to its set in *set (the caller releases it), or an error. */
+/* sb_jwt_verify_header checks the protected header h and returns in *key the key of set (may
+ * be NULL) it names, or an error. */
 static int
-sb_jwt_verify_header(struct sb_jwt_verifier *v, const json_t *h, struct sb_jwt_keyset **set,
+sb_jwt_verify_header(struct sb_jwt_verifier *v, const json_t *h, const struct sb_jwt_keyset *set,
                      struct sb_jwt_key **key)
 {
 	const json_t *alg = json_object_get(h, "alg"), *kid = json_object_get(h, "kid");
@@ -157,9 +201,8 @@ sb_jwt_verify_header(struct sb_jwt_verifier *v, const json_t *h, struct sb_jwt_k
 		return SB_JWT_BAD_TYP;
 	if (!json_is_string(kid) || json_string_length(kid) == 0)
 		return SB_JWT_MALFORMED;
-	*set = sb_jwt_verify_keys(v);
-	*key = *set != NULL
-	           ? sb__jwt_keyset_find(*set, json_string_value(kid), json_string_length(kid))
+	*key = set != NULL
+	           ? sb__jwt_keyset_find(set, json_string_value(kid), json_string_length(kid))
 	           : NULL;
 	if (*key == NULL)
 		return SB_JWT_UNKNOWN_KID;
@@ -185,8 +228,10 @@ sb_jwt_verify(struct sb_jwt_verifier *v, const char *token, size_t len, struct s
 	const char *dot1, *dot2;
 	struct sb_jwt_keyset *set = NULL;
 	struct sb_jwt_key *key = NULL;
-	json_t *hdr = NULL, *claims = NULL;
-	size_t siglen;
+	unsigned char payload[SB__JWT_SCAN_MAX];
+	struct sb__jwt_claims claims;
+	json_t *hdr = NULL;
+	size_t siglen, plen;
 	int ret = SB_JWT_MALFORMED, r;
 
 	memset(p, 0, sizeof *p);
@@ -198,11 +243,15 @@ sb_jwt_verify(struct sb_jwt_verifier *v, const char *token, size_t len, struct s
 	dot2 = dot1 != NULL ? memchr(dot1 + 1, '.', len - (size_t)(dot1 + 1 - token)) : NULL;
 	if (dot2 == NULL || memchr(dot2 + 1, '.', len - (size_t)(dot2 + 1 - token)) != NULL)
 		return SB_JWT_MALFORMED;
-	hdr = sb_jwt_verify_json(token, (size_t)(dot1 - token));
-	if (hdr == NULL)
-		return SB_JWT_MALFORMED;
-	if ((ret = sb_jwt_verify_header(v, hdr, &set, &key)) != 0)
-		goto done;
+	set = sb_jwt_verify_keys(v, token, (size_t)(dot1 - token), &key);
+	if (key == NULL) {
+		hdr = sb_jwt_verify_json(token, (size_t)(dot1 - token));
+		if (hdr == NULL)
+			goto done;
+		if ((ret = sb_jwt_verify_header(v, hdr, set, &key)) != 0)
+			goto done;
+		sb_jwt_verify_remember(v, set, token, (size_t)(dot1 - token), key);
+	}
 	ret = SB_JWT_MALFORMED;
 	if (dot2 + 1 == token + len ||
 	    sb_jwt_b64url_decode(dot2 + 1, len - (size_t)(dot2 + 1 - token), sig, sizeof sig,
@@ -213,17 +262,18 @@ sb_jwt_verify(struct sb_jwt_verifier *v, const char *token, size_t len, struct s
 		goto done;
 	/* From here on the payload is the issuer's own. */
 	ret = SB_JWT_MALFORMED;
-	claims = sb_jwt_verify_json(dot1 + 1, (size_t)(dot2 - dot1 - 1));
-	if (claims == NULL)
+	if (dot2 == dot1 + 1 ||
+	    sb_jwt_b64url_decode(dot1 + 1, (size_t)(dot2 - dot1 - 1), payload, sizeof payload,
+	                         &plen) != 0 ||
+	    sb__jwt_scan_claims((const char *)payload, plen, &claims) != 0)
 		goto done;
-	if ((ret = sb__jwt_check_claims(claims, &v->pol, sb_jwt_now(&v->pol), p)) != 0)
+	if ((ret = sb__jwt_check_claims(&claims, &v->pol, sb_jwt_now(&v->pol), p)) != 0)
 		goto done;
 	if (v->pol.is_revoked != NULL) {
 		r = v->pol.is_revoked(p->jti, v->pol.revoked_arg);
 		ret = r == 0 ? 0 : r > 0 ? SB_JWT_REVOKED : SB_EUNAVAIL;
 	}
 done:
-	json_decref(claims);
 	json_decref(hdr);
 	sb_jwt_keyset_release(set);
 	if (ret != 0)

@@ -1,11 +1,12 @@
 /* sb_rpc.h: RPC between services over nng REQ/REP, in the envelope of proto/rpc.proto.
  *
  * Server: a service is a table of struct sb_rpc_method rows (method name, request and response
- * descriptors, handler). N worker threads each own one nng context on a REP socket and run
- * receive → dispatch → send, so a handler may block (libpq, hiredis). The runtime unpacks the
- * request, gives the handler an empty response message, packs it on OK, and frees everything
- * after the reply is sent. Handlers put memory they hand back into the call's arena
- * (sb_rpc_call_alloc, sb_rpc_call_strdup), so nothing needs to be freed by them.
+ * descriptors, handler). Requests are received on nng contexts of a REP socket and handed to
+ * N worker threads, so a handler may block (libpq, hiredis); methods listed in
+ * sb_rpc_server_opts.inline_methods never block and run on the receiving nng thread instead. The
+ * runtime unpacks the request, gives the handler an empty response message, packs it on OK, and
+ * frees everything after the reply is sent. Handlers put memory they hand back into the call's
+ * arena (sb_rpc_call_alloc, sb_rpc_call_strdup), so nothing needs to be freed by them.
  *
  * Client: one REQ socket shared by any number of threads; one nng context per outstanding call.
  * nng's resend timer is disabled (NNG_OPT_REQ_RESENDTIME = infinite), so a request is sent at
@@ -59,6 +60,13 @@ struct sb_rpc_server_opts {
 	/* Optional: runs on each worker thread whose worker_init succeeded, when it stops. */
 	void (*worker_fini)(void *ctx, void *state);
 	size_t max_msg; /* largest request payload; 0 = SB_RPC_DEFAULT_MAX_MSG */
+	/* Optional, NULL-ended: names of rows of methods whose handlers never block (no libpq,
+	 * no sync hiredis, no sleeping: Health, reads of an in-memory cache). They run on the
+	 * nng thread that received the request, saving the hand-off to a worker thread, with
+	 * the same envelope checks, deadline, drain, metrics and error replies. There
+	 * sb_rpc_call_worker_state returns NULL. A name missing from methods fails the start
+	 * with SB_EINVAL. Must outlive the server. */
+	const char *const *inline_methods;
 };
 
 /* sb_rpc_code_name returns the upper-case name of an Sb__Rpc__Code ("NOT_FOUND"); never NULL. */
@@ -118,6 +126,10 @@ int sb_rpc_call_violation(struct sb_rpc_call *call, const char *field_path, cons
 /* sb_rpc_call_retry_after sets the reply's retry_after_ms (with UNAVAILABLE or
  * RESOURCE_EXHAUSTED). */
 void sb_rpc_call_retry_after(struct sb_rpc_call *call, int64_t ms);
+/* sb_rpc_call_set_http_status sets, with an OK reply, the 2xx status an HTTP edge answers
+ * instead of its route's default (200 for an idempotent replay of a 202 send). Other values
+ * clear the hint. */
+void sb_rpc_call_set_http_status(struct sb_rpc_call *call, int status);
 
 /* --- client --------------------------------------------------------------------------- */
 
@@ -134,6 +146,7 @@ struct sb_rpc_result {
 	size_t n_violations;             /* from the server's reply */
 	Sb__Rpc__Violation **violations; /* n_violations entries */
 	int64_t retry_after_ms;
+	int http_status;           /* the server's 2xx hint for HTTP edges, or 0 */
 	ProtobufCMessage *resp;    /* unpacked with resp_desc when code is OK, else NULL */
 	Sb__Rpc__Response *sb_env; /* private: the unpacked envelope the above point into */
 };
@@ -184,6 +197,7 @@ struct sb_rpc_call {
 	Sb__Rpc__Violation **violations;
 	size_t n_violations, cap_violations;
 	int64_t retry_after_ms;
+	int http_status;
 };
 
 struct sb_metric;

@@ -95,6 +95,7 @@ sb__rpc_call_reset(struct sb_rpc_call *call)
 	call->n_violations = 0;
 	call->cap_violations = 0;
 	call->retry_after_ms = 0;
+	call->http_status = 0;
 }
 
 void
@@ -196,6 +197,12 @@ void
 sb_rpc_call_retry_after(struct sb_rpc_call *call, int64_t ms)
 {
 	call->retry_after_ms = ms < 0 ? 0 : ms;
+}
+
+void
+sb_rpc_call_set_http_status(struct sb_rpc_call *call, int status)
+{
+	call->http_status = (status >= 200 && status < 300) ? status : 0;
 }
 
 const char *

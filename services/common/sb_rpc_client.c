@@ -53,7 +53,24 @@ struct sb_rpc_client {
 	struct sb_rpc_mentry mentries[SB_RPC_MSTATS_MAX];
 	size_t n_mentries;
 	struct sb_rpc_mstats other; /* methods past SB_RPC_MSTATS_MAX */
+	/* Readers: context operations; writer: nng_close. nng 1.5 can use freed memory when a
+	 * context operation races nng_close, so none may run during it or start after it. */
+	pthread_rwlock_t gate;
 };
+
+/* sb_rpc_client_enter starts a context operation unless the client is closing; never blocks.
+ * Returns true if the caller must unlock cli->gate. */
+static bool
+sb_rpc_client_enter(struct sb_rpc_client *cli)
+{
+	if (pthread_rwlock_tryrdlock(&cli->gate) != 0)
+		return false;
+	if (atomic_load(&cli->closed)) {
+		pthread_rwlock_unlock(&cli->gate);
+		return false;
+	}
+	return true;
+}
 
 /* The outcome of a failed transport operation. */
 static int
@@ -150,6 +167,7 @@ sb_rpc_slot_parse(struct sb_rpc_slot *s, nng_msg *m, const char **msg)
 	r->n_violations = env->n_violations;
 	r->violations = env->violations;
 	r->retry_after_ms = env->retry_after_ms;
+	r->http_status = env->http_status;
 	return 0;
 }
 
@@ -175,14 +193,26 @@ sb_rpc_slot_cb(void *arg)
 		if (s->state == SB_RPC_SLOT_SEND)
 			nng_msg_free(nng_aio_get_msg(s->aio));
 		code = sb_rpc_client_code(rv, &msg);
+		if (atomic_load(&s->cli->closed)) {
+			/* Closing drops the connection first: report why, not what it looked
+			 * like. */
+			code = SB__RPC__CODE__CANCELLED;
+			msg = "call cancelled: client closed";
+		}
 		sb_rpc_slot_finish(s, code, msg);
 		return;
 	}
 	switch (s->state) {
 	case SB_RPC_SLOT_SEND:
+		if (!sb_rpc_client_enter(s->cli)) {
+			sb_rpc_slot_finish(s, SB__RPC__CODE__CANCELLED,
+			                   "call cancelled: client closed");
+			return;
+		}
 		s->state = SB_RPC_SLOT_RECV;
 		nng_aio_set_timeout(s->aio, sb_rpc_slot_remaining(s));
 		nng_ctx_recv(s->ctx, s->aio);
+		pthread_rwlock_unlock(&s->cli->gate);
 		return;
 	case SB_RPC_SLOT_RECV:
 		m = nng_aio_get_msg(s->aio);
@@ -301,7 +331,12 @@ sb_rpc_call_async(struct sb_rpc_client *cli, const char *method, const ProtobufC
 	timeout_ms = meta && meta->timeout_ms > 0 ? meta->timeout_ms : SB_RPC_DEFAULT_TIMEOUT_MS;
 	if ((rv = sb_rpc_client_pack(method, req, meta, timeout_ms, &m)) != 0)
 		return rv == SB_ERANGE ? SB_EINVAL : rv;
+	if (!sb_rpc_client_enter(cli)) {
+		nng_msg_free(m);
+		return SB_ECLOSED;
+	}
 	if ((rv = sb_rpc_client_take(cli, method, &s)) != 0) {
+		pthread_rwlock_unlock(&cli->gate);
 		nng_msg_free(m);
 		return rv;
 	}
@@ -315,6 +350,7 @@ sb_rpc_call_async(struct sb_rpc_client *cli, const char *method, const ProtobufC
 	nng_aio_set_msg(s->aio, m);
 	nng_aio_set_timeout(s->aio, (nng_duration)timeout_ms);
 	nng_ctx_send(s->ctx, s->aio);
+	pthread_rwlock_unlock(&cli->gate);
 	return 0;
 }
 
@@ -384,7 +420,9 @@ sb_rpc_client_open(const char *url, struct sb_rpc_client **out)
 	if ((cli = calloc(1, sizeof(*cli))) == NULL)
 		return SB_ENOMEM;
 	pthread_mutex_init(&cli->mu, NULL);
+	pthread_rwlock_init(&cli->gate, NULL);
 	if (nng_req0_open(&cli->sock) != 0) {
+		pthread_rwlock_destroy(&cli->gate);
 		pthread_mutex_destroy(&cli->mu);
 		free(cli);
 		return SB_EIO;
@@ -399,6 +437,7 @@ sb_rpc_client_open(const char *url, struct sb_rpc_client **out)
 	if ((rv = nng_dial(cli->sock, url, NULL, NNG_FLAG_NONBLOCK)) != 0) {
 		SB_ERROR("rpc: cannot dial %s: %s", url, nng_strerror(rv));
 		nng_close(cli->sock);
+		pthread_rwlock_destroy(&cli->gate);
 		pthread_mutex_destroy(&cli->mu);
 		free(cli);
 		return rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP || rv == NNG_EINVAL ? SB_EINVAL
@@ -415,11 +454,13 @@ sb_rpc_client_free(struct sb_rpc_client *cli)
 
 	if (cli == NULL)
 		return;
-	pthread_mutex_lock(&cli->mu);
-	atomic_store(&cli->closed, true);
-	pthread_mutex_unlock(&cli->mu);
 	/* Socket first: every outstanding operation completes with NNG_ECLOSED. */
+	pthread_mutex_lock(&cli->mu);
+	atomic_store(&cli->closed, true); /* new operations stop entering the gate */
+	pthread_mutex_unlock(&cli->mu);
+	pthread_rwlock_wrlock(&cli->gate);
 	nng_close(cli->sock);
+	pthread_rwlock_unlock(&cli->gate);
 	for (s = cli->all_slots; s != NULL; s = s->next_all)
 		nng_aio_stop(s->aio);
 	for (s = cli->all_slots; s != NULL; s = next) {
@@ -429,6 +470,7 @@ sb_rpc_client_free(struct sb_rpc_client *cli)
 	}
 	for (size_t i = 0; i < cli->n_mentries; i++)
 		free(cli->mentries[i].name);
+	pthread_rwlock_destroy(&cli->gate);
 	pthread_mutex_destroy(&cli->mu);
 	free(cli);
 }

@@ -1,10 +1,15 @@
 /* sb_rpc_server.c: the RPC server.
  *
  * The nng side is a set of slots, each one nng context on the REP socket with one aio whose
- * callback runs the state machine RECV → (queued) → SEND → RECV and never blocks. A received
- * request goes onto one work queue; worker threads take requests from it, run the handler
- * (which may block: libpq) and start the reply's send. A busy worker takes the next request
- * without sleeping, so under load a request costs no thread wake-up beyond nng's own. */
+ * callback runs the state machine RECV → WORK → SEND → RECV and never blocks on anything but
+ * an inline handler. The receive callback unpacks the envelope and routes it:
+ *   - to the work queue when its method has an ordinary handler (which may block: libpq);
+ *     worker threads take requests from it, run the handler and start the reply's send;
+ *   - inline, on the callback's own thread, for methods listed as never blocking and for
+ *     requests answered without a handler (malformed envelope, unknown method), so that they
+ *     cost no thread hand-off at all.
+ * A busy worker takes the next request without sleeping; a sleeping worker is woken only
+ * when no wake-up already sent covers the queued work (see sb_rpc_server_enqueue). */
 #include "sb_rpc.h"
 #include "sb_err.h"
 #include "sb_log.h"
@@ -35,6 +40,12 @@ struct sb_rpc_sslot {
 	bool counted;              /* in srv->in_flight */
 	nng_msg *msg;              /* while queued or worked on */
 	struct sb_rpc_sslot *next; /* work queue link */
+	/* The routed request (WORK): env owned until served; m NULL for unknown methods. */
+	Sb__Rpc__Request *env;
+	const struct sb_rpc_method *m;
+	struct sb_rpc_mstats *ms;
+	double t0;                /* when it was received */
+	struct sb_rpc_call icall; /* arena of inline calls; only this slot's callback uses it */
 };
 
 struct sb_rpc_worker {
@@ -56,6 +67,7 @@ struct sb_rpc_server {
 	int n_slots;
 	struct sb_rpc_sslot *slots;
 	struct sb_rpc_mstats *mstats; /* one per method row */
+	bool *inline_m;               /* one per method row: runs on the nng thread */
 	struct sb_rpc_mstats unknown; /* unknown methods and malformed envelopes */
 	atomic_bool draining;
 	atomic_int in_flight; /* requests taken on and not yet answered */
@@ -63,11 +75,15 @@ struct sb_rpc_server {
 	pthread_cond_t cv;    /* worker_init done; in_flight reached 0 while draining */
 	pthread_cond_t work_cv;
 	struct sb_rpc_sslot *work_head, *work_tail;
-	int idle; /* workers waiting on work_cv */
+	int idle;   /* workers waiting on work_cv */
+	int wakes;  /* work_cv signals sent whose worker has not yet returned from its wait */
+	int queued; /* slots on the work queue */
 	bool stopping;
 	int inited; /* workers that finished worker_init */
 	bool closed;
 	_Atomic int64_t warned_at; /* second of the last bad-request warning */
+	pthread_rwlock_t gate;     /* readers: context operations; writer: nng_close */
+	atomic_bool sock_closed;
 };
 
 /* sb_rpc_server_log_ok limits warnings about bad requests (a peer controls how many arrive) to
@@ -160,6 +176,7 @@ sb_rpc_server_reply(struct sb_rpc_call *call, int code, ProtobufCBinaryData payl
 	r.n_violations = call->n_violations;
 	r.violations = call->violations;
 	r.retry_after_ms = call->retry_after_ms;
+	r.http_status = call->http_status;
 	n = sb__rpc__response__get_packed_size(&r);
 	nng_msg_clear(msg);
 	if (nng_msg_realloc(msg, n) != 0)
@@ -168,27 +185,45 @@ sb_rpc_server_reply(struct sb_rpc_call *call, int code, ProtobufCBinaryData payl
 	return 0;
 }
 
-/* sb_rpc_server_serve answers one request message; msg is reused for the reply. */
-static int
-sb_rpc_server_serve(struct sb_rpc_worker *w, nng_msg *msg)
+/* sb_rpc_server_route unpacks the envelope of sl->msg into sl (env, m, ms, t0). Returns true
+ * when the request needs a worker thread: a well-formed request for a method whose handler
+ * may block. Cheap and non-blocking: runs in the receive callback. */
+static bool
+sb_rpc_server_route(struct sb_rpc_server *srv, struct sb_rpc_sslot *sl)
 {
-	struct sb_rpc_server *srv = w->srv;
-	struct sb_rpc_call *call = &w->call;
-	const struct sb_rpc_method *m = NULL;
-	struct sb_rpc_mstats *ms = &srv->unknown;
-	ProtobufCBinaryData payload = { 0, NULL };
 	Sb__Rpc__Request *env;
-	double t0 = sb__rpc_now_mono();
+
+	sl->t0 = sb__rpc_now_mono();
+	sl->m = NULL;
+	sl->ms = &srv->unknown;
+	env = sb__rpc__request__unpack(NULL, nng_msg_len(sl->msg), nng_msg_body(sl->msg));
+	sl->env = env;
+	if (env == NULL || env->method == NULL || env->method[0] == '\0')
+		return false;
+	if ((sl->m = sb_rpc_server_find(srv, env->method, &sl->ms)) == NULL)
+		return false;
+	return true;
+}
+
+/* sb_rpc_server_serve answers the request routed into sl with call (a worker's, or the slot's
+ * own for inline work); sl->msg is reused for the reply and sl->env is freed. Returns 0, or
+ * -1 when no reply could be built (sl->msg is then still the caller's to free). */
+static int
+sb_rpc_server_serve(struct sb_rpc_server *srv, struct sb_rpc_call *call, struct sb_rpc_sslot *sl)
+{
+	const struct sb_rpc_method *m = sl->m;
+	Sb__Rpc__Request *env = sl->env;
+	nng_msg *msg = sl->msg;
+	ProtobufCBinaryData payload = { 0, NULL };
 	int code, rv;
 
-	env = sb__rpc__request__unpack(NULL, nng_msg_len(msg), nng_msg_body(msg));
 	call->env = env;
 	if (env == NULL || env->method == NULL || env->method[0] == '\0') {
 		code = sb_rpc_call_error(call, SB__RPC__CODE__INVALID_ARGUMENT,
 		                         "malformed request envelope");
 		if (sb_rpc_server_log_ok(srv))
 			SB_WARN("rpc: malformed request envelope (%zu bytes)", nng_msg_len(msg));
-	} else if ((m = sb_rpc_server_find(srv, env->method, &ms)) == NULL) {
+	} else if (m == NULL) {
 		code = sb_rpc_call_error(call, SB__RPC__CODE__UNIMPLEMENTED, "unknown method");
 		/* The name is the caller's: log at most 64 bytes of it. */
 		if (sb_rpc_server_log_ok(srv))
@@ -201,9 +236,11 @@ sb_rpc_server_serve(struct sb_rpc_worker *w, nng_msg *msg)
 		code = sb_rpc_server_invoke(srv, call, m, &payload);
 	}
 	rv = sb_rpc_server_reply(call, code, payload, msg);
-	sb__rpc_metrics_server(m ? m->name : "unknown", ms, code, sb__rpc_now_mono() - t0);
+	sb__rpc_metrics_server(m ? m->name : "unknown", sl->ms, code, sb__rpc_now_mono() - sl->t0);
 	if (env != NULL)
 		sb__rpc__request__free_unpacked(env, NULL);
+	sl->env = NULL;
+	sl->m = NULL;
 	sb__rpc_call_reset(call);
 	return rv;
 }
@@ -239,12 +276,86 @@ sb_rpc_server_refuse(struct sb_rpc_server *srv, nng_msg *msg)
 	return 0;
 }
 
+/* sb_rpc_gate_enter lets one context operation start unless the socket is closed or being
+ * closed: nng 1.5 can use freed memory when a context operation races nng_close. Never
+ * blocks. Returns true if the caller must call sb_rpc_gate_leave. */
+static bool
+sb_rpc_gate_enter(struct sb_rpc_server *srv)
+{
+	if (pthread_rwlock_tryrdlock(&srv->gate) != 0)
+		return false;
+	if (atomic_load(&srv->sock_closed)) {
+		pthread_rwlock_unlock(&srv->gate);
+		return false;
+	}
+	return true;
+}
+
+static void
+sb_rpc_sslot_recv(struct sb_rpc_sslot *sl)
+{
+	sl->state = SB_RPC_S_RECV;
+	if (!sb_rpc_gate_enter(sl->srv))
+		return;
+	nng_ctx_recv(sl->ctx, sl->aio);
+	pthread_rwlock_unlock(&sl->srv->gate);
+}
+
 static void
 sb_rpc_sslot_send(struct sb_rpc_sslot *sl, nng_msg *msg)
 {
 	sl->state = SB_RPC_S_SEND;
+	if (!sb_rpc_gate_enter(sl->srv)) {
+		nng_msg_free(msg);
+		if (sl->counted) {
+			sl->counted = false;
+			sb_rpc_server_done_one(sl->srv);
+		}
+		return;
+	}
 	nng_aio_set_msg(sl->aio, msg);
 	nng_ctx_send(sl->ctx, sl->aio);
+	pthread_rwlock_unlock(&sl->srv->gate);
+}
+
+/* sb_rpc_sslot_answer sends the reply that sb_rpc_server_serve built in sl->msg (rv 0), or
+ * drops the request and receives again when none could be built (rv -1). */
+static void
+sb_rpc_sslot_answer(struct sb_rpc_sslot *sl, int rv)
+{
+	nng_msg *msg = sl->msg;
+
+	sl->msg = NULL;
+	if (rv == 0) {
+		sb_rpc_sslot_send(sl, msg); /* the send callback settles in_flight */
+		return;
+	}
+	nng_msg_free(msg);
+	sl->counted = false;
+	sb_rpc_server_done_one(sl->srv);
+	sb_rpc_sslot_recv(sl);
+}
+
+/* sb_rpc_server_enqueue queues sl for a worker. A sleeping worker is woken only if the queued
+ * work outnumbers the wake-ups already sent and not yet taken: a worker that is finishing a
+ * request takes the next one without sleeping, and every futile wake-up costs two context
+ * switches on a machine with few cores. */
+static void
+sb_rpc_server_enqueue(struct sb_rpc_server *srv, struct sb_rpc_sslot *sl)
+{
+	sl->next = NULL;
+	pthread_mutex_lock(&srv->mu);
+	if (srv->work_tail != NULL)
+		srv->work_tail->next = sl;
+	else
+		srv->work_head = sl;
+	srv->work_tail = sl;
+	srv->queued++;
+	if (srv->idle > srv->wakes && srv->queued > srv->wakes) {
+		srv->wakes++;
+		pthread_cond_signal(&srv->work_cv);
+	}
+	pthread_mutex_unlock(&srv->mu);
 }
 
 /* sb_rpc_sslot_cb runs on an nng thread when a slot's receive or send completes. */
@@ -265,14 +376,13 @@ sb_rpc_sslot_cb(void *arg)
 		}
 		if (rv == NNG_ECLOSED)
 			return;
-		sl->state = SB_RPC_S_RECV;
-		nng_ctx_recv(sl->ctx, sl->aio);
+		sb_rpc_sslot_recv(sl);
 		return;
 	}
 	if (rv == NNG_ECLOSED)
 		return;
 	if (rv != 0) {
-		nng_ctx_recv(sl->ctx, sl->aio);
+		sb_rpc_sslot_recv(sl);
 		return;
 	}
 	msg = nng_aio_get_msg(sl->aio);
@@ -284,7 +394,7 @@ sb_rpc_sslot_cb(void *arg)
 		sb_rpc_server_done_one(srv);
 		if (sb_rpc_server_refuse(srv, msg) != 0) {
 			nng_msg_free(msg);
-			nng_ctx_recv(sl->ctx, sl->aio);
+			sb_rpc_sslot_recv(sl);
 			return;
 		}
 		sb_rpc_sslot_send(sl, msg);
@@ -293,16 +403,13 @@ sb_rpc_sslot_cb(void *arg)
 	sl->counted = true;
 	sl->state = SB_RPC_S_WORK;
 	sl->msg = msg;
-	sl->next = NULL;
-	pthread_mutex_lock(&srv->mu);
-	if (srv->work_tail != NULL)
-		srv->work_tail->next = sl;
-	else
-		srv->work_head = sl;
-	srv->work_tail = sl;
-	if (srv->idle > 0)
-		pthread_cond_signal(&srv->work_cv);
-	pthread_mutex_unlock(&srv->mu);
+	if (sb_rpc_server_route(srv, sl)) {
+		sb_rpc_server_enqueue(srv, sl);
+		return;
+	}
+	/* Never blocks (an inline method, or a reply without a handler): answer here rather
+	 * than pay two thread switches for the hand-off. */
+	sb_rpc_sslot_answer(sl, sb_rpc_server_serve(srv, &sl->icall, sl));
 }
 
 /* sb_rpc_worker_take returns the next queued slot, or NULL when the server stops. */
@@ -316,6 +423,10 @@ sb_rpc_worker_take(struct sb_rpc_server *srv)
 		srv->idle++;
 		pthread_cond_wait(&srv->work_cv, &srv->mu);
 		srv->idle--;
+		/* Counted whether this return was the signal or spurious: wakes may then
+		 * under-count, which only costs a spare signal, never a lost one. */
+		if (srv->wakes > 0)
+			srv->wakes--;
 	}
 	if (srv->stopping) {
 		sl = NULL; /* what is still queued is dropped by sb_rpc_server_free */
@@ -323,6 +434,7 @@ sb_rpc_worker_take(struct sb_rpc_server *srv)
 		srv->work_head = sl->next;
 		if (srv->work_head == NULL)
 			srv->work_tail = NULL;
+		srv->queued--;
 	}
 	pthread_mutex_unlock(&srv->mu);
 	return sl;
@@ -347,20 +459,8 @@ sb_rpc_worker_main(void *arg)
 		return NULL;
 	sb__rpc_call_init(&w->call, srv->o.ctx, w->state);
 
-	while ((sl = sb_rpc_worker_take(srv)) != NULL) {
-		nng_msg *msg = sl->msg;
-
-		sl->msg = NULL;
-		if (sb_rpc_server_serve(w, msg) == 0) {
-			sb_rpc_sslot_send(sl, msg); /* the callback settles in_flight */
-		} else {
-			nng_msg_free(msg);
-			sl->counted = false;
-			sb_rpc_server_done_one(srv);
-			sl->state = SB_RPC_S_RECV;
-			nng_ctx_recv(sl->ctx, sl->aio);
-		}
-	}
+	while ((sl = sb_rpc_worker_take(srv)) != NULL)
+		sb_rpc_sslot_answer(sl, sb_rpc_server_serve(srv, &w->call, sl));
 	sb__rpc_call_fini(&w->call);
 	if (srv->o.worker_fini != NULL)
 		srv->o.worker_fini(srv->o.ctx, w->state);
@@ -377,8 +477,42 @@ sb_rpc_server_close(struct sb_rpc_server *srv)
 	}
 	srv->closed = true;
 	pthread_mutex_unlock(&srv->mu);
-	/* Closing the socket first aborts every worker's pending receive or send. */
+	/* Closing the socket first aborts every pending receive or send; no context operation
+	 * runs meanwhile, and none starts after. */
+	atomic_store(&srv->sock_closed, true); /* new operations stop entering the gate */
+	pthread_rwlock_wrlock(&srv->gate);
 	nng_close(srv->sock);
+	pthread_rwlock_unlock(&srv->gate);
+}
+
+/* sb_rpc_server_listed tells whether name is in the NULL-ended list (NULL: empty). */
+static bool
+sb_rpc_server_listed(const char *const *list, const char *name)
+{
+	for (size_t i = 0; list != NULL && list[i] != NULL; i++)
+		if (strcmp(list[i], name) == 0)
+			return true;
+	return false;
+}
+
+/* sb_rpc_server_check_inline rejects an inline_methods name that no row of methods has: a
+ * typo would otherwise silently leave the method on the worker threads. */
+static int
+sb_rpc_server_check_inline(const struct sb_rpc_server_opts *o)
+{
+	for (size_t i = 0; o->inline_methods != NULL && o->inline_methods[i] != NULL; i++) {
+		size_t j = 0;
+
+		while (o->methods[j].name != NULL &&
+		       strcmp(o->methods[j].name, o->inline_methods[i]) != 0)
+			j++;
+		if (o->methods[j].name == NULL) {
+			SB_ERROR("rpc: inline method %.64s is not in the method table",
+			         o->inline_methods[i]);
+			return SB_EINVAL;
+		}
+	}
+	return 0;
 }
 
 int
@@ -397,6 +531,8 @@ sb_rpc_server_start(const struct sb_rpc_server_opts *o, struct sb_rpc_server **o
 		if (m->req == NULL || m->resp == NULL || m->fn == NULL)
 			return SB_EINVAL;
 	}
+	if (sb_rpc_server_check_inline(o) != 0)
+		return SB_EINVAL;
 	if ((srv = calloc(1, sizeof(*srv))) == NULL)
 		return SB_ENOMEM;
 	srv->o = *o;
@@ -408,20 +544,26 @@ sb_rpc_server_start(const struct sb_rpc_server_opts *o, struct sb_rpc_server **o
 	pthread_mutex_init(&srv->mu, NULL);
 	pthread_cond_init(&srv->cv, NULL);
 	pthread_cond_init(&srv->work_cv, NULL);
+	pthread_rwlock_init(&srv->gate, NULL);
 	srv->n_slots = srv->o.workers * 2;
 	srv->workers = calloc((size_t)srv->o.workers, sizeof(*srv->workers));
 	srv->slots = calloc((size_t)srv->n_slots, sizeof(*srv->slots));
 	srv->mstats = calloc(n_methods + 1, sizeof(*srv->mstats));
-	if (srv->workers == NULL || srv->slots == NULL || srv->mstats == NULL) {
+	srv->inline_m = calloc(n_methods + 1, sizeof(*srv->inline_m));
+	if (srv->workers == NULL || srv->slots == NULL || srv->mstats == NULL ||
+	    srv->inline_m == NULL) {
 		ret = SB_ENOMEM;
 		goto fail_nosock;
 	}
+	for (size_t i = 0; i < n_methods; i++)
+		srv->inline_m[i] = sb_rpc_server_listed(o->inline_methods, o->methods[i].name);
 	if ((rv = nng_rep0_open(&srv->sock)) != 0)
 		goto fail_nosock;
 	nng_socket_set_size(srv->sock, NNG_OPT_RECVMAXSZ, srv->o.max_msg + SB_RPC_ENVELOPE_SLACK);
 	for (int i = 0; i < srv->n_slots; i++) {
 		struct sb_rpc_sslot *sl = &srv->slots[i];
 		sl->srv = srv;
+		sb__rpc_call_init(&sl->icall, srv->o.ctx, NULL);
 		if (nng_ctx_open(&sl->ctx, srv->sock) != 0 ||
 		    nng_aio_alloc(&sl->aio, sb_rpc_sslot_cb, sl) != 0)
 			goto fail;
@@ -454,7 +596,7 @@ sb_rpc_server_start(const struct sb_rpc_server_opts *o, struct sb_rpc_server **o
 	if (ret != 0)
 		goto fail;
 	for (int i = 0; i < srv->n_slots; i++)
-		nng_ctx_recv(srv->slots[i].ctx, srv->slots[i].aio);
+		sb_rpc_sslot_recv(&srv->slots[i]);
 	SB_INFO("rpc: listening on %s with %d workers", srv->o.url, srv->n_workers);
 	*out = srv;
 	return 0;
@@ -467,9 +609,11 @@ fail_nosock:
 	pthread_mutex_destroy(&srv->mu);
 	pthread_cond_destroy(&srv->cv);
 	pthread_cond_destroy(&srv->work_cv);
+	pthread_rwlock_destroy(&srv->gate);
 	free(srv->workers);
 	free(srv->slots);
 	free(srv->mstats);
+	free(srv->inline_m);
 	free(srv);
 	return ret;
 }
@@ -529,16 +673,23 @@ sb_rpc_server_free(struct sb_rpc_server *srv)
 		if (srv->slots[i].aio != NULL)
 			nng_aio_stop(srv->slots[i].aio);
 	for (int i = 0; i < srv->n_slots; i++) {
-		if (srv->slots[i].msg != NULL)
-			nng_msg_free(srv->slots[i].msg);
-		if (srv->slots[i].aio != NULL)
-			nng_aio_free(srv->slots[i].aio);
+		struct sb_rpc_sslot *sl = &srv->slots[i];
+
+		if (sl->msg != NULL)
+			nng_msg_free(sl->msg);
+		if (sl->env != NULL)
+			sb__rpc__request__free_unpacked(sl->env, NULL);
+		if (sl->aio != NULL)
+			nng_aio_free(sl->aio);
+		sb__rpc_call_fini(&sl->icall);
 	}
 	pthread_mutex_destroy(&srv->mu);
 	pthread_cond_destroy(&srv->cv);
 	pthread_cond_destroy(&srv->work_cv);
+	pthread_rwlock_destroy(&srv->gate);
 	free(srv->workers);
 	free(srv->slots);
 	free(srv->mstats);
+	free(srv->inline_m);
 	free(srv);
 }

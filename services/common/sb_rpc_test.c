@@ -36,7 +36,9 @@ static int worker_tag = 42;
 
 static pthread_mutex_t gate_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t gate_cv = PTHREAD_COND_INITIALIZER;
-static int gate_open; /* test.Block waits for this */
+static int gate_open;        /* test.Block waits for this */
+static atomic_int n_blocked; /* test.Block handlers waiting now */
+static atomic_int n_quick;   /* executions of test.QuickCount */
 
 static void
 sleep_ms(int ms)
@@ -104,10 +106,32 @@ static int
 h_block(struct sb_rpc_call *call, const void *req, void *resp)
 {
 	atomic_store(&slow_started, 1);
+	atomic_fetch_add(&n_blocked, 1);
 	pthread_mutex_lock(&gate_mu);
 	while (!gate_open)
 		pthread_cond_wait(&gate_cv, &gate_mu);
 	pthread_mutex_unlock(&gate_mu);
+	atomic_fetch_sub(&n_blocked, 1);
+	return SB__RPC__CODE__OK;
+}
+
+/* test.Quick: inline; echoes field as name and says whether it saw a worker's state. */
+static int
+h_quick(struct sb_rpc_call *call, const void *req, void *resp)
+{
+	Sb__Rpc__DependencyStatus *out = resp;
+
+	out->name = ((const Sb__Rpc__Violation *)req)->field; /* packed before req is freed */
+	out->detail = sb_rpc_call_strdup(call, sb_rpc_call_worker_state(call) ? "worker state"
+	                                                                      : "no worker state");
+	out->ok = sb_rpc_call_remaining_ms(call) > 0 && sb_rpc_call_remaining_ms(call) < 60000;
+	return SB__RPC__CODE__OK;
+}
+
+static int
+h_quick_count(struct sb_rpc_call *call, const void *req, void *resp)
+{
+	atomic_fetch_add(&n_quick, 1);
 	return SB__RPC__CODE__OK;
 }
 
@@ -122,8 +146,21 @@ static const struct sb_rpc_method methods[] = {
 	  h_count },
 	{ "test.Block", &sb__rpc__violation__descriptor, &sb__rpc__dependency_status__descriptor,
 	  h_block },
+	{ "test.Quick", &sb__rpc__violation__descriptor, &sb__rpc__dependency_status__descriptor,
+	  h_quick },
+	{ "test.QuickFail", &sb__rpc__violation__descriptor,
+	  &sb__rpc__dependency_status__descriptor, h_fail },
+	{ "test.QuickCount", &sb__rpc__violation__descriptor,
+	  &sb__rpc__dependency_status__descriptor, h_quick_count },
+	{ "test.QuickSlow", &sb__rpc__violation__descriptor,
+	  &sb__rpc__dependency_status__descriptor, h_slow },
 	{ NULL, NULL, NULL, NULL },
 };
+
+/* Run on the nng thread (h_slow breaks the never-block rule on purpose, to hold an inline
+ * request in progress during a drain). */
+static const char *const inline_methods[] = { "test.Quick", "test.QuickFail", "test.QuickCount",
+	                                      "test.QuickSlow", NULL };
 
 static int
 w_init(void *ctx, void **state)
@@ -152,6 +189,7 @@ start_server(const char *url, int *port)
 	o.worker_init = w_init;
 	o.worker_fini = w_fini;
 	o.max_msg = 1024;
+	o.inline_methods = inline_methods;
 	assert_int_equal(sb_rpc_server_start(&o, &srv), 0);
 	if (port)
 		*port = sb_rpc_server_port(srv);
@@ -722,6 +760,194 @@ test_worker_hooks(void **state)
 	assert_int_equal(atomic_load(&n_fini), f0 + 4);
 }
 
+static void
+set_gate(int open)
+{
+	pthread_mutex_lock(&gate_mu);
+	gate_open = open;
+	pthread_cond_broadcast(&gate_cv);
+	pthread_mutex_unlock(&gate_mu);
+}
+
+/* An inline method is answered while every worker is blocked in a handler, with the same
+ * envelope, error replies, deadline checks and metrics as a worker-run one. */
+static void
+test_inline_method(void **state)
+{
+	struct fixture *f = *state;
+	struct outcome o = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, { 0 }, { 0 } };
+	struct pending p[4];
+	struct sb_rpc_result res;
+	Sb__Rpc__DependencyStatus *out;
+	Sb__Rpc__Response *r;
+	static const uint8_t bad_payload[] = { 0x0a, 0x7f, 'x' }; /* length past the end */
+	struct sb_buf text = SB_BUF_INIT;
+	double t0;
+	int before;
+
+	set_gate(0);
+	for (int i = 0; i < 4; i++) {
+		p[i].o = &o;
+		p[i].i = i;
+		assert_int_equal(async_one(f->cli, "test.Block", &p[i], 8000), 0);
+	}
+	t0 = now_s();
+	while (atomic_load(&n_blocked) < 4 && now_s() - t0 < 5)
+		sleep_ms(5);
+	assert_int_equal(atomic_load(&n_blocked), 4);
+
+	/* A worker-run method cannot be served now... */
+	assert_int_equal(call(f->cli, "test.Echo", "late", 200, &res), 0);
+	assert_int_equal(res.code, SB__RPC__CODE__DEADLINE_EXCEEDED);
+	sb_rpc_result_free(&res);
+
+	/* ...an inline one is, and it sees the deadline but no worker state. */
+	t0 = now_s();
+	assert_int_equal(call(f->cli, "test.Quick", "fast", 2000, &res), 0);
+	assert_true(now_s() - t0 < 1.0);
+	assert_int_equal(res.code, SB__RPC__CODE__OK);
+	out = (Sb__Rpc__DependencyStatus *)res.resp;
+	assert_non_null(out);
+	assert_string_equal(out->name, "fast");
+	assert_string_equal(out->detail, "no worker state");
+	assert_true(out->ok);
+	sb_rpc_result_free(&res);
+
+	/* Errors with violations and retry hints travel as from a worker. */
+	assert_int_equal(call(f->cli, "test.QuickFail", "c-7", 2000, &res), 0);
+	assert_int_equal(res.code, SB__RPC__CODE__NOT_FOUND);
+	assert_string_equal(res.message, "conversation c-7 not found");
+	assert_int_equal(res.n_violations, 2);
+	assert_string_equal(res.violations[1]->field, "text");
+	assert_int_equal(res.retry_after_ms, 250);
+	sb_rpc_result_free(&res);
+
+	/* Unknown methods, bad payloads and expired deadlines need no worker either. */
+	assert_int_equal(call(f->cli, "test.Nope", "x", 2000, &res), 0);
+	assert_int_equal(res.code, SB__RPC__CODE__UNIMPLEMENTED);
+	sb_rpc_result_free(&res);
+	r = raw_envelope(f->url, "test.Quick", bad_payload, sizeof(bad_payload), 0);
+	assert_int_equal(r->code, SB__RPC__CODE__INVALID_ARGUMENT);
+	sb__rpc__response__free_unpacked(r, NULL);
+	before = atomic_load(&n_quick);
+	r = raw_envelope(f->url, "test.QuickCount", NULL, 0, (int64_t)time(NULL) * 1000 - 1000);
+	assert_int_equal(r->code, SB__RPC__CODE__DEADLINE_EXCEEDED);
+	sb__rpc__response__free_unpacked(r, NULL);
+	assert_int_equal(atomic_load(&n_quick), before);
+	r = raw_envelope(f->url, "test.QuickCount", NULL, 0, 0);
+	assert_int_equal(r->code, SB__RPC__CODE__OK);
+	sb__rpc__response__free_unpacked(r, NULL);
+	assert_int_equal(atomic_load(&n_quick), before + 1);
+
+	assert_int_equal(sb_metrics_render(&text), 0);
+	assert_non_null(strstr(text.data, "rpc_server_requests_total{method=\"test.Quick\","
+	                                  "code=\"OK\"} 1\n"));
+	assert_non_null(strstr(text.data, "rpc_server_requests_total{method=\"test.QuickFail\","
+	                                  "code=\"NOT_FOUND\"} 1\n"));
+	sb_buf_free(&text);
+
+	/* The blocked calls still complete once released. */
+	set_gate(1);
+	wait_done(&o, 4);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(o.code[i], SB__RPC__CODE__OK);
+	set_gate(0);
+}
+
+/* A drain waits for an inline request in progress and refuses new inline work. */
+static void
+test_inline_drain(void **state)
+{
+	struct fixture *f = *state;
+	struct outcome o = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, { 0 }, { 0 } };
+	struct pending p = { &o, 0 };
+	struct drain_arg d = { f->srv, -100 };
+	struct sb_rpc_result res;
+	struct sb_rpc_client *cli2;
+	pthread_t t;
+	double t0;
+
+	atomic_store(&slow_ms, 700);
+	assert_int_equal(async_one(f->cli, "test.QuickSlow", &p, 4000), 0);
+	t0 = now_s();
+	while (!atomic_load(&slow_started) && now_s() - t0 < 3)
+		sleep_ms(5);
+	assert_true(atomic_load(&slow_started));
+	assert_int_equal(pthread_create(&t, NULL, drain_main, &d), 0);
+	sleep_ms(100);
+	/* nng may hold this connection's next request behind the busy callback: use another. */
+	assert_int_equal(sb_rpc_client_open(f->url, &cli2), 0);
+	assert_int_equal(call(cli2, "test.Quick", "late", 2000, &res), 0);
+	assert_int_equal(res.code, SB__RPC__CODE__UNAVAILABLE);
+	assert_int_equal(res.retry_after_ms, SB_RPC_DRAIN_RETRY_MS);
+	sb_rpc_result_free(&res);
+	sb_rpc_client_free(cli2);
+	pthread_join(t, NULL);
+	assert_int_equal(d.rc, 0);
+	assert_true(now_s() - t0 >= 0.6); /* the drain waited for the handler */
+	wait_done(&o, 1);
+	assert_int_equal(o.code[0], SB__RPC__CODE__OK);
+}
+
+/* A name in inline_methods that the table lacks is refused, not ignored. */
+static void
+test_inline_bad_name(void **state)
+{
+	static const char *const bad[] = { "test.Quick", "test.Quik", NULL };
+	struct sb_rpc_server_opts o = { 0 };
+	struct sb_rpc_server *srv = NULL;
+
+	o.url = "tcp://127.0.0.1:0";
+	o.methods = methods;
+	o.inline_methods = bad;
+	assert_int_equal(sb_rpc_server_start(&o, &srv), SB_EINVAL);
+	assert_null(srv);
+}
+
+struct mixed_arg {
+	struct sb_rpc_client *cli;
+	int ok;
+};
+
+static void *
+mixed_main(void *arg)
+{
+	struct mixed_arg *a = arg;
+	struct sb_rpc_result res;
+
+	for (int i = 0; i < 100; i++) {
+		const char *m = i % 2 ? "test.Quick" : "test.Count";
+
+		if (call(a->cli, m, "m", 5000, &res) == 0 && res.code == SB__RPC__CODE__OK)
+			a->ok++;
+		sb_rpc_result_free(&res);
+	}
+	return NULL;
+}
+
+/* Many callers mixing inline and worker-run methods: every call is answered (no wake-up of a
+ * worker is lost) and every worker-run handler runs exactly once. */
+static void
+test_mixed_load(void **state)
+{
+	struct fixture *f = *state;
+	struct mixed_arg a[16];
+	pthread_t t[16];
+	int before = atomic_load(&n_count), ok = 0;
+
+	for (int i = 0; i < 16; i++) {
+		a[i].cli = f->cli;
+		a[i].ok = 0;
+		assert_int_equal(pthread_create(&t[i], NULL, mixed_main, &a[i]), 0);
+	}
+	for (int i = 0; i < 16; i++) {
+		pthread_join(t[i], NULL);
+		ok += a[i].ok;
+	}
+	assert_int_equal(ok, 1600);
+	assert_int_equal(atomic_load(&n_count), before + 800);
+}
+
 int
 main(void)
 {
@@ -740,6 +966,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_async_from_thread, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_client_free_cancels, setup, teardown),
 		cmocka_unit_test(test_worker_hooks),
+		cmocka_unit_test_setup_teardown(test_inline_method, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_inline_drain, setup, teardown),
+		cmocka_unit_test(test_inline_bad_name),
+		cmocka_unit_test_setup_teardown(test_mixed_load, setup, teardown),
 	};
 
 	sb_log_init("rpc-test", SB_LOG_WARN);

@@ -1,51 +1,251 @@
-/* forward.c: a route row turned into an RPC. The JSON body (plus path parameters and the query
- * string) is transcoded to the row's request type, the call is made asynchronously with the
- * request's trace context, and the reply is transcoded back, or mapped to problem+json. */
-#include "gateway.h"
+/* forward.c: a route row turned into an RPC. The request's fields come from the JSON body (or
+ * a form body on GW_FORM rows), the path parameters, the query string, HTTP Basic credentials
+ * (GW_BASIC) and the Idempotency-Key header (GW_IDEMPOTENCY); they are transcoded to the row's
+ * request type, the call is made asynchronously with the caller's principal and trace context,
+ * and the reply is transcoded back, or mapped to problem+json (or OAuth's error format). */
+#include "gw_int.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+
+#include <openssl/evp.h>
 
 #include "sb_err.h"
 #include "sb_json.h"
 #include "sb_log.h"
 #include "sb_rpc_status.h"
-#include "sb_util_trace.h"
-#include "sb_util_uuid.h"
 
-struct gw_call {
-	struct sb_http_req *req;
-	const struct gw_route *route;
-	char request_id[SB_UUID_STR_LEN + 1];
-	char traceparent[SB_TRACEPARENT_LEN + 1];
+#include "rpc.pb-c.h"
+
+/* gw_field_value converts a text value (query, form, path) to the JSON type of the field
+ * called name in d: numbers for numeric fields, booleans for bool, strings otherwise. NULL
+ * when d has no such field (unknown query and form parameters are ignored, as OAuth asks). */
+static json_t *
+gw_field_value(const ProtobufCMessageDescriptor *d, const char *name, const char *v)
+{
+	const ProtobufCFieldDescriptor *f =
+	    protobuf_c_message_descriptor_get_field_by_name(d, name);
+	if (f == NULL)
+		return NULL;
+	char *end = NULL;
+	switch (f->type) {
+	case PROTOBUF_C_TYPE_INT32:
+	case PROTOBUF_C_TYPE_SINT32:
+	case PROTOBUF_C_TYPE_SFIXED32:
+	case PROTOBUF_C_TYPE_UINT32:
+	case PROTOBUF_C_TYPE_FIXED32: {
+		long long n = strtoll(v, &end, 10);
+		return (*v != '\0' && *end == '\0') ? json_integer(n) : json_string(v);
+	}
+	case PROTOBUF_C_TYPE_FLOAT:
+	case PROTOBUF_C_TYPE_DOUBLE: {
+		double x = strtod(v, &end);
+		return (*v != '\0' && *end == '\0') ? json_real(x) : json_string(v);
+	}
+	case PROTOBUF_C_TYPE_BOOL:
+		if (strcmp(v, "true") == 0 || strcmp(v, "1") == 0)
+			return json_true();
+		if (strcmp(v, "false") == 0 || strcmp(v, "0") == 0)
+			return json_false();
+		return json_string(v);
+	default: /* strings, 64-bit integers (as strings), enums by name, bytes (base64) */
+		return json_string(v);
+	}
+}
+
+static int
+gw_hex(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* gw_urldecode decodes n bytes of s (percent-encoding, '+' as space) into out. Returns 0, or
+ * -1 for a bad escape, an embedded NUL or an over-long value. */
+static int
+gw_urldecode(const char *s, size_t n, char *out, size_t cap)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++) {
+		int c = (unsigned char)s[i];
+		if (c == '+') {
+			c = ' ';
+		} else if (c == '%') {
+			if (i + 2 >= n)
+				return -1;
+			int hi = gw_hex(s[i + 1]);
+			int lo = gw_hex(s[i + 2]);
+			if (hi < 0 || lo < 0)
+				return -1;
+			c = hi * 16 + lo;
+			i += 2;
+		}
+		if (c == 0 || o + 1 >= cap)
+			return -1;
+		out[o++] = (char)c;
+	}
+	out[o] = '\0';
+	return 0;
+}
+
+/* gw_parse_pairs adds each name=value of an urlencoded string to in (fields of d only; values
+ * already present are kept unless overwrite). Returns 0 or -1 on a malformed pair. */
+static int
+gw_parse_pairs(json_t *in, const ProtobufCMessageDescriptor *d, const char *s, size_t len,
+               bool overwrite)
+{
+	size_t i = 0;
+	while (i < len) {
+		size_t j = i;
+		while (j < len && s[j] != '&')
+			j++;
+		const char *eq = memchr(s + i, '=', j - i);
+		if (j > i) {
+			char name[64], value[8192];
+			size_t nlen = eq ? (size_t)(eq - (s + i)) : j - i;
+			if (gw_urldecode(s + i, nlen, name, sizeof(name)) != 0)
+				return -1;
+			value[0] = '\0';
+			if (eq != NULL && gw_urldecode(eq + 1, (size_t)(s + j - eq - 1), value,
+			                               sizeof(value)) != 0)
+				return -1;
+			if (overwrite || json_object_get(in, name) == NULL) {
+				json_t *v = gw_field_value(d, name, value);
+				if (v != NULL)
+					json_object_set_new(in, name, v);
+			}
+		}
+		i = j + 1;
+	}
+	return 0;
+}
+
+/* gw_basic puts the client_id/client_secret of an HTTP Basic header (RFC 6749 2.3.1: each
+ * urlencoded before base64) into in. Returns 0, or -1 when the header is malformed. */
+static int
+gw_basic(json_t *in, const ProtobufCMessageDescriptor *d, const char *h)
+{
+	if (strncasecmp(h, "Basic ", 6) != 0)
+		return 0;
+	h += 6;
+	while (*h == ' ')
+		h++;
+	unsigned char raw[1024];
+	size_t n = 0;
+	size_t hl = strlen(h);
+	if (hl >= sizeof(raw) || EVP_DecodeBlock(raw, (const unsigned char *)h, (int)hl) < 0)
+		return -1;
+	n = hl / 4 * 3;
+	if (hl > 0 && h[hl - 1] == '=')
+		n--;
+	if (hl > 1 && h[hl - 2] == '=')
+		n--;
+	raw[n] = '\0';
+	char *colon = memchr(raw, ':', n);
+	if (colon == NULL)
+		return -1;
+	char id[256], secret[512];
+	if (gw_urldecode((char *)raw, (size_t)(colon - (char *)raw), id, sizeof(id)) != 0 ||
+	    gw_urldecode(colon + 1, n - (size_t)(colon + 1 - (char *)raw), secret,
+	                 sizeof(secret)) != 0)
+		return -1;
+	json_t *vi = gw_field_value(d, "client_id", id);
+	json_t *vs = gw_field_value(d, "client_secret", secret);
+	if (vi != NULL)
+		json_object_set_new(in, "client_id", vi);
+	if (vs != NULL)
+		json_object_set_new(in, "client_secret", vs);
+	explicit_bzero(secret, sizeof(secret));
+	explicit_bzero(raw, sizeof(raw));
+	return 0;
+}
+
+struct gw_input_error {
+	int status;
+	const char *detail;
+	struct sb_json_errors errs;
 };
 
-/* gw_problem answers an RFC 9457 problem with optional field errors. */
-static void
-gw_problem(struct sb_http_req *req, int status, const char *detail, json_t *errors,
-           int64_t retry_after_ms)
+/* gw_input builds the JSON object the request type is read from. NULL with *e set on error. */
+static json_t *
+gw_input(struct gw_req *r, struct gw_input_error *e)
 {
-	json_t *body = json_pack("{s:s,s:s,s:i,s:s}", "type", "about:blank", "title",
-	                         sb_http_reason(status), "status", status, "detail", detail);
-	if (errors != NULL)
-		json_object_set_new(body, "errors", errors);
-	char *text = json_dumps(body, JSON_COMPACT);
-	json_decref(body);
-	struct sb_http_header h[1];
-	size_t nh = 0;
-	char secs[24];
-	if (retry_after_ms > 0 || status == 503) {
-		long long s = retry_after_ms > 0 ? (retry_after_ms + 999) / 1000 : 1;
-		snprintf(secs, sizeof(secs), "%lld", s);
-		h[nh++] = (struct sb_http_header){ "Retry-After", secs };
+	const struct gw_route *route = r->route;
+	struct sb_http_req *req = r->http;
+	json_t *in = NULL;
+	const char *ct = sb_http_req_header(req, "Content-Type");
+	bool form = ct != NULL && strncasecmp(ct, "application/x-www-form-urlencoded", 33) == 0;
+	if (req->body_len > 0 && form && (route->flags & GW_FORM)) {
+		in = json_object();
+		if (gw_parse_pairs(in, route->req, req->body, req->body_len, true) != 0) {
+			json_decref(in);
+			e->status = 400;
+			e->detail = "the form body is malformed";
+			return NULL;
+		}
+	} else if (req->body_len > 0) {
+		if (ct == NULL || strncasecmp(ct, "application/json", 16) != 0) {
+			e->status = 415;
+			e->detail =
+			    (route->flags & GW_FORM)
+			        ? "the body must be application/x-www-form-urlencoded or JSON"
+			        : "the body must be application/json";
+			return NULL;
+		}
+		if (sb_json_parse(req->body, req->body_len, (int)r->gw->cfg->max_json_depth, &in,
+		                  &e->errs) != 0) {
+			e->status = 400;
+			e->detail = "the body is not valid JSON";
+			return NULL;
+		}
+		if (!json_is_object(in)) {
+			json_decref(in);
+			e->status = 400;
+			e->detail = "the body must be a JSON object";
+			return NULL;
+		}
+	} else {
+		in = json_object();
 	}
-	sb_http_respond(req, status, "application/problem+json", h, nh, text, strlen(text));
-	free(text);
+	if (req->query != NULL && req->query[0] != '\0' &&
+	    gw_parse_pairs(in, route->req, req->query, strlen(req->query), false) != 0) {
+		json_decref(in);
+		e->status = 400;
+		e->detail = "the query string is malformed";
+		return NULL;
+	}
+	const char *auth = sb_http_req_header(req, "Authorization");
+	if ((route->flags & GW_BASIC) && auth != NULL && gw_basic(in, route->req, auth) != 0) {
+		json_decref(in);
+		e->status = 400;
+		e->detail = "the Basic credentials are malformed";
+		return NULL;
+	}
+	const char *ik = sb_http_req_header(req, "Idempotency-Key");
+	if ((route->flags & GW_IDEMPOTENCY) && ik != NULL) {
+		json_t *v = gw_field_value(route->req, "idempotency_key", ik);
+		if (v != NULL)
+			json_object_set_new(in, "idempotency_key", v);
+	}
+	for (size_t i = 0; i < r->params.n; i++) {
+		json_t *v = gw_field_value(route->req, r->params.name[i], r->params.value[i]);
+		if (v != NULL)
+			json_object_set_new(in, r->params.name[i], v);
+	}
+	return in;
 }
 
 static json_t *
 gw_json_errors(const struct sb_json_errors *errs)
 {
+	if (errs->n == 0)
+		return NULL;
 	json_t *arr = json_array();
 	for (size_t i = 0; i < errs->n; i++)
 		json_array_append_new(arr, json_pack("{s:s,s:s}", "field", errs->v[i].path,
@@ -53,19 +253,64 @@ gw_json_errors(const struct sb_json_errors *errs)
 	return arr;
 }
 
+/* gw_oauth_error answers RFC 6749 section 5.2: {"error","error_description"}; the service's
+ * message is "<error>: <description>". */
+static void
+gw_oauth_error(struct gw_req *r, int status, const char *message)
+{
+	char error[64] = "invalid_request";
+	const char *desc = message;
+	const char *colon = strstr(message, ": ");
+	if (colon != NULL && (size_t)(colon - message) < sizeof(error)) {
+		memcpy(error, message, (size_t)(colon - message));
+		error[colon - message] = '\0';
+		desc = colon + 2;
+	} else if (status == 401) {
+		snprintf(error, sizeof(error), "invalid_client");
+	}
+	json_t *body = json_pack("{s:s,s:s}", "error", error, "error_description", desc);
+	char *text = json_dumps(body, JSON_COMPACT);
+	json_decref(body);
+	struct sb_http_header h[3] = { { "Cache-Control", "no-store" }, { "Pragma", "no-cache" } };
+	size_t nh = 2;
+	if (status == 401)
+		h[nh++] =
+		    (struct sb_http_header){ "WWW-Authenticate", "Basic realm=\"switchboard\"" };
+	gw_reply(r, status, "application/json", h, nh, text, strlen(text));
+	free(text);
+}
+
 static void
 gw_forward_done(struct sb_rpc_result *res, void *arg)
 {
-	struct gw_call *c = arg;
-	if (res->code == 0 && res->resp != NULL) {
-		struct sb_buf b = SB_BUF_INIT;
-		if (sb_pb_to_json_buf(res->resp, &b) == 0) {
-			int status = c->route->ok_status ? c->route->ok_status : 200;
-			sb_http_respond(c->req, status, "application/json", NULL, 0, b.data, b.len);
+	struct gw_req *r = arg;
+	const struct gw_route *route = r->route;
+	if (res->code == SB__RPC__CODE__OK && res->resp != NULL) {
+		int status = route->ok_status ? route->ok_status : 200;
+		if (res->http_status >= 200 && res->http_status < 300)
+			status = res->http_status;
+		const struct sb_http_header nostore[2] = { { "Cache-Control", "no-store" },
+			                                   { "Pragma", "no-cache" } };
+		size_t nh = (route->flags & GW_OAUTH) ? 2 : 0;
+		if (route->flags & GW_RAW) {
+			const Sb__Rpc__RawJson *raw = (const Sb__Rpc__RawJson *)res->resp;
+			gw_reply(r, status, "application/json", nostore, nh, raw->json,
+			         strlen(raw->json));
 		} else {
-			gw_problem(c->req, 500, "cannot encode the response", NULL, 0);
+			struct sb_buf b = SB_BUF_INIT;
+			if (sb_pb_to_json_buf(res->resp, &b) == 0)
+				gw_reply(r, status, "application/json", nostore, nh, b.data, b.len);
+			else
+				gw_reply_problem(r, 500, "cannot encode the response", NULL, 0);
+			sb_buf_free(&b);
 		}
-		sb_buf_free(&b);
+		sb_rpc_result_free(res);
+		return;
+	}
+	int status = sb_rpc_status_http(res->code);
+	const char *msg = res->message[0] ? res->message : sb_rpc_code_name(res->code);
+	if (route->flags & GW_OAUTH) {
+		gw_oauth_error(r, status, msg);
 	} else {
 		json_t *errors = NULL;
 		if (res->n_violations > 0) {
@@ -76,110 +321,64 @@ gw_forward_done(struct sb_rpc_result *res, void *arg)
 				                                res->violations[i]->field, "reason",
 				                                res->violations[i]->reason));
 		}
-		int status = sb_rpc_status_http(res->code);
-		gw_problem(c->req, status,
-		           res->message[0] ? res->message : sb_rpc_code_name(res->code), errors,
-		           res->retry_after_ms);
+		gw_reply_problem(r, status, msg, errors, res->retry_after_ms);
 	}
 	sb_rpc_result_free(res);
-	free(c);
-}
-
-/* gw_forward_input builds the JSON object the request type is read from: the body (an object,
- * or nothing), overlaid with path parameters; query parameters fill fields not in the body. */
-static json_t *
-gw_forward_input(struct gw *gw, struct sb_http_req *req, const struct gw_params *p,
-                 struct sb_json_errors *errs, int *status)
-{
-	json_t *in = NULL;
-	if (req->body_len > 0) {
-		const char *ct = sb_http_req_header(req, "Content-Type");
-		if (ct == NULL || strncmp(ct, "application/json", 16) != 0) {
-			*status = 415;
-			return NULL;
-		}
-		const struct gateway_cfg *cfg = gw_config(gw);
-		if (sb_json_parse(req->body, req->body_len, (int)cfg->max_json_depth, &in, errs) !=
-		    0) {
-			*status = 400;
-			return NULL;
-		}
-		if (!json_is_object(in)) {
-			json_decref(in);
-			snprintf(errs->v[0].path, sizeof(errs->v[0].path), "%s", "");
-			snprintf(errs->v[0].reason, sizeof(errs->v[0].reason), "%s",
-			         "the body must be a JSON object");
-			errs->n = 1;
-			*status = 400;
-			return NULL;
-		}
-	} else {
-		in = json_object();
-	}
-	for (size_t i = 0; i < p->n; i++)
-		json_object_set_new(in, p->name[i], json_string(p->value[i]));
-	return in;
 }
 
 void
-gw_forward(struct gw *gw, struct sb_http_req *req, const struct gw_route *r,
-           const struct gw_params *p)
+gw_forward(struct gw_req *r)
 {
-	struct sb_json_errors errs = { 0 };
-	int status = 0;
-	json_t *in = gw_forward_input(gw, req, p, &errs, &status);
+	const struct gw_route *route = r->route;
+	struct gw_input_error e = { 0 };
+	json_t *in = gw_input(r, &e);
 	if (in == NULL) {
-		if (status == 415)
-			gw_problem(req, 415, "the body must be application/json", NULL, 0);
+		if (route->flags & GW_OAUTH)
+			gw_oauth_error(r, e.status, e.detail);
 		else
-			gw_problem(req, 400, "the body is not valid JSON", gw_json_errors(&errs),
-			           0);
+			gw_reply_problem(r, e.status, e.detail, gw_json_errors(&e.errs), 0);
 		return;
 	}
 	ProtobufCMessage *msg = NULL;
-	if (sb_json_to_pb(r->req, in, &msg, &errs) != 0) {
+	if (sb_json_to_pb(route->req, in, &msg, &e.errs) != 0) {
 		json_decref(in);
-		gw_problem(req, 400, "the request has invalid fields", gw_json_errors(&errs), 0);
+		if (route->flags & GW_OAUTH) {
+			char m[512];
+			snprintf(m, sizeof(m), "invalid_request: %s: %s", e.errs.v[0].path,
+			         e.errs.v[0].reason);
+			gw_oauth_error(r, 400, m);
+		} else {
+			gw_reply_problem(r, 400, "the request has invalid fields",
+			                 gw_json_errors(&e.errs), 0);
+		}
 		return;
 	}
 	json_decref(in);
 
-	struct gw_call *c = calloc(1, sizeof(*c));
-	struct sb_rpc_client *cli = gw_upstream(gw, r->peer);
-	if (c == NULL || cli == NULL) {
-		free(c);
-		protobuf_c_message_free_unpacked(msg, NULL);
-		gw_problem(req, 503, "the service is not available", NULL, 1000);
-		return;
+	/* The principal the services see: who the token says is calling. */
+	Sb__Rpc__Principal pr = SB__RPC__PRINCIPAL__INIT;
+	char *scopes[SB_JWT_SCOPES_MAX];
+	if (r->authenticated) {
+		pr.user_id = r->principal.user_id[0] ? r->principal.user_id : r->principal.sub;
+		pr.tenant_id = r->principal.tenant_id;
+		pr.client_id = r->principal.client_id;
+		pr.token_id = r->principal.jti;
+		for (size_t i = 0; i < r->principal.nscopes && i < SB_JWT_SCOPES_MAX; i++)
+			scopes[i] = (char *)sb_jwt_principal_scope(&r->principal, i);
+		pr.n_scopes = r->principal.nscopes;
+		pr.scopes = scopes;
 	}
-	c->req = req;
-	c->route = r;
-	const char *rid = sb_http_req_header(req, "X-Request-Id");
-	if (rid != NULL && strlen(rid) <= SB_UUID_STR_LEN) {
-		snprintf(c->request_id, sizeof(c->request_id), "%s", rid);
-	} else {
-		struct sb_uuid u;
-		sb_uuid_v4(&u);
-		sb_uuid_format(&u, c->request_id);
-	}
-	struct sb_trace_ctx tc, child;
-	const char *tp = sb_http_req_header(req, "traceparent");
-	if (tp != NULL && sb_trace_parse(tp, &tc) == 0)
-		sb_trace_child(&tc, &child);
-	else
-		sb_trace_new(&child, false);
-	sb_trace_format(&child, c->traceparent);
-
 	struct sb_rpc_meta meta = {
-		.principal = NULL,
-		.traceparent = c->traceparent,
-		.request_id = c->request_id,
-		.timeout_ms = gw_config(gw)->rpc_timeout_ms,
+		.principal = r->authenticated ? &pr : NULL,
+		.traceparent = r->traceparent,
+		.request_id = r->request_id,
+		.timeout_ms = r->gw->cfg->rpc_timeout_ms,
 	};
-	int rv = sb_rpc_call_async(cli, r->rpc, msg, r->resp, &meta, gw_forward_done, c);
+	struct sb_rpc_client *cli = gw_upstream(r->gw, route->peer);
+	int rv =
+	    cli ? sb_rpc_call_async(cli, route->rpc, msg, route->resp, &meta, gw_forward_done, r)
+	        : SB_EUNAVAIL;
 	protobuf_c_message_free_unpacked(msg, NULL);
-	if (rv != 0) {
-		free(c);
-		gw_problem(req, 503, "the service is not available", NULL, 1000);
-	}
+	if (rv != 0)
+		gw_reply_problem(r, 503, "the service is not available", NULL, 1000);
 }

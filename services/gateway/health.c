@@ -1,6 +1,6 @@
 /* health.c: GET /v1/health, the aggregate Health of every service. The Health RPCs go out in
  * parallel; the answer is built when the last one completes (each has its own deadline). */
-#include "gateway.h"
+#include "gw_int.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -17,7 +17,7 @@ static const char *const gw_health_services[] = { "gateway", "auth",     "messag
 #define GW_NSERVICES (sizeof(gw_health_services) / sizeof(gw_health_services[0]))
 
 struct gw_health_agg {
-	struct sb_http_req *req;
+	struct gw_req *req;
 	pthread_mutex_t mu;
 	size_t pending;
 	json_t *services; /* object: name → status */
@@ -34,7 +34,7 @@ gw_health_finish(struct gw_health_agg *agg)
 {
 	json_t *body = json_pack("{s:s,s:o}", "status", agg->all_ready ? "ok" : "degraded",
 	                         "services", agg->services);
-	gw_respond_json(agg->req, agg->all_ready ? 200 : 503, body);
+	gw_reply_json(agg->req, agg->all_ready ? 200 : 503, body);
 	json_decref(body);
 	pthread_mutex_destroy(&agg->mu);
 	free(agg);
@@ -77,12 +77,12 @@ gw_health_done(struct sb_rpc_result *res, void *arg)
 }
 
 void
-gw_health(struct gw *gw, struct sb_http_req *req, const struct gw_params *p)
+gw_health(struct gw_req *req)
 {
-	(void)p;
+	struct gw *gw = req->gw;
 	struct gw_health_agg *agg = calloc(1, sizeof(*agg));
 	if (agg == NULL) {
-		sb_http_respond_problem(req, 500, "Internal Server Error", "out of memory");
+		gw_reply_problem(req, 500, "out of memory", NULL, 0);
 		return;
 	}
 	agg->req = req;

@@ -11,11 +11,14 @@
 	{                                                                                          \
 		"GET", "/v1/health/" svc, NULL, svc, svc ".Health",                                \
 		    &sb__rpc__health_request__descriptor, &sb__rpc__health_response__descriptor,   \
-		    200                                                                            \
+		    200, GW_PUBLIC, NULL                                                           \
 	}
 
-const struct gw_route gw_routes[] = {
-	{ "GET", "/v1/health", gw_health, NULL, NULL, NULL, NULL, 200 },
+const struct gw_route gw_routes_core[] = {
+	{ "GET", "/v1/health", gw_health, NULL, NULL, NULL, NULL, 200, GW_PUBLIC, NULL },
+	{ "GET", "/v1/me", gw_me, NULL, NULL, NULL, NULL, 200, 0, NULL },
+	{ "GET", "/", gw_static, NULL, NULL, NULL, NULL, 200, GW_PUBLIC, NULL },
+	{ "GET", "/console/{file}", gw_static, NULL, NULL, NULL, NULL, 200, GW_PUBLIC, NULL },
 	GW_HEALTH_ROW("gateway"),
 	GW_HEALTH_ROW("auth"),
 	GW_HEALTH_ROW("messages"),
@@ -59,17 +62,23 @@ gw_route_path_match(const char *pattern, const char *path, struct gw_params *p)
 	return *pattern == '\0' && *path == '\0';
 }
 
+static const struct gw_route *const gw_route_tables[] = {
+	gw_routes_core, gw_routes_auth, gw_routes_messages, gw_routes_notifier, NULL,
+};
+
 const struct gw_route *
 gw_route_match(const char *method, const char *path, struct gw_params *p, bool *path_known)
 {
 	*path_known = false;
-	for (const struct gw_route *r = gw_routes; r->method != NULL; r++) {
-		if (!gw_route_path_match(r->pattern, path, p))
-			continue;
-		*path_known = true;
-		if (strcmp(r->method, method) == 0 ||
-		    (strcmp(method, "HEAD") == 0 && strcmp(r->method, "GET") == 0))
-			return r;
+	for (size_t t = 0; gw_route_tables[t] != NULL; t++) {
+		for (const struct gw_route *r = gw_route_tables[t]; r->method != NULL; r++) {
+			if (!gw_route_path_match(r->pattern, path, p))
+				continue;
+			*path_known = true;
+			if (strcmp(r->method, method) == 0 ||
+			    (strcmp(method, "HEAD") == 0 && strcmp(r->method, "GET") == 0))
+				return r;
+		}
 	}
 	return NULL;
 }
@@ -80,12 +89,15 @@ gw_route_allow(const char *path, char *out, size_t n)
 	struct gw_params p;
 	size_t used = 0;
 	out[0] = '\0';
-	for (const struct gw_route *r = gw_routes; r->method != NULL; r++) {
-		if (!gw_route_path_match(r->pattern, path, &p) || strstr(out, r->method) != NULL)
-			continue;
-		int w = snprintf(out + used, n - used, "%s%s", used ? ", " : "", r->method);
-		if (w < 0 || (size_t)w >= n - used)
-			break;
-		used += (size_t)w;
+	for (size_t t = 0; gw_route_tables[t] != NULL; t++) {
+		for (const struct gw_route *r = gw_route_tables[t]; r->method != NULL; r++) {
+			if (!gw_route_path_match(r->pattern, path, &p) ||
+			    strstr(out, r->method) != NULL)
+				continue;
+			int w = snprintf(out + used, n - used, "%s%s", used ? ", " : "", r->method);
+			if (w < 0 || (size_t)w >= n - used)
+				return;
+			used += (size_t)w;
+		}
 	}
 }

@@ -1,10 +1,23 @@
 /* config.c: the messages service's configuration table and service definition. */
 #include "messages.h"
 
+#include <stddef.h>
+
+#define MSG_CFG_INT(ENV, FIELD, DEF, MIN, MAX, HELP)                                               \
+	{                                                                                          \
+		ENV, SB_CFG_INT, offsetof(struct messages_cfg, FIELD), DEF, MIN, MAX, 0, NULL,     \
+		    HELP                                                                           \
+	}
+
+/* More RPC workers by default than other services: a send holds its worker while it waits for
+ * the group commit, so concurrency is what fills batches. */
 const struct sb_cfg_key messages_config[] = {
-	SB_CFG_COMMON(struct messages_cfg, common, 9102, 7102),
+	SB_CFG_COMMON_W(struct messages_cfg, common, 9102, 7102, 64),
 	SB_CFG_POSTGRES(struct messages_cfg, common),
-	SB_CFG_REDIS(struct messages_cfg, common),
+	MSG_CFG_INT("SB_MESSAGES_BATCH_MAX", batch_max, "256", 1, 4096,
+	            "Most sends committed together in one group-commit transaction."),
+	MSG_CFG_INT("SB_MESSAGES_PG_TIMEOUT_MS", pg_timeout_ms, "5000", 100, 600000,
+	            "statement_timeout of the service's database sessions, in milliseconds."),
 	{ NULL },
 };
 
@@ -13,4 +26,11 @@ const struct sb_service_def messages_service = {
 	.config = messages_config,
 	.config_size = sizeof(struct messages_cfg),
 	.common_offset = offsetof(struct messages_cfg, common),
+	.methods = messages_methods,
+	.schema = "messages",
+	.migrations = messages_migrations,
+	.start = msg_service_start,
+	.stop = msg_service_stop,
+	.worker_init = msg_worker_init,
+	.worker_fini = msg_worker_fini,
 };

@@ -1,12 +1,59 @@
-/* config.c: the notifier service's configuration table and service definition. */
+/* config.c: the notifier service's configuration table, RPC table and service definition. */
 #include "notifier.h"
+
+#include "notifier.pb-c.h"
+#include "sb_migrate.h"
+
+extern const struct sb_migration notifier_migrations[];
+
+#define NTF_INT(ENV, FIELD, DEF, MIN, MAX, HELP)                                                   \
+	{                                                                                          \
+		ENV, SB_CFG_INT, offsetof(struct notifier_cfg, FIELD), DEF, MIN, MAX, 0, NULL,     \
+		    HELP                                                                           \
+	}
 
 const struct sb_cfg_key notifier_config[] = {
 	SB_CFG_COMMON(struct notifier_cfg, common, 9107, 7107),
 	SB_CFG_POSTGRES(struct notifier_cfg, common),
 	SB_CFG_REDIS(struct notifier_cfg, common),
 	SB_CFG_KAFKA(struct notifier_cfg, common),
+	{ "SB_NOTIFIER_GROUP", SB_CFG_STR, offsetof(struct notifier_cfg, group), "sb-notifier", 0,
+	  0, 0, NULL, "Kafka consumer group of the notifier." },
+	{ "SB_NOTIFIER_TOPIC", SB_CFG_STR, offsetof(struct notifier_cfg, topic), NTF_TOPIC, 0, 0, 0,
+	  NULL, "Topic of the message and conversation events." },
+	NTF_INT("SB_NOTIFIER_SESSION_TIMEOUT_MS", session_timeout_ms, "45000", 3000, 300000,
+	        "Kafka consumer session.timeout.ms (tests use 4000)."),
+	NTF_INT("SB_NOTIFIER_HEARTBEAT_MS", heartbeat_ms, "3000", 100, 60000,
+	        "Kafka consumer heartbeat.interval.ms (tests use 1000)."),
+	NTF_INT("SB_WEBHOOK_MAX_ATTEMPTS", wh_max_attempts, "8", 1, 100,
+	        "Webhook POST attempts before the event goes to the DLQ topic."),
+	NTF_INT("SB_WEBHOOK_TIMEOUT_MS", wh_timeout_ms, "5000", 100, 120000,
+	        "Total time one webhook POST may take (connect included)."),
+	{ "SB_WEBHOOK_ALLOW_PRIVATE", SB_CFG_BOOL, offsetof(struct notifier_cfg, wh_allow_private),
+	  "false", 0, 0, 0, NULL,
+	  "Allow webhooks to loopback, private and link-local addresses (tests only)." },
+	NTF_INT("SB_WEBHOOK_WORKERS", wh_workers, "2", 1, 64, "Webhook delivery threads."),
+	NTF_INT("SB_WEBHOOK_BACKOFF_BASE_MS", wh_backoff_base_ms, "1000", 1, 3600000,
+	        "Ceiling of the first webhook retry delay (exponential, full jitter)."),
+	NTF_INT("SB_WEBHOOK_BACKOFF_MAX_MS", wh_backoff_max_ms, "300000", 1, 86400000,
+	        "Ceiling of every webhook retry delay."),
 	{ NULL },
+};
+
+#define NTF_RPC(NAME, REQ, RESP, FN)                                                               \
+	{                                                                                          \
+		"notifier." NAME, &sb__notifier__##REQ##__descriptor,                              \
+		    &sb__notifier__##RESP##__descriptor, FN                                        \
+	}
+
+const struct sb_rpc_method notifier_methods[] = {
+	NTF_RPC("Delivered", delivered_request, delivered_response, ntf_rpc_delivered),
+	NTF_RPC("CreateWebhook", create_webhook_request, webhook, ntf_rpc_create_webhook),
+	NTF_RPC("ListWebhooks", list_webhooks_request, list_webhooks_response,
+	        ntf_rpc_list_webhooks),
+	NTF_RPC("DeleteWebhook", delete_webhook_request, delete_webhook_response,
+	        ntf_rpc_delete_webhook),
+	{ NULL, NULL, NULL, NULL },
 };
 
 const struct sb_service_def notifier_service = {
@@ -14,4 +61,11 @@ const struct sb_service_def notifier_service = {
 	.config = notifier_config,
 	.config_size = sizeof(struct notifier_cfg),
 	.common_offset = offsetof(struct notifier_cfg, common),
+	.methods = notifier_methods,
+	.schema = "notifier",
+	.migrations = notifier_migrations,
+	.start = ntf_service_start,
+	.stop = ntf_service_stop,
+	.worker_init = ntf_worker_init,
+	.worker_fini = ntf_worker_fini,
 };

@@ -1,19 +1,181 @@
 /* notifier.h: private header of the notifier service.
  *
- * Its one job: Consumes domain events from Kafka; turns them into realtime pushes, webhooks and
- * delivery watermarks; owns DLQs.
+ * Its one job: consumes domain events from Kafka (sb.messages.v1); turns them into realtime
+ * pushes (Redis PUBLISH on conv:<id> / user:<id>, see docs/notifier.md), webhooks (a durable
+ * queue in notifier.webhook_deliveries, drained by worker threads) and delivery watermarks
+ * (RPC notifier.Delivered); owns the webhook DLQ.
  */
 #ifndef SB_NOTIFIER_H
 #define SB_NOTIFIER_H
 
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sb_kafka.h"
+#include "sb_pg.h"
+#include "sb_redis.h"
 #include "sb_service.h"
+
+#define NTF_TOPIC         "sb.messages.v1"
+#define NTF_WEBHOOK_TOPIC "sb.notifier.webhooks.v1"
+#define NTF_DLQ_TOPIC     "sb.notifier.webhooks.v1.dlq"
+#define NTF_SEEN_TTL_S    86400
 
 struct notifier_cfg {
 	struct sb_common_cfg common;
+	char *group;
+	char *topic;
+	long long session_timeout_ms;
+	long long heartbeat_ms;
+	long long wh_max_attempts;
+	long long wh_timeout_ms;
+	bool wh_allow_private;
+	long long wh_workers;
+	long long wh_backoff_base_ms;
+	long long wh_backoff_max_ms;
+};
+
+/* One Redis message to publish: channel and payload ("<seq> <ms>\n<frame>"). */
+struct ntf_pub {
+	char *channel;
+	char *payload;
+	size_t len;
+};
+
+/* One consumed event, decoded and turned into what the notifier does with it. */
+struct ntf_event {
+	const char *type; /* short type: "message.created", ...; static */
+	char *tenant_id;  /* owned */
+	struct ntf_pub *pubs;
+	size_t npubs;
+	char *webhook_body; /* JSON {type, id, time, data}; owned */
+};
+
+/* The process state (one per service). */
+struct ntf_state {
+	const struct notifier_cfg *cfg;
+	atomic_bool stopping;
+	pthread_t consumer;
+	bool consumer_started;
+	struct sb_kafka_consumer *kc;
+	struct sb_pg *cpg;                  /* consumer thread's connection */
+	struct sb_redis *credis;            /* consumer thread's connection */
+	struct sb_kafka_producer *producer; /* DLQ */
+	pthread_t *workers;
+	int nworkers;
+	pthread_mutex_t mu;
+	pthread_cond_t wake; /* signalled when deliveries were queued, or at stop */
+	uint64_t queued;     /* bumped under mu when deliveries were queued */
+	atomic_llong lag;
+};
+
+/* Per RPC worker thread. */
+struct ntf_worker {
+	struct sb_pg *pg;
+	struct sb_redis *redis;
 };
 
 /* config.c */
 extern const struct sb_cfg_key notifier_config[];
 extern const struct sb_service_def notifier_service;
+extern const struct sb_rpc_method notifier_methods[];
+
+/* service.c */
+/* ntf_open_pg opens a connection with search_path notifier for cfg; *out freed with
+ * sb_pg_close. Returns 0 or sb_pg_open's error. */
+int ntf_open_pg(const struct notifier_cfg *cfg, struct sb_pg **out);
+/* ntf_service_start opens the consumer, the DLQ producer and starts the consumer and webhook
+ * threads; ntf_service_stop stops and frees them all. */
+int ntf_service_start(struct sb_service *svc);
+void ntf_service_stop(struct sb_service *svc);
+/* ntf_worker_init/ntf_worker_fini give each RPC worker a database and a Redis connection. */
+int ntf_worker_init(struct sb_service *svc, void **state);
+void ntf_worker_fini(struct sb_service *svc, void *state);
+/* ntf_wake_webhooks tells the webhook workers that deliveries were queued. */
+void ntf_wake_webhooks(struct ntf_state *st);
+
+/* store.c */
+extern const struct sb_pg_stmt ntf_stmts[];
+
+/* frames.c */
+/* ntf_event_build decodes payload (len bytes) of CloudEvents type ce_type into *out: the Redis
+ * messages of the contract and the webhook body. ce_id and ce_time are copied into the body.
+ * On success the caller frees *out with ntf_event_free. Returns 0, SB_ENOTFOUND for a type the
+ * notifier does not handle, SB_EPROTO for a payload that does not decode or lacks required
+ * fields, or SB_ENOMEM. On error *out holds nothing. */
+int ntf_event_build(const char *ce_type, const char *ce_id, const char *ce_time,
+                    const void *payload, size_t len, struct ntf_event *out);
+/* ntf_event_free frees what ev holds and zeroes it; a zeroed ev is allowed. */
+void ntf_event_free(struct ntf_event *ev);
+/* ntf_frame_delivered builds the message.delivered publication for recipient user_id of seq in
+ * conversation conv, sent by sender, stamped now_ms. On success *out is freed with
+ * ntf_pub_free. Returns 0 or SB_ENOMEM. */
+int ntf_frame_delivered(const char *conv, const char *user_id, int64_t seq, const char *sender,
+                        int64_t now_ms, struct ntf_pub *out);
+/* ntf_pub_free frees p's strings and zeroes it. */
+void ntf_pub_free(struct ntf_pub *p);
+/* ntf_event_type_known tells whether t is a webhook event type ("message.created", ...). */
+bool ntf_event_type_known(const char *t);
+
+/* publish.c */
+/* ntf_publish_once atomically marks ce_id as seen (SET sb:seen:<ce_id> NX EX 86400) and, only
+ * if it was not seen before, PUBLISHes every message of ev, in one Lua script. Sets *published
+ * to whether it did. Returns 0, or the Redis error (nothing was published then, and the mark was
+ * not set). */
+int ntf_publish_once(struct sb_redis *r, const char *ce_id, const struct ntf_event *ev,
+                     bool *published);
+
+/* consume.c */
+/* ntf_consumer_main is the consumer thread (arg: struct ntf_state *). */
+void *ntf_consumer_main(void *arg);
+
+/* delivered.c */
+int ntf_rpc_delivered(struct sb_rpc_call *call, const void *req, void *resp);
+
+/* webhooks.c */
+int ntf_rpc_create_webhook(struct sb_rpc_call *call, const void *req, void *resp);
+int ntf_rpc_list_webhooks(struct sb_rpc_call *call, const void *req, void *resp);
+int ntf_rpc_delete_webhook(struct sb_rpc_call *call, const void *req, void *resp);
+
+/* whworker.c */
+/* ntf_webhook_worker_main is one webhook delivery thread (arg: struct ntf_state *). */
+void *ntf_webhook_worker_main(void *arg);
+
+/* sign.c */
+/* ntf_sign writes "v1=<hex hmac_sha256(secret, "<ts>.<body>")>" to out (size >= 68). Returns
+ * 0, SB_ERANGE (out too small) or SB_EIO. */
+int ntf_sign(const char *secret, int64_t ts, const char *body, size_t blen, char *out, size_t n);
+
+/* addr.c */
+/* ntf_addr_private tells whether sa (AF_INET or AF_INET6) is a loopback, private, link-local,
+ * unique-local, unspecified, multicast, CGNAT or IPv4-mapped/compatible such address. */
+struct sockaddr;
+bool ntf_addr_private(const struct sockaddr *sa);
+
+/* http.c */
+struct ntf_url {
+	char host[256];
+	char port[8];
+	char path[1024]; /* with the query, "/" when empty */
+};
+/* ntf_url_parse parses an http:// URL (no userinfo, no fragment). Returns 0 or SB_EINVAL with
+ * a reason in err (size n). */
+int ntf_url_parse(const char *url, struct ntf_url *out, char *err, size_t n);
+/* One HTTP POST's outcome. */
+struct ntf_http_result {
+	int status;      /* HTTP status, 0 when none was received */
+	char error[160]; /* why there is no status */
+	bool refused;    /* the resolved address is private and that is not allowed */
+};
+/* ntf_http_post POSTs body (application/json) with the extra header lines hdrs ("K: V\r\n"...)
+ * to url, bounded by timeout_ms in total (connect included). Refuses private addresses unless
+ * allow_private, checking every resolved address before connecting to it. Returns 0 when a
+ * status was received (res->status), else SB_EINVAL (bad URL), SB_EPERM-like refusal
+ * (SB_EINVAL with res->refused), SB_ETIMEDOUT, SB_EUNAVAIL (cannot connect) or SB_EPROTO. */
+int ntf_http_post(const char *url, const char *hdrs, const char *body, size_t blen, int timeout_ms,
+                  bool allow_private, struct ntf_http_result *res);
 
 #endif

@@ -1,10 +1,29 @@
 /* config.c: the outbox service's configuration table and service definition. */
 #include "outbox.h"
 
+#include <stdio.h>
+
 const struct sb_cfg_key outbox_config[] = {
 	SB_CFG_COMMON(struct outbox_cfg, common, 9103, 7103),
 	SB_CFG_POSTGRES(struct outbox_cfg, common),
 	SB_CFG_KAFKA(struct outbox_cfg, common),
+	{ "SB_OUTBOX_BATCH_SIZE", SB_CFG_INT, offsetof(struct outbox_cfg, batch_size), "500", 1,
+	  10000, 0, NULL, "Rows produced per batch before waiting for their delivery reports." },
+	{ "SB_OUTBOX_POLL_MS", SB_CFG_INT, offsetof(struct outbox_cfg, poll_ms), "500", 10, 60000,
+	  0, NULL, "Polling interval when no NOTIFY sb_outbox arrives." },
+	{ "SB_OUTBOX_MAX_ATTEMPTS", SB_CFG_INT, offsetof(struct outbox_cfg, max_attempts), "5", 1,
+	  1000, 0, NULL,
+	  "Attempts with a per-message broker error before a row goes to <topic>.dlq." },
+	{ "SB_OUTBOX_RETENTION_S", SB_CFG_INT, offsetof(struct outbox_cfg, retention_s), "604800",
+	  0, 315360000, 0, NULL, "Relayed rows older than this many seconds are deleted." },
+	{ "SB_OUTBOX_SHARDS", SB_CFG_INT, offsetof(struct outbox_cfg, shards), "64", 64, 64, 0,
+	  NULL, "Shards of messages.outbox (fixed by the table's generated column: 64)." },
+	{ "SB_OUTBOX_DELIVERY_TIMEOUT_MS", SB_CFG_INT,
+	  offsetof(struct outbox_cfg, delivery_timeout_ms), "30000", 1000, 900000, 0, NULL,
+	  "librdkafka message.timeout.ms: a batch not acknowledged by then is produced again." },
+	{ "SB_OUTBOX_LEASE_INTERVAL_MS", SB_CFG_INT, offsetof(struct outbox_cfg, lease_interval_ms),
+	  "1000", 100, 60000, 0, NULL,
+	  "How often shard leases are rebalanced and the lag metric refreshed." },
 	{ NULL },
 };
 
@@ -13,4 +32,6 @@ const struct sb_service_def outbox_service = {
 	.config = outbox_config,
 	.config_size = sizeof(struct outbox_cfg),
 	.common_offset = offsetof(struct outbox_cfg, common),
+	.start = outbox_service_start,
+	.stop = outbox_service_stop,
 };

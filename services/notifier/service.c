@@ -1,0 +1,177 @@
+/* service.c: start and stop hooks (consumer thread, webhook workers, DLQ producer) and the RPC
+ * workers' own connections. */
+#include "notifier.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sb_buf.h"
+#include "sb_err.h"
+#include "sb_log.h"
+#include "sb_metrics.h"
+
+int
+ntf_open_pg(const struct notifier_cfg *cfg, struct sb_pg **out)
+{
+	const char *dsn = cfg->common.database_url;
+	bool uri = strncmp(dsn, "postgres://", 11) == 0 || strncmp(dsn, "postgresql://", 13) == 0;
+	struct sb_buf b = SB_BUF_INIT;
+	int rv;
+	if (uri)
+		rv = sb_buf_printf(&b,
+		                   "%s%coptions=-c%%20statement_timeout%%3D10000%%20-c%%20search_"
+		                   "path%%3Dnotifier",
+		                   dsn, strchr(dsn, '?') ? '&' : '?');
+	else
+		rv = sb_buf_printf(
+		    &b, "%s options='-c statement_timeout=10000 -c search_path=notifier'", dsn);
+	if (rv != 0)
+		return rv;
+	struct sb_pg_opts o = { .connect_timeout_s = 2,
+		                .backoff_base_ms = 100,
+		                .backoff_max_ms = 2000 };
+	rv = sb_pg_open_opts(b.data, ntf_stmts, &o, out);
+	explicit_bzero(b.data, b.len);
+	sb_buf_free(&b);
+	return rv;
+}
+
+void
+ntf_wake_webhooks(struct ntf_state *st)
+{
+	pthread_mutex_lock(&st->mu);
+	st->queued++;
+	pthread_cond_broadcast(&st->wake);
+	pthread_mutex_unlock(&st->mu);
+}
+
+static double
+ntf_lag_gauge(void *arg)
+{
+	struct ntf_state *st = arg;
+	return (double)atomic_load(&st->lag);
+}
+
+static void
+ntf_state_free(struct ntf_state *st)
+{
+	sb_kafka_consumer_close(st->kc);
+	if (st->producer != NULL)
+		sb_kafka_flush(st->producer, 2000);
+	sb_kafka_producer_free(st->producer);
+	sb_pg_close(st->cpg);
+	sb_redis_close(st->credis);
+	pthread_cond_destroy(&st->wake);
+	pthread_mutex_destroy(&st->mu);
+	free(st->workers);
+	free(st);
+}
+
+/* ntf_threads_stop stops and joins every thread started so far. */
+static void
+ntf_threads_stop(struct ntf_state *st)
+{
+	atomic_store(&st->stopping, true);
+	pthread_mutex_lock(&st->mu);
+	pthread_cond_broadcast(&st->wake);
+	pthread_mutex_unlock(&st->mu);
+	if (st->consumer_started)
+		pthread_join(st->consumer, NULL);
+	st->consumer_started = false;
+	for (int i = 0; i < st->nworkers; i++)
+		pthread_join(st->workers[i], NULL);
+	st->nworkers = 0;
+}
+
+int
+ntf_service_start(struct sb_service *svc)
+{
+	const struct notifier_cfg *cfg = sb_service_config(svc);
+	struct ntf_state *st = calloc(1, sizeof(*st));
+	char sto[24], hb[24];
+	int rv = SB_ENOMEM;
+
+	if (st == NULL)
+		return rv;
+	st->cfg = cfg;
+	pthread_mutex_init(&st->mu, NULL);
+	pthread_cond_init(&st->wake, NULL);
+	snprintf(sto, sizeof(sto), "%lld", cfg->session_timeout_ms);
+	snprintf(hb, sizeof(hb), "%lld", cfg->heartbeat_ms);
+	const char *const conf[] = { "session.timeout.ms", sto, "heartbeat.interval.ms", hb, NULL };
+	const char *const topics[] = { cfg->topic, NULL };
+	if ((rv = ntf_open_pg(cfg, &st->cpg)) != 0 ||
+	    (rv = sb_redis_open(cfg->common.redis_url, &st->credis)) != 0 ||
+	    (rv = sb_kafka_producer_new(cfg->common.kafka_brokers, NULL, &st->producer)) != 0 ||
+	    (rv = sb_kafka_consumer_new(cfg->common.kafka_brokers, cfg->group, topics, conf,
+	                                &st->kc)) != 0) {
+		sb_log_kv(SB_LOG_ERROR, "notifier cannot start", "error", sb_strerror(rv), NULL);
+		goto fail;
+	}
+	sb_metrics_gauge_fn("notifier_consumer_lag_messages",
+	                    "Messages of sb.messages.v1 not yet consumed by this member "
+	                    "(high watermark minus position).",
+	                    ntf_lag_gauge, st);
+	rv = SB_EIO;
+	if ((st->workers = calloc((size_t)cfg->wh_workers, sizeof(pthread_t))) == NULL)
+		goto fail;
+	if (pthread_create(&st->consumer, NULL, ntf_consumer_main, st) != 0)
+		goto fail;
+	st->consumer_started = true;
+	for (; st->nworkers < cfg->wh_workers; st->nworkers++)
+		if (pthread_create(&st->workers[st->nworkers], NULL, ntf_webhook_worker_main, st) !=
+		    0)
+			goto fail;
+	sb_service_set_state(svc, st);
+	sb_log_kv(SB_LOG_INFO, "notifier consuming", "topic", cfg->topic, "group", cfg->group,
+	          NULL);
+	return 0;
+fail:
+	ntf_threads_stop(st);
+	sb_metrics_gauge_fn_remove("notifier_consumer_lag_messages");
+	ntf_state_free(st);
+	return rv;
+}
+
+void
+ntf_service_stop(struct sb_service *svc)
+{
+	struct ntf_state *st = sb_service_state(svc);
+	if (st == NULL)
+		return;
+	ntf_threads_stop(st);
+	sb_metrics_gauge_fn_remove("notifier_consumer_lag_messages");
+	ntf_state_free(st);
+	sb_service_set_state(svc, NULL);
+}
+
+int
+ntf_worker_init(struct sb_service *svc, void **state)
+{
+	const struct notifier_cfg *cfg = sb_service_config(svc);
+	struct ntf_worker *w = calloc(1, sizeof(*w));
+	int rv;
+	if (w == NULL)
+		return SB_ENOMEM;
+	if ((rv = ntf_open_pg(cfg, &w->pg)) != 0 ||
+	    (rv = sb_redis_open(cfg->common.redis_url, &w->redis)) != 0) {
+		sb_pg_close(w->pg);
+		free(w);
+		return rv;
+	}
+	*state = w;
+	return 0;
+}
+
+void
+ntf_worker_fini(struct sb_service *svc, void *state)
+{
+	struct ntf_worker *w = state;
+	(void)svc;
+	if (w == NULL)
+		return;
+	sb_pg_close(w->pg);
+	sb_redis_close(w->redis);
+	free(w);
+}

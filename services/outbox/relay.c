@@ -1,0 +1,395 @@
+/* relay.c: the relay thread. One loop: keep the session and the leases, select the unrelayed
+ * rows of the held shards in id order, produce them, wait for every delivery report, mark the
+ * acknowledged ones relayed, then wait for NOTIFY sb_outbox or the poll interval.
+ *
+ * Order per aggregate: rows of one aggregate share a shard and a partition; a shard is read
+ * only by its lease holder, in id order, and the next batch is selected only after the
+ * previous one's reports. When a row of an aggregate cannot be produced in this batch (queue
+ * full, rejected), the aggregate's later rows of the batch are held back, so they can never
+ * overtake it. Rows are never skipped by a high-water mark: each select takes whatever is
+ * still unrelayed, so a row whose transaction committed late is simply found by the next one. */
+#include "outbox.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sb_err.h"
+#include "sb_log.h"
+#include "sb_metrics.h"
+#include "sb_util_backoff.h"
+#include "sb_util_time.h"
+
+#define OUTBOX_GC_EVERY_MS 60000
+#define OUTBOX_GC_CHUNK    1000
+
+/* outbox_relay_on_dr records a delivery report (poll thread of the producer). */
+static void
+outbox_relay_on_dr(int err, const char *errstr, void *opaque)
+{
+	struct outbox_row *row = opaque;
+	struct outbox *o = row->o;
+
+	row->err = err;
+	if (err == 0) {
+		row->state = OUTBOX_ROW_OK;
+	} else if (err == SB_EIO) {
+		row->state = OUTBOX_ROW_FAILED; /* the broker refused this message */
+		sb_series_inc(outbox_m.err_delivery);
+	} else {
+		row->state = OUTBOX_ROW_RETRY; /* timed out (cluster unreachable) or purged */
+		sb_series_inc(outbox_m.err_transient);
+	}
+	if (err != 0)
+		snprintf(row->errstr, sizeof(row->errstr), "delivery failed: %s",
+		         errstr ? errstr : sb_strerror(err));
+	pthread_mutex_lock(&o->mu);
+	o->inflight--;
+	pthread_cond_broadcast(&o->cv);
+	pthread_mutex_unlock(&o->mu);
+}
+
+/* outbox_relay_sleep waits ms or until stopped. Returns false once stopped. */
+static bool
+outbox_relay_sleep(struct outbox *o, int64_t ms)
+{
+	struct pollfd p = { .fd = o->wake_fd, .events = POLLIN };
+	if (atomic_load(&o->stop))
+		return false;
+	if (ms > 0)
+		poll(&p, 1, (int)ms);
+	return !atomic_load(&o->stop);
+}
+
+/* outbox_relay_drain_notifies reads pending notifications; true if any arrived. */
+static bool
+outbox_relay_drain_notifies(struct outbox *o)
+{
+	PGconn *c = sb_pg_conn(o->pg);
+	PGnotify *n;
+	bool any = false;
+
+	if (c == NULL || !PQconsumeInput(c))
+		return false;
+	while ((n = PQnotifies(c)) != NULL) {
+		any = true;
+		PQfreemem(n);
+	}
+	return any;
+}
+
+/* outbox_relay_wait waits for a NOTIFY on our session, ms, or a stop. */
+static void
+outbox_relay_wait(struct outbox *o, int64_t ms)
+{
+	PGconn *c = sb_pg_conn(o->pg);
+	struct pollfd p[2] = { { .fd = o->wake_fd, .events = POLLIN }, { .fd = -1 } };
+	int64_t end = sb_time_mono_ms() + ms;
+
+	if (outbox_relay_drain_notifies(o))
+		return;
+	if (c != NULL && PQsocket(c) >= 0)
+		p[1] = (struct pollfd){ .fd = PQsocket(c), .events = POLLIN };
+	while (!atomic_load(&o->stop)) {
+		int64_t left = end - sb_time_mono_ms();
+		if (left <= 0)
+			return;
+		if (poll(p, 2, (int)left) < 0 && errno != EINTR)
+			return;
+		if (p[1].fd >= 0 && (p[1].revents & (POLLIN | POLLERR | POLLHUP)))
+			if (outbox_relay_drain_notifies(o) || (p[1].revents & (POLLERR | POLLHUP)))
+				return;
+	}
+}
+
+/* outbox_relay_blocked tells whether aggregate agg was held back earlier in this batch. */
+static bool
+outbox_relay_blocked(const char **blocked, size_t nblocked, const char *agg)
+{
+	for (size_t i = 0; i < nblocked; i++)
+		if (strcmp(blocked[i], agg) == 0)
+			return true;
+	return false;
+}
+
+/* outbox_relay_produce produces the rows of b, holding back an aggregate after its first row
+ * that could not be queued, then waits for every delivery report. */
+static void
+outbox_relay_produce(struct outbox *o, struct outbox_batch *b)
+{
+	const char **blocked = calloc(b->n, sizeof(*blocked));
+	size_t nblocked = 0;
+
+	for (size_t i = 0; i < b->n; i++) {
+		struct outbox_row *row = &b->rows[i];
+		row->o = o;
+		row->state = OUTBOX_ROW_HELD;
+		if (blocked == NULL || outbox_relay_blocked(blocked, nblocked, row->aggregate_id))
+			continue;
+		struct sb_cloudevent ce = {
+			.id = row->event_id,
+			.source = row->source,
+			.type = row->event_type,
+			.subject = row->subject,
+			.time = row->created_at,
+			.traceparent = row->traceparent,
+		};
+		int ret;
+		pthread_mutex_lock(&o->mu);
+		o->inflight++;
+		pthread_mutex_unlock(&o->mu);
+		row->state = OUTBOX_ROW_INFLIGHT;
+		for (;;) {
+			ret = sb_kafka_produce(o->producer, row->topic, row->aggregate_id,
+			                       strlen(row->aggregate_id), row->payload,
+			                       row->payload_len, &ce, outbox_relay_on_dr, row);
+			if (ret != SB_EBUSY)
+				break;
+			/* Local queue full: let reports drain a little, then try again. */
+			sb_series_inc(outbox_m.err_transient);
+			usleep(10000);
+		}
+		if (ret == 0)
+			continue;
+		pthread_mutex_lock(&o->mu);
+		o->inflight--;
+		pthread_mutex_unlock(&o->mu);
+		row->err = ret;
+		if (ret == SB_EIO || ret == SB_EINVAL) {
+			/* Refused before queueing: this message itself is the problem.
+			 * sb_kafka_produce only logs librdkafka's reason; name the one a
+			 * row can cause, its size. */
+			size_t size = row->payload_len + strlen(row->aggregate_id);
+			row->state = OUTBOX_ROW_FAILED;
+			if (o->max_msg_bytes > 0 && size > (size_t)o->max_msg_bytes)
+				snprintf(row->errstr, sizeof(row->errstr),
+				         "produce refused: message too large (%zu bytes > "
+				         "message.max.bytes %lld)",
+				         size, o->max_msg_bytes);
+			else
+				snprintf(row->errstr, sizeof(row->errstr), "produce refused: %s",
+				         sb_strerror(ret));
+			sb_series_inc(outbox_m.err_produce);
+		} else {
+			row->state = OUTBOX_ROW_RETRY;
+			snprintf(row->errstr, sizeof(row->errstr), "produce: %s", sb_strerror(ret));
+			sb_series_inc(outbox_m.err_transient);
+		}
+		blocked[nblocked++] = row->aggregate_id;
+	}
+	free(blocked);
+	/* Every report comes: librdkafka fails a message after message.timeout.ms at the latest.
+	 * While the cluster is unreachable that is long, so the lag gauge keeps being refreshed
+	 * meanwhile (the leases are not touched in the middle of a batch). */
+	pthread_mutex_lock(&o->mu);
+	while (o->inflight > 0) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += o->cfg->lease_interval_ms / 1000;
+		ts.tv_nsec += (o->cfg->lease_interval_ms % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		if (pthread_cond_timedwait(&o->cv, &o->mu, &ts) == ETIMEDOUT && o->inflight > 0) {
+			double lag;
+			pthread_mutex_unlock(&o->mu);
+			if (outbox_store_lag_seconds(o->pg, &lag) == 0)
+				sb_series_set(outbox_m.lag, lag);
+			pthread_mutex_lock(&o->mu);
+		}
+	}
+	pthread_mutex_unlock(&o->mu);
+}
+
+/* outbox_relay_settle marks the acknowledged rows and deals with the failed ones. Returns
+ * 0, or the database error; *trouble is set when something should be retried later. */
+static int
+outbox_relay_settle(struct outbox *o, struct outbox_batch *b, bool *trouble)
+{
+	long marked = 0;
+	int ret;
+
+	if ((ret = outbox_store_mark_relayed(o->pg, b, &marked)) != 0)
+		return ret;
+	sb_series_add(outbox_m.relayed, (double)marked);
+	*trouble = false;
+	for (size_t i = 0; i < b->n; i++) {
+		struct outbox_row *row = &b->rows[i];
+		if (row->state == OUTBOX_ROW_RETRY)
+			*trouble = true;
+		if (row->state != OUTBOX_ROW_FAILED)
+			continue;
+		*trouble = true;
+		bool dead = row->attempts + 1 >= o->cfg->max_attempts;
+		if (dead) {
+			int dret = outbox_dlq_send(o->dlq, row, row->errstr);
+			if (dret != 0) {
+				/* Try again later; the attempt still counts. */
+				sb_log_kv(SB_LOG_WARN, "cannot send row to the dlq", "error",
+				          sb_strerror(dret), NULL);
+				dead = false;
+			}
+		}
+		char idbuf[24];
+		snprintf(idbuf, sizeof(idbuf), "%" PRId64, row->id);
+		sb_log_kv(dead ? SB_LOG_ERROR : SB_LOG_WARN,
+		          dead ? "row sent to the dlq" : "row refused by kafka; will retry", "id",
+		          idbuf, "event_id", row->event_id, "error", row->errstr, NULL);
+		if ((ret = outbox_store_record_error(o->pg, row->id, row->errstr, dead)) != 0)
+			return ret;
+		if (dead)
+			sb_series_inc(outbox_m.dlq);
+	}
+	return 0;
+}
+
+/* outbox_relay_db_error counts a database error and forgets the leases if the session is
+ * gone; returns how long to wait before trying again. */
+static int64_t
+outbox_relay_db_error(struct outbox *o, int ret, const char *what, struct sb_backoff *bo)
+{
+	sb_series_inc(outbox_m.err_db);
+	if (ret == SB_EUNAVAIL || !sb_pg_connected(o->pg))
+		outbox_lease_lost(o);
+	sb_log_kv(SB_LOG_WARN, "outbox database error", "during", what, "error", sb_strerror(ret),
+	          "detail", sb_pg_errmsg(o->pg), NULL);
+	int64_t wait = sb_backoff_next(bo);
+	int64_t ra = sb_pg_retry_after_ms(o->pg);
+	return ra > wait ? ra : wait;
+}
+
+/* outbox_relay_maintain rebalances leases, refreshes the lag gauge and collects garbage. */
+static int
+outbox_relay_maintain(struct outbox *o, int64_t *next_gc)
+{
+	double lag = 0;
+	long deleted = 0;
+	int ret;
+
+	if ((ret = outbox_lease_balance(o)) != 0)
+		return ret;
+	if ((ret = outbox_store_lag_seconds(o->pg, &lag)) != 0)
+		return ret;
+	sb_series_set(outbox_m.lag, lag);
+	if (sb_time_mono_ms() < *next_gc)
+		return 0;
+	for (int i = 0; i < 10 && !atomic_load(&o->stop); i++) {
+		if ((ret = outbox_store_gc(o->pg, o->cfg->retention_s, OUTBOX_GC_CHUNK,
+		                           &deleted)) != 0)
+			return ret;
+		sb_series_add(outbox_m.gc_deleted, (double)deleted);
+		if (deleted < OUTBOX_GC_CHUNK)
+			break;
+	}
+	/* Come back soon while there is a backlog, else in a minute. */
+	*next_gc = sb_time_mono_ms() + (deleted < OUTBOX_GC_CHUNK ? OUTBOX_GC_EVERY_MS : 1000);
+	return 0;
+}
+
+static void *
+outbox_relay_run(void *arg)
+{
+	struct outbox *o = arg;
+	struct sb_backoff db_bo, kafka_bo;
+	int64_t next_maint = 0, next_gc = 0;
+	int ret;
+
+	sb_backoff_init(&db_bo, 100, 5000);
+	sb_backoff_init(&kafka_bo, 100, 5000);
+	while (!atomic_load(&o->stop)) {
+		if (o->session_ready && sb_pg_reconnects(o->pg) != o->pg_reconnects_seen)
+			outbox_lease_lost(o);
+		if (!o->session_ready) {
+			if ((ret = outbox_lease_session_setup(o)) != 0) {
+				outbox_relay_sleep(
+				    o, outbox_relay_db_error(o, ret, "session", &db_bo));
+				continue;
+			}
+			next_maint = 0;
+		}
+		if (sb_time_mono_ms() >= next_maint) {
+			if ((ret = outbox_relay_maintain(o, &next_gc)) != 0) {
+				outbox_relay_sleep(o,
+				                   outbox_relay_db_error(o, ret, "leases", &db_bo));
+				continue;
+			}
+			next_maint = sb_time_mono_ms() + o->cfg->lease_interval_ms;
+		}
+		int64_t until_maint = next_maint - sb_time_mono_ms();
+		if (atomic_load(&o->held_count) == 0) {
+			outbox_relay_wait(o, until_maint);
+			continue;
+		}
+		struct outbox_batch b;
+		int64_t t_start = sb_time_mono_ms();
+		if ((ret = outbox_store_select(o->pg, o->held, o->next_shard++,
+		                               (int)o->cfg->batch_size, &b)) != 0) {
+			outbox_relay_sleep(o, outbox_relay_db_error(o, ret, "select", &db_bo));
+			continue;
+		}
+		if (b.n == 0 || atomic_load(&o->stop)) {
+			/* Nothing to do, or stopping: no new batch is started. */
+			outbox_store_batch_free(&b);
+			sb_backoff_reset(&db_bo);
+			outbox_relay_wait(o, o->cfg->poll_ms < until_maint ? o->cfg->poll_ms
+			                                                   : until_maint);
+			continue;
+		}
+		int64_t t_sel = sb_time_mono_ms();
+		outbox_relay_produce(o, &b);
+		int64_t t_ack = sb_time_mono_ms();
+		sb_series_observe(outbox_m.batch_size, (double)b.n);
+		bool trouble = false, full = b.n >= (size_t)o->cfg->batch_size;
+		ret = outbox_relay_settle(o, &b, &trouble);
+		if (sb_log_enabled(SB_LOG_DEBUG))
+			sb_log(SB_LOG_DEBUG,
+			       "batch of %zu: select %lld ms, acked %lld ms, marked %lld ms", b.n,
+			       (long long)(t_sel - t_start), (long long)(t_ack - t_sel),
+			       (long long)(sb_time_mono_ms() - t_ack));
+		outbox_store_batch_free(&b);
+		if (ret != 0) {
+			/* Acknowledged rows stay unrelayed: they are sent again (same ce_id). */
+			outbox_relay_sleep(o, outbox_relay_db_error(o, ret, "mark", &db_bo));
+			continue;
+		}
+		sb_backoff_reset(&db_bo);
+		if (trouble) {
+			outbox_relay_sleep(o, sb_backoff_next(&kafka_bo));
+			continue;
+		}
+		sb_backoff_reset(&kafka_bo);
+		if (!full)
+			outbox_relay_wait(o, 0); /* only drains notifications already here */
+	}
+	outbox_lease_release_all(o);
+	return NULL;
+}
+
+int
+outbox_relay_start(struct outbox *o)
+{
+	if (pthread_create(&o->thread, NULL, outbox_relay_run, o) != 0)
+		return SB_EIO;
+	o->thread_started = true;
+	return 0;
+}
+
+void
+outbox_relay_stop(struct outbox *o)
+{
+	uint64_t one = 1;
+
+	if (!o->thread_started)
+		return;
+	atomic_store(&o->stop, true);
+	if (write(o->wake_fd, &one, sizeof(one)) < 0)
+		sb_log_kv(SB_LOG_WARN, "cannot wake the relay thread", NULL);
+	pthread_join(o->thread, NULL);
+	o->thread_started = false;
+}
