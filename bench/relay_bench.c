@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <libgen.h>
 #include <limits.h>
@@ -210,6 +211,7 @@ relay_start(const char *build, const char *dsn, const char *brokers, const char 
 	snprintf(logf, sizeof(logf), "%s/relay.log", tmp);
 	pid_t pid = fork();
 	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlives the benchmark */
 		if (freopen(logf, "w", stdout) == NULL)
 			_exit(126);
 		setenv("DATABASE_URL", dsn, 1);

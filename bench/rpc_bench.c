@@ -1,12 +1,13 @@
 /* rpc_bench.c: RPC round trips per second and latency through the runtime (sb_rpc server with
  * an echo handler and sb_rpc client) against a bare nng REQ/REP loop with contexts, same
- * 200-byte payload, same concurrency, same transport, same number of server contexts.
+ * 200-byte payload, same concurrency, same transport, same number of server contexts (the
+ * runtime receives on SB_RPC_SLOTS_PER_WORKER contexts per worker; bare nng gets as many).
  * The runtime is measured twice: "worker" runs the echo handler on a worker thread (the
  * default, what any handler that may block gets), "inline" lists it in inline_methods so it
  * runs on the nng thread that received the request (for handlers that never block).
  *
  * Usage: rpc_bench [seconds per cell (1)] [url (tcp://127.0.0.1:0)] [rounds (5)]
- *                  [server workers/contexts (4)]
+ *                  [server workers (4); each has SB_RPC_SLOTS_PER_WORKER contexts]
  * Bare nng and the runtime alternate, cell by cell, for the given number of rounds, so that
  * noise from other processes hits both alike; the median round of each cell is printed.
  * Exits 1 if a cell cannot run or completes no round trip. */
@@ -327,7 +328,8 @@ bench_run_init(struct bench_run *r, uint32_t *lat, int conc)
 static int
 bench_bare(const char *url, int conc, int workers, double secs, uint32_t *lat, struct cell *out)
 {
-	struct bare_srv_ctx sc[BENCH_MAX_CONC] = { 0 };
+	struct bare_srv_ctx sc[BENCH_MAX_CONC * SB_RPC_SLOTS_PER_WORKER] = { 0 };
+	int n_sc = workers * SB_RPC_SLOTS_PER_WORKER;
 	struct bare_cli_ctx cc[BENCH_MAX_CONC] = { 0 };
 	struct bare_gate gate;
 	nng_socket rep, req;
@@ -356,7 +358,7 @@ bench_bare(const char *url, int conc, int workers, double secs, uint32_t *lat, s
 		nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port);
 		snprintf(dial, sizeof(dial), "tcp://127.0.0.1:%d", port);
 	}
-	for (int i = 0; i < workers; i++) {
+	for (int i = 0; i < n_sc; i++) {
 		sc[i].g = &gate;
 		if (nng_ctx_open(&sc[i].ctx, rep) != 0 ||
 		    nng_aio_alloc(&sc[i].aio, bare_srv_cb, &sc[i]) != 0)
@@ -381,18 +383,18 @@ bench_bare(const char *url, int conc, int workers, double secs, uint32_t *lat, s
 done:
 	bare_close(&gate, req);
 	bare_close(&gate, rep);
-	for (int i = 0; i < BENCH_MAX_CONC; i++) {
+	for (int i = 0; i < BENCH_MAX_CONC; i++)
 		if (cc[i].aio)
 			nng_aio_stop(cc[i].aio);
+	for (int i = 0; i < n_sc; i++)
 		if (sc[i].aio)
 			nng_aio_stop(sc[i].aio);
-	}
-	for (int i = 0; i < BENCH_MAX_CONC; i++) {
+	for (int i = 0; i < BENCH_MAX_CONC; i++)
 		if (cc[i].aio)
 			nng_aio_free(cc[i].aio);
+	for (int i = 0; i < n_sc; i++)
 		if (sc[i].aio)
 			nng_aio_free(sc[i].aio);
-	}
 	pthread_rwlock_destroy(&gate.lock);
 	return ret;
 }
@@ -486,7 +488,7 @@ main(int argc, char **argv)
 			}
 		}
 	}
-	printf("%-16s %5s %8s %12s %9s %9s %7s\n", "peer", "conc", "server", "rps", "p50_us",
+	printf("%-16s %5s %8s %12s %9s %9s %7s\n", "peer", "conc", "workers", "rps", "p50_us",
 	       "p99_us", "errors");
 	for (int i = 0; i < 2; i++) {
 		const struct {

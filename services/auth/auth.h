@@ -215,30 +215,42 @@ int auth_refresh_insert(struct auth_worker *w, const struct auth_grant *g, const
                         char *token, size_t cap);
 
 /* token.c */
+/* auth_rpc_token serves auth.Token: client authentication, then the grant of grant_type (an
+ * empty grant_type with a refresh_token is the refresh grant: the /auth/refresh alias). */
 int auth_rpc_token(struct sb_rpc_call *call, const void *req, void *resp);
 /* refresh.c */
+/* auth_grant_refresh rotates rq->refresh_token for the authenticated client c, or revokes its
+ * family when it was already used. Returns an RPC code. */
 int auth_grant_refresh(struct sb_rpc_call *call, struct auth_worker *w, const struct auth_client *c,
                        const Sb__Auth__TokenRequest *rq, Sb__Auth__TokenResponse *rs);
 /* exchange.c */
+/* auth_grant_exchange mints an access token for a user of c's tenant (RFC 8693). Returns an
+ * RPC code. */
 int auth_grant_exchange(struct sb_rpc_call *call, struct auth_worker *w,
                         const struct auth_client *c, const Sb__Auth__TokenRequest *rq,
                         Sb__Auth__TokenResponse *rs);
+/* revoke.c */
 /* auth_principal_scope writes p's scopes, space-separated, to out (cap bytes). */
 void auth_principal_scope(const struct sb_jwt_principal *p, char *out, size_t cap);
 /* auth_may_manage tells whether client c may revoke a token issued to token_client of
  * token_tenant: its own tokens, or any of its tenant's with scope auth:admin. */
 bool auth_may_manage(const struct auth_client *c, const char *token_client,
                      const char *token_tenant);
-/* revoke.c */
+/* auth_rpc_revoke serves auth.Revoke (RFC 7009). */
 int auth_rpc_revoke(struct sb_rpc_call *call, const void *req, void *resp);
 /* introspect.c */
+/* auth_rpc_introspect serves auth.Introspect (RFC 7662). */
 int auth_rpc_introspect(struct sb_rpc_call *call, const void *req, void *resp);
 /* wellknown.c */
+/* auth_rpc_jwks serves auth.Jwks; auth_rpc_metadata serves auth.Metadata (RFC 8414). */
 int auth_rpc_jwks(struct sb_rpc_call *call, const void *req, void *resp);
 int auth_rpc_metadata(struct sb_rpc_call *call, const void *req, void *resp);
 
 /* rpc.c */
 extern const struct sb_rpc_method auth_methods[];
+/* auth_start (the start hook) creates the first signing key if needed, loads the keys and
+ * starts their reload thread; auth_stop undoes it. auth_worker_init opens a worker's PostgreSQL
+ * and Redis connections, freed by auth_worker_fini. */
 int auth_start(struct sb_service *svc);
 void auth_stop(struct sb_service *svc);
 int auth_worker_init(struct sb_service *svc, void **state);

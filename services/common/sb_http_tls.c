@@ -12,6 +12,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,11 +41,12 @@ struct sb__http_tls {
 	struct sb_http_tls_stamp cert_stamp, key_stamp;
 };
 
-/* sb_http_tls_error returns the text of the last OpenSSL error of this thread. */
+/* sb_http_tls_error returns the text of the first OpenSSL error of this thread (the cause;
+ * later ones only say which layer gave up). */
 static const char *
 sb_http_tls_error(char *buf, size_t n)
 {
-	unsigned long e = ERR_peek_last_error();
+	unsigned long e = ERR_peek_error();
 	if (e == 0)
 		return "unknown error";
 	const char *r = ERR_reason_error_string(e);
@@ -125,6 +127,20 @@ sb_http_tls_log_loaded(SSL_CTX *ctx, const char *cert)
 	          "expires", expires, NULL);
 }
 
+/* sb_http_tls_readable logs msg with the file's name and the system's reason when file cannot
+ * be opened for reading. */
+static int
+sb_http_tls_readable(const char *file, const char *msg)
+{
+	FILE *f = fopen(file, "r");
+	if (f != NULL) {
+		fclose(f);
+		return 0;
+	}
+	sb_log_kv(SB_LOG_ERROR, msg, "file", file, "error", strerror(errno), NULL);
+	return SB_EINVAL;
+}
+
 /* sb_http_tls_ctx_load builds a context from the files; see sb__http_tls_new for errors. */
 static int
 sb_http_tls_ctx_load(const char *cert, const char *key, SSL_CTX **out)
@@ -145,6 +161,9 @@ sb_http_tls_ctx_load(const char *cert, const char *key, SSL_CTX **out)
 	                          SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_default_passwd_cb(ctx, sb_http_tls_no_passphrase);
 	SSL_CTX_set_alpn_select_cb(ctx, sb_http_tls_alpn, NULL);
+	if (sb_http_tls_readable(cert, "cannot read the TLS certificate") != 0 ||
+	    sb_http_tls_readable(key, "cannot read the TLS key") != 0)
+		goto fail;
 	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
 		sb_log_kv(SB_LOG_ERROR, "cannot load the TLS certificate", "file", cert, "error",
 		          sb_http_tls_error(ebuf, sizeof(ebuf)), NULL);

@@ -26,6 +26,7 @@
 #include "rpc.pb-c.h"
 
 #define SB_RPC_DEFAULT_WORKERS    8
+#define SB_RPC_SLOTS_PER_WORKER   2          /* nng contexts receiving, per worker thread */
 #define SB_RPC_DEFAULT_MAX_MSG    (4u << 20) /* largest payload accepted, bytes */
 #define SB_RPC_DEFAULT_TIMEOUT_MS 10000      /* sb_rpc_meta.timeout_ms <= 0 */
 #define SB_RPC_DRAIN_RETRY_MS     1000       /* retry_after_ms sent while draining */

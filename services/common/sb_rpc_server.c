@@ -202,7 +202,7 @@ sb_rpc_server_route(struct sb_rpc_server *srv, struct sb_rpc_sslot *sl)
 		return false;
 	if ((sl->m = sb_rpc_server_find(srv, env->method, &sl->ms)) == NULL)
 		return false;
-	return true;
+	return !srv->inline_m[sl->m - srv->o.methods];
 }
 
 /* sb_rpc_server_serve answers the request routed into sl with call (a worker's, or the slot's
@@ -545,7 +545,9 @@ sb_rpc_server_start(const struct sb_rpc_server_opts *o, struct sb_rpc_server **o
 	pthread_cond_init(&srv->cv, NULL);
 	pthread_cond_init(&srv->work_cv, NULL);
 	pthread_rwlock_init(&srv->gate, NULL);
-	srv->n_slots = srv->o.workers * 2;
+	/* More contexts than workers, so that a worker finishing a request usually finds the
+	 * next one already received and queued. */
+	srv->n_slots = srv->o.workers * SB_RPC_SLOTS_PER_WORKER;
 	srv->workers = calloc((size_t)srv->o.workers, sizeof(*srv->workers));
 	srv->slots = calloc((size_t)srv->n_slots, sizeof(*srv->slots));
 	srv->mstats = calloc(n_methods + 1, sizeof(*srv->mstats));

@@ -769,6 +769,17 @@ set_gate(int open)
 	pthread_mutex_unlock(&gate_mu);
 }
 
+/* teardown_gate releases blocked handlers first, so that a failed assertion that left them
+ * blocked cannot hang sb_rpc_server_free. */
+static int
+teardown_gate(void **state)
+{
+	set_gate(1);
+	teardown(state);
+	set_gate(0);
+	return 0;
+}
+
 /* An inline method is answered while every worker is blocked in a handler, with the same
  * envelope, error replies, deadline checks and metrics as a worker-run one. */
 static void
@@ -966,7 +977,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_async_from_thread, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_client_free_cancels, setup, teardown),
 		cmocka_unit_test(test_worker_hooks),
-		cmocka_unit_test_setup_teardown(test_inline_method, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_inline_method, setup, teardown_gate),
 		cmocka_unit_test_setup_teardown(test_inline_drain, setup, teardown),
 		cmocka_unit_test(test_inline_bad_name),
 		cmocka_unit_test_setup_teardown(test_mixed_load, setup, teardown),

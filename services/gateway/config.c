@@ -8,6 +8,13 @@ const struct sb_cfg_key gateway_config[] = {
 	  NULL, "Address of the public REST edge." },
 	{ "SB_HTTP_PORT", SB_CFG_INT, offsetof(struct gateway_cfg, http_port), "8080", 1, 65535, 0,
 	  NULL, "Port of the public REST edge." },
+	{ "SB_HTTP_TLS_CERT_FILE", SB_CFG_STR, offsetof(struct gateway_cfg, tls_cert_file), "", 0,
+	  0, 0, NULL,
+	  "PEM certificate chain: when set (with the key), the edge serves TLS 1.3 only, with "
+	  "HSTS; "
+	  "the files are reloaded when they change." },
+	{ "SB_HTTP_TLS_KEY_FILE", SB_CFG_STR, offsetof(struct gateway_cfg, tls_key_file), "", 0, 0,
+	  0, NULL, "PEM private key of SB_HTTP_TLS_CERT_FILE." },
 	{ "SB_HTTP_MAX_BODY_BYTES", SB_CFG_INT, offsetof(struct gateway_cfg, max_body_bytes),
 	  "1048576", 1024, 67108864, 0, NULL, "Largest request body accepted (413 beyond)." },
 	{ "SB_HTTP_MAX_HEADER_BYTES", SB_CFG_INT, offsetof(struct gateway_cfg, max_header_bytes),

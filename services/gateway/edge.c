@@ -216,6 +216,8 @@ gw_start(struct sb_service *svc)
 		.idle_timeout_ms = (int)cfg->idle_timeout_ms,
 		.max_conns = (int)cfg->max_conns,
 		.server_name = NULL,
+		.tls_cert_file = cfg->tls_cert_file[0] ? cfg->tls_cert_file : NULL,
+		.tls_key_file = cfg->tls_key_file[0] ? cfg->tls_key_file : NULL,
 	};
 	rv = sb_http_server_start(&hc, gw_dispatch, gw, &gw->http);
 	if (rv != 0) {
@@ -228,7 +230,8 @@ gw_start(struct sb_service *svc)
 	char port[16];
 	snprintf(port, sizeof(port), "%d", sb_http_server_port(gw->http));
 	sb_log_kv(SB_LOG_INFO, "HTTP edge listening", "addr", cfg->http_addr, "port", port, "auth",
-	          cfg->auth_enabled ? "on" : "OFF", NULL);
+	          cfg->auth_enabled ? "on" : "OFF", "tls", hc.tls_cert_file ? "TLS 1.3" : "off",
+	          NULL);
 	sb_service_set_state(svc, gw);
 	return 0;
 }

@@ -20,6 +20,8 @@
 struct gateway_cfg {
 	struct sb_common_cfg common;
 	char *http_addr;
+	char *tls_cert_file;
+	char *tls_key_file;
 	long long http_port;
 	long long max_body_bytes;
 	long long max_header_bytes;

@@ -167,7 +167,7 @@ int ntf_url_parse(const char *url, struct ntf_url *out, char *err, size_t n);
 /* One HTTP POST's outcome. */
 struct ntf_http_result {
 	int status;      /* HTTP status, 0 when none was received */
-	char error[160]; /* why there is no status */
+	char error[400]; /* why there is no status */
 	bool refused;    /* the resolved address is private and that is not allowed */
 };
 /* ntf_http_post POSTs body (application/json) with the extra header lines hdrs ("K: V\r\n"...)

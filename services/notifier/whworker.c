@@ -110,7 +110,7 @@ ntf_deliver_one(struct ntf_state *st, struct sb_pg *pg, struct sb_backoff *b, PG
 	const char *id = PQgetvalue(row, 0, C_ID), *body = PQgetvalue(row, 0, C_BODY);
 	size_t blen = (size_t)PQgetlength(row, 0, C_BODY);
 	int attempts = atoi(PQgetvalue(row, 0, C_ATTEMPTS)) + 1;
-	char sig[80], hdrs[512], err[200];
+	char sig[80], hdrs[768], err[420];
 	struct ntf_http_result res;
 	int64_t ts = sb_time_now_ms() / 1000;
 	int rv;

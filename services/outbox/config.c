@@ -24,6 +24,9 @@ const struct sb_cfg_key outbox_config[] = {
 	{ "SB_OUTBOX_LEASE_INTERVAL_MS", SB_CFG_INT, offsetof(struct outbox_cfg, lease_interval_ms),
 	  "1000", 100, 60000, 0, NULL,
 	  "How often shard leases are rebalanced and the lag metric refreshed." },
+	{ "SB_OUTBOX_PIPELINE", SB_CFG_INT, offsetof(struct outbox_cfg, pipeline), "4", 1,
+	  OUTBOX_PIPELINE_MAX, 0, NULL,
+	  "Batches in flight at once, each on shards the others do not have (1: strictly one)." },
 	{ NULL },
 };
 

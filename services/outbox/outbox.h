@@ -38,6 +38,7 @@ struct outbox_cfg {
 	long long shards;
 	long long delivery_timeout_ms;
 	long long lease_interval_ms;
+	long long pipeline;
 };
 
 /* One outbox row being relayed. Strings point into the PGresult of its batch. */
@@ -54,7 +55,9 @@ struct outbox_row {
 	unsigned char *payload;  /* PQunescapeBytea; freed with PQfreemem */
 	size_t payload_len;
 	int attempts;
-	struct outbox *o; /* owner, for the delivery report */
+	int shard;
+	struct outbox *o;           /* owner, for the delivery report */
+	struct outbox_batch *batch; /* its batch, for the delivery report */
 	/* Outcome, written by the delivery report (poll thread) before the count drops. */
 	int state; /* enum outbox_row_state */
 	int err;
@@ -74,7 +77,12 @@ struct outbox_batch {
 	void *res; /* PGresult * of the select */
 	struct outbox_row *rows;
 	size_t n;
+	bool shards[OUTBOX_SHARDS]; /* shards it has rows of */
+	int inflight;               /* reports still awaited (under outbox.mu) */
+	int64_t started_ms;
 };
+
+#define OUTBOX_PIPELINE_MAX 16
 
 /* Process state of the service (one per process). */
 struct outbox {
@@ -94,10 +102,11 @@ struct outbox {
 	bool session_ready;  /* LISTEN and application_name done on the current session */
 	unsigned rotate;     /* where the next lease attempt starts */
 	unsigned next_shard; /* where the next batch's select starts */
-	/* the batch in flight */
-	pthread_mutex_t mu;
+	/* batches in flight, oldest first; each on shards no other in-flight batch has */
+	pthread_mutex_t mu; /* guards every batch's inflight count */
 	pthread_cond_t cv;
-	int inflight;
+	struct outbox_batch batches[OUTBOX_PIPELINE_MAX];
+	int nbatches;
 };
 
 /* config.c */

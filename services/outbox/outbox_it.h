@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -140,6 +141,36 @@ struct it_relay {
 	char log[512];
 };
 
+/* Relays started and not yet reaped: killed at exit, so that a failed assertion (cmocka
+ * returns from the test early) never leaves a relay behind. */
+static pid_t it_children[16];
+
+IT_FN void
+it_kill_children(void)
+{
+	for (size_t i = 0; i < sizeof(it_children) / sizeof(it_children[0]); i++)
+		if (it_children[i] > 0) {
+			kill(it_children[i], SIGKILL);
+			waitpid(it_children[i], NULL, 0);
+			it_children[i] = 0;
+		}
+}
+
+IT_FN void
+it_track(pid_t old, pid_t pid)
+{
+	static bool registered;
+	if (!registered) {
+		atexit(it_kill_children);
+		registered = true;
+	}
+	for (size_t i = 0; i < sizeof(it_children) / sizeof(it_children[0]); i++)
+		if (it_children[i] == old) {
+			it_children[i] = pid;
+			return;
+		}
+}
+
 /* it_relay_start runs build/bin/sb-outbox with the stack's addresses, free ports and extra
  * "NAME=value" settings (NULL-terminated, may be NULL); its output goes to a log file. */
 IT_FN void
@@ -156,6 +187,8 @@ it_relay_start(struct it_relay *r, const char *name, const char *const *extra)
 	snprintf(rpc, sizeof(rpc), "SB_RPC_URL=tcp://127.0.0.1:%d", it_free_port());
 	r->pid = fork();
 	if (r->pid == 0) {
+		/* Dies with the test, whatever happens to it. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		int fd = open(r->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
 		if (fd >= 0) {
 			dup2(fd, 1);
@@ -172,6 +205,7 @@ it_relay_start(struct it_relay *r, const char *name, const char *const *extra)
 		fprintf(stderr, "exec %s: %s\n", bin, strerror(errno));
 		_exit(127);
 	}
+	it_track(0, r->pid);
 }
 
 /* it_relay_stop sends sig and waits up to 20 s; returns the exit status (128+n if killed by
@@ -186,6 +220,7 @@ it_relay_stop(struct it_relay *r, int sig)
 	for (long long end = it_now_ms() + 20000; it_now_ms() < end;) {
 		pid_t w = waitpid(r->pid, &st, WNOHANG);
 		if (w == r->pid) {
+			it_track(r->pid, 0);
 			r->pid = 0;
 			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 		}
@@ -193,6 +228,7 @@ it_relay_stop(struct it_relay *r, int sig)
 	}
 	kill(r->pid, SIGKILL);
 	waitpid(r->pid, &st, 0);
+	it_track(r->pid, 0);
 	r->pid = 0;
 	return -1;
 }

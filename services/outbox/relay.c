@@ -1,13 +1,16 @@
 /* relay.c: the relay thread. One loop: keep the session and the leases, select the unrelayed
- * rows of the held shards in id order, produce them, wait for every delivery report, mark the
- * acknowledged ones relayed, then wait for NOTIFY sb_outbox or the poll interval.
+ * rows of the held shards (each shard's rows in id order), produce them, wait for their
+ * delivery reports, mark the acknowledged ones relayed; when idle, wait for NOTIFY sb_outbox
+ * or the poll interval.
  *
  * Order per aggregate: rows of one aggregate share a shard and a partition; a shard is read
- * only by its lease holder, in id order, and the next batch is selected only after the
- * previous one's reports. When a row of an aggregate cannot be produced in this batch (queue
- * full, rejected), the aggregate's later rows of the batch are held back, so they can never
- * overtake it. Rows are never skipped by a high-water mark: each select takes whatever is
- * still unrelayed, so a row whose transaction committed late is simply found by the next one. */
+ * only by its lease holder, in id order. Up to SB_OUTBOX_PIPELINE batches are in flight at
+ * once, but never two with rows of the same shard: a shard's next batch is selected only after
+ * its previous batch's reports are in and its rows are marked. When a row cannot be produced
+ * (queue full, refused), the later rows of its aggregate in the batch are held back, so they
+ * never overtake it. Leases change, and the session is re-made, only with no batch in flight.
+ * Rows are never skipped by a high-water mark: each select takes whatever is still
+ * unrelayed, so a row whose transaction committed late is found by the next one. */
 #include "outbox.h"
 
 #include <errno.h>
@@ -49,7 +52,7 @@ outbox_relay_on_dr(int err, const char *errstr, void *opaque)
 		snprintf(row->errstr, sizeof(row->errstr), "delivery failed: %s",
 		         errstr ? errstr : sb_strerror(err));
 	pthread_mutex_lock(&o->mu);
-	o->inflight--;
+	row->batch->inflight--;
 	pthread_cond_broadcast(&o->cv);
 	pthread_mutex_unlock(&o->mu);
 }
@@ -118,7 +121,7 @@ outbox_relay_blocked(const char **blocked, size_t nblocked, const char *agg)
 }
 
 /* outbox_relay_produce produces the rows of b, holding back an aggregate after its first row
- * that could not be queued, then waits for every delivery report. */
+ * that could not be queued. The reports are awaited by outbox_relay_await. */
 static void
 outbox_relay_produce(struct outbox *o, struct outbox_batch *b)
 {
@@ -128,6 +131,7 @@ outbox_relay_produce(struct outbox *o, struct outbox_batch *b)
 	for (size_t i = 0; i < b->n; i++) {
 		struct outbox_row *row = &b->rows[i];
 		row->o = o;
+		row->batch = b;
 		row->state = OUTBOX_ROW_HELD;
 		if (blocked == NULL || outbox_relay_blocked(blocked, nblocked, row->aggregate_id))
 			continue;
@@ -141,7 +145,7 @@ outbox_relay_produce(struct outbox *o, struct outbox_batch *b)
 		};
 		int ret;
 		pthread_mutex_lock(&o->mu);
-		o->inflight++;
+		b->inflight++;
 		pthread_mutex_unlock(&o->mu);
 		row->state = OUTBOX_ROW_INFLIGHT;
 		for (;;) {
@@ -157,7 +161,7 @@ outbox_relay_produce(struct outbox *o, struct outbox_batch *b)
 		if (ret == 0)
 			continue;
 		pthread_mutex_lock(&o->mu);
-		o->inflight--;
+		b->inflight--;
 		pthread_mutex_unlock(&o->mu);
 		row->err = ret;
 		if (ret == SB_EIO || ret == SB_EINVAL) {
@@ -183,11 +187,17 @@ outbox_relay_produce(struct outbox *o, struct outbox_batch *b)
 		blocked[nblocked++] = row->aggregate_id;
 	}
 	free(blocked);
+}
+
+/* outbox_relay_await waits for every delivery report of b. */
+static void
+outbox_relay_await(struct outbox *o, struct outbox_batch *b)
+{
 	/* Every report comes: librdkafka fails a message after message.timeout.ms at the latest.
 	 * While the cluster is unreachable that is long, so the lag gauge keeps being refreshed
 	 * meanwhile (the leases are not touched in the middle of a batch). */
 	pthread_mutex_lock(&o->mu);
-	while (o->inflight > 0) {
+	while (b->inflight > 0) {
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_sec += o->cfg->lease_interval_ms / 1000;
@@ -196,7 +206,7 @@ outbox_relay_produce(struct outbox *o, struct outbox_batch *b)
 			ts.tv_sec++;
 			ts.tv_nsec -= 1000000000L;
 		}
-		if (pthread_cond_timedwait(&o->cv, &o->mu, &ts) == ETIMEDOUT && o->inflight > 0) {
+		if (pthread_cond_timedwait(&o->cv, &o->mu, &ts) == ETIMEDOUT && b->inflight > 0) {
 			double lag;
 			pthread_mutex_unlock(&o->mu);
 			if (outbox_store_lag_seconds(o->pg, &lag) == 0)
@@ -292,80 +302,138 @@ outbox_relay_maintain(struct outbox *o, int64_t *next_gc)
 	return 0;
 }
 
+/* outbox_relay_finish waits for the oldest batch in flight, marks it and frees it. Returns
+ * 0 or the database error; *trouble is set when something should be retried later. */
+static int
+outbox_relay_finish(struct outbox *o, int *head, bool *trouble)
+{
+	struct outbox_batch *b = &o->batches[*head];
+	int64_t t_ack, t_prod = sb_time_mono_ms();
+	int ret;
+
+	outbox_relay_await(o, b);
+	t_ack = sb_time_mono_ms();
+	sb_series_observe(outbox_m.batch_size, (double)b->n);
+	ret = outbox_relay_settle(o, b, trouble);
+	if (sb_log_enabled(SB_LOG_DEBUG))
+		sb_log(SB_LOG_DEBUG,
+		       "batch of %zu: acked %lld ms after it was produced (%lld ms waited), marked "
+		       "in %lld ms, %d batches in flight",
+		       b->n, (long long)(t_ack - b->started_ms), (long long)(t_ack - t_prod),
+		       (long long)(sb_time_mono_ms() - t_ack), o->nbatches);
+	outbox_store_batch_free(b);
+	*head = (*head + 1) % OUTBOX_PIPELINE_MAX;
+	o->nbatches--;
+	return ret;
+}
+
 static void *
 outbox_relay_run(void *arg)
 {
 	struct outbox *o = arg;
 	struct sb_backoff db_bo, kafka_bo;
 	int64_t next_maint = 0, next_gc = 0;
-	int ret;
+	int head = 0, ret;
+	bool trouble = false;
 
 	sb_backoff_init(&db_bo, 100, 5000);
 	sb_backoff_init(&kafka_bo, 100, 5000);
-	while (!atomic_load(&o->stop)) {
-		if (o->session_ready && sb_pg_reconnects(o->pg) != o->pg_reconnects_seen)
-			outbox_lease_lost(o);
-		if (!o->session_ready) {
-			if ((ret = outbox_lease_session_setup(o)) != 0) {
-				outbox_relay_sleep(
-				    o, outbox_relay_db_error(o, ret, "session", &db_bo));
-				continue;
+	for (;;) {
+		bool stopping = atomic_load(&o->stop);
+		/* Batches in flight are finished before anything else touches the leases or
+		 * the session, when the pipeline is full, and when stopping. */
+		if (o->nbatches > 0 && (stopping || trouble || o->nbatches >= o->cfg->pipeline ||
+		                        sb_time_mono_ms() >= next_maint)) {
+			bool t = false;
+			if ((ret = outbox_relay_finish(o, &head, &t)) != 0) {
+				/* Acknowledged rows stay unrelayed: sent again (same ce_id). */
+				outbox_relay_db_error(o, ret, "mark", &db_bo);
+				trouble = true;
 			}
-			next_maint = 0;
+			if (ret == 0 && !t)
+				sb_backoff_reset(&kafka_bo);
+			trouble = trouble || t;
+			continue;
 		}
-		if (sb_time_mono_ms() >= next_maint) {
-			if ((ret = outbox_relay_maintain(o, &next_gc)) != 0) {
-				outbox_relay_sleep(o,
-				                   outbox_relay_db_error(o, ret, "leases", &db_bo));
-				continue;
+		if (stopping)
+			break;
+		if (o->nbatches == 0 && trouble) {
+			trouble = false;
+			outbox_relay_sleep(o, sb_backoff_next(&kafka_bo));
+			continue;
+		}
+		if (o->nbatches == 0) {
+			if (o->session_ready && sb_pg_reconnects(o->pg) != o->pg_reconnects_seen)
+				outbox_lease_lost(o);
+			if (!o->session_ready) {
+				if ((ret = outbox_lease_session_setup(o)) != 0) {
+					outbox_relay_sleep(
+					    o, outbox_relay_db_error(o, ret, "session", &db_bo));
+					continue;
+				}
+				next_maint = 0;
 			}
-			next_maint = sb_time_mono_ms() + o->cfg->lease_interval_ms;
+			if (sb_time_mono_ms() >= next_maint) {
+				if ((ret = outbox_relay_maintain(o, &next_gc)) != 0) {
+					outbox_relay_sleep(
+					    o, outbox_relay_db_error(o, ret, "leases", &db_bo));
+					continue;
+				}
+				next_maint = sb_time_mono_ms() + o->cfg->lease_interval_ms;
+			}
 		}
 		int64_t until_maint = next_maint - sb_time_mono_ms();
 		if (atomic_load(&o->held_count) == 0) {
 			outbox_relay_wait(o, until_maint);
 			continue;
 		}
-		struct outbox_batch b;
-		int64_t t_start = sb_time_mono_ms();
-		if ((ret = outbox_store_select(o->pg, o->held, o->next_shard++,
-		                               (int)o->cfg->batch_size, &b)) != 0) {
-			outbox_relay_sleep(o, outbox_relay_db_error(o, ret, "select", &db_bo));
-			continue;
+		/* The next batch comes from held shards no batch in flight has rows of. */
+		bool free_shards[OUTBOX_SHARDS];
+		for (int s = 0; s < OUTBOX_SHARDS; s++) {
+			free_shards[s] = o->held[s];
+			for (int k = 0; k < o->nbatches; k++)
+				if (o->batches[(head + k) % OUTBOX_PIPELINE_MAX].shards[s])
+					free_shards[s] = false;
 		}
-		if (b.n == 0 || atomic_load(&o->stop)) {
-			/* Nothing to do, or stopping: no new batch is started. */
-			outbox_store_batch_free(&b);
-			sb_backoff_reset(&db_bo);
-			outbox_relay_wait(o, o->cfg->poll_ms < until_maint ? o->cfg->poll_ms
-			                                                   : until_maint);
-			continue;
-		}
-		int64_t t_sel = sb_time_mono_ms();
-		outbox_relay_produce(o, &b);
-		int64_t t_ack = sb_time_mono_ms();
-		sb_series_observe(outbox_m.batch_size, (double)b.n);
-		bool trouble = false, full = b.n >= (size_t)o->cfg->batch_size;
-		ret = outbox_relay_settle(o, &b, &trouble);
-		if (sb_log_enabled(SB_LOG_DEBUG))
-			sb_log(SB_LOG_DEBUG,
-			       "batch of %zu: select %lld ms, acked %lld ms, marked %lld ms", b.n,
-			       (long long)(t_sel - t_start), (long long)(t_ack - t_sel),
-			       (long long)(sb_time_mono_ms() - t_ack));
-		outbox_store_batch_free(&b);
+		int tail = (head + o->nbatches) % OUTBOX_PIPELINE_MAX;
+		struct outbox_batch *b = &o->batches[tail];
+		ret = outbox_store_select(o->pg, free_shards, o->next_shard++,
+		                          (int)o->cfg->batch_size, b);
 		if (ret != 0) {
-			/* Acknowledged rows stay unrelayed: they are sent again (same ce_id). */
-			outbox_relay_sleep(o, outbox_relay_db_error(o, ret, "mark", &db_bo));
+			int64_t wait = outbox_relay_db_error(o, ret, "select", &db_bo);
+			if (o->nbatches == 0)
+				outbox_relay_sleep(o, wait);
+			else
+				trouble = true;
 			continue;
 		}
 		sb_backoff_reset(&db_bo);
-		if (trouble) {
-			outbox_relay_sleep(o, sb_backoff_next(&kafka_bo));
+		if (sb_pg_reconnects(o->pg) != o->pg_reconnects_seen) {
+			/* The select ran on a new session, which holds none of our leases. */
+			outbox_store_batch_free(b);
+			outbox_lease_lost(o);
+			trouble = true;
 			continue;
 		}
-		sb_backoff_reset(&kafka_bo);
-		if (!full)
-			outbox_relay_wait(o, 0); /* only drains notifications already here */
+		if (b->n == 0 || atomic_load(&o->stop)) {
+			/* Nothing to do, or stopping: no new batch is started. */
+			outbox_store_batch_free(b);
+			if (o->nbatches > 0) {
+				bool t = false;
+				if ((ret = outbox_relay_finish(o, &head, &t)) != 0) {
+					outbox_relay_db_error(o, ret, "mark", &db_bo);
+					t = true;
+				}
+				trouble = t;
+			} else {
+				outbox_relay_wait(o, o->cfg->poll_ms < until_maint ? o->cfg->poll_ms
+				                                                   : until_maint);
+			}
+			continue;
+		}
+		b->started_ms = sb_time_mono_ms();
+		o->nbatches++;
+		outbox_relay_produce(o, b);
 	}
 	outbox_lease_release_all(o);
 	return NULL;

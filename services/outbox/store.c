@@ -21,6 +21,7 @@ enum {
 	COL_TIME,
 	COL_PAYLOAD,
 	COL_ATTEMPTS,
+	COL_SHARD,
 	COL_COUNT
 };
 
@@ -31,7 +32,7 @@ const struct sb_pg_stmt outbox_store_stmts[] = {
 	{ "outbox_select",
 	  "SELECT o.id, o.aggregate_id::text, o.event_id::text, o.event_type, o.topic, o.source, "
 	  "o.subject, o.traceparent, to_char(o.created_at AT TIME ZONE 'UTC', "
-	  "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), o.payload, o.attempts "
+	  "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), o.payload, o.attempts, o.shard "
 	  "FROM unnest($1::int[]) AS s(shard) CROSS JOIN LATERAL (SELECT * FROM messages.outbox x "
 	  "WHERE x.shard = s.shard AND x.relayed_at IS NULL ORDER BY x.id LIMIT $2) o LIMIT $2",
 	  2 },
@@ -130,6 +131,9 @@ outbox_store_select(struct sb_pg *pg, const bool held[OUTBOX_SHARDS], unsigned f
 		row->traceparent = outbox_store_opt(res, r, COL_TRACE);
 		row->created_at = PQgetvalue(res, r, COL_TIME);
 		row->attempts = atoi(PQgetvalue(res, r, COL_ATTEMPTS));
+		row->shard = atoi(PQgetvalue(res, r, COL_SHARD));
+		if (row->shard >= 0 && row->shard < OUTBOX_SHARDS)
+			b->shards[row->shard] = true;
 		row->payload = PQunescapeBytea(
 		    (const unsigned char *)PQgetvalue(res, r, COL_PAYLOAD), &row->payload_len);
 		b->n = (size_t)r + 1;

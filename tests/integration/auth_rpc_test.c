@@ -732,6 +732,32 @@ test_token_exchange(void **state)
 	assert_true(strncmp(t.message, "invalid_request: ", 17) == 0);
 }
 
+/* it_metric tells whether the /metrics page of p has a line starting with prefix and a value of
+ * at least 1. */
+static bool
+it_metric(struct it_proc *p, const char *prefix)
+{
+	char cmd[512];
+	snprintf(cmd, sizeof(cmd),
+	         "curl -s http://127.0.0.1:%d/metrics | grep -F '%s ' | grep -q ' [1-9][0-9]*$'",
+	         p->ops_port, prefix);
+	return system(cmd) == 0;
+}
+
+static void
+test_metrics(void **state)
+{
+	(void)state;
+	assert_true(it_metric(&it.auth, "auth_tokens_issued_total{grant=\"client_credentials\"}"));
+	assert_true(it_metric(&it.auth, "auth_tokens_issued_total{grant=\"refresh_token\"}"));
+	assert_true(it_metric(&it.auth, "auth_tokens_issued_total{grant=\"token_exchange\"}"));
+	assert_true(it_metric(&it.auth, "auth_client_auth_failures_total"));
+	assert_true(it_metric(&it.auth, "auth_refresh_reuse_total"));
+	assert_true(it_metric(&it.auth, "auth_revocations_total{type=\"access_token\"}"));
+	assert_true(it_metric(&it.auth, "auth_revocations_total{type=\"refresh_token\"}"));
+	assert_false(it_metric(&it.auth, "auth_no_such_metric_total"));
+}
+
 static void
 test_metadata(void **state)
 {
@@ -938,6 +964,7 @@ main(void)
 		cmocka_unit_test(test_introspect),
 		cmocka_unit_test(test_token_exchange),
 		cmocka_unit_test(test_metadata),
+		cmocka_unit_test(test_metrics),
 		cmocka_unit_test(test_private_keys_sealed_at_rest),
 		cmocka_unit_test(test_key_rotation),
 		cmocka_unit_test(test_two_replicas_one_key),
