@@ -207,8 +207,9 @@ static pid_t
 relay_start(const char *build, const char *dsn, const char *brokers, const char *tmp)
 {
 	char bin[PATH_MAX], logf[PATH_MAX];
-	snprintf(bin, sizeof(bin), "%s/bin/sb-outbox", build);
-	snprintf(logf, sizeof(logf), "%s/relay.log", tmp);
+	if (snprintf(bin, sizeof(bin), "%s/bin/sb-outbox", build) >= (int)sizeof(bin) ||
+	    snprintf(logf, sizeof(logf), "%s/relay.log", tmp) >= (int)sizeof(logf))
+		return -1;
 	pid_t pid = fork();
 	if (pid == 0) {
 		prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlives the benchmark */
@@ -304,8 +305,9 @@ main(int argc, char **argv)
 	printf("relay_bench: %d rows, %d aggregates, 200-byte payloads, devbus (3 mock brokers), "
 	       "PostgreSQL 15 durable\n",
 	       rows, AGGS);
-	printf("  sb-outbox relay (batch 500, table -> acked -> marked): %9.0f rows/s (%.2f s)\n",
-	       relay_rate, relay_t);
+	const char *bs = getenv("SB_OUTBOX_BATCH_SIZE");
+	printf("  sb-outbox relay (batch %s, table -> acked -> marked): %9.0f rows/s (%.2f s)\n",
+	       bs ? bs : "500", relay_rate, relay_t);
 	printf("  plain librdkafka producer (same records, same config):  %9.0f rows/s\n",
 	       base_rate);
 	printf("  ratio relay / plain producer: %.2f\n", relay_rate / base_rate);

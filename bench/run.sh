@@ -20,5 +20,14 @@ for b in "$build"/bench/*_bench; do
 		status=1
 	fi
 done
+for b in "$root"/bench/*_bench.sh; do
+	[ -f "$b" ] || continue
+	name=$(basename "$b" .sh)
+	echo "== $name"
+	if bash "$b" "$build" 2>&1 | tee "$out/$name.txt"; then :; else
+		echo "!! $name failed"
+		status=1
+	fi
+done
 cat "$out/machine.txt"
 exit $status

@@ -12,6 +12,7 @@ debs=(
 	libuv1-dev
 	postgresql postgresql-contrib redis-server nginx-light kcat prometheus
 	yamllint wrk procps psmisc iproute2
+	chromium fonts-liberation # the web console's browser test (tests/browser, playwright-core)
 )
 # Node may come from another packaging (which bundles npm); only ask Debian when it is absent.
 command -v node >/dev/null 2>&1 || debs+=(nodejs)

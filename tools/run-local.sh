@@ -236,6 +236,12 @@ for row in "${services[@]}"; do
 	ops=$(svc_field "$name" 1) rpc=$(svc_field "$name" 2) http=$(svc_field "$name" 3)
 	env_=("${common_env[@]}" "SB_OPS_PORT=$ops" "SB_RPC_URL=tcp://127.0.0.1:$rpc")
 	[ "$http" = - ] || env_+=("SB_HTTP_PORT=$http")
+	# The web console signs in as the dev users: the gateway serves this file (written by
+	# seed-dev below, once every service is ready) at GET /dev/credentials.
+	[ "$name" = gateway ] && env_+=("SB_DEV_CREDENTIALS_FILE=$run/dev-credentials.json")
+	# realtime's public port is SB_WS_PORT; the browser's Origin is the ingress.
+	[ "$name" = realtime ] && env_+=("SB_WS_PORT=$http"
+		"SB_WS_ALLOWED_ORIGINS=http://127.0.0.1:$ingress_port,http://localhost:$ingress_port")
 	for p in $ops $rpc $http; do
 		[ "$p" = - ] || ! port_busy "$p" || fail_start "port $p for $name is in use by another program"
 	done

@@ -4,12 +4,16 @@
 
 PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
 
-# sb_free_port: prints a TCP port on 127.0.0.1 that nothing listens on now.
+# sb_free_port: prints a TCP port on 127.0.0.1 that nothing uses now. It is chosen below the
+# kernel's ephemeral range (ip_local_port_range), where outgoing connections never take ports,
+# so a port found free stays free unless another test picks the same one.
 sb_free_port() {
-	local p used
-	used=$(ss -Htln 2>/dev/null | awk '{print $4}' | sed 's/.*://')
+	local p used lo
+	lo=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null)
+	[ -n "$lo" ] && [ "$lo" -gt 12000 ] || lo=32768
+	used=$(ss -Htan 2>/dev/null | awk '{print $4}' | sed 's/.*://')
 	while :; do
-		p=$((20000 + RANDOM % 40000))
+		p=$((10000 + (RANDOM * 32768 + RANDOM) % (lo - 10000)))
 		grep -qx "$p" <<<"$used" || { echo "$p"; return 0; }
 	done
 }

@@ -41,7 +41,8 @@ path(const char *name)
 	static char p[4][512];
 	static int i;
 	i = (i + 1) % 4;
-	snprintf(p[i], sizeof(p[i]), "%s/%s", dir, name);
+	int n = snprintf(p[i], sizeof(p[i]), "%s/%s", dir, name);
+	assert_true(n > 0 && (size_t)n < sizeof(p[i]));
 	return p[i];
 }
 

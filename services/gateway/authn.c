@@ -7,6 +7,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/sha.h>
+
 #include "rpc.pb-c.h"
 #include "sb_err.h"
 #include "sb_log.h"
@@ -14,12 +16,66 @@
 
 #define GW_JWKS_MAX_AGE_MS (5 * 60 * 1000)
 
+/* Verified tokens are remembered (keyed by the SHA-256 of the whole token) until they expire,
+ * so a client presenting the same token again costs a hash, not a signature verification. An
+ * entry is valid only for the key set it was verified with: replacing the keys (rotation,
+ * removal) forgets every entry. Expiry is checked on every hit; revocation is checked on every
+ * request, cached or not, in the local revocation set (revocation.c), with no I/O.
+ * Direct-mapped, with striped locks. */
+#define GW_TOKCACHE_SLOTS   2048
+#define GW_TOKCACHE_STRIPES 32
+
+struct gw_tokcache_entry {
+	unsigned char hash[32];
+	uint64_t gen; /* key-set generation at verification; 0 = empty */
+	struct sb_jwt_principal principal;
+};
+
 struct gw_authn {
 	struct sb_jwt_verifier *verifier;
 	pthread_mutex_t fetch_mu; /* one fetch at a time */
 	int64_t last_fetch_ms;    /* monotonic; 0 = never */
 	bool have_keys;
+	_Atomic uint64_t gen; /* incremented whenever the key set is replaced */
+	int64_t leeway_s;
+	pthread_mutex_t stripe[GW_TOKCACHE_STRIPES];
+	struct gw_tokcache_entry cache[GW_TOKCACHE_SLOTS];
 };
+
+static bool
+gw_tokcache_get(struct gw_authn *a, const unsigned char hash[32], struct sb_jwt_principal *out)
+{
+	uint64_t h;
+	memcpy(&h, hash, sizeof(h));
+	size_t slot = h % GW_TOKCACHE_SLOTS;
+	pthread_mutex_t *mu = &a->stripe[slot % GW_TOKCACHE_STRIPES];
+	bool hit = false;
+	pthread_mutex_lock(mu);
+	struct gw_tokcache_entry *e = &a->cache[slot];
+	if (e->gen != 0 && e->gen == a->gen && memcmp(e->hash, hash, 32) == 0 &&
+	    sb_time_now_ms() / 1000 < e->principal.exp + a->leeway_s) {
+		*out = e->principal;
+		hit = true;
+	}
+	pthread_mutex_unlock(mu);
+	return hit;
+}
+
+static void
+gw_tokcache_put(struct gw_authn *a, const unsigned char hash[32], uint64_t gen,
+                const struct sb_jwt_principal *p)
+{
+	uint64_t h;
+	memcpy(&h, hash, sizeof(h));
+	size_t slot = h % GW_TOKCACHE_SLOTS;
+	pthread_mutex_t *mu = &a->stripe[slot % GW_TOKCACHE_STRIPES];
+	pthread_mutex_lock(mu);
+	struct gw_tokcache_entry *e = &a->cache[slot];
+	memcpy(e->hash, hash, 32);
+	e->gen = gen;
+	e->principal = *p;
+	pthread_mutex_unlock(mu);
+}
 
 int
 gw_authn_init(struct gw *gw)
@@ -39,18 +95,28 @@ gw_authn_init(struct gw *gw)
 		return rv;
 	}
 	pthread_mutex_init(&a->fetch_mu, NULL);
+	for (size_t i = 0; i < GW_TOKCACHE_STRIPES; i++)
+		pthread_mutex_init(&a->stripe[i], NULL);
+	a->gen = 1;
+	a->leeway_s = gw->cfg->leeway_s;
 	gw->authn = a;
-	return 0;
+	rv = gw_revocation_start(gw);
+	if (rv != 0)
+		gw_authn_fini(gw);
+	return rv;
 }
 
 void
 gw_authn_fini(struct gw *gw)
 {
+	gw_revocation_stop(gw);
 	struct gw_authn *a = gw->authn;
 	if (a == NULL)
 		return;
 	sb_jwt_verifier_free(a->verifier);
 	pthread_mutex_destroy(&a->fetch_mu);
+	for (size_t i = 0; i < GW_TOKCACHE_STRIPES; i++)
+		pthread_mutex_destroy(&a->stripe[i]);
 	free(a);
 	gw->authn = NULL;
 }
@@ -97,6 +163,7 @@ gw_authn_fetch(struct gw *gw, bool force)
 	}
 	sb_jwt_verifier_set_keys(a->verifier, set);
 	sb_jwt_keyset_release(set);
+	a->gen++; /* forget tokens verified with the previous set */
 	a->have_keys = true;
 	char n[16];
 	snprintf(n, sizeof(n), "%zu", skipped);
@@ -127,6 +194,22 @@ gw_authn_reject(struct gw_req *r, const char *reason, const char *description, b
 	return -1;
 }
 
+/* gw_authn_revoked applies the revocation set to r's verified token: 0 to go on, or answers r
+ * (401 revoked; 503 while the set is not in sync and SB_REDIS_FAIL_OPEN=false) and returns -1. */
+static int
+gw_authn_revoked(struct gw_req *r)
+{
+	switch (gw_revocation_check(r->gw, r->principal.jti)) {
+	case GW_REVO_REVOKED:
+		return gw_authn_reject(r, "revoked", "the access token has been revoked", true);
+	case GW_REVO_UNSYNCED:
+		return gw_redis_unavailable(r);
+	case GW_REVO_OK:
+		break;
+	}
+	return 0;
+}
+
 static const char *
 gw_authn_reason(int rv)
 {
@@ -152,15 +235,26 @@ gw_authn_verify(struct gw_req *r)
 
 	if (!a->have_keys || sb_time_mono_ms() - a->last_fetch_ms > GW_JWKS_MAX_AGE_MS)
 		gw_authn_fetch(gw, false);
+	unsigned char hash[32];
+	if (len <= SB_JWT_MAX_TOKEN && SHA256((const unsigned char *)tok, len, hash) != NULL &&
+	    gw_tokcache_get(a, hash, &r->principal)) {
+		r->authenticated = true;
+		return gw_authn_revoked(r);
+	}
+	uint64_t gen = a->gen;
 	int rv = sb_jwt_verify(a->verifier, tok, len, &r->principal);
-	if (rv == SB_JWT_UNKNOWN_KID && gw_authn_fetch(gw, false) == 0)
+	if (rv == SB_JWT_UNKNOWN_KID && gw_authn_fetch(gw, false) == 0) {
+		gen = a->gen;
 		rv = sb_jwt_verify(a->verifier, tok, len, &r->principal);
+	}
 	if (rv != 0) {
 		const char *reason = gw_authn_reason(rv);
 		char desc[96];
 		snprintf(desc, sizeof(desc), "the access token is invalid (%s)", reason);
 		return gw_authn_reject(r, reason, desc, true);
 	}
+	if (len <= SB_JWT_MAX_TOKEN)
+		gw_tokcache_put(a, hash, gen, &r->principal);
 	r->authenticated = true;
-	return 0;
+	return gw_authn_revoked(r);
 }

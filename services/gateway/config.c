@@ -51,6 +51,11 @@ const struct sb_cfg_key gateway_config[] = {
 	  0, 0, 0, NULL,
 	  "While Redis is down: true lets requests through unchecked (logged, counted); false "
 	  "answers 503." },
+	{ "SB_DEV_CREDENTIALS_FILE", SB_CFG_STR, offsetof(struct gateway_cfg, dev_credentials_file),
+	  "", 0, 0, 0, NULL,
+	  "DEVELOPMENT ONLY: the file of `sb-auth seed-dev --out`; when set, GET /dev/credentials "
+	  "answers it to anyone (client secrets included) so the web console can sign in as the "
+	  "dev users. Empty (the default): that route answers 404." },
 	SB_CFG_UPSTREAM(struct gateway_cfg, auth_url, AUTH, 7101),
 	SB_CFG_UPSTREAM(struct gateway_cfg, messages_url, MESSAGES, 7102),
 	SB_CFG_UPSTREAM(struct gateway_cfg, outbox_url, OUTBOX, 7103),

@@ -273,7 +273,10 @@ gw_oauth_error(struct gw_req *r, int status, const char *message)
 	json_decref(body);
 	struct sb_http_header h[3] = { { "Cache-Control", "no-store" }, { "Pragma", "no-cache" } };
 	size_t nh = 2;
-	if (status == 401)
+	/* RFC 6749 5.2: the Basic challenge only when the client authenticated with Basic; a
+	 * challenge to a browser that sent its credentials in the body would open a login box. */
+	const char *authz = sb_http_req_header(r->http, "Authorization");
+	if (status == 401 && authz != NULL && strncasecmp(authz, "Basic ", 6) == 0)
 		h[nh++] =
 		    (struct sb_http_header){ "WWW-Authenticate", "Basic realm=\"switchboard\"" };
 	gw_reply(r, status, "application/json", h, nh, text, strlen(text));

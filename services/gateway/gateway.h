@@ -47,6 +47,7 @@ struct gateway_cfg {
 	char *realtime_url;
 	char *notifier_url;
 	char *gc_url;
+	char *dev_credentials_file; /* "" = GET /dev/credentials answers 404 */
 };
 
 struct gw;
@@ -73,6 +74,9 @@ struct gw_req {
 	struct sb_jwt_principal principal;
 	char rl_headers[3][24]; /* RateLimit-Limit/-Remaining/-Reset values when limited route */
 	bool rl_set;
+	bool unchecked;        /* let through unchecked while Redis is unavailable (counted once) */
+	char rl_rate_key[600]; /* Redis key of the rate-limit window ("" = none) */
+	long long rl_limit;
 	struct gw_req *next; /* worker queue */
 };
 
@@ -142,6 +146,7 @@ void gw_audit(const struct gw_req *r, const char *event, const char *detail);
 
 /* pipeline.c: worker threads that authenticate, rate-limit and dispatch requests. */
 int gw_pipeline_start(struct gw *gw);
+/* (gw_pipeline_stop, below, also frees the rate-limit state: the workers are its users.) */
 /* gw_pipeline_submit queues r for a worker; on a full queue answers 503 itself. */
 void gw_pipeline_submit(struct gw *gw, struct gw_req *r);
 void gw_pipeline_stop(struct gw *gw);
@@ -157,12 +162,61 @@ int gw_authn_verify(struct gw_req *r);
 int gw_authn_reject(struct gw_req *r, const char *reason, const char *description,
                     bool token_given);
 
-/* ratelimit.c: revocation and per-user rate limits, one Redis round trip per request. */
+/* ratelimit.c: per-user rate limits of state-changing routes, one pipelined Redis round trip
+ * per batch of such requests; reads cost no round trip. */
 struct sb_redis;
 int gw_ratelimit_init(struct gw *gw);
-/* gw_ratelimit_check consults Redis for r (revoked jti; the route's limit). Returns 0 to go
- * on, or answers (401 revoked, 429 limited, 503) and returns non-zero. */
-int gw_ratelimit_check(struct gw_req *r, struct sb_redis *redis);
+/* gw_ratelimit_fini frees what gw_ratelimit_init made; called by gw_pipeline_stop once no
+ * worker runs. NULL-safe. */
+void gw_ratelimit_fini(struct gw *gw);
+/* gw_ratelimit_check_batch counts the GW_MUTATING requests among reqs[0..n-1] in Redis, in
+ * one pipelined round trip. Requests it answered (429 limited, 503 Redis unavailable with
+ * SB_REDIS_FAIL_OPEN=false) are set to NULL in reqs; the others go on. */
+#define GW_BATCH_MAX 32
+void gw_ratelimit_check_batch(struct gw_req **reqs, size_t n, struct sb_redis *redis);
+/* gw_redis_unavailable applies SB_REDIS_FAIL_OPEN to r, whose check needed Redis: open counts
+ * gateway_redis_unavailable_total{mode="open"} (once per request), logs at most every 10 s and
+ * returns 0; closed answers 503 and returns -1. Any worker thread. */
+int gw_redis_unavailable(struct gw_req *r);
+
+/* revocation.c: the revoked access tokens, known locally. auth SETs sb:revoked:jti:<jti> (with
+ * the token's remaining lifetime as TTL) and PUBLISHes "<jti> <exp>" on sb:revocations; a
+ * watcher thread SUBSCRIBEs first, then SCANs the keys (so nothing falls in between), then
+ * applies each message. On a lost connection the set is "not synced" until it has resubscribed
+ * and rescanned (reconnecting with backoff); known revocations stay in force meanwhile. */
+#define GW_REVOCATION_CHANNEL "sb:revocations"
+#define GW_REVOCATION_PREFIX  "sb:revoked:jti:"
+struct gw_revset;
+/* gw_revset_new makes an empty set whose entries are dropped leeway_s after their exp.
+ * Returns 0 and *out (free with gw_revset_free) or SB_ENOMEM. */
+int gw_revset_new(int64_t leeway_s, struct gw_revset **out);
+/* gw_revset_free frees s and its entries; NULL is ignored. No other call may be running. */
+void gw_revset_free(struct gw_revset *s);
+/* gw_revset_add records jti (copied) as revoked until exp (unix seconds); adding a known jti
+ * keeps the later exp. Returns 0, SB_EINVAL (empty or longer than a jti may be), SB_ENOMEM.
+ * Thread-safe. */
+int gw_revset_add(struct gw_revset *s, const char *jti, int64_t exp);
+/* gw_revset_contains tells whether jti is in s. Thread-safe; takes one read lock. */
+bool gw_revset_contains(struct gw_revset *s, const char *jti);
+/* gw_revset_expire drops the entries with exp + leeway before now_s. Returns how many. */
+size_t gw_revset_expire(struct gw_revset *s, int64_t now_s);
+/* gw_revset_size returns how many entries s holds. */
+size_t gw_revset_size(const struct gw_revset *s);
+/* gw_revset_parse_msg parses a message "<jti> <exp_unix_seconds>" (len bytes, not
+ * NUL-terminated) into jti (size n) and *exp. Returns 0 or SB_EINVAL. */
+int gw_revset_parse_msg(const char *msg, size_t len, char *jti, size_t n, int64_t *exp);
+
+enum gw_revo_state { GW_REVO_OK, GW_REVO_REVOKED, GW_REVO_UNSYNCED };
+/* gw_revocation_start starts the watcher of gw (nothing when auth is off or REDIS_URL is
+ * empty) and waits up to 2 s for its first sync. Returns 0, or SB_EINVAL for a bad REDIS_URL,
+ * SB_ENOMEM, SB_EIO. Stop with gw_revocation_stop. */
+int gw_revocation_start(struct gw *gw);
+/* gw_revocation_stop stops and joins the watcher (within the Redis I/O timeout, 2 s) and frees
+ * the set. Call after the workers stopped; safe when none was started. */
+void gw_revocation_stop(struct gw *gw);
+/* gw_revocation_check looks jti up: GW_REVO_REVOKED, GW_REVO_OK, or GW_REVO_UNSYNCED when it
+ * is not known revoked but the set is not in sync with Redis. Any thread; no I/O. */
+enum gw_revo_state gw_revocation_check(struct gw *gw, const char *jti);
 
 /* forward.c */
 /* gw_forward transcodes the request per its route, calls the RPC asynchronously, answers. */
@@ -172,6 +226,10 @@ void gw_forward(struct gw_req *r);
 void gw_health(struct gw_req *r);
 /* me.c */
 void gw_me(struct gw_req *r);
+/* devcreds.c: GET /dev/credentials, development only. gw_devcreds answers the JSON of
+ * SB_DEV_CREDENTIALS_FILE, read at request time, or 404 when that key is empty. Workers only
+ * (reads a file). */
+void gw_devcreds(struct gw_req *r);
 /* static.c: GET / and /console/{file}, the embedded web console. */
 void gw_static(struct gw_req *r);
 

@@ -9,6 +9,7 @@
 
 struct gw_authn;
 struct gw_ratelimit;
+struct gw_revocation;
 
 struct gw {
 	struct sb_service *svc;
@@ -26,6 +27,7 @@ struct gw {
 
 	struct gw_authn *authn;
 	struct gw_ratelimit *rl;
+	struct gw_revocation *revo; /* revocation.c; NULL when revocations are not checked */
 
 	struct sb_metric *m_requests;  /* gateway_http_requests_total{route,method,status} */
 	struct sb_metric *m_duration;  /* gateway_http_request_duration_seconds{route,method} */

@@ -1,7 +1,8 @@
 /* pipeline.c: the gateway's worker threads. Each request from the HTTP loop is checked here,
- * off the loop thread: access token (CPU: signature verification), one Redis round trip
- * (revoked jti, rate limit), scope; then the route's local handler or the RPC forward, which is
- * asynchronous, so a worker never waits for a service. Each worker owns its Redis connection. */
+ * off the loop thread: access token (CPU: signature verification, or a cache hit) and its
+ * revocation (a local lookup), the rate limit of state-changing routes (one Redis round trip per
+ * batch), scope; then the route's local handler or the RPC forward, which is asynchronous, so a
+ * worker never waits for a service. Each worker owns its Redis connection. */
 #include "gw_int.h"
 
 #include <stdlib.h>
@@ -16,37 +17,55 @@ struct gw_worker {
 	struct sb_redis *redis;
 };
 
-static void
-gw_pipeline_handle(struct gw_worker *w, struct gw_req *r)
+/* gw_pipeline_authorize answers 403 when r's token lacks the route's scope. */
+static bool
+gw_pipeline_authorize(struct gw_req *r)
 {
 	const struct gw_route *route = r->route;
-	bool needs_token = !(route->flags & GW_PUBLIC) && w->gw->cfg->auth_enabled;
-	if (needs_token && gw_authn_verify(r) != 0)
-		return; /* answered */
-	if ((r->authenticated || (route->flags & GW_MUTATING)) &&
-	    gw_ratelimit_check(r, w->redis) != 0)
-		return; /* answered */
-	if (route->scope != NULL && r->authenticated &&
-	    !sb_jwt_has_scope(&r->principal, route->scope)) {
-		char detail[160];
-		snprintf(detail, sizeof(detail), "this route needs scope %s", route->scope);
-		gw_audit(r, "insufficient_scope", route->scope);
-		char www[200];
-		snprintf(www, sizeof(www), "Bearer error=\"insufficient_scope\", scope=\"%s\"",
-		         route->scope);
-		json_t *body = json_pack("{s:s,s:s,s:i,s:s}", "type", "about:blank", "title",
-		                         "Forbidden", "status", 403, "detail", detail);
-		char *text = json_dumps(body, JSON_COMPACT);
-		json_decref(body);
-		const struct sb_http_header h = { "WWW-Authenticate", www };
-		gw_reply(r, 403, "application/problem+json", &h, 1, text, strlen(text));
-		free(text);
-		return;
+	if (route->scope == NULL || !r->authenticated ||
+	    sb_jwt_has_scope(&r->principal, route->scope))
+		return true;
+	char detail[160], www[200];
+	snprintf(detail, sizeof(detail), "this route needs scope %s", route->scope);
+	snprintf(www, sizeof(www), "Bearer error=\"insufficient_scope\", scope=\"%s\"",
+	         route->scope);
+	gw_audit(r, "insufficient_scope", route->scope);
+	json_t *body = json_pack("{s:s,s:s,s:i,s:s}", "type", "about:blank", "title", "Forbidden",
+	                         "status", 403, "detail", detail);
+	char *text = json_dumps(body, JSON_COMPACT);
+	json_decref(body);
+	const struct sb_http_header h = { "WWW-Authenticate", www };
+	gw_reply(r, 403, "application/problem+json", &h, 1, text, strlen(text));
+	free(text);
+	return false;
+}
+
+/* gw_pipeline_handle takes a batch of requests through the checks: tokens one by one (CPU and
+ * the local revocation set), then one pipelined Redis round trip for the state-changing ones
+ * (rate limits; none when the batch has only reads), then scope and dispatch. */
+static void
+gw_pipeline_handle(struct gw_worker *w, struct gw_req **batch, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct gw_req *r = batch[i];
+		bool needs_token = !(r->route->flags & GW_PUBLIC) && w->gw->cfg->auth_enabled;
+		if (needs_token && gw_authn_verify(r) != 0)
+			batch[i] = NULL; /* answered */
 	}
-	if (route->local != NULL)
-		route->local(r);
-	else
-		gw_forward(r);
+	size_t m = 0;
+	for (size_t i = 0; i < n; i++)
+		if (batch[i] != NULL)
+			batch[m++] = batch[i];
+	gw_ratelimit_check_batch(batch, m, w->redis);
+	for (size_t i = 0; i < m; i++) {
+		struct gw_req *r = batch[i];
+		if (r == NULL || !gw_pipeline_authorize(r))
+			continue;
+		if (r->route->local != NULL)
+			r->route->local(r);
+		else
+			gw_forward(r);
+	}
 }
 
 static void *
@@ -54,21 +73,25 @@ gw_pipeline_main(void *arg)
 {
 	struct gw_worker *w = arg;
 	struct gw *gw = w->gw;
+	struct gw_req *batch[GW_BATCH_MAX];
 	for (;;) {
 		pthread_mutex_lock(&gw->mu);
 		while (gw->head == NULL && !gw->stopping)
 			pthread_cond_wait(&gw->cv, &gw->mu);
-		struct gw_req *r = gw->head;
-		if (r == NULL) { /* stopping and drained */
-			pthread_mutex_unlock(&gw->mu);
-			break;
+		size_t n = 0;
+		/* Take a fair share of what is queued, so that other workers get some too. */
+		size_t share = gw->queued / gw->nthreads + 1;
+		while (gw->head != NULL && n < GW_BATCH_MAX && n < share) {
+			batch[n++] = gw->head;
+			gw->head = gw->head->next;
+			gw->queued--;
 		}
-		gw->head = r->next;
 		if (gw->head == NULL)
 			gw->tail = NULL;
-		gw->queued--;
 		pthread_mutex_unlock(&gw->mu);
-		gw_pipeline_handle(w, r);
+		if (n == 0) /* stopping and drained */
+			break;
+		gw_pipeline_handle(w, batch, n);
 	}
 	if (w->redis != NULL)
 		sb_redis_close(w->redis);
@@ -128,8 +151,10 @@ gw_pipeline_start(struct gw *gw)
 void
 gw_pipeline_stop(struct gw *gw)
 {
-	if (gw->threads == NULL)
+	if (gw->threads == NULL) {
+		gw_ratelimit_fini(gw);
 		return;
+	}
 	pthread_mutex_lock(&gw->mu);
 	gw->stopping = true;
 	pthread_cond_broadcast(&gw->cv);
@@ -140,4 +165,5 @@ gw_pipeline_stop(struct gw *gw)
 	gw->threads = NULL;
 	pthread_cond_destroy(&gw->cv);
 	pthread_mutex_destroy(&gw->mu);
+	gw_ratelimit_fini(gw); /* the workers were its only users */
 }

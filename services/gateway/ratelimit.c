@@ -1,8 +1,8 @@
-/* ratelimit.c: one Redis round trip per authenticated request: is the token's jti revoked
- * (key sb:revoked:jti:<jti>, written by auth), and, on state-changing routes, one more request
- * in the caller's window (fixed one-minute window per user and bucket, counted atomically in
- * a Lua script). When Redis cannot answer, SB_REDIS_FAIL_OPEN decides: let the request through
- * (default; counted and logged) or answer 503. */
+/* ratelimit.c: per-user rate limits of state-changing (GW_MUTATING) routes: one more request
+ * in the caller's window (fixed one-minute window per user and bucket, counted atomically in a
+ * Lua script), one pipelined Redis round trip per batch. Reads make no round trip at all
+ * (revocation is checked locally, revocation.c). When Redis cannot answer, SB_REDIS_FAIL_OPEN
+ * decides: let the request through (default; counted and logged) or answer 503. */
 #include "gw_int.h"
 
 #include <stdlib.h>
@@ -16,14 +16,9 @@
 #define GW_RL_WINDOW_S  60
 #define GW_RL_MAX_RULES 32
 
-static const char gw_rl_lua[] =
-    "local revoked = 0\n"
-    "if KEYS[1] ~= '' and redis.call('EXISTS', KEYS[1]) == 1 then revoked = 1 end\n"
-    "if revoked == 1 or KEYS[2] == '' then return {revoked, 0, 0} end\n"
-    "local n = redis.call('INCR', KEYS[2])\n"
-    "if n == 1 then redis.call('EXPIRE', KEYS[2], ARGV[1]) end\n"
-    "local ttl = redis.call('TTL', KEYS[2])\n"
-    "return {0, n, ttl}\n";
+static const char gw_rl_lua[] = "local n = redis.call('INCR', KEYS[1])\n"
+                                "if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end\n"
+                                "return {n, redis.call('TTL', KEYS[1])}\n";
 
 struct gw_rl_rule {
 	char method[8];
@@ -96,6 +91,13 @@ gw_ratelimit_init(struct gw *gw)
 	return 0;
 }
 
+void
+gw_ratelimit_fini(struct gw *gw)
+{
+	free(gw->rl);
+	gw->rl = NULL;
+}
+
 static long long
 gw_ratelimit_limit(const struct gw_ratelimit *rl, const struct gw_route *route, long long def,
                    const char **bucket)
@@ -111,11 +113,14 @@ gw_ratelimit_limit(const struct gw_ratelimit *rl, const struct gw_route *route, 
 	return def;
 }
 
-static int
-gw_ratelimit_unavailable(struct gw_req *r)
+int
+gw_redis_unavailable(struct gw_req *r)
 {
 	struct gw *gw = r->gw;
 	bool open = gw->cfg->redis_fail_open;
+	if (open && r->unchecked)
+		return 0; /* counted already for this request */
+	r->unchecked = open;
 	sb_series_inc(sb_metric_with(gw->m_redisdown, open ? "open" : "closed"));
 	int64_t now = sb_time_mono_ms();
 	if (now - gw->rl->last_warn_ms > 10000) {
@@ -131,44 +136,48 @@ gw_ratelimit_unavailable(struct gw_req *r)
 	return -1;
 }
 
-int
-gw_ratelimit_check(struct gw_req *r, struct sb_redis *redis)
+/* gw_ratelimit_prepare computes the rate-limit window key of r when r is an authenticated
+ * request on a state-changing route. Returns false when nothing is to be checked. */
+static bool
+gw_ratelimit_prepare(struct gw_req *r)
 {
 	struct gw *gw = r->gw;
-	if (redis == NULL)
-		return 0;
-	char revoked_key[300] = "", rate_key[600] = "";
-	if (r->authenticated && r->principal.jti[0] != '\0')
-		snprintf(revoked_key, sizeof(revoked_key), "sb:revoked:jti:%s", r->principal.jti);
+	r->rl_rate_key[0] = '\0';
+	if (!r->authenticated || !(r->route->flags & GW_MUTATING))
+		return false;
 	const char *bucket = NULL;
-	long long limit = 0;
-	if (r->authenticated && (r->route->flags & GW_MUTATING)) {
-		limit = gw_ratelimit_limit(gw->rl, r->route, gw->cfg->rate_limit_per_min, &bucket);
-		snprintf(rate_key, sizeof(rate_key), "sb:rl:%s:%s:%s", bucket, r->route->method,
+	r->rl_limit = gw_ratelimit_limit(gw->rl, r->route, gw->cfg->rate_limit_per_min, &bucket);
+	if (strcmp(bucket, "default") == 0)
+		snprintf(r->rl_rate_key, sizeof(r->rl_rate_key), "sb:rl:default:%s",
 		         r->principal.sub);
-		if (strcmp(bucket, "default") == 0)
-			snprintf(rate_key, sizeof(rate_key), "sb:rl:default:%s", r->principal.sub);
-	}
-	if (revoked_key[0] == '\0' && rate_key[0] == '\0')
-		return 0;
+	else
+		snprintf(r->rl_rate_key, sizeof(r->rl_rate_key), "sb:rl:%s:%s:%s", bucket,
+		         r->route->method, r->principal.sub);
+	return true;
+}
+
+static int
+gw_ratelimit_append(struct gw_req *r, struct sb_redis *redis)
+{
 	char window[16];
 	snprintf(window, sizeof(window), "%d", GW_RL_WINDOW_S);
-	const char *keys[2] = { revoked_key, rate_key };
-	const char *args[1] = { window };
-	redisReply *rep = sb_redis_evalsha(redis, &gw->rl->script, 2, keys, 1, args);
-	if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements != 3) {
-		if (rep != NULL)
-			freeReplyObject(rep);
-		return gw_ratelimit_unavailable(r);
-	}
-	long long revoked = rep->element[0]->integer;
-	long long n = rep->element[1]->integer;
-	long long ttl = rep->element[2]->integer;
-	freeReplyObject(rep);
-	if (revoked)
-		return gw_authn_reject(r, "revoked", "the access token has been revoked", true);
-	if (rate_key[0] == '\0')
-		return 0;
+	const char *argv[] = { "EVALSHA", r->gw->rl->script.sha, "1", r->rl_rate_key, window };
+	return sb_redis_append_argv(redis, 5, argv, NULL);
+}
+
+/* gw_ratelimit_apply acts on the script's reply for r (NULL: Redis could not answer). Returns
+ * 0 to go on, or answers r and returns non-zero. Consumes nothing. */
+static int
+gw_ratelimit_apply(struct gw_req *r, const redisReply *rep)
+{
+	struct gw *gw = r->gw;
+	if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+	    rep->element[0]->type != REDIS_REPLY_INTEGER ||
+	    rep->element[1]->type != REDIS_REPLY_INTEGER)
+		return gw_redis_unavailable(r);
+	long long n = rep->element[0]->integer;
+	long long ttl = rep->element[1]->integer;
+	long long limit = r->rl_limit;
 	if (ttl < 0)
 		ttl = GW_RL_WINDOW_S;
 	r->rl_set = true;
@@ -178,10 +187,60 @@ gw_ratelimit_check(struct gw_req *r, struct sb_redis *redis)
 	if (n <= limit)
 		return 0;
 	sb_series_inc(sb_metric_with(gw->m_limited, r->route->pattern));
-	gw_audit(r, "rate_limited", bucket);
+	gw_audit(r, "rate_limited", r->route->pattern);
 	char detail[128];
 	snprintf(detail, sizeof(detail), "more than %lld requests per minute; retry in %lld s",
 	         limit, ttl);
 	gw_reply_problem(r, 429, detail, NULL, ttl * 1000);
 	return -1;
+}
+
+static bool
+gw_ratelimit_noscript(const redisReply *rep)
+{
+	return rep != NULL && rep->type == REDIS_REPLY_ERROR &&
+	       strncmp(rep->str, "NOSCRIPT", 8) == 0;
+}
+
+void
+gw_ratelimit_check_batch(struct gw_req **reqs, size_t n, struct sb_redis *redis)
+{
+	if (n == 0)
+		return;
+	size_t idx[GW_BATCH_MAX];
+	size_t m = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (redis == NULL || !gw_ratelimit_prepare(reqs[i]))
+			continue;
+		if (gw_ratelimit_append(reqs[i], redis) != 0) {
+			/* cannot even queue: the connection is down */
+			if (gw_redis_unavailable(reqs[i]) != 0)
+				reqs[i] = NULL;
+			continue;
+		}
+		idx[m++] = i;
+	}
+	if (m == 0)
+		return;
+	redisReply *replies[GW_BATCH_MAX] = { 0 };
+	int rv = sb_redis_get_replies(redis, replies, m);
+	for (size_t k = 0; k < m; k++) {
+		struct gw_req *r = reqs[idx[k]];
+		redisReply *rep = rv == 0 ? replies[k] : NULL;
+		if (gw_ratelimit_noscript(rep)) {
+			/* Redis restarted or flushed its scripts: run this one through the loader.
+			 */
+			freeReplyObject(rep);
+			const char *keys[1] = { r->rl_rate_key };
+			char window[16];
+			snprintf(window, sizeof(window), "%d", GW_RL_WINDOW_S);
+			const char *args[1] = { window };
+			rep = sb_redis_evalsha(redis, &r->gw->rl->script, 1, keys, 1, args);
+			replies[k] = rep;
+		}
+		if (gw_ratelimit_apply(r, rep) != 0)
+			reqs[idx[k]] = NULL;
+		if (rep != NULL)
+			freeReplyObject(rep);
+	}
 }

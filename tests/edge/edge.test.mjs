@@ -1,10 +1,11 @@
 // The gateway's edge as a client sees it: tokens from the real auth service, forged tokens made
 // with jose (an independent JOSE implementation), revocation, scopes, rate limits, body limits,
-// key rotation picked up without a restart. Run by tests/integration/gateway_edge_test.sh.
+// key rotation picked up without a restart, the local revocation set (scanned at start, kept
+// through a Redis outage, resynced after). Run by tests/integration/gateway_edge_test.sh.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
+import { readFileSync, openSync, closeSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
 import * as jose from 'jose';
 
 const GW = process.env.SB_GW;
@@ -14,6 +15,9 @@ const pgDsn = process.env.SB_PG_DSN;
 const ISS = GW;
 const AUD = 'switchboard';
 const RATE = Number(process.env.SB_TEST_RATE_LIMIT);
+const GW_OPS = process.env.SB_GW_OPS;
+const REDIS_URL = process.env.SB_REDIS_URL;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function token(name, extra = {}) {
   const c = creds[name];
@@ -35,6 +39,50 @@ async function expect401(tok, why) {
   assert.equal(res.status, 401, `${why}: expected 401, got ${res.status}`);
   assert.match(res.headers.get('www-authenticate') ?? '', /^Bearer error="invalid_token"/, why);
   assert.match(res.headers.get('content-type') ?? '', /application\/problem\+json/);
+}
+
+// eventually401 retries /v1/me with tok until it is refused as invalid, for up to ms.
+async function eventually401(tok, why, ms, base = GW) {
+  const until = Date.now() + ms;
+  let status;
+  for (;;) {
+    const res = await fetch(`${base}/v1/me`, { headers: { authorization: `Bearer ${tok}` } });
+    status = res.status;
+    if (status === 401) {
+      assert.match(res.headers.get('www-authenticate') ?? '', /^Bearer error="invalid_token"/, why);
+      return;
+    }
+    if (Date.now() > until) break;
+    await sleep(20);
+  }
+  assert.fail(`${why}: expected 401 within ${ms} ms, still ${status}`);
+}
+
+// metric reads one sample ("name" or 'name{label="v"}') from a Prometheus text endpoint; 0 when
+// the series does not exist yet.
+async function metric(opsBase, series) {
+  const text = await (await fetch(`${opsBase}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(series + ' '));
+  return line ? Number(line.slice(series.length + 1)) : 0;
+}
+
+async function until(cond, ms, what) {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) assert.fail(`timed out after ${ms} ms waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+const redisCli = (...args) => execFileSync('redis-cli', ['-u', REDIS_URL, ...args]).toString().trim();
+
+async function revoke(tok, who = 'alice') {
+  const c = creds[who];
+  return fetch(`${GW}/auth/revoke`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ token: tok, token_type_hint: 'access_token', client_id: c.client_id, client_secret: c.client_secret }),
+  });
 }
 
 // The active signing key, read from auth's table as an attacker with database access could:
@@ -141,7 +189,8 @@ test('a revoked access token is refused', async () => {
     body: new URLSearchParams({ token: tok, token_type_hint: 'access_token', client_id: c.client_id, client_secret: c.client_secret }),
   });
   assert.equal(res.status, 200);
-  await expect401(tok, 'revoked jti');
+  // the gateway learns of it asynchronously (Redis pub/sub): within 2 s at most
+  await eventually401(tok, 'revoked jti', 2000);
 });
 
 test('a missing scope is 403', async () => {
@@ -216,4 +265,73 @@ test('key rotation: old tokens stay valid, new ones carry the new kid, no gatewa
   assert.notEqual(jose.decodeProtectedHeader(after).kid, kidBefore, 'auth signs with the new key');
   assert.equal((await me(after)).status, 200, 'the gateway accepts the new kid (JWKS refetched)');
   assert.equal((await me(before)).status, 200, 'tokens of the old key stay valid until they expire');
+});
+
+test('a revocation already in Redis when a gateway starts is honoured (scanned at start)', async () => {
+  const revoked = await token('alice');
+  const other = await token('bob');
+  const { jti, exp } = jose.decodeJwt(revoked);
+  // written directly, as another edge or an operator could: no message is published
+  const ttl = exp - Math.floor(Date.now() / 1000);
+  assert.equal(redisCli('SET', `sb:revoked:jti:${jti}`, '1', 'EX', String(ttl)), 'OK');
+
+  const env = Object.fromEntries(readFileSync(process.env.SB_GW2_ENV, 'utf8').trim().split('\n')
+    .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+  const log = openSync(process.env.SB_GW2_LOG, 'a');
+  const gw2 = spawn(process.env.SB_GW_BIN, [], { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', log, log] });
+  closeSync(log);
+  const exited = new Promise((r) => gw2.on('exit', r));
+  try {
+    const base = `http://127.0.0.1:${env.SB_HTTP_PORT}`;
+    const ops = `http://127.0.0.1:${env.SB_OPS_PORT}`;
+    const status = (url) => fetch(url).then((r) => r.status, () => 0);
+    await until(async () => (await status(`${ops}/ready`)) === 200 && (await status(`${base}/v1/me`)) === 401,
+      20000, 'gateway 2 ready and serving');
+    // no retry: the set is loaded before the gateway's edge listens
+    const res = await fetch(`${base}/v1/me`, { headers: { authorization: `Bearer ${revoked}` } });
+    assert.equal(res.status, 401, 'the token revoked before the start is refused');
+    const ok = await fetch(`${base}/v1/me`, { headers: { authorization: `Bearer ${other}` } });
+    assert.equal(ok.status, 200, 'another token still passes');
+    assert.equal(await metric(ops, 'gateway_revocation_synced'), 1);
+    assert.ok(await metric(ops, 'gateway_revocations_known') >= 1, 'the set counts the revocation');
+  } finally {
+    gw2.kill('SIGTERM');
+    await exited;
+  }
+  assert.equal(gw2.exitCode, 0, 'gateway 2 stops cleanly');
+});
+
+// Last: stops and restarts the test's Redis.
+test('Redis stopped: /v1/me still 200 (fail-open, counted), known revocations kept, resync after restart', async () => {
+  const tok = await token('alice');
+  const gone = await token('alice');
+  assert.equal((await me(tok)).status, 200);
+  assert.equal((await revoke(gone)).status, 200);
+  await eventually401(gone, 'revoked before the outage', 2000);
+  const open = 'gateway_redis_unavailable_total{mode="open"}';
+  const before = await metric(GW_OPS, open);
+  assert.equal(await metric(GW_OPS, 'gateway_revocation_synced'), 1);
+
+  const port = new URL(REDIS_URL).port;
+  const dir = `${process.env.SB_TEST_TMP}/redis`;
+  try { redisCli('SHUTDOWN', 'NOSAVE'); } catch { /* the connection closes as Redis exits */ }
+  try {
+    await until(async () => (await metric(GW_OPS, 'gateway_revocation_synced')) === 0, 3000, 'the gateway to notice the outage');
+    const res = await me(tok);
+    assert.equal(res.status, 200, 'fail-open: the request is let through');
+    assert.ok(await metric(GW_OPS, open) > before, `${open} counts it`);
+    await expect401(gone, 'a revocation known before the outage stays in force');
+  } finally {
+    execFileSync('redis-server', ['--port', port, '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no',
+      '--daemonize', 'yes', '--pidfile', `${dir}/redis.pid`, '--logfile', `${dir}/redis.log`]);
+  }
+  await until(async () => (await metric(GW_OPS, 'gateway_revocation_synced')) === 1, 10000, 'the gateway to resync');
+  // Redis restarted empty: the set keeps what it knew, and new revocations arrive again
+  await expect401(gone, 'still refused after the resync');
+  const later = await token('alice');
+  assert.equal((await me(later)).status, 200);
+  let st;
+  await until(async () => (st = (await revoke(later)).status) === 200, 10000, `auth to revoke again (last ${st})`);
+  await eventually401(later, 'revoked after the restart (resubscribed)', 2000);
+  assert.equal((await me(tok)).status, 200, 'a token never revoked still passes');
 });

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The gateway edge against the real auth and messages services: forged and expired tokens,
-# revocation, scopes, rate limits, body/route/method errors, key rotation without a restart
-# (tests/edge/edge.test.mjs, jose from npm), and the audit trail of a wrong client secret.
+# revocation (pub/sub to the gateway's local set; scanned at a second gateway's start; kept
+# through a Redis outage and resynced), scopes, rate limits, body/route/method errors, key
+# rotation without a restart (tests/edge/edge.test.mjs, jose from npm), and the audit trail of
+# a wrong client secret.
 # stack: pg,redis
 # labels: auth,e2e
 set -u
@@ -22,9 +24,20 @@ creds=$SB_TEST_TMP/dev-credentials.json
 DATABASE_URL=$SB_TEST_PG_DSN "$SB_BUILD_ROOT/bin/sb-auth" seed-dev --out "$creds" >/dev/null ||
 	{ echo "FAIL: seed-dev"; exit 1; }
 
+# A second gateway, started by the test itself (scan of existing revocations at start).
+gw2_env=$SB_TEST_TMP/gateway2.env
+{
+	sb_svc_env
+	echo "SB_RPC_URL=tcp://127.0.0.1:$(sb_free_port)"
+	echo "SB_OPS_PORT=$(sb_free_port)"
+	echo "SB_HTTP_PORT=$(sb_free_port)"
+} >"$gw2_env"
+
 cd "$root/tests/edge" || exit 1
 SB_GW=$SB_GW SB_CREDENTIALS=$creds SB_AUTH_BIN=$SB_BUILD_ROOT/bin/sb-auth SB_PG_DSN=$SB_TEST_PG_DSN \
-	SB_TEST_RATE_LIMIT=$rate timeout 120 node --test edge.test.mjs
+	SB_TEST_RATE_LIMIT=$rate SB_GW_OPS=http://127.0.0.1:${SVC_OPS[gateway]} \
+	SB_REDIS_URL=$SB_TEST_REDIS_URL SB_GW_BIN=$SB_BUILD_ROOT/bin/sb-gateway SB_GW2_ENV=$gw2_env \
+	SB_GW2_LOG=$SB_TEST_TMP/logs/gateway2.log timeout 120 node --test edge.test.mjs
 rc=$?
 
 # TLS 1.3 termination from certificate files: a second gateway with a throwaway certificate.
@@ -71,6 +84,7 @@ if grep -q 'eyJ' "$SB_TEST_TMP"/logs/*.log; then
 fi
 if [ $rc != 0 ]; then
 	tail -n 5 "$SB_TEST_TMP/logs/gateway.log" "$SB_TEST_TMP/logs/auth.log"
+	[ -f "$SB_TEST_TMP/logs/gateway2.log" ] && tail -n 15 "$SB_TEST_TMP/logs/gateway2.log"
 fi
 [ $rc = 0 ] && echo "PASS: gateway edge" || echo "FAIL: gateway edge"
 exit $rc

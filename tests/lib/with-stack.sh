@@ -34,30 +34,38 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# Each server gets a few attempts: another test running at the same time may have picked the
+# same free port between our choice and the bind.
+start_pg() {
+	port=$(sb_free_port)
+	sb_pg_start "$tmp" "$port" "-c fsync=off -c synchronous_commit=off -c full_page_writes=off" || return 1
+	export SB_TEST_PG_PORT=$port SB_TEST_PG_DIR=$tmp/pg/data SB_TEST_PG_BIN=$PG_BIN
+	export SB_TEST_PG_DSN="postgresql://postgres@127.0.0.1:$port/postgres"
+}
+start_redis() {
+	port=$(sb_free_port)
+	sb_redis_start "$tmp" "$port" || { sb_redis_stop "$tmp"; return 1; }
+	export SB_TEST_REDIS_URL="redis://127.0.0.1:$port"
+}
+start_devbus() {
+	local bin=${SB_BUILD_ROOT:-$root/build}/bin/devbus ctl
+	ctl=$(sb_free_port)
+	sb_devbus_start "$tmp" "$bin" "$ctl" || { sb_devbus_stop "$tmp"; return 1; }
+	export SB_TEST_DEVBUS_CTL="127.0.0.1:$ctl"
+	SB_TEST_KAFKA_BROKERS=$(cat "$tmp/kafka-bootstrap")
+	export SB_TEST_KAFKA_BROKERS
+}
 for s in ${stack//,/ }; do
 	case $s in
-	pg)
-		port=$(sb_free_port)
-		sb_pg_start "$tmp" "$port" "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-		export SB_TEST_PG_PORT=$port SB_TEST_PG_DIR=$tmp/pg/data SB_TEST_PG_BIN=$PG_BIN
-		export SB_TEST_PG_DSN="postgresql://postgres@127.0.0.1:$port/postgres"
-		;;
-	redis)
-		port=$(sb_free_port)
-		sb_redis_start "$tmp" "$port"
-		export SB_TEST_REDIS_URL="redis://127.0.0.1:$port"
-		;;
-	devbus)
-		bin=${SB_BUILD_ROOT:-$root/build}/bin/devbus
-		ctl=$(sb_free_port)
-		sb_devbus_start "$tmp" "$bin" "$ctl"
-		export SB_TEST_DEVBUS_CTL="127.0.0.1:$ctl"
-		SB_TEST_KAFKA_BROKERS=$(cat "$tmp/kafka-bootstrap")
-		export SB_TEST_KAFKA_BROKERS
-		;;
-	"") ;;
+	pg | redis | devbus) ;;
 	*) echo "with-stack: unknown server '$s'" >&2; exit 2 ;;
 	esac
+	ok=0
+	for attempt in 1 2 3; do
+		if "start_$s"; then ok=1; break; fi
+		echo "with-stack: starting $s failed (attempt $attempt), retrying on another port" >&2
+	done
+	[ $ok = 1 ] || { echo "with-stack: cannot start $s" >&2; exit 1; }
 done
 
 set +e

@@ -1,0 +1,188 @@
+#!/usr/bin/env bash
+# messages_bench.sh: end-to-end POST /v1/messages through the gateway with auth (issue 4), and
+# in the same run its limit: pgbench running the equivalent single-message transaction
+# (bench/pgbench_message.sql) against the same schema and the same durable PostgreSQL.
+#   - open-loop load (bench/msgload.c, fixed arrival rate, latency from the scheduled send
+#     time) in steps of SB_BENCH_STEPS msgs/s for SB_BENCH_STEP_SECONDS each, stopping at the
+#     first step with p99 >= 200 ms, errors, or an achieved rate under 95% of the target; the
+#     5,000 msgs/s step is always run;
+#   - pgbench -M prepared -c 8 and -c 32, -T 10;
+#   - CPU of gateway, messages, auth, relay, PostgreSQL (all its processes) per step.
+# Targets: >= 5,000 msgs/s sustained with p99 < 200 ms, and >= the pgbench rate.
+# PostgreSQL: tests/lib/with-stack.sh starts it with fsync, synchronous_commit and
+# full_page_writes off; this script restarts that same cluster with none of those options
+# (PostgreSQL defaults: all on) and prints the settings it then reads back.
+# Run by `make bench` (bench/run.sh) or directly: bash bench/messages_bench.sh [BUILD_DIR]
+set -u
+root=$(cd "$(dirname "$0")/.." && pwd)
+export SB_BUILD_ROOT=${1:-${SB_BUILD_ROOT:-$root/build}}
+export SB_SOURCE_ROOT=$root
+if [ -z "${SB_TEST_TMP:-}" ]; then
+	exec bash "$root/tests/lib/with-stack.sh" --stack pg,redis,devbus -- bash "$0" "$SB_BUILD_ROOT"
+fi
+. "$root/tools/stack.sh"
+. "$root/tests/lib/services.sh"
+step_secs=${SB_BENCH_STEP_SECONDS:-10}
+steps=${SB_BENCH_STEPS:-"1000 2000 3000 4000 5000 6000 8000 10000"}
+conns=${SB_BENCH_CONNS:-256}
+convs=${SB_BENCH_CONVERSATIONS:-50}
+p99_max=200
+t_start=$(date +%s)
+
+for b in sb-auth sb-messages sb-gateway sb-outbox; do
+	[ -x "$SB_BUILD_ROOT/bin/$b" ] || { echo "bench: $SB_BUILD_ROOT/bin/$b is missing: build first"; exit 1; }
+done
+command -v pgbench >/dev/null || PATH=$PATH:$SB_TEST_PG_BIN
+
+# 1. A durable PostgreSQL: restart the with-stack cluster without its test-only options.
+sb_pg_stop "$SB_TEST_TMP"
+sb_pg_start "$SB_TEST_TMP" "$SB_TEST_PG_PORT" "" || { echo "bench: PostgreSQL restart failed"; exit 1; }
+q() { psql -X -q -At -v ON_ERROR_STOP=1 "$SB_TEST_PG_DSN" "$@"; }
+settings=$(q -c "SELECT string_agg(name || '=' || setting, ' ' ORDER BY name) FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes', 'wal_sync_method')")
+echo "PostgreSQL $(q -c 'SHOW server_version'): $settings"
+case " $settings " in
+*" fsync=on "*" synchronous_commit=on "*) ;;
+*) echo "bench: PostgreSQL is not durable ($settings)"; exit 1 ;;
+esac
+
+# 2. The load generator.
+gcc -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -o "$SB_TEST_TMP/msgload" "$root/bench/msgload.c" ||
+	{ echo "bench: msgload does not build"; exit 1; }
+
+# 3. The services: auth, messages (group commit), gateway (rate limit raised), outbox relay.
+sb_svc_ports gateway auth messages outbox
+sb_svc_start auth SB_LOG_LEVEL=warn
+sb_svc_start messages SB_LOG_LEVEL=warn SB_MESSAGES_BATCH_MAX=${SB_BENCH_BATCH_MAX:-256} \
+	SB_RPC_WORKERS=${SB_BENCH_MSG_WORKERS:-128}
+sb_svc_start gateway SB_LOG_LEVEL=warn SB_RATE_LIMIT_PER_MIN=100000000 \
+	SB_EDGE_WORKERS=${SB_BENCH_EDGE_WORKERS:-4} SB_RPC_TIMEOUT_MS=10000
+sb_svc_wait_ready auth messages gateway || exit 1
+sb_svc_start outbox SB_LOG_LEVEL=warn
+sb_svc_wait_ready outbox || exit 1
+echo "services: messages SB_MESSAGES_BATCH_MAX=${SB_BENCH_BATCH_MAX:-256} SB_RPC_WORKERS=${SB_BENCH_MSG_WORKERS:-128};" \
+	"gateway SB_EDGE_WORKERS=${SB_BENCH_EDGE_WORKERS:-4} SB_RATE_LIMIT_PER_MIN=100000000; outbox relay to devbus"
+
+# 4. Credentials, tokens and conversations.
+creds=$SB_TEST_TMP/creds.json
+DATABASE_URL=$SB_TEST_PG_DSN "$SB_BUILD_ROOT/bin/sb-auth" seed-dev --out "$creds" >/dev/null || exit 1
+token() {
+	curl -s -u "$(jq -r ".$1.client_id" "$creds"):$(jq -r ".$1.client_secret" "$creds")" \
+		-d grant_type=client_credentials "$SB_GW/auth/token" | jq -r .access_token
+}
+tok_a=$(token alice) tok_b=$(token bob)
+bob=$(jq -r .bob.user_id "$creds")
+[ -n "$tok_a" ] && [ "$tok_a" != null ] && [ -n "$tok_b" ] && [ "$tok_b" != null ] ||
+	{ echo "bench: no access token"; exit 1; }
+: >"$SB_TEST_TMP/convs"
+for i in $(seq 1 "$convs"); do
+	id=$(curl -s -H "Authorization: Bearer $tok_a" -H 'Content-Type: application/json' \
+		-d "{\"kind\":\"group\",\"title\":\"bench $i\",\"member_ids\":[\"$bob\"]}" \
+		"$SB_GW/v1/conversations" | jq -r .id)
+	[ ${#id} = 36 ] || { echo "bench: could not create a conversation"; exit 1; }
+	echo "$id" >>"$SB_TEST_TMP/convs"
+done
+code=$(curl -s -o "$SB_TEST_TMP/send.json" -w '%{http_code}' -H "Authorization: Bearer $tok_b" \
+	-H 'Content-Type: application/json' \
+	-d "{\"id\":\"$(cat /proc/sys/kernel/random/uuid)\",\"conversation_id\":\"$(head -1 "$SB_TEST_TMP/convs")\",\"content\":\"hello\"}" \
+	"$SB_GW/v1/messages")
+[ "$code" = 202 ] || { echo "bench: a single send answered $code: $(cat "$SB_TEST_TMP/send.json")"; exit 1; }
+
+# CPU (user+system clock ticks) of a process, and of PostgreSQL's postmaster and children.
+hz=$(getconf CLK_TCK)
+pg_pids() {
+	local pm
+	pm=$(head -1 "$SB_TEST_PG_DIR/postmaster.pid")
+	echo "$pm" $(pgrep -P "$pm")
+}
+ticks() { # pid...: summed ticks of those alive
+	local t=0 p
+	for p in "$@"; do
+		[ -r "/proc/$p/stat" ] && t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+	done
+	echo $t
+}
+cpu_snapshot() {
+	echo "$(ticks "${SVC_PID[gateway]}") $(ticks "${SVC_PID[messages]}") $(ticks "${SVC_PID[auth]}")" \
+		"$(ticks "${SVC_PID[outbox]}") $(ticks $(pg_pids))"
+}
+pct() { awk -v a="$1" -v b="$2" -v h="$hz" -v s="$3" 'BEGIN { printf "%.0f", (b - a) / h / s * 100 }'; }
+
+load() { # rate seconds: sets $res (msgload's RESULT line) and $cpu_line (CPU % per process)
+	local c0 c1 t0 t1 out
+	c0=($(cpu_snapshot))
+	t0=$(date +%s.%N)
+	out=$("$SB_TEST_TMP/msgload" -a "127.0.0.1:${SVC_HTTP[gateway]}" -r "$1" -d "$2" -c "$conns" \
+		-f "$SB_TEST_TMP/convs" -t "$tok_a" -t "$tok_b" -g 5)
+	t1=$(date +%s.%N)
+	c1=($(cpu_snapshot))
+	local w
+	w=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
+	cpu_line="$(pct "${c0[0]}" "${c1[0]}" "$w") $(pct "${c0[1]}" "${c1[1]}" "$w") $(pct "${c0[2]}" "${c1[2]}" "$w") $(pct "${c0[3]}" "${c1[3]}" "$w") $(pct "${c0[4]}" "${c1[4]}" "$w")"
+	res=$(grep '^RESULT ' <<<"$out")
+}
+field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
+
+# 5. Open-loop steps.
+echo "warm-up: 500 msgs/s for 3 s"
+load 500 3
+echo
+echo "POST /v1/messages through the gateway (auth on), open loop, $step_secs s per step, $conns keep-alive connections, $convs conversations"
+echo "CPU in % of one core over the step (machine: $(nproc) cores)"
+hdr='%-8s %9s %9s %9s %9s %-22s %5s %5s %5s %5s %5s %5s %s\n'
+printf "$hdr" target achieved p50_ms p99_ms max_ms errors gw msg auth relay pg load verdict
+best=0 p99_5k="" ok5k="" ran5k=0 stopped=0
+for r in $steps; do
+	if [ $stopped = 1 ]; then
+		[ "$r" = 5000 ] && [ $ran5k = 0 ] || continue
+	fi
+	load "$r" "$step_secs"
+	[ -n "$res" ] || { echo "bench: msgload failed at $r msgs/s"; exit 1; }
+	ach=$(field achieved "$res") p50=$(field p50_ms "$res") p99=$(field p99_ms "$res")
+	mx=$(field max_ms "$res") errs=$(field errors "$res") lcpu=$(field cpu_pct "$res")
+	pass=$(awk -v p="$p99" -v a="$ach" -v t="$r" -v e="$errs" -v m="$p99_max" \
+		'BEGIN { print (p < m && a >= 0.95 * t && e == "none") ? "ok" : "FAIL" }')
+	read -r cg cm ca cr cp <<<"$cpu_line"
+	printf "$hdr" "$r" "$ach" "$p50" "$p99" "$mx" "$errs" "$cg" "$cm" "$ca" "$cr" "$cp" "$lcpu" "$pass"
+	if [ "$r" = 5000 ]; then ran5k=1 p99_5k=$p99 ok5k=$pass; fi
+	if [ "$pass" = ok ] && [ $stopped = 0 ]; then best=$r; else stopped=1; fi
+done
+backlog=$(q -c "SELECT count(*) FROM messages.outbox WHERE relayed_at IS NULL")
+stored=$(q -c "SELECT count(*) FROM messages.messages")
+echo "messages stored: $stored; outbox rows not yet relayed right after the last step: $backlog"
+curl -s "http://127.0.0.1:${SVC_OPS[messages]}/metrics" |
+	awk '/^messages_(batch_size|send_duration_seconds)_(sum|count)/ { v[$1] = $2 }
+	END { b = v["messages_batch_size_count"]; if (b > 0) printf "messages group commit: %d transactions, %.1f sends per transaction on average\n", b, v["messages_batch_size_sum"] / b }'
+
+# 6. The limit: pgbench, same schema, same PostgreSQL, same settings.
+q -c "INSERT INTO messages.conversations (tenant_id, id, kind, created_by, activity_us)
+	SELECT 'pgbench', ('00000000-0000-4000-8000-' || lpad(n::text, 12, '0'))::uuid, 'group',
+	'pgbench-user', 0 FROM generate_series(1, 50) n" || exit 1
+echo
+echo "pgbench -M prepared -T 10, bench/pgbench_message.sql (seq bump + message + outbox row per transaction)"
+pg_tps=()
+for c in 8 32; do
+	out=$(pgbench -n -M prepared -T 10 -c "$c" -j 2 -f "$root/bench/pgbench_message.sql" \
+		"$SB_TEST_PG_DSN" 2>&1) || { echo "bench: pgbench failed: $out"; exit 1; }
+	tps=$(awk '/^tps = / {printf "%.0f", $3}' <<<"$out")
+	lat=$(awk '/^latency average/ {print $4}' <<<"$out")
+	failed=$(awk '/number of failed transactions/ {print $5}' <<<"$out")
+	echo "  -c $c: $tps tps (one message each), latency average $lat ms, failed ${failed:-0}"
+	pg_tps+=("$tps")
+done
+pg_best=$(printf '%s\n' "${pg_tps[@]}" | sort -g | tail -1)
+
+# 7. Verdicts.
+echo
+echo "summary:"
+echo "  highest sustained rate with p99 < ${p99_max} ms: $best msgs/s (steps: $steps)"
+echo "  p99 at 5,000 msgs/s: ${p99_5k:-not measured} ms (${ok5k:-})"
+echo "  pgbench single-message limit: $pg_best msgs/s (best of -c 8 / -c 32)"
+v1=$([ "$best" -ge 5000 ] && echo MET || echo "NOT MET")
+v2=$([ "$best" -ge "${pg_best:-0}" ] && echo MET || echo "NOT MET")
+echo "  target >= 5,000 msgs/s sustained with p99 < ${p99_max} ms: $v1"
+echo "  target >= the pgbench rate ($pg_best): $v2"
+echo "  whole benchmark: $(($(date +%s) - t_start)) s"
+# SB_BENCH_KEEP_LOGS=DIR keeps the services' logs (the temporary directory is removed).
+if [ -n "${SB_BENCH_KEEP_LOGS:-}" ]; then
+	mkdir -p "$SB_BENCH_KEEP_LOGS" && cp "$SB_TEST_TMP"/logs/*.log "$SB_TEST_PG_DIR/../server.log" "$SB_BENCH_KEEP_LOGS/"
+fi

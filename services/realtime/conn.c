@@ -1,0 +1,409 @@
+/* conn.c: one WebSocket connection as an explicit state machine (AUTHWAIT → JOINING → OPEN →
+ * CLOSING → CLOSED), its bounded send queue, its timers (ping, pong, token expiry, auth) and
+ * the client frames it accepts. Runs on the lws thread only. */
+#include "realtime.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libwebsockets.h>
+
+#include "messages.pb-c.h"
+#include "sb_err.h"
+#include "sb_log.h"
+#include "sb_util_time.h"
+
+void
+rt_conn_unref(struct rt_conn *c)
+{
+	if (--c->refs > 0)
+		return;
+	free(c->subs);
+	free(c);
+}
+
+static void
+rt_conn_wake(struct rt_conn *c)
+{
+	if (c->wsi != NULL)
+		lws_callback_on_writable(c->wsi);
+}
+
+void
+rt_conn_close(struct rt_conn *c, int code, const char *reason)
+{
+	if (c->state >= RT_CONN_CLOSING)
+		return;
+	c->state = RT_CONN_CLOSING;
+	c->close_code = code;
+	snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason);
+	if (code == RT_CLOSE_SLOW_CONSUMER)
+		sb_series_inc(rt_g.m.slow);
+	char num[16];
+	snprintf(num, sizeof(num), "%d", code);
+	sb_log_kv(SB_LOG_INFO, "closing a WebSocket", "code", num, "reason", c->close_reason,
+	          "user_id", c->user[0] ? c->user : "-", NULL);
+	rt_conn_wake(c);
+	/* a peer that does not read may never make the socket writable: kill it then */
+	if (c->wsi != NULL)
+		lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, 5);
+}
+
+void
+rt_conn_send(struct rt_conn *c, struct rt_frame *f)
+{
+	if (c->state >= RT_CONN_CLOSING || f == NULL)
+		return;
+	if (c->qbytes + f->len > (size_t)rt_g.cfg->send_queue_bytes) {
+		rt_conn_close(c, RT_CLOSE_SLOW_CONSUMER, "slow consumer: resume with since_seq");
+		return;
+	}
+	struct rt_qent *q = malloc(sizeof(*q));
+	if (q == NULL) {
+		rt_conn_close(c, 1011, "out of memory");
+		return;
+	}
+	q->next = NULL;
+	q->f = rt_frame_ref(f);
+	if (c->qtail)
+		c->qtail->next = q;
+	else
+		c->qhead = q;
+	c->qtail = q;
+	c->qbytes += f->len;
+	rt_conn_wake(c);
+}
+
+void
+rt_conn_send_new(struct rt_conn *c, struct rt_frame *f)
+{
+	if (f == NULL)
+		return;
+	rt_conn_send(c, f);
+	rt_frame_unref(f);
+}
+
+static void
+rt_conn_queue_clear(struct rt_conn *c)
+{
+	struct rt_qent *q = c->qhead, *next;
+	for (; q; q = next) {
+		next = q->next;
+		rt_frame_unref(q->f);
+		free(q);
+	}
+	c->qhead = c->qtail = NULL;
+	c->qbytes = 0;
+}
+
+int
+rt_conn_writable(struct rt_conn *c)
+{
+	if (c->state == RT_CONN_CLOSING) {
+		/* lws drops the close frame (the peer sees 1006) while part of an earlier frame
+		 * is still buffered: flush that first (the close timeout bounds the wait) */
+		if (lws_partial_buffered(c->wsi)) {
+			lws_callback_on_writable(c->wsi);
+			return 0;
+		}
+		lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
+		                 (unsigned char *)c->close_reason, strlen(c->close_reason));
+		return -1;
+	}
+	if (c->ping_due) {
+		/* lws 4.1 drops a PONG with an empty payload before the protocol callback, so the
+		 * ping carries 8 bytes (the peer echoes them) for LWS_CALLBACK_RECEIVE_PONG to run
+		 */
+		unsigned char buf[LWS_PRE + 8];
+		c->ping_due = false;
+		memcpy(buf + LWS_PRE, "sb-ping!", 8);
+		if (lws_write(c->wsi, buf + LWS_PRE, 8, LWS_WRITE_PING) < 0)
+			return -1;
+		if (c->qhead)
+			lws_callback_on_writable(c->wsi);
+		return 0;
+	}
+	struct rt_qent *q = c->qhead;
+	if (q == NULL)
+		return 0;
+	c->qhead = q->next;
+	if (c->qhead == NULL)
+		c->qtail = NULL;
+	c->qbytes -= q->f->len;
+	struct rt_frame *f = q->f;
+	free(q);
+	int n = lws_write(c->wsi, f->buf + LWS_PRE, f->len, LWS_WRITE_TEXT);
+	if (n >= 0 && f->event_ms > 0) {
+		int64_t ms = sb_time_now_ms() - f->event_ms;
+		sb_series_observe(rt_g.m.latency, ms < 0 ? 0 : (double)ms / 1000.0);
+	}
+	if (n >= 0 && f->seq > 0 && f->sender[0] && strcmp(f->type, "message.created") == 0)
+		rt_delivered_add(f, c->user);
+	rt_frame_unref(f);
+	if (n < 0)
+		return -1;
+	if (c->qhead)
+		lws_callback_on_writable(c->wsi);
+	return 0;
+}
+
+void
+rt_conn_timer(struct rt_conn *c)
+{
+	if (c->wsi == NULL || c->state >= RT_CONN_CLOSING)
+		return;
+	const struct realtime_cfg *cfg = rt_g.cfg;
+	int64_t mono = sb_time_mono_ms(), now = sb_time_now_ms();
+	if (c->state == RT_CONN_AUTHWAIT && mono >= c->auth_deadline_ms) {
+		rt_conn_close(c, RT_CLOSE_UNAUTHORIZED, "no auth frame in time");
+		return;
+	}
+	if (c->exp_ms > 0 && now >= c->exp_ms) {
+		rt_conn_close(c, RT_CLOSE_UNAUTHORIZED, "token expired");
+		return;
+	}
+	if (c->ping_wait && mono - c->ping_sent_ms >= cfg->pong_timeout_ms) {
+		rt_conn_close(c, RT_CLOSE_POLICY, "no pong");
+		return;
+	}
+	if (!c->ping_wait && mono >= c->next_ping_ms) {
+		c->ping_due = c->ping_wait = true;
+		c->ping_sent_ms = mono;
+		rt_conn_wake(c);
+	}
+	int64_t next = c->ping_wait ? c->ping_sent_ms + cfg->pong_timeout_ms : c->next_ping_ms;
+	if (c->state == RT_CONN_AUTHWAIT && c->auth_deadline_ms < next)
+		next = c->auth_deadline_ms;
+	if (c->exp_ms > 0 && mono + (c->exp_ms - now) < next)
+		next = mono + (c->exp_ms - now);
+	int64_t wait = next - mono;
+	lws_set_timer_usecs(c->wsi, (lws_usec_t)(wait < 1 ? 1 : wait) * 1000);
+}
+
+int
+rt_conn_verify(struct rt_conn *c, const char *token, size_t len, struct sb_jwt_principal *p)
+{
+	(void)c;
+	int rv = rt_authn_verify(token, len, p);
+	if (rv == 0 && p->user_id[0] == '\0')
+		rv = SB_JWT_BAD_CLAIMS; /* a client acting on its own behalf has no conversations */
+	if (rv == 0 && (!rt_id_valid(p->user_id, strlen(p->user_id)) ||
+	                strlen(p->tenant_id) >= RT_ID_MAX || p->tenant_id[0] == '\0'))
+		rv = SB_JWT_BAD_CLAIMS;
+	if (rv != 0) {
+		const char *name = sb_jwt_reason_name(rv);
+		sb_series_inc(sb_metric_with(rt_g.m.refused_m, name ? name : "error"));
+		sb_log_kv(SB_LOG_INFO, "access token refused", "reason", name ? name : "error",
+		          NULL);
+	}
+	return rv;
+}
+
+static void
+rt_conn_memberships_done(struct rt_ev *ev)
+{
+	struct rt_conn *c = ev->ctx;
+	if (c->state == RT_CONN_JOINING) {
+		if (ev->res.code != 0 || ev->res.resp == NULL) {
+			sb_log_kv(SB_LOG_WARN, "ListMemberships failed", "code",
+			          sb_rpc_code_name(ev->res.code), NULL);
+			rt_conn_close(c, 1011, "messages unavailable: retry");
+		} else {
+			Sb__Messages__ListMembershipsResponse *r = (void *)ev->res.resp;
+			struct sb_buf b = SB_BUF_INIT;
+			sb_buf_puts(&b, "{\"type\":\"ready\",\"user_id\":");
+			sb_buf_json_str(&b, c->user);
+			sb_buf_printf(&b, ",\"resume\":%s,\"conversation_ids\":[",
+			              c->resume ? "true" : "false");
+			for (size_t i = 0; i < r->n_conversation_ids; i++) {
+				const char *id = r->conversation_ids[i];
+				if (i)
+					sb_buf_puts(&b, ",");
+				sb_buf_json_str(&b, id);
+			}
+			sb_buf_puts(&b, "]}");
+			c->state = RT_CONN_OPEN;
+			if (b.data)
+				rt_conn_send_new(c, rt_frame_new(b.data, b.len, 0, 0));
+			sb_buf_free(&b);
+			if (!c->resume)
+				for (size_t i = 0; i < r->n_conversation_ids; i++) {
+					const char *id = r->conversation_ids[i];
+					if (rt_id_valid(id, strlen(id)))
+						rt_sub_open(c, id, -1, true);
+				}
+		}
+	}
+	rt_conn_unref(c);
+}
+
+void
+rt_conn_authenticated(struct rt_conn *c, const struct sb_jwt_principal *p)
+{
+	snprintf(c->user, sizeof(c->user), "%.63s", p->user_id);
+	snprintf(c->tenant, sizeof(c->tenant), "%.63s", p->tenant_id);
+	snprintf(c->jti, sizeof(c->jti), "%.63s", p->jti);
+	c->exp_ms = p->exp * 1000;
+	intptr_t n = (intptr_t)rt_map_get(&rt_g.users, c->user);
+	if (n >= rt_g.cfg->max_conn_per_user) {
+		rt_conn_close(c, RT_CLOSE_TOO_MANY, "too many connections for this user");
+		return;
+	}
+	rt_map_put(&rt_g.users, c->user, (void *)(n + 1));
+	c->counted = true;
+	c->state = RT_CONN_JOINING;
+	rt_sub_open(c, NULL, -1, true); /* the user channel: subs[0] */
+	Sb__Messages__ListMembershipsRequest req = SB__MESSAGES__LIST_MEMBERSHIPS_REQUEST__INIT;
+	req.user_id = c->user;
+	c->refs++;
+	if (rt_sub_rpc(c, "messages.ListMemberships", &req.base,
+	               &sb__messages__list_memberships_response__descriptor,
+	               rt_conn_memberships_done, c) != 0) {
+		c->refs--;
+		rt_conn_close(c, 1011, "internal error");
+	}
+	rt_conn_timer(c);
+}
+
+static void
+rt_conn_read_done(struct rt_ev *ev)
+{
+	struct rt_conn *c = ev->ctx;
+	if (c->state == RT_CONN_OPEN && ev->res.code != 0) {
+		const char *code = ev->res.code == SB__RPC__CODE__PERMISSION_DENIED ||
+		                           ev->res.code == SB__RPC__CODE__NOT_FOUND
+		                       ? "forbidden"
+		                   : ev->res.code == SB__RPC__CODE__INVALID_ARGUMENT
+		                       ? "invalid_argument"
+		                       : "unavailable";
+		rt_conn_send_new(c, rt_frame_error(code, ev->res.message, NULL));
+	}
+	rt_conn_unref(c);
+}
+
+static void
+rt_conn_cmd(struct rt_conn *c, struct rt_cmd *cmd)
+{
+	struct sb_jwt_principal *p;
+	switch (cmd->type) {
+	case RT_CMD_AUTH:
+	case RT_CMD_REFRESH:
+		if ((cmd->type == RT_CMD_AUTH) != (c->state == RT_CONN_AUTHWAIT)) {
+			rt_conn_send_new(c,
+			                 rt_frame_error("bad_state",
+			                                cmd->type == RT_CMD_AUTH
+			                                    ? "already authenticated: use refresh"
+			                                    : "authenticate first",
+			                                NULL));
+			return;
+		}
+		p = malloc(sizeof(*p));
+		if (p == NULL || rt_conn_verify(c, cmd->token, strlen(cmd->token), p) != 0) {
+			free(p);
+			rt_conn_close(c, RT_CLOSE_UNAUTHORIZED, "invalid token");
+			return;
+		}
+		if (cmd->type == RT_CMD_AUTH) {
+			rt_conn_authenticated(c, p);
+		} else if (strcmp(p->user_id, c->user) != 0 || strcmp(p->tenant_id, c->tenant)) {
+			rt_conn_close(c, RT_CLOSE_UNAUTHORIZED, "token of another user");
+		} else {
+			c->exp_ms = p->exp * 1000;
+			rt_conn_send_new(c, rt_frame_simple("refreshed", cmd->req_id));
+			rt_conn_timer(c);
+		}
+		explicit_bzero(p, sizeof(*p));
+		free(p);
+		return;
+	case RT_CMD_PING:
+		rt_conn_send_new(c, rt_frame_simple("pong", cmd->req_id));
+		return;
+	default:
+		break;
+	}
+	if (c->state != RT_CONN_OPEN) {
+		rt_conn_send_new(c, rt_frame_error("bad_state",
+		                                   c->state == RT_CONN_AUTHWAIT
+		                                       ? "authenticate first"
+		                                       : "not ready yet: wait for the ready frame",
+		                                   cmd->conv));
+		return;
+	}
+	struct rt_sub *s;
+	switch (cmd->type) {
+	case RT_CMD_SUBSCRIBE:
+		rt_sub_open(c, cmd->conv, cmd->seq, false);
+		break;
+	case RT_CMD_UNSUBSCRIBE:
+		if ((s = rt_sub_find(c, cmd->conv)) != NULL)
+			rt_sub_end(s);
+		{
+			struct sb_buf b = SB_BUF_INIT;
+			sb_buf_puts(&b, "{\"type\":\"unsubscribed\",\"conversation_id\":");
+			sb_buf_json_str(&b, cmd->conv);
+			sb_buf_puts(&b, "}");
+			if (b.data)
+				rt_conn_send_new(c, rt_frame_new(b.data, b.len, 0, 0));
+			sb_buf_free(&b);
+		}
+		break;
+	case RT_CMD_READ: {
+		Sb__Messages__MarkReadRequest req = SB__MESSAGES__MARK_READ_REQUEST__INIT;
+		req.id = cmd->conv;
+		req.up_to_seq = cmd->seq;
+		c->refs++;
+		if (rt_sub_rpc(c, "messages.MarkRead", &req.base,
+		               &sb__messages__mark_read_response__descriptor, rt_conn_read_done,
+		               c) != 0) {
+			c->refs--;
+			rt_conn_send_new(c,
+			                 rt_frame_error("unavailable", "cannot mark read", NULL));
+		}
+		break;
+	}
+	default:
+		break;
+	}
+}
+
+void
+rt_conn_rx(struct rt_conn *c, const char *text, size_t len)
+{
+	if (c->state >= RT_CONN_CLOSING)
+		return;
+	struct rt_cmd cmd;
+	if (rt_cmd_parse(text, len, &cmd) != 0) {
+		if (c->state == RT_CONN_AUTHWAIT && cmd.type != RT_CMD_AUTH)
+			rt_conn_close(c, RT_CLOSE_UNAUTHORIZED, "the first frame must be auth");
+		else
+			rt_conn_send_new(
+			    c, rt_frame_error(cmd.code ? cmd.code : "internal", cmd.err, cmd.conv));
+	} else if (c->state == RT_CONN_AUTHWAIT && cmd.type != RT_CMD_AUTH) {
+		rt_conn_close(c, RT_CLOSE_UNAUTHORIZED, "the first frame must be auth");
+	} else {
+		rt_conn_cmd(c, &cmd);
+	}
+	rt_cmd_clear(&cmd);
+}
+
+void
+rt_conn_closed(struct rt_conn *c)
+{
+	c->wsi = NULL;
+	c->state = RT_CONN_CLOSED;
+	while (c->nsubs > 0)
+		rt_sub_end(c->subs[c->nsubs - 1]);
+	rt_conn_queue_clear(c);
+	free(c->rx);
+	c->rx = NULL;
+	if (c->counted) {
+		intptr_t n = (intptr_t)rt_map_get(&rt_g.users, c->user);
+		if (n <= 1)
+			rt_map_del(&rt_g.users, c->user);
+		else
+			rt_map_put(&rt_g.users, c->user, (void *)(n - 1));
+		c->counted = false;
+	}
+}

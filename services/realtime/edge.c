@@ -1,0 +1,477 @@
+/* edge.c: the WebSocket server. One lws context and its one service thread; the handshake
+ * checks (path /ws, Origin allow-list, ?token=, per-user limit) answer plain HTTP errors before
+ * any upgrade; events from other threads arrive through inbox.c. Start and stop hooks. */
+#include "realtime.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libwebsockets.h>
+
+#include "sb_err.h"
+#include "sb_log.h"
+#include "sb_util_time.h"
+
+struct rt rt_g;
+
+struct rt_pss {
+	struct rt_conn *c;
+};
+
+static lws_sorted_usec_list_t rt_edge_tick;
+
+/* rt_edge_lws_log hands lws's own warnings to our log with any token= value masked: lws may
+ * quote request URIs, and tokens must never reach a log. */
+static void
+rt_edge_lws_log(int level, const char *line)
+{
+	char buf[512];
+	snprintf(buf, sizeof(buf), "%s", line);
+	for (char *p = strstr(buf, "token="); p != NULL; p = strstr(p, "token=")) {
+		p += 6;
+		char *e = p;
+		while (*e && *e != '&' && *e != ' ' && *e != '\n')
+			e++;
+		memmove(p + 3, e, strlen(e) + 1);
+		memcpy(p, "***", 3);
+	}
+	size_t n = strlen(buf);
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		buf[--n] = '\0';
+	sb_log_kv(level == LLL_ERR ? SB_LOG_ERROR : SB_LOG_WARN, "libwebsockets", "detail", buf,
+	          NULL);
+}
+
+static bool
+rt_edge_origin_ok(struct lws *wsi)
+{
+	int len = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN);
+	if (len <= 0)
+		return true; /* not a browser */
+	char origin[256];
+	if (len >= (int)sizeof(origin) ||
+	    lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) < 0)
+		return false;
+	for (size_t i = 0; i < rt_g.norigins; i++)
+		if (strcmp(rt_g.origins[i], "*") == 0 || strcmp(rt_g.origins[i], origin) == 0)
+			return true;
+	return false;
+}
+
+/* rt_edge_token copies the ?token= argument into buf; returns its length or -1. */
+static int
+rt_edge_token(struct lws *wsi, char *buf, int cap)
+{
+	const char *v = lws_get_urlarg_by_name(wsi, "token=", buf, cap);
+	if (v == NULL)
+		return -1;
+	int n = (int)strlen(v);
+	memmove(buf, v, (size_t)n + 1);
+	return n;
+}
+
+/* rt_edge_has_arg tells whether the query has an argument starting with name. lws stops
+ * looking at the first argument that does not fit the buffer, so the buffer must hold the
+ * longest one, ?token= (a buffer of 64 bytes missed "&resume=1" after any real token); it is
+ * wiped, since it may have held the token. */
+static bool
+rt_edge_has_arg(struct lws *wsi, const char *name)
+{
+	size_t cap = SB_JWT_MAX_TOKEN + 16;
+	char *buf = malloc(cap);
+	if (buf == NULL)
+		return false;
+	bool found = lws_get_urlarg_by_name(wsi, name, buf, (int)cap) != NULL;
+	explicit_bzero(buf, cap);
+	free(buf);
+	return found;
+}
+
+static int
+rt_edge_refuse(struct lws *wsi, unsigned int status, const char *why)
+{
+	sb_series_inc(sb_metric_with(rt_g.m.refused_m, why));
+	lws_return_http_status(wsi, status, why);
+	return -1;
+}
+
+/* rt_edge_filter checks an upgrade request before lws accepts it. */
+static int
+rt_edge_filter(struct lws *wsi)
+{
+	char uri[64];
+	if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) < 0 || strcmp(uri, "/ws") != 0)
+		return rt_edge_refuse(wsi, HTTP_STATUS_NOT_FOUND, "not_found");
+	if (!rt_edge_origin_ok(wsi))
+		return rt_edge_refuse(wsi, HTTP_STATUS_FORBIDDEN, "origin");
+	char *tok = malloc(SB_JWT_MAX_TOKEN + 16);
+	struct sb_jwt_principal *p = malloc(sizeof(*p));
+	int rv = 0;
+	if (tok == NULL || p == NULL) {
+		rv = rt_edge_refuse(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "memory");
+		goto done;
+	}
+	int n = rt_edge_token(wsi, tok, SB_JWT_MAX_TOKEN + 16);
+	if (n < 0) {
+		if (rt_edge_has_arg(wsi, "token"))
+			rv = rt_edge_refuse(wsi, HTTP_STATUS_UNAUTHORIZED, "missing");
+		goto done; /* no token: the auth frame must come first */
+	}
+	if (rt_conn_verify(NULL, tok, (size_t)n, p) != 0) {
+		rv = rt_edge_refuse(wsi, HTTP_STATUS_UNAUTHORIZED, "invalid_token");
+		goto done;
+	}
+	if ((intptr_t)rt_map_get(&rt_g.users, p->user_id) >= rt_g.cfg->max_conn_per_user)
+		rv = rt_edge_refuse(wsi, 429, "too_many_connections");
+done:
+	if (tok != NULL) {
+		explicit_bzero(tok, SB_JWT_MAX_TOKEN + 16);
+		free(tok);
+	}
+	free(p);
+	return rv;
+}
+
+static void
+rt_edge_established(struct lws *wsi, struct rt_pss *pss)
+{
+	struct rt_conn *c = calloc(1, sizeof(*c));
+	pss->c = c;
+	if (c == NULL)
+		return;
+	c->wsi = wsi;
+	c->refs = 1;
+	c->state = RT_CONN_AUTHWAIT;
+	int64_t now = sb_time_mono_ms();
+	c->auth_deadline_ms = now + rt_g.cfg->auth_timeout_ms;
+	c->connected_ms = sb_time_now_ms();
+	c->next_ping_ms = now + rt_g.cfg->ping_interval_ms;
+	c->resume = rt_edge_has_arg(wsi, "resume=1");
+	sb_series_inc(rt_g.m.active);
+	sb_series_inc(rt_g.m.total);
+	char *tok = malloc(SB_JWT_MAX_TOKEN + 16);
+	struct sb_jwt_principal *p = malloc(sizeof(*p));
+	int n = tok ? rt_edge_token(wsi, tok, SB_JWT_MAX_TOKEN + 16) : -1;
+	if (n >= 0 && p != NULL) {
+		if (rt_conn_verify(c, tok, (size_t)n, p) == 0)
+			rt_conn_authenticated(c, p);
+		else
+			rt_conn_close(c, RT_CLOSE_UNAUTHORIZED, "invalid token");
+	}
+	if (tok != NULL) {
+		explicit_bzero(tok, SB_JWT_MAX_TOKEN + 16);
+		free(tok);
+	}
+	if (p != NULL)
+		explicit_bzero(p, sizeof(*p));
+	free(p);
+	rt_conn_timer(c);
+}
+
+static int
+rt_edge_receive(struct lws *wsi, struct rt_conn *c, const char *in, size_t len)
+{
+	size_t max = (size_t)rt_g.cfg->max_frame_bytes;
+	if (c->rxlen + len > max) {
+		static const char why[] = "frame too large";
+		lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)why,
+		                 sizeof(why) - 1);
+		return -1;
+	}
+	bool final = lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0;
+	if (final && c->rxlen == 0) {
+		if (lws_frame_is_binary(wsi))
+			rt_conn_send_new(c, rt_frame_error("bad_frame", "text frames only", NULL));
+		else
+			rt_conn_rx(c, in, len);
+		return 0;
+	}
+	if (c->rx == NULL && (c->rx = malloc(max)) == NULL)
+		return -1;
+	memcpy(c->rx + c->rxlen, in, len);
+	c->rxlen += len;
+	if (final) {
+		if (lws_frame_is_binary(wsi))
+			rt_conn_send_new(c, rt_frame_error("bad_frame", "text frames only", NULL));
+		else
+			rt_conn_rx(c, c->rx, c->rxlen);
+		free(c->rx);
+		c->rx = NULL;
+		c->rxlen = 0;
+	}
+	return 0;
+}
+
+static void
+rt_edge_resync_chan(const char *key, void *val, void *arg)
+{
+	(void)arg;
+	struct rt_chan *ch = val;
+	if (strncmp(key, "user:", 5) == 0)
+		for (size_t i = 0; i < ch->n; i++)
+			rt_sub_resync(((struct rt_sub *)ch->members[i])->conn);
+}
+
+static void
+rt_edge_inbox(void)
+{
+	struct rt_ev *ev = rt_inbox_take(), *next;
+	for (; ev; ev = next) {
+		next = ev->next;
+		struct rt_chan *ch;
+		switch (ev->kind) {
+		case RT_EV_FRAME:
+			if ((ch = rt_subs_find(&rt_g.subs, ev->chan)) != NULL) {
+				/* a member may leave while we deliver (conversation.left): copy */
+				size_t n = ch->n;
+				struct rt_sub **m = malloc(n * sizeof(*m));
+				if (m != NULL) {
+					memcpy(m, ch->members, n * sizeof(*m));
+					for (size_t i = 0; i < n; i++)
+						m[i]->refs++;
+					for (size_t i = 0; i < n; i++)
+						rt_sub_frame(m[i], ev->frame);
+					for (size_t i = 0; i < n; i++)
+						if (--m[i]->refs == 0) {
+							rt_cursor_clear(&m[i]->cur);
+							free(m[i]);
+						}
+					free(m);
+				}
+			}
+			rt_frame_unref(ev->frame);
+			break;
+		case RT_EV_SUBACK:
+			if ((ch = rt_subs_find(&rt_g.subs, ev->chan)) != NULL)
+				rt_sub_suback(ch);
+			break;
+		case RT_EV_RESYNC:
+			rt_map_each(&rt_g.subs.chans, rt_edge_resync_chan, NULL);
+			break;
+		case RT_EV_RPC:
+			ev->rpc_done(ev);
+			sb_rpc_result_free(&ev->res);
+			break;
+		default:
+			break;
+		}
+		free(ev);
+	}
+}
+
+static int
+rt_edge_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
+{
+	struct rt_pss *pss = user;
+	struct rt_conn *c = pss ? pss->c : NULL;
+	switch (reason) {
+	case LWS_CALLBACK_HTTP:
+		lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, "use GET /ws with Upgrade");
+		return -1;
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+		return rt_edge_filter(wsi);
+	case LWS_CALLBACK_ESTABLISHED:
+		rt_edge_established(wsi, pss);
+		return pss->c == NULL ? -1 : 0;
+	case LWS_CALLBACK_RECEIVE:
+		return c ? rt_edge_receive(wsi, c, in, len) : -1;
+	case LWS_CALLBACK_RECEIVE_PONG:
+		if (c != NULL && c->ping_wait) {
+			c->ping_wait = false;
+			c->next_ping_ms = sb_time_mono_ms() + rt_g.cfg->ping_interval_ms;
+			rt_conn_timer(c);
+		}
+		return 0;
+	case LWS_CALLBACK_SERVER_WRITEABLE:
+		return c ? rt_conn_writable(c) : -1;
+	case LWS_CALLBACK_TIMER:
+		if (c != NULL)
+			rt_conn_timer(c);
+		return 0;
+	case LWS_CALLBACK_CLOSED:
+		if (c != NULL) {
+			sb_series_add(rt_g.m.active, -1);
+			rt_conn_closed(c);
+			rt_conn_unref(c);
+			pss->c = NULL;
+		}
+		return 0;
+	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+		rt_edge_inbox();
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+static const struct lws_protocols rt_edge_protocols[] = {
+	{ "switchboard.v1", rt_edge_cb, sizeof(struct rt_pss), 4096, 0, NULL, 0 },
+	{ NULL, NULL, 0, 0, 0, NULL, 0 },
+};
+
+static void
+rt_edge_tick_cb(lws_sorted_usec_list_t *sul)
+{
+	rt_delivered_flush();
+	lws_sul_schedule(rt_g.lws, 0, sul, rt_edge_tick_cb, 50 * LWS_US_PER_MS);
+}
+
+static void *
+rt_edge_main(void *arg)
+{
+	(void)arg;
+	while (!rt_g.stopping)
+		if (lws_service(rt_g.lws, 0) < 0)
+			break;
+	return NULL;
+}
+
+static void
+rt_edge_redis_op(bool subscribe, const char *chan, void *arg)
+{
+	(void)arg;
+	if (rt_pubsub_request(rt_g.ps, subscribe, chan) != 0)
+		sb_log_kv(SB_LOG_ERROR, "cannot queue a Redis subscription", "channel", chan, NULL);
+}
+
+static int
+rt_edge_pubsub_ready(void *arg, char *detail, size_t n)
+{
+	(void)arg;
+	if (rt_pubsub_connected(rt_g.ps))
+		return 0;
+	snprintf(detail, n, "Redis subscriber not connected");
+	return SB_EUNAVAIL;
+}
+
+static int
+rt_edge_origins(const char *list)
+{
+	char *copy = strdup(list);
+	if (copy == NULL)
+		return SB_ENOMEM;
+	char *save = NULL;
+	for (char *t = strtok_r(copy, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
+		char **o = realloc(rt_g.origins, (rt_g.norigins + 1) * sizeof(*o));
+		if (o == NULL || (o[rt_g.norigins] = strdup(t)) == NULL) {
+			if (o != NULL)
+				rt_g.origins = o;
+			free(copy);
+			return SB_ENOMEM;
+		}
+		rt_g.origins = o;
+		rt_g.norigins++;
+	}
+	free(copy);
+	return 0;
+}
+
+static void
+rt_edge_metrics(void)
+{
+	struct rt_metrics *m = &rt_g.m;
+	m->active = sb_metric_with(
+	    sb_metrics_gauge("websocket_connections_active", "Open WebSocket connections", NULL));
+	m->total = sb_metric_with(sb_metrics_counter("websocket_connections_total",
+	                                             "WebSocket connections accepted", NULL));
+	m->latency = sb_metric_with(sb_metrics_histogram(
+	    "websocket_message_latency_seconds",
+	    "From the event's creation to its frame written to a socket", NULL, NULL, 0));
+	m->slow = sb_metric_with(
+	    sb_metrics_counter("websocket_slow_consumer_closes_total",
+	                       "Connections closed with 4008 (send queue full)", NULL));
+	struct sb_metric *rec = sb_metrics_counter(
+	    "websocket_recoveries_total", "Recoveries from since_seq by outcome", "outcome");
+	m->rec_ok = sb_metric_with(rec, "recovered");
+	m->rec_gap = sb_metric_with(rec, "gap_too_large");
+	m->rec_fail = sb_metric_with(rec, "failed");
+	m->refused_m = sb_metrics_counter("websocket_refused_total",
+	                                  "Handshakes and tokens refused by reason", "reason");
+}
+
+int
+rt_edge_start(struct sb_service *svc)
+{
+	rt_g.svc = svc;
+	rt_g.cfg = sb_service_config(svc);
+	rt_g.messages = sb_service_upstream(svc, "messages");
+	rt_g.notifier = sb_service_upstream(svc, "notifier");
+	rt_g.subs.redis_op = rt_edge_redis_op;
+	rt_edge_metrics();
+	int rv = rt_edge_origins(rt_g.cfg->allowed_origins);
+	if (rv == 0)
+		rv = rt_authn_start(svc);
+	if (rv != 0)
+		return rv;
+	sb_service_add_check(svc, "jwks", rt_authn_ready, NULL);
+	if ((rv = rt_pubsub_start(rt_g.cfg->common.redis_url, &rt_g.ps)) != 0)
+		return rv;
+	sb_service_add_check(svc, "redis_subscriber", rt_edge_pubsub_ready, NULL);
+	lws_set_log_level(LLL_ERR | LLL_WARN, rt_edge_lws_log);
+	struct lws_context_creation_info info;
+	memset(&info, 0, sizeof(info));
+	info.port = (int)rt_g.cfg->ws_port;
+	info.iface = rt_g.cfg->ws_addr;
+	info.protocols = rt_edge_protocols;
+	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
+	info.timeout_secs = 10;
+	rt_g.lws = lws_create_context(&info);
+	if (rt_g.lws == NULL) {
+		sb_log_kv(SB_LOG_ERROR, "cannot listen for WebSockets", "addr", rt_g.cfg->ws_addr,
+		          NULL);
+		return SB_EIO;
+	}
+	lws_sul_schedule(rt_g.lws, 0, &rt_edge_tick, rt_edge_tick_cb, 50 * LWS_US_PER_MS);
+	if (pthread_create(&rt_g.thread, NULL, rt_edge_main, NULL) != 0)
+		return SB_EIO;
+	char port[16];
+	snprintf(port, sizeof(port), "%lld", rt_g.cfg->ws_port);
+	sb_log_kv(SB_LOG_INFO, "WebSocket server listening", "addr", rt_g.cfg->ws_addr, "port",
+	          port, NULL);
+	return 0;
+}
+
+static void
+rt_edge_free_cache(const char *key, void *val, void *arg)
+{
+	(void)key;
+	(void)arg;
+	free(val);
+}
+
+void
+rt_edge_stop_svc(struct sb_service *svc)
+{
+	(void)svc;
+	if (rt_g.lws != NULL) {
+		rt_g.stopping = 1;
+		lws_cancel_service(rt_g.lws);
+		pthread_join(rt_g.thread, NULL);
+		struct lws_context *ctx = rt_g.lws;
+		lws_context_destroy(ctx);
+		rt_g.lws = NULL;
+	}
+	rt_pubsub_stop(rt_g.ps);
+	rt_g.ps = NULL;
+	rt_authn_stop();
+	struct rt_ev *ev = rt_inbox_take(), *next;
+	for (; ev; ev = next) {
+		next = ev->next;
+		if (ev->kind == RT_EV_RPC) {
+			ev->rpc_done(ev);
+			sb_rpc_result_free(&ev->res);
+		}
+		rt_frame_unref(ev->frame);
+		free(ev);
+	}
+	rt_subs_free(&rt_g.subs);
+	rt_map_free(&rt_g.users);
+	rt_map_each(&rt_g.member_cache, rt_edge_free_cache, NULL);
+	rt_map_free(&rt_g.member_cache);
+	for (size_t i = 0; i < rt_g.norigins; i++)
+		free(rt_g.origins[i]);
+	free(rt_g.origins);
+	rt_g.origins = NULL;
+	rt_g.norigins = 0;
+}
