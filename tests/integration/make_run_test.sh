@@ -45,7 +45,8 @@ while [ "$redis_port" = "$pg_port" ]; do redis_port=$(sb_free_port); done
 while [ "$kafka_port" = "$pg_port" ] || [ "$kafka_port" = "$redis_port" ]; do kafka_port=$(sb_free_port); done
 listening=" $(ss -Htln 2>/dev/null | awk '{print $4}' | sed 's/.*://' | tr '\n' ' ') "
 for _ in $(seq 1 50); do
-	off=$(((RANDOM % 50 + 10) * 1000 + RANDOM % 500))
+	# every service port (7100..9108 + off) stays below the kernel's ephemeral range (32768)
+	off=$(((RANDOM % 20 + 3) * 1000 + RANDOM % 500))
 	ok=1
 	for p in 8000 8080 8081 8082 7100 7101 7102 7103 7104 7106 7107 7108 \
 		9100 9101 9102 9103 9104 9106 9107 9108; do
