@@ -105,12 +105,20 @@ const struct sb_pg_stmt msg_stmts[] = {
 	  "IN (SELECT t, i FROM unnest($1::text[], $2::uuid[]) AS k(t, i)) ORDER BY c.tenant_id, "
 	  "c.id FOR UPDATE",
 	  2 },
+	/* Two index lookups (primary key; idempotency index) joined by UNION: a single join on
+	 * "id = … OR idempotency_key = …" cannot use either index and scans every message. */
 	{ "b_existing",
+	  "WITH k AS (SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[]) WITH "
+	  "ORDINALITY AS k(t, i, s, ik, o)) "
 	  "SELECT k.o, m.id::text, m.conversation_id::text, m.seq, m.sender_id, " MSG_MS(
-	      "m.created_at") " FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[]) WITH "
-	                      "ORDINALITY AS k(t, i, s, ik, o) JOIN messages m ON m.tenant_id = "
-	                      "k.t AND (m.id = k.i OR (k.ik IS NOT NULL AND m.sender_id = k.s AND "
-	                      "m.idempotency_key = k.ik))",
+	      "m.created_at") " FROM k JOIN messages m ON m.tenant_id = k.t AND m.id = k.i "
+	                      "UNION "
+	                      "SELECT k.o, m.id::text, m.conversation_id::text, m.seq, "
+	                      "m.sender_id, " MSG_MS(
+	                          "m.created_at") " FROM k JOIN messages m ON m.tenant_id = k.t "
+	                                          "AND "
+	                                          "m.sender_id = k.s AND m.idempotency_key = k.ik "
+	                                          "WHERE k.ik IS NOT NULL",
 	  4 },
 	{ "b_members",
 	  "SELECT k.o FROM unnest($1::text[], $2::uuid[], $3::text[]) WITH ORDINALITY AS "
