@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+
+#include "../../tests/integration/it_port.h"
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -118,21 +120,6 @@ it_insert(PGconn *c, int n, int naggs, int agg_base, int pad)
 	         "FROM generate_series(1, %d) g ORDER BY g",
 	         agg_base, naggs, agg_base, naggs, pad, n);
 	it_exec(c, sql);
-}
-
-/* it_free_port returns a TCP port nothing listens on now. */
-IT_FN int
-it_free_port(void)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001) };
-	socklen_t l = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&a, &l) == 0)
-		port = ntohs(a.sin_port);
-	if (fd >= 0)
-		close(fd);
-	return port;
 }
 
 struct it_relay {

@@ -6,6 +6,8 @@
 #define MESSAGES_HARNESS_H
 
 #include <arpa/inet.h>
+
+#include "it_port.h"
 #include <stdbool.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -30,19 +32,6 @@ struct h_svc {
 	struct sb_rpc_client *cli;
 	PGconn *db;
 };
-
-static int
-h_free_port(void)
-{
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(a);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
-	    getsockname(fd, (struct sockaddr *)&a, &len) != 0)
-		fail_msg("cannot find a free port");
-	close(fd);
-	return ntohs(a.sin_port);
-}
 
 static void
 h_sleep_ms(int ms)
@@ -98,8 +87,8 @@ h_start(struct h_svc *h)
 	snprintf(dsn, sizeof(dsn), "%s", h_env("SB_TEST_PG_DSN"));
 	if (access(bin, X_OK) != 0)
 		fail_msg("%s not built (cmake --build <dir> --target sb-messages)", bin);
-	h->rpc_port = h_free_port();
-	h->ops_port = h_free_port();
+	h->rpc_port = it_free_port();
+	h->ops_port = it_free_port();
 	snprintf(rpc, sizeof(rpc), "tcp://127.0.0.1:%d", h->rpc_port);
 	snprintf(ops, sizeof(ops), "%d", h->ops_port);
 	h->pid = fork();

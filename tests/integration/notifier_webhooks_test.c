@@ -14,6 +14,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "it_port.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -77,19 +79,6 @@ t_env(const char *n)
 	return v;
 }
 
-static int
-t_free_port(void)
-{
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(a);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
-	    getsockname(fd, (struct sockaddr *)&a, &len) != 0)
-		fail_msg("no free port");
-	close(fd);
-	return ntohs(a.sin_port);
-}
-
 /* t_start runs sb-notifier and waits for its Health RPC. */
 static void
 t_start(void)
@@ -100,8 +89,8 @@ t_start(void)
 	snprintf(log, sizeof(log), "%s/notifier.log", t_env("SB_TEST_TMP"));
 	if (access(bin, X_OK) != 0)
 		fail_msg("%s not built", bin);
-	snprintf(T.rpc, sizeof(T.rpc), "tcp://127.0.0.1:%d", t_free_port());
-	snprintf(ops, sizeof(ops), "%d", t_free_port());
+	snprintf(T.rpc, sizeof(T.rpc), "tcp://127.0.0.1:%d", it_free_port());
+	snprintf(ops, sizeof(ops), "%d", it_free_port());
 	T.pid = fork();
 	if (T.pid == 0) {
 		FILE *f = freopen(log, "a", stdout);
