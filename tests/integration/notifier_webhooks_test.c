@@ -14,8 +14,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "it_port.h"
-
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -41,6 +39,8 @@
 #include "sb_log.h"
 #include "sb_rpc.h"
 
+#include "notifier_harness.h"
+
 #define CONV   "0b6c7e1a-2222-4a4a-8a8a-000000000002"
 #define TENANT "t-hooks"
 #define SECRET "s3cr3t-0123456789abcdef"
@@ -55,85 +55,22 @@ struct t_ctx {
 };
 static struct t_ctx T;
 
-static int64_t
-t_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-t_sleep(int ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-	nanosleep(&ts, NULL);
-}
-
-static const char *
-t_env(const char *n)
-{
-	const char *v = getenv(n);
-	if (v == NULL)
-		fail_msg("%s unset: run under tests/lib/with-stack.sh (ctest does)", n);
-	return v;
-}
-
-/* t_start runs sb-notifier and waits for its Health RPC. */
+/* t_start runs sb-notifier (webhook settings for the tests) and waits for its Health RPC. */
 static void
 t_start(void)
 {
-	char bin[512], log[512], ops[16];
-	const char *build = getenv("SB_BUILD_ROOT") ? getenv("SB_BUILD_ROOT") : "build";
-	snprintf(bin, sizeof(bin), "%s/bin/sb-notifier", build);
-	snprintf(log, sizeof(log), "%s/notifier.log", t_env("SB_TEST_TMP"));
-	if (access(bin, X_OK) != 0)
-		fail_msg("%s not built", bin);
-	snprintf(T.rpc, sizeof(T.rpc), "tcp://127.0.0.1:%d", it_free_port());
-	snprintf(ops, sizeof(ops), "%d", it_free_port());
-	T.pid = fork();
-	if (T.pid == 0) {
-		FILE *f = freopen(log, "a", stdout);
-		(void)f;
-		dup2(STDOUT_FILENO, STDERR_FILENO);
-		setenv("DATABASE_URL", t_env("SB_TEST_PG_DSN"), 1);
-		setenv("REDIS_URL", t_env("SB_TEST_REDIS_URL"), 1);
-		setenv("KAFKA_BROKERS", t_env("SB_TEST_KAFKA_BROKERS"), 1);
-		setenv("SB_RPC_URL", T.rpc, 1);
-		setenv("SB_OPS_PORT", ops, 1);
-		setenv("SB_NOTIFIER_GROUP", T.group, 1);
-		setenv("SB_NOTIFIER_SESSION_TIMEOUT_MS", "4000", 1);
-		setenv("SB_NOTIFIER_HEARTBEAT_MS", "1000", 1);
-		setenv("SB_LOG_LEVEL", "info", 1);
-		setenv("SB_WEBHOOK_ALLOW_PRIVATE", T.allow_private ? "true" : "false", 1);
-		setenv("SB_WEBHOOK_MAX_ATTEMPTS", "3", 1);
-		setenv("SB_WEBHOOK_BACKOFF_BASE_MS", "200", 1);
-		setenv("SB_WEBHOOK_BACKOFF_MAX_MS", "1000", 1);
-		setenv("SB_WEBHOOK_TIMEOUT_MS", "2000", 1);
-		setenv("SB_SHUTDOWN_GRACE_MS", "3000", 1);
-		execl(bin, bin, (char *)NULL);
-		_exit(127);
-	}
-	assert_true(T.pid > 0);
-	assert_int_equal(sb_rpc_client_open(T.rpc, &T.cli), 0);
-	for (int64_t until = t_now() + 20000;;) {
-		Sb__Rpc__HealthRequest req = SB__RPC__HEALTH_REQUEST__INIT;
-		struct sb_rpc_result res;
-		struct sb_rpc_meta meta = { .timeout_ms = 1000 };
-		assert_int_equal(sb_rpc_call(T.cli, "notifier.Health", &req.base,
-		                             &sb__rpc__health_response__descriptor, &meta, &res),
-		                 0);
-		int code = res.code;
-		sb_rpc_result_free(&res);
-		if (code == SB__RPC__CODE__OK)
-			break;
-		int st;
-		if (waitpid(T.pid, &st, WNOHANG) == T.pid)
-			fail_msg("sb-notifier exited at start (see %s)", log);
-		if (t_now() > until)
-			fail_msg("sb-notifier did not answer Health within 20 s");
-		t_sleep(100);
-	}
+	const char *const env[] = { "SB_WEBHOOK_ALLOW_PRIVATE",
+		                    T.allow_private ? "true" : "false",
+		                    "SB_WEBHOOK_MAX_ATTEMPTS",
+		                    "3",
+		                    "SB_WEBHOOK_BACKOFF_BASE_MS",
+		                    "200",
+		                    "SB_WEBHOOK_BACKOFF_MAX_MS",
+		                    "1000",
+		                    "SB_WEBHOOK_TIMEOUT_MS",
+		                    "2000",
+		                    NULL };
+	T.pid = nh_start(T.group, env, T.rpc, sizeof(T.rpc), &T.cli);
 }
 
 /* t_stop sends SIGTERM and expects a clean exit within 10 s. */
