@@ -36,8 +36,13 @@ command -v pgbench >/dev/null || PATH=$PATH:$SB_TEST_PG_BIN
 
 # 1. A durable PostgreSQL: restart the with-stack cluster without its test-only options.
 sb_pg_stop "$SB_TEST_TMP"
-sb_pg_start "$SB_TEST_TMP" "$SB_TEST_PG_PORT" "" || { echo "bench: PostgreSQL restart failed"; exit 1; }
+# SB_BENCH_PG_STATS=1 loads pg_stat_statements and prints the statements that cost PostgreSQL
+# the most time at the end (the figures of a run with it are not the reference ones).
+pg_extra=""
+[ "${SB_BENCH_PG_STATS:-0}" = 1 ] && pg_extra="-c shared_preload_libraries=pg_stat_statements,auto_explain -c auto_explain.log_min_duration=${SB_BENCH_PG_EXPLAIN_MS:-20} -c auto_explain.log_analyze=on"
+sb_pg_start "$SB_TEST_TMP" "$SB_TEST_PG_PORT" "$pg_extra" || { echo "bench: PostgreSQL restart failed"; exit 1; }
 q() { psql -X -q -At -v ON_ERROR_STOP=1 "$SB_TEST_PG_DSN" "$@"; }
+[ -z "$pg_extra" ] || q -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" || exit 1
 settings=$(q -c "SELECT string_agg(name || '=' || setting, ' ' ORDER BY name) FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes', 'wal_sync_method')")
 echo "PostgreSQL $(q -c 'SHOW server_version'): $settings"
 case " $settings " in
@@ -152,6 +157,14 @@ echo "messages stored: $stored; outbox rows not yet relayed right after the last
 curl -s "http://127.0.0.1:${SVC_OPS[messages]}/metrics" |
 	awk '/^messages_(batch_size|send_duration_seconds)_(sum|count)/ { v[$1] = $2 }
 	END { b = v["messages_batch_size_count"]; if (b > 0) printf "messages group commit: %d transactions, %.1f sends per transaction on average\n", b, v["messages_batch_size_sum"] / b }'
+
+if [ -n "$pg_extra" ]; then
+	echo "PostgreSQL statements by total execution time (pg_stat_statements, every step):"
+	q -F ' | ' -c "SELECT round(total_exec_time)::bigint AS ms, calls, rows,
+		round((total_exec_time / greatest(calls, 1))::numeric, 3) AS ms_per_call,
+		left(regexp_replace(query, '\s+', ' ', 'g'), 110) FROM pg_stat_statements
+		ORDER BY total_exec_time DESC LIMIT 15"
+fi
 
 # 6. The limit: pgbench, same schema, same PostgreSQL, same settings.
 q -c "INSERT INTO messages.conversations (tenant_id, id, kind, created_by, activity_us)

@@ -19,6 +19,7 @@
 struct sb_pg {
 	char *dsn; /* owned, wiped on close: it may hold a password */
 	char connect_timeout[16];
+	char *options;                  /* owned, NULL: none */
 	const struct sb_pg_stmt *stmts; /* borrowed, NULL-name ended */
 	size_t nstmts;
 	unsigned char *prepared;   /* per statement: prepared on the current connection */
@@ -132,9 +133,16 @@ sb_pg_connect(struct sb_pg *pg)
 		sb_pg_set_error(pg, "", msg);
 		return SB_EUNAVAIL;
 	}
-	/* connect_timeout first, so that one given in the DSN (expanded from dbname) wins. */
-	const char *keys[] = { "connect_timeout", "dbname", NULL };
-	const char *vals[] = { pg->connect_timeout, pg->dsn, NULL };
+	/* connect_timeout and options first, so that those given in the DSN (expanded from
+	 * dbname) win. */
+	const char *keys[] = { "connect_timeout", "dbname", NULL, NULL };
+	const char *vals[] = { pg->connect_timeout, pg->dsn, NULL, NULL };
+	if (pg->options != NULL) {
+		keys[1] = "options";
+		vals[1] = pg->options;
+		keys[2] = "dbname";
+		vals[2] = pg->dsn;
+	}
 	PGconn *c = PQconnectdbParams(keys, vals, 1);
 	if (c == NULL) {
 		sb_pg_set_error(pg, "", "out of memory");
@@ -291,6 +299,8 @@ sb_pg_open_opts(const char *dsn, const struct sb_pg_stmt *stmts, const struct sb
 		pg->nstmts++;
 	if ((pg->dsn = strdup(dsn)) == NULL)
 		goto fail;
+	if (opts != NULL && opts->options != NULL && (pg->options = strdup(opts->options)) == NULL)
+		goto fail;
 	if (pg->nstmts > 0 && (pg->prepared = calloc(pg->nstmts, 1)) == NULL)
 		goto fail;
 	if ((pg->series = calloc(pg->nstmts + 1, sizeof(*pg->series))) == NULL)
@@ -333,6 +343,7 @@ sb_pg_close(struct sb_pg *pg)
 		explicit_bzero(pg->dsn, strlen(pg->dsn));
 		free(pg->dsn);
 	}
+	free(pg->options);
 	free(pg->prepared);
 	free(pg->series);
 	free(pg);

@@ -44,6 +44,7 @@ struct sb_pg_opts {
 	int connect_timeout_s; /* libpq connect_timeout unless the DSN sets one (default 5) */
 	int backoff_base_ms;   /* ceiling of the first reconnect delay (default 100) */
 	int backoff_max_ms;    /* ceiling of every reconnect delay (default 5000) */
+	const char *options;   /* libpq "options" (e.g. "-c name=value") unless the DSN sets them */
 };
 
 /* sb_pg_open makes a connection object for dsn (a libpq URI or key=value string) and tries to

@@ -2,8 +2,9 @@
  *
  * Its one job: conversations, members, messages with a per-conversation seq, read markers and
  * history; every change writes its outbox rows in the same transaction (events.c). Sends are
- * group-committed: RPC workers validate and queue them (send.c), one committer thread with its
- * own connection commits everything queued in one transaction of a few statements (commit.c).
+ * group-committed: RPC workers validate and queue them on their conversation's lane (send.c);
+ * each lane's committer thread, with its own connection, commits everything queued on it in one
+ * transaction of a few statements (commit.c).
  *
  * Access rule: every query is scoped by the caller's tenant, so another tenant's conversation
  * is NOT_FOUND; a conversation of the caller's tenant of which the caller is not a member is
@@ -14,6 +15,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <semaphore.h>
 #include <stdint.h>
 
 #include <libpq-fe.h>
@@ -43,6 +45,7 @@
 struct messages_cfg {
 	struct sb_common_cfg common;
 	long long batch_max;     /* sends per group-commit transaction */
+	long long committers;    /* group-commit lanes, each with its own connection */
 	long long pg_timeout_ms; /* statement_timeout of every connection */
 };
 
@@ -66,8 +69,8 @@ struct msg_send_item {
 	/* input (owned by the worker's call, valid until done) */
 	const char *tenant, *id, *conv, *sender, *content, *content_type, *metadata_json;
 	const char *idem_key, *traceparent;
-	/* output */
-	bool done;
+	/* output, complete when answered is posted (by the committer, once) */
+	sem_t answered;
 	int code;          /* Sb__Rpc__Code */
 	const char *error; /* static message for a code other than OK */
 	int64_t retry_after_ms;
@@ -178,10 +181,12 @@ int msg_rpc_check_member(struct sb_rpc_call *call, const void *req, void *resp);
 int msg_rpc_list_memberships(struct sb_rpc_call *call, const void *req, void *resp);
 
 /* send.c */
-/* msg_batcher_start starts the committer thread, which owns pg from then on (it is closed by
- * msg_batcher_stop). Returns 0 and *out, or an sb_err (pg stays the caller's). */
-int msg_batcher_start(struct sb_pg *pg, int batch_max, struct msg_batcher **out);
-/* msg_batcher_stop answers every queued send UNAVAILABLE, stops the thread, frees b. */
+/* msg_batcher_start starts n committer lanes; lane i owns pgs[i] from then on, whatever the
+ * outcome (closed by msg_batcher_stop, or here on failure). Returns 0 and *out, or an sb_err. */
+int msg_batcher_start(struct sb_pg **pgs, size_t n, int batch_max, struct msg_batcher **out);
+/* msg_lane_of is the lane (0..n-1) of a conversation: a hash of tenant and conversation id. */
+size_t msg_lane_of(const char *tenant, const char *conv, size_t n);
+/* msg_batcher_stop answers every queued send UNAVAILABLE, stops the threads, frees b. */
 void msg_batcher_stop(struct msg_batcher *b);
 /* msg_batcher_submit queues it and waits until the committer answered it or deadline_mono_ms
  * (sb_time_mono_ms) passed while it was still queued (then UNAVAILABLE). */

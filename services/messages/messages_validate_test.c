@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <string.h>
 
 #include "messages.h"
@@ -48,12 +49,36 @@ test_array_literal_quotes(void **state)
 	sb_buf_free(&b);
 }
 
+/* A conversation always maps to the same lane, the tenant is part of the key, and many
+ * conversations spread over every lane. */
+static void
+test_lanes(void **state)
+{
+	(void)state;
+	size_t count[4] = { 0 }, differ = 0;
+	char conv[40];
+	for (int i = 0; i < 4000; i++) {
+		snprintf(conv, sizeof(conv), "%08x-0000-4000-8000-%012d", (unsigned)i * 2654435761u,
+		         i);
+		size_t lane = msg_lane_of("t1", conv, 4);
+		assert_true(lane < 4);
+		assert_int_equal(msg_lane_of("t1", conv, 4), lane);
+		differ += msg_lane_of("t2", conv, 4) != lane;
+		count[lane]++;
+	}
+	for (int k = 0; k < 4; k++)
+		assert_true(count[k] > 800 && count[k] < 1200);
+	assert_true(differ > 2000); /* about 3/4 of them */
+	assert_int_equal(msg_lane_of("t1", "x", 1), 0);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_utf8),
 		cmocka_unit_test(test_array_literal_quotes),
+		cmocka_unit_test(test_lanes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,10 +1,12 @@
-/* send.c: the send path. Workers validate a send and queue it; one committer thread takes
- * everything queued (up to batch_max) and commits it in one transaction (commit.c), then
- * answers each waiting worker. Nothing is answered OK before COMMIT returned. */
+/* send.c: the send path. Workers validate a send and queue it on its conversation's lane; the
+ * lane's committer thread takes everything queued (up to batch_max) and commits it in one
+ * transaction (commit.c), then answers each waiting worker. Nothing is answered OK before
+ * COMMIT returned. */
 #include "messages.h"
 
 #include <errno.h>
 #include <jansson.h>
+#include <semaphore.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -18,80 +20,105 @@
  * until then the weak reference is NULL and the gateway answers the route's status. */
 extern void sb_rpc_call_set_http_status(struct sb_rpc_call *call, int status) __attribute__((weak));
 
-struct msg_batcher {
+/* One committer: its queue, its connection and its thread. Sends are spread over the lanes by
+ * conversation, so two lanes never lock the same conversation row and each conversation's sends
+ * are committed in arrival order by one thread. Several lanes keep several transactions in
+ * flight, so the database's commit latency (one WAL flush per transaction) no longer bounds
+ * the send rate; PostgreSQL flushes the commits that arrive together at once. */
+struct msg_lane {
 	pthread_mutex_t mu;
 	pthread_cond_t work; /* committer: the queue is not empty or stop */
-	pthread_cond_t done; /* workers: some item was answered */
 	struct msg_send_item *head, *tail;
 	bool stop;
+	bool started;
 	int batch_max;
 	struct sb_pg *pg;
 	pthread_t thread;
+	struct msg_batcher *b;
+};
+
+struct msg_batcher {
+	size_t n;
+	struct msg_lane *lanes;
 	struct sb_series *sent, *batch_size, *duration;
 };
 
 static void *
-msg_batcher_main(void *arg)
+msg_lane_main(void *arg)
 {
-	struct msg_batcher *b = arg;
-	struct msg_send_item **items = calloc((size_t)b->batch_max, sizeof(*items));
-	pthread_mutex_lock(&b->mu);
+	struct msg_lane *l = arg;
+	struct msg_send_item **items = calloc((size_t)l->batch_max, sizeof(*items));
+
+	pthread_mutex_lock(&l->mu);
 	for (;;) {
-		while (!b->stop && b->head == NULL)
-			pthread_cond_wait(&b->work, &b->mu);
-		if (b->stop || items == NULL)
+		while (!l->stop && l->head == NULL)
+			pthread_cond_wait(&l->work, &l->mu);
+		if (l->stop || items == NULL)
 			break;
 		size_t n = 0;
-		while (b->head != NULL && n < (size_t)b->batch_max) {
-			items[n++] = b->head;
-			b->head = b->head->next;
+		while (l->head != NULL && n < (size_t)l->batch_max) {
+			items[n++] = l->head;
+			l->head = l->head->next;
 		}
-		if (b->head == NULL)
-			b->tail = NULL;
-		pthread_mutex_unlock(&b->mu);
+		if (l->head == NULL)
+			l->tail = NULL;
+		pthread_mutex_unlock(&l->mu);
 
-		msg_commit_batch(b->pg, items, n);
-		sb_series_observe(b->batch_size, (double)n);
+		msg_commit_batch(l->pg, items, n);
+		sb_series_observe(l->b->batch_size, (double)n);
 		size_t ok = 0;
 		for (size_t i = 0; i < n; i++)
 			ok += items[i]->code == SB__RPC__CODE__OK && !items[i]->duplicate;
-		sb_series_add(b->sent, (double)ok);
+		sb_series_add(l->b->sent, (double)ok);
 
-		pthread_mutex_lock(&b->mu);
+		/* Wake exactly the senders of this batch (a broadcast would wake every waiting
+		 * worker of the lane for each batch). */
 		for (size_t i = 0; i < n; i++)
-			items[i]->done = true;
-		pthread_cond_broadcast(&b->done);
+			sem_post(&items[i]->answered);
+		pthread_mutex_lock(&l->mu);
 	}
 	/* Stopping (or out of memory): answer whatever is still queued. */
-	for (struct msg_send_item *it = b->head; it != NULL; it = it->next) {
+	struct msg_send_item *it = l->head, *next;
+	l->head = l->tail = NULL;
+	pthread_mutex_unlock(&l->mu);
+	for (; it != NULL; it = next) {
+		next = it->next;
 		it->code = SB__RPC__CODE__UNAVAILABLE;
 		it->error = "service stopping";
 		it->retry_after_ms = 1000;
-		it->done = true;
+		sem_post(&it->answered);
 	}
-	b->head = b->tail = NULL;
-	pthread_cond_broadcast(&b->done);
-	pthread_mutex_unlock(&b->mu);
 	free(items);
 	return NULL;
 }
 
+static void
+msg_lane_fini(struct msg_lane *l)
+{
+	if (l->started) {
+		pthread_mutex_lock(&l->mu);
+		l->stop = true;
+		pthread_cond_signal(&l->work);
+		pthread_mutex_unlock(&l->mu);
+		pthread_join(l->thread, NULL);
+	}
+	sb_pg_close(l->pg);
+	pthread_cond_destroy(&l->work);
+	pthread_mutex_destroy(&l->mu);
+}
+
 int
-msg_batcher_start(struct sb_pg *pg, int batch_max, struct msg_batcher **out)
+msg_batcher_start(struct sb_pg **pgs, size_t n, int batch_max, struct msg_batcher **out)
 {
 	static const double sizes[] = { 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096 };
 	struct msg_batcher *b = calloc(1, sizeof(*b));
-	if (b == NULL)
-		return SB_ENOMEM;
-	pthread_mutex_init(&b->mu, NULL);
-	pthread_cond_init(&b->work, NULL);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&b->done, &ca);
-	pthread_condattr_destroy(&ca);
-	b->batch_max = batch_max;
-	b->pg = pg;
+
+	if (b == NULL || n == 0 || (b->lanes = calloc(n, sizeof(*b->lanes))) == NULL) {
+		for (size_t i = 0; i < n; i++)
+			sb_pg_close(pgs[i]);
+		free(b);
+		return n == 0 ? SB_EINVAL : SB_ENOMEM;
+	}
 	b->sent = sb_metric_with(sb_metrics_counter(
 	    "messages_sent_total", "Messages committed (duplicates excluded).", NULL));
 	b->batch_size = sb_metric_with(
@@ -100,12 +127,22 @@ msg_batcher_start(struct sb_pg *pg, int batch_max, struct msg_batcher **out)
 	b->duration = sb_metric_with(
 	    sb_metrics_histogram("messages_send_duration_seconds",
 	                         "Time from a send's arrival to its answer.", NULL, NULL, 0));
-	if (pthread_create(&b->thread, NULL, msg_batcher_main, b) != 0) {
-		pthread_cond_destroy(&b->done);
-		pthread_cond_destroy(&b->work);
-		pthread_mutex_destroy(&b->mu);
-		free(b);
-		return SB_EIO;
+	int rv = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct msg_lane *l = &b->lanes[i];
+		pthread_mutex_init(&l->mu, NULL);
+		pthread_cond_init(&l->work, NULL);
+		l->batch_max = batch_max;
+		l->pg = pgs[i];
+		l->b = b;
+		b->n++;
+		if (rv == 0 && pthread_create(&l->thread, NULL, msg_lane_main, l) != 0)
+			rv = SB_EIO;
+		l->started = rv == 0;
+	}
+	if (rv != 0) {
+		msg_batcher_stop(b);
+		return rv;
 	}
 	*out = b;
 	return 0;
@@ -116,81 +153,99 @@ msg_batcher_stop(struct msg_batcher *b)
 {
 	if (b == NULL)
 		return;
-	pthread_mutex_lock(&b->mu);
-	b->stop = true;
-	pthread_cond_signal(&b->work);
-	pthread_mutex_unlock(&b->mu);
-	pthread_join(b->thread, NULL);
-	sb_pg_close(b->pg);
-	pthread_cond_destroy(&b->done);
-	pthread_cond_destroy(&b->work);
-	pthread_mutex_destroy(&b->mu);
+	for (size_t i = 0; i < b->n; i++)
+		msg_lane_fini(&b->lanes[i]);
+	free(b->lanes);
 	free(b);
 }
 
-/* msg_batcher_unlink removes a still-queued item; returns whether it was queued. */
+/* msg_lane_unlink removes a still-queued item; returns whether it was queued. */
 static bool
-msg_batcher_unlink(struct msg_batcher *b, struct msg_send_item *it)
+msg_lane_unlink(struct msg_lane *l, struct msg_send_item *it)
 {
 	struct msg_send_item *prev = NULL;
-	for (struct msg_send_item *p = b->head; p != NULL; prev = p, p = p->next) {
+	for (struct msg_send_item *p = l->head; p != NULL; prev = p, p = p->next) {
 		if (p != it)
 			continue;
 		if (prev == NULL)
-			b->head = p->next;
+			l->head = p->next;
 		else
 			prev->next = p->next;
-		if (b->tail == p)
-			b->tail = prev;
+		if (l->tail == p)
+			l->tail = prev;
 		return true;
 	}
 	return false;
 }
 
+size_t
+msg_lane_of(const char *tenant, const char *conv, size_t n)
+{
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a over tenant, NUL, conversation */
+	for (const char *p = tenant; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	h *= 1099511628211ULL;
+	for (const char *p = conv; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	return (size_t)(h % n);
+}
+
 void
 msg_batcher_submit(struct msg_batcher *b, struct msg_send_item *it, int64_t deadline_mono_ms)
 {
-	pthread_mutex_lock(&b->mu);
-	if (b->stop) {
-		pthread_mutex_unlock(&b->mu);
+	struct msg_lane *l = &b->lanes[msg_lane_of(it->tenant, it->conv, b->n)];
+
+	sem_init(&it->answered, 0, 0);
+	pthread_mutex_lock(&l->mu);
+	if (l->stop) {
+		pthread_mutex_unlock(&l->mu);
 		it->code = SB__RPC__CODE__UNAVAILABLE;
 		it->error = "service stopping";
 		it->retry_after_ms = 1000;
+		sem_destroy(&it->answered);
 		return;
 	}
 	it->next = NULL;
-	if (b->tail != NULL)
-		b->tail->next = it;
+	if (l->tail != NULL)
+		l->tail->next = it;
 	else
-		b->head = it;
-	b->tail = it;
-	pthread_cond_signal(&b->work);
-	while (!it->done) {
-		int64_t left = deadline_mono_ms - sb_time_mono_ms();
-		if (left <= 0) {
-			/* Taken by the committer: its outcome is coming, wait for it (statements
-			 * are bounded by statement_timeout). Still queued: give up without a write.
-			 */
-			if (msg_batcher_unlink(b, it)) {
-				it->code = SB__RPC__CODE__UNAVAILABLE;
-				it->error = "send not committed before the deadline";
-				it->retry_after_ms = 1000;
-				break;
-			}
-			pthread_cond_wait(&b->done, &b->mu);
-			continue;
-		}
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += left / 1000;
-		ts.tv_nsec += (left % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&b->done, &b->mu, &ts);
+		l->head = it;
+	l->tail = it;
+	pthread_cond_signal(&l->work);
+	pthread_mutex_unlock(&l->mu);
+
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	int64_t left = deadline_mono_ms - sb_time_mono_ms();
+	if (left < 0)
+		left = 0;
+	ts.tv_sec += left / 1000;
+	ts.tv_nsec += (left % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
 	}
-	pthread_mutex_unlock(&b->mu);
+	while (sem_clockwait(&it->answered, CLOCK_MONOTONIC, &ts) != 0) {
+		if (errno == EINTR)
+			continue;
+		/* The deadline passed. Still queued: give up without a write. Taken by the
+		 * committer: its outcome is coming, wait for it (statements are bounded by
+		 * statement_timeout). */
+		pthread_mutex_lock(&l->mu);
+		bool unlinked = msg_lane_unlink(l, it);
+		pthread_mutex_unlock(&l->mu);
+		if (unlinked) {
+			it->code = SB__RPC__CODE__UNAVAILABLE;
+			it->error = "send not committed before the deadline";
+			it->retry_after_ms = 1000;
+			sem_destroy(&it->answered);
+			return;
+		}
+		while (sem_wait(&it->answered) != 0 && errno == EINTR)
+			;
+		break;
+	}
+	sem_destroy(&it->answered);
 }
 
 /* msg_send_metadata validates the metadata map and writes it as a JSON object. */

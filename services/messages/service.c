@@ -13,7 +13,10 @@ msg_open_pg(const struct messages_cfg *cfg, struct sb_pg **out)
 {
 	/* The tables live in schema messages. statement_timeout bounds every statement, so that a
 	 * stuck database answers UNAVAILABLE instead of holding a send (and the batch it is in)
-	 * forever. */
+	 * forever. plan_cache_mode=force_custom_plan: a generic plan is cached after a statement's
+	 * fifth run and kept until the table is next analyzed, so on a fresh database the lookups
+	 * kept sequential scans chosen while the tables were empty (measured: the duplicate
+	 * lookup at 3.8 ms per batch after 20,000 messages). Planning each run costs far less. */
 	const char *dsn = cfg->common.database_url;
 	bool uri = strncmp(dsn, "postgres://", 11) == 0 || strncmp(dsn, "postgresql://", 13) == 0;
 	struct sb_buf b = SB_BUF_INIT;
@@ -21,11 +24,13 @@ msg_open_pg(const struct messages_cfg *cfg, struct sb_pg **out)
 	if (uri)
 		rv = sb_buf_printf(
 		    &b,
-		    "%s%coptions=-c%%20statement_timeout%%3D%lld%%20-c%%20search_path%%3Dmessages",
+		    "%s%coptions=-c%%20statement_timeout%%3D%lld%%20-c%%20search_path%%3Dmessages"
+		    "%%20-c%%20plan_cache_mode%%3Dforce_custom_plan",
 		    dsn, strchr(dsn, '?') ? '&' : '?', cfg->pg_timeout_ms);
 	else
 		rv = sb_buf_printf(&b,
-		                   "%s options='-c statement_timeout=%lld -c search_path=messages'",
+		                   "%s options='-c statement_timeout=%lld -c search_path=messages "
+		                   "-c plan_cache_mode=force_custom_plan'",
 		                   dsn, cfg->pg_timeout_ms);
 	if (rv != 0)
 		return rv;
@@ -42,19 +47,31 @@ int
 msg_service_start(struct sb_service *svc)
 {
 	struct msg_state *st = calloc(1, sizeof(*st));
-	struct sb_pg *pg = NULL;
+	struct sb_pg **pgs = NULL;
+	size_t n = 0;
 	int rv = SB_ENOMEM;
 	if (st == NULL)
 		return rv;
 	st->cfg = sb_service_config(svc);
-	if ((rv = msg_open_pg(st->cfg, &pg)) != 0)
+	size_t want = (size_t)st->cfg->committers;
+	if ((pgs = calloc(want, sizeof(*pgs))) == NULL)
 		goto fail;
-	if ((rv = msg_batcher_start(pg, (int)st->cfg->batch_max, &st->batcher)) != 0)
+	for (rv = 0; n < want && rv == 0; n++)
+		if ((rv = msg_open_pg(st->cfg, &pgs[n])) != 0)
+			break;
+	if (rv != 0)
 		goto fail;
+	rv = msg_batcher_start(pgs, n, (int)st->cfg->batch_max, &st->batcher);
+	n = 0; /* the lanes own the connections now */
+	if (rv != 0)
+		goto fail;
+	free(pgs);
 	sb_service_set_state(svc, st);
 	return 0;
 fail:
-	sb_pg_close(pg);
+	for (size_t i = 0; i < n; i++)
+		sb_pg_close(pgs[i]);
+	free(pgs);
 	free(st);
 	return rv;
 }

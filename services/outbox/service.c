@@ -79,7 +79,11 @@ outbox_service_start(struct sb_service *svc)
 	if ((ret = outbox_dlq_new(cfg->common.kafka_brokers, (int)cfg->delivery_timeout_ms,
 	                          &o->dlq)) != 0)
 		goto fail;
-	if ((ret = sb_pg_open(cfg->common.database_url, outbox_store_stmts, &o->pg)) != 0)
+	/* Custom plans: the outbox is a churning table whose size a cached generic plan does not
+	 * follow (a sequential scan chosen while it was empty marked each batch in 25 ms). */
+	const struct sb_pg_opts pgo = { .options = "-c plan_cache_mode=force_custom_plan" };
+	if ((ret = sb_pg_open_opts(cfg->common.database_url, outbox_store_stmts, &pgo, &o->pg)) !=
+	    0)
 		goto fail;
 	if ((o->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
 		ret = SB_EIO;
