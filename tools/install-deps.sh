@@ -9,7 +9,7 @@ debs=(
 	clang clang-format libclang-rt-14-dev
 	librdkafka-dev libnng-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
 	libpq-dev libhiredis-dev libwebsockets-dev libssl-dev libcmocka-dev libjansson-dev
-	libuv1-dev
+	libuv1-dev libev-dev libwebsockets-evlib-ev # realtime runs lws on libev (epoll)
 	postgresql postgresql-contrib redis-server nginx-light kcat prometheus
 	yamllint wrk procps psmisc iproute2
 	chromium fonts-liberation # the web console's browser test (tests/browser, playwright-core)
@@ -38,9 +38,10 @@ if [ ${#missing[@]} -gt 0 ]; then
 	rm -f /usr/sbin/policy-rc.d
 fi
 
-# npm modules used by the tests (independent protocol clients, API document validators): each
-# tests/<dir>/package.json is installed in place, again only when it changed.
-for pkg in "$here"/tests/*/package.json; do
+# npm modules used by the tests (independent protocol clients, API document validators) and by
+# the benchmarks (bench/socketio: the socket.io peer): each tests/<dir>/package.json and
+# bench/<dir>/package.json is installed in place, again only when it changed.
+for pkg in "$here"/tests/*/package.json "$here"/bench/*/package.json; do
 	[ -f "$pkg" ] || continue
 	dir=$(dirname "$pkg")
 	stamp="$dir/node_modules/.sb-stamp"

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 
 #include <libwebsockets.h>
 
@@ -14,6 +15,9 @@
 #include "sb_err.h"
 #include "sb_log.h"
 #include "sb_util_time.h"
+
+/* how often a pong deadline is checked again while the peer's bytes wait to be read */
+#define RT_PONG_RECHECK_MS 50
 
 void
 rt_conn_unref(struct rt_conn *c)
@@ -98,6 +102,15 @@ rt_conn_queue_clear(struct rt_conn *c)
 	c->qbytes = 0;
 }
 
+/* rt_conn_ping_sent starts the pong timeout: the ping is in the kernel's hands now. */
+static void
+rt_conn_ping_sent(struct rt_conn *c)
+{
+	c->ping = RT_PING_SENT;
+	c->ping_sent_ms = sb_time_mono_ms();
+	rt_conn_timer(c);
+}
+
 int
 rt_conn_writable(struct rt_conn *c)
 {
@@ -112,15 +125,25 @@ rt_conn_writable(struct rt_conn *c)
 		                 (unsigned char *)c->close_reason, strlen(c->close_reason));
 		return -1;
 	}
-	if (c->ping_due) {
+	if (c->ping == RT_PING_FLUSHING && !lws_partial_buffered(c->wsi)) {
+		rt_conn_ping_sent(c); /* lws wrote the rest of it before calling us */
+		if (c->state == RT_CONN_CLOSING)
+			return 0; /* a deadline passed meanwhile: the close is on its way */
+	}
+	if (c->ping == RT_PING_DUE) {
 		/* lws 4.1 drops a PONG with an empty payload before the protocol callback, so the
 		 * ping carries 8 bytes (the peer echoes them) for LWS_CALLBACK_RECEIVE_PONG to run
 		 */
 		unsigned char buf[LWS_PRE + 8];
-		c->ping_due = false;
 		memcpy(buf + LWS_PRE, "sb-ping!", 8);
 		if (lws_write(c->wsi, buf + LWS_PRE, 8, LWS_WRITE_PING) < 0)
 			return -1;
+		if (lws_partial_buffered(c->wsi)) {
+			c->ping = RT_PING_FLUSHING;
+			lws_callback_on_writable(c->wsi);
+		} else {
+			rt_conn_ping_sent(c);
+		}
 		if (c->qhead)
 			lws_callback_on_writable(c->wsi);
 		return 0;
@@ -149,12 +172,62 @@ rt_conn_writable(struct rt_conn *c)
 	return 0;
 }
 
+/* rt_conn_unread tells whether the peer sent bytes the loop has not read yet: a pong may be
+ * among them. */
+static bool
+rt_conn_unread(struct rt_conn *c)
+{
+	int n = 0;
+	lws_sockfd_type fd = lws_get_socket_fd(c->wsi);
+	return fd >= 0 && ioctl(fd, FIONREAD, &n) == 0 && n > 0;
+}
+
+/* rt_conn_ping_timer advances the keepalive and returns its next deadline (monotonic ms), or
+ * -1 after closing the connection. */
+static int64_t
+rt_conn_ping_timer(struct rt_conn *c, int64_t mono)
+{
+	const struct realtime_cfg *cfg = rt_g.cfg;
+	int64_t deadline;
+	switch (c->ping) {
+	case RT_PING_IDLE:
+		if (mono < c->next_ping_ms)
+			return c->next_ping_ms;
+		c->ping = RT_PING_DUE;
+		c->ping_queued_ms = mono;
+		rt_conn_wake(c);
+		/* fall through */
+	case RT_PING_DUE:
+	case RT_PING_FLUSHING:
+		/* not on the wire yet, so no pong can be late. Only a peer that stopped reading
+		 * (lws holds bytes the kernel refused) is given up, after an interval and a
+		 * timeout; a loop that is merely late writes the ping when it gets there. */
+		deadline = c->ping_queued_ms + cfg->ping_interval_ms + cfg->pong_timeout_ms;
+		if (mono < deadline)
+			return deadline;
+		if (lws_partial_buffered(c->wsi)) {
+			rt_conn_close(c, RT_CLOSE_POLICY, "peer not reading (ping not sent)");
+			return -1;
+		}
+		return mono + cfg->pong_timeout_ms;
+	case RT_PING_SENT:
+	default:
+		deadline = c->ping_sent_ms + cfg->pong_timeout_ms;
+		if (mono < deadline)
+			return deadline;
+		/* a late loop may not have read the pong yet: give the unread bytes a moment */
+		if (mono < deadline + cfg->pong_timeout_ms && rt_conn_unread(c))
+			return mono + RT_PONG_RECHECK_MS;
+		rt_conn_close(c, RT_CLOSE_POLICY, "no pong");
+		return -1;
+	}
+}
+
 void
 rt_conn_timer(struct rt_conn *c)
 {
 	if (c->wsi == NULL || c->state >= RT_CONN_CLOSING)
 		return;
-	const struct realtime_cfg *cfg = rt_g.cfg;
 	int64_t mono = sb_time_mono_ms(), now = sb_time_now_ms();
 	if (c->state == RT_CONN_AUTHWAIT && mono >= c->auth_deadline_ms) {
 		rt_conn_close(c, RT_CLOSE_UNAUTHORIZED, "no auth frame in time");
@@ -164,22 +237,24 @@ rt_conn_timer(struct rt_conn *c)
 		rt_conn_close(c, RT_CLOSE_UNAUTHORIZED, "token expired");
 		return;
 	}
-	if (c->ping_wait && mono - c->ping_sent_ms >= cfg->pong_timeout_ms) {
-		rt_conn_close(c, RT_CLOSE_POLICY, "no pong");
+	int64_t next = rt_conn_ping_timer(c, mono);
+	if (next < 0)
 		return;
-	}
-	if (!c->ping_wait && mono >= c->next_ping_ms) {
-		c->ping_due = c->ping_wait = true;
-		c->ping_sent_ms = mono;
-		rt_conn_wake(c);
-	}
-	int64_t next = c->ping_wait ? c->ping_sent_ms + cfg->pong_timeout_ms : c->next_ping_ms;
 	if (c->state == RT_CONN_AUTHWAIT && c->auth_deadline_ms < next)
 		next = c->auth_deadline_ms;
 	if (c->exp_ms > 0 && mono + (c->exp_ms - now) < next)
 		next = mono + (c->exp_ms - now);
-	int64_t wait = next - mono;
-	lws_set_timer_usecs(c->wsi, (lws_usec_t)(wait < 1 ? 1 : wait) * 1000);
+	rt_timer_set(c, next > mono ? next : mono + 1);
+}
+
+void
+rt_conn_pong(struct rt_conn *c)
+{
+	if (c->ping != RT_PING_SENT && c->ping != RT_PING_FLUSHING)
+		return; /* unsolicited: a peer may send pongs as heartbeats */
+	c->ping = RT_PING_IDLE;
+	c->next_ping_ms = sb_time_mono_ms() + rt_g.cfg->ping_interval_ms;
+	rt_conn_timer(c);
 }
 
 int
@@ -391,6 +466,7 @@ rt_conn_rx(struct rt_conn *c, const char *text, size_t len)
 void
 rt_conn_closed(struct rt_conn *c)
 {
+	rt_timer_cancel(c);
 	c->wsi = NULL;
 	c->state = RT_CONN_CLOSED;
 	while (c->nsubs > 0)

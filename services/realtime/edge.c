@@ -277,18 +277,11 @@ rt_edge_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *
 	case LWS_CALLBACK_RECEIVE:
 		return c ? rt_edge_receive(wsi, c, in, len) : -1;
 	case LWS_CALLBACK_RECEIVE_PONG:
-		if (c != NULL && c->ping_wait) {
-			c->ping_wait = false;
-			c->next_ping_ms = sb_time_mono_ms() + rt_g.cfg->ping_interval_ms;
-			rt_conn_timer(c);
-		}
+		if (c != NULL)
+			rt_conn_pong(c);
 		return 0;
 	case LWS_CALLBACK_SERVER_WRITEABLE:
 		return c ? rt_conn_writable(c) : -1;
-	case LWS_CALLBACK_TIMER:
-		if (c != NULL)
-			rt_conn_timer(c);
-		return 0;
 	case LWS_CALLBACK_CLOSED:
 		if (c != NULL) {
 			sb_series_add(rt_g.m.active, -1);
@@ -310,21 +303,16 @@ static const struct lws_protocols rt_edge_protocols[] = {
 	{ NULL, NULL, 0, 0, 0, NULL, 0 },
 };
 
+/* No lws "validity" keepalive: conn.c pings every connection itself. lws 4.1 would otherwise
+ * re-arm a per-connection 300-s timer on every connect and pong, each an insertion that walks
+ * its sorted list of every timer (O(connections); most of the CPU at 15,000 connections). */
+static const lws_retry_bo_t rt_edge_no_validity = { .secs_since_valid_hangup = 0 };
+
 static void
 rt_edge_tick_cb(lws_sorted_usec_list_t *sul)
 {
 	rt_delivered_flush();
 	lws_sul_schedule(rt_g.lws, 0, sul, rt_edge_tick_cb, 50 * LWS_US_PER_MS);
-}
-
-static void *
-rt_edge_main(void *arg)
-{
-	(void)arg;
-	while (!rt_g.stopping)
-		if (lws_service(rt_g.lws, 0) < 0)
-			break;
-	return NULL;
 }
 
 static void
@@ -414,17 +402,31 @@ rt_edge_start(struct sb_service *svc)
 	info.port = (int)rt_g.cfg->ws_port;
 	info.iface = rt_g.cfg->ws_addr;
 	info.protocols = rt_edge_protocols;
-	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
+	/* lws's default loop poll()s every socket on each iteration: run it on our epoll loop
+	 * through the libev plugin instead (docs/realtime.md, "Event loop") */
+	if ((rv = rt_loop_new(&rt_g.loop)) != 0)
+		return rv;
+	void *loops[1] = { rt_loop_foreign(rt_g.loop) };
+	info.foreign_loops = loops;
+	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_LIBEV;
 	info.timeout_secs = 10;
+	info.retry_and_idle_policy = &rt_edge_no_validity;
 	rt_g.lws = lws_create_context(&info);
 	if (rt_g.lws == NULL) {
-		sb_log_kv(SB_LOG_ERROR, "cannot listen for WebSockets", "addr", rt_g.cfg->ws_addr,
-		          NULL);
+		sb_log_kv(SB_LOG_ERROR,
+		          "cannot listen for WebSockets (or load lws's libev plugin, package "
+		          "libwebsockets-evlib-ev)",
+		          "addr", rt_g.cfg->ws_addr, NULL);
+		rt_loop_free(rt_g.loop);
+		rt_g.loop = NULL;
 		return SB_EIO;
 	}
 	lws_sul_schedule(rt_g.lws, 0, &rt_edge_tick, rt_edge_tick_cb, 50 * LWS_US_PER_MS);
-	if (pthread_create(&rt_g.thread, NULL, rt_edge_main, NULL) != 0)
+	if (rt_loop_start(rt_g.loop) != 0)
 		return SB_EIO;
+	/* lws arms its timer watcher after handling I/O: the first wake-up arms the tick */
+	rt_inbox_open(rt_g.lws);
+	lws_cancel_service(rt_g.lws);
 	char port[16];
 	snprintf(port, sizeof(port), "%lld", rt_g.cfg->ws_port);
 	sb_log_kv(SB_LOG_INFO, "WebSocket server listening", "addr", rt_g.cfg->ws_addr, "port",
@@ -445,13 +447,18 @@ rt_edge_stop_svc(struct sb_service *svc)
 {
 	(void)svc;
 	if (rt_g.lws != NULL) {
-		rt_g.stopping = 1;
-		lws_cancel_service(rt_g.lws);
-		pthread_join(rt_g.thread, NULL);
-		struct lws_context *ctx = rt_g.lws;
-		lws_context_destroy(ctx);
+		rt_inbox_close();
+		rt_loop_stop(rt_g.loop);
+		rt_timer_shutdown();
+		/* the loop thread is gone: this thread is the lws thread now. With a foreign libev
+		 * loop the destruction completes here, closing every connection (CLOSED runs) and
+		 * stopping lws's watchers on the loop, which is freed after. */
+		lws_context_destroy(rt_g.lws);
 		rt_g.lws = NULL;
 	}
+	rt_loop_free(rt_g.loop);
+	rt_g.loop = NULL;
+	rt_timer_free();
 	rt_pubsub_stop(rt_g.ps);
 	rt_g.ps = NULL;
 	rt_authn_stop();

@@ -223,8 +223,15 @@ struct rt_ev {
 	void *ctx;
 	struct sb_rpc_result res;
 };
-/* rt_inbox_post hands ev (owned by the inbox from now on) to the lws thread and wakes it. */
+/* rt_inbox_post hands ev (owned by the inbox from now on) to the lws thread and wakes it
+ * (when the inbox is open: events posted before or after are taken by rt_inbox_take). */
 void rt_inbox_post(struct rt_ev *ev);
+struct lws_context;
+/* rt_inbox_open makes rt_inbox_post wake ctx's service thread (lws_cancel_service). */
+void rt_inbox_open(struct lws_context *ctx);
+/* rt_inbox_close stops the wake-ups; call it before ctx is destroyed. Once it returns, no
+ * thread is inside lws_cancel_service(ctx). */
+void rt_inbox_close(void);
 /* rt_inbox_take returns every posted event in order (a list through next), or NULL. */
 struct rt_ev *rt_inbox_take(void);
 
@@ -238,6 +245,21 @@ int rt_authn_verify(const char *token, size_t len, struct sb_jwt_principal *p);
 int rt_authn_ready(void *arg, char *detail, size_t n);
 void rt_authn_stop(void);
 
+/* --- loop.c: the lws service thread's event loop (libev on epoll) ----------------------- */
+struct rt_loop;
+/* rt_loop_new creates the loop (epoll backend, or SB_EIO) with its stop watcher; the caller
+ * frees it with rt_loop_free. Returns 0, SB_ENOMEM or SB_EIO. */
+int rt_loop_new(struct rt_loop **out);
+/* rt_loop_foreign returns the loop to give lws in info.foreign_loops (lws does not own it). */
+void *rt_loop_foreign(struct rt_loop *l);
+/* rt_loop_start runs the loop in a new thread, which becomes the lws service thread. */
+int rt_loop_start(struct rt_loop *l);
+/* rt_loop_stop makes the loop return and joins its thread (any thread but the loop's; once
+ * more is a no-op). Every watcher stays registered: lws's context is destroyed afterwards. */
+void rt_loop_stop(struct rt_loop *l);
+/* rt_loop_free stops the loop if it runs and frees it; lws's context must be gone. NULL ok. */
+void rt_loop_free(struct rt_loop *l);
+
 /* --- edge.c, conn.c, fanout.c: the WebSocket server (lws thread) -------------------------- */
 struct rt_metrics {
 	struct sb_series *active, *total, *latency, *slow, *rec_ok, *rec_gap, *rec_fail, *refused;
@@ -248,8 +270,7 @@ struct rt {
 	struct sb_service *svc;
 	const struct realtime_cfg *cfg;
 	struct lws_context *lws;
-	pthread_t thread;
-	volatile int stopping;
+	struct rt_loop *loop; /* the epoll loop lws runs on, in the lws service thread */
 	struct rt_pubsub *ps;
 	struct rt_subs subs;
 	struct rt_map users; /* user id -> count of local connections */
@@ -280,6 +301,15 @@ enum rt_sub_state {
 	RT_SUB_LIVE,
 	RT_SUB_DEAD, /* unsubscribed or connection gone: in-flight RPCs drop their results */
 };
+/* Keepalive of one connection: a ping is queued (DUE), handed to the socket (FLUSHING while
+ * lws still holds part of it), then SENT: the pong timeout counts from there, never from the
+ * queueing, so a late loop does not fail a healthy peer. */
+enum rt_ping_state {
+	RT_PING_IDLE = 0, /* next ping at next_ping_ms */
+	RT_PING_DUE,      /* waiting for the socket to be writable */
+	RT_PING_FLUSHING, /* written, part of it still buffered by lws */
+	RT_PING_SENT,     /* on the wire since ping_sent_ms: pong due within the timeout */
+};
 struct rt_qent {
 	struct rt_qent *next;
 	struct rt_frame *f;
@@ -292,8 +322,12 @@ struct rt_conn {
 	char jti[RT_ID_MAX];
 	int64_t exp_ms;       /* token expiry (wall clock ms) */
 	int64_t connected_ms; /* when the connection was established (wall clock ms) */
-	int64_t auth_deadline_ms, next_ping_ms, ping_sent_ms;
-	bool ping_due, ping_wait, counted, resume;
+	int64_t auth_deadline_ms, next_ping_ms;
+	int64_t ping_queued_ms, ping_sent_ms; /* monotonic ms: DUE since, SENT since */
+	enum rt_ping_state ping;
+	int64_t timer_at; /* next deadline (monotonic ms) while timer_idx != 0 */
+	size_t timer_idx; /* 1 + slot in timer.c's heap, 0 when no timer is set */
+	bool counted, resume;
 	int close_code;
 	char close_reason[64];
 	struct rt_qent *qhead, *qtail;
@@ -331,6 +365,8 @@ void rt_conn_rx(struct rt_conn *c, const char *text, size_t len);
 int rt_conn_writable(struct rt_conn *c);
 /* rt_conn_timer checks deadlines and schedules the next timer. */
 void rt_conn_timer(struct rt_conn *c);
+/* rt_conn_pong runs when the peer answered a ping: the next one is due an interval later. */
+void rt_conn_pong(struct rt_conn *c);
 /* rt_conn_closed releases everything of conn but the struct (in-flight RPCs hold refs). */
 void rt_conn_closed(struct rt_conn *c);
 /* rt_conn_verify checks a token for conn; 0 or an sb_jwt_reason (logged, never the token). */
@@ -352,6 +388,19 @@ void rt_sub_resync(struct rt_conn *c);
 /* rt_sub_rpc calls method on messages for conn's principal; done runs on the lws thread. */
 int rt_sub_rpc(struct rt_conn *c, const char *method, const ProtobufCMessage *req,
                const ProtobufCMessageDescriptor *resp, void (*done)(struct rt_ev *ev), void *ctx);
+
+/* timer.c: connection deadlines (one heap, one lws timer) */
+/* rt_timer_set makes rt_conn_timer(c) run at at_ms (monotonic ms), replacing c's deadline. */
+void rt_timer_set(struct rt_conn *c, int64_t at_ms);
+/* rt_timer_cancel removes c's deadline; rt_conn_closed calls it before c can be freed. */
+void rt_timer_cancel(struct rt_conn *c);
+/* rt_timer_next returns the earliest deadline set, or -1 when none. */
+int64_t rt_timer_next(void);
+/* rt_timer_shutdown cancels the lws timer before lws's context is destroyed; the heap still
+ * accepts changes (connections closing) without scheduling anything. */
+void rt_timer_shutdown(void);
+/* rt_timer_free frees the heap once every connection is gone. */
+void rt_timer_free(void);
 
 /* delivered.c: notifier.Delivered batches */
 /* rt_delivered_add records that a message.created frame reached user's socket. */
