@@ -40,6 +40,7 @@
 #define AUTH_SCOPE_ISSUE       "tokens:issue" /* may mint tokens for its tenant's users */
 #define AUTH_SCOPE_ADMIN       "auth:admin"   /* may revoke any token of its tenant */
 #define AUTH_REFRESH_PREFIX    "sbr_"         /* opaque refresh tokens start with this */
+#define AUTH_CLI_CLIENT_ID     "sb-auth-cli"  /* client_id of tokens from `sb-auth token issue` */
 #define AUTH_ID_MAX            128
 #define AUTH_SCOPE_MAX         1024
 
@@ -187,6 +188,12 @@ int auth_keys_ensure(struct sb_pg *pg, const struct auth_cfg *cfg);
 /* auth_keys_rotate retires the active key and makes a new one active; writes its kid to kid
  * (AUTH_ID_MAX). Returns 0 or an error. */
 int auth_keys_rotate(struct sb_pg *pg, const struct auth_cfg *cfg, char *kid);
+/* auth_keys_load_active reads the active signing key from pg with its private key (unsealed
+ * with SB_AUTH_KEY_ENCRYPTION_KEY when sealed), for a process that signs without the reload
+ * thread (the CLI): one read, then sign with sb_jwt_sign(key, claims, "at+jwt", ...). On
+ * success *out is freed with sb_jwt_key_free. Returns 0, SB_ENOTFOUND (no active key),
+ * SB_EINVAL (sealed without the right encryption key) or a database error. */
+int auth_keys_load_active(struct sb_pg *pg, const struct auth_cfg *cfg, struct sb_jwt_key **out);
 /* auth_keys_start loads the keys and starts the thread that reloads them every
  * SB_AUTH_KEY_RELOAD_MS (so replicas pick up a rotation). On success *out is freed with
  * auth_keys_stop. */
@@ -203,6 +210,12 @@ int auth_keys_verify(struct auth_keys *k, const char *token, struct sb_jwt_princ
 char *auth_keys_jwks(struct auth_keys *k, struct sb_rpc_call *call);
 
 /* issue.c */
+/* auth_claims_new builds the claims of an access token for g valid ttl_s seconds from now (iss,
+ * aud, sub, tenant_id, scope, client_id, a fresh jti, iat, exp, and user_id when g has one):
+ * the one definition of an access token's claims, used by the token endpoint and the CLI.
+ * On success *out is the caller's (json_decref). Returns 0, SB_EIO (no entropy) or SB_ENOMEM. */
+int auth_claims_new(const struct auth_cfg *cfg, const struct auth_grant *g, long long ttl_s,
+                    json_t **out);
 /* auth_issue mints an access token for g (and, when want_refresh, a refresh token in family,
  * or in a new family when family is NULL), fills resp and counts the token in counter. Runs
  * inside the caller's transaction if any. Returns an RPC code (errors described on call). */

@@ -3,6 +3,7 @@
  * on a fresh database. Secrets are printed once, on stdout; logs go to stderr. */
 #include "auth.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -206,6 +207,207 @@ auth_cli_seed_dev(struct auth_cli *cli)
 	return 0;
 }
 
+/* auth_cli_slurp reads the file path ("-": stdin) whole into a NUL-terminated string the caller
+ * frees, or returns NULL with errno set. */
+static char *
+auth_cli_slurp(const char *path)
+{
+	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
+	size_t n = 0, cap = 0;
+	char *buf = NULL;
+	if (f == NULL)
+		return NULL;
+	for (;;) {
+		if (cap - n < 4096) {
+			char *nb = realloc(buf, cap * 2 + 8192);
+			if (nb == NULL)
+				break;
+			buf = nb;
+			cap = cap * 2 + 8192;
+		}
+		size_t r = fread(buf + n, 1, cap - n - 1, f);
+		n += r;
+		if (r == 0)
+			break;
+	}
+	bool failed = ferror(f) || buf == NULL || cap - n < 1;
+	if (f != stdin)
+		fclose(f);
+	if (failed) {
+		free(buf);
+		errno = EIO;
+		return NULL;
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
+/* auth_cli_user_list checks the --users text (one user name or id a line, Unix line ends, the
+ * last newline optional, no empty line) and drops its last newline. Returns the number of
+ * users, or 0 after saying what is wrong. */
+static size_t
+auth_cli_user_list(char *text, const char *path)
+{
+	size_t n = strlen(text), line = 1;
+	if (n > 0 && text[n - 1] == '\n')
+		text[--n] = '\0';
+	for (size_t i = 0; i <= n; i++) {
+		if (text[i] == '\r') {
+			fprintf(stderr, "sb-auth: --users %s: line %zu has a carriage return\n",
+			        path, line);
+			return 0;
+		}
+		if (text[i] != '\n' && text[i] != '\0')
+			continue;
+		if (i == 0 || text[i - 1] == '\n') {
+			fprintf(stderr, "sb-auth: --users %s: line %zu is empty\n", path, line);
+			return 0;
+		}
+		line += text[i] == '\n';
+	}
+	return line;
+}
+
+/* auth_cli_resolve finds the tenant named tenant and each user of list (newline-separated
+ * names or ids of that tenant), in order, in one query. Returns 0 with *out (columns: the
+ * line's value, user id or NULL, tenant id; one row a line), SB_ENOTFOUND (no such tenant)
+ * or a database error. */
+static int
+auth_cli_resolve(struct auth_cli *cli, const char *tenant, const char *list, PGresult **out)
+{
+	const char *p[] = { tenant, list };
+	int rv = sb_pg_exec_params(
+	    cli->pg,
+	    "SELECT l.v, coalesce(un.id, ui.id)::text, t.id::text FROM auth.tenants t "
+	    "CROSS JOIN unnest(string_to_array($2, E'\\n')) WITH ORDINALITY AS l(v, ord) "
+	    "LEFT JOIN auth.users un ON un.tenant_id = t.id AND un.name = l.v "
+	    "LEFT JOIN auth.users ui ON ui.tenant_id = t.id AND ui.id = CASE WHEN l.v ~* "
+	    "'^[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}$' THEN l.v::uuid END "
+	    "WHERE t.name = $1 ORDER BY l.ord",
+	    2, p, out);
+	if (rv == 0 && PQntuples(*out) == 0) {
+		PQclear(*out);
+		*out = NULL;
+		rv = SB_ENOTFOUND;
+	}
+	return rv;
+}
+
+/* token issue: access tokens for users of a tenant, signed with the active key and carrying
+ * the claims of the token endpoint's (auth_claims_new), client_id AUTH_CLI_CLIENT_ID. For
+ * operators and load tests: one key read, then one signature per user, one token per line. */
+static int
+auth_cli_token_issue(struct auth_cli *cli)
+{
+	const char *tenant = auth_cli_opt(cli, "tenant"), *scopes = auth_cli_opt(cli, "scopes");
+	const char *ttl_arg = auth_cli_opt(cli, "ttl"), *user = auth_cli_opt(cli, "user");
+	const char *users = auth_cli_opt(cli, "users");
+	struct auth_grant g = { 0 };
+	struct sb_jwt_key *key = NULL;
+	PGresult *r = NULL;
+	char *list = NULL, *end = NULL, count[24], ttl_txt[24];
+	size_t n = 1;
+	int rv, status = 2;
+
+	if (tenant == NULL || scopes == NULL || ttl_arg == NULL ||
+	    (user == NULL) == (users == NULL))
+		return auth_cli_usage_error("token issue needs --tenant, --scopes, --ttl and one "
+		                            "of --user or --users");
+	errno = 0;
+	long long ttl = strtoll(ttl_arg, &end, 10);
+	if (errno != 0 || end == ttl_arg || *end != '\0' || ttl < 1 ||
+	    ttl > cli->cfg.access_ttl_s) {
+		fprintf(stderr,
+		        "sb-auth: --ttl: seconds from 1 to SB_AUTH_ACCESS_TTL_S (%lld): a longer "
+		        "token could outlive its signing key's stay in the JWKS after a rotation\n",
+		        cli->cfg.access_ttl_s);
+		return 2;
+	}
+	if (auth_scope_grant(scopes, NULL, NULL, g.scope, sizeof(g.scope)) != 0)
+		return auth_cli_usage_error("--scopes: scopes are printable ASCII without quotes, "
+		                            "separated by spaces");
+	if (auth_scope_has(g.scope, AUTH_SCOPE_ISSUE) || auth_scope_has(g.scope, AUTH_SCOPE_ADMIN))
+		return auth_cli_usage_error("--scopes: " AUTH_SCOPE_ISSUE " and " AUTH_SCOPE_ADMIN
+		                            " are never given to user tokens");
+	if (user != NULL) {
+		if (user[0] == '\0' || strchr(user, '\n') != NULL)
+			return auth_cli_usage_error("--user: a user name or id");
+		list = strdup(user);
+	} else if ((list = auth_cli_slurp(users)) == NULL) {
+		fprintf(stderr, "sb-auth: --users %s: %s\n", users, strerror(errno));
+		return 2;
+	} else if ((n = auth_cli_user_list(list, users)) == 0) {
+		goto done;
+	}
+	status = 1;
+	if (list == NULL) {
+		auth_cli_fail(cli, "token issue", SB_ENOMEM);
+		goto done;
+	}
+	if ((rv = auth_cli_resolve(cli, tenant, list, &r)) != 0) {
+		if (rv == SB_ENOTFOUND)
+			fprintf(stderr, "sb-auth: --tenant: no tenant named %s\n", tenant);
+		else
+			auth_cli_fail(cli, "token issue", rv);
+		goto done;
+	}
+	if ((size_t)PQntuples(r) != n) {
+		fprintf(stderr, "sb-auth: token issue: %zu users asked, %d found\n", n,
+		        PQntuples(r));
+		goto done;
+	}
+	size_t missing = 0;
+	for (int i = 0; i < PQntuples(r); i++)
+		if (PQgetisnull(r, i, 1) && missing++ < 5)
+			fprintf(stderr, "sb-auth: %s%.0d: no user %s in tenant %s\n",
+			        users ? "--users line " : "--user", users ? i + 1 : 0,
+			        PQgetvalue(r, i, 0), tenant);
+	if (missing > 0) {
+		fprintf(stderr, "sb-auth: token issue: %zu unknown users; nothing issued\n",
+		        missing);
+		goto done;
+	}
+	if ((rv = auth_keys_ensure(cli->pg, &cli->cfg)) != 0 ||
+	    (rv = auth_keys_load_active(cli->pg, &cli->cfg, &key)) != 0) {
+		auth_cli_fail(cli, "signing key", rv);
+		goto done;
+	}
+	snprintf(g.tenant_id, sizeof(g.tenant_id), "%s", PQgetvalue(r, 0, 2));
+	snprintf(g.client_id, sizeof(g.client_id), "%s", AUTH_CLI_CLIENT_ID);
+	for (int i = 0; i < PQntuples(r); i++) {
+		json_t *claims = NULL;
+		char *tok = NULL;
+		snprintf(g.user_id, sizeof(g.user_id), "%s", PQgetvalue(r, i, 1));
+		memcpy(g.sub, g.user_id, sizeof(g.sub));
+		if ((rv = auth_claims_new(&cli->cfg, &g, ttl, &claims)) == 0)
+			rv = sb_jwt_sign(key, claims, "at+jwt", &tok);
+		json_decref(claims);
+		if (rv != 0) {
+			auth_cli_fail(cli, "sign", rv);
+			goto done;
+		}
+		fputs(tok, stdout);
+		fputc('\n', stdout);
+		explicit_bzero(tok, strlen(tok));
+		free(tok);
+	}
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		fprintf(stderr, "sb-auth: token issue: cannot write the tokens: %s\n",
+		        strerror(errno));
+		goto done;
+	}
+	snprintf(count, sizeof(count), "%d", PQntuples(r));
+	snprintf(ttl_txt, sizeof(ttl_txt), "%lld", ttl);
+	auth_audit(cli->pg, "tokens_issued_cli", "tenant_id", g.tenant_id, "count", count, "ttl_s",
+	           ttl_txt, "scope", g.scope, NULL);
+	status = 0;
+done:
+	sb_jwt_key_free(key);
+	PQclear(r);
+	free(list);
+	return status;
+}
+
 static const struct {
 	const char *word1, *word2; /* word2 NULL: a one-word command */
 	auth_cli_fn fn;
@@ -218,6 +420,8 @@ static const struct {
 	{ "client", "rotate-secret", auth_cli_client_rotate, "client rotate-secret CLIENT_ID" },
 	{ "user", "create", auth_cli_user_create, "user create --tenant T --name N" },
 	{ "keys", "rotate", auth_cli_keys_rotate, "keys rotate" },
+	{ "token", "issue", auth_cli_token_issue,
+	  "token issue --tenant T --scopes \"a b\" --ttl SECONDS (--user U | --users FILE)" },
 	{ "seed-dev", NULL, auth_cli_seed_dev, "seed-dev --out FILE" },
 	{ NULL, NULL, NULL, NULL },
 };

@@ -63,29 +63,44 @@ auth_issue_json(struct sb_rpc_call *call, const Sb__Auth__TokenResponse *rs)
 }
 
 int
+auth_claims_new(const struct auth_cfg *cfg, const struct auth_grant *g, long long ttl_s,
+                json_t **out)
+{
+	char jti[SB_UUID_STR_LEN + 1];
+	struct sb_uuid u;
+	if (sb_uuid_v4(&u) != 0)
+		return SB_EIO;
+	sb_uuid_format(&u, jti);
+	json_int_t now = sb_time_now_ms() / 1000;
+	json_t *claims = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I}", "iss",
+	                           cfg->issuer, "aud", cfg->audience, "sub", g->sub, "tenant_id",
+	                           g->tenant_id, "scope", g->scope, "client_id", g->client_id,
+	                           "jti", jti, "iat", now, "exp", now + (json_int_t)ttl_s);
+	if (claims == NULL)
+		return SB_ENOMEM;
+	if (g->user_id[0] != '\0' &&
+	    json_object_set_new(claims, "user_id", json_string(g->user_id)) != 0) {
+		json_decref(claims);
+		return SB_ENOMEM;
+	}
+	*out = claims;
+	return 0;
+}
+
+int
 auth_issue(struct sb_rpc_call *call, struct auth_worker *w, const struct auth_grant *g,
            bool want_refresh, const char *family, struct sb_series *counter,
            Sb__Auth__TokenResponse *rs)
 {
 	const struct auth_cfg *cfg = w->auth->cfg;
-	char jti[SB_UUID_STR_LEN + 1], refresh[128] = "";
-	struct sb_uuid u;
+	char refresh[128] = "";
+	json_t *claims = NULL;
 	char *at = NULL;
 	int rv;
 
-	if (sb_uuid_v4(&u) != 0)
-		return sb_rpc_call_error(call, SB__RPC__CODE__INTERNAL, "server_error: no entropy");
-	sb_uuid_format(&u, jti);
-	json_int_t now = sb_time_now_ms() / 1000;
-	json_t *claims = json_pack(
-	    "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I}", "iss", cfg->issuer, "aud",
-	    cfg->audience, "sub", g->sub, "tenant_id", g->tenant_id, "scope", g->scope, "client_id",
-	    g->client_id, "jti", jti, "iat", now, "exp", now + (json_int_t)cfg->access_ttl_s);
-	if (claims == NULL)
-		return sb_rpc_call_error(call, SB__RPC__CODE__INTERNAL,
-		                         "server_error: out of memory");
-	if (g->user_id[0] != '\0')
-		json_object_set_new(claims, "user_id", json_string(g->user_id));
+	if ((rv = auth_claims_new(cfg, g, cfg->access_ttl_s, &claims)) != 0)
+		return sb_rpc_call_error(call, SB__RPC__CODE__INTERNAL, "server_error: %s",
+		                         rv == SB_EIO ? "no entropy" : "out of memory");
 	rv = auth_keys_sign(w->auth->keys, claims, &at);
 	json_decref(claims);
 	if (rv != 0) {

@@ -136,24 +136,44 @@ auth_keys_rotate(struct sb_pg *pg, const struct auth_cfg *cfg, char *kid)
 
 /* auth_keys_private reads a stored private key ("pem:" or sealed) of kid. */
 static int
-auth_keys_private(struct auth_keys *k, const char *kid, const char *stored, struct sb_jwt_key **out)
+auth_keys_private(const unsigned char *kek, int has_kek, const char *kid, const char *stored,
+                  struct sb_jwt_key **out)
 {
 	char *pem = NULL;
 	int rv;
 	if (strncmp(stored, "pem:", 4) == 0) {
 		rv = sb_jwt_key_from_pem(stored + 4, strlen(stored + 4), out);
-	} else if (!k->has_kek) {
+	} else if (!has_kek) {
 		sb_log_kv(SB_LOG_ERROR,
 		          "signing key is sealed but SB_AUTH_KEY_ENCRYPTION_KEY is unset", "kid",
 		          kid, NULL);
 		return SB_EINVAL;
-	} else if ((rv = auth_open(k->kek, kid, stored, &pem)) == 0) {
+	} else if ((rv = auth_open(kek, kid, stored, &pem)) == 0) {
 		rv = sb_jwt_key_from_pem(pem, strlen(pem), out);
 		sb_jwt_secret_free(pem);
 	} else {
 		sb_log_kv(SB_LOG_ERROR, "cannot unseal signing key (wrong encryption key?)", "kid",
 		          kid, NULL);
 	}
+	return rv;
+}
+
+int
+auth_keys_load_active(struct sb_pg *pg, const struct auth_cfg *cfg, struct sb_jwt_key **out)
+{
+	unsigned char kek[32];
+	PGresult *r = NULL;
+	int rv, has_kek = auth_config_kek(cfg, kek);
+	if (has_kek < 0)
+		return has_kek;
+	rv = sb_pg_exec(
+	    pg, "SELECT kid, private_key FROM auth.signing_keys WHERE retired_at IS NULL", &r);
+	if (rv == 0 && PQntuples(r) != 1)
+		rv = SB_ENOTFOUND;
+	if (rv == 0)
+		rv = auth_keys_private(kek, has_kek, PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1), out);
+	explicit_bzero(kek, sizeof(kek));
+	PQclear(r);
 	return rv;
 }
 
@@ -187,8 +207,8 @@ auth_keys_load(struct auth_keys *k)
 			pthread_rwlock_rdlock(&k->mu);
 			same = k->active != NULL && strcmp(sb_jwt_key_kid(k->active), kid) == 0;
 			pthread_rwlock_unlock(&k->mu);
-			if (!same &&
-			    (rv = auth_keys_private(k, kid, PQgetvalue(r, i, 2), &active)) != 0)
+			if (!same && (rv = auth_keys_private(k->kek, k->has_kek, kid,
+			                                     PQgetvalue(r, i, 2), &active)) != 0)
 				goto done;
 		}
 	}
