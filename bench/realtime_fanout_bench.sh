@@ -90,6 +90,7 @@ ticks() { # pid...: summed utime+stime clock ticks of those alive
 	done
 	echo $t
 }
+sys_ticks() { awk '{print $15}' "/proc/$1/stat" 2>/dev/null || echo 0; } # pid: stime only
 echo "# $(date -u +%FT%TZ) $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "scenario: $conns connections, $nconv conversations of $members members, $procs load" \
 	"generator processes (bench/wsload), steps: seed ${seed_rate}/s for ${seed_s} s, then" \
@@ -212,11 +213,11 @@ results=$tmp/results
 # run_step STACK MODE RATE SECONDS SERVER_PID LABEL: one load step; appends a row to $results.
 # Sets step_ok=1 when the step passed (p99 < 100 ms, <= 1% missing, publisher on rate).
 run_step() {
-	local stack=$1 mode=$2 rate=$3 secs=$4 spid=$5 label=$6 pub_out s0 r0 s1 r1
+	local stack=$1 mode=$2 rate=$3 secs=$4 spid=$5 label=$6 pub_out s0 r0 s1 r1 k0 k1
 	report_all "$mode" || return 1
 	local g0
 	g0=$(merged "$mode" | awk '{print $4}')
-	s0=$(ticks "$spid") r0=$(ticks "$redis_pid")
+	s0=$(ticks "$spid") r0=$(ticks "$redis_pid") k0=$(sys_ticks "$spid")
 	if [ "$stack" = switchboard ]; then
 		pub_out=$("$SB_BUILD_ROOT/bench/fanout_pub" -h 127.0.0.1 -p "$redis_port" -f "$tmp/convs" \
 			-r "$rate" -d "$secs" -b "$seq_base" 2>&1 | tail -1)
@@ -225,7 +226,7 @@ run_step() {
 		pub_out=$(REDIS_URL=$SB_TEST_REDIS_URL node "$sio/pub.mjs" "$tmp/convs" "$rate" "$secs" 2>&1 | tail -1)
 	fi
 	sleep "$drain_s"
-	s1=$(ticks "$spid") r1=$(ticks "$redis_pid")
+	s1=$(ticks "$spid") r1=$(ticks "$redis_pid") k1=$(sys_ticks "$spid")
 	report_all "$mode" || return 1
 	read -r count hist maxms g1 closed other <<<"$(merged "$mode")"
 	local sent achieved pcpu lag
@@ -238,13 +239,14 @@ run_step() {
 	awk -v st="$stack" -v lb="$label" -v r="$rate" -v sent="$sent" -v ach="$achieved" -v expd="$expected" \
 		-v got="$count" -v p50="$p50" -v p99="$p99" -v mx="$maxms" -v s0="$s0" -v s1="$s1" -v r0="$r0" \
 		-v r1="$r1" -v hz="$hz" -v g0="$g0" -v g1="$g1" -v pc="$pcpu" -v secs="$secs" -v dr="$drain_s" \
-		-v closed="$closed" -v lag="$lag" 'BEGIN {
+		-v closed="$closed" -v lag="$lag" -v k0="$k0" -v k1="$k1" 'BEGIN {
 		win = secs + dr; scpu = (s1 - s0) / hz; rcpu = (r1 - r0) / hz
 		n = split(g0, a, "/"); split(g1, b, "/"); gc = ""
 		for (i = 1; i <= n; i++) gc = gc (i > 1 ? "/" : "") sprintf("%.1f", b[i] - a[i])
 		miss = expd > 0 ? (expd - got) / expd * 100 : 0
-		printf "%-11s %-5s %6d %8.0f %9d %9d %6.2f%% %7s %7s %8.1f %7.2f %7.2f %9s %6.2f %12.0f %s\n",
-			st, lb, r, ach, expd, got, miss, p50, p99, mx, scpu, rcpu, gc, pc, (scpu > 0 ? got / scpu : 0),
+		kcpu = (k1 - k0) / hz
+		printf "%-11s %-5s %6d %8.0f %9d %9d %6.2f%% %7s %7s %8.1f %7.2f %7.0f%% %7.2f %9s %6.2f %12.0f %s\n",
+			st, lb, r, ach, expd, got, miss, p50, p99, mx, scpu, (scpu > 0 ? kcpu / scpu * 100 : 0), rcpu, gc, pc, (scpu > 0 ? got / scpu : 0),
 			(closed > 0 ? "closed:" closed : "") (lag > 1000 ? " publisher-lag:" lag "ms" : "")
 	}' | tee -a "$results"
 	step_ok=$(awk -v p99="$p99" -v expd="$expected" -v got="$count" -v ach="$achieved" -v r="$rate" -v m="$p99_max" \
@@ -261,8 +263,8 @@ run_step() {
 }
 
 header() {
-	printf '%-11s %-5s %6s %8s %9s %9s %7s %7s %7s %8s %7s %7s %9s %6s %12s\n' stack step "msgs/s" achieved \
-		expected received missing p50_ms p99_ms max_ms srv_cpu rds_cpu gen_cpu pub_cpu "deliv/srvCPUs"
+	printf '%-11s %-5s %6s %8s %9s %9s %7s %7s %7s %8s %7s %8s %7s %9s %6s %12s\n' stack step "msgs/s" achieved \
+		expected received missing p50_ms p99_ms max_ms srv_cpu srv_sys rds_cpu gen_cpu pub_cpu "deliv/srvCPUs"
 }
 
 seq_base=0
@@ -307,7 +309,7 @@ done
 echo
 echo "--- summary (load average now $(cut -d' ' -f1-3 /proc/loadavg))"
 echo "columns: CPU in seconds over each step and its ${drain_s}-s drain; gen_cpu per load generator;"
-echo "deliv/srvCPUs = deliveries received per CPU-second of the server process"
+echo "deliv/srvCPUs = deliveries received per CPU-second of the server process; srv_sys = share of that CPU spent in the kernel"
 for stack in $stacks; do
 	p=${seed_p99[$stack]:-}
 	if [ -n "$p" ]; then
