@@ -16,9 +16,10 @@ const struct sb_cfg_key messages_config[] = {
 	SB_CFG_POSTGRES(struct messages_cfg, common),
 	MSG_CFG_INT("SB_MESSAGES_BATCH_MAX", batch_max, "256", 1, 4096,
 	            "Most sends committed together in one group-commit transaction."),
-	MSG_CFG_INT("SB_MESSAGES_COMMITTERS", committers, "4", 1, 64,
+	MSG_CFG_INT("SB_MESSAGES_COMMITTERS", committers, "1", 1, 64,
 	            "Group-commit lanes: committer threads, each with its own database connection; "
-	            "a conversation always uses the same one."),
+	            "a conversation always uses the same one. More than 1 only pays where a commit "
+	            "waits long on the disk (see docs/benchmarks.md)."),
 	MSG_CFG_INT("SB_MESSAGES_PG_TIMEOUT_MS", pg_timeout_ms, "5000", 100, 600000,
 	            "statement_timeout of the service's database sessions, in milliseconds."),
 	{ NULL },
