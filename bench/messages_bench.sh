@@ -24,7 +24,7 @@ fi
 . "$root/tests/lib/services.sh"
 step_secs=${SB_BENCH_STEP_SECONDS:-10}
 steps=${SB_BENCH_STEPS:-"1000 2000 3000 4000 5000 6000 8000 10000"}
-conns=${SB_BENCH_CONNS:-256}
+conns=${SB_BENCH_CONNS:-512}
 convs=${SB_BENCH_CONVERSATIONS:-50}
 p99_max=200
 t_start=$(date +%s)
@@ -58,13 +58,13 @@ gcc -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -o "$SB_TEST_TMP/msgload" "
 sb_svc_ports gateway auth messages outbox
 sb_svc_start auth SB_LOG_LEVEL=warn
 sb_svc_start messages SB_LOG_LEVEL=warn SB_MESSAGES_BATCH_MAX=${SB_BENCH_BATCH_MAX:-256} \
-	SB_RPC_WORKERS=${SB_BENCH_MSG_WORKERS:-128} SB_MESSAGES_COMMITTERS=${SB_BENCH_COMMITTERS:-1}
+	SB_RPC_WORKERS=${SB_BENCH_MSG_WORKERS:-256} SB_MESSAGES_COMMITTERS=${SB_BENCH_COMMITTERS:-1}
 sb_svc_start gateway SB_LOG_LEVEL=warn SB_RATE_LIMIT_PER_MIN=100000000 \
 	SB_EDGE_WORKERS=${SB_BENCH_EDGE_WORKERS:-4} SB_RPC_TIMEOUT_MS=10000
 sb_svc_wait_ready auth messages gateway || exit 1
 sb_svc_start outbox SB_LOG_LEVEL=warn
 sb_svc_wait_ready outbox || exit 1
-echo "services: messages SB_MESSAGES_BATCH_MAX=${SB_BENCH_BATCH_MAX:-256} SB_RPC_WORKERS=${SB_BENCH_MSG_WORKERS:-128} SB_MESSAGES_COMMITTERS=${SB_BENCH_COMMITTERS:-1};" \
+echo "services: messages SB_MESSAGES_BATCH_MAX=${SB_BENCH_BATCH_MAX:-256} SB_RPC_WORKERS=${SB_BENCH_MSG_WORKERS:-256} SB_MESSAGES_COMMITTERS=${SB_BENCH_COMMITTERS:-1};" \
 	"gateway SB_EDGE_WORKERS=${SB_BENCH_EDGE_WORKERS:-4} SB_RATE_LIMIT_PER_MIN=100000000; outbox relay to devbus"
 
 # 4. Credentials, tokens and conversations.

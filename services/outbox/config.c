@@ -9,6 +9,10 @@ const struct sb_cfg_key outbox_config[] = {
 	SB_CFG_KAFKA(struct outbox_cfg, common),
 	{ "SB_OUTBOX_BATCH_SIZE", SB_CFG_INT, offsetof(struct outbox_cfg, batch_size), "500", 1,
 	  10000, 0, NULL, "Rows produced per batch before waiting for their delivery reports." },
+	{ "SB_OUTBOX_LINGER_MS", SB_CFG_INT, offsetof(struct outbox_cfg, linger_ms), "10", 0, 1000,
+	  0, NULL,
+	  "After a select that found less than a full batch, the next one waits this long, so that "
+	  "a steady stream of commits is relayed in fewer, larger batches (0: at once)." },
 	{ "SB_OUTBOX_POLL_MS", SB_CFG_INT, offsetof(struct outbox_cfg, poll_ms), "500", 10, 60000,
 	  0, NULL, "Polling interval when no NOTIFY sb_outbox arrives." },
 	{ "SB_OUTBOX_MAX_ATTEMPTS", SB_CFG_INT, offsetof(struct outbox_cfg, max_attempts), "5", 1,

@@ -39,6 +39,7 @@ struct outbox_cfg {
 	long long delivery_timeout_ms;
 	long long lease_interval_ms;
 	long long pipeline;
+	long long linger_ms;
 };
 
 /* One outbox row being relayed. Strings point into the PGresult of its batch. */

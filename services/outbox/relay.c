@@ -332,7 +332,7 @@ outbox_relay_run(void *arg)
 {
 	struct outbox *o = arg;
 	struct sb_backoff db_bo, kafka_bo;
-	int64_t next_maint = 0, next_gc = 0;
+	int64_t next_maint = 0, next_gc = 0, next_select = 0;
 	int head = 0, ret;
 	bool trouble = false;
 
@@ -387,6 +387,22 @@ outbox_relay_run(void *arg)
 			outbox_relay_wait(o, until_maint);
 			continue;
 		}
+		/* After a short batch, let rows accumulate for linger_ms: finish batches in flight
+		 * meanwhile, or wait (a NOTIFY ends the wait early, the loop comes back here). */
+		int64_t until_select = next_select - sb_time_mono_ms();
+		if (until_select > 0) {
+			if (o->nbatches > 0) {
+				bool t = false;
+				if ((ret = outbox_relay_finish(o, &head, &t)) != 0) {
+					outbox_relay_db_error(o, ret, "mark", &db_bo);
+					t = true;
+				}
+				trouble = t;
+			} else {
+				outbox_relay_wait(o, until_select);
+			}
+			continue;
+		}
 		/* The next batch comes from held shards no batch in flight has rows of. */
 		bool free_shards[OUTBOX_SHARDS];
 		for (int s = 0; s < OUTBOX_SHARDS; s++) {
@@ -408,6 +424,8 @@ outbox_relay_run(void *arg)
 			continue;
 		}
 		sb_backoff_reset(&db_bo);
+		if (b->n < (size_t)o->cfg->batch_size)
+			next_select = sb_time_mono_ms() + o->cfg->linger_ms;
 		if (sb_pg_reconnects(o->pg) != o->pg_reconnects_seen) {
 			/* The select ran on a new session, which holds none of our leases. */
 			outbox_store_batch_free(b);
