@@ -564,12 +564,15 @@ main(int argc, char **argv)
 		if (r->done == r->total || now >= deadline)
 			break;
 		double due = r->next < r->total ? r->t0 + (double)r->next / r->o.rate : deadline;
-		int wait_ms = due > now ? (int)((due - now) * 1000) : 0;
-		if (r->n_idle == 0)
-			wait_ms = 100; /* nothing can go out before a connection frees up */
-		if (wait_ms > 100)
-			wait_ms = 100;
-		int n = epoll_wait(r->ep, evs, 256, wait_ms);
+		double wait_s = due > now ? due - now : 0;
+		if (r->n_idle == 0 || wait_s > 0.1)
+			wait_s = 0.1; /* nothing can go out before a connection frees up */
+		/* Nanosecond timeout: a millisecond one rounds the sub-millisecond gaps between
+		 * requests at high rates to 0, and the generator then spins on a core that the
+		 * services under test need. */
+		struct timespec ts = { (time_t)wait_s,
+			               (long)((wait_s - (double)(time_t)wait_s) * 1e9) };
+		int n = epoll_pwait2(r->ep, evs, 256, &ts, NULL);
 		now = ml_now();
 		for (int k = 0; k < n; k++)
 			ml_event(r, &evs[k], now);
