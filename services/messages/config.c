@@ -20,6 +20,9 @@ const struct sb_cfg_key messages_config[] = {
 	            "Group-commit lanes: committer threads, each with its own database connection; "
 	            "a conversation always uses the same one. More than 1 only pays where a commit "
 	            "waits long on the disk (see docs/benchmarks.md)."),
+	MSG_CFG_INT("SB_MESSAGES_COMMIT_DELAY_US", commit_delay_us, "2000", 0, 100000,
+	            "When the previous group commit had several sends, wait this many microseconds "
+	            "before the next, so that more sends join it (0: never wait)."),
 	MSG_CFG_INT("SB_MESSAGES_PG_TIMEOUT_MS", pg_timeout_ms, "5000", 100, 600000,
 	            "statement_timeout of the service's database sessions, in milliseconds."),
 	{ NULL },

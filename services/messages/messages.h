@@ -44,9 +44,10 @@
 
 struct messages_cfg {
 	struct sb_common_cfg common;
-	long long batch_max;     /* sends per group-commit transaction */
-	long long committers;    /* group-commit lanes, each with its own connection */
-	long long pg_timeout_ms; /* statement_timeout of every connection */
+	long long batch_max;       /* sends per group-commit transaction */
+	long long committers;      /* group-commit lanes, each with its own connection */
+	long long commit_delay_us; /* wait before a batch when the last one had several sends */
+	long long pg_timeout_ms;   /* statement_timeout of every connection */
 };
 
 struct msg_batcher;
@@ -183,7 +184,8 @@ int msg_rpc_list_memberships(struct sb_rpc_call *call, const void *req, void *re
 /* send.c */
 /* msg_batcher_start starts n committer lanes; lane i owns pgs[i] from then on, whatever the
  * outcome (closed by msg_batcher_stop, or here on failure). Returns 0 and *out, or an sb_err. */
-int msg_batcher_start(struct sb_pg **pgs, size_t n, int batch_max, struct msg_batcher **out);
+int msg_batcher_start(struct sb_pg **pgs, size_t n, int batch_max, int64_t delay_us,
+                      struct msg_batcher **out);
 /* msg_lane_of is the lane (0..n-1) of a conversation: a hash of tenant and conversation id. */
 size_t msg_lane_of(const char *tenant, const char *conv, size_t n);
 /* msg_batcher_stop answers every queued send UNAVAILABLE, stops the threads, frees b. */

@@ -61,7 +61,8 @@ msg_service_start(struct sb_service *svc)
 			break;
 	if (rv != 0)
 		goto fail;
-	rv = msg_batcher_start(pgs, n, (int)st->cfg->batch_max, &st->batcher);
+	rv = msg_batcher_start(pgs, n, (int)st->cfg->batch_max, st->cfg->commit_delay_us,
+	                       &st->batcher);
 	n = 0; /* the lanes own the connections now */
 	if (rv != 0)
 		goto fail;
