@@ -342,5 +342,21 @@ else
 	[ "$a" != 0 ] && [ "$b" != 0 ] && awk -v r="$seed_rate" -v a="$a" -v b="$b" 'BEGIN {
 		printf "at the seed load (%d msgs/s), passed or not: switchboard %d, socket.io %d deliveries per server CPU-second (ratio %.2f)\n", r, a, b, a / b }'
 fi
+# The kernel's floor per delivery on this machine, measured now (bench/send_floor_bench.c):
+# what 5x socket.io would leave per delivery, against a bare send() and against the readiness
+# model (wait for writable, then send) that libwebsockets and Node both use.
+floor_bin=$SB_BUILD_ROOT/bench/send_floor_bench
+if [ -x "$floor_bin" ] && [ -n "$common" ]; then
+	floor=$("$floor_bin" 2>/dev/null | grep '^RESULT ')
+	fs=$(sed -n 's/.* send_us=\([^ ]*\).*/\1/p' <<<"$floor")
+	fr=$(sed -n 's/.* readiness_us=\([^ ]*\).*/\1/p' <<<"$floor")
+	if [ -n "$fs" ] && [ -n "$fr" ]; then
+		awk -v a="${dps_at[switchboard:$common]}" -v b="${dps_at[socketio:$common]}" -v fs="$fs" -v fr="$fr" 'BEGIN {
+			printf "send floor (bench/send_floor_bench, now): bare send() %.2f us, readiness model %.2f us per frame\n", fs, fr
+			printf "  5x socket.io = %.0f deliveries per CPU-second = %.2f us per delivery for everything;\n", 5 * b, 1e6 / (5 * b)
+			printf "  ceilings with zero user-space work: bare send %.1fx socket.io, readiness model %.1fx; switchboard now %.2f us per delivery\n",
+				1e6 / fs / b, 1e6 / fr / b, 1e6 / a }'
+	fi
+fi
 [ $measured = 1 ] || { echo "bench: nothing could be measured"; exit 1; }
 exit 0
