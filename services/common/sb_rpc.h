@@ -31,6 +31,8 @@
 #define SB_RPC_DEFAULT_TIMEOUT_MS 10000      /* sb_rpc_meta.timeout_ms <= 0 */
 #define SB_RPC_DRAIN_RETRY_MS     1000       /* retry_after_ms sent while draining */
 #define SB_RPC_N_CODES            17         /* OK .. UNAUTHENTICATED */
+/* Returned by the handler of an inline method that answers later with sb_rpc_call_finish. */
+#define SB_RPC_DEFER 1000
 
 struct sb_rpc_call;   /* one request being served */
 struct sb_rpc_server; /* REP socket and its workers */
@@ -117,6 +119,15 @@ void *sb_rpc_call_server_ctx(const struct sb_rpc_call *call);
 void *sb_rpc_call_alloc(struct sb_rpc_call *call, size_t n);
 /* sb_rpc_call_strdup copies s into the call's arena (NULL s gives ""); NULL on ENOMEM. */
 char *sb_rpc_call_strdup(struct sb_rpc_call *call, const char *s);
+/* sb_rpc_call_finish answers a call whose handler returned SB_RPC_DEFER, from any thread,
+ * exactly once: code and resp as a handler would return and fill them (resp is the response
+ * message the handler was given; errors are described with sb_rpc_call_error etc. before).
+ * Only handlers of inline methods may defer: the call, its arena, the request and the response
+ * stay valid until this returns, and the request's context receives nothing meanwhile (a
+ * drain waits for it). A handler that defers must not touch the call after returning unless
+ * it owns the answer. */
+void sb_rpc_call_finish(struct sb_rpc_call *call, int code);
+
 /* sb_rpc_call_error sets the reply's message (printf format) and returns code, so that a
  * handler can `return sb_rpc_call_error(call, SB__RPC__CODE__NOT_FOUND, "no %s", id);`. */
 int sb_rpc_call_error(struct sb_rpc_call *call, int code, const char *fmt, ...)
@@ -199,6 +210,10 @@ struct sb_rpc_call {
 	size_t n_violations, cap_violations;
 	int64_t retry_after_ms;
 	int http_status;
+	/* A deferred call (SB_RPC_DEFER): what sb_rpc_call_finish needs. */
+	void *d_slot;
+	ProtobufCMessage *d_req;
+	void *d_resp;
 };
 
 struct sb_metric;

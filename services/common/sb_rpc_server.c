@@ -29,6 +29,7 @@
 #include <time.h>
 
 #define SB_RPC_ENVELOPE_SLACK 65536 /* bytes of envelope allowed beyond max_msg */
+#define SB_RPC_DEFER_WAIT_S   30    /* how long free waits for deferred calls */
 
 enum sb_rpc_sstate { SB_RPC_S_RECV, SB_RPC_S_WORK, SB_RPC_S_SEND };
 
@@ -109,8 +110,33 @@ sb_rpc_server_find(struct sb_rpc_server *srv, const char *name, struct sb_rpc_ms
 	return NULL;
 }
 
+/* sb_rpc_server_pack checks a handler's code and, when OK, packs resp into *out (call arena).
+ * Returns the code to answer. */
+static int
+sb_rpc_server_pack(struct sb_rpc_call *call, const struct sb_rpc_method *m, int code,
+                   const void *resp, ProtobufCBinaryData *out)
+{
+	if (code < 0) {
+		SB_ERROR("rpc %s: handler failed: %s", m->name, sb_strerror(code));
+		code = sb_rpc_call_error(call, SB__RPC__CODE__INTERNAL, "internal error");
+	} else if (code >= SB_RPC_N_CODES) {
+		SB_ERROR("rpc %s: handler returned invalid code %d", m->name, code);
+		code = sb_rpc_call_error(call, SB__RPC__CODE__UNKNOWN, "invalid status code");
+	}
+	if (code == SB__RPC__CODE__OK) {
+		size_t n = protobuf_c_message_get_packed_size(resp);
+		if ((out->data = sb_rpc_call_alloc(call, n)) == NULL)
+			code = sb_rpc_call_error(call, SB__RPC__CODE__RESOURCE_EXHAUSTED,
+			                         "out of memory");
+		else
+			out->len = protobuf_c_message_pack(resp, out->data);
+	}
+	return code;
+}
+
 /* sb_rpc_server_invoke runs the handler of m on the call's payload and packs its response into
- * *out (call arena). Returns the code. */
+ * *out (call arena). Returns the code, or SB_RPC_DEFER when an inline handler deferred its
+ * answer (the request and response then live on in the call). */
 static int
 sb_rpc_server_invoke(struct sb_rpc_server *srv, struct sb_rpc_call *call,
                      const struct sb_rpc_method *m, ProtobufCBinaryData *out)
@@ -121,7 +147,6 @@ sb_rpc_server_invoke(struct sb_rpc_server *srv, struct sb_rpc_call *call,
 	struct sb_trace_ctx tc;
 	char trace[SB_TRACE_ID_HEX + 1] = "";
 	int code;
-	size_t n;
 
 	if (env->payload.len > srv->o.max_msg)
 		return sb_rpc_call_error(call, SB__RPC__CODE__INVALID_ARGUMENT,
@@ -140,25 +165,26 @@ sb_rpc_server_invoke(struct sb_rpc_server *srv, struct sb_rpc_call *call,
 	if (sb_trace_parse(env->traceparent, &tc) == 0)
 		sb_trace_id_hex(&tc, trace);
 	sb_log_set_context(trace[0] ? trace : NULL, env->request_id);
+	/* Set before the handler runs: a deferring handler hands the call to another thread,
+	 * which may finish it before the handler has returned. Nothing here touches the call
+	 * after a deferral. */
+	bool may_defer = srv->inline_m[m - srv->o.methods];
+	if (may_defer) {
+		call->d_req = req;
+		call->d_resp = resp;
+	}
 	code = m->fn(call, req, resp);
-	if (code < 0) {
-		SB_ERROR("rpc %s: handler failed: %s", m->name, sb_strerror(code));
-		code = sb_rpc_call_error(call, SB__RPC__CODE__INTERNAL, "internal error");
-	} else if (code >= SB_RPC_N_CODES) {
-		SB_ERROR("rpc %s: handler returned invalid code %d", m->name, code);
-		code = sb_rpc_call_error(call, SB__RPC__CODE__UNKNOWN, "invalid status code");
-	}
 	sb_log_set_context(NULL, NULL);
-
-	/* Packed before req is freed: resp may point into req. */
-	if (code == SB__RPC__CODE__OK) {
-		n = protobuf_c_message_get_packed_size(resp);
-		if ((out->data = sb_rpc_call_alloc(call, n)) == NULL)
-			code = sb_rpc_call_error(call, SB__RPC__CODE__RESOURCE_EXHAUSTED,
-			                         "out of memory");
-		else
-			out->len = protobuf_c_message_pack(resp, out->data);
+	if (code == SB_RPC_DEFER && may_defer)
+		return SB_RPC_DEFER;
+	call->d_req = NULL;
+	call->d_resp = NULL;
+	if (code == SB_RPC_DEFER) {
+		SB_ERROR("rpc %s: only inline methods may defer their answer", m->name);
+		code = SB_EINVAL;
 	}
+	/* Packed before req is freed: resp may point into req. */
+	code = sb_rpc_server_pack(call, m, code, resp, out);
 	protobuf_c_message_free_unpacked(req, NULL);
 	return code;
 }
@@ -205,9 +231,28 @@ sb_rpc_server_route(struct sb_rpc_server *srv, struct sb_rpc_sslot *sl)
 	return !srv->inline_m[sl->m - srv->o.methods];
 }
 
+/* sb_rpc_server_complete builds the reply of the request routed into sl in sl->msg (reused),
+ * records the metrics and frees sl->env. Returns 0, or -1 when no reply could be built. */
+static int
+sb_rpc_server_complete(struct sb_rpc_server *srv, struct sb_rpc_call *call, struct sb_rpc_sslot *sl,
+                       int code, ProtobufCBinaryData payload)
+{
+	const struct sb_rpc_method *m = sl->m;
+	int rv = sb_rpc_server_reply(call, code, payload, sl->msg);
+
+	sb__rpc_metrics_server(m ? m->name : "unknown", sl->ms, code, sb__rpc_now_mono() - sl->t0);
+	if (sl->env != NULL)
+		sb__rpc__request__free_unpacked(sl->env, NULL);
+	sl->env = NULL;
+	sl->m = NULL;
+	sb__rpc_call_reset(call);
+	return rv;
+}
+
 /* sb_rpc_server_serve answers the request routed into sl with call (a worker's, or the slot's
- * own for inline work); sl->msg is reused for the reply and sl->env is freed. Returns 0, or
- * -1 when no reply could be built (sl->msg is then still the caller's to free). */
+ * own for inline work); sl->msg is reused for the reply and sl->env is freed. Returns 0, -1
+ * when no reply could be built (sl->msg is then still the caller's to free), or 1 when the
+ * handler deferred its answer (sb_rpc_call_finish answers). */
 static int
 sb_rpc_server_serve(struct sb_rpc_server *srv, struct sb_rpc_call *call, struct sb_rpc_sslot *sl)
 {
@@ -215,7 +260,7 @@ sb_rpc_server_serve(struct sb_rpc_server *srv, struct sb_rpc_call *call, struct 
 	Sb__Rpc__Request *env = sl->env;
 	nng_msg *msg = sl->msg;
 	ProtobufCBinaryData payload = { 0, NULL };
-	int code, rv;
+	int code;
 
 	call->env = env;
 	if (env == NULL || env->method == NULL || env->method[0] == '\0') {
@@ -233,16 +278,13 @@ sb_rpc_server_serve(struct sb_rpc_server *srv, struct sb_rpc_call *call, struct 
 		                         "deadline passed before the request was served");
 	} else {
 		call->method = m->name;
+		call->d_slot = sl;
 		code = sb_rpc_server_invoke(srv, call, m, &payload);
+		if (code == SB_RPC_DEFER)
+			return 1; /* sl and call may already be answered and reused: hands off */
+		call->d_slot = NULL;
 	}
-	rv = sb_rpc_server_reply(call, code, payload, msg);
-	sb__rpc_metrics_server(m ? m->name : "unknown", sl->ms, code, sb__rpc_now_mono() - sl->t0);
-	if (env != NULL)
-		sb__rpc__request__free_unpacked(env, NULL);
-	sl->env = NULL;
-	sl->m = NULL;
-	sb__rpc_call_reset(call);
-	return rv;
+	return sb_rpc_server_complete(srv, call, sl, code, payload);
 }
 
 static void
@@ -336,6 +378,24 @@ sb_rpc_sslot_answer(struct sb_rpc_sslot *sl, int rv)
 	sb_rpc_sslot_recv(sl);
 }
 
+void
+sb_rpc_call_finish(struct sb_rpc_call *call, int code)
+{
+	struct sb_rpc_sslot *sl = call->d_slot;
+	ProtobufCBinaryData payload = { 0, NULL };
+
+	if (sl == NULL || call->d_req == NULL) {
+		SB_ERROR("rpc: sb_rpc_call_finish on a call that was not deferred");
+		return;
+	}
+	code = sb_rpc_server_pack(call, sl->m, code, call->d_resp, &payload);
+	protobuf_c_message_free_unpacked(call->d_req, NULL);
+	call->d_req = NULL;
+	call->d_resp = NULL;
+	call->d_slot = NULL;
+	sb_rpc_sslot_answer(sl, sb_rpc_server_complete(sl->srv, call, sl, code, payload));
+}
+
 /* sb_rpc_server_enqueue queues sl for a worker. A sleeping worker is woken only if the queued
  * work outnumbers the wake-ups already sent and not yet taken: a worker that is finishing a
  * request takes the next one without sleeping, and every futile wake-up costs two context
@@ -409,7 +469,9 @@ sb_rpc_sslot_cb(void *arg)
 	}
 	/* Never blocks (an inline method, or a reply without a handler): answer here rather
 	 * than pay two thread switches for the hand-off. */
-	sb_rpc_sslot_answer(sl, sb_rpc_server_serve(srv, &sl->icall, sl));
+	int served = sb_rpc_server_serve(srv, &sl->icall, sl);
+	if (served != 1) /* 1: deferred, sb_rpc_call_finish answers (maybe already did) */
+		sb_rpc_sslot_answer(sl, served);
 }
 
 /* sb_rpc_worker_take returns the next queued slot, or NULL when the server stops. */
@@ -460,7 +522,7 @@ sb_rpc_worker_main(void *arg)
 	sb__rpc_call_init(&w->call, srv->o.ctx, w->state);
 
 	while ((sl = sb_rpc_worker_take(srv)) != NULL)
-		sb_rpc_sslot_answer(sl, sb_rpc_server_serve(srv, &w->call, sl));
+		sb_rpc_sslot_answer(sl, sb_rpc_server_serve(srv, &w->call, sl)); /* never 1 here */
 	sb__rpc_call_fini(&w->call);
 	if (srv->o.worker_fini != NULL)
 		srv->o.worker_fini(srv->o.ctx, w->state);
@@ -670,6 +732,29 @@ sb_rpc_server_free(struct sb_rpc_server *srv)
 	for (int i = 0; i < srv->o.workers; i++)
 		if (srv->workers[i].thread_started)
 			pthread_join(srv->workers[i].thread, NULL);
+	/* Deferred calls are still the service's (its stop hook runs after this): wait for
+	 * their sb_rpc_call_finish, whose reply the closed socket drops. Rather leak the server
+	 * than free what a late finish would still use. */
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += SB_RPC_DEFER_WAIT_S;
+	pthread_mutex_lock(&srv->mu);
+	for (struct sb_rpc_sslot *q = srv->work_head; q != NULL; q = q->next)
+		if (q->counted) { /* never served: dropped below */
+			q->counted = false;
+			sb__rpc_metrics_in_flight(-1);
+			atomic_fetch_sub(&srv->in_flight, 1);
+		}
+	while (atomic_load(&srv->in_flight) > 0)
+		if (pthread_cond_timedwait(&srv->cv, &srv->mu, &until) == ETIMEDOUT)
+			break;
+	int left = atomic_load(&srv->in_flight);
+	pthread_mutex_unlock(&srv->mu);
+	if (left > 0) {
+		SB_ERROR("rpc: %d deferred calls not finished %d s after close; server not freed",
+		         left, SB_RPC_DEFER_WAIT_S);
+		return;
+	}
 	/* Every aio is stopped before any is freed; then requests still queued are dropped. */
 	for (int i = 0; i < srv->n_slots; i++)
 		if (srv->slots[i].aio != NULL)

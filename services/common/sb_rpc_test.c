@@ -135,7 +135,63 @@ h_quick_count(struct sb_rpc_call *call, const void *req, void *resp)
 	return SB__RPC__CODE__OK;
 }
 
+/* test.Later: inline, deferred; a thread answers 100 ms later with field echoed as name, or
+ * NOT_FOUND for field "missing". test.LaterWorker: the same handler on a worker thread,
+ * where deferring is refused (INTERNAL). */
+static atomic_int n_later_done;
+
+struct later {
+	struct sb_rpc_call *call;
+	Sb__Rpc__DependencyStatus *out;
+	const char *field;
+};
+
+static void *
+later_main(void *arg)
+{
+	struct later *l = arg;
+	struct sb_rpc_call *call = l->call;
+	int code = SB__RPC__CODE__OK;
+
+	sleep_ms(100);
+	if (strcmp(l->field, "missing") == 0)
+		code = sb_rpc_call_error(call, SB__RPC__CODE__NOT_FOUND, "no %s", l->field);
+	else
+		l->out->name = sb_rpc_call_strdup(call, l->field);
+	free(l);
+	atomic_fetch_add(&n_later_done, 1);
+	sb_rpc_call_finish(call, code);
+	return NULL;
+}
+
+static int
+h_later(struct sb_rpc_call *call, const void *req, void *resp)
+{
+	struct later *l = malloc(sizeof(*l));
+	pthread_t t;
+
+	if (l == NULL)
+		return SB__RPC__CODE__RESOURCE_EXHAUSTED;
+	*l = (struct later){ call, resp, ((const Sb__Rpc__Violation *)req)->field };
+	if (pthread_create(&t, NULL, later_main, l) != 0) {
+		free(l);
+		return SB__RPC__CODE__INTERNAL;
+	}
+	pthread_detach(t);
+	return SB_RPC_DEFER;
+}
+
+static int
+h_later_worker(struct sb_rpc_call *call, const void *req, void *resp)
+{
+	return SB_RPC_DEFER; /* not an inline method: the server must refuse this */
+}
+
 static const struct sb_rpc_method methods[] = {
+	{ "test.Later", &sb__rpc__violation__descriptor, &sb__rpc__dependency_status__descriptor,
+	  h_later },
+	{ "test.LaterWorker", &sb__rpc__violation__descriptor,
+	  &sb__rpc__dependency_status__descriptor, h_later_worker },
 	{ "test.Echo", &sb__rpc__violation__descriptor, &sb__rpc__dependency_status__descriptor,
 	  h_echo },
 	{ "test.Fail", &sb__rpc__violation__descriptor, &sb__rpc__dependency_status__descriptor,
@@ -159,8 +215,8 @@ static const struct sb_rpc_method methods[] = {
 
 /* Run on the nng thread (h_slow breaks the never-block rule on purpose, to hold an inline
  * request in progress during a drain). */
-static const char *const inline_methods[] = { "test.Quick", "test.QuickFail", "test.QuickCount",
-	                                      "test.QuickSlow", NULL };
+static const char *const inline_methods[] = { "test.Quick",     "test.QuickFail", "test.QuickCount",
+	                                      "test.QuickSlow", "test.Later",     NULL };
 
 static int
 w_init(void *ctx, void **state)
@@ -920,6 +976,59 @@ test_inline_drain(void **state)
 }
 
 /* A name in inline_methods that the table lacks is refused, not ignored. */
+/* A deferred inline call is answered by another thread later, OK or an error; many at once
+ * do not hold each other up; a worker method cannot defer; freeing the server waits for a
+ * deferred call still pending. */
+static void
+test_deferred(void **state)
+{
+	struct fixture *f = *state;
+	struct sb_rpc_result res;
+	int before = atomic_load(&n_later_done);
+
+	assert_int_equal(call(f->cli, "test.Later", "afterwards", 3000, &res), 0);
+	assert_int_equal(res.code, SB__RPC__CODE__OK);
+	assert_string_equal(((Sb__Rpc__DependencyStatus *)res.resp)->name, "afterwards");
+	sb_rpc_result_free(&res);
+
+	assert_int_equal(call(f->cli, "test.Later", "missing", 3000, &res), 0);
+	assert_int_equal(res.code, SB__RPC__CODE__NOT_FOUND);
+	assert_string_equal(res.message, "no missing");
+	sb_rpc_result_free(&res);
+
+	assert_int_equal(call(f->cli, "test.LaterWorker", "x", 3000, &res), 0);
+	assert_int_equal(res.code, SB__RPC__CODE__INTERNAL);
+	sb_rpc_result_free(&res);
+
+	/* 6 at once take about one delay, not six (each holds only its own context). */
+	struct outcome o = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, { 0 }, { 0 } };
+	struct pending p[6];
+	double t0 = now_s();
+	for (int i = 0; i < 6; i++) {
+		p[i] = (struct pending){ &o, i };
+		assert_int_equal(async_one(f->cli, "test.Later", &p[i], 3000), 0);
+	}
+	wait_done(&o, 6);
+	for (int i = 0; i < 6; i++)
+		assert_int_equal(o.code[i], SB__RPC__CODE__OK);
+	assert_true(now_s() - t0 < 0.45);
+	assert_int_equal(atomic_load(&n_later_done), before + 8);
+
+	/* Free while one is pending: free returns only after its finish (which the closed
+	 * socket drops), so nothing is used after it was freed. */
+	struct outcome o2 = {
+		PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, { 0 }, { 0 }
+	};
+	struct pending p2 = { &o2, 0 };
+	assert_int_equal(async_one(f->cli, "test.Later", &p2, 3000), 0);
+	sleep_ms(30); /* the handler has run (inline, on receipt); its answer is 70 ms away */
+	sb_rpc_server_free(f->srv);
+	f->srv = NULL;
+	assert_int_equal(atomic_load(&n_later_done), before + 9);
+	wait_done(&o2, 1);
+	assert_int_not_equal(o2.code[0], SB__RPC__CODE__OK);
+}
+
 static void
 test_inline_bad_name(void **state)
 {
@@ -999,6 +1108,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_inline_method, setup, teardown_gate),
 		cmocka_unit_test_setup_teardown(test_inline_drain, setup, teardown),
 		cmocka_unit_test(test_inline_bad_name),
+		cmocka_unit_test_setup_teardown(test_deferred, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mixed_load, setup, teardown),
 	};
 

@@ -39,6 +39,9 @@ struct sb_service_def {
 	size_t config_size;                  /* sizeof the service's config struct */
 	size_t common_offset;                /* offsetof(config struct, struct sb_common_cfg) */
 	const struct sb_rpc_method *methods; /* service RPCs (NULL-name ended) or NULL */
+	/* Names of methods whose handlers never block (sb_rpc_server_opts.inline_methods; they
+	 * may answer later with SB_RPC_DEFER), NULL-ended, or NULL. */
+	const char *const *inline_methods;
 	const struct sb_service_upstream *upstreams; /* NULL-peer ended, or NULL */
 	const char *schema;                          /* PostgreSQL schema owned, or NULL */
 	const struct sb_migration *migrations;       /* applied at start under a lock, or NULL */

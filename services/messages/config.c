@@ -20,7 +20,7 @@ const struct sb_cfg_key messages_config[] = {
 	            "Group-commit lanes: committer threads, each with its own database connection; "
 	            "a conversation always uses the same one. More than 1 only pays where a commit "
 	            "waits long on the disk (see docs/benchmarks.md)."),
-	MSG_CFG_INT("SB_MESSAGES_COMMIT_DELAY_US", commit_delay_us, "2000", 0, 100000,
+	MSG_CFG_INT("SB_MESSAGES_COMMIT_DELAY_US", commit_delay_us, "0", 0, 100000,
 	            "When the previous group commit had several sends, wait this many microseconds "
 	            "before the next, so that more sends join it (0: never wait)."),
 	MSG_CFG_INT("SB_MESSAGES_PG_TIMEOUT_MS", pg_timeout_ms, "5000", 100, 600000,
@@ -28,12 +28,17 @@ const struct sb_cfg_key messages_config[] = {
 	{ NULL },
 };
 
+/* Send never blocks: it validates, queues the send on its lane and returns SB_RPC_DEFER; the
+ * committer answers after COMMIT. So it needs no worker thread, and no thread waits. */
+static const char *const messages_inline_methods[] = { "messages.Send", NULL };
+
 const struct sb_service_def messages_service = {
 	.name = "messages",
 	.config = messages_config,
 	.config_size = sizeof(struct messages_cfg),
 	.common_offset = offsetof(struct messages_cfg, common),
 	.methods = messages_methods,
+	.inline_methods = messages_inline_methods,
 	.schema = "messages",
 	.migrations = messages_migrations,
 	.start = msg_service_start,

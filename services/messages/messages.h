@@ -15,7 +15,6 @@
 
 #include <pthread.h>
 #include <stdbool.h>
-#include <semaphore.h>
 #include <stdint.h>
 
 #include <libpq-fe.h>
@@ -70,8 +69,11 @@ struct msg_send_item {
 	/* input (owned by the worker's call, valid until done) */
 	const char *tenant, *id, *conv, *sender, *content, *content_type, *metadata_json;
 	const char *idem_key, *traceparent;
-	/* output, complete when answered is posted (by the committer, once) */
-	sem_t answered;
+	/* the deferred RPC (Send answers from the committer thread, msg_send_answer) */
+	struct sb_rpc_call *call;
+	void *resp;
+	int64_t t0_mono_ms, deadline_mono_ms;
+	/* output */
 	int code;          /* Sb__Rpc__Code */
 	const char *error; /* static message for a code other than OK */
 	int64_t retry_after_ms;
@@ -190,9 +192,12 @@ int msg_batcher_start(struct sb_pg **pgs, size_t n, int batch_max, int64_t delay
 size_t msg_lane_of(const char *tenant, const char *conv, size_t n);
 /* msg_batcher_stop answers every queued send UNAVAILABLE, stops the threads, frees b. */
 void msg_batcher_stop(struct msg_batcher *b);
-/* msg_batcher_submit queues it and waits until the committer answered it or deadline_mono_ms
- * (sb_time_mono_ms) passed while it was still queued (then UNAVAILABLE). */
-void msg_batcher_submit(struct msg_batcher *b, struct msg_send_item *it, int64_t deadline_mono_ms);
+/* msg_batcher_submit queues it (it lives in its call's arena) and returns at once; the lane's
+ * committer answers it with msg_send_answer after COMMIT, or UNAVAILABLE without a write when
+ * its deadline_mono_ms (sb_time_mono_ms) passed while it was queued or the lane stops. */
+void msg_batcher_submit(struct msg_batcher *b, struct msg_send_item *it);
+/* msg_send_answer finishes the deferred Send of it (any thread, once). */
+void msg_send_answer(struct msg_batcher *b, struct msg_send_item *it);
 int msg_rpc_send(struct sb_rpc_call *call, const void *req, void *resp);
 
 /* commit.c */

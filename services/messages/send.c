@@ -6,7 +6,6 @@
 
 #include <errno.h>
 #include <jansson.h>
-#include <semaphore.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -70,13 +69,32 @@ msg_lane_main(void *arg)
 				break;
 		}
 		size_t n = 0;
+		struct msg_send_item *late = NULL;
+		int64_t now = sb_time_mono_ms();
 		while (l->head != NULL && n < (size_t)l->batch_max) {
-			items[n++] = l->head;
-			l->head = l->head->next;
+			struct msg_send_item *it = l->head;
+			l->head = it->next;
+			if (it->deadline_mono_ms <= now) { /* its caller gave up: no write */
+				it->next = late;
+				late = it;
+				continue;
+			}
+			items[n++] = it;
 		}
 		if (l->head == NULL)
 			l->tail = NULL;
 		pthread_mutex_unlock(&l->mu);
+		for (struct msg_send_item *it = late, *next; it != NULL; it = next) {
+			next = it->next;
+			it->code = SB__RPC__CODE__UNAVAILABLE;
+			it->error = "send not committed before the deadline";
+			it->retry_after_ms = 1000;
+			msg_send_answer(l->b, it);
+		}
+		if (n == 0) {
+			pthread_mutex_lock(&l->mu);
+			continue;
+		}
 
 		last_n = n;
 		msg_commit_batch(l->pg, items, n);
@@ -86,10 +104,8 @@ msg_lane_main(void *arg)
 			ok += items[i]->code == SB__RPC__CODE__OK && !items[i]->duplicate;
 		sb_series_add(l->b->sent, (double)ok);
 
-		/* Wake exactly the senders of this batch (a broadcast would wake every waiting
-		 * worker of the lane for each batch). */
 		for (size_t i = 0; i < n; i++)
-			sem_post(&items[i]->answered);
+			msg_send_answer(l->b, items[i]);
 		pthread_mutex_lock(&l->mu);
 	}
 	/* Stopping (or out of memory): answer whatever is still queued. */
@@ -101,7 +117,7 @@ msg_lane_main(void *arg)
 		it->code = SB__RPC__CODE__UNAVAILABLE;
 		it->error = "service stopping";
 		it->retry_after_ms = 1000;
-		sem_post(&it->answered);
+		msg_send_answer(l->b, it);
 	}
 	free(items);
 	return NULL;
@@ -176,25 +192,6 @@ msg_batcher_stop(struct msg_batcher *b)
 	free(b);
 }
 
-/* msg_lane_unlink removes a still-queued item; returns whether it was queued. */
-static bool
-msg_lane_unlink(struct msg_lane *l, struct msg_send_item *it)
-{
-	struct msg_send_item *prev = NULL;
-	for (struct msg_send_item *p = l->head; p != NULL; prev = p, p = p->next) {
-		if (p != it)
-			continue;
-		if (prev == NULL)
-			l->head = p->next;
-		else
-			prev->next = p->next;
-		if (l->tail == p)
-			l->tail = prev;
-		return true;
-	}
-	return false;
-}
-
 size_t
 msg_lane_of(const char *tenant, const char *conv, size_t n)
 {
@@ -208,18 +205,17 @@ msg_lane_of(const char *tenant, const char *conv, size_t n)
 }
 
 void
-msg_batcher_submit(struct msg_batcher *b, struct msg_send_item *it, int64_t deadline_mono_ms)
+msg_batcher_submit(struct msg_batcher *b, struct msg_send_item *it)
 {
 	struct msg_lane *l = &b->lanes[msg_lane_of(it->tenant, it->conv, b->n)];
 
-	sem_init(&it->answered, 0, 0);
 	pthread_mutex_lock(&l->mu);
 	if (l->stop) {
 		pthread_mutex_unlock(&l->mu);
 		it->code = SB__RPC__CODE__UNAVAILABLE;
 		it->error = "service stopping";
 		it->retry_after_ms = 1000;
-		sem_destroy(&it->answered);
+		msg_send_answer(b, it);
 		return;
 	}
 	it->next = NULL;
@@ -230,39 +226,30 @@ msg_batcher_submit(struct msg_batcher *b, struct msg_send_item *it, int64_t dead
 	l->tail = it;
 	pthread_cond_signal(&l->work);
 	pthread_mutex_unlock(&l->mu);
+}
 
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	int64_t left = deadline_mono_ms - sb_time_mono_ms();
-	if (left < 0)
-		left = 0;
-	ts.tv_sec += left / 1000;
-	ts.tv_nsec += (left % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
+void
+msg_send_answer(struct msg_batcher *b, struct msg_send_item *it)
+{
+	struct sb_rpc_call *call = it->call;
+	Sb__Messages__SendResponse *resp = it->resp;
+	int code = it->code;
+
+	sb_series_observe(b->duration, (double)(sb_time_mono_ms() - it->t0_mono_ms) / 1000.0);
+	if (code != SB__RPC__CODE__OK) {
+		if (it->retry_after_ms > 0)
+			sb_rpc_call_retry_after(call, it->retry_after_ms);
+		code = sb_rpc_call_error(call, code, "%s", it->error ? it->error : "send failed");
+	} else {
+		resp->id = sb_rpc_call_strdup(call, it->out_id);
+		resp->conversation_id = sb_rpc_call_strdup(call, it->out_conv);
+		resp->seq = it->seq;
+		resp->created_at = msg_time_str(call, it->created_ms);
+		/* a repeat: the original answer, nothing written: 200 instead of the route's 202 */
+		if (it->duplicate && sb_rpc_call_set_http_status != NULL)
+			sb_rpc_call_set_http_status(call, 200);
 	}
-	while (sem_clockwait(&it->answered, CLOCK_MONOTONIC, &ts) != 0) {
-		if (errno == EINTR)
-			continue;
-		/* The deadline passed. Still queued: give up without a write. Taken by the
-		 * committer: its outcome is coming, wait for it (statements are bounded by
-		 * statement_timeout). */
-		pthread_mutex_lock(&l->mu);
-		bool unlinked = msg_lane_unlink(l, it);
-		pthread_mutex_unlock(&l->mu);
-		if (unlinked) {
-			it->code = SB__RPC__CODE__UNAVAILABLE;
-			it->error = "send not committed before the deadline";
-			it->retry_after_ms = 1000;
-			sem_destroy(&it->answered);
-			return;
-		}
-		while (sem_wait(&it->answered) != 0 && errno == EINTR)
-			;
-		break;
-	}
-	sem_destroy(&it->answered);
+	sb_rpc_call_finish(call, code); /* it lived in the call's arena: not used after this */
 }
 
 /* msg_send_metadata validates the metadata map and writes it as a JSON object. */
@@ -334,32 +321,29 @@ msg_rpc_send(struct sb_rpc_call *call, const void *reqp, void *respp)
 	sb_uuid_format(&u, conv);
 
 	struct msg_state *st = sb_service_state(sb_service_from_call(call));
-	struct msg_send_item it = {
+	struct msg_send_item *it = sb_rpc_call_alloc(call, sizeof(*it));
+	char *aid = sb_rpc_call_strdup(call, id), *aconv = sb_rpc_call_strdup(call, conv);
+	if (it == NULL || aid == NULL || aconv == NULL)
+		return SB_ENOMEM;
+	int64_t left = sb_rpc_call_remaining_ms(call);
+	if (left > 60000)
+		left = 60000;
+	*it = (struct msg_send_item){
 		.tenant = who.tenant,
-		.id = id,
-		.conv = conv,
+		.id = aid,
+		.conv = aconv,
 		.sender = who.user,
 		.content = req->content,
 		.content_type = ctype,
 		.metadata_json = meta,
 		.idem_key = il ? req->idempotency_key : NULL,
 		.traceparent = sb_rpc_call_traceparent(call),
+		.call = call,
+		.resp = resp,
+		.t0_mono_ms = t0,
+		.deadline_mono_ms = t0 + left,
 	};
-	int64_t left = sb_rpc_call_remaining_ms(call);
-	if (left > 60000)
-		left = 60000;
-	msg_batcher_submit(st->batcher, &it, t0 + left);
-	sb_series_observe(st->batcher->duration, (double)(sb_time_mono_ms() - t0) / 1000.0);
-	if (it.code != SB__RPC__CODE__OK) {
-		if (it.retry_after_ms > 0)
-			sb_rpc_call_retry_after(call, it.retry_after_ms);
-		return sb_rpc_call_error(call, it.code, "%s", it.error ? it.error : "send failed");
-	}
-	resp->id = sb_rpc_call_strdup(call, it.out_id);
-	resp->conversation_id = sb_rpc_call_strdup(call, it.out_conv);
-	resp->seq = it.seq;
-	resp->created_at = msg_time_str(call, it.created_ms);
-	if (it.duplicate) /* the original answer, nothing written: 200 instead of the route's 202 */
-		sb_rpc_call_set_http_status(call, 200);
-	return SB__RPC__CODE__OK;
+	/* Answered by the committer after COMMIT (msg_send_answer): no thread waits here. */
+	msg_batcher_submit(st->batcher, it);
+	return SB_RPC_DEFER;
 }
