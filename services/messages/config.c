@@ -9,8 +9,9 @@
 		    HELP                                                                           \
 	}
 
-/* More RPC workers by default than other services: a send holds its worker while it waits for
- * the group commit, so concurrency is what fills batches. */
+/* More RPC workers by default than other services: Send holds no worker (it is answered by the
+ * committer), but its requests in flight are bounded by the RPC contexts, two per worker, and
+ * the other methods wait on the database in their workers. */
 const struct sb_cfg_key messages_config[] = {
 	SB_CFG_COMMON_W(struct messages_cfg, common, 9102, 7102, 64),
 	SB_CFG_POSTGRES(struct messages_cfg, common),
