@@ -81,4 +81,12 @@ typedef int (*sb_service_check_fn)(void *arg, char *detail, size_t n);
 int sb_service_add_check(struct sb_service *svc, const char *name, sb_service_check_fn fn,
                          void *arg);
 
+struct sb_jwt_verifier;
+/* sb_service_fetch_jwks calls auth.Jwks on auth (2-s timeout, blocking) and installs the key
+ * set on v. An unanswered call is logged when warn_unanswered; an unusable key set always.
+ * *skipped (may be NULL) gets the number of keys the set had that cannot be used. Returns 0,
+ * the RPC error, SB_EUNAVAIL when auth answered an error, or the parse error. */
+int sb_service_fetch_jwks(struct sb_rpc_client *auth, struct sb_jwt_verifier *v,
+                          bool warn_unanswered, size_t *skipped);
+
 #endif

@@ -9,7 +9,6 @@
 
 #include <openssl/sha.h>
 
-#include "rpc.pb-c.h"
 #include "sb_err.h"
 #include "sb_log.h"
 #include "sb_util_time.h"
@@ -139,30 +138,9 @@ gw_authn_fetch(struct gw *gw, bool force)
 		rv = SB_EUNAVAIL;
 		goto done;
 	}
-	Sb__Rpc__Empty req = SB__RPC__EMPTY__INIT;
-	struct sb_rpc_meta meta = { .timeout_ms = 2000 };
-	struct sb_rpc_result res;
-	rv = sb_rpc_call(cli, "auth.Jwks", &req.base, &sb__rpc__raw_json__descriptor, &meta, &res);
-	if (rv != 0)
-		goto done;
-	if (res.code != 0 || res.resp == NULL) {
-		sb_log_kv(SB_LOG_WARN, "cannot fetch JWKS from auth", "code",
-		          sb_rpc_code_name(res.code), "error", res.message, NULL);
-		sb_rpc_result_free(&res);
-		rv = SB_EUNAVAIL;
-		goto done;
-	}
-	const char *json = ((Sb__Rpc__RawJson *)res.resp)->json;
-	struct sb_jwt_keyset *set = NULL;
 	size_t skipped = 0;
-	rv = sb_jwt_keyset_parse_jwks(json, strlen(json), &set, &skipped);
-	sb_rpc_result_free(&res);
-	if (rv != 0) {
-		sb_log_kv(SB_LOG_WARN, "auth answered an unusable JWKS", NULL);
+	if ((rv = sb_service_fetch_jwks(cli, a->verifier, true, &skipped)) != 0)
 		goto done;
-	}
-	sb_jwt_verifier_set_keys(a->verifier, set);
-	sb_jwt_keyset_release(set);
 	a->gen++; /* forget tokens verified with the previous set */
 	a->have_keys = true;
 	char n[16];

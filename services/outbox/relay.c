@@ -327,6 +327,25 @@ outbox_relay_finish(struct outbox *o, int *head, bool *trouble)
 	return ret;
 }
 
+/* outbox_relay_finish_or_wait finishes the oldest batch in flight (setting *trouble from its
+ * outcome), or, with none in flight, waits up to wait_ms for a NOTIFY. */
+static void
+outbox_relay_finish_or_wait(struct outbox *o, int *head, struct sb_backoff *db_bo, bool *trouble,
+                            int64_t wait_ms)
+{
+	if (o->nbatches == 0) {
+		outbox_relay_wait(o, wait_ms);
+		return;
+	}
+	bool t = false;
+	int ret = outbox_relay_finish(o, head, &t);
+	if (ret != 0) {
+		outbox_relay_db_error(o, ret, "mark", db_bo);
+		t = true;
+	}
+	*trouble = t;
+}
+
 static void *
 outbox_relay_run(void *arg)
 {
@@ -391,16 +410,7 @@ outbox_relay_run(void *arg)
 		 * meanwhile, or wait (a NOTIFY ends the wait early, the loop comes back here). */
 		int64_t until_select = next_select - sb_time_mono_ms();
 		if (until_select > 0) {
-			if (o->nbatches > 0) {
-				bool t = false;
-				if ((ret = outbox_relay_finish(o, &head, &t)) != 0) {
-					outbox_relay_db_error(o, ret, "mark", &db_bo);
-					t = true;
-				}
-				trouble = t;
-			} else {
-				outbox_relay_wait(o, until_select);
-			}
+			outbox_relay_finish_or_wait(o, &head, &db_bo, &trouble, until_select);
 			continue;
 		}
 		/* The next batch comes from held shards no batch in flight has rows of. */
@@ -436,17 +446,9 @@ outbox_relay_run(void *arg)
 		if (b->n == 0 || atomic_load(&o->stop)) {
 			/* Nothing to do, or stopping: no new batch is started. */
 			outbox_store_batch_free(b);
-			if (o->nbatches > 0) {
-				bool t = false;
-				if ((ret = outbox_relay_finish(o, &head, &t)) != 0) {
-					outbox_relay_db_error(o, ret, "mark", &db_bo);
-					t = true;
-				}
-				trouble = t;
-			} else {
-				outbox_relay_wait(o, o->cfg->poll_ms < until_maint ? o->cfg->poll_ms
-				                                                   : until_maint);
-			}
+			outbox_relay_finish_or_wait(o, &head, &db_bo, &trouble,
+			                            o->cfg->poll_ms < until_maint ? o->cfg->poll_ms
+			                                                          : until_maint);
 			continue;
 		}
 		b->started_ms = sb_time_mono_ms();

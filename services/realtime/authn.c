@@ -12,7 +12,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "rpc.pb-c.h"
 #include "sb_err.h"
 #include "sb_log.h"
 #include "sb_util_time.h"
@@ -33,31 +32,10 @@ static struct {
 static int
 rt_authn_fetch(void)
 {
-	Sb__Rpc__Empty req = SB__RPC__EMPTY__INIT;
-	struct sb_rpc_meta meta = { .timeout_ms = 2000 };
-	struct sb_rpc_result res;
-	int rv = sb_rpc_call(rt_authn.auth, "auth.Jwks", &req.base, &sb__rpc__raw_json__descriptor,
-	                     &meta, &res);
+	int rv = sb_service_fetch_jwks(rt_authn.auth, rt_authn.verifier,
+	                               atomic_load(&rt_authn.have_keys), NULL);
 	if (rv != 0)
 		return rv;
-	if (res.code != 0 || res.resp == NULL) {
-		if (atomic_load(&rt_authn.have_keys))
-			sb_log_kv(SB_LOG_WARN, "cannot fetch JWKS from auth", "code",
-			          sb_rpc_code_name(res.code), "error", res.message, NULL);
-		sb_rpc_result_free(&res);
-		return SB_EUNAVAIL;
-	}
-	const char *json = ((Sb__Rpc__RawJson *)res.resp)->json;
-	struct sb_jwt_keyset *set = NULL;
-	size_t skipped = 0;
-	rv = sb_jwt_keyset_parse_jwks(json, strlen(json), &set, &skipped);
-	sb_rpc_result_free(&res);
-	if (rv != 0) {
-		sb_log_kv(SB_LOG_WARN, "auth answered an unusable JWKS", NULL);
-		return rv;
-	}
-	sb_jwt_verifier_set_keys(rt_authn.verifier, set);
-	sb_jwt_keyset_release(set);
 	if (!atomic_exchange(&rt_authn.have_keys, true))
 		sb_log_kv(SB_LOG_INFO, "JWKS loaded from auth", NULL);
 	return 0;

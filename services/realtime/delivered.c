@@ -4,7 +4,7 @@
  * forward and the next message moves them again, so reporting is best effort: a failed batch
  * is dropped, and so is a batch while RT_DELIVERED_INFLIGHT calls are still unanswered (a
  * notifier that is down or slow must not pile up calls here: with 10,000 connections at 2,000
- * messages/s, batches of 100 each waiting out a 5 s timeout cost a fifth of the process's CPU).
+ * messages/s, batches of 100 each waiting out a 5 s timeout took 17% of the process's CPU).
  * Failures are logged at most every 10 s, with counts. Built only when proto/notifier.proto
  * defines DeliveredRequest (RT_HAVE_DELIVERED); otherwise a no-op. */
 #include "realtime.h"
