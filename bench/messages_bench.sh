@@ -159,6 +159,20 @@ curl -s "http://127.0.0.1:${SVC_OPS[messages]}/metrics" |
 	awk '/^messages_(batch_size|send_duration_seconds)_(sum|count)/ { v[$1] = $2 }
 	END { b = v["messages_batch_size_count"]; if (b > 0) printf "messages group commit: %d transactions, %.1f sends per transaction on average\n", b, v["messages_batch_size_sum"] / b }'
 
+# SB_BENCH_METRICS=1 prints the mean of every duration histogram of the gateway, messages and
+# the relay over the whole run (where the time of a send goes: HTTP, RPC client and server,
+# group commit).
+if [ "${SB_BENCH_METRICS:-0}" = 1 ]; then
+	echo "mean durations over the run (ms), from each service's /metrics:"
+	for s in gateway messages outbox; do
+		curl -s "http://127.0.0.1:${SVC_OPS[$s]}/metrics" |
+			awk -v s="$s" '/_seconds_(sum|count)/ {
+				k = $1; sub(/_seconds_(sum|count)/, "_seconds", k)
+				if ($1 ~ /_seconds_sum/) sum[k] = $2; else cnt[k] = $2 }
+			END { for (k in cnt) if (cnt[k] > 0) printf "  %-8s %-90s n=%-8d %.2f\n", s, k, cnt[k], sum[k] / cnt[k] * 1000 }'
+	done
+fi
+
 if [ -n "$pg_extra" ]; then
 	echo "PostgreSQL statements by total execution time (pg_stat_statements, every step):"
 	q -F ' | ' -c "SELECT round(total_exec_time)::bigint AS ms, calls, rows,

@@ -7,9 +7,11 @@
 #include "sb_util_time.h"
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #define SB_PG_DEFAULT_CONNECT_TIMEOUT_S 5
@@ -226,8 +228,10 @@ sb_pg_result(struct sb_pg *pg, PGresult *r, size_t label, int64_t t0, PGresult *
 		sb_pg_drop(pg);
 		return SB_EINVAL;
 	}
+	/* ACTIVE: more of a pipeline is under way; in_tx is settled when it ends. */
 	PGTransactionStatusType ts2 = PQtransactionStatus(pg->conn);
-	pg->in_tx = ts2 == PQTRANS_INTRANS || ts2 == PQTRANS_INERROR;
+	if (ts2 != PQTRANS_ACTIVE)
+		pg->in_tx = ts2 == PQTRANS_INTRANS || ts2 == PQTRANS_INERROR;
 	if (ret == 0 && out != NULL)
 		*out = r;
 	else
@@ -349,29 +353,37 @@ sb_pg_close(struct sb_pg *pg)
 	free(pg);
 }
 
+/* sb_pg_find sets *i to the table index of statement name called with nparams. */
+static int
+sb_pg_find(struct sb_pg *pg, const char *name, int nparams, size_t *i)
+{
+	if (name == NULL || nparams < 0) {
+		sb_pg_set_error(pg, "", "invalid statement name or parameter count");
+		return SB_EINVAL;
+	}
+	*i = 0;
+	while (*i < pg->nstmts && strcmp(pg->stmts[*i].name, name) != 0)
+		(*i)++;
+	if (*i == pg->nstmts) {
+		sb_pg_set_error(pg, "", "no such prepared statement");
+		return SB_ENOTFOUND;
+	}
+	if (nparams != pg->stmts[*i].nparams) {
+		sb_pg_set_error(pg, "", "wrong number of parameters");
+		return SB_EINVAL;
+	}
+	return 0;
+}
+
 int
 sb_pg_exec_prepared(struct sb_pg *pg, const char *name, int nparams, const char *const *params,
                     PGresult **res)
 {
 	if (res != NULL)
 		*res = NULL;
-	if (name == NULL || nparams < 0) {
-		sb_pg_set_error(pg, "", "invalid statement name or parameter count");
-		return SB_EINVAL;
-	}
 	size_t i = 0;
-	while (i < pg->nstmts && strcmp(pg->stmts[i].name, name) != 0)
-		i++;
-	if (i == pg->nstmts) {
-		sb_pg_set_error(pg, "", "no such prepared statement");
-		return SB_ENOTFOUND;
-	}
-	if (nparams != pg->stmts[i].nparams) {
-		sb_pg_set_error(pg, "", "wrong number of parameters");
-		return SB_EINVAL;
-	}
-	int rv = sb_pg_enter(pg, res);
-	if (rv != 0)
+	int rv = sb_pg_find(pg, name, nparams, &i);
+	if (rv != 0 || (rv = sb_pg_enter(pg, res)) != 0)
 		return rv;
 	if (!pg->prepared[i] && (rv = sb_pg_prepare(pg, i)) != 0)
 		return rv;
@@ -401,6 +413,116 @@ sb_pg_exec(struct sb_pg *pg, const char *sql, PGresult **res)
 	int64_t t0 = sb_pg_now_ns();
 	PGresult *r = PQexec(pg->conn, sql);
 	return sb_pg_result(pg, r, pg->nstmts, t0, res);
+}
+
+/* sb_pg_pipeline_lost drops a connection whose pipeline cannot be finished. */
+static int
+sb_pg_pipeline_lost(struct sb_pg *pg, const char *why)
+{
+	if (pg->conn != NULL) {
+		sb_pg_set_error(
+		    pg, "", PQstatus(pg->conn) == CONNECTION_OK ? why : PQerrorMessage(pg->conn));
+		sb_pg_drop(pg);
+	}
+	return SB_EUNAVAIL;
+}
+
+/* sb_pg_pipeline_read reads the results of the n steps sent and the final sync. Returns the
+ * first step's error, or SB_EUNAVAIL when the connection had to be dropped. */
+static int
+sb_pg_pipeline_read(struct sb_pg *pg, const struct sb_pg_step *steps, const size_t *label, size_t n,
+                    int64_t t0)
+{
+	int first = 0;
+	for (size_t k = 0; k < n; k++) {
+		PGresult *r = PQgetResult(pg->conn);
+		if (r == NULL)
+			return sb_pg_pipeline_lost(pg, "pipeline ended early");
+		if (PQresultStatus(r) == PGRES_PIPELINE_ABORTED) {
+			PQclear(r);
+		} else {
+			int e = sb_pg_result(pg, r, label[k], t0, first == 0 ? steps[k].res : NULL);
+			if (pg->conn == NULL)
+				return SB_EUNAVAIL; /* dropped by sb_pg_result */
+			if (first == 0)
+				first = e;
+		}
+		if ((r = PQgetResult(pg->conn)) != NULL) { /* the end of this step's results */
+			PQclear(r);
+			return sb_pg_pipeline_lost(pg, "unexpected extra result in a pipeline");
+		}
+	}
+	PGresult *r = PQgetResult(pg->conn);
+	bool synced = r != NULL && PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+	PQclear(r);
+	if (!synced || !PQexitPipelineMode(pg->conn))
+		return sb_pg_pipeline_lost(pg, "pipeline did not end with its sync");
+	PGTransactionStatusType ts = PQtransactionStatus(pg->conn);
+	pg->in_tx = ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR;
+	return first;
+}
+
+int
+sb_pg_exec_pipeline(struct sb_pg *pg, const struct sb_pg_step *steps, size_t n)
+{
+	size_t label[SB_PG_PIPELINE_MAX];
+	bool opens_tx = false;
+	int rv = 0;
+	for (size_t k = 0; k < n; k++)
+		if (steps[k].res != NULL)
+			*steps[k].res = NULL;
+	if (n == 0 || n > SB_PG_PIPELINE_MAX) {
+		sb_pg_set_error(pg, "", "a pipeline has 1 to SB_PG_PIPELINE_MAX steps");
+		return SB_EINVAL;
+	}
+	for (size_t k = 0; k < n && rv == 0; k++) {
+		label[k] = pg->nstmts;
+		if (steps[k].name != NULL)
+			rv = sb_pg_find(pg, steps[k].name, steps[k].nparams, &label[k]);
+		else if (steps[k].sql == NULL)
+			rv = SB_EINVAL;
+		else
+			opens_tx |= strcasecmp(steps[k].sql, "BEGIN") == 0;
+	}
+	if (rv != 0) {
+		if (rv == SB_EINVAL && pg->errmsg[0] == '\0')
+			sb_pg_set_error(pg, "", "a step has neither a statement name nor SQL");
+		return rv;
+	}
+	if ((rv = sb_pg_enter(pg, NULL)) != 0)
+		return rv;
+	for (size_t k = 0; k < n; k++)
+		if (label[k] < pg->nstmts && !pg->prepared[label[k]] &&
+		    (rv = sb_pg_prepare(pg, label[k])) != 0)
+			return rv;
+	if (!PQenterPipelineMode(pg->conn))
+		return sb_pg_pipeline_lost(pg, "cannot enter pipeline mode");
+	if (opens_tx) {
+		pg->tx_lost = 0;
+		pg->in_tx = 1; /* a connection lost from here on takes the transaction with it */
+	}
+	int64_t t0 = sb_pg_now_ns();
+	bool sent = true;
+	for (size_t k = 0; k < n && sent; k++) {
+		const struct sb_pg_step *s = &steps[k];
+		sent = s->name != NULL
+		           ? PQsendQueryPrepared(pg->conn, s->name, s->nparams, s->params, NULL,
+		                                 NULL, 0)
+		           : PQsendQueryParams(pg->conn, s->sql, 0, NULL, NULL, NULL, NULL, 0);
+	}
+	if (!sent || !PQpipelineSync(pg->conn))
+		rv = sb_pg_pipeline_lost(pg, "could not send a pipeline");
+	else
+		rv = sb_pg_pipeline_read(pg, steps, label, n, t0);
+	if (rv != 0) {
+		for (size_t k = 0; k < n; k++) {
+			if (steps[k].res != NULL) {
+				PQclear(*steps[k].res);
+				*steps[k].res = NULL;
+			}
+		}
+	}
+	return rv;
 }
 
 int

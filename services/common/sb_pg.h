@@ -74,6 +74,29 @@ int sb_pg_exec_params(struct sb_pg *pg, const char *sql, int nparams, const char
  * Errors as sb_pg_exec_prepared. */
 int sb_pg_exec(struct sb_pg *pg, const char *sql, PGresult **res);
 
+/* One statement of a pipeline: a prepared statement of the table (name, with nparams params)
+ * or, when name is NULL, one plain SQL statement without parameters (sql). When res is not
+ * NULL it receives the result on success (free with PQclear) and NULL on failure. */
+struct sb_pg_step {
+	const char *name;
+	const char *sql;
+	int nparams;
+	const char *const *params;
+	PGresult **res;
+};
+
+/* sb_pg_exec_pipeline sends the n steps (at most SB_PG_PIPELINE_MAX) together in libpq's
+ * pipeline mode and then reads their results: one round trip to the server instead of n.
+ * The steps run in order; the first one that fails makes the server skip the rest, and its
+ * error is returned (mapped as in sb_pg_exec_prepared; sqlstate and errmsg are its own), with
+ * every *res NULL. Without an open transaction, the steps form one implicit transaction; a
+ * step whose sql is "BEGIN" opens one that outlives the call (commit it in a later call, and
+ * sb_pg_begin's rule about lost connections applies). Only for statements with small results:
+ * every result is read after everything was sent. Each step's duration is observed as the
+ * time from sending the pipeline to its own result. */
+#define SB_PG_PIPELINE_MAX 16
+int sb_pg_exec_pipeline(struct sb_pg *pg, const struct sb_pg_step *steps, size_t n);
+
 /* sb_pg_begin starts a transaction (BEGIN). If the connection breaks inside a transaction,
  * every later call but sb_pg_begin and sb_pg_rollback returns SB_EUNAVAIL, so a commit can
  * never silently run outside the transaction it belonged to. */

@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +29,8 @@ struct sb_redis {
 	int64_t next_attempt_ms;
 	int ever_connected;
 	uint64_t reconnects;
-	size_t pending; /* appended commands whose reply is unread */
+	size_t pending;       /* appended commands whose reply is unread */
+	bool sigpipe_ignored; /* SIGPIPE was ignored process-wide at open: no masking */
 	int err;
 	char errmsg[160];
 };
@@ -47,15 +49,28 @@ sb_redis_metrics_init(void)
 }
 
 /* A write to a socket the peer closed raises SIGPIPE, which kills a process that did not
- * ignore it. Block it around I/O and consume one raised meanwhile (as libpq does). */
+ * ignore it. Block it around I/O and consume one raised meanwhile (as libpq does), unless the
+ * process ignored SIGPIPE when the connection was opened (every service does, at start): then
+ * the four system calls per round trip are saved. */
 struct sb_redis_sigpipe {
 	sigset_t old;
+	bool active;
 	int was_pending;
 };
 
-static void
-sb_redis_sigpipe_block(struct sb_redis_sigpipe *sp)
+static bool
+sb_redis_sigpipe_is_ignored(void)
 {
+	struct sigaction sa;
+	return sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_IGN;
+}
+
+static void
+sb_redis_sigpipe_block(const struct sb_redis *r, struct sb_redis_sigpipe *sp)
+{
+	sp->active = !r->sigpipe_ignored;
+	if (!sp->active)
+		return;
 	sigset_t set, pend;
 	sigemptyset(&set);
 	sigaddset(&set, SIGPIPE);
@@ -67,6 +82,8 @@ sb_redis_sigpipe_block(struct sb_redis_sigpipe *sp)
 static void
 sb_redis_sigpipe_restore(struct sb_redis_sigpipe *sp)
 {
+	if (!sp->active)
+		return;
 	sigset_t set, pend;
 	sigemptyset(&set);
 	sigaddset(&set, SIGPIPE);
@@ -275,6 +292,7 @@ sb_redis_open_opts(const char *url, const struct sb_redis_opts *opts, struct sb_
 	r->connect_tv = (struct timeval){ ct / 1000, (ct % 1000) * 1000 };
 	r->command_tv = (struct timeval){ cmd / 1000, (cmd % 1000) * 1000 };
 	sb_backoff_init(&r->backoff, (uint32_t)base, (uint32_t)max);
+	r->sigpipe_ignored = sb_redis_sigpipe_is_ignored();
 	*out = r;
 	return 0;
 }
@@ -311,7 +329,7 @@ sb_redis_command(struct sb_redis *r, const char *fmt, ...)
 	if (sb_redis_enter(r) != 0)
 		return NULL;
 	struct sb_redis_sigpipe sp;
-	sb_redis_sigpipe_block(&sp);
+	sb_redis_sigpipe_block(r, &sp);
 	va_list ap;
 	va_start(ap, fmt);
 	redisReply *rep = redisvCommand(r->c, fmt, ap);
@@ -331,7 +349,7 @@ sb_redis_command_argv(struct sb_redis *r, int argc, const char **argv, const siz
 	if (sb_redis_enter(r) != 0)
 		return NULL;
 	struct sb_redis_sigpipe sp;
-	sb_redis_sigpipe_block(&sp);
+	sb_redis_sigpipe_block(r, &sp);
 	redisReply *rep = redisCommandArgv(r->c, argc, argv, argvlen);
 	int saved = errno;
 	sb_redis_sigpipe_restore(&sp);
@@ -402,7 +420,7 @@ sb_redis_get_replies(struct sb_redis *r, redisReply **replies, size_t n)
 		return SB_EUNAVAIL;
 	}
 	struct sb_redis_sigpipe sp;
-	sb_redis_sigpipe_block(&sp);
+	sb_redis_sigpipe_block(r, &sp);
 	int rv = 0;
 	for (size_t i = 0; i < n; i++) {
 		void *rep = NULL;

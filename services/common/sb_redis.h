@@ -5,7 +5,8 @@
  * before the next attempt is due fails at once with SB_EUNAVAIL (no busy loop), and
  * sb_redis_retry_after_ms says how long to wait. Commands are never re-sent automatically.
  * Every I/O is bounded by the connect and command timeouts. A write to a connection Redis has
- * closed raises no SIGPIPE in the process (the signal is blocked and consumed around I/O).
+ * closed raises no SIGPIPE in the process (the signal is blocked and consumed around I/O,
+ * unless the process ignored SIGPIPE before the connection was opened, as services do).
  *
  * Replies are hiredis's redisReply, freed by the caller with freeReplyObject. A Redis error
  * reply (type REDIS_REPLY_ERROR) is a reply, not a failure: callers check its type.

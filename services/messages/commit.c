@@ -1,8 +1,9 @@
 /* commit.c: the group commit. One transaction per batch of queued sends, in a fixed number of
- * statements whatever the batch size: lock the conversations involved (in a fixed order), find
- * sends already stored (same id, or same sender and idempotency key), check membership, assign
- * seqs in queue order, insert every message, advance each conversation's last_seq, insert
- * every outbox row, NOTIFY, COMMIT. */
+ * statements whatever the batch size, sent as two pipelines (two round trips): BEGIN, lock the
+ * conversations involved (in a fixed order), find sends already stored (same id, or same sender
+ * and idempotency key), check membership; then, with seqs assigned here in queue order, insert
+ * every message, advance each conversation's last_seq, insert every outbox row, NOTIFY,
+ * COMMIT. */
 #include "messages.h"
 
 #include <stdio.h>
@@ -51,7 +52,7 @@ msg_batch_lock(struct msg_batch *bt, const char *tenant, const char *conv)
 /* msg_batch_arrays builds array literals of n items: field selects the value. */
 typedef const char *(*msg_field_fn)(const struct msg_send_item *it);
 static int
-msg_batch_array(struct msg_batch *bt, msg_field_fn f, bool fresh_only, struct sb_buf *b)
+msg_batch_array(const struct msg_batch *bt, msg_field_fn f, bool fresh_only, struct sb_buf *b)
 {
 	for (size_t i = 0; i < bt->n; i++) {
 		const struct msg_send_item *it = bt->items[i];
@@ -109,44 +110,49 @@ static const msg_field_fn msg_fields_members[] = { f_tenant, f_conv, f_sender };
 static const msg_field_fn msg_fields_insert[] = { f_tenant,  f_id,    f_conv, NULL,  f_sender,
 	                                          f_content, f_ctype, f_meta, f_idem };
 
-/* msg_batch_exec runs statement name with one array per field (a NULL field is the seq
- * column) plus extra trailing parameters. */
+/* msg_batch_params fills mp with one array per field (a NULL field is the seq column), of
+ * every send or only of the new ones. */
 static int
-msg_batch_exec(struct msg_batch *bt, const char *name, const msg_field_fn *fields, int nf,
-               bool fresh_only, const char *extra, PGresult **res)
+msg_batch_params(const struct msg_batch *bt, const msg_field_fn *fields, int nf, bool fresh_only,
+                 struct msg_params *mp)
 {
-	struct sb_buf a[10];
-	const char *params[10];
 	int rv = 0;
-	memset(a, 0, sizeof(a));
 	for (int i = 0; i < nf && rv == 0; i++) {
 		if (fields[i] != NULL) {
-			rv = msg_batch_array(bt, fields[i], fresh_only, &a[i]);
+			rv = msg_batch_array(bt, fields[i], fresh_only, &mp->a[i]);
 		} else {
 			for (size_t k = 0; k < bt->n && rv == 0; k++)
 				if (bt->items[k]->code == MSG_PENDING && bt->follow[k] < 0)
-					rv = msg_arr_addll(&a[i], bt->items[k]->seq);
-			rv = rv ? rv : msg_arr_end(&a[i]);
+					rv = msg_arr_addll(&mp->a[i], bt->items[k]->seq);
+			rv = rv ? rv : msg_arr_end(&mp->a[i]);
 		}
-		params[i] = a[i].data;
+		mp->p[i] = mp->a[i].data;
 	}
-	if (extra != NULL)
-		params[nf++] = extra;
-	if (rv == 0)
-		rv = sb_pg_exec_prepared(bt->pg, name, nf, params, res);
-	for (int i = 0; i < 10; i++)
-		sb_buf_free(&a[i]);
 	return rv;
 }
 
-/* msg_batch_lookup answers sends already stored and records membership. */
-static int
-msg_batch_check(struct msg_batch *bt)
+/* msg_batch_locks records the locked conversations (b_lock's rows) with their last seq. */
+static void
+msg_batch_locks(struct msg_batch *bt, const PGresult *res)
 {
-	PGresult *res = NULL;
-	int rv = msg_batch_exec(bt, "b_existing", msg_fields_lookup, 4, false, NULL, &res);
-	if (rv != 0)
-		return rv;
+	bt->n_locks = 0;
+	for (int r = 0; r < PQntuples(res) && (size_t)r < bt->n; r++) {
+		struct msg_lock *l = &bt->locks[bt->n_locks++];
+		/* point the tenant at an item's string so it outlives res */
+		l->tenant = NULL;
+		for (size_t i = 0; i < bt->n && l->tenant == NULL; i++)
+			if (strcmp(bt->items[i]->tenant, PQgetvalue(res, r, 0)) == 0)
+				l->tenant = bt->items[i]->tenant;
+		snprintf(l->id, sizeof(l->id), "%s", PQgetvalue(res, r, 1));
+		l->seq = msg_col_ll(res, r, 2);
+		l->last_msg = NULL;
+	}
+}
+
+/* msg_batch_existing answers sends already stored (b_existing's rows). */
+static void
+msg_batch_existing(struct msg_batch *bt, const PGresult *res)
+{
 	for (int r = 0; r < PQntuples(res); r++) {
 		long long o = msg_col_ll(res, r, 0);
 		if (o < 1 || (size_t)o > bt->n || bt->items[o - 1]->code != MSG_PENDING)
@@ -164,16 +170,17 @@ msg_batch_check(struct msg_batch *bt)
 		it->seq = msg_col_ll(res, r, 3);
 		it->created_ms = msg_col_ll(res, r, 5);
 	}
-	PQclear(res);
-	if ((rv = msg_batch_exec(bt, "b_members", msg_fields_members, 3, false, NULL, &res)) != 0)
-		return rv;
+}
+
+/* msg_batch_members records which sends come from a member (b_members's rows). */
+static void
+msg_batch_members(struct msg_batch *bt, const PGresult *res)
+{
 	for (int r = 0; r < PQntuples(res); r++) {
 		long long o = msg_col_ll(res, r, 0);
 		if (o >= 1 && (size_t)o <= bt->n)
 			bt->member[o - 1] = true;
 	}
-	PQclear(res);
-	return 0;
 }
 
 /* msg_batch_assign decides each pending send: refused, a repeat of an earlier one of the
@@ -218,31 +225,30 @@ msg_batch_assign(struct msg_batch *bt, int64_t now_ms)
 	return fresh;
 }
 
+/* msg_batch_update_params: b_update's arrays, one element per conversation written to. */
 static int
-msg_batch_update(struct msg_batch *bt)
+msg_batch_update_params(const struct msg_batch *bt, struct msg_params *mp)
 {
-	struct sb_buf a[4] = { SB_BUF_INIT, SB_BUF_INIT, SB_BUF_INIT, SB_BUF_INIT };
-	int rv = 0;
-	for (size_t i = 0; i < bt->n_locks && rv == 0; i++) {
+	struct sb_buf *a = mp->a;
+	for (size_t i = 0; i < bt->n_locks; i++) {
 		const struct msg_lock *l = &bt->locks[i];
 		if (l->last_msg == NULL)
 			continue;
 		if (msg_arr_add(&a[0], l->tenant) || msg_arr_add(&a[1], l->id) ||
 		    msg_arr_addll(&a[2], l->seq) || msg_arr_add(&a[3], l->last_msg))
-			rv = SB_ENOMEM;
+			return SB_ENOMEM;
 	}
-	for (int i = 0; i < 4 && rv == 0; i++)
-		rv = msg_arr_end(&a[i]);
-	const char *params[] = { a[0].data, a[1].data, a[2].data, a[3].data };
-	if (rv == 0)
-		rv = sb_pg_exec_prepared(bt->pg, "b_update", 4, params, NULL);
-	for (int i = 0; i < 4; i++)
-		sb_buf_free(&a[i]);
-	return rv;
+	for (int i = 0; i < 4; i++) {
+		if (msg_arr_end(&a[i]) != 0)
+			return SB_ENOMEM;
+		mp->p[i] = a[i].data;
+	}
+	return 0;
 }
 
+/* msg_batch_events_params: the outbox rows, one MessageCreated per new message. */
 static int
-msg_batch_events(struct msg_batch *bt, size_t fresh)
+msg_batch_events_params(const struct msg_batch *bt, size_t fresh, struct msg_params *mp)
 {
 	struct msg_event *ev = calloc(fresh, sizeof(*ev));
 	Sb__Events__MessageCreated *mc = calloc(fresh, sizeof(*mc));
@@ -268,66 +274,74 @@ msg_batch_events(struct msg_batch *bt, size_t fresh)
 			                    it->id,     &mc[k].base, it->traceparent };
 		k++;
 	}
-	rv = msg_events_insert(bt->pg, ev, k);
+	rv = msg_events_params(ev, k, mp);
 done:
 	free(ev);
 	free(mc);
 	return rv;
 }
 
-/* msg_batch_try runs the transaction once. Returns 0 (pending sends stay MSG_PENDING: they
- * were committed), SB_EEXIST when another writer inserted one of the ids meanwhile (run it
- * again), or the error of the failing call (rolled back). */
+/* msg_batch_try runs the transaction once, in two round trips to PostgreSQL: a pipeline that
+ * begins, locks the conversations and reads what the decisions need; then, once seqs are
+ * assigned here, a pipeline that writes everything and commits. Returns 0 (pending sends stay
+ * MSG_PENDING: they were committed), SB_EEXIST when another writer inserted one of the ids
+ * meanwhile (the insert failed, nothing was written: run it again), or the error of the
+ * failing step (rolled back). */
 static int
 msg_batch_try(struct msg_batch *bt)
 {
-	PGresult *res = NULL;
 	static const msg_field_fn lockf[] = { f_tenant, f_conv };
-	int rv = sb_pg_begin(bt->pg);
-	if (rv != 0)
-		goto fail;
-	if ((rv = msg_batch_exec(bt, "b_lock", lockf, 2, false, NULL, &res)) != 0)
-		goto fail;
-	bt->n_locks = 0;
-	for (int r = 0; r < PQntuples(res) && (size_t)r < bt->n; r++) {
-		struct msg_lock *l = &bt->locks[bt->n_locks++];
-		/* point the tenant at an item's string so it outlives res */
-		l->tenant = NULL;
-		for (size_t i = 0; i < bt->n && l->tenant == NULL; i++)
-			if (strcmp(bt->items[i]->tenant, PQgetvalue(res, r, 0)) == 0)
-				l->tenant = bt->items[i]->tenant;
-		snprintf(l->id, sizeof(l->id), "%s", PQgetvalue(res, r, 1));
-		l->seq = msg_col_ll(res, r, 2);
-		l->last_msg = NULL;
-	}
-	PQclear(res);
-	res = NULL;
-	if ((rv = msg_batch_check(bt)) != 0)
-		goto fail;
+	struct msg_params lk = { 0 }, ex = { 0 }, mb = { 0 }, ins = { 0 }, up = { 0 }, evp = { 0 };
+	PGresult *rl = NULL, *re = NULL, *rm = NULL;
+	int rv;
+	if ((rv = msg_batch_params(bt, lockf, 2, false, &lk)) != 0 ||
+	    (rv = msg_batch_params(bt, msg_fields_lookup, 4, false, &ex)) != 0 ||
+	    (rv = msg_batch_params(bt, msg_fields_members, 3, false, &mb)) != 0)
+		goto done;
+	const struct sb_pg_step read[] = {
+		{ .sql = "BEGIN" },
+		{ .name = "b_lock", .nparams = 2, .params = lk.p, .res = &rl },
+		{ .name = "b_existing", .nparams = 4, .params = ex.p, .res = &re },
+		{ .name = "b_members", .nparams = 3, .params = mb.p, .res = &rm },
+	};
+	if ((rv = sb_pg_exec_pipeline(bt->pg, read, 4)) != 0)
+		goto done;
+	msg_batch_locks(bt, rl);
+	msg_batch_existing(bt, re);
+	msg_batch_members(bt, rm);
 	int64_t now_ms = sb_time_now_ms(); /* created_at of every message of the batch */
 	size_t fresh = msg_batch_assign(bt, now_ms);
-	if (fresh > 0) {
-		char now[32];
-		snprintf(now, sizeof(now), "%lld", (long long)now_ms);
-		if ((rv = msg_batch_exec(bt, "b_insert", msg_fields_insert, 9, true, now, &res)) !=
-		    0)
-			goto fail;
-		long long inserted = strtoll(PQcmdTuples(res), NULL, 10);
-		PQclear(res);
-		res = NULL;
-		if (inserted != (long long)fresh) {
-			rv = SB_EEXIST;
-			goto fail;
-		}
-		if ((rv = msg_batch_update(bt)) != 0 || (rv = msg_batch_events(bt, fresh)) != 0)
-			goto fail;
+	if (fresh == 0) {
+		rv = sb_pg_commit(bt->pg);
+		goto done;
 	}
-	if ((rv = sb_pg_commit(bt->pg)) != 0)
-		goto fail;
-	return 0;
-fail:
-	PQclear(res);
-	sb_pg_rollback(bt->pg);
+	char now[32];
+	snprintf(now, sizeof(now), "%lld", (long long)now_ms);
+	if ((rv = msg_batch_params(bt, msg_fields_insert, 9, true, &ins)) != 0 ||
+	    (rv = msg_batch_update_params(bt, &up)) != 0 ||
+	    (rv = msg_batch_events_params(bt, fresh, &evp)) != 0)
+		goto done;
+	ins.p[9] = now;
+	const struct sb_pg_step write[] = {
+		{ .name = "b_insert", .nparams = 10, .params = ins.p },
+		{ .name = "b_update", .nparams = 4, .params = up.p },
+		{ .name = "outbox_insert", .nparams = 7, .params = evp.p },
+		{ .sql = "NOTIFY sb_outbox" },
+		{ .sql = "COMMIT" },
+	};
+	rv = sb_pg_exec_pipeline(bt->pg, write, 5);
+done:
+	PQclear(rl);
+	PQclear(re);
+	PQclear(rm);
+	msg_params_free(&lk);
+	msg_params_free(&ex);
+	msg_params_free(&mb);
+	msg_params_free(&ins);
+	msg_params_free(&up);
+	msg_params_free(&evp);
+	if (rv != 0)
+		sb_pg_rollback(bt->pg);
 	return rv;
 }
 

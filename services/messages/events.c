@@ -31,27 +31,30 @@ msg_events_hex(struct sb_buf *arr, const ProtobufCMessage *m)
 	return rv;
 }
 
-int
-msg_events_insert(struct sb_pg *pg, const struct msg_event *ev, size_t n)
+void
+msg_params_free(struct msg_params *mp)
 {
-	struct sb_buf a[7] = { SB_BUF_INIT, SB_BUF_INIT, SB_BUF_INIT, SB_BUF_INIT,
-		               SB_BUF_INIT, SB_BUF_INIT, SB_BUF_INIT };
-	int rv = SB_ENOMEM;
+	for (int i = 0; i < MSG_PARAMS_MAX; i++)
+		sb_buf_free(&mp->a[i]);
+}
+
+int
+msg_events_params(const struct msg_event *ev, size_t n, struct msg_params *mp)
+{
+	struct sb_buf *a = mp->a;
 	for (size_t i = 0; i < n; i++) {
 		struct sb_uuid u;
 		char eid[SB_UUID_STR_LEN + 1];
 		struct sb_buf src = SB_BUF_INIT;
-		if ((rv = sb_uuid_v7(&u)) != 0)
-			goto done;
+		int rv = sb_uuid_v7(&u);
+		if (rv != 0)
+			return rv;
 		sb_uuid_format(&u, eid);
 		if (sb_buf_printf(&src, "/tenants/%s/conversations/%s", ev[i].tenant, ev[i].conv) !=
-		    0) {
-			rv = SB_ENOMEM;
-			goto done;
-		}
+		    0)
+			return SB_ENOMEM;
 		const char *tp =
 		    ev[i].traceparent && ev[i].traceparent[0] ? ev[i].traceparent : NULL;
-		rv = 0;
 		if (msg_arr_add(&a[0], ev[i].conv) || msg_arr_add(&a[1], eid) ||
 		    msg_arr_add(&a[2], ev[i].type) || msg_arr_add(&a[3], src.data) ||
 		    msg_arr_add(&a[4], ev[i].subject) || msg_events_hex(&a[5], ev[i].payload) ||
@@ -59,21 +62,28 @@ msg_events_insert(struct sb_pg *pg, const struct msg_event *ev, size_t n)
 			rv = SB_ENOMEM;
 		sb_buf_free(&src);
 		if (rv != 0)
-			goto done;
+			return rv;
 	}
-	const char *params[7];
 	for (int i = 0; i < 7; i++) {
-		if (msg_arr_end(&a[i]) != 0) {
-			rv = SB_ENOMEM;
-			goto done;
-		}
-		params[i] = a[i].data;
+		if (msg_arr_end(&a[i]) != 0)
+			return SB_ENOMEM;
+		mp->p[i] = a[i].data;
 	}
-	if ((rv = sb_pg_exec_prepared(pg, "outbox_insert", 7, params, NULL)) != 0)
-		goto done;
-	rv = sb_pg_exec(pg, "NOTIFY sb_outbox", NULL);
-done:
-	for (int i = 0; i < 7; i++)
-		sb_buf_free(&a[i]);
+	return 0;
+}
+
+int
+msg_events_insert(struct sb_pg *pg, const struct msg_event *ev, size_t n)
+{
+	struct msg_params mp = { 0 };
+	int rv = msg_events_params(ev, n, &mp);
+	if (rv == 0) {
+		const struct sb_pg_step steps[] = {
+			{ .name = "outbox_insert", .nparams = 7, .params = mp.p },
+			{ .sql = "NOTIFY sb_outbox" },
+		};
+		rv = sb_pg_exec_pipeline(pg, steps, 2);
+	}
+	msg_params_free(&mp);
 	return rv;
 }

@@ -168,8 +168,20 @@ struct msg_event {
 	const ProtobufCMessage *payload;
 	const char *traceparent; /* "" or NULL: none */
 };
+/* The text parameters of one statement: each a PostgreSQL array literal (or a scalar) built
+ * in a[i], p[i] pointing at it. msg_params_free frees the arrays. */
+#define MSG_PARAMS_MAX 10
+struct msg_params {
+	struct sb_buf a[MSG_PARAMS_MAX];
+	const char *p[MSG_PARAMS_MAX];
+};
+void msg_params_free(struct msg_params *mp);
+
+/* msg_events_params builds the parameters of the prepared statement "outbox_insert" for n
+ * events (one outbox row each). Returns 0 or SB_ENOMEM (mp is to be freed either way). */
+int msg_events_params(const struct msg_event *ev, size_t n, struct msg_params *mp);
 /* msg_events_insert writes n outbox rows in one statement, then NOTIFY sb_outbox, on pg inside
- * the caller's transaction. Returns 0 or an sb_err. */
+ * the caller's transaction (one round trip). Returns 0 or an sb_err. */
 int msg_events_insert(struct sb_pg *pg, const struct msg_event *ev, size_t n);
 
 /* conversations.c */

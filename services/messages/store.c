@@ -130,7 +130,7 @@ const struct sb_pg_stmt msg_stmts[] = {
 	  "content_type, metadata, idempotency_key, created_at) SELECT t, i, c, s, snd, ct, ty, "
 	  "md::jsonb, ik, to_timestamp($10::bigint / 1000.0) FROM unnest($1::text[], $2::uuid[], "
 	  "$3::uuid[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[]) "
-	  "AS k(t, i, c, s, snd, ct, ty, md, ik) ON CONFLICT DO NOTHING",
+	  "AS k(t, i, c, s, snd, ct, ty, md, ik)",
 	  10 },
 	{ "b_update",
 	  "UPDATE conversations c SET last_seq = k.s, last_message_id = k.m, activity_us = "

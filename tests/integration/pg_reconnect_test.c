@@ -1,6 +1,8 @@
 /* sb_pg against a real PostgreSQL that restarts: calls during the outage fail with SB_EUNAVAIL
  * within a bounded time, later calls succeed on the same object (prepared statements too),
- * a transaction lost with its connection is never committed by accident, SQLSTATEs are kept.
+ * a transaction lost with its connection is never committed by accident, SQLSTATEs are kept;
+ * pipelines (sb_pg_exec_pipeline) return every result, stop at their first error, and follow
+ * the same transaction rules.
  * stack: pg
  * labels: pg
  */
@@ -215,13 +217,134 @@ test_outage_during_restart(void **state)
 	sb_pg_close(pg);
 }
 
+/* count_rows returns how many rows pg_pipe_kv has whose key is k. */
+static int
+count_rows(struct sb_pg *pg, const char *k)
+{
+	const char *p[] = { k };
+	PGresult *r = NULL;
+	assert_int_equal(
+	    sb_pg_exec_params(pg, "SELECT count(*) FROM pg_pipe_kv WHERE k = $1", 1, p, &r), 0);
+	int n = atoi(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return n;
+}
+
+static void
+test_pipeline(void **state)
+{
+	(void)state;
+	struct sb_pg *pg = open_pg();
+	assert_int_equal(sb_pg_exec(pg, "CREATE TABLE pg_pipe_kv (k text PRIMARY KEY)", NULL), 0);
+	const char *two_three[] = { "2", "3" };
+	PGresult *sum = NULL, *ins = NULL;
+
+	/* Every step's result comes back; the transaction spans the pipeline. */
+	const struct sb_pg_step ok[] = {
+		{ .sql = "BEGIN" },
+		{ .sql = "INSERT INTO pg_pipe_kv VALUES ('a')", .res = &ins },
+		{ .name = "add", .nparams = 2, .params = two_three, .res = &sum },
+		{ .sql = "COMMIT" },
+	};
+	assert_int_equal(sb_pg_exec_pipeline(pg, ok, 4), 0);
+	assert_string_equal(PQgetvalue(sum, 0, 0), "5");
+	assert_string_equal(PQcmdTuples(ins), "1");
+	PQclear(sum);
+	PQclear(ins);
+	assert_int_equal(count_rows(pg, "a"), 1);
+
+	/* The first failure is returned and the rest is skipped; nothing of it is committed. */
+	const struct sb_pg_step dup[] = {
+		{ .sql = "BEGIN" },
+		{ .sql = "INSERT INTO pg_pipe_kv VALUES ('b')", .res = &ins },
+		{ .sql = "INSERT INTO pg_pipe_kv VALUES ('a')" },
+		{ .name = "add", .nparams = 2, .params = two_three, .res = &sum },
+	};
+	assert_int_equal(sb_pg_exec_pipeline(pg, dup, 4), SB_EEXIST);
+	assert_string_equal(sb_pg_sqlstate(pg), "23505");
+	assert_null(ins);
+	assert_null(sum);
+	assert_int_equal(sb_pg_rollback(pg), 0);
+	assert_int_equal(count_rows(pg, "b"), 0);
+
+	/* Without BEGIN the steps are one implicit transaction. */
+	const struct sb_pg_step implicit[] = {
+		{ .sql = "INSERT INTO pg_pipe_kv VALUES ('c')" },
+		{ .sql = "INSERT INTO pg_pipe_kv VALUES ('a')" },
+	};
+	assert_int_equal(sb_pg_exec_pipeline(pg, implicit, 2), SB_EEXIST);
+	assert_int_equal(count_rows(pg, "c"), 0);
+
+	/* A transaction opened by one pipeline is committed by the next. */
+	const struct sb_pg_step open_tx[] = {
+		{ .sql = "BEGIN" },
+		{ .sql = "INSERT INTO pg_pipe_kv VALUES ('d')" },
+	};
+	const struct sb_pg_step close_tx[] = {
+		{ .name = "add", .nparams = 2, .params = two_three, .res = &sum },
+		{ .sql = "COMMIT" },
+	};
+	assert_int_equal(sb_pg_exec_pipeline(pg, open_tx, 2), 0);
+	assert_int_equal(sb_pg_exec_pipeline(pg, close_tx, 2), 0);
+	assert_string_equal(PQgetvalue(sum, 0, 0), "5");
+	PQclear(sum);
+	assert_int_equal(count_rows(pg, "d"), 1);
+
+	/* Bad steps are refused before anything is sent; the connection stays usable. */
+	const struct sb_pg_step unknown[] = { { .name = "nope" } };
+	const struct sb_pg_step wrong_n[] = {
+		{ .name = "add", .nparams = 1, .params = two_three }
+	};
+	const struct sb_pg_step empty[] = { { .res = &sum } };
+	assert_int_equal(sb_pg_exec_pipeline(pg, unknown, 1), SB_ENOTFOUND);
+	assert_int_equal(sb_pg_exec_pipeline(pg, wrong_n, 1), SB_EINVAL);
+	assert_int_equal(sb_pg_exec_pipeline(pg, empty, 1), SB_EINVAL);
+	assert_int_equal(sb_pg_exec_pipeline(pg, empty, 0), SB_EINVAL);
+	assert_null(sum);
+	assert_int_equal(add(pg, "20", "22"), 42);
+	sb_pg_close(pg);
+}
+
+/* test_pipeline_transaction_lost: a transaction a pipeline opened is lost with its connection
+ * like one sb_pg_begin opened; the pipeline that would commit it fails and commits nothing. */
+static void
+test_pipeline_transaction_lost(void **state)
+{
+	(void)state;
+	struct sb_pg *pg = open_pg();
+	const struct sb_pg_step open_tx[] = {
+		{ .sql = "BEGIN" },
+		{ .sql = "INSERT INTO pg_pipe_kv VALUES ('lost')" },
+	};
+	const struct sb_pg_step commit[] = { { .sql = "COMMIT" } };
+	assert_int_equal(sb_pg_exec_pipeline(pg, open_tx, 2), 0);
+	char cmd[512];
+	restart_cmd(cmd, sizeof(cmd));
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(sb_pg_exec_pipeline(pg, commit, 1), SB_EUNAVAIL);
+	assert_int_equal(sb_pg_exec_pipeline(pg, commit, 1), SB_EUNAVAIL);
+	assert_non_null(strstr(sb_pg_errmsg(pg), "transaction was lost"));
+	assert_int_equal(sb_pg_rollback(pg), 0);
+	int v = SB_EUNAVAIL;
+	for (int i = 0; i < 100 && v == SB_EUNAVAIL; i++) {
+		v = add(pg, "1", "1");
+		if (v == SB_EUNAVAIL)
+			sleep_ms(100);
+	}
+	assert_int_equal(v, 2);
+	assert_int_equal(count_rows(pg, "lost"), 0);
+	sb_pg_close(pg);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sqlstate_and_lazy_prepare),
 		cmocka_unit_test(test_transaction_lost_with_connection),
+		cmocka_unit_test(test_pipeline),
 		cmocka_unit_test(test_outage_during_restart),
+		cmocka_unit_test(test_pipeline_transaction_lost),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
