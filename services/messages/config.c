@@ -17,10 +17,10 @@ const struct sb_cfg_key messages_config[] = {
 	SB_CFG_POSTGRES(struct messages_cfg, common),
 	MSG_CFG_INT("SB_MESSAGES_BATCH_MAX", batch_max, "256", 1, 4096,
 	            "Most sends committed together in one group-commit transaction."),
-	MSG_CFG_INT("SB_MESSAGES_COMMITTERS", committers, "1", 1, 64,
+	MSG_CFG_INT("SB_MESSAGES_COMMITTERS", committers, "2", 1, 64,
 	            "Group-commit lanes: committer threads, each with its own database connection; "
-	            "a conversation always uses the same one. More than 1 only pays where a commit "
-	            "waits long on the disk (see docs/benchmarks.md)."),
+	            "a conversation always uses the same one. Two let one lane's statements run "
+	            "while the other's wait (see docs/benchmarks.md)."),
 	MSG_CFG_INT("SB_MESSAGES_COMMIT_DELAY_US", commit_delay_us, "0", 0, 100000,
 	            "When the previous group commit had several sends, wait this many microseconds "
 	            "before the next, so that more sends join it (0: never wait)."),

@@ -36,7 +36,7 @@ IT_FN const char it_ddl[] =
     "CREATE TABLE IF NOT EXISTS messages.outbox ("
     " id bigserial PRIMARY KEY, aggregate_type text NOT NULL, aggregate_id uuid NOT NULL,"
     " shard int GENERATED ALWAYS AS (abs(hashtext(aggregate_id::text) % 64)) STORED,"
-    " event_id uuid NOT NULL UNIQUE, event_type text NOT NULL, topic text NOT NULL,"
+    " event_id uuid NOT NULL, event_type text NOT NULL, topic text NOT NULL,"
     " source text NOT NULL, subject text, payload bytea NOT NULL, traceparent text,"
     " created_at timestamptz NOT NULL DEFAULT now(), attempts int NOT NULL DEFAULT 0,"
     " last_error text, relayed_at timestamptz);"
