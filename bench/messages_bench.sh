@@ -161,7 +161,8 @@ curl -s "http://127.0.0.1:${SVC_OPS[messages]}/metrics" |
 
 # SB_BENCH_METRICS=1 prints the mean of every duration histogram of the gateway, messages and
 # the relay over the whole run (where the time of a send goes: HTTP, RPC client and server,
-# group commit).
+# group commit), and PostgreSQL's checkpoints and autovacuum runs. MSGLOAD_TIMELINE=1 makes
+# msgload print each 100 ms of schedule whose worst latency reached 100 ms (stalls).
 if [ "${SB_BENCH_METRICS:-0}" = 1 ]; then
 	echo "mean durations over the run (ms), from each service's /metrics:"
 	for s in gateway messages outbox; do
@@ -171,6 +172,10 @@ if [ "${SB_BENCH_METRICS:-0}" = 1 ]; then
 				if ($1 ~ /_seconds_sum/) sum[k] = $2; else cnt[k] = $2 }
 			END { for (k in cnt) if (cnt[k] > 0) printf "  %-8s %-90s n=%-8d %.2f\n", s, k, cnt[k], sum[k] / cnt[k] * 1000 }'
 	done
+	echo "PostgreSQL background work during the run:"
+	q -F ' ' -c "SELECT '  checkpoints timed/requested:', checkpoints_timed, checkpoints_req FROM pg_stat_bgwriter"
+	q -F ' ' -c "SELECT '  ' || relname || ': autovacuum', autovacuum_count, 'autoanalyze', autoanalyze_count
+		FROM pg_stat_user_tables WHERE schemaname = 'messages' ORDER BY relname"
 fi
 
 if [ -n "$pg_extra" ]; then

@@ -78,6 +78,8 @@ struct ml_run {
 	int n_idle;
 	uint32_t *lat_us; /* latency of each answered or abandoned request */
 	int64_t n_lat;
+	uint32_t *tl_max_us; /* MSGLOAD_TIMELINE: worst latency per 100 ms of schedule */
+	int64_t n_tl;
 	double last_done; /* time of the last 2xx */
 	uint64_t rng[2];
 	char content[70000];
@@ -278,7 +280,11 @@ ml_record(struct ml_run *r, int64_t req, double now)
 {
 	double sched = r->t0 + (double)req / r->o.rate;
 	double us = (now - sched) * 1e6;
-	r->lat_us[r->n_lat++] = us < 0 ? 0 : us > 4e9 ? 4000000000u : (uint32_t)us;
+	uint32_t v = us < 0 ? 0 : us > 4e9 ? 4000000000u : (uint32_t)us;
+	r->lat_us[r->n_lat++] = v;
+	int64_t b = (int64_t)((double)req / r->o.rate * 10);
+	if (r->tl_max_us != NULL && b >= 0 && b < r->n_tl && v > r->tl_max_us[b])
+		r->tl_max_us[b] = v;
 }
 
 /* ml_conn_fail closes a broken connection, counts its request lost, and reconnects. */
@@ -490,6 +496,11 @@ ml_report(struct ml_run *r, double wall)
 	double span = r->last_done > r->t0 ? r->last_done - r->t0 : r->o.seconds;
 	if (span < r->o.seconds)
 		span = r->o.seconds;
+	/* MSGLOAD_TIMELINE=1: when the slow requests were scheduled (stalls vs. steady queueing) */
+	for (int64_t b = 0; r->tl_max_us != NULL && b < r->n_tl; b++)
+		if (r->tl_max_us[b] >= 100000)
+			fprintf(stderr, "timeline: %.1f-%.1f s worst %.0f ms\n", b / 10.0,
+			        (b + 1) / 10.0, r->tl_max_us[b] / 1000.0);
 	double p50 = ml_pct_ms(r->lat_us, r->n_lat, 0.50),
 	       p99 = ml_pct_ms(r->lat_us, r->n_lat, 0.99);
 	double mx = r->n_lat ? r->lat_us[r->n_lat - 1] / 1000.0 : 0;
@@ -521,6 +532,10 @@ main(int argc, char **argv)
 		r->content[k] = "abcdefghijklmnopqrstuvwxyz "[k % 27];
 	r->total = (int64_t)(r->o.rate * r->o.seconds);
 	r->lat_us = calloc((size_t)r->total + 1, sizeof(*r->lat_us));
+	if (getenv("MSGLOAD_TIMELINE") != NULL) {
+		r->n_tl = (int64_t)(r->o.seconds * 10) + 1;
+		r->tl_max_us = calloc((size_t)r->n_tl, sizeof(*r->tl_max_us));
+	}
 	r->c = calloc((size_t)r->o.conns, sizeof(*r->c));
 	r->idle = calloc((size_t)r->o.conns, sizeof(*r->idle));
 	r->ep = epoll_create1(EPOLL_CLOEXEC);

@@ -249,8 +249,8 @@ main(int argc, char **argv)
 	    sql(c, "CREATE SCHEMA IF NOT EXISTS messages; DROP TABLE IF EXISTS messages.outbox;"
 	           "CREATE TABLE messages.outbox (id bigserial PRIMARY KEY, aggregate_type text "
 	           "NOT NULL, aggregate_id uuid NOT NULL, shard int GENERATED ALWAYS AS "
-	           "(abs(hashtext(aggregate_id::text) % 64)) STORED, event_id uuid NOT NULL "
-	           "UNIQUE, event_type text NOT NULL, topic text NOT NULL, source text NOT NULL, "
+	           "(abs(hashtext(aggregate_id::text) % 64)) STORED, event_id uuid NOT NULL, "
+	           "event_type text NOT NULL, topic text NOT NULL, source text NOT NULL, "
 	           "subject text, payload bytea NOT NULL, traceparent text, created_at "
 	           "timestamptz NOT NULL DEFAULT now(), attempts int NOT NULL DEFAULT 0, "
 	           "last_error text, relayed_at timestamptz);"
@@ -311,8 +311,12 @@ main(int argc, char **argv)
 	printf("  plain librdkafka producer (same records, same config):  %9.0f rows/s\n",
 	       base_rate);
 	printf("  ratio relay / plain producer: %.2f\n", relay_rate / base_rate);
-	printf("  target >= 10000 rows/s (2x the messages service's sustained send rate): %s\n",
-	       relay_rate >= 10000 ? "met" : "NOT met");
+	/* the highest sustained send rate measured by bench/messages_bench.sh (docs/benchmarks.md) */
+	const char *sr = getenv("SB_BENCH_SEND_RATE");
+	double send_rate = sr != NULL && atof(sr) > 0 ? atof(sr) : 6000;
+	printf("  target >= %.0f rows/s (2x the messages service's sustained send rate, %.0f/s): "
+	       "%s\n",
+	       2 * send_rate, send_rate, relay_rate >= 2 * send_rate ? "met" : "NOT met");
 	printf("  relay exit status after SIGTERM: %d\n", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
 	return 0;
 }
