@@ -80,14 +80,8 @@ outbox_service_start(struct sb_service *svc)
 	                          &o->dlq)) != 0)
 		goto fail;
 	/* Custom plans: the outbox is a churning table whose size a cached generic plan does not
-	 * follow (a sequential scan chosen while it was empty marked each batch in 25 ms). No
-	 * bitmap scans: for the pending rows of a shard the planner liked a bitmap scan plus a
-	 * sort, which visits every index entry of rows already relayed (a bitmap scan never
-	 * marks them dead) — 56 entries read for 4 rows returned per shard; an index scan reads
-	 * them in id order, stops at the limit and marks dead entries as it passes. */
-	const struct sb_pg_opts pgo = {
-		.options = "-c plan_cache_mode=force_custom_plan -c enable_bitmapscan=off"
-	};
+	 * follow (a sequential scan chosen while it was empty marked each batch in 25 ms). */
+	const struct sb_pg_opts pgo = { .options = "-c plan_cache_mode=force_custom_plan" };
 	if ((ret = sb_pg_open_opts(cfg->common.database_url, outbox_store_stmts, &pgo, &o->pg)) !=
 	    0)
 		goto fail;
