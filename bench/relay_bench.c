@@ -311,7 +311,8 @@ main(int argc, char **argv)
 	printf("  plain librdkafka producer (same records, same config):  %9.0f rows/s\n",
 	       base_rate);
 	printf("  ratio relay / plain producer: %.2f\n", relay_rate / base_rate);
-	/* the highest sustained send rate measured by bench/messages_bench.sh (docs/benchmarks.md) */
+	/* the highest sustained send rate measured by bench/messages_bench.sh (docs/benchmarks.md)
+	 */
 	const char *sr = getenv("SB_BENCH_SEND_RATE");
 	double send_rate = sr != NULL && atof(sr) > 0 ? atof(sr) : 6000;
 	printf("  target >= %.0f rows/s (2x the messages service's sustained send rate, %.0f/s): "

@@ -49,8 +49,10 @@ msg_batch_lock(struct msg_batch *bt, const char *tenant, const char *conv)
 	return NULL;
 }
 
-/* msg_batch_arrays builds array literals of n items: field selects the value. */
 typedef const char *(*msg_field_fn)(const struct msg_send_item *it);
+
+/* msg_batch_array appends one element per send (or per new send) to b, left open for
+ * msg_params_end: f selects the value. */
 static int
 msg_batch_array(const struct msg_batch *bt, msg_field_fn f, bool fresh_only, struct sb_buf *b)
 {
@@ -61,7 +63,7 @@ msg_batch_array(const struct msg_batch *bt, msg_field_fn f, bool fresh_only, str
 		if (msg_arr_add(b, f(it)) != 0)
 			return SB_ENOMEM;
 	}
-	return msg_arr_end(b);
+	return 0;
 }
 
 static const char *
@@ -124,11 +126,9 @@ msg_batch_params(const struct msg_batch *bt, const msg_field_fn *fields, int nf,
 			for (size_t k = 0; k < bt->n && rv == 0; k++)
 				if (bt->items[k]->code == MSG_PENDING && bt->follow[k] < 0)
 					rv = msg_arr_addll(&mp->a[i], bt->items[k]->seq);
-			rv = rv ? rv : msg_arr_end(&mp->a[i]);
 		}
-		mp->p[i] = mp->a[i].data;
 	}
-	return rv;
+	return rv != 0 ? rv : msg_params_end(mp, nf);
 }
 
 /* msg_batch_locks records the locked conversations (b_lock's rows) with their last seq. */
@@ -238,12 +238,7 @@ msg_batch_update_params(const struct msg_batch *bt, struct msg_params *mp)
 		    msg_arr_addll(&a[2], l->seq) || msg_arr_add(&a[3], l->last_msg))
 			return SB_ENOMEM;
 	}
-	for (int i = 0; i < 4; i++) {
-		if (msg_arr_end(&a[i]) != 0)
-			return SB_ENOMEM;
-		mp->p[i] = a[i].data;
-	}
-	return 0;
+	return msg_params_end(mp, 4);
 }
 
 /* msg_batch_events_params: the outbox rows, one MessageCreated per new message. */

@@ -39,6 +39,17 @@ msg_params_free(struct msg_params *mp)
 }
 
 int
+msg_params_end(struct msg_params *mp, int n)
+{
+	for (int i = 0; i < n; i++) {
+		if (msg_arr_end(&mp->a[i]) != 0)
+			return SB_ENOMEM;
+		mp->p[i] = mp->a[i].data;
+	}
+	return 0;
+}
+
+int
 msg_events_params(const struct msg_event *ev, size_t n, struct msg_params *mp)
 {
 	struct sb_buf *a = mp->a;
@@ -64,12 +75,7 @@ msg_events_params(const struct msg_event *ev, size_t n, struct msg_params *mp)
 		if (rv != 0)
 			return rv;
 	}
-	for (int i = 0; i < 7; i++) {
-		if (msg_arr_end(&a[i]) != 0)
-			return SB_ENOMEM;
-		mp->p[i] = a[i].data;
-	}
-	return 0;
+	return msg_params_end(mp, 7);
 }
 
 int

@@ -176,6 +176,8 @@ struct msg_params {
 	const char *p[MSG_PARAMS_MAX];
 };
 void msg_params_free(struct msg_params *mp);
+/* msg_params_end closes the first n arrays and points p[0..n) at them. 0 or SB_ENOMEM. */
+int msg_params_end(struct msg_params *mp, int n);
 
 /* msg_events_params builds the parameters of the prepared statement "outbox_insert" for n
  * events (one outbox row each). Returns 0 or SB_ENOMEM (mp is to be freed either way). */
