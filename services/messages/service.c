@@ -17,30 +17,16 @@ msg_open_pg(const struct messages_cfg *cfg, struct sb_pg **out)
 	 * fifth run and kept until the table is next analyzed, so on a fresh database the lookups
 	 * kept sequential scans chosen while the tables were empty (measured: the duplicate
 	 * lookup at 3.8 ms per batch after 20,000 messages). Planning each run costs far less. */
-	const char *dsn = cfg->common.database_url;
-	bool uri = strncmp(dsn, "postgres://", 11) == 0 || strncmp(dsn, "postgresql://", 13) == 0;
-	struct sb_buf b = SB_BUF_INIT;
-	int rv;
-	if (uri)
-		rv = sb_buf_printf(
-		    &b,
-		    "%s%coptions=-c%%20statement_timeout%%3D%lld%%20-c%%20search_path%%3Dmessages"
-		    "%%20-c%%20plan_cache_mode%%3Dforce_custom_plan",
-		    dsn, strchr(dsn, '?') ? '&' : '?', cfg->pg_timeout_ms);
-	else
-		rv = sb_buf_printf(&b,
-		                   "%s options='-c statement_timeout=%lld -c search_path=messages "
-		                   "-c plan_cache_mode=force_custom_plan'",
-		                   dsn, cfg->pg_timeout_ms);
-	if (rv != 0)
-		return rv;
+	char options[160];
+	snprintf(options, sizeof(options),
+	         "-c statement_timeout=%lld -c search_path=messages "
+	         "-c plan_cache_mode=force_custom_plan",
+	         cfg->pg_timeout_ms);
 	struct sb_pg_opts o = { .connect_timeout_s = 2,
 		                .backoff_base_ms = 100,
-		                .backoff_max_ms = 2000 };
-	rv = sb_pg_open_opts(b.data, msg_stmts, &o, out);
-	explicit_bzero(b.data, b.len);
-	sb_buf_free(&b);
-	return rv;
+		                .backoff_max_ms = 2000,
+		                .options = options };
+	return sb_pg_open_opts(cfg->common.database_url, msg_stmts, &o, out);
 }
 
 int

@@ -14,27 +14,11 @@
 int
 ntf_open_pg(const struct notifier_cfg *cfg, struct sb_pg **out)
 {
-	const char *dsn = cfg->common.database_url;
-	bool uri = strncmp(dsn, "postgres://", 11) == 0 || strncmp(dsn, "postgresql://", 13) == 0;
-	struct sb_buf b = SB_BUF_INIT;
-	int rv;
-	if (uri)
-		rv = sb_buf_printf(&b,
-		                   "%s%coptions=-c%%20statement_timeout%%3D10000%%20-c%%20search_"
-		                   "path%%3Dnotifier",
-		                   dsn, strchr(dsn, '?') ? '&' : '?');
-	else
-		rv = sb_buf_printf(
-		    &b, "%s options='-c statement_timeout=10000 -c search_path=notifier'", dsn);
-	if (rv != 0)
-		return rv;
 	struct sb_pg_opts o = { .connect_timeout_s = 2,
 		                .backoff_base_ms = 100,
-		                .backoff_max_ms = 2000 };
-	rv = sb_pg_open_opts(b.data, ntf_stmts, &o, out);
-	explicit_bzero(b.data, b.len);
-	sb_buf_free(&b);
-	return rv;
+		                .backoff_max_ms = 2000,
+		                .options = "-c statement_timeout=10000 -c search_path=notifier" };
+	return sb_pg_open_opts(cfg->common.database_url, ntf_stmts, &o, out);
 }
 
 void
