@@ -489,6 +489,8 @@ sb_pg_exec_pipeline(struct sb_pg *pg, const struct sb_pg_step *steps, size_t n)
 			sb_pg_set_error(pg, "", "a step has neither a statement name nor SQL");
 		return rv;
 	}
+	if (opens_tx)
+		pg->tx_lost = 0; /* a new transaction, as with sb_pg_begin */
 	if ((rv = sb_pg_enter(pg, NULL)) != 0)
 		return rv;
 	for (size_t k = 0; k < n; k++)
@@ -497,10 +499,8 @@ sb_pg_exec_pipeline(struct sb_pg *pg, const struct sb_pg_step *steps, size_t n)
 			return rv;
 	if (!PQenterPipelineMode(pg->conn))
 		return sb_pg_pipeline_lost(pg, "cannot enter pipeline mode");
-	if (opens_tx) {
-		pg->tx_lost = 0;
+	if (opens_tx)
 		pg->in_tx = 1; /* a connection lost from here on takes the transaction with it */
-	}
 	int64_t t0 = sb_pg_now_ns();
 	bool sent = true;
 	for (size_t k = 0; k < n && sent; k++) {

@@ -66,7 +66,7 @@ struct msg_who {
 /* One queued send: filled by the worker, answered by the committer (send.c, commit.c). */
 struct msg_send_item {
 	struct msg_send_item *next;
-	/* input (owned by the worker's call, valid until done) */
+	/* input (in the call's arena, valid until answered) */
 	const char *tenant, *id, *conv, *sender, *content, *content_type, *metadata_json;
 	const char *idem_key, *traceparent;
 	/* the deferred RPC (Send answers from the committer thread, msg_send_answer) */

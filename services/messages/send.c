@@ -1,7 +1,8 @@
-/* send.c: the send path. Workers validate a send and queue it on its conversation's lane; the
- * lane's committer thread takes everything queued (up to batch_max) and commits it in one
- * transaction (commit.c), then answers each waiting worker. Nothing is answered OK before
- * COMMIT returned. */
+/* send.c: the send path. msg_rpc_send validates a send on the nng thread that received it and
+ * queues it on its conversation's lane without waiting (SB_RPC_DEFER); the lane's committer
+ * thread takes everything queued (up to batch_max), commits it in one transaction (commit.c),
+ * then answers each send itself (msg_send_answer). Nothing is answered OK before COMMIT
+ * returned. */
 #include "messages.h"
 
 #include <errno.h>
@@ -14,10 +15,6 @@
 #include "sb_log.h"
 #include "sb_metrics.h"
 #include "sb_util_time.h"
-
-/* Provided by the RPC runtime once it carries an HTTP status hint (200 for a repeated send);
- * until then the weak reference is NULL and the gateway answers the route's status. */
-extern void sb_rpc_call_set_http_status(struct sb_rpc_call *call, int status) __attribute__((weak));
 
 /* One committer: its queue, its connection and its thread. Sends are spread over the lanes by
  * conversation, so two lanes never lock the same conversation row and each conversation's sends
@@ -42,6 +39,16 @@ struct msg_batcher {
 	struct msg_lane *lanes;
 	struct sb_series *sent, *batch_size, *duration;
 };
+
+/* msg_send_refuse answers a send UNAVAILABLE without writing it (retry in a second). */
+static void
+msg_send_refuse(struct msg_batcher *b, struct msg_send_item *it, const char *why)
+{
+	it->code = SB__RPC__CODE__UNAVAILABLE;
+	it->error = why;
+	it->retry_after_ms = 1000;
+	msg_send_answer(b, it);
+}
 
 static void *
 msg_lane_main(void *arg)
@@ -86,10 +93,7 @@ msg_lane_main(void *arg)
 		pthread_mutex_unlock(&l->mu);
 		for (struct msg_send_item *it = late, *next; it != NULL; it = next) {
 			next = it->next;
-			it->code = SB__RPC__CODE__UNAVAILABLE;
-			it->error = "send not committed before the deadline";
-			it->retry_after_ms = 1000;
-			msg_send_answer(l->b, it);
+			msg_send_refuse(l->b, it, "send not committed before the deadline");
 		}
 		if (n == 0) {
 			pthread_mutex_lock(&l->mu);
@@ -114,10 +118,7 @@ msg_lane_main(void *arg)
 	pthread_mutex_unlock(&l->mu);
 	for (; it != NULL; it = next) {
 		next = it->next;
-		it->code = SB__RPC__CODE__UNAVAILABLE;
-		it->error = "service stopping";
-		it->retry_after_ms = 1000;
-		msg_send_answer(l->b, it);
+		msg_send_refuse(l->b, it, "service stopping");
 	}
 	free(items);
 	return NULL;
@@ -212,10 +213,7 @@ msg_batcher_submit(struct msg_batcher *b, struct msg_send_item *it)
 	pthread_mutex_lock(&l->mu);
 	if (l->stop) {
 		pthread_mutex_unlock(&l->mu);
-		it->code = SB__RPC__CODE__UNAVAILABLE;
-		it->error = "service stopping";
-		it->retry_after_ms = 1000;
-		msg_send_answer(b, it);
+		msg_send_refuse(b, it, "service stopping");
 		return;
 	}
 	it->next = NULL;
@@ -246,7 +244,7 @@ msg_send_answer(struct msg_batcher *b, struct msg_send_item *it)
 		resp->seq = it->seq;
 		resp->created_at = msg_time_str(call, it->created_ms);
 		/* a repeat: the original answer, nothing written: 200 instead of the route's 202 */
-		if (it->duplicate && sb_rpc_call_set_http_status != NULL)
+		if (it->duplicate)
 			sb_rpc_call_set_http_status(call, 200);
 	}
 	sb_rpc_call_finish(call, code); /* it lived in the call's arena: not used after this */
