@@ -26,11 +26,14 @@
 #include "rpc.pb-c.h"
 
 #define SB_RPC_DEFAULT_WORKERS    8
-#define SB_RPC_SLOTS_PER_WORKER   2          /* nng contexts receiving, per worker thread */
-#define SB_RPC_DEFAULT_MAX_MSG    (4u << 20) /* largest payload accepted, bytes */
-#define SB_RPC_DEFAULT_TIMEOUT_MS 10000      /* sb_rpc_meta.timeout_ms <= 0 */
-#define SB_RPC_DRAIN_RETRY_MS     1000       /* retry_after_ms sent while draining */
-#define SB_RPC_N_CODES            17         /* OK .. UNAUTHENTICATED */
+#define SB_RPC_SLOTS_PER_WORKER   2            /* nng contexts receiving, per worker thread */
+#define SB_RPC_BATCH_METHOD       "rpc.Batch"  /* envelope method of a batch (proto/rpc.proto) */
+#define SB_RPC_BATCH_MAX_CALLS    256          /* most calls in one batch */
+#define SB_RPC_BATCH_MAX_BYTES    (256u << 10) /* packed calls per batch; larger go alone */
+#define SB_RPC_DEFAULT_MAX_MSG    (4u << 20)   /* largest payload accepted, bytes */
+#define SB_RPC_DEFAULT_TIMEOUT_MS 10000        /* sb_rpc_meta.timeout_ms <= 0 */
+#define SB_RPC_DRAIN_RETRY_MS     1000         /* retry_after_ms sent while draining */
+#define SB_RPC_N_CODES            17           /* OK .. UNAUTHENTICATED */
 /* Returned by the handler of an inline method that answers later with sb_rpc_call_finish. */
 #define SB_RPC_DEFER 1000
 
@@ -193,6 +196,19 @@ int sb_rpc_call_async(struct sb_rpc_client *cli, const char *method, const Proto
                       const ProtobufCMessageDescriptor *resp_desc, const struct sb_rpc_meta *meta,
                       sb_rpc_done_fn cb, void *arg);
 
+/* sb_rpc_client_batch makes async calls of the listed methods (NULL-ended; must outlive cli)
+ * travel in batches: several calls in one transport message and one reply (proto/rpc.proto,
+ * Batch). While fewer than max_in_flight batches are outstanding a call leaves at once (alone
+ * if nothing else waits); otherwise it waits for the next reply, and everything that waited
+ * leaves together then. So batches grow with the load and an idle client adds no delay. Each
+ * call keeps its own envelope, deadline, outcome and metrics; a batch's reply comes when the
+ * last of its calls is answered. Only methods the server runs inline (never blocking) can be
+ * batched: others are answered FAILED_PRECONDITION. A call packed larger than
+ * SB_RPC_BATCH_MAX_BYTES travels alone. When memory runs out or the client closes while a batch
+ * is being sent, its calls' callbacks may run on the calling thread. Call before the first
+ * call; max_in_flight 0 turns batching off. Returns 0 or SB_EINVAL. */
+int sb_rpc_client_batch(struct sb_rpc_client *cli, const char *const *methods, int max_in_flight);
+
 /* sb_rpc_result_free frees what res holds and zeroes it; a zeroed res is allowed. */
 void sb_rpc_result_free(struct sb_rpc_result *res);
 
@@ -210,8 +226,11 @@ struct sb_rpc_call {
 	size_t n_violations, cap_violations;
 	int64_t retry_after_ms;
 	int http_status;
-	/* A deferred call (SB_RPC_DEFER): what sb_rpc_call_finish needs. */
+	/* A deferred call (SB_RPC_DEFER): what sb_rpc_call_finish needs; d_batch and d_index
+	 * instead of d_slot for a call that came in a batch. */
 	void *d_slot;
+	void *d_batch;
+	size_t d_index;
 	ProtobufCMessage *d_req;
 	void *d_resp;
 };
@@ -233,5 +252,6 @@ struct sb_rpc_mstats {
 void sb__rpc_metrics_server(const char *method, struct sb_rpc_mstats *ms, int code, double secs);
 void sb__rpc_metrics_client(const char *method, struct sb_rpc_mstats *ms, int code, double secs);
 void sb__rpc_metrics_in_flight(int delta);
+void sb__rpc_metrics_batch(size_t calls);
 
 #endif

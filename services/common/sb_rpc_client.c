@@ -1,5 +1,10 @@
 /* sb_rpc_client.c: the RPC client. One REQ socket; each outstanding call holds a slot (an nng
- * context and an aio, reused from a pool) that runs the state machine SEND → RECV → done. */
+ * context and an aio, reused from a pool) that runs the state machine SEND → RECV → done.
+ *
+ * Batching (sb_rpc_client_batch): calls of the listed methods queue on the client; while fewer
+ * than max_in_flight batches are outstanding the queue leaves at once as one batch (so an idle
+ * client adds no delay), otherwise it waits for the next batch's reply, when everything queued
+ * meanwhile leaves together. A batch is one slot carrying an SB_RPC_BATCH_METHOD envelope. */
 #include "sb_rpc.h"
 #include "sb_err.h"
 #include "sb_log.h"
@@ -37,6 +42,20 @@ struct sb_rpc_slot {
 	struct sb_rpc_mstats *ms;
 	const char *method; /* the key of ms */
 	struct sb_rpc_result res;
+	struct sb_rpc_bcall *batch; /* the calls this slot carries as a batch, in order; or NULL */
+};
+
+/* A call of a batched method, queued or travelling in a batch. */
+struct sb_rpc_bcall {
+	struct sb_rpc_bcall *next;
+	nng_msg *req; /* its packed Request until the batch is packed */
+	const ProtobufCMessageDescriptor *resp_desc;
+	sb_rpc_done_fn cb;
+	void *arg;
+	int64_t deadline; /* sb_time_mono_ms() */
+	double t0;
+	struct sb_rpc_mstats *ms;
+	const char *method;
 };
 
 struct sb_rpc_mentry {
@@ -53,6 +72,11 @@ struct sb_rpc_client {
 	struct sb_rpc_mentry mentries[SB_RPC_MSTATS_MAX];
 	size_t n_mentries;
 	struct sb_rpc_mstats other; /* methods past SB_RPC_MSTATS_MAX */
+	/* Batching, guarded by mu: the methods (NULL-ended, the caller's), the batches in
+	 * flight and their limit, and the calls waiting for the next batch. */
+	const char *const *batch_methods;
+	int batch_max, batch_out;
+	struct sb_rpc_bcall *bq_head, *bq_tail;
 	/* Readers: context operations; writer: nng_close. nng 1.5 can use freed memory when a
 	 * context operation races nng_close, so none may run during it or start after it. */
 	pthread_rwlock_t gate;
@@ -114,10 +138,21 @@ sb_rpc_client_mstats(struct sb_rpc_client *cli, const char *method)
  * without the pool's lock and reuses its aio, which nng allows from the aio's own callback. */
 static _Thread_local struct sb_rpc_slot *sb_rpc_reusable;
 
+/* sb_rpc_slot_release puts an idle slot back in the pool. */
+static void
+sb_rpc_slot_release(struct sb_rpc_slot *s)
+{
+	struct sb_rpc_client *cli = s->cli;
+
+	pthread_mutex_lock(&cli->mu);
+	s->next_free = cli->free_slots;
+	cli->free_slots = s;
+	pthread_mutex_unlock(&cli->mu);
+}
+
 static void
 sb_rpc_slot_finish(struct sb_rpc_slot *s, int code, const char *msg)
 {
-	struct sb_rpc_client *cli = s->cli;
 	sb_rpc_done_fn cb = s->cb;
 	void *arg = s->arg;
 	struct sb_rpc_result res = s->res;
@@ -134,27 +169,25 @@ sb_rpc_slot_finish(struct sb_rpc_slot *s, int code, const char *msg)
 	if (sb_rpc_reusable != s)
 		return; /* a new call owns the slot now: touch nothing */
 	sb_rpc_reusable = NULL;
-	pthread_mutex_lock(&cli->mu);
-	s->next_free = cli->free_slots;
-	cli->free_slots = s;
-	pthread_mutex_unlock(&cli->mu);
+	sb_rpc_slot_release(s);
 }
 
-/* sb_rpc_slot_parse fills s->res from a reply. Returns 0 or -1 with *msg set. */
+/* sb_rpc_result_parse fills *r from a packed Response whose payload, when OK, is a desc.
+ * Returns 0 or -1 with *msg set. */
 static int
-sb_rpc_slot_parse(struct sb_rpc_slot *s, nng_msg *m, const char **msg)
+sb_rpc_result_parse(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len,
+                    struct sb_rpc_result *r, const char **msg)
 {
 	Sb__Rpc__Response *env;
-	struct sb_rpc_result *r = &s->res;
 
-	env = sb__rpc__response__unpack(NULL, nng_msg_len(m), nng_msg_body(m));
+	env = sb__rpc__response__unpack(NULL, len, data);
 	if (env == NULL) {
 		*msg = "malformed response envelope";
 		return -1;
 	}
 	if (env->code == SB__RPC__CODE__OK) {
-		r->resp = protobuf_c_message_unpack(s->resp_desc, NULL, env->payload.len,
-		                                    env->payload.data);
+		r->resp =
+		    protobuf_c_message_unpack(desc, NULL, env->payload.len, env->payload.data);
 		if (r->resp == NULL) {
 			sb__rpc__response__free_unpacked(env, NULL);
 			*msg = "response payload does not decode as the expected message";
@@ -180,13 +213,33 @@ sb_rpc_slot_remaining(struct sb_rpc_slot *s)
 	return s->deadline > now ? (nng_duration)(s->deadline - now) : 1;
 }
 
+static void sb_rpc_batch_end(struct sb_rpc_slot *s, int code, const char *msg, nng_msg *m);
+
+/* sb_rpc_slot_end settles what slot s carried: with the reply m, or failed with code and msg
+ * when m is NULL. */
+static void
+sb_rpc_slot_end(struct sb_rpc_slot *s, int code, const char *msg, nng_msg *m)
+{
+	if (s->batch != NULL) {
+		sb_rpc_batch_end(s, code, msg, m);
+		return;
+	}
+	if (m != NULL) {
+		code = sb_rpc_result_parse(s->resp_desc, nng_msg_body(m), nng_msg_len(m), &s->res,
+		                           &msg) == 0
+		           ? 0
+		           : SB__RPC__CODE__INTERNAL;
+		nng_msg_free(m);
+	}
+	sb_rpc_slot_finish(s, code, msg);
+}
+
 static void
 sb_rpc_slot_cb(void *arg)
 {
 	struct sb_rpc_slot *s = arg;
 	int rv = nng_aio_result(s->aio);
 	const char *msg = NULL;
-	nng_msg *m;
 	int code;
 
 	if (rv != 0) {
@@ -199,14 +252,14 @@ sb_rpc_slot_cb(void *arg)
 			code = SB__RPC__CODE__CANCELLED;
 			msg = "call cancelled: client closed";
 		}
-		sb_rpc_slot_finish(s, code, msg);
+		sb_rpc_slot_end(s, code, msg, NULL);
 		return;
 	}
 	switch (s->state) {
 	case SB_RPC_SLOT_SEND:
 		if (!sb_rpc_client_enter(s->cli)) {
-			sb_rpc_slot_finish(s, SB__RPC__CODE__CANCELLED,
-			                   "call cancelled: client closed");
+			sb_rpc_slot_end(s, SB__RPC__CODE__CANCELLED,
+			                "call cancelled: client closed", NULL);
 			return;
 		}
 		s->state = SB_RPC_SLOT_RECV;
@@ -215,10 +268,7 @@ sb_rpc_slot_cb(void *arg)
 		pthread_rwlock_unlock(&s->cli->gate);
 		return;
 	case SB_RPC_SLOT_RECV:
-		m = nng_aio_get_msg(s->aio);
-		code = sb_rpc_slot_parse(s, m, &msg) == 0 ? 0 : SB__RPC__CODE__INTERNAL;
-		nng_msg_free(m);
-		sb_rpc_slot_finish(s, code, msg);
+		sb_rpc_slot_end(s, 0, NULL, nng_aio_get_msg(s->aio));
 		return;
 	case SB_RPC_SLOT_IDLE:
 		break;
@@ -315,22 +365,15 @@ sb_rpc_client_pack(const char *method, const ProtobufCMessage *req, const struct
 	return 0;
 }
 
-int
-sb_rpc_call_async(struct sb_rpc_client *cli, const char *method, const ProtobufCMessage *req,
-                  const ProtobufCMessageDescriptor *resp_desc, const struct sb_rpc_meta *meta,
-                  sb_rpc_done_fn cb, void *arg)
+/* sb_rpc_client_send sends the packed request m on a slot of its own; m is consumed. */
+static int
+sb_rpc_client_send(struct sb_rpc_client *cli, const char *method, nng_msg *m,
+                   const ProtobufCMessageDescriptor *resp_desc, sb_rpc_done_fn cb, void *arg,
+                   int64_t timeout_ms)
 {
 	struct sb_rpc_slot *s;
-	int64_t timeout_ms;
-	nng_msg *m;
 	int rv;
 
-	if (cli == NULL || method == NULL || method[0] == '\0' || req == NULL ||
-	    resp_desc == NULL || cb == NULL || strlen(method) > SB_RPC_METHOD_MAX)
-		return SB_EINVAL;
-	timeout_ms = meta && meta->timeout_ms > 0 ? meta->timeout_ms : SB_RPC_DEFAULT_TIMEOUT_MS;
-	if ((rv = sb_rpc_client_pack(method, req, meta, timeout_ms, &m)) != 0)
-		return rv == SB_ERANGE ? SB_EINVAL : rv;
 	if (!sb_rpc_client_enter(cli)) {
 		nng_msg_free(m);
 		return SB_ECLOSED;
@@ -352,6 +395,282 @@ sb_rpc_call_async(struct sb_rpc_client *cli, const char *method, const ProtobufC
 	nng_ctx_send(s->ctx, s->aio);
 	pthread_rwlock_unlock(&cli->gate);
 	return 0;
+}
+
+/* --- batching ------------------------------------------------------------------------- */
+
+/* sb_rpc_bcall_done settles one call of a batch with res, which its callback then owns. */
+static void
+sb_rpc_bcall_done(struct sb_rpc_bcall *c, struct sb_rpc_result *res)
+{
+	sb__rpc_metrics_client(c->method, c->ms, res->code, sb__rpc_now_mono() - c->t0);
+	c->cb(res, c->arg);
+	if (c->req != NULL)
+		nng_msg_free(c->req);
+	free(c);
+}
+
+/* sb_rpc_bcalls_fail settles every call of list with the same failure. */
+static void
+sb_rpc_bcalls_fail(struct sb_rpc_bcall *list, int code, const char *msg, int64_t retry_after_ms)
+{
+	while (list != NULL) {
+		struct sb_rpc_bcall *next = list->next;
+		struct sb_rpc_result res = { 0 };
+
+		res.code = code;
+		res.message = msg ? msg : "";
+		res.retry_after_ms = retry_after_ms;
+		sb_rpc_bcall_done(list, &res);
+		list = next;
+	}
+}
+
+/* sb_rpc_batch_take detaches the next batch from the queue, or returns NULL when nothing is
+ * queued, max_in_flight batches are out or the client is closing. Counts it in batch_out.
+ * Called with cli->mu held. */
+static struct sb_rpc_bcall *
+sb_rpc_batch_take(struct sb_rpc_client *cli)
+{
+	struct sb_rpc_bcall *head = cli->bq_head, *c = head, *last = NULL;
+	size_t n = 0, bytes = 0;
+
+	if (head == NULL || cli->batch_out >= cli->batch_max || atomic_load(&cli->closed))
+		return NULL;
+	while (c != NULL && n < SB_RPC_BATCH_MAX_CALLS &&
+	       (n == 0 || bytes + nng_msg_len(c->req) <= SB_RPC_BATCH_MAX_BYTES)) {
+		bytes += nng_msg_len(c->req);
+		n++;
+		last = c;
+		c = c->next;
+	}
+	cli->bq_head = c;
+	if (c == NULL)
+		cli->bq_tail = NULL;
+	last->next = NULL;
+	cli->batch_out++;
+	return head;
+}
+
+/* sb_rpc_batch_send sends the calls of list as one batch on a slot. On failure it settles them
+ * (on this thread) and returns -1: the batch is over. */
+static int
+sb_rpc_batch_send(struct sb_rpc_client *cli, struct sb_rpc_bcall *list)
+{
+	Sb__Rpc__Batch b = SB__RPC__BATCH__INIT;
+	ProtobufCBinaryData parts[SB_RPC_BATCH_MAX_CALLS];
+	int64_t now = sb_time_mono_ms(), latest = now + 1;
+	struct sb_rpc_slot *s;
+	nng_msg *m;
+	int rv;
+
+	for (struct sb_rpc_bcall *c = list; c != NULL; c = c->next) {
+		parts[b.n_requests++] =
+		    (ProtobufCBinaryData){ nng_msg_len(c->req), nng_msg_body(c->req) };
+		if (c->deadline > latest)
+			latest = c->deadline;
+	}
+	b.requests = parts;
+	rv = sb_rpc_client_pack(SB_RPC_BATCH_METHOD, &b.base, NULL, latest - now, &m);
+	for (struct sb_rpc_bcall *c = list; c != NULL; c = c->next) {
+		nng_msg_free(c->req);
+		c->req = NULL;
+	}
+	if (rv != 0) {
+		sb_rpc_bcalls_fail(list, SB__RPC__CODE__RESOURCE_EXHAUSTED, "out of memory", 0);
+		return -1;
+	}
+	if (!sb_rpc_client_enter(cli)) {
+		nng_msg_free(m);
+		sb_rpc_bcalls_fail(list, SB__RPC__CODE__CANCELLED, "call cancelled: client closed",
+		                   0);
+		return -1;
+	}
+	if ((rv = sb_rpc_client_take(cli, SB_RPC_BATCH_METHOD, &s)) != 0) {
+		pthread_rwlock_unlock(&cli->gate);
+		nng_msg_free(m);
+		if (rv == SB_ECLOSED)
+			sb_rpc_bcalls_fail(list, SB__RPC__CODE__CANCELLED,
+			                   "call cancelled: client closed", 0);
+		else
+			sb_rpc_bcalls_fail(list, SB__RPC__CODE__RESOURCE_EXHAUSTED, "out of memory",
+			                   0);
+		return -1;
+	}
+	s->batch = list;
+	s->cb = NULL;
+	s->resp_desc = NULL;
+	s->t0 = sb__rpc_now_mono();
+	s->deadline = latest;
+	s->state = SB_RPC_SLOT_SEND;
+	memset(&s->res, 0, sizeof(s->res));
+	nng_aio_set_msg(s->aio, m);
+	nng_aio_set_timeout(s->aio, (nng_duration)(latest - now));
+	nng_ctx_send(s->ctx, s->aio);
+	pthread_rwlock_unlock(&cli->gate);
+	return 0;
+}
+
+/* sb_rpc_batch_next sends queued calls while batches may leave; ended: a batch just ended and
+ * is no longer out. */
+static void
+sb_rpc_batch_next(struct sb_rpc_client *cli, bool ended)
+{
+	for (;;) {
+		struct sb_rpc_bcall *list;
+
+		pthread_mutex_lock(&cli->mu);
+		if (ended)
+			cli->batch_out--;
+		list = sb_rpc_batch_take(cli);
+		pthread_mutex_unlock(&cli->mu);
+		if (list == NULL)
+			return;
+		ended = sb_rpc_batch_send(cli, list) != 0;
+	}
+}
+
+/* sb_rpc_batch_deliver settles the calls of list from the batch's reply m. */
+static void
+sb_rpc_batch_deliver(struct sb_rpc_bcall *list, nng_msg *m)
+{
+	Sb__Rpc__Response *env = sb__rpc__response__unpack(NULL, nng_msg_len(m), nng_msg_body(m));
+	Sb__Rpc__BatchReply *br = NULL;
+	size_t n = 0, i = 0;
+
+	for (struct sb_rpc_bcall *c = list; c != NULL; c = c->next)
+		n++;
+	if (env == NULL) {
+		sb_rpc_bcalls_fail(list, SB__RPC__CODE__INTERNAL, "malformed response envelope", 0);
+		return;
+	}
+	if (env->code != SB__RPC__CODE__OK) { /* the batch as a whole: draining, deadline, ... */
+		sb_rpc_bcalls_fail(list, (int)env->code, env->message, env->retry_after_ms);
+		sb__rpc__response__free_unpacked(env, NULL);
+		return;
+	}
+	br = sb__rpc__batch_reply__unpack(NULL, env->payload.len, env->payload.data);
+	sb__rpc__response__free_unpacked(env, NULL);
+	if (br == NULL || br->n_responses != n) {
+		if (br != NULL)
+			sb__rpc__batch_reply__free_unpacked(br, NULL);
+		sb_rpc_bcalls_fail(list, SB__RPC__CODE__INTERNAL, "malformed batch reply", 0);
+		return;
+	}
+	for (struct sb_rpc_bcall *c = list, *next; c != NULL; c = next, i++) {
+		struct sb_rpc_result res = { 0 };
+		const char *msg = NULL;
+
+		next = c->next;
+		if (sb_rpc_result_parse(c->resp_desc, br->responses[i].data, br->responses[i].len,
+		                        &res, &msg) != 0) {
+			res.code = SB__RPC__CODE__INTERNAL;
+			res.message = msg;
+		}
+		sb_rpc_bcall_done(c, &res);
+	}
+	sb__rpc__batch_reply__free_unpacked(br, NULL);
+}
+
+/* sb_rpc_batch_end settles the batch slot s carried (reply m, or the failure code and msg when
+ * m is NULL). The next batch leaves first, then these calls' callbacks run. */
+static void
+sb_rpc_batch_end(struct sb_rpc_slot *s, int code, const char *msg, nng_msg *m)
+{
+	struct sb_rpc_client *cli = s->cli;
+	struct sb_rpc_bcall *list = s->batch;
+
+	s->batch = NULL;
+	s->state = SB_RPC_SLOT_IDLE;
+	sb_rpc_batch_next(cli, true);
+	if (m != NULL) {
+		sb_rpc_batch_deliver(list, m);
+		nng_msg_free(m);
+	} else {
+		sb_rpc_bcalls_fail(list, code, msg, 0);
+	}
+	sb_rpc_slot_release(s);
+}
+
+/* sb_rpc_client_batched tells whether calls of method travel in batches. */
+static bool
+sb_rpc_client_batched(const struct sb_rpc_client *cli, const char *method)
+{
+	for (size_t i = 0; cli->batch_methods != NULL && cli->batch_methods[i] != NULL; i++)
+		if (strcmp(cli->batch_methods[i], method) == 0)
+			return true;
+	return false;
+}
+
+/* sb_rpc_batch_submit queues the packed request m (consumed) for the next batch. */
+static int
+sb_rpc_batch_submit(struct sb_rpc_client *cli, const char *method, nng_msg *m,
+                    const ProtobufCMessageDescriptor *resp_desc, sb_rpc_done_fn cb, void *arg,
+                    int64_t timeout_ms)
+{
+	struct sb_rpc_bcall *c = calloc(1, sizeof(*c));
+	struct sb_rpc_mentry *e;
+
+	if (c == NULL) {
+		nng_msg_free(m);
+		return SB_ENOMEM;
+	}
+	c->req = m;
+	c->resp_desc = resp_desc;
+	c->cb = cb;
+	c->arg = arg;
+	c->t0 = sb__rpc_now_mono();
+	c->deadline = sb_time_mono_ms() + timeout_ms;
+	pthread_mutex_lock(&cli->mu);
+	if (atomic_load(&cli->closed)) {
+		pthread_mutex_unlock(&cli->mu);
+		nng_msg_free(m);
+		free(c);
+		return SB_ECLOSED;
+	}
+	e = sb_rpc_client_mstats(cli, method);
+	c->ms = e ? &e->ms : &cli->other;
+	c->method = e ? e->name : "other";
+	if (cli->bq_tail != NULL)
+		cli->bq_tail->next = c;
+	else
+		cli->bq_head = c;
+	cli->bq_tail = c;
+	pthread_mutex_unlock(&cli->mu);
+	sb_rpc_batch_next(cli, false);
+	return 0;
+}
+
+int
+sb_rpc_client_batch(struct sb_rpc_client *cli, const char *const *methods, int max_in_flight)
+{
+	if (cli == NULL || max_in_flight < 0 || max_in_flight > 1024)
+		return SB_EINVAL;
+	pthread_mutex_lock(&cli->mu);
+	cli->batch_methods = max_in_flight > 0 ? methods : NULL;
+	cli->batch_max = max_in_flight;
+	pthread_mutex_unlock(&cli->mu);
+	return 0;
+}
+
+int
+sb_rpc_call_async(struct sb_rpc_client *cli, const char *method, const ProtobufCMessage *req,
+                  const ProtobufCMessageDescriptor *resp_desc, const struct sb_rpc_meta *meta,
+                  sb_rpc_done_fn cb, void *arg)
+{
+	int64_t timeout_ms;
+	nng_msg *m;
+	int rv;
+
+	if (cli == NULL || method == NULL || method[0] == '\0' || req == NULL ||
+	    resp_desc == NULL || cb == NULL || strlen(method) > SB_RPC_METHOD_MAX)
+		return SB_EINVAL;
+	timeout_ms = meta && meta->timeout_ms > 0 ? meta->timeout_ms : SB_RPC_DEFAULT_TIMEOUT_MS;
+	if ((rv = sb_rpc_client_pack(method, req, meta, timeout_ms, &m)) != 0)
+		return rv == SB_ERANGE ? SB_EINVAL : rv;
+	if (sb_rpc_client_batched(cli, method) && nng_msg_len(m) <= SB_RPC_BATCH_MAX_BYTES)
+		return sb_rpc_batch_submit(cli, method, m, resp_desc, cb, arg, timeout_ms);
+	return sb_rpc_client_send(cli, method, m, resp_desc, cb, arg, timeout_ms);
 }
 
 struct sb_rpc_waiter {
@@ -463,6 +782,12 @@ sb_rpc_client_free(struct sb_rpc_client *cli)
 	pthread_rwlock_unlock(&cli->gate);
 	for (s = cli->all_slots; s != NULL; s = s->next_all)
 		nng_aio_stop(s->aio);
+	/* Calls still waiting for a batch never left. */
+	pthread_mutex_lock(&cli->mu);
+	struct sb_rpc_bcall *queued = cli->bq_head;
+	cli->bq_head = cli->bq_tail = NULL;
+	pthread_mutex_unlock(&cli->mu);
+	sb_rpc_bcalls_fail(queued, SB__RPC__CODE__CANCELLED, "call cancelled: client closed", 0);
 	for (s = cli->all_slots; s != NULL; s = next) {
 		next = s->next_all;
 		nng_aio_free(s->aio);

@@ -9,8 +9,10 @@
 static struct {
 	pthread_once_t once;
 	struct sb_metric *srv_requests, *srv_duration, *cli_requests, *cli_duration;
-	struct sb_series *in_flight;
-} sb_rpc_m = { PTHREAD_ONCE_INIT, NULL, NULL, NULL, NULL, NULL };
+	struct sb_series *in_flight, *batch_calls;
+} sb_rpc_m = { PTHREAD_ONCE_INIT, NULL, NULL, NULL, NULL, NULL, NULL };
+
+static const double sb_rpc_batch_buckets[] = { 1, 2, 4, 8, 16, 32, 64, 128, 256 };
 
 static void
 sb_rpc_metrics_register(void)
@@ -31,6 +33,10 @@ sb_rpc_metrics_register(void)
 	                         "Time from sending an RPC to its outcome.", "method", NULL, 0);
 	g = sb_metrics_gauge("rpc_server_in_flight", "RPC requests being served now.", NULL);
 	sb_rpc_m.in_flight = sb_metric_with(g);
+	g = sb_metrics_histogram("rpc_server_batch_calls", "Calls per batch received (rpc.Batch).",
+	                         NULL, sb_rpc_batch_buckets,
+	                         sizeof(sb_rpc_batch_buckets) / sizeof(sb_rpc_batch_buckets[0]));
+	sb_rpc_m.batch_calls = sb_metric_with(g);
 }
 
 static struct sb_series *
@@ -76,4 +82,11 @@ sb__rpc_metrics_in_flight(int delta)
 {
 	pthread_once(&sb_rpc_m.once, sb_rpc_metrics_register);
 	sb_series_add(sb_rpc_m.in_flight, delta);
+}
+
+void
+sb__rpc_metrics_batch(size_t calls)
+{
+	pthread_once(&sb_rpc_m.once, sb_rpc_metrics_register);
+	sb_series_observe(sb_rpc_m.batch_calls, (double)calls);
 }

@@ -9,7 +9,10 @@
  *     requests answered without a handler (malformed envelope, unknown method), so that they
  *     cost no thread hand-off at all.
  * A busy worker takes the next request without sleeping; a sleeping worker is woken only
- * when no wake-up already sent covers the queued work (see sb_rpc_server_enqueue). */
+ * when no wake-up already sent covers the queued work (see sb_rpc_server_enqueue).
+ * A batch (method SB_RPC_BATCH_METHOD) is served inline too: each of its calls must be of an
+ * inline method; each gets its own call object, may defer, and the batch is answered, with one
+ * reply holding every call's, when its last call is answered. */
 #include "sb_rpc.h"
 #include "sb_err.h"
 #include "sb_log.h"
@@ -46,7 +49,24 @@ struct sb_rpc_sslot {
 	const struct sb_rpc_method *m;
 	struct sb_rpc_mstats *ms;
 	double t0;                /* when it was received */
+	bool batch;               /* env is an SB_RPC_BATCH_METHOD envelope */
 	struct sb_rpc_call icall; /* arena of inline calls; only this slot's callback uses it */
+};
+
+/* A batch being served: one call object per request of it. */
+struct sb_rpc_bcall {
+	struct sb_rpc_call call;
+	const struct sb_rpc_method *m; /* NULL when answered without a handler */
+	struct sb_rpc_mstats *ms;
+	uint8_t *reply; /* the packed Response, once answered */
+	size_t reply_len;
+};
+
+struct sb_rpc_batch {
+	struct sb_rpc_sslot *sl;
+	atomic_size_t pending; /* calls not yet answered, + 1 while they are being started */
+	size_t n;
+	struct sb_rpc_bcall calls[];
 };
 
 struct sb_rpc_worker {
@@ -189,20 +209,29 @@ sb_rpc_server_invoke(struct sb_rpc_server *srv, struct sb_rpc_call *call,
 	return code;
 }
 
+/* sb_rpc_server_response fills *r (pointing into call and payload) with a call's answer. */
+static void
+sb_rpc_server_response(const struct sb_rpc_call *call, int code, ProtobufCBinaryData payload,
+                       Sb__Rpc__Response *r)
+{
+	sb__rpc__response__init(r);
+	r->code = (Sb__Rpc__Code)code;
+	r->message = call->message ? call->message : (char *)"";
+	r->payload = payload;
+	r->n_violations = call->n_violations;
+	r->violations = call->violations;
+	r->retry_after_ms = call->retry_after_ms;
+	r->http_status = call->http_status;
+}
+
 /* sb_rpc_server_reply packs the reply into msg (reused, its body replaced). Returns 0 or -1. */
 static int
 sb_rpc_server_reply(struct sb_rpc_call *call, int code, ProtobufCBinaryData payload, nng_msg *msg)
 {
-	Sb__Rpc__Response r = SB__RPC__RESPONSE__INIT;
+	Sb__Rpc__Response r;
 	size_t n;
 
-	r.code = (Sb__Rpc__Code)code;
-	r.message = call->message ? call->message : (char *)"";
-	r.payload = payload;
-	r.n_violations = call->n_violations;
-	r.violations = call->violations;
-	r.retry_after_ms = call->retry_after_ms;
-	r.http_status = call->http_status;
+	sb_rpc_server_response(call, code, payload, &r);
 	n = sb__rpc__response__get_packed_size(&r);
 	nng_msg_clear(msg);
 	if (nng_msg_realloc(msg, n) != 0)
@@ -224,8 +253,13 @@ sb_rpc_server_route(struct sb_rpc_server *srv, struct sb_rpc_sslot *sl)
 	sl->ms = &srv->unknown;
 	env = sb__rpc__request__unpack(NULL, nng_msg_len(sl->msg), nng_msg_body(sl->msg));
 	sl->env = env;
+	sl->batch = false;
 	if (env == NULL || env->method == NULL || env->method[0] == '\0')
 		return false;
+	if (strcmp(env->method, SB_RPC_BATCH_METHOD) == 0) {
+		sl->batch = true;
+		return false;
+	}
 	if ((sl->m = sb_rpc_server_find(srv, env->method, &sl->ms)) == NULL)
 		return false;
 	return !srv->inline_m[sl->m - srv->o.methods];
@@ -249,6 +283,171 @@ sb_rpc_server_complete(struct sb_rpc_server *srv, struct sb_rpc_call *call, stru
 	return rv;
 }
 
+static void sb_rpc_sslot_answer(struct sb_rpc_sslot *sl, int rv);
+
+/* sb_rpc_batch_reply packs the batch's answer (an OK Response whose payload is a BatchReply
+ * of every call's packed Response) into sl->msg. Returns 0 or -1. */
+static int
+sb_rpc_batch_reply(struct sb_rpc_batch *b, nng_msg *msg)
+{
+	Sb__Rpc__BatchReply br = SB__RPC__BATCH_REPLY__INIT;
+	Sb__Rpc__Response r = SB__RPC__RESPONSE__INIT;
+	ProtobufCBinaryData *parts = calloc(b->n ? b->n : 1, sizeof(*parts));
+	uint8_t *packed = NULL;
+	size_t n;
+	int rv = -1;
+
+	if (parts == NULL)
+		return -1;
+	for (size_t i = 0; i < b->n; i++)
+		parts[i] = (ProtobufCBinaryData){ b->calls[i].reply_len, b->calls[i].reply };
+	br.n_responses = b->n;
+	br.responses = parts;
+	r.code = SB__RPC__CODE__OK;
+	r.message = (char *)"";
+	r.payload.len = sb__rpc__batch_reply__get_packed_size(&br);
+	if ((packed = malloc(r.payload.len ? r.payload.len : 1)) == NULL)
+		goto out;
+	sb__rpc__batch_reply__pack(&br, packed);
+	r.payload.data = packed;
+	n = sb__rpc__response__get_packed_size(&r);
+	nng_msg_clear(msg);
+	if (nng_msg_realloc(msg, n) != 0)
+		goto out;
+	sb__rpc__response__pack(&r, nng_msg_body(msg));
+	rv = 0;
+out:
+	free(packed);
+	free(parts);
+	return rv;
+}
+
+/* sb_rpc_batch_release drops one pending count of b; the last one sends the batch's reply on
+ * its slot and frees b. */
+static void
+sb_rpc_batch_release(struct sb_rpc_batch *b)
+{
+	struct sb_rpc_sslot *sl = b->sl;
+	int rv;
+
+	if (atomic_fetch_sub(&b->pending, 1) != 1)
+		return;
+	rv = sb_rpc_batch_reply(b, sl->msg);
+	for (size_t i = 0; i < b->n; i++) {
+		free(b->calls[i].reply);
+		sb__rpc_call_fini(&b->calls[i].call);
+	}
+	free(b);
+	sb_rpc_sslot_answer(sl, rv);
+}
+
+/* sb_rpc_batch_answered records the answer of call i of b (packed into its reply), frees its
+ * request envelope and releases it from the batch. */
+static void
+sb_rpc_batch_answered(struct sb_rpc_batch *b, size_t i, int code, ProtobufCBinaryData payload)
+{
+	struct sb_rpc_bcall *bc = &b->calls[i];
+	struct sb_rpc_call *call = &bc->call;
+	Sb__Rpc__Response r;
+
+	sb_rpc_server_response(call, code, payload, &r);
+	bc->reply_len = sb__rpc__response__get_packed_size(&r);
+	if ((bc->reply = malloc(bc->reply_len ? bc->reply_len : 1)) != NULL) {
+		sb__rpc__response__pack(&r, bc->reply);
+	} else {
+		/* Out of memory: the call's slot in the reply is an empty Response, which the
+		 * client reads as a malformed answer. */
+		bc->reply_len = 0;
+	}
+	sb__rpc_metrics_server(bc->m ? bc->m->name : "unknown", bc->ms, code,
+	                       sb__rpc_now_mono() - b->sl->t0);
+	if (call->env != NULL)
+		sb__rpc__request__free_unpacked((Sb__Rpc__Request *)call->env, NULL);
+	sb__rpc_call_reset(call);
+	sb_rpc_batch_release(b);
+}
+
+/* sb_rpc_batch_start serves call i of b: the same checks as a lone request, plus that its
+ * method runs inline (a batch never waits for a worker thread). */
+static void
+sb_rpc_batch_start(struct sb_rpc_server *srv, struct sb_rpc_batch *b, size_t i,
+                   const ProtobufCBinaryData *packed)
+{
+	struct sb_rpc_bcall *bc = &b->calls[i];
+	struct sb_rpc_call *call = &bc->call;
+	ProtobufCBinaryData payload = { 0, NULL };
+	Sb__Rpc__Request *env;
+	int code;
+
+	bc->ms = &srv->unknown;
+	env = sb__rpc__request__unpack(NULL, packed->len, packed->data);
+	call->env = env;
+	if (env == NULL || env->method == NULL || env->method[0] == '\0') {
+		code = sb_rpc_call_error(call, SB__RPC__CODE__INVALID_ARGUMENT,
+		                         "malformed request envelope in a batch");
+	} else if ((bc->m = sb_rpc_server_find(srv, env->method, &bc->ms)) == NULL) {
+		code = sb_rpc_call_error(call, SB__RPC__CODE__UNIMPLEMENTED, "unknown method");
+		if (sb_rpc_server_log_ok(srv))
+			SB_WARN("rpc: unknown method %.64s in a batch", env->method);
+	} else if (!srv->inline_m[bc->m - srv->o.methods]) {
+		code = sb_rpc_call_error(call, SB__RPC__CODE__FAILED_PRECONDITION,
+		                         "method %s cannot be batched", bc->m->name);
+	} else if (env->deadline_ms > 0 && env->deadline_ms <= sb__rpc_now_epoch_ms()) {
+		code = sb_rpc_call_error(call, SB__RPC__CODE__DEADLINE_EXCEEDED,
+		                         "deadline passed before the request was served");
+	} else {
+		call->method = bc->m->name;
+		call->d_batch = b;
+		call->d_index = i;
+		code = sb_rpc_server_invoke(srv, call, bc->m, &payload);
+		if (code == SB_RPC_DEFER)
+			return; /* sb_rpc_call_finish answers it, maybe already did */
+		call->d_batch = NULL;
+	}
+	sb_rpc_batch_answered(b, i, code, payload);
+}
+
+/* sb_rpc_server_batch serves the batch routed into sl: starts each of its calls and returns
+ * 1 (answered later, when its last call is; maybe already) or -1 (sl->msg still the caller's)
+ * when the batch cannot be taken on at all. An undecodable batch is answered like a malformed
+ * envelope (0). */
+static int
+sb_rpc_server_batch(struct sb_rpc_server *srv, struct sb_rpc_sslot *sl)
+{
+	Sb__Rpc__Batch *req = NULL;
+	struct sb_rpc_batch *b;
+
+	req = sb__rpc__batch__unpack(NULL, sl->env->payload.len, sl->env->payload.data);
+	sb__rpc__request__free_unpacked(sl->env, NULL);
+	sl->env = NULL;
+	if (req == NULL || req->n_requests == 0 || req->n_requests > SB_RPC_BATCH_MAX_CALLS) {
+		if (req != NULL)
+			sb__rpc__batch__free_unpacked(req, NULL);
+		if (sb_rpc_server_log_ok(srv))
+			SB_WARN("rpc: malformed batch (%zu bytes)", nng_msg_len(sl->msg));
+		int code = sb_rpc_call_error(&sl->icall, SB__RPC__CODE__INVALID_ARGUMENT,
+		                             "malformed batch");
+		return sb_rpc_server_complete(srv, &sl->icall, sl, code,
+		                              (ProtobufCBinaryData){ 0, NULL });
+	}
+	b = calloc(1, sizeof(*b) + req->n_requests * sizeof(b->calls[0]));
+	if (b == NULL) {
+		sb__rpc__batch__free_unpacked(req, NULL);
+		return -1;
+	}
+	b->sl = sl;
+	b->n = req->n_requests;
+	atomic_init(&b->pending, b->n + 1);
+	for (size_t i = 0; i < b->n; i++)
+		sb__rpc_call_init(&b->calls[i].call, srv->o.ctx, NULL);
+	sb__rpc_metrics_batch(b->n);
+	for (size_t i = 0; i < b->n; i++)
+		sb_rpc_batch_start(srv, b, i, &req->requests[i]);
+	sb__rpc__batch__free_unpacked(req, NULL);
+	sb_rpc_batch_release(b); /* sends the reply now if every call was answered */
+	return 1;
+}
+
 /* sb_rpc_server_serve answers the request routed into sl with call (a worker's, or the slot's
  * own for inline work); sl->msg is reused for the reply and sl->env is freed. Returns 0, -1
  * when no reply could be built (sl->msg is then still the caller's to free), or 1 when the
@@ -262,6 +461,8 @@ sb_rpc_server_serve(struct sb_rpc_server *srv, struct sb_rpc_call *call, struct 
 	ProtobufCBinaryData payload = { 0, NULL };
 	int code;
 
+	if (sl->batch)
+		return sb_rpc_server_batch(srv, sl);
 	call->env = env;
 	if (env == NULL || env->method == NULL || env->method[0] == '\0') {
 		code = sb_rpc_call_error(call, SB__RPC__CODE__INVALID_ARGUMENT,
@@ -382,10 +583,22 @@ void
 sb_rpc_call_finish(struct sb_rpc_call *call, int code)
 {
 	struct sb_rpc_sslot *sl = call->d_slot;
+	struct sb_rpc_batch *b = call->d_batch;
 	ProtobufCBinaryData payload = { 0, NULL };
 
-	if (sl == NULL || call->d_req == NULL) {
+	if ((sl == NULL && b == NULL) || call->d_req == NULL) {
 		SB_ERROR("rpc: sb_rpc_call_finish on a call that was not deferred");
+		return;
+	}
+	if (b != NULL) {
+		size_t i = call->d_index;
+
+		code = sb_rpc_server_pack(call, b->calls[i].m, code, call->d_resp, &payload);
+		protobuf_c_message_free_unpacked(call->d_req, NULL);
+		call->d_req = NULL;
+		call->d_resp = NULL;
+		call->d_batch = NULL;
+		sb_rpc_batch_answered(b, i, code, payload);
 		return;
 	}
 	code = sb_rpc_server_pack(call, sl->m, code, call->d_resp, &payload);

@@ -1087,6 +1087,236 @@ test_mixed_load(void **state)
 	assert_int_equal(atomic_load(&n_count), before + 800);
 }
 
+/* --- batches ------------------------------------------------------------------------- */
+
+static const char *const batched[] = { "test.Later", "test.Quick", "test.QuickFail",
+	                               "test.Count", "test.Nope",  NULL };
+
+/* batch_stats reads the server's rpc_server_batch_calls histogram: batches and calls seen. */
+static void
+batch_stats(double *batches, double *calls)
+{
+	struct sb_buf b = SB_BUF_INIT;
+	const char *p;
+
+	*batches = *calls = 0;
+	assert_int_equal(sb_metrics_render(&b), 0);
+	if ((p = strstr(b.data, "\nrpc_server_batch_calls_count ")) != NULL)
+		*batches = atof(p + strlen("\nrpc_server_batch_calls_count "));
+	if ((p = strstr(b.data, "\nrpc_server_batch_calls_sum ")) != NULL)
+		*calls = atof(p + strlen("\nrpc_server_batch_calls_sum "));
+	sb_buf_free(&b);
+}
+
+/* One batch in flight at a time: calls made while test.Later (100 ms) is out wait for its
+ * reply and then leave together, as one batch; each gets its own answer. */
+static void
+test_batch_coalesces(void **state)
+{
+	struct fixture *f = *state;
+	struct outcome o = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, { 0 }, { 0 } };
+	struct pending p[21];
+	double b0, c0, b1, c1, t0;
+
+	assert_int_equal(sb_rpc_client_batch(f->cli, batched, 1), 0);
+	batch_stats(&b0, &c0);
+	t0 = now_s();
+	for (int i = 0; i < 21; i++) {
+		p[i] = (struct pending){ &o, i };
+		assert_int_equal(
+		    async_one(f->cli, i % 2 ? "test.Quick" : "test.Later", &p[i], 3000), 0);
+	}
+	wait_done(&o, 21);
+	double took = now_s() - t0;
+	for (int i = 0; i < 21; i++) {
+		assert_int_equal(o.code[i], SB__RPC__CODE__OK);
+		assert_true(o.name_ok[i]);
+	}
+	batch_stats(&b1, &c1);
+	/* The first call alone, then the 20 that waited for it. */
+	assert_true(b1 - b0 == 2);
+	assert_true(c1 - c0 == 21);
+	/* Two test.Later delays one after the other (alone: about one). */
+	assert_true(took >= 0.19);
+	assert_true(took < 1.0);
+
+	/* An idle client sends at once: a lone call costs no wait. */
+	struct sb_rpc_result res;
+	t0 = now_s();
+	assert_int_equal(call(f->cli, "test.Quick", "alone", 3000, &res), 0);
+	assert_int_equal(res.code, SB__RPC__CODE__OK);
+	assert_string_equal(((Sb__Rpc__DependencyStatus *)res.resp)->name, "alone");
+	sb_rpc_result_free(&res);
+	assert_true(now_s() - t0 < 0.09);
+}
+
+struct named {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int done;
+	struct sb_rpc_result res[8];
+};
+
+struct named_arg {
+	struct named *n;
+	int i;
+};
+
+static void
+on_named(struct sb_rpc_result *res, void *arg)
+{
+	struct named_arg *a = arg;
+
+	pthread_mutex_lock(&a->n->mu);
+	a->n->res[a->i] = *res; /* kept: freed by the test */
+	a->n->done++;
+	pthread_cond_broadcast(&a->n->cv);
+	pthread_mutex_unlock(&a->n->mu);
+}
+
+/* One batch whose calls end every way: OK, deferred OK, deferred error, handler error with
+ * violations and retry-after, unknown method, method that needs a worker; each outcome reaches
+ * its own caller. */
+static void
+test_batch_outcomes(void **state)
+{
+	struct fixture *f = *state;
+	struct named n = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, { { 0 } } };
+	struct named_arg a[7];
+	static const char *const method[7] = { "test.Later", "test.Quick",     "test.Later",
+		                               "test.Later", "test.QuickFail", "test.Nope",
+		                               "test.Count" };
+	static const char *const field[7] = { "hold", "q", "later", "missing", "c7", "x", "y" };
+	double b0, c0, b1, c1;
+
+	assert_int_equal(sb_rpc_client_batch(f->cli, batched, 1), 0);
+	batch_stats(&b0, &c0);
+	for (int i = 0; i < 7; i++) {
+		Sb__Rpc__Violation req = SB__RPC__VIOLATION__INIT;
+		struct sb_rpc_meta meta = { .timeout_ms = 3000 };
+
+		a[i] = (struct named_arg){ &n, i };
+		req.field = (char *)field[i];
+		assert_int_equal(sb_rpc_call_async(f->cli, method[i], &req.base,
+		                                   &sb__rpc__dependency_status__descriptor, &meta,
+		                                   on_named, &a[i]),
+		                 0);
+	}
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 10;
+	pthread_mutex_lock(&n.mu);
+	while (n.done < 7 && pthread_cond_timedwait(&n.cv, &n.mu, &until) == 0)
+		;
+	pthread_mutex_unlock(&n.mu);
+	assert_int_equal(n.done, 7);
+	batch_stats(&b1, &c1);
+	assert_true(b1 - b0 == 2); /* "hold" alone, then the six together */
+	assert_true(c1 - c0 == 7);
+
+	struct sb_rpc_result *r = n.res;
+	assert_int_equal(r[0].code, SB__RPC__CODE__OK);
+	assert_string_equal(((Sb__Rpc__DependencyStatus *)r[0].resp)->name, "hold");
+	assert_int_equal(r[1].code, SB__RPC__CODE__OK);
+	assert_string_equal(((Sb__Rpc__DependencyStatus *)r[1].resp)->name, "q");
+	assert_int_equal(r[2].code, SB__RPC__CODE__OK);
+	assert_string_equal(((Sb__Rpc__DependencyStatus *)r[2].resp)->name, "later");
+	assert_int_equal(r[3].code, SB__RPC__CODE__NOT_FOUND);
+	assert_string_equal(r[3].message, "no missing");
+	assert_null(r[3].resp);
+	assert_int_equal(r[4].code, SB__RPC__CODE__NOT_FOUND);
+	assert_string_equal(r[4].message, "conversation c7 not found");
+	assert_int_equal(r[4].n_violations, 2);
+	assert_string_equal(r[4].violations[0]->field, "members[2].user_id");
+	assert_int_equal(r[4].retry_after_ms, 250);
+	assert_int_equal(r[5].code, SB__RPC__CODE__UNIMPLEMENTED);
+	assert_int_equal(r[6].code, SB__RPC__CODE__FAILED_PRECONDITION);
+	assert_non_null(strstr(r[6].message, "cannot be batched"));
+	for (int i = 0; i < 7; i++)
+		sb_rpc_result_free(&r[i]);
+}
+
+/* The wire format, from a bare socket: a batch's reply holds one Response per request, in
+ * order, each with the request's own checks (here a deadline already passed); a payload that
+ * is not a Batch, or an empty one, is refused as a whole. */
+static void
+test_batch_wire(void **state)
+{
+	struct fixture *f = *state;
+	Sb__Rpc__Violation v = SB__RPC__VIOLATION__INIT;
+	Sb__Rpc__Request r1 = SB__RPC__REQUEST__INIT, r2 = SB__RPC__REQUEST__INIT;
+	Sb__Rpc__Batch b = SB__RPC__BATCH__INIT;
+	uint8_t vb[64], b1[256], b2[256], bb[1024];
+	ProtobufCBinaryData parts[2];
+	Sb__Rpc__Response *resp, *sub;
+	Sb__Rpc__BatchReply *br;
+
+	v.field = "wire";
+	r1.method = r2.method = "test.Quick";
+	r1.payload = r2.payload = (ProtobufCBinaryData){ sb__rpc__violation__pack(&v, vb), vb };
+	r2.deadline_ms = 1; /* long gone */
+	parts[0] = (ProtobufCBinaryData){ sb__rpc__request__pack(&r1, b1), b1 };
+	parts[1] = (ProtobufCBinaryData){ sb__rpc__request__pack(&r2, b2), b2 };
+	b.n_requests = 2;
+	b.requests = parts;
+	resp = raw_envelope(f->url, SB_RPC_BATCH_METHOD, bb, sb__rpc__batch__pack(&b, bb), 0);
+	assert_int_equal(resp->code, SB__RPC__CODE__OK);
+	br = sb__rpc__batch_reply__unpack(NULL, resp->payload.len, resp->payload.data);
+	assert_non_null(br);
+	assert_int_equal(br->n_responses, 2);
+	sub = sb__rpc__response__unpack(NULL, br->responses[0].len, br->responses[0].data);
+	assert_non_null(sub);
+	assert_int_equal(sub->code, SB__RPC__CODE__OK);
+	Sb__Rpc__DependencyStatus *ds =
+	    sb__rpc__dependency_status__unpack(NULL, sub->payload.len, sub->payload.data);
+	assert_non_null(ds);
+	assert_string_equal(ds->name, "wire");
+	sb__rpc__dependency_status__free_unpacked(ds, NULL);
+	sb__rpc__response__free_unpacked(sub, NULL);
+	sub = sb__rpc__response__unpack(NULL, br->responses[1].len, br->responses[1].data);
+	assert_non_null(sub);
+	assert_int_equal(sub->code, SB__RPC__CODE__DEADLINE_EXCEEDED);
+	sb__rpc__response__free_unpacked(sub, NULL);
+	sb__rpc__batch_reply__free_unpacked(br, NULL);
+	sb__rpc__response__free_unpacked(resp, NULL);
+
+	static const uint8_t junk[] = { 0xff, 0xff, 0xff };
+	resp = raw_envelope(f->url, SB_RPC_BATCH_METHOD, junk, sizeof(junk), 0);
+	assert_int_equal(resp->code, SB__RPC__CODE__INVALID_ARGUMENT);
+	sb__rpc__response__free_unpacked(resp, NULL);
+	resp = raw_envelope(f->url, SB_RPC_BATCH_METHOD, "", 0, 0);
+	assert_int_equal(resp->code, SB__RPC__CODE__INVALID_ARGUMENT);
+	sb__rpc__response__free_unpacked(resp, NULL);
+}
+
+/* Closing the client with a batch out and calls queued behind it settles every call with
+ * CANCELLED before sb_rpc_client_free returns; a server freed with a batch's deferred call
+ * pending waits for it. */
+static void
+test_batch_close(void **state)
+{
+	struct fixture *f = *state;
+	struct outcome o = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, { 0 }, { 0 } };
+	struct pending p[4];
+	int before = atomic_load(&n_later_done);
+
+	assert_int_equal(sb_rpc_client_batch(f->cli, batched, 1), 0);
+	for (int i = 0; i < 4; i++) {
+		p[i] = (struct pending){ &o, i };
+		assert_int_equal(async_one(f->cli, "test.Later", &p[i], 3000), 0);
+	}
+	sleep_ms(30); /* the first is being served; the other three wait for its reply */
+	sb_rpc_client_free(f->cli);
+	f->cli = NULL;
+	assert_int_equal(o.done, 4);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(o.code[i], SB__RPC__CODE__CANCELLED);
+	/* Only the first was ever sent. */
+	sb_rpc_server_free(f->srv);
+	f->srv = NULL;
+	assert_int_equal(atomic_load(&n_later_done), before + 1);
+}
+
 int
 main(void)
 {
@@ -1110,6 +1340,10 @@ main(void)
 		cmocka_unit_test(test_inline_bad_name),
 		cmocka_unit_test_setup_teardown(test_deferred, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mixed_load, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_batch_coalesces, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_batch_outcomes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_batch_wire, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_batch_close, setup, teardown),
 	};
 
 	sb_log_init("rpc-test", SB_LOG_WARN);

@@ -29,6 +29,11 @@ const struct sb_cfg_key gateway_config[] = {
 	  256, 0, NULL, "Deepest JSON nesting accepted in a request body." },
 	{ "SB_RPC_TIMEOUT_MS", SB_CFG_INT, offsetof(struct gateway_cfg, rpc_timeout_ms), "5000", 10,
 	  120000, 0, NULL, "Deadline of an RPC made for a request." },
+	{ "SB_RPC_BATCH_IN_FLIGHT", SB_CFG_INT, offsetof(struct gateway_cfg, rpc_batch_in_flight),
+	  "4", 0, 1024, 0, NULL,
+	  "Message sends travel to the messages service in batches: at most this many batches "
+	  "outstanding at once; sends made meanwhile leave together with the next (0: one RPC per "
+	  "send)." },
 	{ "SB_EDGE_WORKERS", SB_CFG_INT, offsetof(struct gateway_cfg, workers), "4", 1, 64, 0, NULL,
 	  "Threads that check tokens and rate limits and dispatch requests." },
 	{ "SB_EDGE_QUEUE_MAX", SB_CFG_INT, offsetof(struct gateway_cfg, queue_max), "10000", 1,

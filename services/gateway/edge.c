@@ -195,6 +195,12 @@ gw_start(struct sb_service *svc)
 		return SB_ENOMEM;
 	gw->svc = svc;
 	gw->cfg = cfg;
+	/* Sends to the messages service travel in batches: one nng message and one reply for
+	 * the sends of a burst (docs/decisions.md). */
+	static const char *const batched[] = { "messages.Send", NULL };
+	struct sb_rpc_client *messages = gw_upstream(gw, "messages");
+	if (messages != NULL)
+		sb_rpc_client_batch(messages, batched, (int)cfg->rpc_batch_in_flight);
 	int rv = gw_metrics_init(gw);
 	if (rv == 0)
 		rv = gw_authn_init(gw);

@@ -30,6 +30,7 @@ struct gateway_cfg {
 	long long max_conns;
 	long long max_json_depth;
 	long long rpc_timeout_ms;
+	long long rpc_batch_in_flight;
 	long long workers;
 	long long queue_max;
 	bool auth_enabled;

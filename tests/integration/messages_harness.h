@@ -1,7 +1,7 @@
 /* messages_harness.h: what the messages_*_test.c integration tests share. Runs the built
- * sb-messages on free loopback ports against SB_TEST_PG_DSN, calls its RPCs with a principal,
- * and reads the database directly to check what was written. Included by one test file each
- * (static functions only). */
+ * sb-messages on free loopback ports against SB_TEST_PG_DSN, calls its RPCs with a principal
+ * (messages.Send in batches, as the gateway does), and reads the database directly to check
+ * what was written. Included by one test file each (static functions only). */
 #ifndef MESSAGES_HARNESS_H
 #define MESSAGES_HARNESS_H
 
@@ -106,6 +106,10 @@ h_start(struct h_svc *h)
 	}
 	assert_true(h->pid > 0);
 	assert_int_equal(sb_rpc_client_open(rpc, &h->cli), 0);
+	/* Sends travel in batches, as from the gateway (SB_RPC_BATCH_IN_FLIGHT): the concurrent
+	 * and outage tests then exercise a batch's calls each getting their own answer. */
+	static const char *const batched[] = { "messages.Send", NULL };
+	assert_int_equal(sb_rpc_client_batch(h->cli, batched, 2), 0);
 	int64_t until = h_now_ms() + 20000;
 	for (;;) {
 		Sb__Rpc__HealthRequest req = SB__RPC__HEALTH_REQUEST__INIT;
