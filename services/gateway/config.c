@@ -30,7 +30,7 @@ const struct sb_cfg_key gateway_config[] = {
 	{ "SB_RPC_TIMEOUT_MS", SB_CFG_INT, offsetof(struct gateway_cfg, rpc_timeout_ms), "5000", 10,
 	  120000, 0, NULL, "Deadline of an RPC made for a request." },
 	{ "SB_RPC_BATCH_IN_FLIGHT", SB_CFG_INT, offsetof(struct gateway_cfg, rpc_batch_in_flight),
-	  "4", 0, 1024, 0, NULL,
+	  "2", 0, 1024, 0, NULL,
 	  "Message sends travel to the messages service in batches: at most this many batches "
 	  "outstanding at once; sends made meanwhile leave together with the next (0: one RPC per "
 	  "send)." },
