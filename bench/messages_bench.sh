@@ -39,10 +39,12 @@ sb_pg_stop "$SB_TEST_TMP"
 # SB_BENCH_PG_STATS=1 loads pg_stat_statements and prints the statements that cost PostgreSQL
 # the most time at the end (the figures of a run with it are not the reference ones).
 pg_extra=""
-[ "${SB_BENCH_PG_STATS:-0}" = 1 ] && pg_extra="-c shared_preload_libraries=pg_stat_statements,auto_explain -c auto_explain.log_min_duration=${SB_BENCH_PG_EXPLAIN_MS:-20} -c auto_explain.log_analyze=on"
+# SB_BENCH_METRICS=1 also logs checkpoints and autovacuum runs, printed with their times.
+[ "${SB_BENCH_METRICS:-0}" = 1 ] && pg_extra="-c log_checkpoints=on -c log_autovacuum_min_duration=0"
+[ "${SB_BENCH_PG_STATS:-0}" = 1 ] && pg_extra="$pg_extra -c shared_preload_libraries=pg_stat_statements,auto_explain -c auto_explain.log_min_duration=${SB_BENCH_PG_EXPLAIN_MS:-20} -c auto_explain.log_analyze=on"
 sb_pg_start "$SB_TEST_TMP" "$SB_TEST_PG_PORT" "$pg_extra" || { echo "bench: PostgreSQL restart failed"; exit 1; }
 q() { psql -X -q -At -v ON_ERROR_STOP=1 "$SB_TEST_PG_DSN" "$@"; }
-[ -z "$pg_extra" ] || q -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" || exit 1
+[ "${SB_BENCH_PG_STATS:-0}" != 1 ] || q -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" || exit 1
 settings=$(q -c "SELECT string_agg(name || '=' || setting, ' ' ORDER BY name) FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes', 'wal_sync_method')")
 echo "PostgreSQL $(q -c 'SHOW server_version'): $settings"
 case " $settings " in
@@ -177,9 +179,11 @@ if [ "${SB_BENCH_METRICS:-0}" = 1 ]; then
 	q -F ' ' -c "SELECT '  checkpoints timed/requested:', checkpoints_timed, checkpoints_req FROM pg_stat_bgwriter"
 	q -F ' ' -c "SELECT '  ' || relname || ': autovacuum', autovacuum_count, 'autoanalyze', autoanalyze_count
 		FROM pg_stat_user_tables WHERE schemaname = 'messages' ORDER BY relname"
+	grep -hE 'checkpoint (starting|complete)|automatic (vacuum|analyze)' "$SB_TEST_PG_DIR/../server.log" |
+		cut -c1-160 | sed 's/^/  /'
 fi
 
-if [ -n "$pg_extra" ]; then
+if [ "${SB_BENCH_PG_STATS:-0}" = 1 ]; then
 	echo "PostgreSQL statements by total execution time (pg_stat_statements, every step):"
 	q -F ' | ' -c "SELECT round(total_exec_time)::bigint AS ms, calls, rows,
 		round((total_exec_time / greatest(calls, 1))::numeric, 3) AS ms_per_call,

@@ -79,6 +79,8 @@ struct ml_run {
 	uint32_t *lat_us; /* latency of each answered or abandoned request */
 	int64_t n_lat;
 	uint32_t *tl_max_us; /* MSGLOAD_TIMELINE: worst latency per 100 ms of schedule */
+	time_t wall0;        /* wall-clock second of t0, to match the timeline with other logs */
+	double wall0_frac;
 	int64_t n_tl;
 	double last_done; /* time of the last 2xx */
 	uint64_t rng[2];
@@ -497,10 +499,18 @@ ml_report(struct ml_run *r, double wall)
 	if (span < r->o.seconds)
 		span = r->o.seconds;
 	/* MSGLOAD_TIMELINE=1: when the slow requests were scheduled (stalls vs. steady queueing) */
-	for (int64_t b = 0; r->tl_max_us != NULL && b < r->n_tl; b++)
-		if (r->tl_max_us[b] >= 100000)
-			fprintf(stderr, "timeline: %.1f-%.1f s worst %.0f ms\n", b / 10.0,
-			        (b + 1) / 10.0, r->tl_max_us[b] / 1000.0);
+	for (int64_t b = 0; r->tl_max_us != NULL && b < r->n_tl; b++) {
+		if (r->tl_max_us[b] < 100000)
+			continue;
+		double at = r->wall0_frac + b / 10.0;
+		time_t sec = r->wall0 + (time_t)at;
+		struct tm tm;
+		char hms[16];
+		gmtime_r(&sec, &tm);
+		strftime(hms, sizeof(hms), "%H:%M:%S", &tm);
+		fprintf(stderr, "timeline: %.1f-%.1f s (%s.%d UTC) worst %.0f ms\n", b / 10.0,
+		        (b + 1) / 10.0, hms, (int)((at - (int)at) * 10), r->tl_max_us[b] / 1000.0);
+	}
 	double p50 = ml_pct_ms(r->lat_us, r->n_lat, 0.50),
 	       p99 = ml_pct_ms(r->lat_us, r->n_lat, 0.99);
 	double mx = r->n_lat ? r->lat_us[r->n_lat - 1] / 1000.0 : 0;
@@ -565,6 +575,10 @@ main(int argc, char **argv)
 		return 1;
 	}
 	r->t0 = ml_now();
+	struct timespec wall;
+	clock_gettime(CLOCK_REALTIME, &wall);
+	r->wall0 = wall.tv_sec;
+	r->wall0_frac = wall.tv_nsec / 1e9;
 	double end = r->t0 + r->o.seconds, deadline = end + r->o.drain;
 	for (;;) {
 		double now = ml_now();

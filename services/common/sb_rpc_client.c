@@ -27,13 +27,8 @@
 
 enum sb_rpc_slot_state { SB_RPC_SLOT_IDLE, SB_RPC_SLOT_SEND, SB_RPC_SLOT_RECV };
 
-struct sb_rpc_slot {
-	struct sb_rpc_client *cli;
-	struct sb_rpc_slot *next_free;
-	struct sb_rpc_slot *next_all;
-	nng_ctx ctx;
-	nng_aio *aio;
-	enum sb_rpc_slot_state state;
+/* What a caller waits with: how to decode the answer, whom to call, by when, which series. */
+struct sb_rpc_waiting {
 	const ProtobufCMessageDescriptor *resp_desc;
 	sb_rpc_done_fn cb;
 	void *arg;
@@ -41,6 +36,16 @@ struct sb_rpc_slot {
 	double t0;
 	struct sb_rpc_mstats *ms;
 	const char *method; /* the key of ms */
+};
+
+struct sb_rpc_slot {
+	struct sb_rpc_client *cli;
+	struct sb_rpc_slot *next_free;
+	struct sb_rpc_slot *next_all;
+	nng_ctx ctx;
+	nng_aio *aio;
+	enum sb_rpc_slot_state state;
+	struct sb_rpc_waiting w; /* a lone call's */
 	struct sb_rpc_result res;
 	struct sb_rpc_bcall *batch; /* the calls this slot carries as a batch, in order; or NULL */
 };
@@ -49,13 +54,7 @@ struct sb_rpc_slot {
 struct sb_rpc_bcall {
 	struct sb_rpc_bcall *next;
 	nng_msg *req; /* its packed Request until the batch is packed */
-	const ProtobufCMessageDescriptor *resp_desc;
-	sb_rpc_done_fn cb;
-	void *arg;
-	int64_t deadline; /* sb_time_mono_ms() */
-	double t0;
-	struct sb_rpc_mstats *ms;
-	const char *method;
+	struct sb_rpc_waiting w;
 };
 
 struct sb_rpc_mentry {
@@ -134,6 +133,16 @@ sb_rpc_client_mstats(struct sb_rpc_client *cli, const char *method)
 	return NULL;
 }
 
+/* sb_rpc_client_series points w at method's series; called with cli->mu held. */
+static void
+sb_rpc_client_series(struct sb_rpc_client *cli, const char *method, struct sb_rpc_waiting *w)
+{
+	struct sb_rpc_mentry *e = sb_rpc_client_mstats(cli, method);
+
+	w->ms = e ? &e->ms : &cli->other;
+	w->method = e ? e->name : "other";
+}
+
 /* The slot whose callback this thread is running. A call started from that callback takes it
  * without the pool's lock and reuses its aio, which nng allows from the aio's own callback. */
 static _Thread_local struct sb_rpc_slot *sb_rpc_reusable;
@@ -153,8 +162,8 @@ sb_rpc_slot_release(struct sb_rpc_slot *s)
 static void
 sb_rpc_slot_finish(struct sb_rpc_slot *s, int code, const char *msg)
 {
-	sb_rpc_done_fn cb = s->cb;
-	void *arg = s->arg;
+	sb_rpc_done_fn cb = s->w.cb;
+	void *arg = s->w.arg;
 	struct sb_rpc_result res = s->res;
 
 	if (res.sb_env == NULL) {
@@ -162,7 +171,7 @@ sb_rpc_slot_finish(struct sb_rpc_slot *s, int code, const char *msg)
 		res.message = msg;
 	}
 	memset(&s->res, 0, sizeof(s->res));
-	sb__rpc_metrics_client(s->method, s->ms, res.code, sb__rpc_now_mono() - s->t0);
+	sb__rpc_metrics_client(s->w.method, s->w.ms, res.code, sb__rpc_now_mono() - s->w.t0);
 	s->state = SB_RPC_SLOT_IDLE;
 	sb_rpc_reusable = s;
 	cb(&res, arg);
@@ -210,7 +219,7 @@ sb_rpc_slot_remaining(struct sb_rpc_slot *s)
 	int64_t now = sb_time_mono_ms();
 
 	/* A zero timeout would fail at once; 1 ms leaves the outcome to the deadline. */
-	return s->deadline > now ? (nng_duration)(s->deadline - now) : 1;
+	return s->w.deadline > now ? (nng_duration)(s->w.deadline - now) : 1;
 }
 
 static void sb_rpc_batch_end(struct sb_rpc_slot *s, int code, const char *msg, nng_msg *m);
@@ -225,7 +234,7 @@ sb_rpc_slot_end(struct sb_rpc_slot *s, int code, const char *msg, nng_msg *m)
 		return;
 	}
 	if (m != NULL) {
-		code = sb_rpc_result_parse(s->resp_desc, nng_msg_body(m), nng_msg_len(m), &s->res,
+		code = sb_rpc_result_parse(s->w.resp_desc, nng_msg_body(m), nng_msg_len(m), &s->res,
 		                           &msg) == 0
 		           ? 0
 		           : SB__RPC__CODE__INTERNAL;
@@ -281,9 +290,8 @@ static int
 sb_rpc_client_take(struct sb_rpc_client *cli, const char *method, struct sb_rpc_slot **out)
 {
 	struct sb_rpc_slot *s = sb_rpc_reusable;
-	struct sb_rpc_mentry *e;
 
-	if (s != NULL && s->cli == cli && strcmp(s->method, method) == 0 &&
+	if (s != NULL && s->cli == cli && strcmp(s->w.method, method) == 0 &&
 	    !atomic_load(&cli->closed)) {
 		sb_rpc_reusable = NULL;
 		*out = s;
@@ -312,15 +320,25 @@ sb_rpc_client_take(struct sb_rpc_client *cli, const char *method, struct sb_rpc_
 		s->next_all = cli->all_slots;
 		cli->all_slots = s;
 	}
-	e = sb_rpc_client_mstats(cli, method);
-	s->ms = e ? &e->ms : &cli->other;
-	s->method = e ? e->name : "other";
+	sb_rpc_client_series(cli, method, &s->w);
 	pthread_mutex_unlock(&cli->mu);
 	*out = s;
 	return 0;
 nomem:
 	pthread_mutex_unlock(&cli->mu);
 	return SB_ENOMEM;
+}
+
+/* sb_rpc_waiting_set fills what a caller waits with (the series are set by the taker). */
+static void
+sb_rpc_waiting_set(struct sb_rpc_waiting *w, const ProtobufCMessageDescriptor *resp_desc,
+                   sb_rpc_done_fn cb, void *arg, int64_t timeout_ms)
+{
+	w->resp_desc = resp_desc;
+	w->cb = cb;
+	w->arg = arg;
+	w->t0 = sb__rpc_now_mono();
+	w->deadline = sb_time_mono_ms() + timeout_ms;
 }
 
 /* sb_rpc_client_pack builds the request envelope into a new nng message. */
@@ -383,11 +401,7 @@ sb_rpc_client_send(struct sb_rpc_client *cli, const char *method, nng_msg *m,
 		nng_msg_free(m);
 		return rv;
 	}
-	s->resp_desc = resp_desc;
-	s->cb = cb;
-	s->arg = arg;
-	s->t0 = sb__rpc_now_mono();
-	s->deadline = sb_time_mono_ms() + timeout_ms;
+	sb_rpc_waiting_set(&s->w, resp_desc, cb, arg, timeout_ms);
 	s->state = SB_RPC_SLOT_SEND;
 	memset(&s->res, 0, sizeof(s->res));
 	nng_aio_set_msg(s->aio, m);
@@ -403,8 +417,8 @@ sb_rpc_client_send(struct sb_rpc_client *cli, const char *method, nng_msg *m,
 static void
 sb_rpc_bcall_done(struct sb_rpc_bcall *c, struct sb_rpc_result *res)
 {
-	sb__rpc_metrics_client(c->method, c->ms, res->code, sb__rpc_now_mono() - c->t0);
-	c->cb(res, c->arg);
+	sb__rpc_metrics_client(c->w.method, c->w.ms, res->code, sb__rpc_now_mono() - c->w.t0);
+	c->w.cb(res, c->w.arg);
 	if (c->req != NULL)
 		nng_msg_free(c->req);
 	free(c);
@@ -467,8 +481,8 @@ sb_rpc_batch_send(struct sb_rpc_client *cli, struct sb_rpc_bcall *list)
 	for (struct sb_rpc_bcall *c = list; c != NULL; c = c->next) {
 		parts[b.n_requests++] =
 		    (ProtobufCBinaryData){ nng_msg_len(c->req), nng_msg_body(c->req) };
-		if (c->deadline > latest)
-			latest = c->deadline;
+		if (c->w.deadline > latest)
+			latest = c->w.deadline;
 	}
 	b.requests = parts;
 	rv = sb_rpc_client_pack(SB_RPC_BATCH_METHOD, &b.base, NULL, latest - now, &m);
@@ -498,10 +512,7 @@ sb_rpc_batch_send(struct sb_rpc_client *cli, struct sb_rpc_bcall *list)
 		return -1;
 	}
 	s->batch = list;
-	s->cb = NULL;
-	s->resp_desc = NULL;
-	s->t0 = sb__rpc_now_mono();
-	s->deadline = latest;
+	sb_rpc_waiting_set(&s->w, NULL, NULL, NULL, latest - now);
 	s->state = SB_RPC_SLOT_SEND;
 	memset(&s->res, 0, sizeof(s->res));
 	nng_aio_set_msg(s->aio, m);
@@ -562,7 +573,7 @@ sb_rpc_batch_deliver(struct sb_rpc_bcall *list, nng_msg *m)
 		const char *msg = NULL;
 
 		next = c->next;
-		if (sb_rpc_result_parse(c->resp_desc, br->responses[i].data, br->responses[i].len,
+		if (sb_rpc_result_parse(c->w.resp_desc, br->responses[i].data, br->responses[i].len,
 		                        &res, &msg) != 0) {
 			res.code = SB__RPC__CODE__INTERNAL;
 			res.message = msg;
@@ -609,18 +620,13 @@ sb_rpc_batch_submit(struct sb_rpc_client *cli, const char *method, nng_msg *m,
                     int64_t timeout_ms)
 {
 	struct sb_rpc_bcall *c = calloc(1, sizeof(*c));
-	struct sb_rpc_mentry *e;
 
 	if (c == NULL) {
 		nng_msg_free(m);
 		return SB_ENOMEM;
 	}
 	c->req = m;
-	c->resp_desc = resp_desc;
-	c->cb = cb;
-	c->arg = arg;
-	c->t0 = sb__rpc_now_mono();
-	c->deadline = sb_time_mono_ms() + timeout_ms;
+	sb_rpc_waiting_set(&c->w, resp_desc, cb, arg, timeout_ms);
 	pthread_mutex_lock(&cli->mu);
 	if (atomic_load(&cli->closed)) {
 		pthread_mutex_unlock(&cli->mu);
@@ -628,9 +634,7 @@ sb_rpc_batch_submit(struct sb_rpc_client *cli, const char *method, nng_msg *m,
 		free(c);
 		return SB_ECLOSED;
 	}
-	e = sb_rpc_client_mstats(cli, method);
-	c->ms = e ? &e->ms : &cli->other;
-	c->method = e ? e->name : "other";
+	sb_rpc_client_series(cli, method, &c->w);
 	if (cli->bq_tail != NULL)
 		cli->bq_tail->next = c;
 	else
