@@ -58,8 +58,9 @@ struct sb_rpc_bcall {
 	struct sb_rpc_call call;
 	const struct sb_rpc_method *m; /* NULL when answered without a handler */
 	struct sb_rpc_mstats *ms;
-	uint8_t *reply; /* the packed Response, once answered */
+	uint8_t *reply; /* the packed Response, once answered: malloc'd, or oom */
 	size_t reply_len;
+	uint8_t oom[8]; /* a packed RESOURCE_EXHAUSTED Response, when no memory was left */
 };
 
 struct sb_rpc_batch {
@@ -334,7 +335,8 @@ sb_rpc_batch_release(struct sb_rpc_batch *b)
 		return;
 	rv = sb_rpc_batch_reply(b, sl->msg);
 	for (size_t i = 0; i < b->n; i++) {
-		free(b->calls[i].reply);
+		if (b->calls[i].reply != b->calls[i].oom)
+			free(b->calls[i].reply);
 		sb__rpc_call_fini(&b->calls[i].call);
 	}
 	free(b);
@@ -355,9 +357,13 @@ sb_rpc_batch_answered(struct sb_rpc_batch *b, size_t i, int code, ProtobufCBinar
 	if ((bc->reply = malloc(bc->reply_len ? bc->reply_len : 1)) != NULL) {
 		sb__rpc__response__pack(&r, bc->reply);
 	} else {
-		/* Out of memory: the call's slot in the reply is an empty Response, which the
-		 * client reads as a malformed answer. */
-		bc->reply_len = 0;
+		/* Out of memory: the call is answered RESOURCE_EXHAUSTED (code only, 2 bytes) —
+		 * never an empty Response, which would read as OK. */
+		Sb__Rpc__Response oom = SB__RPC__RESPONSE__INIT;
+		oom.code = SB__RPC__CODE__RESOURCE_EXHAUSTED;
+		code = SB__RPC__CODE__RESOURCE_EXHAUSTED;
+		bc->reply_len = sb__rpc__response__pack(&oom, bc->oom);
+		bc->reply = bc->oom;
 	}
 	sb__rpc_metrics_server(bc->m ? bc->m->name : "unknown", bc->ms, code,
 	                       sb__rpc_now_mono() - b->sl->t0);
