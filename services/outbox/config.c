@@ -7,8 +7,14 @@ const struct sb_cfg_key outbox_config[] = {
 	SB_CFG_COMMON(struct outbox_cfg, common, 9103, 7103),
 	SB_CFG_POSTGRES(struct outbox_cfg, common),
 	SB_CFG_KAFKA(struct outbox_cfg, common),
-	{ "SB_OUTBOX_BATCH_SIZE", SB_CFG_INT, offsetof(struct outbox_cfg, batch_size), "500", 1,
-	  10000, 0, NULL, "Rows produced per batch before waiting for their delivery reports." },
+	{ "SB_OUTBOX_BATCH_SIZE", SB_CFG_INT, offsetof(struct outbox_cfg, batch_size), "2000", 1,
+	  10000, 0, NULL,
+	  "Most rows produced per batch before waiting for their delivery reports." },
+	{ "SB_OUTBOX_BATCH_BYTES", SB_CFG_INT, offsetof(struct outbox_cfg, batch_bytes), "4194304",
+	  65536, 1073741824, 0, NULL,
+	  "Most payload bytes per batch (a larger single row still goes alone). Bounds the relay's "
+	  "memory: SB_OUTBOX_PIPELINE batches of this, each held about four times (the query's "
+	  "hex text, the decoded copy, the producer's copy)." },
 	{ "SB_OUTBOX_LINGER_MS", SB_CFG_INT, offsetof(struct outbox_cfg, linger_ms), "10", 0, 1000,
 	  0, NULL,
 	  "After a select that found less than a full batch, the next one waits this long, so that "

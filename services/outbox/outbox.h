@@ -32,6 +32,7 @@
 struct outbox_cfg {
 	struct sb_common_cfg common;
 	long long batch_size;
+	long long batch_bytes;
 	long long poll_ms;
 	long long max_attempts;
 	long long retention_s;
@@ -78,6 +79,7 @@ struct outbox_batch {
 	void *res; /* PGresult * of the select */
 	struct outbox_row *rows;
 	size_t n;
+	bool full;                  /* the row limit or the byte budget cut it: more are waiting */
 	bool shards[OUTBOX_SHARDS]; /* shards it has rows of */
 	int inflight;               /* reports still awaited (under outbox.mu) */
 	int64_t started_ms;
@@ -128,10 +130,11 @@ void outbox_service_stop(struct sb_service *svc);
 /* outbox_store_stmts is the prepared-statement table of the relay's session. */
 extern const struct sb_pg_stmt outbox_store_stmts[];
 /* outbox_store_select fills b with up to limit unrelayed rows of the shards marked in held,
- * shard by shard starting at shard first, each shard's rows in id order. On 0 the caller
- * releases b with outbox_store_batch_free (also when empty). */
+ * shard by shard starting at shard first, each shard's rows in id order, and no more rows than
+ * fit in max_bytes of payload (at least one); b->full tells whether either bound cut the batch.
+ * On 0 the caller releases b with outbox_store_batch_free (also when empty). */
 int outbox_store_select(struct sb_pg *pg, const bool held[OUTBOX_SHARDS], unsigned first, int limit,
-                        struct outbox_batch *b);
+                        long long max_bytes, struct outbox_batch *b);
 /* outbox_store_batch_free frees what outbox_store_select allocated; b may be zeroed. */
 void outbox_store_batch_free(struct outbox_batch *b);
 /* outbox_store_mark_relayed sets relayed_at = now() on the rows of b in state OK. Returns 0 or

@@ -424,7 +424,7 @@ outbox_relay_run(void *arg)
 		int tail = (head + o->nbatches) % OUTBOX_PIPELINE_MAX;
 		struct outbox_batch *b = &o->batches[tail];
 		ret = outbox_store_select(o->pg, free_shards, o->next_shard++,
-		                          (int)o->cfg->batch_size, b);
+		                          (int)o->cfg->batch_size, o->cfg->batch_bytes, b);
 		if (ret != 0) {
 			int64_t wait = outbox_relay_db_error(o, ret, "select", &db_bo);
 			if (o->nbatches == 0)
@@ -434,7 +434,7 @@ outbox_relay_run(void *arg)
 			continue;
 		}
 		sb_backoff_reset(&db_bo);
-		if (b->n < (size_t)o->cfg->batch_size)
+		if (!b->full)
 			next_select = sb_time_mono_ms() + o->cfg->linger_ms;
 		if (sb_pg_reconnects(o->pg) != o->pg_reconnects_seen) {
 			/* The select ran on a new session, which holds none of our leases. */

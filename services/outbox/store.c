@@ -22,20 +22,30 @@ enum {
 	COL_PAYLOAD,
 	COL_ATTEMPTS,
 	COL_SHARD,
+	COL_FOUND,
 	COL_COUNT
 };
 
 const struct sb_pg_stmt outbox_store_stmts[] = {
 	/* Shard by shard, each in id order through outbox_pending: order matters only within an
 	 * aggregate, hence within a shard. The caller rotates the shard list between batches so
-	 * that a backlog in the first shards cannot starve the others. */
+	 * that a backlog in the first shards cannot starve the others. The inner LIMIT stops the
+	 * nested loop once $2 rows are found (later shards are not read); the outer level then
+	 * keeps the longest prefix of them, in the same order, whose payloads fit in $3 bytes
+	 * (and the first row whatever its size), so each shard's part stays a prefix of its
+	 * pending rows. found is how many rows there were before that cut. */
 	{ "outbox_select",
-	  "SELECT o.id, o.aggregate_id::text, o.event_id::text, o.event_type, o.topic, o.source, "
-	  "o.subject, o.traceparent, to_char(o.created_at AT TIME ZONE 'UTC', "
-	  "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), o.payload, o.attempts, o.shard "
-	  "FROM unnest($1::int[]) AS s(shard) CROSS JOIN LATERAL (SELECT * FROM messages.outbox x "
-	  "WHERE x.shard = s.shard AND x.relayed_at IS NULL ORDER BY x.id LIMIT $2) o LIMIT $2",
-	  2 },
+	  "SELECT b.id, b.aggregate_id::text, b.event_id::text, b.event_type, b.topic, b.source, "
+	  "b.subject, b.traceparent, to_char(b.created_at AT TIME ZONE 'UTC', "
+	  "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), b.payload, b.attempts, b.shard, b.found "
+	  "FROM (SELECT q.*, count(*) OVER () AS found, row_number() OVER w AS pos, "
+	  "sum(octet_length(q.payload)) OVER w AS upto "
+	  "FROM (SELECT s.ord, o.* FROM unnest($1::int[]) WITH ORDINALITY AS s(shard, ord) "
+	  "CROSS JOIN LATERAL (SELECT * FROM messages.outbox x WHERE x.shard = s.shard AND "
+	  "x.relayed_at IS NULL ORDER BY x.id LIMIT $2) o LIMIT $2) q "
+	  "WINDOW w AS (ORDER BY q.ord, q.id ROWS UNBOUNDED PRECEDING)) b "
+	  "WHERE b.upto <= $3 OR b.pos = 1 ORDER BY b.ord, b.id",
+	  3 },
 	/* By primary key only: "AND relayed_at IS NULL" let the planner AND in a scan of the
 	 * whole outbox_pending index (every unrelayed row) for each batch. */
 	{ "outbox_mark",
@@ -85,9 +95,9 @@ outbox_store_opt(PGresult *res, int r, int c)
 
 int
 outbox_store_select(struct sb_pg *pg, const bool held[OUTBOX_SHARDS], unsigned first, int limit,
-                    struct outbox_batch *b)
+                    long long max_bytes, struct outbox_batch *b)
 {
-	char shards[OUTBOX_SHARDS * 4 + 3], lim[16];
+	char shards[OUTBOX_SHARDS * 4 + 3], lim[16], bytes[24];
 	size_t len = 0;
 	PGresult *res = NULL;
 	int ret;
@@ -103,8 +113,9 @@ outbox_store_select(struct sb_pg *pg, const bool held[OUTBOX_SHARDS], unsigned f
 	shards[len++] = '}';
 	shards[len] = '\0';
 	snprintf(lim, sizeof(lim), "%d", limit);
-	const char *params[] = { shards, lim };
-	if ((ret = sb_pg_exec_prepared(pg, "outbox_select", 2, params, &res)) != 0)
+	snprintf(bytes, sizeof(bytes), "%lld", max_bytes);
+	const char *params[] = { shards, lim, bytes };
+	if ((ret = sb_pg_exec_prepared(pg, "outbox_select", 3, params, &res)) != 0)
 		return ret;
 	if (PQnfields(res) != COL_COUNT) {
 		PQclear(res);
@@ -114,6 +125,8 @@ outbox_store_select(struct sb_pg *pg, const bool held[OUTBOX_SHARDS], unsigned f
 	b->res = res;
 	if (n == 0)
 		return 0;
+	/* Full: the limit was reached or the byte budget cut rows off; more are waiting. */
+	b->full = n >= limit || atoll(PQgetvalue(res, 0, COL_FOUND)) > n;
 	b->rows = calloc((size_t)n, sizeof(*b->rows));
 	if (b->rows == NULL) {
 		outbox_store_batch_free(b);
