@@ -204,9 +204,10 @@ int sb_rpc_call_async(struct sb_rpc_client *cli, const char *method, const Proto
  * call keeps its own envelope, deadline, outcome and metrics; a batch's reply comes when the
  * last of its calls is answered. Only methods the server runs inline (never blocking) can be
  * batched: others are answered FAILED_PRECONDITION. A call packed larger than
- * SB_RPC_BATCH_MAX_BYTES travels alone. When memory runs out or the client closes while a batch
- * is being sent, its calls' callbacks may run on the calling thread. Call before the first
- * call; max_in_flight 0 turns batching off. Returns 0 or SB_EINVAL. */
+ * SB_RPC_BATCH_MAX_BYTES travels alone. A call still queued when its deadline passes is not
+ * sent: it gets DEADLINE_EXCEEDED when the next batch ends. When memory runs out or the client
+ * closes while a batch is being sent, its calls' callbacks may run on the calling thread. Call
+ * before the first call; max_in_flight 0 turns batching off. Returns 0 or SB_EINVAL. */
 int sb_rpc_client_batch(struct sb_rpc_client *cli, const char *const *methods, int max_in_flight);
 
 /* sb_rpc_result_free frees what res holds and zeroes it; a zeroed res is allowed. */

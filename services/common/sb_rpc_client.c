@@ -522,19 +522,50 @@ sb_rpc_batch_send(struct sb_rpc_client *cli, struct sb_rpc_bcall *list)
 	return 0;
 }
 
+/* sb_rpc_batch_expire detaches the queued calls whose deadline has passed (they are not sent:
+ * the server would refuse them) and returns them. Called with cli->mu held. */
+static struct sb_rpc_bcall *
+sb_rpc_batch_expire(struct sb_rpc_client *cli)
+{
+	struct sb_rpc_bcall *expired = NULL, **tail = &expired, **p = &cli->bq_head, *last = NULL;
+	int64_t now = sb_time_mono_ms();
+
+	while (*p != NULL) {
+		struct sb_rpc_bcall *c = *p;
+
+		if (c->w.deadline <= now) {
+			*p = c->next;
+			c->next = NULL;
+			*tail = c;
+			tail = &c->next;
+		} else {
+			last = c;
+			p = &c->next;
+		}
+	}
+	cli->bq_tail = last;
+	return expired;
+}
+
 /* sb_rpc_batch_next sends queued calls while batches may leave; ended: a batch just ended and
- * is no longer out. */
+ * is no longer out. When one ended, queued calls past their deadline are settled first:
+ * while the server is slow or gone, the queue then never holds a call longer than about one
+ * batch's deadline beyond its own. */
 static void
 sb_rpc_batch_next(struct sb_rpc_client *cli, bool ended)
 {
 	for (;;) {
-		struct sb_rpc_bcall *list;
+		struct sb_rpc_bcall *list, *expired = NULL;
 
 		pthread_mutex_lock(&cli->mu);
-		if (ended)
+		if (ended) {
 			cli->batch_out--;
+			expired = sb_rpc_batch_expire(cli);
+		}
 		list = sb_rpc_batch_take(cli);
 		pthread_mutex_unlock(&cli->mu);
+		sb_rpc_bcalls_fail(expired, SB__RPC__CODE__DEADLINE_EXCEEDED,
+		                   "deadline exceeded while waiting to be sent", 0);
 		if (list == NULL)
 			return;
 		ended = sb_rpc_batch_send(cli, list) != 0;

@@ -1089,8 +1089,9 @@ test_mixed_load(void **state)
 
 /* --- batches ------------------------------------------------------------------------- */
 
-static const char *const batched[] = { "test.Later", "test.Quick", "test.QuickFail",
-	                               "test.Count", "test.Nope",  NULL };
+static const char *const batched[] = { "test.Later", "test.Quick",      "test.QuickFail",
+	                               "test.Count", "test.QuickCount", "test.Nope",
+	                               NULL };
 
 /* batch_stats reads the server's rpc_server_batch_calls histogram: batches and calls seen. */
 static void
@@ -1289,6 +1290,33 @@ test_batch_wire(void **state)
 	sb__rpc__response__free_unpacked(resp, NULL);
 }
 
+/* A call whose deadline passes while it waits behind a slow batch is never sent: it gets
+ * DEADLINE_EXCEEDED when that batch ends, and a call with time left goes on. */
+static void
+test_batch_queued_deadline(void **state)
+{
+	struct fixture *f = *state;
+	struct outcome o = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, { 0 }, { 0 } };
+	struct pending p[3] = { { &o, 0 }, { &o, 1 }, { &o, 2 } };
+	int quick0 = atomic_load(&n_quick);
+	double b0, c0, b1, c1;
+
+	assert_int_equal(sb_rpc_client_batch(f->cli, batched, 1), 0);
+	batch_stats(&b0, &c0);
+	assert_int_equal(async_one(f->cli, "test.Later", &p[0], 3000), 0); /* out for 100 ms */
+	assert_int_equal(async_one(f->cli, "test.QuickCount", &p[1], 30), 0);
+	assert_int_equal(async_one(f->cli, "test.QuickCount", &p[2], 3000), 0);
+	wait_done(&o, 3);
+	assert_int_equal(o.code[0], SB__RPC__CODE__OK);
+	assert_int_equal(o.code[1], SB__RPC__CODE__DEADLINE_EXCEEDED);
+	assert_int_equal(o.code[2], SB__RPC__CODE__OK);
+	assert_int_equal(atomic_load(&n_quick), quick0 + 1);
+	/* The expired one was not even sent: two batches of one call each reached the server. */
+	batch_stats(&b1, &c1);
+	assert_true(b1 - b0 == 2);
+	assert_true(c1 - c0 == 2);
+}
+
 /* Closing the client with a batch out and calls queued behind it settles every call with
  * CANCELLED before sb_rpc_client_free returns; a server freed with a batch's deferred call
  * pending waits for it. */
@@ -1343,6 +1371,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_batch_coalesces, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_batch_outcomes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_batch_wire, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_batch_queued_deadline, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_batch_close, setup, teardown),
 	};
 
