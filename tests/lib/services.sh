@@ -73,6 +73,7 @@ sb_svc_stop() {
 
 sb_svc_stop_all() {
 	local s
-	for s in "${!SVC_PID[@]}"; do kill -TERM "${SVC_PID[$s]}" 2>/dev/null; done
+	# CONT after TERM: a service a test left stopped (SIGSTOP) gets the TERM too.
+	for s in "${!SVC_PID[@]}"; do kill -TERM "${SVC_PID[$s]}" 2>/dev/null && kill -CONT "${SVC_PID[$s]}" 2>/dev/null; done
 	for s in "${!SVC_PID[@]}"; do sb_svc_stop "$s"; done
 }
