@@ -13,6 +13,12 @@
 # full_page_writes off; this script restarts that same cluster with none of those options
 # (PostgreSQL defaults: all on) and prints the settings it then reads back.
 # Run by `make bench` (bench/run.sh) or directly: bash bench/messages_bench.sh [BUILD_DIR]
+# Knobs (environment): SB_BENCH_STEPS, SB_BENCH_STEP_SECONDS, SB_BENCH_CONNS (512),
+# SB_BENCH_CONVERSATIONS (50); the services' settings SB_BENCH_BATCH_IN_FLIGHT (gateway's send
+# batches in flight, 2; 0 = one RPC per send), SB_BENCH_MSG_WORKERS (messages' RPC workers, 16),
+# SB_BENCH_COMMITTERS (2), SB_BENCH_BATCH_MAX (256), SB_BENCH_COMMIT_DELAY_US (0),
+# SB_BENCH_EDGE_WORKERS (4); diagnostics SB_BENCH_METRICS, SB_BENCH_PG_STATS,
+# SB_BENCH_KEEP_LOGS, MSGLOAD_TIMELINE (see below).
 set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
 export SB_BUILD_ROOT=${1:-${SB_BUILD_ROOT:-$root/build}}
