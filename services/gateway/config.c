@@ -34,8 +34,9 @@ const struct sb_cfg_key gateway_config[] = {
 	  "Message sends travel to the messages service in batches: at most this many batches "
 	  "outstanding at once; sends made meanwhile leave together with the next (0: one RPC per "
 	  "send)." },
-	{ "SB_EDGE_WORKERS", SB_CFG_INT, offsetof(struct gateway_cfg, workers), "4", 1, 64, 0, NULL,
-	  "Threads that check tokens and rate limits and dispatch requests." },
+	{ "SB_EDGE_WORKERS", SB_CFG_INT, offsetof(struct gateway_cfg, workers), "0", 0, 64, 0, NULL,
+	  "Threads that check tokens and rate limits and dispatch requests (0: one per CPU, at "
+	  "least 2)." },
 	{ "SB_EDGE_QUEUE_MAX", SB_CFG_INT, offsetof(struct gateway_cfg, queue_max), "10000", 1,
 	  1000000, 0, NULL, "Requests waiting for a worker before 503 is answered." },
 	{ "SB_AUTH_ENABLED", SB_CFG_BOOL, offsetof(struct gateway_cfg, auth_enabled), "true", 0, 0,
