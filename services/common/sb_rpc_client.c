@@ -383,11 +383,13 @@ sb_rpc_client_pack(const char *method, const ProtobufCMessage *req, const struct
 	return 0;
 }
 
-/* sb_rpc_client_send sends the packed request m on a slot of its own; m is consumed. */
+/* sb_rpc_client_send sends the packed request m (consumed) on a slot of its own: a lone call
+ * answered to cb, or, with batch set, a batch whose calls are answered one by one. Returns 0,
+ * SB_ECLOSED or SB_ENOMEM; the caller settles what did not leave. */
 static int
 sb_rpc_client_send(struct sb_rpc_client *cli, const char *method, nng_msg *m,
                    const ProtobufCMessageDescriptor *resp_desc, sb_rpc_done_fn cb, void *arg,
-                   int64_t timeout_ms)
+                   int64_t timeout_ms, struct sb_rpc_bcall *batch)
 {
 	struct sb_rpc_slot *s;
 	int rv;
@@ -401,6 +403,7 @@ sb_rpc_client_send(struct sb_rpc_client *cli, const char *method, nng_msg *m,
 		nng_msg_free(m);
 		return rv;
 	}
+	s->batch = batch;
 	sb_rpc_waiting_set(&s->w, resp_desc, cb, arg, timeout_ms);
 	s->state = SB_RPC_SLOT_SEND;
 	memset(&s->res, 0, sizeof(s->res));
@@ -474,7 +477,6 @@ sb_rpc_batch_send(struct sb_rpc_client *cli, struct sb_rpc_bcall *list)
 	Sb__Rpc__Batch b = SB__RPC__BATCH__INIT;
 	ProtobufCBinaryData parts[SB_RPC_BATCH_MAX_CALLS];
 	int64_t now = sb_time_mono_ms(), latest = now + 1;
-	struct sb_rpc_slot *s;
 	nng_msg *m;
 	int rv;
 
@@ -490,36 +492,15 @@ sb_rpc_batch_send(struct sb_rpc_client *cli, struct sb_rpc_bcall *list)
 		nng_msg_free(c->req);
 		c->req = NULL;
 	}
-	if (rv != 0) {
-		sb_rpc_bcalls_fail(list, SB__RPC__CODE__RESOURCE_EXHAUSTED, "out of memory", 0);
-		return -1;
-	}
-	if (!sb_rpc_client_enter(cli)) {
-		nng_msg_free(m);
+	if (rv == 0 && (rv = sb_rpc_client_send(cli, SB_RPC_BATCH_METHOD, m, NULL, NULL, NULL,
+	                                        latest - now, list)) == 0)
+		return 0;
+	if (rv == SB_ECLOSED)
 		sb_rpc_bcalls_fail(list, SB__RPC__CODE__CANCELLED, "call cancelled: client closed",
 		                   0);
-		return -1;
-	}
-	if ((rv = sb_rpc_client_take(cli, SB_RPC_BATCH_METHOD, &s)) != 0) {
-		pthread_rwlock_unlock(&cli->gate);
-		nng_msg_free(m);
-		if (rv == SB_ECLOSED)
-			sb_rpc_bcalls_fail(list, SB__RPC__CODE__CANCELLED,
-			                   "call cancelled: client closed", 0);
-		else
-			sb_rpc_bcalls_fail(list, SB__RPC__CODE__RESOURCE_EXHAUSTED, "out of memory",
-			                   0);
-		return -1;
-	}
-	s->batch = list;
-	sb_rpc_waiting_set(&s->w, NULL, NULL, NULL, latest - now);
-	s->state = SB_RPC_SLOT_SEND;
-	memset(&s->res, 0, sizeof(s->res));
-	nng_aio_set_msg(s->aio, m);
-	nng_aio_set_timeout(s->aio, (nng_duration)(latest - now));
-	nng_ctx_send(s->ctx, s->aio);
-	pthread_rwlock_unlock(&cli->gate);
-	return 0;
+	else
+		sb_rpc_bcalls_fail(list, SB__RPC__CODE__RESOURCE_EXHAUSTED, "out of memory", 0);
+	return -1;
 }
 
 /* sb_rpc_batch_expire detaches the queued calls whose deadline has passed (they are not sent:
@@ -705,7 +686,7 @@ sb_rpc_call_async(struct sb_rpc_client *cli, const char *method, const ProtobufC
 		return rv == SB_ERANGE ? SB_EINVAL : rv;
 	if (sb_rpc_client_batched(cli, method) && nng_msg_len(m) <= SB_RPC_BATCH_MAX_BYTES)
 		return sb_rpc_batch_submit(cli, method, m, resp_desc, cb, arg, timeout_ms);
-	return sb_rpc_client_send(cli, method, m, resp_desc, cb, arg, timeout_ms);
+	return sb_rpc_client_send(cli, method, m, resp_desc, cb, arg, timeout_ms, NULL);
 }
 
 struct sb_rpc_waiter {
