@@ -16,7 +16,7 @@ function(sb_unit_tests lib)
 	endforeach()
 endfunction()
 
-# sb_stack_test(<name> <executable> [STACK pg,redis,devbus] [LABELS ...]): an integration test
+# sb_stack_test(<name> <executable> [STACK pg,redis,kafka] [LABELS ...]): an integration test
 # that runs <executable> inside tests/lib/with-stack.sh, which starts the named servers on free
 # loopback ports and exports their addresses (SB_TEST_PG_DSN, SB_TEST_REDIS_URL,
 # SB_TEST_KAFKA_BROKERS) before running it, and stops them afterwards.
@@ -25,8 +25,20 @@ function(sb_stack_test name exe)
 	add_test(NAME ${name}
 		COMMAND bash ${SB_SOURCE_ROOT}/tests/lib/with-stack.sh --stack "${ARG_STACK}" --
 			$<TARGET_FILE:${exe}> ${ARG_ARGS})
-	set_tests_properties(${name} PROPERTIES LABELS "integration;${ARG_LABELS}"
-		ENVIRONMENT "SB_SOURCE_ROOT=${SB_SOURCE_ROOT};SB_BUILD_ROOT=${CMAKE_BINARY_DIR}")
+	sb_stack_test_props(${name} "${ARG_STACK}" "${ARG_LABELS}")
+endfunction()
+
+# sb_stack_test_props(<test> <stack> <labels>): labels and environment of a with-stack test; a
+# test whose stack names "kafka" uses the run's shared broker (ctest fixture "kafka", defined in
+# tests/CMakeLists.txt), so ctest starts that broker before it and stops it after the last one.
+function(sb_stack_test_props name stack labels)
+	set(env "SB_SOURCE_ROOT=${SB_SOURCE_ROOT};SB_BUILD_ROOT=${CMAKE_BINARY_DIR}")
+	string(REPLACE "," ";" servers "${stack}")
+	if("kafka" IN_LIST servers)
+		set_tests_properties(${name} PROPERTIES FIXTURES_REQUIRED kafka)
+		list(APPEND env "SB_TEST_KAFKA_SHARED=${SB_KAFKA_SHARED_DIR}")
+	endif()
+	set_tests_properties(${name} PROPERTIES LABELS "integration;${labels}" ENVIRONMENT "${env}")
 endfunction()
 
 # sb_service(<name>): the service binary sb-<name>. Every .c of the directory but main.c and the

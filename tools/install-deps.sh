@@ -13,10 +13,15 @@ debs=(
 	postgresql postgresql-contrib redis-server nginx-light kcat prometheus
 	yamllint wrk procps psmisc iproute2
 	chromium fonts-liberation # the web console's browser test (tests/browser, playwright-core)
+	gnuplot-nox               # bench/pipeline_bench.sh draws its latency-versus-rate plot
 )
 # Node may come from another packaging (which bundles npm); only ask Debian when it is absent.
 command -v node >/dev/null 2>&1 || debs+=(nodejs)
 command -v npm >/dev/null 2>&1 || debs+=(npm)
+# Java and Maven run and fetch the Apache Kafka broker (tools/kafka); the machine may bring its
+# own (a JDK outside Debian's packaging), Debian's are taken only when they are absent.
+command -v java >/dev/null 2>&1 || debs+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null 2>&1 || debs+=(maven)
 
 missing=()
 for p in "${debs[@]}"; do
@@ -51,3 +56,8 @@ for pkg in "$here"/tests/*/package.json "$here"/bench/*/package.json; do
 		touch "$stamp"
 	fi
 done
+
+# The Apache Kafka broker (KRaft) from Maven Central into a cache outside the repository
+# (tools/kafka/pom.xml; SB_CACHE_DIR, by default ~/.cache/switchboard). A stamp check when present.
+. "$here/tools/kafka/kafka.sh"
+sb_kafka_fetch

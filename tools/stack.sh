@@ -1,6 +1,7 @@
 # stack.sh: shell functions that start and stop the servers Switchboard runs against
-# (PostgreSQL, Redis, devbus) on loopback. Sourced by tools/run-local.sh (make run) and
-# tests/lib/with-stack.sh (integration tests), so both start them the same way.
+# (PostgreSQL, Redis, Apache Kafka, devbus) on loopback. Sourced by tools/run-local.sh (make
+# run), tests/lib/with-stack.sh (integration tests) and the benchmarks, so all start them the
+# same way.
 
 PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
 
@@ -122,4 +123,51 @@ sb_nginx_stop() {
 	while kill -0 "$pid" 2>/dev/null && [ $n -gt 0 ]; do sleep 0.1; n=$((n - 1)); done
 	kill -KILL "$pid" 2>/dev/null || true
 	rm -f "$pidf"
+}
+
+# Apache Kafka brokers (KRaft): sb_kafka_fetch, sb_kafka_start, sb_kafka_wait, sb_kafka_stop.
+. "$(dirname "${BASH_SOURCE[0]}")/kafka/kafka.sh"
+
+# sb_free_port_pair: prints a port P such that P and P+1 are both free (a broker's client and
+# controller listeners).
+sb_free_port_pair() {
+	local p
+	while :; do
+		p=$(sb_free_port)
+		ss -Htln "sport = :$((p + 1))" 2>/dev/null | grep -q . || { echo "$p"; return 0; }
+	done
+}
+
+# sb_kafka_cluster_start DIR N: N brokers (1 or 3; combined broker+controller each) in DIR/k1..kN
+# on free loopback ports; waits until all are up and writes the bootstrap list to
+# DIR/kafka-bootstrap. With 3: replication factor 3 and min.insync.replicas 2 by default.
+sb_kafka_cluster_start() {
+	local dir=$1 n=$2 i voters="" boot="" cid
+	local -a ports=()
+	cid=$(sb_kafka_cluster_id)
+	for i in $(seq 1 "$n"); do
+		ports[i]=$(sb_free_port_pair)
+		voters+="${voters:+,}$i@127.0.0.1:$((ports[i] + 1))"
+		boot+="${boot:+,}127.0.0.1:${ports[i]}"
+	done
+	for i in $(seq 1 "$n"); do
+		sb_kafka_start "$dir/k$i" "$i" "${ports[i]}" "$voters" "$cid" || return 1
+	done
+	for i in $(seq 1 "$n"); do
+		sb_kafka_wait "$dir/k$i" "${ports[i]}" 90 || return 1
+		echo "${ports[i]}" >"$dir/k$i/port"
+	done
+	echo "$boot" >"$dir/kafka-bootstrap"
+}
+
+# sb_kafka_cluster_stop DIR: stops every broker under DIR (k1, k2, ...).
+sb_kafka_cluster_stop() {
+	local d p
+	local -a w=()
+	for d in "$1"/k[0-9]*; do
+		[ -d "$d" ] || continue
+		sb_kafka_stop "$d" 10 &
+		w+=($!)
+	done
+	for p in "${w[@]+"${w[@]}"}"; do wait "$p"; done
 }

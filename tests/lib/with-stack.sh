@@ -1,11 +1,25 @@
 #!/usr/bin/env bash
-# with-stack.sh --stack pg,redis,devbus -- COMMAND...: starts the named servers on free loopback
+# with-stack.sh --stack pg,redis,kafka -- COMMAND...: starts the named servers on free loopback
 # ports in a fresh temporary directory, exports their addresses, runs COMMAND, stops everything
 # (also when COMMAND fails or the script is interrupted) and exits with COMMAND's status.
+# Servers:
+#   pg      a throwaway PostgreSQL cluster
+#   redis   a Redis without persistence
+#   kafka   the Apache Kafka broker the ctest run shares (fixture "kafka", started by
+#           tests/lib/kafka-fixture.sh into SB_TEST_KAFKA_SHARED); when the variable is unset
+#           (a test run by hand) a private one-broker cluster is started instead. Every test
+#           gets its own topic prefix: topics and groups of two tests never meet.
+#   kafka3  a private three-broker cluster (replication factor 3, min.insync.replicas 2) for
+#           broker-failure tests
+#   devbus  librdkafka's mock cluster, only for tests that inject broker errors on demand
+# Exported:
 #   SB_TEST_PG_DSN         postgresql://postgres@127.0.0.1:PORT/postgres
 #   SB_TEST_PG_PORT, SB_TEST_PG_DIR (pg_ctl -D), SB_TEST_PG_BIN
 #   SB_TEST_REDIS_URL      redis://127.0.0.1:PORT
-#   SB_TEST_KAFKA_BROKERS  bootstrap list of devbus
+#   SB_TEST_KAFKA_BROKERS  bootstrap list (kafka, kafka3 or devbus)
+#   SB_TEST_KAFKA_PREFIX   this test's topic prefix ("t<random>."), also exported as
+#                          SB_KAFKA_TOPIC_PREFIX so that every service started here uses it
+#   SB_TEST_KAFKA_DIRS     kafka3: the brokers' directories (k1 k2 k3: kafka.pid, port)
 #   SB_TEST_DEVBUS_CTL     host:port of devbus's control interface
 #   SB_TEST_TMP            the temporary directory (removed afterwards)
 set -euo pipefail
@@ -26,6 +40,7 @@ tmp=$(mktemp -d /tmp/sb-test.XXXXXX)
 chmod 755 "$tmp"
 export SB_TEST_TMP=$tmp
 cleanup() {
+	sb_kafka_cluster_stop "$tmp/kafka"
 	sb_devbus_stop "$tmp"
 	sb_redis_stop "$tmp"
 	sb_pg_stop "$tmp"
@@ -55,9 +70,34 @@ start_devbus() {
 	SB_TEST_KAFKA_BROKERS=$(cat "$tmp/kafka-bootstrap")
 	export SB_TEST_KAFKA_BROKERS
 }
+kafka_prefix() {
+	SB_TEST_KAFKA_PREFIX="t$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')."
+	export SB_TEST_KAFKA_PREFIX SB_KAFKA_TOPIC_PREFIX=$SB_TEST_KAFKA_PREFIX
+}
+start_kafka() {
+	local shared=${SB_TEST_KAFKA_SHARED:-}
+	if [ -n "$shared" ]; then
+		[ -s "$shared/kafka-bootstrap" ] || {
+			echo "with-stack: the shared broker is not up ($shared/kafka-bootstrap missing)" >&2
+			return 1
+		}
+		SB_TEST_KAFKA_BROKERS=$(cat "$shared/kafka-bootstrap")
+	else
+		sb_kafka_cluster_start "$tmp/kafka" 1 || { sb_kafka_cluster_stop "$tmp/kafka"; return 1; }
+		SB_TEST_KAFKA_BROKERS=$(cat "$tmp/kafka/kafka-bootstrap")
+	fi
+	export SB_TEST_KAFKA_BROKERS
+	kafka_prefix
+}
+start_kafka3() {
+	sb_kafka_cluster_start "$tmp/kafka" 3 || { sb_kafka_cluster_stop "$tmp/kafka"; return 1; }
+	SB_TEST_KAFKA_BROKERS=$(cat "$tmp/kafka/kafka-bootstrap")
+	export SB_TEST_KAFKA_BROKERS SB_TEST_KAFKA_DIRS="$tmp/kafka/k1 $tmp/kafka/k2 $tmp/kafka/k3"
+	kafka_prefix
+}
 for s in ${stack//,/ }; do
 	case $s in
-	pg | redis | devbus) ;;
+	pg | redis | kafka | kafka3 | devbus) ;;
 	*) echo "with-stack: unknown server '$s'" >&2; exit 2 ;;
 	esac
 	ok=0
