@@ -160,6 +160,24 @@ sb_kafka_cluster_start() {
 	echo "$boot" >"$dir/kafka-bootstrap"
 }
 
+# sb_kafka_restart DIR: starts again a broker of a cluster made by sb_kafka_cluster_start that was
+# stopped or killed (same node, ports, data) and waits up to 90 s until it says it started.
+sb_kafka_restart() {
+	local dir=$1 before n=900 pid
+	before=$(grep -c 'Kafka Server started' "$dir/kafka.log" 2>/dev/null)
+	(sb_kafka_java kafka.Kafka "$dir/server.properties") >>"$dir/kafka.log" 2>&1 &
+	pid=$!
+	echo "$pid" >"$dir/kafka.pid"
+	while [ $n -gt 0 ]; do
+		kill -0 "$pid" 2>/dev/null || { tail -n 20 "$dir/kafka.log" >&2; return 1; }
+		[ "$(grep -c 'Kafka Server started' "$dir/kafka.log")" -gt "${before:-0}" ] && return 0
+		sleep 0.1
+		n=$((n - 1))
+	done
+	tail -n 20 "$dir/kafka.log" >&2
+	return 1
+}
+
 # sb_kafka_cluster_stop DIR: stops every broker under DIR (k1, k2, ...).
 sb_kafka_cluster_stop() {
 	local d p

@@ -223,3 +223,24 @@ sb_config_validate_url(const char *v, char *err, size_t errlen)
 	}
 	return 0;
 }
+
+int
+sb_config_validate_topic_prefix(const char *v, char *err, size_t errlen)
+{
+	size_t n = strlen(v);
+	/* Kafka topic names: at most 249 characters of [a-zA-Z0-9._-]; leave room for the base. */
+	if (n > 100) {
+		snprintf(err, errlen, "longer than 100 characters");
+		return SB_EINVAL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)v[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == '-')) {
+			snprintf(err, errlen,
+			         "character %zu is not a letter, digit, '.', '_' or '-'", i + 1);
+			return SB_EINVAL;
+		}
+	}
+	return 0;
+}

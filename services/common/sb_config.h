@@ -48,6 +48,13 @@ struct sb_common_cfg {
 	char *database_url;
 	char *redis_url;
 	char *kafka_brokers;
+	/* The platform's Kafka topics (SB_CFG_KAFKA): prefix of every name, and what a service
+	 * that creates a topic gives it (sb_kafka_platform_topics). */
+	char *kafka_topic_prefix;
+	long long kafka_partitions;
+	long long kafka_replication;
+	long long kafka_retention_ms;
+	long long kafka_dlq_retention_ms;
 };
 
 /* SB_CFG_COMMON(type, member, ops_port, rpc_port) expands to the table rows of the common
@@ -85,12 +92,28 @@ struct sb_common_cfg {
 		    "redis://127.0.0.1:6379", 0, 0, 0, sb_config_validate_url,                     \
 		    "Redis URL: redis://[:password@]host:port[/db]."                               \
 	}
-#define SB_CFG_KAFKA(type, member)                                                                 \
-	{                                                                                          \
-		"KAFKA_BROKERS", SB_CFG_STR, offsetof(type, member.kafka_brokers),                 \
-		    "127.0.0.1:9092", 0, 0, 0, NULL,                                               \
-		    "Kafka bootstrap servers, comma-separated host:port."                          \
-	}
+// clang-format off
+#define SB_CFG_KAFKA(type, member) \
+	{ "KAFKA_BROKERS", SB_CFG_STR, offsetof(type, member.kafka_brokers), "127.0.0.1:9092", \
+	  0, 0, 0, NULL, "Kafka bootstrap servers, comma-separated host:port." }, \
+	{ "SB_KAFKA_TOPIC_PREFIX", SB_CFG_STR, offsetof(type, member.kafka_topic_prefix), "", \
+	  0, 0, 0, sb_config_validate_topic_prefix, \
+	  "Put in front of every Kafka topic name and consumer group id (letters, digits, " \
+	  "'.', '_', '-'), so that several platforms share one cluster; the same in every " \
+	  "service." }, \
+	{ "SB_KAFKA_PARTITIONS", SB_CFG_INT, offsetof(type, member.kafka_partitions), "6", \
+	  1, 10000, 0, NULL, "Partitions of a topic this service creates (docs/kafka.md)." }, \
+	{ "SB_KAFKA_REPLICATION_FACTOR", SB_CFG_INT, offsetof(type, member.kafka_replication), \
+	  "-1", -1, 32, 0, NULL, \
+	  "Replication factor of a topic this service creates; -1: the broker's " \
+	  "default.replication.factor." }, \
+	{ "SB_KAFKA_RETENTION_MS", SB_CFG_INT, offsetof(type, member.kafka_retention_ms), \
+	  "604800000", -1, 9223372036854775807LL, 0, NULL, \
+	  "retention.ms of an event topic this service creates (7 days; -1: forever)." }, \
+	{ "SB_KAFKA_DLQ_RETENTION_MS", SB_CFG_INT, offsetof(type, member.kafka_dlq_retention_ms), \
+	  "2592000000", -1, 9223372036854775807LL, 0, NULL, \
+	  "retention.ms of a dead-letter topic this service creates (30 days; -1: forever)." }
+// clang-format on
 /* An upstream service's RPC URL, e.g. SB_CFG_UPSTREAM(struct cfg, messages_url, MESSAGES, 7102) */
 #define SB_CFG_UPSTREAM(type, field, NAME, PORT)                                                   \
 	{                                                                                          \
@@ -118,5 +141,6 @@ int sb_config_markdown(const struct sb_cfg_key *tbl, struct sb_buf *out);
 int sb_config_validate_log_level(const char *v, char *err, size_t errlen);
 int sb_config_validate_nng_url(const char *v, char *err, size_t errlen);
 int sb_config_validate_url(const char *v, char *err, size_t errlen);
+int sb_config_validate_topic_prefix(const char *v, char *err, size_t errlen);
 
 #endif

@@ -131,14 +131,29 @@ void sb_kafka_consumer_close(struct sb_kafka_consumer *c);
 
 /* --- topics and readiness (sb_kafka_admin.c) --- */
 
-/* sb_kafka_ensure_topics makes sure every topic of topics (NULL-terminated) exists: it reads
- * the cluster metadata and returns 0 if all exist; otherwise it creates the missing ones with
- * the Admin API (partitions, replication factor) and waits for the result, an already existing
- * topic counting as success. Blocks at most about timeout_ms. On error returns SB_EINVAL,
+/* A topic the platform creates: its name (prefix included), partition count, replication factor
+ * (-1: the broker's default.replication.factor) and retention in ms (0: the broker's default;
+ * -1: keep forever). */
+struct sb_kafka_topic_spec {
+	const char *name;
+	int partitions;
+	int replication;
+	long long retention_ms;
+};
+
+/* sb_kafka_ensure_topics makes sure each of the cnt topics of specs exists: it reads the
+ * cluster metadata and returns 0 if all exist (an existing topic is left as it is, whatever its
+ * settings); otherwise it creates the missing ones with the Admin API (partitions, replication
+ * factor, retention.ms) and waits for the result, a topic created meanwhile by someone else
+ * counting as success. Blocks at most about timeout_ms. On error returns SB_EINVAL,
  * SB_EUNAVAIL (brokers unreachable), SB_ETIMEDOUT or SB_EIO and writes a reason naming the
  * topic to err (size n). */
-int sb_kafka_ensure_topics(const char *brokers, const char *const *topics, int partitions,
-                           int replication, int timeout_ms, char *err, size_t n);
+int sb_kafka_ensure_topics(const char *brokers, const struct sb_kafka_topic_spec *specs, int cnt,
+                           int timeout_ms, char *err, size_t n);
+
+/* sb_kafka_topic_name writes prefix (may be NULL or empty) followed by base to buf (size n).
+ * Returns 0, or SB_ERANGE when it does not fit. */
+int sb_kafka_topic_name(const char *prefix, const char *base, char *buf, size_t n);
 
 /* sb_kafka_ping asks the cluster for its metadata through rk (a producer or consumer handle)
  * within timeout_ms; for /ready. On success writes "N brokers" to detail (size n, may be NULL)

@@ -26,10 +26,10 @@ sb_kafka_md_has(const struct rd_kafka_metadata *md, const char *topic)
 	return 0;
 }
 
-/* sb_kafka_create_missing creates the topics named in missing[0..n) and waits for the answer. */
+/* sb_kafka_create_missing creates the topics missing[0..cnt) and waits for the answer. */
 static int
-sb_kafka_create_missing(rd_kafka_t *rk, const char **missing, int cnt, int partitions,
-                        int replication, int timeout_ms, char *err, size_t n)
+sb_kafka_create_missing(rd_kafka_t *rk, const struct sb_kafka_topic_spec **missing, int cnt,
+                        int timeout_ms, char *err, size_t n)
 {
 	char errstr[256];
 	rd_kafka_NewTopic_t *nt[64];
@@ -39,12 +39,24 @@ sb_kafka_create_missing(rd_kafka_t *rk, const char **missing, int cnt, int parti
 	int made = 0, ret = SB_EIO;
 
 	for (; made < cnt; made++) {
-		nt[made] = rd_kafka_NewTopic_new(missing[made], partitions, replication, errstr,
+		const struct sb_kafka_topic_spec *t = missing[made];
+		nt[made] = rd_kafka_NewTopic_new(t->name, t->partitions, t->replication, errstr,
 		                                 sizeof(errstr));
 		if (nt[made] == NULL) {
-			snprintf(err, n, "topic %s: %s", missing[made], errstr);
+			snprintf(err, n, "topic %s: %s", t->name, errstr);
 			ret = SB_EINVAL;
 			goto done;
+		}
+		if (t->retention_ms != 0) {
+			char ms[24];
+			snprintf(ms, sizeof(ms), "%lld", t->retention_ms);
+			if (rd_kafka_NewTopic_set_config(nt[made], "retention.ms", ms) !=
+			    RD_KAFKA_RESP_ERR_NO_ERROR) {
+				snprintf(err, n, "topic %s: cannot set retention.ms", t->name);
+				made++;
+				ret = SB_EINVAL;
+				goto done;
+			}
 		}
 	}
 	opt = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
@@ -54,14 +66,14 @@ sb_kafka_create_missing(rd_kafka_t *rk, const char **missing, int cnt, int parti
 	rd_kafka_CreateTopics(rk, nt, (size_t)cnt, opt, q);
 	ev = rd_kafka_queue_poll(q, timeout_ms + 500);
 	if (ev == NULL) {
-		snprintf(err, n, "creating topic %s: no answer within %d ms", missing[0],
+		snprintf(err, n, "creating topic %s: no answer within %d ms", missing[0]->name,
 		         timeout_ms);
 		ret = SB_ETIMEDOUT;
 		goto done;
 	}
 	if (rd_kafka_event_error(ev) != RD_KAFKA_RESP_ERR_NO_ERROR) {
 		rd_kafka_resp_err_t e = rd_kafka_event_error(ev);
-		snprintf(err, n, "creating topic %s: %s", missing[0],
+		snprintf(err, n, "creating topic %s: %s", missing[0]->name,
 		         rd_kafka_event_error_string(ev));
 		ret = (e == RD_KAFKA_RESP_ERR__TIMED_OUT) ? SB_ETIMEDOUT : SB_EIO;
 		goto done;
@@ -98,11 +110,20 @@ done:
 }
 
 int
-sb_kafka_ensure_topics(const char *brokers, const char *const *topics, int partitions,
-                       int replication, int timeout_ms, char *err, size_t n)
+sb_kafka_topic_name(const char *prefix, const char *base, char *buf, size_t n)
+{
+	if (base == NULL || buf == NULL || n == 0)
+		return SB_EINVAL;
+	int w = snprintf(buf, n, "%s%s", prefix != NULL ? prefix : "", base);
+	return (w < 0 || (size_t)w >= n) ? SB_ERANGE : 0;
+}
+
+int
+sb_kafka_ensure_topics(const char *brokers, const struct sb_kafka_topic_spec *specs, int tcnt,
+                       int timeout_ms, char *err, size_t n)
 {
 	char errstr[512];
-	const char *missing[64];
+	const struct sb_kafka_topic_spec *missing[64];
 	const struct rd_kafka_metadata *md = NULL;
 	rd_kafka_conf_t *conf;
 	rd_kafka_t *rk = NULL;
@@ -113,10 +134,19 @@ sb_kafka_ensure_topics(const char *brokers, const char *const *topics, int parti
 	if (err == NULL || n == 0)
 		return SB_EINVAL;
 	err[0] = '\0';
-	if (brokers == NULL || brokers[0] == '\0' || topics == NULL || partitions < 1 ||
-	    replication < 1 || timeout_ms < 1) {
+	if (brokers == NULL || brokers[0] == '\0' || specs == NULL || tcnt < 1 || timeout_ms < 1) {
 		snprintf(err, n, "ensure topics: invalid argument");
 		return SB_EINVAL;
+	}
+	for (int i = 0; i < tcnt; i++) {
+		const struct sb_kafka_topic_spec *t = &specs[i];
+		if (t->name == NULL || t->name[0] == '\0' || t->partitions == 0 ||
+		    t->partitions < -1 || t->replication == 0 || t->replication < -1 ||
+		    t->retention_ms < -1) {
+			snprintf(err, n, "ensure topics: invalid spec for topic %s",
+			         t->name ? t->name : "(null)");
+			return SB_EINVAL;
+		}
 	}
 	deadline = sb_kafka_now_ms() + timeout_ms;
 	conf = sb__kafka_conf_new(brokers, NULL, NULL);
@@ -137,14 +167,14 @@ sb_kafka_ensure_topics(const char *brokers, const char *const *topics, int parti
 		ret = SB_EUNAVAIL;
 		goto done;
 	}
-	for (const char *const *t = topics; *t != NULL; t++) {
-		if (sb_kafka_md_has(md, *t))
+	for (int i = 0; i < tcnt; i++) {
+		if (sb_kafka_md_has(md, specs[i].name))
 			continue;
 		if (cnt == (int)(sizeof(missing) / sizeof(missing[0]))) {
 			snprintf(err, n, "ensure topics: more than %d missing topics", cnt);
 			goto done;
 		}
-		missing[cnt++] = *t;
+		missing[cnt++] = &specs[i];
 	}
 	if (cnt == 0) {
 		ret = 0;
@@ -155,7 +185,7 @@ sb_kafka_ensure_topics(const char *brokers, const char *const *topics, int parti
 		left = 100;
 	/* The admin call waits up to left + 500 ms: stay within timeout_ms overall. */
 	left = left > 600 ? left - 500 : 100;
-	ret = sb_kafka_create_missing(rk, missing, cnt, partitions, replication, (int)left, err, n);
+	ret = sb_kafka_create_missing(rk, missing, cnt, (int)left, err, n);
 done:
 	if (md)
 		rd_kafka_metadata_destroy(md);

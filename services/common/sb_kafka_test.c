@@ -235,14 +235,28 @@ test_ensure_topics_bounded(void **state)
 {
 	(void)state;
 	char err[256];
-	const char *const topics[] = { "sb.messages.v1", NULL };
+	const struct sb_kafka_topic_spec bad[] = { { "sb.messages.v1", 0, 1, 0 } };
+	const struct sb_kafka_topic_spec bad_rf[] = { { "sb.messages.v1", 3, -2, 0 } };
+	const struct sb_kafka_topic_spec topics[] = { { "sb.messages.v1", 3, -1, 3600000 } };
+	char name[16];
 
-	assert_int_equal(sb_kafka_ensure_topics(NO_BROKER, topics, 0, 1, 1000, err, sizeof(err)),
+	assert_int_equal(sb_kafka_ensure_topics(NO_BROKER, bad, 1, 1000, err, sizeof(err)),
 	                 SB_EINVAL);
 	assert_non_null(strstr(err, "invalid"));
+	assert_int_equal(sb_kafka_ensure_topics(NO_BROKER, bad_rf, 1, 1000, err, sizeof(err)),
+	                 SB_EINVAL);
+	assert_non_null(strstr(err, "sb.messages.v1"));
+	assert_int_equal(sb_kafka_ensure_topics(NO_BROKER, topics, 0, 1000, err, sizeof(err)),
+	                 SB_EINVAL);
+	assert_int_equal(sb_kafka_topic_name("t1.", "sb.x", name, sizeof(name)), 0);
+	assert_string_equal(name, "t1.sb.x");
+	assert_int_equal(sb_kafka_topic_name(NULL, "sb.x", name, sizeof(name)), 0);
+	assert_string_equal(name, "sb.x");
+	assert_int_equal(sb_kafka_topic_name("a-long-prefix.", "sb.x", name, sizeof(name)),
+	                 SB_ERANGE);
 	sb_log_set_level(SB_LOG_ERROR);
 	long long t0 = now_ms();
-	assert_int_equal(sb_kafka_ensure_topics(NO_BROKER, topics, 3, 1, 500, err, sizeof(err)),
+	assert_int_equal(sb_kafka_ensure_topics(NO_BROKER, topics, 1, 500, err, sizeof(err)),
 	                 SB_EUNAVAIL);
 	assert_true(now_ms() - t0 < 3000);
 	assert_non_null(strstr(err, NO_BROKER));

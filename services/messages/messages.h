@@ -22,6 +22,7 @@
 #include "messages.pb-c.h"
 #include "events/messages_events.pb-c.h"
 #include "sb_buf.h"
+#include "sb_names.h"
 #include "sb_pg.h"
 #include "sb_service.h"
 #include "sb_util_uuid.h"
@@ -35,7 +36,7 @@
 #define MSG_META_KEY_MAX    128
 #define MSG_META_VALUE_MAX  1024
 #define MSG_IDEM_KEY_MAX    255
-#define MSG_TOPIC           "sb.messages.v1"
+#define MSG_TOPIC           SB_TOPIC_MESSAGES
 #define MSG_EV_CREATED      "io.switchboard.message.created.v1"
 #define MSG_EV_CONV_CREATED "io.switchboard.conversation.created.v1"
 #define MSG_EV_MEMBERS      "io.switchboard.conversation.members_changed.v1"

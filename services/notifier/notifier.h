@@ -15,14 +15,15 @@
 #include <stdint.h>
 
 #include "sb_kafka.h"
+#include "sb_kafka_topics.h"
+#include "sb_names.h"
 #include "sb_pg.h"
 #include "sb_redis.h"
 #include "sb_service.h"
 
-#define NTF_TOPIC         "sb.messages.v1"
-#define NTF_WEBHOOK_TOPIC "sb.notifier.webhooks.v1"
-#define NTF_DLQ_TOPIC     "sb.notifier.webhooks.v1.dlq"
-#define NTF_SEEN_TTL_S    86400
+#define NTF_TOPIC      SB_TOPIC_MESSAGES
+#define NTF_DLQ_TOPIC  SB_TOPIC_NOTIFIER_WEBHOOKS SB_TOPIC_DLQ_SUFFIX
+#define NTF_SEEN_TTL_S 86400
 
 struct notifier_cfg {
 	struct sb_common_cfg common;
@@ -57,6 +58,10 @@ struct ntf_event {
 /* The process state (one per service). */
 struct ntf_state {
 	const struct notifier_cfg *cfg;
+	/* The configured names with SB_KAFKA_TOPIC_PREFIX in front. */
+	char topic[256];
+	char dlq_topic[256];
+	char group[256];
 	atomic_bool stopping;
 	pthread_t consumer;
 	bool consumer_started;

@@ -84,11 +84,27 @@ ntf_service_start(struct sb_service *svc)
 	snprintf(sto, sizeof(sto), "%lld", cfg->session_timeout_ms);
 	snprintf(hb, sizeof(hb), "%lld", cfg->heartbeat_ms);
 	const char *const conf[] = { "session.timeout.ms", sto, "heartbeat.interval.ms", hb, NULL };
-	const char *const topics[] = { cfg->topic, NULL };
+	const char *const topics[] = { st->topic, NULL };
+	const char *const ensure[] = { cfg->topic, NTF_DLQ_TOPIC, NULL };
+	const char *pre = cfg->common.kafka_topic_prefix;
+	char terr[256] = "";
+	if (sb_kafka_topic_name(pre, cfg->topic, st->topic, sizeof(st->topic)) != 0 ||
+	    sb_kafka_topic_name(pre, NTF_DLQ_TOPIC, st->dlq_topic, sizeof(st->dlq_topic)) != 0 ||
+	    sb_kafka_topic_name(pre, cfg->group, st->group, sizeof(st->group)) != 0) {
+		sb_log_kv(SB_LOG_ERROR, "topic or group name too long with SB_KAFKA_TOPIC_PREFIX",
+		          NULL);
+		rv = SB_EINVAL;
+		goto fail;
+	}
+	/* The topic it consumes and its DLQ (whoever starts first, outbox or notifier, creates
+	 * them with the same settings). Not fatal: the consumer waits for the topic. */
+	if (sb_kafka_platform_topics(&cfg->common, ensure, 10000, terr, sizeof(terr)) != 0)
+		sb_log_kv(SB_LOG_WARN, "cannot make sure the Kafka topics exist", "error", terr,
+		          NULL);
 	if ((rv = ntf_open_pg(cfg, &st->cpg)) != 0 ||
 	    (rv = sb_redis_open(cfg->common.redis_url, &st->credis)) != 0 ||
 	    (rv = sb_kafka_producer_new(cfg->common.kafka_brokers, NULL, &st->producer)) != 0 ||
-	    (rv = sb_kafka_consumer_new(cfg->common.kafka_brokers, cfg->group, topics, conf,
+	    (rv = sb_kafka_consumer_new(cfg->common.kafka_brokers, st->group, topics, conf,
 	                                &st->kc)) != 0) {
 		sb_log_kv(SB_LOG_ERROR, "notifier cannot start", "error", sb_strerror(rv), NULL);
 		goto fail;
@@ -108,8 +124,7 @@ ntf_service_start(struct sb_service *svc)
 		    0)
 			goto fail;
 	sb_service_set_state(svc, st);
-	sb_log_kv(SB_LOG_INFO, "notifier consuming", "topic", cfg->topic, "group", cfg->group,
-	          NULL);
+	sb_log_kv(SB_LOG_INFO, "notifier consuming", "topic", st->topic, "group", st->group, NULL);
 	return 0;
 fail:
 	ntf_threads_stop(st);

@@ -84,7 +84,7 @@ ntf_dlq_send(struct ntf_state *st, PGresult *row, int attempts, const char *erro
 	pthread_mutex_init(&w.mu, NULL);
 	pthread_cond_init(&w.cv, NULL);
 	const char *key = PQgetvalue(row, 0, C_WH_ID);
-	rv = sb_kafka_produce(st->producer, NTF_DLQ_TOPIC, key, strlen(key), val, strlen(val), &ce,
+	rv = sb_kafka_produce(st->producer, st->dlq_topic, key, strlen(key), val, strlen(val), &ce,
 	                      ntf_dr, &w);
 	if (rv == 0) {
 		pthread_mutex_lock(&w.mu);
@@ -165,7 +165,7 @@ ntf_deliver_one(struct ntf_state *st, struct sb_pg *pg, struct sb_backoff *b, PG
 	if (sb_pg_exec_prepared(pg, "wh_dead", 3, p, &r) == 0)
 		PQclear(r);
 	sb_log_kv(SB_LOG_WARN, "webhook delivery sent to the DLQ", "delivery_id", id, "error", err,
-	          "topic", NTF_DLQ_TOPIC, NULL);
+	          "topic", st->dlq_topic, NULL);
 	ntf_count("dlq");
 }
 

@@ -18,6 +18,8 @@
 #include <stdint.h>
 
 #include "sb_kafka.h"
+#include "sb_kafka_topics.h"
+#include "sb_names.h"
 #include "sb_pg.h"
 #include "sb_service.h"
 
@@ -25,7 +27,7 @@
 #define OUTBOX_LOCK_CLASS 0x5B0B /* first key of the shard advisory locks */
 #define OUTBOX_APP_NAME   "sb-outbox-relay"
 #define OUTBOX_CHANNEL    "sb_outbox"
-#define OUTBOX_DLQ_SUFFIX ".dlq"
+#define OUTBOX_DLQ_SUFFIX SB_TOPIC_DLQ_SUFFIX
 #define OUTBOX_ERR_HEADER "sb_error"
 #define OUTBOX_ERR_MAX    512
 
@@ -132,9 +134,11 @@ extern const struct sb_pg_stmt outbox_store_stmts[];
 /* outbox_store_select fills b with up to limit unrelayed rows of the shards marked in held,
  * shard by shard starting at shard first, each shard's rows in id order, and no more rows than
  * fit in max_bytes of payload (at least one); b->full tells whether either bound cut the batch.
- * On 0 the caller releases b with outbox_store_batch_free (also when empty). */
+ * Each row's topic is the row's (a base name such as sb.messages.v1) with prefix
+ * (SB_KAFKA_TOPIC_PREFIX, may be empty) in front. On 0 the caller releases b with
+ * outbox_store_batch_free (also when empty). */
 int outbox_store_select(struct sb_pg *pg, const bool held[OUTBOX_SHARDS], unsigned first, int limit,
-                        long long max_bytes, struct outbox_batch *b);
+                        long long max_bytes, const char *prefix, struct outbox_batch *b);
 /* outbox_store_batch_free frees what outbox_store_select allocated; b may be zeroed. */
 void outbox_store_batch_free(struct outbox_batch *b);
 /* outbox_store_mark_relayed sets relayed_at = now() on the rows of b in state OK. Returns 0 or

@@ -1,7 +1,8 @@
 /* outbox_it.h: helpers shared by the outbox integration tests (tests/integration/outbox_*).
  * Header-only (static functions) so that each test stays one executable linked with sb_common
  * and cmocka, as tests/integration/CMakeLists.txt builds them. The tests drive the real
- * binary, build/bin/sb-outbox, against the PostgreSQL and devbus of tests/lib/with-stack.sh. */
+ * binary, build/bin/sb-outbox, against the PostgreSQL and Kafka (or devbus) of
+ * tests/lib/with-stack.sh. */
 #ifndef OUTBOX_IT_H
 #define OUTBOX_IT_H
 
@@ -344,7 +345,12 @@ it_consume(struct it_check *k, const char *topic, int ms)
 {
 	const char *const cconf[] = { "session.timeout.ms", "4000", "heartbeat.interval.ms", "1000",
 		                      NULL };
-	const char *const topics[] = { topic, NULL };
+	/* Rows name base topics; the relay writes them under the test's prefix (exported by
+	 * with-stack as SB_KAFKA_TOPIC_PREFIX, unset with devbus). */
+	const char *pre = getenv("SB_KAFKA_TOPIC_PREFIX");
+	char full[256];
+	snprintf(full, sizeof(full), "%s%s", pre ? pre : "", topic);
+	const char *const topics[] = { full, NULL };
 	char group[64];
 	struct sb_kafka_consumer *cons = NULL;
 	long long *maxid = calloc((size_t)k->naggs + 1, sizeof(*maxid));

@@ -424,7 +424,8 @@ outbox_relay_run(void *arg)
 		int tail = (head + o->nbatches) % OUTBOX_PIPELINE_MAX;
 		struct outbox_batch *b = &o->batches[tail];
 		ret = outbox_store_select(o->pg, free_shards, o->next_shard++,
-		                          (int)o->cfg->batch_size, o->cfg->batch_bytes, b);
+		                          (int)o->cfg->batch_size, o->cfg->batch_bytes,
+		                          o->cfg->common.kafka_topic_prefix, b);
 		if (ret != 0) {
 			int64_t wait = outbox_relay_db_error(o, ret, "select", &db_bo);
 			if (o->nbatches == 0)

@@ -47,13 +47,13 @@ outbox_service_start(struct sb_service *svc)
 	pthread_mutex_init(&o->mu, NULL);
 	pthread_cond_init(&o->cv, NULL);
 	outbox_metrics_init();
-	/* On a real broker with automatic topic creation off, create the topics the relay writes
-	 * (devbus has them already: the metadata says so and nothing is created). A failure is not
-	 * fatal: rows wait, and producing retries, until the topics exist. */
-	static const char *const topics[] = { "sb.messages.v1", "sb.messages.v1.dlq", NULL };
+	/* Create the topics the relay writes, with the partitions, replication and retention of
+	 * the configuration (docs/kafka.md); existing topics are left as they are. A failure is
+	 * not fatal: rows wait, and producing retries, until the topics exist. */
+	static const char *const topics[] = { SB_TOPIC_MESSAGES,
+		                              SB_TOPIC_MESSAGES SB_TOPIC_DLQ_SUFFIX, NULL };
 	char terr[256] = "";
-	if (sb_kafka_ensure_topics(cfg->common.kafka_brokers, topics, 6, 3, 10000, terr,
-	                           sizeof(terr)) != 0)
+	if (sb_kafka_platform_topics(&cfg->common, topics, 10000, terr, sizeof(terr)) != 0)
 		sb_log_kv(SB_LOG_WARN, "cannot make sure the Kafka topics exist", "error", terr,
 		          NULL);
 	snprintf(tmo, sizeof(tmo), "%lld", cfg->delivery_timeout_ms);

@@ -35,7 +35,8 @@ const struct sb_pg_stmt outbox_store_stmts[] = {
 	 * (and the first row whatever its size), so each shard's part stays a prefix of its
 	 * pending rows. found is how many rows there were before that cut. */
 	{ "outbox_select",
-	  "SELECT b.id, b.aggregate_id::text, b.event_id::text, b.event_type, b.topic, b.source, "
+	  "SELECT b.id, b.aggregate_id::text, b.event_id::text, b.event_type, $4::text || b.topic, "
+	  "b.source, "
 	  "b.subject, b.traceparent, to_char(b.created_at AT TIME ZONE 'UTC', "
 	  "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), b.payload, b.attempts, b.shard, b.found "
 	  "FROM (SELECT q.*, count(*) OVER () AS found, row_number() OVER w AS pos, "
@@ -45,7 +46,7 @@ const struct sb_pg_stmt outbox_store_stmts[] = {
 	  "x.relayed_at IS NULL ORDER BY x.id LIMIT $2) o LIMIT $2) q "
 	  "WINDOW w AS (ORDER BY q.ord, q.id ROWS UNBOUNDED PRECEDING)) b "
 	  "WHERE b.upto <= $3 OR b.pos = 1 ORDER BY b.ord, b.id",
-	  3 },
+	  4 },
 	/* By primary key only: "AND relayed_at IS NULL" let the planner AND in a scan of the
 	 * whole outbox_pending index (every unrelayed row) for each batch. */
 	{ "outbox_mark",
@@ -95,7 +96,7 @@ outbox_store_opt(PGresult *res, int r, int c)
 
 int
 outbox_store_select(struct sb_pg *pg, const bool held[OUTBOX_SHARDS], unsigned first, int limit,
-                    long long max_bytes, struct outbox_batch *b)
+                    long long max_bytes, const char *prefix, struct outbox_batch *b)
 {
 	char shards[OUTBOX_SHARDS * 4 + 3], lim[16], bytes[24];
 	size_t len = 0;
@@ -114,8 +115,8 @@ outbox_store_select(struct sb_pg *pg, const bool held[OUTBOX_SHARDS], unsigned f
 	shards[len] = '\0';
 	snprintf(lim, sizeof(lim), "%d", limit);
 	snprintf(bytes, sizeof(bytes), "%lld", max_bytes);
-	const char *params[] = { shards, lim, bytes };
-	if ((ret = sb_pg_exec_prepared(pg, "outbox_select", 3, params, &res)) != 0)
+	const char *params[] = { shards, lim, bytes, prefix != NULL ? prefix : "" };
+	if ((ret = sb_pg_exec_prepared(pg, "outbox_select", 4, params, &res)) != 0)
 		return ret;
 	if (PQnfields(res) != COL_COUNT) {
 		PQclear(res);

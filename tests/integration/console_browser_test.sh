@@ -4,7 +4,7 @@
 # one realtime instance on free ports, nginx in front as in `make run` (one origin for the page,
 # the REST API and /ws), dev users seeded with `sb-auth seed-dev`. Also checks the dev-only
 # GET /dev/credentials route: 503 before the file exists, 200 with it, 404 unset, 500 not JSON.
-# stack: pg,redis,devbus
+# stack: pg,redis,kafka
 # labels: browser,e2e
 set -u
 root=${SB_SOURCE_ROOT:?}

@@ -3,7 +3,7 @@
  * budget goes alone, nothing is skipped or reordered, and a batch cut by the budget counts as
  * full: the next select does not wait SB_OUTBOX_LINGER_MS (set to 1 s here, so twenty
  * lingering batches would take twenty seconds).
- * stack: pg,devbus
+ * stack: pg,kafka
  * labels: outbox
  */
 #include <stdarg.h>

@@ -2,7 +2,7 @@
  * of relaying 10,000 rows of 50 aggregates and started again. Every row reaches Kafka, in order
  * per aggregate; the only copies are rows sent again after the crash, with the same ce_id and
  * payload.
- * stack: pg,devbus
+ * stack: pg,kafka
  * labels: outbox
  */
 #include <stdarg.h>

@@ -1,7 +1,7 @@
 /* outbox_gap_test.c: the commit-order gap. A transaction takes a lower outbox id and commits
  * only after a row with a higher id has been relayed; the relay must still relay the lower
  * one (it selects unrelayed rows, never above a high-water mark).
- * stack: pg,devbus
+ * stack: pg,kafka
  * labels: outbox
  */
 #include <stdarg.h>

@@ -1,7 +1,7 @@
 /* outbox_replicas_test.c: two relay processes at once share the 64 shards (each holds some,
  * together all), both relay rows, every row arrives and no aggregate's events are out of
  * order. Then one stops and the other takes over all shards and relays what follows.
- * stack: pg,devbus
+ * stack: pg,kafka
  * labels: outbox
  */
 #include <stdarg.h>

@@ -1,7 +1,7 @@
 /* outbox_retention_test.c: the relay deletes relayed rows older than SB_OUTBOX_RETENTION_S
  * (in chunks, on start and then periodically) and keeps younger relayed rows and every
  * unrelayed row, however old.
- * stack: pg,devbus
+ * stack: pg,kafka
  * labels: outbox
  */
 #include <stdarg.h>

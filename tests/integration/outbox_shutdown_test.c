@@ -2,7 +2,7 @@
  * waits for the reports of the batches in flight and marks them, and exits 0: afterwards
  * exactly the rows marked relayed are on Kafka (none acknowledged but left unmarked), so a
  * restarted relay sends the rest without a single duplicate.
- * stack: pg,devbus
+ * stack: pg,kafka
  * labels: outbox
  */
 #include <stdarg.h>

@@ -6,7 +6,7 @@
 # do not wait for the notifier's first group join; the pipeline scenario sends through the
 # REST API only and waits for the real notifier. A second auth + gateway pair, on the same
 # database (same signing keys), issues 3-second access tokens for the expiry scenario.
-# stack: pg,redis,devbus
+# stack: pg,redis,kafka
 # labels: realtime,e2e
 set -u
 root=${SB_SOURCE_ROOT:?}

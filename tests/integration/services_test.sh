@@ -3,7 +3,7 @@
 # becomes ready only when its dependencies answer, serves /healthz, /ready and /metrics (checked
 # by promtool), answers Health over RPC (through the gateway's /v1/health aggregate and the
 # generic route table), reports a lost dependency on /ready, and exits 0 on SIGTERM.
-# stack: pg,redis,devbus
+# stack: pg,redis,kafka
 # labels: e2e
 set -u
 root=${SB_SOURCE_ROOT:?}

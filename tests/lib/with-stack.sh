@@ -9,6 +9,7 @@
 #           tests/lib/kafka-fixture.sh into SB_TEST_KAFKA_SHARED); when the variable is unset
 #           (a test run by hand) a private one-broker cluster is started instead. Every test
 #           gets its own topic prefix: topics and groups of two tests never meet.
+#   kafka1  a private one-broker cluster, for tests that stop or kill the broker
 #   kafka3  a private three-broker cluster (replication factor 3, min.insync.replicas 2) for
 #           broker-failure tests
 #   devbus  librdkafka's mock cluster, only for tests that inject broker errors on demand
@@ -19,7 +20,8 @@
 #   SB_TEST_KAFKA_BROKERS  bootstrap list (kafka, kafka3 or devbus)
 #   SB_TEST_KAFKA_PREFIX   this test's topic prefix ("t<random>."), also exported as
 #                          SB_KAFKA_TOPIC_PREFIX so that every service started here uses it
-#   SB_TEST_KAFKA_DIRS     kafka3: the brokers' directories (k1 k2 k3: kafka.pid, port)
+#   SB_TEST_KAFKA_DIRS     kafka1, kafka3: the brokers' directories (k1 k2 k3: kafka.pid, port,
+#                          kafka.log); restart one with `sb_kafka_restart DIR` (tools/stack.sh)
 #   SB_TEST_DEVBUS_CTL     host:port of devbus's control interface
 #   SB_TEST_TMP            the temporary directory (removed afterwards)
 set -euo pipefail
@@ -89,15 +91,19 @@ start_kafka() {
 	export SB_TEST_KAFKA_BROKERS
 	kafka_prefix
 }
-start_kafka3() {
-	sb_kafka_cluster_start "$tmp/kafka" 3 || { sb_kafka_cluster_stop "$tmp/kafka"; return 1; }
+start_private_kafka() {
+	local n=$1 i dirs=""
+	sb_kafka_cluster_start "$tmp/kafka" "$n" || { sb_kafka_cluster_stop "$tmp/kafka"; return 1; }
 	SB_TEST_KAFKA_BROKERS=$(cat "$tmp/kafka/kafka-bootstrap")
-	export SB_TEST_KAFKA_BROKERS SB_TEST_KAFKA_DIRS="$tmp/kafka/k1 $tmp/kafka/k2 $tmp/kafka/k3"
+	for i in $(seq 1 "$n"); do dirs+="${dirs:+ }$tmp/kafka/k$i"; done
+	export SB_TEST_KAFKA_BROKERS SB_TEST_KAFKA_DIRS=$dirs
 	kafka_prefix
 }
+start_kafka1() { start_private_kafka 1; }
+start_kafka3() { start_private_kafka 3; }
 for s in ${stack//,/ }; do
 	case $s in
-	pg | redis | kafka | kafka3 | devbus) ;;
+	pg | redis | kafka | kafka1 | kafka3 | devbus) ;;
 	*) echo "with-stack: unknown server '$s'" >&2; exit 2 ;;
 	esac
 	ok=0

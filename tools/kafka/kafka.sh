@@ -80,6 +80,8 @@ sb_kafka_config() {
 		echo "share.coordinator.state.topic.min.isr=$((rf > 1 ? 2 : 1))"
 		# A group forms at once (tests and a local run have no rolling start to wait for).
 		echo "group.initial.rebalance.delay.ms=0"
+		# Tests run consumers with short sessions (4 s) to see a dead member replaced quickly.
+		echo "group.min.session.timeout.ms=1000"
 		echo "num.network.threads=2"
 		echo "num.io.threads=4"
 		echo "log.segment.bytes=67108864"
@@ -142,7 +144,7 @@ sb_kafka_stop() {
 	if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q kafka.Kafka; then
 		kill -TERM "$pid" 2>/dev/null
 		while kill -0 "$pid" 2>/dev/null && [ $n -gt 0 ]; do sleep 0.1; n=$((n - 1)); done
-		kill -KILL "$pid" 2>/dev/null
+		kill -KILL "$pid" 2>/dev/null || true
 	fi
 	rm -f "$dir/kafka.pid"
 }
