@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
 # run-local.sh BUILD_DIR: runs the whole platform on this machine until Ctrl-C (`make run`).
 #
-# Starts PostgreSQL, Redis, devbus (Kafka protocol), every service binary found in
+# Starts PostgreSQL, Redis, one Apache Kafka broker (KRaft), every service binary found in
 # BUILD_DIR/bin and nginx in front of them, waits until each service's ops /ready answers 200,
 # prints where everything is, and on SIGINT/SIGTERM stops it all and exits 0. All state (the
-# PostgreSQL data directory, logs, pid files, the generated nginx.conf) lives in .run/ of the
-# repository, or in SB_RUN_DIR; a second run reuses the database and first stops whatever a
-# crashed run left behind.
+# PostgreSQL data directory, the broker's log directory, logs, pid files, the generated
+# nginx.conf) lives in .run/ of the repository, or in SB_RUN_DIR; a second run reuses the
+# database and the Kafka data, and first stops whatever a crashed run left behind.
 #
 # Settings (environment):
 #   SB_RUN_DIR         state directory (default: <repo>/.run)
 #   SB_PG_PORT         PostgreSQL port (5432)
 #   SB_REDIS_PORT      Redis port (6379)
-#   SB_KAFKA_PORT      devbus's stable bootstrap port (9092)
+#   SB_KAFKA_PORT      the Kafka broker's client port (9092; its controller listens on +1)
 #   SB_INGRESS_PORT    nginx port (8000)
 #   SB_PORT_OFFSET     added to the ingress port and to every service port (ops, RPC, HTTP),
 #                      to run a second platform beside another one (0)
@@ -88,7 +88,7 @@ pid_is() {
 	[ -s "$1" ] || return 1
 	pid=$(cat "$1")
 	[[ $pid =~ ^[0-9]+$ ]] || return 1
-	tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$2" || return 1
+	tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -q -- "$2" || return 1
 	echo "$pid"
 }
 
@@ -137,8 +137,7 @@ stop_all() {
 	local pid
 	stop_services
 	sb_nginx_stop "$run/nginx"
-	pid=$(pid_is "$run/devbus.pid" devbus) && { kill -TERM "$pid" 2>/dev/null; wait_gone "$pid" 5 || kill -KILL "$pid" 2>/dev/null; }
-	rm -f "$run/devbus.pid"
+	sb_kafka_stop "$run/kafka" 30
 	pid=$(pid_is "$run/redis/redis.pid" redis-server)
 	sb_redis_stop "$run"
 	[ -n "$pid" ] && { wait_gone "$pid" 5 || kill -KILL "$pid" 2>/dev/null; }
@@ -186,7 +185,8 @@ trap on_exit EXIT
 stop_all
 
 for p in "$pg_port:PostgreSQL (SB_PG_PORT)" "$redis_port:Redis (SB_REDIS_PORT)" \
-	"$kafka_port:devbus (SB_KAFKA_PORT)" "$ingress_port:nginx (SB_INGRESS_PORT)"; do
+	"$kafka_port:Kafka (SB_KAFKA_PORT)" "$((kafka_port + 1)):the Kafka controller (SB_KAFKA_PORT+1)" \
+	"$ingress_port:nginx (SB_INGRESS_PORT)"; do
 	port_busy "${p%%:*}" && fail_start "port ${p%%:*} for ${p#*:} is in use by another program"
 done
 
@@ -203,15 +203,16 @@ fi
 say "starting Redis on 127.0.0.1:$redis_port"
 sb_redis_start "$run" "$redis_port" || fail_start "Redis did not start (see $run/redis/redis.log)"
 
-kafka_brokers=""
-if [ -x "$build/bin/devbus" ]; then
-	say "starting devbus (Kafka protocol) on 127.0.0.1:$kafka_port"
-	sb_devbus_start "$run" "$build/bin/devbus" "$(sb_free_port)" "127.0.0.1:$kafka_port" ||
-		fail_start "devbus did not start (see $run/devbus.log)"
-	kafka_brokers=$(cat "$run/kafka-bootstrap")
-else
-	warn "$build/bin/devbus not built: no Kafka; services that need it will not be ready"
-fi
+# One durable broker: its log directory survives runs (formatted once, with the cluster id kept
+# in .run/kafka/cluster-id); the services create their topics at start.
+say "starting Apache Kafka $SB_KAFKA_VERSION on 127.0.0.1:$kafka_port (data in $run/kafka/data)"
+[ -s "$run/kafka/cluster-id" ] || { mkdir -p "$run/kafka" && sb_kafka_cluster_id >"$run/kafka/cluster-id"; }
+kafka_t0=$SECONDS
+sb_kafka_start "$run/kafka" 1 "$kafka_port" "1@127.0.0.1:$((kafka_port + 1))" \
+	"$(cat "$run/kafka/cluster-id")" || fail_start "Kafka did not start (see $run/kafka/kafka.log)"
+sb_kafka_wait "$run/kafka" "$kafka_port" 90 || fail_start "Kafka is not up (see $run/kafka/kafka.log)"
+say "Kafka up in $((SECONDS - kafka_t0)) s (RSS $(ps -o rss= -p "$(cat "$run/kafka/kafka.pid")" | tr -d ' ') kB)"
+kafka_brokers=127.0.0.1:$kafka_port
 
 # Environment every service gets: dependencies and every service's RPC address.
 common_env=(
@@ -336,7 +337,7 @@ fi
 echo
 echo "   PostgreSQL:  postgresql://postgres@127.0.0.1:$pg_port/switchboard"
 echo "   Redis:       redis://127.0.0.1:$redis_port"
-echo "   Kafka:       ${kafka_brokers:-(devbus not built)}"
+echo "   Kafka:       $kafka_brokers (Apache Kafka $SB_KAFKA_VERSION, data in $run/kafka/data)"
 echo "   Logs:        $logs/"
 [ -f "$run/dev-credentials.json" ] && echo "   Credentials: $run/dev-credentials.json"
 echo

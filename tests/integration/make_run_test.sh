@@ -5,7 +5,8 @@
 # that nginx routes /, /ws, /files and /v1/files to the right upstream with the forwarding
 # headers (a small fake upstream stands in for each edge service not built yet), then presses
 # Ctrl-C (SIGINT to the process group) and checks that the script exits 0 within 30 s and
-# leaves no process behind.
+# leaves no process behind. Then starts it a second time on the same state directory: a record
+# written to Kafka in the first run is still there (the broker's data is durable across runs).
 set -uo pipefail
 root=${SB_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 build=${SB_BUILD_ROOT:-$root/build}
@@ -40,9 +41,12 @@ trap cleanup EXIT
 busy() { ss -Htln "sport = :$1" 2>/dev/null | grep -q .; }
 pg_port=$(sb_free_port)
 redis_port=$(sb_free_port)
-kafka_port=$(sb_free_port)
+kafka_port=$(sb_free_port_pair)
 while [ "$redis_port" = "$pg_port" ]; do redis_port=$(sb_free_port); done
-while [ "$kafka_port" = "$pg_port" ] || [ "$kafka_port" = "$redis_port" ]; do kafka_port=$(sb_free_port); done
+while [ "$kafka_port" = "$pg_port" ] || [ "$kafka_port" = "$redis_port" ] ||
+	[ $((kafka_port + 1)) = "$pg_port" ] || [ $((kafka_port + 1)) = "$redis_port" ]; do
+	kafka_port=$(sb_free_port_pair)
+done
 listening=" $(ss -Htln 2>/dev/null | awk '{print $4}' | sed 's/.*://' | tr '\n' ' ') "
 for _ in $(seq 1 50); do
 	# every service port (7100..9108 + off) stays below the kernel's ephemeral range (32768)
@@ -51,7 +55,8 @@ for _ in $(seq 1 50); do
 	for p in 8000 8080 8081 8082 7100 7101 7102 7103 7104 7106 7107 7108 \
 		9100 9101 9102 9103 9104 9106 9107 9108; do
 		q=$((p + off))
-		if [[ $listening == *" $q "* ]] || [ $q = "$pg_port" ] || [ $q = "$redis_port" ] || [ $q = "$kafka_port" ]; then
+		if [[ $listening == *" $q "* ]] || [ $q = "$pg_port" ] || [ $q = "$redis_port" ] ||
+			[ $q = "$kafka_port" ] || [ $q = $((kafka_port + 1)) ]; then
 			ok=0
 			break
 		fi
@@ -74,30 +79,48 @@ for s in gateway auth messages outbox files realtime notifier gc; do
 done
 echo "service binaries built: ${built[*]:-none}"
 
-# Start it as `make run` would, in its own process group (set -m) so that the SIGINT below
-# reaches the script and its children as a terminal's Ctrl-C does.
-set -m
-SB_RUN_DIR=$run SB_PORT_OFFSET=$off SB_PG_PORT=$pg_port SB_REDIS_PORT=$redis_port \
-	SB_KAFKA_PORT=$kafka_port bash "$root/tools/run-local.sh" "$build" >"$out" 2>&1 &
-runner=$!
-set +m
+# start_run: starts it as `make run` would, in its own process group (set -m) so that the SIGINT
+# below reaches the script and its children as a terminal's Ctrl-C does; waits for the banner.
+start_run() {
+	set -m
+	SB_RUN_DIR=$run SB_PORT_OFFSET=$off SB_PG_PORT=$pg_port SB_REDIS_PORT=$redis_port \
+		SB_KAFKA_PORT=$kafka_port bash "$root/tools/run-local.sh" "$build" >"$out" 2>&1 &
+	runner=$!
+	set +m
+	t0=$SECONDS
+	until grep -q 'Ctrl-C to stop' "$out"; do
+		if ! kill -0 "$runner" 2>/dev/null; then
+			wait "$runner"
+			echo "FAIL: run-local.sh exited with status $? before its banner:"
+			cat "$out"
+			exit 1
+		fi
+		if [ $((SECONDS - t0)) -ge 120 ]; then
+			echo "FAIL: no banner within 120 s:"
+			cat "$out"
+			exit 1
+		fi
+		sleep 0.2
+	done
+	pass "banner printed after $((SECONDS - t0)) s"
+}
 
-t0=$SECONDS
-until grep -q 'Ctrl-C to stop' "$out"; do
-	if ! kill -0 "$runner" 2>/dev/null; then
+# stop_run: Ctrl-C; everything stops, exit 0, within 30 s.
+stop_run() {
+	kill -INT -- -"$runner"
+	t1=$SECONDS
+	while kill -0 "$runner" 2>/dev/null && [ $((SECONDS - t1)) -lt 30 ]; do sleep 0.2; done
+	if kill -0 "$runner" 2>/dev/null; then
+		fail "run-local.sh still running 30 s after SIGINT"
+	else
 		wait "$runner"
-		echo "FAIL: run-local.sh exited with status $? before its banner:"
-		cat "$out"
-		exit 1
+		rc=$?
+		[ $rc = 0 ] && pass "run-local.sh exited 0, $((SECONDS - t1)) s after SIGINT" ||
+			fail "run-local.sh exited $rc after SIGINT"
+		runner=""
 	fi
-	if [ $((SECONDS - t0)) -ge 90 ]; then
-		echo "FAIL: no banner within 90 s:"
-		cat "$out"
-		exit 1
-	fi
-	sleep 0.2
-done
-pass "banner printed after $((SECONDS - t0)) s"
+}
+start_run
 grep -q "http://127.0.0.1:$ingress/" "$out" && pass "banner shows the browser URL" ||
 	fail "banner does not show http://127.0.0.1:$ingress/"
 grep -q "$run/logs" "$out" && pass "banner shows where the logs are" || fail "banner misses the logs"
@@ -107,9 +130,21 @@ grep -q "$run/logs" "$out" && pass "banner shows where the logs are" || fail "ba
 	pass "PostgreSQL serves database switchboard on :$pg_port" || fail "no database switchboard on :$pg_port"
 [ "$(redis-cli -p "$redis_port" ping 2>/dev/null)" = PONG ] && pass "Redis answers on :$redis_port" ||
 	fail "Redis does not answer on :$redis_port"
-if [ -x "$build/bin/devbus" ]; then
-	sb_wait_port 127.0.0.1 "$kafka_port" 2 && [ -s "$run/kafka-bootstrap" ] &&
-		pass "devbus listens on :$kafka_port and wrote kafka-bootstrap" || fail "devbus is not up"
+if kcat -b "127.0.0.1:$kafka_port" -m 5 -L 2>/dev/null | grep -q "broker 1 at 127.0.0.1:$kafka_port"; then
+	pass "Apache Kafka answers on :$kafka_port (data in $run/kafka/data)"
+else
+	fail "no Kafka broker on :$kafka_port"
+fi
+# The platform's topics were created by the services through the Admin API.
+if [ -x "$build/bin/sb-outbox" ]; then
+	kcat -b "127.0.0.1:$kafka_port" -m 5 -L -t sb.messages.v1 2>/dev/null | grep -q 'topic "sb.messages.v1" with 6 partitions' &&
+		pass "topic sb.messages.v1 exists with 6 partitions" ||
+		fail "topic sb.messages.v1 missing: $(kcat -b "127.0.0.1:$kafka_port" -m 5 -L 2>&1 | head -20)"
+	# A marker record (a type no consumer handles) to find again after a restart.
+	marker="make-run-test-$$-$RANDOM"
+	printf '%s\n' "$marker" | kcat -b "127.0.0.1:$kafka_port" -P -t sb.messages.v1 -p 0 \
+		-H ce_id="$marker" -H ce_type=io.switchboard.test.marker -H ce_specversion=1.0 -H ce_source=/test 2>/dev/null &&
+		pass "a marker record was written to sb.messages.v1" || fail "cannot write to sb.messages.v1"
 fi
 
 for s in "${built[@]+"${built[@]}"}"; do
@@ -223,27 +258,27 @@ fakes=()
 
 # Ctrl-C: everything stops, exit 0, within 30 s.
 svc_pids=$(cat "$run"/pids/*.pid 2>/dev/null)
-kill -INT -- -"$runner"
-t1=$SECONDS
-while kill -0 "$runner" 2>/dev/null && [ $((SECONDS - t1)) -lt 30 ]; do sleep 0.2; done
-if kill -0 "$runner" 2>/dev/null; then
-	fail "run-local.sh still running 30 s after SIGINT"
-else
-	wait "$runner"
-	rc=$?
-	[ $rc = 0 ] && pass "run-local.sh exited 0, $((SECONDS - t1)) s after SIGINT" ||
-		fail "run-local.sh exited $rc after SIGINT"
-	runner=""
-fi
+kafka_pid=$(cat "$run/kafka/kafka.pid" 2>/dev/null)
+stop_run
 sleep 0.5
+[ -n "$kafka_pid" ] && kill -0 "$kafka_pid" 2>/dev/null && fail "the Kafka broker (pid $kafka_pid) is still running"
 left=$(pgrep -af -- "$run|:$ingress|:$pg_port|:$redis_port|:$kafka_port| -p $pg_port " | grep -v pgrep || true)
 [ -z "$left" ] && pass "no process left behind" || fail "processes left behind: $left"
 for p in $svc_pids; do
 	kill -0 "$p" 2>/dev/null && fail "service pid $p ($(tr '\0' ' ' </proc/$p/cmdline)) left behind"
 done
-for p in $ingress $pg_port $redis_port $kafka_port; do
+for p in $ingress $pg_port $redis_port $kafka_port $((kafka_port + 1)); do
 	busy "$p" && fail "port $p still listened on"
 done
+
+# A second run on the same state: the marker written in the first is still in the topic.
+if [ -n "${marker:-}" ]; then
+	start_run
+	got=$(kcat -b "127.0.0.1:$kafka_port" -C -t sb.messages.v1 -p 0 -o beginning -e -q 2>/dev/null | grep -c "^$marker\$")
+	[ "$got" = 1 ] && pass "after stopping and starting again, the Kafka record is still there" ||
+		fail "the marker record is gone after a restart (found $got)"
+	stop_run
+fi
 
 if [ $fails -gt 0 ]; then
 	echo "---- run-local.sh output ----"

@@ -104,7 +104,8 @@ sb_kafka_start() {
 			-t "$cid" -c "$dir/server.properties" --ignore-formatted) >"$dir/format.log" 2>&1 ||
 			{ cat "$dir/format.log" >&2; return 1; }
 	fi
-	(sb_kafka_java kafka.Kafka "$dir/server.properties") >>"$dir/kafka.log" 2>&1 &
+	[ -f "$dir/kafka.log" ] && mv -f "$dir/kafka.log" "$dir/kafka.log.1"
+	(sb_kafka_java kafka.Kafka "$dir/server.properties") >"$dir/kafka.log" 2>&1 &
 	echo $! >"$dir/kafka.pid"
 }
 
@@ -141,7 +142,7 @@ sb_kafka_stop() {
 	local dir=$1 n=$((${2:-20} * 10)) pid
 	[ -s "$dir/kafka.pid" ] || return 0
 	pid=$(cat "$dir/kafka.pid")
-	if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q kafka.Kafka; then
+	if tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -q kafka.Kafka; then
 		kill -TERM "$pid" 2>/dev/null
 		while kill -0 "$pid" 2>/dev/null && [ $n -gt 0 ]; do sleep 0.1; n=$((n - 1)); done
 		kill -KILL "$pid" 2>/dev/null || true
