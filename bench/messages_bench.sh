@@ -24,7 +24,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 export SB_BUILD_ROOT=${1:-${SB_BUILD_ROOT:-$root/build}}
 export SB_SOURCE_ROOT=$root
 if [ -z "${SB_TEST_TMP:-}" ]; then
-	exec bash "$root/tests/lib/with-stack.sh" --stack pg,redis,devbus -- bash "$0" "$SB_BUILD_ROOT"
+	exec bash "$root/tests/lib/with-stack.sh" --stack pg,redis,kafka1 -- bash "$0" "$SB_BUILD_ROOT"
 fi
 . "$root/tools/stack.sh"
 . "$root/tests/lib/services.sh"
@@ -75,7 +75,7 @@ sb_svc_wait_ready auth messages gateway || exit 1
 sb_svc_start outbox SB_LOG_LEVEL=warn
 sb_svc_wait_ready outbox || exit 1
 echo "services: messages SB_MESSAGES_BATCH_MAX=${SB_BENCH_BATCH_MAX:-256} SB_RPC_WORKERS=${SB_BENCH_MSG_WORKERS:-16} SB_MESSAGES_COMMITTERS=${SB_BENCH_COMMITTERS:-2} SB_MESSAGES_COMMIT_DELAY_US=${SB_BENCH_COMMIT_DELAY_US:-0};" \
-	"gateway SB_EDGE_WORKERS=${SB_BENCH_EDGE_WORKERS:-0} SB_RPC_BATCH_IN_FLIGHT=${SB_BENCH_BATCH_IN_FLIGHT:-2} SB_RATE_LIMIT_PER_MIN=100000000; outbox relay to devbus"
+	"gateway SB_EDGE_WORKERS=${SB_BENCH_EDGE_WORKERS:-0} SB_RPC_BATCH_IN_FLIGHT=${SB_BENCH_BATCH_IN_FLIGHT:-2} SB_RATE_LIMIT_PER_MIN=100000000; outbox relay to Kafka (one broker)"
 
 # 4. Credentials, tokens and conversations.
 creds=$SB_TEST_TMP/creds.json

@@ -1,10 +1,11 @@
 /* relay_bench.c: outbox relay throughput, rows/s from committed in messages.outbox to
- * acknowledged by Kafka (devbus) and marked relayed, against a plain librdkafka producer
- * (idempotent, acks=all, lz4, the same CloudEvents headers) sending the same records to the
- * same devbus in the same run.
+ * acknowledged by Kafka (a real Apache Kafka broker) and marked relayed, against a plain
+ * librdkafka producer (idempotent, acks=all, lz4, the same CloudEvents headers) sending the same
+ * records to the same broker and topic (6 partitions) in the same run.
  *
  * `make bench` runs it with no arguments: it then starts a throwaway PostgreSQL (durable
- * settings: fsync and synchronous_commit on) and devbus with tools/stack.sh in a bash wrapper
+ * settings: fsync and synchronous_commit on) and one Kafka broker with tools/stack.sh in a
+ * bash wrapper
  * that runs this program again with SB_TEST_PG_DSN and SB_TEST_KAFKA_BROKERS set, and stops
  * both afterwards. The relay measured is the real binary, build/bin/sb-outbox.
  * Usage: relay_bench [ROWS] (default 100000, over 1000 aggregates, 200-byte payloads). */
@@ -77,7 +78,7 @@ build_root(char *out, size_t n)
 	snprintf(out, n, "%s", dir);
 }
 
-/* Re-runs this program inside a bash wrapper that starts PostgreSQL and devbus. */
+/* Re-runs this program inside a bash wrapper that starts PostgreSQL and a Kafka broker. */
 static int
 wrap_with_stack(int argc, char **argv)
 {
@@ -86,12 +87,13 @@ wrap_with_stack(int argc, char **argv)
 	    "root=$1; build=$2; shift 2\n"
 	    ". \"$root/tools/stack.sh\"\n"
 	    "tmp=$(mktemp -d /tmp/sb-relay-bench.XXXXXX); chmod 755 \"$tmp\"\n"
-	    "trap 'sb_devbus_stop \"$tmp\"; sb_pg_stop \"$tmp\"; rm -rf \"$tmp\"' EXIT\n"
-	    "pg=$(sb_free_port); ctl=$(sb_free_port)\n"
+	    "trap 'sb_kafka_cluster_stop \"$tmp/kafka\"; sb_pg_stop \"$tmp\"; rm -rf \"$tmp\"' "
+	    "EXIT\n"
+	    "pg=$(sb_free_port)\n"
 	    "sb_pg_start \"$tmp\" \"$pg\"\n"
-	    "sb_devbus_start \"$tmp\" \"$build/bin/devbus\" \"$ctl\"\n"
+	    "sb_kafka_cluster_start \"$tmp/kafka\" 1\n"
 	    "export SB_TEST_PG_DSN=postgresql://postgres@127.0.0.1:$pg/postgres\n"
-	    "export SB_TEST_KAFKA_BROKERS=$(cat \"$tmp/kafka-bootstrap\") SB_TEST_TMP=$tmp\n"
+	    "export SB_TEST_KAFKA_BROKERS=$(cat \"$tmp/kafka/kafka-bootstrap\") SB_TEST_TMP=$tmp\n"
 	    "set +e; \"$@\"\n";
 	char root[PATH_MAX], build[PATH_MAX], exe[PATH_MAX + 32];
 	char *args[10];
@@ -241,6 +243,10 @@ main(int argc, char **argv)
 		return wrap_with_stack(argc, argv);
 	if (rows <= 0)
 		die("usage", "relay_bench [ROWS]");
+	/* The topic both sides write, as the relay would create it (auto-creation is off). */
+	const struct sb_kafka_topic_spec spec = { TOPIC, 6, -1, 0 };
+	if (sb_kafka_ensure_topics(brokers, &spec, 1, 20000, q, sizeof(q)) != 0)
+		die("create topic", q);
 	build_root(build, sizeof(build));
 	PGconn *c = PQconnectdb(dsn);
 	if (PQstatus(c) != CONNECTION_OK)
@@ -302,7 +308,7 @@ main(int argc, char **argv)
 	PQclear(all);
 	PQfinish(c);
 
-	printf("relay_bench: %d rows, %d aggregates, 200-byte payloads, devbus (3 mock brokers), "
+	printf("relay_bench: %d rows, %d aggregates, 200-byte payloads, one Kafka broker, "
 	       "PostgreSQL 15 durable\n",
 	       rows, AGGS);
 	const char *bs = getenv("SB_OUTBOX_BATCH_SIZE");
