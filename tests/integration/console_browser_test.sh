@@ -122,6 +122,18 @@ code=$(curl -s -D "$tmp/idx.h" -o /dev/null -w '%{http_code}' "$origin/")
 rc=$?
 [ $rc = 0 ] && pass "browser scenario (screenshots in $tmp/console-*.png)" || fail "browser scenario (rc $rc)"
 
+# No credential in any log: the console signed in and went live (its WebSocket authenticates
+# with its first frame), the ingress logs request lines without their query, the services log
+# no token. A JWT is three base64url parts, the first two starting with eyJ ('{"').
+[ -s "$tmp/logs/nginx-access.log" ] && grep -q ' "GET /ws HTTP/1.1" 101 ' "$tmp/logs/nginx-access.log" &&
+	pass "the ingress logged the console's WebSocket upgrade" ||
+	fail "no WebSocket upgrade in the ingress's access log (the check below would prove nothing)"
+leaks=$(grep -rEo 'eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}' "$tmp/logs" 2>/dev/null | cut -c1-80)
+[ -z "$leaks" ] && pass "no access token in any log ($(ls "$tmp/logs" | wc -l) files)" ||
+	fail "access tokens in logs: $leaks"
+leaks=$(grep -rEl '[?&]token=[^&" ]' "$tmp/logs" 2>/dev/null)
+[ -z "$leaks" ] && pass "no token= query value in any log" || fail "token= values in: $leaks"
+
 if [ $fails != 0 ]; then
 	for s in gateway realtime notifier; do
 		echo "--- $s"

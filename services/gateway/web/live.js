@@ -1,4 +1,5 @@
-// live.js: the console's WebSocket to realtime (docs/realtime.md). Connects with ?resume=1 and
+// live.js: the console's WebSocket to realtime (docs/realtime.md). Connects with ?resume=1,
+// authenticates with its first frame (never with ?token=: URLs end up in access logs) and
 // subscribes every known conversation from its cursor (since_seq), so a reconnect replays the
 // gap; reconnects with capped, jittered exponential backoff; pings to notice a dead link; tells
 // the page its state: connecting, connected, reconnecting (with the delay), offline.
@@ -79,11 +80,11 @@ export class Live {
     }
     if (this.stopped) return;
     const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    const ws = new WebSocket(
-      `${proto}//${location.host}/ws?token=${encodeURIComponent(token)}&resume=1`);
+    const ws = new WebSocket(`${proto}//${location.host}/ws?resume=1`);
     this.ws = ws;
     this.ready = false;
     this.subscribed.clear();
+    ws.onopen = () => ws.send(JSON.stringify({ type: 'auth', token }));
     ws.onmessage = (ev) => this.onMessage(ev);
     ws.onclose = (ev) => this.onClose(ws, ev);
     ws.onerror = () => {}; // the close that follows says what happened
