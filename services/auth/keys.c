@@ -142,6 +142,12 @@ auth_keys_private(const unsigned char *kek, int has_kek, const char *kid, const 
 	char *pem = NULL;
 	int rv;
 	if (strncmp(stored, "pem:", 4) == 0) {
+		if (has_kek)
+			sb_log_kv(SB_LOG_WARN,
+			          "signing key stored unencrypted although SB_AUTH_KEY_ENCRYPTION_KEY "
+			          "is set (created before the key was); `sb-auth keys rotate` replaces "
+			          "it with a sealed one",
+			          "kid", kid, NULL);
 		rv = sb_jwt_key_from_pem(stored + 4, strlen(stored + 4), out);
 	} else if (!has_kek) {
 		sb_log_kv(SB_LOG_ERROR,
@@ -295,6 +301,13 @@ auth_keys_start(const struct auth_cfg *cfg, struct auth_keys **out)
 		rv = SB_EINVAL;
 		goto fail;
 	}
+	if (!k->has_kek)
+		sb_log_kv(SB_LOG_WARN,
+		          "SB_AUTH_KEY_ENCRYPTION_KEY is empty: private signing keys are stored in "
+		          "PostgreSQL UNENCRYPTED; anyone who can read auth.signing_keys can mint "
+		          "tokens. Set it (64 hex digits, from a secret store) everywhere but a "
+		          "local run; see docs/decisions.md, 'Safe defaults'",
+		          NULL);
 	struct sb_jwt_policy pol = {
 		.issuer = cfg->issuer,
 		.audience = cfg->audience,
