@@ -1,12 +1,15 @@
 // realtime_idle_client.mjs: one load-generator process of bench/realtime_idle_bench.sh.
-// Opens COUNT WebSocket connections to sb-realtime at a steady RATE per second (?token=...),
+// Opens COUNT WebSocket connections to sb-realtime at a steady RATE per second (?token=..., one
+// distinct user's token per connection: lines FIRST.. of the file SB_TOKENS),
 // waits for each one's `ready` frame, then holds them all idle for HOLD_S seconds (answering
 // the server's pings, which `ws` does by itself) and closes them. Prints JSON lines on stdout:
 //   {"phase":"open", ...}   once every connection is ready or has failed
 //   {"phase":"done", ...}   after the hold: connections still open, this process's CPU time
-// Environment: SB_WS_URL (ws://host:port/ws), SB_TOKEN, SB_COUNT, SB_RATE, SB_HOLD_S,
+// Environment: SB_WS_URL (ws://host:port/ws), SB_TOKENS (file, a token per line), SB_FIRST
+// (0-based line of this process's first token), SB_COUNT, SB_RATE, SB_HOLD_S,
 // SB_WS_MODULE (path of the ws package). Exit status 0 when every connection got `ready` and
 // stayed open through the hold, 1 otherwise, 2 on bad arguments.
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 
 function need(name) {
@@ -27,8 +30,15 @@ function count(name) {
 }
 
 const WebSocket = createRequire(import.meta.url)(need('SB_WS_MODULE'));
-const url = `${need('SB_WS_URL')}?token=${encodeURIComponent(need('SB_TOKEN'))}`;
+const base = need('SB_WS_URL');
 const total = count('SB_COUNT');
+const first = Number(process.env.SB_FIRST || 0);
+const tokens = readFileSync(need('SB_TOKENS'), 'utf8').split('\n').filter((l) => l.length > 0);
+if (!Number.isInteger(first) || first < 0 || first + total > tokens.length) {
+  console.error(`realtime_idle_client: tokens ${first}..${first + total} not in SB_TOKENS (${tokens.length} lines)`);
+  process.exit(2);
+}
+let nextToken = 0;
 const rate = count('SB_RATE');
 const holdMs = count('SB_HOLD_S') * 1000;
 const readyTimeoutMs = 15000;
@@ -54,6 +64,7 @@ function settle() {
 }
 
 function openOne() {
+  const url = `${base}?token=${encodeURIComponent(tokens[first + nextToken++])}`;
   const ws = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: readyTimeoutMs });
   let state = 'connecting'; // -> ready | failed
   const timer = setTimeout(() => {
