@@ -324,7 +324,7 @@ echo
 echo "   Open in a browser:  $base/"
 echo "   REST API base:      $base/v1"
 echo "   WebSocket:          ws://127.0.0.1:$ingress_port/ws"
-echo "   Uploads (tus):      $base/files"
+echo "   Uploads (tus):      $base/files (not built yet: the files service is a skeleton)"
 echo
 if [ ${#started[@]} -gt 0 ]; then
 	echo "   Ops endpoints (/healthz /ready /metrics):"
