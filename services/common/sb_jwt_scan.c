@@ -8,6 +8,7 @@
  * surrogates, \u0000, malformed numbers, trailing bytes, nesting deeper than SB_JWT_SCAN_DEPTH. */
 #define SB_JWT_INTERNAL
 #include "sb_jwt.h"
+#include "sb_util_hex.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -27,24 +28,14 @@ sb_jwt_scan_ws(struct sb_jwt_scan *s)
 		s->p++;
 }
 
+/* sb_jwt_scan_hex4 reads the four hex digits of a \u escape at p into *out. */
 static int
 sb_jwt_scan_hex4(const unsigned char *p, unsigned *out)
 {
-	unsigned v = 0;
-
-	for (int i = 0; i < 4; i++) {
-		unsigned char c = p[i];
-		v <<= 4;
-		if (c >= '0' && c <= '9')
-			v |= c - '0';
-		else if (c >= 'a' && c <= 'f')
-			v |= c - 'a' + 10;
-		else if (c >= 'A' && c <= 'F')
-			v |= c - 'A' + 10;
-		else
-			return -1;
-	}
-	*out = v;
+	uint8_t b[2];
+	if (sb_hex_decode((const char *)p, 2, 0, b) != 0)
+		return -1;
+	*out = (unsigned)b[0] << 8 | b[1];
 	return 0;
 }
 

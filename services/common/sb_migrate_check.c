@@ -1,6 +1,8 @@
 /* sb_migrate_check.c: pure checks of sb_migrate: table validation, checksums, lock keys. */
 #include "sb_migrate.h"
 #include "sb_err.h"
+#include "sb_util_hash.h"
+#include "sb_util_hex.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -50,8 +52,8 @@ sb_migrate_checksum(const char *sql, char out[65])
 	out[0] = '\0';
 	if (EVP_Digest(sql, strlen(sql), md, &len, EVP_sha256(), NULL) != 1 || len != 32)
 		return SB_EIO;
-	for (unsigned int i = 0; i < len; i++)
-		snprintf(out + 2 * i, 3, "%02x", md[i]);
+	sb_hex_encode(md, len, out);
+	out[2 * len] = '\0';
 	return 0;
 }
 
@@ -73,13 +75,7 @@ int64_t
 sb_migrate_lock_key(const char *schema)
 {
 	/* FNV-1a 64 over a fixed prefix and the schema: stable across builds and machines. */
-	uint64_t h = UINT64_C(0xcbf29ce484222325);
-	const char *parts[] = { "sb_migrate:", schema };
-	for (size_t i = 0; i < 2; i++) {
-		for (const unsigned char *p = (const unsigned char *)parts[i]; *p; p++) {
-			h ^= *p;
-			h *= UINT64_C(0x100000001b3);
-		}
-	}
-	return (int64_t)h;
+	static const char prefix[] = "sb_migrate:";
+	uint64_t h = sb_hash_fnv1a64(prefix, sizeof(prefix) - 1);
+	return (int64_t)sb_hash_fnv1a64_more(h, schema, strlen(schema));
 }

@@ -1,6 +1,7 @@
 /* sb_redis_url.c: pure helpers of sb_redis: redis:// URL parsing and script digests. */
 #include "sb_redis.h"
 #include "sb_err.h"
+#include "sb_util_hex.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,43 +9,6 @@
 #include <strings.h>
 
 #include <openssl/evp.h>
-
-static int
-sb_redis_hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* sb_redis_decode percent-decodes s[0..len) into out (size n). Returns 0 or SB_EINVAL. */
-static int
-sb_redis_decode(const char *s, size_t len, char *out, size_t n)
-{
-	size_t o = 0;
-	for (size_t i = 0; i < len; i++) {
-		char c = s[i];
-		if (c == '%') {
-			if (i + 2 >= len)
-				return SB_EINVAL;
-			int hi = sb_redis_hexval(s[i + 1]);
-			int lo = sb_redis_hexval(s[i + 2]);
-			if (hi < 0 || lo < 0)
-				return SB_EINVAL;
-			c = (char)(hi * 16 + lo);
-			i += 2;
-		}
-		if (c == '\0' || o + 1 >= n)
-			return SB_EINVAL;
-		out[o++] = c;
-	}
-	out[o] = '\0';
-	return 0;
-}
 
 /* sb_redis_number parses s[0..len) as a decimal in [min, max]. Returns 0 or SB_EINVAL. */
 static int
@@ -98,13 +62,13 @@ sb_redis_url_parse(const char *url, struct sb_redis_url *out, char *err, size_t 
 		const char *colon = memchr(p, ':', (size_t)(at - p));
 		const char *pw =
 		    colon ? colon + 1 : p; /* no colon: the whole userinfo is a password */
-		if (colon != NULL &&
-		    sb_redis_decode(p, (size_t)(colon - p), out->user, sizeof(out->user)) != 0) {
+		if (colon != NULL && sb_pct_decode(p, (size_t)(colon - p), 0, out->user,
+		                                   sizeof(out->user), NULL) != 0) {
 			snprintf(err, n, "Redis URL: bad user name");
 			return SB_EINVAL;
 		}
-		if (sb_redis_decode(pw, (size_t)(at - pw), out->password, sizeof(out->password)) !=
-		    0) {
+		if (sb_pct_decode(pw, (size_t)(at - pw), 0, out->password, sizeof(out->password),
+		                  NULL) != 0) {
 			explicit_bzero(out->password, sizeof(out->password));
 			snprintf(err, n, "Redis URL: bad password encoding or length");
 			return SB_EINVAL;
@@ -165,7 +129,7 @@ sb_redis_script_init(struct sb_redis_script *s, const char *lua)
 	if (lua == NULL || EVP_Digest(lua, strlen(lua), md, &len, EVP_sha1(), NULL) != 1 ||
 	    len != 20)
 		return SB_EIO;
-	for (unsigned int i = 0; i < len; i++)
-		snprintf(s->sha + 2 * i, 3, "%02x", md[i]);
+	sb_hex_encode(md, len, s->sha);
+	s->sha[2 * len] = '\0';
 	return 0;
 }

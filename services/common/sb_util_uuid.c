@@ -1,6 +1,7 @@
 /* sb_util_uuid.c: RFC 9562 version 4 and 7 ids, their string form and their fields. */
 #include "sb_util_uuid.h"
 #include "sb_err.h"
+#include "sb_util_hex.h"
 #include "sb_util_rand.h"
 #include "sb_util_time.h"
 
@@ -87,25 +88,10 @@ sb_uuid_v7(struct sb_uuid *out)
 void
 sb_uuid_format(const struct sb_uuid *u, char out[SB_UUID_STR_LEN + 1])
 {
-	static const char hex[] = "0123456789abcdef";
 	memset(out, '-', SB_UUID_STR_LEN);
-	for (int i = 0; i < 16; i++) {
-		out[sb_uuid_pos[i]] = hex[u->b[i] >> 4];
-		out[sb_uuid_pos[i] + 1] = hex[u->b[i] & 0x0f];
-	}
+	for (int i = 0; i < 16; i++)
+		sb_hex_encode(&u->b[i], 1, out + sb_uuid_pos[i]);
 	out[SB_UUID_STR_LEN] = '\0';
-}
-
-static int
-sb_uuid_hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
 }
 
 int
@@ -118,11 +104,8 @@ sb_uuid_parse(const char *s, struct sb_uuid *out)
 	if (s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-')
 		return SB_EINVAL;
 	for (int i = 0; i < 16; i++) {
-		int hi = sb_uuid_hexval(s[sb_uuid_pos[i]]);
-		int lo = sb_uuid_hexval(s[sb_uuid_pos[i] + 1]);
-		if (hi < 0 || lo < 0)
+		if (sb_hex_decode(s + sb_uuid_pos[i], 1, 0, &u.b[i]) != 0)
 			return SB_EINVAL;
-		u.b[i] = (uint8_t)(hi << 4 | lo);
 	}
 	*out = u;
 	return 0;

@@ -1,7 +1,7 @@
 /* authn.c: access-token verification at the edge (RFC 6750 bearer tokens, RFC 8725 checks in
  * sb_jwt). Keys come from auth's JWKS over RPC: fetched at the first need, refetched when a
  * token names an unknown kid (at most once per SB_JWKS_MIN_REFRESH_MS), and every few minutes. */
-#include "gw_int.h"
+#include "gateway.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -99,16 +99,12 @@ gw_authn_init(struct gw *gw)
 	a->gen = 1;
 	a->leeway_s = gw->cfg->leeway_s;
 	gw->authn = a;
-	rv = gw_revocation_start(gw);
-	if (rv != 0)
-		gw_authn_fini(gw);
-	return rv;
+	return 0;
 }
 
 void
 gw_authn_fini(struct gw *gw)
 {
-	gw_revocation_stop(gw);
 	struct gw_authn *a = gw->authn;
 	if (a == NULL)
 		return;
@@ -151,7 +147,9 @@ done:
 	return rv;
 }
 
-int
+/* gw_authn_reject answers 401 (WWW-Authenticate: Bearer, with error="invalid_token" when a
+ * token was given), counts the reason and writes an audit line. Returns -1. */
+static int
 gw_authn_reject(struct gw_req *r, const char *reason, const char *description, bool token_given)
 {
 	sb_series_inc(sb_metric_with(r->gw->m_authfail, reason));
@@ -162,13 +160,8 @@ gw_authn_reject(struct gw_req *r, const char *reason, const char *description, b
 		         "Bearer error=\"invalid_token\", error_description=\"%s\"", description);
 	else
 		snprintf(www, sizeof(www), "Bearer");
-	json_t *body = json_pack("{s:s,s:s,s:i,s:s}", "type", "about:blank", "title",
-	                         "Unauthorized", "status", 401, "detail", description);
-	char *text = json_dumps(body, JSON_COMPACT);
-	json_decref(body);
 	const struct sb_http_header h = { "WWW-Authenticate", www };
-	gw_reply(r, 401, "application/problem+json", &h, 1, text, strlen(text));
-	free(text);
+	gw_reply_problem_extra(r, 401, description, NULL, 0, &h, 1);
 	return -1;
 }
 

@@ -3,7 +3,7 @@
  * answers its JSON (read at request time: the file is small and is written after the gateway
  * starts), and the web console offers "sign in as alice / bob / admin". Unset, the route is
  * a plain 404, as if it did not exist. */
-#include "gw_int.h"
+#include "gateway.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -63,7 +63,7 @@ fail:
 void
 gw_devcreds(struct gw_req *r)
 {
-	const char *path = gw_config(r->gw)->dev_credentials_file;
+	const char *path = r->gw->cfg->dev_credentials_file;
 	char *text = NULL;
 	size_t len = 0;
 	if (path == NULL || path[0] == '\0') {

@@ -3,7 +3,7 @@
  * (GW_BASIC) and the Idempotency-Key header (GW_IDEMPOTENCY); they are transcoded to the row's
  * request type, the call is made asynchronously with the caller's principal and trace context,
  * and the reply is transcoded back, or mapped to problem+json (or OAuth's error format). */
-#include "gw_int.h"
+#include "gateway.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +15,7 @@
 #include "sb_json.h"
 #include "sb_log.h"
 #include "sb_rpc_status.h"
+#include "sb_util_hex.h"
 
 #include "rpc.pb-c.h"
 
@@ -54,49 +55,15 @@ gw_field_value(const ProtobufCMessageDescriptor *d, const char *name, const char
 	}
 }
 
+/* gw_formdecode decodes n bytes of a form field or query parameter (percent-encoding, '+' as
+ * space) into out. Returns 0, or -1 for a bad escape, a NUL or a value longer than cap - 1. */
 static int
-gw_hex(int c)
+gw_formdecode(const char *s, size_t n, char *out, size_t cap)
 {
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
+	return sb_pct_decode(s, n, SB_PCT_PLUS_SPACE, out, cap, NULL) == 0 ? 0 : -1;
 }
 
-/* gw_urldecode decodes n bytes of s (percent-encoding, '+' as space) into out. Returns 0, or
- * -1 for a bad escape, an embedded NUL or an over-long value. */
-static int
-gw_urldecode(const char *s, size_t n, char *out, size_t cap)
-{
-	size_t o = 0;
-	for (size_t i = 0; i < n; i++) {
-		int c = (unsigned char)s[i];
-		if (c == '+') {
-			c = ' ';
-		} else if (c == '%') {
-			if (i + 2 >= n)
-				return -1;
-			int hi = gw_hex(s[i + 1]);
-			int lo = gw_hex(s[i + 2]);
-			if (hi < 0 || lo < 0)
-				return -1;
-			c = hi * 16 + lo;
-			i += 2;
-		}
-		if (c == 0 || o + 1 >= cap)
-			return -1;
-		out[o++] = (char)c;
-	}
-	out[o] = '\0';
-	return 0;
-}
-
-/* gw_parse_pairs adds each name=value of an urlencoded string to in (fields of d only; values
- * already present are kept unless overwrite). Returns 0 or -1 on a malformed pair. */
-static int
+int
 gw_parse_pairs(json_t *in, const ProtobufCMessageDescriptor *d, const char *s, size_t len,
                bool overwrite)
 {
@@ -109,11 +76,11 @@ gw_parse_pairs(json_t *in, const ProtobufCMessageDescriptor *d, const char *s, s
 		if (j > i) {
 			char name[64], value[8192];
 			size_t nlen = eq ? (size_t)(eq - (s + i)) : j - i;
-			if (gw_urldecode(s + i, nlen, name, sizeof(name)) != 0)
+			if (gw_formdecode(s + i, nlen, name, sizeof(name)) != 0)
 				return -1;
 			value[0] = '\0';
-			if (eq != NULL && gw_urldecode(eq + 1, (size_t)(s + j - eq - 1), value,
-			                               sizeof(value)) != 0)
+			if (eq != NULL && gw_formdecode(eq + 1, (size_t)(s + j - eq - 1), value,
+			                                sizeof(value)) != 0)
 				return -1;
 			if (overwrite || json_object_get(in, name) == NULL) {
 				json_t *v = gw_field_value(d, name, value);
@@ -126,9 +93,28 @@ gw_parse_pairs(json_t *in, const ProtobufCMessageDescriptor *d, const char *s, s
 	return 0;
 }
 
-/* gw_basic puts the client_id/client_secret of an HTTP Basic header (RFC 6749 2.3.1: each
- * urlencoded before base64) into in. Returns 0, or -1 when the header is malformed. */
-static int
+/* gw_base64_len checks that s[0..n) is base64 as token68 allows it in Authorization (RFC 7235:
+ * the alphabet of RFC 4648 section 4, '=' padding at the end only, whole quanta) and returns
+ * the number of bytes it decodes to, or -1. No whitespace is allowed anywhere: a decoder that
+ * skipped some would decode fewer bytes than the raw length says. */
+static long
+gw_base64_len(const char *s, size_t n)
+{
+	size_t pad = 0;
+	while (pad < n && pad < 2 && s[n - 1 - pad] == '=')
+		pad++;
+	if (n == 0 || n % 4 != 0)
+		return -1;
+	for (size_t i = 0; i < n - pad; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		      c == '+' || c == '/'))
+			return -1;
+	}
+	return (long)(n / 4 * 3 - pad);
+}
+
+int
 gw_basic(json_t *in, const ProtobufCMessageDescriptor *d, const char *h)
 {
 	if (strncasecmp(h, "Basic ", 6) != 0)
@@ -136,34 +122,32 @@ gw_basic(json_t *in, const ProtobufCMessageDescriptor *d, const char *h)
 	h += 6;
 	while (*h == ' ')
 		h++;
+	int ret = -1;
 	unsigned char raw[1024];
-	size_t n = 0;
-	size_t hl = strlen(h);
-	if (hl >= sizeof(raw) || EVP_DecodeBlock(raw, (const unsigned char *)h, (int)hl) < 0)
-		return -1;
-	n = hl / 4 * 3;
-	if (hl > 0 && h[hl - 1] == '=')
-		n--;
-	if (hl > 1 && h[hl - 2] == '=')
-		n--;
-	raw[n] = '\0';
-	char *colon = memchr(raw, ':', n);
-	if (colon == NULL)
-		return -1;
 	char id[256], secret[512];
-	if (gw_urldecode((char *)raw, (size_t)(colon - (char *)raw), id, sizeof(id)) != 0 ||
-	    gw_urldecode(colon + 1, n - (size_t)(colon + 1 - (char *)raw), secret,
-	                 sizeof(secret)) != 0)
-		return -1;
+	size_t hl = strlen(h);
+	long n = hl < sizeof(raw) ? gw_base64_len(h, hl) : -1;
+	/* EVP_DecodeBlock writes whole quanta (padding as zero bytes): n + pad of them. */
+	if (n < 0 || EVP_DecodeBlock(raw, (const unsigned char *)h, (int)hl) != (int)(hl / 4 * 3))
+		goto done;
+	char *colon = memchr(raw, ':', (size_t)n);
+	if (colon == NULL)
+		goto done;
+	if (gw_formdecode((char *)raw, (size_t)(colon - (char *)raw), id, sizeof(id)) != 0 ||
+	    gw_formdecode(colon + 1, (size_t)n - (size_t)(colon + 1 - (char *)raw), secret,
+	                  sizeof(secret)) != 0)
+		goto done;
 	json_t *vi = gw_field_value(d, "client_id", id);
 	json_t *vs = gw_field_value(d, "client_secret", secret);
 	if (vi != NULL)
 		json_object_set_new(in, "client_id", vi);
 	if (vs != NULL)
 		json_object_set_new(in, "client_secret", vs);
+	ret = 0;
+done:
 	explicit_bzero(secret, sizeof(secret));
 	explicit_bzero(raw, sizeof(raw));
-	return 0;
+	return ret;
 }
 
 struct gw_input_error {

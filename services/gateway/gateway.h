@@ -1,12 +1,23 @@
-/* gateway.h: private header of the gateway, the REST edge.
+/* gateway.h: the one private header of the gateway, the REST edge.
  *
- * Its one job: accept HTTP requests, check them (limits; tokens and rate limits once auth
- * lands), and turn each route of the table in routes.c into an RPC to the owning service,
- * transcoding JSON ⇄ protobuf generically from the route's descriptors.
+ * Its one job: accept HTTP requests, check them (limits, access tokens and their revocation,
+ * rate limits, scopes), and turn each route of the table in routes.c into an RPC to the owning
+ * service, transcoding JSON <-> protobuf generically from the route's descriptors.
+ *
+ * Calls run one way, top to bottom:
+ *   config.c     the config table and the service definition (start/stop hooks)
+ *   service.c    gw_start/gw_stop: every part below started in one order, stopped in the other
+ *   edge.c       the HTTP server; its loop thread matches the route and queues the request
+ *   pipeline.c   worker threads: token, revocation, rate limit, scope, then the handler
+ *   authn.c revocation.c ratelimit.c            the checks the workers make
+ *   forward.c health.c me.c devcreds.c static.c  the handlers (routes*.c: their table)
+ *   reply.c      the bottom: request lifetime, every answer, problem bodies, audit lines
  */
 #ifndef SB_GATEWAY_H
 #define SB_GATEWAY_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -15,6 +26,7 @@
 
 #include "sb_http.h"
 #include "sb_jwt.h"
+#include "sb_metrics.h"
 #include "sb_service.h"
 
 struct gateway_cfg {
@@ -51,7 +63,44 @@ struct gateway_cfg {
 	char *dev_credentials_file; /* "" = GET /dev/credentials answers 404 */
 };
 
-struct gw;
+struct gw_authn;
+struct gw_ratelimit;
+struct gw_revocation;
+struct gw_req;
+
+/* The gateway's process state: one per process, made by gw_start, freed by gw_stop. */
+struct gw {
+	struct sb_service *svc; /* NULL in unit tests (no upstreams) */
+	const struct gateway_cfg *cfg;
+	struct sb_http_server *http; /* the public edge */
+
+	/* pipeline.c: the queue of requests waiting for a worker, and the workers */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct gw_req *head, *tail;
+	size_t queued;
+	bool stopping;
+	size_t nworkers;    /* workers wanted (fixed before the first starts) */
+	pthread_t *threads; /* nworkers slots */
+	size_t nthreads;    /* workers started: exactly the ones gw_pipeline_stop joins */
+
+	struct gw_authn *authn;
+	struct gw_ratelimit *rl;
+	struct gw_revocation *revo; /* revocation.c; NULL when revocations are not checked */
+
+	/* reply.c: requests made by gw_req_new and not yet answered by gw_reply (RPC callbacks
+	 * may still answer some after the workers stopped; gw is freed only once this is 0). */
+	_Atomic size_t inflight;
+
+	struct sb_metric *m_requests;  /* gateway_http_requests_total{route,method,status} */
+	struct sb_metric *m_duration;  /* gateway_http_request_duration_seconds{route,method} */
+	struct sb_metric *m_authfail;  /* gateway_auth_failures_total{reason} */
+	struct sb_metric *m_limited;   /* gateway_rate_limited_total{route} */
+	struct sb_metric *m_redisdown; /* gateway_redis_unavailable_total{mode} */
+};
+
+/* A request id: the client's X-Request-Id when sane ([A-Za-z0-9._-], at most 39), else a UUID. */
+#define GW_REQUEST_ID_MAX 40
 
 /* A route's parameters taken from the path, e.g. {id}. */
 #define GW_MAX_PARAMS 4
@@ -61,15 +110,15 @@ struct gw_params {
 	char value[GW_MAX_PARAMS][128];
 };
 
-/* One request on its way through the gateway: created on the HTTP loop, handed to a worker
- * (authentication, rate limit, transcoding), answered once through gw_reply. */
+/* One request on its way through the gateway: made by gw_req_new on the HTTP loop, handed to
+ * a worker (authentication, rate limit, transcoding), answered and freed once by gw_reply. */
 struct gw_req {
 	struct gw *gw;
 	struct sb_http_req *http;
 	const struct gw_route *route;
 	struct gw_params params;
 	int64_t start_mono_ms;
-	char request_id[40];
+	char request_id[GW_REQUEST_ID_MAX];
 	char traceparent[56];
 	bool authenticated;
 	struct sb_jwt_principal principal;
@@ -125,59 +174,83 @@ extern const struct gw_route gw_routes_notifier[];
  * *path_known telling whether the path exists for another method (405 rather than 404). */
 const struct gw_route *gw_route_match(const char *method, const char *path, struct gw_params *p,
                                       bool *path_known);
-/* gw_route_allow writes the methods allowed on path ("GET, POST") to out. */
+/* gw_route_allow writes the methods allowed on path ("GET, POST") to out, a buffer of n bytes;
+ * methods that do not fit whole are left out. */
 void gw_route_allow(const char *path, char *out, size_t n);
 
-/* edge.c */
+/* service.c */
+/* gw_start is the service's start hook: makes the gateway's state and starts every part of
+ * it (gw_open). Returns 0, or the first part's error with nothing left running. */
 int gw_start(struct sb_service *svc);
+/* gw_stop is the service's stop hook: stops every part in the reverse order (gw_close) and
+ * frees the state. */
 void gw_stop(struct sb_service *svc);
-const struct gateway_cfg *gw_config(struct gw *gw);
-struct sb_rpc_client *gw_upstream(struct gw *gw, const char *peer);
-/* gw_reply answers r (status, content type, extra headers, body), writes the request log line,
- * counts it, and frees r. Any thread; exactly once per request. */
-void gw_reply(struct gw_req *r, int status, const char *ctype, const struct sb_http_header *h,
-              size_t nh, const char *body, size_t len);
-/* gw_reply_json answers with the compact text of body. */
-void gw_reply_json(struct gw_req *r, int status, const json_t *body);
-/* gw_reply_problem answers an RFC 9457 problem; errors (may be NULL) is stolen. */
-void gw_reply_problem(struct gw_req *r, int status, const char *detail, json_t *errors,
-                      int64_t retry_after_ms);
-/* gw_audit writes one audit line (authentication failures, rate-limit violations). */
-void gw_audit(const struct gw_req *r, const char *event, const char *detail);
+/* gw_open starts the parts of gw (metrics, authn, revocation, rate limit, workers, HTTP
+ * edge) in that order; gw->cfg (and gw->svc, or NULL) set by the caller. On failure the
+ * parts already started are stopped again, last first, and the error is returned: gw then
+ * holds nothing. */
+int gw_open(struct gw *gw);
+/* gw_close stops what gw_open started, in the reverse order, then waits (within the RPC
+ * deadline) for answers still in flight. Returns 0 when nothing refers to gw any more, or
+ * SB_EBUSY when answers are still outstanding (gw must then not be freed). */
+int gw_close(struct gw *gw);
+
+/* gw_upstream returns the RPC client of the service peer, or NULL (unknown peer, or no
+ * service: unit tests). */
+static inline struct sb_rpc_client *
+gw_upstream(struct gw *gw, const char *peer)
+{
+	return gw->svc != NULL ? sb_service_upstream(gw->svc, peer) : NULL;
+}
+
+/* edge.c: the public HTTP server. Its loop thread makes each request (gw_req_new), matches
+ * its route (404 and 405 answered at once) and queues it for the workers. */
+/* gw_edge_start listens on SB_HTTP_ADDR:SB_HTTP_PORT (TLS when configured). Call after
+ * gw_pipeline_start. Returns 0, or the server's error (nothing listens then). */
+int gw_edge_start(struct gw *gw);
+/* gw_edge_stop stops accepting and waits up to SB_SHUTDOWN_GRACE_MS for answers in
+ * progress; then closes every connection. Call before gw_pipeline_stop. */
+void gw_edge_stop(struct gw *gw);
 
 /* pipeline.c: worker threads that authenticate, rate-limit and dispatch requests. */
+/* gw_pipeline_start starts SB_EDGE_WORKERS workers, each with its own Redis connection
+ * (opened lazily). Needs authn, revocation and ratelimit started. Returns 0, or SB_ENOMEM,
+ * SB_EINVAL (REDIS_URL), SB_EIO (a thread could not be made): the workers already started
+ * are then stopped and joined, and nothing is left to stop. */
 int gw_pipeline_start(struct gw *gw);
-/* (gw_pipeline_stop, below, also frees the rate-limit state: the workers are its users.) */
-/* gw_pipeline_submit queues r for a worker; on a full queue answers 503 itself. */
+/* gw_pipeline_submit queues r for a worker; on a full queue, or once stopping, answers 503
+ * itself. HTTP loop thread; between gw_pipeline_start and gw_pipeline_stop. */
 void gw_pipeline_submit(struct gw *gw, struct gw_req *r);
+/* gw_pipeline_stop lets the workers answer what is queued, joins exactly the workers that
+ * were started, and frees the queue. Safe after a failed or without a gw_pipeline_start. */
 void gw_pipeline_stop(struct gw *gw);
 
-/* authn.c: access tokens checked against the JWKS of auth, cached, refetched on unknown kid. */
+/* authn.c: access tokens checked against the JWKS of auth, cached, refetched on unknown
+ * kid. */
+/* gw_authn_init makes the verifier and the token cache (no I/O: keys are fetched at the
+ * first need). Returns 0 or SB_ENOMEM/SB_EINVAL. gw_authn_fini frees them; NULL-safe. */
 int gw_authn_init(struct gw *gw);
 void gw_authn_fini(struct gw *gw);
 /* gw_authn_verify checks the request's bearer token. Returns 0 and fills r->principal, or
  * answers 401 itself and returns non-zero. Blocking (JWKS refetch): workers only. */
 int gw_authn_verify(struct gw_req *r);
-/* gw_authn_reject answers 401 (WWW-Authenticate: Bearer, with error="invalid_token" when a
- * token was given), counts the reason and writes an audit line. Returns -1. */
-int gw_authn_reject(struct gw_req *r, const char *reason, const char *description,
-                    bool token_given);
 
-/* ratelimit.c: per-user rate limits of state-changing routes, one pipelined Redis round trip
- * per batch of such requests; reads cost no round trip. */
+/* ratelimit.c: per-user rate limits of state-changing routes, one pipelined Redis round
+ * trip per batch of such requests; reads cost no round trip. */
 struct sb_redis;
+/* gw_ratelimit_init reads SB_RATE_LIMIT_ROUTES and loads nothing yet (the script is sent on
+ * first use). Returns 0, SB_ENOMEM or SB_EINVAL (a bad rule, logged). */
 int gw_ratelimit_init(struct gw *gw);
-/* gw_ratelimit_fini frees what gw_ratelimit_init made; called by gw_pipeline_stop once no
- * worker runs. NULL-safe. */
+/* gw_ratelimit_fini frees what gw_ratelimit_init made, once no worker runs. NULL-safe. */
 void gw_ratelimit_fini(struct gw *gw);
 /* gw_ratelimit_check_batch counts the GW_MUTATING requests among reqs[0..n-1] in Redis, in
  * one pipelined round trip. Requests it answered (429 limited, 503 Redis unavailable with
  * SB_REDIS_FAIL_OPEN=false) are set to NULL in reqs; the others go on. */
 #define GW_BATCH_MAX 32
 void gw_ratelimit_check_batch(struct gw_req **reqs, size_t n, struct sb_redis *redis);
-/* gw_redis_unavailable applies SB_REDIS_FAIL_OPEN to r, whose check needed Redis: open counts
- * gateway_redis_unavailable_total{mode="open"} (once per request), logs at most every 10 s and
- * returns 0; closed answers 503 and returns -1. Any worker thread. */
+/* gw_redis_unavailable applies SB_REDIS_FAIL_OPEN to r, whose check needed Redis: open
+ * counts gateway_redis_unavailable_total{mode="open"} (once per request), logs at most
+ * every 10 s and returns 0; closed answers 503 and returns -1. Any worker thread. */
 int gw_redis_unavailable(struct gw_req *r);
 
 /* revocation.c: the revoked access tokens, known locally. auth SETs sb:revoked:jti:<jti> (with
@@ -193,9 +266,9 @@ struct gw_revset;
 int gw_revset_new(int64_t leeway_s, struct gw_revset **out);
 /* gw_revset_free frees s and its entries; NULL is ignored. No other call may be running. */
 void gw_revset_free(struct gw_revset *s);
-/* gw_revset_add records jti (copied) as revoked until exp (unix seconds); adding a known jti
- * keeps the later exp. Returns 0, SB_EINVAL (empty or longer than a jti may be), SB_ENOMEM.
- * Thread-safe. */
+/* gw_revset_add records jti (copied) as revoked until exp (unix seconds); adding a known
+ * jti keeps the later exp. Returns 0, SB_EINVAL (empty or longer than a jti may be),
+ * SB_ENOMEM. Thread-safe. */
 int gw_revset_add(struct gw_revset *s, const char *jti, int64_t exp);
 /* gw_revset_contains tells whether jti is in s. Thread-safe; takes one read lock. */
 bool gw_revset_contains(struct gw_revset *s, const char *jti);
@@ -209,29 +282,76 @@ int gw_revset_parse_msg(const char *msg, size_t len, char *jti, size_t n, int64_
 
 enum gw_revo_state { GW_REVO_OK, GW_REVO_REVOKED, GW_REVO_UNSYNCED };
 /* gw_revocation_start starts the watcher of gw (nothing when auth is off or REDIS_URL is
- * empty) and waits up to 2 s for its first sync. Returns 0, or SB_EINVAL for a bad REDIS_URL,
- * SB_ENOMEM, SB_EIO. Stop with gw_revocation_stop. */
+ * empty) and waits up to 2 s for its first sync. Returns 0, or SB_EINVAL for a bad
+ * REDIS_URL, SB_ENOMEM, SB_EIO. Stop with gw_revocation_stop. */
 int gw_revocation_start(struct gw *gw);
-/* gw_revocation_stop stops and joins the watcher (within the Redis I/O timeout, 2 s) and frees
- * the set. Call after the workers stopped; safe when none was started. */
+/* gw_revocation_stop stops and joins the watcher (within the Redis I/O timeout, 2 s) and
+ * frees the set. Call after the workers stopped; safe when none was started. */
 void gw_revocation_stop(struct gw *gw);
-/* gw_revocation_check looks jti up: GW_REVO_REVOKED, GW_REVO_OK, or GW_REVO_UNSYNCED when it
- * is not known revoked but the set is not in sync with Redis. Any thread; no I/O. */
+/* gw_revocation_check looks jti up: GW_REVO_REVOKED, GW_REVO_OK, or GW_REVO_UNSYNCED when
+ * it is not known revoked but the set is not in sync with Redis. Any thread; no I/O. */
 enum gw_revo_state gw_revocation_check(struct gw *gw, const char *jti);
 
-/* forward.c */
-/* gw_forward transcodes the request per its route, calls the RPC asynchronously, answers. */
+/* forward.c: a route row turned into an RPC. */
+/* gw_forward transcodes the request per its route, calls the RPC asynchronously, answers.
+ */
 void gw_forward(struct gw_req *r);
+/* gw_parse_pairs adds each name=value of the urlencoded s[0..len) (a form body or a query
+ * string; '+' is a space) to the JSON object in, converted to the type of d's field of that
+ * name; names d has no field for are skipped, and a name already in `in` is replaced only
+ * when overwrite. Returns 0, or -1 for a malformed pair (bad escape, NUL, name over 63 or
+ * value over 8191 bytes); `in` may then hold the pairs before it. Any thread. */
+int gw_parse_pairs(json_t *in, const ProtobufCMessageDescriptor *d, const char *s, size_t len,
+                   bool overwrite);
+/* gw_basic puts client_id and client_secret of the HTTP Basic credentials in h, an
+ * Authorization value (RFC 7617 with RFC 6749 2.3.1: each urlencoded before base64), into
+ * in (fields of d only). A value of another scheme is ignored (returns 0). Returns 0, or -1
+ * when the credentials are malformed: base64 that is not exactly token68 (no whitespace,
+ * padding only at the end), no ':', bad escapes. The decoded secret is wiped from the
+ * stack. */
+int gw_basic(json_t *in, const ProtobufCMessageDescriptor *d, const char *h);
 
 /* health.c */
 void gw_health(struct gw_req *r);
 /* me.c */
 void gw_me(struct gw_req *r);
 /* devcreds.c: GET /dev/credentials, development only. gw_devcreds answers the JSON of
- * SB_DEV_CREDENTIALS_FILE, read at request time, or 404 when that key is empty. Workers only
- * (reads a file). */
+ * SB_DEV_CREDENTIALS_FILE, read at request time, or 404 when that key is empty. Workers
+ * only (reads a file). */
 void gw_devcreds(struct gw_req *r);
 /* static.c: GET / and /console/{file}, the embedded web console. */
 void gw_static(struct gw_req *r);
+
+/* reply.c: the bottom of the gateway. Every request is made and freed here, every answer,
+ * problem document and audit line is written here; it calls nothing above it. */
+/* gw_req_new makes the request of http (request id, trace context, start time) and counts
+ * it in flight. HTTP loop thread. Returns it, or NULL when out of memory: http is then
+ * answered 503 here. */
+struct gw_req *gw_req_new(struct gw *gw, struct sb_http_req *http);
+/* gw_reply answers r (status, content type, extra headers, body), writes the request log
+ * line, counts it, and frees r. Any thread; exactly once per request. At most 8 extra
+ * headers. */
+void gw_reply(struct gw_req *r, int status, const char *ctype, const struct sb_http_header *h,
+              size_t nh, const char *body, size_t len);
+/* gw_reply_json answers with the compact text of body (body stays the caller's). */
+void gw_reply_json(struct gw_req *r, int status, const json_t *body);
+/* gw_problem_body returns the RFC 9457 document every problem answer of the gateway
+ * carries:
+ * {"type":"about:blank","title":<reason phrase>,"status","detail","request_id"[,"errors"]};
+ * detail NULL or not UTF-8 is replaced by the reason phrase; errors (may be NULL) is
+ * stolen. The caller frees the text; NULL when out of memory. */
+char *gw_problem_body(int status, const char *detail, const char *request_id, json_t *errors);
+/* gw_reply_problem answers r with gw_problem_body (application/problem+json) and, when
+ * retry_after_ms > 0 or the status is 429 or 503, Retry-After in whole seconds (at least
+ * 1). errors (may be NULL) is stolen. */
+void gw_reply_problem(struct gw_req *r, int status, const char *detail, json_t *errors,
+                      int64_t retry_after_ms);
+/* gw_reply_problem_extra is gw_reply_problem with extra headers (Allow, WWW-Authenticate;
+ * at most 7). */
+void gw_reply_problem_extra(struct gw_req *r, int status, const char *detail, json_t *errors,
+                            int64_t retry_after_ms, const struct sb_http_header *h, size_t nh);
+/* gw_audit writes one audit line (authentication failures, scope and rate-limit refusals).
+ */
+void gw_audit(const struct gw_req *r, const char *event, const char *detail);
 
 #endif

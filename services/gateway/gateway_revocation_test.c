@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "gw_int.h"
+#include "gateway.h"
 #include "sb_err.h"
 
 static void

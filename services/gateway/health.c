@@ -1,6 +1,6 @@
 /* health.c: GET /v1/health, the aggregate Health of every service. The Health RPCs go out in
  * parallel; the answer is built when the last one completes (each has its own deadline). */
-#include "gw_int.h"
+#include "gateway.h"
 
 #include <pthread.h>
 #include <stdlib.h>

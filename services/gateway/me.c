@@ -1,5 +1,5 @@
 /* me.c: GET /v1/me, the caller's principal as the gateway established it from the token. */
-#include "gw_int.h"
+#include "gateway.h"
 
 void
 gw_me(struct gw_req *r)

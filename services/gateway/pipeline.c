@@ -3,8 +3,9 @@
  * revocation (a local lookup), the rate limit of state-changing routes (one Redis round trip per
  * batch), scope; then the route's local handler or the RPC forward, which is asynchronous, so a
  * worker never waits for a service. Each worker owns its Redis connection. */
-#include "gw_int.h"
+#include "gateway.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -31,13 +32,8 @@ gw_pipeline_authorize(struct gw_req *r)
 	snprintf(www, sizeof(www), "Bearer error=\"insufficient_scope\", scope=\"%s\"",
 	         route->scope);
 	gw_audit(r, "insufficient_scope", route->scope);
-	json_t *body = json_pack("{s:s,s:s,s:i,s:s}", "type", "about:blank", "title", "Forbidden",
-	                         "status", 403, "detail", detail);
-	char *text = json_dumps(body, JSON_COMPACT);
-	json_decref(body);
 	const struct sb_http_header h = { "WWW-Authenticate", www };
-	gw_reply(r, 403, "application/problem+json", &h, 1, text, strlen(text));
-	free(text);
+	gw_reply_problem_extra(r, 403, detail, NULL, 0, &h, 1);
 	return false;
 }
 
@@ -81,7 +77,7 @@ gw_pipeline_main(void *arg)
 			pthread_cond_wait(&gw->cv, &gw->mu);
 		size_t n = 0;
 		/* Take a fair share of what is queued, so that other workers get some too. */
-		size_t share = gw->queued / gw->nthreads + 1;
+		size_t share = gw->queued / gw->nworkers + 1;
 		while (gw->head != NULL && n < GW_BATCH_MAX && n < share) {
 			batch[n++] = gw->head;
 			gw->head = gw->head->next;
@@ -123,44 +119,55 @@ gw_pipeline_submit(struct gw *gw, struct gw_req *r)
 int
 gw_pipeline_start(struct gw *gw)
 {
-	pthread_mutex_init(&gw->mu, NULL);
-	pthread_cond_init(&gw->cv, NULL);
+	int ret = SB_ENOMEM;
 	/* Default: one per CPU (at least two, so that one waiting on Redis does not stall the
 	 * edge). More threads than CPUs only add wake-ups: on 2 cores, 2 workers sustained
 	 * 10,000 sends/s where 4 did not (docs/benchmarks.md). */
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	gw->nthreads = gw->cfg->workers > 0 ? (size_t)gw->cfg->workers
-	                                    : (size_t)(cpus > 2 ? (cpus < 64 ? cpus : 64) : 2);
-	gw->threads = calloc(gw->nthreads, sizeof(*gw->threads));
+	size_t want = gw->cfg->workers > 0 ? (size_t)gw->cfg->workers
+	                                   : (size_t)(cpus > 2 ? (cpus < 64 ? cpus : 64) : 2);
+	gw->threads = calloc(want, sizeof(*gw->threads));
 	if (gw->threads == NULL)
 		return SB_ENOMEM;
-	for (size_t i = 0; i < gw->nthreads; i++) {
+	pthread_mutex_init(&gw->mu, NULL);
+	pthread_cond_init(&gw->cv, NULL);
+	gw->head = gw->tail = NULL;
+	gw->queued = 0;
+	gw->stopping = false;
+	gw->nworkers = want;
+	gw->nthreads = 0;
+	const char *url = gw->cfg->common.redis_url;
+	while (gw->nthreads < want) {
 		struct gw_worker *w = calloc(1, sizeof(*w));
-		if (w == NULL)
-			return SB_ENOMEM;
-		w->gw = gw;
-		const char *url = gw->cfg->common.redis_url;
-		if (url != NULL && url[0] != '\0' && sb_redis_open(url, &w->redis) != 0) {
-			free(w);
-			return SB_EINVAL;
+		if (w == NULL) {
+			ret = SB_ENOMEM;
+			goto fail;
 		}
-		if (pthread_create(&gw->threads[i], NULL, gw_pipeline_main, w) != 0) {
+		w->gw = gw;
+		if (url != NULL && url[0] != '\0' && (ret = sb_redis_open(url, &w->redis)) != 0) {
+			free(w);
+			goto fail;
+		}
+		if (pthread_create(&gw->threads[gw->nthreads], NULL, gw_pipeline_main, w) != 0) {
 			sb_redis_close(w->redis);
 			free(w);
-			gw->nthreads = i;
-			return SB_EIO;
+			ret = SB_EIO;
+			goto fail;
 		}
+		gw->nthreads++; /* counted once running: gw_pipeline_stop joins exactly these */
 	}
 	return 0;
+fail:
+	/* Stop and join the workers already running: nothing may use gw after a failed start. */
+	gw_pipeline_stop(gw);
+	return ret;
 }
 
 void
 gw_pipeline_stop(struct gw *gw)
 {
-	if (gw->threads == NULL) {
-		gw_ratelimit_fini(gw);
+	if (gw->threads == NULL)
 		return;
-	}
 	pthread_mutex_lock(&gw->mu);
 	gw->stopping = true;
 	pthread_cond_broadcast(&gw->cv);
@@ -169,7 +176,7 @@ gw_pipeline_stop(struct gw *gw)
 		pthread_join(gw->threads[i], NULL);
 	free(gw->threads);
 	gw->threads = NULL;
+	gw->nthreads = 0;
 	pthread_cond_destroy(&gw->cv);
 	pthread_mutex_destroy(&gw->mu);
-	gw_ratelimit_fini(gw); /* the workers were its only users */
 }

@@ -3,7 +3,7 @@
  * Lua script), one pipelined Redis round trip per batch. Reads make no round trip at all
  * (revocation is checked locally, revocation.c). When Redis cannot answer, SB_REDIS_FAIL_OPEN
  * decides: let the request through (default; counted and logged) or answer 503. */
-#include "gw_int.h"
+#include "gateway.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -5,7 +5,7 @@
  * rwlock: readers (the workers, on every authenticated request) share a stripe; the watcher
  * thread (below) is the only writer. An entry is dropped once its token can no
  * longer pass verification anyway (exp + leeway in the past). */
-#include "gw_int.h"
+#include "gateway.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +19,7 @@
 #include "sb_err.h"
 #include "sb_log.h"
 #include "sb_redis.h"
+#include "sb_util_hash.h"
 #include "sb_util_backoff.h"
 #include "sb_util_time.h"
 
@@ -44,18 +45,6 @@ struct gw_revset {
 	_Atomic size_t count; /* all stripes; read without a lock for the empty fast path */
 	struct gw_revset_stripe stripe[GW_REVSET_STRIPES];
 };
-
-/* FNV-1a, 64 bits. */
-static uint64_t
-gw_revset_hash(const char *s, size_t len)
-{
-	uint64_t h = 14695981039346656037ULL;
-	for (size_t i = 0; i < len; i++) {
-		h ^= (unsigned char)s[i];
-		h *= 1099511628211ULL;
-	}
-	return h;
-}
 
 int
 gw_revset_new(int64_t leeway_s, struct gw_revset **out)
@@ -118,7 +107,7 @@ gw_revset_grow(struct gw_revset_stripe *st)
 		struct gw_revset_entry *e = st->buckets[b];
 		while (e != NULL) {
 			struct gw_revset_entry *next = e->next;
-			size_t i = (gw_revset_hash(e->jti, e->len) / GW_REVSET_STRIPES) & (n - 1);
+			size_t i = (sb_hash_fnv1a64(e->jti, e->len) / GW_REVSET_STRIPES) & (n - 1);
 			e->next = nb[i];
 			nb[i] = e;
 			e = next;
@@ -135,7 +124,7 @@ gw_revset_add(struct gw_revset *s, const char *jti, int64_t exp)
 	size_t len = strlen(jti);
 	if (len == 0 || len >= SB_JWT_ID_MAX)
 		return SB_EINVAL;
-	uint64_t h = gw_revset_hash(jti, len);
+	uint64_t h = sb_hash_fnv1a64(jti, len);
 	struct gw_revset_stripe *st = &s->stripe[h % GW_REVSET_STRIPES];
 	int rv = 0;
 	pthread_rwlock_wrlock(&st->lock);
@@ -172,7 +161,7 @@ gw_revset_contains(struct gw_revset *s, const char *jti)
 	if (s->count == 0)
 		return false;
 	size_t len = strlen(jti);
-	uint64_t h = gw_revset_hash(jti, len);
+	uint64_t h = sb_hash_fnv1a64(jti, len);
 	struct gw_revset_stripe *st = &s->stripe[h % GW_REVSET_STRIPES];
 	bool found = false;
 	pthread_rwlock_rdlock(&st->lock);

@@ -42,9 +42,11 @@ gw_route_path_match(const char *pattern, const char *path, struct gw_params *p)
 			const char *close = strchr(pattern, '}');
 			const char *end = strchr(path, '/');
 			size_t vlen = end ? (size_t)(end - path) : strlen(path);
+			if (close == NULL)
+				return false;
 			size_t nlen = (size_t)(close - pattern - 1);
-			if (close == NULL || vlen == 0 || p->n == GW_MAX_PARAMS ||
-			    vlen >= sizeof(p->value[0]) || nlen >= sizeof(p->name[0]))
+			if (vlen == 0 || p->n == GW_MAX_PARAMS || vlen >= sizeof(p->value[0]) ||
+			    nlen >= sizeof(p->name[0]))
 				return false;
 			memcpy(p->name[p->n], pattern + 1, nlen);
 			p->name[p->n][nlen] = '\0';
@@ -96,8 +98,10 @@ gw_route_allow(const char *path, char *out, size_t n)
 			    strstr(out, r->method) != NULL)
 				continue;
 			int w = snprintf(out + used, n - used, "%s%s", used ? ", " : "", r->method);
-			if (w < 0 || (size_t)w >= n - used)
+			if (w < 0 || (size_t)w >= n - used) {
+				out[used] = '\0'; /* whole methods only, never a cut one */
 				return;
+			}
 			used += (size_t)w;
 		}
 	}

@@ -1,6 +1,6 @@
 /* static.c: the web console, embedded at build time (services/gateway/web, see
  * cmake/embed_files.cmake) and served at / and /console/<file>. */
-#include "gw_int.h"
+#include "gateway.h"
 
 #include <string.h>
 

@@ -3,7 +3,9 @@
 # revocation (pub/sub to the gateway's local set; scanned at a second gateway's start; kept
 # through a Redis outage and resynced), scopes, rate limits, body/route/method errors, key
 # rotation without a restart (tests/edge/edge.test.mjs, jose from npm), and the audit trail of
-# a wrong client secret.
+# a wrong client secret. With curl: JSON nested deeper than the limit, the rate limit counted
+# over requests that succeeded, problem documents carrying the request id, and TLS 1.2 refused
+# with a protocol-version alert.
 # stack: pg,redis
 # labels: auth,e2e
 set -u
@@ -40,6 +42,91 @@ SB_GW=$SB_GW SB_CREDENTIALS=$creds SB_AUTH_BIN=$SB_BUILD_ROOT/bin/sb-auth SB_PG_
 	SB_GW2_LOG=$SB_TEST_TMP/logs/gateway2.log timeout 120 node --test edge.test.mjs
 rc=$?
 
+# Curl checks, each a user's view, with tokens from the operator CLI for two fresh users (each
+# with its own rate-limit window): edge-rl for the rate limit alone, edge-curl for the rest.
+cli() {
+	env DATABASE_URL="$SB_TEST_PG_DSN" SB_AUTH_ISSUER="$SB_GW" "$SB_BUILD_ROOT/bin/sb-auth" "$@"
+}
+fail() { echo "FAIL: $*"; rc=1; }
+issue() { cli token issue --tenant dev --scopes "$2" --ttl 600 --user "$1"; }
+for u in edge-rl edge-curl; do
+	cli user create --tenant dev --name $u >/dev/null || fail "sb-auth user create $u"
+done
+tok_rl=$(issue edge-rl "messages:read messages:write")
+tok_rw=$(issue edge-curl "messages:read messages:write")
+tok_wo=$(issue edge-curl "messages:write")
+[ -n "$tok_rl" ] && [ -n "$tok_rw" ] && [ -n "$tok_wo" ] || fail "sb-auth token issue"
+
+# post PATH BODY [TOKEN]: POSTs a JSON body (X-Request-Id $rid); prints the status; the body
+# goes to $SB_TEST_TMP/resp, the head to $SB_TEST_TMP/resp.h.
+post() {
+	curl -s -o "$SB_TEST_TMP/resp" -D "$SB_TEST_TMP/resp.h" -w '%{http_code}' -X POST \
+		-H "Authorization: Bearer ${3:-$tok_rw}" -H 'Content-Type: application/json' \
+		-H "X-Request-Id: $rid" --data-binary "$2" "$SB_GW$1"
+}
+
+# Nesting: an object (the body a route expects) nested one level deeper than SB_JSON_MAX_DEPTH
+# (16) is refused for its depth, naming it; at the limit exactly it is not refused for depth.
+deep() { # deep N: a conversation request whose extra member nests objects N levels in all
+	local open='' close='' i
+	for ((i = 2; i < $1; i++)); do open+='{"x":'; close+='}'; done
+	echo "{\"kind\":\"group\",\"x\":$open{}$close}"
+}
+rid=edge-deep-17
+st=$(post /v1/conversations "$(deep 17)")
+reason=$(jq -r '[.errors[]?.reason] | join(";")' "$SB_TEST_TMP/resp" 2>/dev/null)
+if [ "$st" = 400 ] && [[ $reason == *"nesting deeper than 16 levels"* ]] &&
+	[ "$(jq -r .request_id "$SB_TEST_TMP/resp")" = $rid ]; then
+	echo "ok: an object nested 17 levels deep is refused for its depth"
+else
+	fail "17 levels: status $st, body $(cat "$SB_TEST_TMP/resp")"
+fi
+rid=edge-deep-16
+st=$(post /v1/conversations "$(deep 16)")
+if grep -q 'nesting deeper' "$SB_TEST_TMP/resp"; then
+	fail "16 levels (the limit) refused for depth: status $st, body $(cat "$SB_TEST_TMP/resp")"
+fi
+
+# Rate limit: the first SB_RATE_LIMIT_PER_MIN state-changing requests succeed (2xx, not merely
+# "not 429"), the next is 429 with Retry-After, RateLimit-Remaining 0 and the request id.
+statuses=()
+for ((i = 0; i <= rate; i++)); do
+	rid=edge-rl-$i
+	statuses+=("$(post /v1/conversations "{\"kind\":\"group\",\"title\":\"rl $i\",\"member_ids\":[]}" "$tok_rl")")
+done
+ok=1
+for ((i = 0; i < rate; i++)); do [[ ${statuses[$i]} == 2?? ]] || ok=0; done
+if [ $ok = 1 ] && [ "${statuses[$rate]}" = 429 ] &&
+	grep -qi '^retry-after: [1-9]' "$SB_TEST_TMP/resp.h" &&
+	grep -qi '^ratelimit-remaining: 0' "$SB_TEST_TMP/resp.h" &&
+	[ "$(jq -r .request_id "$SB_TEST_TMP/resp")" = "edge-rl-$rate" ]; then
+	echo "ok: $rate requests succeed, request $((rate + 1)) is 429"
+else
+	fail "rate limit: statuses ${statuses[*]} (want $rate × 2xx, then 429); last: $(cat "$SB_TEST_TMP/resp")"
+fi
+
+# Every problem document carries the request id, the same as X-Request-Id (404, 405, 401, 403
+# are built in different places of the gateway).
+problem() { # problem WANT_STATUS CURL_ARGS...: checks status, type, request_id
+	local want=$1 st
+	shift
+	rid=edge-problem-$want
+	st=$(curl -s -o "$SB_TEST_TMP/resp" -D "$SB_TEST_TMP/resp.h" -w '%{http_code}' \
+		-H "X-Request-Id: $rid" "$@")
+	if [ "$st" = "$want" ] && grep -qi '^content-type: application/problem+json' "$SB_TEST_TMP/resp.h" &&
+		grep -qi "^x-request-id: $rid" "$SB_TEST_TMP/resp.h" &&
+		[ "$(jq -r '.request_id + " " + (.status | tostring)' "$SB_TEST_TMP/resp")" = "$rid $want" ]; then
+		echo "ok: $want problem carries the request id"
+	else
+		fail "$want problem: status $st, body $(cat "$SB_TEST_TMP/resp")"
+	fi
+}
+problem 404 "$SB_GW/v1/nothing-here"
+problem 405 -X PUT "$SB_GW/v1/me"
+problem 401 "$SB_GW/v1/me"
+problem 401 -H "Authorization: Bearer not.a.token" "$SB_GW/v1/me"
+problem 403 -H "Authorization: Bearer $tok_wo" "$SB_GW/v1/conversations"
+
 # TLS 1.3 termination from certificate files: a second gateway with a throwaway certificate.
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=127.0.0.1 \
 	-addext subjectAltName=IP:127.0.0.1 -days 1 -keyout "$SB_TEST_TMP/key.pem" \
@@ -60,9 +147,18 @@ else
 	echo "FAIL: TLS edge: $hdr"; tail -n 5 "$SB_TEST_TMP/logs/gateway_tls.log"
 	rc=1
 fi
-if curl -s --tls-max 1.2 --cacert "$SB_TEST_TMP/cert.pem" -o /dev/null "https://127.0.0.1:$tls_port/v1/me"; then
-	echo "FAIL: a TLS 1.2 client was served"
-	rc=1
+# A TLS 1.2 client must be refused by the handshake itself: curl's SSL connect error (35) for
+# the server's protocol_version alert. Any other failure (nothing listening: 7, a certificate
+# refused: 60, plain HTTP on the port: 35 "wrong version number") is not that and fails.
+curl -sS --tls-max 1.2 --cacert "$SB_TEST_TMP/cert.pem" -o /dev/null "https://127.0.0.1:$tls_port/v1/me" \
+	2>"$SB_TEST_TMP/tls12.err"
+tls12=$?
+if [ $tls12 = 35 ] && grep -q 'alert protocol version' "$SB_TEST_TMP/tls12.err"; then
+	echo "ok: a TLS 1.2 client is refused with a protocol_version alert"
+elif [ $tls12 = 0 ]; then
+	fail "a TLS 1.2 client was served"
+else
+	fail "TLS 1.2 client: curl exit $tls12, not the protocol_version alert: $(cat "$SB_TEST_TMP/tls12.err")"
 fi
 kill -TERM $tls_pid; wait $tls_pid 2>/dev/null
 
