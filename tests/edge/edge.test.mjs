@@ -225,8 +225,12 @@ test('oversized body is 413; unknown route 404; wrong method 405; bad JSON 400',
   assert.match(res.headers.get('allow'), /GET/);
   res = await fetch(`${GW}/v1/conversations`, { method: 'POST', headers: auth, body: '{"kind": "group",' });
   assert.equal(res.status, 400);
-  res = await fetch(`${GW}/v1/conversations`, { method: 'POST', headers: auth, body: '[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]' });
+  // An object nested deeper than the limit (a top-level array would be refused for its type).
+  const deep = '{"title":' + '{"a":'.repeat(40) + '1' + '}'.repeat(40) + '}';
+  res = await fetch(`${GW}/v1/conversations`, { method: 'POST', headers: auth, body: deep });
   assert.equal(res.status, 400, 'nesting deeper than the limit');
+  const why = (await res.json()).errors?.map((e) => e.reason).join(';') ?? '';
+  assert.match(why, /nesting deeper than/, `refused for its depth, not another reason: ${why}`);
 });
 
 test('rate limit: 429 exactly past the limit, with Retry-After and RateLimit headers', async () => {
@@ -239,7 +243,7 @@ test('rate limit: 429 exactly past the limit, with Retry-After and RateLimit hea
     last = await fetch(`${GW}/v1/conversations`, { method: 'POST', headers, body: JSON.stringify({ kind: 'group', title: `t${i}`, member_ids: [] }) });
     statuses.push(last.status);
   }
-  assert.deepEqual(statuses.slice(0, RATE).filter((s) => s === 429), [], `the first ${RATE} pass: ${statuses}`);
+  assert.ok(statuses.slice(0, RATE).every((s) => s >= 200 && s < 300), `the first ${RATE} succeed (2xx): ${statuses}`);
   assert.equal(statuses[RATE], 429, `request ${RATE + 1} is limited: ${statuses}`);
   const retry = Number(last.headers.get('retry-after'));
   assert.ok(retry >= 1 && retry <= 60, `Retry-After ${retry}`);
