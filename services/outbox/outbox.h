@@ -185,12 +185,117 @@ int outbox_dlq_send(struct outbox_dlq *d, const struct outbox_row *row, const ch
 /* outbox_dlq_free destroys d (NULL allowed) after flushing for at most a second. */
 void outbox_dlq_free(struct outbox_dlq *d);
 
-/* relay.c */
+/* relay.c, relay_sm.c
+ *
+ * The relay thread is an explicit state machine. Each state's action (relay.c) does the I/O and
+ * reports one event; the pure function outbox_relay_next (relay_sm.c) picks the next state from
+ * the state, that event and a snapshot of the relay's inputs (struct outbox_relay_in).
+ *
+ *   state           action (relay.c)                                    events
+ *   START           none (the thread has just started)                  DONE
+ *   MAINTAIN        make the session if new (name, LISTEN), rebalance   DONE, DB_ERROR
+ *                   the leases, refresh the lag gauge, delete old rows
+ *   SELECT          select a batch from the held shards that no batch   ROWS, EMPTY, DB_ERROR,
+ *                   in flight has rows of                               SESSION_LOST
+ *   PRODUCE         hand the batch to the producer (now in flight)      DONE
+ *   FINISH          await the oldest batch's reports, mark it relayed,  DONE (clean), TROUBLE,
+ *                   record errors, hand dead rows to the DLQ            DB_ERROR
+ *   LINGER          wait wait_ms (the rest of the linger), a NOTIFY     DONE
+ *                   or a stop
+ *   WAIT            wait wait_ms, a NOTIFY or a stop                    DONE
+ *   BACKOFF_DB      sleep wait_ms (the database back-off) or to a stop  DONE
+ *   BACKOFF_BROKER  sleep the broker back-off or to a stop              DONE
+ *   STOPPED         release the leases; the thread exits                -
+ *
+ *   from      event         to
+ *   START     DONE          choose
+ *   MAINTAIN  DONE          work (rules 5-7)
+ *   MAINTAIN  DB_ERROR      BACKOFF_DB
+ *   SELECT    ROWS          PRODUCE
+ *   SELECT    EMPTY         FINISH with a batch in flight, else WAIT min(poll, until maintenance)
+ *   SELECT    DB_ERROR      BACKOFF_DB with no batch in flight, else trouble, choose
+ *   SELECT    SESSION_LOST  trouble, choose
+ *   PRODUCE   DONE          choose
+ *   FINISH    DONE          choose
+ *   FINISH    TROUBLE       trouble, choose
+ *   FINISH    DB_ERROR      trouble, choose
+ *   LINGER, WAIT, BACKOFF_DB, BACKOFF_BROKER  DONE  choose
+ *   STOPPED   any           STOPPED
+ *
+ *   choose: the first rule that holds
+ *   1. batches in flight, and stopping, trouble, the pipeline full or maintenance due
+ *                                          -> FINISH, a drain (only a clean batch finished by
+ *                                             a drain resets the broker back-off)
+ *   2. stopping                            -> STOPPED
+ *   3. trouble                             -> BACKOFF_BROKER, trouble cleared
+ *   4. no batch in flight, and the session new or lost, or maintenance due  -> MAINTAIN
+ *   work:
+ *   5. no shard held                       -> WAIT until maintenance is due
+ *   6. lingering (the last select found less than a full batch, linger_ms ago at most)
+ *                                          -> FINISH with a batch in flight, else LINGER
+ *   7.                                     -> SELECT
+ * "trouble" (rows to retry: a broker error, a failed mark or select, a lost session) is the
+ * machine's one flag besides its state. */
+
+enum outbox_relay_state {
+	OUTBOX_RELAY_START = 0,
+	OUTBOX_RELAY_MAINTAIN,
+	OUTBOX_RELAY_SELECT,
+	OUTBOX_RELAY_PRODUCE,
+	OUTBOX_RELAY_FINISH,
+	OUTBOX_RELAY_LINGER,
+	OUTBOX_RELAY_WAIT,
+	OUTBOX_RELAY_BACKOFF_DB,
+	OUTBOX_RELAY_BACKOFF_BROKER,
+	OUTBOX_RELAY_STOPPED,
+};
+
+/* What a state's action reports. */
+enum outbox_relay_ev {
+	OUTBOX_RELAY_EV_DONE = 0,     /* done (FINISH: the batch was clean) */
+	OUTBOX_RELAY_EV_ROWS,         /* SELECT: a batch to produce */
+	OUTBOX_RELAY_EV_EMPTY,        /* SELECT: no rows, or stopping */
+	OUTBOX_RELAY_EV_TROUBLE,      /* FINISH: rows failed or must be retried */
+	OUTBOX_RELAY_EV_DB_ERROR,     /* a statement failed (counted and logged by the action) */
+	OUTBOX_RELAY_EV_SESSION_LOST, /* SELECT: it ran on a new session, which holds no lease */
+};
+
+struct outbox_relay_event {
+	enum outbox_relay_ev kind;
+	int64_t backoff_ms; /* DB_ERROR: how long to wait before the database is tried again */
+};
+
+/* The relay's inputs, read just before each transition. */
+struct outbox_relay_in {
+	bool stopping;        /* outbox_relay_stop was called */
+	int nbatches;         /* batches in flight */
+	int pipeline;         /* SB_OUTBOX_PIPELINE */
+	bool session_ok;      /* the session is set up and is the one the leases were taken on */
+	bool held;            /* at least one shard is held */
+	int64_t until_maint;  /* ms until the next maintenance (<= 0: due) */
+	int64_t until_select; /* ms until the linger ends (<= 0: not lingering) */
+	int64_t poll_ms;      /* SB_OUTBOX_POLL_MS */
+};
+
+/* The machine: its state, its flag and the parameter of the state. */
+struct outbox_relay_sm {
+	enum outbox_relay_state state;
+	bool trouble;    /* something must be retried: back off once no batch is in flight */
+	bool drain;      /* FINISH: chosen by rule 1 (not while lingering or idle) */
+	int64_t wait_ms; /* LINGER, WAIT, BACKOFF_DB: how long at most */
+};
+
+/* outbox_relay_next is the transition function: the machine after cur's action reported ev,
+ * given in. Pure (relay_sm.c). */
+struct outbox_relay_sm outbox_relay_next(struct outbox_relay_sm cur, struct outbox_relay_event ev,
+                                         const struct outbox_relay_in *in);
+/* outbox_relay_state_name returns a state's name in lower case ("?" if unknown). */
+const char *outbox_relay_state_name(enum outbox_relay_state s);
 
 /* outbox_relay_start starts the relay thread of o (o->cfg, o->producer, o->dlq set). */
 int outbox_relay_start(struct outbox *o);
-/* outbox_relay_stop asks the relay thread to finish the batch in flight, mark it, release the
- * leases and exit, and joins it. */
+/* outbox_relay_stop asks the relay thread to finish the batches in flight, mark them, release
+ * the leases and exit, and joins it. */
 void outbox_relay_stop(struct outbox *o);
 
 /* metrics.c */

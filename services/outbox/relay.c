@@ -1,7 +1,7 @@
-/* relay.c: the relay thread. One loop: keep the session and the leases, select the unrelayed
- * rows of the held shards (each shard's rows in id order), produce them, wait for their
- * delivery reports, mark the acknowledged ones relayed; when idle, wait for NOTIFY sb_outbox
- * or the poll interval.
+/* relay.c: the relay thread, an explicit state machine. It keeps the session and the leases,
+ * selects the unrelayed rows of the held shards (each shard's rows in id order), produces them,
+ * waits for their delivery reports and marks the acknowledged ones relayed; when idle it waits
+ * for NOTIFY sb_outbox or the poll interval.
  *
  * Order per aggregate: rows of one aggregate share a shard and a partition; a shard is read
  * only by its lease holder, in id order. Up to SB_OUTBOX_PIPELINE batches are in flight at
@@ -10,7 +10,41 @@
  * (queue full, refused), the later rows of its aggregate in the batch are held back, so they
  * never overtake it. Leases change, and the session is re-made, only with no batch in flight.
  * Rows are never skipped by a high-water mark: each select takes whatever is still
- * unrelayed, so a row whose transaction committed late is found by the next one. */
+ * unrelayed, so a row whose transaction committed late is found by the next one.
+ *
+ * The machine (outbox.h's relay section has the same table, relay_test.c a test per row):
+ * each state's action below does the I/O and reports an event; outbox_relay_next (relay_sm.c,
+ * pure) picks the next state from the state, the event and the inputs.
+ *
+ *   state           action                                 event: next state
+ *   START           -                                      choose
+ *   MAINTAIN        session (if new), leases, lag, GC      DB_ERROR: BACKOFF_DB; DONE: rules 5-7
+ *   SELECT          select a batch of free held shards     ROWS: PRODUCE
+ *                                                          EMPTY: FINISH if a batch is in
+ *                                                            flight, else WAIT min(poll, maint)
+ *                                                          DB_ERROR: BACKOFF_DB if none is in
+ *                                                            flight, else trouble, choose
+ *                                                          SESSION_LOST: trouble, choose
+ *   PRODUCE         produce it: one more batch in flight   choose
+ *   FINISH          await, mark, DLQ the oldest batch      TROUBLE, DB_ERROR: trouble, choose;
+ *                                                            DONE: choose
+ *   LINGER, WAIT    wait for NOTIFY, wait_ms or stop       choose
+ *   BACKOFF_DB      sleep the database back-off            choose
+ *   BACKOFF_BROKER  sleep the broker back-off              choose
+ *   STOPPED         release the leases, exit               -
+ *
+ *   choose, the first rule that holds:
+ *   1. batches in flight and (stopping, trouble, pipeline full, maintenance due): FINISH, drain
+ *   2. stopping: STOPPED
+ *   3. trouble: BACKOFF_BROKER (trouble cleared)
+ *   4. no batch in flight and (session new or lost, maintenance due): MAINTAIN
+ *   5. no shard held: WAIT until maintenance
+ *   6. lingering after a short batch: FINISH if a batch is in flight, else LINGER
+ *   7. SELECT
+ *
+ * Timers: maintenance every SB_OUTBOX_LEASE_INTERVAL_MS (next_maint), garbage collection every
+ * minute or every second while a backlog lasts (next_gc), the linger after a short batch
+ * (next_select), and the poll interval of WAIT. */
 #include "outbox.h"
 
 #include <errno.h>
@@ -327,136 +361,185 @@ outbox_relay_finish(struct outbox *o, int *head, bool *trouble)
 	return ret;
 }
 
-/* outbox_relay_finish_or_wait finishes the oldest batch in flight (setting *trouble from its
- * outcome), or, with none in flight, waits up to wait_ms for a NOTIFY. */
-static void
-outbox_relay_finish_or_wait(struct outbox *o, int *head, struct sb_backoff *db_bo, bool *trouble,
-                            int64_t wait_ms)
+/* The relay thread's own data besides struct outbox: timers, back-offs, the pipeline's head. */
+struct outbox_relay_ctx {
+	struct outbox *o;
+	struct sb_backoff db_bo, kafka_bo;
+	int64_t next_maint, next_gc, next_select; /* sb_time_mono_ms */
+	int head;                                 /* oldest batch in flight in o->batches */
+};
+
+/* outbox_relay_db_event reports a database error as an event carrying the wait before the
+ * next try. */
+static struct outbox_relay_event
+outbox_relay_db_event(struct outbox_relay_ctx *x, int ret, const char *what)
 {
-	if (o->nbatches == 0) {
-		outbox_relay_wait(o, wait_ms);
-		return;
+	return (struct outbox_relay_event){ OUTBOX_RELAY_EV_DB_ERROR,
+		                            outbox_relay_db_error(x->o, ret, what, &x->db_bo) };
+}
+
+/* MAINTAIN: a new session (after a reconnect) first loses the leases and is set up again;
+ * maintenance runs when due, and always on a new session. */
+static struct outbox_relay_event
+outbox_relay_act_maintain(struct outbox_relay_ctx *x)
+{
+	struct outbox *o = x->o;
+	int ret;
+
+	if (o->session_ready && sb_pg_reconnects(o->pg) != o->pg_reconnects_seen)
+		outbox_lease_lost(o);
+	if (!o->session_ready) {
+		if ((ret = outbox_lease_session_setup(o)) != 0)
+			return outbox_relay_db_event(x, ret, "session");
+		x->next_maint = 0;
 	}
+	if (sb_time_mono_ms() >= x->next_maint) {
+		if ((ret = outbox_relay_maintain(o, &x->next_gc)) != 0)
+			return outbox_relay_db_event(x, ret, "leases");
+		x->next_maint = sb_time_mono_ms() + o->cfg->lease_interval_ms;
+	}
+	return (struct outbox_relay_event){ OUTBOX_RELAY_EV_DONE, 0 };
+}
+
+/* SELECT: the next batch, into the slot after the last batch in flight, from held shards no
+ * batch in flight has rows of. */
+static struct outbox_relay_event
+outbox_relay_act_select(struct outbox_relay_ctx *x)
+{
+	struct outbox *o = x->o;
+	bool free_shards[OUTBOX_SHARDS];
+	int ret;
+
+	for (int s = 0; s < OUTBOX_SHARDS; s++) {
+		free_shards[s] = o->held[s];
+		for (int k = 0; k < o->nbatches; k++)
+			if (o->batches[(x->head + k) % OUTBOX_PIPELINE_MAX].shards[s])
+				free_shards[s] = false;
+	}
+	struct outbox_batch *b = &o->batches[(x->head + o->nbatches) % OUTBOX_PIPELINE_MAX];
+	ret = outbox_store_select(o->pg, free_shards, o->next_shard++, (int)o->cfg->batch_size,
+	                          o->cfg->batch_bytes, o->cfg->common.kafka_topic_prefix, b);
+	if (ret != 0)
+		return outbox_relay_db_event(x, ret, "select");
+	sb_backoff_reset(&x->db_bo);
+	/* After a short batch, let rows accumulate for linger_ms. */
+	if (!b->full)
+		x->next_select = sb_time_mono_ms() + o->cfg->linger_ms;
+	if (sb_pg_reconnects(o->pg) != o->pg_reconnects_seen) {
+		/* The select ran on a new session, which holds none of our leases. */
+		outbox_store_batch_free(b);
+		outbox_lease_lost(o);
+		return (struct outbox_relay_event){ OUTBOX_RELAY_EV_SESSION_LOST, 0 };
+	}
+	if (b->n == 0 || atomic_load(&o->stop)) {
+		/* Nothing to do, or stopping: no new batch is started. */
+		outbox_store_batch_free(b);
+		return (struct outbox_relay_event){ OUTBOX_RELAY_EV_EMPTY, 0 };
+	}
+	return (struct outbox_relay_event){ OUTBOX_RELAY_EV_ROWS, 0 };
+}
+
+/* PRODUCE: the batch SELECT filled joins the pipeline. */
+static struct outbox_relay_event
+outbox_relay_act_produce(struct outbox_relay_ctx *x)
+{
+	struct outbox *o = x->o;
+	struct outbox_batch *b = &o->batches[(x->head + o->nbatches) % OUTBOX_PIPELINE_MAX];
+
+	b->started_ms = sb_time_mono_ms();
+	o->nbatches++;
+	outbox_relay_produce(o, b);
+	return (struct outbox_relay_event){ OUTBOX_RELAY_EV_DONE, 0 };
+}
+
+/* FINISH: the oldest batch in flight. A clean one finished to drain the pipeline resets the
+ * broker back-off. */
+static struct outbox_relay_event
+outbox_relay_act_finish(struct outbox_relay_ctx *x, const struct outbox_relay_sm *sm)
+{
 	bool t = false;
-	int ret = outbox_relay_finish(o, head, &t);
+	int ret = outbox_relay_finish(x->o, &x->head, &t);
+
 	if (ret != 0) {
-		outbox_relay_db_error(o, ret, "mark", db_bo);
-		t = true;
+		/* Acknowledged rows stay unrelayed: sent again (same ce_id). */
+		outbox_relay_db_error(x->o, ret, "mark", &x->db_bo);
+		return (struct outbox_relay_event){ OUTBOX_RELAY_EV_DB_ERROR, 0 };
 	}
-	*trouble = t;
+	if (t)
+		return (struct outbox_relay_event){ OUTBOX_RELAY_EV_TROUBLE, 0 };
+	if (sm->drain)
+		sb_backoff_reset(&x->kafka_bo);
+	return (struct outbox_relay_event){ OUTBOX_RELAY_EV_DONE, 0 };
+}
+
+/* outbox_relay_act runs the action of sm's state and returns the event it reports. */
+static struct outbox_relay_event
+outbox_relay_act(struct outbox_relay_ctx *x, const struct outbox_relay_sm *sm)
+{
+	const struct outbox_relay_event done = { OUTBOX_RELAY_EV_DONE, 0 };
+
+	switch (sm->state) {
+	case OUTBOX_RELAY_MAINTAIN:
+		return outbox_relay_act_maintain(x);
+	case OUTBOX_RELAY_SELECT:
+		return outbox_relay_act_select(x);
+	case OUTBOX_RELAY_PRODUCE:
+		return outbox_relay_act_produce(x);
+	case OUTBOX_RELAY_FINISH:
+		return outbox_relay_act_finish(x, sm);
+	case OUTBOX_RELAY_LINGER:
+	case OUTBOX_RELAY_WAIT:
+		outbox_relay_wait(x->o, sm->wait_ms);
+		return done;
+	case OUTBOX_RELAY_BACKOFF_DB:
+		outbox_relay_sleep(x->o, sm->wait_ms);
+		return done;
+	case OUTBOX_RELAY_BACKOFF_BROKER:
+		outbox_relay_sleep(x->o, sb_backoff_next(&x->kafka_bo));
+		return done;
+	case OUTBOX_RELAY_STOPPED:
+		outbox_lease_release_all(x->o);
+		return done;
+	case OUTBOX_RELAY_START:
+	default:
+		return done;
+	}
+}
+
+/* outbox_relay_inputs reads what the next transition depends on. */
+static struct outbox_relay_in
+outbox_relay_inputs(const struct outbox_relay_ctx *x)
+{
+	const struct outbox *o = x->o;
+	int64_t now = sb_time_mono_ms();
+
+	return (struct outbox_relay_in){
+		.stopping = atomic_load(&o->stop),
+		.nbatches = o->nbatches,
+		.pipeline = (int)o->cfg->pipeline,
+		.session_ok = o->session_ready && sb_pg_reconnects(o->pg) == o->pg_reconnects_seen,
+		.held = atomic_load(&o->held_count) > 0,
+		.until_maint = x->next_maint - now,
+		.until_select = x->next_select - now,
+		.poll_ms = o->cfg->poll_ms,
+	};
 }
 
 static void *
 outbox_relay_run(void *arg)
 {
-	struct outbox *o = arg;
-	struct sb_backoff db_bo, kafka_bo;
-	int64_t next_maint = 0, next_gc = 0, next_select = 0;
-	int head = 0, ret;
-	bool trouble = false;
+	struct outbox_relay_ctx x = { .o = arg };
+	struct outbox_relay_sm sm = { .state = OUTBOX_RELAY_START };
 
-	sb_backoff_init(&db_bo, 100, 5000);
-	sb_backoff_init(&kafka_bo, 100, 5000);
+	sb_backoff_init(&x.db_bo, 100, 5000);
+	sb_backoff_init(&x.kafka_bo, 100, 5000);
 	for (;;) {
-		bool stopping = atomic_load(&o->stop);
-		/* Batches in flight are finished before anything else touches the leases or
-		 * the session, when the pipeline is full, and when stopping. */
-		if (o->nbatches > 0 && (stopping || trouble || o->nbatches >= o->cfg->pipeline ||
-		                        sb_time_mono_ms() >= next_maint)) {
-			bool t = false;
-			if ((ret = outbox_relay_finish(o, &head, &t)) != 0) {
-				/* Acknowledged rows stay unrelayed: sent again (same ce_id). */
-				outbox_relay_db_error(o, ret, "mark", &db_bo);
-				trouble = true;
-			}
-			if (ret == 0 && !t)
-				sb_backoff_reset(&kafka_bo);
-			trouble = trouble || t;
-			continue;
-		}
-		if (stopping)
+		struct outbox_relay_event ev = outbox_relay_act(&x, &sm);
+		if (sm.state == OUTBOX_RELAY_STOPPED)
 			break;
-		if (o->nbatches == 0 && trouble) {
-			trouble = false;
-			outbox_relay_sleep(o, sb_backoff_next(&kafka_bo));
-			continue;
-		}
-		if (o->nbatches == 0) {
-			if (o->session_ready && sb_pg_reconnects(o->pg) != o->pg_reconnects_seen)
-				outbox_lease_lost(o);
-			if (!o->session_ready) {
-				if ((ret = outbox_lease_session_setup(o)) != 0) {
-					outbox_relay_sleep(
-					    o, outbox_relay_db_error(o, ret, "session", &db_bo));
-					continue;
-				}
-				next_maint = 0;
-			}
-			if (sb_time_mono_ms() >= next_maint) {
-				if ((ret = outbox_relay_maintain(o, &next_gc)) != 0) {
-					outbox_relay_sleep(
-					    o, outbox_relay_db_error(o, ret, "leases", &db_bo));
-					continue;
-				}
-				next_maint = sb_time_mono_ms() + o->cfg->lease_interval_ms;
-			}
-		}
-		int64_t until_maint = next_maint - sb_time_mono_ms();
-		if (atomic_load(&o->held_count) == 0) {
-			outbox_relay_wait(o, until_maint);
-			continue;
-		}
-		/* After a short batch, let rows accumulate for linger_ms: finish batches in flight
-		 * meanwhile, or wait (a NOTIFY ends the wait early, the loop comes back here). */
-		int64_t until_select = next_select - sb_time_mono_ms();
-		if (until_select > 0) {
-			outbox_relay_finish_or_wait(o, &head, &db_bo, &trouble, until_select);
-			continue;
-		}
-		/* The next batch comes from held shards no batch in flight has rows of. */
-		bool free_shards[OUTBOX_SHARDS];
-		for (int s = 0; s < OUTBOX_SHARDS; s++) {
-			free_shards[s] = o->held[s];
-			for (int k = 0; k < o->nbatches; k++)
-				if (o->batches[(head + k) % OUTBOX_PIPELINE_MAX].shards[s])
-					free_shards[s] = false;
-		}
-		int tail = (head + o->nbatches) % OUTBOX_PIPELINE_MAX;
-		struct outbox_batch *b = &o->batches[tail];
-		ret = outbox_store_select(o->pg, free_shards, o->next_shard++,
-		                          (int)o->cfg->batch_size, o->cfg->batch_bytes,
-		                          o->cfg->common.kafka_topic_prefix, b);
-		if (ret != 0) {
-			int64_t wait = outbox_relay_db_error(o, ret, "select", &db_bo);
-			if (o->nbatches == 0)
-				outbox_relay_sleep(o, wait);
-			else
-				trouble = true;
-			continue;
-		}
-		sb_backoff_reset(&db_bo);
-		if (!b->full)
-			next_select = sb_time_mono_ms() + o->cfg->linger_ms;
-		if (sb_pg_reconnects(o->pg) != o->pg_reconnects_seen) {
-			/* The select ran on a new session, which holds none of our leases. */
-			outbox_store_batch_free(b);
-			outbox_lease_lost(o);
-			trouble = true;
-			continue;
-		}
-		if (b->n == 0 || atomic_load(&o->stop)) {
-			/* Nothing to do, or stopping: no new batch is started. */
-			outbox_store_batch_free(b);
-			outbox_relay_finish_or_wait(o, &head, &db_bo, &trouble,
-			                            o->cfg->poll_ms < until_maint ? o->cfg->poll_ms
-			                                                          : until_maint);
-			continue;
-		}
-		b->started_ms = sb_time_mono_ms();
-		o->nbatches++;
-		outbox_relay_produce(o, b);
+		struct outbox_relay_in in = outbox_relay_inputs(&x);
+		sm = outbox_relay_next(sm, ev, &in);
 	}
-	outbox_lease_release_all(o);
 	return NULL;
 }
 
