@@ -143,11 +143,12 @@ auth_keys_private(const unsigned char *kek, int has_kek, const char *kid, const 
 	int rv;
 	if (strncmp(stored, "pem:", 4) == 0) {
 		if (has_kek)
-			sb_log_kv(SB_LOG_WARN,
-			          "signing key stored unencrypted although SB_AUTH_KEY_ENCRYPTION_KEY "
-			          "is set (created before the key was); `sb-auth keys rotate` replaces "
-			          "it with a sealed one",
-			          "kid", kid, NULL);
+			sb_log_kv(
+			    SB_LOG_WARN,
+			    "signing key stored unencrypted although SB_AUTH_KEY_ENCRYPTION_KEY "
+			    "is set (created before the key was); `sb-auth keys rotate` replaces "
+			    "it with a sealed one",
+			    "kid", kid, NULL);
 		rv = sb_jwt_key_from_pem(stored + 4, strlen(stored + 4), out);
 	} else if (!has_kek) {
 		sb_log_kv(SB_LOG_ERROR,

@@ -2,6 +2,7 @@
 #include "sb_buf.h"
 #include "sb_err.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,44 +68,85 @@ sb_buf_printf(struct sb_buf *b, const char *fmt, ...)
 	return rv;
 }
 
+/* sb_buf_utf8_len returns the length (2-4) of the valid UTF-8 sequence at p (n bytes left,
+ * p[0] >= 0x80), or 0 when the bytes there are not one: a stray continuation byte, an overlong
+ * form, a surrogate, a code point above U+10FFFF, or a sequence cut short. */
+static size_t
+sb_buf_utf8_len(const unsigned char *p, size_t n)
+{
+	unsigned c = p[0];
+	size_t len;
+	uint32_t cp, min;
+	if (c >= 0xc2 && c <= 0xdf)
+		len = 2, cp = c & 0x1f, min = 0x80;
+	else if (c >= 0xe0 && c <= 0xef)
+		len = 3, cp = c & 0x0f, min = 0x800;
+	else if (c >= 0xf0 && c <= 0xf4)
+		len = 4, cp = c & 0x07, min = 0x10000;
+	else
+		return 0;
+	if (n < len)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (p[i] & 0x3f);
+	}
+	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return len;
+}
+
 int
 sb_buf_json_str(struct sb_buf *b, const char *s)
 {
 	static const char hex[] = "0123456789abcdef";
-	if (sb_buf_reserve(b, strlen(s) + 2) != 0)
-		return SB_ENOMEM;
-	sb_buf_append(b, "\"", 1);
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		char esc[7];
-		switch (*p) {
-		case '"':
-			sb_buf_append(b, "\\\"", 2);
-			break;
-		case '\\':
-			sb_buf_append(b, "\\\\", 2);
-			break;
-		case '\n':
-			sb_buf_append(b, "\\n", 2);
-			break;
-		case '\r':
-			sb_buf_append(b, "\\r", 2);
-			break;
-		case '\t':
-			sb_buf_append(b, "\\t", 2);
-			break;
-		default:
-			if (*p < 0x20) {
-				memcpy(esc, "\\u00", 4);
-				esc[4] = hex[*p >> 4];
-				esc[5] = hex[*p & 15];
-				if (sb_buf_append(b, esc, 6) != 0)
-					return SB_ENOMEM;
-			} else if (sb_buf_append(b, p, 1) != 0) {
-				return SB_ENOMEM;
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = strlen(s), run = 0; /* p[run..i) is copied verbatim when the run ends */
+	int rc = sb_buf_reserve(b, n + 2);
+	if (rc == 0)
+		rc = sb_buf_append(b, "\"", 1);
+	for (size_t i = 0; i < n && rc == 0;) {
+		unsigned c = p[i];
+		const char *esc;
+		char u[7];
+		if (c >= 0x80) {
+			size_t len = sb_buf_utf8_len(p + i, n - i);
+			if (len != 0) {
+				i += len;
+				continue;
 			}
+			esc = "\xef\xbf\xbd"; /* U+FFFD REPLACEMENT CHARACTER, for this one byte */
+		} else if (c == '"') {
+			esc = "\\\"";
+		} else if (c == '\\') {
+			esc = "\\\\";
+		} else if (c == '\n') {
+			esc = "\\n";
+		} else if (c == '\r') {
+			esc = "\\r";
+		} else if (c == '\t') {
+			esc = "\\t";
+		} else if (c < 0x20) {
+			memcpy(u, "\\u00", 4);
+			u[4] = hex[c >> 4];
+			u[5] = hex[c & 15];
+			u[6] = '\0';
+			esc = u;
+		} else {
+			i++;
+			continue;
 		}
+		rc = sb_buf_append(b, p + run, i - run);
+		if (rc == 0)
+			rc = sb_buf_puts(b, esc);
+		run = ++i;
 	}
-	return sb_buf_append(b, "\"", 1);
+	if (rc == 0)
+		rc = sb_buf_append(b, p + run, n - run);
+	if (rc == 0)
+		rc = sb_buf_append(b, "\"", 1);
+	return rc;
 }
 
 void

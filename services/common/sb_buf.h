@@ -25,7 +25,9 @@ int sb_buf_puts(struct sb_buf *b, const char *s);
 /* sb_buf_printf appends printf-formatted text. Returns 0 or SB_ENOMEM. */
 int sb_buf_printf(struct sb_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int sb_buf_vprintf(struct sb_buf *b, const char *fmt, va_list ap);
-/* sb_buf_json_str appends s as a JSON string literal (quotes and escapes included). */
+/* sb_buf_json_str appends s as a JSON string literal (quotes and escapes included). Bytes of s
+ * that are not valid UTF-8 are written as U+FFFD, one per byte, so the literal is always valid
+ * JSON (as the transcoder's output is, sb_json.h). Returns 0 or SB_ENOMEM. */
 int sb_buf_json_str(struct sb_buf *b, const char *s);
 /* sb_buf_reset empties b, keeping its memory. */
 void sb_buf_reset(struct sb_buf *b);

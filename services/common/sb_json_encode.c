@@ -89,10 +89,14 @@ sb_json_enc_i64(struct sb_buf *b, int64_t v, bool quote)
 	return sb_json_enc_u64(b, mag, v < 0, quote);
 }
 
-/* Appends x with the fewest digits that read back as the same float (or double). */
+/* Appends x with the fewest digits that read back as the same float (or double). Negative
+ * zero is written "-0.0": "%g" gives "-0", which reads back as the integer 0 and loses the
+ * sign. */
 static int
 sb_json_enc_real(struct sb_buf *b, double x, bool is_float)
 {
+	if (x == 0 && signbit(x))
+		return SB_JSON_PUT(b, "-0.0");
 	if (isnan(x))
 		return SB_JSON_PUT(b, "\"NaN\"");
 	if (isinf(x))

@@ -357,10 +357,50 @@ test_output_of_odd_messages(void **state)
 	assert_int_equal(sb_pb_to_json_buf(&e.base, &b), 0);
 	assert_non_null(strstr(b.data, "\"f_string\":\"a\xef\xbf\xbd\\u0001z\""));
 	assert_non_null(strstr(b.data, "\"metadata\":{\"b\":\"b\",\"a\":\"last\"}"));
-	assert_non_null(strstr(b.data, "\"f_double\":-0,"));
+	assert_non_null(strstr(b.data, "\"f_double\":-0.0,"));
 	assert_non_null(strstr(b.data, "\"f_float\":3.4028235e+38,"));
 	sb_buf_free(&b);
 	assert_int_equal(sb_pb_to_json_buf(NULL, &b), SB_EINVAL);
+}
+
+/* Negative zero stays a negative real through JSON -> protobuf -> JSON: written "-0.0", never
+ * "-0" (which reads back as the integer 0). Regression: {"r_float":[-0.0]} came back as 0. */
+static void
+test_negative_zero_round_trip(void **state)
+{
+	(void)state;
+	struct sb_json_errors errs;
+	ProtobufCMessage *m = NULL;
+	assert_int_equal(
+	    decode("{\"r_float\":[-0.0],\"r_double\":[-0.0,0.0],\"f_float\":-0.0}", &m, &errs), 0);
+	Sb__Test__Everything *e = (Sb__Test__Everything *)m;
+	assert_int_equal(e->n_r_float, 1);
+	assert_true(e->r_float[0] == 0 && signbit(e->r_float[0]));
+	assert_true(signbit(e->r_double[0]) && !signbit(e->r_double[1]));
+	assert_true(signbit(e->f_float));
+
+	struct sb_buf b = SB_BUF_INIT;
+	assert_int_equal(sb_pb_to_json_buf(m, &b), 0);
+	assert_non_null(strstr(b.data, "\"r_float\":[-0.0]"));
+	assert_non_null(strstr(b.data, "\"r_double\":[-0.0,0]"));
+	assert_non_null(strstr(b.data, "\"f_float\":-0.0"));
+	protobuf_c_message_free_unpacked(m, NULL);
+
+	/* ... and reads back with its sign, as a real. */
+	m = NULL;
+	assert_int_equal(decode(b.data, &m, &errs), 0);
+	e = (Sb__Test__Everything *)m;
+	assert_true(e->n_r_float == 1 && signbit(e->r_float[0]));
+	assert_true(signbit(e->r_double[0]) && signbit(e->f_float));
+	struct sb_buf b2 = SB_BUF_INIT;
+	assert_int_equal(sb_pb_to_json_buf(m, &b2), 0);
+	assert_string_equal(b.data, b2.data);
+	json_t *j = sb_pb_to_json(m);
+	assert_true(json_is_real(json_array_get(json_object_get(j, "r_float"), 0)));
+	json_decref(j);
+	sb_buf_free(&b);
+	sb_buf_free(&b2);
+	protobuf_c_message_free_unpacked(m, NULL);
 }
 
 /* Many duplicate keys (the sorted path) still give one key each, last value winning. */
@@ -400,6 +440,7 @@ main(void)
 		cmocka_unit_test(test_transcode_depth_cap),
 		cmocka_unit_test(test_output_of_odd_messages),
 		cmocka_unit_test(test_output_large_map_dedup),
+		cmocka_unit_test(test_negative_zero_round_trip),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -567,9 +567,23 @@ sb_rpc_batch_deliver(struct sb_rpc_bcall *list, nng_msg *m)
 		sb_rpc_bcalls_fail(list, SB__RPC__CODE__INTERNAL, "malformed response envelope", 0);
 		return;
 	}
-	if (env->code != SB__RPC__CODE__OK) { /* the batch as a whole: draining, deadline, ... */
-		sb_rpc_bcalls_fail(list, (int)env->code, env->message, env->retry_after_ms);
+	if (env->code != SB__RPC__CODE__OK) {
+		/* The batch as a whole (draining, deadline, ...): every call gets that Response as
+		 * a lone call would, decoded into a result of its own, so that its message and
+		 * violations live until the caller frees it (not only until this returns). */
 		sb__rpc__response__free_unpacked(env, NULL);
+		for (struct sb_rpc_bcall *c = list, *next; c != NULL; c = next) {
+			struct sb_rpc_result res = { 0 };
+			const char *msg = NULL;
+
+			next = c->next;
+			if (sb_rpc_result_parse(c->w.resp_desc, nng_msg_body(m), nng_msg_len(m),
+			                        &res, &msg) != 0) {
+				res.code = SB__RPC__CODE__INTERNAL;
+				res.message = msg;
+			}
+			sb_rpc_bcall_done(c, &res);
+		}
 		return;
 	}
 	br = sb__rpc__batch_reply__unpack(NULL, env->payload.len, env->payload.data);

@@ -14,7 +14,9 @@
 #include "sb_err.h"
 
 #include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
+#include <nng/transport/tcp/tcp.h>
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -1345,6 +1347,99 @@ test_batch_close(void **state)
 	assert_int_equal(atomic_load(&n_later_done), before + 1);
 }
 
+/* fail_batch receives one batch on rep, checks it holds n calls, and answers it as a whole
+ * with UNAVAILABLE, a message, a violation and a retry-after (what a server that cannot take
+ * the batch on says). */
+static void
+fail_batch(nng_socket rep, size_t n)
+{
+	nng_msg *m;
+	assert_int_equal(nng_recvmsg(rep, &m, 0), 0);
+	Sb__Rpc__Request *env = sb__rpc__request__unpack(NULL, nng_msg_len(m), nng_msg_body(m));
+	assert_non_null(env);
+	assert_string_equal(env->method, SB_RPC_BATCH_METHOD);
+	Sb__Rpc__Batch *b = sb__rpc__batch__unpack(NULL, env->payload.len, env->payload.data);
+	assert_non_null(b);
+	assert_int_equal(b->n_requests, n);
+	sb__rpc__batch__free_unpacked(b, NULL);
+	sb__rpc__request__free_unpacked(env, NULL);
+
+	Sb__Rpc__Response r = SB__RPC__RESPONSE__INIT;
+	Sb__Rpc__Violation v = SB__RPC__VIOLATION__INIT, *vs[1] = { &v };
+	uint8_t buf[256];
+	v.field = "batch";
+	v.reason = "not now";
+	r.code = SB__RPC__CODE__UNAVAILABLE;
+	r.message = "going away";
+	r.violations = vs;
+	r.n_violations = 1;
+	r.retry_after_ms = 500;
+	nng_msg_clear(m);
+	assert_int_equal(nng_msg_append(m, buf, sb__rpc__response__pack(&r, buf)), 0);
+	assert_int_equal(nng_sendmsg(rep, m, 0), 0);
+}
+
+/* A batch refused as a whole reaches each of its callers as that Response would reach a lone
+ * call: code, message, violations, retry-after, in a result each caller owns and may keep after
+ * its callback. Regression (found by tests/fuzz/sb_rpc_fuzz): the message pointed into the
+ * reply, freed as soon as the callbacks had returned. */
+static void
+test_batch_failed_whole(void **state)
+{
+	(void)state;
+	struct named n = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, { { 0 } } };
+	struct named_arg a[3];
+	struct sb_rpc_client *cli;
+	nng_socket rep;
+	nng_listener l;
+	char url[64];
+	int port;
+
+	assert_int_equal(nng_rep0_open(&rep), 0);
+	nng_socket_set_ms(rep, NNG_OPT_RECVTIMEO, 5000);
+	assert_int_equal(nng_listen(rep, "tcp://127.0.0.1:0", &l, 0), 0);
+	assert_int_equal(nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port), 0);
+	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", port);
+	assert_int_equal(sb_rpc_client_open(url, &cli), 0);
+	assert_int_equal(sb_rpc_client_batch(cli, batched, 1), 0);
+	for (int i = 0; i < 3; i++) {
+		Sb__Rpc__Violation req = SB__RPC__VIOLATION__INIT;
+		struct sb_rpc_meta meta = { .timeout_ms = 5000 };
+
+		a[i] = (struct named_arg){ &n, i };
+		req.field = "x";
+		assert_int_equal(sb_rpc_call_async(cli, "test.Quick", &req.base,
+		                                   &sb__rpc__dependency_status__descriptor, &meta,
+		                                   on_named, &a[i]),
+		                 0);
+		if (i == 0)
+			sleep_ms(50); /* the first leaves alone; the other two wait for its reply */
+	}
+	fail_batch(rep, 1);
+	fail_batch(rep, 2);
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 10;
+	pthread_mutex_lock(&n.mu);
+	while (n.done < 3 && pthread_cond_timedwait(&n.cv, &n.mu, &until) == 0)
+		;
+	pthread_mutex_unlock(&n.mu);
+	assert_int_equal(n.done, 3);
+	for (int i = 0; i < 3; i++) {
+		struct sb_rpc_result *r = &n.res[i];
+		assert_int_equal(r->code, SB__RPC__CODE__UNAVAILABLE);
+		assert_null(r->resp);
+		assert_string_equal(r->message, "going away");
+		assert_int_equal(r->n_violations, 1);
+		assert_string_equal(r->violations[0]->field, "batch");
+		assert_string_equal(r->violations[0]->reason, "not now");
+		assert_int_equal(r->retry_after_ms, 500);
+		sb_rpc_result_free(r); /* the next result does not depend on this one */
+	}
+	sb_rpc_client_free(cli);
+	nng_close(rep);
+}
+
 int
 main(void)
 {
@@ -1373,6 +1468,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_batch_wire, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_batch_queued_deadline, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_batch_close, setup, teardown),
+		cmocka_unit_test(test_batch_failed_whole),
 	};
 
 	sb_log_init("rpc-test", SB_LOG_WARN);
