@@ -1,6 +1,7 @@
 /* conn.c: one WebSocket connection as an explicit state machine (AUTHWAIT → JOINING → OPEN →
- * CLOSING → CLOSED), its bounded send queue, its timers (ping, pong, token expiry, auth) and
- * the client frames it accepts. Runs on the lws thread only. */
+ * CLOSING → CLOSED), its bounded send queue, its deadlines (ping, pong, token expiry, auth: one
+ * entry in rt->timers) and the client commands it accepts, dispatched from one table
+ * (rt_conn_cmds). Runs on the lws thread only. */
 #include "realtime.h"
 
 #include <stdint.h>
@@ -44,7 +45,7 @@ rt_conn_close(struct rt_conn *c, int code, const char *reason)
 	c->close_code = code;
 	snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason);
 	if (code == RT_CLOSE_SLOW_CONSUMER)
-		sb_series_inc(rt_g.m.slow);
+		sb_series_inc(c->rt->m.slow);
 	char num[16];
 	snprintf(num, sizeof(num), "%d", code);
 	sb_log_kv(SB_LOG_INFO, "closing a WebSocket", "code", num, "reason", c->close_reason,
@@ -60,7 +61,7 @@ rt_conn_send(struct rt_conn *c, struct rt_frame *f)
 {
 	if (c->state >= RT_CONN_CLOSING || f == NULL)
 		return;
-	if (c->qbytes + f->len > (size_t)rt_g.cfg->send_queue_bytes) {
+	if (c->qbytes + f->len > (size_t)c->rt->cfg->send_queue_bytes) {
 		rt_conn_close(c, RT_CLOSE_SLOW_CONSUMER, "slow consumer: resume with since_seq");
 		return;
 	}
@@ -160,10 +161,10 @@ rt_conn_writable(struct rt_conn *c)
 	int n = lws_write(c->wsi, f->buf + LWS_PRE, f->len, LWS_WRITE_TEXT);
 	if (n >= 0 && f->event_ms > 0) {
 		int64_t ms = sb_time_now_ms() - f->event_ms;
-		sb_series_observe(rt_g.m.latency, ms < 0 ? 0 : (double)ms / 1000.0);
+		sb_series_observe(c->rt->m.latency, ms < 0 ? 0 : (double)ms / 1000.0);
 	}
 	if (n >= 0 && f->seq > 0 && f->sender[0] && strcmp(f->type, "message.created") == 0)
-		rt_delivered_add(f, c->user);
+		rt_delivered_add(&c->rt->delivered, f, c->user);
 	rt_frame_unref(f);
 	if (n < 0)
 		return -1;
@@ -187,7 +188,7 @@ rt_conn_unread(struct rt_conn *c)
 static int64_t
 rt_conn_ping_timer(struct rt_conn *c, int64_t mono)
 {
-	const struct realtime_cfg *cfg = rt_g.cfg;
+	const struct realtime_cfg *cfg = c->rt->cfg;
 	int64_t deadline;
 	switch (c->ping) {
 	case RT_PING_IDLE:
@@ -244,7 +245,15 @@ rt_conn_timer(struct rt_conn *c)
 		next = c->auth_deadline_ms;
 	if (c->exp_ms > 0 && mono + (c->exp_ms - now) < next)
 		next = mono + (c->exp_ms - now);
-	rt_timer_set(c, next > mono ? next : mono + 1);
+	if (rt_timer_set(&c->rt->timers, &c->timer, next > mono ? next : mono + 1) != 0)
+		rt_conn_close(c, 1011, "out of memory");
+}
+
+void
+rt_conn_deadline(struct rt_timer *tm, void *arg)
+{
+	(void)arg;
+	rt_conn_timer((struct rt_conn *)(void *)((char *)tm - offsetof(struct rt_conn, timer)));
 }
 
 void
@@ -253,15 +262,14 @@ rt_conn_pong(struct rt_conn *c)
 	if (c->ping != RT_PING_SENT && c->ping != RT_PING_FLUSHING)
 		return; /* unsolicited: a peer may send pongs as heartbeats */
 	c->ping = RT_PING_IDLE;
-	c->next_ping_ms = sb_time_mono_ms() + rt_g.cfg->ping_interval_ms;
+	c->next_ping_ms = sb_time_mono_ms() + c->rt->cfg->ping_interval_ms;
 	rt_conn_timer(c);
 }
 
 int
-rt_conn_verify(struct rt_conn *c, const char *token, size_t len, struct sb_jwt_principal *p)
+rt_conn_verify(struct rt *rt, const char *token, size_t len, struct sb_jwt_principal *p)
 {
-	(void)c;
-	int rv = rt_authn_verify(token, len, p);
+	int rv = rt_authn_verify(&rt->authn, token, len, p);
 	if (rv == 0 && p->user_id[0] == '\0')
 		rv = SB_JWT_BAD_CLAIMS; /* a client acting on its own behalf has no conversations */
 	if (rv == 0 && (!rt_id_valid(p->user_id, strlen(p->user_id)) ||
@@ -269,7 +277,7 @@ rt_conn_verify(struct rt_conn *c, const char *token, size_t len, struct sb_jwt_p
 		rv = SB_JWT_BAD_CLAIMS;
 	if (rv != 0) {
 		const char *name = sb_jwt_reason_name(rv);
-		sb_series_inc(sb_metric_with(rt_g.m.refused_m, name ? name : "error"));
+		sb_series_inc(sb_metric_with(rt->m.refused_m, name ? name : "error"));
 		sb_log_kv(SB_LOG_INFO, "access token refused", "reason", name ? name : "error",
 		          NULL);
 	}
@@ -288,20 +296,19 @@ rt_conn_memberships_done(struct rt_ev *ev)
 		} else {
 			Sb__Messages__ListMembershipsResponse *r = (void *)ev->res.resp;
 			struct sb_buf b = SB_BUF_INIT;
-			sb_buf_puts(&b, "{\"type\":\"ready\",\"user_id\":");
-			sb_buf_json_str(&b, c->user);
-			sb_buf_printf(&b, ",\"resume\":%s,\"conversation_ids\":[",
-			              c->resume ? "true" : "false");
-			for (size_t i = 0; i < r->n_conversation_ids; i++) {
-				const char *id = r->conversation_ids[i];
-				if (i)
-					sb_buf_puts(&b, ",");
-				sb_buf_json_str(&b, id);
-			}
-			sb_buf_puts(&b, "]}");
+			bool failed = sb_buf_puts(&b, "{\"type\":\"ready\",\"user_id\":") ||
+			              sb_buf_json_str(&b, c->user) ||
+			              sb_buf_printf(&b, ",\"resume\":%s,\"conversation_ids\":[",
+			                            c->resume ? "true" : "false");
+			for (size_t i = 0; !failed && i < r->n_conversation_ids; i++)
+				failed = (i > 0 && sb_buf_puts(&b, ",")) ||
+				         sb_buf_json_str(&b, r->conversation_ids[i]);
+			failed = failed || sb_buf_puts(&b, "]}");
 			c->state = RT_CONN_OPEN;
-			if (b.data)
+			if (!failed)
 				rt_conn_send_new(c, rt_frame_new(b.data, b.len, 0, 0));
+			else
+				rt_conn_close(c, 1011, "out of memory");
 			sb_buf_free(&b);
 			if (!c->resume)
 				for (size_t i = 0; i < r->n_conversation_ids; i++) {
@@ -321,12 +328,16 @@ rt_conn_authenticated(struct rt_conn *c, const struct sb_jwt_principal *p)
 	snprintf(c->tenant, sizeof(c->tenant), "%.63s", p->tenant_id);
 	snprintf(c->jti, sizeof(c->jti), "%.63s", p->jti);
 	c->exp_ms = p->exp * 1000;
-	intptr_t n = (intptr_t)rt_map_get(&rt_g.users, c->user);
-	if (n >= rt_g.cfg->max_conn_per_user) {
+	struct rt *rt = c->rt;
+	intptr_t n = (intptr_t)rt_map_get(&rt->users, c->user);
+	if (n >= rt->cfg->max_conn_per_user) {
 		rt_conn_close(c, RT_CLOSE_TOO_MANY, "too many connections for this user");
 		return;
 	}
-	rt_map_put(&rt_g.users, c->user, (void *)(n + 1));
+	if (rt_map_put(&rt->users, c->user, (void *)(n + 1)) != 0) {
+		rt_conn_close(c, 1011, "out of memory");
+		return;
+	}
 	c->counted = true;
 	c->state = RT_CONN_JOINING;
 	rt_sub_open(c, NULL, -1, true); /* the user channel: subs[0] */
@@ -358,89 +369,116 @@ rt_conn_read_done(struct rt_ev *ev)
 	rt_conn_unref(c);
 }
 
+/* --- client commands: one handler and one row each ------------------------------------- */
+
 static void
-rt_conn_cmd(struct rt_conn *c, struct rt_cmd *cmd)
+rt_conn_cmd_auth(struct rt_conn *c, const struct rt_cmd *cmd)
 {
-	struct sb_jwt_principal *p;
-	switch (cmd->type) {
-	case RT_CMD_AUTH:
-	case RT_CMD_REFRESH:
-		if ((cmd->type == RT_CMD_AUTH) != (c->state == RT_CONN_AUTHWAIT)) {
-			rt_conn_send_new(c,
-			                 rt_frame_error("bad_state",
-			                                cmd->type == RT_CMD_AUTH
-			                                    ? "already authenticated: use refresh"
-			                                    : "authenticate first",
-			                                NULL));
-			return;
-		}
-		p = malloc(sizeof(*p));
-		if (p == NULL || rt_conn_verify(c, cmd->token, strlen(cmd->token), p) != 0) {
-			free(p);
-			rt_conn_close(c, RT_CLOSE_UNAUTHORIZED, "invalid token");
-			return;
-		}
-		if (cmd->type == RT_CMD_AUTH) {
-			rt_conn_authenticated(c, p);
-		} else if (strcmp(p->user_id, c->user) != 0 || strcmp(p->tenant_id, c->tenant)) {
-			rt_conn_close(c, RT_CLOSE_UNAUTHORIZED, "token of another user");
-		} else {
-			c->exp_ms = p->exp * 1000;
-			rt_conn_send_new(c, rt_frame_simple("refreshed", cmd->req_id));
-			rt_conn_timer(c);
-		}
+	struct sb_jwt_principal *p = malloc(sizeof(*p));
+	if (p == NULL || rt_conn_verify(c->rt, cmd->token, strlen(cmd->token), p) != 0)
+		rt_conn_close(c, RT_CLOSE_UNAUTHORIZED, "invalid token");
+	else
+		rt_conn_authenticated(c, p);
+	if (p != NULL)
 		explicit_bzero(p, sizeof(*p));
-		free(p);
+	free(p);
+}
+
+static void
+rt_conn_cmd_refresh(struct rt_conn *c, const struct rt_cmd *cmd)
+{
+	struct sb_jwt_principal *p = malloc(sizeof(*p));
+	if (p == NULL || rt_conn_verify(c->rt, cmd->token, strlen(cmd->token), p) != 0) {
+		rt_conn_close(c, RT_CLOSE_UNAUTHORIZED, "invalid token");
+	} else if (strcmp(p->user_id, c->user) != 0 || strcmp(p->tenant_id, c->tenant) != 0) {
+		rt_conn_close(c, RT_CLOSE_UNAUTHORIZED, "token of another user");
+	} else {
+		c->exp_ms = p->exp * 1000;
+		rt_conn_send_new(c, rt_frame_simple("refreshed", cmd->req_id));
+		rt_conn_timer(c);
+	}
+	if (p != NULL)
+		explicit_bzero(p, sizeof(*p));
+	free(p);
+}
+
+static void
+rt_conn_cmd_ping(struct rt_conn *c, const struct rt_cmd *cmd)
+{
+	rt_conn_send_new(c, rt_frame_simple("pong", cmd->req_id));
+}
+
+static void
+rt_conn_cmd_subscribe(struct rt_conn *c, const struct rt_cmd *cmd)
+{
+	rt_sub_open(c, cmd->conv, cmd->seq, false);
+}
+
+static void
+rt_conn_cmd_unsubscribe(struct rt_conn *c, const struct rt_cmd *cmd)
+{
+	struct rt_sub *s = rt_sub_find(c, cmd->conv);
+	if (s != NULL)
+		rt_sub_end(s);
+	struct sb_buf b = SB_BUF_INIT;
+	bool failed = sb_buf_puts(&b, "{\"type\":\"unsubscribed\",\"conversation_id\":") ||
+	              sb_buf_json_str(&b, cmd->conv) || sb_buf_puts(&b, "}");
+	if (!failed)
+		rt_conn_send_new(c, rt_frame_new(b.data, b.len, 0, 0));
+	sb_buf_free(&b);
+}
+
+static void
+rt_conn_cmd_read(struct rt_conn *c, const struct rt_cmd *cmd)
+{
+	Sb__Messages__MarkReadRequest req = SB__MESSAGES__MARK_READ_REQUEST__INIT;
+	req.id = (char *)cmd->conv;
+	req.up_to_seq = cmd->seq;
+	c->refs++;
+	if (rt_sub_rpc(c, "messages.MarkRead", &req.base,
+	               &sb__messages__mark_read_response__descriptor, rt_conn_read_done, c) != 0) {
+		c->refs--;
+		rt_conn_send_new(c, rt_frame_error("unavailable", "cannot mark read", NULL));
+	}
+}
+
+#define RT_IN(state)    (1u << (state))
+#define RT_AUTHED       (RT_IN(RT_CONN_JOINING) | RT_IN(RT_CONN_OPEN))
+#define RT_NOT_YET_OPEN "not ready yet: wait for the ready frame"
+
+/* What each client command does (frame.c's rt_cmd_defs has its syntax), indexed by type: the
+ * connection states that accept it, the bad_state error's message in any other state, and its
+ * handler. Before authentication only auth gets this far (rt_conn_rx closes the connection for
+ * anything else), so a row lists AUTHWAIT only when the command is auth. */
+static const struct rt_conn_cmd {
+	unsigned states; /* RT_IN() of each state that accepts the command */
+	const char *refused;
+	void (*run)(struct rt_conn *c, const struct rt_cmd *cmd);
+} rt_conn_cmds[RT_CMD_COUNT] = {
+	[RT_CMD_AUTH] = { RT_IN(RT_CONN_AUTHWAIT), "already authenticated: use refresh",
+	                  rt_conn_cmd_auth },
+	[RT_CMD_REFRESH] = { RT_AUTHED, "authenticate first", rt_conn_cmd_refresh },
+	[RT_CMD_PING] = { RT_AUTHED, "authenticate first", rt_conn_cmd_ping },
+	[RT_CMD_SUBSCRIBE] = { RT_IN(RT_CONN_OPEN), RT_NOT_YET_OPEN, rt_conn_cmd_subscribe },
+	[RT_CMD_UNSUBSCRIBE] = { RT_IN(RT_CONN_OPEN), RT_NOT_YET_OPEN, rt_conn_cmd_unsubscribe },
+	[RT_CMD_READ] = { RT_IN(RT_CONN_OPEN), RT_NOT_YET_OPEN, rt_conn_cmd_read },
+};
+
+/* rt_conn_cmd runs a parsed command through its row. */
+static void
+rt_conn_cmd(struct rt_conn *c, const struct rt_cmd *cmd)
+{
+	const struct rt_conn_cmd *d =
+	    cmd->type > 0 && cmd->type < RT_CMD_COUNT ? &rt_conn_cmds[cmd->type] : NULL;
+	if (d == NULL || d->run == NULL) {
+		rt_conn_send_new(c, rt_frame_error("internal", "command without a handler", NULL));
 		return;
-	case RT_CMD_PING:
-		rt_conn_send_new(c, rt_frame_simple("pong", cmd->req_id));
-		return;
-	default:
-		break;
 	}
-	if (c->state != RT_CONN_OPEN) {
-		rt_conn_send_new(c, rt_frame_error("bad_state",
-		                                   c->state == RT_CONN_AUTHWAIT
-		                                       ? "authenticate first"
-		                                       : "not ready yet: wait for the ready frame",
-		                                   cmd->conv));
+	if ((d->states & RT_IN(c->state)) == 0) {
+		rt_conn_send_new(c, rt_frame_error("bad_state", d->refused, cmd->conv));
 		return;
 	}
-	struct rt_sub *s;
-	switch (cmd->type) {
-	case RT_CMD_SUBSCRIBE:
-		rt_sub_open(c, cmd->conv, cmd->seq, false);
-		break;
-	case RT_CMD_UNSUBSCRIBE:
-		if ((s = rt_sub_find(c, cmd->conv)) != NULL)
-			rt_sub_end(s);
-		{
-			struct sb_buf b = SB_BUF_INIT;
-			sb_buf_puts(&b, "{\"type\":\"unsubscribed\",\"conversation_id\":");
-			sb_buf_json_str(&b, cmd->conv);
-			sb_buf_puts(&b, "}");
-			if (b.data)
-				rt_conn_send_new(c, rt_frame_new(b.data, b.len, 0, 0));
-			sb_buf_free(&b);
-		}
-		break;
-	case RT_CMD_READ: {
-		Sb__Messages__MarkReadRequest req = SB__MESSAGES__MARK_READ_REQUEST__INIT;
-		req.id = cmd->conv;
-		req.up_to_seq = cmd->seq;
-		c->refs++;
-		if (rt_sub_rpc(c, "messages.MarkRead", &req.base,
-		               &sb__messages__mark_read_response__descriptor, rt_conn_read_done,
-		               c) != 0) {
-			c->refs--;
-			rt_conn_send_new(c,
-			                 rt_frame_error("unavailable", "cannot mark read", NULL));
-		}
-		break;
-	}
-	default:
-		break;
-	}
+	d->run(c, cmd);
 }
 
 void
@@ -449,37 +487,40 @@ rt_conn_rx(struct rt_conn *c, const char *text, size_t len)
 	if (c->state >= RT_CONN_CLOSING)
 		return;
 	struct rt_cmd cmd;
-	if (rt_cmd_parse(text, len, &cmd) != 0) {
-		if (c->state == RT_CONN_AUTHWAIT && cmd.type != RT_CMD_AUTH)
-			rt_conn_close(c, RT_CLOSE_UNAUTHORIZED, "the first frame must be auth");
-		else
-			rt_conn_send_new(
-			    c, rt_frame_error(cmd.code ? cmd.code : "internal", cmd.err, cmd.conv));
-	} else if (c->state == RT_CONN_AUTHWAIT && cmd.type != RT_CMD_AUTH) {
+	int rv = rt_cmd_parse(text, len, &cmd);
+	if (c->state == RT_CONN_AUTHWAIT && cmd.type != RT_CMD_AUTH)
 		rt_conn_close(c, RT_CLOSE_UNAUTHORIZED, "the first frame must be auth");
-	} else {
+	else if (rv != 0)
+		rt_conn_send_new(c,
+		                 rt_frame_error(cmd.code ? cmd.code : "internal",
+		                                cmd.err[0] ? cmd.err : "out of memory", cmd.conv));
+	else
 		rt_conn_cmd(c, &cmd);
-	}
 	rt_cmd_clear(&cmd);
 }
 
 void
 rt_conn_closed(struct rt_conn *c)
 {
-	rt_timer_cancel(c);
+	rt_timer_cancel(&c->rt->timers, &c->timer);
 	c->wsi = NULL;
 	c->state = RT_CONN_CLOSED;
 	while (c->nsubs > 0)
 		rt_sub_end(c->subs[c->nsubs - 1]);
 	rt_conn_queue_clear(c);
+	if (c->rx != NULL) /* part of a frame: maybe an auth or refresh one */
+		explicit_bzero(c->rx, c->rxlen);
 	free(c->rx);
 	c->rx = NULL;
+	c->rxlen = 0;
 	if (c->counted) {
-		intptr_t n = (intptr_t)rt_map_get(&rt_g.users, c->user);
+		struct rt_map *users = &c->rt->users;
+		intptr_t n = (intptr_t)rt_map_get(users, c->user);
 		if (n <= 1)
-			rt_map_del(&rt_g.users, c->user);
+			rt_map_del(users, c->user);
 		else
-			rt_map_put(&rt_g.users, c->user, (void *)(n - 1));
+			rt_map_put(users, c->user,
+			           (void *)(n - 1)); /* the key exists: no allocation */
 		c->counted = false;
 	}
 }

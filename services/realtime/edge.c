@@ -1,11 +1,13 @@
-/* edge.c: the WebSocket server. One lws context and its one service thread; the handshake
- * checks (path /ws, Origin allow-list, ?token=, per-user limit) answer plain HTTP errors before
- * any upgrade; events from other threads arrive through inbox.c. Start and stop hooks. */
+/* edge.c: the WebSocket server and the process. One lws context and its one service thread;
+ * the handshake checks (path /ws, Origin allow-list, ?token=, per-user limit) answer plain HTTP
+ * errors before any upgrade; events from other threads arrive through inbox.c. The start and
+ * stop hooks set up and tear down struct rt, in mirrored order. */
 #include "realtime.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <libwebsockets.h>
 
@@ -13,13 +15,22 @@
 #include "sb_log.h"
 #include "sb_util_time.h"
 
-struct rt rt_g;
+/* The process's one struct rt. Static storage rather than the heap because nng may still run
+ * an RPC callback after the stop hook (the service frees the upstream clients after it, and
+ * their pending calls then complete with CANCELLED): whatever such a late callback touches
+ * stays valid. Only the hooks name it; everything else is handed a pointer. */
+static struct rt rt_process;
+
+/* rt_edge_rt returns the struct rt of wsi's context (info.user). */
+static struct rt *
+rt_edge_rt(struct lws *wsi)
+{
+	return lws_context_user(lws_get_context(wsi));
+}
 
 struct rt_pss {
 	struct rt_conn *c;
 };
-
-static lws_sorted_usec_list_t rt_edge_tick;
 
 /* rt_edge_lws_log hands lws's own warnings to our log with any token= value masked: lws may
  * quote request URIs, and tokens must never reach a log. */
@@ -44,7 +55,7 @@ rt_edge_lws_log(int level, const char *line)
 }
 
 static bool
-rt_edge_origin_ok(struct lws *wsi)
+rt_edge_origin_ok(struct rt *rt, struct lws *wsi)
 {
 	int len = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN);
 	if (len <= 0)
@@ -53,8 +64,8 @@ rt_edge_origin_ok(struct lws *wsi)
 	if (len >= (int)sizeof(origin) ||
 	    lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) < 0)
 		return false;
-	for (size_t i = 0; i < rt_g.norigins; i++)
-		if (strcmp(rt_g.origins[i], "*") == 0 || strcmp(rt_g.origins[i], origin) == 0)
+	for (size_t i = 0; i < rt->norigins; i++)
+		if (strcmp(rt->origins[i], "*") == 0 || strcmp(rt->origins[i], origin) == 0)
 			return true;
 	return false;
 }
@@ -89,72 +100,75 @@ rt_edge_has_arg(struct lws *wsi, const char *name)
 }
 
 static int
-rt_edge_refuse(struct lws *wsi, unsigned int status, const char *why)
+rt_edge_refuse(struct rt *rt, struct lws *wsi, unsigned int status, const char *why)
 {
-	sb_series_inc(sb_metric_with(rt_g.m.refused_m, why));
+	sb_series_inc(sb_metric_with(rt->m.refused_m, why));
 	lws_return_http_status(wsi, status, why);
 	return -1;
 }
 
 /* rt_edge_filter checks an upgrade request before lws accepts it. */
 static int
-rt_edge_filter(struct lws *wsi)
+rt_edge_filter(struct rt *rt, struct lws *wsi)
 {
 	char uri[64];
 	if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) < 0 || strcmp(uri, "/ws") != 0)
-		return rt_edge_refuse(wsi, HTTP_STATUS_NOT_FOUND, "not_found");
-	if (!rt_edge_origin_ok(wsi))
-		return rt_edge_refuse(wsi, HTTP_STATUS_FORBIDDEN, "origin");
+		return rt_edge_refuse(rt, wsi, HTTP_STATUS_NOT_FOUND, "not_found");
+	if (!rt_edge_origin_ok(rt, wsi))
+		return rt_edge_refuse(rt, wsi, HTTP_STATUS_FORBIDDEN, "origin");
 	char *tok = malloc(SB_JWT_MAX_TOKEN + 16);
 	struct sb_jwt_principal *p = malloc(sizeof(*p));
 	int rv = 0;
 	if (tok == NULL || p == NULL) {
-		rv = rt_edge_refuse(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "memory");
+		rv = rt_edge_refuse(rt, wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "memory");
 		goto done;
 	}
 	int n = rt_edge_token(wsi, tok, SB_JWT_MAX_TOKEN + 16);
 	if (n < 0) {
 		if (rt_edge_has_arg(wsi, "token"))
-			rv = rt_edge_refuse(wsi, HTTP_STATUS_UNAUTHORIZED, "missing");
+			rv = rt_edge_refuse(rt, wsi, HTTP_STATUS_UNAUTHORIZED, "missing");
 		goto done; /* no token: the auth frame must come first */
 	}
-	if (rt_conn_verify(NULL, tok, (size_t)n, p) != 0) {
-		rv = rt_edge_refuse(wsi, HTTP_STATUS_UNAUTHORIZED, "invalid_token");
+	if (rt_conn_verify(rt, tok, (size_t)n, p) != 0) {
+		rv = rt_edge_refuse(rt, wsi, HTTP_STATUS_UNAUTHORIZED, "invalid_token");
 		goto done;
 	}
-	if ((intptr_t)rt_map_get(&rt_g.users, p->user_id) >= rt_g.cfg->max_conn_per_user)
-		rv = rt_edge_refuse(wsi, 429, "too_many_connections");
+	if ((intptr_t)rt_map_get(&rt->users, p->user_id) >= rt->cfg->max_conn_per_user)
+		rv = rt_edge_refuse(rt, wsi, 429, "too_many_connections");
 done:
 	if (tok != NULL) {
 		explicit_bzero(tok, SB_JWT_MAX_TOKEN + 16);
 		free(tok);
 	}
+	if (p != NULL)
+		explicit_bzero(p, sizeof(*p));
 	free(p);
 	return rv;
 }
 
 static void
-rt_edge_established(struct lws *wsi, struct rt_pss *pss)
+rt_edge_established(struct rt *rt, struct lws *wsi, struct rt_pss *pss)
 {
 	struct rt_conn *c = calloc(1, sizeof(*c));
 	pss->c = c;
 	if (c == NULL)
 		return;
+	c->rt = rt;
 	c->wsi = wsi;
 	c->refs = 1;
 	c->state = RT_CONN_AUTHWAIT;
 	int64_t now = sb_time_mono_ms();
-	c->auth_deadline_ms = now + rt_g.cfg->auth_timeout_ms;
+	c->auth_deadline_ms = now + rt->cfg->auth_timeout_ms;
 	c->connected_ms = sb_time_now_ms();
-	c->next_ping_ms = now + rt_g.cfg->ping_interval_ms;
+	c->next_ping_ms = now + rt->cfg->ping_interval_ms;
 	c->resume = rt_edge_has_arg(wsi, "resume=1");
-	sb_series_inc(rt_g.m.active);
-	sb_series_inc(rt_g.m.total);
+	sb_series_inc(rt->m.active);
+	sb_series_inc(rt->m.total);
 	char *tok = malloc(SB_JWT_MAX_TOKEN + 16);
 	struct sb_jwt_principal *p = malloc(sizeof(*p));
 	int n = tok ? rt_edge_token(wsi, tok, SB_JWT_MAX_TOKEN + 16) : -1;
 	if (n >= 0 && p != NULL) {
-		if (rt_conn_verify(c, tok, (size_t)n, p) == 0)
+		if (rt_conn_verify(rt, tok, (size_t)n, p) == 0)
 			rt_conn_authenticated(c, p);
 		else
 			rt_conn_close(c, RT_CLOSE_UNAUTHORIZED, "invalid token");
@@ -172,7 +186,7 @@ rt_edge_established(struct lws *wsi, struct rt_pss *pss)
 static int
 rt_edge_receive(struct lws *wsi, struct rt_conn *c, const char *in, size_t len)
 {
-	size_t max = (size_t)rt_g.cfg->max_frame_bytes;
+	size_t max = (size_t)c->rt->cfg->max_frame_bytes;
 	if (c->rxlen + len > max) {
 		static const char why[] = "frame too large";
 		lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)why,
@@ -196,6 +210,7 @@ rt_edge_receive(struct lws *wsi, struct rt_conn *c, const char *in, size_t len)
 			rt_conn_send_new(c, rt_frame_error("bad_frame", "text frames only", NULL));
 		else
 			rt_conn_rx(c, c->rx, c->rxlen);
+		explicit_bzero(c->rx, c->rxlen); /* it may have been an auth or refresh frame */
 		free(c->rx);
 		c->rx = NULL;
 		c->rxlen = 0;
@@ -213,50 +228,66 @@ rt_edge_resync_chan(const char *key, void *val, void *arg)
 			rt_sub_resync(((struct rt_sub *)ch->members[i])->conn);
 }
 
+/* rt_edge_fanout hands a frame published on ch to each local subscription. */
 static void
-rt_edge_inbox(void)
+rt_edge_fanout(struct rt_chan *ch, struct rt_frame *f)
 {
-	struct rt_ev *ev = rt_inbox_take(), *next;
+	/* a member may leave while we deliver (conversation.left): work on a copy, each member
+	 * held until the end */
+	size_t n = ch->n;
+	struct rt_sub **m = malloc(n * sizeof(*m));
+	if (m == NULL) {
+		sb_log_kv(SB_LOG_ERROR, "out of memory: a frame was not delivered", "channel",
+		          ch->name, NULL);
+		return;
+	}
+	memcpy(m, ch->members, n * sizeof(*m));
+	for (size_t i = 0; i < n; i++)
+		m[i]->refs++;
+	for (size_t i = 0; i < n; i++)
+		rt_sub_frame(m[i], f);
+	for (size_t i = 0; i < n; i++)
+		rt_sub_unref(m[i]);
+	free(m);
+}
+
+/* rt_edge_ev handles one event from another thread and frees it (lws thread; or the stopping
+ * thread once the loop is gone, with every connection closed). */
+static void
+rt_edge_ev(struct rt *rt, struct rt_ev *ev)
+{
+	struct rt_chan *ch;
+	switch (ev->kind) {
+	case RT_EV_FRAME:
+		if ((ch = rt_subs_find(&rt->subs, ev->chan)) != NULL)
+			rt_edge_fanout(ch, ev->frame);
+		break;
+	case RT_EV_SUBACK:
+		if ((ch = rt_subs_find(&rt->subs, ev->chan)) != NULL)
+			rt_sub_suback(ch);
+		break;
+	case RT_EV_RESYNC:
+		rt_map_each(&rt->subs.chans, rt_edge_resync_chan, NULL);
+		break;
+	case RT_EV_RPC:
+		ev->rpc_done(ev);
+		sb_rpc_result_free(&ev->res);
+		break;
+	default:
+		break;
+	}
+	rt_frame_unref(ev->frame);
+	free(ev);
+}
+
+/* rt_edge_inbox handles every event waiting in the inbox, in order. */
+static void
+rt_edge_inbox(struct rt *rt)
+{
+	struct rt_ev *ev = rt_inbox_take(&rt->inbox), *next;
 	for (; ev; ev = next) {
 		next = ev->next;
-		struct rt_chan *ch;
-		switch (ev->kind) {
-		case RT_EV_FRAME:
-			if ((ch = rt_subs_find(&rt_g.subs, ev->chan)) != NULL) {
-				/* a member may leave while we deliver (conversation.left): copy */
-				size_t n = ch->n;
-				struct rt_sub **m = malloc(n * sizeof(*m));
-				if (m != NULL) {
-					memcpy(m, ch->members, n * sizeof(*m));
-					for (size_t i = 0; i < n; i++)
-						m[i]->refs++;
-					for (size_t i = 0; i < n; i++)
-						rt_sub_frame(m[i], ev->frame);
-					for (size_t i = 0; i < n; i++)
-						if (--m[i]->refs == 0) {
-							rt_cursor_clear(&m[i]->cur);
-							free(m[i]);
-						}
-					free(m);
-				}
-			}
-			rt_frame_unref(ev->frame);
-			break;
-		case RT_EV_SUBACK:
-			if ((ch = rt_subs_find(&rt_g.subs, ev->chan)) != NULL)
-				rt_sub_suback(ch);
-			break;
-		case RT_EV_RESYNC:
-			rt_map_each(&rt_g.subs.chans, rt_edge_resync_chan, NULL);
-			break;
-		case RT_EV_RPC:
-			ev->rpc_done(ev);
-			sb_rpc_result_free(&ev->res);
-			break;
-		default:
-			break;
-		}
-		free(ev);
+		rt_edge_ev(rt, ev);
 	}
 }
 
@@ -270,9 +301,9 @@ rt_edge_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *
 		lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, "use GET /ws with Upgrade");
 		return -1;
 	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-		return rt_edge_filter(wsi);
+		return rt_edge_filter(rt_edge_rt(wsi), wsi);
 	case LWS_CALLBACK_ESTABLISHED:
-		rt_edge_established(wsi, pss);
+		rt_edge_established(rt_edge_rt(wsi), wsi, pss);
 		return pss->c == NULL ? -1 : 0;
 	case LWS_CALLBACK_RECEIVE:
 		return c ? rt_edge_receive(wsi, c, in, len) : -1;
@@ -284,14 +315,14 @@ rt_edge_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *
 		return c ? rt_conn_writable(c) : -1;
 	case LWS_CALLBACK_CLOSED:
 		if (c != NULL) {
-			sb_series_add(rt_g.m.active, -1);
+			sb_series_add(c->rt->m.active, -1);
 			rt_conn_closed(c);
 			rt_conn_unref(c);
 			pss->c = NULL;
 		}
 		return 0;
 	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
-		rt_edge_inbox();
+		rt_edge_inbox(rt_edge_rt(wsi));
 		return 0;
 	default:
 		return 0;
@@ -311,54 +342,78 @@ static const lws_retry_bo_t rt_edge_no_validity = { .secs_since_valid_hangup = 0
 static void
 rt_edge_tick_cb(lws_sorted_usec_list_t *sul)
 {
-	rt_delivered_flush();
-	lws_sul_schedule(rt_g.lws, 0, sul, rt_edge_tick_cb, 50 * LWS_US_PER_MS);
+	struct rt *rt = lws_container_of(sul, struct rt, tick);
+	rt_delivered_flush(&rt->delivered);
+	lws_sul_schedule(rt->lws, 0, sul, rt_edge_tick_cb, 50 * LWS_US_PER_MS);
+}
+
+/* rt_edge_wake_cb runs when the lws timer behind rt->timers goes off. */
+static void
+rt_edge_wake_cb(lws_sorted_usec_list_t *sul)
+{
+	struct rt *rt = lws_container_of(sul, struct rt, wake);
+	rt_timers_run(&rt->timers, sb_time_mono_ms());
+}
+
+/* rt_edge_arm is rt->timers' arm callback: moves the lws timer to the earliest deadline. */
+static void
+rt_edge_arm(int64_t at_ms, void *arg)
+{
+	struct rt *rt = arg;
+	if (rt->lws == NULL || rt->stopping)
+		return;
+	if (at_ms < 0) {
+		lws_sul_cancel(&rt->wake);
+		return;
+	}
+	int64_t wait = at_ms - sb_time_mono_ms();
+	lws_sul_schedule(rt->lws, 0, &rt->wake, rt_edge_wake_cb,
+	                 (lws_usec_t)(wait < 1 ? 1 : wait) * LWS_US_PER_MS);
 }
 
 static void
 rt_edge_redis_op(bool subscribe, const char *chan, void *arg)
 {
-	(void)arg;
-	if (rt_pubsub_request(rt_g.ps, subscribe, chan) != 0)
+	struct rt *rt = arg;
+	if (rt_pubsub_request(rt->ps, subscribe, chan) != 0)
 		sb_log_kv(SB_LOG_ERROR, "cannot queue a Redis subscription", "channel", chan, NULL);
 }
 
 static int
 rt_edge_pubsub_ready(void *arg, char *detail, size_t n)
 {
-	(void)arg;
-	if (rt_pubsub_connected(rt_g.ps))
+	struct rt *rt = arg;
+	if (rt_pubsub_connected(rt->ps))
 		return 0;
 	snprintf(detail, n, "Redis subscriber not connected");
 	return SB_EUNAVAIL;
 }
 
 static int
-rt_edge_origins(const char *list)
+rt_edge_origins(struct rt *rt, const char *list)
 {
 	char *copy = strdup(list);
 	if (copy == NULL)
 		return SB_ENOMEM;
 	char *save = NULL;
 	for (char *t = strtok_r(copy, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
-		char **o = realloc(rt_g.origins, (rt_g.norigins + 1) * sizeof(*o));
-		if (o == NULL || (o[rt_g.norigins] = strdup(t)) == NULL) {
+		char **o = realloc(rt->origins, (rt->norigins + 1) * sizeof(*o));
+		if (o == NULL || (o[rt->norigins] = strdup(t)) == NULL) {
 			if (o != NULL)
-				rt_g.origins = o;
+				rt->origins = o;
 			free(copy);
 			return SB_ENOMEM;
 		}
-		rt_g.origins = o;
-		rt_g.norigins++;
+		rt->origins = o;
+		rt->norigins++;
 	}
 	free(copy);
 	return 0;
 }
 
 static void
-rt_edge_metrics(void)
+rt_edge_metrics(struct rt_metrics *m)
 {
-	struct rt_metrics *m = &rt_g.m;
 	m->active = sb_metric_with(
 	    sb_metrics_gauge("websocket_connections_active", "Open WebSocket connections", NULL));
 	m->total = sb_metric_with(sb_metrics_counter("websocket_connections_total",
@@ -376,61 +431,87 @@ rt_edge_metrics(void)
 	m->rec_fail = sb_metric_with(rec, "failed");
 	m->refused_m = sb_metrics_counter("websocket_refused_total",
 	                                  "Handshakes and tokens refused by reason", "reason");
+	m->pubsub_rejected = sb_metric_with(
+	    sb_metrics_counter("realtime_pubsub_rejected_total",
+	                       "Redis messages dropped for breaking the contract", NULL));
+}
+
+/* rt_edge_listen creates the epoll loop, lws's context on it, and starts the loop's thread. */
+static int
+rt_edge_listen(struct rt *rt)
+{
+	int rv = rt_loop_new(&rt->loop);
+	if (rv != 0)
+		return rv;
+	struct lws_context_creation_info info;
+	memset(&info, 0, sizeof(info));
+	info.port = (int)rt->cfg->ws_port;
+	info.iface = rt->cfg->ws_addr;
+	info.protocols = rt_edge_protocols;
+	info.user = rt;
+	/* lws's default loop poll()s every socket on each iteration: run it on our epoll loop
+	 * through the libev plugin instead (docs/realtime.md, "Event loop") */
+	void *loops[1] = { rt_loop_foreign(rt->loop) };
+	info.foreign_loops = loops;
+	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_LIBEV;
+	info.timeout_secs = 10;
+	info.retry_and_idle_policy = &rt_edge_no_validity;
+	rt->lws = lws_create_context(&info);
+	if (rt->lws == NULL) {
+		sb_log_kv(SB_LOG_ERROR,
+		          "cannot listen for WebSockets (or load lws's libev plugin, package "
+		          "libwebsockets-evlib-ev)",
+		          "addr", rt->cfg->ws_addr, NULL);
+		return SB_EIO;
+	}
+	lws_sul_schedule(rt->lws, 0, &rt->tick, rt_edge_tick_cb, 50 * LWS_US_PER_MS);
+	if (rt_loop_start(rt->loop) != 0)
+		return SB_EIO;
+	/* lws arms its timer watcher after handling I/O: the first wake-up arms the tick */
+	rt_inbox_open(&rt->inbox, rt->lws);
+	lws_cancel_service(rt->lws);
+	return 0;
 }
 
 int
 rt_edge_start(struct sb_service *svc)
 {
-	rt_g.svc = svc;
-	rt_g.cfg = sb_service_config(svc);
-	rt_g.messages = sb_service_upstream(svc, "messages");
-	rt_g.notifier = sb_service_upstream(svc, "notifier");
-	rt_g.subs.redis_op = rt_edge_redis_op;
-	rt_edge_metrics();
-	int rv = rt_edge_origins(rt_g.cfg->allowed_origins);
+	struct rt *rt = &rt_process;
+	memset(rt, 0, sizeof(*rt));
+	rt->svc = svc;
+	rt->cfg = sb_service_config(svc);
+	rt->messages = sb_service_upstream(svc, "messages");
+	atomic_init(&rt->calls, 0);
+	rt_inbox_init(&rt->inbox);
+	rt_timers_init(&rt->timers, rt_conn_deadline, rt_edge_arm, rt);
+	rt->subs.redis_op = rt_edge_redis_op;
+	rt->subs.arg = rt;
+	rt_delivered_init(&rt->delivered, sb_service_upstream(svc, "notifier"));
+	rt_edge_metrics(&rt->m);
+	sb_service_set_state(svc, rt);
+	int rv = rt_edge_origins(rt, rt->cfg->allowed_origins);
 	if (rv == 0)
-		rv = rt_authn_start(svc);
-	if (rv != 0)
-		return rv;
-	sb_service_add_check(svc, "jwks", rt_authn_ready, NULL);
-	if ((rv = rt_pubsub_start(rt_g.cfg->common.redis_url, &rt_g.ps)) != 0)
-		return rv;
-	sb_service_add_check(svc, "redis_subscriber", rt_edge_pubsub_ready, NULL);
-	lws_set_log_level(LLL_ERR | LLL_WARN, rt_edge_lws_log);
-	struct lws_context_creation_info info;
-	memset(&info, 0, sizeof(info));
-	info.port = (int)rt_g.cfg->ws_port;
-	info.iface = rt_g.cfg->ws_addr;
-	info.protocols = rt_edge_protocols;
-	/* lws's default loop poll()s every socket on each iteration: run it on our epoll loop
-	 * through the libev plugin instead (docs/realtime.md, "Event loop") */
-	if ((rv = rt_loop_new(&rt_g.loop)) != 0)
-		return rv;
-	void *loops[1] = { rt_loop_foreign(rt_g.loop) };
-	info.foreign_loops = loops;
-	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_LIBEV;
-	info.timeout_secs = 10;
-	info.retry_and_idle_policy = &rt_edge_no_validity;
-	rt_g.lws = lws_create_context(&info);
-	if (rt_g.lws == NULL) {
-		sb_log_kv(SB_LOG_ERROR,
-		          "cannot listen for WebSockets (or load lws's libev plugin, package "
-		          "libwebsockets-evlib-ev)",
-		          "addr", rt_g.cfg->ws_addr, NULL);
-		rt_loop_free(rt_g.loop);
-		rt_g.loop = NULL;
-		return SB_EIO;
+		rv = rt_authn_start(&rt->authn, rt->cfg, sb_service_upstream(svc, "auth"));
+	if (rv == 0)
+		rv = sb_service_add_check(svc, "jwks", rt_authn_ready, &rt->authn);
+	if (rv == 0)
+		rv = rt_pubsub_start(rt->cfg->common.redis_url, &rt->inbox, rt->m.pubsub_rejected,
+		                     &rt->ps);
+	if (rv == 0)
+		rv = sb_service_add_check(svc, "redis_subscriber", rt_edge_pubsub_ready, rt);
+	if (rv == 0) {
+		lws_set_log_level(LLL_ERR | LLL_WARN, rt_edge_lws_log);
+		rv = rt_edge_listen(rt);
 	}
-	lws_sul_schedule(rt_g.lws, 0, &rt_edge_tick, rt_edge_tick_cb, 50 * LWS_US_PER_MS);
-	if (rt_loop_start(rt_g.loop) != 0)
-		return SB_EIO;
-	/* lws arms its timer watcher after handling I/O: the first wake-up arms the tick */
-	rt_inbox_open(rt_g.lws);
-	lws_cancel_service(rt_g.lws);
+	if (rv != 0) {
+		/* the service does not run the stop hook after a failed start */
+		rt_edge_stop_svc(svc);
+		return rv;
+	}
 	char port[16];
-	snprintf(port, sizeof(port), "%lld", rt_g.cfg->ws_port);
-	sb_log_kv(SB_LOG_INFO, "WebSocket server listening", "addr", rt_g.cfg->ws_addr, "port",
-	          port, NULL);
+	snprintf(port, sizeof(port), "%lld", rt->cfg->ws_port);
+	sb_log_kv(SB_LOG_INFO, "WebSocket server listening", "addr", rt->cfg->ws_addr, "port", port,
+	          NULL);
 	return 0;
 }
 
@@ -442,43 +523,63 @@ rt_edge_free_cache(const char *key, void *val, void *arg)
 	free(val);
 }
 
+/* rt_edge_drain handles what other threads still hand over once the loop is gone, waiting up to
+ * the shutdown grace for replies of messages still due: each releases a connection or a
+ * subscription. A reply later than that finds the inbox (static storage, see rt_process) and is
+ * not freed. Delivery reports hold nothing: they are not waited for. */
+static void
+rt_edge_drain(struct rt *rt)
+{
+	int64_t until = sb_time_mono_ms() + rt->cfg->common.shutdown_grace_ms;
+	for (;;) {
+		bool idle = atomic_load(&rt->calls) == 0;
+		rt_edge_inbox(rt); /* a callback posts before it counts itself done */
+		if (idle)
+			return;
+		if (sb_time_mono_ms() >= until) {
+			sb_log_kv(SB_LOG_WARN, "RPC replies still due at exit: not waiting longer",
+			          NULL);
+			return;
+		}
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+}
+
 void
 rt_edge_stop_svc(struct sb_service *svc)
 {
-	(void)svc;
-	if (rt_g.lws != NULL) {
-		rt_inbox_close();
-		rt_loop_stop(rt_g.loop);
-		rt_timer_shutdown();
-		/* the loop thread is gone: this thread is the lws thread now. With a foreign libev
-		 * loop the destruction completes here, closing every connection (CLOSED runs) and
+	struct rt *rt = sb_service_state(svc);
+	if (rt == NULL)
+		return;
+	if (rt->lws != NULL) {
+		rt_inbox_close(&rt->inbox);
+		rt_loop_stop(rt->loop);
+		/* the loop thread is gone: this thread is the lws thread now */
+		rt->stopping = true;
+		lws_sul_cancel(&rt->wake);
+		lws_sul_cancel(&rt->tick);
+		/* With a foreign libev loop the destruction completes here, closing every
+		 * connection (CLOSED runs: their deadlines are cancelled, nothing is scheduled) and
 		 * stopping lws's watchers on the loop, which is freed after. */
-		lws_context_destroy(rt_g.lws);
-		rt_g.lws = NULL;
+		lws_context_destroy(rt->lws);
+		rt->lws = NULL;
 	}
-	rt_loop_free(rt_g.loop);
-	rt_g.loop = NULL;
-	rt_timer_free();
-	rt_pubsub_stop(rt_g.ps);
-	rt_g.ps = NULL;
-	rt_authn_stop();
-	struct rt_ev *ev = rt_inbox_take(), *next;
-	for (; ev; ev = next) {
-		next = ev->next;
-		if (ev->kind == RT_EV_RPC) {
-			ev->rpc_done(ev);
-			sb_rpc_result_free(&ev->res);
-		}
-		rt_frame_unref(ev->frame);
-		free(ev);
-	}
-	rt_subs_free(&rt_g.subs);
-	rt_map_free(&rt_g.users);
-	rt_map_each(&rt_g.member_cache, rt_edge_free_cache, NULL);
-	rt_map_free(&rt_g.member_cache);
-	for (size_t i = 0; i < rt_g.norigins; i++)
-		free(rt_g.origins[i]);
-	free(rt_g.origins);
-	rt_g.origins = NULL;
-	rt_g.norigins = 0;
+	rt_loop_free(rt->loop);
+	rt->loop = NULL;
+	rt_timers_free(&rt->timers);
+	rt_pubsub_stop(rt->ps);
+	rt->ps = NULL;
+	rt_authn_stop(&rt->authn);
+	rt_edge_drain(rt); /* the batch of delivery reports being made is dropped */
+	rt_subs_free(&rt->subs);
+	rt_map_free(&rt->users);
+	rt_map_each(&rt->member_cache, rt_edge_free_cache, NULL);
+	rt_map_free(&rt->member_cache);
+	for (size_t i = 0; i < rt->norigins; i++)
+		free(rt->origins[i]);
+	free(rt->origins);
+	rt->origins = NULL;
+	rt->norigins = 0;
+	sb_service_set_state(svc, NULL);
 }

@@ -1,5 +1,6 @@
-/* frame.c: server frames (encoded once, refcounted, LWS_PRE headroom) and client frames
- * (parsed and checked strictly: every frame is a JSON object with a known "type"). */
+/* frame.c: server frames (encoded once, refcounted, LWS_PRE headroom), the Redis messages of
+ * the notifier contract, and client frames (parsed and checked strictly: every frame is a JSON
+ * object with a known "type"). Pure: no I/O and no process state. */
 #include "realtime.h"
 
 #include <stdio.h>
@@ -62,25 +63,60 @@ rt_id_valid(const char *s, size_t len)
 	return true;
 }
 
-/* rt_frame_int parses a decimal int64 at p ending at one of stop; advances *p. */
+/* --- the Redis message format (notifier → realtime) ------------------------------------------
+ * "<seq> <event_ms>\n<frame-json>", the integers as the notifier writes them ("%lld"). Parsed
+ * here only, by rt_frame_split_pubsub and its helper, so that the pair can move to
+ * services/common with the writer as one encode/parse pair. */
+
+/* rt_frame_int reads a decimal int64 at *p (an optional '-', then digits, as "%lld" writes
+ * every int64) that must be followed by stop before end, and advances *p past stop. Accepts
+ * the whole range [INT64_MIN, INT64_MAX]; anything outside it, or not of this shape, is
+ * SB_EPROTO. */
 static int
 rt_frame_int(const char **p, const char *end, char stop, int64_t *out)
 {
 	const char *s = *p;
-	int64_t v = 0;
+	bool neg = s < end && *s == '-';
+	if (neg)
+		s++;
 	if (s >= end || *s < '0' || *s > '9')
 		return SB_EPROTO;
+	/* the magnitude: at most INT64_MAX, or INT64_MAX + 1 for a negative number */
+	uint64_t limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX, v = 0;
 	for (; s < end && *s >= '0' && *s <= '9'; s++) {
-		if (v > (INT64_MAX - 9) / 10)
+		unsigned d = (unsigned)(*s - '0');
+		if (v > (limit - d) / 10) /* v * 10 + d > limit */
 			return SB_EPROTO;
-		v = v * 10 + (*s - '0');
+		v = v * 10 + d;
 	}
 	if (s >= end || *s != stop)
 		return SB_EPROTO;
 	*p = s + 1;
-	*out = v;
+	if (!neg)
+		*out = (int64_t)v;
+	else if (v == (uint64_t)INT64_MAX + 1)
+		*out = INT64_MIN;
+	else
+		*out = -(int64_t)v;
 	return 0;
 }
+
+int
+rt_frame_split_pubsub(const char *msg, size_t len, struct rt_pubsub_msg *out)
+{
+	const char *p = msg, *end = msg + len;
+	int64_t seq, ems;
+	if (rt_frame_int(&p, end, ' ', &seq) != 0 || rt_frame_int(&p, end, '\n', &ems) != 0 ||
+	    seq < 0)
+		return SB_EPROTO;
+	out->seq = seq;
+	out->event_ms = ems;
+	out->json = p;
+	out->json_len = (size_t)(end - p);
+	return 0;
+}
+
+/* --- frames from Redis ----------------------------------------------------------------- */
 
 static void
 rt_frame_copy_str(json_t *o, const char *key, char *dst, size_t cap)
@@ -93,32 +129,34 @@ rt_frame_copy_str(json_t *o, const char *key, char *dst, size_t cap)
 int
 rt_frame_parse_pubsub(const char *msg, size_t len, struct rt_frame **out)
 {
-	const char *p = msg, *end = msg + len;
-	int64_t seq, ems;
-	if (rt_frame_int(&p, end, ' ', &seq) != 0 || rt_frame_int(&p, end, '\n', &ems) != 0)
+	struct rt_pubsub_msg m;
+	if (rt_frame_split_pubsub(msg, len, &m) != 0)
 		return SB_EPROTO;
 	json_error_t jerr;
-	json_t *o = json_loadb(p, (size_t)(end - p), JSON_REJECT_DUPLICATES, &jerr);
+	json_t *o = json_loadb(m.json, m.json_len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!json_is_object(o) || !json_is_string(json_object_get(o, "type"))) {
 		json_decref(o);
 		return SB_EPROTO;
 	}
-	struct rt_frame *f = rt_frame_new(p, (size_t)(end - p), seq, ems);
+	struct rt_frame *f = rt_frame_new(m.json, m.json_len, m.seq, m.event_ms);
 	if (f == NULL) {
 		json_decref(o);
 		return SB_ENOMEM;
 	}
 	rt_frame_copy_str(o, "type", f->type, sizeof(f->type));
 	rt_frame_copy_str(o, "conversation_id", f->conv, sizeof(f->conv));
-	json_t *m = json_object_get(o, "message");
-	if (json_is_object(m))
-		rt_frame_copy_str(m, "sender_id", f->sender, sizeof(f->sender));
+	json_t *msgo = json_object_get(o, "message");
+	if (json_is_object(msgo))
+		rt_frame_copy_str(msgo, "sender_id", f->sender, sizeof(f->sender));
 	json_decref(o);
 	*out = f;
 	return 0;
 }
 
-/* The client frame types: name, command, what it needs. */
+/* --- client frames --------------------------------------------------------------------- */
+
+/* The client frame types, one row each: the wire syntax (name, members and which are required).
+ * What a command does, and in which connection states, is its row in conn.c's rt_conn_cmds. */
 static const struct rt_cmd_def {
 	const char *name;
 	enum rt_cmd_type type;
@@ -144,12 +182,26 @@ rt_cmd_fail(struct rt_cmd *cmd, const char *code, const char *fmt, const char *a
 	return SB_EPROTO;
 }
 
+/* rt_cmd_cut returns how many bytes of s to quote in an error: all of it up to max bytes,
+ * else at most max without splitting a character (s is valid UTF-8, as jansson's strings are:
+ * the cut backs off over continuation bytes). */
+static int
+rt_cmd_cut(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+	if (n <= max)
+		return (int)n;
+	for (n = max; n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80;)
+		n--;
+	return (int)n;
+}
+
 int
 rt_cmd_parse(const char *text, size_t len, struct rt_cmd *cmd)
 {
 	memset(cmd, 0, sizeof(*cmd));
 	cmd->seq = -1;
-	json_error_t jerr;
+	json_error_t jerr; /* its text may quote the frame, a token included */
 	json_t *o = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
 	int rv = SB_EPROTO;
 	if (!json_is_object(o)) {
@@ -165,7 +217,10 @@ rt_cmd_parse(const char *text, size_t len, struct rt_cmd *cmd)
 	while (d->name != NULL && strcmp(d->name, type) != 0)
 		d++;
 	if (d->name == NULL) {
-		rv = rt_cmd_fail(cmd, "unknown_type", "unknown frame type \"%.64s\"", type);
+		/* quoted in the error frame, which must stay valid UTF-8: cut whole characters */
+		cmd->code = "unknown_type";
+		snprintf(cmd->err, sizeof(cmd->err), "unknown frame type \"%.*s\"",
+		         rt_cmd_cut(type, 64), type);
 		goto done;
 	}
 	cmd->type = d->type;
@@ -221,13 +276,15 @@ rt_cmd_parse(const char *text, size_t len, struct rt_cmd *cmd)
 bad_n:
 	rv = rt_cmd_fail(cmd, "invalid_argument", "\"%s\" must be a non-negative integer", d->n);
 done:
-	if (o != NULL && cmd->type == RT_CMD_AUTH) {
-		/* the token also lives in jansson's copy: wipe it before freeing */
+	if (json_is_object(o)) {
+		/* a token (auth, refresh, or any frame that carries one) also lives in jansson's
+		 * copy: wipe it before it is freed */
 		json_t *t = json_object_get(o, "token");
 		if (json_is_string(t))
 			explicit_bzero((char *)json_string_value(t), json_string_length(t));
 	}
 	json_decref(o);
+	explicit_bzero(&jerr, sizeof(jerr));
 	return rv;
 }
 
@@ -242,10 +299,13 @@ rt_cmd_clear(struct rt_cmd *cmd)
 	cmd->token = cmd->req_id = NULL;
 }
 
+/* --- server frames --------------------------------------------------------------------- */
+
+/* rt_frame_from_buf makes a frame of b's text unless an append failed, and frees b. */
 static struct rt_frame *
-rt_frame_from_buf(struct sb_buf *b)
+rt_frame_from_buf(struct sb_buf *b, bool failed)
 {
-	struct rt_frame *f = b->data ? rt_frame_new(b->data, b->len, 0, 0) : NULL;
+	struct rt_frame *f = !failed && b->data ? rt_frame_new(b->data, b->len, 0, 0) : NULL;
 	sb_buf_free(b);
 	return f;
 }
@@ -253,40 +313,35 @@ rt_frame_from_buf(struct sb_buf *b)
 struct rt_frame *
 rt_frame_error(const char *code, const char *message, const char *conv)
 {
+	/* sb_buf_json_str writes any byte that is not valid UTF-8 as U+FFFD */
 	struct sb_buf b = SB_BUF_INIT;
-	sb_buf_puts(&b, "{\"type\":\"error\",\"code\":");
-	sb_buf_json_str(&b, code);
-	sb_buf_puts(&b, ",\"message\":");
-	sb_buf_json_str(&b, message);
-	if (conv != NULL && conv[0] != '\0') {
-		sb_buf_puts(&b, ",\"conversation_id\":");
-		sb_buf_json_str(&b, conv);
-	}
-	sb_buf_puts(&b, "}");
-	return rt_frame_from_buf(&b);
+	bool failed = sb_buf_puts(&b, "{\"type\":\"error\",\"code\":") ||
+	              sb_buf_json_str(&b, code) || sb_buf_puts(&b, ",\"message\":") ||
+	              sb_buf_json_str(&b, message);
+	if (!failed && conv != NULL && conv[0] != '\0')
+		failed = sb_buf_puts(&b, ",\"conversation_id\":") || sb_buf_json_str(&b, conv);
+	failed = failed || sb_buf_puts(&b, "}");
+	return rt_frame_from_buf(&b, failed);
 }
 
 struct rt_frame *
 rt_frame_subscribed(const char *conv, bool recovered, int64_t last_seq)
 {
 	struct sb_buf b = SB_BUF_INIT;
-	sb_buf_puts(&b, "{\"type\":\"subscribed\",\"conversation_id\":");
-	sb_buf_json_str(&b, conv);
-	sb_buf_printf(&b, ",\"recovered\":%s,\"last_seq\":%lld}", recovered ? "true" : "false",
-	              (long long)last_seq);
-	return rt_frame_from_buf(&b);
+	bool failed = sb_buf_puts(&b, "{\"type\":\"subscribed\",\"conversation_id\":") ||
+	              sb_buf_json_str(&b, conv) ||
+	              sb_buf_printf(&b, ",\"recovered\":%s,\"last_seq\":%lld}",
+	                            recovered ? "true" : "false", (long long)last_seq);
+	return rt_frame_from_buf(&b, failed);
 }
 
 struct rt_frame *
 rt_frame_simple(const char *type, const char *req_id)
 {
 	struct sb_buf b = SB_BUF_INIT;
-	sb_buf_puts(&b, "{\"type\":");
-	sb_buf_json_str(&b, type);
-	if (req_id != NULL) {
-		sb_buf_puts(&b, ",\"id\":");
-		sb_buf_json_str(&b, req_id);
-	}
-	sb_buf_puts(&b, "}");
-	return rt_frame_from_buf(&b);
+	bool failed = sb_buf_puts(&b, "{\"type\":") || sb_buf_json_str(&b, type);
+	if (!failed && req_id != NULL)
+		failed = sb_buf_puts(&b, ",\"id\":") || sb_buf_json_str(&b, req_id);
+	failed = failed || sb_buf_puts(&b, "}");
+	return rt_frame_from_buf(&b, failed);
 }

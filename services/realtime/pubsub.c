@@ -1,9 +1,9 @@
 /* pubsub.c: the Redis subscriber. One hiredis connection in subscribe mode, owned by a thread
  * of its own that polls the connection and an eventfd; the lws thread queues SUBSCRIBE and
  * UNSUBSCRIBE requests and wakes it through the eventfd. Published messages become refcounted
- * frames handed to the lws thread (inbox.c). After a lost connection it reconnects with
- * backoff, subscribes again to every wanted channel and posts RT_EV_RESYNC, since messages
- * published meanwhile are lost (connections then recover them from history). */
+ * frames (rt_frame_parse_pubsub) handed to the lws thread (inbox.c). After a lost connection it
+ * reconnects with backoff, subscribes again to every wanted channel and posts RT_EV_RESYNC,
+ * since messages published meanwhile are lost (connections then recover them from history). */
 #include "realtime.h"
 
 #include <poll.h>
@@ -37,9 +37,9 @@ struct rt_pubsub {
 	struct rt_map wanted;          /* thread-owned: channels to be subscribed */
 	redisContext *rc;
 	int64_t backoff_ms;
+	struct rt_inbox *inbox;     /* where frames and confirmations go */
+	struct sb_series *rejected; /* messages dropped for breaking the contract */
 };
-
-static struct sb_metric *rt_ps_bad_m;
 
 static void
 rt_ps_wake(struct rt_pubsub *ps)
@@ -142,7 +142,7 @@ fail:
 }
 
 static void
-rt_ps_post(enum rt_ev_kind kind, const char *chan, struct rt_frame *f)
+rt_ps_post(struct rt_pubsub *ps, enum rt_ev_kind kind, const char *chan, struct rt_frame *f)
 {
 	struct rt_ev *ev = calloc(1, sizeof(*ev));
 	if (ev == NULL) {
@@ -153,28 +153,27 @@ rt_ps_post(enum rt_ev_kind kind, const char *chan, struct rt_frame *f)
 	if (chan != NULL)
 		snprintf(ev->chan, sizeof(ev->chan), "%s", chan);
 	ev->frame = f;
-	rt_inbox_post(ev);
+	rt_inbox_post(ps->inbox, ev);
 }
 
 static void
 rt_ps_reply(struct rt_pubsub *ps, redisReply *r)
 {
-	(void)ps;
 	if (r->type != REDIS_REPLY_ARRAY || r->elements < 3 ||
 	    r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_STRING)
 		return;
 	const char *kind = r->element[0]->str, *chan = r->element[1]->str;
 	if (strcmp(kind, "subscribe") == 0) {
-		rt_ps_post(RT_EV_SUBACK, chan, NULL);
+		rt_ps_post(ps, RT_EV_SUBACK, chan, NULL);
 	} else if (strcmp(kind, "message") == 0 && r->element[2]->type == REDIS_REPLY_STRING) {
 		struct rt_frame *f = NULL;
 		if (rt_frame_parse_pubsub(r->element[2]->str, r->element[2]->len, &f) != 0) {
-			sb_series_inc(sb_metric_with(rt_ps_bad_m));
+			sb_series_inc(ps->rejected);
 			sb_log_kv(SB_LOG_WARN, "dropped a Redis message that breaks the contract",
 			          "channel", chan, NULL);
 			return;
 		}
-		rt_ps_post(RT_EV_FRAME, chan, f);
+		rt_ps_post(ps, RT_EV_FRAME, chan, f);
 	}
 }
 
@@ -199,7 +198,7 @@ rt_ps_requests(struct rt_pubsub *ps)
 			if (ps->rc && rv == 0)
 				rv = rt_ps_send(ps, "UNSUBSCRIBE", r->chan);
 		} else if (r->subscribe && had) {
-			rt_ps_post(RT_EV_SUBACK, r->chan, NULL);
+			rt_ps_post(ps, RT_EV_SUBACK, r->chan, NULL);
 		}
 		free(r);
 	}
@@ -229,7 +228,7 @@ rt_ps_main(void *arg)
 			ps->backoff_ms = 50;
 			sb_log_kv(SB_LOG_INFO, "Redis subscriber connected", NULL);
 			if (was_connected)
-				rt_ps_post(RT_EV_RESYNC, NULL, NULL);
+				rt_ps_post(ps, RT_EV_RESYNC, NULL, NULL);
 			was_connected = true;
 		}
 		struct pollfd p[2] = { { ps->efd, POLLIN, 0 }, { ps->rc->fd, POLLIN, 0 } };
@@ -266,7 +265,8 @@ rt_ps_main(void *arg)
 }
 
 int
-rt_pubsub_start(const char *url, struct rt_pubsub **out)
+rt_pubsub_start(const char *url, struct rt_inbox *inbox, struct sb_series *rejected,
+                struct rt_pubsub **out)
 {
 	struct rt_pubsub *ps = calloc(1, sizeof(*ps));
 	if (ps == NULL)
@@ -277,8 +277,8 @@ rt_pubsub_start(const char *url, struct rt_pubsub **out)
 		free(ps);
 		return SB_EINVAL;
 	}
-	rt_ps_bad_m = sb_metrics_counter("realtime_pubsub_rejected_total",
-	                                 "Redis messages dropped for breaking the contract", NULL);
+	ps->inbox = inbox;
+	ps->rejected = rejected;
 	ps->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	ps->backoff_ms = 50;
 	pthread_mutex_init(&ps->mu, NULL);

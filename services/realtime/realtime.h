@@ -2,18 +2,26 @@
  *
  * Its one job: WebSocket edge for browsers: auth, subscriptions, fan-out, recovery from seq.
  *
- * Threads: one lws service thread owns every connection, channel and frame (edge.c, conn.c,
- * fanout.c, recover.c); the Redis subscriber thread (pubsub.c) and nng's RPC callback threads
- * hand their results to it through one queue and lws_cancel_service (inbox.c). Nothing on the
- * lws thread blocks. docs/realtime.md describes the protocol and the Redis channels.
+ * State: everything the process holds lives in one struct rt (below), made by the start hook
+ * (edge.c) and handed to whatever needs it, directly or through a connection (c->rt); the
+ * bottom files (map, frame, recover, subs, timer, inbox, loop) know nothing of it.
+ *
+ * Threads: one lws service thread owns every connection, channel, deadline and frame (edge.c,
+ * conn.c, sub.c, timer.c); the Redis subscriber thread (pubsub.c), the JWKS fetcher (authn.c)
+ * and nng's RPC callback threads hand their results to it through one queue and
+ * lws_cancel_service (inbox.c). Nothing on the lws thread blocks. docs/realtime.md describes
+ * the protocol and the Redis channels.
  */
 #ifndef SB_REALTIME_H
 #define SB_REALTIME_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <libwebsockets.h>
 
 #include "sb_jwt.h"
 #include "sb_metrics.h"
@@ -81,14 +89,14 @@ void rt_map_each(const struct rt_map *m, void (*fn)(const char *key, void *val, 
 /* rt_map_free frees the map's own memory (not the values); m may be reused after. */
 void rt_map_free(struct rt_map *m);
 
-/* --- frame.c: frames as written to sockets, and client frames parsed -------------------- */
+/* --- frame.c: frames as written to sockets, Redis messages and client frames parsed ------ */
 
 /* One encoded server frame, shared by every local recipient (refcounted, lws thread only
  * once published). buf has LWS_PRE bytes of headroom before the JSON text. */
 struct rt_frame {
 	int refs;
 	int64_t seq;      /* message seq for message.created, else 0 */
-	int64_t event_ms; /* when the event was created (Unix ms), 0 if unknown */
+	int64_t event_ms; /* when the event was created (Unix ms); 0 or less: unknown */
 	char type[32];    /* the frame's "type" */
 	char conv[RT_ID_MAX];
 	char sender[RT_ID_MAX]; /* message.created: message.sender_id */
@@ -104,9 +112,23 @@ char *rt_frame_text(struct rt_frame *f);
 struct rt_frame *rt_frame_ref(struct rt_frame *f);
 /* rt_frame_unref drops a reference; the last frees f. NULL is ignored. */
 void rt_frame_unref(struct rt_frame *f);
-/* rt_frame_parse_pubsub makes a frame from one Redis message "<seq> <event_ms>\n<json>" (the
- * notifier contract) and fills type, conv and sender from the JSON. Returns 0 and *out (one
- * reference, caller's), or SB_EPROTO for a message that does not follow the contract. */
+
+/* One Redis message of the notifier contract, "<seq> <event_ms>\n<frame-json>" (the notifier
+ * writes the two integers with "%lld"), split but not otherwise checked. */
+struct rt_pubsub_msg {
+	int64_t seq;      /* message seq for message.created, else 0; never negative */
+	int64_t event_ms; /* the event's creation time (Unix ms), any int64 */
+	const char *json; /* the frame's JSON text: points into the message, not NUL-terminated */
+	size_t json_len;
+};
+/* rt_frame_split_pubsub is realtime's one parser of the Redis message format: it splits msg
+ * (len bytes, any content) into *out without copying. Returns 0, or SB_EPROTO for a header that
+ * is not two decimal int64s separated by one space and ended by '\n', or a negative seq. */
+int rt_frame_split_pubsub(const char *msg, size_t len, struct rt_pubsub_msg *out);
+/* rt_frame_parse_pubsub makes a frame from one Redis message (rt_frame_split_pubsub) whose JSON
+ * is an object with a string "type", and fills type, conv and sender from it. Returns 0 and
+ * *out (one reference, caller's), SB_EPROTO for a message that breaks the contract, or
+ * SB_ENOMEM. */
 int rt_frame_parse_pubsub(const char *msg, size_t len, struct rt_frame **out);
 
 enum rt_cmd_type {
@@ -116,6 +138,7 @@ enum rt_cmd_type {
 	RT_CMD_READ,
 	RT_CMD_REFRESH,
 	RT_CMD_PING,
+	RT_CMD_COUNT /* not a command: one past the last */
 };
 /* A client frame, checked. */
 struct rt_cmd {
@@ -124,19 +147,21 @@ struct rt_cmd {
 	int64_t seq;   /* since_seq (subscribe; -1 when absent) or up_to_seq (read) */
 	char *token;   /* auth, refresh: owned, wiped and freed by rt_cmd_clear */
 	char *req_id;  /* optional "id" echoed in replies; owned */
-	char err[128]; /* why the frame was refused */
+	char err[128]; /* why the frame was refused: valid UTF-8 */
 	const char *code;
 };
-/* rt_cmd_parse checks one client text frame (len bytes) and fills *cmd. Returns 0, or
- * SB_EPROTO with cmd->code ("bad_frame", "unknown_type", "invalid_argument") and cmd->err set.
- * Call rt_cmd_clear afterwards in either case. */
+/* rt_cmd_parse checks one client text frame (len bytes, any content) and fills *cmd. Returns
+ * 0, or SB_EPROTO with cmd->code ("bad_frame", "unknown_type", "invalid_argument") and cmd->err
+ * set, or SB_ENOMEM. Any "token" string of the frame is wiped from the parser's copy before it
+ * is freed. Call rt_cmd_clear afterwards in every case. */
 int rt_cmd_parse(const char *text, size_t len, struct rt_cmd *cmd);
 /* rt_cmd_clear wipes and frees what cmd owns. */
 void rt_cmd_clear(struct rt_cmd *cmd);
 /* rt_id_valid tells whether s is a usable id: 1..63 of [A-Za-z0-9_-]. */
 bool rt_id_valid(const char *s, size_t len);
-/* rt_frame_error encodes {"type":"error","code","message"[,"conversation_id"]}. NULL on
- * ENOMEM. */
+/* rt_frame_error encodes {"type":"error","code","message"[,"conversation_id"]}; bytes of the
+ * strings that are not valid UTF-8 become U+FFFD, so the frame is valid whatever they hold.
+ * NULL on ENOMEM. */
 struct rt_frame *rt_frame_error(const char *code, const char *message, const char *conv);
 /* rt_frame_subscribed encodes {"type":"subscribed","conversation_id","recovered"}. */
 struct rt_frame *rt_frame_subscribed(const char *conv, bool recovered, int64_t last_seq);
@@ -194,17 +219,41 @@ struct rt_chan *rt_subs_find(struct rt_subs *s, const char *name);
 /* rt_subs_free frees every channel (members are the caller's). */
 void rt_subs_free(struct rt_subs *s);
 
-/* --- pubsub.c: the Redis subscriber thread ---------------------------------------------- */
-struct rt_pubsub;
-/* rt_pubsub_start connects to url in a thread of its own (retrying with backoff). Frames and
- * subscription confirmations are handed to rt_inbox. Returns 0, SB_EINVAL or SB_ENOMEM. */
-int rt_pubsub_start(const char *url, struct rt_pubsub **out);
-/* rt_pubsub_request queues SUBSCRIBE (true) or UNSUBSCRIBE of chan; never blocks. */
-int rt_pubsub_request(struct rt_pubsub *ps, bool subscribe, const char *chan);
-/* rt_pubsub_connected tells whether the subscriber connection is up (readiness). */
-bool rt_pubsub_connected(struct rt_pubsub *ps);
-/* rt_pubsub_stop stops the thread and frees ps; NULL is ignored. */
-void rt_pubsub_stop(struct rt_pubsub *ps);
+/* --- timer.c: deadlines in one binary min-heap (depends on nothing) ---------------------- */
+/* One deadline, embedded in what it belongs to (a connection). Zeroed: not set. */
+struct rt_timer {
+	int64_t at; /* monotonic ms, while idx != 0 */
+	size_t idx; /* 1 + slot in the heap, 0 when not set */
+};
+/* The heap of one thread. fire(tm, arg) runs for each deadline that has come, tm already unset
+ * (fire may set it again, or set and cancel others); arm(at_ms, arg), when not NULL, is told
+ * each time the earliest deadline changes (-1: none left): it moves the one real timer behind
+ * the heap, which calls rt_timers_run when it goes off. */
+struct rt_timers {
+	struct rt_timer **heap; /* heap[i]->idx == i + 1 */
+	size_t n, cap;
+	int64_t armed; /* earliest deadline last handed to arm, -1 when none */
+	bool running;  /* inside rt_timers_run: arm is told once, at its end */
+	void (*fire)(struct rt_timer *tm, void *arg);
+	void (*arm)(int64_t at_ms, void *arg);
+	void *arg;
+};
+/* rt_timers_init makes t an empty heap with these callbacks (arm may be NULL). */
+void rt_timers_init(struct rt_timers *t, void (*fire)(struct rt_timer *tm, void *arg),
+                    void (*arm)(int64_t at_ms, void *arg), void *arg);
+/* rt_timer_set makes tm due at at_ms (monotonic ms), replacing its deadline if it had one.
+ * Returns 0, or SB_ENOMEM and tm is left unset. */
+int rt_timer_set(struct rt_timers *t, struct rt_timer *tm, int64_t at_ms);
+/* rt_timer_cancel unsets tm (no-op when not set); call it before tm's memory is freed. */
+void rt_timer_cancel(struct rt_timers *t, struct rt_timer *tm);
+/* rt_timers_next returns the earliest deadline set, or -1 when none. */
+int64_t rt_timers_next(const struct rt_timers *t);
+/* rt_timers_run fires, earliest first, every deadline at or before now_ms (one set again by its
+ * fire callback to a time still <= now_ms fires again), then tells arm the next deadline. Call
+ * it when the real timer went off (it counts as no longer scheduled). */
+void rt_timers_run(struct rt_timers *t, int64_t now_ms);
+/* rt_timers_free frees the heap; every deadline must be cancelled or freed with it. */
+void rt_timers_free(struct rt_timers *t);
 
 /* --- inbox.c: other threads → lws thread ------------------------------------------------- */
 enum rt_ev_kind {
@@ -212,7 +261,6 @@ enum rt_ev_kind {
 	RT_EV_SUBACK,    /* chan is subscribed in Redis */
 	RT_EV_RESYNC,    /* the Redis connection was re-made: frames may have been lost */
 	RT_EV_RPC,       /* an RPC completed */
-	RT_EV_JWKS,      /* the key set changed */
 };
 struct rt_ev {
 	struct rt_ev *next;
@@ -223,27 +271,82 @@ struct rt_ev {
 	void *ctx;
 	struct sb_rpc_result res;
 };
+/* A FIFO of events from any thread to the lws thread, with its wake-up. */
+struct rt_inbox {
+	pthread_mutex_t mu;
+	struct rt_ev *head, *tail;
+	struct lws_context *ctx; /* woken on post; NULL while closed */
+};
+/* rt_inbox_init makes in empty and closed. */
+void rt_inbox_init(struct rt_inbox *in);
 /* rt_inbox_post hands ev (owned by the inbox from now on) to the lws thread and wakes it
- * (when the inbox is open: events posted before or after are taken by rt_inbox_take). */
-void rt_inbox_post(struct rt_ev *ev);
-struct lws_context;
+ * (when the inbox is open: events posted before or after are taken by rt_inbox_take). Any
+ * thread. */
+void rt_inbox_post(struct rt_inbox *in, struct rt_ev *ev);
 /* rt_inbox_open makes rt_inbox_post wake ctx's service thread (lws_cancel_service). */
-void rt_inbox_open(struct lws_context *ctx);
+void rt_inbox_open(struct rt_inbox *in, struct lws_context *ctx);
 /* rt_inbox_close stops the wake-ups; call it before ctx is destroyed. Once it returns, no
  * thread is inside lws_cancel_service(ctx). */
-void rt_inbox_close(void);
+void rt_inbox_close(struct rt_inbox *in);
 /* rt_inbox_take returns every posted event in order (a list through next), or NULL. */
-struct rt_ev *rt_inbox_take(void);
+struct rt_ev *rt_inbox_take(struct rt_inbox *in);
+
+/* --- pubsub.c: the Redis subscriber thread ---------------------------------------------- */
+struct rt_pubsub;
+/* rt_pubsub_start connects to url in a thread of its own (retrying with backoff). Frames and
+ * subscription confirmations are posted to inbox; messages that break the contract are dropped
+ * and counted in rejected. Both must outlive rt_pubsub_stop. Returns 0, SB_EINVAL, SB_ENOMEM or
+ * SB_EIO. */
+int rt_pubsub_start(const char *url, struct rt_inbox *inbox, struct sb_series *rejected,
+                    struct rt_pubsub **out);
+/* rt_pubsub_request queues SUBSCRIBE (true) or UNSUBSCRIBE of chan; never blocks. */
+int rt_pubsub_request(struct rt_pubsub *ps, bool subscribe, const char *chan);
+/* rt_pubsub_connected tells whether the subscriber connection is up (readiness). */
+bool rt_pubsub_connected(struct rt_pubsub *ps);
+/* rt_pubsub_stop stops the thread and frees ps; NULL is ignored. */
+void rt_pubsub_stop(struct rt_pubsub *ps);
 
 /* --- authn.c: JWKS from auth, tokens ---------------------------------------------------- */
-/* rt_authn_start builds the verifier and a thread that fetches auth's JWKS (at start, every
- * jwks_refresh_ms, and when rt_authn_kick asks after an unknown kid). */
-int rt_authn_start(struct sb_service *svc);
-/* rt_authn_verify checks a token (len bytes); fills *p. Returns 0 or an sb_jwt_reason. */
-int rt_authn_verify(const char *token, size_t len, struct sb_jwt_principal *p);
-/* rt_authn_ready is the readiness check: keys loaded. */
+struct rt_authn {
+	struct sb_jwt_verifier *verifier;
+	struct sb_rpc_client *auth;
+	pthread_t thread;
+	pthread_mutex_t mu; /* guards stop, kick, last_kick_ms */
+	pthread_cond_t cv;
+	bool stop, kick, started;
+	atomic_bool have_keys;
+	int64_t refresh_ms, last_kick_ms;
+};
+/* rt_authn_start builds a's verifier from cfg and a thread that fetches auth's JWKS (at
+ * start, every jwks_refresh_ms, and when rt_authn_verify met an unknown kid). auth must
+ * outlive rt_authn_stop. Returns 0 or an error; on error nothing is left to stop. */
+int rt_authn_start(struct rt_authn *a, const struct realtime_cfg *cfg, struct sb_rpc_client *auth);
+/* rt_authn_verify checks a token (len bytes) on any thread; fills *p. Returns 0 or an
+ * sb_jwt_reason. */
+int rt_authn_verify(struct rt_authn *a, const char *token, size_t len, struct sb_jwt_principal *p);
+/* rt_authn_ready is the readiness check (arg: the struct rt_authn): keys loaded. */
 int rt_authn_ready(void *arg, char *detail, size_t n);
-void rt_authn_stop(void);
+/* rt_authn_stop joins the thread and frees the verifier; a no-op unless started. */
+void rt_authn_stop(struct rt_authn *a);
+
+/* --- delivered.c: notifier.Delivered batches (lws thread; replies on nng threads) -------- */
+#define RT_DELIVERED_MAX 1000
+struct rt_delivered {
+	struct sb_rpc_client *notifier; /* NULL: reports are dropped */
+	char conv[RT_DELIVERED_MAX][RT_ID_MAX], user[RT_DELIVERED_MAX][RT_ID_MAX],
+	    sender[RT_DELIVERED_MAX][RT_ID_MAX];
+	int64_t seq[RT_DELIVERED_MAX];
+	size_t n;
+	/* shared with the reply callbacks */
+	atomic_int inflight;
+	atomic_llong failed, skipped, logged_ms;
+};
+/* rt_delivered_init makes d an empty batch reported to notifier (may be NULL). */
+void rt_delivered_init(struct rt_delivered *d, struct sb_rpc_client *notifier);
+/* rt_delivered_add records that a message.created frame reached user's socket. */
+void rt_delivered_add(struct rt_delivered *d, const struct rt_frame *f, const char *user);
+/* rt_delivered_flush sends the batch (timer and full batch). */
+void rt_delivered_flush(struct rt_delivered *d);
 
 /* --- loop.c: the lws service thread's event loop (libev on epoll) ----------------------- */
 struct rt_loop;
@@ -260,29 +363,43 @@ void rt_loop_stop(struct rt_loop *l);
 /* rt_loop_free stops the loop if it runs and frees it; lws's context must be gone. NULL ok. */
 void rt_loop_free(struct rt_loop *l);
 
-/* --- edge.c, conn.c, fanout.c: the WebSocket server (lws thread) -------------------------- */
+/* --- the process ------------------------------------------------------------------------ */
 struct rt_metrics {
-	struct sb_series *active, *total, *latency, *slow, *rec_ok, *rec_gap, *rec_fail, *refused;
+	struct sb_series *active, *total, *latency, *slow, *rec_ok, *rec_gap, *rec_fail;
+	struct sb_series *pubsub_rejected;
 	struct sb_metric *refused_m;
 };
 
+/* struct rt is all the state of a realtime process: one instance (edge.c), set up by the
+ * start hook and torn down by the stop hook in mirrored order. */
 struct rt {
 	struct sb_service *svc;
 	const struct realtime_cfg *cfg;
-	struct lws_context *lws;
-	struct rt_loop *loop; /* the epoll loop lws runs on, in the lws service thread */
-	struct rt_pubsub *ps;
-	struct rt_subs subs;
-	struct rt_map users; /* user id -> count of local connections */
-	struct rt_map member_cache;
-	struct sb_rpc_client *messages, *notifier;
-	char **origins;
+	struct sb_rpc_client *messages; /* shared and thread-safe (sb_service_upstream) */
+	char **origins;                 /* SB_WS_ALLOWED_ORIGINS, split */
 	size_t norigins;
 	struct rt_metrics m;
-	struct rt_delivered *delivered;
-};
-extern struct rt rt_g; /* the process's realtime state */
+	atomic_int calls; /* RPCs to messages whose reply is not handed over yet (stop waits) */
 
+	/* lws thread only (the stopping thread once the loop has stopped) */
+	struct lws_context *lws;
+	struct rt_loop *loop;          /* the epoll loop lws runs on */
+	bool stopping;                 /* lws's context is going: schedule nothing on it */
+	lws_sorted_usec_list_t tick;   /* every 50 ms: delivery reports */
+	lws_sorted_usec_list_t wake;   /* the one lws timer behind timers */
+	struct rt_timers timers;       /* connection deadlines (ping, pong, auth, expiry) */
+	struct rt_subs subs;           /* channels and their local subscriptions */
+	struct rt_map users;           /* user id -> count of local connections */
+	struct rt_map member_cache;    /* "user|conv" -> positive CheckMember (sub.c) */
+	struct rt_delivered delivered; /* the delivery report being batched */
+
+	/* shared with other threads, each guarding itself */
+	struct rt_inbox inbox; /* → the lws thread */
+	struct rt_authn authn; /* JWKS fetcher thread */
+	struct rt_pubsub *ps;  /* Redis subscriber thread */
+};
+
+/* --- edge.c: the WebSocket server: lws context, handshake checks, start and stop -------- */
 int rt_edge_start(struct sb_service *svc);
 void rt_edge_stop_svc(struct sb_service *svc);
 
@@ -315,6 +432,7 @@ struct rt_qent {
 	struct rt_frame *f;
 };
 struct rt_conn {
+	struct rt *rt;
 	struct lws *wsi; /* NULL once closed */
 	int refs;        /* lws's, plus one per RPC in flight */
 	enum rt_conn_state state;
@@ -325,8 +443,7 @@ struct rt_conn {
 	int64_t auth_deadline_ms, next_ping_ms;
 	int64_t ping_queued_ms, ping_sent_ms; /* monotonic ms: DUE since, SENT since */
 	enum rt_ping_state ping;
-	int64_t timer_at; /* next deadline (monotonic ms) while timer_idx != 0 */
-	size_t timer_idx; /* 1 + slot in timer.c's heap, 0 when no timer is set */
+	struct rt_timer timer; /* the next deadline, in rt->timers */
 	bool counted, resume;
 	int close_code;
 	char close_reason[64];
@@ -338,7 +455,7 @@ struct rt_conn {
 	size_t nsubs, capsubs;
 };
 struct rt_sub {
-	int refs; /* the connection's, plus one per RPC in flight */
+	int refs; /* the connection's, plus one per RPC in flight, plus fan-out in progress */
 	enum rt_sub_state state;
 	struct rt_conn *conn;
 	struct rt_chan *chan;
@@ -356,6 +473,7 @@ void rt_conn_send(struct rt_conn *c, struct rt_frame *f);
 void rt_conn_send_new(struct rt_conn *c, struct rt_frame *f);
 /* rt_conn_close asks for conn to be closed with code and reason at the next writable. */
 void rt_conn_close(struct rt_conn *c, int code, const char *reason);
+/* rt_conn_unref drops a reference; the last frees c (rt_conn_closed must have run). */
 void rt_conn_unref(struct rt_conn *c);
 /* rt_conn_authenticated runs once the token is verified: limits, user channel, joining. */
 void rt_conn_authenticated(struct rt_conn *c, const struct sb_jwt_principal *p);
@@ -363,14 +481,17 @@ void rt_conn_authenticated(struct rt_conn *c, const struct sb_jwt_principal *p);
 void rt_conn_rx(struct rt_conn *c, const char *text, size_t len);
 /* rt_conn_writable writes the next queued frame; returns -1 to close. */
 int rt_conn_writable(struct rt_conn *c);
-/* rt_conn_timer checks deadlines and schedules the next timer. */
+/* rt_conn_timer checks deadlines and sets the next one. */
 void rt_conn_timer(struct rt_conn *c);
+/* rt_conn_deadline is rt->timers' fire callback: c's deadline has come (rt_conn_timer). */
+void rt_conn_deadline(struct rt_timer *tm, void *arg);
 /* rt_conn_pong runs when the peer answered a ping: the next one is due an interval later. */
 void rt_conn_pong(struct rt_conn *c);
 /* rt_conn_closed releases everything of conn but the struct (in-flight RPCs hold refs). */
 void rt_conn_closed(struct rt_conn *c);
-/* rt_conn_verify checks a token for conn; 0 or an sb_jwt_reason (logged, never the token). */
-int rt_conn_verify(struct rt_conn *c, const char *token, size_t len, struct sb_jwt_principal *p);
+/* rt_conn_verify checks a token; 0 or an sb_jwt_reason (counted and logged, never the
+ * token). */
+int rt_conn_verify(struct rt *rt, const char *token, size_t len, struct sb_jwt_principal *p);
 
 /* sub.c */
 /* rt_sub_open subscribes conn to conv (CheckMember first, then recovery from since >= 0). */
@@ -379,33 +500,17 @@ void rt_sub_open(struct rt_conn *c, const char *conv, int64_t since, bool checke
 struct rt_sub *rt_sub_find(struct rt_conn *c, const char *conv);
 /* rt_sub_end ends a subscription (leaves its channel) and drops the connection's reference. */
 void rt_sub_end(struct rt_sub *s);
+/* rt_sub_unref drops a reference taken with s->refs++; the last frees s. */
+void rt_sub_unref(struct rt_sub *s);
 /* rt_sub_frame delivers a frame published on the subscription's channel. */
 void rt_sub_frame(struct rt_sub *s, struct rt_frame *f);
 /* rt_sub_suback runs when Redis confirmed the channel: waiting recoveries start. */
 void rt_sub_suback(struct rt_chan *chan);
 /* rt_sub_resync recovers every live subscription from its cursor (Redis was reconnected). */
 void rt_sub_resync(struct rt_conn *c);
-/* rt_sub_rpc calls method on messages for conn's principal; done runs on the lws thread. */
+/* rt_sub_rpc calls method on messages for conn's principal; done(ev) runs on the lws thread
+ * (ev->ctx is ctx), or never when this fails. Returns 0 or an sb_rpc_call_async error. */
 int rt_sub_rpc(struct rt_conn *c, const char *method, const ProtobufCMessage *req,
                const ProtobufCMessageDescriptor *resp, void (*done)(struct rt_ev *ev), void *ctx);
-
-/* timer.c: connection deadlines (one heap, one lws timer) */
-/* rt_timer_set makes rt_conn_timer(c) run at at_ms (monotonic ms), replacing c's deadline. */
-void rt_timer_set(struct rt_conn *c, int64_t at_ms);
-/* rt_timer_cancel removes c's deadline; rt_conn_closed calls it before c can be freed. */
-void rt_timer_cancel(struct rt_conn *c);
-/* rt_timer_next returns the earliest deadline set, or -1 when none. */
-int64_t rt_timer_next(void);
-/* rt_timer_shutdown cancels the lws timer before lws's context is destroyed; the heap still
- * accepts changes (connections closing) without scheduling anything. */
-void rt_timer_shutdown(void);
-/* rt_timer_free frees the heap once every connection is gone. */
-void rt_timer_free(void);
-
-/* delivered.c: notifier.Delivered batches */
-/* rt_delivered_add records that a message.created frame reached user's socket. */
-void rt_delivered_add(const struct rt_frame *f, const char *user);
-/* rt_delivered_flush sends the batch (timer and full batch). */
-void rt_delivered_flush(void);
 
 #endif

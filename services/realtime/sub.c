@@ -21,37 +21,43 @@ struct rt_member_ent {
 	int64_t last_seq;
 };
 
+/* One RPC to messages in flight: what to run with its result on the lws thread. */
 struct rt_rpc_ctx {
+	struct rt *rt;
 	void (*done)(struct rt_ev *ev);
 	void *ctx;
 };
 
+/* rt_sub_rpc_cb runs on an nng thread: hand the result over to the lws thread. */
 static void
 rt_sub_rpc_cb(struct sb_rpc_result *res, void *arg)
 {
 	struct rt_rpc_ctx *x = arg;
+	struct rt *rt = x->rt;
 	struct rt_ev *ev = calloc(1, sizeof(*ev));
 	if (ev == NULL) { /* cannot hand it over: the connection is then stuck; log it */
 		sb_log_kv(SB_LOG_ERROR, "out of memory handing an RPC result over", NULL);
 		sb_rpc_result_free(res);
-		free(x);
-		return;
+	} else {
+		ev->kind = RT_EV_RPC;
+		ev->rpc_done = x->done;
+		ev->ctx = x->ctx;
+		ev->res = *res;
+		rt_inbox_post(&rt->inbox, ev);
 	}
-	ev->kind = RT_EV_RPC;
-	ev->rpc_done = x->done;
-	ev->ctx = x->ctx;
-	ev->res = *res;
 	free(x);
-	rt_inbox_post(ev);
+	atomic_fetch_sub(&rt->calls, 1); /* last: the stop hook waits for this */
 }
 
 int
 rt_sub_rpc(struct rt_conn *c, const char *method, const ProtobufCMessage *req,
            const ProtobufCMessageDescriptor *resp, void (*done)(struct rt_ev *ev), void *ctx)
 {
+	struct rt *rt = c->rt;
 	struct rt_rpc_ctx *x = malloc(sizeof(*x));
 	if (x == NULL)
 		return SB_ENOMEM;
+	x->rt = rt;
 	x->done = done;
 	x->ctx = ctx;
 	Sb__Rpc__Principal p = SB__RPC__PRINCIPAL__INIT;
@@ -59,13 +65,16 @@ rt_sub_rpc(struct rt_conn *c, const char *method, const ProtobufCMessage *req,
 	p.tenant_id = c->tenant;
 	p.token_id = c->jti;
 	struct sb_rpc_meta meta = { .principal = &p, .timeout_ms = 5000 };
-	int rv = sb_rpc_call_async(rt_g.messages, method, req, resp, &meta, rt_sub_rpc_cb, x);
-	if (rv != 0)
+	atomic_fetch_add(&rt->calls, 1);
+	int rv = sb_rpc_call_async(rt->messages, method, req, resp, &meta, rt_sub_rpc_cb, x);
+	if (rv != 0) {
+		atomic_fetch_sub(&rt->calls, 1);
 		free(x);
+	}
 	return rv;
 }
 
-static void
+void
 rt_sub_unref(struct rt_sub *s)
 {
 	if (--s->refs == 0) {
@@ -94,7 +103,7 @@ rt_sub_end(struct rt_sub *s)
 {
 	struct rt_conn *c = s->conn;
 	if (s->chan != NULL)
-		rt_subs_leave(&rt_g.subs, s->chan, s->idx, rt_sub_fix_idx);
+		rt_subs_leave(&c->rt->subs, s->chan, s->idx, rt_sub_fix_idx);
 	s->chan = NULL;
 	for (size_t i = 0; i < c->nsubs; i++)
 		if (c->subs[i] == s) {
@@ -134,7 +143,8 @@ rt_sub_live(struct rt_sub *s, bool recovered)
 		rt_sub_reply(s, false);
 		rt_cursor_drain(&s->cur, rt_sub_emit, s->conn);
 	}
-	sb_series_inc(recovered ? rt_g.m.rec_ok : rt_g.m.rec_gap);
+	struct rt_metrics *m = &s->conn->rt->m;
+	sb_series_inc(recovered ? m->rec_ok : m->rec_gap);
 }
 
 /* rt_sub_encode makes the message.created frame of a history item, byte for byte the shape
@@ -182,13 +192,14 @@ rt_sub_history_done(struct rt_ev *ev)
 {
 	struct rt_sub *s = ev->ctx;
 	if (s->state != RT_SUB_HISTORY)
-		goto done;
+		goto done; /* ended meanwhile: s->conn may be gone */
+	struct rt *rt = s->conn->rt;
 	if (ev->res.code != 0 || ev->res.resp == NULL) {
 		sb_log_kv(SB_LOG_WARN, "history read failed", "code",
 		          sb_rpc_code_name(ev->res.code), NULL);
 		rt_conn_send_new(
 		    s->conn, rt_frame_error("unavailable", "history unavailable: reload", s->conv));
-		sb_series_inc(rt_g.m.rec_fail);
+		sb_series_inc(rt->m.rec_fail);
 		rt_cursor_drain(&s->cur, rt_sub_emit, s->conn);
 		s->state = RT_SUB_LIVE;
 		rt_sub_reply(s, false);
@@ -199,7 +210,7 @@ rt_sub_history_done(struct rt_ev *ev)
 	 * out and the client reloads (rt_sub_member checked the bound against a fresh last_seq
 	 * already; this catches messages sent since). */
 	if (r->n_items > 0 &&
-	    r->items[r->n_items - 1]->seq - s->since > rt_g.cfg->recovery_max_gap) {
+	    r->items[r->n_items - 1]->seq - s->since > rt->cfg->recovery_max_gap) {
 		if (r->items[r->n_items - 1]->seq > s->cur.last)
 			s->cur.last = r->items[r->n_items - 1]->seq;
 		rt_sub_live(s, false);
@@ -232,7 +243,7 @@ rt_sub_history(struct rt_sub *s)
 	               &sb__messages__list_messages_response__descriptor, rt_sub_history_done,
 	               s) != 0) {
 		s->refs--;
-		sb_series_inc(rt_g.m.rec_fail);
+		sb_series_inc(s->conn->rt->m.rec_fail);
 		rt_cursor_drain(&s->cur, rt_sub_emit, s->conn);
 		s->state = RT_SUB_LIVE;
 		rt_sub_reply(s, false);
@@ -243,9 +254,10 @@ rt_sub_history(struct rt_sub *s)
 static void
 rt_sub_member(struct rt_sub *s, int64_t last_seq)
 {
+	struct rt *rt = s->conn->rt;
 	char name[RT_CHAN_MAX];
 	snprintf(name, sizeof(name), "conv:%s", s->conv);
-	s->chan = rt_subs_join(&rt_g.subs, name, s, &s->idx);
+	s->chan = rt_subs_join(&rt->subs, name, s, &s->idx);
 	if (s->chan == NULL) {
 		rt_conn_send_new(s->conn, rt_frame_error("internal", "out of memory", s->conv));
 		rt_sub_end(s);
@@ -256,11 +268,11 @@ rt_sub_member(struct rt_sub *s, int64_t last_seq)
 		rt_sub_reply(s, true);
 		return;
 	}
-	if (last_seq >= 0 && last_seq - s->since > rt_g.cfg->recovery_max_gap) {
+	if (last_seq >= 0 && last_seq - s->since > rt->cfg->recovery_max_gap) {
 		s->cur.last = last_seq;
 		s->state = RT_SUB_LIVE;
 		rt_sub_reply(s, false);
-		sb_series_inc(rt_g.m.rec_gap);
+		sb_series_inc(rt->m.rec_gap);
 		return;
 	}
 	s->cur.last = s->since;
@@ -276,7 +288,8 @@ rt_sub_check_done(struct rt_ev *ev)
 {
 	struct rt_sub *s = ev->ctx;
 	if (s->state != RT_SUB_CHECKING)
-		goto done;
+		goto done; /* ended meanwhile: s->conn may be gone */
+	struct rt *rt = s->conn->rt;
 	Sb__Messages__CheckMemberResponse *r = (void *)ev->res.resp;
 	if (ev->res.code != 0 || r == NULL || !r->member) {
 		bool denied = ev->res.code == 0 || ev->res.code == SB__RPC__CODE__NOT_FOUND ||
@@ -289,17 +302,17 @@ rt_sub_check_done(struct rt_ev *ev)
 		rt_sub_end(s);
 		goto done;
 	}
-	if (rt_g.cfg->member_cache_ms > 0) {
+	if (rt->cfg->member_cache_ms > 0) {
 		char key[2 * RT_ID_MAX + 2];
 		snprintf(key, sizeof(key), "%s|%s", s->conn->user, s->conv);
-		struct rt_member_ent *e = rt_map_get(&rt_g.member_cache, key);
+		struct rt_member_ent *e = rt_map_get(&rt->member_cache, key);
 		if (e == NULL && (e = malloc(sizeof(*e))) != NULL &&
-		    rt_map_put(&rt_g.member_cache, key, e) != 0) {
+		    rt_map_put(&rt->member_cache, key, e) != 0) {
 			free(e);
 			e = NULL;
 		}
 		if (e != NULL) {
-			e->until_ms = sb_time_mono_ms() + rt_g.cfg->member_cache_ms;
+			e->until_ms = sb_time_mono_ms() + rt->cfg->member_cache_ms;
 			e->last_seq = r->last_seq;
 		}
 	}
@@ -308,13 +321,13 @@ done:
 	rt_sub_unref(s);
 }
 
-/* rt_sub_forget drops the cached membership of user in conv. */
+/* rt_sub_forget drops the cached membership of c's user in conv. */
 static void
-rt_sub_forget(const char *user, const char *conv)
+rt_sub_forget(struct rt_conn *c, const char *conv)
 {
 	char key[2 * RT_ID_MAX + 2];
-	snprintf(key, sizeof(key), "%s|%s", user, conv);
-	free(rt_map_del(&rt_g.member_cache, key));
+	snprintf(key, sizeof(key), "%s|%s", c->user, conv);
+	free(rt_map_del(&c->rt->member_cache, key));
 }
 
 void
@@ -355,7 +368,7 @@ rt_sub_open(struct rt_conn *c, const char *conv, int64_t since, bool checked)
 		char name[RT_CHAN_MAX];
 		snprintf(name, sizeof(name), "user:%s", c->user);
 		s->state = RT_SUB_LIVE;
-		if ((s->chan = rt_subs_join(&rt_g.subs, name, s, &s->idx)) == NULL)
+		if ((s->chan = rt_subs_join(&c->rt->subs, name, s, &s->idx)) == NULL)
 			rt_sub_end(s);
 		return;
 	}
@@ -367,7 +380,7 @@ rt_sub_open(struct rt_conn *c, const char *conv, int64_t since, bool checked)
 	}
 	char key[2 * RT_ID_MAX + 2];
 	snprintf(key, sizeof(key), "%s|%s", c->user, conv);
-	struct rt_member_ent *e = rt_map_get(&rt_g.member_cache, key);
+	struct rt_member_ent *e = rt_map_get(&c->rt->member_cache, key);
 	/* a recovery asks messages again: the gap is bounded against a fresh last_seq */
 	if (e != NULL && since < 0 && e->until_ms > sb_time_mono_ms()) {
 		rt_sub_member(s, e->last_seq);
@@ -416,7 +429,7 @@ rt_sub_frame(struct rt_sub *s, struct rt_frame *f)
 			rt_sub_open(c, f->conv,
 			            strcmp(f->type, "conversation.created") == 0 ? 0 : -1, true);
 	} else if (strcmp(f->type, "conversation.left") == 0) {
-		rt_sub_forget(c->user, f->conv);
+		rt_sub_forget(c, f->conv);
 		struct rt_sub *old = rt_sub_find(c, f->conv);
 		if (old != NULL)
 			rt_sub_end(old);

@@ -1,177 +1,155 @@
-/* timer.c: every connection's next deadline (ping, pong, auth, token expiry) in one binary
- * min-heap, driven by a single lws timer. lws 4.1 keeps its timers in a sorted linked list
- * and inserts by walking it, so one lws timer per connection made every re-arm cost a walk over
- * all connections: at 15,000 connections that insertion was two thirds of the loop thread's
- * CPU (docs/benchmarks.md). Here a re-arm is O(log n) and lws sees one entry. Runs on the lws
- * thread only; the callbacks run from lws's timer service like any other lws timer. */
+/* timer.c: deadlines in one binary min-heap behind one real timer. lws 4.1 keeps its timers in a
+ * sorted linked list and inserts by walking it, so one lws timer per connection made every
+ * re-arm cost a walk over all connections: at 15,000 connections that insertion was two thirds
+ * of the loop thread's CPU (docs/benchmarks.md). Here a re-arm is O(log n), and the owner's one
+ * real timer (edge.c: an lws timer) only moves when the earliest deadline does. Depends on
+ * nothing: what a deadline means is the fire callback's business. One thread. */
 #include "realtime.h"
 
 #include <stdlib.h>
 
-#include <libwebsockets.h>
+#include "sb_err.h"
 
-#include "sb_util_time.h"
-
-static struct {
-	struct rt_conn **heap; /* heap[i]->timer_idx == i + 1 */
-	size_t n, cap;
-	lws_sorted_usec_list_t sul;
-	int64_t armed_ms; /* deadline the sul is scheduled for, 0 when none */
-	bool closed;      /* rt_timer_shutdown ran: no more lws scheduling */
-} rt_timers;
-
-static void rt_timer_fire(lws_sorted_usec_list_t *sul);
+void
+rt_timers_init(struct rt_timers *t, void (*fire)(struct rt_timer *tm, void *arg),
+               void (*arm)(int64_t at_ms, void *arg), void *arg)
+{
+	*t = (struct rt_timers){ .armed = -1, .fire = fire, .arm = arm, .arg = arg };
+}
 
 static bool
-rt_timer_less(size_t a, size_t b)
+rt_timer_less(const struct rt_timers *t, size_t a, size_t b)
 {
-	return rt_timers.heap[a]->timer_at < rt_timers.heap[b]->timer_at;
+	return t->heap[a]->at < t->heap[b]->at;
 }
 
 static void
-rt_timer_place(size_t i, struct rt_conn *c)
+rt_timer_place(struct rt_timers *t, size_t i, struct rt_timer *tm)
 {
-	rt_timers.heap[i] = c;
-	c->timer_idx = i + 1;
+	t->heap[i] = tm;
+	tm->idx = i + 1;
 }
 
 static void
-rt_timer_swap(size_t a, size_t b)
+rt_timer_swap(struct rt_timers *t, size_t a, size_t b)
 {
-	struct rt_conn *t = rt_timers.heap[a];
-	rt_timer_place(a, rt_timers.heap[b]);
-	rt_timer_place(b, t);
+	struct rt_timer *x = t->heap[a];
+	rt_timer_place(t, a, t->heap[b]);
+	rt_timer_place(t, b, x);
 }
 
 static void
-rt_timer_up(size_t i)
+rt_timer_up(struct rt_timers *t, size_t i)
 {
-	while (i > 0 && rt_timer_less(i, (i - 1) / 2)) {
-		rt_timer_swap(i, (i - 1) / 2);
+	while (i > 0 && rt_timer_less(t, i, (i - 1) / 2)) {
+		rt_timer_swap(t, i, (i - 1) / 2);
 		i = (i - 1) / 2;
 	}
 }
 
 static void
-rt_timer_down(size_t i)
+rt_timer_down(struct rt_timers *t, size_t i)
 {
 	for (;;) {
 		size_t l = 2 * i + 1, r = l + 1, m = i;
-		if (l < rt_timers.n && rt_timer_less(l, m))
+		if (l < t->n && rt_timer_less(t, l, m))
 			m = l;
-		if (r < rt_timers.n && rt_timer_less(r, m))
+		if (r < t->n && rt_timer_less(t, r, m))
 			m = r;
 		if (m == i)
 			return;
-		rt_timer_swap(i, m);
+		rt_timer_swap(t, i, m);
 		i = m;
 	}
 }
 
-/* rt_timer_arm schedules the lws timer for the earliest deadline, when that changed. */
+/* rt_timers_arm tells arm the earliest deadline when it changed (not while running). */
 static void
-rt_timer_arm(void)
+rt_timers_arm(struct rt_timers *t)
 {
-	if (rt_timers.closed || rt_g.lws == NULL)
+	int64_t at = rt_timers_next(t);
+	if (t->running || at == t->armed)
 		return;
-	if (rt_timers.n == 0) {
-		if (rt_timers.armed_ms != 0)
-			lws_sul_cancel(&rt_timers.sul);
-		rt_timers.armed_ms = 0;
-		return;
-	}
-	int64_t at = rt_timers.heap[0]->timer_at;
-	if (at == rt_timers.armed_ms)
-		return;
-	int64_t wait = at - sb_time_mono_ms();
-	lws_sul_schedule(rt_g.lws, 0, &rt_timers.sul, rt_timer_fire,
-	                 (lws_usec_t)(wait < 1 ? 1 : wait) * LWS_US_PER_MS);
-	rt_timers.armed_ms = at;
+	t->armed = at;
+	if (t->arm != NULL)
+		t->arm(at, t->arg);
 }
 
 static void
-rt_timer_remove(struct rt_conn *c)
+rt_timer_remove(struct rt_timers *t, struct rt_timer *tm)
 {
-	size_t i = c->timer_idx - 1, last = --rt_timers.n;
-	c->timer_idx = 0;
+	size_t i = tm->idx - 1, last = --t->n;
+	tm->idx = 0;
 	if (i == last)
 		return;
-	rt_timer_place(i, rt_timers.heap[last]);
-	rt_timer_down(i);
-	rt_timer_up(i);
+	rt_timer_place(t, i, t->heap[last]);
+	rt_timer_down(t, i);
+	rt_timer_up(t, i);
 }
 
-static void
-rt_timer_fire(lws_sorted_usec_list_t *sul)
+int
+rt_timer_set(struct rt_timers *t, struct rt_timer *tm, int64_t at_ms)
 {
-	(void)sul;
-	rt_timers.armed_ms = 0;
-	int64_t now = sb_time_mono_ms();
-	/* rt_conn_timer sets the connection's next deadline (later than now) or none */
-	while (rt_timers.n > 0 && rt_timers.heap[0]->timer_at <= now) {
-		struct rt_conn *c = rt_timers.heap[0];
-		rt_timer_remove(c);
-		rt_conn_timer(c);
-	}
-	rt_timer_arm();
-}
-
-void
-rt_timer_set(struct rt_conn *c, int64_t at_ms)
-{
-	if (c->timer_idx == 0) {
-		if (rt_timers.n == rt_timers.cap) {
-			size_t cap = rt_timers.cap ? rt_timers.cap * 2 : 1024;
-			struct rt_conn **h = realloc(rt_timers.heap, cap * sizeof(*h));
-			if (h == NULL) {
-				rt_conn_close(c, 1011, "out of memory");
-				return;
-			}
-			rt_timers.heap = h;
-			rt_timers.cap = cap;
+	if (tm->idx == 0) {
+		if (t->n == t->cap) {
+			size_t cap = t->cap ? t->cap * 2 : 1024;
+			struct rt_timer **h = realloc(t->heap, cap * sizeof(*h));
+			if (h == NULL)
+				return SB_ENOMEM;
+			t->heap = h;
+			t->cap = cap;
 		}
-		c->timer_at = at_ms;
-		rt_timer_place(rt_timers.n++, c);
-		rt_timer_up(c->timer_idx - 1);
+		tm->at = at_ms;
+		rt_timer_place(t, t->n++, tm);
+		rt_timer_up(t, tm->idx - 1);
 	} else {
-		int64_t was = c->timer_at;
-		c->timer_at = at_ms;
+		int64_t was = tm->at;
+		tm->at = at_ms;
 		if (at_ms < was)
-			rt_timer_up(c->timer_idx - 1);
+			rt_timer_up(t, tm->idx - 1);
 		else
-			rt_timer_down(c->timer_idx - 1);
+			rt_timer_down(t, tm->idx - 1);
 	}
-	rt_timer_arm();
+	rt_timers_arm(t);
+	return 0;
 }
 
 void
-rt_timer_cancel(struct rt_conn *c)
+rt_timer_cancel(struct rt_timers *t, struct rt_timer *tm)
 {
-	if (c->timer_idx == 0)
+	if (tm->idx == 0)
 		return;
-	rt_timer_remove(c);
-	rt_timer_arm();
+	rt_timer_remove(t, tm);
+	rt_timers_arm(t);
 }
 
 int64_t
-rt_timer_next(void)
+rt_timers_next(const struct rt_timers *t)
 {
-	return rt_timers.n > 0 ? rt_timers.heap[0]->timer_at : -1;
+	return t->n > 0 ? t->heap[0]->at : -1;
 }
 
 void
-rt_timer_shutdown(void)
+rt_timers_run(struct rt_timers *t, int64_t now_ms)
 {
-	if (rt_timers.armed_ms != 0 && rt_g.lws != NULL)
-		lws_sul_cancel(&rt_timers.sul);
-	rt_timers.armed_ms = 0;
-	rt_timers.closed = true;
+	t->armed = -1; /* the real timer went off: nothing is scheduled now */
+	t->running = true;
+	while (t->n > 0 && t->heap[0]->at <= now_ms) {
+		struct rt_timer *tm = t->heap[0];
+		rt_timer_remove(t, tm);
+		t->fire(tm, t->arg);
+	}
+	t->running = false;
+	rt_timers_arm(t);
 }
 
 void
-rt_timer_free(void)
+rt_timers_free(struct rt_timers *t)
 {
-	free(rt_timers.heap);
-	rt_timers.heap = NULL;
-	rt_timers.n = rt_timers.cap = 0;
+	for (size_t i = 0; i < t->n; i++)
+		t->heap[i]->idx = 0;
+	free(t->heap);
+	t->heap = NULL;
+	t->n = t->cap = 0;
+	t->armed = -1;
 }

@@ -58,15 +58,19 @@ export function publish(channel, payload) {
   });
 }
 
-// Client: a ws connection whose frames queue up until awaited.
+// Client: a ws connection whose frames queue up until awaited (frames); all keeps every frame
+// received, in order, also those next() took out.
 export class Client {
   constructor(port, query = '', opts = {}) {
     this.frames = [];
+    this.all = [];
     this.waiters = [];
     this.ws = new WebSocket(`ws://127.0.0.1:${port}/ws${query}`, opts);
     this.closed = new Promise((resolve) => this.ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })));
     this.ws.on('message', (d) => {
-      this.frames.push(JSON.parse(d.toString()));
+      const f = JSON.parse(d.toString());
+      this.frames.push(f);
+      this.all.push(f);
       this.waiters.splice(0).forEach((w) => w());
     });
     this.ws.on('error', () => {});

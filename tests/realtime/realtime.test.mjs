@@ -74,6 +74,23 @@ test('a gap larger than the bound says recovered: false', async () => {
   await r.close();
 });
 
+test('an event time at the int64 limit is delivered (a ConversationRead\'s read_at_ms)', async () => {
+  const b = await Client.open(ports[1], bob.token);
+  await b.next((f) => f.type === 'subscribed' && f.conversation_id === conv);
+  await sleep(200); // Redis SUBSCRIBE confirmed
+  const rejected = await metric(1, 'realtime_pubsub_rejected_total');
+  const frame = { type: 'conversation.read', conversation_id: conv, user_id: alice.user, up_to_seq: 424242 };
+  await publish(`conv:${conv}`, `0 9223372036854775807\n${JSON.stringify(frame)}`);
+  assert.deepEqual(await b.next((f) => f.type === 'conversation.read' && f.up_to_seq === 424242), frame);
+  assert.equal(await metric(1, 'realtime_pubsub_rejected_total'), rejected);
+  // one past it is refused, and counted
+  await publish(`conv:${conv}`, `0 9223372036854775808\n${JSON.stringify({ ...frame, up_to_seq: 424243 })}`);
+  await sleep(300);
+  assert.equal(await metric(1, 'realtime_pubsub_rejected_total'), rejected + 1);
+  assert.equal(b.frames.find((f) => f.up_to_seq === 424243), undefined);
+  await b.close();
+});
+
 test('invalid or missing token is refused (401, or close 4401 after an auth frame)', async () => {
   assert.equal(await refused(ports[0], '?token=not.a.jwt'), 401);
   assert.equal(await refused(ports[0], '?token='), 401);
@@ -130,6 +147,11 @@ test('malformed and oversized frames: error frames, close 1009, never a crash', 
     assert.ok(['bad_frame', 'unknown_type', 'invalid_argument'].includes(e.code), JSON.stringify(e));
     assert.ok(e.message.length > 0);
   }
+  // an unknown type is quoted up to 64 bytes, cut between characters: a cut inside the "é"
+  // (bytes 64 and 65) made an invalid text frame, which ws refuses by closing with 1007
+  c.send({ type: `${'a'.repeat(63)}é€` });
+  const e = await c.next((f) => f.type === 'error');
+  assert.deepEqual(e, { type: 'error', code: 'unknown_type', message: `unknown frame type "${'a'.repeat(63)}"` });
   c.ws.send(Buffer.from([1, 2, 3]), { binary: true });
   assert.equal((await c.next((f) => f.type === 'error')).code, 'bad_frame');
   c.send(JSON.stringify({ type: 'ping', pad: 'x'.repeat(5000) }));
@@ -140,20 +162,28 @@ test('malformed and oversized frames: error frames, close 1009, never a crash', 
   await again.close();
 });
 
-test('a slow consumer is closed with 4008 and then recovers', async () => {
+test('a slow consumer is closed with 4008 and then recovers exactly what it missed', async () => {
+  // The queue is filled with frames published straight to Redis in a conversation of its own
+  // (they exist nowhere else); the messages that count are real ones in conv, so that the
+  // recovery has something to replay and the test can say exactly what.
+  const flood = (await api(alice.token, 'POST', '/v1/conversations', { kind: 'group', title: 'flood', member_ids: [bob.user] })).id;
   const c = await Client.open(ports[2], bob.token);
   await c.next((f) => f.type === 'subscribed' && f.conversation_id === conv);
+  await c.next((f) => f.type === 'subscribed' && f.conversation_id === flood);
   await sleep(200);
+  const sent = [await send(alice.token, alice.user, conv, 'read before the pause')];
+  await c.next((f) => f.type === 'message.created' && f.seq === sent[0]);
   c.ws._socket.pause(); // stop reading
+  // queued behind the paused socket: the client may or may not get them before the close
+  for (let i = 0; i < 3; i++) sent.push(await send(alice.token, alice.user, conv, `queued ${i}`));
   const big = 'y'.repeat(3000);
-  const start = Number((await api(bob.token, 'GET', `/v1/conversations/${conv}`)).last_seq);
   const closes = () => metric(2, 'websocket_slow_consumer_closes_total');
   const before = await closes();
   // publish until the instance counts the slow-consumer close (its queue bound is 64 KiB)
   let i = 1;
   for (; i <= 5000; i++) {
-    const frame = { type: 'message.created', conversation_id: conv, seq: start + i, message: { id: `f${i}`, sender_id: alice.user, content: big } };
-    await publish(`conv:${conv}`, `${start + i} ${Date.now()}\n${JSON.stringify(frame)}`);
+    const frame = { type: 'message.created', conversation_id: flood, seq: i, message: { id: `f${i}`, sender_id: alice.user, content: big } };
+    await publish(`conv:${flood}`, `${i} ${Date.now()}\n${JSON.stringify(frame)}`);
     if (i % 50 === 0 && (await closes()) > before) break;
   }
   assert.ok(i <= 5000, 'the slow consumer was never closed');
@@ -163,12 +193,26 @@ test('a slow consumer is closed with 4008 and then recovers', async () => {
   // client's path is congested the close frame may be lost with the unread data (the peer's
   // reset discards it) and the client sees 1006: clients treat both the same, by resuming.
   assert.ok(code === 4008 || code === 1006, `closed with ${code}`);
-  const seen = c.messages(conv);
-  const since = seen.length ? seen[seen.length - 1] : start;
+  // sent while it was away
+  for (let k = 0; k < 3; k++) sent.push(await send(alice.token, alice.user, conv, `missed ${k}`));
+  // what it processed is a gap-free prefix of what was sent; it resumes after the last of it
+  const seen = [sent[0], ...c.messages(conv)];
+  assert.deepEqual(seen, sent.slice(0, seen.length), 'the slow consumer saw a prefix, in order, once');
+  const since = seen[seen.length - 1];
+  const missed = sent.filter((s) => s > since);
+  assert.ok(missed.length >= 3, `missed ${JSON.stringify(missed)}`);
   const r = await Client.open(ports[0], bob.token, '&resume=1');
-  r.send({ type: 'subscribe', conversation_id: conv, since_seq: Math.min(since, start) });
-  const sub = await r.next((f) => f.type === 'subscribed');
+  r.send({ type: 'subscribe', conversation_id: conv, since_seq: since });
+  const sub = await r.next((f) => f.type === 'subscribed' && f.conversation_id === conv);
   assert.equal(sub.recovered, true);
+  assert.equal(sub.last_seq, sent[sent.length - 1]);
+  // exactly the missed seqs, in order, each once, all before "subscribed"...
+  const replayed = r.all.slice(0, r.all.indexOf(sub))
+    .filter((f) => f.type === 'message.created' && f.conversation_id === conv).map((f) => f.seq);
+  assert.deepEqual(replayed, missed, 'replayed before subscribed');
+  // ...and nothing after it (the notifier publishing the same messages late is deduplicated)
+  await sleep(500);
+  assert.deepEqual(r.messages(conv), missed, 'replayed once, nothing more');
   await r.close();
 });
 
@@ -218,7 +262,7 @@ test('an expired token closes the connection with 4401 at exp, unless refreshed'
   assert.equal(await refused(ports[2], `?token=${t1.token}`), 401);
 });
 
-test('the full pipeline: REST send → outbox → devbus → notifier → Redis → realtime, and delivered', async () => {
+test('the full pipeline: REST send → outbox → Kafka → notifier → Redis → realtime, and delivered', async () => {
   const pconv = (await api(alice.token, 'POST', '/v1/conversations', { kind: 'group', title: 'pipeline', member_ids: [bob.user] })).id;
   const a = await Client.open(ports[1], alice.token);
   const b = await Client.open(ports[2], bob.token);
