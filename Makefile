@@ -1,10 +1,12 @@
 # Thin wrapper: the build is CMake, the stack scripts live in tools/.
 BUILD      ?= build
 BUILD_SAN  ?= build-asan
+BUILD_FUZZ ?= build-fuzz
+FUZZ_SECONDS ?= 300
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: all deps build build-asan run test test-fast bench fmt fmt-check clean
+.PHONY: all deps build build-asan build-fuzz run test test-fast fuzz bench fmt fmt-check clean
 
 all: build
 
@@ -19,15 +21,28 @@ build-asan: deps
 	@cmake -S . -B $(BUILD_SAN) -DCMAKE_BUILD_TYPE=Debug -DSB_SANITIZE=ON $(CMAKE_ARGS) >/dev/null
 	@cmake --build $(BUILD_SAN) -j $(JOBS)
 
+# The libFuzzer targets of tests/fuzz (clang), and only them.
+build-fuzz: deps
+	@CC=clang cmake -S . -B $(BUILD_FUZZ) -DSB_FUZZ=ON $(CMAKE_ARGS) >/dev/null
+	@cmake --build $(BUILD_FUZZ) -j $(JOBS) --target sb_fuzz
+
 # Build everything and run the platform locally until Ctrl-C.
 run: build
 	@bash tools/run-local.sh $(BUILD)
 
-# The whole suite: unit + integration + format in the normal build, then the
-# runtime's tests again under ASan+UBSan.
-test: build build-asan
+# The whole suite: unit + integration + format in the normal build, then under ASan+UBSan
+# every unit test (runtime and services) and the fault-injection integration tests (label
+# sanitize: outbox crash, Kafka outage, PostgreSQL restarts, realtime kill) against sanitized
+# service binaries; then each fuzz target briefly over its seed corpus (label fuzz).
+test: build build-asan build-fuzz
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600
-	@cd $(BUILD_SAN) && ctest --output-on-failure -j $(JOBS) --timeout 600 -L runtime
+	@cd $(BUILD_SAN) && ctest --output-on-failure -j $(JOBS) --timeout 900 -L 'runtime|unit|sanitize'
+	@cd $(BUILD_FUZZ) && ctest --output-on-failure -j $(JOBS) -L fuzz
+
+# Every fuzz target for FUZZ_SECONDS each (FUZZ_TARGETS="a b" for some), JOBS at a time; the
+# corpora grow in $(BUILD_FUZZ)/tests/fuzz/long/ and are reused by the next run.
+fuzz: build-fuzz
+	@FUZZ_JOBS=$(JOBS) bash tests/fuzz/run.sh long $(BUILD_FUZZ) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 bench: build
 	@bash bench/run.sh $(BUILD)
@@ -36,4 +51,4 @@ fmt:
 	@find services tools bench tests mesh -name '*.[ch]' 2>/dev/null | xargs -r clang-format -i
 
 clean:
-	rm -rf $(BUILD) $(BUILD_SAN) .run
+	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_FUZZ) .run

@@ -2,12 +2,18 @@
 
 # sb_unit_tests(<library> LABELS <labels...>): every *_test.c in the current source directory
 # becomes one cmocka executable linked with <library>, registered with ctest. One line per
-# directory; a new test file needs no CMake change.
+# directory; a new test file needs no CMake change. Targets are named <directory>_<file>
+# (services/realtime/frame_test.c → realtime_frame_test) unless the file name already starts
+# with the directory's name or sb_, so every directory can name its tests foo_test.c.
 function(sb_unit_tests lib)
 	cmake_parse_arguments(ARG "" "" "LABELS" ${ARGN})
 	file(GLOB tests CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*_test.c)
+	get_filename_component(dir ${CMAKE_CURRENT_SOURCE_DIR} NAME)
 	foreach(t ${tests})
 		get_filename_component(name ${t} NAME_WE)
+		if(NOT name MATCHES "^(${dir}_|sb_)")
+			set(name ${dir}_${name})
+		endif()
 		add_executable(${name} ${t})
 		target_link_libraries(${name} PRIVATE ${lib} PkgConfig::CMOCKA)
 		add_test(NAME ${name} COMMAND ${name})
