@@ -249,7 +249,8 @@ rt_cmd_parse(const char *text, size_t len, struct rt_cmd *cmd)
 	}
 	if (d->n != NULL) {
 		json_t *n = json_object_get(o, d->n);
-		if (n == NULL && d->n_required)
+		/* A required member may not be null either (`"up_to_seq": null` is no seq). */
+		if ((n == NULL || json_is_null(n)) && d->n_required)
 			goto bad_n;
 		if (n != NULL && !json_is_null(n)) {
 			if (!json_is_integer(n) || json_integer_value(n) < 0)

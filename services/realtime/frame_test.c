@@ -54,6 +54,12 @@ test_read_and_tokens(void **st)
 	assert_string_equal(c.code, "invalid_argument");
 	assert_non_null(strstr(c.err, "up_to_seq"));
 	rt_cmd_clear(&c);
+	/* A required seq may not be null (it was read as -1 and sent to messages.MarkRead). */
+	assert_int_equal(
+	    parse("{\"type\":\"read\",\"conversation_id\":\"x\",\"up_to_seq\":null}", &c),
+	    SB_EPROTO);
+	assert_string_equal(c.code, "invalid_argument");
+	rt_cmd_clear(&c);
 	assert_int_equal(
 	    parse("{\"type\":\"refresh\",\"token\":\"abc.def.ghi\",\"id\":\"r1\"}", &c), 0);
 	assert_int_equal(c.type, RT_CMD_REFRESH);

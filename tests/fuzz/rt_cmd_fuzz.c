@@ -85,17 +85,16 @@ fz_model(json_t *o, struct fz_cmd *m)
 	}
 	if (m->type == RT_CMD_SUBSCRIBE || m->type == RT_CMD_READ) {
 		json_t *n = json_object_get(o, m->type == RT_CMD_READ ? "up_to_seq" : "since_seq");
+		if (json_is_null(n) && m->type == RT_CMD_READ)
+			return FZ_REFUSE; /* a required seq may not be null */
 		if (json_is_null(n))
-			return FZ_UNSURE; /* see below */
+			return FZ_UNSURE; /* optional since_seq: null may stand for absent */
 		if (n == NULL ? m->type == RT_CMD_READ
 		              : !json_is_integer(n) || json_integer_value(n) < 0)
 			return FZ_REFUSE;
 		if (n != NULL)
 			m->seq = json_integer_value(n);
 	}
-	/* `null` for since_seq may stand for "absent" (optional). For read's required up_to_seq
-	 * the contract wants an integer >= 0, but the parser takes null as absent and reads seq
-	 * -1 (reported; messages.MarkRead then refuses it): not checked until that is settled. */
 	if (m->type == RT_CMD_AUTH || m->type == RT_CMD_REFRESH) {
 		json_t *t = json_object_get(o, "token");
 		if (!json_is_string(t) || json_string_length(t) == 0 ||

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The realtime service end to end with Node `ws` clients (tests/realtime/realtime.test.mjs):
 # sb-auth, sb-messages, sb-gateway, sb-outbox, sb-notifier and THREE sb-realtime instances on
-# free ports against real PostgreSQL, Redis and devbus. Most scenarios also publish
+# free ports against real PostgreSQL, Redis and Kafka. Most scenarios also publish
 # contract-shaped frames to Redis themselves (docs/realtime.md, "Redis channels") so that they
 # do not wait for the notifier's first group join; the pipeline scenario sends through the
 # REST API only and waits for the real notifier. A second auth + gateway pair, on the same
 # database (same signing keys), issues 3-second access tokens for the expiry scenario.
 # stack: pg,redis,kafka
-# labels: realtime,e2e
+# labels: realtime,e2e,sanitize
 set -u
 root=${SB_SOURCE_ROOT:?}
 build=${SB_BUILD_ROOT:?}
