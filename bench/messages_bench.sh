@@ -1,17 +1,41 @@
 #!/usr/bin/env bash
 # messages_bench.sh: end-to-end POST /v1/messages through the gateway with auth (issue 4), and
-# in the same run its limit: pgbench running the equivalent single-message transaction
-# (bench/pgbench_message.sql) against the same schema and the same durable PostgreSQL.
-#   - open-loop load (bench/msgload.c, fixed arrival rate, latency from the scheduled send
-#     time) in steps of SB_BENCH_STEPS msgs/s for SB_BENCH_STEP_SECONDS each, stopping at the
-#     first step with p99 >= 200 ms, errors, or an achieved rate under 95% of the target; the
-#     5,000 msgs/s step is always run;
-#   - pgbench -M prepared -c 8 and -c 32, -T 10;
-#   - CPU of gateway, messages, auth, relay, PostgreSQL (all its processes) per step.
-# Targets: >= 5,000 msgs/s sustained with p99 < 200 ms, and >= the pgbench rate.
-# PostgreSQL: tests/lib/with-stack.sh starts it with fsync, synchronous_commit and
-# full_page_writes off; this script restarts that same cluster with none of those options
-# (PostgreSQL defaults: all on) and prints the settings it then reads back.
+# in the same run its limit: pgbench running one message per transaction with the same database
+# work per message (bench/pgbench_message.sql) against the same schema and the same durable
+# PostgreSQL. Targets: >= 5,000 msgs/s sustained with p99 < 200 ms, and >= the pgbench rate;
+# the script exits 1 when either is missed.
+# What each side does:
+#   end to end: msgload (bench/msgload.c) -> gateway (HTTP, token check, rate limit in Redis,
+#     JSON -> protobuf, sends batched over nng) -> messages, whose group commit takes every
+#     queued send of a lane in one transaction of two pipelined round trips: BEGIN, lock the
+#     conversations (FOR UPDATE), look for stored sends with the same id or idempotency key,
+#     check membership; then insert the messages, advance each conversation's seq, insert one
+#     outbox row per message, NOTIFY sb_outbox, COMMIT (services/messages/commit.c). Only then
+#     is the send answered 202. The outbox relay (sb-outbox) runs meanwhile, as deployed: it
+#     LISTENs on sb_outbox, selects the new rows, produces them to a real Kafka broker (one
+#     broker, acks=all) and marks them relayed.
+#   pgbench (the peer): the same statements for one message per transaction, in the same two
+#     pipelined round trips (lock, duplicate check, membership check; insert, seq, outbox row,
+#     NOTIFY, COMMIT; differences listed in bench/pgbench_message.sql), 8 and then 32 clients,
+#     no HTTP, no RPC, no batching across messages. It runs after the ladder, once the relay
+#     has relayed every row of the ladder and has been STOPPED: nothing relays during the
+#     peer's run, so the peer pays neither for relaying its own rows (select, produce, mark: a
+#     second write of every outbox row) nor for the ladder's backlog. The end-to-end side does
+#     pay for relaying (its relay CPU is printed per step): the comparison is tilted toward the
+#     peer, on purpose. The alternative, both relaying, would let the relay's progress on the
+#     peer's rows (which depends on Kafka and on how far behind it is) change the peer's figure;
+#     with the relay stopped, the peer is the plain database limit of the same work, and "at
+#     least the pgbench rate" stays a conservative claim. Likewise the peer's rate is its
+#     closed-loop throughput with no latency bound (its latency average is printed), while the
+#     end-to-end rate counts only steps with p99 < 200 ms.
+# Both sides: one PostgreSQL, durable: tests/lib/with-stack.sh starts it with fsync,
+# synchronous_commit and full_page_writes off; this script restarts that same cluster with none
+# of those options (PostgreSQL defaults: all on) and prints the settings it then reads back.
+# The end-to-end ladder: open-loop load (fixed arrival rate, latency from the scheduled send
+# time) in steps of SB_BENCH_STEPS msgs/s for SB_BENCH_STEP_SECONDS each, stopping at the first
+# step with p99 >= 200 ms, errors, or an achieved rate under 95% of the target; the 5,000 msgs/s
+# step is always run; CPU of gateway, messages, auth, relay, PostgreSQL (all its processes) per
+# step. pgbench: -M prepared -T 10, -c 8 and -c 32 (-j 2), PostgreSQL's CPU per run.
 # Run by `make bench` (bench/run.sh) or directly: bash bench/messages_bench.sh [BUILD_DIR]
 # Knobs (environment): SB_BENCH_STEPS, SB_BENCH_STEP_SECONDS, SB_BENCH_CONNS (512),
 # SB_BENCH_CONVERSATIONS (50); the services' settings SB_BENCH_BATCH_IN_FLIGHT (gateway's send
@@ -34,6 +58,7 @@ conns=${SB_BENCH_CONNS:-512}
 convs=${SB_BENCH_CONVERSATIONS:-50}
 p99_max=200
 t_start=$(date +%s)
+echo "# $(date -u +%FT%TZ) $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
 for b in sb-auth sb-messages sb-gateway sb-outbox; do
 	[ -x "$SB_BUILD_ROOT/bin/$b" ] || { echo "bench: $SB_BUILD_ROOT/bin/$b is missing: build first"; exit 1; }
@@ -116,9 +141,16 @@ ticks() { # pid...: summed ticks of those alive
 	done
 	echo $t
 }
+# PostgreSQL: its live processes plus the postmaster's cutime+cstime (the CPU of backends that
+# have exited, such as pgbench's, which come and go within a measurement).
+pg_ticks() {
+	local pm
+	pm=$(head -1 "$SB_TEST_PG_DIR/postmaster.pid")
+	echo $(($(ticks $(pg_pids)) + $(awk '{print $16 + $17}' "/proc/$pm/stat" 2>/dev/null || echo 0)))
+}
 cpu_snapshot() {
 	echo "$(ticks "${SVC_PID[gateway]}") $(ticks "${SVC_PID[messages]}") $(ticks "${SVC_PID[auth]}")" \
-		"$(ticks "${SVC_PID[outbox]}") $(ticks $(pg_pids))"
+		"$(ticks "${SVC_PID[outbox]:-}") $(pg_ticks)"
 }
 pct() { awk -v a="$1" -v b="$2" -v h="$hz" -v s="$3" 'BEGIN { printf "%.0f", (b - a) / h / s * 100 }'; }
 
@@ -197,36 +229,62 @@ if [ "${SB_BENCH_PG_STATS:-0}" = 1 ]; then
 		ORDER BY total_exec_time DESC LIMIT 15"
 fi
 
-# 6. The limit: pgbench, same schema, same PostgreSQL, same settings.
+# 6. The limit: pgbench, same schema, same PostgreSQL, same settings, the relay stopped after it
+# has relayed the ladder's rows (see the header).
+t0=$(date +%s)
+while [ "$(q -c "SELECT count(*) FROM messages.outbox WHERE relayed_at IS NULL")" != 0 ] &&
+	[ $(($(date +%s) - t0)) -lt 120 ]; do
+	sleep 0.5
+done
+backlog=$(q -c "SELECT count(*) FROM messages.outbox WHERE relayed_at IS NULL")
+relay_pid=${SVC_PID[outbox]}
+sb_svc_stop outbox
+kill -0 "$relay_pid" 2>/dev/null && { echo "bench: the outbox relay did not stop"; exit 1; }
+echo
+echo "outbox relay: relayed the ladder's rows in $(($(date +%s) - t0)) s (left: $backlog), then stopped"
 q -c "INSERT INTO messages.conversations (tenant_id, id, kind, created_by, activity_us)
 	SELECT 'pgbench', ('00000000-0000-4000-8000-' || lpad(n::text, 12, '0'))::uuid, 'group',
-	'pgbench-user', 0 FROM generate_series(1, 50) n" || exit 1
-echo
-echo "pgbench -M prepared -T 10, bench/pgbench_message.sql (seq bump + message + outbox row per transaction)"
+	'pgbench-user', 0 FROM generate_series(1, 50) n;
+	INSERT INTO messages.members (tenant_id, conversation_id, user_id)
+	SELECT tenant_id, id, 'pgbench-user' FROM messages.conversations WHERE tenant_id = 'pgbench'" ||
+	exit 1
+echo "pgbench -M prepared -T 10 -j 2, bench/pgbench_message.sql (per message: lock, duplicate and"
+echo "membership checks, message, seq, outbox row, NOTIFY; two pipelined round trips), relay stopped"
 pg_tps=()
 for c in 8 32; do
+	p0=$(pg_ticks)
+	w0=$(date +%s.%N)
 	out=$(pgbench -n -M prepared -T 10 -c "$c" -j 2 -f "$root/bench/pgbench_message.sql" \
 		"$SB_TEST_PG_DSN" 2>&1) || { echo "bench: pgbench failed: $out"; exit 1; }
+	w1=$(date +%s.%N)
+	p1=$(pg_ticks)
 	tps=$(awk '/^tps = / {printf "%.0f", $3}' <<<"$out")
 	lat=$(awk '/^latency average/ {print $4}' <<<"$out")
 	failed=$(awk '/number of failed transactions/ {print $5}' <<<"$out")
-	echo "  -c $c: $tps tps (one message each), latency average $lat ms, failed ${failed:-0}"
+	echo "  -c $c: $tps tps (one message each), latency average $lat ms, failed ${failed:-0}," \
+		"PostgreSQL CPU $(pct "$p0" "$p1" "$(awk -v a="$w0" -v b="$w1" 'BEGIN { print b - a }')")% of one core," \
+		"load $(cut -d' ' -f1 /proc/loadavg)"
+	[ "${failed:-0}" = 0 ] || { echo "bench: pgbench transactions failed"; exit 1; }
 	pg_tps+=("$tps")
 done
 pg_best=$(printf '%s\n' "${pg_tps[@]}" | sort -g | tail -1)
+stored_pg=$(q -c "SELECT count(*) FROM messages.messages WHERE tenant_id = 'pgbench'")
+outbox_pg=$(q -c "SELECT count(*) FROM messages.outbox WHERE source LIKE '/tenants/pgbench/%'")
+echo "  pgbench wrote $stored_pg messages and $outbox_pg outbox rows (none relayed)"
 
 # 7. Verdicts.
 echo
 echo "summary:"
-echo "  highest sustained rate with p99 < ${p99_max} ms: $best msgs/s (steps: $steps)"
+echo "  highest sustained rate with p99 < ${p99_max} ms: $best msgs/s (steps: $steps), relay running"
 echo "  p99 at 5,000 msgs/s: ${p99_5k:-not measured} ms (${ok5k:-})"
-echo "  pgbench single-message limit: $pg_best msgs/s (best of -c 8 / -c 32)"
+echo "  pgbench, same work per message, one message per transaction, relay stopped: $pg_best msgs/s (best of -c 8 / -c 32)"
 v1=$([ "$best" -ge 5000 ] && echo MET || echo "NOT MET")
 v2=$([ "$best" -ge "${pg_best:-0}" ] && echo MET || echo "NOT MET")
 echo "  target >= 5,000 msgs/s sustained with p99 < ${p99_max} ms: $v1"
 echo "  target >= the pgbench rate ($pg_best): $v2"
-echo "  whole benchmark: $(($(date +%s) - t_start)) s"
+echo "  whole benchmark: $(($(date +%s) - t_start)) s; load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
 # SB_BENCH_KEEP_LOGS=DIR keeps the services' logs (the temporary directory is removed).
 if [ -n "${SB_BENCH_KEEP_LOGS:-}" ]; then
 	mkdir -p "$SB_BENCH_KEEP_LOGS" && cp "$SB_TEST_TMP"/logs/*.log "$SB_TEST_PG_DIR/../server.log" "$SB_BENCH_KEEP_LOGS/"
 fi
+[ "$v1" = MET ] && [ "$v2" = MET ]

@@ -11,6 +11,7 @@
 
 #include "sb_err.h"
 #include "sb_log.h"
+#include "sb_metrics.h"
 #include "sb_util_time.h"
 
 #define GW_JWKS_MAX_AGE_MS (5 * 60 * 1000)
@@ -37,6 +38,9 @@ struct gw_authn {
 	bool have_keys;
 	_Atomic uint64_t gen; /* incremented whenever the key set is replaced */
 	int64_t leeway_s;
+	/* gateway_token_cache_total{result}: checks answered by the cache (hit) or by verifying
+	 * the signature (miss: not cached, evicted, expired or verified with an older key set). */
+	struct sb_series *m_hit, *m_miss;
 	pthread_mutex_t stripe[GW_TOKCACHE_STRIPES];
 	struct gw_tokcache_entry cache[GW_TOKCACHE_SLOTS];
 };
@@ -98,6 +102,14 @@ gw_authn_init(struct gw *gw)
 		pthread_mutex_init(&a->stripe[i], NULL);
 	a->gen = 1;
 	a->leeway_s = gw->cfg->leeway_s;
+	/* Registered once per process: registering again returns the same family. */
+	struct sb_metric *m = sb_metrics_counter(
+	    "gateway_token_cache_total",
+	    "Access-token checks answered by the verified-token cache (hit) or by a signature "
+	    "verification (miss).",
+	    "result");
+	a->m_hit = sb_metric_with(m, "hit");
+	a->m_miss = sb_metric_with(m, "miss");
 	gw->authn = a;
 	return 0;
 }
@@ -209,9 +221,11 @@ gw_authn_verify(struct gw_req *r)
 	unsigned char hash[32];
 	if (len <= SB_JWT_MAX_TOKEN && SHA256((const unsigned char *)tok, len, hash) != NULL &&
 	    gw_tokcache_get(a, hash, &r->principal)) {
+		sb_series_inc(a->m_hit);
 		r->authenticated = true;
 		return gw_authn_revoked(r);
 	}
+	sb_series_inc(a->m_miss);
 	uint64_t gen = a->gen;
 	int rv = sb_jwt_verify(a->verifier, tok, len, &r->principal);
 	if (rv == SB_JWT_UNKNOWN_KID && gw_authn_fetch(gw, false) == 0) {
