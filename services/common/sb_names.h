@@ -16,4 +16,20 @@
 /* A topic's dead-letter topic is its name followed by this. */
 #define SB_TOPIC_DLQ_SUFFIX ".dlq"
 
+/* Redis pub/sub channels of the realtime contract (docs/realtime.md): the notifier publishes
+ * frames (sb_rtframe.h) on "conv:<conversation id>" and "user:<user id>"; every realtime
+ * instance with a subscriber there forwards them. */
+#define SB_REDIS_CONV_CHANNEL "conv:"
+#define SB_REDIS_USER_CHANNEL "user:"
+/* Revoked access tokens: auth SETs "sb:revoked:jti:<jti>" (TTL = the token's remaining
+ * lifetime) and PUBLISHes "<jti> <exp>" on "sb:revocations"; gateways keep a local set. */
+#define SB_REDIS_REVOKED_PREFIX      "sb:revoked:jti:"
+#define SB_REDIS_REVOCATIONS_CHANNEL "sb:revocations"
+/* The notifier's publish-once marks: "sb:seen:<ce_id>" (TTL one day). */
+#define SB_REDIS_SEEN_PREFIX "sb:seen:"
+
+/* PostgreSQL NOTIFY channel: messages notifies it when it commits outbox rows; the outbox relay
+ * LISTENs. */
+#define SB_PG_OUTBOX_CHANNEL "sb_outbox"
+
 #endif

@@ -26,7 +26,7 @@
 #define OUTBOX_SHARDS     64
 #define OUTBOX_LOCK_CLASS 0x5B0B /* first key of the shard advisory locks */
 #define OUTBOX_APP_NAME   "sb-outbox-relay"
-#define OUTBOX_CHANNEL    "sb_outbox"
+#define OUTBOX_CHANNEL    SB_PG_OUTBOX_CHANNEL
 #define OUTBOX_DLQ_SUFFIX SB_TOPIC_DLQ_SUFFIX
 #define OUTBOX_ERR_HEADER "sb_error"
 #define OUTBOX_ERR_MAX    512

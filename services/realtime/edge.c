@@ -223,7 +223,7 @@ rt_edge_resync_chan(const char *key, void *val, void *arg)
 {
 	(void)arg;
 	struct rt_chan *ch = val;
-	if (strncmp(key, "user:", 5) == 0)
+	if (strncmp(key, SB_REDIS_USER_CHANNEL, strlen(SB_REDIS_USER_CHANNEL)) == 0)
 		for (size_t i = 0; i < ch->n; i++)
 			rt_sub_resync(((struct rt_sub *)ch->members[i])->conn);
 }

@@ -12,6 +12,7 @@
 
 #include "sb_buf.h"
 #include "sb_err.h"
+#include "sb_rtframe.h"
 
 struct rt_frame *
 rt_frame_new(const char *text, size_t len, int64_t seq, int64_t event_ms)
@@ -63,58 +64,8 @@ rt_id_valid(const char *s, size_t len)
 	return true;
 }
 
-/* --- the Redis message format (notifier → realtime) ------------------------------------------
- * "<seq> <event_ms>\n<frame-json>", the integers as the notifier writes them ("%lld"). Parsed
- * here only, by rt_frame_split_pubsub and its helper, so that the pair can move to
- * services/common with the writer as one encode/parse pair. */
-
-/* rt_frame_int reads a decimal int64 at *p (an optional '-', then digits, as "%lld" writes
- * every int64) that must be followed by stop before end, and advances *p past stop. Accepts
- * the whole range [INT64_MIN, INT64_MAX]; anything outside it, or not of this shape, is
- * SB_EPROTO. */
-static int
-rt_frame_int(const char **p, const char *end, char stop, int64_t *out)
-{
-	const char *s = *p;
-	bool neg = s < end && *s == '-';
-	if (neg)
-		s++;
-	if (s >= end || *s < '0' || *s > '9')
-		return SB_EPROTO;
-	/* the magnitude: at most INT64_MAX, or INT64_MAX + 1 for a negative number */
-	uint64_t limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX, v = 0;
-	for (; s < end && *s >= '0' && *s <= '9'; s++) {
-		unsigned d = (unsigned)(*s - '0');
-		if (v > (limit - d) / 10) /* v * 10 + d > limit */
-			return SB_EPROTO;
-		v = v * 10 + d;
-	}
-	if (s >= end || *s != stop)
-		return SB_EPROTO;
-	*p = s + 1;
-	if (!neg)
-		*out = (int64_t)v;
-	else if (v == (uint64_t)INT64_MAX + 1)
-		*out = INT64_MIN;
-	else
-		*out = -(int64_t)v;
-	return 0;
-}
-
-int
-rt_frame_split_pubsub(const char *msg, size_t len, struct rt_pubsub_msg *out)
-{
-	const char *p = msg, *end = msg + len;
-	int64_t seq, ems;
-	if (rt_frame_int(&p, end, ' ', &seq) != 0 || rt_frame_int(&p, end, '\n', &ems) != 0 ||
-	    seq < 0)
-		return SB_EPROTO;
-	out->seq = seq;
-	out->event_ms = ems;
-	out->json = p;
-	out->json_len = (size_t)(end - p);
-	return 0;
-}
+/* The Redis message format (notifier → realtime) is encoded and split by one pair in
+ * services/common (sb_rtframe.h). */
 
 /* --- frames from Redis ----------------------------------------------------------------- */
 
@@ -129,8 +80,8 @@ rt_frame_copy_str(json_t *o, const char *key, char *dst, size_t cap)
 int
 rt_frame_parse_pubsub(const char *msg, size_t len, struct rt_frame **out)
 {
-	struct rt_pubsub_msg m;
-	if (rt_frame_split_pubsub(msg, len, &m) != 0)
+	struct sb_rtframe m;
+	if (sb_rtframe_split(msg, len, &m) != 0)
 		return SB_EPROTO;
 	json_error_t jerr;
 	json_t *o = json_loadb(m.json, m.json_len, JSON_REJECT_DUPLICATES, &jerr);

@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "realtime.h"
+#include "sb_rtframe.h"
 #include "sb_err.h"
 
 static int
@@ -191,8 +192,8 @@ test_pubsub_int64_range(void **st)
 		{ "1 1700000000123\n", 1, 1700000000123LL },
 	};
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
-		struct rt_pubsub_msg pm;
-		assert_int_equal(rt_frame_split_pubsub(ok[i].in, strlen(ok[i].in), &pm), 0);
+		struct sb_rtframe pm;
+		assert_int_equal(sb_rtframe_split(ok[i].in, strlen(ok[i].in), &pm), 0);
 		assert_true(pm.seq == ok[i].seq);
 		assert_true(pm.event_ms == ok[i].ems);
 		assert_ptr_equal(pm.json, strchr(ok[i].in, '\n') + 1);
@@ -217,8 +218,8 @@ test_pubsub_int64_range(void **st)
 		"1 ",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		struct rt_pubsub_msg pm;
-		assert_int_equal(rt_frame_split_pubsub(bad[i], strlen(bad[i]), &pm), SB_EPROTO);
+		struct sb_rtframe pm;
+		assert_int_equal(sb_rtframe_split(bad[i], strlen(bad[i]), &pm), SB_EPROTO);
 		f = NULL;
 		assert_int_equal(rt_frame_parse_pubsub(bad[i], strlen(bad[i]), &f), SB_EPROTO);
 		assert_null(f);

@@ -25,6 +25,7 @@
 
 #include "sb_jwt.h"
 #include "sb_metrics.h"
+#include "sb_names.h"
 #include "sb_service.h"
 
 struct realtime_cfg {
@@ -115,17 +116,7 @@ void rt_frame_unref(struct rt_frame *f);
 
 /* One Redis message of the notifier contract, "<seq> <event_ms>\n<frame-json>" (the notifier
  * writes the two integers with "%lld"), split but not otherwise checked. */
-struct rt_pubsub_msg {
-	int64_t seq;      /* message seq for message.created, else 0; never negative */
-	int64_t event_ms; /* the event's creation time (Unix ms), any int64 */
-	const char *json; /* the frame's JSON text: points into the message, not NUL-terminated */
-	size_t json_len;
-};
-/* rt_frame_split_pubsub is realtime's one parser of the Redis message format: it splits msg
- * (len bytes, any content) into *out without copying. Returns 0, or SB_EPROTO for a header that
- * is not two decimal int64s separated by one space and ended by '\n', or a negative seq. */
-int rt_frame_split_pubsub(const char *msg, size_t len, struct rt_pubsub_msg *out);
-/* rt_frame_parse_pubsub makes a frame from one Redis message (rt_frame_split_pubsub) whose JSON
+/* rt_frame_parse_pubsub makes a frame from one Redis message (sb_rtframe_split) whose JSON
  * is an object with a string "type", and fills type, conv and sender from it. Returns 0 and
  * *out (one reference, caller's), SB_EPROTO for a message that breaks the contract, or
  * SB_ENOMEM. */

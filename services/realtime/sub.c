@@ -256,7 +256,7 @@ rt_sub_member(struct rt_sub *s, int64_t last_seq)
 {
 	struct rt *rt = s->conn->rt;
 	char name[RT_CHAN_MAX];
-	snprintf(name, sizeof(name), "conv:%s", s->conv);
+	snprintf(name, sizeof(name), SB_REDIS_CONV_CHANNEL "%s", s->conv);
 	s->chan = rt_subs_join(&rt->subs, name, s, &s->idx);
 	if (s->chan == NULL) {
 		rt_conn_send_new(s->conn, rt_frame_error("internal", "out of memory", s->conv));
@@ -366,7 +366,7 @@ rt_sub_open(struct rt_conn *c, const char *conv, int64_t since, bool checked)
 	c->subs[c->nsubs++] = s;
 	if (conv == NULL) { /* the user channel */
 		char name[RT_CHAN_MAX];
-		snprintf(name, sizeof(name), "user:%s", c->user);
+		snprintf(name, sizeof(name), SB_REDIS_USER_CHANNEL "%s", c->user);
 		s->state = RT_SUB_LIVE;
 		if ((s->chan = rt_subs_join(&c->rt->subs, name, s, &s->idx)) == NULL)
 			rt_sub_end(s);

@@ -1,0 +1,63 @@
+/* sb_rtframe.c: the notifier → realtime Redis message header, both directions. */
+#include "sb_rtframe.h"
+
+#include <stdbool.h>
+
+#include "sb_err.h"
+
+int
+sb_rtframe_header(struct sb_buf *b, int64_t seq, int64_t event_ms)
+{
+	if (seq < 0)
+		return SB_EINVAL;
+	return sb_buf_printf(b, "%lld %lld\n", (long long)seq, (long long)event_ms) == 0
+	           ? 0
+	           : SB_ENOMEM;
+}
+
+/* sb_rtframe_int reads a decimal int64 at *p (an optional '-', then digits) that must be
+ * followed by stop before end, and advances *p past stop. Accepts [INT64_MIN, INT64_MAX];
+ * anything outside it, or not of this shape, is SB_EPROTO. */
+static int
+sb_rtframe_int(const char **p, const char *end, char stop, int64_t *out)
+{
+	const char *s = *p;
+	bool neg = s < end && *s == '-';
+	if (neg)
+		s++;
+	if (s >= end || *s < '0' || *s > '9')
+		return SB_EPROTO;
+	/* the magnitude: at most INT64_MAX, or INT64_MAX + 1 for a negative number */
+	uint64_t limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX, v = 0;
+	for (; s < end && *s >= '0' && *s <= '9'; s++) {
+		unsigned d = (unsigned)(*s - '0');
+		if (v > (limit - d) / 10) /* v * 10 + d > limit */
+			return SB_EPROTO;
+		v = v * 10 + d;
+	}
+	if (s >= end || *s != stop)
+		return SB_EPROTO;
+	*p = s + 1;
+	if (!neg)
+		*out = (int64_t)v;
+	else if (v == (uint64_t)INT64_MAX + 1)
+		*out = INT64_MIN;
+	else
+		*out = -(int64_t)v;
+	return 0;
+}
+
+int
+sb_rtframe_split(const char *msg, size_t len, struct sb_rtframe *out)
+{
+	const char *p = msg, *end = msg + len;
+	int64_t seq, ems;
+	if (msg == NULL || out == NULL || sb_rtframe_int(&p, end, ' ', &seq) != 0 ||
+	    sb_rtframe_int(&p, end, '\n', &ems) != 0 || seq < 0)
+		return SB_EPROTO;
+	out->seq = seq;
+	out->event_ms = ems;
+	out->json = p;
+	out->json_len = (size_t)(end - p);
+	return 0;
+}
