@@ -6,8 +6,13 @@
  * wait), so delivery reports run on THAT thread (never on a producing or flushing caller's);
  * callers never poll.
  *
- * Consumer: a consumer-group member with manual, synchronous commits (enable.auto.commit=false,
- * auto.offset.reset=earliest). Messages are handed out as rd_kafka_message_t.
+ * Consumer: a consumer-group member (auto.offset.reset=earliest) in one of two commit modes:
+ * manual, synchronous commits of one message at a time (sb_kafka_consumer_new:
+ * enable.auto.commit=false), or stored offsets (sb_kafka_consumer_new_opts with a commit
+ * interval): the caller stores the offsets of the messages it has handled
+ * (sb_kafka_consumer_store, enable.auto.offset.store=false) and only those are committed,
+ * periodically in the background, synchronously when partitions are revoked and at close.
+ * Messages are handed out as rd_kafka_message_t, one at a time or in batches.
  *
  * Extra librdkafka settings are given as a NULL-terminated list of "key", "value" pairs (or
  * NULL); they are applied after the defaults above and so may override them (for example
@@ -121,12 +126,45 @@ rd_kafka_message_t *sb_kafka_consumer_poll(struct sb_kafka_consumer *c, int time
  * the group resumes after msg. msg stays owned by the caller. Returns 0, SB_EINVAL or SB_EIO. */
 int sb_kafka_consumer_commit(struct sb_kafka_consumer *c, const rd_kafka_message_t *msg);
 
+/* Options of sb_kafka_consumer_new_opts; a zeroed struct gives sb_kafka_consumer_new. */
+struct sb_kafka_consumer_opts {
+	/* 0: offsets are committed only by sb_kafka_consumer_commit. > 0: stored-offset mode:
+	 * librdkafka commits the offsets stored with sb_kafka_consumer_store every
+	 * commit_interval_ms (enable.auto.commit=true, enable.auto.offset.store=false); they are
+	 * also committed synchronously before partitions are revoked (rebalance) and at
+	 * sb_kafka_consumer_close. An offset that was never stored is never committed. */
+	int commit_interval_ms;
+};
+
+/* sb_kafka_consumer_new_opts is sb_kafka_consumer_new with options (o may be NULL). In
+ * stored-offset mode it installs a rebalance callback, which runs inside the poll calls. */
+int sb_kafka_consumer_new_opts(const char *brokers, const char *group_id, const char *const *topics,
+                               const char *const *conf, const struct sb_kafka_consumer_opts *o,
+                               struct sb_kafka_consumer **out);
+
+/* sb_kafka_consumer_poll_batch fills msgs (room for max) with the next messages: it waits up to
+ * timeout_ms for the first one, then takes those already fetched, waiting at most linger_ms in
+ * all for more (0: only what is already there), until max. Returns how many it wrote (0 when
+ * none arrived in time); the caller destroys each with rd_kafka_message_destroy. Consumer
+ * errors are logged and skipped, as in sb_kafka_consumer_poll. Rebalance callbacks run inside
+ * it. */
+size_t sb_kafka_consumer_poll_batch(struct sb_kafka_consumer *c, rd_kafka_message_t **msgs,
+                                    size_t max, int timeout_ms, int linger_ms);
+
+/* sb_kafka_consumer_store records that the n messages msgs (obtained from c, in any order) are
+ * handled, in stored-offset mode: for each partition the highest offset among them, plus one,
+ * becomes the offset the next commit sends. Call it only after every message of the partition
+ * up to that one is handled. The messages stay owned by the caller. Returns 0, SB_EINVAL (not
+ * in stored-offset mode, or a message with an error), or SB_ECLOSED when some partition is no
+ * longer assigned to c (its new owner receives those messages again; the others were stored). */
+int sb_kafka_consumer_store(struct sb_kafka_consumer *c, rd_kafka_message_t *const *msgs, size_t n);
+
 /* sb_kafka_consumer_handle returns c's librdkafka handle, owned by c. */
 rd_kafka_t *sb_kafka_consumer_handle(struct sb_kafka_consumer *c);
 
 /* sb_kafka_consumer_close leaves the group (so that another member takes over at once),
- * destroys c and frees it (NULL is allowed). Messages obtained from c must be destroyed
- * first. */
+ * destroys c and frees it (NULL is allowed). In stored-offset mode the stored offsets are
+ * committed first. Messages obtained from c must be destroyed first. */
 void sb_kafka_consumer_close(struct sb_kafka_consumer *c);
 
 /* --- topics and readiness (sb_kafka_admin.c) --- */

@@ -25,6 +25,31 @@ const struct sb_cfg_key notifier_config[] = {
 	        "Kafka consumer session.timeout.ms (tests use 4000)."),
 	NTF_INT("SB_NOTIFIER_HEARTBEAT_MS", heartbeat_ms, "3000", 100, 60000,
 	        "Kafka consumer heartbeat.interval.ms (tests use 1000)."),
+	NTF_INT("SB_NOTIFIER_BATCH_MAX", batch_max, "1000", 1, 10000,
+	        "Most events handled together: one webhook enqueue statement and one Redis round "
+	        "trip per batch, then their offsets are stored for commit."),
+	NTF_INT("SB_NOTIFIER_BATCH_WAIT_MS", batch_wait_ms, "0", 0, 1000,
+	        "After a batch's first event, how long to wait for more (0: take only what is "
+	        "already fetched; batches still grow under load)."),
+	NTF_INT("SB_NOTIFIER_ENQUEUE_CONNS", enqueue_conns, "2", 1, 8,
+	        "Database connections (threads) that queue the webhook deliveries of consecutive "
+	        "batches in parallel; batches are still published and committed in order."),
+	NTF_INT("SB_NOTIFIER_COMMIT_INTERVAL_MS", commit_interval_ms, "1000", 10, 60000,
+	        "How often the offsets of handled events are committed (auto.commit.interval.ms); "
+	        "also before partitions are revoked and at shutdown. After a crash, up to this "
+	        "much is delivered again (and deduplicated)."),
+	NTF_INT("SB_NOTIFIER_FETCH_WAIT_MAX_MS", fetch_wait_max_ms, "100", 0, 10000,
+	        "Kafka consumer fetch.wait.max.ms: longest time the broker holds a fetch that has "
+	        "less than SB_NOTIFIER_FETCH_MIN_BYTES."),
+	NTF_INT("SB_NOTIFIER_FETCH_MIN_BYTES", fetch_min_bytes, "1", 1, 100000000,
+	        "Kafka consumer fetch.min.bytes: the broker answers a fetch as soon as this much "
+	        "is there (1: at once, lowest latency)."),
+	NTF_INT("SB_NOTIFIER_FETCH_MAX_KBYTES", fetch_max_kbytes, "1024", 1, 51200,
+	        "Kafka consumer max.partition.fetch.bytes, in KiB: most fetched per partition "
+	        "per request."),
+	NTF_INT("SB_NOTIFIER_QUEUED_MAX_KBYTES", queued_max_kbytes, "65536", 1024, 2097151,
+	        "Kafka consumer queued.max.messages.kbytes: most prefetched while a batch is "
+	        "handled (bounds the consumer's memory)."),
 	NTF_INT("SB_WEBHOOK_MAX_ATTEMPTS", wh_max_attempts, "8", 1, 100,
 	        "Webhook POST attempts before the event goes to the DLQ topic."),
 	NTF_INT("SB_WEBHOOK_TIMEOUT_MS", wh_timeout_ms, "5000", 100, 120000,

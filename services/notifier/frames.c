@@ -138,14 +138,16 @@ ntf_build_created(const ProtobufCMessage *m, struct ntf_event *ev)
 		return SB_EPROTO;
 	if (sb_time_format_rfc3339(e->created_at_ms, at, sizeof(at)) != 0)
 		return SB_EPROTO;
-	/* metadata is the message's JSON object; anything else is published as {}. */
-	if (e->metadata_json[0] != '\0')
+	/* metadata is the message's JSON object; anything else is published as {}. Most messages
+	 * have none ("{}" or ""): no parse then. */
+	if (e->metadata_json[0] != '\0' && strcmp(e->metadata_json, "{}") != 0) {
 		meta = json_loads(e->metadata_json, JSON_REJECT_DUPLICATES, NULL);
-	if (meta != NULL && json_is_object(meta))
-		meta_txt = json_dumps(meta, JSON_COMPACT);
-	else if (e->metadata_json[0] != '\0')
-		sb_log_kv(SB_LOG_WARN, "metadata_json is not a JSON object; publishing {}",
-		          "message_id", e->message_id, NULL);
+		if (meta != NULL && json_is_object(meta))
+			meta_txt = json_dumps(meta, JSON_COMPACT);
+		else
+			sb_log_kv(SB_LOG_WARN, "metadata_json is not a JSON object; publishing {}",
+			          "message_id", e->message_id, NULL);
+	}
 	rv = SB_ENOMEM;
 	if (sb_buf_puts(&f, "{\"type\":\"message.created\",\"conversation_id\":") != 0 ||
 	    sb_buf_json_str(&f, e->conversation_id) != 0 ||
@@ -250,23 +252,22 @@ done:
 	return rv;
 }
 
-/* ntf_webhook_body returns {"type","id","time","data"} with data the event in protobuf JSON. */
+/* ntf_webhook_body returns {"type","id","time","data"} with data the event in protobuf JSON,
+ * written directly (no JSON tree: this runs for every event). */
 static char *
 ntf_webhook_body(const char *type, const char *ce_id, const char *ce_time,
                  const ProtobufCMessage *m)
 {
-	json_t *o = json_object(), *data = sb_pb_to_json(m);
-	char *out = NULL;
-	if (o == NULL || data == NULL || json_object_set_new(o, "type", json_string(type)) != 0 ||
-	    json_object_set_new(o, "id", json_string(ce_id)) != 0 ||
-	    json_object_set_new(o, "time", json_string(ce_time)) != 0 ||
-	    json_object_set(o, "data", data) != 0)
-		goto done;
-	out = json_dumps(o, JSON_COMPACT);
-done:
-	json_decref(data);
-	json_decref(o);
-	return out;
+	struct sb_buf b = SB_BUF_INIT;
+	if (sb_buf_puts(&b, "{\"type\":") != 0 || sb_buf_json_str(&b, type) != 0 ||
+	    sb_buf_puts(&b, ",\"id\":") != 0 || sb_buf_json_str(&b, ce_id) != 0 ||
+	    sb_buf_puts(&b, ",\"time\":") != 0 || sb_buf_json_str(&b, ce_time) != 0 ||
+	    sb_buf_puts(&b, ",\"data\":") != 0 || sb_pb_to_json_buf(m, &b) != 0 ||
+	    sb_buf_puts(&b, "}") != 0) {
+		sb_buf_free(&b);
+		return NULL;
+	}
+	return sb_buf_steal(&b);
 }
 
 int

@@ -16,6 +16,7 @@
 
 #include "sb_kafka.h"
 #include "sb_kafka_topics.h"
+#include "sb_metrics.h"
 #include "sb_names.h"
 #include "sb_pg.h"
 #include "sb_redis.h"
@@ -31,6 +32,14 @@ struct notifier_cfg {
 	char *topic;
 	long long session_timeout_ms;
 	long long heartbeat_ms;
+	long long batch_max;          /* events handled together */
+	long long batch_wait_ms;      /* after a batch's first event, wait this long for more */
+	long long enqueue_conns;      /* threads (connections) queueing webhook deliveries */
+	long long commit_interval_ms; /* auto.commit.interval.ms of the stored offsets */
+	long long fetch_wait_max_ms;  /* fetch.wait.max.ms */
+	long long fetch_min_bytes;    /* fetch.min.bytes */
+	long long fetch_max_kbytes;   /* max.partition.fetch.bytes / 1024 */
+	long long queued_max_kbytes;  /* queued.max.messages.kbytes */
 	long long wh_max_attempts;
 	long long wh_timeout_ms;
 	bool wh_allow_private;
@@ -63,11 +72,10 @@ struct ntf_state {
 	char dlq_topic[256];
 	char group[256];
 	atomic_bool stopping;
-	pthread_t consumer;
-	bool consumer_started;
+	struct ntf_pipeline *pipe; /* consume.c: the consumer's threads and batches */
 	struct sb_kafka_consumer *kc;
-	struct sb_pg *cpg;                  /* consumer thread's connection */
-	struct sb_redis *credis;            /* consumer thread's connection */
+	struct sb_pg *cpg;                  /* the first enqueue thread's connection */
+	struct sb_redis *credis;            /* the publish stage's connection */
 	struct sb_kafka_producer *producer; /* DLQ */
 	pthread_t *workers;
 	int nworkers;
@@ -75,6 +83,10 @@ struct ntf_state {
 	pthread_cond_t wake; /* signalled when deliveries were queued, or at stop */
 	uint64_t queued;     /* bumped under mu when deliveries were queued */
 	atomic_llong lag;
+	struct sb_series *m_batch;   /* notifier_batch_events */
+	struct sb_series *m_retries; /* notifier_batch_retries_total */
+	struct sb_series
+	    *m_stage[3]; /* notifier_batch_stage_seconds{stage=decode|enqueue|publish} */
 };
 
 /* Per RPC worker thread. */
@@ -126,16 +138,35 @@ void ntf_pub_free(struct ntf_pub *p);
 bool ntf_event_type_known(const char *t);
 
 /* publish.c */
-/* ntf_publish_once atomically marks ce_id as seen (SET sb:seen:<ce_id> NX EX 86400) and, only
- * if it was not seen before, PUBLISHes every message of ev, in one Lua script. Sets *published
- * to whether it did. Returns 0, or the Redis error (nothing was published then, and the mark was
- * not set). */
-int ntf_publish_once(struct sb_redis *r, const char *ce_id, const struct ntf_event *ev,
-                     bool *published);
+/* One event to publish once: its id, its Redis messages, and what became of it. */
+struct ntf_pub_req {
+	const char *ce_id;
+	const struct ntf_event *ev;
+	bool done;      /* out: the script ran for it (it was published, or seen before) */
+	bool published; /* out: this call published it (its ce_id was not seen before) */
+};
+/* ntf_publish_batch publishes each of the n events of reqs whose done is false exactly once per
+ * ce_id, in order: for each, in one Lua script run, SET sb:seen:<ce_id> NX EX 86400 and, only
+ * if the mark was new, every PUBLISH of the event. The events travel in chunks (one EVAL each)
+ * sent in one pipeline: one round trip for the batch. Sets done and published of each event
+ * whose chunk ran. Returns 0 when every event is done, else the Redis error (the events left
+ * not done are to be retried; a chunk whose reply was lost may have run, and its events are
+ * then found seen and not published again). */
+int ntf_publish_batch(struct sb_redis *r, struct ntf_pub_req *reqs, size_t n);
 
 /* consume.c */
-/* ntf_consumer_main is the consumer thread (arg: struct ntf_state *). */
-void *ntf_consumer_main(void *arg);
+/* ntf_consumer_start starts the consumer pipeline on st (kc, cpg, credis open): a poll thread
+ * takes up to cfg->batch_max events at a time and decodes them; cfg->enqueue_conns threads (the
+ * first on cpg, the others on connections of their own) queue the webhook deliveries of
+ * consecutive batches, one statement each; a publish thread publishes the batches in poll
+ * order, one Redis round trip each, and only then stores their offsets for the next commit.
+ * Returns 0, SB_ENOMEM, SB_EIO or ntf_open_pg's error; on error the caller sets st->stopping
+ * and calls ntf_consumer_stop. */
+int ntf_consumer_start(struct ntf_state *st);
+/* ntf_consumer_stop, once st->stopping is set, lets the pipeline finish the batches it holds
+ * (a failing one is given up, and nothing after it is stored), joins its threads and frees it.
+ * Does nothing when it was not started. */
+void ntf_consumer_stop(struct ntf_state *st);
 
 /* delivered.c */
 int ntf_rpc_delivered(struct sb_rpc_call *call, const void *req, void *resp);

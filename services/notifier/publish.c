@@ -1,5 +1,7 @@
-/* publish.c: publish an event's Redis messages exactly once per ce_id. The dedupe mark and the
- * PUBLISHes run in one Lua script, so they happen together or not at all. */
+/* publish.c: publish events' Redis messages exactly once per ce_id, a batch at a time. For each
+ * event one Lua script sets the dedupe mark and, only if it was new, PUBLISHes the event's
+ * messages, so mark and messages happen together or not at all. The script takes a chunk of
+ * events; the chunks of a batch are pipelined (one round trip). */
 #include "notifier.h"
 
 #include <stdio.h>
@@ -7,63 +9,156 @@
 #include <string.h>
 
 #include "sb_err.h"
+#include "sb_log.h"
 
-/* KEYS[1] = sb:seen:<ce_id>; ARGV[1] = ttl; then channel, payload pairs. */
+/* Events per EVAL: Redis runs a script without serving other clients, so a chunk is kept
+ * short (about a millisecond). */
+#define NTF_PUB_CHUNK 128
+
+/* KEYS[i] = sb:seen:<ce_id of event i>; ARGV[1] = ttl; then, per event, the number of its
+ * messages and their channel, payload pairs. Returns 1 (published) or 0 (seen before) per
+ * event, in order. Run with EVAL: Redis caches the compiled script by its SHA-1, and a
+ * restarted Redis needs no SCRIPT LOAD. */
 static const char ntf_publish_lua[] =
-    "if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then\n"
-    "  for i = 2, #ARGV, 2 do redis.call('PUBLISH', ARGV[i], ARGV[i + 1]) end\n"
-    "  return 1\n"
+    "local out, a = {}, 2\n"
+    "for i = 1, #KEYS do\n"
+    "  local n = tonumber(ARGV[a])\n"
+    "  if redis.call('SET', KEYS[i], '1', 'NX', 'EX', ARGV[1]) then\n"
+    "    for j = 1, n do redis.call('PUBLISH', ARGV[a + 2 * j - 1], ARGV[a + 2 * j]) end\n"
+    "    out[i] = 1\n"
+    "  else\n"
+    "    out[i] = 0\n"
+    "  end\n"
+    "  a = a + 1 + 2 * n\n"
     "end\n"
-    "return 0\n";
+    "return out\n";
 
-static struct sb_redis_script ntf_script;
-static pthread_once_t ntf_script_once = PTHREAD_ONCE_INIT;
-static int ntf_script_rv;
+/* One chunk's command, kept until its reply is read. */
+struct ntf_chunk {
+	size_t idx[NTF_PUB_CHUNK]; /* indexes into reqs */
+	size_t n;
+};
 
-static void
-ntf_publish_script_init(void)
+/* ntf_chunk_append queues EVAL for the events of ch. Returns 0 or an sb_err. */
+static int
+ntf_chunk_append(struct sb_redis *r, struct ntf_pub_req *reqs, const struct ntf_chunk *ch)
 {
-	ntf_script_rv = sb_redis_script_init(&ntf_script, ntf_publish_lua);
+	char nkeys[16], ttl[16];
+	char(*keys)[272] = NULL, (*counts)[16] = NULL;
+	const char **argv = NULL;
+	size_t *lens = NULL, argc = 4, k = 0;
+	int rv = SB_ENOMEM;
+
+	for (size_t i = 0; i < ch->n; i++)
+		argc += 2 + 2 * reqs[ch->idx[i]].ev->npubs;
+	keys = calloc(ch->n, sizeof(*keys));
+	counts = calloc(ch->n, sizeof(*counts));
+	argv = calloc(argc, sizeof(*argv));
+	lens = calloc(argc, sizeof(*lens));
+	if (keys == NULL || counts == NULL || argv == NULL || lens == NULL)
+		goto done;
+	snprintf(nkeys, sizeof(nkeys), "%zu", ch->n);
+	snprintf(ttl, sizeof(ttl), "%d", NTF_SEEN_TTL_S);
+	argv[k++] = "EVAL";
+	argv[k++] = ntf_publish_lua;
+	argv[k++] = nkeys;
+	for (size_t i = 0; i < ch->n; i++) {
+		snprintf(keys[i], sizeof(keys[i]), "sb:seen:%s", reqs[ch->idx[i]].ce_id);
+		argv[k++] = keys[i];
+	}
+	argv[k++] = ttl;
+	for (size_t i = 0; i < ch->n; i++) {
+		const struct ntf_event *ev = reqs[ch->idx[i]].ev;
+		snprintf(counts[i], sizeof(counts[i]), "%zu", ev->npubs);
+		argv[k++] = counts[i];
+		for (size_t j = 0; j < ev->npubs; j++) {
+			argv[k] = ev->pubs[j].channel;
+			lens[k++] = strlen(ev->pubs[j].channel);
+			argv[k] = ev->pubs[j].payload;
+			lens[k++] = ev->pubs[j].len;
+		}
+	}
+	for (size_t i = 0; i < k; i++)
+		if (lens[i] == 0)
+			lens[i] = strlen(argv[i]);
+	rv = sb_redis_append_argv(r, (int)k, argv, lens);
+done:
+	free(keys);
+	free(counts);
+	free(argv);
+	free(lens);
+	return rv;
+}
+
+/* ntf_chunk_reply applies one chunk's reply. Returns 0 or SB_EIO (an error or unexpected
+ * reply: its events stay not done). */
+static int
+ntf_chunk_reply(struct ntf_pub_req *reqs, const struct ntf_chunk *ch, const redisReply *rep)
+{
+	if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements != ch->n) {
+		sb_log_kv(SB_LOG_WARN, "unexpected Redis reply to the publish script", "reply",
+		          rep != NULL && rep->type == REDIS_REPLY_ERROR ? rep->str : "not an array",
+		          NULL);
+		return SB_EIO;
+	}
+	for (size_t i = 0; i < ch->n; i++)
+		if (rep->element[i]->type != REDIS_REPLY_INTEGER)
+			return SB_EIO;
+	for (size_t i = 0; i < ch->n; i++) {
+		reqs[ch->idx[i]].done = true;
+		reqs[ch->idx[i]].published = rep->element[i]->integer == 1;
+	}
+	return 0;
 }
 
 int
-ntf_publish_once(struct sb_redis *r, const char *ce_id, const struct ntf_event *ev, bool *published)
+ntf_publish_batch(struct sb_redis *r, struct ntf_pub_req *reqs, size_t n)
 {
-	char key[320], ttl[16];
-	const char **args = NULL;
-	redisReply *rep = NULL;
-	int rv = SB_ENOMEM;
+	struct ntf_chunk *chunks = NULL;
+	redisReply **replies = NULL;
+	size_t nch = 0, sent = 0;
+	int rv = 0;
 
-	*published = false;
-	if (strlen(ce_id) > 256)
-		return SB_EINVAL;
-	pthread_once(&ntf_script_once, ntf_publish_script_init);
-	if (ntf_script_rv != 0)
-		return ntf_script_rv;
-	snprintf(key, sizeof(key), "sb:seen:%s", ce_id);
-	snprintf(ttl, sizeof(ttl), "%d", NTF_SEEN_TTL_S);
-	if ((args = calloc(1 + 2 * ev->npubs, sizeof(*args))) == NULL)
+	for (size_t i = 0; i < n; i++)
+		if (!reqs[i].done && strlen(reqs[i].ce_id) > 256)
+			return SB_EINVAL;
+	if ((chunks = calloc(n / NTF_PUB_CHUNK + 1, sizeof(*chunks))) == NULL)
 		return SB_ENOMEM;
-	args[0] = ttl;
-	for (size_t i = 0; i < ev->npubs; i++) {
-		args[1 + 2 * i] = ev->pubs[i].channel;
-		args[2 + 2 * i] = ev->pubs[i].payload;
+	for (size_t i = 0; i < n; i++) {
+		if (reqs[i].done)
+			continue;
+		if (nch == 0 || chunks[nch - 1].n == NTF_PUB_CHUNK)
+			nch++;
+		chunks[nch - 1].idx[chunks[nch - 1].n++] = i;
 	}
-	const char *keys[] = { key };
-	rep = sb_redis_evalsha(r, &ntf_script, 1, keys, (int)(1 + 2 * ev->npubs), args);
-	if (rep == NULL) {
-		rv = sb_redis_err(r);
+	if (nch == 0)
+		goto done;
+	if ((replies = calloc(nch, sizeof(*replies))) == NULL) {
+		rv = SB_ENOMEM;
 		goto done;
 	}
-	if (rep->type != REDIS_REPLY_INTEGER) {
-		rv = SB_EIO;
-		goto done;
+	for (; sent < nch; sent++)
+		if ((rv = ntf_chunk_append(r, reqs, &chunks[sent])) != 0)
+			break;
+	/* Read the replies of whatever was queued, even after a failed append, so that the
+	 * connection holds no unread pipeline. */
+	if (sent > 0) {
+		int gr = sb_redis_get_replies(r, replies, sent);
+		if (gr != 0) {
+			rv = gr;
+			goto done;
+		}
 	}
-	*published = rep->integer == 1;
-	rv = 0;
+	for (size_t c = 0; c < sent; c++) {
+		int cr = ntf_chunk_reply(reqs, &chunks[c], replies[c]);
+		if (cr != 0 && rv == 0)
+			rv = cr;
+	}
 done:
-	if (rep != NULL)
-		freeReplyObject(rep);
-	free(args);
+	for (size_t c = 0; replies != NULL && c < sent; c++)
+		if (replies[c] != NULL)
+			freeReplyObject(replies[c]);
+	free(replies);
+	free(chunks);
 	return rv;
 }

@@ -1,4 +1,4 @@
-/* service.c: start and stop hooks (consumer thread, webhook workers, DLQ producer) and the RPC
+/* service.c: start and stop hooks (consumer pipeline, webhook workers, DLQ producer) and the RPC
  * workers' own connections. */
 #include "notifier.h"
 
@@ -60,9 +60,7 @@ ntf_threads_stop(struct ntf_state *st)
 	pthread_mutex_lock(&st->mu);
 	pthread_cond_broadcast(&st->wake);
 	pthread_mutex_unlock(&st->mu);
-	if (st->consumer_started)
-		pthread_join(st->consumer, NULL);
-	st->consumer_started = false;
+	ntf_consumer_stop(st);
 	for (int i = 0; i < st->nworkers; i++)
 		pthread_join(st->workers[i], NULL);
 	st->nworkers = 0;
@@ -73,8 +71,10 @@ ntf_service_start(struct sb_service *svc)
 {
 	const struct notifier_cfg *cfg = sb_service_config(svc);
 	struct ntf_state *st = calloc(1, sizeof(*st));
-	char sto[24], hb[24];
+	char sto[24], hb[24], fw[24], fmin[24], fmax[24], qmax[24];
 	int rv = SB_ENOMEM;
+	static const double batch_buckets[] = { 1,   2,   5,    10,   20,   50,   100,
+		                                200, 500, 1000, 2000, 5000, 10000 };
 
 	if (st == NULL)
 		return rv;
@@ -83,7 +83,30 @@ ntf_service_start(struct sb_service *svc)
 	pthread_cond_init(&st->wake, NULL);
 	snprintf(sto, sizeof(sto), "%lld", cfg->session_timeout_ms);
 	snprintf(hb, sizeof(hb), "%lld", cfg->heartbeat_ms);
-	const char *const conf[] = { "session.timeout.ms", sto, "heartbeat.interval.ms", hb, NULL };
+	snprintf(fw, sizeof(fw), "%lld", cfg->fetch_wait_max_ms);
+	snprintf(fmin, sizeof(fmin), "%lld", cfg->fetch_min_bytes);
+	snprintf(fmax, sizeof(fmax), "%lld", cfg->fetch_max_kbytes * 1024);
+	snprintf(qmax, sizeof(qmax), "%lld", cfg->queued_max_kbytes);
+	/* Low latency on a real broker: fetches answered as soon as there is data, no Nagle delay
+	 * on the small fetch and commit requests; prefetch bounded by queued.max.messages.kbytes.
+	 */
+	const char *const conf[] = { "session.timeout.ms",
+		                     sto,
+		                     "heartbeat.interval.ms",
+		                     hb,
+		                     "fetch.wait.max.ms",
+		                     fw,
+		                     "fetch.min.bytes",
+		                     fmin,
+		                     "max.partition.fetch.bytes",
+		                     fmax,
+		                     "queued.max.messages.kbytes",
+		                     qmax,
+		                     "socket.nagle.disable",
+		                     "true",
+		                     NULL };
+	const struct sb_kafka_consumer_opts kopts = { .commit_interval_ms =
+		                                          (int)cfg->commit_interval_ms };
 	const char *const topics[] = { st->topic, NULL };
 	const char *const ensure[] = { cfg->topic, NTF_DLQ_TOPIC, NULL };
 	const char *pre = cfg->common.kafka_topic_prefix;
@@ -104,11 +127,27 @@ ntf_service_start(struct sb_service *svc)
 	if ((rv = ntf_open_pg(cfg, &st->cpg)) != 0 ||
 	    (rv = sb_redis_open(cfg->common.redis_url, &st->credis)) != 0 ||
 	    (rv = sb_kafka_producer_new(cfg->common.kafka_brokers, NULL, &st->producer)) != 0 ||
-	    (rv = sb_kafka_consumer_new(cfg->common.kafka_brokers, st->group, topics, conf,
-	                                &st->kc)) != 0) {
+	    (rv = sb_kafka_consumer_new_opts(cfg->common.kafka_brokers, st->group, topics, conf,
+	                                     &kopts, &st->kc)) != 0) {
 		sb_log_kv(SB_LOG_ERROR, "notifier cannot start", "error", sb_strerror(rv), NULL);
 		goto fail;
 	}
+	st->m_batch = sb_metric_with(
+	    sb_metrics_histogram("notifier_batch_events", "Events per handled batch.", NULL,
+	                         batch_buckets, sizeof(batch_buckets) / sizeof(batch_buckets[0])));
+	st->m_retries = sb_metric_with(
+	    sb_metrics_counter("notifier_batch_retries_total",
+	                       "Attempts to handle a batch that failed (database or Redis "
+	                       "unavailable) and were retried.",
+	                       NULL));
+	struct sb_metric *stage = sb_metrics_histogram(
+	    "notifier_batch_stage_seconds",
+	    "Time a batch spent in each stage of the consumer (decode, enqueue: the webhook "
+	    "statement, publish: Redis and the offset store), retries included.",
+	    "stage", NULL, 0);
+	st->m_stage[0] = sb_metric_with(stage, "decode");
+	st->m_stage[1] = sb_metric_with(stage, "enqueue");
+	st->m_stage[2] = sb_metric_with(stage, "publish");
 	sb_metrics_gauge_fn("notifier_consumer_lag_messages",
 	                    "Messages of sb.messages.v1 not yet consumed by this member "
 	                    "(high watermark minus position).",
@@ -116,9 +155,9 @@ ntf_service_start(struct sb_service *svc)
 	rv = SB_EIO;
 	if ((st->workers = calloc((size_t)cfg->wh_workers, sizeof(pthread_t))) == NULL)
 		goto fail;
-	if (pthread_create(&st->consumer, NULL, ntf_consumer_main, st) != 0)
+	if ((rv = ntf_consumer_start(st)) != 0)
 		goto fail;
-	st->consumer_started = true;
+	rv = SB_EIO;
 	for (; st->nworkers < cfg->wh_workers; st->nworkers++)
 		if (pthread_create(&st->workers[st->nworkers], NULL, ntf_webhook_worker_main, st) !=
 		    0)

@@ -10,10 +10,15 @@ const struct sb_pg_stmt ntf_stmts[] = {
 	  "EXCLUDED.last_delivered_seq), updated_at = now() "
 	  "WHERE deliveries.last_delivered_seq < EXCLUDED.last_delivered_seq RETURNING 1",
 	  3 },
-	/* $1 event id, $2 type, $3 body, $4 tenant: one queued delivery per matching webhook. */
-	{ "wh_enqueue",
+	/* A batch of events as four parallel text[] (event ids, types, bodies, tenants): one
+	 * queued delivery per event and matching webhook. An event already queued (a redelivery,
+	 * or twice in one batch) is queued once. */
+	{ "wh_enqueue_batch",
 	  "INSERT INTO webhook_deliveries (webhook_id, event_id, event_type, body) "
-	  "SELECT id, $1, $2, $3 FROM webhooks WHERE tenant_id = $4 AND $2 = ANY (event_types) "
+	  "SELECT w.id, e.id, e.type, e.body "
+	  "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS e (id, type, body, "
+	  "tenant) "
+	  "JOIN webhooks w ON w.tenant_id = e.tenant AND e.type = ANY (w.event_types) "
 	  "ON CONFLICT (webhook_id, event_id) DO NOTHING",
 	  4 },
 	/* $1 id, $2 tenant, $3 url, $4 secret, $5 event types as a text[] literal. */

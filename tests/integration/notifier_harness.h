@@ -1,10 +1,17 @@
 /* notifier_harness.h: starting a real sb-notifier for the notifier integration tests (events,
- * webhooks), against the servers tests/lib/with-stack.sh started. Include once per test. */
+ * webhooks), against the servers tests/lib/with-stack.sh started (the run's Kafka broker, with
+ * this test's SB_KAFKA_TOPIC_PREFIX in front of every topic and group id). Include once per
+ * test. */
 #ifndef SB_NOTIFIER_HARNESS_H
 #define SB_NOTIFIER_HARNESS_H
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -37,11 +44,23 @@ t_env(const char *n)
 	return v;
 }
 
-/* nh_start runs sb-notifier with the stack's addresses, free ports, consumer group group and
- * the extra environment (name, value pairs ending with NULL); writes its RPC URL to rpc (size
- * n), opens *cli to it and waits up to 20 s for its Health RPC. Returns the child's pid. */
+/* nh_name writes SB_KAFKA_TOPIC_PREFIX followed by base to out (size n): the name a topic or
+ * consumer group base has in this test, as the services build it. Returns out. */
+static inline const char *
+nh_name(const char *base, char *out, size_t n)
+{
+	const char *pre = getenv("SB_KAFKA_TOPIC_PREFIX");
+	snprintf(out, n, "%s%s", pre ? pre : "", base);
+	return out;
+}
+
+/* nh_start runs sb-notifier with the stack's addresses, free ports, consumer group group (the
+ * base name: the notifier puts the prefix in front) and the extra environment (name, value
+ * pairs ending with NULL); writes its RPC URL to rpc (size n) and its ops port to *ops (when
+ * not NULL), opens *cli to it and waits up to 20 s for its Health RPC. Returns the child's
+ * pid. */
 static pid_t
-nh_start(const char *group, const char *const *extra, char *rpc, size_t n,
+nh_start(const char *group, const char *const *extra, char *rpc, size_t n, int *ops_port,
          struct sb_rpc_client **cli)
 {
 	char bin[512], log[512], ops[16];
@@ -51,7 +70,10 @@ nh_start(const char *group, const char *const *extra, char *rpc, size_t n,
 	if (access(bin, X_OK) != 0)
 		fail_msg("%s not built", bin);
 	snprintf(rpc, n, "tcp://127.0.0.1:%d", it_free_port());
-	snprintf(ops, sizeof(ops), "%d", it_free_port());
+	int op = it_free_port();
+	snprintf(ops, sizeof(ops), "%d", op);
+	if (ops_port != NULL)
+		*ops_port = op;
 	pid_t pid = fork();
 	if (pid == 0) {
 		FILE *f = freopen(log, "a", stdout);
@@ -88,10 +110,50 @@ nh_start(const char *group, const char *const *extra, char *rpc, size_t n,
 		int st;
 		if (waitpid(pid, &st, WNOHANG) == pid)
 			fail_msg("sb-notifier exited at start (see %s)", log);
-		if (t_now() > until)
-			fail_msg("sb-notifier did not answer Health within 20 s");
+		if (t_now() > until) {
+			kill(pid, SIGKILL); /* leave no orphan behind a failed test */
+			waitpid(pid, &st, 0);
+			fail_msg("sb-notifier did not answer Health within 20 s (see %s)", log);
+		}
 		t_sleep(100);
 	}
+}
+
+/* nh_metric sums the values of the lines of the notifier's /metrics (ops port ops) that start
+ * with series (a metric name with the start of its labels, e.g. "notifier_events_total{" or
+ * "notifier_batch_events_bucket{le=\"1\"}"). Fails the test when /metrics cannot be read. */
+static inline double
+nh_metric(int ops, const char *series)
+{
+	static char buf[1 << 20];
+	struct sockaddr_in a = { .sin_family = AF_INET,
+		                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+		                 .sin_port = htons((uint16_t)ops) };
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	struct timeval tv = { 5, 0 };
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0)
+		fail_msg("cannot connect to the notifier's ops port %d", ops);
+	const char req[] = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+	assert_int_equal(send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL), (ssize_t)sizeof(req) - 1);
+	size_t got = 0;
+	for (ssize_t r;
+	     got < sizeof(buf) - 1 && (r = recv(fd, buf + got, sizeof(buf) - 1 - got, 0)) > 0;)
+		got += (size_t)r;
+	close(fd);
+	buf[got] = '\0';
+	if (strncmp(buf, "HTTP/1.1 200", 12) != 0)
+		fail_msg("GET /metrics: %.60s", buf);
+	double sum = 0;
+	size_t sl = strlen(series);
+	for (const char *l = buf; l != NULL && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL)
+		if (strncmp(l, series, sl) == 0) {
+			const char *v = strchr(l + sl, ' ');
+			if (v != NULL)
+				sum += strtod(v + 1, NULL);
+		}
+	return sum;
 }
 
 #endif

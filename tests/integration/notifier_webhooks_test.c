@@ -4,8 +4,9 @@
  * receiver answering 500 gets SB_WEBHOOK_MAX_ATTEMPTS attempts, then the event lands in
  * sb.notifier.webhooks.v1.dlq with the error. With SB_WEBHOOK_ALLOW_PRIVATE=false, loopback and
  * private URLs are refused at registration, and a stored URL whose name resolves to loopback is
- * refused at connect time (DNS rebinding) and dead-lettered without any request.
- * stack: pg,redis,devbus
+ * refused at connect time (DNS rebinding) and dead-lettered without any request. Against the
+ * run's Apache Kafka broker, topics under this test's SB_KAFKA_TOPIC_PREFIX.
+ * stack: pg,redis,kafka
  * labels: notifier
  */
 #include <stdarg.h>
@@ -48,6 +49,7 @@
 struct t_ctx {
 	pid_t pid;
 	char rpc[64], group[64];
+	char topic[256], dlq[256]; /* sb.messages.v1 and the webhook DLQ, with the prefix */
 	struct sb_rpc_client *cli;
 	struct sb_kafka_producer *prod;
 	PGconn *db;
@@ -70,7 +72,7 @@ t_start(void)
 		                    "SB_WEBHOOK_TIMEOUT_MS",
 		                    "2000",
 		                    NULL };
-	T.pid = nh_start(T.group, env, T.rpc, sizeof(T.rpc), &T.cli);
+	T.pid = nh_start(T.group, env, T.rpc, sizeof(T.rpc), NULL, &T.cli);
 }
 
 /* t_stop sends SIGTERM and expects a clean exit within 10 s. */
@@ -318,8 +320,7 @@ t_msg_created(const char *ce_id, int64_t seq)
 		                    .source = "/tenants/" TENANT,
 		                    .type = "io.switchboard.message.created.v1" };
 	assert_int_equal(
-	    sb_kafka_produce(T.prod, "sb.messages.v1", CONV, strlen(CONV), buf, n, &ce, NULL, NULL),
-	    0);
+	    sb_kafka_produce(T.prod, T.topic, CONV, strlen(CONV), buf, n, &ce, NULL, NULL), 0);
 	assert_int_equal(sb_kafka_flush(T.prod, 10000), 0);
 }
 
@@ -328,13 +329,14 @@ t_msg_created(const char *ce_id, int64_t seq)
 static json_t *
 t_dlq_find(const char *ce_id, int ms)
 {
-	const char *const topics[] = { "sb.notifier.webhooks.v1.dlq", NULL };
+	const char *const topics[] = { T.dlq, NULL };
 	const char *const conf[] = { "session.timeout.ms", "4000", "heartbeat.interval.ms", "1000",
 		                     NULL };
-	char group[64];
+	char base[64], group[256];
 	struct sb_kafka_consumer *c = NULL;
 	json_t *found = NULL;
-	snprintf(group, sizeof(group), "it-dlq-%d-%lld", (int)getpid(), (long long)t_now());
+	snprintf(base, sizeof(base), "it-dlq-%d-%lld", (int)getpid(), (long long)t_now());
+	nh_name(base, group, sizeof(group));
 	assert_int_equal(
 	    sb_kafka_consumer_new(t_env("SB_TEST_KAFKA_BROKERS"), group, topics, conf, &c), 0);
 	for (int64_t until = t_now() + ms; found == NULL && t_now() < until;) {
@@ -378,8 +380,17 @@ static int
 setup(void **state)
 {
 	(void)state;
+	char err[256];
 	sb_log_set_level(SB_LOG_WARN);
 	snprintf(T.group, sizeof(T.group), "it-notifier-wh-%d", (int)getpid());
+	nh_name("sb.messages.v1", T.topic, sizeof(T.topic));
+	nh_name("sb.notifier.webhooks.v1.dlq", T.dlq, sizeof(T.dlq));
+	/* Auto topic creation is off on the broker: both topics exist before anything is
+	 * produced or consumed (the notifier creates them too, with the same settings). */
+	const struct sb_kafka_topic_spec specs[] = { { T.topic, 6, -1, 0 }, { T.dlq, 6, -1, 0 } };
+	assert_int_equal(sb_kafka_ensure_topics(t_env("SB_TEST_KAFKA_BROKERS"), specs, 2, 15000,
+	                                        err, sizeof(err)),
+	                 0);
 	assert_int_equal(sb_kafka_producer_new(t_env("SB_TEST_KAFKA_BROKERS"), NULL, &T.prod), 0);
 	r_start();
 	T.allow_private = true;
