@@ -13,6 +13,7 @@
 #include "sb_err.h"
 #include "sb_json.h"
 #include "sb_log.h"
+#include "sb_rtframe.h"
 #include "sb_util_time.h"
 
 /* What each CloudEvents type becomes: its short name, payload type and frame builder. */
@@ -70,14 +71,13 @@ ntf_event_free(struct ntf_event *ev)
 	memset(ev, 0, sizeof(*ev));
 }
 
-/* ntf_pub_make sets p to channel "<prefix><id>" and payload "<seq> <ms>\n" + frame. */
+/* ntf_pub_make sets p to channel "<prefix><id>" and payload header (sb_rtframe_header) + frame. */
 static int
 ntf_pub_make(struct ntf_pub *p, const char *prefix, const char *id, int64_t seq, int64_t ms,
              const struct sb_buf *frame)
 {
 	struct sb_buf c = SB_BUF_INIT, b = SB_BUF_INIT;
-	if (sb_buf_printf(&c, "%s%s", prefix, id) != 0 ||
-	    sb_buf_printf(&b, "%lld %lld\n", (long long)seq, (long long)ms) != 0 ||
+	if (sb_buf_printf(&c, "%s%s", prefix, id) != 0 || sb_rtframe_header(&b, seq, ms) != 0 ||
 	    sb_buf_append(&b, frame->data, frame->len) != 0)
 		goto fail;
 	p->len = b.len;
@@ -160,7 +160,8 @@ ntf_build_created(const ProtobufCMessage *m, struct ntf_event *ev)
 	    sb_buf_puts(&f, ",\"created_at\":") != 0 || sb_buf_json_str(&f, at) != 0 ||
 	    sb_buf_puts(&f, "}}") != 0)
 		goto done;
-	rv = ntf_add(ev, "conv:", e->conversation_id, e->seq, ntf_ms_or_now(e->created_at_ms), &f);
+	rv = ntf_add(ev, SB_REDIS_CONV_CHANNEL, e->conversation_id, e->seq,
+	             ntf_ms_or_now(e->created_at_ms), &f);
 	if (rv == 0 && (ev->tenant_id = strdup(e->tenant_id)) == NULL)
 		rv = SB_ENOMEM;
 done:
@@ -186,7 +187,8 @@ ntf_build_conv(const ProtobufCMessage *m, struct ntf_event *ev)
 		goto done;
 	rv = 0;
 	for (size_t i = 0; rv == 0 && i < e->n_member_ids; i++)
-		rv = ntf_add(ev, "user:", e->member_ids[i], 0, ntf_ms_or_now(e->created_at_ms), &f);
+		rv = ntf_add(ev, SB_REDIS_USER_CHANNEL, e->member_ids[i], 0,
+		             ntf_ms_or_now(e->created_at_ms), &f);
 	if (rv == 0 && (ev->tenant_id = strdup(e->tenant_id)) == NULL)
 		rv = SB_ENOMEM;
 done:
@@ -213,7 +215,7 @@ ntf_build_members(const ProtobufCMessage *m, struct ntf_event *ev)
 		    sb_buf_json_str(&f, e->conversation_id) != 0 || sb_buf_puts(&f, "}") != 0)
 			goto done;
 		for (size_t i = 0; i < n; i++)
-			if ((rv = ntf_add(ev, "user:", ids[i], 0, ms, &f)) != 0)
+			if ((rv = ntf_add(ev, SB_REDIS_USER_CHANNEL, ids[i], 0, ms, &f)) != 0)
 				goto done;
 	}
 	sb_buf_reset(&f);
@@ -223,7 +225,7 @@ ntf_build_members(const ProtobufCMessage *m, struct ntf_event *ev)
 	    ntf_json_strs(&f, e->added, e->n_added) != 0 || sb_buf_puts(&f, ",\"removed\":") != 0 ||
 	    ntf_json_strs(&f, e->removed, e->n_removed) != 0 || sb_buf_puts(&f, "}") != 0)
 		goto done;
-	rv = ntf_add(ev, "conv:", e->conversation_id, 0, ms, &f);
+	rv = ntf_add(ev, SB_REDIS_CONV_CHANNEL, e->conversation_id, 0, ms, &f);
 	if (rv == 0 && (ev->tenant_id = strdup(e->tenant_id)) == NULL)
 		rv = SB_ENOMEM;
 done:
@@ -244,7 +246,8 @@ ntf_build_read(const ProtobufCMessage *m, struct ntf_event *ev)
 	    sb_buf_json_str(&f, e->user_id) != 0 ||
 	    sb_buf_printf(&f, ",\"up_to_seq\":%lld}", (long long)e->up_to_seq) != 0)
 		goto done;
-	rv = ntf_add(ev, "conv:", e->conversation_id, 0, ntf_ms_or_now(e->read_at_ms), &f);
+	rv = ntf_add(ev, SB_REDIS_CONV_CHANNEL, e->conversation_id, 0, ntf_ms_or_now(e->read_at_ms),
+	             &f);
 	if (rv == 0 && (ev->tenant_id = strdup(e->tenant_id)) == NULL)
 		rv = SB_ENOMEM;
 done:
@@ -315,7 +318,7 @@ ntf_frame_delivered(const char *conv, const char *user_id, int64_t seq, const ch
 	    sb_buf_printf(&f, ",\"seq\":%lld,\"user_id\":", (long long)seq) != 0 ||
 	    sb_buf_json_str(&f, user_id) != 0 || sb_buf_puts(&f, "}") != 0)
 		goto done;
-	rv = ntf_pub_make(out, "user:", sender, 0, now_ms, &f);
+	rv = ntf_pub_make(out, SB_REDIS_USER_CHANNEL, sender, 0, now_ms, &f);
 done:
 	sb_buf_free(&f);
 	return rv;

@@ -63,7 +63,8 @@ ntf_chunk_append(struct sb_redis *r, struct ntf_pub_req *reqs, const struct ntf_
 	argv[k++] = ntf_publish_lua;
 	argv[k++] = nkeys;
 	for (size_t i = 0; i < ch->n; i++) {
-		snprintf(keys[i], sizeof(keys[i]), "sb:seen:%s", reqs[ch->idx[i]].ce_id);
+		snprintf(keys[i], sizeof(keys[i]), SB_REDIS_SEEN_PREFIX "%s",
+		         reqs[ch->idx[i]].ce_id);
 		argv[k++] = keys[i];
 	}
 	argv[k++] = ttl;
