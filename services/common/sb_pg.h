@@ -30,6 +30,8 @@
 
 #include <libpq-fe.h>
 
+#include "sb_buf.h"
+
 struct sb_pg;
 
 /* One prepared statement: a table of these ends with a row whose name is NULL. */
@@ -150,4 +152,11 @@ enum sb_pg_class sb_pg_sqlstate_class(const char *sqlstate);
  * SB_EEXIST (unique), SB_EBUSY (retry the transaction), SB_ETIMEDOUT (canceled), SB_EINVAL
  * (bad input, other integrity violations), SB_EIO (anything else). */
 int sb_pg_sqlstate_err(const char *sqlstate);
+
+/* sb_pg_array_add appends s (NUL-terminated) as one element of the text[] literal being built
+ * in b: b empty starts the literal with '{'; each element is double-quoted with '"' and '\\'
+ * escaped. sb_pg_array_end closes it ("{}" when nothing was added). Both return 0 or
+ * SB_ENOMEM. The literal is passed as one parameter: `unnest($1::text[])`. */
+int sb_pg_array_add(struct sb_buf *b, const char *s);
+int sb_pg_array_end(struct sb_buf *b);
 #endif

@@ -59,3 +59,28 @@ sb_pg_sqlstate_err(const char *sqlstate)
 {
 	return sb_pg_class_errs[sb_pg_sqlstate_class(sqlstate)];
 }
+
+int
+sb_pg_array_add(struct sb_buf *b, const char *s)
+{
+	if (sb_buf_puts(b, b->len == 0 ? "{\"" : ",\"") != 0)
+		return SB_ENOMEM;
+	for (const char *p = s;;) {
+		size_t run = strcspn(p, "\"\\");
+		if (sb_buf_append(b, p, run) != 0)
+			return SB_ENOMEM;
+		p += run;
+		if (*p == '\0')
+			break;
+		char esc[2] = { '\\', *p++ };
+		if (sb_buf_append(b, esc, 2) != 0)
+			return SB_ENOMEM;
+	}
+	return sb_buf_puts(b, "\"") == 0 ? 0 : SB_ENOMEM;
+}
+
+int
+sb_pg_array_end(struct sb_buf *b)
+{
+	return sb_buf_puts(b, b->len == 0 ? "{}" : "}") == 0 ? 0 : SB_ENOMEM;
+}

@@ -379,26 +379,6 @@ ntf_poll_main(void *arg)
 
 /* --- stage 2: webhook deliveries ------------------------------------------------------------- */
 
-/* ntf_arr_add appends s to the PostgreSQL array literal being built in b ("{" first). */
-static int
-ntf_arr_add(struct sb_buf *b, const char *s)
-{
-	if (sb_buf_puts(b, b->len == 0 ? "{\"" : ",\"") != 0)
-		return SB_ENOMEM;
-	for (const char *p = s;;) {
-		size_t run = strcspn(p, "\"\\");
-		if (sb_buf_append(b, p, run) != 0)
-			return SB_ENOMEM;
-		p += run;
-		if (*p == '\0')
-			break;
-		char esc[2] = { '\\', *p++ };
-		if (sb_buf_append(b, esc, 2) != 0)
-			return SB_ENOMEM;
-	}
-	return sb_buf_puts(b, "\"");
-}
-
 /* ntf_batch_enqueue queues the webhook deliveries of the batch's events not yet queued, in one
  * statement per NTF_PG_CHUNK_BYTES of bodies. Returns 0 when all are queued, or the error of
  * the statement that failed (the events before it stay queued). */
@@ -418,9 +398,10 @@ ntf_batch_enqueue(struct ntf_state *st, void *ctx, struct ntf_batch *b)
 			struct ntf_item *it = &b->items[i];
 			if (!it->live || it->pg_done)
 				continue;
-			if (ntf_arr_add(&a[0], it->ce_id) != 0 || ntf_arr_add(&a[1], it->ev.type) ||
-			    ntf_arr_add(&a[2], it->ev.webhook_body) ||
-			    ntf_arr_add(&a[3], it->ev.tenant_id)) {
+			if (sb_pg_array_add(&a[0], it->ce_id) != 0 ||
+			    sb_pg_array_add(&a[1], it->ev.type) ||
+			    sb_pg_array_add(&a[2], it->ev.webhook_body) ||
+			    sb_pg_array_add(&a[3], it->ev.tenant_id)) {
 				rv = SB_ENOMEM;
 				break;
 			}
@@ -429,7 +410,7 @@ ntf_batch_enqueue(struct ntf_state *st, void *ctx, struct ntf_batch *b)
 		if (rv != 0 || cnt == 0)
 			break;
 		for (int k = 0; k < 4; k++)
-			if (sb_buf_puts(&a[k], "}") != 0)
+			if (sb_pg_array_end(&a[k]) != 0)
 				rv = SB_ENOMEM;
 		if (rv != 0)
 			break;

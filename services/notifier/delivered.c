@@ -4,6 +4,7 @@
 #include "notifier.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "notifier.pb-c.h"
@@ -27,31 +28,75 @@ ntf_id_ok(const char *s)
 	return true;
 }
 
-/* ntf_delivered_one applies one item; *moved tells whether the watermark moved. */
+/* ntf_delivered_batch moves the watermarks of the n reports in one statement, then publishes
+ * message.delivered, in one pipelined Redis round trip, for every report above the watermark
+ * its pair had before (and not the sender's own). Counts moved and unchanged reports in m. */
 static int
-ntf_delivered_one(struct ntf_worker *w, const Sb__Notifier__Delivery *d, bool *moved)
+ntf_delivered_batch(struct ntf_worker *w, Sb__Notifier__Delivery **items, size_t n,
+                    struct sb_metric *m)
 {
-	char seq[24];
+	struct sb_buf a[3] = { SB_BUF_INIT, SB_BUF_INIT, SB_BUF_INIT };
 	PGresult *res = NULL;
-	snprintf(seq, sizeof(seq), "%lld", (long long)d->seq);
-	const char *p[] = { d->conversation_id, d->user_id, seq };
-	int rv = sb_pg_exec_prepared(w->pg, "delivered_move", 3, p, &res);
+	size_t queued = 0;
+	int rv = 0;
+
+	for (size_t i = 0; i < n && rv == 0; i++) {
+		char seq[24];
+		snprintf(seq, sizeof(seq), "%lld", (long long)items[i]->seq);
+		if (sb_pg_array_add(&a[0], items[i]->conversation_id) != 0 ||
+		    sb_pg_array_add(&a[1], items[i]->user_id) != 0 ||
+		    sb_pg_array_add(&a[2], seq) != 0)
+			rv = SB_ENOMEM;
+	}
+	for (int k = 0; k < 3 && rv == 0; k++)
+		rv = sb_pg_array_end(&a[k]);
 	if (rv != 0)
-		return rv;
-	*moved = PQntuples(res) > 0;
+		goto done;
+	const char *p[] = { a[0].data, a[1].data, a[2].data };
+	if ((rv = sb_pg_exec_prepared(w->pg, "delivered_move_batch", 3, p, &res)) != 0)
+		goto done;
+	int64_t now = sb_time_now_ms();
+	for (size_t i = 0; i < n && rv == 0; i++) {
+		const Sb__Notifier__Delivery *d = items[i];
+		int64_t was = -1;
+		for (int r = 0; r < PQntuples(res); r++) {
+			if (strcmp(PQgetvalue(res, r, 0), d->conversation_id) == 0 &&
+			    strcmp(PQgetvalue(res, r, 1), d->user_id) == 0) {
+				was = atoll(PQgetvalue(res, r, 2));
+				break;
+			}
+		}
+		bool up = was >= 0 && d->seq > was;
+		sb_series_inc(sb_metric_with(m, up ? "moved" : "unchanged"));
+		if (!up)
+			continue;
+		if (d->sender_id[0] == '\0' || strcmp(d->sender_id, d->user_id) == 0)
+			continue;
+		struct ntf_pub pub;
+		if ((rv = ntf_frame_delivered(d->conversation_id, d->user_id, d->seq, d->sender_id,
+		                              now, &pub)) != 0)
+			break;
+		rv = sb_redis_append(w->redis, "PUBLISH %s %b", pub.channel, pub.payload, pub.len);
+		ntf_pub_free(&pub);
+		if (rv == 0)
+			queued++;
+	}
+	/* Every queued PUBLISH leaves in one write; read all replies, also after an error, so the
+	 * connection stays usable. */
+	if (queued > 0) {
+		redisReply **reps = calloc(queued, sizeof(*reps));
+		int e = reps == NULL ? SB_ENOMEM : sb_redis_get_replies(w->redis, reps, queued);
+		for (size_t i = 0; reps != NULL && i < queued; i++)
+			if (reps[i] != NULL)
+				freeReplyObject(reps[i]);
+		free(reps);
+		if (e != 0 && rv == 0)
+			rv = e;
+	}
+done:
 	PQclear(res);
-	if (!*moved || d->sender_id[0] == '\0' || strcmp(d->sender_id, d->user_id) == 0)
-		return 0;
-	struct ntf_pub pub;
-	if ((rv = ntf_frame_delivered(d->conversation_id, d->user_id, d->seq, d->sender_id,
-	                              sb_time_now_ms(), &pub)) != 0)
-		return rv;
-	redisReply *rep =
-	    sb_redis_command(w->redis, "PUBLISH %s %b", pub.channel, pub.payload, pub.len);
-	rv = rep == NULL ? sb_redis_err(w->redis) : 0;
-	if (rep != NULL)
-		freeReplyObject(rep);
-	ntf_pub_free(&pub);
+	for (int k = 0; k < 3; k++)
+		sb_buf_free(&a[k]);
 	return rv;
 }
 
@@ -89,18 +134,16 @@ ntf_rpc_delivered(struct sb_rpc_call *call, const void *req, void *resp)
 		                          : "must be a non-empty id without spaces");
 		return sb_rpc_call_error(call, SB__RPC__CODE__INVALID_ARGUMENT, "invalid %s", path);
 	}
-	for (size_t i = 0; i < r->n_items; i++) {
-		bool moved = false;
-		int rv = ntf_delivered_one(w, r->items[i], &moved);
-		if (rv == SB_EUNAVAIL || rv == SB_ETIMEDOUT) {
-			sb_rpc_call_retry_after(call, 500);
-			return sb_rpc_call_error(call, SB__RPC__CODE__UNAVAILABLE,
-			                         "database or Redis unavailable");
-		}
-		if (rv != 0)
-			return sb_rpc_call_error(call, SB__RPC__CODE__INTERNAL,
-			                         "delivery update: %s", sb_strerror(rv));
-		sb_series_inc(sb_metric_with(m, moved ? "moved" : "unchanged"));
+	if (r->n_items == 0)
+		return SB__RPC__CODE__OK;
+	int rv = ntf_delivered_batch(w, r->items, r->n_items, m);
+	if (rv == SB_EUNAVAIL || rv == SB_ETIMEDOUT) {
+		sb_rpc_call_retry_after(call, 500);
+		return sb_rpc_call_error(call, SB__RPC__CODE__UNAVAILABLE,
+		                         "database or Redis unavailable");
 	}
+	if (rv != 0)
+		return sb_rpc_call_error(call, SB__RPC__CODE__INTERNAL, "delivery update: %s",
+		                         sb_strerror(rv));
 	return SB__RPC__CODE__OK;
 }

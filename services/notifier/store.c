@@ -3,12 +3,23 @@
 
 const struct sb_pg_stmt ntf_stmts[] = {
 	/* $1 conversation, $2 user, $3 seq: returns a row only when the watermark moved. */
-	{ "delivered_move",
-	  "INSERT INTO deliveries (conversation_id, user_id, last_delivered_seq) "
-	  "VALUES ($1, $2, $3::bigint) ON CONFLICT (conversation_id, user_id) DO UPDATE "
-	  "SET last_delivered_seq = GREATEST(deliveries.last_delivered_seq, "
-	  "EXCLUDED.last_delivered_seq), updated_at = now() "
-	  "WHERE deliveries.last_delivered_seq < EXCLUDED.last_delivered_seq RETURNING 1",
+	/* A batch of delivery reports (three parallel arrays) in one statement: each (conversation,
+	 * user) watermark moves forward to the batch's highest seq for it; returns, for every pair
+	 * whose watermark moved, the watermark it had before (0 for a new row), so the caller tells
+	 * the sender of every report above it. Concurrent batches on the same pair serialize on
+	 * its row; a stale "before" only repeats a message.delivered. */
+	{ "delivered_move_batch",
+	  "WITH k AS (SELECT c, u, max(s) AS s FROM unnest($1::text[], $2::text[], $3::bigint[]) "
+	  "AS x (c, u, s) GROUP BY c, u), "
+	  "was AS (SELECT k.c, k.u, coalesce(d.last_delivered_seq, 0) AS seq FROM k LEFT JOIN "
+	  "deliveries d ON d.conversation_id = k.c AND d.user_id = k.u), "
+	  "up AS (INSERT INTO deliveries (conversation_id, user_id, last_delivered_seq) "
+	  "SELECT c, u, s FROM k ON CONFLICT (conversation_id, user_id) DO UPDATE "
+	  "SET last_delivered_seq = EXCLUDED.last_delivered_seq, updated_at = now() "
+	  "WHERE deliveries.last_delivered_seq < EXCLUDED.last_delivered_seq "
+	  "RETURNING conversation_id, user_id) "
+	  "SELECT was.c, was.u, was.seq FROM was JOIN up ON up.conversation_id = was.c AND "
+	  "up.user_id = was.u",
 	  3 },
 	/* A batch of events as four parallel text[] (event ids, types, bodies, tenants): one
 	 * queued delivery per event and matching webhook. An event already queued (a redelivery,

@@ -387,6 +387,69 @@ test_delivered_watermarks(void **state)
 	assert_int_equal(t_watermark("bob"), 6);
 }
 
+/* t_delivered_batch sends n reports (users[i], seqs[i]) of sender alice in ONE call. */
+static int
+t_delivered_batch(const char *const *users, const int64_t *seqs, size_t n)
+{
+	Sb__Notifier__Delivery d[8], *items[8];
+	Sb__Notifier__DeliveredRequest req = SB__NOTIFIER__DELIVERED_REQUEST__INIT;
+	struct sb_rpc_result res;
+	struct sb_rpc_meta meta = { .timeout_ms = 5000 };
+	assert_true(n <= 8);
+	for (size_t i = 0; i < n; i++) {
+		sb__notifier__delivery__init(&d[i]);
+		d[i].conversation_id = CONV;
+		d[i].user_id = (char *)users[i];
+		d[i].seq = seqs[i];
+		d[i].sender_id = "alice";
+		items[i] = &d[i];
+	}
+	req.items = items;
+	req.n_items = n;
+	assert_int_equal(sb_rpc_call(T.cli, "notifier.Delivered", &req.base,
+	                             &sb__notifier__delivered_response__descriptor, &meta, &res),
+	                 0);
+	int code = res.code;
+	sb_rpc_result_free(&res);
+	return code;
+}
+
+/* Several reports in one call, applied by one statement: the watermark of each pair is its
+ * highest seq, and the sender hears of every report above the watermark the pair had before,
+ * in the order of the reports (a new pair starts at 0); reports at or below it say nothing. */
+static void
+test_delivered_batch(void **state)
+{
+	(void)state;
+	long long bob0 = t_watermark("bob");
+	const char *const u1[] = { "bob", "bob", "bob", "carol" };
+	const int64_t s1[] = { bob0 + 2, bob0 + 4, bob0 + 1, 4 };
+	assert_int_equal(t_delivered_batch(u1, s1, 4), SB__RPC__CODE__OK);
+	t_expect_delivered("bob", (int)(bob0 + 2));
+	t_expect_delivered("bob", (int)(bob0 + 4));
+	t_expect_delivered("bob", (int)(bob0 + 1));
+	t_expect_delivered("carol", 4);
+	assert_int_equal(t_watermark("bob"), bob0 + 4);
+	assert_int_equal(t_watermark("carol"), 4);
+	/* At or below the watermark: nothing; above it: only that one. */
+	const char *const u2[] = { "bob", "carol", "bob" };
+	const int64_t s2[] = { bob0 + 3, 4, bob0 + 5 };
+	assert_int_equal(t_delivered_batch(u2, s2, 3), SB__RPC__CODE__OK);
+	t_expect_delivered("bob", (int)(bob0 + 5));
+	assert_int_equal(t_watermark("bob"), bob0 + 5);
+	assert_int_equal(t_watermark("carol"), 4);
+	/* One bad report refuses the whole call: nothing applied. */
+	const char *const u3[] = { "bob", "" };
+	const int64_t s3[] = { bob0 + 9, 1 };
+	assert_int_equal(t_delivered_batch(u3, s3, 2), SB__RPC__CODE__INVALID_ARGUMENT);
+	assert_int_equal(t_watermark("bob"), bob0 + 5);
+	/* The next publication is the one of this call, not a stray one from before. */
+	const char *const u4[] = { "bob" };
+	const int64_t s4[] = { bob0 + 6 };
+	assert_int_equal(t_delivered_batch(u4, s4, 1), SB__RPC__CODE__OK);
+	t_expect_delivered("bob", (int)(bob0 + 6));
+}
+
 /* committed offsets of the notifier's group (the prefix and SB_NOTIFIER_GROUP) over every
  * partition of sb.messages.v1: the number of records handled and committed */
 static long long
@@ -781,6 +844,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_events_published_once),
 		cmocka_unit_test(test_delivered_watermarks),
+		cmocka_unit_test(test_delivered_batch),
 		cmocka_unit_test(test_restart_resumes),
 		cmocka_unit_test(test_batches_published_once_in_order),
 		cmocka_unit_test(test_handled_committed_at_shutdown),
