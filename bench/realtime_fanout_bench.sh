@@ -1,14 +1,40 @@
 #!/usr/bin/env bash
 # realtime_fanout_bench.sh: fan-out through ONE sb-realtime instance against socket.io 4.8 with
-# @socket.io/redis-adapter, same run, same scenario, one stack after the other (issue 5).
+# @socket.io/redis-adapter and against Centrifugo v6.9.1 with its Redis engine, same run, same
+# scenario, one stack after the other (issue 5).
 # Scenario: one tenant, SB_BENCH_FO_CONNS users (10,000) in conversations of exactly
 # SB_BENCH_FO_MEMBERS (10) members, each user in one conversation, one WebSocket connection per
-# user. The path is the same for both: a publisher PUBLISHes one Redis message per chat message
-# (Switchboard: bench/fanout_pub.c, the notifier's "<seq> <ms>\n<frame>" on conv:<id>;
-# socket.io: bench/socketio/pub.mjs, io.to(room).emit through the adapter), the server
-# receives it from Redis and writes the frame to the conversation's local connections.
+# user. The path is the same for all three: a publisher puts one message per chat message into
+# Redis PUB/SUB, the server process receives it from Redis and writes the frame to the
+# conversation's local connections. What each side does:
+#   switchboard  bench/fanout_pub.c PUBLISHes the notifier's "<seq> <ms>\n<frame>" on conv:<id>
+#                straight into Redis; sb-realtime (subscribed per conversation) writes the frame
+#                as-is to the members' sockets. Connections: GET /ws?token=<sb-auth access token>,
+#                the token is verified (JWKS from auth) and realtime subscribes the connection to
+#                its user's conversations (asking messages) before "ready". No history is stored
+#                on this path (the seq in the frame would let a client recover from messages).
+#   socketio     bench/socketio/pub.mjs: io.to(room).emit through the adapter (one Redis PUBLISH
+#                per message); server.mjs receives it and emits to the room's sockets. Clients
+#                join their room with an unauthenticated "join" event; no history.
+#   centrifugo   bench/centrifugo/pub.mjs calls Centrifugo's server HTTP API (POST /api/publish,
+#                or /api/batch, in order, for the messages that fell due while the previous
+#                request was outstanding; X-API-Key); Centrifugo PUBLISHes into Redis (Redis
+#                engine, history_size 0: no history stream, no recovery, no presence, no
+#                join/leave), receives it back on its Redis subscription and writes it to the
+#                channel's subscribers. So the
+#                Centrifugo process also pays for receiving the publishes (HTTP + JSON), which
+#                the other two servers do not: their publisher writes to Redis directly.
+#                Clients: GET /connection/websocket, JSON protocol, connect command with an HS256
+#                JWT (one per user, sub = user id, signed by bench/centrifugo/tokens.mjs with the
+#                config's HMAC secret), then a client-side subscribe command to conv:<id>, allowed
+#                for any authenticated user in the "conv" namespace (no per-channel check, like
+#                socket.io's join; Switchboard checks membership). The config is generated into
+#                the run's temp dir; HTTP server, API and WebSocket on 127.0.0.1 only. The
+#                binary is built once by tools/centrifugo.sh into a cache outside the repository
+#                (about 1.5 minutes the first time, needs the Go module proxy).
 # Receivers: bench/wsload.c in processes of SB_BENCH_FO_PER_PROC (5,000) connections each,
-# latency = receive time - publish time embedded in the content.
+# latency = receive time - publish time embedded in the content (all three publishers stamp it
+# when the message is due, so queueing in the publisher counts).
 # Steps, per stack: the seed load (SB_BENCH_FO_SEED_RATE 100 messages/s for SB_BENCH_FO_SEED_S
 # 20 s), then the ladder SB_BENCH_FO_RATES ("250 500 1000 2000 4000 8000") messages/s for
 # SB_BENCH_FO_STEP_S (10) s each, stopping after the first step with p99 >= 100 ms, more than
@@ -17,12 +43,18 @@
 # (sb-realtime / the node server), Redis, the publisher and each load generator, and
 # deliveries per server CPU-second. Targets: p99 < 50 ms at 100 messages/s, and Switchboard's
 # deliveries per CPU-second at least 5x socket.io's (compared at the highest rate both passed).
+# The summary table gives, per stack, the highest rate with p99 < 100 ms and its deliveries per
+# server CPU-second, and all stacks' deliveries per server CPU-second at the highest rate every
+# stack passed; Switchboard against Centrifugo is reported at their highest common rate (no target).
 # Run by `make bench` (bench/run.sh) or: bash bench/realtime_fanout_bench.sh [BUILD_DIR]
 # Other knobs: SB_BENCH_FO_OPEN_RATE (500 connections/s, all generators), SB_BENCH_FO_STACKS
-# ("switchboard socketio"), SB_BENCH_FO_DRAIN_S (2: wait after a step before counting).
-# Starts its own PostgreSQL and Redis (tests/lib/with-stack.sh), auth, messages, realtime and the
-# node server, all on 127.0.0.1, and stops all of them on exit. A missed target or a failed
-# step is reported, not an error; exit status 1 only when nothing could be measured.
+# ("switchboard socketio centrifugo", any of them in any order), SB_BENCH_FO_DRAIN_S (2: wait
+# after a step before counting), SB_BENCH_FO_CF_IN_FLIGHT (1: API requests the Centrifugo
+# publisher keeps outstanding; see bench/centrifugo/pub.mjs).
+# Starts its own PostgreSQL and Redis (tests/lib/with-stack.sh), auth, messages, realtime, the
+# node server and Centrifugo, all on 127.0.0.1, and stops all of them on exit. A missed target,
+# a failed step or a Centrifugo that cannot be built is reported, not an error; exit status 1
+# only when nothing could be measured.
 set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
 export SB_BUILD_ROOT=${1:-${SB_BUILD_ROOT:-$root/build}}
@@ -36,16 +68,18 @@ seed_s=${SB_BENCH_FO_SEED_S:-20}
 rates=${SB_BENCH_FO_RATES:-"250 500 1000 2000 4000 8000"}
 step_s=${SB_BENCH_FO_STEP_S:-10}
 drain_s=${SB_BENCH_FO_DRAIN_S:-2}
-stacks=${SB_BENCH_FO_STACKS:-"switchboard socketio"}
+stacks=${SB_BENCH_FO_STACKS:-"switchboard socketio centrifugo"}
+cf_in_flight=${SB_BENCH_FO_CF_IN_FLIGHT:-1}
 p99_max=100
-for v in conns members per_proc open_rate seed_rate seed_s step_s drain_s; do
+for v in conns members per_proc open_rate seed_rate seed_s step_s drain_s cf_in_flight; do
 	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || { echo "bench: $v must be a positive integer, got '${!v}'"; exit 2; }
 done
 for r in $rates; do
 	[[ $r =~ ^[1-9][0-9]*$ ]] || { echo "bench: SB_BENCH_FO_RATES must be positive integers, got '$r'"; exit 2; }
 done
 for s in $stacks; do
-	[[ $s =~ ^(switchboard|socketio)$ ]] || { echo "bench: SB_BENCH_FO_STACKS: switchboard and/or socketio, got '$s'"; exit 2; }
+	[[ $s =~ ^(switchboard|socketio|centrifugo)$ ]] ||
+		{ echo "bench: SB_BENCH_FO_STACKS: switchboard, socketio and/or centrifugo, got '$s'"; exit 2; }
 done
 [ $((conns % members)) = 0 ] || { echo "bench: SB_BENCH_FO_CONNS ($conns) must be a multiple of SB_BENCH_FO_MEMBERS ($members)"; exit 2; }
 [ "$members" -ge 2 ] || { echo "bench: SB_BENCH_FO_MEMBERS must be at least 2"; exit 2; }
@@ -58,6 +92,17 @@ command -v node >/dev/null || { echo "bench: node is not installed"; exit 2; }
 sio=$root/bench/socketio
 [ -d "$sio/node_modules/socket.io" ] && [ -d "$sio/node_modules/@socket.io/redis-adapter" ] ||
 	{ echo "bench: $sio/node_modules is missing: run tools/install-deps.sh"; exit 2; }
+cfdir=$root/bench/centrifugo
+if [[ " $stacks " == *" centrifugo "* ]]; then
+	# on demand, into the cache outside the repository; a quick stamp check once built
+	. "$root/tools/centrifugo.sh"
+	if ! sb_centrifugo_build; then
+		echo "bench: Centrifugo could not be built (see above): the centrifugo stack is skipped"
+		stacks=$(tr ' ' '\n' <<<"$stacks" | grep -vx centrifugo | tr '\n' ' ')
+		export SB_BENCH_FO_STACKS="${stacks:- }"
+		[ -n "${stacks// /}" ] || exit 1
+	fi
+fi
 if [ -z "${SB_TEST_TMP:-}" ]; then
 	exec bash "$root/tests/lib/with-stack.sh" --stack pg,redis -- bash "$0" "$SB_BUILD_ROOT"
 fi
@@ -73,12 +118,12 @@ redis_port=${SB_TEST_REDIS_URL##*:}
 ttl=7200 # the tokens outlive the run; realtime closes a connection at its token's exp
 
 gen_pids=()
-node_pid=""
+node_pid="" cf_pid=""
 cleanup() {
 	local p
-	for p in "${gen_pids[@]}" $node_pid; do kill -TERM "$p" 2>/dev/null; done
-	for p in "${gen_pids[@]}" $node_pid; do wait "$p" 2>/dev/null; done
-	gen_pids=() node_pid=""
+	for p in "${gen_pids[@]}" $node_pid $cf_pid; do kill -TERM "$p" 2>/dev/null; done
+	for p in "${gen_pids[@]}" $node_pid $cf_pid; do wait "$p" 2>/dev/null; done
+	gen_pids=() node_pid="" cf_pid=""
 	sb_svc_stop_all
 }
 trap cleanup EXIT
@@ -137,15 +182,24 @@ t1=$(date +%s.%N)
 [ "$(wc -l <"$tmp/tokens")" = "$conns" ] || { echo "bench: $(wc -l <"$tmp/tokens") tokens for $conns users"; exit 1; }
 paste -d' ' "$tmp/user_convs" "$tmp/tokens" >"$tmp/load"
 awk -v a="$t0" -v b="$t1" -v n="$conns" 'BEGIN { printf "tokens: %d from `sb-auth token issue --users` in %.2f s\n", n, b - a }'
+if [[ " $stacks " == *" centrifugo "* ]]; then
+	# Centrifugo: the same users, an HS256 connection JWT each (sub = user id), channel conv:<id>
+	cf_secret=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n') cf_key=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
+	q -c "SELECT uid FROM public.fo_users ORDER BY n" >"$tmp/user_ids"
+	node "$cfdir/tokens.mjs" "$cf_secret" $ttl "$tmp/user_ids" >"$tmp/cf_tokens" ||
+		{ echo "bench: bench/centrifugo/tokens.mjs failed"; exit 1; }
+	sed 's/^/conv:/' "$tmp/user_convs" | paste -d' ' - "$tmp/cf_tokens" >"$tmp/cf_load"
+	[ "$(wc -l <"$tmp/cf_tokens")" = "$conns" ] || { echo "bench: $(wc -l <"$tmp/cf_tokens") Centrifugo tokens for $conns users"; exit 1; }
+fi
 
-# 3. The stacks. start_gens MODE PORT: the load generators; waits for every "open" line.
+# 3. The stacks. start_gens MODE PORT LOAD_FILE: the load generators; waits for every "open" line.
 start_gens() {
-	local mode=$1 port=$2 i first=0 n left=$conns
+	local mode=$1 port=$2 load=$3 i first=0 n left=$conns
 	gen_pids=()
 	for i in $(seq 1 "$procs"); do
 		n=$(((left + procs - i) / (procs - i + 1)))
 		left=$((left - n))
-		"$SB_BUILD_ROOT/bench/wsload" -m "$mode" -a "127.0.0.1:$port" -f "$tmp/load" -s $first \
+		"$SB_BUILD_ROOT/bench/wsload" -m "$mode" -a "127.0.0.1:$port" -f "$load" -s $first \
 			-n "$n" -r $(((open_rate + procs - 1) / procs)) >"$tmp/gen-$mode-$i.out" \
 			2>"$tmp/gen-$mode-$i.err" &
 		gen_pids+=($!)
@@ -222,6 +276,9 @@ run_step() {
 		pub_out=$("$SB_BUILD_ROOT/bench/fanout_pub" -h 127.0.0.1 -p "$redis_port" -f "$tmp/convs" \
 			-r "$rate" -d "$secs" -b "$seq_base" 2>&1 | tail -1)
 		seq_base=$((seq_base + rate * secs))
+	elif [ "$stack" = centrifugo ]; then
+		pub_out=$(CENTRIFUGO_API="http://127.0.0.1:$cf_port/api" CENTRIFUGO_API_KEY=$cf_key \
+			CF_PUB_IN_FLIGHT=$cf_in_flight node "$cfdir/pub.mjs" "$tmp/convs" "$rate" "$secs" 2>&1 | tail -1)
 	else
 		pub_out=$(REDIS_URL=$SB_TEST_REDIS_URL node "$sio/pub.mjs" "$tmp/convs" "$rate" "$secs" 2>&1 | tail -1)
 	fi
@@ -229,8 +286,9 @@ run_step() {
 	s1=$(ticks "$spid") r1=$(ticks "$redis_pid") k1=$(sys_ticks "$spid")
 	report_all "$mode" || return 1
 	read -r count hist maxms g1 closed other <<<"$(merged "$mode")"
-	local sent achieved pcpu lag
+	local sent achieved pcpu lag perr
 	sent=$(jq -r '.sent // 0' <<<"$pub_out" 2>/dev/null) achieved=$(jq -r '.achieved // 0' <<<"$pub_out" 2>/dev/null)
+	perr=$(jq -r '.errors // 0' <<<"$pub_out" 2>/dev/null)
 	pcpu=$(jq -r '.cpu_s // 0' <<<"$pub_out" 2>/dev/null) lag=$(jq -r '.max_lag_ms // 0' <<<"$pub_out" 2>/dev/null)
 	[ -n "$sent" ] && [ "$sent" != 0 ] || { echo "bench: $stack publisher failed: $pub_out"; step_ok=0; return 0; }
 	local p50 p99 expected
@@ -239,7 +297,7 @@ run_step() {
 	awk -v st="$stack" -v lb="$label" -v r="$rate" -v sent="$sent" -v ach="$achieved" -v expd="$expected" \
 		-v got="$count" -v p50="$p50" -v p99="$p99" -v mx="$maxms" -v s0="$s0" -v s1="$s1" -v r0="$r0" \
 		-v r1="$r1" -v hz="$hz" -v g0="$g0" -v g1="$g1" -v pc="$pcpu" -v secs="$secs" -v dr="$drain_s" \
-		-v closed="$closed" -v lag="$lag" -v k0="$k0" -v k1="$k1" 'BEGIN {
+		-v closed="$closed" -v lag="$lag" -v k0="$k0" -v k1="$k1" -v perr="${perr:-0}" 'BEGIN {
 		win = secs + dr; scpu = (s1 - s0) / hz; rcpu = (r1 - r0) / hz
 		n = split(g0, a, "/"); split(g1, b, "/"); gc = ""
 		for (i = 1; i <= n; i++) gc = gc (i > 1 ? "/" : "") sprintf("%.1f", b[i] - a[i])
@@ -247,10 +305,13 @@ run_step() {
 		kcpu = (k1 - k0) / hz
 		printf "%-11s %-5s %6d %8.0f %9d %9d %6.2f%% %7s %7s %8.1f %7.2f %7.0f%% %7.2f %9s %6.2f %12.0f %s\n",
 			st, lb, r, ach, expd, got, miss, p50, p99, mx, scpu, (scpu > 0 ? kcpu / scpu * 100 : 0), rcpu, gc, pc, (scpu > 0 ? got / scpu : 0),
-			(closed > 0 ? "closed:" closed : "") (lag > 1000 ? " publisher-lag:" lag "ms" : "")
+			(closed > 0 ? "closed:" closed : "") (lag > 1000 ? " publisher-lag:" lag "ms" : "") (perr > 0 ? " publish-errors:" perr : "")
 	}' | tee -a "$results"
+	[ "${perr:-0}" != 0 ] && echo "bench: $stack publisher: $perr publishes refused or failed: $(jq -r '.first_errors // ""' <<<"$pub_out")"
+	# a publish the server refused counts as missing
 	step_ok=$(awk -v p99="$p99" -v expd="$expected" -v got="$count" -v ach="$achieved" -v r="$rate" -v m="$p99_max" \
-		'BEGIN { print (p99 < m && got >= expd * 0.99 && ach >= r * 0.95) ? 1 : 0 }')
+		-v perr="${perr:-0}" -v sent="$sent" \
+		'BEGIN { print (p99 < m && got >= expd * 0.99 && ach >= r * 0.95 && perr <= (sent + perr) * 0.01) ? 1 : 0 }')
 	if [ "$label" = seed ]; then seed_p99[$stack]=$p99; fi
 	if [ "$step_ok" = 1 ]; then
 		best_rate[$stack]=$rate
@@ -275,30 +336,62 @@ for stack in $stacks; do
 		sb_svc_start realtime SB_LOG_LEVEL=warn SB_WS_PORT="${SVC_HTTP[realtime]}" \
 			SB_NOTIFIER_RPC_URL="tcp://127.0.0.1:$nf_port"
 		sb_svc_wait_ready realtime || continue
-		spid=${SVC_PID[realtime]} port=${SVC_HTTP[realtime]} mode=switchboard
+		spid=${SVC_PID[realtime]} port=${SVC_HTTP[realtime]} mode=switchboard load=$tmp/load
+	elif [ "$stack" = centrifugo ]; then
+		cf_port=$(sb_free_port)
+		port=$cf_port
+		# v6 key names (internal/config in Centrifugo v6): engine.redis.address, client.token,
+		# channel.namespaces, http_api.key. history_size 0, presence and join_leave off (defaults,
+		# written out so that they are visible); no admin, no metrics, no usage stats.
+		jq -n --argjson port "$cf_port" --arg redis "$SB_TEST_REDIS_URL" --arg secret "$cf_secret" \
+			--arg key "$cf_key" '{
+			http_server: { address: "127.0.0.1", port: $port },
+			log: { level: "warn" },
+			engine: { type: "redis", redis: { address: [$redis], prefix: "sbbench" } },
+			client: { token: { hmac_secret_key: $secret } },
+			channel: { namespaces: [ { name: "conv", allow_subscribe_for_client: true,
+				history_size: 0, presence: false, join_leave: false, force_recovery: false } ] },
+			http_api: { key: $key },
+			health: { enabled: true },
+			admin: { enabled: false },
+			prometheus: { enabled: false },
+			usage_stats: { disabled: true }
+		}' >"$tmp/centrifugo.json"
+		"$SB_CENTRIFUGO_BIN" -c "$tmp/centrifugo.json" >"$tmp/cf-server.out" 2>&1 &
+		cf_pid=$!
+		for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$cf_port/health" >/dev/null && break; sleep 0.1; done
+		curl -sf "http://127.0.0.1:$cf_port/health" >/dev/null ||
+			{ echo "bench: Centrifugo did not start: $(tail -5 "$tmp/cf-server.out")"; kill -TERM "$cf_pid" 2>/dev/null; wait "$cf_pid" 2>/dev/null; cf_pid=""; continue; }
+		echo "centrifugo: $("$SB_CENTRIFUGO_BIN" version 2>/dev/null | head -1), Redis engine, config $tmp/centrifugo.json"
+		spid=$cf_pid mode=centrifugo load=$tmp/cf_load
 	else
 		port=$(sb_free_port)
 		SIO_PORT=$port REDIS_URL=$SB_TEST_REDIS_URL node "$sio/server.mjs" >"$tmp/sio-server.out" 2>&1 &
 		node_pid=$!
 		for _ in $(seq 1 100); do grep -q listening "$tmp/sio-server.out" && break; sleep 0.1; done
 		grep -q listening "$tmp/sio-server.out" || { echo "bench: socket.io server did not start: $(cat "$tmp/sio-server.out")"; continue; }
-		spid=$node_pid mode=socketio
+		spid=$node_pid mode=socketio load=$tmp/load
 	fi
 	sleep 1
-	start_gens "$mode" "$port" || continue
-	sleep 2 # let the last subscriptions reach Redis
-	nrep=0
-	header
-	run_step "$stack" "$mode" "$seed_rate" "$seed_s" "$spid" seed && measured=1
-	for r in $rates; do
-		run_step "$stack" "$mode" "$r" "$step_s" "$spid" ladder || break
-		[ "$step_ok" = 1 ] || break
-	done
+	if start_gens "$mode" "$port" "$load"; then
+		sleep 2 # let the last subscriptions reach Redis
+		nrep=0
+		header
+		run_step "$stack" "$mode" "$seed_rate" "$seed_s" "$spid" seed && measured=1
+		for r in $rates; do
+			run_step "$stack" "$mode" "$r" "$step_s" "$spid" ladder || break
+			[ "$step_ok" = 1 ] || break
+		done
+	fi
 	for p in "${gen_pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
 	for p in "${gen_pids[@]}"; do wait "$p" 2>/dev/null; done
 	gen_pids=()
 	if [ "$stack" = switchboard ]; then
 		sb_svc_stop realtime
+	elif [ "$stack" = centrifugo ]; then
+		kill -TERM "$cf_pid" 2>/dev/null
+		wait "$cf_pid" 2>/dev/null
+		cf_pid=""
 	else
 		kill -TERM "$node_pid" 2>/dev/null
 		wait "$node_pid" 2>/dev/null
@@ -356,6 +449,43 @@ if [ -x "$floor_bin" ] && [ -n "$common" ]; then
 			printf "  5x socket.io = %.0f deliveries per CPU-second = %.2f us per delivery for everything;\n", 5 * b, 1e6 / (5 * b)
 			printf "  ceilings with zero user-space work: bare send %.1fx socket.io, readiness model %.1fx; switchboard now %.2f us per delivery\n",
 				1e6 / fs / b, 1e6 / fr / b, 1e6 / a }'
+	fi
+fi
+# The summary table: every stack measured, side by side.
+echo
+echo "--- summary table (a step passes with p99 < ${p99_max} ms, <= 1% of the deliveries missing, publisher >= 95% of its rate)"
+printf '%-11s %12s %15s %13s %14s\n' stack seed_p99_ms highest_passed deliveries/s deliv/srvCPUs
+for stack in $stacks; do
+	printf '%-11s %12s %15s %13s %14s\n' "$stack" "${seed_p99[$stack]:--}" \
+		"${best_rate[$stack]:-none}" "${best_dps[$stack]:--}" "${best_cpu[$stack]:--}"
+done
+echo "(highest_passed in msgs/s; deliveries/s and deliv/srvCPUs = deliveries per server CPU-second, at that step)"
+# every stack at the highest rate all of them passed (same work for all)
+all=""
+for r in $seed_rate $rates; do
+	ok=1
+	for stack in $stacks; do [ "${dps_at[$stack:$r]:-0}" != 0 ] || ok=0; done
+	[ $ok = 1 ] && all=$r
+done
+if [ -n "$all" ]; then
+	line="deliveries per server CPU-second at $all msgs/s (the highest rate every stack passed):"
+	for stack in $stacks; do line="$line $stack ${dps_at[$stack:$all]},"; done
+	echo "${line%,}"
+else
+	echo "no rate was passed by every stack"
+fi
+if [[ " $stacks " == *" switchboard "* ]] && [[ " $stacks " == *" centrifugo "* ]]; then
+	cf_common=""
+	for r in $seed_rate $rates; do
+		a=${dps_at[switchboard:$r]:-0} b=${dps_at[centrifugo:$r]:-0}
+		[ "$a" != 0 ] && [ "$b" != 0 ] && cf_common=$r
+	done
+	if [ -n "$cf_common" ]; then
+		awk -v r="$cf_common" -v a="${dps_at[switchboard:$cf_common]}" -v b="${dps_at[centrifugo:$cf_common]}" 'BEGIN {
+			printf "switchboard / centrifugo at %d msgs/s (highest rate both passed): %d vs %d deliveries per server CPU-second: ratio %.2f (no target)\n",
+				r, a, b, a / b }'
+	else
+		echo "switchboard / centrifugo: no rate passed by both"
 	fi
 fi
 [ $measured = 1 ] || { echo "bench: nothing could be measured"; exit 1; }

@@ -7,7 +7,12 @@
  *   socketio     Engine.IO v4 over WebSocket: GET /socket.io/?EIO=4&transport=websocket, the
  *                server's open packet "0{...}", "40" to connect the default namespace, the
  *                server's "40{...}", then 421["join","<conversation id>"] acknowledged by
- *                "431[...]" (ready); the server's "2" pings are answered "3".
+ *                "431[...]" (ready); the server's "2" pings are answered "3";
+ *   centrifugo   Centrifugo's JSON client protocol: GET /connection/websocket, then
+ *                {"id":1,"connect":{"token":T}}, on its reply {"id":2,"subscribe":{"channel":C}}
+ *                (C is the file's first column verbatim, e.g. "conv:<id>"), ready on that reply;
+ *                a frame holds one or more replies separated by "\n"; the server's empty ping
+ *                "{}" is answered "{}"; publications arrive as {"push":{"channel":..,"pub":..}}.
  * It opens its connections at a steady pace (a connection closed before it is ready is opened
  * again a second later, up to 5 attempts, as a client would), prints one JSON line when every
  * connection is ready or failed ({"phase":"open",...}), then records, for every message frame
@@ -18,9 +23,9 @@
  * merging reports of several processes, this process's CPU seconds from getrusage) and resets it;
  * SIGTERM or SIGINT prints {"phase":"done",...} and exits.
  *
- * Usage: wsload -m switchboard|socketio -a HOST:PORT -f FILE [-s FIRST] -n CONNS -r OPEN_RATE
- *               [-t READY_TIMEOUT_S]
- * FILE has one line per user: "<conversation id> <access token>"; the process uses lines
+ * Usage: wsload -m switchboard|socketio|centrifugo -a HOST:PORT -f FILE [-s FIRST] -n CONNS
+ *               -r OPEN_RATE [-t READY_TIMEOUT_S]
+ * FILE has one line per user: "<conversation> <access token>"; the process uses lines
  * FIRST..FIRST+CONNS-1 (0-based). Latencies are microseconds internally. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -43,14 +48,14 @@
 #include <time.h>
 #include <unistd.h>
 
-enum wl_proto { WL_SWITCHBOARD, WL_SOCKETIO };
+enum wl_proto { WL_SWITCHBOARD, WL_SOCKETIO, WL_CENTRIFUGO };
 
 /* A connection's state machine. */
 enum wl_state {
 	WL_IDLE,       /* not opened yet */
 	WL_CONNECTING, /* TCP connect in progress */
 	WL_UPGRADING,  /* upgrade request sent, waiting for 101 */
-	WL_JOINING,    /* WebSocket open, waiting for ready (switchboard) or the join ack */
+	WL_JOINING,    /* WebSocket open, waiting for ready or the join/subscribe ack */
 	WL_READY,      /* receiving messages */
 	WL_CLOSED,     /* closed by either side, or failed */
 };
@@ -347,10 +352,71 @@ wl_latency(const char *p, size_t len, int64_t now_us)
 	wl_hist_add(&wl.h, now_us - v);
 }
 
+/* wl_cf_reply handles one Centrifugo reply (one line of a frame). */
+static void
+wl_cf_reply(struct wl_conn *c, const char *p, size_t len, int64_t now)
+{
+	while (len > 0 && (p[len - 1] == '\r' || p[len - 1] == ' '))
+		len--;
+	if (len == 2 && p[0] == '{' && p[1] == '}') { /* the server's ping */
+		wl_send_text(c, "{}");
+		return;
+	}
+	if (memmem(p, len, "\"push\":", 7) != NULL) {
+		if (c->state == WL_READY && memmem(p, len, "\"pub\":", 6) != NULL)
+			wl_latency(p, len, now);
+		else if (memmem(p, len, "\"disconnect\":", 13) != NULL)
+			wl_close(c, "centrifugo disconnect push");
+		else
+			wl.h.other++;
+		return;
+	}
+	if (c->state != WL_JOINING) {
+		wl.h.other++;
+		return;
+	}
+	if (memmem(p, len, "\"error\":", 8) != NULL) {
+		char why[96];
+		const char *code = memmem(p, len, "\"code\":", 7);
+		int n = code != NULL ? atoi(code + 7) : 0;
+		snprintf(why, sizeof(why), "centrifugo %s error %d",
+		         memmem(p, len, "\"id\":1,", 7) != NULL ? "connect" : "subscribe", n);
+		wl_close(c, why);
+	} else if (memmem(p, len, "\"id\":1,", 7) != NULL &&
+	           memmem(p, len, "\"connect\":", 10) != NULL) {
+		char sub[512];
+		int n = snprintf(sub, sizeof(sub), "{\"id\":2,\"subscribe\":{\"channel\":\"%s\"}}",
+		                 c->conv);
+		if (n >= (int)sizeof(sub))
+			wl_close(c, "channel name too long");
+		else
+			wl_send_text(c, sub);
+	} else if (memmem(p, len, "\"id\":2,", 7) != NULL &&
+	           memmem(p, len, "\"subscribe\":", 12) != NULL) {
+		wl_set_ready(c);
+	} else {
+		wl.h.other++;
+	}
+}
+
 static void
 wl_on_text(struct wl_conn *c, const char *p, size_t len)
 {
 	int64_t now = wl_now_us(CLOCK_REALTIME);
+	if (wl.proto == WL_CENTRIFUGO) {
+		/* one or more replies, each on its own line */
+		while (len > 0 && c->state != WL_CLOSED) {
+			const char *nl = memchr(p, '\n', len);
+			size_t l = nl != NULL ? (size_t)(nl - p) : len;
+			if (l > 0)
+				wl_cf_reply(c, p, l, now);
+			if (nl == NULL)
+				break;
+			len -= l + 1;
+			p = nl + 1;
+		}
+		return;
+	}
 	if (wl.proto == WL_SWITCHBOARD) {
 		if (c->state == WL_JOINING) {
 			if (memmem(p, len, "\"type\":\"ready\"", 14) != NULL)
@@ -459,6 +525,19 @@ wl_parse(struct wl_conn *c)
 		}
 		off = (size_t)(end - c->in) + 4;
 		c->state = WL_JOINING;
+		/* Centrifugo: the client speaks first, a connect command with the token */
+		if (wl.proto == WL_CENTRIFUGO) {
+			size_t tl = strlen(c->token);
+			char *cmd = malloc(tl + 64);
+			if (cmd == NULL)
+				wl_fatal("malloc");
+			int n = snprintf(cmd, tl + 64, "{\"id\":1,\"connect\":{\"token\":\"%s\"}}",
+			                 c->token);
+			wl_send_frame(c, 1, cmd, (size_t)n);
+			free(cmd);
+			if (c->state == WL_CLOSED)
+				return;
+		}
 	}
 	while (c->state != WL_CLOSED) {
 		const unsigned char *b = (const unsigned char *)c->in + off;
@@ -560,6 +639,8 @@ wl_on_connected(struct wl_conn *c)
 	int n;
 	if (wl.proto == WL_SWITCHBOARD)
 		n = snprintf(req, sizeof(req), "GET /ws?token=%s HTTP/1.1\r\n", c->token);
+	else if (wl.proto == WL_CENTRIFUGO)
+		n = snprintf(req, sizeof(req), "GET /connection/websocket HTTP/1.1\r\n");
 	else
 		n = snprintf(req, sizeof(req),
 		             "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n");
@@ -704,7 +785,7 @@ static void
 wl_usage(const char *msg)
 {
 	fprintf(stderr,
-	        "wsload: %s\nusage: wsload -m switchboard|socketio -a HOST:PORT -f FILE "
+	        "wsload: %s\nusage: wsload -m switchboard|socketio|centrifugo -a HOST:PORT -f FILE "
 	        "[-s FIRST] -n CONNS -r OPEN_RATE [-t READY_TIMEOUT_S]\n",
 	        msg);
 	exit(2);
@@ -750,8 +831,10 @@ main(int argc, char **argv)
 		wl.proto = WL_SWITCHBOARD;
 	else if (strcmp(mode, "socketio") == 0)
 		wl.proto = WL_SOCKETIO;
+	else if (strcmp(mode, "centrifugo") == 0)
+		wl.proto = WL_CENTRIFUGO;
 	else
-		wl_usage("-m is switchboard or socketio");
+		wl_usage("-m is switchboard, socketio or centrifugo");
 	const char *colon = strrchr(addr, ':');
 	if (colon == NULL || (size_t)(colon - addr) >= sizeof(wl.host))
 		wl_usage("-a HOST:PORT");
