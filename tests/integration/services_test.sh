@@ -21,6 +21,7 @@ for s in "${services[@]}"; do
 	rpc[$s]=$(sb_free_port)
 done
 gw_http=$(sb_free_port)
+ws_port=$(sb_free_port) # realtime's public port (SB_WS_PORT), never the default 8081
 
 svc_env() { # the environment of every service: dependencies and every peer's RPC URL
 	echo "DATABASE_URL=$SB_TEST_PG_DSN REDIS_URL=$SB_TEST_REDIS_URL KAFKA_BROKERS=$SB_TEST_KAFKA_BROKERS"
@@ -32,7 +33,7 @@ envs=$(svc_env | tr '\n' ' ')
 mkdir -p "$tmp/logs"
 for s in "${services[@]}"; do
 	# shellcheck disable=SC2086
-	env $envs SB_OPS_PORT=${ops[$s]} SB_RPC_URL=tcp://127.0.0.1:${rpc[$s]} SB_HTTP_PORT=$gw_http \
+	env $envs SB_OPS_PORT=${ops[$s]} SB_RPC_URL=tcp://127.0.0.1:${rpc[$s]} SB_HTTP_PORT=$gw_http SB_WS_PORT=$ws_port \
 		SB_SHUTDOWN_GRACE_MS=3000 "$build/bin/sb-$s" >"$tmp/logs/$s.log" 2>&1 &
 	pid[$s]=$!
 done
