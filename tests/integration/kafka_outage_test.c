@@ -3,7 +3,7 @@
  * once (consumed and counted), the caller sees no error, and delivery reports during an outage
  * take visibly longer than before it.
  * stack: devbus
- * labels: kafka
+ * labels: kafka,sanitize
  */
 #include <stdarg.h>
 #include <stddef.h>

@@ -3,7 +3,7 @@
  * send that was acknowledged OK is in the database with its seq and its outbox row; seqs stay
  * gapless.
  * stack: pg
- * labels: messages
+ * labels: messages,sanitize
  */
 #include <stdarg.h>
 #include <stddef.h>

@@ -3,7 +3,7 @@
  * per aggregate; the only copies are rows sent again after the crash, with the same ce_id and
  * payload.
  * stack: pg,kafka
- * labels: outbox
+ * labels: outbox,sanitize
  */
 #include <stdarg.h>
 #include <stddef.h>

@@ -4,7 +4,7 @@
  * pipelines (sb_pg_exec_pipeline) return every result, stop at their first error, and follow
  * the same transaction rules.
  * stack: pg
- * labels: pg
+ * labels: pg,sanitize
  */
 #include <stdarg.h>
 #include <stddef.h>
