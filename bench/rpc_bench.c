@@ -3,7 +3,7 @@
  * 200-byte payload, same concurrency, same transport, same number of server contexts (the
  * runtime receives on SB_RPC_SLOTS_PER_WORKER contexts per worker; bare nng gets as many).
  * The runtime is measured twice: "worker" runs the echo handler on a worker thread (the
- * default, what any handler that may block gets), "inline" lists it in inline_methods so it
+ * default, what any handler that may block gets), "inline" flags its row SB_RPC_INLINE so it
  * runs on the nng thread that received the request (for handlers that never block).
  *
  * Usage: rpc_bench [seconds per cell (1)] [url (tcp://127.0.0.1:0)] [rounds (5)]
@@ -217,10 +217,16 @@ bench_echo(struct sb_rpc_call *call, const void *req, void *resp)
 	return SB__RPC__CODE__OK;
 }
 
+/* The same method twice: run on a worker thread (the default), or inline (SB_RPC_INLINE). */
 static const struct sb_rpc_method bench_methods[] = {
 	{ "bench.Echo", &sb__rpc__violation__descriptor, &sb__rpc__violation__descriptor,
-	  bench_echo },
-	{ NULL, NULL, NULL, NULL },
+	  bench_echo, 0 },
+	{ NULL, NULL, NULL, NULL, 0 },
+};
+static const struct sb_rpc_method bench_methods_inline[] = {
+	{ "bench.Echo", &sb__rpc__violation__descriptor, &sb__rpc__violation__descriptor,
+	  bench_echo, SB_RPC_INLINE },
+	{ NULL, NULL, NULL, NULL, 0 },
 };
 
 struct rt_caller {
@@ -399,8 +405,6 @@ done:
 	return ret;
 }
 
-static const char *const bench_inline[] = { "bench.Echo", NULL };
-
 static int
 bench_runtime(const char *url, int conc, int workers, bool inl, double secs, uint32_t *lat,
               struct cell *out)
@@ -417,8 +421,7 @@ bench_runtime(const char *url, int conc, int workers, bool inl, double secs, uin
 	bench_run_init(&run, lat, conc);
 	o.url = url;
 	o.workers = workers;
-	o.methods = bench_methods;
-	o.inline_methods = inl ? bench_inline : NULL;
+	o.methods = inl ? bench_methods_inline : bench_methods;
 	if (sb_rpc_server_start(&o, &srv) != 0) {
 		fprintf(stderr, "rpc_bench: cannot start the RPC server on %s\n", url);
 		return -1;

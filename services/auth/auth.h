@@ -65,7 +65,9 @@ struct auth {
 	struct sb_series *revoked_access, *revoked_refresh;
 };
 
-/* Each RPC worker's own connections. */
+/* What a handler works with: the process state and the connections of the RPC worker thread
+ * running it (opened by the runtime: auth_service.worker_conns). Filled per call by
+ * auth_worker_of; valid until the handler returns. */
 struct auth_worker {
 	struct auth *auth;
 	struct sb_pg *pg;
@@ -121,8 +123,6 @@ int auth_seal(const unsigned char kek[32], const char *aad, const char *plain, s
  * and frees with sb_jwt_secret_free). Returns 0, SB_EINVAL (malformed, wrong key or aad:
  * authentication failed) or SB_ENOMEM. */
 int auth_open(const unsigned char kek[32], const char *aad, const char *sealed, char **out);
-/* auth_hex_decode decodes exactly 2*n hex digits of s into out. Returns 0 or SB_EINVAL. */
-int auth_hex_decode(const char *s, unsigned char *out, size_t n);
 
 /* scope.c: pure helpers (unit-tested in scope_test.c). */
 /* auth_scope_has tells whether the space-separated list contains scope exactly. */
@@ -262,12 +262,11 @@ int auth_rpc_metadata(struct sb_rpc_call *call, const void *req, void *resp);
 /* rpc.c */
 extern const struct sb_rpc_method auth_methods[];
 /* auth_start (the start hook) creates the first signing key if needed, loads the keys and
- * starts their reload thread; auth_stop undoes it. auth_worker_init opens a worker's PostgreSQL
- * and Redis connections, freed by auth_worker_fini. */
+ * starts their reload thread; auth_stop undoes it. */
 int auth_start(struct sb_service *svc);
 void auth_stop(struct sb_service *svc);
-int auth_worker_init(struct sb_service *svc, void **state);
-void auth_worker_fini(struct sb_service *svc, void *state);
+/* auth_worker_of fills w for call, a call of a worker-run method, and returns w. */
+struct auth_worker *auth_worker_of(struct sb_rpc_call *call, struct auth_worker *w);
 
 /* cli.c */
 /* auth_cli_is_command tells whether argv[1] names a CLI subcommand of sb-auth. */

@@ -9,6 +9,7 @@
 
 #include "auth.h"
 #include "sb_err.h"
+#include "sb_util_hex.h"
 
 static void
 test_secret_hash_verifies_only_the_secret(void **state)
@@ -71,9 +72,9 @@ test_seal_roundtrip_and_tamper(void **state)
 	const char *pem = "-----BEGIN PRIVATE KEY-----\nabc\n-----END PRIVATE KEY-----\n";
 	char *sealed = NULL, *plain = NULL;
 	(void)state;
-	assert_int_equal(auth_hex_decode("000102030405060708090a0b0c0d0e0f"
-	                                 "101112131415161718191a1b1c1d1e1f",
-	                                 kek, 32),
+	assert_int_equal(sb_hex_decode("000102030405060708090a0b0c0d0e0f"
+	                               "101112131415161718191a1b1c1d1e1f",
+	                               32, 0, kek),
 	                 0);
 	memcpy(other, kek, 32);
 	other[0] ^= 1;
@@ -96,15 +97,26 @@ test_seal_roundtrip_and_tamper(void **state)
 	free(sealed);
 }
 
+/* SB_AUTH_KEY_ENCRYPTION_KEY: 64 hex digits of either case, or empty for none. */
 static void
-test_hex_decode(void **state)
+test_config_kek(void **state)
 {
-	unsigned char b[2];
+	struct auth_cfg cfg = { 0 };
+	unsigned char kek[32];
 	(void)state;
-	assert_int_equal(auth_hex_decode("0aFf", b, 2), 0);
-	assert_int_equal(b[0], 0x0a);
-	assert_int_equal(b[1], 0xff);
-	assert_int_equal(auth_hex_decode("0g00", b, 2), SB_EINVAL);
+	cfg.key_encryption_key = "000102030405060708090a0b0c0d0e0f"
+	                         "101112131415161718191A1B1C1D1E1F";
+	assert_int_equal(auth_config_kek(&cfg, kek), 1);
+	for (int i = 0; i < 32; i++)
+		assert_int_equal(kek[i], i);
+	cfg.key_encryption_key = "";
+	assert_int_equal(auth_config_kek(&cfg, kek), 0);
+	cfg.key_encryption_key = "000102030405060708090a0b0c0d0e0f"
+	                         "101112131415161718191a1b1c1d1e1";
+	assert_int_equal(auth_config_kek(&cfg, kek), SB_EINVAL);
+	cfg.key_encryption_key = "000102030405060708090a0b0c0d0e0f"
+	                         "101112131415161718191a1b1c1d1e1g";
+	assert_int_equal(auth_config_kek(&cfg, kek), SB_EINVAL);
 }
 
 int
@@ -116,7 +128,7 @@ main(void)
 		cmocka_unit_test(test_random_tokens_differ),
 		cmocka_unit_test(test_sha256_hex),
 		cmocka_unit_test(test_seal_roundtrip_and_tamper),
-		cmocka_unit_test(test_hex_decode),
+		cmocka_unit_test(test_config_kek),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "sb_err.h"
+#include "sb_util_hex.h"
 
 extern const struct sb_migration auth_migrations[];
 
@@ -23,7 +24,7 @@ auth_config_validate_kek(const char *v, char *err, size_t errlen)
 	unsigned char k[32];
 	if (v[0] == '\0')
 		return 0;
-	int rv = strlen(v) == 64 ? auth_hex_decode(v, k, sizeof(k)) : SB_EINVAL;
+	int rv = strlen(v) == 64 ? sb_hex_decode(v, sizeof(k), 0, k) : SB_EINVAL;
 	explicit_bzero(k, sizeof(k));
 	if (rv == 0)
 		return 0;
@@ -45,27 +46,27 @@ const struct sb_cfg_key auth_config[] = {
 	SB_CFG_COMMON(struct auth_cfg, common, 9101, 7101),
 	SB_CFG_POSTGRES(struct auth_cfg, common),
 	SB_CFG_REDIS(struct auth_cfg, common),
-	{ "SB_AUTH_ISSUER", SB_CFG_STR, offsetof(struct auth_cfg, issuer), "http://127.0.0.1:8000",
-	  0, 0, 0, auth_config_validate_issuer,
-	  "Issuer (iss) of access tokens and of the OAuth metadata: the public base URL." },
-	{ "SB_AUTH_AUDIENCE", SB_CFG_STR, offsetof(struct auth_cfg, audience), "switchboard", 0, 0,
-	  0, NULL, "Audience (aud) of access tokens." },
-	{ "SB_AUTH_ACCESS_TTL_S", SB_CFG_INT, offsetof(struct auth_cfg, access_ttl_s), "900", 1,
-	  86400, 0, NULL, "Lifetime of access tokens, seconds." },
-	{ "SB_AUTH_REFRESH_TTL_S", SB_CFG_INT, offsetof(struct auth_cfg, refresh_ttl_s), "2592000",
-	  60, 31536000, 0, NULL, "Lifetime of refresh tokens, seconds." },
-	{ "SB_AUTH_SIGNING_ALG", SB_CFG_STR, offsetof(struct auth_cfg, signing_alg), "ES256", 0, 0,
-	  0, auth_config_validate_alg, "Algorithm of new signing keys: ES256 or RS256." },
-	{ "SB_AUTH_KEY_ENCRYPTION_KEY", SB_CFG_STR, offsetof(struct auth_cfg, key_encryption_key),
-	  "", 0, 0, SB_CFG_SECRET, auth_config_validate_kek,
-	  "64 hex digits: seals private signing keys at rest with AES-256-GCM (empty: stored "
-	  "unencrypted)." },
-	{ "SB_AUTH_PBKDF2_ITERATIONS", SB_CFG_INT, offsetof(struct auth_cfg, pbkdf2_iterations),
-	  "210000", 100000, 10000000, 0, NULL,
-	  "PBKDF2-HMAC-SHA256 rounds for new client secrets." },
-	{ "SB_AUTH_KEY_RELOAD_MS", SB_CFG_INT, offsetof(struct auth_cfg, key_reload_ms), "5000",
-	  100, 600000, 0, NULL,
-	  "How often signing keys are reloaded from the database (picks up rotations)." },
+	SB_CFG_STR_ROW(
+	    struct auth_cfg, "SB_AUTH_ISSUER", issuer, "http://127.0.0.1:8000",
+	    auth_config_validate_issuer,
+	    "Issuer (iss) of access tokens and of the OAuth metadata: the public base URL."),
+	SB_CFG_STR_ROW(struct auth_cfg, "SB_AUTH_AUDIENCE", audience, "switchboard", NULL,
+	               "Audience (aud) of access tokens."),
+	SB_CFG_INT_ROW(struct auth_cfg, "SB_AUTH_ACCESS_TTL_S", access_ttl_s, "900", 1, 86400,
+	               "Lifetime of access tokens, seconds."),
+	SB_CFG_INT_ROW(struct auth_cfg, "SB_AUTH_REFRESH_TTL_S", refresh_ttl_s, "2592000", 60,
+	               31536000, "Lifetime of refresh tokens, seconds."),
+	SB_CFG_STR_ROW(struct auth_cfg, "SB_AUTH_SIGNING_ALG", signing_alg, "ES256",
+	               auth_config_validate_alg, "Algorithm of new signing keys: ES256 or RS256."),
+	SB_CFG_SECRET_ROW(struct auth_cfg, "SB_AUTH_KEY_ENCRYPTION_KEY", key_encryption_key, "",
+	                  auth_config_validate_kek,
+	                  "64 hex digits: seals private signing keys at rest with AES-256-GCM "
+	                  "(empty: stored unencrypted)."),
+	SB_CFG_INT_ROW(struct auth_cfg, "SB_AUTH_PBKDF2_ITERATIONS", pbkdf2_iterations, "210000",
+	               100000, 10000000, "PBKDF2-HMAC-SHA256 rounds for new client secrets."),
+	SB_CFG_INT_ROW(
+	    struct auth_cfg, "SB_AUTH_KEY_RELOAD_MS", key_reload_ms, "5000", 100, 600000,
+	    "How often signing keys are reloaded from the database (picks up rotations)."),
 	{ NULL },
 };
 
@@ -75,7 +76,7 @@ auth_config_kek(const struct auth_cfg *cfg, unsigned char kek[32])
 	const char *v = cfg->key_encryption_key;
 	if (v == NULL || v[0] == '\0')
 		return 0;
-	if (strlen(v) != 64 || auth_hex_decode(v, kek, 32) != 0)
+	if (strlen(v) != 64 || sb_hex_decode(v, 32, 0, kek) != 0)
 		return SB_EINVAL;
 	return 1;
 }
@@ -96,6 +97,6 @@ const struct sb_service_def auth_service = {
 	.migrations = auth_migrations,
 	.start = auth_start,
 	.stop = auth_stop,
-	.worker_init = auth_worker_init,
-	.worker_fini = auth_worker_fini,
+	.worker_conns = SB_WORKER_PG | SB_WORKER_REDIS,
+	.worker_stmts = auth_store_stmts,
 };

@@ -11,6 +11,7 @@
 #include <openssl/sha.h>
 
 #include "sb_err.h"
+#include "sb_util_hex.h"
 #include "sb_util_rand.h"
 
 #define AUTH_SALT_LEN 16
@@ -114,27 +115,8 @@ auth_sha256_hex(const char *s, char out[65])
 	unsigned char d[SHA256_DIGEST_LENGTH];
 	if (SHA256((const unsigned char *)s, strlen(s), d) == NULL)
 		return SB_EIO;
-	for (size_t i = 0; i < sizeof(d); i++)
-		snprintf(out + 2 * i, 3, "%02x", d[i]);
-	return 0;
-}
-
-int
-auth_hex_decode(const char *s, unsigned char *out, size_t n)
-{
-	for (size_t i = 0; i < 2 * n; i++) {
-		char c = s[i];
-		int v = (c >= '0' && c <= '9')   ? c - '0'
-		        : (c >= 'a' && c <= 'f') ? c - 'a' + 10
-		        : (c >= 'A' && c <= 'F') ? c - 'A' + 10
-		                                 : -1;
-		if (v < 0)
-			return SB_EINVAL;
-		if (i % 2 == 0)
-			out[i / 2] = (unsigned char)(v << 4);
-		else
-			out[i / 2] |= (unsigned char)v;
-	}
+	sb_hex_encode(d, sizeof(d), out);
+	out[2 * sizeof(d)] = '\0';
 	return 0;
 }
 

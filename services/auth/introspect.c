@@ -97,7 +97,7 @@ auth_introspect_access(struct sb_rpc_call *call, struct auth_worker *w, const st
 int
 auth_rpc_introspect(struct sb_rpc_call *call, const void *req, void *resp)
 {
-	struct auth_worker *w = sb_rpc_call_worker_state(call);
+	struct auth_worker wk, *w = auth_worker_of(call, &wk);
 	const Sb__Auth__IntrospectRequest *rq = req;
 	Sb__Auth__IntrospectResponse *rs = resp;
 	struct auth_client c;

@@ -133,7 +133,7 @@ auth_revoke_access(struct sb_rpc_call *call, struct auth_worker *w, const struct
 int
 auth_rpc_revoke(struct sb_rpc_call *call, const void *req, void *resp)
 {
-	struct auth_worker *w = sb_rpc_call_worker_state(call);
+	struct auth_worker wk, *w = auth_worker_of(call, &wk);
 	const Sb__Auth__RevokeRequest *rq = req;
 	struct auth_client c;
 	(void)resp;

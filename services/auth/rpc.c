@@ -1,4 +1,4 @@
-/* rpc.c: the auth service's RPC table, its start/stop hooks and each worker's connections. */
+/* rpc.c: the auth service's RPC table, its start/stop hooks and what its handlers work with. */
 #include "auth.h"
 
 #include <stdlib.h>
@@ -8,17 +8,13 @@
 #include "sb_log.h"
 
 const struct sb_rpc_method auth_methods[] = {
-	{ "auth.Token", &sb__auth__token_request__descriptor, &sb__auth__token_response__descriptor,
-	  auth_rpc_token },
-	{ "auth.Revoke", &sb__auth__revoke_request__descriptor,
-	  &sb__auth__revoke_response__descriptor, auth_rpc_revoke },
-	{ "auth.Introspect", &sb__auth__introspect_request__descriptor,
-	  &sb__auth__introspect_response__descriptor, auth_rpc_introspect },
-	{ "auth.Jwks", &sb__auth__jwks_request__descriptor, &sb__auth__jwks_response__descriptor,
-	  auth_rpc_jwks },
-	{ "auth.Metadata", &sb__auth__metadata_request__descriptor,
-	  &sb__auth__metadata_response__descriptor, auth_rpc_metadata },
-	{ NULL, NULL, NULL, NULL },
+	SB_RPC_ROW(auth, Token, token_request, token_response, auth_rpc_token, 0),
+	SB_RPC_ROW(auth, Revoke, revoke_request, revoke_response, auth_rpc_revoke, 0),
+	SB_RPC_ROW(auth, Introspect, introspect_request, introspect_response, auth_rpc_introspect,
+	           0),
+	SB_RPC_ROW(auth, Jwks, jwks_request, jwks_response, auth_rpc_jwks, 0),
+	SB_RPC_ROW(auth, Metadata, metadata_request, metadata_response, auth_rpc_metadata, 0),
+	SB_RPC_END,
 };
 
 int
@@ -65,33 +61,12 @@ auth_stop(struct sb_service *svc)
 	free(a);
 }
 
-int
-auth_worker_init(struct sb_service *svc, void **state)
+struct auth_worker *
+auth_worker_of(struct sb_rpc_call *call, struct auth_worker *w)
 {
-	const struct auth_cfg *cfg = sb_service_config(svc);
-	struct auth_worker *w = calloc(1, sizeof(*w));
-	int rv;
-	if (w == NULL)
-		return SB_ENOMEM;
-	w->auth = sb_service_state(svc);
-	if ((rv = sb_pg_open(cfg->common.database_url, auth_store_stmts, &w->pg)) != 0 ||
-	    (rv = sb_redis_open(cfg->common.redis_url, &w->redis)) != 0) {
-		sb_pg_close(w->pg);
-		free(w);
-		return rv;
-	}
-	*state = w;
-	return 0;
-}
-
-void
-auth_worker_fini(struct sb_service *svc, void *state)
-{
-	struct auth_worker *w = state;
-	(void)svc;
-	if (w == NULL)
-		return;
-	sb_pg_close(w->pg);
-	sb_redis_close(w->redis);
-	free(w);
+	const struct sb_worker_conns *c = sb_service_worker_conns(call);
+	w->auth = sb_service_state(sb_service_from_call(call));
+	w->pg = c->pg;
+	w->redis = c->redis;
+	return w;
 }

@@ -42,7 +42,7 @@ static const struct {
 int
 auth_rpc_token(struct sb_rpc_call *call, const void *req, void *resp)
 {
-	struct auth_worker *w = sb_rpc_call_worker_state(call);
+	struct auth_worker wk, *w = auth_worker_of(call, &wk);
 	const Sb__Auth__TokenRequest *rq = req;
 	const char *grant = rq->grant_type;
 	struct auth_client c;

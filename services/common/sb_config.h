@@ -36,6 +36,23 @@ struct sb_cfg_key {
 	const char *help; /* one line for README's configuration reference */
 };
 
+/* Rows of a service's own settings, in its table after the common ones: the field FIELD of
+ * config struct `type`, environment variable ENV, default DEF as text, HELP the line of README's
+ * reference. INT: bounds MIN..MAX inclusive. STR: VALIDATE, a validator or NULL. SECRET: a
+ * string never logged or printed (masked). BOOL: true/false/1/0/yes/no/on/off. E.g.
+ *   SB_CFG_INT_ROW(struct outbox_cfg, "SB_OUTBOX_POLL_MS", poll_ms, "500", 10, 60000,
+ *                  "Polling interval when no NOTIFY sb_outbox arrives."),  */
+// clang-format off
+#define SB_CFG_INT_ROW(type, ENV, FIELD, DEF, MIN, MAX, HELP)                                      \
+	{ ENV, SB_CFG_INT, offsetof(type, FIELD), DEF, MIN, MAX, 0, NULL, HELP }
+#define SB_CFG_STR_ROW(type, ENV, FIELD, DEF, VALIDATE, HELP)                                      \
+	{ ENV, SB_CFG_STR, offsetof(type, FIELD), DEF, 0, 0, 0, VALIDATE, HELP }
+#define SB_CFG_SECRET_ROW(type, ENV, FIELD, DEF, VALIDATE, HELP)                                   \
+	{ ENV, SB_CFG_STR, offsetof(type, FIELD), DEF, 0, 0, SB_CFG_SECRET, VALIDATE, HELP }
+#define SB_CFG_BOOL_ROW(type, ENV, FIELD, DEF, HELP)                                               \
+	{ ENV, SB_CFG_BOOL, offsetof(type, FIELD), DEF, 0, 0, 0, NULL, HELP }
+// clang-format on
+
 /* Settings every service has. Each service's config struct embeds one of these. */
 struct sb_common_cfg {
 	char *log_level;

@@ -8,7 +8,9 @@
  * are 400 (request smuggling). "Expect: 100-continue" is honoured. Requests are parsed strictly:
  * CRLF line ends, no obs-fold, no whitespace before a header colon, no control characters, Host
  * required for HTTP/1.1; anything else is 400 and the connection is closed. The request target
- * is not percent-decoded. Errors the server answers itself carry application/problem+json.
+ * is not percent-decoded. Errors the server answers itself carry application/problem+json
+ * with a request_id, also sent as X-Request-Id: the client's X-Request-Id when the part of the
+ * head that arrived carries a sane one (sb_http_request_id), else a new UUID.
  *
  * Limits (struct sb_http_config): head larger than max_header_bytes or more than 100 header
  * fields → 431; Content-Length above max_body_bytes → 413 at once, before the body is read;
@@ -113,8 +115,9 @@ int sb_http_respond(struct sb_http_req *r, int status, const char *content_type,
                     const struct sb_http_header *extra, size_t nextra, const void *body,
                     size_t len);
 /* sb_http_respond_problem answers r with an RFC 9457 application/problem+json body
- * {"type":"about:blank","title":title,"status":status,"detail":detail}; detail may be NULL
- * (omitted), title NULL means the status's reason phrase. Same rules as sb_http_respond. */
+ * {"type":"about:blank","title":title,"status":status,"detail":detail,"request_id":id} and
+ * X-Request-Id: id (sb_http_request_id of r's X-Request-Id); detail may be NULL (omitted),
+ * title NULL means the status's reason phrase. Same rules as sb_http_respond. */
 int sb_http_respond_problem(struct sb_http_req *r, int status, const char *title,
                             const char *detail);
 /* sb_http_respond_problem_extra is sb_http_respond_problem with extra headers (Allow,
@@ -125,6 +128,13 @@ int sb_http_respond_problem_extra(struct sb_http_req *r, int status, const char 
 
 /* sb_http_reason returns the reason phrase of status ("Not Found"), or "Unknown". */
 const char *sb_http_reason(int status);
+
+/* A request id: 1 to 39 characters of [A-Za-z0-9._-] (a UUID fits), and its NUL. */
+#define SB_HTTP_REQUEST_ID_MAX 40
+/* sb_http_request_id writes to out the id of a request whose X-Request-Id header is value
+ * (NULL when absent): value itself when it is a request id as above, else a new UUID v4. Every
+ * edge names its requests with it, so logs, problem bodies and the client agree. Any thread. */
+void sb_http_request_id(const char *value, char out[SB_HTTP_REQUEST_ID_MAX]);
 
 /* Internals shared by sb_http*.c. */
 #include <stdbool.h>
@@ -163,8 +173,15 @@ struct sb__http_frame {
 int sb__http_build_response(struct sb_buf *b, int status, const char *content_type,
                             const struct sb_http_header *extra, size_t nextra, const void *body,
                             size_t len, const struct sb__http_frame *f);
-/* sb__http_problem_body appends the problem+json document for status to b. */
-int sb__http_problem_body(struct sb_buf *b, int status, const char *title, const char *detail);
+/* sb__http_problem_body appends the problem+json document for status to b, with member
+ * request_id when request_id is not NULL. */
+int sb__http_problem_body(struct sb_buf *b, int status, const char *title, const char *detail,
+                          const char *request_id);
+/* sb__http_raw_request_id finds a whole "X-Request-Id:" line (CRLF-ended, any case) among the
+ * header lines of the raw, unparsed head bytes buf[0..len) (a head that was too large or came
+ * too slowly) and copies its value, without surrounding blanks, to out when it fits. Returns
+ * out, or NULL when there is none. */
+const char *sb__http_raw_request_id(const char *buf, size_t len, char out[SB_HTTP_REQUEST_ID_MAX]);
 /* sb__http_valid_extra tells whether extra headers may be sent as given. */
 bool sb__http_valid_extra(const struct sb_http_header *extra, size_t nextra);
 

@@ -1,6 +1,7 @@
 /* sb_http_response.c: writing responses: status line, headers, problem+json bodies. */
 #include "sb_http.h"
 #include "sb_err.h"
+#include "sb_util_uuid.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -135,8 +136,57 @@ sb__http_build_response(struct sb_buf *b, int status, const char *content_type,
 	return rc ? SB_ENOMEM : 0;
 }
 
+void
+sb_http_request_id(const char *value, char out[SB_HTTP_REQUEST_ID_MAX])
+{
+	size_t n = value != NULL ? strlen(value) : 0;
+	bool ok = n > 0 && n < SB_HTTP_REQUEST_ID_MAX;
+	for (size_t i = 0; ok && i < n; i++) {
+		char c = value[i];
+		ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		     c == '-' || c == '_' || c == '.';
+	}
+	if (ok) {
+		memcpy(out, value, n + 1);
+		return;
+	}
+	struct sb_uuid u;
+	sb_uuid_v4(&u);
+	sb_uuid_format(&u, out);
+}
+
+const char *
+sb__http_raw_request_id(const char *buf, size_t len, char out[SB_HTTP_REQUEST_ID_MAX])
+{
+	static const char name[] = "x-request-id:";
+	const size_t nl = sizeof(name) - 1;
+	const char *end = buf + len;
+	/* header lines start after a CRLF; the request line is never one */
+	const char *p = buf != NULL ? memchr(buf, '\n', len) : NULL;
+	while (p != NULL && ++p < end) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p));
+		if (eol == NULL || eol == p || eol[-1] != '\r')
+			return NULL; /* the line is not whole (or not CRLF): nothing to trust */
+		if ((size_t)(eol - p) > nl && strncasecmp(p, name, nl) == 0) {
+			const char *v = p + nl, *e = eol - 1;
+			while (v < e && (*v == ' ' || *v == '\t'))
+				v++;
+			while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
+				e--;
+			if (e == v || (size_t)(e - v) >= SB_HTTP_REQUEST_ID_MAX)
+				return NULL;
+			memcpy(out, v, (size_t)(e - v));
+			out[e - v] = '\0';
+			return out;
+		}
+		p = eol;
+	}
+	return NULL;
+}
+
 int
-sb__http_problem_body(struct sb_buf *b, int status, const char *title, const char *detail)
+sb__http_problem_body(struct sb_buf *b, int status, const char *title, const char *detail,
+                      const char *request_id)
 {
 	int rc = sb_buf_puts(b, "{\"type\":\"about:blank\",\"title\":");
 	rc |= sb_buf_json_str(b, title ? title : sb_http_reason(status));
@@ -145,18 +195,36 @@ sb__http_problem_body(struct sb_buf *b, int status, const char *title, const cha
 		rc |= sb_buf_puts(b, ",\"detail\":");
 		rc |= sb_buf_json_str(b, detail);
 	}
+	if (request_id != NULL) {
+		rc |= sb_buf_puts(b, ",\"request_id\":");
+		rc |= sb_buf_json_str(b, request_id);
+	}
 	rc |= sb_buf_puts(b, "}");
 	return rc ? SB_ENOMEM : 0;
 }
+
+/* At most this many extra headers get X-Request-Id added in sb_http_respond_problem_extra. */
+#define SB_HTTP_PROBLEM_EXTRA_MAX 15
 
 int
 sb_http_respond_problem_extra(struct sb_http_req *r, int status, const char *title,
                               const char *detail, const struct sb_http_header *extra, size_t nextra)
 {
+	char rid[SB_HTTP_REQUEST_ID_MAX];
+	sb_http_request_id(sb_http_req_header(r, "X-Request-Id"), rid);
 	struct sb_buf body = SB_BUF_INIT;
-	if (sb__http_problem_body(&body, status, title, detail) != 0) {
+	if (sb__http_problem_body(&body, status, title, detail, rid) != 0) {
 		sb_buf_free(&body);
 		return sb_http_respond(r, 500, NULL, NULL, 0, NULL, 0);
+	}
+	struct sb_http_header h[SB_HTTP_PROBLEM_EXTRA_MAX + 1];
+	size_t n = 0;
+	if (nextra <= SB_HTTP_PROBLEM_EXTRA_MAX && (nextra == 0 || extra != NULL)) {
+		for (; n < nextra; n++)
+			h[n] = extra[n];
+		h[n++] = (struct sb_http_header){ "X-Request-Id", rid };
+		extra = h;
+		nextra = n;
 	}
 	int rc = sb_http_respond(r, status, "application/problem+json", extra, nextra, body.data,
 	                         body.len);

@@ -123,8 +123,6 @@ struct sb_http_server {
 static char sb_http_tok_listen, sb_http_tok_wake;
 
 static const char sb_http_continue[] = "HTTP/1.1 100 Continue\r\n\r\n";
-static const char sb_http_busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
-                                   "Connection: close\r\nRetry-After: 1\r\n\r\n";
 
 static void sb_http_conn_process(struct sb_http_conn *c);
 static void sb_http_conn_flush(struct sb_http_conn *c);
@@ -256,11 +254,20 @@ sb_http_consume(struct sb_http_conn *c, size_t n)
 	c->scanned = 0;
 }
 
-/* sb_http_conn_fail answers a request the server rejects itself, then closes. */
+/* sb_http_conn_fail answers a request the server rejects itself, then closes. Its request id
+ * comes from the X-Request-Id of head (the headers parsed before the error), or of c's request
+ * when its body was being read, or else of the whole lines of c's unparsed head bytes. */
 static void
-sb_http_conn_fail(struct sb_http_conn *c, int status, const char *detail)
+sb_http_conn_fail(struct sb_http_conn *c, int status, const char *detail,
+                  const struct sb_http_req *head)
 {
 	struct sb_http_server *srv = c->srv;
+	char raw[SB_HTTP_REQUEST_ID_MAX], rid[SB_HTTP_REQUEST_ID_MAX];
+	if (head == NULL && c->req != NULL)
+		head = &c->req->pub;
+	sb_http_request_id(head != NULL ? sb_http_req_header(head, "X-Request-Id")
+	                                : sb__http_raw_request_id(c->rbuf, c->rlen, raw),
+	                   rid);
 	if (c->req != NULL) {
 		sb_http_req_free(c->req); /* never dispatched: the connection owns it */
 		c->req = NULL;
@@ -272,9 +279,10 @@ sb_http_conn_fail(struct sb_http_conn *c, int status, const char *detail)
 	struct sb__http_frame f = { .server_name = srv->server_name,
 		                    .close = true,
 		                    .hsts = srv->tls != NULL };
-	int rc = sb__http_problem_body(&body, status, NULL, detail);
-	rc |= sb__http_build_response(&c->out, status, "application/problem+json", NULL, 0,
-	                              body.data, body.len, &f);
+	const struct sb_http_header h = { "X-Request-Id", rid };
+	int rc = sb__http_problem_body(&body, status, NULL, detail, rid);
+	rc |= sb__http_build_response(&c->out, status, "application/problem+json", &h, 1, body.data,
+	                              body.len, &f);
 	sb_buf_free(&body);
 	if (rc != 0) {
 		sb_http_conn_close(c);
@@ -460,23 +468,27 @@ sb_http_conn_start_request(struct sb_http_conn *c, size_t hlen)
 	struct sb_http_header tmp[SB__HTTP_MAX_HEADERS];
 	struct sb__http_head h;
 	int rc = sb__http_parse_head(c->rbuf, hlen, tmp, SB__HTTP_MAX_HEADERS, &h);
+	/* the headers parsed before an error, for the request id of the answer */
+	const struct sb_http_req parsed = { .headers = tmp, .nheaders = h.nheaders };
 	if (rc == SB_ERANGE) {
-		sb_http_conn_fail(c, 431, "too many header fields");
+		sb_http_conn_fail(c, 431, "too many header fields", &parsed);
 		return;
 	}
 	if (rc != 0) {
 		sb_http_conn_fail(c, 400,
 		                  rc == SB_EINVAL ? "invalid Content-Length or Transfer-Encoding"
-		                                  : "malformed request");
+		                                  : "malformed request",
+		                  &parsed);
 		return;
 	}
 	if (h.has_te) {
-		sb_http_conn_fail(c, 411,
-		                  "Transfer-Encoding is not supported; send Content-Length");
+		sb_http_conn_fail(c, 411, "Transfer-Encoding is not supported; send Content-Length",
+		                  &parsed);
 		return;
 	}
 	if (h.content_len > 0 && (unsigned long long)h.content_len > srv->cfg.max_body_bytes) {
-		sb_http_conn_fail(c, 413, "request body is larger than the server accepts");
+		sb_http_conn_fail(c, 413, "request body is larger than the server accepts",
+		                  &parsed);
 		return;
 	}
 	size_t blen = h.content_len > 0 ? (size_t)h.content_len : 0;
@@ -548,7 +560,7 @@ sb_http_conn_process(struct sb_http_conn *c)
 		if (e == NULL) {
 			c->scanned = c->rlen > 3 ? c->rlen - 3 : 0;
 			if (c->rlen >= c->rcap)
-				sb_http_conn_fail(c, 431, "request head is too large");
+				sb_http_conn_fail(c, 431, "request head is too large", NULL);
 			break;
 		}
 		sb_http_conn_start_request(c, (size_t)(e - c->rbuf) + 4);
@@ -572,7 +584,7 @@ sb_http_conn_read(struct sb_http_conn *c)
 			return;
 		}
 		if (c->rlen == c->rcap) {
-			sb_http_conn_fail(c, 431, "request head is too large");
+			sb_http_conn_fail(c, 431, "request head is too large", NULL);
 			return;
 		}
 		n = sb_http_io_recv(c, c->rbuf + c->rlen, c->rcap - c->rlen);
@@ -684,6 +696,27 @@ sb_http_conn_new(struct sb_http_server *srv, int fd, const struct sockaddr_stora
 	sb_http_timer_set(c, SB_HTTP_T_HEAD);
 }
 
+/* sb_http_busy answers 503 on fd, a connection accepted beyond max_conns, best effort and
+ * without blocking (nothing of it was read: its request id is a new one). */
+static void
+sb_http_busy(struct sb_http_server *srv, int fd)
+{
+	char rid[SB_HTTP_REQUEST_ID_MAX];
+	sb_http_request_id(NULL, rid);
+	const struct sb_http_header h[] = { { "Retry-After", "1" }, { "X-Request-Id", rid } };
+	const struct sb__http_frame f = { .server_name = srv->server_name, .close = true };
+	struct sb_buf body = SB_BUF_INIT, out = SB_BUF_INIT;
+	if (sb__http_problem_body(&body, 503, NULL, "too many connections; retry shortly", rid) ==
+	        0 &&
+	    sb__http_build_response(&out, 503, "application/problem+json", h, 2, body.data,
+	                            body.len, &f) == 0) {
+		ssize_t n = send(fd, out.data, out.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		(void)n;
+	}
+	sb_buf_free(&body);
+	sb_buf_free(&out);
+}
+
 static void
 sb_http_accept(struct sb_http_server *srv)
 {
@@ -710,10 +743,8 @@ sb_http_accept(struct sb_http_server *srv)
 		}
 		if (srv->nconns >= srv->cfg.max_conns) {
 			/* A TLS client could not read a plain answer: it is only closed. */
-			ssize_t n = srv->tls ? 0
-			                     : send(fd, sb_http_busy, sizeof(sb_http_busy) - 1,
-			                            MSG_NOSIGNAL | MSG_DONTWAIT);
-			(void)n;
+			if (srv->tls == NULL)
+				sb_http_busy(srv, fd);
 			close(fd);
 			continue;
 		}
@@ -762,7 +793,7 @@ sb_http_expire(struct sb_http_server *srv)
 		while ((c = srv->timers[k].head) != NULL && c->deadline <= now) {
 			sb_http_timer_clear(c);
 			if ((k == SB_HTTP_T_HEAD && c->rlen > 0) || k == SB_HTTP_T_BODY)
-				sb_http_conn_fail(c, 408, "request not received in time");
+				sb_http_conn_fail(c, 408, "request not received in time", NULL);
 			else
 				sb_http_conn_close(c);
 		}

@@ -213,6 +213,26 @@ now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* assert_problem_rid checks that r is a problem document whose request_id is the response's
+ * X-Request-Id and is want, or a new UUID when want is NULL. */
+static void
+assert_problem_rid(const struct resp *r, const char *want)
+{
+	char hdr[64] = "", body[64] = "";
+	const char *h = strcasestr(r->head, "\r\nX-Request-Id: ");
+	const char *b = strstr(r->body, "\"request_id\":\"");
+	if (h == NULL || b == NULL)
+		fail_msg("no request id in: %s%s", r->head, r->body);
+	assert_true(has_header(r, "\r\nContent-Type: application/problem+json\r\n"));
+	assert_int_equal(sscanf(h + 16, "%63[^\r]", hdr), 1);
+	assert_int_equal(sscanf(b + 14, "%63[^\"]", body), 1);
+	assert_string_equal(hdr, body);
+	if (want != NULL)
+		assert_string_equal(body, want);
+	else
+		assert_int_equal(strlen(body), 36); /* a UUID */
+}
+
 /* Tests. */
 
 static void
@@ -247,13 +267,19 @@ test_get_and_post(void **state)
 	assert_int_equal(r.status, 200);
 	assert_true(has_header(&r, "\r\nContent-Length: 33\r\n"));
 
-	CLI_SEND(c, "GET /missing HTTP/1.1\r\nHost: x\r\n\r\n");
+	CLI_SEND(c, "GET /missing HTTP/1.1\r\nHost: x\r\nX-Request-Id: t-404\r\n\r\n");
 	assert_int_equal(cli_read(c, &r, false), 0);
 	assert_int_equal(r.status, 404);
 	assert_true(has_header(&r, "\r\nContent-Type: application/problem+json\r\n"));
+	assert_true(has_header(&r, "\r\nX-Request-Id: t-404\r\n"));
 	assert_string_equal(r.body,
 	                    "{\"type\":\"about:blank\",\"title\":\"Not Found\",\"status\":404,"
-	                    "\"detail\":\"no \\\"such\\\" thing\"}");
+	                    "\"detail\":\"no \\\"such\\\" thing\",\"request_id\":\"t-404\"}");
+	/* without an X-Request-Id, a new id, the same in the body and the header */
+	CLI_SEND(c, "GET /missing HTTP/1.1\r\nHost: x\r\n\r\n");
+	assert_int_equal(cli_read(c, &r, false), 0);
+	assert_int_equal(r.status, 404);
+	assert_problem_rid(&r, NULL);
 
 	/* HTTP/1.0 closes unless asked to keep alive; Connection: close is honoured. */
 	CLI_SEND(c, "GET /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
@@ -370,6 +396,28 @@ static const struct reject_case {
 	{ "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n", 413 },
 };
 
+/* Rejected requests that carry an X-Request-Id, and the request id their answer names. */
+static const struct reject_rid_case {
+	const char *req;
+	int status;
+	const char *rid; /* NULL: a new UUID */
+} reject_rid_cases[] = {
+	{ "GET / HTTP/1.1\r\nX-Request-Id: r-400\r\nHost: x\r\nX: a\x01b\r\n\r\n", 400, "r-400" },
+	/* the id comes after the malformed line: not trusted */
+	{ "GET / HTTP/1.1\r\nHost: x\r\nX: a\x01b\r\nX-Request-Id: r-400b\r\n\r\n", 400, NULL },
+	{ "GET nopath HTTP/1.1\r\nX-Request-Id: r-400c\r\nHost: x\r\n\r\n", 400, NULL },
+	{ "POST / HTTP/1.1\r\nHost: x\r\nX-Request-Id: r-411\r\nTransfer-Encoding: chunked\r\n\r\n",
+	  411, "r-411" },
+	{ "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\nX-Request-Id: r-413\r\n\r\n",
+	  413, "r-413" },
+	/* an id that is not sane (a space, too long) is replaced */
+	{ "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\nX-Request-Id: a b\r\n\r\n",
+	  413, NULL },
+	{ "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n"
+	  "X-Request-Id: 0123456789012345678901234567890123456789\r\n\r\n",
+	  413, NULL },
+};
+
 static void
 test_rejects(void **state)
 {
@@ -393,6 +441,34 @@ test_rejects(void **state)
 	}
 	assert_int_equal(atomic_load(&handler_calls), 0);
 
+	/* Each rejection names the request id the client sent (when the part of the head read
+	 * before the error holds a sane one), in the body and in X-Request-Id; else a new one. */
+	for (size_t i = 0; i < sizeof(reject_rid_cases) / sizeof(reject_rid_cases[0]); i++) {
+		const struct reject_rid_case *rc = &reject_rid_cases[i];
+		struct cli *c = cli_open(s);
+		struct resp r;
+		CLI_SEND(c, rc->req);
+		assert_int_equal(cli_read(c, &r, false), 0);
+		if (r.status != rc->status)
+			fprintf(stderr, "rid case %zu: got %d\n", i, r.status);
+		assert_int_equal(r.status, rc->status);
+		assert_problem_rid(&r, rc->rid);
+		cli_close(c);
+	}
+	/* 431 for more than 100 header fields, the id among the first */
+	char many[4096];
+	int m = snprintf(many, sizeof(many), "GET / HTTP/1.1\r\nX-Request-Id: r-431\r\n");
+	for (int i = 0; i < 101; i++)
+		m += snprintf(many + m, sizeof(many) - (size_t)m, "X-%d: v\r\n", i);
+	snprintf(many + m, sizeof(many) - (size_t)m, "Host: x\r\n\r\n");
+	struct cli *cm = cli_open(s);
+	struct resp rm;
+	CLI_SEND(cm, many);
+	assert_int_equal(cli_read(cm, &rm, false), 0);
+	assert_int_equal(rm.status, 431);
+	assert_problem_rid(&rm, "r-431");
+	cli_close(cm);
+
 	/* 431: a head past max_header_bytes (1024), though the request is not finished. */
 	struct cli *c = cli_open(s);
 	struct resp r;
@@ -402,7 +478,18 @@ test_rejects(void **state)
 	cli_send(c, big, sizeof(big));
 	assert_int_equal(cli_read(c, &r, false), 0);
 	assert_int_equal(r.status, 431);
+	assert_problem_rid(&r, NULL);
 	assert_true(cli_closed(c));
+	cli_close(c);
+	/* the same with a whole X-Request-Id line among the bytes read: that id */
+	c = cli_open(s);
+	n = snprintf(big, sizeof(big),
+	             "GET / HTTP/1.1\r\nHost: x\r\nx-request-id:  r-431b \r\nX-Big: ");
+	memset(big + n, 'a', sizeof(big) - (size_t)n);
+	cli_send(c, big, sizeof(big));
+	assert_int_equal(cli_read(c, &r, false), 0);
+	assert_int_equal(r.status, 431);
+	assert_problem_rid(&r, "r-431b");
 	cli_close(c);
 
 	/* 413 comes at once, before any of the body is sent. */
@@ -482,6 +569,38 @@ test_slowloris_and_idle(void **state)
 	sb_http_server_stop(s, 1000);
 }
 
+/* 408 names the client's request id: from the whole lines of a head that did not arrive in
+ * time, or from the head of a request whose body did not. */
+static void
+test_timeout_rid(void **state)
+{
+	(void)state;
+	struct sb_http_config cfg = { .header_timeout_ms = 300, .body_timeout_ms = 300 };
+	struct sb_http_server *s = start(&cfg);
+	struct cli *c = cli_open(s);
+	struct resp r;
+	CLI_SEND(c, "GET /echo HTTP/1.1\r\nX-Request-Id: r-408\r\nHost: x\r\nX-Half: ab");
+	assert_int_equal(cli_read(c, &r, false), 0);
+	assert_int_equal(r.status, 408);
+	assert_problem_rid(&r, "r-408");
+	cli_close(c);
+	c = cli_open(s);
+	CLI_SEND(c, "POST /echo HTTP/1.1\r\nHost: x\r\nX-Request-Id: r-408b\r\n"
+	            "Content-Length: 10\r\n\r\nabc");
+	assert_int_equal(cli_read(c, &r, false), 0);
+	assert_int_equal(r.status, 408);
+	assert_problem_rid(&r, "r-408b");
+	cli_close(c);
+	/* the id's line is not whole yet: a new id */
+	c = cli_open(s);
+	CLI_SEND(c, "GET /echo HTTP/1.1\r\nHost: x\r\nX-Request-Id: r-408c");
+	assert_int_equal(cli_read(c, &r, false), 0);
+	assert_int_equal(r.status, 408);
+	assert_problem_rid(&r, NULL);
+	cli_close(c);
+	sb_http_server_stop(s, 1000);
+}
+
 static void
 test_max_conns(void **state)
 {
@@ -492,6 +611,8 @@ test_max_conns(void **state)
 	struct resp r;
 	assert_int_equal(cli_read(c, &r, false), 0);
 	assert_int_equal(r.status, 503);
+	assert_problem_rid(&r, NULL);
+	assert_true(has_header(&r, "\r\nRetry-After: 1\r\n"));
 	assert_true(cli_closed(c));
 	cli_close(c);
 	CLI_SEND(a, "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -641,6 +762,7 @@ main(void)
 		cmocka_unit_test(test_rejects),
 		cmocka_unit_test(test_expect_continue),
 		cmocka_unit_test(test_slowloris_and_idle),
+		cmocka_unit_test(test_timeout_rid),
 		cmocka_unit_test(test_max_conns),
 		cmocka_unit_test(test_disconnect_before_answer),
 		cmocka_unit_test(test_stop_waits_for_inflight),

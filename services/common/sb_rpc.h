@@ -1,12 +1,12 @@
 /* sb_rpc.h: RPC between services over nng REQ/REP, in the envelope of proto/rpc.proto.
  *
  * Server: a service is a table of struct sb_rpc_method rows (method name, request and response
- * descriptors, handler). Requests are received on nng contexts of a REP socket and handed to
- * N worker threads, so a handler may block (libpq, hiredis); methods listed in
- * sb_rpc_server_opts.inline_methods never block and run on the receiving nng thread instead. The
- * runtime unpacks the request, gives the handler an empty response message, packs it on OK, and
- * frees everything after the reply is sent. Handlers put memory they hand back into the call's
- * arena (sb_rpc_call_alloc, sb_rpc_call_strdup), so nothing needs to be freed by them.
+ * descriptors, handler, flags), written with SB_RPC_ROW. Requests are received on nng contexts
+ * of a REP socket and handed to N worker threads, so a handler may block (libpq, hiredis);
+ * methods whose row is flagged SB_RPC_INLINE never block and run on the receiving nng thread
+ * instead. The runtime unpacks the request, gives the handler an empty response message, packs it
+ * on OK, and frees everything after the reply is sent. Handlers put memory they hand back into the
+ * call's arena (sb_rpc_call_alloc, sb_rpc_call_strdup), so nothing needs to be freed by them.
  *
  * Client: one REQ socket shared by any number of threads; one nng context per outstanding call.
  * nng's resend timer is disabled (NNG_OPT_REQ_RESENDTIME = infinite), so a request is sent at
@@ -48,12 +48,37 @@ struct sb_rpc_client; /* REQ socket */
  * response is packed before either is freed), never to memory the handler frees. */
 typedef int (*sb_rpc_handler)(struct sb_rpc_call *call, const void *req, void *resp);
 
+/* Flags of struct sb_rpc_method. */
+/* SB_RPC_INLINE: the handler never blocks (no libpq, no sync hiredis, no sleeping: Health,
+ * reads of an in-memory cache, a hand-off to a queue). It runs on the nng thread that received
+ * the request, saving the hand-off to a worker thread, with the same envelope checks, deadline,
+ * drain, metrics and error replies; there sb_rpc_call_worker_state returns NULL. Only such
+ * methods may answer later (SB_RPC_DEFER) and travel in batches (sb_rpc_client_batch). */
+#define SB_RPC_INLINE 1u
+
 struct sb_rpc_method {
 	const char *name; /* "messages.Send"; NULL ends a table */
 	const ProtobufCMessageDescriptor *req;
 	const ProtobufCMessageDescriptor *resp;
 	sb_rpc_handler fn;
+	unsigned flags; /* SB_RPC_INLINE or 0 */
 };
+
+/* SB_RPC_ROW(PKG, NAME, REQ, RESP, FN, FLAGS) is the row of method PKG.NAME of the protobuf
+ * package sb.PKG: request and response types sb.PKG.REQ and sb.PKG.RESP in their protobuf-c
+ * spelling (lower case with underscores), handler FN, flags (SB_RPC_INLINE or 0), e.g.
+ *   SB_RPC_ROW(messages, Send, send_request, send_response, msg_rpc_send, SB_RPC_INLINE)
+ * is "messages.Send" with sb__messages__send_request__descriptor and its response. A table
+ * ends with SB_RPC_END. */
+#define SB_RPC_ROW(PKG, NAME, REQ, RESP, FN, FLAGS)                                                \
+	{                                                                                          \
+		.name = #PKG "." #NAME, .req = &sb__##PKG##__##REQ##__descriptor,                  \
+		.resp = &sb__##PKG##__##RESP##__descriptor, .fn = (FN), .flags = (FLAGS)           \
+	}
+#define SB_RPC_END                                                                                 \
+	{                                                                                          \
+		.name = NULL                                                                       \
+	}
 
 struct sb_rpc_server_opts {
 	const char *url;                     /* listen URL: tcp://127.0.0.1:7102, ipc:///... */
@@ -66,12 +91,9 @@ struct sb_rpc_server_opts {
 	/* Optional: runs on each worker thread whose worker_init succeeded, when it stops. */
 	void (*worker_fini)(void *ctx, void *state);
 	size_t max_msg; /* largest request payload; 0 = SB_RPC_DEFAULT_MAX_MSG */
-	/* Optional, NULL-ended: names of rows of methods whose handlers never block (no libpq,
-	 * no sync hiredis, no sleeping: Health, reads of an in-memory cache). They run on the
-	 * nng thread that received the request, saving the hand-off to a worker thread, with
-	 * the same envelope checks, deadline, drain, metrics and error replies. There
-	 * sb_rpc_call_worker_state returns NULL. A name missing from methods fails the start
-	 * with SB_EINVAL. Must outlive the server. */
+	/* DEPRECATED (flag the rows SB_RPC_INLINE instead; kept until the notifier is ported):
+	 * optional, NULL-ended names of rows of methods that run as if flagged SB_RPC_INLINE. A
+	 * name missing from methods fails the start with SB_EINVAL. Must outlive the server. */
 	const char *const *inline_methods;
 };
 
@@ -82,7 +104,8 @@ const char *sb_rpc_code_name(int code);
 
 /* sb_rpc_server_start listens on o->url and starts the workers (each runs worker_init first).
  * On success *out is the server, freed with sb_rpc_server_free. Returns 0, SB_EINVAL (bad
- * options or URL), SB_EIO (cannot listen), SB_ENOMEM, or worker_init's error. */
+ * options or URL, a row with unknown flags), SB_EIO (cannot listen), SB_ENOMEM, or
+ * worker_init's error. */
 int sb_rpc_server_start(const struct sb_rpc_server_opts *o, struct sb_rpc_server **out);
 /* sb_rpc_server_port returns the TCP port the server listens on (useful with port 0), or -1
  * for other transports. */

@@ -5,7 +5,8 @@
  * an inline handler. The receive callback unpacks the envelope and routes it:
  *   - to the work queue when its method has an ordinary handler (which may block: libpq);
  *     worker threads take requests from it, run the handler and start the reply's send;
- *   - inline, on the callback's own thread, for methods listed as never blocking and for
+ *   - inline, on the callback's own thread, for methods flagged SB_RPC_INLINE (never
+ *     blocking; or named in the deprecated inline_methods list) and for
  *     requests answered without a handler (malformed envelope, unknown method), so that they
  *     cost no thread hand-off at all.
  * A busy worker takes the next request without sleeping; a sleeping worker is woken only
@@ -776,8 +777,8 @@ sb_rpc_server_listed(const char *const *list, const char *name)
 	return false;
 }
 
-/* sb_rpc_server_check_inline rejects an inline_methods name that no row of methods has: a
- * typo would otherwise silently leave the method on the worker threads. */
+/* sb_rpc_server_check_inline rejects an inline_methods name (deprecated list) that no row of
+ * methods has: a typo would otherwise silently leave the method on the worker threads. */
 static int
 sb_rpc_server_check_inline(const struct sb_rpc_server_opts *o)
 {
@@ -811,6 +812,10 @@ sb_rpc_server_start(const struct sb_rpc_server_opts *o, struct sb_rpc_server **o
 		const struct sb_rpc_method *m = &o->methods[n_methods];
 		if (m->req == NULL || m->resp == NULL || m->fn == NULL)
 			return SB_EINVAL;
+		if ((m->flags & ~SB_RPC_INLINE) != 0) {
+			SB_ERROR("rpc: method %.64s has unknown flags %#x", m->name, m->flags);
+			return SB_EINVAL;
+		}
 	}
 	if (sb_rpc_server_check_inline(o) != 0)
 		return SB_EINVAL;
@@ -839,7 +844,8 @@ sb_rpc_server_start(const struct sb_rpc_server_opts *o, struct sb_rpc_server **o
 		goto fail_nosock;
 	}
 	for (size_t i = 0; i < n_methods; i++)
-		srv->inline_m[i] = sb_rpc_server_listed(o->inline_methods, o->methods[i].name);
+		srv->inline_m[i] = (o->methods[i].flags & SB_RPC_INLINE) != 0 ||
+		                   sb_rpc_server_listed(o->inline_methods, o->methods[i].name);
 	if ((rv = nng_rep0_open(&srv->sock)) != 0)
 		goto fail_nosock;
 	nng_socket_set_size(srv->sock, NNG_OPT_RECVMAXSZ, srv->o.max_msg + SB_RPC_ENVELOPE_SLACK);

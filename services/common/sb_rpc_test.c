@@ -191,32 +191,35 @@ h_later_worker(struct sb_rpc_call *call, const void *req, void *resp)
 
 static const struct sb_rpc_method methods[] = {
 	{ "test.Later", &sb__rpc__violation__descriptor, &sb__rpc__dependency_status__descriptor,
-	  h_later },
+	  h_later, 0 },
 	{ "test.LaterWorker", &sb__rpc__violation__descriptor,
-	  &sb__rpc__dependency_status__descriptor, h_later_worker },
+	  &sb__rpc__dependency_status__descriptor, h_later_worker, 0 },
 	{ "test.Echo", &sb__rpc__violation__descriptor, &sb__rpc__dependency_status__descriptor,
-	  h_echo },
+	  h_echo, 0 },
 	{ "test.Fail", &sb__rpc__violation__descriptor, &sb__rpc__dependency_status__descriptor,
-	  h_fail },
+	  h_fail, 0 },
 	{ "test.Slow", &sb__rpc__violation__descriptor, &sb__rpc__dependency_status__descriptor,
-	  h_slow },
+	  h_slow, 0 },
 	{ "test.Count", &sb__rpc__violation__descriptor, &sb__rpc__dependency_status__descriptor,
-	  h_count },
+	  h_count, 0 },
 	{ "test.Block", &sb__rpc__violation__descriptor, &sb__rpc__dependency_status__descriptor,
-	  h_block },
+	  h_block, 0 },
 	{ "test.Quick", &sb__rpc__violation__descriptor, &sb__rpc__dependency_status__descriptor,
-	  h_quick },
+	  h_quick, 0 },
 	{ "test.QuickFail", &sb__rpc__violation__descriptor,
-	  &sb__rpc__dependency_status__descriptor, h_fail },
+	  &sb__rpc__dependency_status__descriptor, h_fail, 0 },
 	{ "test.QuickCount", &sb__rpc__violation__descriptor,
-	  &sb__rpc__dependency_status__descriptor, h_quick_count },
+	  &sb__rpc__dependency_status__descriptor, h_quick_count, 0 },
 	{ "test.QuickSlow", &sb__rpc__violation__descriptor,
-	  &sb__rpc__dependency_status__descriptor, h_slow },
-	{ NULL, NULL, NULL, NULL },
+	  &sb__rpc__dependency_status__descriptor, h_slow, 0 },
+	/* Inline by their rows' flag alone (not in inline_methods). */
+	SB_RPC_ROW(rpc, Flagged, violation, dependency_status, h_quick, SB_RPC_INLINE),
+	SB_RPC_ROW(rpc, FlaggedLater, violation, dependency_status, h_later, SB_RPC_INLINE),
+	SB_RPC_END,
 };
 
 /* Run on the nng thread (h_slow breaks the never-block rule on purpose, to hold an inline
- * request in progress during a drain). */
+ * request in progress during a drain). The deprecated list: rpc.Flagged* use the row flag. */
 static const char *const inline_methods[] = { "test.Quick",     "test.QuickFail", "test.QuickCount",
 	                                      "test.QuickSlow", "test.Later",     NULL };
 
@@ -977,7 +980,6 @@ test_inline_drain(void **state)
 	assert_int_equal(o.code[0], SB__RPC__CODE__OK);
 }
 
-/* A name in inline_methods that the table lacks is refused, not ignored. */
 /* A deferred inline call is answered by another thread later, OK or an error; many at once
  * do not hold each other up; a worker method cannot defer; freeing the server waits for a
  * deferred call still pending. */
@@ -1031,6 +1033,7 @@ test_deferred(void **state)
 	assert_int_not_equal(o2.code[0], SB__RPC__CODE__OK);
 }
 
+/* A name in inline_methods (the deprecated list) that the table lacks is refused, not ignored. */
 static void
 test_inline_bad_name(void **state)
 {
@@ -1041,6 +1044,80 @@ test_inline_bad_name(void **state)
 	o.url = "tcp://127.0.0.1:0";
 	o.methods = methods;
 	o.inline_methods = bad;
+	assert_int_equal(sb_rpc_server_start(&o, &srv), SB_EINVAL);
+	assert_null(srv);
+}
+
+/* A row flagged SB_RPC_INLINE runs on the nng thread that received the request, without being
+ * listed in inline_methods: it is answered while every worker is blocked in a handler, sees
+ * no worker state, and may defer its answer (a worker-run method may not). */
+static void
+test_inline_flag(void **state)
+{
+	/* static: a failed assertion leaves this function while the blocked calls are out, and
+	 * they complete into o and p during the teardown */
+	static struct outcome o;
+	static struct pending p[4];
+	struct fixture *f = *state;
+	struct sb_rpc_result res;
+	double t0;
+
+	o = (struct outcome){
+		PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, { 0 }, { 0 }
+	};
+	set_gate(0);
+	for (int i = 0; i < 4; i++) {
+		p[i] = (struct pending){ &o, i };
+		assert_int_equal(async_one(f->cli, "test.Block", &p[i], 8000), 0);
+	}
+	t0 = now_s();
+	while (atomic_load(&n_blocked) < 4 && now_s() - t0 < 5)
+		sleep_ms(5);
+	assert_int_equal(atomic_load(&n_blocked), 4);
+
+	t0 = now_s();
+	assert_int_equal(call(f->cli, "rpc.Flagged", "flag", 2000, &res), 0);
+	assert_true(now_s() - t0 < 1.0);
+	assert_int_equal(res.code, SB__RPC__CODE__OK);
+	assert_string_equal(((Sb__Rpc__DependencyStatus *)res.resp)->name, "flag");
+	assert_string_equal(((Sb__Rpc__DependencyStatus *)res.resp)->detail, "no worker state");
+	sb_rpc_result_free(&res);
+
+	assert_int_equal(call(f->cli, "rpc.FlaggedLater", "deferred", 2000, &res), 0);
+	assert_int_equal(res.code, SB__RPC__CODE__OK);
+	assert_string_equal(((Sb__Rpc__DependencyStatus *)res.resp)->name, "deferred");
+	sb_rpc_result_free(&res);
+
+	set_gate(1);
+	wait_done(&o, 4);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(o.code[i], SB__RPC__CODE__OK);
+	set_gate(0);
+}
+
+/* SB_RPC_ROW spells the method name and descriptors from the package; a row with a flag the
+ * server does not know is refused, not ignored. */
+static void
+test_inline_flag_rows(void **state)
+{
+	const struct sb_rpc_method *m = methods;
+	struct sb_rpc_server_opts o = { 0 };
+	struct sb_rpc_server *srv = NULL;
+
+	while (m->name != NULL && strcmp(m->name, "rpc.FlaggedLater") != 0)
+		m++;
+	assert_non_null(m->name);
+	assert_ptr_equal(m->req, &sb__rpc__violation__descriptor);
+	assert_ptr_equal(m->resp, &sb__rpc__dependency_status__descriptor);
+	assert_ptr_equal(m->fn, h_later);
+	assert_int_equal(m->flags, SB_RPC_INLINE);
+
+	const struct sb_rpc_method bad[] = {
+		SB_RPC_ROW(rpc, Count, violation, dependency_status, h_count, SB_RPC_INLINE << 1),
+		SB_RPC_END,
+	};
+	o.url = "tcp://127.0.0.1:0";
+	o.methods = bad;
 	assert_int_equal(sb_rpc_server_start(&o, &srv), SB_EINVAL);
 	assert_null(srv);
 }
@@ -1237,6 +1314,42 @@ test_batch_outcomes(void **state)
 	assert_non_null(strstr(r[6].message, "cannot be batched"));
 	for (int i = 0; i < 7; i++)
 		sb_rpc_result_free(&r[i]);
+}
+
+/* Calls of methods inline by their rows' flag alone travel in batches: made while the first
+ * is out, they leave together and each gets its own answer; in the same batch, a method
+ * neither flagged nor listed is refused (it would need a worker). */
+static void
+test_batch_flagged(void **state)
+{
+	static const char *const flagged[] = { "rpc.Flagged", "rpc.FlaggedLater", "test.Count",
+		                               NULL };
+	struct fixture *f = *state;
+	struct outcome o = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, { 0 }, { 0 } };
+	struct pending p[12];
+	double b0, c0, b1, c1;
+	int before = atomic_load(&n_count);
+
+	assert_int_equal(sb_rpc_client_batch(f->cli, flagged, 1), 0);
+	batch_stats(&b0, &c0);
+	for (int i = 0; i < 12; i++) {
+		const char *m = i == 0    ? "rpc.FlaggedLater"
+		                : i == 11 ? "test.Count"
+		                          : "rpc.Flagged";
+
+		p[i] = (struct pending){ &o, i };
+		assert_int_equal(async_one(f->cli, m, &p[i], 3000), 0);
+	}
+	wait_done(&o, 12);
+	for (int i = 0; i < 11; i++) {
+		assert_int_equal(o.code[i], SB__RPC__CODE__OK);
+		assert_true(o.name_ok[i]);
+	}
+	assert_int_equal(o.code[11], SB__RPC__CODE__FAILED_PRECONDITION);
+	assert_int_equal(atomic_load(&n_count), before);
+	batch_stats(&b1, &c1);
+	assert_true(b1 - b0 == 2); /* the deferred call alone, then the eleven that waited */
+	assert_true(c1 - c0 == 12);
 }
 
 /* The wire format, from a bare socket: a batch's reply holds one Response per request, in
@@ -1461,10 +1574,13 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_inline_method, setup, teardown_gate),
 		cmocka_unit_test_setup_teardown(test_inline_drain, setup, teardown),
 		cmocka_unit_test(test_inline_bad_name),
+		cmocka_unit_test_setup_teardown(test_inline_flag, setup, teardown_gate),
+		cmocka_unit_test(test_inline_flag_rows),
 		cmocka_unit_test_setup_teardown(test_deferred, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mixed_load, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_batch_coalesces, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_batch_outcomes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_batch_flagged, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_batch_wire, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_batch_queued_deadline, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_batch_close, setup, teardown),

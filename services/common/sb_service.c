@@ -90,6 +90,13 @@ sb_service_from_call(struct sb_rpc_call *call)
 	return sb_rpc_call_server_ctx(call);
 }
 
+struct sb_worker_conns *
+sb_service_worker_conns(struct sb_rpc_call *call)
+{
+	const struct sb_service *svc = sb_service_from_call(call);
+	return svc->def->worker_conns != 0 ? sb_rpc_call_worker_state(call) : NULL;
+}
+
 int
 sb_service_add_check(struct sb_service *svc, const char *name, sb_service_check_fn fn, void *arg)
 {
@@ -372,11 +379,68 @@ sb_service_build_methods(struct sb_service *svc)
 	return 0;
 }
 
+/* ---- each RPC worker's own state and connections ---- */
+
+static void
+sb_service_worker_conns_free(struct sb_worker_conns *c)
+{
+	sb_pg_close(c->pg);
+	sb_redis_close(c->redis);
+	free(c);
+}
+
+/* sb_service_worker_conns_open opens the connections def->worker_conns asks for, then runs
+ * def->worker_init. Returns 0 with *out (freed by sb_service_worker_conns_free), or an error
+ * with nothing left open. */
+static int
+sb_service_worker_conns_open(struct sb_service *svc, struct sb_worker_conns **out)
+{
+	const struct sb_service_def *def = svc->def;
+	const struct sb_common_cfg *cfg = svc->common;
+	const char *missing = NULL;
+	if ((def->worker_conns & ~(SB_WORKER_PG | SB_WORKER_REDIS)) != 0) {
+		SB_ERROR("unknown worker_conns flags %#x", def->worker_conns);
+		return SB_EINVAL;
+	}
+	if ((def->worker_conns & SB_WORKER_PG) && !sb_service_set(cfg->database_url))
+		missing = "DATABASE_URL";
+	else if ((def->worker_conns & SB_WORKER_REDIS) && !sb_service_set(cfg->redis_url))
+		missing = "REDIS_URL";
+	if (missing != NULL) {
+		sb_log_kv(SB_LOG_ERROR, "worker connections need a setting the service lacks",
+		          "setting", missing, NULL);
+		return SB_EINVAL;
+	}
+	struct sb_worker_conns *c = calloc(1, sizeof(*c));
+	int rv = 0;
+	if (c == NULL)
+		return SB_ENOMEM;
+	if (def->worker_conns & SB_WORKER_PG)
+		rv = sb_pg_open_opts(cfg->database_url, def->worker_stmts, def->worker_pg_opts,
+		                     &c->pg);
+	if (rv == 0 && (def->worker_conns & SB_WORKER_REDIS))
+		rv = sb_redis_open(cfg->redis_url, &c->redis);
+	if (rv == 0 && def->worker_init != NULL)
+		rv = def->worker_init(svc, &c->state);
+	if (rv != 0) {
+		sb_service_worker_conns_free(c);
+		return rv;
+	}
+	*out = c;
+	return 0;
+}
+
 static int
 sb_service_worker_init(void *ctx, void **state)
 {
 	struct sb_service *svc = ctx;
 	*state = NULL;
+	if (svc->def->worker_conns != 0) {
+		struct sb_worker_conns *c = NULL;
+		int rv = sb_service_worker_conns_open(svc, &c);
+		*state = c;
+		return rv;
+	}
 	return svc->def->worker_init ? svc->def->worker_init(svc, state) : 0;
 }
 
@@ -384,6 +448,13 @@ static void
 sb_service_worker_fini(void *ctx, void *state)
 {
 	struct sb_service *svc = ctx;
+	if (svc->def->worker_conns != 0) {
+		struct sb_worker_conns *c = state;
+		if (svc->def->worker_fini)
+			svc->def->worker_fini(svc, c->state);
+		sb_service_worker_conns_free(c);
+		return;
+	}
 	if (svc->def->worker_fini)
 		svc->def->worker_fini(svc, state);
 }
@@ -393,9 +464,31 @@ sb_service_worker_fini(void *ctx, void *state)
 static void
 sb_service_usage(const struct sb_service_def *def)
 {
-	printf("usage: sb-%s [--check-config | --config-reference | --version]\n"
+	printf("usage: sb-%s [--check-config | --config-reference | --routes | --version]\n"
 	       "Configuration comes from the environment; see README.md.\n",
 	       def->name);
+}
+
+/* sb_service_print_routes writes def's public HTTP routes to stdout (--routes). Returns the
+ * exit status: 0, or 1 when the service has no routes or they cannot be written. */
+static int
+sb_service_print_routes(const struct sb_service_def *def)
+{
+	if (def->routes == NULL) {
+		fprintf(stderr, "sb-%s: no public HTTP routes\n", def->name);
+		return 1;
+	}
+	struct sb_buf b = SB_BUF_INIT;
+	int rv = def->routes(&b);
+	if (rv == 0 && b.len > 0 && fwrite(b.data, 1, b.len, stdout) != b.len)
+		rv = SB_EIO;
+	sb_buf_free(&b);
+	if (rv != 0 || fflush(stdout) != 0) {
+		fprintf(stderr, "sb-%s: cannot list the routes: %s\n", def->name,
+		        sb_strerror(rv ? rv : SB_EIO));
+		return 1;
+	}
+	return 0;
 }
 
 /* sb_service_migrate applies the service's migrations. While the database is unreachable it
@@ -451,6 +544,8 @@ sb_service_main(const struct sb_service_def *def, int argc, char **argv)
 		} else if (strcmp(argv[i], "--version") == 0) {
 			printf("sb-%s %s\n", def->name, SB_VERSION);
 			return 0;
+		} else if (strcmp(argv[i], "--routes") == 0) {
+			return sb_service_print_routes(def);
 		} else {
 			sb_service_usage(def);
 			return strcmp(argv[i], "--help") == 0 ? 0 : 2;

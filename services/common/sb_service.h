@@ -5,12 +5,14 @@
  * REDIS_URL, KAFKA_BROKERS) and upstreams marked needed_ready become readiness checks by
  * themselves. sb_service_main does the rest, identically for every daemon:
  *
- *   argv        --check-config (exit 0/1), --config-reference (Markdown rows), --version
+ *   argv        --check-config (exit 0/1), --config-reference (Markdown rows), --version,
+ *               --routes (the public HTTP routes, "METHOD /path/{param}" lines; edge services)
  *   config      loaded from the environment; a bad value exits 2 naming the variable
  *   logging     JSON lines, level from SB_LOG_LEVEL, effective config logged (secrets masked)
  *   ops         /healthz, /ready (the service's dependency checks), /metrics on SB_OPS_PORT
  *   start hook  the service opens its connections and starts its background work
- *   RPC         SB_RPC_WORKERS workers on SB_RPC_URL serving the table plus "<name>.Health"
+ *   RPC         SB_RPC_WORKERS workers on SB_RPC_URL serving the table plus "<name>.Health";
+ *               each worker with its own PostgreSQL and/or Redis connection if worker_conns
  *   SIGTERM     /ready turns 503, RPC stops taking work and drains in-flight calls up to
  *               SB_SHUTDOWN_GRACE_MS, the stop hook flushes (Kafka) and closes, exit 0.
  */
@@ -24,7 +26,25 @@
 #include "sb_migrate.h"
 #include "sb_rpc.h"
 
+struct sb_buf;
+struct sb_pg;
+struct sb_pg_opts;
+struct sb_pg_stmt;
+struct sb_redis;
 struct sb_service;
+
+/* Flags of sb_service_def.worker_conns: the connections the runtime opens for each RPC worker
+ * thread, from the common configuration. */
+#define SB_WORKER_PG    1u /* one PostgreSQL connection to DATABASE_URL */
+#define SB_WORKER_REDIS 2u /* one Redis connection to REDIS_URL */
+
+/* The connections of one RPC worker thread (sb_service_worker_conns). Only the worker thread
+ * that owns them uses them, so handlers may block on them (libpq, sync hiredis). */
+struct sb_worker_conns {
+	struct sb_pg *pg;       /* with SB_WORKER_PG, else NULL */
+	struct sb_redis *redis; /* with SB_WORKER_REDIS, else NULL */
+	void *state;            /* what def->worker_init stored, or NULL */
+};
 
 /* An upstream service this one calls over RPC. */
 struct sb_service_upstream {
@@ -39,8 +59,9 @@ struct sb_service_def {
 	size_t config_size;                  /* sizeof the service's config struct */
 	size_t common_offset;                /* offsetof(config struct, struct sb_common_cfg) */
 	const struct sb_rpc_method *methods; /* service RPCs (NULL-name ended) or NULL */
-	/* Names of methods whose handlers never block (sb_rpc_server_opts.inline_methods; they
-	 * may answer later with SB_RPC_DEFER), NULL-ended, or NULL. */
+	/* DEPRECATED: flag the rows SB_RPC_INLINE instead (kept until the notifier is ported).
+	 * Names of methods run as if flagged SB_RPC_INLINE (sb_rpc_server_opts.inline_methods),
+	 * NULL-ended, or NULL. */
 	const char *const *inline_methods;
 	const struct sb_service_upstream *upstreams; /* NULL-peer ended, or NULL */
 	const char *schema;                          /* PostgreSQL schema owned, or NULL */
@@ -50,9 +71,26 @@ struct sb_service_def {
 	int (*start)(struct sb_service *svc);
 	/* stop runs after the RPC server has drained: stop background work, flush, close. */
 	void (*stop)(struct sb_service *svc);
-	/* worker_init/fini give each RPC worker thread its own state (e.g. a DB connection). */
+	/* worker_conns (SB_WORKER_PG, SB_WORKER_REDIS, both, or 0) has the runtime open those
+	 * connections for each RPC worker thread before it serves and close them after it stops;
+	 * handlers find them with sb_service_worker_conns. The PostgreSQL one prepares
+	 * worker_stmts (NULL-name ended, or NULL) and is opened with worker_pg_opts (NULL: the
+	 * defaults). A database or Redis that is down does not fail the start (the connections
+	 * reconnect by themselves); a flag whose URL is not in the config table does. */
+	unsigned worker_conns;
+	const struct sb_pg_stmt *worker_stmts;
+	const struct sb_pg_opts *worker_pg_opts;
+	/* worker_init/fini give each RPC worker thread its own state (worker_init runs after the
+	 * worker_conns are open, worker_fini before they close). Without worker_conns the state
+	 * is what sb_rpc_call_worker_state returns; with them it is sb_worker_conns.state. */
 	int (*worker_init)(struct sb_service *svc, void **state);
 	void (*worker_fini)(struct sb_service *svc, void *state);
+	/* routes appends the service's public HTTP routes to out, one "METHOD PATH\n" line per
+	 * row of the table its server matches requests with (PATH as the row's template,
+	 * "/v1/conversations/{id}"), for `sb-<name> --routes`: tests compare them with
+	 * docs/api/openapi.yaml. Called without config or connections. Returns 0 or SB_ENOMEM.
+	 * NULL for a service without an HTTP edge of its own (--routes then exits 1). */
+	int (*routes)(struct sb_buf *out);
 };
 
 /* sb_service_main runs the daemon described by def until SIGTERM/SIGINT; returns the process
@@ -73,6 +111,10 @@ void *sb_service_state(struct sb_service *svc);
 struct sb_rpc_client *sb_service_upstream(struct sb_service *svc, const char *peer);
 /* sb_service_from_call returns the service a handler runs in (the RPC server's context). */
 struct sb_service *sb_service_from_call(struct sb_rpc_call *call);
+/* sb_service_worker_conns returns the connections of the worker thread running call (see
+ * sb_service_def.worker_conns), valid until the handler returns; NULL when the service has
+ * no worker_conns or the call runs inline (SB_RPC_INLINE: no worker thread). */
+struct sb_worker_conns *sb_service_worker_conns(struct sb_rpc_call *call);
 
 /* A readiness check: returns 0 when the dependency is reachable, else writes why to detail. */
 typedef int (*sb_service_check_fn)(void *arg, char *detail, size_t n);

@@ -1,8 +1,9 @@
 /* forward.c: a route row turned into an RPC. The request's fields come from the JSON body (or
- * a form body on GW_FORM rows), the path parameters, the query string, HTTP Basic credentials
- * (GW_BASIC) and the Idempotency-Key header (GW_IDEMPOTENCY); they are transcoded to the row's
- * request type, the call is made asynchronously with the caller's principal and trace context,
- * and the reply is transcoded back, or mapped to problem+json (or OAuth's error format). */
+ * a form body on GW_FORM rows), the path parameters (percent-decoded), the query string, HTTP
+ * Basic credentials (GW_BASIC) and the Idempotency-Key header (GW_IDEMPOTENCY); they are
+ * transcoded to the row's request type, the call is made asynchronously with the caller's
+ * principal and trace context, and the reply is transcoded back, or mapped to problem+json (or
+ * OAuth's error format). */
 #include "gateway.h"
 
 #include <stdlib.h>
@@ -82,10 +83,14 @@ gw_parse_pairs(json_t *in, const ProtobufCMessageDescriptor *d, const char *s, s
 			if (eq != NULL && gw_formdecode(eq + 1, (size_t)(s + j - eq - 1), value,
 			                                sizeof(value)) != 0)
 				return -1;
-			if (overwrite || json_object_get(in, name) == NULL) {
+			if ((overwrite || json_object_get(in, name) == NULL) &&
+			    protobuf_c_message_descriptor_get_field_by_name(d, name) != NULL) {
+				/* NULL for a field's value that is not UTF-8: refused, rather
+				 * than the field left at its default as if it had not been sent */
 				json_t *v = gw_field_value(d, name, value);
-				if (v != NULL)
-					json_object_set_new(in, name, v);
+				if (v == NULL)
+					return -1;
+				json_object_set_new(in, name, v);
 			}
 		}
 		i = j + 1;
@@ -137,8 +142,16 @@ gw_basic(json_t *in, const ProtobufCMessageDescriptor *d, const char *h)
 	    gw_formdecode(colon + 1, (size_t)n - (size_t)(colon + 1 - (char *)raw), secret,
 	                  sizeof(secret)) != 0)
 		goto done;
-	json_t *vi = gw_field_value(d, "client_id", id);
-	json_t *vs = gw_field_value(d, "client_secret", secret);
+	bool has_id = protobuf_c_message_descriptor_get_field_by_name(d, "client_id") != NULL;
+	bool has_secret =
+	    protobuf_c_message_descriptor_get_field_by_name(d, "client_secret") != NULL;
+	json_t *vi = has_id ? gw_field_value(d, "client_id", id) : NULL;
+	json_t *vs = has_secret ? gw_field_value(d, "client_secret", secret) : NULL;
+	if ((has_id && vi == NULL) || (has_secret && vs == NULL)) { /* not UTF-8 */
+		json_decref(vi);
+		json_decref(vs);
+		goto done;
+	}
 	if (vi != NULL)
 		json_object_set_new(in, "client_id", vi);
 	if (vs != NULL)
@@ -148,6 +161,18 @@ done:
 	explicit_bzero(secret, sizeof(secret));
 	explicit_bzero(raw, sizeof(raw));
 	return ret;
+}
+
+/* gw_media_is tells whether the Content-Type value ct names media type type (any case), with or
+ * without parameters: "application/json; charset=utf-8" is application/json, and
+ * "application/jsonx" is not. */
+static bool
+gw_media_is(const char *ct, const char *type)
+{
+	size_t n = strlen(type);
+	if (ct == NULL || strncasecmp(ct, type, n) != 0)
+		return false;
+	return ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ' || ct[n] == '\t';
 }
 
 struct gw_input_error {
@@ -164,7 +189,7 @@ gw_input(struct gw_req *r, struct gw_input_error *e)
 	struct sb_http_req *req = r->http;
 	json_t *in = NULL;
 	const char *ct = sb_http_req_header(req, "Content-Type");
-	bool form = ct != NULL && strncasecmp(ct, "application/x-www-form-urlencoded", 33) == 0;
+	bool form = gw_media_is(ct, "application/x-www-form-urlencoded");
 	if (req->body_len > 0 && form && (route->flags & GW_FORM)) {
 		in = json_object();
 		if (gw_parse_pairs(in, route->req, req->body, req->body_len, true) != 0) {
@@ -174,7 +199,7 @@ gw_input(struct gw_req *r, struct gw_input_error *e)
 			return NULL;
 		}
 	} else if (req->body_len > 0) {
-		if (ct == NULL || strncasecmp(ct, "application/json", 16) != 0) {
+		if (!gw_media_is(ct, "application/json")) {
 			e->status = 415;
 			e->detail =
 			    (route->flags & GW_FORM)
@@ -214,13 +239,34 @@ gw_input(struct gw_req *r, struct gw_input_error *e)
 	const char *ik = sb_http_req_header(req, "Idempotency-Key");
 	if ((route->flags & GW_IDEMPOTENCY) && ik != NULL) {
 		json_t *v = gw_field_value(route->req, "idempotency_key", ik);
+		if (v == NULL && protobuf_c_message_descriptor_get_field_by_name(
+		                     route->req, "idempotency_key") != NULL) {
+			/* not UTF-8: a key dropped would let a retry write twice */
+			json_decref(in);
+			e->status = 400;
+			e->detail = "the Idempotency-Key header is not UTF-8";
+			return NULL;
+		}
 		if (v != NULL)
 			json_object_set_new(in, "idempotency_key", v);
 	}
 	for (size_t i = 0; i < r->params.n; i++) {
-		json_t *v = gw_field_value(route->req, r->params.name[i], r->params.value[i]);
+		/* a path segment is percent-encoded (RFC 3986 3.3; '+' is itself): the field
+		 * gets the decoded value, which must be UTF-8 when the field is a string */
+		char dec[GW_PARAM_MAX + 1];
+		const char *name = r->params.name[i];
+		json_t *v = NULL;
+		if (sb_pct_decode(r->params.value[i], strlen(r->params.value[i]), 0, dec,
+		                  sizeof(dec), NULL) != 0 ||
+		    ((v = gw_field_value(route->req, name, dec)) == NULL &&
+		     protobuf_c_message_descriptor_get_field_by_name(route->req, name) != NULL)) {
+			json_decref(in);
+			e->status = 400;
+			e->detail = "the path is malformed (a bad escape, a NUL, or not UTF-8)";
+			return NULL;
+		}
 		if (v != NULL)
-			json_object_set_new(in, r->params.name[i], v);
+			json_object_set_new(in, name, v);
 	}
 	return in;
 }
@@ -237,25 +283,40 @@ gw_json_errors(const struct sb_json_errors *errs)
 	return arr;
 }
 
-/* gw_oauth_error answers RFC 6749 section 5.2: {"error","error_description"}; the service's
- * message is "<error>: <description>". */
+/* The error codes of RFC 6749 section 5.2, and the two of 4.1.2.1 for a server that cannot
+ * answer: a service's message "<error>: <description>" names one of them. */
+static const char *const gw_oauth_codes[] = {
+	"invalid_request",     "invalid_client",          "invalid_grant",
+	"unauthorized_client", "unsupported_grant_type",  "invalid_scope",
+	"server_error",        "temporarily_unavailable", NULL,
+};
+
+/* gw_oauth_error answers RFC 6749 section 5.2: {"error","error_description"}. The error is the
+ * one the message names ("<error>: <description>"); a message that names none (the gateway's
+ * own, or a transport failure's) gets one by its status: invalid_client for 401,
+ * temporarily_unavailable for 503 and 504, server_error for other 5xx, else invalid_request.
+ * Retry-After as for problems (retry_after_ms, or 1 s on 503). */
 static void
-gw_oauth_error(struct gw_req *r, int status, const char *message)
+gw_oauth_error(struct gw_req *r, int status, const char *message, int64_t retry_after_ms)
 {
-	char error[64] = "invalid_request";
-	const char *desc = message;
+	const char *error = NULL, *desc = message;
 	const char *colon = strstr(message, ": ");
-	if (colon != NULL && (size_t)(colon - message) < sizeof(error)) {
-		memcpy(error, message, (size_t)(colon - message));
-		error[colon - message] = '\0';
-		desc = colon + 2;
-	} else if (status == 401) {
-		snprintf(error, sizeof(error), "invalid_client");
+	for (size_t i = 0; colon != NULL && gw_oauth_codes[i] != NULL; i++) {
+		size_t n = strlen(gw_oauth_codes[i]);
+		if ((size_t)(colon - message) == n && strncmp(message, gw_oauth_codes[i], n) == 0) {
+			error = gw_oauth_codes[i];
+			desc = colon + 2;
+		}
 	}
+	if (error == NULL)
+		error = status == 401                    ? "invalid_client"
+		        : status == 503 || status == 504 ? "temporarily_unavailable"
+		        : status >= 500                  ? "server_error"
+		                                         : "invalid_request";
 	json_t *body = json_pack("{s:s,s:s}", "error", error, "error_description", desc);
-	char *text = json_dumps(body, JSON_COMPACT);
+	char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
 	json_decref(body);
-	struct sb_http_header h[3] = { { "Cache-Control", "no-store" }, { "Pragma", "no-cache" } };
+	struct sb_http_header h[4] = { { "Cache-Control", "no-store" }, { "Pragma", "no-cache" } };
 	size_t nh = 2;
 	/* RFC 6749 5.2: the Basic challenge only when the client authenticated with Basic; a
 	 * challenge to a browser that sent its credentials in the body would open a login box. */
@@ -263,7 +324,14 @@ gw_oauth_error(struct gw_req *r, int status, const char *message)
 	if (status == 401 && authz != NULL && strncasecmp(authz, "Basic ", 6) == 0)
 		h[nh++] =
 		    (struct sb_http_header){ "WWW-Authenticate", "Basic realm=\"switchboard\"" };
-	gw_reply(r, status, "application/json", h, nh, text, strlen(text));
+	char secs[24];
+	if (retry_after_ms > 0 || status == 503) {
+		snprintf(secs, sizeof(secs), "%lld",
+		         retry_after_ms > 0 ? (long long)(retry_after_ms + 999) / 1000 : 1LL);
+		h[nh++] = (struct sb_http_header){ "Retry-After", secs };
+	}
+	/* Out of memory: the status and headers without a body rather than no answer. */
+	gw_reply(r, status, text ? "application/json" : NULL, h, nh, text, text ? strlen(text) : 0);
 	free(text);
 }
 
@@ -297,7 +365,7 @@ gw_forward_done(struct sb_rpc_result *res, void *arg)
 	int status = sb_rpc_status_http(res->code);
 	const char *msg = res->message[0] ? res->message : sb_rpc_code_name(res->code);
 	if (route->flags & GW_OAUTH) {
-		gw_oauth_error(r, status, msg);
+		gw_oauth_error(r, status, msg, res->retry_after_ms);
 	} else {
 		json_t *errors = NULL;
 		if (res->n_violations > 0) {
@@ -321,7 +389,7 @@ gw_forward(struct gw_req *r)
 	json_t *in = gw_input(r, &e);
 	if (in == NULL) {
 		if (route->flags & GW_OAUTH)
-			gw_oauth_error(r, e.status, e.detail);
+			gw_oauth_error(r, e.status, e.detail, 0);
 		else
 			gw_reply_problem(r, e.status, e.detail, gw_json_errors(&e.errs), 0);
 		return;
@@ -333,7 +401,7 @@ gw_forward(struct gw_req *r)
 			char m[512];
 			snprintf(m, sizeof(m), "invalid_request: %s: %s", e.errs.v[0].path,
 			         e.errs.v[0].reason);
-			gw_oauth_error(r, 400, m);
+			gw_oauth_error(r, 400, m, 0);
 		} else {
 			gw_reply_problem(r, 400, "the request has invalid fields",
 			                 gw_json_errors(&e.errs), 0);
@@ -366,6 +434,8 @@ gw_forward(struct gw_req *r)
 	    cli ? sb_rpc_call_async(cli, route->rpc, msg, route->resp, &meta, gw_forward_done, r)
 	        : SB_EUNAVAIL;
 	protobuf_c_message_free_unpacked(msg, NULL);
-	if (rv != 0)
+	if (rv != 0 && (route->flags & GW_OAUTH))
+		gw_oauth_error(r, 503, "the service is not available", 1000);
+	else if (rv != 0)
 		gw_reply_problem(r, 503, "the service is not available", NULL, 1000);
 }

@@ -100,15 +100,19 @@ struct gw {
 	struct sb_metric *m_redisdown; /* gateway_redis_unavailable_total{mode} */
 };
 
-/* A request id: the client's X-Request-Id when sane ([A-Za-z0-9._-], at most 39), else a UUID. */
-#define GW_REQUEST_ID_MAX 40
+/* A request id: the client's X-Request-Id when sane ([A-Za-z0-9._-], at most 39), else a UUID
+ * (sb_http_request_id). */
+#define GW_REQUEST_ID_MAX SB_HTTP_REQUEST_ID_MAX
 
-/* A route's parameters taken from the path, e.g. {id}. */
+/* A route's parameters taken from the path, e.g. {id}, as they are in it: still
+ * percent-encoded (gw_forward decodes them into fields). GW_PARAM_MAX bytes each, so that an
+ * id of 128 bytes (a user id's most) fits even with every byte escaped. */
 #define GW_MAX_PARAMS 4
+#define GW_PARAM_MAX  (3 * 128)
 struct gw_params {
 	size_t n;
 	char name[GW_MAX_PARAMS][32];
-	char value[GW_MAX_PARAMS][128];
+	char value[GW_MAX_PARAMS][GW_PARAM_MAX + 1];
 };
 
 /* One request on its way through the gateway: made by gw_req_new on the HTTP loop, handed to
@@ -178,6 +182,10 @@ const struct gw_route *gw_route_match(const char *method, const char *path, stru
 /* gw_route_allow writes the methods allowed on path ("GET, POST") to out, a buffer of n bytes;
  * methods that do not fit whole are left out. */
 void gw_route_allow(const char *path, char *out, size_t n);
+/* gw_routes_list appends "METHOD PATTERN\n" for every row of every table gw_route_match
+ * searches, in its order: `sb-gateway --routes` (sb_service_def.routes), which tests compare
+ * with docs/api/openapi.yaml. Returns 0 or SB_ENOMEM. */
+int gw_routes_list(struct sb_buf *out);
 
 /* service.c */
 /* gw_start is the service's start hook: makes the gateway's state and starts every part of
@@ -301,15 +309,16 @@ void gw_forward(struct gw_req *r);
  * string; '+' is a space) to the JSON object in, converted to the type of d's field of that
  * name; names d has no field for are skipped, and a name already in `in` is replaced only
  * when overwrite. Returns 0, or -1 for a malformed pair (bad escape, NUL, name over 63 or
- * value over 8191 bytes); `in` may then hold the pairs before it. Any thread. */
+ * value over 8191 bytes, or the value of one of d's fields not UTF-8); `in` may then hold the
+ * pairs before it. Any thread. */
 int gw_parse_pairs(json_t *in, const ProtobufCMessageDescriptor *d, const char *s, size_t len,
                    bool overwrite);
 /* gw_basic puts client_id and client_secret of the HTTP Basic credentials in h, an
  * Authorization value (RFC 7617 with RFC 6749 2.3.1: each urlencoded before base64), into
  * in (fields of d only). A value of another scheme is ignored (returns 0). Returns 0, or -1
  * when the credentials are malformed: base64 that is not exactly token68 (no whitespace,
- * padding only at the end), no ':', bad escapes. The decoded secret is wiped from the
- * stack. */
+ * padding only at the end), no ':', bad escapes, an id or secret that is not UTF-8. The
+ * decoded secret is wiped from the stack. */
 int gw_basic(json_t *in, const ProtobufCMessageDescriptor *d, const char *h);
 
 /* health.c */

@@ -105,6 +105,19 @@ test_form_malformed(void **state)
 	/* a raw NUL inside the span */
 	json_t *in = json_object();
 	assert_int_equal(gw_parse_pairs(in, token_req, "scope=a\0b", 9, true), -1);
+	/* A field's value that is not UTF-8 is refused, not dropped: a dropped scope or
+	 * refresh_token would have been read as not sent (the whole scope granted, a misleading
+	 * "required"); so is an Idempotency-Key (gw_input). An unknown name's value is skipped. */
+	assert_int_equal(pairs(in, token_req, "scope=caf%E9", true), -1);
+	assert_int_equal(pairs(in, token_req, "grant_type=x&refresh_token=%FF%FE", true), -1);
+	assert_int_equal(pairs(in, token_req, "unknown=%FF&scope=a", true), 0);
+	assert_string_equal(str(in, "scope"), "a");
+	assert_int_equal(pairs(in, token_req, "scope=caf%C3%A9", true), 0);
+	assert_string_equal(str(in, "scope"), "caf\xc3\xa9");
+	/* not read at all when the body already set it and the query may not overwrite */
+	assert_int_equal(pairs(in, token_req, "scope=%FF", false), 0);
+	assert_string_equal(str(in, "scope"), "caf\xc3\xa9");
+	json_object_clear(in);
 	/* sizes: names up to 63 bytes, values up to 8191 */
 	char *s = malloc(8192 + 16);
 	assert_non_null(s);
@@ -218,6 +231,11 @@ test_basic_malformed(void **state)
 	const size_t esclen[] = { 6, 4, 5, 5, 4 };
 	for (size_t i = 0; i < sizeof(esc) / sizeof(esc[0]); i++)
 		assert_int_equal(basic(basic64(esc[i], esclen[i]), NULL, NULL), -1);
+	/* an id or a secret that is not UTF-8 (raw or escaped): refused, not dropped */
+	const char *latin[] = { "caf\xe9:p", "u:caf\xe9", "caf%E9:p", "u:%FF" };
+	for (size_t i = 0; i < sizeof(latin) / sizeof(latin[0]); i++)
+		assert_int_equal(basic(basic64(latin[i], strlen(latin[i])), NULL, NULL), -1);
+	assert_int_equal(basic(basic64("caf%C3%A9:p", 11), "caf\xc3\xa9", "p"), 0);
 	/* longer than any credentials we accept */
 	char *h = malloc(1100);
 	assert_non_null(h);

@@ -84,17 +84,19 @@ test_params(void **state)
 	assert_string_equal(p.value[0], "app.js");
 	r = match("GET", "/console/a%2Fb", "/console/{file}", true, &p);
 	assert_string_equal(p.value[0], "a%2Fb");
-	/* the longest value that fits (127 bytes), and one byte more */
-	char path[256], v[200];
-	memset(v, 'x', 127);
-	v[127] = '\0';
-	snprintf(path, sizeof(path), "/v1/conversations/%s", v);
-	match("GET", path, "/v1/conversations/{id}", true, &p);
-	assert_string_equal(p.value[0], v);
-	memset(v, 'x', 128);
-	v[128] = '\0';
-	snprintf(path, sizeof(path), "/v1/conversations/%s", v);
-	match("GET", path, NULL, false, &p);
+	/* the longest value that fits (GW_PARAM_MAX bytes: a 128-byte user id, every byte
+	 * escaped; a 128-byte one could once be added as a member but never removed), and one
+	 * byte more */
+	char path[512], v[GW_PARAM_MAX + 2];
+	memset(v, 'x', GW_PARAM_MAX);
+	v[GW_PARAM_MAX] = '\0';
+	snprintf(path, sizeof(path), "/v1/conversations/c-1/members/%s", v);
+	match("DELETE", path, "/v1/conversations/{id}/members/{user_id}", true, &p);
+	assert_string_equal(p.value[1], v);
+	memset(v, 'x', GW_PARAM_MAX + 1);
+	v[GW_PARAM_MAX + 1] = '\0';
+	snprintf(path, sizeof(path), "/v1/conversations/c-1/members/%s", v);
+	match("DELETE", path, NULL, false, &p);
 }
 
 static void
@@ -189,13 +191,43 @@ test_tables(void **state)
 	assert_true(rows > 20);
 }
 
+static void
+test_list(void **state)
+{
+	(void)state;
+	/* `sb-gateway --routes` lists exactly the rows, "METHOD PATTERN" a line, each row once:
+	 * every line is a row of its method and pattern, and there are as many lines as rows. */
+	struct sb_buf b = SB_BUF_INIT;
+	assert_int_equal(gw_routes_list(&b), 0);
+	assert_non_null(b.data);
+	assert_int_equal(b.data[b.len - 1], '\n');
+	const struct gw_route *const tables[] = { gw_routes_core, gw_routes_auth,
+		                                  gw_routes_messages, gw_routes_notifier };
+	size_t rows = 0, lines = 0;
+	for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {
+		for (const struct gw_route *r = tables[t]; r->method != NULL; r++, rows++) {
+			char line[300];
+			snprintf(line, sizeof(line), "%s%s %s\n", rows ? "\n" : "", r->method,
+			         r->pattern);
+			/* a whole line: preceded by a newline (or first) and ended by one */
+			const char *at = rows ? strstr(b.data, line) : b.data;
+			assert_non_null(at);
+			assert_memory_equal(at, line, strlen(line));
+		}
+	}
+	for (size_t i = 0; i < b.len; i++)
+		lines += b.data[i] == '\n';
+	assert_int_equal(lines, rows);
+	sb_buf_free(&b);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_literal),  cmocka_unit_test(test_params),
 		cmocka_unit_test(test_no_match), cmocka_unit_test(test_methods),
-		cmocka_unit_test(test_tables),
+		cmocka_unit_test(test_tables),   cmocka_unit_test(test_list),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -331,6 +331,129 @@ test_open_close_problems(void **state)
 	free(f);
 }
 
+/* oauth checks that response has status, the JSON body of an RFC 6749 5.2 error naming
+ * error, Cache-Control: no-store, and the header line hdr when not NULL. */
+static void
+oauth(const char *response, int status, const char *error, const char *hdr)
+{
+	char line[64];
+	snprintf(line, sizeof(line), "HTTP/1.1 %d ", status);
+	if (strncmp(response, line, strlen(line)) != 0)
+		fail_msg("expected %d, got: %s", status, response);
+	assert_non_null(strstr(response, "\r\nContent-Type: application/json\r\n"));
+	assert_non_null(strstr(response, "\r\nCache-Control: no-store\r\n"));
+	if (hdr != NULL && strstr(response, hdr) == NULL)
+		fail_msg("no \"%s\" in: %s", hdr, response);
+	const char *body = strstr(response, "\r\n\r\n");
+	assert_non_null(body);
+	json_t *doc = json_loads(body + 4, 0, NULL);
+	if (doc == NULL)
+		fail_msg("body is not JSON: %s", body + 4);
+	assert_string_equal(json_string_value(json_object_get(doc, "error")), error);
+	assert_non_null(json_string_value(json_object_get(doc, "error_description")));
+	assert_int_equal(json_object_size(doc), 2);
+	json_decref(doc);
+}
+
+/* The OAuth routes answer RFC 6749 error documents whose error is one RFC 6749 defines, also
+ * for failures the gateway meets itself: a body of another type (415, invalid_request) and a
+ * service it cannot call (503, temporarily_unavailable, with Retry-After; was a problem
+ * document). */
+static void
+test_oauth_errors(void **state)
+{
+	(void)state;
+	faults_reset();
+	struct fixture *f = fixture_new("", 2);
+	assert_int_equal(gw_open(&f->gw), 0);
+	int port = sb_http_server_port(f->gw.http);
+	oauth(http(port, "POST /auth/token HTTP/1.1\r\nHost: t\r\nContent-Type: text/plain\r\n"
+	                 "Content-Length: 3\r\nConnection: close\r\n\r\nabc"),
+	      415, "invalid_request", NULL);
+	oauth(http(port, "POST /auth/token HTTP/1.1\r\nHost: t\r\n"
+	                 "Content-Type: application/x-www-form-urlencoded\r\n"
+	                 "Content-Length: 29\r\nConnection: close\r\n\r\n"
+	                 "grant_type=client_credentials"),
+	      503, "temporarily_unavailable", "\r\nRetry-After: 1\r\n");
+	oauth(http(port,
+	           "POST /auth/revoke HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+	           "Content-Length: 13\r\nConnection: close\r\n\r\n{\"token\":\"x\"}"),
+	      503, "temporarily_unavailable", "\r\nRetry-After: 1\r\n");
+	oauth(http(port,
+	           "POST /auth/token HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+	           "Content-Length: 12\r\nConnection: close\r\n\r\n{\"bogus\":\"x\"}"),
+	      400, "invalid_request", NULL);
+	assert_int_equal(gw_close(&f->gw), 0);
+	assert_nothing_left(f);
+	free(f);
+}
+
+/* What forward.c refuses before any RPC: a body whose type only starts like JSON (415), an
+ * Idempotency-Key that is not UTF-8 (400: dropped, a retry would have written twice), a query
+ * parameter that is not UTF-8 (400: dropped, the first page was answered), a path parameter
+ * that does not decode; and what it lets through: long, escaped path parameters. */
+static void
+test_input_errors(void **state)
+{
+	(void)state;
+	faults_reset();
+	struct fixture *f = fixture_new("", 2);
+	f->cfg.auth_enabled = false;
+	assert_int_equal(gw_open(&f->gw), 0);
+	int port = sb_http_server_port(f->gw.http);
+	const char send[] = "{\"id\":\"00000000-0000-4000-8000-000000000000\","
+	                    "\"conversation_id\":\"00000000-0000-4000-8000-000000000001\","
+	                    "\"content\":\"x\"}";
+	char req[1024];
+	snprintf(req, sizeof(req),
+	         "POST /v1/messages HTTP/1.1\r\nHost: t\r\nX-Request-Id: rid-415\r\n"
+	         "Content-Type: application/jsonx\r\nContent-Length: %zu\r\n"
+	         "Connection: close\r\n\r\n%s",
+	         strlen(send), send);
+	problem(http(port, req), 415, "rid-415", NULL);
+	snprintf(req, sizeof(req),
+	         "POST /v1/messages HTTP/1.1\r\nHost: t\r\nX-Request-Id: rid-ik\r\n"
+	         "Content-Type: application/json; charset=utf-8\r\nIdempotency-Key: caf\xe9\r\n"
+	         "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+	         strlen(send), send);
+	problem(http(port, req), 400, "rid-ik", NULL);
+	/* the same with a UTF-8 key gets as far as the (missing) service */
+	snprintf(req, sizeof(req),
+	         "POST /v1/messages HTTP/1.1\r\nHost: t\r\nX-Request-Id: rid-ok\r\n"
+	         "Content-Type: application/json; charset=utf-8\r\n"
+	         "Idempotency-Key: caf\xc3\xa9\r\nContent-Length: %zu\r\n"
+	         "Connection: close\r\n\r\n%s",
+	         strlen(send), send);
+	problem(http(port, req), 503, "rid-ok", "\r\nRetry-After: 1\r\n");
+	problem(http(port, "GET /v1/conversations?cursor=%FF HTTP/1.1\r\nHost: t\r\n"
+	                   "X-Request-Id: rid-q\r\nConnection: close\r\n\r\n"),
+	        400, "rid-q", NULL);
+	/* path parameters are percent-decoded: a bad escape or a NUL is 400; a user id of 128
+	 * bytes, escaped or not, reaches the service (it was 404, "no route", and such a member
+	 * could not be removed) */
+	problem(http(port, "DELETE /v1/conversations/c/members/a%zz HTTP/1.1\r\nHost: t\r\n"
+	                   "X-Request-Id: rid-p1\r\nConnection: close\r\n\r\n"),
+	        400, "rid-p1", NULL);
+	problem(http(port, "DELETE /v1/conversations/c/members/a%00 HTTP/1.1\r\nHost: t\r\n"
+	                   "X-Request-Id: rid-p2\r\nConnection: close\r\n\r\n"),
+	        400, "rid-p2", NULL);
+	problem(http(port, "DELETE /v1/conversations/c/members/caf%E9 HTTP/1.1\r\nHost: t\r\n"
+	                   "X-Request-Id: rid-p3\r\nConnection: close\r\n\r\n"),
+	        400, "rid-p3", NULL);
+	char uid[3 * 128 + 1];
+	for (int i = 0; i < 128; i++)
+		memcpy(uid + 3 * i, "%41", 3);
+	uid[3 * 128] = '\0';
+	snprintf(req, sizeof(req),
+	         "DELETE /v1/conversations/c/members/%s HTTP/1.1\r\nHost: t\r\n"
+	         "X-Request-Id: rid-p4\r\nConnection: close\r\n\r\n",
+	         uid);
+	problem(http(port, req), 503, "rid-p4", NULL);
+	assert_int_equal(gw_close(&f->gw), 0);
+	assert_nothing_left(f);
+	free(f);
+}
+
 /* gw_problem_body: every field, errors kept, a detail that is not UTF-8 or missing. */
 static void
 test_problem_body(void **state)
@@ -375,6 +498,8 @@ main(void)
 		cmocka_unit_test(test_open_fails_at_pipeline),
 		cmocka_unit_test(test_open_fails_at_edge),
 		cmocka_unit_test(test_open_close_problems),
+		cmocka_unit_test(test_oauth_errors),
+		cmocka_unit_test(test_input_errors),
 		cmocka_unit_test(test_problem_body),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

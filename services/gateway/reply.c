@@ -11,25 +11,13 @@
 #include "sb_log.h"
 #include "sb_util_time.h"
 #include "sb_util_trace.h"
-#include "sb_util_uuid.h"
 
 /* gw_request_id writes the request id of http to out: the client's X-Request-Id if sane, else
- * a new UUID. */
+ * a new UUID (the rule every edge of the runtime uses, sb_http_request_id). */
 static void
 gw_request_id(const struct sb_http_req *http, char out[GW_REQUEST_ID_MAX])
 {
-	const char *rid = sb_http_req_header(http, "X-Request-Id");
-	bool ok = rid != NULL && rid[0] != '\0' && strlen(rid) < GW_REQUEST_ID_MAX;
-	for (const char *p = rid; ok && *p; p++)
-		ok = (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') ||
-		     (*p >= 'A' && *p <= 'Z') || *p == '-' || *p == '_' || *p == '.';
-	if (ok) {
-		snprintf(out, GW_REQUEST_ID_MAX, "%s", rid);
-	} else {
-		struct sb_uuid u;
-		sb_uuid_v4(&u);
-		sb_uuid_format(&u, out);
-	}
+	sb_http_request_id(sb_http_req_header(http, "X-Request-Id"), out);
 }
 
 /* gw_traceparent sets r's traceparent: the client's trace continued, else a new one. */

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "sb_err.h"
+
 #include "rpc.pb-c.h"
 
 #define GW_HEALTH_ROW(svc)                                                                         \
@@ -105,4 +107,16 @@ gw_route_allow(const char *path, char *out, size_t n)
 			used += (size_t)w;
 		}
 	}
+}
+
+int
+gw_routes_list(struct sb_buf *out)
+{
+	for (size_t t = 0; gw_route_tables[t] != NULL; t++) {
+		for (const struct gw_route *r = gw_route_tables[t]; r->method != NULL; r++) {
+			if (sb_buf_printf(out, "%s %s\n", r->method, r->pattern) != 0)
+				return SB_ENOMEM;
+		}
+	}
+	return 0;
 }

@@ -3,35 +3,27 @@
 
 #include <stddef.h>
 
-#define MSG_CFG_INT(ENV, FIELD, DEF, MIN, MAX, HELP)                                               \
-	{                                                                                          \
-		ENV, SB_CFG_INT, offsetof(struct messages_cfg, FIELD), DEF, MIN, MAX, 0, NULL,     \
-		    HELP                                                                           \
-	}
-
 /* More RPC workers by default than other services: Send holds no worker (it is answered by the
  * committer), but its requests in flight are bounded by the RPC contexts, two per worker, and
  * the other methods wait on the database in their workers. */
 const struct sb_cfg_key messages_config[] = {
 	SB_CFG_COMMON_W(struct messages_cfg, common, 9102, 7102, 64),
 	SB_CFG_POSTGRES(struct messages_cfg, common),
-	MSG_CFG_INT("SB_MESSAGES_BATCH_MAX", batch_max, "256", 1, 4096,
-	            "Most sends committed together in one group-commit transaction."),
-	MSG_CFG_INT("SB_MESSAGES_COMMITTERS", committers, "2", 1, 64,
-	            "Group-commit lanes: committer threads, each with its own database connection; "
-	            "a conversation always uses the same one. Two let one lane's statements run "
-	            "while the other's wait (see docs/benchmarks.md)."),
-	MSG_CFG_INT("SB_MESSAGES_COMMIT_DELAY_US", commit_delay_us, "0", 0, 100000,
-	            "When the previous group commit had several sends, wait this many microseconds "
-	            "before the next, so that more sends join it (0: never wait)."),
-	MSG_CFG_INT("SB_MESSAGES_PG_TIMEOUT_MS", pg_timeout_ms, "5000", 100, 600000,
-	            "statement_timeout of the service's database sessions, in milliseconds."),
+	SB_CFG_INT_ROW(struct messages_cfg, "SB_MESSAGES_BATCH_MAX", batch_max, "256", 1, 4096,
+	               "Most sends committed together in one group-commit transaction."),
+	SB_CFG_INT_ROW(struct messages_cfg, "SB_MESSAGES_COMMITTERS", committers, "2", 1, 64,
+	               "Group-commit lanes: committer threads, each with its own database "
+	               "connection; a conversation always uses the same one. Two let one lane's "
+	               "statements run while the other's wait (see docs/benchmarks.md)."),
+	SB_CFG_INT_ROW(struct messages_cfg, "SB_MESSAGES_COMMIT_DELAY_US", commit_delay_us, "0", 0,
+	               100000,
+	               "When the previous group commit had several sends, wait this many "
+	               "microseconds before the next, so that more sends join it (0: never wait)."),
+	SB_CFG_INT_ROW(struct messages_cfg, "SB_MESSAGES_PG_TIMEOUT_MS", pg_timeout_ms, "5000", 100,
+	               600000,
+	               "statement_timeout of the service's database sessions, in milliseconds."),
 	{ NULL },
 };
-
-/* Send never blocks: it validates, queues the send on its lane and returns SB_RPC_DEFER; the
- * committer answers after COMMIT. So it needs no worker thread, and no thread waits. */
-static const char *const messages_inline_methods[] = { "messages.Send", NULL };
 
 const struct sb_service_def messages_service = {
 	.name = "messages",
@@ -39,7 +31,6 @@ const struct sb_service_def messages_service = {
 	.config_size = sizeof(struct messages_cfg),
 	.common_offset = offsetof(struct messages_cfg, common),
 	.methods = messages_methods,
-	.inline_methods = messages_inline_methods,
 	.schema = "messages",
 	.migrations = messages_migrations,
 	.start = msg_service_start,

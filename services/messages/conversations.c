@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "sb_err.h"
+#include "sb_util_hex.h"
 #include "sb_util_time.h"
 
 #define MSG_LIST_DEFAULT 50
@@ -167,8 +168,8 @@ msg_cursor_encode(struct sb_rpc_call *call, const char *activity_us, const char 
 	char *out = sb_rpc_call_alloc(call, (size_t)n * 2 + 1);
 	if (out == NULL)
 		return NULL;
-	for (int i = 0; i < n; i++)
-		sprintf(out + 2 * i, "%02x", (unsigned char)plain[i]);
+	sb_hex_encode((const uint8_t *)plain, (size_t)n, out);
+	out[2 * n] = '\0';
 	return out;
 }
 
@@ -179,14 +180,8 @@ msg_cursor_decode(const char *cur, char *activity, size_t na, char *id, size_t n
 	char plain[96];
 	if (n == 0 || n % 2 != 0 || n / 2 >= sizeof(plain))
 		return SB_EINVAL;
-	for (size_t i = 0; i < n / 2; i++) {
-		unsigned v;
-		if (sscanf(cur + 2 * i, "%2x", &v) != 1 ||
-		    strchr("0123456789abcdef", cur[2 * i]) == NULL ||
-		    strchr("0123456789abcdef", cur[2 * i + 1]) == NULL)
-			return SB_EINVAL;
-		plain[i] = (char)v;
-	}
+	if (sb_hex_decode(cur, n / 2, SB_HEX_LOWER, (uint8_t *)plain) != 0)
+		return SB_EINVAL; /* lowercase only, as msg_cursor_encode writes it */
 	plain[n / 2] = '\0';
 	char *slash = strchr(plain, '/');
 	if (slash == NULL || (size_t)(slash - plain) >= na || strlen(slash + 1) >= nid)

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "sb_err.h"
+#include "sb_util_hex.h"
 
 /* msg_events_hex appends the packed payload as hex (decoded by the SQL) to b's array. */
 static int
@@ -17,12 +18,8 @@ msg_events_hex(struct sb_buf *arr, const ProtobufCMessage *m)
 	char *hex = malloc(n * 2 + 1);
 	int rv = SB_ENOMEM;
 	if (bin != NULL && hex != NULL) {
-		static const char digits[] = "0123456789abcdef";
 		protobuf_c_message_pack(m, bin);
-		for (size_t i = 0; i < n; i++) {
-			hex[2 * i] = digits[bin[i] >> 4];
-			hex[2 * i + 1] = digits[bin[i] & 15];
-		}
+		sb_hex_encode(bin, n, hex);
 		hex[2 * n] = '\0';
 		rv = msg_arr_add(arr, hex);
 	}

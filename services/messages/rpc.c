@@ -6,29 +6,28 @@
 #include "sb_err.h"
 #include "sb_log.h"
 
-#define MSG_RPC(NAME, REQ, RESP, FN)                                                               \
-	{                                                                                          \
-		"messages." NAME, &sb__messages__##REQ##__descriptor,                              \
-		    &sb__messages__##RESP##__descriptor, FN                                        \
-	}
-
+/* Send never blocks (SB_RPC_INLINE): it validates, queues the send on its lane and returns
+ * SB_RPC_DEFER; the committer answers after COMMIT. So it needs no worker thread, no thread
+ * waits, and the gateway can batch it. The others wait on the database in their workers. */
 const struct sb_rpc_method messages_methods[] = {
-	MSG_RPC("CreateConversation", create_conversation_request, conversation,
-	        msg_rpc_create_conversation),
-	MSG_RPC("GetConversation", get_conversation_request, conversation,
-	        msg_rpc_get_conversation),
-	MSG_RPC("ListConversations", list_conversations_request, list_conversations_response,
-	        msg_rpc_list_conversations),
-	MSG_RPC("AddMembers", add_members_request, conversation, msg_rpc_add_members),
-	MSG_RPC("RemoveMember", remove_member_request, conversation, msg_rpc_remove_member),
-	MSG_RPC("Send", send_request, send_response, msg_rpc_send),
-	MSG_RPC("ListMessages", list_messages_request, list_messages_response,
-	        msg_rpc_list_messages),
-	MSG_RPC("MarkRead", mark_read_request, mark_read_response, msg_rpc_mark_read),
-	MSG_RPC("CheckMember", check_member_request, check_member_response, msg_rpc_check_member),
-	MSG_RPC("ListMemberships", list_memberships_request, list_memberships_response,
-	        msg_rpc_list_memberships),
-	{ NULL, NULL, NULL, NULL },
+	SB_RPC_ROW(messages, CreateConversation, create_conversation_request, conversation,
+	           msg_rpc_create_conversation, 0),
+	SB_RPC_ROW(messages, GetConversation, get_conversation_request, conversation,
+	           msg_rpc_get_conversation, 0),
+	SB_RPC_ROW(messages, ListConversations, list_conversations_request,
+	           list_conversations_response, msg_rpc_list_conversations, 0),
+	SB_RPC_ROW(messages, AddMembers, add_members_request, conversation, msg_rpc_add_members, 0),
+	SB_RPC_ROW(messages, RemoveMember, remove_member_request, conversation,
+	           msg_rpc_remove_member, 0),
+	SB_RPC_ROW(messages, Send, send_request, send_response, msg_rpc_send, SB_RPC_INLINE),
+	SB_RPC_ROW(messages, ListMessages, list_messages_request, list_messages_response,
+	           msg_rpc_list_messages, 0),
+	SB_RPC_ROW(messages, MarkRead, mark_read_request, mark_read_response, msg_rpc_mark_read, 0),
+	SB_RPC_ROW(messages, CheckMember, check_member_request, check_member_response,
+	           msg_rpc_check_member, 0),
+	SB_RPC_ROW(messages, ListMemberships, list_memberships_request, list_memberships_response,
+	           msg_rpc_list_memberships, 0),
+	SB_RPC_END,
 };
 
 int

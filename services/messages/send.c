@@ -14,6 +14,7 @@
 #include "sb_err.h"
 #include "sb_log.h"
 #include "sb_metrics.h"
+#include "sb_util_hash.h"
 #include "sb_util_time.h"
 
 /* One committer: its queue, its connection and its thread. Sends are spread over the lanes by
@@ -196,12 +197,10 @@ msg_batcher_stop(struct msg_batcher *b)
 size_t
 msg_lane_of(const char *tenant, const char *conv, size_t n)
 {
-	uint64_t h = 1469598103934665603ULL; /* FNV-1a over tenant, NUL, conversation */
-	for (const char *p = tenant; *p; p++)
-		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-	h *= 1099511628211ULL;
-	for (const char *p = conv; *p; p++)
-		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	/* FNV-1a over tenant, its NUL, conversation. The lane is chosen in this process only
+	 * (nothing stored or sent depends on it), so the hash may change between versions. */
+	uint64_t h = sb_hash_fnv1a64(tenant, strlen(tenant) + 1);
+	h = sb_hash_fnv1a64_more(h, conv, strlen(conv));
 	return (size_t)(h % n);
 }
 

@@ -32,7 +32,7 @@ ntf_id_ok(const char *s)
  * message.delivered, in one pipelined Redis round trip, for every report above the watermark
  * its pair had before (and not the sender's own). Counts moved and unchanged reports in m. */
 static int
-ntf_delivered_batch(struct ntf_worker *w, Sb__Notifier__Delivery **items, size_t n,
+ntf_delivered_batch(struct sb_worker_conns *w, Sb__Notifier__Delivery **items, size_t n,
                     struct sb_metric *m)
 {
 	struct sb_buf a[3] = { SB_BUF_INIT, SB_BUF_INIT, SB_BUF_INIT };
@@ -104,7 +104,7 @@ int
 ntf_rpc_delivered(struct sb_rpc_call *call, const void *req, void *resp)
 {
 	const Sb__Notifier__DeliveredRequest *r = req;
-	struct ntf_worker *w = sb_rpc_call_worker_state(call);
+	struct sb_worker_conns *w = sb_service_worker_conns(call);
 	struct sb_metric *m =
 	    sb_metrics_counter("notifier_delivered_total",
 	                       "Delivery reports, by whether the watermark moved.", "result");

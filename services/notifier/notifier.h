@@ -89,12 +89,6 @@ struct ntf_state {
 	    *m_stage[3]; /* notifier_batch_stage_seconds{stage=decode|enqueue|publish} */
 };
 
-/* Per RPC worker thread. */
-struct ntf_worker {
-	struct sb_pg *pg;
-	struct sb_redis *redis;
-};
-
 /* config.c */
 extern const struct sb_cfg_key notifier_config[];
 extern const struct sb_service_def notifier_service;
@@ -104,13 +98,12 @@ extern const struct sb_rpc_method notifier_methods[];
 /* ntf_open_pg opens a connection with search_path notifier for cfg; *out freed with
  * sb_pg_close. Returns 0 or sb_pg_open's error. */
 int ntf_open_pg(const struct notifier_cfg *cfg, struct sb_pg **out);
+/* ntf_pg_opts: how every connection of the notifier is opened (RPC workers' included). */
+extern const struct sb_pg_opts ntf_pg_opts;
 /* ntf_service_start opens the consumer, the DLQ producer and starts the consumer and webhook
  * threads; ntf_service_stop stops and frees them all. */
 int ntf_service_start(struct sb_service *svc);
 void ntf_service_stop(struct sb_service *svc);
-/* ntf_worker_init/ntf_worker_fini give each RPC worker a database and a Redis connection. */
-int ntf_worker_init(struct sb_service *svc, void **state);
-void ntf_worker_fini(struct sb_service *svc, void *state);
 /* ntf_wake_webhooks tells the webhook workers that deliveries were queued. */
 void ntf_wake_webhooks(struct ntf_state *st);
 

@@ -11,14 +11,16 @@
 #include "sb_log.h"
 #include "sb_metrics.h"
 
+const struct sb_pg_opts ntf_pg_opts = { .connect_timeout_s = 2,
+	                                .backoff_base_ms = 100,
+	                                .backoff_max_ms = 2000,
+	                                .options =
+	                                    "-c statement_timeout=10000 -c search_path=notifier" };
+
 int
 ntf_open_pg(const struct notifier_cfg *cfg, struct sb_pg **out)
 {
-	struct sb_pg_opts o = { .connect_timeout_s = 2,
-		                .backoff_base_ms = 100,
-		                .backoff_max_ms = 2000,
-		                .options = "-c statement_timeout=10000 -c search_path=notifier" };
-	return sb_pg_open_opts(cfg->common.database_url, ntf_stmts, &o, out);
+	return sb_pg_open_opts(cfg->common.database_url, ntf_stmts, &ntf_pg_opts, out);
 }
 
 void
@@ -182,34 +184,4 @@ ntf_service_stop(struct sb_service *svc)
 	sb_metrics_gauge_fn_remove("notifier_consumer_lag_messages");
 	ntf_state_free(st);
 	sb_service_set_state(svc, NULL);
-}
-
-int
-ntf_worker_init(struct sb_service *svc, void **state)
-{
-	const struct notifier_cfg *cfg = sb_service_config(svc);
-	struct ntf_worker *w = calloc(1, sizeof(*w));
-	int rv;
-	if (w == NULL)
-		return SB_ENOMEM;
-	if ((rv = ntf_open_pg(cfg, &w->pg)) != 0 ||
-	    (rv = sb_redis_open(cfg->common.redis_url, &w->redis)) != 0) {
-		sb_pg_close(w->pg);
-		free(w);
-		return rv;
-	}
-	*state = w;
-	return 0;
-}
-
-void
-ntf_worker_fini(struct sb_service *svc, void *state)
-{
-	struct ntf_worker *w = state;
-	(void)svc;
-	if (w == NULL)
-		return;
-	sb_pg_close(w->pg);
-	sb_redis_close(w->redis);
-	free(w);
 }

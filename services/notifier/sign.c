@@ -1,5 +1,6 @@
 /* sign.c: the webhook signature, v1=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>. */
 #include "notifier.h"
+#include "sb_util_hex.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -33,8 +34,8 @@ ntf_sign(const char *secret, int64_t ts, const char *body, size_t blen, char *ou
 		goto done;
 	mlen = (unsigned int)outl;
 	memcpy(out, "v1=", 3);
-	for (unsigned int i = 0; i < mlen; i++)
-		snprintf(out + 3 + 2 * i, 3, "%02x", mac[i]);
+	sb_hex_encode(mac, mlen, out + 3);
+	out[3 + 2 * mlen] = '\0';
 	rv = 0;
 done:
 	explicit_bzero(mac, sizeof(mac));

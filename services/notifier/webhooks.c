@@ -2,6 +2,7 @@
  * (the principal's tenant_id). The secret is given by the client or generated, and returned
  * only in the answer to CreateWebhook. */
 #include "notifier.h"
+#include "sb_util_hex.h"
 
 #include <netdb.h>
 #include <stdio.h>
@@ -30,7 +31,7 @@ ntf_tenant(struct sb_rpc_call *call)
 }
 
 static int
-ntf_store_error(struct sb_rpc_call *call, struct ntf_worker *w, int rv)
+ntf_store_error(struct sb_rpc_call *call, struct sb_worker_conns *w, int rv)
 {
 	if (rv == SB_EUNAVAIL || rv == SB_ETIMEDOUT) {
 		sb_rpc_call_retry_after(call, 1000);
@@ -70,7 +71,7 @@ ntf_rpc_create_webhook(struct sb_rpc_call *call, const void *req, void *resp)
 {
 	const Sb__Notifier__CreateWebhookRequest *r = req;
 	Sb__Notifier__Webhook *out = resp;
-	struct ntf_worker *w = sb_rpc_call_worker_state(call);
+	struct sb_worker_conns *w = sb_service_worker_conns(call);
 	const struct ntf_state *st = sb_service_state(sb_service_from_call(call));
 	const char *tenant = ntf_tenant(call);
 	struct ntf_url u;
@@ -104,8 +105,8 @@ ntf_rpc_create_webhook(struct sb_rpc_call *call, const void *req, void *resp)
 		unsigned char raw[32];
 		if (sb_rand_bytes(raw, sizeof(raw)) != 0)
 			return sb_rpc_call_error(call, SB__RPC__CODE__INTERNAL, "no randomness");
-		for (size_t i = 0; i < sizeof(raw); i++)
-			snprintf(secret + 2 * i, 3, "%02x", raw[i]);
+		sb_hex_encode(raw, sizeof(raw), secret);
+		secret[2 * sizeof(raw)] = '\0';
 		explicit_bzero(raw, sizeof(raw));
 	} else {
 		memcpy(secret, r->secret, sl + 1);
@@ -167,7 +168,7 @@ int
 ntf_rpc_list_webhooks(struct sb_rpc_call *call, const void *req, void *resp)
 {
 	Sb__Notifier__ListWebhooksResponse *out = resp;
-	struct ntf_worker *w = sb_rpc_call_worker_state(call);
+	struct sb_worker_conns *w = sb_service_worker_conns(call);
 	const char *tenant = ntf_tenant(call);
 	PGresult *res = NULL;
 	int rv;
@@ -206,7 +207,7 @@ int
 ntf_rpc_delete_webhook(struct sb_rpc_call *call, const void *req, void *resp)
 {
 	const Sb__Notifier__DeleteWebhookRequest *r = req;
-	struct ntf_worker *w = sb_rpc_call_worker_state(call);
+	struct sb_worker_conns *w = sb_service_worker_conns(call);
 	const char *tenant = ntf_tenant(call);
 	struct sb_uuid u;
 	PGresult *res = NULL;

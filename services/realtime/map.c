@@ -6,14 +6,13 @@
 #include <string.h>
 
 #include "sb_err.h"
+#include "sb_util_hash.h"
 
+/* In-process buckets only: nothing outside this process sees the hash values. */
 static size_t
 rt_map_hash(const char *s)
 {
-	size_t h = 1469598103934665603ull;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ull;
-	return h;
+	return (size_t)sb_hash_fnv1a64_str(s);
 }
 
 void *

@@ -68,20 +68,17 @@ fz_defer(struct sb_rpc_call *call, const void *req, void *resp)
 
 #define FZ_RAW &sb__rpc__raw_json__descriptor
 static const struct sb_rpc_method fz_methods[] = {
-	{ "fz.Echo", FZ_RAW, FZ_RAW, fz_echo },
-	{ "fz.Defer", FZ_RAW, FZ_RAW, fz_defer },
-	{ "fz.Slow", FZ_RAW, FZ_RAW, fz_echo },
-	{ NULL, NULL, NULL, NULL },
+	{ "fz.Echo", FZ_RAW, FZ_RAW, fz_echo, SB_RPC_INLINE },
+	{ "fz.Defer", FZ_RAW, FZ_RAW, fz_defer, SB_RPC_INLINE },
+	{ "fz.Slow", FZ_RAW, FZ_RAW, fz_echo, 0 },
+	{ NULL, NULL, NULL, NULL, 0 },
 };
-static const char *const fz_inline[] = { "fz.Echo", "fz.Defer", NULL };
 static const char *const fz_batched[] = { "fz.Batched", NULL };
 
 static void
 fz_init(void)
 {
-	struct sb_rpc_server_opts o = {
-		.url = FZ_SRV_URL, .workers = 1, .methods = fz_methods, .inline_methods = fz_inline
-	};
+	struct sb_rpc_server_opts o = { .url = FZ_SRV_URL, .workers = 1, .methods = fz_methods };
 	sb_log_init("sb_rpc_fuzz", SB_LOG_ERROR);
 	CHECK(sb_rpc_server_start(&o, &fz.srv) == 0);
 	CHECK(nng_req0_open(&fz.req) == 0 && nng_dial(fz.req, FZ_SRV_URL, NULL, 0) == 0);
