@@ -61,3 +61,21 @@ done
 # (tools/kafka/pom.xml; SB_CACHE_DIR, by default ~/.cache/switchboard). A stamp check when present.
 . "$here/tools/kafka/kafka.sh"
 sb_kafka_fetch
+
+# schemathesis (PyPI), which tests/integration/apidocs_schemathesis_test.sh runs against the
+# gateway with docs/api/openapi.yaml: a virtualenv in the cache outside the repository
+# (SB_CACHE_DIR, by default ~/.cache/switchboard), made again only when its stamp names another
+# version.
+sb_st_version=4.32.0
+sb_st_venv=${SB_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/switchboard}/venv-schemathesis
+if [ "$(cat "$sb_st_venv/.sb-stamp" 2>/dev/null)" != "$sb_st_version" ]; then
+	echo "install-deps: schemathesis $sb_st_version into $sb_st_venv"
+	if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+		[ "$(id -u)" = 0 ] || { echo "install-deps: python3-venv missing and not root" >&2; exit 1; }
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+	fi
+	rm -rf "$sb_st_venv"
+	python3 -m venv "$sb_st_venv"
+	"$sb_st_venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$sb_st_version"
+	echo "$sb_st_version" >"$sb_st_venv/.sb-stamp"
+fi
