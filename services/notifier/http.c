@@ -4,6 +4,7 @@
  * that a name that resolves (or re-resolves: DNS rebinding) to a private address is refused. */
 #include "notifier.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +22,39 @@
 #include "sb_util_time.h"
 
 #define NTF_STATUS_MAX 4096 /* bytes read looking for the status line */
+
+/* ntf_host_ok tells whether host is an IPv6 address (bracketed in the URL: v6) or a DNS name or
+ * IPv4 address: labels of letters, digits and '-' (not first or last), 1-63 characters each,
+ * separated by single dots (one may end the name), 253 at most in all. Anything else (percent
+ * escapes, '_', '|', empty labels) could never be resolved and is refused when the webhook is
+ * created. */
+static bool
+ntf_host_ok(const char *host, bool v6)
+{
+	if (v6) {
+		struct in6_addr a;
+		return inet_pton(AF_INET6, host, &a) == 1;
+	}
+	size_t len = strlen(host), label = 0;
+	if (len == 0 || len > 253)
+		return false;
+	for (size_t i = 0; i <= len; i++) {
+		char c = host[i];
+		if (c == '.' || c == '\0') {
+			if (c == '\0' && label == 0 && i > 1 && host[i - 1] == '.' &&
+			    host[i - 2] != '.')
+				break; /* a fully qualified name may end with a dot */
+			if (label == 0 || label > 63 || host[i - 1] == '-')
+				return false;
+			label = 0;
+			continue;
+		}
+		if (!isalnum((unsigned char)c) && !(c == '-' && label > 0))
+			return false;
+		label++;
+	}
+	return true;
+}
 
 int
 ntf_url_parse(const char *url, struct ntf_url *out, char *err, size_t n)
@@ -60,6 +94,9 @@ ntf_url_parse(const char *url, struct ntf_url *out, char *err, size_t n)
 	if (he == hs || (size_t)(he - hs) >= sizeof(out->host))
 		return snprintf(err, n, "bad host"), SB_EINVAL;
 	memcpy(out->host, hs, (size_t)(he - hs));
+	out->host[he - hs] = '\0';
+	if (!ntf_host_ok(out->host, hs > url + 7))
+		return snprintf(err, n, "bad host: not a DNS name or an IP address"), SB_EINVAL;
 	if (ps != NULL) {
 		size_t pl = (size_t)(pe - ps);
 		long port = 0;

@@ -32,6 +32,12 @@ test_url_parse(void **state)
 	assert_string_equal(u.path, "/a?b=c");
 	assert_int_equal(ntf_url_parse("HTTP://h:1?q", &u, err, sizeof(err)), 0);
 	assert_string_equal(u.path, "/?q");
+	const char *good[] = { "http://a-b.example:8080/x", "http://127.0.0.1:9/",
+		               "http://example.com./x", "http://[2001:db8::1]/",
+		               "http://xn--bcher-kva.example/" };
+	for (size_t i = 0; i < sizeof(good) / sizeof(*good); i++)
+		if (ntf_url_parse(good[i], &u, err, sizeof(err)) != 0)
+			fail_msg("refused %s: %s", good[i], err);
 	const char *bad[] = { "",
 		              "https://h/",
 		              "ftp://h/",
@@ -44,7 +50,15 @@ test_url_parse(void **state)
 		              "http://h/#f",
 		              "http://h/ x",
 		              "http://[::1/",
-		              "http://[::1]x/" };
+		              "http://[::1]x/",
+		              "http://[Z|J]/x",
+		              "http://ho%st/",
+		              "http://-a.example/",
+		              "http://a-.example/",
+		              "http://a..example/",
+		              "http://a_b.example/",
+		              "http://.example/",
+		              "http://x|y/" };
 	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
 		if (ntf_url_parse(bad[i], &u, err, sizeof(err)) != SB_EINVAL)
 			fail_msg("accepted %s", bad[i]);
