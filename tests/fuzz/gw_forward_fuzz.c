@@ -149,15 +149,18 @@ fz_form(json_t *want, const ProtobufCMessageDescriptor *d, const char *s, size_t
 				v = FZ_UNSURE;
 				break;
 			}
-			/* A field's value is set as a JSON string: when it is not UTF-8, the
-			 * documentation does not say what happens. Other names are skipped. */
+			/* As documented: a pair naming one of d's fields sets it as a JSON
+			 * string, and a value that is not UTF-8 refuses the whole input; a pair
+			 * naming no field of d is ignored by the parser, so the model ignores
+			 * it too. */
 			bool field =
 			    protobuf_c_message_descriptor_get_field_by_name(d, name) != NULL;
 			if (field && (overwrite || json_object_get(want, name) == NULL)) {
-				if (fz_utf8(value, (size_t)vl))
-					json_object_set_new(want, name, json_string(value));
-				else
-					v = FZ_UNSURE;
+				if (!fz_utf8(value, (size_t)vl)) {
+					v = FZ_REFUSE;
+					break;
+				}
+				json_object_set_new(want, name, json_string(value));
 			}
 		}
 		i = j + 1;
