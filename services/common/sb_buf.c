@@ -68,15 +68,14 @@ sb_buf_printf(struct sb_buf *b, const char *fmt, ...)
 	return rv;
 }
 
-/* sb_buf_utf8_len returns the length (2-4) of the valid UTF-8 sequence at p (n bytes left,
- * p[0] >= 0x80), or 0 when the bytes there are not one: a stray continuation byte, an overlong
- * form, a surrogate, a code point above U+10FFFF, or a sequence cut short. */
-static size_t
-sb_buf_utf8_len(const unsigned char *p, size_t n)
+size_t
+sb_utf8_seq(const unsigned char *p, size_t n)
 {
 	unsigned c = p[0];
 	size_t len;
 	uint32_t cp, min;
+	if (c < 0x80)
+		return 1;
 	if (c >= 0xc2 && c <= 0xdf)
 		len = 2, cp = c & 0x1f, min = 0x80;
 	else if (c >= 0xe0 && c <= 0xef)
@@ -100,9 +99,15 @@ sb_buf_utf8_len(const unsigned char *p, size_t n)
 int
 sb_buf_json_str(struct sb_buf *b, const char *s)
 {
+	return sb_buf_json_strn(b, s, strlen(s));
+}
+
+int
+sb_buf_json_strn(struct sb_buf *b, const char *s, size_t n)
+{
 	static const char hex[] = "0123456789abcdef";
 	const unsigned char *p = (const unsigned char *)s;
-	size_t n = strlen(s), run = 0; /* p[run..i) is copied verbatim when the run ends */
+	size_t run = 0; /* p[run..i) is copied verbatim when the run ends */
 	int rc = sb_buf_reserve(b, n + 2);
 	if (rc == 0)
 		rc = sb_buf_append(b, "\"", 1);
@@ -111,7 +116,7 @@ sb_buf_json_str(struct sb_buf *b, const char *s)
 		const char *esc;
 		char u[7];
 		if (c >= 0x80) {
-			size_t len = sb_buf_utf8_len(p + i, n - i);
+			size_t len = sb_utf8_seq(p + i, n - i);
 			if (len != 0) {
 				i += len;
 				continue;

@@ -282,7 +282,7 @@ sb_json_dec_value(struct sb_json_dec *d, const ProtobufCFieldDescriptor *f, cons
 			return;
 		}
 		for (size_t i = 0, k; i < n; i += k) {
-			if ((k = sb__json_utf8_seq((const unsigned char *)s + i, n - i)) == 0) {
+			if ((k = sb_utf8_seq((const unsigned char *)s + i, n - i)) == 0) {
 				SB_JSON_BAD(d, "invalid UTF-8");
 				return;
 			}

@@ -17,52 +17,7 @@
 static int
 sb_json_enc_str(struct sb_buf *b, const char *s, size_t n)
 {
-	static const char hex[] = "0123456789abcdef";
-	if (sb_buf_reserve(b, n + 2) != 0)
-		return SB_ENOMEM;
-	const unsigned char *p = (const unsigned char *)s;
-	size_t run = 0; /* start of bytes copied verbatim */
-	int rc = sb_buf_append(b, "\"", 1);
-	for (size_t i = 0; i < n && rc == 0;) {
-		unsigned c = p[i];
-		size_t k = 1;
-		const char *esc = NULL;
-		char u[7];
-		if (c >= 0x80) {
-			k = sb__json_utf8_seq(p + i, n - i);
-			if (k != 0) {
-				i += k;
-				continue;
-			}
-			k = 1;
-			esc = "\xef\xbf\xbd";
-		} else if (c == '"') {
-			esc = "\\\"";
-		} else if (c == '\\') {
-			esc = "\\\\";
-		} else if (c == '\n') {
-			esc = "\\n";
-		} else if (c < 0x20) {
-			memcpy(u, "\\u00", 4);
-			u[4] = hex[c >> 4];
-			u[5] = hex[c & 15];
-			u[6] = '\0';
-			esc = u;
-		} else {
-			i++;
-			continue;
-		}
-		rc = sb_buf_append(b, p + run, i - run);
-		if (rc == 0)
-			rc = sb_buf_puts(b, esc);
-		i += k;
-		run = i;
-	}
-	if (rc == 0)
-		rc = sb_buf_append(b, p + run, n - run);
-	if (rc == 0)
-		rc = sb_buf_append(b, "\"", 1);
-	return rc;
+	return sb_buf_json_strn(b, s, n);
 }
 
 static int

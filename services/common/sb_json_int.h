@@ -14,9 +14,6 @@ void sb__json_err_reset(struct sb_json_errors *e);
  * when e is full. */
 void sb__json_err_add(struct sb_json_errors *e, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* sb__json_utf8_seq returns the length (1-4) of the valid UTF-8 sequence at p (n bytes left),
- * or 0 if the bytes there are not valid UTF-8 (overlong, surrogate, truncated, > U+10FFFF). */
-size_t sb__json_utf8_seq(const unsigned char *p, size_t n);
 /* sb__json_b64_decode decodes standard or URL-safe base64 of n chars, padding optional, into a
  * new malloc'd buffer *out (NULL when empty) of *outlen bytes. Returns 0, SB_EINVAL or
  * SB_ENOMEM; *out is only set on success. */

@@ -64,7 +64,7 @@ sb_json_scan_run(struct sb_json_scan *s, const char *buf, size_t stop,
 			return SB_EINVAL;
 		}
 		if (c >= 0x80) {
-			size_t k = sb__json_utf8_seq(p + i, stop - i);
+			size_t k = sb_utf8_seq(p + i, stop - i);
 			if (k == 0) {
 				snprintf(s->reason, sizeof(s->reason),
 				         "invalid UTF-8 at offset %zu", i);
