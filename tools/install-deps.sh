@@ -79,3 +79,30 @@ if [ "$(cat "$sb_st_venv/.sb-stamp" 2>/dev/null)" != "$sb_st_version" ]; then
 	"$sb_st_venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$sb_st_version"
 	echo "$sb_st_version" >"$sb_st_venv/.sb-stamp"
 fi
+
+# Drop-ins: each tools/deps.d/*.sh (one per subsystem: a service's test peers, a deployment
+# tool) installs what only it needs, into the same cache, idempotently and quickly when present.
+# They may call sb_apt_ensure PKG... for Debian packages.
+sb_apt_ensure() {
+	local p st miss=()
+	for p in "$@"; do
+		st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+		[ "$st" = "install ok installed" ] || miss+=("$p")
+	done
+	[ ${#miss[@]} -eq 0 ] && return 0
+	[ "$(id -u)" = 0 ] || { echo "install-deps: missing packages (${miss[*]}) and not root" >&2; return 1; }
+	echo "install-deps: installing ${miss[*]}"
+	printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+	chmod +x /usr/sbin/policy-rc.d
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${miss[@]}" >/dev/null ||
+		{ DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${miss[@]}" >/dev/null; }
+	local rc=$?
+	rm -f /usr/sbin/policy-rc.d
+	return $rc
+}
+for f in "$here"/tools/deps.d/*.sh; do
+	[ -f "$f" ] || continue
+	# shellcheck source=/dev/null
+	. "$f"
+done

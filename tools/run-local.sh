@@ -65,6 +65,10 @@ services=(
 	"realtime 9106 7106 8081"
 	"notifier 9107 7107 -"
 	"gc       9108 7108 -"
+	"ingest   9109 7109 -"
+	"pubsub   9110 7110 -"
+	"cdcsink  9111 7111 -"
+	"registry 9112 7112 -"
 )
 
 # svc_field NAME INDEX: one column of NAME's row (1 ops, 2 rpc, 3 http), offset applied.
@@ -230,6 +234,8 @@ started=()
 for row in "${services[@]}"; do
 	read -r name _ <<<"$row"
 	bin=$build/bin/sb-$name
+	# A row for a service whose directory does not exist yet (in this checkout) is not an error.
+	[ -d "$here/../services/$name" ] || continue
 	if [ ! -x "$bin" ]; then
 		warn "$bin not built: skipping $name"
 		continue

@@ -20,7 +20,12 @@ struct auth_seed_role {
 };
 
 static const struct auth_seed_role auth_seed_roles[] = {
-	{ "admin", AUTH_SCOPE_ISSUE " " AUTH_SCOPE_ADMIN " messages:read messages:write", false },
+	/* admin holds every scope of the platform's services (docs/api/openapi.yaml lists them) */
+	{ "admin",
+	  AUTH_SCOPE_ISSUE " " AUTH_SCOPE_ADMIN " messages:read messages:write files:read files:write"
+	                   " ingest:write pubsub:produce pubsub:consume pubsub:admin registry:read"
+	                   " registry:write registry:admin cdc:admin",
+	  false },
 	{ "alice", "messages:read messages:write files:read files:write", true },
 	{ "bob", "messages:read messages:write files:read files:write", true },
 	{ NULL, NULL, false },
