@@ -683,6 +683,34 @@ sb_rpc_client_batch(struct sb_rpc_client *cli, const char *const *methods, int m
 	return 0;
 }
 
+/* A traced call: its client span, ended when the answer (or the failure) comes, and the
+ * caller's callback. Only while spans are exported (sb_span_exporting). */
+struct sb_rpc_traced {
+	struct sb_span span;
+	sb_rpc_done_fn cb;
+	void *arg;
+};
+
+static void
+sb_rpc_traced_end(struct sb_rpc_traced *t, int code, const char *message)
+{
+	sb_span_attr(&t->span, "rpc.code", sb_rpc_code_name(code));
+	if (code != SB__RPC__CODE__OK)
+		sb_span_fail(&t->span, message && message[0] ? message : sb_rpc_code_name(code));
+	sb_span_end(&t->span);
+}
+
+static void
+sb_rpc_traced_done(struct sb_rpc_result *res, void *arg)
+{
+	struct sb_rpc_traced *t = arg;
+	sb_rpc_done_fn cb = t->cb;
+	void *cb_arg = t->arg;
+	sb_rpc_traced_end(t, res->code, res->message);
+	free(t);
+	cb(res, cb_arg);
+}
+
 int
 sb_rpc_call_async(struct sb_rpc_client *cli, const char *method, const ProtobufCMessage *req,
                   const ProtobufCMessageDescriptor *resp_desc, const struct sb_rpc_meta *meta,
@@ -696,11 +724,35 @@ sb_rpc_call_async(struct sb_rpc_client *cli, const char *method, const ProtobufC
 	    resp_desc == NULL || cb == NULL || strlen(method) > SB_RPC_METHOD_MAX)
 		return SB_EINVAL;
 	timeout_ms = meta && meta->timeout_ms > 0 ? meta->timeout_ms : SB_RPC_DEFAULT_TIMEOUT_MS;
-	if ((rv = sb_rpc_client_pack(method, req, meta, timeout_ms, &m)) != 0)
-		return rv == SB_ERANGE ? SB_EINVAL : rv;
-	if (sb_rpc_client_batched(cli, method) && nng_msg_len(m) <= SB_RPC_BATCH_MAX_BYTES)
-		return sb_rpc_batch_submit(cli, method, m, resp_desc, cb, arg, timeout_ms);
-	return sb_rpc_client_send(cli, method, m, resp_desc, cb, arg, timeout_ms, NULL);
+	/* A call made inside a trace gets a client span; the server's span is its child. */
+	struct sb_rpc_traced *t = NULL;
+	struct sb_rpc_meta traced_meta;
+	char tp[SB_TRACEPARENT_LEN + 1];
+	if (meta != NULL && meta->traceparent != NULL && meta->traceparent[0] != '\0' &&
+	    sb_span_exporting() && (t = malloc(sizeof(*t))) != NULL) {
+		sb_span_start_tp(&t->span, method, SB_SPAN_CLIENT, meta->traceparent);
+		sb_span_attr(&t->span, "rpc.system", "switchboard-nng");
+		sb_span_traceparent(&t->span, tp);
+		t->cb = cb;
+		t->arg = arg;
+		traced_meta = *meta;
+		traced_meta.traceparent = tp;
+		meta = &traced_meta;
+		cb = sb_rpc_traced_done;
+		arg = t;
+	}
+	if ((rv = sb_rpc_client_pack(method, req, meta, timeout_ms, &m)) != 0) {
+		rv = rv == SB_ERANGE ? SB_EINVAL : rv;
+	} else if (sb_rpc_client_batched(cli, method) && nng_msg_len(m) <= SB_RPC_BATCH_MAX_BYTES) {
+		rv = sb_rpc_batch_submit(cli, method, m, resp_desc, cb, arg, timeout_ms);
+	} else {
+		rv = sb_rpc_client_send(cli, method, m, resp_desc, cb, arg, timeout_ms, NULL);
+	}
+	if (rv != 0 && t != NULL) { /* the call did not leave: no callback will come */
+		sb_rpc_traced_end(t, SB__RPC__CODE__UNAVAILABLE, sb_strerror(rv));
+		free(t);
+	}
+	return rv;
 }
 
 struct sb_rpc_waiter {
