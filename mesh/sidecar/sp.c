@@ -211,7 +211,8 @@ mesh_response_code(const uint8_t *resp, size_t n, uint32_t *code)
 	struct mesh_pb_want w[1] = { { .field = 1, .type = 0 } };
 	if (mesh_pb_scan(resp, n, w, 1) != 0)
 		return -1;
-	*code = w[0].found ? (w[0].varint > 0xffffffffu ? 0xffffffffu : (uint32_t)w[0].varint) : 0;
+	/* An enum is an int32 on the wire: its low 32 bits, as every protobuf parser reads it. */
+	*code = w[0].found ? (uint32_t)w[0].varint : 0;
 	return 0;
 }
 
