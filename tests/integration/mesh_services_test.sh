@@ -15,7 +15,11 @@ root=${SB_SOURCE_ROOT:?}
 . "$root/tests/lib/services.sh"
 MESH_LOGS=$SB_TEST_TMP/logs
 . "$root/tests/lib/mesh.sh"
-trap 'mesh_stop_all; sb_svc_stop_all' EXIT
+stop_everything() {
+	mesh_stop_all
+	sb_svc_stop_all
+}
+trap stop_everything EXIT
 fail() {
 	echo "FAIL: $*"
 	for f in "$MESH_LOGS"/*.log; do echo "--- $f"; tail -n 6 "$f"; done
@@ -44,6 +48,7 @@ mesh_sidecar gateway gateway "$certs" SB_MESH_EJECT_BASE_MS=200 SB_MESH_EJECT_MA
 sb_svc_start gateway SB_AUTH_RPC_URL="tcp://127.0.0.1:${OUT[auth]}" \
 	SB_MESSAGES_RPC_URL="tcp://127.0.0.1:${OUT[messages]}" SB_RPC_TIMEOUT_MS=1000 \
 	SB_RATE_LIMIT_PER_MIN=100000
+trap stop_everything EXIT # sb_svc_start set its own
 sb_svc_wait_ready auth messages || fail "services"
 mesh_wait_ready auth messages gateway || fail "sidecars"
 sb_svc_wait_ready gateway || fail "gateway (through its sidecar)"

@@ -106,7 +106,8 @@ echo "ok: 20 calls through two sidecars, counted on both"
 
 # 2. Refusals at the handshake and by identity, each counted once.
 tls_try() { # tls_try [openssl s_client args]: what the client printed
-	printf '\0SP\0\0\x30\0\0' | timeout 5 openssl s_client -connect "$nsip:$in_port" -tls1_3 \
+	# -ign_eof: s_client waits for the server's answer instead of quitting at the end of stdin
+	printf '\0SP\0\0\x30\0\0' | timeout 5 openssl s_client -ign_eof -connect "$nsip:$in_port" -tls1_3 \
 		-CAfile "$certs/ca.pem" -quiet "$@" 2>&1
 }
 deny() { mesh_metric_ns callee "inbound_tcp_authz_deny_total{reason=\"$1\"}"; }
@@ -136,9 +137,9 @@ echo "ok: gateway may call auth.Token but not auth.AdminRevokeAll (refused, coun
 
 # 4. Bytes that are not SP, and an SP frame longer than allowed: connection closed, sidecar fine.
 before=$(mesh_metric_ns callee 'mesh_frames_malformed_total{direction="inbound"}')
-printf 'GET / HTTP/1.1\r\n\r\n' | timeout 5 openssl s_client -connect "$nsip:$in_port" -tls1_3 \
+printf 'GET / HTTP/1.1\r\n\r\n' | timeout 5 openssl s_client -ign_eof -connect "$nsip:$in_port" -tls1_3 \
 	-CAfile "$certs/ca.pem" -cert "$certs/gateway.pem" -key "$certs/gateway.key" -quiet >/dev/null 2>&1
-printf '\0SP\0\0\x30\0\0\xff\xff\xff\xff\xff\xff\xff\xff' | timeout 5 openssl s_client \
+printf '\0SP\0\0\x30\0\0\xff\xff\xff\xff\xff\xff\xff\xff' | timeout 5 openssl s_client -ign_eof \
 	-connect "$nsip:$in_port" -tls1_3 -CAfile "$certs/ca.pem" -cert "$certs/gateway.pem" \
 	-key "$certs/gateway.key" -quiet >/dev/null 2>&1
 v=$(mesh_metric_ns callee 'mesh_frames_malformed_total{direction="inbound"}')
