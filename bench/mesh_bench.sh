@@ -17,8 +17,9 @@
 #
 # Two loads per path, ROUNDS (3) rounds, paths alternating inside a round so that noise from
 # the other users of the machine falls on all alike; the median round is reported:
-#   fixed      RATE (10000) RPC/s open loop for SECONDS (3): p50 and p99 latency, completed/s
-#   saturated  as fast as 64 outstanding calls go for SECONDS: throughput
+#   fixed      RATE (10000) RPC/s open loop for MESH_BENCH_SECONDS (3): p50 and p99 latency,
+#              completed/s
+#   saturated  as fast as 64 outstanding calls go for as long: throughput
 # Added latency is the path's p50/p99 minus direct's in the same round.
 # Targets: sidecar adds p50 < 0.5 ms and p99 < 2 ms at RATE, its saturated throughput is at
 # least HAProxy's, and each sidecar's peak RSS is under 10 MB. Exit 1 on a miss, 2 when a path
@@ -29,7 +30,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 export SB_SOURCE_ROOT=$root SB_BUILD_ROOT=$build
 . "$root/tools/stack.sh"
 RATE=${RATE:-10000}
-SECONDS_EACH=${SECONDS:-3}
+SECONDS_EACH=${MESH_BENCH_SECONDS:-3}
 ROUNDS=${ROUNDS:-3}
 tmp=$(mktemp -d /tmp/mesh-bench.XXXXXX)
 MESH_LOGS=$tmp/logs
@@ -148,15 +149,21 @@ for p in "${paths[@]}"; do
 	[ "$r" = "20 OK" ] || die "path $p does not carry RPC: $r ($(tail -3 "$tmp"/logs/*"${p}"* 2>/dev/null))"
 done
 
-load() { # load PATH RATE CONC -> "p50 p99 rps"
-	"$build/bin/mesh-rpc" load "tcp://127.0.0.1:${URL[$1]}" bench.Echo "$2" "$SECONDS_EACH" "$3" |
-		sed -E 's/.* errors=([0-9]+) .*rps=([0-9.]+) p50_ms=([0-9.]+) p99_ms=([0-9.]+)/\3 \4 \2 \1/'
+load() { # load PATH RATE CONC -> "p50 p99 rps errors"; dies when the load did not run
+	local line
+	line=$("$build/bin/mesh-rpc" load "tcp://127.0.0.1:${URL[$1]}" bench.Echo "$2" "$SECONDS_EACH" "$3")
+	[[ $line =~ ok=([0-9]+)\ errors=([0-9]+)\ .*rps=([0-9.]+)\ p50_ms=([0-9.]+)\ p99_ms=([0-9.]+) ]] ||
+		die "path $1: unexpected load output: $line"
+	[ "${BASH_REMATCH[1]}" -gt 0 ] || die "path $1: no call completed: $line"
+	echo "${BASH_REMATCH[4]} ${BASH_REMATCH[5]} ${BASH_REMATCH[3]} ${BASH_REMATCH[2]}"
 }
 declare -A P50 P99 RPS MAXRPS
 for round in $(seq 1 "$ROUNDS"); do
 	for p in "${paths[@]}"; do
-		read -r p50 p99 rps errs < <(load "$p" "$RATE" 256)
-		read -r _ _ max _ < <(load "$p" 1000000 64)
+		fixed=$(load "$p" "$RATE" 256) || exit 2
+		sat=$(load "$p" 1000000 64) || exit 2
+		read -r p50 p99 rps errs <<<"$fixed"
+		read -r _ _ max _ <<<"$sat"
 		P50[$p]+="$p50 "
 		P99[$p]+="$p99 "
 		RPS[$p]+="$rps "

@@ -19,7 +19,8 @@ static const double duration_ms_buckets[] = { 1,     10,     100,     1000,    1
 
 /* The method series cache: open addressing over (direction, method). Loop thread only. */
 struct method_slot {
-	char *key; /* "<dir>\t<method>" */
+	int dir;
+	char *name; /* NULL: free */
 	struct mesh_method_stats st;
 };
 static struct method_slot method_tab[2 * MESH_METHODS_MAX * 2];
@@ -90,9 +91,9 @@ mesh_metrics_init(struct mesh_metrics *m)
 }
 
 static uint64_t
-method_hash(const char *s)
+method_hash(int dir, const char *s)
 {
-	uint64_t h = 1469598103934665603ULL;
+	uint64_t h = 1469598103934665603ULL ^ (uint64_t)dir;
 	for (; *s; s++)
 		h = (h ^ (uint8_t)*s) * 1099511628211ULL;
 	return h;
@@ -101,18 +102,16 @@ method_hash(const char *s)
 const struct mesh_method_stats *
 mesh_metrics_method(struct mesh_metrics *m, int dir, const char *method)
 {
-	char key[MESH_METHOD_MAX + 4];
+	const size_t cap = sizeof method_tab / sizeof method_tab[0];
 	const char *name = method;
 	for (int pass = 0; pass < 2; pass++) {
-		snprintf(key, sizeof key, "%d\t%s", dir, name);
-		size_t cap = sizeof method_tab / sizeof method_tab[0];
-		size_t i = method_hash(key) % cap;
+		size_t i = method_hash(dir, name) % cap;
 		for (;; i = (i + 1) % cap) {
 			struct method_slot *s = &method_tab[i];
-			if (s->key && strcmp(s->key, key) == 0)
-				return &s->st;
-			if (s->key == NULL)
+			if (s->name == NULL)
 				break;
+			if (s->dir == dir && strcmp(s->name, name) == 0)
+				return &s->st;
 		}
 		/* i is a free slot. Past the cap, every new name is "other" (one more slot). */
 		if (method_count[dir] >= MESH_METHODS_MAX && strcmp(name, "other") != 0) {
@@ -120,10 +119,11 @@ mesh_metrics_method(struct mesh_metrics *m, int dir, const char *method)
 			continue;
 		}
 		struct method_slot *s = &method_tab[i];
-		if ((s->key = strdup(key)) == NULL)
+		if ((s->name = strdup(name)) == NULL)
 			return NULL;
+		s->dir = dir;
 		method_count[dir]++;
-		s->st.label = strchr(s->key, '\t') + 1;
+		s->st.label = s->name;
 		s->st.requests = sb_metric_with(m->requests, dir_names[dir], name);
 		s->st.latency_ok = sb_metric_with(m->latency, dir_names[dir], name, "success");
 		s->st.latency_err = sb_metric_with(m->latency, dir_names[dir], name, "failure");

@@ -460,6 +460,14 @@ end_read(struct conn *c, struct end *e, struct end *other)
 				break;
 			}
 			n = (ssize_t)got_n;
+			e->in.len += (size_t)n;
+			sb_series_add(c->m->metrics.dir[c->dir].rd, (double)n);
+			got = true;
+			/* Level-triggered: what the socket still holds is reported again; only
+			 * what OpenSSL has buffered (read-ahead) must be taken now. */
+			if (!SSL_has_pending(e->ssl))
+				break;
+			continue;
 		} else {
 			n = read(e->fd, dst, MESH_READ_CHUNK);
 			if (n == 0) {
@@ -476,6 +484,8 @@ end_read(struct conn *c, struct end *e, struct end *other)
 		e->in.len += (size_t)n;
 		sb_series_add(c->m->metrics.dir[c->dir].rd, (double)n);
 		got = true;
+		if ((size_t)n < MESH_READ_CHUNK)
+			break; /* drained for now; epoll says when there is more */
 	}
 	if (got)
 		c->last_ms = now_ms();
@@ -715,15 +725,27 @@ frames_responses(struct conn *c)
 	}
 }
 
-/* conn_pump moves everything that can move now, then updates both ends' interest. */
+/* end_buffered tells whether OpenSSL holds bytes of e that epoll cannot report. */
+static bool
+end_buffered(const struct end *e)
+{
+	return e->tls && e->ssl && e->ready && SSL_has_pending(e->ssl);
+}
+
+/* conn_pump moves everything that can move now, then updates both ends' interest. rd_down
+ * and rd_up say which ends epoll reported readable; the others are read only when OpenSSL
+ * buffers bytes of theirs. */
 static void
-conn_pump(struct conn *c)
+conn_pump(struct conn *c, bool rd_down, bool rd_up)
 {
 	struct end *d = &c->down, *u = &c->up;
-	for (int round = 0; round < 8 && !c->closed; round++) {
+	for (int round = 0; round < 4 && !c->closed; round++) {
 		bool moved = false;
-		moved |= end_read(c, d, u);
-		moved |= end_read(c, u, d);
+		if (rd_down || end_buffered(d))
+			moved |= end_read(c, d, u);
+		if (rd_up || end_buffered(u))
+			moved |= end_read(c, u, d);
+		rd_down = rd_up = false;
 		/* Requests are cut only once up is usable: our SP header to down goes first. */
 		if (u->ready && d->in.len > 0 && frames_requests(c) != 0)
 			return;
@@ -735,7 +757,7 @@ conn_pump(struct conn *c)
 			conn_close(c, d->failed ? "downstream error" : "upstream error");
 			return;
 		}
-		if (!moved)
+		if (!moved || !(end_buffered(d) || end_buffered(u)))
 			break;
 	}
 	/* One side finished: what it said has been forwarded as far as the socket took it. */
@@ -927,7 +949,8 @@ end_event(struct mesh *m, struct end *e, uint32_t events)
 		conn_close(c, "socket error");
 		return;
 	}
-	conn_pump(c);
+	bool rd = (events & (EPOLLIN | EPOLLHUP | EPOLLRDHUP | EPOLLERR)) != 0;
+	conn_pump(c, e == &c->down ? rd : false, e == &c->up ? rd : false);
 }
 
 static void

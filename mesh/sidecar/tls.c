@@ -64,6 +64,8 @@ tls_ctx_new(struct mesh_tls *t, bool server)
 	                          SSL_MODE_RELEASE_BUFFERS);
 	/* Connections are long-lived nng pipes: no resumption, no tickets to send. */
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	/* Read whole bursts with one read(2) instead of a record header and a body each. */
+	SSL_CTX_set_read_ahead(ctx, 1);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
 	if (server)
 		SSL_CTX_set_num_tickets(ctx, 0);

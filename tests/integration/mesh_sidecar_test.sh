@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# labels: mesh
+# labels: mesh,sanitize
 # The mesh sidecar between two peers in different network namespaces: RPC made with the
 # services' runtime (mesh-rpc, sb_rpc client and server) crosses a caller's sidecar on the host
 # and the callee's sidecar in a namespace of its own, joined by a veth pair, where the callee
