@@ -124,7 +124,7 @@ main(int argc, char **argv)
 		sb_config_free(mesh_cfg_table, &m->cfg);
 		return check_only ? 1 : 2;
 	}
-	int status = 2;
+	int status = check_only ? 1 : 2;
 	if (mesh_policy_parse(m->cfg.allow, &m->policy, err, sizeof err) != 0 ||
 	    mesh_upstreams_parse(&m->cfg, &m->ups, &m->nups, err, sizeof err) != 0 ||
 	    mesh_addr_parse(m->cfg.target, &m->target, &m->target_len) != 0) {
