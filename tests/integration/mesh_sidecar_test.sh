@@ -11,7 +11,8 @@
 # certificate under load keeps the connection (no error, no new connection) and loads the new
 # ones; killing the callee's service makes its sidecar unready; killing the callee's sidecar
 # makes calls fail within their deadline (never hang), ejects it, and calls work again once
-# it is back.
+# it is back; a caller that never starts its handshake and an admitted connection that stays
+# silent are closed after the handshake and idle timeouts.
 set -u
 root=${SB_SOURCE_ROOT:?}
 bin=${SB_BUILD_ROOT:?}/bin
@@ -34,9 +35,11 @@ net=10.$((200 + RANDOM % 50)).$((RANDOM % 250)).$(( (RANDOM % 60) * 4))
 hostip=${net%.*}.$(( ${net##*.} + 1 ))
 nsip=${net%.*}.$(( ${net##*.} + 2 ))
 svc_pid=
+svc2_pid=
 cleanup() {
 	mesh_stop_all
 	[ -n "$svc_pid" ] && kill "$svc_pid" 2>/dev/null
+	[ -n "$svc2_pid" ] && kill "$svc2_pid" 2>/dev/null
 	ip link del "$va" 2>/dev/null
 	ip netns del "$ns" 2>/dev/null
 }
@@ -206,4 +209,32 @@ for _ in $(seq 1 40); do
 done
 [ -n "$ok" ] || fail "calls did not recover after the sidecar came back"
 echo "ok: sidecar back -> calls pass again"
+
+# 8. Timeouts, on a third sidecar (host loopback) with short ones: a caller that never starts
+# its handshake, and an admitted connection that stays silent, are both closed in time.
+t_in=$(sb_free_port)
+t_svc=$(sb_free_port)
+"$bin/mesh-rpc" serve "tcp://127.0.0.1:$t_svc" >/dev/null 2>&1 &
+svc2_pid=$!
+mesh_sidecar short messages "$certs" SB_MESH_INBOUND="127.0.0.1:$t_in" SB_MESH_TARGET="127.0.0.1:$t_svc" \
+	SB_MESH_ALLOW="gateway=messages.*" SB_MESH_HANDSHAKE_TIMEOUT_MS=300 SB_MESH_IDLE_TIMEOUT_MS=600
+mesh_wait_ready short || fail "short-timeout sidecar"
+before=$(mesh_metric short 'inbound_tcp_authz_deny_total{reason="tls_handshake"}')
+t0=$(date +%s%N)
+timeout 5 bash -c "exec 3<>/dev/tcp/127.0.0.1/$t_in; cat <&3 >/dev/null"
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+[ "$ms" -lt 2000 ] || fail "a silent caller was held $ms ms past a 300 ms handshake timeout"
+[ "$(mesh_metric short 'inbound_tcp_authz_deny_total{reason="tls_handshake"}')" = $((before + 1)) ] ||
+	fail "handshake timeout not counted"
+echo "ok: handshake timeout closed a silent caller after $ms ms"
+before=$(mesh_metric short 'tcp_close_total{direction="inbound",errno=""}')
+t0=$(date +%s%N)
+# (stdin from a process substitution: the shell does not wait for its sleep)
+timeout 5 openssl s_client -connect "127.0.0.1:$t_in" -tls1_3 -CAfile "$certs/ca.pem" \
+	-cert "$certs/gateway.pem" -key "$certs/gateway.key" -quiet < <(sleep 5) >/dev/null 2>&1
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+[ "$ms" -lt 3500 ] || fail "an idle admitted connection was held $ms ms past a 600 ms idle timeout"
+[ "$(mesh_metric short 'tcp_close_total{direction="inbound",errno=""}')" -gt "$before" ] ||
+	fail "idle close not counted"
+echo "ok: idle timeout closed a silent admitted connection after $ms ms"
 echo "PASS"
