@@ -15,7 +15,7 @@
 # and keep per-method metrics and the policy check; HAProxy and stunnel only relay bytes, and
 # check a DNS name where the sidecars check the SPIFFE URI SAN.
 #
-# Two loads per path, ROUNDS (3) rounds, paths alternating inside a round so that noise from
+# Two loads per path, ROUNDS (5) rounds, paths alternating inside a round so that noise from
 # the other users of the machine falls on all alike; the median round is reported:
 #   fixed      RATE (10000) RPC/s open loop for MESH_BENCH_SECONDS (3): p50 and p99 latency,
 #              completed/s
@@ -31,7 +31,7 @@ export SB_SOURCE_ROOT=$root SB_BUILD_ROOT=$build
 . "$root/tools/stack.sh"
 RATE=${RATE:-10000}
 SECONDS_EACH=${MESH_BENCH_SECONDS:-3}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 tmp=$(mktemp -d /tmp/mesh-bench.XXXXXX)
 MESH_LOGS=$tmp/logs
 . "$root/tests/lib/mesh.sh"
