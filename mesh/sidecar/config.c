@@ -90,6 +90,9 @@ const struct sb_cfg_key mesh_cfg_table[] = {
 	               "Ceiling of any ejection."),
 	SB_CFG_INT_ROW(C, "SB_MESH_MAX_CONNS", max_conns, "4096", 1, 100000,
 	               "Connections held at once (both directions); more are refused."),
+	SB_CFG_INT_ROW(C, "SB_SHUTDOWN_GRACE_MS", grace_ms, "10000", 0, 600000,
+	               "On SIGTERM, how long requests in flight may take to be answered; "
+	               "connections close as soon as they carry none."),
 	{ NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL },
 };
 // clang-format on

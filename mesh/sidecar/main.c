@@ -43,14 +43,15 @@ main_check_identity(void *arg, char *detail, size_t n)
 	return 0;
 }
 
-/* main_check_loop: /ready fails once the proxy loop has stopped. */
+/* main_check_loop: /ready fails while draining and once the proxy loop has stopped. */
 static int
 main_check_loop(void *arg, char *detail, size_t n)
 {
 	struct mesh *m = arg;
-	snprintf(detail, n, "%d inbound, %d outbound connections", atomic_load(&m->conns[MESH_IN]),
+	snprintf(detail, n, "%s%d inbound, %d outbound connections",
+	         atomic_load(&m->draining) ? "draining: " : "", atomic_load(&m->conns[MESH_IN]),
 	         atomic_load(&m->conns[MESH_OUT]));
-	return atomic_load(&m->running) ? 0 : -1;
+	return atomic_load(&m->running) && !atomic_load(&m->draining) ? 0 : -1;
 }
 
 /* main_check_service: /ready fails while the local service does not accept connections (a

@@ -1059,6 +1059,49 @@ free_dead(void)
 	}
 }
 
+/* drain_start begins a graceful stop: no new connection is accepted (listeners closed,
+ * /ready fails), connections finish the requests they carry. Returns the deadline. */
+static int64_t
+drain_start(struct mesh *m)
+{
+	atomic_store(&m->draining, true);
+	if (sb_shutdown_fd() >= 0) /* readable for good from now on: stop watching it */
+		epoll_ctl(m->epfd, EPOLL_CTL_DEL, sb_shutdown_fd(), NULL);
+	if (m->in_fd >= 0) {
+		close(m->in_fd);
+		m->in_fd = -1;
+	}
+	for (size_t i = 0; i < m->nups; i++) {
+		if (m->out_fds[i] >= 0) {
+			close(m->out_fds[i]);
+			m->out_fds[i] = -1;
+		}
+	}
+	size_t busy = 0;
+	for (struct conn *c = L.conns; c; c = c->next)
+		busy += c->npend;
+	char n[24], r[24];
+	snprintf(n, sizeof n, "%zu", L.nconns);
+	snprintf(r, sizeof r, "%zu", busy);
+	sb_log_kv(SB_LOG_INFO, "draining: finishing requests in flight", "connections", n,
+	          "requests", r, NULL);
+	return now_ms() + m->cfg.grace_ms;
+}
+
+/* drain_step closes every connection with no request in flight and nothing left to write.
+ * Returns true when none is left. */
+static bool
+drain_step(void)
+{
+	for (struct conn *c = L.conns, *next; c; c = next) {
+		next = c->next;
+		if (c->npend == 0 && c->down.out.len == 0 && c->up.out.len == 0)
+			conn_close(c, "drained");
+	}
+	free_dead();
+	return L.conns == NULL;
+}
+
 int
 mesh_proxy_run(struct mesh *m)
 {
@@ -1086,10 +1129,17 @@ mesh_proxy_run(struct mesh *m)
 		epoll_ctl(m->epfd, EPOLL_CTL_ADD, sb_shutdown_fd(), &ev);
 	atomic_store(&m->running, true);
 	int64_t next_tick = now_ms() + MESH_TICK_MS, next_reload = now_ms() + m->cfg.reload_ms;
+	int64_t drain_until = 0;
 	struct epoll_event evs[128];
-	while (!sb_shutdown_requested()) {
+	for (;;) {
+		if (sb_shutdown_requested() && drain_until == 0)
+			drain_until = drain_start(m);
+		if (drain_until && (drain_step() || now_ms() >= drain_until))
+			break;
 		int64_t now = now_ms();
 		int wait = next_tick > now ? (int)(next_tick - now) : 0;
+		if (drain_until && wait > 10)
+			wait = 10;
 		int n = epoll_wait(m->epfd, evs, 128, wait);
 		if (n < 0 && errno != EINTR)
 			break;
@@ -1123,6 +1173,12 @@ mesh_proxy_run(struct mesh *m)
 	}
 	ret = 0;
 	atomic_store(&m->running, false);
+	if (L.nconns > 0) {
+		char n[24];
+		snprintf(n, sizeof n, "%zu", L.nconns);
+		sb_log_kv(SB_LOG_WARN, "grace period over: closing connections still busy",
+		          "connections", n, NULL);
+	}
 	while (L.conns)
 		conn_close(L.conns, "shutdown");
 	free_dead();

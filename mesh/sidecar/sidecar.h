@@ -158,6 +158,7 @@ struct mesh_cfg {
 	long long eject_base_ms;
 	long long eject_max_ms;
 	long long max_conns;
+	long long grace_ms;
 };
 extern const struct sb_cfg_key mesh_cfg_table[];
 /* mesh_addr_parse resolves "host:port" (IPv4, [IPv6] or a name) into sa. Returns 0 or -1. */
@@ -237,6 +238,7 @@ struct mesh {
 	int *out_ports;
 	atomic_int conns[2]; /* open connections per direction */
 	atomic_bool running;
+	atomic_bool draining; /* SIGTERM: finishing the requests in flight */
 };
 
 #endif

@@ -3,8 +3,8 @@
  * send.
  *
  *   mesh-rpc serve URL             serve until SIGTERM: every method of the table below echoes
- *                                  its rpc.RawJson request (inline handler), printing the bound
- *                                  port on the first line of stdout
+ *                                  its rpc.RawJson request (inline handler; messages.Slow after
+ *                                  500 ms on a worker), printing the bound port on stdout
  *   mesh-rpc call URL METHOD [N] [TIMEOUT_MS]
  *                                  N (1) sequential calls with the text "ping"; prints
  *                                  "<ok> <code name of the last failure or OK>" and exits 0 when
@@ -36,6 +36,14 @@ echo(struct sb_rpc_call *call, const void *req, void *resp)
 	return SB__RPC__CODE__OK;
 }
 
+/* slow answers like echo after half a second, on a worker thread (a call in flight). */
+static int
+slow(struct sb_rpc_call *call, const void *req, void *resp)
+{
+	usleep(500000);
+	return echo(call, req, resp);
+}
+
 #define ECHO_ROW(NAME)                                                                             \
 	{                                                                                          \
 		.name = NAME, .req = &sb__rpc__raw_json__descriptor,                               \
@@ -48,6 +56,11 @@ static const struct sb_rpc_method methods[] = {
 	ECHO_ROW("auth.Token"),
 	ECHO_ROW("auth.AdminRevokeAll"),
 	ECHO_ROW("bench.Echo"),
+	{ .name = "messages.Slow",
+	  .req = &sb__rpc__raw_json__descriptor,
+	  .resp = &sb__rpc__raw_json__descriptor,
+	  .fn = slow,
+	  .flags = 0 },
 	SB_RPC_END,
 };
 

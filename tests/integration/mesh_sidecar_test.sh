@@ -187,6 +187,29 @@ for _ in $(seq 1 50); do [ "$(ready_ns)" = 200 ] && break; sleep 0.1; done
 [ "$(ready_ns)" = 200 ] || fail "sidecar not ready again after its service came back"
 echo "ok: service gone -> its sidecar unready; back -> ready"
 
+# 6b. SIGTERM to the callee's sidecar with a call in flight: the call is answered, then the
+# sidecar exits by itself (and turned unready meanwhile).
+timeout 20 "$bin/mesh-rpc" call "$url" messages.Slow 1 5000 >"$tmp/slow.out" 2>&1 &
+slow=$!
+sleep 0.2
+kill -TERM "${MESH_PID[callee]}"
+sleep 0.1
+r=$(ready_ns)
+wait "$slow"
+[ "$(cat "$tmp/slow.out")" = "1 OK" ] || fail "a call in flight was lost to a graceful stop: $(cat "$tmp/slow.out")"
+for _ in $(seq 1 50); do kill -0 "${MESH_PID[callee]}" 2>/dev/null || break; sleep 0.1; done
+kill -0 "${MESH_PID[callee]}" 2>/dev/null && fail "the callee's sidecar did not exit after draining"
+wait "${MESH_PID[callee]}"
+rc=$?
+[ "$rc" = 0 ] || fail "the drained sidecar exited $rc"
+[ "$r" != 200 ] || fail "the draining sidecar still answered /ready 200"
+grep -q '"draining: finishing requests in flight".*"requests":"1"' "$MESH_LOGS/callee.log" ||
+	fail "the drain did not see the request in flight"
+echo "ok: SIGTERM with a call in flight: answered, unready while draining, exited 0"
+mesh_sidecar_ns callee
+for _ in $(seq 1 100); do [ "$(ready_ns)" = 200 ] && break; sleep 0.1; done
+for _ in $(seq 1 40); do [ "$(rpc messages.Send 1 500)" = "1 OK" ] && break; sleep 0.25; done
+
 # 7. The callee's sidecar dies: calls fail within their deadline, the upstream is ejected,
 # and calls work again once a sidecar is back.
 kill -KILL "${MESH_PID[callee]}"
