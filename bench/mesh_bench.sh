@@ -20,7 +20,9 @@
 #   fixed      RATE (10000) RPC/s open loop for MESH_BENCH_SECONDS (3): p50 and p99 latency,
 #              completed/s
 #   saturated  as fast as 64 outstanding calls go for as long: throughput
-# Added latency is the path's p50/p99 minus direct's in the same round.
+# Added latency is the path's p50/p99 minus direct's in the same round. Also printed: the CPU
+# time both proxy processes of a path used per RPC at the fixed rate (from /proc/PID/stat), a
+# figure the other users of a shared machine disturb less than latency and throughput.
 # Targets: sidecar adds p50 < 0.5 ms and p99 < 2 ms at RATE, its saturated throughput is at
 # least HAProxy's, and each sidecar's peak RSS is under 10 MB. Exit 1 on a miss, 2 when a path
 # cannot run.
@@ -101,9 +103,11 @@ frontend local
 backend up
 	server m1 127.0.0.1:$hp_mid ssl crt $c/gateway.bundle ca-file $c/ca.pem verify required verifyhost messages
 EOF
+declare -A PROCS
 for side in callee caller; do
 	haproxy -f "$tmp/hp-$side.cfg" -db >"$tmp/logs/haproxy-$side.log" 2>&1 &
 	pids+=($!)
+	PROCS[haproxy]+="$! "
 done
 
 # stunnel
@@ -139,7 +143,10 @@ EOF
 for side in callee caller; do
 	stunnel "$tmp/st-$side.conf" >"$tmp/logs/stunnel-$side.log" 2>&1 &
 	pids+=($!)
+	PROCS[stunnel]+="$! "
 done
+PROCS[sidecar]="${MESH_PID[caller]} ${MESH_PID[callee]}"
+PROCS[direct]=""
 sleep 1
 
 declare -A URL=([direct]=$srv [sidecar]=$mesh_port [haproxy]=$hp_in [stunnel]=$st_in)
@@ -157,19 +164,34 @@ load() { # load PATH RATE CONC -> "p50 p99 rps errors"; dies when the load did n
 	[ "${BASH_REMATCH[1]}" -gt 0 ] || die "path $1: no call completed: $line"
 	echo "${BASH_REMATCH[4]} ${BASH_REMATCH[5]} ${BASH_REMATCH[3]} ${BASH_REMATCH[2]}"
 }
-declare -A P50 P99 RPS MAXRPS
+# cpu_ticks PATH: user+system clock ticks used so far by the path's two proxy processes.
+cpu_ticks() {
+	local pid t=0
+	for pid in ${PROCS[$1]}; do
+		t=$((t + $(awk '{ print $14 + $15 }' "/proc/$pid/stat")))
+	done
+	echo $t
+}
+hz=$(getconf CLK_TCK)
+declare -A P50 P99 RPS MAXRPS CPU
 for round in $(seq 1 "$ROUNDS"); do
 	for p in "${paths[@]}"; do
+		t0=$(cpu_ticks "$p")
 		fixed=$(load "$p" "$RATE" 256) || exit 2
+		t1=$(cpu_ticks "$p")
 		sat=$(load "$p" 1000000 64) || exit 2
 		read -r p50 p99 rps errs <<<"$fixed"
 		read -r _ _ max _ <<<"$sat"
+		# CPU of both proxies per RPC at the fixed rate, in microseconds (warm-up included).
+		us=$(awk -v t=$((t1 - t0)) -v hz="$hz" -v n="$rps" -v s="$SECONDS_EACH" \
+			'BEGIN { printf "%.1f", (n > 0 ? t / hz * 1e6 / (n * s) : 0) }')
+		CPU[$p]+="$us "
 		P50[$p]+="$p50 "
 		P99[$p]+="$p99 "
 		RPS[$p]+="$rps "
 		MAXRPS[$p]+="$max "
-		printf 'round %d %-8s at %d/s: p50 %s ms, p99 %s ms, %s/s done (%s errors); saturated %s/s\n' \
-			"$round" "$p" "$RATE" "$p50" "$p99" "$rps" "$errs" "$max"
+		printf 'round %d %-8s at %d/s: p50 %s ms, p99 %s ms, %s/s done (%s errors), proxies %s CPU-us/RPC; saturated %s/s\n' \
+			"$round" "$p" "$RATE" "$p50" "$p99" "$rps" "$errs" "$us" "$max"
 	done
 done
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
@@ -179,7 +201,7 @@ rss_callee=$(rss_kb "${MESH_PID[callee]}")
 rss_max=$((rss_caller > rss_callee ? rss_caller : rss_callee))
 
 echo
-printf '%-8s %10s %10s %12s %12s %14s\n' path p50_ms p99_ms added_p50 added_p99 saturated_rps
+printf '%-8s %10s %10s %12s %12s %14s %16s\n' path p50_ms p99_ms added_p50 added_p99 saturated_rps cpu_us_per_rpc
 d50=$(echo "${P50[direct]}" | median)
 d99=$(echo "${P99[direct]}" | median)
 declare -A A50 A99 M
@@ -189,9 +211,11 @@ for p in "${paths[@]}"; do
 	M[$p]=$(echo "${MAXRPS[$p]}" | median)
 	A50[$p]=$(awk -v a="$m50" -v b="$d50" 'BEGIN { printf "%.3f", a - b }')
 	A99[$p]=$(awk -v a="$m99" -v b="$d99" 'BEGIN { printf "%.3f", a - b }')
-	printf '%-8s %10s %10s %12s %12s %14s\n' "$p" "$m50" "$m99" "${A50[$p]}" "${A99[$p]}" "${M[$p]}"
+	printf '%-8s %10s %10s %12s %12s %14s %16s\n' "$p" "$m50" "$m99" "${A50[$p]}" "${A99[$p]}" "${M[$p]}" \
+		"$(echo "${CPU[$p]}" | median)"
 done
 echo "sidecar peak RSS (VmHWM): caller ${rss_caller} kB, callee ${rss_callee} kB"
+echo "CPU per RPC of the two proxies at $RATE/s (information, no target): sidecar $(echo "${CPU[sidecar]}" | median) us, HAProxy $(echo "${CPU[haproxy]}" | median) us, stunnel $(echo "${CPU[stunnel]}" | median) us"
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 miss=0
