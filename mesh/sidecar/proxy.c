@@ -70,6 +70,9 @@ struct pending {
 	uint32_t id;
 	int64_t t0_us;
 	const struct mesh_method_stats *st;
+	/* An rpc.Batch: the series of its calls, in order (owned; NULL otherwise). */
+	const struct mesh_method_stats **inner;
+	size_t ninner;
 };
 
 struct conn {
@@ -532,24 +535,30 @@ end_write(struct conn *c, struct end *e)
 	return put;
 }
 
+/* pend_add remembers request id of c; inner (an rpc.Batch's call series, ninner of them)
+ * moves to the pending entry, freed with it. */
 static void
-pend_add(struct conn *c, uint32_t id, const struct mesh_method_stats *st)
+pend_add(struct conn *c, uint32_t id, const struct mesh_method_stats *st,
+         const struct mesh_method_stats **inner, size_t ninner)
 {
 	if (c->npend == c->cappend) {
 		if (c->npend >= MESH_PEND_MAX) {
 			/* A peer that never answers: forget the oldest. */
+			free(c->pend[0].inner);
 			memmove(c->pend, c->pend + 1, (c->npend - 1) * sizeof *c->pend);
 			c->npend--;
 		} else {
 			size_t cap = c->cappend ? 2 * c->cappend : 8;
 			struct pending *p = realloc(c->pend, cap * sizeof *p);
-			if (p == NULL)
+			if (p == NULL) {
+				free(inner);
 				return;
+			}
 			c->pend = p;
 			c->cappend = cap;
 		}
 	}
-	c->pend[c->npend++] = (struct pending){ id, now_us(), st };
+	c->pend[c->npend++] = (struct pending){ id, now_us(), st, inner, ninner };
 }
 
 static bool
@@ -563,6 +572,65 @@ pend_take(struct conn *c, uint32_t id, struct pending *out)
 		return true;
 	}
 	return false;
+}
+
+/* batch_stats counts each call of an rpc.Batch (payload, plen) under its own method and
+ * returns how many there are, their series in *out (malloc'd, NULL when none or on error). */
+static size_t
+batch_stats(struct conn *c, const uint8_t *payload, size_t plen,
+            const struct mesh_method_stats ***out)
+{
+	const uint8_t *it = payload, *end = payload + plen, *req;
+	size_t rlen, n = 0, cap = 0;
+	const struct mesh_method_stats **v = NULL;
+	while (mesh_batch_next(&it, end, &req, &rlen) == 0) {
+		const uint8_t *mm, *pp;
+		size_t ml, pl;
+		char name[MESH_METHOD_MAX + 1];
+		if (mesh_envelope_method(req, rlen, &mm, &ml, &pp, &pl) != 0)
+			break;
+		memcpy(name, mm, ml);
+		name[ml] = '\0';
+		const struct mesh_method_stats *st =
+		    mesh_metrics_method(&c->m->metrics, c->dir, name);
+		if (st)
+			sb_series_inc(st->requests);
+		if (n == cap) {
+			cap = cap ? 2 * cap : 8;
+			const struct mesh_method_stats **nv = realloc(v, cap * sizeof *nv);
+			if (nv == NULL)
+				break;
+			v = nv;
+		}
+		v[n++] = st;
+	}
+	*out = v;
+	return v ? n : 0;
+}
+
+/* batch_observe times each call of an answered rpc.Batch: the batch's latency ms, each
+ * call's own code from the BatchReply (all failures when the batch itself failed). */
+static void
+batch_observe(const struct pending *p, uint32_t code, const uint8_t *resp, size_t rlen, double ms)
+{
+	const uint8_t *it = NULL, *end = NULL;
+	if (code == 0) {
+		struct mesh_pb_want w[1] = { { .field = 3, .type = 2 } };
+		if (mesh_pb_scan(resp, rlen, w, 1) == 0 && w[0].found) {
+			it = w[0].ptr;
+			end = w[0].ptr + w[0].len;
+		}
+	}
+	for (size_t i = 0; i < p->ninner; i++) {
+		const uint8_t *one;
+		size_t olen;
+		uint32_t c = 2; /* UNKNOWN: no answer of its own */
+		if (it && mesh_batch_next(&it, end, &one, &olen) == 0)
+			mesh_response_code(one, olen, &c);
+		if (p->inner[i])
+			sb_series_observe(
+			    c == 0 ? p->inner[i]->latency_ok : p->inner[i]->latency_err, ms);
+	}
 }
 
 /* authz_method decides one request inbound: 0 allowed, or -1 with the refused method in
@@ -676,7 +744,11 @@ frames_requests(struct conn *c)
 				conn_close(c, "out of memory");
 				return -1;
 			}
-			pend_add(c, id, st);
+			const struct mesh_method_stats **inner = NULL;
+			size_t ninner = 0;
+			if (mlen == 9 && memcmp(method, "rpc.Batch", 9) == 0)
+				ninner = batch_stats(c, payload, plen, &inner);
+			pend_add(c, id, st, inner, ninner);
 		}
 		buf_consume(&d->in, flen);
 	}
@@ -713,9 +785,15 @@ frames_responses(struct conn *c)
 			return -1;
 		}
 		struct pending p;
-		if (pend_take(c, id, &p) && p.st) {
+		if (pend_take(c, id, &p)) {
 			double ms = (double)(now_us() - p.t0_us) / 1000.0;
-			sb_series_observe(code == 0 ? p.st->latency_ok : p.st->latency_err, ms);
+			if (p.st)
+				sb_series_observe(code == 0 ? p.st->latency_ok : p.st->latency_err,
+				                  ms);
+			if (p.inner) {
+				batch_observe(&p, code, f + 8 + bt_len, flen - 8 - bt_len, ms);
+				free(p.inner);
+			}
 		}
 		if (buf_append(&d->out, f, flen) != 0) {
 			conn_close(c, "out of memory");
@@ -1054,6 +1132,8 @@ free_dead(void)
 	while (L.dead) {
 		struct conn *c = L.dead;
 		L.dead = c->next;
+		for (size_t i = 0; i < c->npend; i++)
+			free(c->pend[i].inner);
 		free(c->pend);
 		free(c);
 	}

@@ -191,7 +191,11 @@ echo "ok: service gone -> its sidecar unready; back -> ready"
 # sidecar exits by itself (and turned unready meanwhile).
 timeout 20 "$bin/mesh-rpc" call "$url" messages.Slow 1 5000 >"$tmp/slow.out" 2>&1 &
 slow=$!
-sleep 0.2
+# SIGTERM once the callee's sidecar has forwarded the call (it takes 500 ms to answer).
+for _ in $(seq 1 250); do
+	[ "$(mesh_metric_ns callee 'request_total{direction="inbound",method="messages.Slow"}')" = 1 ] && break
+	sleep 0.02
+done
 kill -TERM "${MESH_PID[callee]}"
 sleep 0.1
 r=$(ready_ns)
