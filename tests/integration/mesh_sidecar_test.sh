@@ -107,6 +107,20 @@ v=$(mesh_metric_ns callee 'response_latency_ms_count{direction="inbound",method=
 [ "$v" = 20 ] || fail "callee response_latency_ms count = $v, want 20"
 echo "ok: 20 calls through two sidecars, counted on both"
 
+# 1b. Calls in rpc.Batch envelopes (as the gateway sends messages.Send): each counted under
+# its own method and timed, besides the batch.
+MESH_RPC_BATCH=1 "$bin/mesh-rpc" load "$url" messages.Send 2000 1 >"$tmp/batch.out" 2>&1
+ok=$(sed -E 's/.* ok=([0-9]+) .*/\1/' "$tmp/batch.out")
+grep -q ' errors=0 ' "$tmp/batch.out" || fail "batched calls failed: $(cat "$tmp/batch.out")"
+b=$(mesh_metric_ns callee 'request_total{direction="inbound",method="rpc.Batch"}')
+v=$(mesh_metric_ns callee 'request_total{direction="inbound",method="messages.Send"}')
+l=$(mesh_metric_ns callee 'response_latency_ms_count{direction="inbound",method="messages.Send",classification="success"}')
+# 20 plain calls before, 50 warm-up calls of the load (plain, before batching can form), then $ok
+[ "$b" -ge 1 ] || fail "no rpc.Batch seen"
+[ "$v" = $((20 + 50 + ok)) ] || fail "messages.Send counted $v, want $((20 + 50 + ok)) (batches: $b)"
+[ "$l" = "$v" ] || fail "messages.Send timed $l times, counted $v"
+echo "ok: $ok calls in $b batches, each counted and timed as messages.Send"
+
 # 2. Refusals at the handshake and by identity, each counted once.
 tls_try() { # tls_try [openssl s_client args]: what the client printed
 	# -ign_eof: s_client waits for the server's answer instead of quitting at the end of stdin
