@@ -142,6 +142,21 @@ grep -q '"caller refused: identity not allowed".*sa/realtime.*"callee":"spiffe:/
 	"$MESH_LOGS/callee.log" || fail "identity refusal not logged with both identities"
 echo "ok: no certificate, another CA, an identity outside the policy: refused and counted"
 
+# 2b. The server's identity is checked too: a caller's sidecar told that "auth" lives at the
+# messages sidecar's address refuses to talk to it (it presents .../sa/messages).
+wrong_port=$(sb_free_port)
+mesh_sidecar wrongid gateway "$certs" SB_MESH_OUTBOUND="auth=127.0.0.1:$wrong_port>$nsip:$in_port"
+mesh_wait_ready wrongid || fail "wrongid sidecar"
+before=$(mesh_metric_ns callee 'request_total{direction="inbound",method="auth.Token"}')
+r=$(timeout 20 "$bin/mesh-rpc" call "tcp://127.0.0.1:$wrong_port" auth.Token 1 1000 2>/dev/null)
+[ "${r%% *}" = 0 ] || fail "a call reached a sidecar with the wrong identity: $r"
+grep -q '"upstream sidecar has the wrong identity","upstream":"auth","expected":"spiffe://switchboard.local/ns/default/sa/auth","got":"spiffe://switchboard.local/ns/default/sa/messages"' \
+	"$MESH_LOGS/wrongid.log" || fail "wrong server identity not logged"
+[ "$(mesh_metric_ns callee 'request_total{direction="inbound",method="auth.Token"}')" = "$before" ] ||
+	fail "the request crossed to the wrong server"
+mesh_stop wrongid
+echo "ok: a server presenting another identity is refused by the caller's sidecar"
+
 # 3. An allowed caller calling a method it may not call: PERMISSION_DENIED from the sidecar.
 before=$(mesh_metric_ns callee 'inbound_rpc_authz_deny_total{client_id="gateway",method="auth.AdminRevokeAll"}')
 [ "$(rpc auth.AdminRevokeAll 1)" = "0 PERMISSION_DENIED" ] || fail "auth.AdminRevokeAll was not refused"
