@@ -169,9 +169,10 @@ main(int argc, char **argv)
 	}
 	struct sb_metric *ej = sb_metrics_counter(
 	    "mesh_upstream_ejections_total", "Times an upstream sidecar was ejected.", "upstream");
-	struct sb_metric *ejg =
-	    sb_metrics_gauge("mesh_upstream_ejected",
-	                     "1 while some sidecar of the upstream is ejected.", "upstream");
+	struct sb_metric *ejg = sb_metrics_gauge(
+	    "mesh_upstream_ejected",
+	    "1 from an ejection of one of the upstream's sidecars until a dial succeeds again.",
+	    "upstream");
 	for (size_t i = 0; i < m->nups; i++) {
 		m->ups[i].ejections = sb_metric_with(ej, m->ups[i].name);
 		m->ups[i].ejected_gauge = sb_metric_with(ejg, m->ups[i].name);
