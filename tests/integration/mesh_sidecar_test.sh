@@ -293,4 +293,12 @@ ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 [ "$(mesh_metric short 'tcp_close_total{direction="inbound",errno=""}')" -gt "$before" ] ||
 	fail "idle close not counted"
 echo "ok: idle timeout closed a silent admitted connection after $ms ms"
+
+# 9. The exposition is valid for Prometheus: promtool finds nothing but the unit lint of the
+# Linkerd names (milliseconds, "_ms", which it calls abbreviated units).
+out=$(curl -s "http://$nsip:${MESH_OPS[callee]}/metrics" | promtool check metrics 2>&1)
+other=$(grep -v 'metric names should not contain abbreviated units' <<<"$out" | grep -v '^$')
+[ -z "$other" ] || fail "promtool check metrics: $other"
+grep -q '^response_latency_ms ' <<<"$out" || fail "promtool did not see response_latency_ms: $out"
+echo "ok: promtool accepts the exposition (only the _ms unit lint, by design)"
 echo "PASS"
