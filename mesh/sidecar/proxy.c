@@ -1,4 +1,5 @@
-/* proxy.c: the event loop: listeners, connections and the frames that pass through them.
+/* proxy.c: the event loop: listeners, connections, their I/O and timers (what passes through
+ * a connection is frames.c's).
  *
  * A connection is two ends: `down`, the side that connected to us (the caller's sidecar over
  * mTLS inbound, the local service outbound), and `up`, the side we dialed (the local service
@@ -28,68 +29,8 @@
 #include "sb_log.h"
 #include "sb_metrics.h"
 #include "sb_util_shutdown.h"
+#include "proxy.h"
 #include "sidecar.h"
-
-#define MESH_READ_CHUNK (64 * 1024)
-#define MESH_OUT_HIGH   (1024 * 1024)
-#define MESH_BUF_KEEP   (256 * 1024) /* larger idle buffers are freed */
-#define MESH_PEND_MAX   4096         /* outstanding requests remembered per connection */
-#define MESH_TICK_MS    100
-
-enum ev_kind { EV_LISTEN_IN, EV_LISTEN_OUT, EV_END, EV_SHUTDOWN };
-
-struct ev_tag {
-	enum ev_kind kind;
-	void *ptr;
-	size_t idx;
-};
-
-struct buf {
-	uint8_t *p;
-	size_t off, len, cap;
-};
-
-struct conn;
-
-struct end {
-	struct ev_tag tag;
-	struct conn *c;
-	int fd;
-	SSL *ssl;
-	bool tls;
-	bool connecting, handshaking, ready;
-	bool rd_eof, failed;
-	bool want_wr_for_rd, want_rd_for_wr;
-	int hs_want; /* EPOLLIN or EPOLLOUT while handshaking */
-	bool hdr_in; /* the peer's SP header was checked */
-	struct buf in, out;
-	uint32_t mask;
-};
-
-struct pending {
-	uint32_t id;
-	int64_t t0_us;
-	const struct mesh_method_stats *st;
-	/* An rpc.Batch: the series of its calls, in order (owned; NULL otherwise). */
-	const struct mesh_method_stats **inner;
-	size_t ninner;
-};
-
-struct conn {
-	struct mesh *m;
-	int dir;
-	struct end down, up;
-	struct mesh_upstream *u;
-	struct mesh_endpoint *ep;
-	char remote[64];
-	char peer_id[MESH_ID_MAX];
-	char caller[64];
-	int64_t opened_ms, last_ms, deadline_ms;
-	struct pending *pend;
-	size_t npend, cappend;
-	bool closed;
-	struct conn *prev, *next;
-};
 
 /* Everything the loop owns. */
 static struct {
@@ -100,8 +41,8 @@ static struct {
 	size_t nconns;
 } L;
 
-static int64_t
-now_us(void)
+int64_t
+mesh__now_us(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -111,7 +52,7 @@ now_us(void)
 static int64_t
 now_ms(void)
 {
-	return now_us() / 1000;
+	return mesh__now_us() / 1000;
 }
 
 /* --- buffers --- */
@@ -136,8 +77,8 @@ buf_reserve(struct buf *b, size_t more)
 	return 0;
 }
 
-static int
-buf_append(struct buf *b, const void *data, size_t n)
+int
+mesh__buf_append(struct buf *b, const void *data, size_t n)
 {
 	if (buf_reserve(b, n) != 0)
 		return -1;
@@ -146,8 +87,8 @@ buf_append(struct buf *b, const void *data, size_t n)
 	return 0;
 }
 
-static void
-buf_consume(struct buf *b, size_t n)
+void
+mesh__buf_consume(struct buf *b, size_t n)
 {
 	b->off += n;
 	b->len -= n;
@@ -275,8 +216,8 @@ end_release(struct end *e, bool clean)
 	buf_free(&e->out);
 }
 
-static void
-conn_close(struct conn *c, const char *why)
+void
+mesh__conn_close(struct conn *c, const char *why)
 {
 	if (c->closed)
 		return;
@@ -332,15 +273,15 @@ conn_new(struct mesh *m, int dir, int fd, const struct sockaddr_storage *sa)
 	return c;
 }
 
-/* conn_malformed closes c after a protocol violation by one of its peers. */
-static void
-conn_malformed(struct conn *c, const char *what)
+/* mesh__conn_malformed closes c after a protocol violation by one of its peers. */
+void
+mesh__conn_malformed(struct conn *c, const char *what)
 {
 	sb_series_inc(c->m->metrics.dir[c->dir].malformed);
 	sb_log_kv(SB_LOG_WARN, "malformed SP traffic, connection closed", "direction",
 	          c->dir == MESH_IN ? "inbound" : "outbound", "remote", c->remote, "peer",
 	          c->peer_id[0] ? c->peer_id : NULL, "what", what, NULL);
-	conn_close(c, what);
+	mesh__conn_close(c, what);
 }
 
 /* --- the outbound side's upstream choice and ejection --- */
@@ -526,281 +467,13 @@ end_write(struct conn *c, struct end *e)
 			}
 			n = (size_t)w;
 		}
-		buf_consume(&e->out, n);
+		mesh__buf_consume(&e->out, n);
 		sb_series_add(c->m->metrics.dir[c->dir].wr, (double)n);
 		put = true;
 	}
 	if (put)
 		c->last_ms = now_ms();
 	return put;
-}
-
-/* pend_add remembers request id of c; inner (an rpc.Batch's call series, ninner of them)
- * moves to the pending entry, freed with it. */
-static void
-pend_add(struct conn *c, uint32_t id, const struct mesh_method_stats *st,
-         const struct mesh_method_stats **inner, size_t ninner)
-{
-	if (c->npend == c->cappend) {
-		if (c->npend >= MESH_PEND_MAX) {
-			/* A peer that never answers: forget the oldest. */
-			free(c->pend[0].inner);
-			memmove(c->pend, c->pend + 1, (c->npend - 1) * sizeof *c->pend);
-			c->npend--;
-		} else {
-			size_t cap = c->cappend ? 2 * c->cappend : 8;
-			struct pending *p = realloc(c->pend, cap * sizeof *p);
-			if (p == NULL) {
-				free(inner);
-				return;
-			}
-			c->pend = p;
-			c->cappend = cap;
-		}
-	}
-	c->pend[c->npend++] = (struct pending){ id, now_us(), st, inner, ninner };
-}
-
-static bool
-pend_take(struct conn *c, uint32_t id, struct pending *out)
-{
-	for (size_t i = 0; i < c->npend; i++) {
-		if (c->pend[i].id != id)
-			continue;
-		*out = c->pend[i];
-		c->pend[i] = c->pend[--c->npend];
-		return true;
-	}
-	return false;
-}
-
-/* batch_stats counts each call of an rpc.Batch (payload, plen) under its own method and
- * returns how many there are, their series in *out (malloc'd, NULL when none or on error). */
-static size_t
-batch_stats(struct conn *c, const uint8_t *payload, size_t plen,
-            const struct mesh_method_stats ***out)
-{
-	const uint8_t *it = payload, *end = payload + plen, *req;
-	size_t rlen, n = 0, cap = 0;
-	const struct mesh_method_stats **v = NULL;
-	while (mesh_batch_next(&it, end, &req, &rlen) == 0) {
-		const uint8_t *mm, *pp;
-		size_t ml, pl;
-		char name[MESH_METHOD_MAX + 1];
-		if (mesh_envelope_method(req, rlen, &mm, &ml, &pp, &pl) != 0)
-			break;
-		memcpy(name, mm, ml);
-		name[ml] = '\0';
-		const struct mesh_method_stats *st =
-		    mesh_metrics_method(&c->m->metrics, c->dir, name);
-		if (st)
-			sb_series_inc(st->requests);
-		if (n == cap) {
-			cap = cap ? 2 * cap : 8;
-			const struct mesh_method_stats **nv = realloc(v, cap * sizeof *nv);
-			if (nv == NULL)
-				break;
-			v = nv;
-		}
-		v[n++] = st;
-	}
-	*out = v;
-	return v ? n : 0;
-}
-
-/* batch_observe times each call of an answered rpc.Batch: the batch's latency ms, each
- * call's own code from the BatchReply (all failures when the batch itself failed). */
-static void
-batch_observe(const struct pending *p, uint32_t code, const uint8_t *resp, size_t rlen, double ms)
-{
-	const uint8_t *it = NULL, *end = NULL;
-	if (code == 0) {
-		struct mesh_pb_want w[1] = { { .field = 3, .type = 2 } };
-		if (mesh_pb_scan(resp, rlen, w, 1) == 0 && w[0].found) {
-			it = w[0].ptr;
-			end = w[0].ptr + w[0].len;
-		}
-	}
-	for (size_t i = 0; i < p->ninner; i++) {
-		const uint8_t *one;
-		size_t olen;
-		uint32_t c = 2; /* UNKNOWN: no answer of its own */
-		if (it && mesh_batch_next(&it, end, &one, &olen) == 0)
-			mesh_response_code(one, olen, &c);
-		if (p->inner[i])
-			sb_series_observe(
-			    c == 0 ? p->inner[i]->latency_ok : p->inner[i]->latency_err, ms);
-	}
-}
-
-/* authz_method decides one request inbound: 0 allowed, or -1 with the refused method in
- * denied (for a batch, the first inner request refused; a malformed batch is refused too). */
-static int
-authz_method(struct conn *c, const char *method, const uint8_t *payload, size_t plen,
-             char denied[MESH_METHOD_MAX + 1])
-{
-	const struct mesh_policy *p = &c->m->policy;
-	if (strcmp(method, "rpc.Batch") != 0) {
-		if (mesh_policy_method(p, c->caller, method))
-			return 0;
-		snprintf(denied, MESH_METHOD_MAX + 1, "%s", method);
-		return -1;
-	}
-	const uint8_t *it = payload, *end = payload + plen, *req;
-	size_t rlen;
-	int r;
-	while ((r = mesh_batch_next(&it, end, &req, &rlen)) == 0) {
-		const uint8_t *mm, *pp;
-		size_t ml, pl;
-		if (mesh_envelope_method(req, rlen, &mm, &ml, &pp, &pl) != 0) {
-			snprintf(denied, MESH_METHOD_MAX + 1, "rpc.Batch");
-			return -1;
-		}
-		char inner[MESH_METHOD_MAX + 1];
-		memcpy(inner, mm, ml);
-		inner[ml] = '\0';
-		if (strcmp(inner, "rpc.Batch") == 0 || !mesh_policy_method(p, c->caller, inner)) {
-			memcpy(denied, inner, ml + 1);
-			return -1;
-		}
-	}
-	if (r < 0) {
-		snprintf(denied, MESH_METHOD_MAX + 1, "rpc.Batch");
-		return -1;
-	}
-	return 0;
-}
-
-/* frames_requests moves complete requests from down.in to up.out (or answers refused ones).
- * Returns -1 after closing c. */
-static int
-frames_requests(struct conn *c)
-{
-	struct end *d = &c->down, *u = &c->up;
-	struct mesh *m = c->m;
-	if (!d->hdr_in) {
-		uint16_t proto;
-		int r = mesh_sp_header_parse(d->in.p + d->in.off, d->in.len, &proto);
-		if (r == 1)
-			return 0;
-		if (r < 0 || proto != MESH_SP_REQ0) {
-			conn_malformed(c, r < 0 ? "not an SP header" : "peer is not REQ0");
-			return -1;
-		}
-		d->hdr_in = true;
-		buf_consume(&d->in, MESH_SP_HDR_LEN);
-	}
-	for (;;) {
-		size_t flen;
-		const uint8_t *f = d->in.p + d->in.off;
-		int r = mesh_sp_frame(f, d->in.len, (size_t)m->cfg.max_frame, &flen);
-		if (r == 1)
-			return 0;
-		if (r < 0) {
-			conn_malformed(c, "frame longer than SB_MESH_MAX_FRAME");
-			return -1;
-		}
-		const uint8_t *body = f + 8, *mptr, *payload;
-		size_t blen = flen - 8, bt_len, mlen, plen;
-		uint32_t id;
-		if (mesh_sp_backtrace(body, blen, &bt_len, &id) != 0) {
-			conn_malformed(c, "request without a request id");
-			return -1;
-		}
-		if (mesh_envelope_method(body + bt_len, blen - bt_len, &mptr, &mlen, &payload,
-		                         &plen) != 0) {
-			conn_malformed(c, "request envelope malformed or without a method");
-			return -1;
-		}
-		char method[MESH_METHOD_MAX + 1];
-		memcpy(method, mptr, mlen);
-		method[mlen] = '\0';
-		const struct mesh_method_stats *st =
-		    mesh_metrics_method(&m->metrics, c->dir, method);
-		if (st)
-			sb_series_inc(st->requests);
-		char denied[MESH_METHOD_MAX + 1];
-		if (c->dir == MESH_IN && authz_method(c, method, payload, plen, denied) != 0) {
-			const struct mesh_method_stats *ds =
-			    mesh_metrics_method(&m->metrics, MESH_IN, denied);
-			sb_series_inc(sb_metric_with(m->metrics.deny_method, c->caller,
-			                             ds ? ds->label : "other"));
-			sb_log_kv(SB_LOG_WARN, "RPC refused by policy", "caller", c->peer_id,
-			          "callee", m->tls.self_id, "method", denied, "remote", c->remote,
-			          NULL);
-			uint8_t reply[8 + 4 * MESH_SP_MAX_HOPS + 1100];
-			char msg[MESH_METHOD_MAX + 128];
-			snprintf(msg, sizeof msg, "mesh: %s may not call %s", c->caller, denied);
-			size_t n = mesh_sp_reply(reply, sizeof reply, body, bt_len,
-			                         7 /* PERMISSION_DENIED */, msg);
-			if (st)
-				sb_series_observe(st->latency_err, 0);
-			if (n == 0 || buf_append(&d->out, reply, n) != 0) {
-				conn_close(c, "out of memory");
-				return -1;
-			}
-		} else {
-			if (buf_append(&u->out, f, flen) != 0) {
-				conn_close(c, "out of memory");
-				return -1;
-			}
-			const struct mesh_method_stats **inner = NULL;
-			size_t ninner = 0;
-			if (mlen == 9 && memcmp(method, "rpc.Batch", 9) == 0)
-				ninner = batch_stats(c, payload, plen, &inner);
-			pend_add(c, id, st, inner, ninner);
-		}
-		buf_consume(&d->in, flen);
-	}
-}
-
-/* frames_responses moves complete responses from up.in to down.out, timing each. */
-static int
-frames_responses(struct conn *c)
-{
-	struct end *d = &c->down, *u = &c->up;
-	if (!u->hdr_in) {
-		uint16_t proto;
-		int r = mesh_sp_header_parse(u->in.p + u->in.off, u->in.len, &proto);
-		if (r == 1)
-			return 0;
-		if (r < 0 || proto != MESH_SP_REP0) {
-			conn_malformed(c, r < 0 ? "not an SP header" : "peer is not REP0");
-			return -1;
-		}
-		u->hdr_in = true;
-		buf_consume(&u->in, MESH_SP_HDR_LEN);
-	}
-	for (;;) {
-		size_t flen, bt_len;
-		const uint8_t *f = u->in.p + u->in.off;
-		int r = mesh_sp_frame(f, u->in.len, (size_t)c->m->cfg.max_frame, &flen);
-		if (r == 1)
-			return 0;
-		uint32_t id, code;
-		if (r < 0 || mesh_sp_backtrace(f + 8, flen - 8, &bt_len, &id) != 0 ||
-		    mesh_response_code(f + 8 + bt_len, flen - 8 - bt_len, &code) != 0) {
-			conn_malformed(c, r < 0 ? "frame longer than SB_MESH_MAX_FRAME"
-			                        : "response malformed");
-			return -1;
-		}
-		struct pending p;
-		if (pend_take(c, id, &p)) {
-			double ms = (double)(now_us() - p.t0_us) / 1000.0;
-			if (p.st)
-				sb_series_observe(code == 0 ? p.st->latency_ok : p.st->latency_err,
-				                  ms);
-			if (p.inner) {
-				batch_observe(&p, code, f + 8 + bt_len, flen - 8 - bt_len, ms);
-				free(p.inner);
-			}
-		}
-		if (buf_append(&d->out, f, flen) != 0) {
-			conn_close(c, "out of memory");
-			return -1;
-		}
-		buf_consume(&u->in, flen);
-	}
 }
 
 /* end_buffered tells whether OpenSSL holds bytes of e that epoll cannot report. */
@@ -825,14 +498,14 @@ conn_pump(struct conn *c, bool rd_down, bool rd_up)
 			moved |= end_read(c, u, d);
 		rd_down = rd_up = false;
 		/* Requests are cut only once up is usable: our SP header to down goes first. */
-		if (u->ready && d->in.len > 0 && frames_requests(c) != 0)
+		if (u->ready && d->in.len > 0 && mesh__frames_requests(c) != 0)
 			return;
-		if (u->in.len > 0 && frames_responses(c) != 0)
+		if (u->in.len > 0 && mesh__frames_responses(c) != 0)
 			return;
 		moved |= end_write(c, u);
 		moved |= end_write(c, d);
 		if (d->failed || u->failed) {
-			conn_close(c, d->failed ? "downstream error" : "upstream error");
+			mesh__conn_close(c, d->failed ? "downstream error" : "upstream error");
 			return;
 		}
 		if (!moved || !(end_buffered(d) || end_buffered(u)))
@@ -840,7 +513,7 @@ conn_pump(struct conn *c, bool rd_down, bool rd_up)
 	}
 	/* One side finished: what it said has been forwarded as far as the socket took it. */
 	if (d->rd_eof || u->rd_eof) {
-		conn_close(c, d->rd_eof ? "downstream closed" : "upstream closed");
+		mesh__conn_close(c, d->rd_eof ? "downstream closed" : "upstream closed");
 		return;
 	}
 	end_update(c->m, d);
@@ -857,9 +530,9 @@ conn_up_ready(struct conn *c)
 	c->up.ready = true;
 	c->deadline_ms = 0;
 	mesh_sp_header_write(h, MESH_SP_REQ0);
-	buf_append(&c->up.out, h, sizeof h);
+	mesh__buf_append(&c->up.out, h, sizeof h);
 	mesh_sp_header_write(h, MESH_SP_REP0);
-	buf_append(&c->down.out, h, sizeof h);
+	mesh__buf_append(&c->down.out, h, sizeof h);
 }
 
 /* conn_dial starts the non-blocking connect of c's up end to sa. Returns 0 or -1. */
@@ -893,7 +566,7 @@ up_failed(struct conn *c, const char *why)
 	                             : "cannot reach the local service",
 	          "upstream", c->dir == MESH_OUT ? c->u->name : c->m->cfg.service, "addr",
 	          c->dir == MESH_OUT ? c->ep->addr : c->m->cfg.target, "reason", why, NULL);
-	conn_close(c, why);
+	mesh__conn_close(c, why);
 }
 
 /* inbound_identity checks the caller of a finished inbound handshake. Returns 0 or -1 (c
@@ -911,7 +584,7 @@ inbound_identity(struct conn *c)
 		sb_log_kv(SB_LOG_WARN, "caller refused: identity not allowed", "caller",
 		          c->peer_id[0] ? c->peer_id : "(no SPIFFE ID)", "callee", m->tls.self_id,
 		          "remote", c->remote, NULL);
-		conn_close(c, "identity refused");
+		mesh__conn_close(c, "identity refused");
 		return -1;
 	}
 	snprintf(c->caller, sizeof c->caller, "%s", id.sa);
@@ -986,7 +659,7 @@ end_event(struct mesh *m, struct end *e, uint32_t events)
 		if (s < 0) {
 			if (e == &c->down) {
 				handshake_refused(c);
-				conn_close(c, "handshake failed");
+				mesh__conn_close(c, "handshake failed");
 			} else {
 				char d[160] = "handshake failed";
 				long vr = SSL_get_verify_result(e->ssl);
@@ -1024,7 +697,7 @@ end_event(struct mesh *m, struct end *e, uint32_t events)
 		}
 	}
 	if ((events & (EPOLLERR | EPOLLHUP)) && !(events & EPOLLIN)) {
-		conn_close(c, "socket error");
+		mesh__conn_close(c, "socket error");
 		return;
 	}
 	bool rd = (events & (EPOLLIN | EPOLLHUP | EPOLLRDHUP | EPOLLERR)) != 0;
@@ -1056,13 +729,13 @@ accept_all(struct mesh *m, int lfd, int dir, struct mesh_upstream *u)
 			continue;
 		}
 		if (end_register(m, &c->down) != 0) {
-			conn_close(c, "epoll");
+			mesh__conn_close(c, "epoll");
 			continue;
 		}
 		if (dir == MESH_IN) {
 			c->down.ssl = SSL_new(m->tls.server);
 			if (c->down.ssl == NULL || SSL_set_fd(c->down.ssl, fd) != 1) {
-				conn_close(c, "out of memory");
+				mesh__conn_close(c, "out of memory");
 				continue;
 			}
 			c->down.tls = true;
@@ -1082,7 +755,7 @@ accept_all(struct mesh *m, int lfd, int dir, struct mesh_upstream *u)
 		if (c->ep == NULL) {
 			sb_log_kv(SB_LOG_WARN, "upstream refused: every sidecar is ejected",
 			          "upstream", u->name, NULL);
-			conn_close(c, "all ejected");
+			mesh__conn_close(c, "all ejected");
 			continue;
 		}
 		if (conn_dial(c, &c->ep->sa, c->ep->salen) != 0) {
@@ -1103,12 +776,12 @@ timers(struct mesh *m, int64_t now)
 				sb_series_inc(m->metrics.deny_tls);
 				sb_log_kv(SB_LOG_WARN, "caller refused: TLS handshake timed out",
 				          "remote", c->remote, NULL);
-				conn_close(c, "handshake timeout");
+				mesh__conn_close(c, "handshake timeout");
 			} else {
 				up_failed(c, "connect timeout");
 			}
 		} else if (now - c->last_ms >= m->cfg.idle_timeout_ms) {
-			conn_close(c, "idle timeout");
+			mesh__conn_close(c, "idle timeout");
 		}
 	}
 }
@@ -1176,7 +849,7 @@ drain_step(void)
 	for (struct conn *c = L.conns, *next; c; c = next) {
 		next = c->next;
 		if (c->npend == 0 && c->down.out.len == 0 && c->up.out.len == 0)
-			conn_close(c, "drained");
+			mesh__conn_close(c, "drained");
 	}
 	free_dead();
 	return L.conns == NULL;
@@ -1260,7 +933,7 @@ mesh_proxy_run(struct mesh *m)
 		          "connections", n, NULL);
 	}
 	while (L.conns)
-		conn_close(L.conns, "shutdown");
+		mesh__conn_close(L.conns, "shutdown");
 	free_dead();
 done:
 	free(L.out_tags);
