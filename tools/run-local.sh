@@ -22,11 +22,15 @@
 #                      http://127.0.0.1:16686; every service exports its spans there) and
 #                      Prometheus (http://127.0.0.1:9090) scraping every service, with the
 #                      alert rules of k8s/observability loaded (docs/observability.md)
+#   MESH               1: every service's RPC behind a sidecar, all RPC over mTLS, and
+#                      .run/mesh.json written (tools/mesh-run.sh, docs/mesh.md); 0 (default): no
+#                      sidecar
 set -uo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
 . "$here/stack.sh"
+. "$here/mesh-run.sh"
 
 say() { printf 'run-local: %s\n' "$*"; }
 warn() { printf 'run-local: WARNING: %s\n' "$*" >&2; }
@@ -57,6 +61,8 @@ kafka_port=${SB_KAFKA_PORT:-9092}
 ingress_port=$((${SB_INGRESS_PORT:-8000} + off))
 ready_timeout=${SB_READY_TIMEOUT:-60}
 log_level=${SB_LOG_LEVEL:-info}
+mesh=${MESH:-0}
+[[ $mesh =~ ^[01]$ ]] || die "MESH must be 0 or 1, not '$mesh'"
 
 # The services: name, ops port, RPC port, public HTTP port ("-" when it has none). Ports are
 # the defaults of ARCHITECTURE.md §1 before SB_PORT_OFFSET.
@@ -145,6 +151,7 @@ stop_all() {
 	local pid
 	stop_services
 	stop_observability
+	mesh_stop
 	sb_nginx_stop "$run/nginx"
 	sb_kafka_stop "$run/kafka" 30
 	pid=$(pid_is "$run/redis/redis.pid" redis-server)
@@ -285,6 +292,20 @@ for row in "${services[@]}"; do
 	common_env+=("SB_${name^^}_RPC_URL=tcp://127.0.0.1:$((rpc + off))")
 done
 
+if [ "$mesh" = 1 ]; then
+	[ -x "$build/bin/sb-sidecar" ] || fail_start "MESH=1: $build/bin/sb-sidecar is not built"
+	meshed=()
+	for row in "${services[@]}"; do
+		read -r name _ <<<"$row"
+		[ -d "$here/../services/$name" ] && [ -x "$build/bin/sb-$name" ] && meshed+=("$name")
+	done
+	mesh_prepare "${meshed[@]}" || fail_start "MESH=1: cannot issue the mesh identities"
+	for name in "${meshed[@]}"; do
+		mesh_start "$name" || fail_start "MESH=1: cannot start the sidecar of $name"
+	done
+	say "mesh: started ${#meshed[@]} sidecars"
+fi
+
 started=()
 for row in "${services[@]}"; do
 	read -r name _ <<<"$row"
@@ -298,6 +319,7 @@ for row in "${services[@]}"; do
 	ops=$(svc_field "$name" 1) rpc=$(svc_field "$name" 2) http=$(svc_field "$name" 3)
 	env_=("${common_env[@]}" "SB_OPS_PORT=$ops" "SB_RPC_URL=tcp://127.0.0.1:$rpc")
 	[ "$http" = - ] || env_+=("SB_HTTP_PORT=$http")
+	[ "$mesh" = 1 ] && mapfile -t -O ${#env_[@]} env_ < <(mesh_env "$name")
 	# The web console signs in as the dev users: the gateway serves this file (written by
 	# seed-dev below, once every service is ready) at GET /dev/credentials.
 	[ "$name" = gateway ] && env_+=("SB_DEV_CREDENTIALS_FILE=$run/dev-credentials.json")
@@ -362,6 +384,12 @@ while [ ${#pending[@]} -gt 0 ]; do
 	sleep 0.5
 done
 
+if [ "$mesh" = 1 ]; then
+	mesh_wait "$ready_timeout" || exit 1
+	mesh_write_json
+	say "mesh: every sidecar ready; $run/mesh.json written"
+fi
+
 # Dev credentials, once every service is ready: `sb-auth seed-dev` creates the dev tenant, the
 # users alice and bob and the clients admin, alice and bob, and writes their credentials to
 # .run/dev-credentials.json (mode 0600). Idempotent: credentials in the file that still
@@ -401,6 +429,7 @@ else
 	echo "   No service binary was found in $build/bin: only the servers run."
 fi
 echo
+[ "$mesh" = 1 ] && mesh_banner
 echo "   PostgreSQL:  postgresql://postgres@127.0.0.1:$pg_port/switchboard"
 echo "   Redis:       redis://127.0.0.1:$redis_port"
 echo "   Kafka:       $kafka_brokers (Apache Kafka $SB_KAFKA_VERSION, data in $run/kafka/data)"
