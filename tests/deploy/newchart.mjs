@@ -60,6 +60,8 @@ fs.writeFileSync(
     version: "0.1.0",
     appVersion: "0.1.0",
     dependencies: [{ name: "switchboard-common", version: "0.1.0", repository: "file://../switchboard-common" }],
+    // Argo CD progressive-sync wave (argocd/applicationset.yaml): 2 for a service that calls others.
+    annotations: { "switchboard.io/wave": "2" },
   }),
 );
 fs.writeFileSync(path.join(dir, "templates", "all.yaml"), '{{ include "sb.all" . }}\n');

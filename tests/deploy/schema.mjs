@@ -51,6 +51,7 @@ export function makeSchema(svc, rows, edge) {
           : { type: "null" },
       }, ["name", "ports", "edge"]),
       replicaCount: { type: "integer", minimum: 1 },
+      liveUpdate: { type: "boolean" },
       terminationGracePeriodSeconds: { type: "integer", minimum: 1, maximum: 3600 },
       config: {
         type: "object",

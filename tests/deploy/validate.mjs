@@ -11,7 +11,13 @@
 //  5. the pod rules the issue sets: securityContext, probes on the ops port, the native sidecar,
 //     HPA v2 with CPU 70 % and a 300 s scale-down window, VPA in recommendation mode.
 //
-// Usage: node validate.mjs RENDERED_DIR BIN_DIR NGINX_CONF ENV...
+//  6. the cluster resources: a KafkaTopic for every topic of services/common/sb_names.h and
+//     its DLQ, a prometheus-adapter rule for every custom metric an HPA scales on;
+//  7. argocd/: every chart has a progressive-sync wave the ApplicationSet has a step for, and
+//     every environment the charts have is one the ApplicationSet generates, with an overlay.
+//
+// Usage: node validate.mjs RENDERED_DIR BIN_DIR NGINX_CONF ENV...  (run from anywhere; the
+// repository is found from this file's place)
 import fs from "node:fs";
 import path from "node:path";
 import { execFileSync } from "node:child_process";
@@ -83,6 +89,25 @@ for (const env of envs) {
     }
   }
 }
+for (const extra of ["argocd", "examples"]) {
+  const dir = path.join(renderedDir, extra);
+  if (!fs.existsSync(dir)) continue;
+  for (const f of fs.readdirSync(dir).filter((f) => f.endsWith(".yaml"))) {
+    for (const o of loadDocs(path.join(dir, f))) {
+      const Model = await modelFor(o.apiVersion, o.kind);
+      if (!Model) {
+        noModel.add(`${o.apiVersion} ${o.kind}`);
+        continue;
+      }
+      nModel++;
+      try {
+        new Model(o).validate();
+      } catch (e) {
+        fail(`${extra}/${f}: ${o.kind}/${o.metadata?.name}: ${e.message.split("\n").slice(0, 4).join(" ")}`);
+      }
+    }
+  }
+}
 console.log(`models: ${nModel} objects validated by kubernetes-models types`);
 console.log(`models: no npm model (kcheck's CRD schemas only): ${[...noModel].sort().join(", ") || "none"}`);
 
@@ -92,7 +117,8 @@ const serviceCharts = {}; // env -> svc -> objects
 for (const env of envs) {
   serviceCharts[env] = {};
   for (const [chart, objs] of Object.entries(rendered[env])) {
-    const dep = find(objs, "Deployment");
+    // A service chart's Deployment carries the library's labels (cluster.yaml's Redis proxy does not).
+    const dep = objs.find((o) => o.kind === "Deployment" && o.metadata.labels?.["helm.sh/chart"]);
     if (dep && dep.metadata.name.startsWith("sb-")) serviceCharts[env][dep.metadata.name.slice(3)] = objs;
   }
 }
@@ -231,9 +257,12 @@ for (const env of envs) {
     const pod = find(objs, "Deployment").spec.template.spec;
     const psc = pod.securityContext ?? {};
     if (psc.runAsNonRoot !== true || psc.seccompProfile?.type !== "RuntimeDefault") fail(`${where}: pod securityContext`);
+    // Only dev's Tilt live update may make the service's root writable (annotated on the pod).
+    const liveUpdate = env === "dev" && find(objs, "Deployment").spec.template.metadata.annotations?.["switchboard.io/live-update"] === "true";
     for (const c of [...pod.containers, ...(pod.initContainers ?? [])]) {
       const sc = c.securityContext ?? {};
-      if (!(sc.runAsNonRoot && sc.readOnlyRootFilesystem && sc.allowPrivilegeEscalation === false && JSON.stringify(sc.capabilities?.drop) === '["ALL"]' && sc.seccompProfile?.type === "RuntimeDefault"))
+      const roRoot = sc.readOnlyRootFilesystem || (liveUpdate && c.name === svc);
+      if (!(sc.runAsNonRoot && roRoot && sc.allowPrivilegeEscalation === false && JSON.stringify(sc.capabilities?.drop) === '["ALL"]' && sc.seccompProfile?.type === "RuntimeDefault"))
         fail(`${where}: container ${c.name}: securityContext is not the one the issue asks for`);
       if (!c.resources?.requests?.cpu || !c.resources?.limits?.memory) fail(`${where}: container ${c.name}: no cpu request or memory limit`);
     }
@@ -249,6 +278,63 @@ for (const env of envs) {
     }
     const vpa = find(objs, "VerticalPodAutoscaler");
     if (vpa && vpa.spec.updatePolicy?.updateMode !== "Off") fail(`${where}: VPA is not in recommendation mode`);
+  }
+}
+
+// --- 6. cluster resources -----------------------------------------------------------------
+const repo = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../..");
+const names = fs.readFileSync(path.join(repo, "services/common/sb_names.h"), "utf8");
+const dlq = /#define SB_TOPIC_DLQ_SUFFIX\s+"([^"]+)"/.exec(names)[1];
+const topics = [...names.matchAll(/#define (SB_TOPIC_[A-Z_]+)\s+"([^"]+)"/g)].filter((m) => m[1] !== "SB_TOPIC_DLQ_SUFFIX").map((m) => m[2]);
+if (!topics.length) fail("sb_names.h: no SB_TOPIC_ names found");
+for (const env of envs) {
+  const cluster = rendered[env].cluster;
+  if (!cluster) {
+    fail(`${env}: no cluster.yaml (k8s/overlays/${env}) rendered`);
+    continue;
+  }
+  const kt = cluster.filter((o) => o.kind === "KafkaTopic").map((o) => o.spec.topicName ?? o.metadata.name);
+  const want = topics.flatMap((t) => [t, t + dlq]);
+  for (const t of want) if (!kt.includes(t)) fail(`${env}: no KafkaTopic for ${t} (services/common/sb_names.h)`);
+  for (const t of kt) if (!want.includes(t)) fail(`${env}: KafkaTopic ${t} is not a topic of services/common/sb_names.h`);
+  const adapter = cluster.find((o) => o.kind === "ConfigMap" && o.metadata.name === "switchboard-adapter-rules");
+  const served = adapter ? YAML.parse(adapter.data["config.yaml"]).rules.map((r) => r.name.as) : [];
+  for (const objs of Object.values(serviceCharts[env]))
+    for (const h of objs.filter((o) => o.kind === "HorizontalPodAutoscaler"))
+      for (const m of h.spec.metrics.filter((m) => m.type === "Pods"))
+        if (!served.includes(m.pods.metric.name)) fail(`${env}: HPA ${h.metadata.name} scales on ${m.pods.metric.name}, which no prometheus-adapter rule serves`);
+  const pg = cluster.find((o) => o.kind === "Cluster" && o.apiVersion.startsWith("postgresql.cnpg.io/"));
+  if (env === "prod" && !(pg?.spec.instances === 3 && pg.spec.postgresql?.synchronous?.number >= 1 && pg.spec.backup?.barmanObjectStore))
+    fail(`prod: the PostgreSQL cluster is not 3 instances with synchronous replication and continuous backup`);
+  const kafka = cluster.find((o) => o.kind === "Kafka");
+  const pool = cluster.find((o) => o.kind === "KafkaNodePool");
+  if (env === "prod" && !(pool?.spec.replicas === 3 && kafka?.spec.kafka.config["default.replication.factor"] === 3 && kafka.spec.kafka.config["min.insync.replicas"] === 2 && kafka.metadata.annotations?.["strimzi.io/kraft"] === "enabled"))
+    fail(`prod: Kafka is not KRaft with 3 brokers, RF 3 and min ISR 2`);
+}
+
+// --- 7. argocd -----------------------------------------------------------------------------
+const argoFile = path.join(renderedDir, "argocd", "applicationset.yaml");
+const appset = fs.existsSync(argoFile) ? loadDocs(argoFile).find((o) => o.kind === "ApplicationSet") : null;
+if (!appset) fail("argocd: no ApplicationSet");
+else {
+  const steps = appset.spec.strategy.rollingSync.steps.flatMap((s) => s.matchExpressions.flatMap((e) => e.values));
+  const genEnvs = appset.spec.generators[0].matrix.generators[0].list.elements.map((e) => e.env);
+  for (const e of envs) if (!genEnvs.includes(e)) fail(`argocd: environment ${e} is not generated by the ApplicationSet`);
+  for (const e of genEnvs) {
+    if (!fs.existsSync(path.join(repo, "k8s/overlays", e, "kustomization.yaml"))) fail(`argocd: no k8s/overlays/${e}`);
+    if (!fs.existsSync(path.join(repo, "charts/env", e + ".yaml"))) fail(`argocd: no charts/env/${e}.yaml`);
+  }
+  const auto = appset.spec.templatePatch.includes("automated:") && appset.spec.templatePatch.includes("selfHeal: true");
+  if (!auto) fail("argocd: the template patch does not turn on automated sync with self-heal");
+  const prod = appset.spec.generators[0].matrix.generators[0].list.elements.find((e) => e.env === "prod");
+  if (prod?.autoSync !== "false") fail("argocd: prod must be synced by hand");
+  for (const c of fs.readdirSync(path.join(repo, "charts"))) {
+    const cy = path.join(repo, "charts", c, "Chart.yaml");
+    if (!fs.existsSync(cy)) continue;
+    const chart = YAML.parse(fs.readFileSync(cy, "utf8"));
+    if (chart.type === "library") continue;
+    const wave = chart.annotations?.["switchboard.io/wave"];
+    if (!wave || !steps.includes(wave)) fail(`argocd: chart ${c} has wave ${wave}, which no RollingSync step takes`);
   }
 }
 

@@ -20,7 +20,7 @@ build=$(cd "${1:-$root/build}" && pwd)
 cache=${SB_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/switchboard}/deploy
 tools=$cache/bin
 envs=(dev staging prod)
-out=$build/rendered
+out=${SB_DEPLOY_OUT:-$build/rendered}
 export HELM_CACHE_HOME=$cache/helm/cache HELM_CONFIG_HOME=$cache/helm/config HELM_DATA_HOME=$cache/helm/data
 
 for t in helm kcheck tiltcheck actionlint; do
@@ -71,9 +71,10 @@ for e in "${envs[@]}"; do
 done
 stage helm "lint --strict and template: ${#charts[@]} charts x ${#envs[@]} environments"
 
-# argocd/ is plain YAML; k8s/ has a kustomize overlay per environment.
-mkdir -p "$out/argocd"
+# argocd/ and k8s/examples are plain YAML; k8s/ has a kustomize overlay per environment.
+mkdir -p "$out/argocd" "$out/examples"
 cp "$root"/argocd/*.yaml "$out/argocd/"
+cp "$root"/k8s/examples/*.yaml "$out/examples/"
 kustomize=()
 if command -v kubectl >/dev/null 2>&1; then kustomize=(kubectl kustomize); fi
 [ ${#kustomize[@]} -gt 0 ] || kustomize=("$tools/kustomize")
@@ -83,15 +84,18 @@ done
 stage render "argocd/ and k8s/overlays/{${envs[*]// /,}} rendered with ${kustomize[*]}"
 
 files=("$out"/*/*.yaml)
-"$tools/kcheck" -q "${crd_args[@]}" "${files[@]}"
+# Strimzi publishes its CRDs in no registry these machines reach (docs/deployment.md): its
+# objects are listed as not schema-checked, every other kind must have a schema.
+"$tools/kcheck" -q "${crd_args[@]}" -unchecked kafka.strimzi.io "${files[@]}"
 node "$root/tests/deploy/validate.mjs" "$out" "$build/bin" "$root/tools/nginx.conf.in" "${envs[@]}"
 
+rm -rf "$out/rules"
 n=$(node "$root/tests/deploy/rules.mjs" "$out/rules" "${files[@]}")
 [ "$n" -gt 0 ] || { echo "deploy-check: no PrometheusRule rendered" >&2; exit 1; }
 promtool check rules "$out"/rules/*.yaml >"$out/promtool.log" 2>&1 || { cat "$out/promtool.log"; exit 1; }
-stage promtool "$n rule files pass promtool check rules"
+stage promtool "$n rule files (alerts, adapter queries) pass promtool check rules"
 
-"$tools/tiltcheck" -root "$root" "$root/Tiltfile"
+"$tools/tiltcheck" -root "$root" -helm "$tools/helm" "$root/Tiltfile"
 stage tilt "Tiltfile evaluated with Tilt's functions stubbed"
 
 "$cache/venv-hadolint/bin/hadolint" --config "$root/tools/deploy/hadolint.yaml" "$root"/docker/Dockerfile*

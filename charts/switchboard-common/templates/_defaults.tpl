@@ -6,6 +6,8 @@ environment's file under charts/env/) say otherwise. docs/deployment.md explains
 image:
   pullPolicy: IfNotPresent
 replicaCount: 2
+# DEVELOPMENT ONLY: Tilt replaces the binary in the running container (a writable root).
+liveUpdate: false
 terminationGracePeriodSeconds: 30
 secret:
   create: false

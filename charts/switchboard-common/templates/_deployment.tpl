@@ -27,6 +27,10 @@ spec:
       annotations:
         # A config change rolls the pods: the services read their environment once at start.
         checksum/config: {{ include "sb.configmap" . | sha256sum }}
+        {{- if $v.liveUpdate }}
+        # DEVELOPMENT ONLY (Tilt): the binary is replaced in the running container.
+        switchboard.io/live-update: "true"
+        {{- end }}
     spec:
       serviceAccountName: {{ include "sb.name" . }}
       automountServiceAccountToken: false
@@ -91,7 +95,7 @@ spec:
           resources:
             {{- toYaml $v.mesh.resources | nindent 12 }}
           securityContext:
-            {{- include "sb.containerSecurityContext" . | nindent 12 }}
+            {{- include "sb.containerSecurityContext" true | nindent 12 }}
           volumeMounts:
             - name: mesh-certs
               mountPath: /var/run/sb-mesh
@@ -149,7 +153,7 @@ spec:
           resources:
             {{- toYaml $v.resources | nindent 12 }}
           securityContext:
-            {{- include "sb.containerSecurityContext" . | nindent 12 }}
+            {{- include "sb.containerSecurityContext" (not $v.liveUpdate) | nindent 12 }}
           volumeMounts:
             - name: tmp
               mountPath: /tmp
@@ -208,9 +212,10 @@ spec:
 {{- end }}
 {{- end -}}
 
+{{/* sb.containerSecurityContext: the issue's container rules; the argument is readOnlyRootFilesystem. */}}
 {{- define "sb.containerSecurityContext" -}}
 runAsNonRoot: true
-readOnlyRootFilesystem: true
+readOnlyRootFilesystem: {{ . }}
 allowPrivilegeEscalation: false
 capabilities:
   drop: ["ALL"]

@@ -5,7 +5,10 @@
 // then the schema's types, enums, patterns and required fields). A document whose kind has no
 // schema is an error, never skipped.
 //
-// Usage: kcheck [-crds DIR]... FILE...
+// A group named with -unchecked is the one exception: its objects are counted and listed as not
+// schema-checked, loudly, for a project whose CRDs no registry serves (Strimzi's).
+//
+// Usage: kcheck [-crds DIR]... [-unchecked GROUP]... FILE...
 package main
 
 import (
@@ -29,8 +32,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/yaml"
 )
@@ -166,6 +169,8 @@ func runtimeCopy(v map[string]interface{}) map[string]interface{} {
 func main() {
 	var crdDirs dirs
 	flag.Var(&crdDirs, "crds", "directory of CustomResourceDefinition YAML files (repeatable)")
+	var unchecked dirs
+	flag.Var(&unchecked, "unchecked", "API group whose objects have no CRD to check against (repeatable; listed, not failed)")
 	quiet := flag.Bool("q", false, "print only errors")
 	flag.Parse()
 	crds := map[schema.GroupVersionKind]*crdVersion{}
@@ -177,6 +182,7 @@ func main() {
 	}
 	strict := serializer.NewCodecFactory(scheme.Scheme, serializer.EnableStrict).UniversalDeserializer()
 	nobj, nbad := 0, 0
+	notChecked := map[string]int{}
 	for _, file := range flag.Args() {
 		f, err := os.Open(file)
 		if err != nil {
@@ -210,6 +216,9 @@ func main() {
 				}
 			case crds[gv.WithKind(tm.Kind)] != nil:
 				errs = checkCustom(doc, crds[gv.WithKind(tm.Kind)])
+			case contains(unchecked, gv.Group):
+				notChecked[tm.APIVersion+" "+tm.Kind]++
+				continue
 			default:
 				errs = []string{"no schema known for this kind (not built in, no CRD given)"}
 			}
@@ -224,8 +233,25 @@ func main() {
 			}
 		}
 	}
+	keys := make([]string, 0, len(notChecked))
+	for k := range notChecked {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Printf("kcheck: NOT SCHEMA-CHECKED (no CRD available): %d x %s\n", notChecked[k], k)
+	}
 	fmt.Printf("kcheck: %d objects, %d invalid\n", nobj, nbad)
 	if nbad > 0 || nobj == 0 {
 		os.Exit(1)
 	}
+}
+
+func contains(l []string, s string) bool {
+	for _, x := range l {
+		if x == s {
+			return true
+		}
+	}
+	return false
 }

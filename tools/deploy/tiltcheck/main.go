@@ -4,13 +4,20 @@
 // evaluation every resource_deps entry must name a declared resource, and every k8s_resource
 // must name a workload that a chart or local_resource produced.
 //
-// Usage: tiltcheck [-root DIR] Tiltfile
+// helm() runs the real helm (-helm) to render the chart with the given values, so a values
+// error fails here as it would in Tilt, and the workloads it declares are the rendered ones
+// (Tilt names a resource after its workload). load("ext://restart_process") gives
+// docker_build_with_restart, checked like docker_build.
+//
+// Usage: tiltcheck [-root DIR] -helm HELM Tiltfile
 package main
 
 import (
+	"bytes"
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -18,10 +25,12 @@ import (
 	"go.starlark.net/starlark"
 	"go.starlark.net/starlarkstruct"
 	"go.starlark.net/syntax"
+	"sigs.k8s.io/yaml"
 )
 
 type state struct {
 	root      string
+	helm      string
 	resources map[string]bool     // declared resources: workloads and local resources
 	deps      map[string][]string // resource -> resource_deps
 	images    map[string]bool
@@ -81,7 +90,6 @@ func (s *state) builtins() starlark.StringDict {
 		return starlark.NewBuiltin(name, fn)
 	}
 	return starlark.StringDict{
-		"load": starlark.None,
 		"helm": b("helm", func(_ *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kw []starlark.Tuple) (starlark.Value, error) {
 			var path, name, namespace string
 			var values, set, kubeVersion starlark.Value
@@ -101,13 +109,46 @@ func (s *state) builtins() starlark.StringDict {
 					return nil, err
 				}
 			}
-			if _, err := strList(set, "helm set"); err != nil {
+			sets, err := strList(set, "helm set")
+			if err != nil {
 				return nil, err
 			}
 			if name == "" {
 				name = filepath.Base(path)
 			}
-			return &blob{text: "# helm " + path, workloads: []string{name}}, nil
+			cmd := []string{"template", name, s.path(path)}
+			if namespace != "" {
+				cmd = append(cmd, "--namespace", namespace)
+			}
+			for _, v := range vals {
+				cmd = append(cmd, "-f", s.path(v))
+			}
+			for _, v := range sets {
+				cmd = append(cmd, "--set", v)
+			}
+			var out, errb bytes.Buffer
+			c := exec.Command(s.helm, cmd...)
+			c.Stdout, c.Stderr = &out, &errb
+			if err := c.Run(); err != nil {
+				return nil, fmt.Errorf("helm template %s: %v: %s", path, err, strings.TrimSpace(errb.String()))
+			}
+			var workloads []string
+			for _, doc := range strings.Split(out.String(), "\n---") {
+				var o struct {
+					Kind     string `json:"kind"`
+					Metadata struct {
+						Name string `json:"name"`
+					} `json:"metadata"`
+				}
+				if yaml.Unmarshal([]byte(doc), &o) != nil {
+					continue
+				}
+				switch o.Kind {
+				case "Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "ReplicaSet", "Pod":
+					workloads = append(workloads, strings.ToLower(o.Metadata.Name))
+				}
+			}
+			return &blob{text: out.String(), workloads: workloads}, nil
 		}),
 		"k8s_yaml": b("k8s_yaml", func(_ *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kw []starlark.Tuple) (starlark.Value, error) {
 			var y starlark.Value
@@ -204,17 +245,33 @@ func (s *state) builtins() starlark.StringDict {
 				"entrypoint?", &entrypoint, "platform?", &platform); err != nil {
 				return nil, err
 			}
-			if err := s.mustExist("docker_build context", context); err != nil {
-				return nil, err
-			}
-			if df, ok := dockerfile.(starlark.String); ok {
-				if err := s.mustExist("docker_build dockerfile", string(df)); err != nil {
-					return nil, err
-				}
-			}
-			s.images[ref] = true
-			return starlark.None, nil
+			return s.image(ref, context, dockerfile, only)
 		}),
+	}
+}
+
+// image checks what docker_build and docker_build_with_restart share and records the image.
+func (s *state) image(ref, context string, dockerfile, only starlark.Value) (starlark.Value, error) {
+	if err := s.mustExist("docker_build context", context); err != nil {
+		return nil, err
+	}
+	if df, ok := dockerfile.(starlark.String); ok {
+		if err := s.mustExist("docker_build dockerfile", string(df)); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := strList(only, "only"); err != nil {
+		return nil, err
+	}
+	s.images[ref] = true
+	return starlark.None, nil
+}
+
+func (s *state) more() starlark.StringDict {
+	b := func(name string, fn func(*starlark.Thread, *starlark.Builtin, starlark.Tuple, []starlark.Tuple) (starlark.Value, error)) *starlark.Builtin {
+		return starlark.NewBuiltin(name, fn)
+	}
+	return starlark.StringDict{
 		"sync": b("sync", func(_ *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kw []starlark.Tuple) (starlark.Value, error) {
 			var local, remote string
 			if err := starlark.UnpackArgs(fn.Name(), args, kw, "local_path", &local, "remote_path", &remote); err != nil {
@@ -279,15 +336,36 @@ func (s *state) builtins() starlark.StringDict {
 	}
 }
 
+// restartProcess is Tilt's ext://restart_process extension: docker_build_with_restart.
+func (s *state) restartProcess() starlark.StringDict {
+	return starlark.StringDict{
+		"docker_build_with_restart": starlark.NewBuiltin("docker_build_with_restart", func(_ *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kw []starlark.Tuple) (starlark.Value, error) {
+			var ref, context string
+			var entrypoint, buildArgs, dockerfile, liveUpdate, only, ignore, target, platform, restartFile, traceFlag starlark.Value
+			if err := starlark.UnpackArgs(fn.Name(), args, kw, "ref", &ref, "context", &context,
+				"entrypoint", &entrypoint, "build_args?", &buildArgs, "dockerfile?", &dockerfile,
+				"live_update?", &liveUpdate, "only?", &only, "ignore?", &ignore, "target?", &target,
+				"platform?", &platform, "restart_file?", &restartFile, "trace?", &traceFlag); err != nil {
+				return nil, err
+			}
+			if _, err := strList(entrypoint, "entrypoint"); err != nil {
+				return nil, err
+			}
+			return s.image(ref, context, dockerfile, only)
+		}),
+	}
+}
+
 func main() {
 	root := flag.String("root", "", "directory paths are relative to (default: the Tiltfile's)")
+	helm := flag.String("helm", "helm", "the helm binary helm() renders charts with")
 	flag.Parse()
 	if flag.NArg() != 1 {
-		fmt.Fprintln(os.Stderr, "usage: tiltcheck [-root DIR] Tiltfile")
+		fmt.Fprintln(os.Stderr, "usage: tiltcheck [-root DIR] -helm HELM Tiltfile")
 		os.Exit(2)
 	}
 	file := flag.Arg(0)
-	s := &state{root: *root, resources: map[string]bool{}, deps: map[string][]string{}, images: map[string]bool{}}
+	s := &state{root: *root, helm: *helm, resources: map[string]bool{}, deps: map[string][]string{}, images: map[string]bool{}}
 	if s.root == "" {
 		s.root = filepath.Dir(file)
 	}
@@ -297,9 +375,17 @@ func main() {
 		os.Exit(2)
 	}
 	thread := &starlark.Thread{Name: "Tiltfile", Print: func(_ *starlark.Thread, msg string) { fmt.Println("Tiltfile:", msg) }}
+	thread.Load = func(_ *starlark.Thread, module string) (starlark.StringDict, error) {
+		if module == "ext://restart_process" {
+			return s.restartProcess(), nil
+		}
+		return nil, fmt.Errorf("load: no stub for module %q", module)
+	}
 	opts := &syntax.FileOptions{Set: true, While: true, TopLevelControl: true, GlobalReassign: true}
 	predeclared := s.builtins()
-	delete(predeclared, "load")
+	for k, v := range s.more() {
+		predeclared[k] = v
+	}
 	if _, err := starlark.ExecFileOptions(opts, thread, file, src, predeclared); err != nil {
 		if ee, ok := err.(*starlark.EvalError); ok {
 			fmt.Println("tiltcheck: FAIL:", ee.Backtrace())
