@@ -52,6 +52,7 @@ export function makeSchema(svc, rows, edge) {
       }, ["name", "ports", "edge"]),
       replicaCount: { type: "integer", minimum: 1 },
       liveUpdate: { type: "boolean" },
+      podAnnotations: { type: "object", additionalProperties: { type: "string" } },
       terminationGracePeriodSeconds: { type: "integer", minimum: 1, maximum: 3600 },
       config: {
         type: "object",

@@ -81,4 +81,6 @@ ingress:
   annotations: {}
   paths: []
 extraVolumes: []
+# Extra pod annotations, e.g. linkerd.io/inject: enabled with mesh.enabled false.
+podAnnotations: {}
 {{- end -}}

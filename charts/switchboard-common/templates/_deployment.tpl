@@ -31,6 +31,9 @@ spec:
         # DEVELOPMENT ONLY (Tilt): the binary is replaced in the running container.
         switchboard.io/live-update: "true"
         {{- end }}
+        {{- with $v.podAnnotations }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
     spec:
       serviceAccountName: {{ include "sb.name" . }}
       automountServiceAccountToken: false
