@@ -16,6 +16,13 @@ spec:
       path: /metrics
       interval: {{ .Values.serviceMonitor.interval }}
       scrapeTimeout: {{ .Values.serviceMonitor.scrapeTimeout }}
+    {{- if .Values.mesh.enabled }}
+    # The sidecar's TCP and per-method RPC metrics and its certificate-expiry gauge.
+    - port: mesh-ops
+      path: /metrics
+      interval: {{ .Values.serviceMonitor.interval }}
+      scrapeTimeout: {{ .Values.serviceMonitor.scrapeTimeout }}
+    {{- end }}
 {{- end }}
 {{- end -}}
 

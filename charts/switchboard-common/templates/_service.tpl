@@ -26,6 +26,12 @@ spec:
       targetPort: http
       appProtocol: http
     {{- end }}
+    {{- if $v.mesh.enabled }}
+    - name: mesh-ops
+      port: {{ $v.mesh.opsPort }}
+      targetPort: mesh-ops
+      appProtocol: http
+    {{- end }}
 {{- end -}}
 
 {{- define "sb.pdb" -}}
