@@ -33,7 +33,7 @@ sb_deploy_main() {
 	# Go's caches and install directory are this script's, set per command (the variables must
 	# not leak into the other drop-ins install-deps.sh sources after this one).
 	gocmd() {
-		GOPATH=$cache/gopath GOMODCACHE=$cache/gomod GOCACHE=$cache/gocache GOFLAGS=-mod=mod \
+		GOPATH=$cache/gopath GOMODCACHE=$cache/gomod GOCACHE=$cache/gocache \
 			GOBIN=$cache/bin GOTOOLCHAIN=local "$go" "$@"
 	}
 
