@@ -104,7 +104,9 @@ rm -rf "$out/rules"
 n=$(node "$root/tests/deploy/rules.mjs" "$out/rules" "${files[@]}")
 [ "$n" -gt 0 ] || { echo "deploy-check: no PrometheusRule rendered" >&2; exit 1; }
 promtool check rules "$out"/rules/*.yaml >"$out/promtool.log" 2>&1 || { cat "$out/promtool.log"; exit 1; }
-stage promtool "$n rule files (alerts, adapter queries) pass promtool check rules"
+sed "s|@RULES@|$out/rules/prod-auth-sb-auth.yaml|" "$root/tests/deploy/alerts.test.yaml.in" >"$out/alerts.test.yaml"
+promtool test rules "$out/alerts.test.yaml" >"$out/promtool-test.log" 2>&1 || { cat "$out/promtool-test.log"; exit 1; }
+stage promtool "$n rule files (alerts, adapter queries) pass promtool check rules; the alerts' unit tests pass"
 
 gofmt=$(dirname "${SB_GO:-/usr/local/go/bin/go}")/gofmt
 [ -x "$gofmt" ] || gofmt=$(command -v gofmt)
