@@ -91,10 +91,6 @@ struct sb_rpc_server_opts {
 	/* Optional: runs on each worker thread whose worker_init succeeded, when it stops. */
 	void (*worker_fini)(void *ctx, void *state);
 	size_t max_msg; /* largest request payload; 0 = SB_RPC_DEFAULT_MAX_MSG */
-	/* DEPRECATED (flag the rows SB_RPC_INLINE instead; kept until the notifier is ported):
-	 * optional, NULL-ended names of rows of methods that run as if flagged SB_RPC_INLINE. A
-	 * name missing from methods fails the start with SB_EINVAL. Must outlive the server. */
-	const char *const *inline_methods;
 };
 
 /* sb_rpc_code_name returns the upper-case name of an Sb__Rpc__Code ("NOT_FOUND"); never NULL. */

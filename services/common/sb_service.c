@@ -610,7 +610,6 @@ sb_service_main(const struct sb_service_def *def, int argc, char **argv)
 		.url = svc->common->rpc_url,
 		.workers = (int)svc->common->rpc_workers,
 		.methods = svc->methods,
-		.inline_methods = def->inline_methods,
 		.ctx = svc,
 		.worker_init = sb_service_worker_init,
 		.worker_fini = sb_service_worker_fini,

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "sb_err.h"
+#include "sb_names.h"
 #include "sb_log.h"
 #include "sb_util_time.h"
 
@@ -321,7 +322,7 @@ msg_batch_try(struct msg_batch *bt)
 		{ .name = "b_insert", .nparams = 10, .params = ins.p },
 		{ .name = "b_update", .nparams = 4, .params = up.p },
 		{ .name = "outbox_insert", .nparams = 7, .params = evp.p },
-		{ .sql = "NOTIFY sb_outbox" },
+		{ .sql = "NOTIFY " SB_PG_OUTBOX_CHANNEL },
 		{ .sql = "COMMIT" },
 	};
 	rv = sb_pg_exec_pipeline(bt->pg, write, 5);

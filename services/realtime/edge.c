@@ -116,6 +116,9 @@ rt_edge_filter(struct rt *rt, struct lws *wsi)
 		return rt_edge_refuse(rt, wsi, HTTP_STATUS_NOT_FOUND, "not_found");
 	if (!rt_edge_origin_ok(rt, wsi))
 		return rt_edge_refuse(rt, wsi, HTTP_STATUS_FORBIDDEN, "origin");
+	/* the instance is full: another instance (or a later attempt) takes the client */
+	if (sb_series_value(rt->m.active) >= (double)rt->cfg->max_connections)
+		return rt_edge_refuse(rt, wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "capacity");
 	char *tok = malloc(SB_JWT_MAX_TOKEN + 16);
 	struct sb_jwt_principal *p = malloc(sizeof(*p));
 	int rv = 0;
@@ -416,6 +419,11 @@ rt_edge_metrics(struct rt_metrics *m)
 {
 	m->active = sb_metric_with(
 	    sb_metrics_gauge("websocket_connections_active", "Open WebSocket connections", NULL));
+	m->limit =
+	    sb_metric_with(sb_metrics_gauge("websocket_connections_limit",
+	                                    "WebSocket connections this instance holds at most "
+	                                    "(SB_WS_MAX_CONNECTIONS)",
+	                                    NULL));
 	m->total = sb_metric_with(sb_metrics_counter("websocket_connections_total",
 	                                             "WebSocket connections accepted", NULL));
 	m->latency = sb_metric_with(sb_metrics_histogram(
@@ -488,6 +496,7 @@ rt_edge_start(struct sb_service *svc)
 	rt->subs.arg = rt;
 	rt_delivered_init(&rt->delivered, sb_service_upstream(svc, "notifier"));
 	rt_edge_metrics(&rt->m);
+	sb_series_set(rt->m.limit, (double)rt->cfg->max_connections);
 	sb_service_set_state(svc, rt);
 	int rv = rt_edge_origins(rt, rt->cfg->allowed_origins);
 	if (rv == 0)

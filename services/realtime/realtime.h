@@ -42,6 +42,7 @@ struct realtime_cfg {
 	long long ping_interval_ms;
 	long long pong_timeout_ms;
 	long long auth_timeout_ms;
+	long long max_connections;
 	long long max_conn_per_user;
 	long long send_queue_bytes;
 	long long max_frame_bytes;
@@ -356,7 +357,7 @@ void rt_loop_free(struct rt_loop *l);
 
 /* --- the process ------------------------------------------------------------------------ */
 struct rt_metrics {
-	struct sb_series *active, *total, *latency, *slow, *rec_ok, *rec_gap, *rec_fail;
+	struct sb_series *active, *limit, *total, *latency, *slow, *rec_ok, *rec_gap, *rec_fail;
 	struct sb_series *pubsub_rejected;
 	struct sb_metric *refused_m;
 };
