@@ -55,6 +55,7 @@ done
 [ ${#missing[@]} -eq 0 ] || echo "deploy-check: note: no chart yet for: ${missing[*]} (node tests/deploy/newchart.mjs)"
 
 node "$root/tests/deploy/schema.mjs" "$root/charts" "$build/bin" --check
+node "$root/tests/deploy/observability.mjs" "$root" --check
 stage schema "values.schema.json of ${#charts[@]} charts match their binaries' config tables"
 
 rm -rf "$out" && mkdir -p "$out"
@@ -106,7 +107,13 @@ n=$(node "$root/tests/deploy/rules.mjs" "$out/rules" "${files[@]}")
 promtool check rules "$out"/rules/*.yaml >"$out/promtool.log" 2>&1 || { cat "$out/promtool.log"; exit 1; }
 sed "s|@RULES@|$out/rules/prod-auth-sb-auth.yaml|" "$root/tests/deploy/alerts.test.yaml.in" >"$out/alerts.test.yaml"
 promtool test rules "$out/alerts.test.yaml" >"$out/promtool-test.log" 2>&1 || { cat "$out/promtool-test.log"; exit 1; }
-stage promtool "$n rule files (alerts, adapter queries) pass promtool check rules; the alerts' unit tests pass"
+# k8s/observability's own unit tests, run against the rules as the PrometheusRule deploys them.
+sed "s|^  - ../switchboard.rules.yaml$|  - $out/rules/prod-cluster-switchboard.yaml|" \
+	"$root/k8s/observability/rules/tests/switchboard.rules.test.yaml" >"$out/platform.test.yaml"
+grep -q "$out/rules/prod-cluster-switchboard.yaml" "$out/platform.test.yaml" ||
+	{ echo "deploy-check: k8s/observability's rule test does not name ../switchboard.rules.yaml" >&2; exit 1; }
+promtool test rules "$out/platform.test.yaml" >"$out/promtool-platform.log" 2>&1 || { cat "$out/promtool-platform.log"; exit 1; }
+stage promtool "$n rule files (alerts, adapter queries) pass promtool check rules; the charts' and the platform's alert unit tests pass"
 
 gofmt=$(dirname "${SB_GO:-/usr/local/go/bin/go}")/gofmt
 [ -x "$gofmt" ] || gofmt=$(command -v gofmt)

@@ -27,9 +27,10 @@ spec:
 {{- end -}}
 
 {{/*
-sb.prometheusrule: the alerts every service has (down, not ready, restarting, throttled) and the
-service's own from .Values.alerts (rules in Prometheus's format, checked by promtool in
-make deploy-check).
+sb.prometheusrule: the Kubernetes alerts every service has (fewer pods ready than wanted,
+restarting) and the service's own from .Values.alerts (rules in Prometheus's format, checked by
+promtool in make deploy-check). The platform's alerts (a service down, 5xx ratio, lags, DLQs,
+pools, certificates) are k8s/observability/rules, deployed once by k8s/base.
 */}}
 {{- define "sb.prometheusrule" -}}
 {{- if .Values.prometheusRule.enabled }}
@@ -45,13 +46,6 @@ spec:
   groups:
     - name: {{ $job }}
       rules:
-        - alert: SwitchboardServiceDown
-          expr: {{ printf "up{job=%q} == 0" $job | quote }}
-          for: 2m
-          labels:
-            severity: critical
-          annotations:
-            summary: {{ printf "%s: a pod does not answer /metrics" $job | quote }}
         - alert: SwitchboardServiceNotReady
           expr: {{ printf "kube_deployment_status_replicas_available{deployment=%q} < kube_deployment_spec_replicas{deployment=%q}" $job $job | quote }}
           for: 10m
