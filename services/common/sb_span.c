@@ -100,6 +100,21 @@ sb_span_start_tp(struct sb_span *s, const char *name, enum sb_span_kind kind,
 }
 
 void
+sb_span_resume(struct sb_span *s, const char *name, enum sb_span_kind kind,
+               const struct sb_trace_ctx *ctx, const uint8_t *parent, int64_t start_ns)
+{
+	memset(s, 0, sizeof(*s));
+	sb_span_copy(s->name, sizeof(s->name), name);
+	s->kind = kind;
+	s->ctx = *ctx;
+	if (parent != NULL) {
+		memcpy(s->parent, parent, 8);
+		s->has_parent = true;
+	}
+	s->start_ns = start_ns;
+}
+
+void
 sb_span_attr(struct sb_span *s, const char *key, const char *value)
 {
 	if (s->nattrs >= SB_SPAN_ATTRS_MAX)

@@ -74,6 +74,11 @@ void sb_span_start(struct sb_span *s, const char *name, enum sb_span_kind kind,
  * a new trace). */
 void sb_span_start_tp(struct sb_span *s, const char *name, enum sb_span_kind kind,
                       const char *traceparent);
+/* sb_span_resume makes s the span whose context ctx (and parent, NULL: none) was made earlier
+ * by sb_span_start and handed on, started at start_ns: for work that keeps a compact context
+ * per item (a batch of thousands) instead of a whole struct sb_span. */
+void sb_span_resume(struct sb_span *s, const char *name, enum sb_span_kind kind,
+                    const struct sb_trace_ctx *ctx, const uint8_t *parent, int64_t start_ns);
 /* sb_span_attr and sb_span_attr_int add an attribute (beyond SB_SPAN_ATTRS_MAX: ignored;
  * values cut to SB_SPAN_VAL_MAX - 1 bytes on a UTF-8 boundary). */
 void sb_span_attr(struct sb_span *s, const char *key, const char *value);

@@ -11,6 +11,7 @@
 
 #include <libwebsockets.h>
 
+#include "sb_span.h"
 #include "sb_err.h"
 #include "sb_log.h"
 #include "sb_util_time.h"
@@ -262,8 +263,18 @@ rt_edge_ev(struct rt *rt, struct rt_ev *ev)
 	struct rt_chan *ch;
 	switch (ev->kind) {
 	case RT_EV_FRAME:
-		if ((ch = rt_subs_find(&rt->subs, ev->chan)) != NULL)
+		if ((ch = rt_subs_find(&rt->subs, ev->chan)) == NULL)
+			break;
+		if (ev->frame->traceparent[0] != '\0' && sb_span_exporting()) {
+			struct sb_span span;
+			sb_span_start_tp(&span, "realtime deliver", SB_SPAN_CONSUMER,
+			                 ev->frame->traceparent);
+			sb_span_attr(&span, "messaging.destination.name", ev->chan);
 			rt_edge_fanout(ch, ev->frame);
+			sb_span_end(&span);
+		} else {
+			rt_edge_fanout(ch, ev->frame);
+		}
 		break;
 	case RT_EV_SUBACK:
 		if ((ch = rt_subs_find(&rt->subs, ev->chan)) != NULL)

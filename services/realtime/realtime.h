@@ -101,8 +101,9 @@ struct rt_frame {
 	int64_t event_ms; /* when the event was created (Unix ms); 0 or less: unknown */
 	char type[32];    /* the frame's "type" */
 	char conv[RT_ID_MAX];
-	char sender[RT_ID_MAX]; /* message.created: message.sender_id */
-	size_t len;             /* bytes of JSON text at rt_frame_text */
+	char sender[RT_ID_MAX];                   /* message.created: message.sender_id */
+	char traceparent[SB_TRACEPARENT_LEN + 1]; /* the notifier's span, "" when none */
+	size_t len;                               /* bytes of JSON text at rt_frame_text */
 	unsigned char buf[];
 };
 /* rt_frame_new copies len bytes of JSON text into a new frame with one reference, seq and
