@@ -32,6 +32,7 @@ const clusterDefaults = {
   SB_KAFKA_REPLICATION_FACTOR: "3",
   SB_AUTH_ISSUER: "https://switchboard.example.com",
   SB_WS_ALLOWED_ORIGINS: "https://switchboard.example.com",
+  SB_OTLP_ENDPOINT: "http://otel-collector.monitoring:4318",
 };
 const stores = [];
 if (rows.some((r) => r.env === "DATABASE_URL")) stores.push("postgres");
