@@ -26,6 +26,9 @@ const struct sb_cfg_key gc_config[] = {
 	                "(messages.outbox; see SB_OUTBOX_GC)."),
 	SB_CFG_INT_ROW(struct gc_cfg, "SB_GC_OUTBOX_RETENTION_S", outbox_retention_s, "604800", 0,
 	               315360000, "How long a relayed outbox row is kept."),
+	SB_CFG_BOOL_ROW(struct gc_cfg, "SB_GC_ONCE", once, "false",
+	                "Run one round and exit 0 (a Kubernetes CronJob): the round runs if the "
+	                "lease is free, and is skipped when another replica holds it."),
 	{ NULL },
 };
 

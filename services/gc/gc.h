@@ -38,6 +38,7 @@ struct gc_cfg {
 	long long token_grace_s;
 	bool outbox;
 	long long outbox_retention_s;
+	bool once;
 };
 
 /* One cleanup task: a DELETE of at most $2 rows, run again while it deletes a full batch.

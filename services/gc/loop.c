@@ -8,6 +8,7 @@
 #include "sb_err.h"
 #include "sb_log.h"
 #include "sb_metrics.h"
+#include "sb_util_shutdown.h"
 #include "sb_util_time.h"
 
 #define GC_TASKS_MAX 8
@@ -101,6 +102,18 @@ gc_loop_main(void *arg)
 	while (!atomic_load(&g->stop)) {
 		int ret = gc_lease_check(g);
 		sb_series_set(gc_m.leader, g->leader ? 1 : 0);
+		if (g->cfg->once && (ret == 0 || g->leader)) {
+			/* One round, or none when another replica holds the lease; then the
+			 * process ends as on SIGTERM (exit 0). */
+			if (g->leader)
+				gc_loop_round(g);
+			else
+				sb_log_kv(SB_LOG_INFO,
+				          "gc: another replica holds the lease; nothing to do",
+				          NULL);
+			sb_shutdown_request();
+			break;
+		}
 		if (ret != 0 || !g->leader) {
 			int64_t wait = g->cfg->lease_retry_ms;
 			int64_t ra = sb_pg_retry_after_ms(g->pg);
