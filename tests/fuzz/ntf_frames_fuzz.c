@@ -83,7 +83,8 @@ fz_event(int kind, const uint8_t *data, size_t size)
 {
 	struct ntf_event ev;
 	const char *ce_type = kind < 4 ? fz_kinds[kind].ce_type : "io.switchboard.unknown.v1";
-	int rc = ntf_event_build(ce_type, "0191f2a0-id", "2024-01-01T00:00:00Z", data, size, &ev);
+	int rc =
+	    ntf_event_build(ce_type, "0191f2a0-id", "2024-01-01T00:00:00Z", NULL, data, size, &ev);
 	if (kind == 4) {
 		CHECK(rc == SB_ENOTFOUND);
 		return;
