@@ -55,7 +55,7 @@ test_switched_off_keeps_rows(void **state)
 {
 	(void)state;
 	PGconn *c = it_pg();
-	struct it_relay relay;
+	struct it_proc relay;
 	const char *const extra[] = { "SB_OUTBOX_RETENTION_S=86400", "SB_OUTBOX_GC=false",
 		                      "SB_OUTBOX_LEASE_INTERVAL_MS=200", NULL };
 
