@@ -13,7 +13,9 @@
  * have passed since the last one was lost (longer than the dialer's longest reconnect interval,
  * so a server that is up has been found again by then), and afterwards SB_RPC_DOWN_WAIT_MS, not
  * its whole deadline: a gateway answers 503 with Retry-After within about a second of an
- * upstream going down, and at once after that, not 504 after its timeout. */
+ * upstream going down, and at once after that, not 504 after its timeout. (A call made while
+ * the connection is being torn down, before the client has counted the loss, may still wait
+ * for its deadline; it ends UNAVAILABLE too.) */
 #include "sb_rpc.h"
 #include "sb_err.h"
 #include "sb_log.h"
