@@ -5,7 +5,7 @@
 # timeout as before. When messages is started again on its port, sends succeed without
 # restarting the gateway.
 # stack: pg,redis
-# labels: gateway,e2e
+# labels: gateway,e2e,sanitize
 set -u
 root=${SB_SOURCE_ROOT:?}
 . "$root/tools/stack.sh"

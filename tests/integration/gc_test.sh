@@ -7,7 +7,7 @@
 # works (sampled throughout, never both), and when the leader is killed (-9) the other takes
 # over within seconds (printed; at most 5 s) and cleans up.
 # stack: pg,redis
-# labels: gc,e2e
+# labels: gc,e2e,sanitize
 set -u
 root=${SB_SOURCE_ROOT:?}
 . "$root/tools/stack.sh"
