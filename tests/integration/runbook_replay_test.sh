@@ -22,7 +22,7 @@ produce() { # produce TAG: five records keyed k0..k4 with values TAG-0..TAG-4
 sb_svc_ports outbox
 sb_svc_start outbox
 for i in $(seq 1 100); do
-	kcat -L -b "$b" -t "$topic" 2>/dev/null | grep -q ' partitions' && break
+	kcat -L -b "$b" -t "$topic" 2>/dev/null | grep -Eq 'with [1-9][0-9]* partitions' && break
 	[ $i = 100 ] && fail "sb-outbox did not create $topic"
 	sleep 0.3
 done
