@@ -1,7 +1,8 @@
 # cdcsink.sh: helpers of the cdcsink tests and benchmark (source after tools/stack.sh and
 # tests/lib/services.sh, inside tests/lib/with-stack.sh --stack pg,kafka).
 #
-#   cdc_start NAME MAPPING [VAR=value ...]  # start sb-cdcsink as service NAME (fast retries)
+#   cdc_start NAME MAPPING [VAR=value ...]  # start sb-cdcsink as service NAME (fast retries;
+#                                           # MAPPING "" is the built-in example)
 #   cdc_produce TOPIC < lines               # "KEY|VALUE" lines to TOPIC (prefix added)
 #   cdc_sql "SQL"                           # psql -Atc against the test database
 #   cdc_wait "SQL" EXPECTED [SECONDS]       # until the query prints EXPECTED (30 s default)
@@ -16,25 +17,19 @@ cdc_fails=0
 gen() { python3 "$CDC_GEN" "$@"; }
 
 cdc_start() {
-	local name=$1 mapping=$2
+	local name=$1 mapping=$2 root=$SB_BUILD_ROOT
 	shift 2
 	[ -n "${SVC_RPC[$name]:-}" ] || sb_svc_ports "$name"
-	# sb_svc_start runs bin/sb-<name>: a replica gets a link of its own name.
-	[ "$name" = cdcsink ] || ln -sf "$SB_BUILD_ROOT/bin/sb-cdcsink" "$SB_TEST_TMP/sb-$name"
-	if [ "$name" = cdcsink ]; then
-		sb_svc_start cdcsink SB_CDCSINK_MAPPING="$mapping" SB_KAFKA_TOPIC_PREFIX="$CDC_PREFIX" \
-			SB_CDCSINK_SESSION_TIMEOUT_MS=4000 SB_CDCSINK_HEARTBEAT_MS=1000 \
-			SB_CDCSINK_RETRY_BASE_MS=20 SB_CDCSINK_RETRY_MAX_MS=200 SB_KAFKA_PARTITIONS=4 "$@"
-	else
-		SB_BUILD_ROOT_SAVE=$SB_BUILD_ROOT
-		mkdir -p "$SB_TEST_TMP/bin"
-		ln -sf "$SB_BUILD_ROOT/bin/sb-cdcsink" "$SB_TEST_TMP/bin/sb-$name"
-		SB_BUILD_ROOT=$SB_TEST_TMP sb_svc_start "$name" SB_CDCSINK_MAPPING="$mapping" \
-			SB_KAFKA_TOPIC_PREFIX="$CDC_PREFIX" SB_CDCSINK_SESSION_TIMEOUT_MS=4000 \
-			SB_CDCSINK_HEARTBEAT_MS=1000 SB_CDCSINK_RETRY_BASE_MS=20 \
-			SB_CDCSINK_RETRY_MAX_MS=200 SB_KAFKA_PARTITIONS=4 "$@"
-		SB_BUILD_ROOT=$SB_BUILD_ROOT_SAVE
+	# sb_svc_start runs <root>/bin/sb-<name>: a second replica runs through a link of its name.
+	if [ "$name" != cdcsink ]; then
+		root=$SB_TEST_TMP/replica
+		mkdir -p "$root/bin"
+		ln -sf "$SB_BUILD_ROOT/bin/sb-cdcsink" "$root/bin/sb-$name"
 	fi
+	SB_BUILD_ROOT=$root sb_svc_start "$name" SB_CDCSINK_MAPPING="$mapping" \
+		SB_KAFKA_TOPIC_PREFIX="$CDC_PREFIX" SB_CDCSINK_SESSION_TIMEOUT_MS=4000 \
+		SB_CDCSINK_HEARTBEAT_MS=1000 SB_CDCSINK_RETRY_BASE_MS=20 SB_CDCSINK_RETRY_MAX_MS=200 \
+		SB_KAFKA_PARTITIONS=4 "$@"
 }
 
 cdc_produce() {
