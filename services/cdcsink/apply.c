@@ -16,7 +16,7 @@
 #include "sb_err.h"
 #include "sb_log.h"
 
-#define CDC_MAX_PARAMS 60000
+#define CDC_MAX_ROWS 5000 /* rows of one statement */
 
 static int
 cdc_item_cmp(const void *a, const void *b)
@@ -62,141 +62,171 @@ cdc_exec(struct sb_pg *pg, struct sb_buf *sql, const char **params, int np, long
 	return rv;
 }
 
-/* cdc_upsert runs one statement for the n upserts of t in rows (same columns). */
+/* cdc_arr_add appends one element to the text[] literal being built in b ('{' first): NULL, or
+ * the value double-quoted with '"' and '\\' escaped. */
 static int
-cdc_upsert(struct sb_pg *pg, const struct cdc_table *t, struct cdc_item **rows, size_t n,
-           long *applied)
+cdc_arr_add(struct sb_buf *b, const char *v)
 {
-	struct sb_buf sql = SB_BUF_INIT;
-	const struct cdc_row *first = &rows[0]->row;
-	char pg_t[96], tomb[CDC_NAME_MAX + 16], ver[n][24];
-	const char **params = NULL;
-	int np = 0, rv = SB_ENOMEM, e = 0;
-	size_t c, i;
-	bool comma;
-
-	cdc_table_tomb(t, tomb, sizeof(tomb));
-	e |= sb_buf_printf(&sql, "INSERT INTO \"%s\".\"%s\" AS t (", t->schema, t->name);
-	for (c = 0; c < t->ncols; c++)
-		if (cdc_st(first, c) != CDC_V_ABSENT)
-			e |= sb_buf_printf(&sql, "\"%s\", ", t->cols[c].name);
-	e |= sb_buf_puts(&sql, "_cdc_version) SELECT v.* FROM (VALUES ");
-	size_t per = 1;
-	for (c = 0; c < t->ncols; c++)
-		per += cdc_st(first, c) != CDC_V_ABSENT;
-	if ((params = calloc(n * per, sizeof(*params))) == NULL)
-		goto done;
-	for (i = 0; i < n; i++) {
-		const struct cdc_row *r = &rows[i]->row;
-		e |= sb_buf_puts(&sql, i > 0 ? ", (" : "(");
-		for (c = 0; c < t->ncols; c++) {
-			if (cdc_st(first, c) == CDC_V_ABSENT)
-				continue;
-			cdc_type_pg(t->cols[c].type, pg_t, sizeof(pg_t));
-			params[np++] = cdc_st(r, c) == CDC_V_SET ? r->val[c] : NULL;
-			e |= sb_buf_printf(&sql, "$%d::%s, ", np, pg_t);
-		}
-		snprintf(ver[i], sizeof(ver[i]), "%lld", (long long)r->version_us);
-		params[np++] = ver[i];
-		e |= sb_buf_printf(&sql, "$%d::bigint)", np);
+	int e = sb_buf_puts(b, b->len > 1 ? "," : "");
+	if (v == NULL)
+		return e | sb_buf_puts(b, "NULL");
+	e |= sb_buf_puts(b, "\"");
+	for (const char *p = v; *p != '\0'; p++) {
+		if (*p == '"' || *p == '\\')
+			e |= sb_buf_puts(b, "\\");
+		e |= sb_buf_append(b, p, 1);
 	}
-	e |= sb_buf_puts(&sql, ") AS v(");
+	return e | sb_buf_puts(b, "\"");
+}
+
+/* cdc_columns_param builds one text[] parameter per column in cols (and one of the versions
+ * last) from the n rows: the statement unnests them, so that its text and plan do not grow
+ * with the batch. arrs has room for ncols + 1 buffers. */
+static int
+cdc_columns_param(const struct cdc_table *t, const bool *cols, struct cdc_item **rows, size_t n,
+                  struct sb_buf *arrs, const char **params, int *np)
+{
+	int e = 0;
+	*np = 0;
+	for (size_t c = 0; c <= t->ncols; c++) {
+		if (c < t->ncols && !cols[c])
+			continue;
+		struct sb_buf *a = &arrs[*np];
+		e |= sb_buf_puts(a, "{");
+		for (size_t i = 0; i < n; i++) {
+			const struct cdc_row *r = &rows[i]->row;
+			if (c == t->ncols) {
+				char ver[24];
+				snprintf(ver, sizeof(ver), "%lld", (long long)r->version_us);
+				e |= cdc_arr_add(a, ver);
+			} else {
+				e |= cdc_arr_add(a, cdc_st(r, c) == CDC_V_SET ? r->val[c] : NULL);
+			}
+		}
+		e |= sb_buf_puts(a, "}");
+		params[(*np)++] = a->data;
+	}
+	return e != 0 ? SB_ENOMEM : 0;
+}
+
+/* cdc_unnest_select appends "SELECT u.c0::type AS "name", ..., u.cv::bigint AS _cdc_version
+ * FROM unnest($1::text[], ...) AS u(c0, ..., cv)" for the columns in cols. */
+static int
+cdc_unnest_select(struct sb_buf *sql, const struct cdc_table *t, const bool *cols)
+{
+	char pg_t[96];
+	int e = sb_buf_puts(sql, "SELECT "), k = 0;
+	for (size_t c = 0; c < t->ncols; c++) {
+		if (!cols[c])
+			continue;
+		cdc_type_pg(t->cols[c].type, pg_t, sizeof(pg_t));
+		e |= sb_buf_printf(sql, "u.c%d::%s AS \"%s\", ", k++, pg_t, t->cols[c].name);
+	}
+	e |= sb_buf_puts(sql, "u.cv::bigint AS _cdc_version FROM unnest(");
+	for (int i = 1; i <= k + 1; i++)
+		e |= sb_buf_printf(sql, "%s$%d::text[]", i > 1 ? ", " : "", i);
+	e |= sb_buf_puts(sql, ") AS u(");
+	for (int i = 0; i < k; i++)
+		e |= sb_buf_printf(sql, "c%d, ", i);
+	return e | sb_buf_puts(sql, "cv)");
+}
+
+/* cdc_write runs one statement for the n upserts (same columns) or n deletes of t in rows. */
+static int
+cdc_write(struct sb_pg *pg, const struct cdc_table *t, struct cdc_item **rows, size_t n, bool del,
+          long *applied)
+{
+	struct sb_buf sql = SB_BUF_INIT, *arrs = calloc(t->ncols + 1, sizeof(*arrs));
+	const char **params = calloc(t->ncols + 1, sizeof(*params));
+	bool *cols = calloc(t->ncols + 1, sizeof(*cols));
+	char tomb[CDC_NAME_MAX + 16];
+	int np = 0, rv = SB_ENOMEM, e = 0;
+	size_t c;
+	bool comma = false;
+
+	if (arrs == NULL || params == NULL || cols == NULL)
+		goto done;
 	for (c = 0; c < t->ncols; c++)
-		if (cdc_st(first, c) != CDC_V_ABSENT)
-			e |= sb_buf_printf(&sql, "\"%s\", ", t->cols[c].name);
-	e |= sb_buf_printf(&sql,
-	                   "_cdc_version) WHERE NOT EXISTS (SELECT 1 FROM \"%s\".\"%s\" d WHERE ",
-	                   t->schema, tomb);
-	for (c = 0; c < t->ncols; c++)
-		if (t->cols[c].key)
-			e |= sb_buf_printf(&sql, "d.\"%s\" = v.\"%s\" AND ", t->cols[c].name,
-			                   t->cols[c].name);
-	e |= sb_buf_puts(&sql, "d._cdc_version >= v._cdc_version) ON CONFLICT (");
-	comma = false;
+		cols[c] = del ? t->cols[c].key : cdc_st(&rows[0]->row, c) != CDC_V_ABSENT;
+	if ((rv = cdc_columns_param(t, cols, rows, n, arrs, params, &np)) != 0)
+		goto done;
+	cdc_table_tomb(t, tomb, sizeof(tomb));
+	if (del) {
+		/* A versioned tombstone, and the row removed when it is older. */
+		e |= sb_buf_puts(&sql, "WITH v AS (");
+		e |= cdc_unnest_select(&sql, t, cols);
+		e |= sb_buf_printf(
+		    &sql,
+		    "), tomb AS (INSERT INTO \"%s\".\"%s\" AS d SELECT v.*, now() FROM v "
+		    "ON CONFLICT (",
+		    t->schema, tomb);
+	} else {
+		e |= sb_buf_printf(&sql, "INSERT INTO \"%s\".\"%s\" AS t (", t->schema, t->name);
+		for (c = 0; c < t->ncols; c++)
+			if (cols[c])
+				e |= sb_buf_printf(&sql, "\"%s\", ", t->cols[c].name);
+		e |= sb_buf_puts(&sql, "_cdc_version) SELECT v.* FROM (");
+		e |= cdc_unnest_select(&sql, t, cols);
+		e |= sb_buf_printf(&sql,
+		                   ") AS v WHERE NOT EXISTS (SELECT 1 FROM \"%s\".\"%s\" d WHERE ",
+		                   t->schema, tomb);
+		for (c = 0; c < t->ncols; c++)
+			if (t->cols[c].key)
+				e |= sb_buf_printf(&sql, "d.\"%s\" = v.\"%s\" AND ",
+				                   t->cols[c].name, t->cols[c].name);
+		e |= sb_buf_puts(&sql, "d._cdc_version >= v._cdc_version) ON CONFLICT (");
+	}
 	for (c = 0; c < t->ncols; c++)
 		if (t->cols[c].key) {
 			e |= sb_buf_printf(&sql, "%s\"%s\"", comma ? ", " : "", t->cols[c].name);
 			comma = true;
 		}
-	e |= sb_buf_puts(&sql, ") DO UPDATE SET ");
-	for (c = 0; c < t->ncols; c++)
-		if (!t->cols[c].key && cdc_st(first, c) != CDC_V_ABSENT)
-			e |= sb_buf_printf(&sql, "\"%s\" = EXCLUDED.\"%s\", ", t->cols[c].name,
-			                   t->cols[c].name);
-	e |= sb_buf_puts(&sql, "_cdc_version = EXCLUDED._cdc_version, _cdc_updated_at = now() "
-	                       "WHERE t._cdc_version < EXCLUDED._cdc_version");
-	if (e != 0)
-		goto done;
-	rv = cdc_exec(pg, &sql, params, np, applied);
+	if (del) {
+		e |= sb_buf_printf(
+		    &sql,
+		    ") DO UPDATE SET _cdc_version = EXCLUDED._cdc_version, "
+		    "_cdc_deleted_at = now() WHERE d._cdc_version < "
+		    "EXCLUDED._cdc_version) DELETE FROM \"%s\".\"%s\" t USING v WHERE ",
+		    t->schema, t->name);
+		for (c = 0; c < t->ncols; c++)
+			if (t->cols[c].key)
+				e |= sb_buf_printf(&sql, "t.\"%s\" = v.\"%s\" AND ",
+				                   t->cols[c].name, t->cols[c].name);
+		e |= sb_buf_puts(&sql, "t._cdc_version < v._cdc_version");
+	} else {
+		e |= sb_buf_puts(&sql, ") DO UPDATE SET ");
+		for (c = 0; c < t->ncols; c++)
+			if (!t->cols[c].key && cols[c])
+				e |= sb_buf_printf(&sql, "\"%s\" = EXCLUDED.\"%s\", ",
+				                   t->cols[c].name, t->cols[c].name);
+		e |= sb_buf_puts(&sql,
+		                 "_cdc_version = EXCLUDED._cdc_version, _cdc_updated_at = now() "
+		                 "WHERE t._cdc_version < EXCLUDED._cdc_version");
+	}
+	rv = e != 0 ? SB_ENOMEM : cdc_exec(pg, &sql, params, np, applied);
 done:
+	if (arrs != NULL)
+		for (c = 0; c <= t->ncols; c++)
+			sb_buf_free(&arrs[c]);
+	free(arrs);
 	free(params);
+	free(cols);
 	sb_buf_free(&sql);
 	return rv;
 }
 
-/* cdc_delete runs one statement for the n deletes of t in rows. */
+static int
+cdc_upsert(struct sb_pg *pg, const struct cdc_table *t, struct cdc_item **rows, size_t n,
+           long *applied)
+{
+	return cdc_write(pg, t, rows, n, false, applied);
+}
+
 static int
 cdc_delete(struct sb_pg *pg, const struct cdc_table *t, struct cdc_item **rows, size_t n,
            long *applied)
 {
-	struct sb_buf sql = SB_BUF_INIT;
-	char pg_t[96], tomb[CDC_NAME_MAX + 16], ver[n][24];
-	const char **params = NULL;
-	int np = 0, rv = SB_ENOMEM, e = 0;
-	size_t c, i, per = 1;
-	bool comma;
-
-	for (c = 0; c < t->ncols; c++)
-		per += t->cols[c].key;
-	cdc_table_tomb(t, tomb, sizeof(tomb));
-	if ((params = calloc(n * per, sizeof(*params))) == NULL)
-		goto done;
-	e |= sb_buf_puts(&sql, "WITH v(");
-	for (c = 0; c < t->ncols; c++)
-		if (t->cols[c].key)
-			e |= sb_buf_printf(&sql, "\"%s\", ", t->cols[c].name);
-	e |= sb_buf_puts(&sql, "_cdc_version) AS (VALUES ");
-	for (i = 0; i < n; i++) {
-		const struct cdc_row *r = &rows[i]->row;
-		e |= sb_buf_puts(&sql, i > 0 ? ", (" : "(");
-		for (c = 0; c < t->ncols; c++) {
-			if (!t->cols[c].key)
-				continue;
-			cdc_type_pg(t->cols[c].type, pg_t, sizeof(pg_t));
-			params[np++] = r->val[c];
-			e |= sb_buf_printf(&sql, "$%d::%s, ", np, pg_t);
-		}
-		snprintf(ver[i], sizeof(ver[i]), "%lld", (long long)r->version_us);
-		params[np++] = ver[i];
-		e |= sb_buf_printf(&sql, "$%d::bigint)", np);
-	}
-	e |= sb_buf_printf(&sql,
-	                   "), tomb AS (INSERT INTO \"%s\".\"%s\" AS d SELECT v.*, now() FROM v "
-	                   "ON CONFLICT (",
-	                   t->schema, tomb);
-	comma = false;
-	for (c = 0; c < t->ncols; c++)
-		if (t->cols[c].key) {
-			e |= sb_buf_printf(&sql, "%s\"%s\"", comma ? ", " : "", t->cols[c].name);
-			comma = true;
-		}
-	e |= sb_buf_printf(&sql,
-	                   ") DO UPDATE SET _cdc_version = EXCLUDED._cdc_version, "
-	                   "_cdc_deleted_at = now() WHERE d._cdc_version < "
-	                   "EXCLUDED._cdc_version) DELETE FROM \"%s\".\"%s\" t USING v WHERE ",
-	                   t->schema, t->name);
-	for (c = 0; c < t->ncols; c++)
-		if (t->cols[c].key)
-			e |= sb_buf_printf(&sql, "t.\"%s\" = v.\"%s\" AND ", t->cols[c].name,
-			                   t->cols[c].name);
-	e |= sb_buf_puts(&sql, "t._cdc_version < v._cdc_version");
-	if (e != 0)
-		goto done;
-	rv = cdc_exec(pg, &sql, params, np, applied);
-done:
-	free(params);
-	sb_buf_free(&sql);
-	return rv;
+	return cdc_write(pg, t, rows, n, true, applied);
 }
 
 /* cdc_apply_round applies the m items of one round of table t. */
@@ -204,11 +234,8 @@ static int
 cdc_apply_round(struct sb_pg *pg, struct cdc_table *t, struct cdc_item **r, size_t m,
                 struct cdc_item **tmp, long *applied)
 {
-	size_t per = 1, i, k;
+	size_t i, k, cap = CDC_MAX_ROWS;
 	int rv;
-	for (size_t c = 0; c < t->ncols; c++)
-		per++;
-	size_t cap = CDC_MAX_PARAMS / per;
 	/* Deletes. */
 	k = 0;
 	for (i = 0; i < m; i++)

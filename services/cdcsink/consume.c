@@ -354,6 +354,29 @@ cdc_part_find(struct cdc_part *p, size_t np, const char *topic, int32_t part)
 	return -1;
 }
 
+/* cdc_parts_arrays writes the topics, partitions and (with next) next offsets of the np
+ * partitions as array literals into ta, pa and na. */
+static int
+cdc_parts_arrays(const struct cdc_part *parts, size_t np, bool next, struct sb_buf *ta,
+                 struct sb_buf *pa, struct sb_buf *na)
+{
+	int e = 0;
+	sb_buf_reset(ta);
+	sb_buf_reset(pa);
+	sb_buf_reset(na);
+	for (size_t k = 0; k < np; k++) {
+		e |= sb_pg_array_add(ta, parts[k].topic);
+		e |= sb_buf_printf(pa, "%s%d", k ? "," : "{", (int)parts[k].partition);
+		e |= sb_buf_printf(
+		    na, "%s%lld", k ? "," : "{",
+		    (long long)(next && parts[k].failed >= 0 ? parts[k].failed : parts[k].max + 1));
+	}
+	e |= sb_pg_array_end(ta);
+	e |= sb_buf_puts(pa, "}");
+	e |= sb_buf_puts(na, "}");
+	return e != 0 ? SB_ENOMEM : 0;
+}
+
 static int
 cdc_apply_one(struct sb_pg *pg, struct cdc_item *it, long *applied)
 {
@@ -371,6 +394,7 @@ static int
 cdc_tx(struct cdc_state *st, struct cdc_batch *b, bool isolate, long *applied)
 {
 	struct cdc_part parts[256];
+	struct sb_buf ta = SB_BUF_INIT, pa = SB_BUF_INIT, na = SB_BUF_INIT;
 	size_t np = 0;
 	PGresult *res = NULL;
 	int rv;
@@ -397,24 +421,35 @@ cdc_tx(struct cdc_state *st, struct cdc_batch *b, bool isolate, long *applied)
 		return rv;
 	if (b->ddl.len > 0 && (rv = sb_pg_exec(st->pg, b->ddl.data, NULL)) != 0)
 		goto fail;
-	for (size_t k = 0; k < np; k++) {
-		snprintf(num[0], sizeof(num[0]), "%d", (int)parts[k].partition);
-		const char *p[3] = { st->group, parts[k].topic, num[0] };
+	/* The batch's partitions: their rows made if missing, then locked in a fixed order (a
+	 * replica that took a partition over waits here for the one still applying it). */
+	if ((rv = cdc_parts_arrays(parts, np, false, &ta, &pa, &na)) != 0)
+		goto fail;
+	{
+		const char *p[3] = { st->group, ta.data, pa.data };
 		rv = sb_pg_exec_params(
 		    st->pg,
 		    "INSERT INTO _cdc_checkpoints (consumer_group, topic, kpartition, "
-		    "next_offset) VALUES ($1, $2, $3, 0) ON CONFLICT DO NOTHING",
+		    "next_offset) SELECT $1, x.t, x.p, 0 FROM unnest($2::text[], "
+		    "$3::int[]) AS x(t, p) ON CONFLICT DO NOTHING",
 		    3, p, NULL);
 		if (rv != 0)
 			goto fail;
 		rv = sb_pg_exec_params(
 		    st->pg,
-		    "SELECT next_offset FROM _cdc_checkpoints WHERE consumer_group = "
-		    "$1 AND topic = $2 AND kpartition = $3 FOR UPDATE",
+		    "SELECT c.topic, c.kpartition, c.next_offset FROM "
+		    "_cdc_checkpoints c JOIN unnest($2::text[], $3::int[]) AS x(t, p) "
+		    "ON c.topic = x.t AND c.kpartition = x.p WHERE c.consumer_group "
+		    "= $1 ORDER BY 1, 2 FOR UPDATE OF c",
 		    3, p, &res);
 		if (rv != 0)
 			goto fail;
-		parts[k].next = PQntuples(res) == 1 ? atoll(PQgetvalue(res, 0, 0)) : 0;
+		for (int r = 0; r < PQntuples(res); r++) {
+			int k = cdc_part_find(parts, np, PQgetvalue(res, r, 0),
+			                      (int32_t)atoi(PQgetvalue(res, r, 1)));
+			if (k >= 0)
+				parts[k].next = atoll(PQgetvalue(res, r, 2));
+		}
 		PQclear(res);
 		res = NULL;
 	}
@@ -500,26 +535,32 @@ cdc_tx(struct cdc_state *st, struct cdc_batch *b, bool isolate, long *applied)
 				parts[k].failed = it->offset;
 		}
 	}
-	for (size_t k = 0; k < np; k++) {
-		int64_t next = parts[k].failed >= 0 ? parts[k].failed : parts[k].max + 1;
-		snprintf(num[0], sizeof(num[0]), "%d", (int)parts[k].partition);
-		snprintf(num[1], sizeof(num[1]), "%" PRId64, next);
-		const char *p[4] = { st->group, parts[k].topic, num[0], num[1] };
+	if ((rv = cdc_parts_arrays(parts, np, true, &ta, &pa, &na)) != 0)
+		goto fail;
+	{
+		const char *p[4] = { st->group, ta.data, pa.data, na.data };
 		rv = sb_pg_exec_params(
 		    st->pg,
-		    "UPDATE _cdc_checkpoints SET next_offset = GREATEST(next_offset, "
-		    "$4::bigint), updated_at = now() WHERE consumer_group = $1 AND "
-		    "topic = $2 AND kpartition = $3",
+		    "UPDATE _cdc_checkpoints c SET next_offset = GREATEST(c.next_offset, "
+		    "x.n), updated_at = now() FROM unnest($2::text[], $3::int[], "
+		    "$4::bigint[]) AS x(t, p, n) WHERE c.consumer_group = $1 AND "
+		    "c.topic = x.t AND c.kpartition = x.p",
 		    4, p, NULL);
 		if (rv != 0)
 			goto fail;
 	}
 	if ((rv = sb_pg_commit(st->pg)) != 0)
 		goto fail;
+	sb_buf_free(&ta);
+	sb_buf_free(&pa);
+	sb_buf_free(&na);
 	return 0;
 fail:
 	PQclear(res);
 	sb_pg_rollback(st->pg);
+	sb_buf_free(&ta);
+	sb_buf_free(&pa);
+	sb_buf_free(&na);
 	return rv;
 }
 

@@ -14,6 +14,9 @@ Every line printed is "KEY|VALUE" for `kcat -P -K '|'`.
   gen.py cass OP TS_US KEYSPACE TABLE KEYCOLS ROW_JSON [UNSET_COLS]
   gen.py rel OP TS_US SCHEMA TABLE KEYCOLS BEFORE_JSON AFTER_JSON
   gen.py users COUNT KEYS TS0_US      # COUNT upserts of shop.users over KEYS ids, ts rising
+  gen.py sql COUNT KEYS BATCH OUT_PREFIX  # the same rows as plain SQL (benchmark peers):
+      OUT_PREFIX.upsert.sql (multi-row INSERT ... ON CONFLICT, BATCH rows a statement) and
+      OUT_PREFIX.csv (for COPY)
 """
 import json
 import sys
@@ -63,6 +66,30 @@ def users(count, keys, ts0):
     sys.stdout.write("\n".join(out) + "\n")
 
 
+def user_row(i, keys):
+    k, v = i % keys, i // keys
+    return (str(uuid.UUID(int=k + 1)), "n%d-%d" % (k, v), "u%d@example.org" % k, v % 100,
+            "{t%d}" % (v % 3), 1700000000000 + i)
+
+
+def sql(count, keys, batch, prefix):
+    with open(prefix + ".upsert.sql", "w") as f:
+        for s in range(0, count, batch):
+            rows = []
+            for i in range(s, min(count, s + batch)):
+                r = user_row(i, keys)
+                rows.append("('%s','%s','%s',%d,'%s',to_timestamp(%d/1000.0),%d)" % (r + (i,)))
+            f.write("INSERT INTO peer_upsert AS t (id, name, email, age, tags, updated_at, v) "
+                    "VALUES " + ",".join(rows) + " ON CONFLICT (id) DO UPDATE SET "
+                    "name = EXCLUDED.name, email = EXCLUDED.email, age = EXCLUDED.age, "
+                    "tags = EXCLUDED.tags, updated_at = EXCLUDED.updated_at, v = EXCLUDED.v "
+                    "WHERE t.v < EXCLUDED.v;\n")
+    with open(prefix + ".csv", "w") as f:
+        for i in range(count):
+            r = user_row(i, keys)
+            f.write("%s,%s,%s,%d,\"%s\",%d,%d\n" % (r[0], r[1], r[2], r[3], r[4], r[5], i))
+
+
 def main(a):
     if a[0] == "cass":
         unset = a[7].split(",") if len(a) > 7 and a[7] else ()
@@ -72,6 +99,8 @@ def main(a):
                   json.loads(a[7])))
     elif a[0] == "users":
         users(int(a[1]), int(a[2]), int(a[3]))
+    elif a[0] == "sql":
+        sql(int(a[1]), int(a[2]), int(a[3]), a[4])
     else:
         sys.exit("unknown command " + a[0])
 
