@@ -62,7 +62,7 @@ sb_svc_stop cdcsink
 for f in "$SB_TEST_TMP"/part.*; do cdc_produce cassandra.shop.users <"$f" || exit 1; done
 echo "queued $N events in $(( ($(date +%s%N) - t) / 1000000 )) ms"
 start=$(date +%s%N)
-cdc_start cdcsink "" SB_KAFKA_PARTITIONS=6 SB_CDCSINK_GROUP=bench
+cdc_start cdcsink "" SB_KAFKA_PARTITIONS=6 SB_CDCSINK_GROUP=bench SB_CDCSINK_BATCH_MAX="${SB_BENCH_CDC_BATCH:-2000}"
 cpu0=0
 first_t=0 first_n=0 last_t=0 last_n=0
 while :; do
@@ -79,6 +79,8 @@ cpu=$(awk '{print ($14 + $15) / 100}' "/proc/$pid/stat")
 drain_ms=$(((last_t - first_t) / 1000000))
 sink_rate=$(((last_n - first_n) * 1000 / (drain_ms > 0 ? drain_ms : 1)))
 echo "sink: $N events applied; drain $((last_n - first_n)) events in $drain_ms ms = $sink_rate events/s; start to last $(((last_t - start) / 1000000)) ms; CPU $cpu s"
+m=$(curl -s "http://127.0.0.1:${SVC_OPS[cdcsink]}/metrics")
+echo "sink batches: $(awk '/^cdc_batch_events_count/ { c = $NF } /^cdc_batch_events_sum/ { s = $NF } END { printf "%d, %.0f events each", c, (c ? s / c : 0) }' <<<"$m"); time in PostgreSQL statements: $(awk '/^pg_query_duration_seconds_sum/ { s += $NF } END { printf "%.1f s", s }' <<<"$m")"
 rows=$(q -c "SELECT count(*) FROM shop.users")
 [ "$rows" = "$K" ] || { echo "bench: shop.users holds $rows rows, not $K"; exit 1; }
 applied=$(cdc_metric cdc_events_total 'outcome="applied"' cdcsink)
