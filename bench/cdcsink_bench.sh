@@ -81,6 +81,7 @@ sink_rate=$(((last_n - first_n) * 1000 / (drain_ms > 0 ? drain_ms : 1)))
 echo "sink: $N events applied; drain $((last_n - first_n)) events in $drain_ms ms = $sink_rate events/s; start to last $(((last_t - start) / 1000000)) ms; CPU $cpu s"
 m=$(curl -s "http://127.0.0.1:${SVC_OPS[cdcsink]}/metrics")
 echo "sink batches: $(awk '/^cdc_batch_events_count/ { c = $NF } /^cdc_batch_events_sum/ { s = $NF } END { printf "%d, %.0f events each", c, (c ? s / c : 0) }' <<<"$m"); time in PostgreSQL statements: $(awk '/^pg_query_duration_seconds_sum/ { s += $NF } END { printf "%.1f s", s }' <<<"$m")"
+echo "sink time by stage: $(awk '/^cdc_batch_stage_seconds_sum/ { match($0, /stage="[a-z]*"/); printf "%s %.1f s  ", substr($0, RSTART + 7, RLENGTH - 8), $NF }' <<<"$m")"
 rows=$(q -c "SELECT count(*) FROM shop.users")
 [ "$rows" = "$K" ] || { echo "bench: shop.users holds $rows rows, not $K"; exit 1; }
 applied=$(cdc_metric cdc_events_total 'outcome="applied"' cdcsink)

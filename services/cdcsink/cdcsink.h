@@ -277,6 +277,7 @@ struct cdc_state {
 	struct sb_series *m_validation; /* cdc_validation_errors_total */
 	struct sb_series *m_dlq;        /* cdc_dlq_events_total */
 	struct sb_series *m_batch;      /* cdc_batch_events */
+	struct sb_series *m_stage[4];   /* cdc_batch_stage_seconds{stage=poll|prepare|side|apply} */
 };
 
 /* config.c */

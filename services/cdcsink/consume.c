@@ -693,6 +693,8 @@ cdc_handle_batch(struct cdc_state *st, struct cdc_batch *b)
 	bool isolated = false;
 	int rv;
 
+	int64_t t0 = sb_time_mono_ms(), t1, t2;
+
 	if (recs == NULL)
 		return SB_ENOMEM;
 	for (size_t i = 0; i < b->n; i++) {
@@ -716,8 +718,12 @@ cdc_handle_batch(struct cdc_state *st, struct cdc_batch *b)
 			}
 		}
 	}
+	t1 = sb_time_mono_ms();
+	sb_series_observe(st->m_stage[1], (double)(t1 - t0) / 1e3);
 	if ((rv = cdc_produce_all(st, recs, nrec)) != 0)
 		goto done;
+	t2 = sb_time_mono_ms();
+	sb_series_observe(st->m_stage[2], (double)(t2 - t1) / 1e3);
 	rv = cdc_tx_retry(st, b, false, &applied);
 	if (rv != 0 && rv != SB_ECLOSED) {
 		sb_series_inc(st->m_errors);
@@ -730,6 +736,7 @@ cdc_handle_batch(struct cdc_state *st, struct cdc_batch *b)
 	}
 	if (rv != 0)
 		goto done;
+	sb_series_observe(st->m_stage[3], (double)(sb_time_mono_ms() - t2) / 1e3);
 	/* Committed: count, measure, then store the offsets for the next commit. */
 	int64_t now_us = sb_time_now_ms() * 1000, lag = 0;
 	long left = applied;
@@ -849,7 +856,11 @@ cdc_consumer_main(void *arg)
 			cdc_refresh_state(st, seen_seq, was_paused);
 			refreshed = sb_time_mono_ms();
 		}
+		int64_t t_poll = sb_time_mono_ms();
 		b.n = sb_kafka_consumer_poll_batch(st->kc, b.msgs, max, 200, 0);
+		if (b.n > 0)
+			sb_series_observe(st->m_stage[0],
+			                  (double)(sb_time_mono_ms() - t_poll) / 1e3);
 		if (b.n == 0) {
 			atomic_store(&st->lag_s, 0);
 			continue;

@@ -92,6 +92,15 @@ cdc_metrics(struct cdc_state *st)
 	st->m_batch = sb_metric_with(
 	    sb_metrics_histogram("cdc_batch_events", "Events per applied batch.", NULL,
 	                         batch_buckets, sizeof(batch_buckets) / sizeof(batch_buckets[0])));
+	struct sb_metric *stage = sb_metrics_histogram(
+	    "cdc_batch_stage_seconds",
+	    "Time a batch spent in each stage: poll (waiting for Kafka), prepare (parse, validate, "
+	    "transform), side (side records produced and acknowledged), apply (the PostgreSQL "
+	    "transaction, retries included).",
+	    "stage", NULL, 0);
+	static const char *const stages[4] = { "poll", "prepare", "side", "apply" };
+	for (int i = 0; i < 4; i++)
+		st->m_stage[i] = sb_metric_with(stage, stages[i]);
 	st->m_errors = sb_metric_with(sb_metrics_counter(
 	    "cdc_errors_total",
 	    "Failed attempts: PostgreSQL unavailable, a batch statement failing, a side record not "
