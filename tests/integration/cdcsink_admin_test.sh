@@ -114,6 +114,7 @@ sleep 1.5
 gen cass u $((now - 10000000)) shop users id "$(row $A fixed 41)" | cdc_produce cassandra.shop.users
 cdc_wait "SELECT name FROM shop.users WHERE id = '$A'" fixed && echo "ok: applied again after resume"
 
+cdc_stop_check cdcsink
 echo "duration: $(($(date +%s) - t0)) s"
 if [ $cdc_fails -gt 0 ]; then
 	grep -v '"msg":"request"' "$SB_TEST_TMP/logs/cdcsink.log" | tail -20

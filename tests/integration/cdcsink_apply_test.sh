@@ -182,6 +182,7 @@ cdc_check "dlq metric" "$(cdc_metric cdc_dlq_events_total '' cdcsink)" 1
 
 # Checkpoints cover every partition written, and nothing is pending.
 cdc_check "metrics pass promtool" "$(curl -s "http://127.0.0.1:${SVC_OPS[cdcsink]}/metrics" | promtool check metrics >/dev/null 2>&1 && echo ok)" ok
+cdc_stop_check cdcsink
 echo "duration: $(($(date +%s) - t0)) s"
 if [ $cdc_fails -gt 0 ]; then
 	grep -v "invalid change event" "$SB_TEST_TMP/logs/cdcsink.log" | tail -30

@@ -55,6 +55,7 @@ cdc_wait "$q" "1|ann|11.25;3|cy|99.99|new" && echo "ok: delete replicated"
 cdc_check "tombstone of the delete" "$(cdc_sql "SELECT count(*) FROM ext._cdc_tomb_accounts WHERE id = 2")" 1
 cdc_check "no validation errors" "$(cdc_sql "SELECT count(*) FROM cdcsink.validation_errors")" 0
 
+cdc_stop_check cdcsink
 echo "duration: $(($(date +%s) - t0)) s"
 if [ $cdc_fails -gt 0 ]; then
 	tail -20 "$SB_TEST_TMP/logs/dbz.log"

@@ -56,6 +56,7 @@ errs=$(cdc_metric cdc_errors_total '' cdcsink)
 [ "$during" -le $((before + 500)) ] && echo "ok: nothing was applied while PostgreSQL was down" ||
 	{ echo "FAIL: $((during - before)) events applied while PostgreSQL was down?"; cdc_fails=$((cdc_fails + 1)); }
 echo "applied $(applied), skipped $(cdc_metric cdc_events_total 'outcome="skipped"' cdcsink) (already applied when retried)"
+cdc_stop_check cdcsink
 echo "duration: $(($(date +%s) - t0)) s"
 if [ $cdc_fails -gt 0 ]; then
 	grep -v '"msg":"request"' "$SB_TEST_TMP/logs/cdcsink.log" | tail -20

@@ -54,6 +54,7 @@ echo "survivor: applied $s_applied, skipped $s_skipped (consumed again, recognis
 total=$((s_applied + killed_applied))
 [ "$total" -ge "$N" ] && [ "$total" -le $((N + 200)) ] && echo "ok: $total events applied in all for $N" ||
 	{ echo "FAIL: $total events applied in all for $N"; cdc_fails=$((cdc_fails + 1)); }
+cdc_stop_check cdcsink
 echo "duration: $(($(date +%s) - t0)) s"
 if [ $cdc_fails -gt 0 ]; then
 	grep -v '"msg":"request"' "$SB_TEST_TMP/logs/cdcsink.log" | tail -20

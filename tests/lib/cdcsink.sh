@@ -77,3 +77,17 @@ cdc_metric() {
 	curl -s "http://127.0.0.1:${SVC_OPS[$3]}/metrics" |
 		awk -v n="$1" -v m="$2" 'index($0, n) == 1 && index($0, m) { s += $NF } END { print s + 0 }'
 }
+
+# cdc_stop_check NAME...: stops the services (SIGTERM) and fails when a log shows a sanitizer
+# report (ASan, LeakSanitizer, UBSan: the tests also run against build-asan's binaries).
+cdc_stop_check() {
+	local s
+	for s in "$@"; do
+		sb_svc_stop "$s"
+		if grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$SB_TEST_TMP/logs/$s.log"; then
+			echo "FAIL: sanitizer report in $s's log:"
+			grep -E -A12 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$SB_TEST_TMP/logs/$s.log" | head -40
+			cdc_fails=$((cdc_fails + 1))
+		fi
+	done
+}
