@@ -239,6 +239,7 @@ struct cdc_item {
 	enum cdc_side side;
 	enum cdc_outcome outcome; /* for the quarantined/invalid distinction */
 	char reason[CDC_REASON_MAX];
+	char sqlstate[6]; /* of the last failure alone */
 	int attempts;
 	bool replay;   /* at or before the partition's checkpoint: applied already */
 	bool failed;   /* failed alone (isolation); retried, then the DLQ */
@@ -279,6 +280,17 @@ struct cdc_state {
 	struct sb_series *m_batch;      /* cdc_batch_events */
 	struct sb_series *m_stage[4];   /* cdc_batch_stage_seconds{stage=poll|prepare|side|apply} */
 };
+
+/* dlq.c: the DLQ processor (`sb-cdcsink dlq`) */
+/* cdc_dlq_category returns "transient" for a SQLSTATE that a later attempt may not meet
+ * (class 40 transaction rollback, 53 insufficient resources, 55P03 lock not available, 57014
+ * statement timeout, 08 connection), else "permanent". */
+const char *cdc_dlq_category(const char *sqlstate);
+/* cdc_dlq_main runs the DLQ processor with the command line after "dlq" (docs/cdcsink.md):
+ * reads cassandra.cdc.dlq in its own consumer group until it is idle, re-enqueues transient
+ * records' events to their topics and appends the others to an export file. Returns the
+ * process exit status. */
+int cdc_dlq_main(int argc, char **argv);
 
 /* config.c */
 extern const struct sb_cfg_key cdcsink_config[];

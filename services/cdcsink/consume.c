@@ -320,7 +320,8 @@ cdc_side_value(const struct cdc_item *it, const char *kind, const char *id, cons
 		json_object_set_new(o, "attempts", json_integer(it->attempts));
 		json_object_set_new(o, "first_attempt", json_string(first));
 		json_object_set_new(o, "last_attempt", json_string(now));
-		json_object_set_new(o, "category", json_string("permanent"));
+		json_object_set_new(o, "sqlstate", json_string(it->sqlstate));
+		json_object_set_new(o, "category", json_string(cdc_dlq_category(it->sqlstate)));
 	}
 	json_object_set_new(o, "time", json_string(now));
 	char *s = json_dumps(o, JSON_COMPACT);
@@ -526,6 +527,7 @@ cdc_tx(struct cdc_state *st, struct cdc_batch *b, bool isolate, long *applied)
 			if (cdc_conn_err(rv))
 				goto fail;
 			snprintf(it->reason, sizeof(it->reason), "%s", sb_pg_errmsg(st->pg));
+			snprintf(it->sqlstate, sizeof(it->sqlstate), "%s", sb_pg_sqlstate(st->pg));
 			if ((rv = sb_pg_exec(st->pg, "ROLLBACK TO SAVEPOINT cdc_one", NULL)) != 0)
 				goto fail;
 			it->failed = true;
@@ -644,9 +646,12 @@ cdc_resolve_failed(struct cdc_state *st, struct cdc_batch *b)
 			if (rv == 0)
 				rv = sb_pg_commit(st->pg);
 			if (rv != 0) {
-				if (!cdc_conn_err(rv))
+				if (!cdc_conn_err(rv)) {
 					snprintf(it->reason, sizeof(it->reason), "%s",
 					         sb_pg_errmsg(st->pg));
+					snprintf(it->sqlstate, sizeof(it->sqlstate), "%s",
+					         sb_pg_sqlstate(st->pg));
+				}
 				sb_pg_rollback(st->pg);
 			}
 			if (cdc_conn_err(rv)) {

@@ -213,14 +213,30 @@ test_type_names(void **s)
 	assert_false(cdc_ident_ok("2a"));
 }
 
+static void
+test_dlq_category(void **s)
+{
+	(void)s;
+	assert_string_equal(cdc_dlq_category("40P01"), "transient"); /* deadlock */
+	assert_string_equal(cdc_dlq_category("40001"), "transient"); /* serialization */
+	assert_string_equal(cdc_dlq_category("55P03"), "transient"); /* lock not available */
+	assert_string_equal(cdc_dlq_category("57014"), "transient"); /* statement timeout */
+	assert_string_equal(cdc_dlq_category("53100"), "transient"); /* disk full */
+	assert_string_equal(cdc_dlq_category("23514"), "permanent"); /* check violation */
+	assert_string_equal(cdc_dlq_category("22P02"), "permanent"); /* bad input */
+	assert_string_equal(cdc_dlq_category(""), "permanent");
+	assert_string_equal(cdc_dlq_category(NULL), "permanent");
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_uuid),        cmocka_unit_test(test_text),
-		cmocka_unit_test(test_ints),        cmocka_unit_test(test_decimals),
-		cmocka_unit_test(test_time),        cmocka_unit_test(test_blob_inet),
-		cmocka_unit_test(test_collections), cmocka_unit_test(test_type_names),
+		cmocka_unit_test(test_uuid),         cmocka_unit_test(test_text),
+		cmocka_unit_test(test_ints),         cmocka_unit_test(test_decimals),
+		cmocka_unit_test(test_time),         cmocka_unit_test(test_blob_inet),
+		cmocka_unit_test(test_collections),  cmocka_unit_test(test_type_names),
+		cmocka_unit_test(test_dlq_category),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

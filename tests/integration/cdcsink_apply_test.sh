@@ -5,7 +5,8 @@
 # an older update arriving late does not win; a delete then a late older insert stays deleted;
 # dirty data goes to cassandra.cdc.validation_errors (and the table) while valid events go on; a
 # new nullable column is added; a breaking change quarantines its table only; a stale event is
-# audited and skipped; an event that always fails reaches cassandra.cdc.dlq after 10 attempts.
+# audited and skipped; an event that always fails reaches cassandra.cdc.dlq after 10 attempts,
+# and the DLQ processor exports it, while it re-enqueues a transient record's event.
 # stack: pg,kafka
 # labels: kafka,cdcsink
 set -u
@@ -179,6 +180,23 @@ cdc_check "DLQ record error" "$(jq -r '.reason | test("age_sane")' <<<"$rec")" t
 cdc_check "DLQ record keeps the event" "$(jq -r '.event | fromjson | .op' <<<"$rec")" c
 cdc_check "poison row absent" "$(cdc_sql "SELECT count(*) FROM shop.users WHERE id = '$P1'")" 0
 cdc_check "dlq metric" "$(cdc_metric cdc_dlq_events_total '' cdcsink)" 1
+cdc_check "DLQ record category" "$(jq -r '.sqlstate + " " + .category' <<<"$rec")" "23514 permanent"
+
+# 11. The DLQ processor: the permanent record is exported; a transient one (a deadlock, written
+# here as the sink would) has its event re-enqueued and applied.
+dlq() {
+	env KAFKA_BROKERS="$SB_TEST_KAFKA_BROKERS" SB_KAFKA_TOPIC_PREFIX="$CDC_PREFIX" \
+		"$SB_BUILD_ROOT/bin/sb-cdcsink" dlq --export "$SB_TEST_TMP/export.jsonl" --idle-ms 3000 2>&1 | tee -a "$SB_TEST_TMP/logs/dlq.log" | grep "^dlq:"
+}
+cdc_check "DLQ processor, first run" "$(dlq)" "dlq: 1 records: 0 re-enqueued to their topics, 1 exported to $SB_TEST_TMP/export.jsonl"
+cdc_check "exported record" "$(jq -r '.event | fromjson | .after.id.value' "$SB_TEST_TMP/export.jsonl")" "$P1"
+P3=aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa
+ev=$(gen cass c $((now - 2000)) shop users id "$(row $P3 retried r@x.org 30 '[]' 1700000000000)" | cut -d'|' -f2-)
+jq -nc --arg e "$ev" --arg t "${CDC_PREFIX}cassandra.shop.users" \
+	'{id: "synthetic", kind: "dlq", topic: $t, sqlstate: "40P01", category: "transient", attempts: 10, reason: "deadlock detected", event: $e}' |
+	sed "s/^/{\"id\":\"$P3\"}|/" | cdc_produce cassandra.cdc.dlq
+cdc_check "DLQ processor, second run" "$(dlq)" "dlq: 1 records: 1 re-enqueued to their topics, 0 exported to $SB_TEST_TMP/export.jsonl"
+cdc_wait "SELECT name FROM shop.users WHERE id = '$P3'" retried && echo "ok: re-enqueued event applied"
 
 # Checkpoints cover every partition written, and nothing is pending.
 cdc_check "metrics pass promtool" "$(curl -s "http://127.0.0.1:${SVC_OPS[cdcsink]}/metrics" | promtool check metrics >/dev/null 2>&1 && echo ok)" ok
