@@ -252,6 +252,13 @@ cdc_prepare_item(struct cdc_state *st, struct cdc_batch *b, struct cdc_item *it)
 		it->side = CDC_SIDE_IGNORE;
 		return;
 	}
+	if (m->payload == NULL || m->len == 0) {
+		/* A Kafka tombstone (Debezium writes one after each delete, for compaction): the
+		 * delete event before it did the work. */
+		it->side = CDC_SIDE_IGNORE;
+		it->outcome = CDC_OUT_SKIPPED;
+		return;
+	}
 	f = cdc_event_transform(it->table, m->payload, m->len, &it->row, err, sizeof(err));
 	for (int tries = 0; f == CDC_FAIL_NEWCOLS && tries < 2; tries++) {
 		if (cdc_evolve(it->table, &it->row, &b->ddl) != 0)
@@ -394,7 +401,7 @@ cdc_apply_one(struct sb_pg *pg, struct cdc_item *it, long *applied)
 static int
 cdc_tx(struct cdc_state *st, struct cdc_batch *b, bool isolate, long *applied)
 {
-	struct cdc_part parts[256];
+	struct cdc_part parts[1024];
 	struct sb_buf ta = SB_BUF_INIT, pa = SB_BUF_INIT, na = SB_BUF_INIT;
 	size_t np = 0;
 	PGresult *res = NULL;
