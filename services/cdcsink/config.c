@@ -6,11 +6,23 @@
 
 extern const struct sb_migration cdcsink_migrations[];
 
+/* cdc_validate_mapping loads and checks the mapping file, so that --check-config and the start
+ * name a bad file (or a bad table in it) with the variable. */
+static int
+cdc_validate_mapping(const char *value, char *err, size_t errlen)
+{
+	struct cdc_mapping m;
+	int rv = cdc_mapping_load(value, &m, err, errlen);
+	if (rv == 0)
+		cdc_mapping_free(&m);
+	return rv;
+}
+
 const struct sb_cfg_key cdcsink_config[] = {
 	SB_CFG_COMMON_W(struct cdcsink_cfg, common, 9111, 7111, 2),
 	SB_CFG_POSTGRES(struct cdcsink_cfg, common),
 	SB_CFG_KAFKA(struct cdcsink_cfg, common),
-	SB_CFG_STR_ROW(struct cdcsink_cfg, "SB_CDCSINK_MAPPING", mapping, "", NULL,
+	SB_CFG_STR_ROW(struct cdcsink_cfg, "SB_CDCSINK_MAPPING", mapping, "", cdc_validate_mapping,
 	               "Path of the table mapping (JSON, docs/cdcsink.md); empty: the built-in "
 	               "example cassandra.shop.users -> shop.users."),
 	SB_CFG_STR_ROW(struct cdcsink_cfg, "SB_CDCSINK_GROUP", group, "sb-cdcsink", NULL,

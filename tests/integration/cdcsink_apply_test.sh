@@ -45,6 +45,12 @@ cat >"$map" <<'JSON'
 ]}
 JSON
 
+# A bad mapping is a configuration error naming the variable (exit 2 at start, 1 for --check-config).
+echo '{"tables":[{"topic":"t","table":"a.b","columns":[{"name":"id","type":"integer","key":true}]}]}' >"$SB_TEST_TMP/bad.json"
+out=$(SB_CDCSINK_MAPPING=$SB_TEST_TMP/bad.json "$SB_BUILD_ROOT/bin/sb-cdcsink" --check-config 2>&1)
+cdc_check "bad mapping refused" "$? $(grep -c 'SB_CDCSINK_MAPPING: t: column 0: unknown type' <<<"$out")" "1 2"
+cdc_check "mapping accepted" "$(SB_CDCSINK_MAPPING=$map "$SB_BUILD_ROOT/bin/sb-cdcsink" --check-config 2>&1)" "sb-cdcsink: configuration OK"
+
 cdc_start cdcsink "$map" SB_CDCSINK_BATCH_MAX=500
 sb_svc_wait_ready cdcsink || exit 1
 cdc_wait "SELECT count(*) FROM information_schema.tables WHERE table_schema IN ('shop','ext')" 8 30 ||
