@@ -42,6 +42,10 @@ ps_headers_json(struct sb_rpc_call *call, const Sb__Pubsub__PublishRequest *in, 
 		}
 		json_object_set_new(h, k, json_string(v ? v : ""));
 	}
+	/* The trace travels with the message: consumers continue the publisher's trace. */
+	const char *tp = sb_rpc_call_traceparent(call);
+	if (tp[0] != '\0' && json_object_get(h, PS_TRACE_HEADER) == NULL)
+		json_object_set_new(h, PS_TRACE_HEADER, json_string(tp));
 	return h;
 fail:
 	json_decref(h);

@@ -35,10 +35,10 @@
 #include "sb_rpc.h"
 #include "sb_service.h"
 
-#define PS_DEFAULT_SUB   "default"
-#define PS_DLQ_SUFFIX    ".dlq"
-#define PS_NAME_MAX      100
-#define PS_MAX_CONSUMERS 64
+#define PS_DEFAULT_SUB  "default"
+#define PS_DLQ_SUFFIX   ".dlq"
+#define PS_NAME_MAX     100
+#define PS_TRACE_HEADER "traceparent" /* W3C trace context of the publish */
 
 struct pubsub_cfg {
 	struct sb_common_cfg common;
@@ -116,9 +116,6 @@ void ps_wake(struct ps_state *st);
 /* ps_wait_change blocks until ps_wake was called after *gen was read, or until ms pass or the
  * service stops; *gen is updated. Returns false when the service is stopping. */
 bool ps_wait_change(struct ps_state *st, uint64_t *gen, int64_t ms);
-/* ps_backoff_ms returns the delay before the attempt after a failed attempt number attempt
- * (1-based): base * 2^(attempt-1), at most max. */
-long long ps_backoff_ms(long long base, long long max, int attempt);
 
 /* topics.c */
 int ps_rpc_create_topic(struct sb_rpc_call *call, const void *req, void *resp);

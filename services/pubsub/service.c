@@ -33,15 +33,6 @@ static const char ps_sql_retention[] =
     "DELETE FROM idempotency WHERE expires_at < now(); "
     "DELETE FROM consumers WHERE last_seen < now() - interval '1 hour'";
 
-long long
-ps_backoff_ms(long long base, long long max, int attempt)
-{
-	long long v = base;
-	for (int i = 1; i < attempt && v < max; i++)
-		v *= 2;
-	return v < max ? v : max;
-}
-
 void
 ps_wake(struct ps_state *st)
 {

@@ -73,7 +73,10 @@ test('authorization per scope and tenant', async () => {
 test('publish, consume, ack: payload, headers, attempt, state', async () => {
 	const t = await topic({});
 	const payload = { order: 17, items: ['a', 'b'], nested: { ok: true, n: null } };
-	const r = await publish({ topic: t.name, payload, headers: { kind: 'order' } });
+	const trace = '4bf92f3577b34da6a3ce929d0e0e4736';
+	const r = await expect(202, 'POST', '/api/v1/messages/publish',
+		{ topic: t.name, payload, headers: { kind: 'order' } }, 'produce',
+		{ traceparent: `00-${trace}-00f067aa0ba902b7-01` });
 	assert.match(r.id, /^[0-9a-f-]{36}$/);
 	for (const p of [42, 'text', [1, 2], null, true]) {
 		if (p === null) {
@@ -88,7 +91,11 @@ test('publish, consume, ack: payload, headers, attempt, state', async () => {
 	assert.equal(msgs.length, 5);
 	assert.equal(msgs[0].id, r.id);
 	assert.deepEqual(msgs[0].payload, payload);
-	assert.deepEqual(msgs[0].headers, { kind: 'order' });
+	assert.deepEqual(Object.keys(msgs[0].headers).sort(), ['kind', 'traceparent']);
+	assert.equal(msgs[0].headers.kind, 'order');
+	// The publisher's trace travels in the message's headers to its consumers.
+	assert.match(msgs[0].headers.traceparent, new RegExp(`^00-${trace}-[0-9a-f]{16}-0[01]$`));
+	assert.match(msgs[1].headers.traceparent, /^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/);
 	assert.equal(msgs[0].attempt, 1);
 	assert.deepEqual(msgs.slice(1).map((m) => m.payload), [42, 'text', [1, 2], true]);
 	const info = await expect(200, 'GET', `/api/v1/messages/${r.id}`, undefined, 'consume');
