@@ -160,6 +160,30 @@ test_methods(void **state)
 }
 
 static void
+test_most_literal_wins(void **state)
+{
+	(void)state;
+	/* /api/v1/messages/publish is the literal route's path (POST), not an {id} of GET
+	 * /api/v1/messages/{id}: GET there is 405 with Allow: POST. */
+	struct gw_params p;
+	bool known = false;
+	char allow[64];
+	const struct gw_route *r = gw_route_match("POST", "/api/v1/messages/publish", &p, &known);
+	assert_non_null(r);
+	assert_string_equal(r->pattern, "/api/v1/messages/publish");
+	assert_null(gw_route_match("GET", "/api/v1/messages/publish", &p, &known));
+	assert_true(known);
+	gw_route_allow("/api/v1/messages/publish", allow, sizeof(allow));
+	assert_string_equal(allow, "POST");
+	r = gw_route_match("GET", "/api/v1/messages/0b6f1a2e-2f43-4c36-9a55-3f1c0de1a7b2", &p,
+	                   &known);
+	assert_non_null(r);
+	assert_string_equal(r->pattern, "/api/v1/messages/{id}");
+	gw_route_allow("/api/v1/messages/x", allow, sizeof(allow));
+	assert_string_equal(allow, "GET");
+}
+
+static void
 test_tables(void **state)
 {
 	(void)state;
@@ -227,9 +251,13 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_literal),  cmocka_unit_test(test_params),
-		cmocka_unit_test(test_no_match), cmocka_unit_test(test_methods),
-		cmocka_unit_test(test_tables),   cmocka_unit_test(test_list),
+		cmocka_unit_test(test_literal),
+		cmocka_unit_test(test_params),
+		cmocka_unit_test(test_no_match),
+		cmocka_unit_test(test_methods),
+		cmocka_unit_test(test_tables),
+		cmocka_unit_test(test_list),
+		cmocka_unit_test(test_most_literal_wins),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -40,6 +40,8 @@ const struct gw_route gw_routes_pubsub[] = {
 	          consume_response, 200, 0, "pubsub:consume"),
 	GW_PS_ROW("POST", "/api/v1/messages/{id}/ack", "Ack", ack_request, ack_response, 200,
 	          GW_MUTATING, "pubsub:consume"),
+	GW_PS_ROW("POST", "/api/v1/messages/ack", "AckBatch", ack_batch_request, ack_batch_response,
+	          200, GW_MUTATING, "pubsub:consume"),
 	GW_PS_ROW("POST", "/api/v1/messages/{id}/nack", "Nack", nack_request, ack_response, 200,
 	          GW_MUTATING, "pubsub:consume"),
 	GW_PS_ROW("POST", "/api/v1/messages/{id}/modify-deadline", "ModifyDeadline",

@@ -59,8 +59,8 @@ ps_rpc_publish(struct sb_rpc_call *call, const void *req, void *resp)
 	Sb__Pubsub__PublishResponse *out = resp;
 	struct ps_state *st = ps_ctx(call);
 	const char *tenant = ps_tenant(call);
-	struct ps_topic t;
-	PGresult *tres = NULL, *sres = NULL, *res = NULL;
+	struct ps_topic t = { 0 };
+	PGresult *sres = NULL, *res = NULL;
 	json_t *headers = NULL, *payload = NULL;
 	char *htext = NULL;
 	struct sb_buf subs = SB_BUF_INIT;
@@ -70,8 +70,18 @@ ps_rpc_publish(struct sb_rpc_call *call, const void *req, void *resp)
 	if (!ps_name_ok(in->topic))
 		return ps_invalid(call, "topic",
 		                  "1 to 100 of A-Z a-z 0-9 . _ -, not ending in .dlq");
-	if ((rv = ps_topic_load(call, tenant, in->topic, &t, &tres)) != SB__RPC__CODE__OK)
-		return rv;
+	const char *rp[] = { tenant, in->topic };
+	if ((rv = sb_pg_exec_prepared(ps_pg(call), "pub_route", 2, rp, &sres)) != 0)
+		return ps_db_error(call, "pub_route", rv);
+	if (PQntuples(sres) == 0) {
+		PQclear(sres);
+		return sb_rpc_call_error(call, SB__RPC__CODE__NOT_FOUND, "no topic %s", in->topic);
+	}
+	t.id = PQgetvalue(sres, 0, 0);
+	t.name = PQgetvalue(sres, 0, 1);
+	t.schema_subject = PQgetvalue(sres, 0, 2);
+	t.ordering_keys = PQgetvalue(sres, 0, 3)[0] == 't';
+	t.guarantee = PQgetvalue(sres, 0, 4);
 	struct sb_series *invalid = sb_metric_with(st->m_invalid, t.name);
 	rv = SB__RPC__CODE__INVALID_ARGUMENT;
 	const char *ptext = in->payload && in->payload->json ? in->payload->json : "";
@@ -109,16 +119,13 @@ ps_rpc_publish(struct sb_rpc_call *call, const void *req, void *resp)
 		goto bad;
 	}
 	/* Route: every subscription whose filter the message satisfies. */
-	const char *tp[] = { t.id };
-	if ((rv = sb_pg_exec_prepared(ps_pg(call), "pub_subs", 1, tp, &sres)) != 0) {
-		rv = ps_db_error(call, "pub_subs", rv);
-		goto done;
-	}
 	rv = SB__RPC__CODE__INTERNAL;
 	if (sb_buf_puts(&subs, "{") != 0)
 		goto nomem;
 	for (int i = 0; i < PQntuples(sres); i++) {
-		const char *ftext = PQgetvalue(sres, i, 1);
+		if (PQgetisnull(sres, i, 5))
+			continue;
+		const char *ftext = PQgetvalue(sres, i, 6);
 		if (strcmp(ftext, "{\"headers\": {}, \"payload\": []}") != 0) {
 			json_error_t err;
 			json_t *f = json_loads(ftext, 0, &err);
@@ -129,7 +136,7 @@ ps_rpc_publish(struct sb_rpc_call *call, const void *req, void *resp)
 			if (!ok)
 				continue;
 		}
-		if (sb_buf_printf(&subs, "%s%s", nsubs ? "," : "", PQgetvalue(sres, i, 0)) != 0)
+		if (sb_buf_printf(&subs, "%s%s", nsubs ? "," : "", PQgetvalue(sres, i, 5)) != 0)
 			goto nomem;
 		nsubs++;
 	}
@@ -199,6 +206,5 @@ done:
 	json_decref(headers);
 	PQclear(res);
 	PQclear(sres);
-	PQclear(tres);
 	return rv;
 }

@@ -13,6 +13,7 @@
  *   topics.c     topics and subscriptions (CRUD, metrics)
  *   publish.c    Publish
  *   consume.c    Consume, Ack, Nack, ModifyDeadline, GetMessage
+ *   ackbatch.c   AckBatch: many acks in one transaction
  *   dlq.c        ListDeadLetters, ReplayDeadLetter
  *   filter.c     content filters (headers, JSON pointers), names, strategies; no I/O
  *   schema.c     the schema-validation point (registry), not wired yet
@@ -136,6 +137,9 @@ int ps_rpc_ack(struct sb_rpc_call *call, const void *req, void *resp);
 int ps_rpc_nack(struct sb_rpc_call *call, const void *req, void *resp);
 int ps_rpc_modify_deadline(struct sb_rpc_call *call, const void *req, void *resp);
 int ps_rpc_get_message(struct sb_rpc_call *call, const void *req, void *resp);
+
+/* ackbatch.c */
+int ps_rpc_ack_batch(struct sb_rpc_call *call, const void *req, void *resp);
 
 /* dlq.c */
 int ps_rpc_list_dead_letters(struct sb_rpc_call *call, const void *req, void *resp);

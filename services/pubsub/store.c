@@ -80,9 +80,13 @@ const struct sb_pg_stmt ps_stmts[] = {
 	{ "sub_get",
 	  "SELECT id::text, strategy FROM subscriptions WHERE topic_id = $1::bigint AND name = $2",
 	  2 },
-	/* Every subscription of a topic with its filter, for routing a publish. */
-	{ "pub_subs",
-	  "SELECT id::text, filter::text FROM subscriptions WHERE topic_id = $1::bigint", 1 },
+	/* What a publish needs in one round trip: the tenant's topic $2 (id, name, schema subject,
+	 * ordering, guarantee) on every row, with each of its subscriptions and their filters. */
+	{ "pub_route",
+	  "SELECT t.id::text, t.name, t.schema_subject, t.ordering_keys, t.guarantee, s.id::text, "
+	  "s.filter::text FROM topics t LEFT JOIN subscriptions s ON s.topic_id = t.id "
+	  "WHERE t.tenant_id = $1 AND t.name = $2",
+	  2 },
 	/* One publish: $1 topic, $2 idempotency key ("" = none), $3 id, $4 payload, $5 headers,
 	 * $6 priority, $7 ordering key of the message, $8 the subscriptions it goes to (bigint[]),
 	 * $9 the idempotency window in s, $10 ordering key of its deliveries ("" when the topic

@@ -110,6 +110,32 @@ test('publish, consume, ack: payload, headers, attempt, state', async () => {
 	await expect(400, 'POST', '/api/v1/messages/not-a-uuid/ack', {}, 'consume');
 });
 
+test('batch ack: one transaction, one result per ack', async () => {
+	const t = await topic({});
+	const sent = [];
+	for (let i = 0; i < 5; i++) sent.push((await publish({ topic: t.name, payload: i })).id);
+	const msgs = await consume(t.name, { max: 4 });
+	assert.equal(msgs.length, 4);
+	const r = await expect(200, 'POST', '/api/v1/messages/ack', { acks: [
+		...msgs.slice(0, 3).map((m) => ({ id: m.id, lease_id: m.lease_id })),
+		{ id: msgs[3].id, lease_id: '00000000-0000-4000-8000-000000000000' },
+		{ id: sent[4] },
+		{ id: 'nope' },
+		{ id: '00000000-0000-4000-8000-000000000001' },
+		{ id: msgs[0].id },
+	] }, 'consume');
+	assert.deepEqual(r.results.map((x) => [x.ok, x.error]), [
+		[true, ''], [true, ''], [true, ''], [false, 'no_lease'], [false, 'no_lease'],
+		[false, 'invalid'], [false, 'not_found'], [true, ''],
+	]);
+	const states = await Promise.all(sent.map((id) => expect(200, 'GET', `/api/v1/messages/${id}`, undefined, 'consume')));
+	assert.deepEqual(states.map((m) => m.deliveries[0].state), ['acked', 'acked', 'acked', 'leased', 'ready']);
+	const other = await expect(200, 'POST', '/api/v1/messages/ack', { acks: [{ id: msgs[3].id }] }, 'other');
+	assert.deepEqual(other.results.map((x) => x.error), ['not_found'], 'another tenant acks nothing');
+	assert.deepEqual((await expect(200, 'POST', '/api/v1/messages/ack', {}, 'consume')).results, []);
+	await expect(403, 'POST', '/api/v1/messages/ack', { acks: [] }, 'produce');
+});
+
 test('long poll: a publish wakes a waiting consumer', async () => {
 	const t = await topic({});
 	const t0 = Date.now();
