@@ -73,7 +73,15 @@ token=$(curl -s -u "$(jq -r .admin.client_id "$creds"):$(jq -r .admin.client_sec
 curl -sf -o /dev/null -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
 	-d '{"name":"bench","type":"queue","default_strategy":"direct"}' "$SB_GW/api/v1/topics" ||
 	{ echo "bench: cannot create the topic"; exit 1; }
+# CPU seconds of the pubsub side's processes during its load (PostgreSQL: all its processes).
+pg_pids() { local pm; pm=$(head -1 "$tmp/pg/data/postmaster.pid"); echo "$pm $(ps -o pid= --ppid "$pm")"; }
+ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done; echo $t; }
+cpu_snapshot() { echo "$(ticks "${SVC_PID[gateway]}") $(ticks "${SVC_PID[pubsub]}") $(ticks "${SVC_PID[auth]}") $(ticks $(pg_pids))"; }
+read -r g0 p0 a0 d0 < <(cpu_snapshot)
 run pubsub SB_GW="$SB_GW" SB_TOKEN="$token" SB_TOPIC=bench || exit 1
+read -r g1 p1 a1 d1 < <(cpu_snapshot)
+hz=$(getconf CLK_TCK)
+echo "pubsub side CPU seconds during the load: gateway $(((g1 - g0) * 100 / hz))e-2, sb-pubsub $(((p1 - p0) * 100 / hz))e-2, auth $(((a1 - a0) * 100 / hz))e-2, PostgreSQL $(((d1 - d0) * 100 / hz))e-2 (the load generator: cpu_s in its line)"
 sb_svc_stop_all
 
 # 3. RabbitMQ: a private node on free loopback ports (its own epmd), data in $tmp.

@@ -183,6 +183,6 @@ console.log(JSON.stringify({
 	system: SYSTEM, messages: N, bytes: BYTES, producers: PRODUCERS, consumers: CONSUMERS,
 	window: WINDOW, seconds: +secs.toFixed(2), rate: Math.round(N / secs),
 	p50_ms: +q(0.5).toFixed(1), p99_ms: +q(0.99).toFixed(1), max_ms: +lat[lat.length - 1].toFixed(1),
-	errors,
+	errors, cpu_s: +((process.cpuUsage().user + process.cpuUsage().system) / 1e6).toFixed(2),
 }));
 process.exit(0);
