@@ -6,7 +6,7 @@
 # pubsub (SIGKILL) and of PostgreSQL (immediate stop, i.e. a crash) between publish and consume
 # loses no acknowledged publish (tests/pubsub/restart.mjs).
 # stack: pg,redis
-# labels: pubsub,e2e
+# labels: pubsub,e2e,sanitize
 set -u
 root=${SB_SOURCE_ROOT:?}
 export SB_BUILD_ROOT=${SB_BUILD_ROOT:?}
@@ -66,4 +66,15 @@ echo "pubsub killed and PostgreSQL crashed and restarted"
 sb_svc_start pubsub "${ps_env[@]}"
 sb_svc_wait_ready pubsub || exit 1
 timeout 60 node restart.mjs verify "$tmp/restart.json" || exit 1
+
+# SIGTERM: pubsub exits 0 (under ASan/UBSan also: no leak, no report) and logged no error.
+kill -TERM "${SVC_PID[pubsub]}"
+wait "${SVC_PID[pubsub]}"
+rc=$?
+unset "SVC_PID[pubsub]"
+[ $rc = 0 ] || { echo "FAIL: pubsub exit status $rc on SIGTERM"; tail -n 30 "$tmp/logs/pubsub.log"; exit 1; }
+if grep -E 'Sanitizer|runtime error|"level":"error"' "$tmp/logs/pubsub.log"; then
+	echo "FAIL: pubsub's log has errors or sanitizer reports"
+	exit 1
+fi
 echo "pubsub_test: all passed"
