@@ -326,7 +326,7 @@ ps_rpc_nack(struct sb_rpc_call *call, const void *req, void *resp)
 	out->state = ps_dup(call, PQgetvalue(res, 0, 0));
 	sb_series_inc(sb_metric_with(st->m_nacked, tg.topic, tg.sub));
 	if (strcmp(out->state, "dead") == 0) {
-		sb_series_inc(sb_metric_with(st->m_dead, "nack"));
+		sb_series_inc(sb_metric_with(st->m_dead, tg.topic, tg.sub, "nack"));
 		sb_log_kv(SB_LOG_INFO, "delivery dead-lettered", "id", in->id, "topic", tg.topic,
 		          "subscription", tg.sub, "attempts", PQgetvalue(res, 0, 1), NULL);
 	}

@@ -72,7 +72,7 @@ struct ps_state {
 	struct sb_metric *m_acked;      /* pubsub_acked_total{topic,subscription} */
 	struct sb_metric *m_nacked;     /* pubsub_nacked_total{topic,subscription} */
 	struct sb_metric *m_redeliver;  /* pubsub_redelivered_total{topic,subscription} */
-	struct sb_metric *m_dead;       /* pubsub_dead_lettered_total */
+	struct sb_metric *m_dead;       /* pubsub_dead_lettered_total{topic,subscription,cause} */
 	struct sb_metric *m_invalid;    /* pubsub_validation_failures_total{topic} */
 	struct sb_metric *m_duplicates; /* pubsub_duplicate_publishes_total{topic} */
 	struct sb_metric *m_latency;    /* pubsub_publish_to_ack_seconds{topic} */

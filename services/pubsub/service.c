@@ -16,7 +16,8 @@
 /* Expired leases, a thousand at a time: ready again after the backoff of the attempt that
  * failed ($1 base, $2 ceiling), or dead after the topic's last attempt. */
 static const char ps_sql_expire[] =
-    "WITH x AS (SELECT d.seq, t.max_attempts FROM deliveries d JOIN subscriptions s ON s.id = "
+    "WITH x AS (SELECT d.seq, t.max_attempts, t.name AS topic, s.name AS sub FROM deliveries d "
+    "JOIN subscriptions s ON s.id = "
     "d.sub_id JOIN topics t ON t.id = s.topic_id WHERE d.state = 'leased' AND d.lease_expires "
     "<= now() ORDER BY d.lease_expires LIMIT 1000 FOR UPDATE OF d SKIP LOCKED) "
     "UPDATE deliveries d SET state = CASE WHEN d.attempt >= x.max_attempts THEN 'dead' ELSE "
@@ -24,7 +25,7 @@ static const char ps_sql_expire[] =
     "$1::bigint * power(2, greatest(d.attempt - 1, 0))::bigint)::double precision / 1000), "
     "lease_id = NULL, lease_expires = NULL, errors = d.errors || jsonb_build_array("
     "jsonb_build_object('attempt', d.attempt, 'at', now(), 'reason', 'ack deadline expired')) "
-    "FROM x WHERE d.seq = x.seq RETURNING d.state";
+    "FROM x WHERE d.seq = x.seq RETURNING d.state, x.topic, x.sub";
 
 static const char ps_sql_retention[] =
     "DELETE FROM messages m USING topics t WHERE m.topic_id = t.id AND m.published_at < now() - "
@@ -100,14 +101,14 @@ ps_reap(struct ps_state *st)
 		          "detail", sb_pg_errmsg(st->rpg), NULL);
 		return 0;
 	}
-	int n = PQntuples(res), dead = 0;
+	int n = PQntuples(res);
 	for (int i = 0; i < n; i++)
-		dead += strcmp(PQgetvalue(res, i, 0), "dead") == 0;
+		if (strcmp(PQgetvalue(res, i, 0), "dead") == 0)
+			sb_series_inc(sb_metric_with(st->m_dead, PQgetvalue(res, i, 1),
+			                             PQgetvalue(res, i, 2), "expired"));
 	PQclear(res);
 	if (n > 0) {
 		sb_series_add(st->m_expired, n);
-		if (dead > 0)
-			sb_series_add(sb_metric_with(st->m_dead, "expired"), dead);
 		ps_wake(st);
 	}
 	return n;
@@ -185,7 +186,8 @@ ps_service_start(struct sb_service *svc)
 	                                  "topic,subscription");
 	st->m_dead =
 	    sb_metrics_counter("pubsub_dead_lettered_total",
-	                       "Deliveries moved to their topic's DLQ, by cause.", "cause");
+	                       "Deliveries moved to their topic's DLQ, by cause (nack, expired).",
+	                       "topic,subscription,cause");
 	st->m_latency = sb_metrics_histogram(
 	    "pubsub_publish_to_ack_seconds", "Time from publish to the acknowledgement.", "topic",
 	    lat_buckets, sizeof(lat_buckets) / sizeof(lat_buckets[0]));

@@ -237,6 +237,8 @@ test('max attempts: the delivery goes to {name}.dlq with its history, and replay
 	assert.equal(d.attempts, 2);
 	assert.deepEqual(d.payload, { dlq: 1 });
 	assert.deepEqual(d.errors.map((e) => e.reason), ['bad input', 'ack deadline expired']);
+	const metrics = await (await fetch(`${process.env.SB_PUBSUB_OPS}/metrics`)).text();
+	assert.match(metrics, new RegExp(`^pubsub_dead_lettered_total\\{topic="${t.name}",subscription="default",cause="expired"\\} 1$`, 'm'));
 	assert.deepEqual(await consume(t.name, { wait_ms: 500 }), [], 'a dead delivery is not consumed');
 	const m = await expect(200, 'GET', `/api/v1/topics/${t.name}/metrics`, undefined, 'consume');
 	assert.equal(m.dlq_size, '1');
