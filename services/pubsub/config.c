@@ -18,6 +18,11 @@ const struct sb_cfg_key pubsub_config[] = {
 	SB_CFG_INT_ROW(struct pubsub_cfg, "SB_PUBSUB_REAPER_MS", reaper_ms, "200", 10, 60000,
 	               "How often expired leases are returned for redelivery (or dead-lettered)."),
 	SB_CFG_INT_ROW(
+	    struct pubsub_cfg, "SB_PUBSUB_RETENTION_PASS_MS", retention_pass_ms, "10000", 50,
+	    3600000,
+	    "How often messages whose deliveries are all acknowledged and that are older "
+	    "than their topic's retention_ms are deleted (with expired idempotency keys)."),
+	SB_CFG_INT_ROW(
 	    struct pubsub_cfg, "SB_PUBSUB_POLL_MS", poll_ms, "100", 5, 10000,
 	    "A long-polling consumer looks for deliveries at least this often (publishes "
 	    "of this instance wake it at once)."),

@@ -43,12 +43,13 @@
 
 struct pubsub_cfg {
 	struct sb_common_cfg common;
-	long long backoff_base_ms; /* first retry delay after a failed attempt */
-	long long backoff_max_ms;  /* ceiling of the retry delay */
-	long long reaper_ms;       /* how often expired leases are handled */
-	long long poll_ms;         /* a waiting consumer looks again at least this often */
-	long long max_wait_ms;     /* longest long poll */
-	long long consumer_ttl_ms; /* a consumer not seen this long is not active */
+	long long backoff_base_ms;   /* first retry delay after a failed attempt */
+	long long backoff_max_ms;    /* ceiling of the retry delay */
+	long long reaper_ms;         /* how often expired leases are handled */
+	long long retention_pass_ms; /* how often acknowledged messages past retention go */
+	long long poll_ms;           /* a waiting consumer looks again at least this often */
+	long long max_wait_ms;       /* longest long poll */
+	long long consumer_ttl_ms;   /* a consumer not seen this long is not active */
 	long long idempotency_window_s;
 	long long max_payload_bytes;
 	long long default_attempts;

@@ -127,7 +127,7 @@ ps_reaper_main(void *arg)
 			if (rv != 0)
 				sb_log_kv(SB_LOG_WARN, "retention pass failed", "error",
 				          sb_strerror(rv), NULL);
-			next_retention = now + 10000;
+			next_retention = now + st->cfg->retention_pass_ms;
 		}
 		if (n >= 1000)
 			continue;

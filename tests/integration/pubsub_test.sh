@@ -14,9 +14,9 @@ export SB_BUILD_ROOT=${SB_BUILD_ROOT:?}
 . "$root/tests/lib/services.sh"
 tmp=${SB_TEST_TMP:?}
 
-# Short backoff and lease timers so that retries are seen within seconds (docs/pubsub.md).
+# Short backoff, lease and retention timers so that they are seen within seconds (docs/pubsub.md).
 ps_env=(SB_PUBSUB_BACKOFF_BASE_MS=200 SB_PUBSUB_BACKOFF_MAX_MS=3200 SB_PUBSUB_REAPER_MS=50
-	SB_PUBSUB_CONSUMER_TTL_MS=5000)
+	SB_PUBSUB_CONSUMER_TTL_MS=5000 SB_PUBSUB_RETENTION_PASS_MS=200)
 sb_svc_ports gateway auth messages pubsub
 sb_svc_start auth SB_AUTH_PBKDF2_ITERATIONS=100000
 sb_svc_start messages

@@ -136,6 +136,24 @@ test('batch ack: one transaction, one result per ack', async () => {
 	await expect(403, 'POST', '/api/v1/messages/ack', { acks: [] }, 'produce');
 });
 
+test('retention: acknowledged messages go after retention_ms, unacknowledged ones stay', async () => {
+	const t = await topic({ retention_ms: 1000 });
+	const a = await publish({ topic: t.name, payload: 'acked' });
+	const b = await publish({ topic: t.name, payload: 'kept' });
+	const [m] = await consume(t.name);
+	assert.equal(m.id, a.id);
+	await ack(a.id);
+	await expect(200, 'GET', `/api/v1/messages/${a.id}`, undefined, 'consume');
+	let gone = false;
+	for (let i = 0; i < 40 && !gone; i++) {
+		await sleep(100);
+		gone = (await call('GET', `/api/v1/messages/${a.id}`, undefined, 'consume')).status === 404;
+	}
+	assert.ok(gone, 'the acknowledged message was not deleted after its retention');
+	await expect(200, 'GET', `/api/v1/messages/${b.id}`, undefined, 'consume');
+	assert.deepEqual(ids(await consume(t.name)), [b.id]);
+});
+
 test('long poll: a publish wakes a waiting consumer', async () => {
 	const t = await topic({});
 	const t0 = Date.now();
