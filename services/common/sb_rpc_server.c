@@ -143,6 +143,14 @@ sb_rpc_server_pack(struct sb_rpc_call *call, const struct sb_rpc_method *m, int 
 		SB_ERROR("rpc %s: handler returned invalid code %d", m->name, code);
 		code = sb_rpc_call_error(call, SB__RPC__CODE__UNKNOWN, "invalid status code");
 	}
+	if (call->span_on) {
+		call->span_on = false;
+		if (code != SB__RPC__CODE__OK)
+			sb_span_fail(&call->span,
+			             call->message ? call->message : sb_rpc_code_name(code));
+		sb_span_attr(&call->span, "rpc.code", sb_rpc_code_name(code));
+		sb_span_end(&call->span);
+	}
 	if (code == SB__RPC__CODE__OK) {
 		size_t n = protobuf_c_message_get_packed_size(resp);
 		if ((out->data = sb_rpc_call_alloc(call, n)) == NULL)
@@ -188,6 +196,10 @@ sb_rpc_server_invoke(struct sb_rpc_server *srv, struct sb_rpc_call *call,
 	/* Set before the handler runs: a deferring handler hands the call to another thread,
 	 * which may finish it before the handler has returned. Nothing here touches the call
 	 * after a deferral. */
+	sb_span_start_tp(&call->span, m->name, SB_SPAN_SERVER, env->traceparent);
+	sb_span_attr(&call->span, "rpc.system", "switchboard-nng");
+	sb_span_traceparent(&call->span, call->span_tp);
+	call->span_on = true;
 	bool may_defer = srv->inline_m[m - srv->o.methods];
 	if (may_defer) {
 		call->d_req = req;

@@ -392,7 +392,16 @@ test_round_trip(void **state)
 	out = (Sb__Rpc__DependencyStatus *)res.resp;
 	assert_non_null(out);
 	assert_string_equal(out->name, "hello");
-	assert_string_equal(out->detail, "user=u-123 tp=" TRACEPARENT " rid=req-9 state=42");
+	/* the handler continues from the call's server span: the caller's trace and flags, a
+	 * span id of its own */
+	assert_int_equal(strlen(out->detail),
+	                 strlen("user=u-123 tp=" TRACEPARENT " rid=req-9 state=42"));
+	assert_memory_equal(out->detail, "user=u-123 tp=" TRACEPARENT,
+	                    strlen("user=u-123 tp=00-") + 32);
+	assert_memory_not_equal(out->detail + strlen("user=u-123 tp=00-") + 33, TRACEPARENT + 36,
+	                        16);
+	assert_string_equal(out->detail + strlen("user=u-123 tp=00-") + 49,
+	                    "-01 rid=req-9 state=42");
 	assert_true(out->ok); /* the deadline arrived: 0 < remaining < 60 s */
 	sb_rpc_result_free(&res);
 	assert_null(res.resp);
