@@ -94,7 +94,8 @@ struct ing_sub {
 	/* metrics */
 	struct sb_metric *m_reconnects, *m_sessions;
 	struct sb_series *m_received, *m_skipped, *m_decode_err, *m_sync_delay, *m_lost, *m_breaker,
-	    *m_connected, *m_conerr, *m_gaps;
+	    *m_connected, *m_conerr, *m_gaps, *m_opens;
+	enum sb_breaker_state last_bs;
 };
 
 static void ing_sub_detail(struct ing_sub *s, const char *fmt, ...)
@@ -560,6 +561,12 @@ ing_sub_tick(lws_sorted_usec_list_t *sul)
 	int64_t now = sb_time_mono_ms();
 	enum sb_breaker_state bs = sb_breaker_state(&s->breaker);
 	sb_series_set(s->m_breaker, (double)bs);
+	if (bs == SB_BREAKER_OPEN && s->last_bs != SB_BREAKER_OPEN) {
+		sb_series_inc(s->m_opens);
+		sb_log(SB_LOG_WARN, "ingest: feed circuit breaker open for %lld ms",
+		       s->cfg->breaker_open_ms);
+	}
+	s->last_bs = bs;
 	if (atomic_load(&s->stop))
 		return;
 	if (s->wsi) {
@@ -769,6 +776,8 @@ ing_sub_start(const struct ing_sub_opts *o, struct ing_sub **out)
 	    sb_metrics_gauge("ingest_feed_connected", "1 while a TLCP session is bound.", NULL));
 	s->m_conerr = sb_metric_with(sb_metrics_counter(
 	    "ingest_conerr_total", "CONERR answers to create_session or bind_session.", NULL));
+	s->m_opens = sb_metric_with(sb_metrics_counter(
+	    "ingest_breaker_opens_total", "Times the feed circuit breaker opened.", NULL));
 	s->m_gaps = sb_metric_with(
 	    sb_metrics_counter("ingest_recovery_gaps_total",
 	                       "Recoveries where the server could not resend all.", NULL));
