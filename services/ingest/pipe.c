@@ -181,8 +181,9 @@ ing_pipe_main(void *arg)
 int
 ing_pipe_start(struct sb_kafka_producer *p, const struct ing_pipe_opts *o, struct ing_pipe **out)
 {
-	static const double lat_buckets[] = { 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1,
-		                              0.2,   0.5,   1,     2.5,  5,    10,   30 };
+	static const double lat_buckets[] = { 0.001, 0.002, 0.005, 0.01, 0.02, 0.03,
+		                              0.04,  0.05,  0.075, 0.1,  0.2,  0.5,
+		                              1,     2.5,   5,     10,   30 };
 	struct ing_pipe *pp = calloc(1, sizeof(*pp));
 	if (!pp)
 		return SB_ENOMEM;
