@@ -1,6 +1,6 @@
 /* ingest_feed_test.c:
  * stack: kafka
- * labels: ingest
+ * labels: ingest,sanitize
  * sb-ingest against the TLCP simulator (tests/ingest/sim.mjs) and the run's
  * real Kafka broker, one scripted session per test:
  *   normal_loop_sync   LOOP every 250 notifications (rebind) and SYNC every 200 ms
