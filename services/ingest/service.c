@@ -10,6 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <libgen.h>
+#include <limits.h>
+#include <unistd.h>
 
 #include "sb_err.h"
 #include "sb_kafka.h"
@@ -67,6 +70,29 @@ ing_topic_main(void *arg)
 	return NULL;
 }
 
+/* ing_mapping_open loads path; a relative path missing from the working directory is also
+ * looked up relative to the source tree the binary was built in (<exe dir>/../..), so that
+ * `make run` and tests find the shipped mapping wherever they start. */
+static int
+ing_mapping_open(const char *path, struct ing_mapping *m, char *err, size_t n)
+{
+	int rc = ing_mapping_load(path, m, err, n);
+	if (rc != SB_ENOTFOUND || path[0] == '/')
+		return rc;
+	char exe[PATH_MAX], alt[PATH_MAX + 64];
+	ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (len <= 0)
+		return rc;
+	exe[len] = '\0';
+	snprintf(alt, sizeof(alt), "%s/../../%s", dirname(exe), path);
+	char why[256];
+	if (ing_mapping_load(alt, m, why, sizeof(why)) == 0) {
+		sb_log(SB_LOG_INFO, "ingest: mapping %s found as %s", path, alt);
+		return 0;
+	}
+	return rc;
+}
+
 int
 ing_service_start(struct sb_service *svc)
 {
@@ -87,7 +113,7 @@ ing_service_start(struct sb_service *svc)
 	pthread_mutex_init(&st->topic_mu, NULL);
 	sb_service_set_state(svc, st);
 	snprintf(st->topic_detail, sizeof(st->topic_detail), "not verified yet");
-	if (ing_mapping_load(c->mapping_file, &st->map, err, sizeof(err)) != 0) {
+	if (ing_mapping_open(c->mapping_file, &st->map, err, sizeof(err)) != 0) {
 		sb_log(SB_LOG_ERROR, "ingest: mapping (SB_INGEST_MAPPING): %s", err);
 		goto fail;
 	}

@@ -19,7 +19,9 @@ ing_topic_md(rd_kafka_t *rk, const char *topic, int timeout_ms, int *parts, int 
              size_t n)
 {
 	const struct rd_kafka_metadata *md = NULL;
-	rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 1, NULL, &md, timeout_ms);
+	/* Short, so that a stop is not held up by an unreachable broker; the caller retries. */
+	rd_kafka_resp_err_t e =
+	    rd_kafka_metadata(rk, 1, NULL, &md, timeout_ms < 2000 ? timeout_ms : 2000);
 	if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
 		snprintf(err, n, "metadata: %s", rd_kafka_err2str(e));
 		return e == RD_KAFKA_RESP_ERR__TIMED_OUT || e == RD_KAFKA_RESP_ERR__TRANSPORT
