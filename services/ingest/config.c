@@ -20,6 +20,10 @@ const struct sb_cfg_key ingest_config[] = {
 	               "LS_user sent with create_session (empty: none)."),
 	SB_CFG_SECRET_ROW(struct ingest_cfg, "SB_INGEST_FEED_PASSWORD", feed_password, "", NULL,
 	                  "LS_password sent with create_session (empty: none)."),
+	SB_CFG_STR_ROW(
+	    struct ingest_cfg, "SB_INGEST_CA_FILE", ca_file, "", NULL,
+	    "CA certificates (PEM) that a wss:// feed's certificate must chain to; empty: "
+	    "the system's bundle (/etc/ssl/certs/ca-certificates.crt)."),
 	SB_CFG_STR_ROW(struct ingest_cfg, "SB_INGEST_TOPIC", topic, SB_TOPIC_TELEMETRY_RAW, NULL,
 	               "Topic the samples go to (SB_KAFKA_TOPIC_PREFIX goes in front)."),
 	SB_CFG_INT_ROW(struct ingest_cfg, "SB_INGEST_PARTITIONS", partitions, "6", 1, 10000,

@@ -47,7 +47,8 @@ struct ingest_cfg {
 	char *mapping_file; /* JSON mapping */
 	char *feed_user;
 	char *feed_password;
-	char *topic; /* base name (prefix applied) */
+	char *ca_file; /* PEM bundle for wss://; "" = the system's */
+	char *topic;   /* base name (prefix applied) */
 	long long partitions;
 	long long retention_ms;
 	long long queue_max;

@@ -74,6 +74,7 @@ struct ing_sub {
 	bool attempt_counted; /* a breaker trial is out for this connection */
 	bool paused;          /* rx flow stopped for backpressure */
 	bool closing;         /* we asked lws to close this connection */
+	bool active;          /* a connection attempt or connection exists (until gone) */
 	const char *close_reason;
 	int64_t req_id;
 	int64_t next_attempt_ms; /* monotonic */
@@ -498,6 +499,7 @@ ing_sub_gone(struct ing_sub *s, const char *why)
 	bool had_conok = s->got_conok;
 	const char *reason = s->close_reason ? s->close_reason : why;
 	s->wsi = NULL;
+	s->active = false;
 	s->closing = false;
 	s->close_reason = NULL;
 	s->got_conok = false;
@@ -535,6 +537,16 @@ ing_sub_connect(struct ing_sub *s)
 		return;
 	}
 	s->attempt_counted = true;
+	/* A fresh connection: nothing of the last one carries over; the stall clock (which also
+	 * bounds the connect and the handshake) starts now. */
+	s->closing = false;
+	s->close_reason = NULL;
+	s->got_conok = false;
+	s->paused = false;
+	s->nout = 0;
+	sb_buf_reset(&s->rx);
+	s->last_rx_ms = sb_time_mono_ms();
+	s->active = true;
 	struct lws_client_connect_info ci;
 	memset(&ci, 0, sizeof(ci));
 	ci.context = s->ctx;
@@ -548,8 +560,9 @@ ing_sub_connect(struct ing_sub *s)
 	ci.ssl_connection = s->tls ? LCCSCF_USE_SSL : 0;
 	ci.pwsi = &s->wsi;
 	ing_sub_detail(s, "connecting to %s:%d", s->host, s->port);
-	if (!lws_client_connect_via_info(&ci)) {
+	if (!lws_client_connect_via_info(&ci) && s->active) {
 		s->wsi = NULL;
+		s->active = false;
 		ing_sub_failure(s);
 	}
 }
@@ -577,6 +590,10 @@ ing_sub_tick(lws_sorted_usec_list_t *sul)
 		}
 		if (!s->paused && now - s->last_rx_ms > s->cfg->stall_ms)
 			ing_sub_close(s, "stall");
+	} else if (s->active) {
+		/* lws scrubbed the connection (clearing our pointer) without a callback we act on.
+		 */
+		ing_sub_gone(s, "drop");
 	} else if (now >= s->next_attempt_ms) {
 		ing_sub_connect(s);
 	}
@@ -617,7 +634,7 @@ ing_sub_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *
 	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
 		sb_log(SB_LOG_WARN, "ingest: cannot connect to the feed: %s",
 		       in ? (const char *)in : "?");
-		if (wsi == s->wsi || s->wsi == NULL)
+		if (s->active && (wsi == s->wsi || s->wsi == NULL))
 			ing_sub_gone(s, "connect");
 		break;
 	case LWS_CALLBACK_CLIENT_CLOSED:
@@ -791,7 +808,9 @@ ing_sub_start(const struct ing_sub_opts *o, struct ing_sub **out)
 	info.uid = -1;
 	info.user = s;
 	info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
-	if (access("/etc/ssl/certs/ca-certificates.crt", R_OK) == 0)
+	if (*o->cfg->ca_file)
+		info.client_ssl_ca_filepath = o->cfg->ca_file;
+	else if (access("/etc/ssl/certs/ca-certificates.crt", R_OK) == 0)
 		info.client_ssl_ca_filepath = "/etc/ssl/certs/ca-certificates.crt";
 	s->ctx = lws_create_context(&info);
 	if (!s->ctx) {

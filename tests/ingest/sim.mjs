@@ -8,7 +8,7 @@
 //
 // node sim.mjs --port P [--items A,B] [--updates N] [--rate R] [--loop-every K]
 //   [--drop-every K] [--drop-rewind D] [--conerr N] [--end-after K] [--sync-ms T]
-//   [--stats FILE] [--adapter-set NAME]
+//   [--stats FILE] [--adapter-set NAME] [--tls-cert PEM --tls-key PEM]
 //
 // Update k (1..N) of item i (1-based) has the fields of FIELDS below (see value()); the test
 // checkers compute the same values to compare. --rate is updates per second over all items
@@ -17,6 +17,7 @@
 import { WebSocketServer } from 'ws';
 import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 
 export const FIELDS = ['Seq', 'Value', 'Status', 'TimeStamp'];
 export const TS_BASE = 1767225600000; // 2026-01-01T00:00:00Z
@@ -84,7 +85,7 @@ function parseArgs(argv) {
 	const o = {
 		port: 0, items: ['item1', 'item2'], updates: 100, rate: 0, loopEvery: 0, dropEvery: 0,
 		dropRewind: 3, conerr: 0, endAfter: 0, syncMs: 0, stats: '', adapterSet: '',
-		keepaliveMs: 1000,
+		keepaliveMs: 1000, tlsCert: '', tlsKey: '',
 	};
 	for (let a = 0; a < argv.length; a += 2) {
 		const k = argv[a], v = argv[a + 1];
@@ -102,6 +103,8 @@ function parseArgs(argv) {
 		case '--stats': o.stats = v; break;
 		case '--adapter-set': o.adapterSet = v; break;
 		case '--keepalive-ms': o.keepaliveMs = +v; break;
+		case '--tls-cert': o.tlsCert = v; break;
+		case '--tls-key': o.tlsKey = v; break;
 		default: throw new Error(`unknown option ${k}`);
 		}
 	}
@@ -324,7 +327,7 @@ export function startSim(opts) {
 		}
 	}
 
-	const server = http.createServer((req, res) => {
+	const onHttp = (req, res) => {
 		if (req.method !== 'POST' || !req.url.startsWith('/lightstreamer/create_session.txt')) {
 			res.writeHead(404).end();
 			return;
@@ -343,7 +346,11 @@ export function startSim(opts) {
 			res.writeHead(200, { 'content-type': 'text/enriched; charset=utf-8' });
 			res.end(chunks.join(''));
 		});
-	});
+	};
+	// --tls-cert/--tls-key: wss:// (TLS) instead of ws://.
+	const server = o.tlsCert ?
+		https.createServer({ cert: fs.readFileSync(o.tlsCert), key: fs.readFileSync(o.tlsKey) }, onHttp) :
+		http.createServer(onHttp);
 	const wss = new WebSocketServer({
 		server, path: '/lightstreamer',
 		handleProtocols: (protos) => (protos.has('TLCP-2.5.0.lightstreamer.com') ?
