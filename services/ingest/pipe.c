@@ -31,7 +31,7 @@ struct ing_pipe {
 	char ce_source[160];
 	pthread_t th;
 	atomic_llong lost; /* given up at shutdown */
-	struct sb_series *m_ok, *m_err, *m_retry, *m_latency, *m_paused, *m_pauses;
+	struct sb_series *m_ok, *m_err, *m_purged, *m_retry, *m_latency, *m_paused, *m_pauses;
 };
 
 static double
@@ -86,6 +86,9 @@ ing_pipe_dr(int err, const char *errstr, void *opaque)
 		sb_series_inc(pp->m_ok);
 		sb_series_observe(pp->m_latency,
 		                  (double)(sb_time_mono_ms() - e->recv_mono_ms) / 1000.0);
+	} else if (err == SB_ECLOSED) {
+		/* purged when the producer closed (shutdown): counted once, logged by the stop */
+		sb_series_inc(pp->m_purged);
 	} else {
 		sb_series_inc(pp->m_err);
 		sb_log(SB_LOG_ERROR, "ingest: sample %s of item %s not delivered: %s", e->event_id,
@@ -199,6 +202,7 @@ ing_pipe_start(struct sb_kafka_producer *p, const struct ing_pipe_opts *o, struc
 	    "ingest_published_total", "Samples whose Kafka delivery report came back.", "result");
 	pp->m_ok = sb_metric_with(pub, "ok");
 	pp->m_err = sb_metric_with(pub, "error");
+	pp->m_purged = sb_metric_with(pub, "purged");
 	pp->m_retry = sb_metric_with(
 	    sb_metrics_counter("ingest_publish_retries_total",
 	                       "Times the producer's queue was full and a sample waited.", NULL));
