@@ -11,7 +11,7 @@
 #     subscription is paused (nothing more is read from the feed) and the endpoint answers 429
 #     with Retry-After; the broker started again: the queue drains, the endpoint accepts again;
 #   - afterwards the topic holds every update once (12,000 distinct ce_id, no record twice) plus
-#     the accepted test samples, and every sample was acknowledged.
+#     the accepted test samples, and every sample was acknowledged; /metrics passes promtool.
 set -u
 root=${SB_SOURCE_ROOT:?}
 . "$root/tools/stack.sh"
@@ -175,6 +175,11 @@ if [ "$records" = $((total + accepted)) ] && [ "$distinct" = $((total + 1)) ]; t
 	ok "topic: $records records, $distinct distinct ids ($total updates once + the test sample $accepted times)"
 else
 	bad "topic: $records records (want $((total + accepted))), $distinct distinct ids (want $((total + 1)))"
+fi
+if curl -s "http://127.0.0.1:${SVC_OPS[ingest]}/metrics" | promtool check metrics >"$tmp/promtool.out" 2>&1; then
+	ok "/metrics passes promtool check metrics"
+else
+	bad "promtool check metrics: $(head -c 500 "$tmp/promtool.out")"
 fi
 sim=$(cat "$tmp/sim.json")
 echo "simulator: $sim"
