@@ -6,6 +6,7 @@
  *
  *   ingest_peer BROKERS TOPIC RATE SECONDS ITEMS
  *
+ * INGEST_PEER_TICK_MS (environment, default 1): produce what is due every so many ms.
  * Prints one line: "peer rate=R sent=N acked=A failed=F achieved=X p50_ms=.. p99_ms=..
  * max_ms=..", where the latency is from the produce call to the delivery report (what sb-ingest
  * measures from receipt to acknowledgement). Exits 1 when a record failed. */
@@ -77,6 +78,11 @@ main(int argc, char **argv)
 	const char *brokers = argv[1], *topic = argv[2];
 	long rate = atol(argv[3]), secs = atol(argv[4]), items = atol(argv[5]);
 	long total = rate * secs;
+	/* INGEST_PEER_TICK_MS: produce what is due every this many ms (1 by default); larger
+	 * values send in bursts, as a feed's WebSocket messages arrive. */
+	long tick_ms = getenv("INGEST_PEER_TICK_MS") ? atol(getenv("INGEST_PEER_TICK_MS")) : 1;
+	if (tick_ms < 1)
+		tick_ms = 1;
 	if (rate <= 0 || secs <= 0 || items <= 0)
 		return 2;
 	char err[256];
@@ -169,7 +175,7 @@ main(int argc, char **argv)
 				nanosleep(&w, NULL);
 			}
 		}
-		struct timespec w = { 0, 1000000 };
+		struct timespec w = { tick_ms / 1000, (tick_ms % 1000) * 1000000L };
 		nanosleep(&w, NULL);
 	}
 	double gen_s = (double)(now_us() - t0) / 1e6;
