@@ -13,6 +13,9 @@
 #define SB_TOPIC_MESSAGES "sb.messages.v1"
 /* Webhook deliveries that failed for good (notifier). */
 #define SB_TOPIC_NOTIFIER_WEBHOOKS "sb.notifier.webhooks.v1"
+/* Telemetry samples from external feeds, normalized (proto/events/telemetry.proto): written by
+ * ingest. Key: item id; ce_id: the sample's deterministic event id. */
+#define SB_TOPIC_TELEMETRY_RAW "telemetry.raw.v1"
 /* A topic's dead-letter topic is its name followed by this. */
 #define SB_TOPIC_DLQ_SUFFIX ".dlq"
 

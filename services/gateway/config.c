@@ -69,6 +69,7 @@ const struct sb_cfg_key gateway_config[] = {
 	SB_CFG_UPSTREAM(struct gateway_cfg, gc_url, GC, 7108),
 	SB_CFG_UPSTREAM(struct gateway_cfg, cdcsink_url, CDCSINK, 7111),
 	SB_CFG_UPSTREAM(struct gateway_cfg, pubsub_url, PUBSUB, 7110),
+	SB_CFG_UPSTREAM(struct gateway_cfg, ingest_url, INGEST, 7109),
 	{ NULL },
 };
 
@@ -84,6 +85,7 @@ static const struct sb_service_upstream gateway_upstreams[] = {
 	{ "gc", offsetof(struct gateway_cfg, gc_url), false },
 	{ "cdcsink", offsetof(struct gateway_cfg, cdcsink_url), false },
 	{ "pubsub", offsetof(struct gateway_cfg, pubsub_url), false },
+	{ "ingest", offsetof(struct gateway_cfg, ingest_url), false },
 	{ "gateway", offsetof(struct gateway_cfg, common.rpc_url), false },
 	{ NULL, 0, false },
 };

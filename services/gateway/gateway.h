@@ -60,6 +60,7 @@ struct gateway_cfg {
 	char *files_url;
 	char *realtime_url;
 	char *notifier_url;
+	char *ingest_url;
 	char *gc_url;
 	char *cdcsink_url;
 	char *pubsub_url;
@@ -180,6 +181,7 @@ extern const struct gw_route gw_routes_messages[];
 extern const struct gw_route gw_routes_notifier[];
 extern const struct gw_route gw_routes_cdc[];
 extern const struct gw_route gw_routes_pubsub[];
+extern const struct gw_route gw_routes_ingest[];
 /* gw_route_match finds the route for method and path. Returns the row, or NULL with
  * *path_known telling whether the path exists for another method (405 rather than 404). */
 const struct gw_route *gw_route_match(const char *method, const char *path, struct gw_params *p,

@@ -191,7 +191,8 @@ test_tables(void **state)
 	 * of the same method shadows it. */
 	const struct gw_route *const tables[] = { gw_routes_core,     gw_routes_auth,
 		                                  gw_routes_messages, gw_routes_notifier,
-		                                  gw_routes_cdc,      gw_routes_pubsub };
+		                                  gw_routes_cdc,      gw_routes_pubsub,
+		                                  gw_routes_ingest };
 	size_t rows = 0;
 	for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {
 		for (const struct gw_route *r = tables[t]; r->method != NULL; r++, rows++) {
@@ -228,7 +229,8 @@ test_list(void **state)
 	assert_int_equal(b.data[b.len - 1], '\n');
 	const struct gw_route *const tables[] = { gw_routes_core,     gw_routes_auth,
 		                                  gw_routes_messages, gw_routes_notifier,
-		                                  gw_routes_cdc,      gw_routes_pubsub };
+		                                  gw_routes_cdc,      gw_routes_pubsub,
+		                                  gw_routes_ingest };
 	size_t rows = 0, lines = 0;
 	for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {
 		for (const struct gw_route *r = tables[t]; r->method != NULL; r++, rows++) {
