@@ -7,8 +7,8 @@ build=${SB_BUILD_ROOT:?}
 want=$(bash "$root/tools/config-reference.sh" "$build")
 have=$(awk '/<!-- config-reference:begin -->/{on=1;next} /<!-- config-reference:end -->/{on=0} on' "$root/README.md")
 n=$(grep -c '^### ' <<<"$want" || true)
-if [ "$n" -ne 8 ]; then
-	echo "FAIL: expected 8 services in the reference, found $n"
+if [ "$n" -lt 9 ]; then # the first eight and registry (new services add themselves)
+	echo "FAIL: expected at least 9 services in the reference, found $n"
 	exit 1
 fi
 if [ "$want" != "$have" ]; then
