@@ -50,6 +50,8 @@ reg_one(struct sb_pg *pg, const char *sql, int np, const char *const *p, struct 
         bool *found)
 {
 	PGresult *r = NULL;
+	memset(out, 0, sizeof(*out));
+	*found = false;
 	int rc = sb_pg_exec_params(pg, sql, np, p, &r);
 	if (rc != 0)
 		return rc;
