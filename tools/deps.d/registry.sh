@@ -10,11 +10,11 @@ sb_apt_ensure libvalijson-dev nlohmann-json3-dev json-schema-test-suite
 
 sb_reg_ck_version=2.16.1
 sb_reg_venv=${SB_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/switchboard}/venv-confluent
-if [ "$(cat "$sb_reg_venv/.sb-stamp" 2>/dev/null)" != "$sb_reg_ck_version" ]; then
+if [ "$(cat "$sb_reg_venv/.sb-stamp" 2>/dev/null)" != "$sb_reg_ck_version json" ]; then
 	echo "install-deps: confluent-kafka $sb_reg_ck_version into $sb_reg_venv"
 	rm -rf "$sb_reg_venv"
 	python3 -m venv "$sb_reg_venv"
 	"$sb_reg_venv/bin/pip" install --quiet --disable-pip-version-check \
-		"confluent-kafka[schemaregistry]==$sb_reg_ck_version"
-	echo "$sb_reg_ck_version" >"$sb_reg_venv/.sb-stamp"
+		"confluent-kafka[schemaregistry,json]==$sb_reg_ck_version"
+	echo "$sb_reg_ck_version json" >"$sb_reg_venv/.sb-stamp"
 fi
