@@ -9,6 +9,10 @@
 #include "sb_err.h"
 
 #define REG_COMPAT_MAX_DEPTH 64
+/* Comparison steps one check may take: sub-schema matching (anyOf x anyOf, nested) grows as a
+ * product, so a hostile schema could make it run for ever; past this, the check stops with an
+ * incompatible COMPARISON_TOO_COMPLEX difference. */
+#define REG_COMPAT_BUDGET 200000
 
 static const char *const reg_level_names[] = {
 	[REG_COMPAT_NONE] = "NONE",
@@ -50,6 +54,7 @@ struct reg_walk {
 	const json_t *seen[REG_COMPAT_MAX_DEPTH][2];
 	size_t nseen;
 	const json_t *empty; /* {}: what the schema true means */
+	long *budget;        /* steps left, shared with the sub-walks */
 };
 
 static void reg_cmp(struct reg_walk *w, const json_t *o, const json_t *u, const char *path,
@@ -371,7 +376,8 @@ reg_covers_roots(struct reg_walk *w, const json_t *a, const json_t *b, int depth
 	struct reg_walk sub = { .oroot = swap ? w->uroot : w->oroot,
 		                .uroot = swap ? w->oroot : w->uroot,
 		                .out = &d,
-		                .empty = w->empty };
+		                .empty = w->empty,
+		                .budget = w->budget };
 	reg_cmp(&sub, a, b, "", depth + 1);
 	bool ok = sub.err == 0 && reg_diffs_compatible(&d);
 	if (sub.err != 0)
@@ -641,8 +647,9 @@ reg_cmp_combined(struct reg_walk *w, const json_t *o, const json_t *u, const cha
 static void
 reg_cmp(struct reg_walk *w, const json_t *o, const json_t *u, const char *path, int depth)
 {
-	if (w->err != 0 || depth > REG_COMPAT_MAX_DEPTH)
+	if (w->err != 0 || depth > REG_COMPAT_MAX_DEPTH || *w->budget <= 0)
 		return;
+	--*w->budget;
 	const json_t *od = reg_deref(w->oroot, o), *ud = reg_deref(w->uroot, u);
 	if (od != o || ud != u) {
 		/* a recursive schema: a pair of $ref targets already being compared is not
@@ -707,8 +714,13 @@ reg_compat_diff(const json_t *original, const json_t *update, struct reg_diffs *
 	json_t *empty = json_object();
 	if (empty == NULL)
 		return SB_ENOMEM;
-	struct reg_walk w = { .oroot = original, .uroot = update, .out = out, .empty = empty };
+	long budget = REG_COMPAT_BUDGET;
+	struct reg_walk w = {
+		.oroot = original, .uroot = update, .out = out, .empty = empty, .budget = &budget
+	};
 	reg_cmp(&w, original, update, "", 0);
+	if (budget <= 0)
+		reg_add(&w, "COMPARISON_TOO_COMPLEX", false, "");
 	json_decref(empty);
 	return w.err;
 }

@@ -295,6 +295,47 @@ test_recursive(void **state)
 	json_decref(u);
 }
 
+/* nested builds anyOf trees of the given depth and width whose leaves are strings of at most
+ * base + i characters. */
+static json_t *
+nested(int depth, int width, int base)
+{
+	json_t *arr = json_array();
+	for (int i = 0; i < width; i++)
+		json_array_append_new(arr, depth == 0 ? json_pack("{s:s,s:i}", "type", "string",
+		                                                  "maxLength", base + i)
+		                                      : nested(depth - 1, width, base));
+	return json_pack("{s:o}", "anyOf", arr);
+}
+
+/* A hostile schema (sub-schema matching grows as a product) stops at the step budget with an
+ * incompatible COMPARISON_TOO_COMPLEX instead of running for ever. */
+static void
+test_budget(void **state)
+{
+	(void)state;
+	json_t *o = nested(4, 12, 10), *u = nested(4, 12, 0); /* every leaf narrowed */
+	struct reg_diffs d = { 0 };
+	assert_int_equal(reg_compat_diff(o, u, &d), 0);
+	bool found = false;
+	for (size_t k = 0; k < d.n; k++)
+		found = found || strcmp(d.v[k].type, "COMPARISON_TOO_COMPLEX") == 0;
+	assert_true(found);
+	assert_false(reg_diffs_compatible(&d));
+	reg_diffs_free(&d);
+	/* a small tree of the same shape is compared in full */
+	json_t *so = nested(1, 3, 10), *su = nested(1, 3, 0);
+	assert_int_equal(reg_compat_diff(so, su, &d), 0);
+	for (size_t k = 0; k < d.n; k++)
+		assert_string_not_equal(d.v[k].type, "COMPARISON_TOO_COMPLEX");
+	assert_false(reg_diffs_compatible(&d));
+	reg_diffs_free(&d);
+	json_decref(o);
+	json_decref(u);
+	json_decref(so);
+	json_decref(su);
+}
+
 static bool
 check(enum reg_compat_level l, const char *schema, const char *const *prev, size_t n)
 {
@@ -378,9 +419,8 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_rows),
-		cmocka_unit_test(test_recursive),
-		cmocka_unit_test(test_levels),
+		cmocka_unit_test(test_rows),        cmocka_unit_test(test_recursive),
+		cmocka_unit_test(test_budget),      cmocka_unit_test(test_levels),
 		cmocka_unit_test(test_level_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

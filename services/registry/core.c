@@ -48,6 +48,23 @@ reg_actor(const Sb__Rpc__Principal *p, char *out, size_t n)
 	snprintf(out, n, "%s:%s", p->client_id ? p->client_id : "", p->user_id ? p->user_id : "");
 }
 
+/* reg_depth tells whether v nests deeper than max (arrays and objects). */
+static bool
+reg_too_deep(const json_t *v, int max)
+{
+	if (max < 0)
+		return true;
+	size_t i;
+	const char *k;
+	json_t *x;
+	if (json_is_array(v)) {
+		json_array_foreach(v, i, x) if (reg_too_deep(x, max - 1)) return true;
+	} else if (json_is_object(v)) {
+		json_object_foreach((json_t *)v, k, x) if (reg_too_deep(x, max - 1)) return true;
+	}
+	return false;
+}
+
 int
 reg_schema_parse(const char *text, size_t len, int draft, char **canon, struct reg_err *e)
 {
@@ -67,6 +84,11 @@ reg_schema_parse(const char *text, size_t len, int draft, char **canon, struct r
 		json_decref(s);
 		return reg_err_set(e, SB__RPC__CODE__INVALID_ARGUMENT, 42201,
 		                   "a schema is a JSON object or a boolean");
+	}
+	if (reg_too_deep(s, REG_SCHEMA_DEPTH)) {
+		json_decref(s);
+		return reg_err_set(e, SB__RPC__CODE__INVALID_ARGUMENT, 42201,
+		                   "the schema nests deeper than %d levels", REG_SCHEMA_DEPTH);
 	}
 	char *c = json_dumps(s, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
 	json_decref(s);

@@ -29,9 +29,10 @@
 #include "sb_buf.h"
 #include "sb_service.h"
 
-#define REG_SUBJECT_MAX 255
-#define REG_SCHEMA_MAX  (512u << 10) /* bytes of a schema's text */
-#define REG_ERRORS_MAX  100          /* violations reported per validation */
+#define REG_SUBJECT_MAX  255
+#define REG_SCHEMA_MAX   (512u << 10) /* bytes of a schema's text */
+#define REG_ERRORS_MAX   100          /* violations reported per validation */
+#define REG_SCHEMA_DEPTH 128          /* deepest nesting of a schema's JSON */
 
 struct registry_cfg {
 	struct sb_common_cfg common;
