@@ -3,6 +3,8 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <memory>
+#include <mutex>
 #include <new>
 #include <string>
 #include <unordered_map>
@@ -18,6 +20,11 @@
 
 struct reg_jsv {
 	valijson::Schema schema;
+	/* Validators not in use. A validator keeps the regexes of "pattern" compiled (std::regex
+	 * construction costs far more than matching) but is not thread-safe: each validation
+	 * takes one from here, or makes one, and gives it back. */
+	std::mutex mu;
+	std::vector<std::unique_ptr<valijson::Validator>> idle;
 };
 
 namespace
@@ -235,10 +242,26 @@ reg_jsv_validate(const struct reg_jsv *s, const char *doc, size_t len, struct re
 	*nerrs = 0;
 	try {
 		nlohmann::json d = nlohmann::json::parse(doc, doc + len);
-		valijson::Validator v(valijson::Validator::kStrongTypes);
+		struct reg_jsv *ms = const_cast<struct reg_jsv *>(s); /* only its pool changes */
+		std::unique_ptr<valijson::Validator> v;
+		{
+			std::lock_guard<std::mutex> g(ms->mu);
+			if (!ms->idle.empty()) {
+				v = std::move(ms->idle.back());
+				ms->idle.pop_back();
+			}
+		}
+		if (!v)
+			v = std::make_unique<valijson::Validator>(
+			    valijson::Validator::kStrongTypes);
 		valijson::adapters::NlohmannJsonAdapter adapter(d);
 		valijson::ValidationResults results;
-		if (v.validate(s->schema, adapter, &results))
+		bool ok = v->validate(s->schema, adapter, &results);
+		{
+			std::lock_guard<std::mutex> g(ms->mu);
+			ms->idle.push_back(std::move(v));
+		}
+		if (ok)
 			return 0;
 		valijson::ValidationResults::Error e;
 		size_t i = 0;

@@ -3,8 +3,9 @@
  * The only C++ of the service: jsv.cpp parses documents with nlohmann::json and validates with
  * valijson (Debian's libvalijson-dev, 1.0), which implements drafts 4 and 7. Every error of a
  * validation carries the JSON pointer (RFC 6901) of the instance location that failed.
- * Thread safety: a compiled schema is read-only after reg_jsv_compile and may be used by any
- * number of threads at once.
+ * Thread safety: a compiled schema may be used by any number of threads at once (each
+ * validation borrows a validator, which caches compiled "pattern" regexes, from the schema's
+ * pool under a mutex).
  */
 #ifndef SB_REGISTRY_JSV_H
 #define SB_REGISTRY_JSV_H
