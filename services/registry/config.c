@@ -5,6 +5,7 @@
 
 #include "registry.pb-c.h"
 #include "sb_err.h"
+#include "sb_metrics.h"
 #include "sb_migrate.h"
 
 extern const struct sb_migration registry_migrations[];
@@ -59,7 +60,41 @@ static const struct sb_service_upstream registry_upstreams[] = {
 	{ NULL, 0, false },
 };
 
-/* reg_start: the compiled-schema cache, then the Confluent API's HTTP edge. */
+void
+reg_count_register(struct reg_state *st, enum reg_outcome o)
+{
+	if (st != NULL && (unsigned)o < REG_M_N && st->m_register[o] != NULL)
+		sb_series_inc(st->m_register[o]);
+}
+
+void
+reg_count_validation(struct reg_state *st, bool valid)
+{
+	if (st != NULL && st->m_validate[valid ? 0 : 1] != NULL)
+		sb_series_inc(st->m_validate[valid ? 0 : 1]);
+}
+
+static void
+reg_metrics(struct reg_state *st)
+{
+	static const char *const outcomes[REG_M_N] = { "created", "existing", "pending",
+		                                       "incompatible", "invalid" };
+	struct sb_metric *r = sb_metrics_counter(
+	    "registry_registrations_total",
+	    "Schema registrations (both APIs) by outcome: created, existing (already held), "
+	    "pending "
+	    "(awaiting approval), incompatible (refused), invalid (not a schema).",
+	    "result");
+	struct sb_metric *v =
+	    sb_metrics_counter("registry_validations_total",
+	                       "Documents validated, by result: valid or invalid.", "result");
+	for (int i = 0; i < REG_M_N; i++)
+		st->m_register[i] = sb_metric_with(r, outcomes[i]);
+	st->m_validate[0] = sb_metric_with(v, "valid");
+	st->m_validate[1] = sb_metric_with(v, "invalid");
+}
+
+/* reg_start: metrics, the compiled-schema cache, then the Confluent API's HTTP edge. */
 static int
 reg_start(struct sb_service *svc)
 {
@@ -69,6 +104,7 @@ reg_start(struct sb_service *svc)
 	st->svc = svc;
 	st->cfg = sb_service_config(svc);
 	pthread_mutex_init(&st->jwks_mu, NULL);
+	reg_metrics(st);
 	int rc = reg_cache_new(&st->cache);
 	if (rc == 0)
 		sb_service_set_state(svc, st);

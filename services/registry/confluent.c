@@ -210,14 +210,19 @@ reg_c_register(struct reg_cx *c)
 {
 	int draft;
 	char *canon = reg_cx_schema(c, &draft);
-	if (canon == NULL)
+	if (canon == NULL) {
+		reg_count_register(c->st, REG_M_INVALID);
 		return;
+	}
 	struct reg_version v;
 	struct reg_err e = { 0 };
 	bool created = false;
 	if (reg_register(c->pg, c->seg[1], canon, draft, c->actor, &v, &created, &e) != 0) {
+		if (e.code == SB__RPC__CODE__ABORTED)
+			reg_count_register(c->st, REG_M_INCOMPATIBLE);
 		reg_cx_fail(c, &e);
 	} else if (strcmp(v.state, "pending") == 0) {
+		reg_count_register(c->st, created ? REG_M_PENDING : REG_M_EXISTING);
 		/* stored, but not usable until approved: tooling must not take it as registered */
 		reg_cx_error(
 		    c, 409, 409,
@@ -228,6 +233,7 @@ reg_c_register(struct reg_cx *c)
 		    c->seg[1], v.version, (long long)v.id, (long long)v.id);
 		reg_version_clear(&v);
 	} else {
+		reg_count_register(c->st, created ? REG_M_CREATED : REG_M_EXISTING);
 		c->out = json_pack("{s:I}", "id", (json_int_t)v.id);
 		reg_version_clear(&v);
 	}

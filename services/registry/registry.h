@@ -50,6 +50,18 @@ struct sb_http_server;
 struct sb_jwt_verifier;
 struct sb_rpc_client;
 
+/* Outcomes of a registration, the label of registry_registrations_total. */
+enum reg_outcome {
+	REG_M_CREATED,
+	REG_M_EXISTING,
+	REG_M_PENDING,
+	REG_M_INCOMPATIBLE,
+	REG_M_INVALID,
+	REG_M_N
+};
+
+struct sb_series;
+
 /* The process state (one per service). */
 struct reg_state {
 	const struct registry_cfg *cfg;
@@ -61,6 +73,8 @@ struct reg_state {
 	pthread_mutex_t jwks_mu;
 	int64_t jwks_fetched_ms;
 	struct reg_cache *cache;
+	struct sb_series *m_register[REG_M_N]; /* registry_registrations_total{result} */
+	struct sb_series *m_validate[2];       /* registry_validations_total{result}: ok, not */
 };
 
 /* A version of a subject as the store holds it. */
@@ -85,6 +99,9 @@ struct reg_err {
 };
 
 /* config.c */
+/* reg_count_register / reg_count_validation count an outcome (st may be NULL). */
+void reg_count_register(struct reg_state *st, enum reg_outcome o);
+void reg_count_validation(struct reg_state *st, bool valid);
 extern const struct sb_cfg_key registry_config[];
 extern const struct sb_service_def registry_service;
 extern const struct sb_rpc_method registry_methods[];

@@ -123,14 +123,17 @@ reg_rpc_create(struct sb_rpc_call *call, const void *req, void *resp)
 		bool created = false;
 		char actor[600];
 		reg_actor(sb_rpc_call_principal(call), actor, sizeof(actor));
-		if (text == NULL)
+		if (text == NULL) {
 			rc = sb_rpc_call_error(call, SB__RPC__CODE__INTERNAL, "out of memory");
-		else if (reg_schema_parse(text, strlen(text), draft, &canon, &e) != 0)
+		} else if (reg_schema_parse(text, strlen(text), draft, &canon, &e) != 0) {
+			reg_count_register(reg_st(call), REG_M_INVALID);
 			rc = reg_invalid(call, "schema", e.message);
-		else if (reg_register(reg_pg(call), subject, canon, draft, actor, &v, &created,
-		                      &e) != 0)
+		} else if (reg_register(reg_pg(call), subject, canon, draft, actor, &v, &created,
+		                        &e) != 0) {
+			if (e.code == SB__RPC__CODE__ABORTED)
+				reg_count_register(reg_st(call), REG_M_INCOMPATIBLE);
 			rc = reg_fail(call, &e);
-		else {
+		} else {
 			json_t *o = NULL;
 			reg_version_json(&v, &o);
 			bool pending = strcmp(v.state, "pending") == 0;
@@ -145,6 +148,9 @@ reg_rpc_create(struct sb_rpc_call *call, const void *req, void *resp)
 				json_object_set_new(o, "incompatibilities", inc);
 			}
 			sb_rpc_call_set_http_status(call, !created ? 200 : pending ? 202 : 201);
+			reg_count_register(reg_st(call), !created  ? REG_M_EXISTING
+			                                 : pending ? REG_M_PENDING
+			                                           : REG_M_CREATED);
 			reg_version_clear(&v);
 			rc = reg_reply(call, resp, o);
 		}
@@ -231,6 +237,7 @@ reg_rpc_validate(struct sb_rpc_call *call, const void *req, void *resp)
 	                 REG_ERRORS_MAX, &nerrs, &v, &e) != 0)
 		return e.code == SB__RPC__CODE__INVALID_ARGUMENT ? reg_invalid(call, "", e.message)
 		                                                 : reg_fail(call, &e);
+	reg_count_validation(reg_st(call), valid);
 	json_t *arr = json_array();
 	for (size_t i = 0; i < nerrs && i < REG_ERRORS_MAX; i++)
 		json_array_append_new(arr, json_pack("{s:s,s:s}", "pointer", errs[i].pointer,
@@ -365,6 +372,7 @@ reg_rpc_validate_subject(struct sb_rpc_call *call, const void *req, void *resp)
 		return e.code == SB__RPC__CODE__INVALID_ARGUMENT
 		           ? reg_invalid(call, "document", e.message)
 		           : reg_fail(call, &e);
+	reg_count_validation(reg_st(call), valid);
 	out->valid = valid;
 	out->schema_id = latest.id;
 	out->version = latest.version;

@@ -6,7 +6,7 @@
 # trail), authorization per scope (alice holds no registry scope: 403; a read-only token
 # cannot write), and bad input (400 problem+json, 404).
 # stack: pg,redis
-# labels: registry,e2e
+# labels: registry,e2e,sanitize
 set -u
 root=${SB_SOURCE_ROOT:?}
 . "$root/tools/stack.sh"
@@ -115,6 +115,15 @@ expect "a bad compatibility level" 400 "$(req "$admin" PUT /api/v1/subjects/orde
 expect "a draft 4 schema" 201 "$(req "$admin" POST /api/v1/schemas '{"subject":"d4","draft":4,"schema":{"type":"integer","maximum":3,"exclusiveMaximum":true}}')"
 d4=$(j .id)
 expect "  ... validates draft 4 semantics (3 is excluded)" false "$(req "$reader" POST "/api/v1/schemas/$d4/validate" '3' >/dev/null; j .valid)"
+# the outcomes are counted on /metrics
+m=$(curl -s "http://127.0.0.1:${SVC_OPS[registry]}/metrics")
+for want in 'registry_registrations_total{result="created"} 3' 'registry_registrations_total{result="existing"} 1' \
+	'registry_registrations_total{result="incompatible"} 1' 'registry_registrations_total{result="pending"} 1' \
+	'registry_registrations_total{result="invalid"} 1' 'registry_validations_total{result="invalid"} 3' \
+	'registry_validations_total{result="valid"} 1'; do
+	grep -qF "$want" <<<"$m" && echo "ok: metric $want" ||
+		{ echo "FAIL: metric $want: $(grep -F "${want%\}*}" <<<"$m")"; fails=$((fails + 1)); }
+done
 # the registry logged the refusals
 grep -q '"msg":"schema refused: incompatible"' "$SB_TEST_TMP/logs/registry.log" ||
 	{ echo "FAIL: no log line for the refused schema"; fails=$((fails + 1)); }
