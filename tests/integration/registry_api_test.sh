@@ -124,6 +124,8 @@ for want in 'registry_registrations_total{result="created"} 3' 'registry_registr
 	grep -qF "$want" <<<"$m" && echo "ok: metric $want" ||
 		{ echo "FAIL: metric $want: $(grep -F "${want%\}*}" <<<"$m")"; fails=$((fails + 1)); }
 done
+promtool check metrics <<<"$m" >/dev/null 2>"$SB_TEST_TMP/promtool.txt" && echo "ok: /metrics passes promtool" ||
+	{ echo "FAIL: promtool: $(head -5 "$SB_TEST_TMP/promtool.txt")"; fails=$((fails + 1)); }
 # the registry logged the refusals
 grep -q '"msg":"schema refused: incompatible"' "$SB_TEST_TMP/logs/registry.log" ||
 	{ echo "FAIL: no log line for the refused schema"; fails=$((fails + 1)); }
