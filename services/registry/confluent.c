@@ -476,13 +476,17 @@ reg_c_get_config(struct reg_cx *c)
 	char level[32];
 	int rc;
 	if (c->nseg == 1) {
-		if ((rc = reg_store_global_compat(c->pg, level, sizeof(level))) != 0)
-			return reg_cx_store(c, rc);
+		if ((rc = reg_store_global_compat(c->pg, level, sizeof(level))) != 0) {
+			reg_cx_store(c, rc);
+			return;
+		}
 	} else {
 		bool exists, subject_set, prot;
 		if ((rc = reg_store_subject_config(c->pg, c->seg[1], false, &exists, level,
-		                                   sizeof(level), &subject_set, &prot)) != 0)
-			return reg_cx_store(c, rc);
+		                                   sizeof(level), &subject_set, &prot)) != 0) {
+			reg_cx_store(c, rc);
+			return;
+		}
 		if (!subject_set && !reg_cx_flag(c, "defaultToGlobal")) {
 			reg_cx_error(
 			    c, 404, 40408,
@@ -522,7 +526,10 @@ reg_c_put_config(struct reg_cx *c)
 	if (rc != 0) {
 		sb_pg_rollback(c->pg);
 		json_decref(b);
-		return reg_cx_store(c, rc);
+		{
+			reg_cx_store(c, rc);
+			return;
+		}
 	}
 	sb_log_kv(SB_LOG_INFO, "compatibility configured", "subject", subject[0] ? subject : "*",
 	          "level", level, "actor", c->actor, NULL);
@@ -539,8 +546,10 @@ reg_c_delete_config(struct reg_cx *c)
 	                                  &subject_set, &prot);
 	if (rc == 0 && subject_set)
 		rc = reg_store_clear_subject_compat(c->pg, c->seg[1], &found);
-	if (rc != 0)
-		return reg_cx_store(c, rc);
+	if (rc != 0) {
+		reg_cx_store(c, rc);
+		return;
+	}
 	if (!subject_set) {
 		reg_cx_error(c, 404, 40401, "Subject '%s' not found.", c->seg[1]);
 		return;
