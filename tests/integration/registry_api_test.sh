@@ -12,25 +12,10 @@ root=${SB_SOURCE_ROOT:?}
 . "$root/tools/stack.sh"
 . "$root/tests/lib/services.sh"
 
-sb_svc_ports gateway auth messages registry
-sb_svc_start auth
-sb_svc_start messages
-sb_svc_start registry
-sb_svc_start gateway SB_RATE_LIMIT_PER_MIN=100000
-sb_svc_wait_ready auth messages registry gateway || exit 1
-creds=$SB_TEST_TMP/dev-credentials.json
-DATABASE_URL=$SB_TEST_PG_DSN "$SB_BUILD_ROOT/bin/sb-auth" seed-dev --out "$creds" >/dev/null ||
-	{ echo "FAIL: seed-dev"; exit 1; }
-token() { # role [scope]
-	curl -s -u "$(jq -r ".$1.client_id" "$creds"):$(jq -r ".$1.client_secret" "$creds")" \
-		-d grant_type=client_credentials ${2:+-d "scope=$2"} "$SB_GW/auth/token" | jq -r .access_token
-}
-admin=$(token admin)
-alice=$(token alice)
-reader=$(token admin "registry:read")
-for t in "$admin" "$alice" "$reader"; do
-	[ -n "$t" ] && [ "$t" != null ] || { echo "FAIL: no token"; exit 1; }
-done
+. "$root/tests/registry/services.sh"
+admin=$TOKEN_ADMIN
+alice=$TOKEN_ALICE
+reader=$TOKEN_READER
 
 fails=0
 out=$SB_TEST_TMP/out.json

@@ -13,22 +13,10 @@ root=${SB_SOURCE_ROOT:?}
 py=${SB_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/switchboard}/venv-confluent/bin/python
 [ -x "$py" ] || { echo "FAIL: $py is missing: run tools/install-deps.sh"; exit 1; }
 
-sb_svc_ports gateway auth messages registry
-sb_svc_start auth
-sb_svc_start messages
-sb_svc_start registry
-sb_svc_start gateway
-sb_svc_wait_ready auth messages registry gateway || exit 1
-creds=$SB_TEST_TMP/dev-credentials.json
-DATABASE_URL=$SB_TEST_PG_DSN "$SB_BUILD_ROOT/bin/sb-auth" seed-dev --out "$creds" >/dev/null ||
-	{ echo "FAIL: seed-dev"; exit 1; }
-token() { # role [scope]
-	curl -s -u "$(jq -r ".$1.client_id" "$creds"):$(jq -r ".$1.client_secret" "$creds")" \
-		-d grant_type=client_credentials ${2:+-d "scope=$2"} "$SB_GW/auth/token" | jq -r .access_token
-}
-SB_TOKEN_ADMIN=$(token admin)
-SB_TOKEN_READER=$(token admin "registry:read")
-SB_TOKEN_ALICE=$(token alice)
+. "$root/tests/registry/services.sh"
+SB_TOKEN_ADMIN=$TOKEN_ADMIN
+SB_TOKEN_READER=$TOKEN_READER
+SB_TOKEN_ALICE=$TOKEN_ALICE
 export SB_TOKEN_ADMIN SB_TOKEN_READER SB_TOKEN_ALICE
 reg=http://127.0.0.1:${SVC_HTTP[registry]}
 
