@@ -165,8 +165,8 @@ int reg_err_set(struct reg_err *e, int code, int confluent, const char *fmt, ...
     __attribute__((format(printf, 4, 5)));
 /* reg_err_store fills e for a store error rv (UNAVAILABLE when the database is down). */
 int reg_err_store(struct reg_err *e, struct sb_pg *pg, int rv);
-/* reg_version_json appends v as the seed API's JSON object to b (with the schema parsed).
- * Returns 0 or SB_ENOMEM. */
+/* reg_version_json makes v's JSON object of the seed API (with the schema parsed) in *out, for
+ * the caller to json_decref. Returns 0 or SB_ENOMEM. */
 int reg_version_json(const struct reg_version *v, json_t **out);
 /* reg_actor names the caller for the audit trail ("client:user" or "anonymous"). */
 void reg_actor(const Sb__Rpc__Principal *p, char *out, size_t n);

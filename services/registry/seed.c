@@ -65,8 +65,7 @@ reg_invalid(struct sb_rpc_call *call, const char *field, const char *reason)
 
 /* reg_subject_ok tells whether s is a usable subject name: 1 to REG_SUBJECT_MAX bytes of
  * UTF-8 (jansson checked) without control characters. */
-bool reg_subject_ok(const char *s);
-bool
+static bool
 reg_subject_ok(const char *s)
 {
 	size_t n = s ? strlen(s) : 0;
