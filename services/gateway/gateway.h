@@ -61,6 +61,7 @@ struct gateway_cfg {
 	char *realtime_url;
 	char *notifier_url;
 	char *gc_url;
+	char *cdcsink_url;
 	char *registry_url;
 	char *dev_credentials_file; /* "" = GET /dev/credentials answers 404 */
 };
@@ -125,7 +126,8 @@ struct gw_req {
 	struct gw_params params;
 	int64_t start_mono_ms;
 	char request_id[GW_REQUEST_ID_MAX];
-	char traceparent[56];
+	char traceparent[56]; /* the request's span: sent upstream and returned to the client */
+	struct sb_span span;  /* this request at the gateway (sb_span.h), ended by gw_reply */
 	bool authenticated;
 	struct sb_jwt_principal principal;
 	char rl_headers[3][24]; /* RateLimit-Limit/-Remaining/-Reset values when limited route */
@@ -179,6 +181,7 @@ extern const struct gw_route gw_routes_core[];
 extern const struct gw_route gw_routes_auth[];
 extern const struct gw_route gw_routes_messages[];
 extern const struct gw_route gw_routes_notifier[];
+extern const struct gw_route gw_routes_cdc[];
 extern const struct gw_route gw_routes_registry[];
 /* gw_route_match finds the route for method and path. Returns the row, or NULL with
  * *path_known telling whether the path exists for another method (405 rather than 404). */
