@@ -9,6 +9,7 @@ const struct sb_cfg_key pubsub_config[] = {
 	/* Long polls hold a worker each while they wait: more workers than other services. */
 	SB_CFG_COMMON_W(struct pubsub_cfg, common, 9110, 7110, 32),
 	SB_CFG_POSTGRES(struct pubsub_cfg, common),
+	SB_CFG_UPSTREAM(struct pubsub_cfg, registry_url, REGISTRY, 7112),
 	SB_CFG_INT_ROW(struct pubsub_cfg, "SB_PUBSUB_BACKOFF_BASE_MS", backoff_base_ms, "2000", 1,
 	               3600000,
 	               "Delay before the second attempt of a delivery; doubles with every failed "
@@ -77,12 +78,20 @@ const struct sb_rpc_method pubsub_methods[] = {
 	SB_RPC_END,
 };
 
+/* The registry validates publishes to topics with a schema subject; pubsub stays ready without
+ * it (such publishes then answer 503). */
+static const struct sb_service_upstream ps_upstreams[] = {
+	{ "registry", offsetof(struct pubsub_cfg, registry_url), false },
+	{ NULL, 0, false },
+};
+
 const struct sb_service_def pubsub_service = {
 	.name = "pubsub",
 	.config = pubsub_config,
 	.config_size = sizeof(struct pubsub_cfg),
 	.common_offset = offsetof(struct pubsub_cfg, common),
 	.methods = pubsub_methods,
+	.upstreams = ps_upstreams,
 	.schema = "pubsub",
 	.migrations = pubsub_migrations,
 	.start = ps_service_start,

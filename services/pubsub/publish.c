@@ -111,13 +111,9 @@ ps_rpc_publish(struct sb_rpc_call *call, const void *req, void *resp)
 	}
 	if ((headers = ps_headers_json(call, in, &rv)) == NULL)
 		goto bad;
-	if (t.schema_subject[0] != '\0' && ps_schema_validate(call, t.schema_subject, ptext) != 0) {
-		rv = sb_rpc_call_error(call, SB__RPC__CODE__UNIMPLEMENTED,
-		                       "topic %s names schema subject %s: schema validation is not "
-		                       "wired to the registry yet",
-		                       t.name, t.schema_subject);
+	if (t.schema_subject[0] != '\0' &&
+	    (rv = ps_schema_validate(call, t.schema_subject, ptext)) != SB__RPC__CODE__OK)
 		goto bad;
-	}
 	/* Route: every subscription whose filter the message satisfies. */
 	rv = SB__RPC__CODE__INTERNAL;
 	if (sb_buf_puts(&subs, "{") != 0)

@@ -43,6 +43,7 @@
 
 struct pubsub_cfg {
 	struct sb_common_cfg common;
+	char *registry_url;          /* the schema registry (schema.c) */
 	long long backoff_base_ms;   /* first retry delay after a failed attempt */
 	long long backoff_max_ms;    /* ceiling of the retry delay */
 	long long reaper_ms;         /* how often expired leases are handled */
@@ -166,9 +167,11 @@ json_t *ps_filter_from_pb(const Sb__Pubsub__Filter *f, char *path, size_t pn, ch
 bool ps_filter_match(const json_t *filter, const json_t *headers, json_t *payload);
 
 /* schema.c */
-/* ps_schema_validate checks payload (JSON text) against the registry's latest schema of
- * subject. Returns 0 when it conforms, SB_EINVAL with violations added to call when it does
- * not, or SB_EUNAVAIL/SB_ENOTFOUND. Not wired yet: returns SB_EPROTO (docs/pubsub.md). */
+/* ps_schema_validate checks payload (JSON text) against the active schema of subject through
+ * the registry (registry.ValidateSubject). Returns SB__RPC__CODE__OK when it conforms, else the
+ * code the call is answered with (sb_rpc_call_error done): INVALID_ARGUMENT with one violation
+ * "payload<pointer>" per error, or for a subject without an active schema; UNAVAILABLE with a
+ * retry hint when the registry does not answer. */
 int ps_schema_validate(struct sb_rpc_call *call, const char *subject, const char *payload);
 
 /* store.c */

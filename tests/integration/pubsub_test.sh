@@ -17,12 +17,14 @@ tmp=${SB_TEST_TMP:?}
 # Short backoff, lease and retention timers so that they are seen within seconds (docs/pubsub.md).
 ps_env=(SB_PUBSUB_BACKOFF_BASE_MS=200 SB_PUBSUB_BACKOFF_MAX_MS=3200 SB_PUBSUB_REAPER_MS=50
 	SB_PUBSUB_CONSUMER_TTL_MS=5000 SB_PUBSUB_RETENTION_PASS_MS=200)
-sb_svc_ports gateway auth messages pubsub
+# The registry validates publishes to topics with a schema subject.
+sb_svc_ports gateway auth messages pubsub registry
 sb_svc_start auth SB_AUTH_PBKDF2_ITERATIONS=100000
 sb_svc_start messages
+sb_svc_start registry
 sb_svc_start pubsub "${ps_env[@]}"
 sb_svc_start gateway SB_RATE_LIMIT_PER_MIN=10000000
-sb_svc_wait_ready auth messages pubsub gateway || exit 1
+sb_svc_wait_ready auth messages registry pubsub gateway || exit 1
 
 cli() {
 	env DATABASE_URL="$SB_TEST_PG_DSN" SB_AUTH_ISSUER="$SB_GW" SB_AUTH_PBKDF2_ITERATIONS=100000 \

@@ -474,12 +474,32 @@ test('ordering keys: one in flight per key, in publish order, across nacks', asy
 	assert.ok(free);
 });
 
-test('a topic with a schema subject refuses publishes until validation is wired (501)', async () => {
-	const t = await topic({ schema_subject: 'orders-value' });
-	assert.equal(t.schema_subject, 'orders-value');
-	const r = await call('POST', '/api/v1/messages/publish', { topic: t.name, payload: {} }, 'produce');
-	assert.equal(r.status, 501, JSON.stringify(r.body));
+test('a topic with a schema subject: publishes validated by the registry, violations named by pointer', async () => {
+	const subject = uniq('orders-value');
+	// no schema registered yet: refused, nothing stored
+	const t = await topic({ schema_subject: subject });
+	assert.equal(t.schema_subject, subject);
+	let r = await call('POST', '/api/v1/messages/publish', { topic: t.name, payload: { id: 1 } }, 'produce');
+	assert.equal(r.status, 400, JSON.stringify(r.body));
+	await expect(201, 'POST', '/api/v1/schemas', {
+		subject,
+		schema: {
+			type: 'object', required: ['id', 'qty'],
+			properties: { id: { type: 'integer' }, qty: { type: 'integer', minimum: 1 } },
+		},
+	});
+	r = await call('POST', '/api/v1/messages/publish',
+		{ topic: t.name, payload: { id: 'x', qty: 0 } }, 'produce');
+	assert.equal(r.status, 400, JSON.stringify(r.body));
+	// each failing member named by its pointer (the validator also reports the enclosing object)
+	const fields = (r.body.errors ?? []).map((v) => v.field);
+	assert.ok(fields.includes('payload/id') && fields.includes('payload/qty'), JSON.stringify(r.body));
+	assert.ok(fields.every((f) => f === 'payload' || f.startsWith('payload/')), JSON.stringify(r.body));
 	assert.deepEqual(await consume(t.name), []);
+	const ok = await publish({ topic: t.name, payload: { id: 7, qty: 2 } });
+	const got = await consume(t.name);
+	assert.deepEqual(got.map((m) => m.id), [ok.id]);
+	assert.deepEqual(got[0].payload, { id: 7, qty: 2 });
 });
 
 test('service metrics count publishes, acks and dead letters', async () => {
