@@ -43,8 +43,6 @@ int
 files_route_list(struct sb_buf *out)
 {
 	for (const struct files_route_row *r = files_routes; r->method != NULL; r++) {
-		if (strcmp(r->method, "OPTIONS") == 0 || strcmp(r->method, "HEAD") == 0)
-			continue;
 		if (sb_buf_printf(out, "%s %s\n", r->method, r->pattern) != 0)
 			return SB_ENOMEM;
 	}

@@ -11,27 +11,10 @@ set -u
 root=${SB_SOURCE_ROOT:?}
 . "$root/tools/stack.sh"
 . "$root/tests/lib/services.sh"
+. "$root/tests/files/stack.sh"
 
-sb_svc_ports gateway auth messages files
-store=$SB_TEST_TMP/files
-sb_svc_start auth
-sb_svc_start messages
-sb_svc_start gateway
-sb_svc_start files SB_FILES_DIR="$store" SB_FILES_MAX_SIZE=1048576 SB_FILES_MAX_REQUEST_BYTES=524288
-sb_svc_wait_ready auth messages gateway files || exit 1
-F=http://127.0.0.1:${SVC_HTTP[files]}
-
-creds=$SB_TEST_TMP/dev-credentials.json
-DATABASE_URL=$SB_TEST_PG_DSN "$SB_BUILD_ROOT/bin/sb-auth" seed-dev --out "$creds" >/dev/null ||
-	{ echo "FAIL: seed-dev"; exit 1; }
-token() {
-	curl -s -u "$(jq -r ".$1.client_id" "$creds"):$(jq -r ".$1.client_secret" "$creds")" \
-		-d grant_type=client_credentials ${2:+-d "scope=$2"} "$SB_GW/auth/token" | jq -r .access_token
-}
-alice=$(token alice)
-bob=$(token bob)
-alice_ro=$(token alice files:read)
-[ -n "$alice" ] && [ "$alice" != null ] && [ -n "$bob" ] || { echo "FAIL: no tokens"; exit 1; }
+files_stack_up SB_FILES_MAX_SIZE=1048576 SB_FILES_MAX_REQUEST_BYTES=524288 || exit 1
+alice_ro=$(files_token alice files:read)
 
 fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
@@ -39,7 +22,7 @@ fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 # status on stdout.
 H=$SB_TEST_TMP/h.txt
 B=$SB_TEST_TMP/b.txt
-req() { curl -s -D - -o "$B" "$@" | tr -d '\r' >"$H"; head -n1 "$H" | cut -d' ' -f2; }
+req() { curl -sS -D - -o "$B" "$@" | tr -d '\r' >"$H"; head -n1 "$H" | cut -d' ' -f2; }
 hdr() { grep -i "^$1:" "$H" | head -n1 | cut -d' ' -f2-; }
 expect() { # expect STATUS WHAT -- curl args
 	local want=$1 what=$2

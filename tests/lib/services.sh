@@ -26,6 +26,7 @@ sb_svc_env() {
 	echo "REDIS_URL=${SB_TEST_REDIS_URL:-redis://127.0.0.1:1}"
 	echo "KAFKA_BROKERS=${SB_TEST_KAFKA_BROKERS:-127.0.0.1:1}"
 	echo "SB_SHUTDOWN_GRACE_MS=3000"
+	echo "SB_FILES_DIR=$SB_TEST_TMP/files" # the files service's storage, never the checkout's
 	[ -n "${SVC_HTTP[gateway]:-}" ] && echo "SB_AUTH_ISSUER=http://127.0.0.1:${SVC_HTTP[gateway]}"
 	for s in "${!SVC_RPC[@]}"; do
 		echo "SB_${s^^}_RPC_URL=tcp://127.0.0.1:${SVC_RPC[$s]}"
