@@ -32,6 +32,20 @@ const struct sb_cfg_key files_config[] = {
 	               "http://127.0.0.1:8000,http://localhost:8000", NULL,
 	               "Comma-separated Origin values browsers may upload from (CORS); * allows "
 	               "any."),
+	SB_CFG_STR_ROW(struct files_cfg, "SB_FILES_ALLOWED_TYPES", allowed_types,
+	               "image/*,audio/*,video/*,text/plain,text/csv,text/markdown,application/pdf,"
+	               "application/zip,application/gzip,application/json,application/octet-stream",
+	               NULL,
+	               "Content types an upload may declare (tus filetype), comma-separated: "
+	               "type/subtype, type/* or */*; 415 otherwise. An upload that declares none "
+	               "is application/octet-stream."),
+	SB_CFG_INT_ROW(
+	    struct files_cfg, "SB_FILES_MAX_CONCURRENT", max_concurrent, "20", 1, 100000,
+	    "Unfinished uploads one user may hold at once; 429 with Retry-After beyond."),
+	SB_CFG_INT_ROW(struct files_cfg, "SB_FILES_QUOTA_BYTES", quota_bytes, "21474836480", 1,
+	               1125899906842624LL,
+	               "Bytes one user may hold (completed and unfinished uploads, by declared "
+	               "length); creating an upload beyond is 413."),
 	SB_CFG_STR_ROW(struct files_cfg, "SB_AUTH_ISSUER", issuer, "http://127.0.0.1:8000", NULL,
 	               "Expected iss of access tokens (exact match)."),
 	SB_CFG_STR_ROW(struct files_cfg, "SB_AUTH_AUDIENCE", audience, "switchboard", NULL,

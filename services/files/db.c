@@ -41,6 +41,14 @@ const struct sb_pg_stmt files_stmts[] = {
 	  4 },
 	{ "upload_terminate",
 	  "UPDATE uploads SET state = 'TERMINATED', updated_at = now() WHERE id = $1", 1 },
+	{ "user_lock", "SELECT pg_advisory_xact_lock(hashtext('files:' || $1 || '/' || $2))", 2 },
+	{ "user_usage",
+	  "SELECT count(*) FILTER (WHERE state = 'UPLOADING' AND "
+	  "coalesce(expires_at > now(), true)), "
+	  "coalesce(sum(coalesce(length, upload_offset)) FILTER (WHERE state IN ('UPLOADING', "
+	  "'MERGING', 'COMPLETED') AND coalesce(expires_at > now() OR state <> 'UPLOADING', "
+	  "true)), 0) FROM uploads WHERE tenant_id = $1 AND owner_id = $2",
+	  2 },
 	{ NULL, NULL, 0 },
 };
 

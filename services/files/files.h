@@ -39,6 +39,9 @@ struct files_cfg {
 	long long workers;
 	long long queue_max;
 	char *allowed_origins;
+	char *allowed_types;
+	long long max_concurrent;
+	long long quota_bytes;
 	char *issuer;
 	char *audience;
 	long long leeway_s;
@@ -250,6 +253,16 @@ void files_tus_head(struct files_call *c);
 void files_tus_patch(struct files_call *c);
 /* files_tus_delete answers DELETE /files/{id} (termination). */
 void files_tus_delete(struct files_call *c);
+
+/* --- limits.c: per-user limits and the content-type allow-list -------------------------- */
+/* files_type_allowed tells whether media type type (parameters ignored) matches an entry of
+ * the comma-separated list: a full type, a type with any subtype ("image/ *" without the
+ * blank) or any type at all, without case. */
+bool files_type_allowed(const char *list, const char *type);
+/* files_limits_check runs inside the creating transaction: takes the caller's advisory lock
+ * and checks uploads in progress and bytes held against a new upload of length bytes (-1:
+ * deferred). Sets *status (0, 429 or 413) and *why. Returns 0 or a database error. */
+int files_limits_check(struct files_call *c, int64_t length, int *status, const char **why);
 
 /* --- download.c: GET /v1/files/{id}/content -------------------------------------------- */
 void files_download(struct files_call *c);

@@ -165,6 +165,8 @@ files_route(struct files *f, struct sb_pg *pg, struct sb_http_req *r)
 		files_reply_problem(&c->rp, 405, "method not allowed on this resource");
 		goto done;
 	}
+	if (row->scope != NULL && !files_route_auth(c, row->scope))
+		goto done;
 	if (kind != FILES_R_CONTENT && row->fn != files_tus_options) {
 		const char *v = sb_http_req_header(r, "Tus-Resumable");
 		if (v == NULL || strcmp(v, FILES_TUS_VERSION) != 0) {
@@ -175,8 +177,6 @@ files_route(struct files *f, struct sb_pg *pg, struct sb_http_req *r)
 			goto done;
 		}
 	}
-	if (row->scope != NULL && !files_route_auth(c, row->scope))
-		goto done;
 	row->fn(c);
 done:
 	if (c->rp.req != NULL) { /* a handler that forgot to answer: a bug, not a hang */

@@ -214,6 +214,11 @@ files_tus_create(struct files_call *c)
 	}
 	if (with_body && !files_tus_checksum(c))
 		return;
+	const char *type = meta.type[0] ? meta.type : "application/octet-stream";
+	if (!files_type_allowed(c->f->cfg->allowed_types, type)) {
+		files_reply_problem(&c->rp, 415, "this content type is not accepted for uploads");
+		return;
+	}
 
 	struct sb_uuid uid;
 	char id[37], len_s[24], exp_s[24];
@@ -227,10 +232,27 @@ files_tus_create(struct files_call *c)
 		             length >= 0 ? len_s : NULL,
 		             mv != NULL ? mv : "",
 		             meta.filename[0] ? meta.filename : "file",
-		             meta.type[0] ? meta.type : "application/octet-stream",
+		             type,
 		             exp_s };
 	PGresult *res = NULL;
-	int rv = sb_pg_exec_prepared(c->pg, "tus_create", 8, p, &res);
+	int status = 0;
+	const char *why = NULL;
+	int rv = sb_pg_begin(c->pg);
+	if (rv == 0)
+		rv = files_limits_check(c, length, &status, &why);
+	if (rv == 0 && status != 0) {
+		sb_pg_rollback(c->pg);
+		if (status == 429)
+			files_reply_add(&c->rp, "Retry-After", "60");
+		files_reply_problem(&c->rp, status, why);
+		return;
+	}
+	if (rv == 0)
+		rv = sb_pg_exec_prepared(c->pg, "tus_create", 8, p, &res);
+	if (rv == 0 && (rv = sb_pg_commit(c->pg)) != 0) {
+		PQclear(res);
+		res = NULL;
+	}
 	if (rv != 0) {
 		files_tus_db_fail(c, rv);
 		return;

@@ -151,6 +151,23 @@ test_sanitize(void **state)
 }
 
 static void
+test_type_allowed(void **state)
+{
+	(void)state;
+	const char *list = "image/*, text/plain,application/pdf";
+	assert_true(files_type_allowed(list, "image/png"));
+	assert_true(files_type_allowed(list, "IMAGE/JPEG"));
+	assert_true(files_type_allowed(list, "text/plain; charset=utf-8"));
+	assert_true(files_type_allowed(list, "application/pdf"));
+	assert_false(files_type_allowed(list, "text/html"));
+	assert_false(files_type_allowed(list, "application/pdfx"));
+	assert_false(files_type_allowed(list, "image"));
+	assert_false(files_type_allowed(list, "imagex/png"));
+	assert_true(files_type_allowed("*/*", "application/x-msdownload"));
+	assert_false(files_type_allowed("", "text/plain"));
+}
+
+static void
 test_store_fs(void **state)
 {
 	(void)state;
@@ -190,7 +207,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_size),     cmocka_unit_test(test_b64),
 		cmocka_unit_test(test_meta),     cmocka_unit_test(test_checksum),
-		cmocka_unit_test(test_sanitize), cmocka_unit_test(test_store_fs),
+		cmocka_unit_test(test_sanitize), cmocka_unit_test(test_type_allowed),
+		cmocka_unit_test(test_store_fs),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

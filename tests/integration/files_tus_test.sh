@@ -13,7 +13,8 @@ root=${SB_SOURCE_ROOT:?}
 . "$root/tests/lib/services.sh"
 . "$root/tests/files/stack.sh"
 
-files_stack_up SB_FILES_MAX_SIZE=1048576 SB_FILES_MAX_REQUEST_BYTES=524288 || exit 1
+files_stack_up SB_FILES_MAX_SIZE=1048576 SB_FILES_MAX_REQUEST_BYTES=524288 \
+	SB_FILES_MAX_CONCURRENT=2 SB_FILES_QUOTA_BYTES=1572864 || exit 1
 alice_ro=$(files_token alice files:read)
 
 fails=0
@@ -173,6 +174,22 @@ expect 410 "HEAD after DELETE" -- -I "${T[@]}" "${A[@]}" "$U3"
 expect 410 "PATCH after DELETE" -- -X PATCH "${T[@]}" "${A[@]}" "${OCT[@]}" -H "Upload-Offset: 5" --data-binary 6 "$U3"
 expect 404 "HEAD of an unknown upload" -- -I "${T[@]}" "${A[@]}" "$F/files/$(cat /proc/sys/kernel/random/uuid)"
 expect 404 "HEAD of a malformed id" -- -I "${T[@]}" "${A[@]}" "$F/files/../../etc/passwd"
+
+# Limits: a content type off the allow-list; bob's quota (1.5 MiB) and uploads in progress (2).
+expect 415 "POST of an executable" -- -X POST "${T[@]}" "${A[@]}" -H "Upload-Length: 5" \
+	-H "Upload-Metadata: filetype $(b64 application/x-msdownload)" "$F/files/"
+problem_ok 415
+BOB=(-H "Authorization: Bearer $bob")
+expect 201 "bob: 1 MiB" -- -X POST "${T[@]}" "${BOB[@]}" -H "Upload-Length: 1048576" "$F/files/"
+B1=$F/files/$(basename "$(hdr Location)")
+expect 413 "bob: another 1 MiB, past the quota" -- -X POST "${T[@]}" "${BOB[@]}" -H "Upload-Length: 1048576" "$F/files/"
+problem_ok 413
+expect 204 "bob terminates the first" -- -X DELETE "${T[@]}" "${BOB[@]}" "$B1"
+expect 201 "bob: 1 MiB again" -- -X POST "${T[@]}" "${BOB[@]}" -H "Upload-Length: 1048576" "$F/files/"
+expect 201 "bob: a second upload in progress" -- -X POST "${T[@]}" "${BOB[@]}" -H "Upload-Length: 10" "$F/files/"
+expect 429 "bob: a third upload in progress" -- -X POST "${T[@]}" "${BOB[@]}" -H "Upload-Length: 10" "$F/files/"
+[ -n "$(hdr Retry-After)" ] || fail "429 without Retry-After"
+problem_ok 429
 
 # Restart: the acknowledged bytes of an unfinished upload are still there, and it resumes; a
 # short expiry then makes a new upload 410 once it passed.
