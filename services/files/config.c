@@ -1,6 +1,8 @@
 /* config.c: the files service's configuration table and service definition. */
 #include "files.h"
 
+#include "files.pb-c.h"
+
 const struct sb_cfg_key files_config[] = {
 	SB_CFG_COMMON(struct files_cfg, common, 9104, 7104),
 	SB_CFG_POSTGRES(struct files_cfg, common),
@@ -62,6 +64,11 @@ static const struct sb_service_upstream files_upstreams[] = {
 	{ NULL, 0, false },
 };
 
+static const struct sb_rpc_method files_methods[] = {
+	SB_RPC_ROW(files, Expire, expire_request, expire_response, files_rpc_expire, 0),
+	SB_RPC_END,
+};
+
 const struct sb_service_def files_service = {
 	.name = "files",
 	.config = files_config,
@@ -73,4 +80,8 @@ const struct sb_service_def files_service = {
 	.start = files_start,
 	.stop = files_stop,
 	.routes = files_route_list,
+	.methods = files_methods,
+	.worker_conns = SB_WORKER_PG,
+	.worker_stmts = files_stmts,
+	.worker_pg_opts = &files_pg_opts,
 };

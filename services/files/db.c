@@ -49,6 +49,31 @@ const struct sb_pg_stmt files_stmts[] = {
 	  "'MERGING', 'COMPLETED') AND coalesce(expires_at > now() OR state <> 'UPLOADING', "
 	  "true)), 0) FROM uploads WHERE tenant_id = $1 AND owner_id = $2",
 	  2 },
+	/* files.Expire: $1 now_ms (0: the database's clock), $2 abandoned_before_ms (0: none),
+	 * $3 limit. What qualifies, and why, oldest first. */
+	{ "expire_candidates",
+	  "SELECT u.id::text, CASE WHEN u.state = 'TERMINATED' THEN 'terminated' WHEN "
+	  "u.expires_at < coalesce(to_timestamp(nullif($1::bigint, 0) / 1000.0), now()) THEN "
+	  "'expired' ELSE 'abandoned' END FROM uploads u WHERE "
+	  "(u.state = 'UPLOADING' AND (($2::bigint > 0 AND u.updated_at < "
+	  "to_timestamp($2::bigint / 1000.0)) OR u.expires_at < "
+	  "coalesce(to_timestamp(nullif($1::bigint, 0) / 1000.0), now()))) OR "
+	  "(u.state = 'TERMINATED' AND u.failure IS NULL) ORDER BY u.updated_at LIMIT $3",
+	  3 },
+	/* $1 id, $2 now_ms, $3 abandoned_before_ms: the row, locked, if it still qualifies */
+	{ "expire_lock",
+	  "SELECT coalesce(u.total_chunks, 0) FROM uploads u WHERE u.id = $1 AND "
+	  "((u.state = 'UPLOADING' AND (($3::bigint > 0 AND u.updated_at < "
+	  "to_timestamp($3::bigint / 1000.0)) OR u.expires_at < "
+	  "coalesce(to_timestamp(nullif($2::bigint, 0) / 1000.0), now()))) OR "
+	  "(u.state = 'TERMINATED' AND u.failure IS NULL)) FOR UPDATE",
+	  3 },
+	/* $1 id, $2 why */
+	{ "expire_mark",
+	  "WITH c AS (DELETE FROM chunks WHERE upload_id = $1) UPDATE uploads SET state = CASE "
+	  "WHEN state = 'TERMINATED' THEN state ELSE 'FAILED' END, failure = $2, updated_at = "
+	  "now() WHERE id = $1",
+	  2 },
 	{ NULL, NULL, 0 },
 };
 

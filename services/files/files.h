@@ -134,6 +134,8 @@ int files_store_fs_open(const char *dir, struct files_store **out);
 void files_store_close(struct files_store *s);
 /* files_key writes the storage key of an upload's bytes ("tus/<id>") to out (64 bytes). */
 void files_key(const char *id, char out[64]);
+/* files_part_key writes the key of chunk n (from 1) of a chunked upload ("parts/<id>/<n>"). */
+void files_part_key(const char *id, int n, char out[64]);
 
 /* --- db.c: prepared statements and the upload row ---------------------------------------- */
 extern const struct sb_pg_stmt files_stmts[];
@@ -266,6 +268,9 @@ int files_limits_check(struct files_call *c, int64_t length, int *status, const 
 
 /* --- download.c: GET /v1/files/{id}/content -------------------------------------------- */
 void files_download(struct files_call *c);
+
+/* --- expire.c: files.Expire (called by gc) ------------------------------------------ */
+int files_rpc_expire(struct sb_rpc_call *call, const void *req, void *resp);
 
 /* --- edge.c: start and stop -------------------------------------------------------------- */
 int files_start(struct sb_service *svc);

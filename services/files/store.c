@@ -15,3 +15,9 @@ files_key(const char *id, char out[64])
 {
 	snprintf(out, 64, "up/%s", id);
 }
+
+void
+files_part_key(const char *id, int n, char out[64])
+{
+	snprintf(out, 64, "parts/%s/%d", id, n);
+}

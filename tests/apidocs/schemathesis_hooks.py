@@ -27,3 +27,8 @@ def map_body(context, body):
     except ValueError:
         return body
     return {**body, "conversation_id": CONVERSATION}
+
+
+# tus bodies (PATCH /files/{id}, POST /files/ with creation-with-upload) are raw bytes, as
+# application/octet-stream is.
+schemathesis.serializer.alias("application/offset+octet-stream", "application/octet-stream")
