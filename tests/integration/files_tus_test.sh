@@ -3,8 +3,10 @@
 # the protocol asks for (412 + Tus-Version, 413, 415, 409, 460, 404, 410, 405), creation,
 # creation-with-upload, creation-defer-length, termination, checksum (sha1, sha256, md5),
 # expiration (Upload-Expires, 410 after it), X-HTTP-Method-Override, Cache-Control on HEAD,
-# CORS, ownership (another user gets 404), the download (ETag, Range, Content-Disposition), and
-# a restart of sb-files that keeps every acknowledged byte.
+# CORS, ownership (another user gets 404), the download (ETag, Range, Content-Disposition),
+# limits (content types 415, quota 413, uploads in progress 429), and kill -9 of sb-files
+# between PATCHes and in the middle of one: every acknowledged byte is kept, nothing else is
+# counted, and the uploads resume.
 # stack: pg,redis,kafka
 # labels: files,e2e
 set -u
@@ -153,6 +155,7 @@ expect 401 "download without a token" -- "$D"
 # creation-with-upload, and creation-defer-length.
 expect 201 "POST with a body" -- -X POST "${T[@]}" "${A[@]}" "${OCT[@]}" -H "Upload-Length: 6" --data-binary abc "$F/files/"
 [ "$(hdr Upload-Offset)" = 3 ] || fail "creation-with-upload offset: $(hdr Upload-Offset)"
+expect 204 "PATCH the rest of it" -- -X PATCH "${T[@]}" "${A[@]}" "${OCT[@]}" -H "Upload-Offset: 3" --data-binary def "$F$(hdr Location)"
 expect 415 "POST with a text body" -- -X POST "${T[@]}" "${A[@]}" -H "Content-Type: text/plain" -H "Upload-Length: 6" --data-binary abc "$F/files/"
 expect 201 "POST deferring the length" -- -X POST "${T[@]}" "${A[@]}" -H "Upload-Defer-Length: 1" "$F/files/"
 U2=$F/files/$(basename "$(hdr Location)")
@@ -196,8 +199,21 @@ problem_ok 429
 expect 201 "POST before restart" -- -X POST "${T[@]}" "${A[@]}" -H "Upload-Length: 8" "$F/files/"
 U4=$F/files/$(basename "$(hdr Location)")
 expect 204 "PATCH before restart" -- -X PATCH "${T[@]}" "${A[@]}" "${OCT[@]}" -H "Upload-Offset: 0" --data-binary abcd "$U4"
+# ... and one killed in the middle of a PATCH: 100,000 bytes acknowledged, then a slow PATCH
+# of 300,000 more is on the wire when sb-files dies.
+head -c 400000 /dev/urandom >"$SB_TEST_TMP/mid.bin"
+expect 201 "POST before a kill mid-PATCH" -- -X POST "${T[@]}" "${A[@]}" -H "Upload-Length: 400000" "$F/files/"
+U6=$F/files/$(basename "$(hdr Location)")
+head -c 100000 "$SB_TEST_TMP/mid.bin" >"$SB_TEST_TMP/mid.1"
+tail -c 300000 "$SB_TEST_TMP/mid.bin" >"$SB_TEST_TMP/mid.2"
+expect 204 "PATCH the first 100,000 bytes" -- -X PATCH "${T[@]}" "${A[@]}" "${OCT[@]}" -H "Upload-Offset: 0" --data-binary @"$SB_TEST_TMP/mid.1" "$U6"
+curl -s -o /dev/null --limit-rate 100k -X PATCH "${T[@]}" "${A[@]}" "${OCT[@]}" -H "Upload-Offset: 100000" \
+	--data-binary @"$SB_TEST_TMP/mid.2" "$U6" &
+slow=$!
+sleep 1
 kill -9 "${SVC_PID[files]}"
 wait "${SVC_PID[files]}" 2>/dev/null
+wait "$slow" 2>/dev/null
 sb_svc_start files SB_FILES_DIR="$store" SB_FILES_EXPIRE_S=1
 sb_svc_wait_ready files || exit 1
 expect 200 "HEAD after kill -9" -- -I "${T[@]}" "${A[@]}" "$U4"
@@ -205,6 +221,11 @@ expect 200 "HEAD after kill -9" -- -I "${T[@]}" "${A[@]}" "$U4"
 expect 204 "PATCH after restart" -- -X PATCH "${T[@]}" "${A[@]}" "${OCT[@]}" -H "Upload-Offset: 4" --data-binary efgh "$U4"
 expect 200 "download after restart" -- "${A[@]}" "$F/v1/files/$(basename "$U4")/content"
 [ "$(cat "$B")" = abcdefgh ] || fail "content after restart: $(cat "$B")"
+expect 200 "HEAD of the upload killed mid-PATCH" -- -I "${T[@]}" "${A[@]}" "$U6"
+[ "$(hdr Upload-Offset)" = 100000 ] || fail "offset after a kill mid-PATCH: $(hdr Upload-Offset)"
+expect 204 "resume after the kill mid-PATCH" -- -X PATCH "${T[@]}" "${A[@]}" "${OCT[@]}" -H "Upload-Offset: 100000" --data-binary @"$SB_TEST_TMP/mid.2" "$U6"
+expect 200 "download of the upload killed mid-PATCH" -- "${A[@]}" "$F/v1/files/$(basename "$U6")/content"
+cmp -s "$B" "$SB_TEST_TMP/mid.bin" || fail "the upload killed mid-PATCH differs from the original after resuming"
 expect 201 "POST with a 1 s expiry" -- -X POST "${T[@]}" "${A[@]}" -H "Upload-Length: 8" "$F/files/"
 U5=$F/files/$(basename "$(hdr Location)")
 sleep 2.2
