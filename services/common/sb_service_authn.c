@@ -1,4 +1,5 @@
-/* sb_service_authn.c: access-token verification with a JWKS fetcher thread (sb_service_authn.h). */
+/* sb_service_authn.c: access-token verification with a JWKS fetcher thread (sb_service_authn.h),
+ * for the edges that are not the gateway (realtime, files). */
 #include "sb_service_authn.h"
 
 #include <stdio.h>

@@ -6,7 +6,7 @@
  * upload and a completed one 25 h old keep their rows and bytes. A second call finds nothing
  * (idempotent); `limit` bounds a call and says `more`.
  * stack: pg
- * labels: files
+ * labels: files,sanitize
  */
 #include <stdarg.h>
 #include <stddef.h>

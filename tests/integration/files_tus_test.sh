@@ -8,7 +8,7 @@
 # between PATCHes and in the middle of one: every acknowledged byte is kept, nothing else is
 # counted, and the uploads resume.
 # stack: pg,redis,kafka
-# labels: files,e2e
+# labels: files,e2e,sanitize
 set -u
 root=${SB_SOURCE_ROOT:?}
 . "$root/tools/stack.sh"
