@@ -27,11 +27,12 @@
 #include "auth.pb-c.h"
 #include "sb_jwt.h"
 #include "sb_metrics.h"
+#include "sb_names.h"
 #include "sb_pg.h"
 #include "sb_redis.h"
 #include "sb_service.h"
 
-#define AUTH_REVOKED_PREFIX    "sb:revoked:jti:"
+#define AUTH_REVOKED_PREFIX    SB_REDIS_REVOKED_PREFIX
 #define AUTH_GRANT_CLIENT      "client_credentials"
 #define AUTH_GRANT_REFRESH     "refresh_token"
 #define AUTH_GRANT_EXCHANGE    "urn:ietf:params:oauth:grant-type:token-exchange"

@@ -12,8 +12,6 @@
 #include "sb_err.h"
 #include "sb_util_time.h"
 
-#define AUTH_REVOCATIONS_CHANNEL "sb:revocations"
-
 void
 auth_principal_scope(const struct sb_jwt_principal *p, char *out, size_t cap)
 {
@@ -71,7 +69,7 @@ auth_revoke_store(struct sb_redis *redis, const char *key, const char *ttl, cons
 {
 	const char *multi[] = { "MULTI" };
 	const char *set[] = { "SET", key, "1", "EX", ttl };
-	const char *pub[] = { "PUBLISH", AUTH_REVOCATIONS_CHANNEL, msg };
+	const char *pub[] = { "PUBLISH", SB_REDIS_REVOCATIONS_CHANNEL, msg };
 	const char *exec[] = { "EXEC" };
 	redisReply *rep[4] = { NULL };
 	if (sb_redis_append_argv(redis, 1, multi, NULL) != 0 ||

@@ -22,7 +22,8 @@ struct auth_seed_role {
 static const struct auth_seed_role auth_seed_roles[] = {
 	/* admin holds every scope of the platform's services (docs/api/openapi.yaml lists them) */
 	{ "admin",
-	  AUTH_SCOPE_ISSUE " " AUTH_SCOPE_ADMIN " messages:read messages:write files:read files:write"
+	  AUTH_SCOPE_ISSUE " " AUTH_SCOPE_ADMIN
+	                   " messages:read messages:write files:read files:write"
 	                   " ingest:write pubsub:produce pubsub:consume pubsub:admin registry:read"
 	                   " registry:write registry:admin cdc:admin",
 	  false },

@@ -61,6 +61,10 @@ struct sb_common_cfg {
 	char *rpc_url;
 	long long rpc_workers;
 	long long shutdown_grace_ms;
+	/* Tracing (sb_span.h): the OTLP/HTTP collector ("" = no export) and the share of new
+	 * traces sampled. */
+	char *otlp_endpoint;
+	long long trace_sample_percent;
 	/* Dependencies; present in a service's table only through the macros below. */
 	char *database_url;
 	char *redis_url;
@@ -92,7 +96,13 @@ struct sb_common_cfg {
 	{ "SB_RPC_WORKERS", SB_CFG_INT, offsetof(type, member.rpc_workers), #WORKERS, 1, 256, 0, \
 	  NULL, "RPC worker threads (concurrent requests in progress)." }, \
 	{ "SB_SHUTDOWN_GRACE_MS", SB_CFG_INT, offsetof(type, member.shutdown_grace_ms), "10000", \
-	  0, 600000, 0, NULL, "On SIGTERM, how long in-flight work may take to finish." }
+	  0, 600000, 0, NULL, "On SIGTERM, how long in-flight work may take to finish." }, \
+	{ "SB_OTLP_ENDPOINT", SB_CFG_STR, offsetof(type, member.otlp_endpoint), "", 0, 0, 0, \
+	  NULL, "OTLP/HTTP collector for traces, http://host:port (empty: spans are not " \
+	  "exported; trace context is still propagated)." }, \
+	{ "SB_TRACE_SAMPLE_PERCENT", SB_CFG_INT, offsetof(type, member.trace_sample_percent), \
+	  "100", 0, 100, 0, NULL, \
+	  "Share of new traces (started here without a sampled parent) that are recorded." }
 // clang-format on
 
 /* Rows for the dependencies a service uses; the runtime checks each one present for /ready. */

@@ -33,6 +33,7 @@ struct sb_pg {
 	int in_tx;   /* the current connection is inside a transaction */
 	int tx_lost; /* a transaction died with its connection; only begin/rollback clear it */
 	uint64_t reconnects;
+	bool pooled; /* counted in pg_pool_connections */
 	char sqlstate[6];
 	char errmsg[256];
 };
@@ -42,7 +43,8 @@ static struct {
 	pthread_once_t once;
 	struct sb_series *reconnects;
 	struct sb_metric *duration;
-} sb_pg_m = { PTHREAD_ONCE_INIT, NULL, NULL };
+	struct sb_series *pool; /* handles open: the process's pool of connections */
+} sb_pg_m = { PTHREAD_ONCE_INIT, NULL, NULL, NULL };
 
 static void
 sb_pg_metrics_init(void)
@@ -53,6 +55,12 @@ sb_pg_metrics_init(void)
 	sb_pg_m.duration =
 	    sb_metrics_histogram("pg_query_duration_seconds",
 	                         "PostgreSQL statement execution time.", "statement", NULL, 0);
+	/* With the sum of pg_query_duration_seconds, the pool's utilisation: the rate of that sum
+	 * over this gauge is the fraction of time the connections spend in statements. */
+	sb_pg_m.pool = sb_metric_with(sb_metrics_gauge(
+	    "pg_pool_connections",
+	    "PostgreSQL connection handles of the process (one per worker that uses the database).",
+	    NULL));
 }
 
 static int64_t
@@ -323,6 +331,8 @@ sb_pg_open_opts(const char *dsn, const struct sb_pg_stmt *stmts, const struct sb
 	if (sb_pg_connect(pg) != 0)
 		sb_log_kv(SB_LOG_WARN, "postgres not reachable yet; will retry", "error",
 		          pg->errmsg, NULL);
+	pg->pooled = true;
+	sb_series_add(sb_pg_m.pool, 1);
 	*out = pg;
 	return 0;
 fail:
@@ -350,6 +360,8 @@ sb_pg_close(struct sb_pg *pg)
 	free(pg->options);
 	free(pg->prepared);
 	free(pg->series);
+	if (pg->pooled)
+		sb_series_add(sb_pg_m.pool, -1);
 	free(pg);
 }
 

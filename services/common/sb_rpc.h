@@ -24,6 +24,7 @@
 #include <protobuf-c/protobuf-c.h>
 
 #include "rpc.pb-c.h"
+#include "sb_span.h"
 
 #define SB_RPC_DEFAULT_WORKERS    8
 #define SB_RPC_SLOTS_PER_WORKER   2            /* nng contexts receiving, per worker thread */
@@ -91,10 +92,6 @@ struct sb_rpc_server_opts {
 	/* Optional: runs on each worker thread whose worker_init succeeded, when it stops. */
 	void (*worker_fini)(void *ctx, void *state);
 	size_t max_msg; /* largest request payload; 0 = SB_RPC_DEFAULT_MAX_MSG */
-	/* DEPRECATED (flag the rows SB_RPC_INLINE instead; kept until the notifier is ported):
-	 * optional, NULL-ended names of rows of methods that run as if flagged SB_RPC_INLINE. A
-	 * name missing from methods fails the start with SB_EINVAL. Must outlive the server. */
-	const char *const *inline_methods;
 };
 
 /* sb_rpc_code_name returns the upper-case name of an Sb__Rpc__Code ("NOT_FOUND"); never NULL. */
@@ -126,7 +123,10 @@ void sb_rpc_server_free(struct sb_rpc_server *srv);
 const char *sb_rpc_call_method(const struct sb_rpc_call *call);
 /* sb_rpc_call_principal returns the caller's principal from the envelope, or NULL. */
 const Sb__Rpc__Principal *sb_rpc_call_principal(const struct sb_rpc_call *call);
-/* sb_rpc_call_traceparent returns the W3C traceparent of the envelope, "" when absent. */
+/* sb_rpc_call_traceparent returns the W3C traceparent to continue from inside the call: the
+ * call's server span (a child of the envelope's traceparent, or a new trace), so that work the
+ * handler causes (an outbox row, a call to another service) joins the trace below it. "" before
+ * the handler runs. */
 const char *sb_rpc_call_traceparent(const struct sb_rpc_call *call);
 /* sb_rpc_call_request_id returns the request id of the envelope, "" when absent. */
 const char *sb_rpc_call_request_id(const struct sb_rpc_call *call);
@@ -257,6 +257,11 @@ struct sb_rpc_call {
 	size_t d_index;
 	ProtobufCMessage *d_req;
 	void *d_resp;
+	/* The server span of this call (sb_span.h): started before the handler, ended when the
+	 * answer is packed (at once, or at sb_rpc_call_finish for a deferred call). */
+	struct sb_span span;
+	bool span_on;
+	char span_tp[SB_TRACEPARENT_LEN + 1]; /* the span's own context, "" before it starts */
 };
 
 struct sb_metric;

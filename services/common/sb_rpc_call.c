@@ -96,6 +96,8 @@ sb__rpc_call_reset(struct sb_rpc_call *call)
 	call->cap_violations = 0;
 	call->retry_after_ms = 0;
 	call->http_status = 0;
+	call->span_on = false;
+	call->span_tp[0] = '\0';
 }
 
 void
@@ -220,6 +222,8 @@ sb_rpc_call_principal(const struct sb_rpc_call *call)
 const char *
 sb_rpc_call_traceparent(const struct sb_rpc_call *call)
 {
+	if (call->span_tp[0] != '\0')
+		return call->span_tp;
 	return call->env && call->env->traceparent ? call->env->traceparent : "";
 }
 

@@ -6,14 +6,12 @@
  *   - to the work queue when its method has an ordinary handler (which may block: libpq);
  *     worker threads take requests from it, run the handler and start the reply's send;
  *   - inline, on the callback's own thread, for methods flagged SB_RPC_INLINE (never
- *     blocking; or named in the deprecated inline_methods list) and for
- *     requests answered without a handler (malformed envelope, unknown method), so that they
- *     cost no thread hand-off at all.
- * A busy worker takes the next request without sleeping; a sleeping worker is woken only
- * when no wake-up already sent covers the queued work (see sb_rpc_server_enqueue).
- * A batch (method SB_RPC_BATCH_METHOD) is served inline too: each of its calls must be of an
- * inline method; each gets its own call object, may defer, and the batch is answered, with one
- * reply holding every call's, when its last call is answered. */
+ *     blocking) and for requests answered without a handler (malformed envelope, unknown method),
+ * so that they cost no thread hand-off at all. A busy worker takes the next request without
+ * sleeping; a sleeping worker is woken only when no wake-up already sent covers the queued work
+ * (see sb_rpc_server_enqueue). A batch (method SB_RPC_BATCH_METHOD) is served inline too: each of
+ * its calls must be of an inline method; each gets its own call object, may defer, and the batch is
+ * answered, with one reply holding every call's, when its last call is answered. */
 #include "sb_rpc.h"
 #include "sb_err.h"
 #include "sb_log.h"
@@ -145,6 +143,14 @@ sb_rpc_server_pack(struct sb_rpc_call *call, const struct sb_rpc_method *m, int 
 		SB_ERROR("rpc %s: handler returned invalid code %d", m->name, code);
 		code = sb_rpc_call_error(call, SB__RPC__CODE__UNKNOWN, "invalid status code");
 	}
+	if (call->span_on) {
+		call->span_on = false;
+		if (code != SB__RPC__CODE__OK)
+			sb_span_fail(&call->span,
+			             call->message ? call->message : sb_rpc_code_name(code));
+		sb_span_attr(&call->span, "rpc.code", sb_rpc_code_name(code));
+		sb_span_end(&call->span);
+	}
 	if (code == SB__RPC__CODE__OK) {
 		size_t n = protobuf_c_message_get_packed_size(resp);
 		if ((out->data = sb_rpc_call_alloc(call, n)) == NULL)
@@ -190,6 +196,10 @@ sb_rpc_server_invoke(struct sb_rpc_server *srv, struct sb_rpc_call *call,
 	/* Set before the handler runs: a deferring handler hands the call to another thread,
 	 * which may finish it before the handler has returned. Nothing here touches the call
 	 * after a deferral. */
+	sb_span_start_tp(&call->span, m->name, SB_SPAN_SERVER, env->traceparent);
+	sb_span_attr(&call->span, "rpc.system", "switchboard-nng");
+	sb_span_traceparent(&call->span, call->span_tp);
+	call->span_on = true;
 	bool may_defer = srv->inline_m[m - srv->o.methods];
 	if (may_defer) {
 		call->d_req = req;
@@ -767,36 +777,6 @@ sb_rpc_server_close(struct sb_rpc_server *srv)
 	pthread_rwlock_unlock(&srv->gate);
 }
 
-/* sb_rpc_server_listed tells whether name is in the NULL-ended list (NULL: empty). */
-static bool
-sb_rpc_server_listed(const char *const *list, const char *name)
-{
-	for (size_t i = 0; list != NULL && list[i] != NULL; i++)
-		if (strcmp(list[i], name) == 0)
-			return true;
-	return false;
-}
-
-/* sb_rpc_server_check_inline rejects an inline_methods name (deprecated list) that no row of
- * methods has: a typo would otherwise silently leave the method on the worker threads. */
-static int
-sb_rpc_server_check_inline(const struct sb_rpc_server_opts *o)
-{
-	for (size_t i = 0; o->inline_methods != NULL && o->inline_methods[i] != NULL; i++) {
-		size_t j = 0;
-
-		while (o->methods[j].name != NULL &&
-		       strcmp(o->methods[j].name, o->inline_methods[i]) != 0)
-			j++;
-		if (o->methods[j].name == NULL) {
-			SB_ERROR("rpc: inline method %.64s is not in the method table",
-			         o->inline_methods[i]);
-			return SB_EINVAL;
-		}
-	}
-	return 0;
-}
-
 int
 sb_rpc_server_start(const struct sb_rpc_server_opts *o, struct sb_rpc_server **out)
 {
@@ -817,8 +797,6 @@ sb_rpc_server_start(const struct sb_rpc_server_opts *o, struct sb_rpc_server **o
 			return SB_EINVAL;
 		}
 	}
-	if (sb_rpc_server_check_inline(o) != 0)
-		return SB_EINVAL;
 	if ((srv = calloc(1, sizeof(*srv))) == NULL)
 		return SB_ENOMEM;
 	srv->o = *o;
@@ -844,8 +822,7 @@ sb_rpc_server_start(const struct sb_rpc_server_opts *o, struct sb_rpc_server **o
 		goto fail_nosock;
 	}
 	for (size_t i = 0; i < n_methods; i++)
-		srv->inline_m[i] = (o->methods[i].flags & SB_RPC_INLINE) != 0 ||
-		                   sb_rpc_server_listed(o->inline_methods, o->methods[i].name);
+		srv->inline_m[i] = (o->methods[i].flags & SB_RPC_INLINE) != 0;
 	if ((rv = nng_rep0_open(&srv->sock)) != 0)
 		goto fail_nosock;
 	nng_socket_set_size(srv->sock, NNG_OPT_RECVMAXSZ, srv->o.max_msg + SB_RPC_ENVELOPE_SLACK);

@@ -191,7 +191,7 @@ h_later_worker(struct sb_rpc_call *call, const void *req, void *resp)
 
 static const struct sb_rpc_method methods[] = {
 	{ "test.Later", &sb__rpc__violation__descriptor, &sb__rpc__dependency_status__descriptor,
-	  h_later, 0 },
+	  h_later, SB_RPC_INLINE },
 	{ "test.LaterWorker", &sb__rpc__violation__descriptor,
 	  &sb__rpc__dependency_status__descriptor, h_later_worker, 0 },
 	{ "test.Echo", &sb__rpc__violation__descriptor, &sb__rpc__dependency_status__descriptor,
@@ -205,23 +205,17 @@ static const struct sb_rpc_method methods[] = {
 	{ "test.Block", &sb__rpc__violation__descriptor, &sb__rpc__dependency_status__descriptor,
 	  h_block, 0 },
 	{ "test.Quick", &sb__rpc__violation__descriptor, &sb__rpc__dependency_status__descriptor,
-	  h_quick, 0 },
+	  h_quick, SB_RPC_INLINE },
 	{ "test.QuickFail", &sb__rpc__violation__descriptor,
-	  &sb__rpc__dependency_status__descriptor, h_fail, 0 },
+	  &sb__rpc__dependency_status__descriptor, h_fail, SB_RPC_INLINE },
 	{ "test.QuickCount", &sb__rpc__violation__descriptor,
-	  &sb__rpc__dependency_status__descriptor, h_quick_count, 0 },
+	  &sb__rpc__dependency_status__descriptor, h_quick_count, SB_RPC_INLINE },
 	{ "test.QuickSlow", &sb__rpc__violation__descriptor,
-	  &sb__rpc__dependency_status__descriptor, h_slow, 0 },
-	/* Inline by their rows' flag alone (not in inline_methods). */
+	  &sb__rpc__dependency_status__descriptor, h_slow, SB_RPC_INLINE },
 	SB_RPC_ROW(rpc, Flagged, violation, dependency_status, h_quick, SB_RPC_INLINE),
 	SB_RPC_ROW(rpc, FlaggedLater, violation, dependency_status, h_later, SB_RPC_INLINE),
 	SB_RPC_END,
 };
-
-/* Run on the nng thread (h_slow breaks the never-block rule on purpose, to hold an inline
- * request in progress during a drain). The deprecated list: rpc.Flagged* use the row flag. */
-static const char *const inline_methods[] = { "test.Quick",     "test.QuickFail", "test.QuickCount",
-	                                      "test.QuickSlow", "test.Later",     NULL };
 
 static int
 w_init(void *ctx, void **state)
@@ -250,7 +244,6 @@ start_server(const char *url, int *port)
 	o.worker_init = w_init;
 	o.worker_fini = w_fini;
 	o.max_msg = 1024;
-	o.inline_methods = inline_methods;
 	assert_int_equal(sb_rpc_server_start(&o, &srv), 0);
 	if (port)
 		*port = sb_rpc_server_port(srv);
@@ -399,7 +392,16 @@ test_round_trip(void **state)
 	out = (Sb__Rpc__DependencyStatus *)res.resp;
 	assert_non_null(out);
 	assert_string_equal(out->name, "hello");
-	assert_string_equal(out->detail, "user=u-123 tp=" TRACEPARENT " rid=req-9 state=42");
+	/* the handler continues from the call's server span: the caller's trace and flags, a
+	 * span id of its own */
+	assert_int_equal(strlen(out->detail),
+	                 strlen("user=u-123 tp=" TRACEPARENT " rid=req-9 state=42"));
+	assert_memory_equal(out->detail, "user=u-123 tp=" TRACEPARENT,
+	                    strlen("user=u-123 tp=00-") + 32);
+	assert_memory_not_equal(out->detail + strlen("user=u-123 tp=00-") + 33, TRACEPARENT + 36,
+	                        16);
+	assert_string_equal(out->detail + strlen("user=u-123 tp=00-") + 49,
+	                    "-01 rid=req-9 state=42");
 	assert_true(out->ok); /* the deadline arrived: 0 < remaining < 60 s */
 	sb_rpc_result_free(&res);
 	assert_null(res.resp);
@@ -1033,23 +1035,8 @@ test_deferred(void **state)
 	assert_int_not_equal(o2.code[0], SB__RPC__CODE__OK);
 }
 
-/* A name in inline_methods (the deprecated list) that the table lacks is refused, not ignored. */
-static void
-test_inline_bad_name(void **state)
-{
-	static const char *const bad[] = { "test.Quick", "test.Quik", NULL };
-	struct sb_rpc_server_opts o = { 0 };
-	struct sb_rpc_server *srv = NULL;
-
-	o.url = "tcp://127.0.0.1:0";
-	o.methods = methods;
-	o.inline_methods = bad;
-	assert_int_equal(sb_rpc_server_start(&o, &srv), SB_EINVAL);
-	assert_null(srv);
-}
-
 /* A row flagged SB_RPC_INLINE runs on the nng thread that received the request, without being
- * listed in inline_methods: it is answered while every worker is blocked in a handler, sees
+ * anything else: it is answered while every worker is blocked in a handler, sees
  * no worker state, and may defer its answer (a worker-run method may not). */
 static void
 test_inline_flag(void **state)
@@ -1573,7 +1560,6 @@ main(void)
 		cmocka_unit_test(test_worker_hooks),
 		cmocka_unit_test_setup_teardown(test_inline_method, setup, teardown_gate),
 		cmocka_unit_test_setup_teardown(test_inline_drain, setup, teardown),
-		cmocka_unit_test(test_inline_bad_name),
 		cmocka_unit_test_setup_teardown(test_inline_flag, setup, teardown_gate),
 		cmocka_unit_test(test_inline_flag_rows),
 		cmocka_unit_test_setup_teardown(test_deferred, setup, teardown),

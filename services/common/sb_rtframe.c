@@ -2,17 +2,29 @@
 #include "sb_rtframe.h"
 
 #include <stdbool.h>
+#include <string.h>
 
 #include "sb_err.h"
 
 int
-sb_rtframe_header(struct sb_buf *b, int64_t seq, int64_t event_ms)
+sb_rtframe_header_tp(struct sb_buf *b, int64_t seq, int64_t event_ms, const char *traceparent)
 {
-	if (seq < 0)
+	struct sb_trace_ctx tc;
+	bool tp = traceparent != NULL && traceparent[0] != '\0';
+	if (seq < 0 ||
+	    (tp && (strlen(traceparent) != SB_TRACEPARENT_LEN ||
+	            strncmp(traceparent, "00-", 3) != 0 || sb_trace_parse(traceparent, &tc) != 0)))
 		return SB_EINVAL;
-	return sb_buf_printf(b, "%lld %lld\n", (long long)seq, (long long)event_ms) == 0
+	return sb_buf_printf(b, "%lld %lld%s%s\n", (long long)seq, (long long)event_ms,
+	                     tp ? " " : "", tp ? traceparent : "") == 0
 	           ? 0
 	           : SB_ENOMEM;
+}
+
+int
+sb_rtframe_header(struct sb_buf *b, int64_t seq, int64_t event_ms)
+{
+	return sb_rtframe_header_tp(b, seq, event_ms, NULL);
 }
 
 /* sb_rtframe_int reads a decimal int64 at *p (an optional '-', then digits) that must be
@@ -52,9 +64,26 @@ sb_rtframe_split(const char *msg, size_t len, struct sb_rtframe *out)
 {
 	const char *p = msg, *end = msg + len;
 	int64_t seq, ems;
-	if (msg == NULL || out == NULL || sb_rtframe_int(&p, end, ' ', &seq) != 0 ||
-	    sb_rtframe_int(&p, end, '\n', &ems) != 0 || seq < 0)
+	if (msg == NULL || out == NULL || sb_rtframe_int(&p, end, ' ', &seq) != 0 || seq < 0)
 		return SB_EPROTO;
+	out->traceparent[0] = '\0';
+	const char *q = p;
+	if (sb_rtframe_int(&q, end, '\n', &ems) == 0) {
+		p = q;
+	} else {
+		/* "<event_ms> <traceparent>\n" */
+		struct sb_trace_ctx tc;
+		if (sb_rtframe_int(&p, end, ' ', &ems) != 0 || end - p < SB_TRACEPARENT_LEN + 1 ||
+		    p[SB_TRACEPARENT_LEN] != '\n' || strncmp(p, "00-", 3) != 0)
+			return SB_EPROTO;
+		memcpy(out->traceparent, p, SB_TRACEPARENT_LEN);
+		out->traceparent[SB_TRACEPARENT_LEN] = '\0';
+		if (sb_trace_parse(out->traceparent, &tc) != 0) {
+			out->traceparent[0] = '\0';
+			return SB_EPROTO;
+		}
+		p += SB_TRACEPARENT_LEN + 1;
+	}
 	out->seq = seq;
 	out->event_ms = ems;
 	out->json = p;

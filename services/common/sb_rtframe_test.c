@@ -64,12 +64,54 @@ test_refused(void **st)
 	assert_int_equal(f.json_len, 0);
 }
 
+/* A traceparent in the header: written, read back, and refused when it is not a valid
+ * version 00 value, on either side. */
+static void
+test_traceparent(void **st)
+{
+	(void)st;
+	static const char tp[] = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+	struct sb_buf b = SB_BUF_INIT;
+	struct sb_rtframe f;
+	assert_int_equal(sb_rtframe_header_tp(&b, 7, 1700000000000, tp), 0);
+	assert_int_equal(sb_buf_puts(&b, "{\"type\":\"x\"}"), 0);
+	assert_int_equal(sb_rtframe_split(b.data, b.len, &f), 0);
+	assert_int_equal(f.seq, 7);
+	assert_int_equal(f.event_ms, 1700000000000);
+	assert_string_equal(f.traceparent, tp);
+	assert_int_equal(f.json_len, strlen("{\"type\":\"x\"}"));
+	sb_buf_free(&b);
+	/* none: empty */
+	assert_int_equal(sb_rtframe_split("1 2\n{}", 6, &f), 0);
+	assert_string_equal(f.traceparent, "");
+	/* the writer refuses what the reader would refuse */
+	const char *bad_w[] = { "00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01",
+		                "01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+		                "00-00000000000000000000000000000000-b7ad6b7169203331-01", "x",
+		                NULL };
+	for (int i = 0; bad_w[i]; i++)
+		assert_int_equal(sb_rtframe_header_tp(&b, 1, 2, bad_w[i]), SB_EINVAL);
+	const char *bad_r[] = {
+		"1 2 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01 \n{}", /* extra space
+		                                                                     */
+		"1 2 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-0\n{}",   /* short */
+		"1 2 00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01\n{}",  /* upper case */
+		"1 2 00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01\n{}",  /* zero span */
+		"1 2 \n{}",
+		"1 2 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", /* no newline */
+		NULL,
+	};
+	for (int i = 0; bad_r[i]; i++)
+		assert_int_equal(sb_rtframe_split(bad_r[i], strlen(bad_r[i]), &f), SB_EPROTO);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_refused),
+		cmocka_unit_test(test_traceparent),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,6 +3,7 @@
 
 #include <stdatomic.h>
 
+#include "sb_span.h"
 #include "sb_err.h"
 #include "sb_kafka.h"
 #include "sb_log.h"
@@ -599,6 +600,14 @@ sb_service_main(const struct sb_service_def *def, int argc, char **argv)
 	svc->started_ms = sb_time_now_ms();
 
 	int status = 1;
+	char span_service[64];
+	snprintf(span_service, sizeof(span_service), "sb-%s", def->name);
+	if (sb_span_exporter_start(span_service, svc->common->otlp_endpoint,
+	                           (int)svc->common->trace_sample_percent) != 0) {
+		sb_log_kv(SB_LOG_ERROR, "cannot start the trace exporter", "endpoint",
+		          svc->common->otlp_endpoint, NULL);
+		goto done;
+	}
 	if (sb_shutdown_install() != 0) {
 		SB_ERROR("cannot install signal handling");
 		goto done;
@@ -628,7 +637,6 @@ sb_service_main(const struct sb_service_def *def, int argc, char **argv)
 		.url = svc->common->rpc_url,
 		.workers = (int)svc->common->rpc_workers,
 		.methods = svc->methods,
-		.inline_methods = def->inline_methods,
 		.ctx = svc,
 		.worker_init = sb_service_worker_init,
 		.worker_fini = sb_service_worker_fini,
@@ -657,6 +665,7 @@ stop:
 	if (def->stop != NULL)
 		def->stop(svc);
 done:
+	sb_span_exporter_stop((int)svc->common->shutdown_grace_ms);
 	if (svc->ops != NULL)
 		sb_ops_stop(svc->ops);
 	sb_service_deps_free(svc);

@@ -59,10 +59,6 @@ struct sb_service_def {
 	size_t config_size;                  /* sizeof the service's config struct */
 	size_t common_offset;                /* offsetof(config struct, struct sb_common_cfg) */
 	const struct sb_rpc_method *methods; /* service RPCs (NULL-name ended) or NULL */
-	/* DEPRECATED: flag the rows SB_RPC_INLINE instead (kept until the notifier is ported).
-	 * Names of methods run as if flagged SB_RPC_INLINE (sb_rpc_server_opts.inline_methods),
-	 * NULL-ended, or NULL. */
-	const char *const *inline_methods;
 	const struct sb_service_upstream *upstreams; /* NULL-peer ended, or NULL */
 	const char *schema;                          /* PostgreSQL schema owned, or NULL */
 	const struct sb_migration *migrations;       /* applied at start under a lock, or NULL */

@@ -124,7 +124,8 @@ struct gw_req {
 	struct gw_params params;
 	int64_t start_mono_ms;
 	char request_id[GW_REQUEST_ID_MAX];
-	char traceparent[56];
+	char traceparent[56]; /* the request's span: sent upstream and returned to the client */
+	struct sb_span span;  /* this request at the gateway (sb_span.h), ended by gw_reply */
 	bool authenticated;
 	struct sb_jwt_principal principal;
 	char rl_headers[3][24]; /* RateLimit-Limit/-Remaining/-Reset values when limited route */

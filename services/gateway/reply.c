@@ -20,17 +20,15 @@ gw_request_id(const struct sb_http_req *http, char out[GW_REQUEST_ID_MAX])
 	sb_http_request_id(sb_http_req_header(http, "X-Request-Id"), out);
 }
 
-/* gw_traceparent sets r's traceparent: the client's trace continued, else a new one. */
+/* gw_traceparent starts r's span, a child of the client's trace when it sent a valid
+ * traceparent, else the root of a new trace (sampled by SB_TRACE_SAMPLE_PERCENT), and sets r's
+ * traceparent to the span's context. */
 static void
 gw_traceparent(struct gw_req *r)
 {
-	struct sb_trace_ctx tc, child;
-	const char *tp = sb_http_req_header(r->http, "traceparent");
-	if (tp != NULL && sb_trace_parse(tp, &tc) == 0)
-		sb_trace_child(&tc, &child);
-	else
-		sb_trace_new(&child, false);
-	sb_trace_format(&child, r->traceparent);
+	sb_span_start_tp(&r->span, "HTTP", SB_SPAN_SERVER,
+	                 sb_http_req_header(r->http, "traceparent"));
+	sb_span_traceparent(&r->span, r->traceparent);
 }
 
 struct gw_req *
@@ -62,11 +60,13 @@ gw_reply(struct gw_req *r, int status, const char *ctype, const struct sb_http_h
          const char *body, size_t len)
 {
 	struct gw *gw = r->gw;
-	struct sb_http_header hdrs[12];
+	struct sb_http_header hdrs[13];
 	size_t n = 0;
 	for (size_t i = 0; i < nh && n < 8; i++)
 		hdrs[n++] = h[i];
 	hdrs[n++] = (struct sb_http_header){ "X-Request-Id", r->request_id };
+	/* the trace this request belongs to, so that a client can find it (W3C Trace Context) */
+	hdrs[n++] = (struct sb_http_header){ "traceparent", r->traceparent };
 	if (r->rl_set) {
 		hdrs[n++] = (struct sb_http_header){ "RateLimit-Limit", r->rl_headers[0] };
 		hdrs[n++] = (struct sb_http_header){ "RateLimit-Remaining", r->rl_headers[1] };
@@ -88,6 +88,14 @@ gw_reply(struct gw_req *r, int status, const char *ctype, const struct sb_http_h
 	sb_log_set_context(NULL, NULL);
 	sb_series_inc(sb_metric_with(gw->m_requests, route, method, st));
 	sb_series_observe(sb_metric_with(gw->m_duration, route, method), secs);
+	snprintf(r->span.name, sizeof(r->span.name), "%s %s", method, route);
+	sb_span_attr(&r->span, "http.request.method", method);
+	sb_span_attr(&r->span, "http.route", route);
+	sb_span_attr_int(&r->span, "http.response.status_code", status);
+	sb_span_attr(&r->span, "request_id", r->request_id);
+	if (status >= 500)
+		sb_span_fail(&r->span, sb_http_reason(status));
+	sb_span_end(&r->span);
 	sb_http_respond(r->http, status, ctype, hdrs, n, body, len);
 	free(r);
 	gw->inflight--; /* last: once 0, gw_close may free gw */

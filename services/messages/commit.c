@@ -9,8 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "sb_err.h"
+#include "sb_names.h"
+#include "sb_span.h"
 #include "sb_log.h"
 #include "sb_util_time.h"
 
@@ -321,7 +324,7 @@ msg_batch_try(struct msg_batch *bt)
 		{ .name = "b_insert", .nparams = 10, .params = ins.p },
 		{ .name = "b_update", .nparams = 4, .params = up.p },
 		{ .name = "outbox_insert", .nparams = 7, .params = evp.p },
-		{ .sql = "NOTIFY sb_outbox" },
+		{ .sql = "NOTIFY " SB_PG_OUTBOX_CHANNEL },
 		{ .sql = "COMMIT" },
 	};
 	rv = sb_pg_exec_pipeline(bt->pg, write, 5);
@@ -357,6 +360,9 @@ void
 msg_commit_batch(struct sb_pg *pg, struct msg_send_item **items, size_t n)
 {
 	struct msg_batch bt = { .pg = pg, .items = items, .n = n };
+	struct sb_span span;
+	struct timespec t0;
+	clock_gettime(CLOCK_REALTIME, &t0); /* the spans' start */
 	bt.locks = calloc(n, sizeof(*bt.locks));
 	bt.follow = calloc(n, sizeof(*bt.follow));
 	bt.member = calloc(n, sizeof(*bt.member));
@@ -407,6 +413,15 @@ msg_commit_batch(struct sb_pg *pg, struct msg_send_item **items, size_t n)
 			                   : "internal error");
 			items[i]->retry_after_ms = unavail ? (ra < 500 ? 500 : ra) : 0;
 		}
+	}
+	/* One span per send, in the send's own trace, all covering the batch's transaction. */
+	for (size_t i = 0; i < n && sb_span_exporting(); i++) {
+		sb_span_start_tp(&span, "group commit", SB_SPAN_INTERNAL, items[i]->traceparent);
+		span.start_ns = (int64_t)t0.tv_sec * 1000000000LL + t0.tv_nsec;
+		sb_span_attr_int(&span, "messages.batch_size", (int64_t)n);
+		if (items[i]->code != SB__RPC__CODE__OK)
+			sb_span_fail(&span, items[i]->error ? items[i]->error : "refused");
+		sb_span_end(&span);
 	}
 	free(bt.locks);
 	free(bt.follow);

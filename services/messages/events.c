@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "sb_err.h"
+#include "sb_names.h"
 #include "sb_util_hex.h"
 
 /* msg_events_hex appends the packed payload as hex (decoded by the SQL) to b's array. */
@@ -83,7 +84,7 @@ msg_events_insert(struct sb_pg *pg, const struct msg_event *ev, size_t n)
 	if (rv == 0) {
 		const struct sb_pg_step steps[] = {
 			{ .name = "outbox_insert", .nparams = 7, .params = mp.p },
-			{ .sql = "NOTIFY sb_outbox" },
+			{ .sql = "NOTIFY " SB_PG_OUTBOX_CHANNEL },
 		};
 		rv = sb_pg_exec_pipeline(pg, steps, 2);
 	}

@@ -25,6 +25,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "sb_span.h"
 #include "sb_buf.h"
 #include "sb_err.h"
 #include "sb_log.h"
@@ -51,6 +52,11 @@ struct ntf_item {
 	bool pub_done; /* the publish script ran for it (outcome published or duplicate) */
 	char ce_id[256];
 	struct ntf_event ev;
+	/* its span (sb_span_resume at publish): begun at decode, when the record had a context */
+	bool traced;
+	struct sb_trace_ctx span_ctx;
+	uint8_t span_parent[8];
+	int64_t span_start_ns;
 };
 
 /* A batch; its arrays are allocated once, for batch_max records. */
@@ -290,7 +296,19 @@ ntf_item_prepare(struct ntf_item *it, const rd_kafka_message_t *msg)
 	}
 	if (sb_kafka_header(msg, "ce_time", ce_time, sizeof(ce_time)) < 0)
 		ce_time[0] = '\0';
-	rv = ntf_event_build(ce_type, it->ce_id, ce_time, msg->payload, msg->len, &it->ev);
+	/* the notifier's span: a child of the record's (the relay's), handed on in the frames */
+	char tp_in[SB_TRACEPARENT_LEN + 8], tp[SB_TRACEPARENT_LEN + 1] = "";
+	if (sb_kafka_header(msg, "traceparent", tp_in, sizeof(tp_in)) > 0) {
+		struct sb_span span;
+		sb_span_start_tp(&span, "notifier", SB_SPAN_CONSUMER, tp_in);
+		it->traced = span.has_parent;
+		it->span_ctx = span.ctx;
+		memcpy(it->span_parent, span.parent, sizeof(it->span_parent));
+		it->span_start_ns = span.start_ns;
+		if (it->traced)
+			sb_span_traceparent(&span, tp);
+	}
+	rv = ntf_event_build(ce_type, it->ce_id, ce_time, tp, msg->payload, msg->len, &it->ev);
 	if (rv == SB_ENOTFOUND) {
 		sb_log_kv(SB_LOG_DEBUG, "event type not handled", "ce_type", ce_type, "ce_id",
 		          it->ce_id, NULL);
@@ -456,6 +474,15 @@ ntf_batch_publish(struct ntf_state *st, void *ctx, struct ntf_batch *b)
 		if (b->reqs[r].done) {
 			it->pub_done = true;
 			it->outcome = b->reqs[r].published ? NTF_PUBLISHED : NTF_DUPLICATE;
+			if (it->traced) {
+				struct sb_span span;
+				sb_span_resume(&span, "notifier", SB_SPAN_CONSUMER, &it->span_ctx,
+				               it->span_parent, it->span_start_ns);
+				sb_span_attr(&span, "notifier.event", it->ev.type);
+				sb_span_attr(&span, "notifier.outcome",
+				             b->reqs[r].published ? "published" : "duplicate");
+				sb_span_end(&span);
+			}
 		}
 		r++;
 	}

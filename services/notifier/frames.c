@@ -74,10 +74,11 @@ ntf_event_free(struct ntf_event *ev)
 /* ntf_pub_make sets p to channel "<prefix><id>" and payload header (sb_rtframe_header) + frame. */
 static int
 ntf_pub_make(struct ntf_pub *p, const char *prefix, const char *id, int64_t seq, int64_t ms,
-             const struct sb_buf *frame)
+             const char *traceparent, const struct sb_buf *frame)
 {
 	struct sb_buf c = SB_BUF_INIT, b = SB_BUF_INIT;
-	if (sb_buf_printf(&c, "%s%s", prefix, id) != 0 || sb_rtframe_header(&b, seq, ms) != 0 ||
+	if (sb_buf_printf(&c, "%s%s", prefix, id) != 0 ||
+	    sb_rtframe_header_tp(&b, seq, ms, traceparent) != 0 ||
 	    sb_buf_append(&b, frame->data, frame->len) != 0)
 		goto fail;
 	p->len = b.len;
@@ -99,7 +100,7 @@ ntf_add(struct ntf_event *ev, const char *prefix, const char *id, int64_t seq, i
 	if (n == NULL)
 		return SB_ENOMEM;
 	ev->pubs = n;
-	if (ntf_pub_make(&n[ev->npubs], prefix, id, seq, ms, frame) != 0)
+	if (ntf_pub_make(&n[ev->npubs], prefix, id, seq, ms, ev->traceparent, frame) != 0)
 		return SB_ENOMEM;
 	ev->npubs++;
 	return 0;
@@ -158,7 +159,12 @@ ntf_build_created(const ProtobufCMessage *m, struct ntf_event *ev)
 	    sb_buf_json_str(&f, e->content_type) != 0 || sb_buf_puts(&f, ",\"metadata\":") != 0 ||
 	    sb_buf_puts(&f, meta_txt ? meta_txt : "{}") != 0 ||
 	    sb_buf_puts(&f, ",\"created_at\":") != 0 || sb_buf_json_str(&f, at) != 0 ||
-	    sb_buf_puts(&f, "}}") != 0)
+	    sb_buf_puts(&f, "}") != 0)
+		goto done;
+	if (ev->traceparent[0] != '\0' &&
+	    sb_buf_printf(&f, ",\"traceparent\":\"%s\"", ev->traceparent) != 0)
+		goto done;
+	if (sb_buf_puts(&f, "}") != 0)
 		goto done;
 	rv = ntf_add(ev, SB_REDIS_CONV_CHANNEL, e->conversation_id, e->seq,
 	             ntf_ms_or_now(e->created_at_ms), &f);
@@ -274,14 +280,18 @@ ntf_webhook_body(const char *type, const char *ce_id, const char *ce_time,
 }
 
 int
-ntf_event_build(const char *ce_type, const char *ce_id, const char *ce_time, const void *payload,
-                size_t len, struct ntf_event *out)
+ntf_event_build(const char *ce_type, const char *ce_id, const char *ce_time,
+                const char *traceparent, const void *payload, size_t len, struct ntf_event *out)
 {
 	const struct ntf_kind *k = ntf_kinds;
 	ProtobufCMessage *m = NULL;
+	struct sb_trace_ctx tc;
 	int rv;
 
 	memset(out, 0, sizeof(*out));
+	if (traceparent != NULL && strlen(traceparent) == SB_TRACEPARENT_LEN &&
+	    strncmp(traceparent, "00-", 3) == 0 && sb_trace_parse(traceparent, &tc) == 0)
+		memcpy(out->traceparent, traceparent, sizeof(out->traceparent));
 	while (k->ce_type != NULL && (ce_type == NULL || strcmp(k->ce_type, ce_type) != 0))
 		k++;
 	if (k->ce_type == NULL)
@@ -318,7 +328,7 @@ ntf_frame_delivered(const char *conv, const char *user_id, int64_t seq, const ch
 	    sb_buf_printf(&f, ",\"seq\":%lld,\"user_id\":", (long long)seq) != 0 ||
 	    sb_buf_json_str(&f, user_id) != 0 || sb_buf_puts(&f, "}") != 0)
 		goto done;
-	rv = ntf_pub_make(out, SB_REDIS_USER_CHANNEL, sender, 0, now_ms, &f);
+	rv = ntf_pub_make(out, SB_REDIS_USER_CHANNEL, sender, 0, now_ms, NULL, &f);
 done:
 	sb_buf_free(&f);
 	return rv;

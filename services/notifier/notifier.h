@@ -19,6 +19,7 @@
 #include "sb_metrics.h"
 #include "sb_names.h"
 #include "sb_pg.h"
+#include "sb_util_trace.h"
 #include "sb_redis.h"
 #include "sb_service.h"
 
@@ -62,6 +63,9 @@ struct ntf_event {
 	struct ntf_pub *pubs;
 	size_t npubs;
 	char *webhook_body; /* JSON {type, id, time, data}; owned */
+	/* the notifier's span for this event: in the Redis frame's header and the message.created
+	 * frame ("traceparent"); "" when the record carried no trace context */
+	char traceparent[SB_TRACEPARENT_LEN + 1];
 };
 
 /* The process state (one per service). */
@@ -112,12 +116,15 @@ extern const struct sb_pg_stmt ntf_stmts[];
 
 /* frames.c */
 /* ntf_event_build decodes payload (len bytes) of CloudEvents type ce_type into *out: the Redis
- * messages of the contract and the webhook body. ce_id and ce_time are copied into the body.
+ * messages of the contract and the webhook body. ce_id and ce_time are copied into the body;
+ * traceparent (NULL, "", or a valid value: anything else is left out) goes into the Redis
+ * frames.
  * On success the caller frees *out with ntf_event_free. Returns 0, SB_ENOTFOUND for a type the
  * notifier does not handle, SB_EPROTO for a payload that does not decode or lacks required
  * fields, or SB_ENOMEM. On error *out holds nothing. */
 int ntf_event_build(const char *ce_type, const char *ce_id, const char *ce_time,
-                    const void *payload, size_t len, struct ntf_event *out);
+                    const char *traceparent, const void *payload, size_t len,
+                    struct ntf_event *out);
 /* ntf_event_free frees what ev holds and zeroes it; a zeroed ev is allowed. */
 void ntf_event_free(struct ntf_event *ev);
 /* ntf_frame_delivered builds the message.delivered publication for recipient user_id of seq in

@@ -28,7 +28,7 @@ test_read_frame_exact(void **state)
 	e.up_to_seq = 42;
 	e.read_at_ms = 1700000000000LL;
 	size_t n = protobuf_c_message_pack(&e.base, buf);
-	assert_int_equal(ntf_event_build(CT, "id-1", "2023-11-14T22:13:20Z", buf, n, &ev), 0);
+	assert_int_equal(ntf_event_build(CT, "id-1", "2023-11-14T22:13:20Z", NULL, buf, n, &ev), 0);
 	assert_string_equal(ev.type, "conversation.read");
 	assert_string_equal(ev.tenant_id, "t1");
 	assert_int_equal(ev.npubs, 1);
@@ -61,8 +61,8 @@ test_created_metadata(void **state)
 	e.metadata_json = "[1]"; /* not an object: published as {} */
 	e.created_at_ms = 1000;
 	size_t n = protobuf_c_message_pack(&e.base, buf);
-	assert_int_equal(ntf_event_build("io.switchboard.message.created.v1", "i", "", buf, n, &ev),
-	                 0);
+	assert_int_equal(
+	    ntf_event_build("io.switchboard.message.created.v1", "i", "", NULL, buf, n, &ev), 0);
 	assert_string_equal(
 	    ev.pubs[0].payload,
 	    "7 1000\n{\"type\":\"message.created\",\"conversation_id\":\"c1\",\"seq\""
@@ -72,8 +72,9 @@ test_created_metadata(void **state)
 	ntf_event_free(&ev);
 	e.seq = 0; /* a message without seq is malformed */
 	n = protobuf_c_message_pack(&e.base, buf);
-	assert_int_equal(ntf_event_build("io.switchboard.message.created.v1", "i", "", buf, n, &ev),
-	                 SB_EPROTO);
+	assert_int_equal(
+	    ntf_event_build("io.switchboard.message.created.v1", "i", "", NULL, buf, n, &ev),
+	    SB_EPROTO);
 }
 
 static void
@@ -81,12 +82,12 @@ test_bad_input(void **state)
 {
 	(void)state;
 	struct ntf_event ev;
-	assert_int_equal(ntf_event_build("io.other.v1", "i", "", "", 0, &ev), SB_ENOTFOUND);
-	assert_int_equal(ntf_event_build(NULL, "i", "", "", 0, &ev), SB_ENOTFOUND);
-	assert_int_equal(ntf_event_build(CT, "i", "", "\xff\xff\xff", 3, &ev), SB_EPROTO);
-	assert_int_equal(ntf_event_build(CT, "", "", "", 0, &ev), SB_EPROTO);
+	assert_int_equal(ntf_event_build("io.other.v1", "i", "", NULL, "", 0, &ev), SB_ENOTFOUND);
+	assert_int_equal(ntf_event_build(NULL, "i", "", NULL, "", 0, &ev), SB_ENOTFOUND);
+	assert_int_equal(ntf_event_build(CT, "i", "", NULL, "\xff\xff\xff", 3, &ev), SB_EPROTO);
+	assert_int_equal(ntf_event_build(CT, "", "", NULL, "", 0, &ev), SB_EPROTO);
 	/* an empty payload decodes to an event without conversation id */
-	assert_int_equal(ntf_event_build(CT, "i", "", "", 0, &ev), SB_EPROTO);
+	assert_int_equal(ntf_event_build(CT, "i", "", NULL, "", 0, &ev), SB_EPROTO);
 }
 
 static void

@@ -56,6 +56,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sb_span.h"
 #include "sb_err.h"
 #include "sb_log.h"
 #include "sb_metrics.h"
@@ -177,6 +178,17 @@ outbox_relay_produce(struct outbox *o, struct outbox_batch *b)
 			.time = row->created_at,
 			.traceparent = row->traceparent,
 		};
+		/* The record carries the relay's span, a child of the row's (the send's) context.
+		 */
+		struct sb_span span;
+		char tp[SB_TRACEPARENT_LEN + 1];
+		bool traced = row->traceparent != NULL && row->traceparent[0] != '\0';
+		if (traced) {
+			sb_span_start_tp(&span, "outbox relay", SB_SPAN_PRODUCER, row->traceparent);
+			sb_span_attr(&span, "messaging.destination.name", row->topic);
+			sb_span_traceparent(&span, tp);
+			ce.traceparent = tp;
+		}
 		int ret;
 		pthread_mutex_lock(&o->mu);
 		b->inflight++;
@@ -191,6 +203,11 @@ outbox_relay_produce(struct outbox *o, struct outbox_batch *b)
 			/* Local queue full: let reports drain a little, then try again. */
 			sb_series_inc(outbox_m.err_transient);
 			usleep(10000);
+		}
+		if (traced) {
+			if (ret != 0)
+				sb_span_fail(&span, sb_strerror(ret));
+			sb_span_end(&span);
 		}
 		if (ret == 0)
 			continue;

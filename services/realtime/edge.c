@@ -11,6 +11,7 @@
 
 #include <libwebsockets.h>
 
+#include "sb_span.h"
 #include "sb_err.h"
 #include "sb_log.h"
 #include "sb_util_time.h"
@@ -116,6 +117,9 @@ rt_edge_filter(struct rt *rt, struct lws *wsi)
 		return rt_edge_refuse(rt, wsi, HTTP_STATUS_NOT_FOUND, "not_found");
 	if (!rt_edge_origin_ok(rt, wsi))
 		return rt_edge_refuse(rt, wsi, HTTP_STATUS_FORBIDDEN, "origin");
+	/* the instance is full: another instance (or a later attempt) takes the client */
+	if (sb_series_value(rt->m.active) >= (double)rt->cfg->max_connections)
+		return rt_edge_refuse(rt, wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "capacity");
 	char *tok = malloc(SB_JWT_MAX_TOKEN + 16);
 	struct sb_jwt_principal *p = malloc(sizeof(*p));
 	int rv = 0;
@@ -259,8 +263,18 @@ rt_edge_ev(struct rt *rt, struct rt_ev *ev)
 	struct rt_chan *ch;
 	switch (ev->kind) {
 	case RT_EV_FRAME:
-		if ((ch = rt_subs_find(&rt->subs, ev->chan)) != NULL)
+		if ((ch = rt_subs_find(&rt->subs, ev->chan)) == NULL)
+			break;
+		if (ev->frame->traceparent[0] != '\0' && sb_span_exporting()) {
+			struct sb_span span;
+			sb_span_start_tp(&span, "realtime deliver", SB_SPAN_CONSUMER,
+			                 ev->frame->traceparent);
+			sb_span_attr(&span, "messaging.destination.name", ev->chan);
 			rt_edge_fanout(ch, ev->frame);
+			sb_span_end(&span);
+		} else {
+			rt_edge_fanout(ch, ev->frame);
+		}
 		break;
 	case RT_EV_SUBACK:
 		if ((ch = rt_subs_find(&rt->subs, ev->chan)) != NULL)
@@ -416,6 +430,11 @@ rt_edge_metrics(struct rt_metrics *m)
 {
 	m->active = sb_metric_with(
 	    sb_metrics_gauge("websocket_connections_active", "Open WebSocket connections", NULL));
+	m->limit =
+	    sb_metric_with(sb_metrics_gauge("websocket_connections_limit",
+	                                    "WebSocket connections this instance holds at most "
+	                                    "(SB_WS_MAX_CONNECTIONS)",
+	                                    NULL));
 	m->total = sb_metric_with(sb_metrics_counter("websocket_connections_total",
 	                                             "WebSocket connections accepted", NULL));
 	m->latency = sb_metric_with(sb_metrics_histogram(
@@ -488,6 +507,7 @@ rt_edge_start(struct sb_service *svc)
 	rt->subs.arg = rt;
 	rt_delivered_init(&rt->delivered, sb_service_upstream(svc, "notifier"));
 	rt_edge_metrics(&rt->m);
+	sb_series_set(rt->m.limit, (double)rt->cfg->max_connections);
 	sb_service_set_state(svc, rt);
 	const struct sb_authn_opts ao = { .issuer = rt->cfg->issuer,
 		                          .audience = rt->cfg->audience,

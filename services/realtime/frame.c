@@ -94,6 +94,7 @@ rt_frame_parse_pubsub(const char *msg, size_t len, struct rt_frame **out)
 		json_decref(o);
 		return SB_ENOMEM;
 	}
+	memcpy(f->traceparent, m.traceparent, sizeof(f->traceparent));
 	rt_frame_copy_str(o, "type", f->type, sizeof(f->type));
 	rt_frame_copy_str(o, "conversation_id", f->conv, sizeof(f->conv));
 	json_t *msgo = json_object_get(o, "message");

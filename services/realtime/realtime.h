@@ -43,6 +43,7 @@ struct realtime_cfg {
 	long long ping_interval_ms;
 	long long pong_timeout_ms;
 	long long auth_timeout_ms;
+	long long max_connections;
 	long long max_conn_per_user;
 	long long send_queue_bytes;
 	long long max_frame_bytes;
@@ -101,8 +102,9 @@ struct rt_frame {
 	int64_t event_ms; /* when the event was created (Unix ms); 0 or less: unknown */
 	char type[32];    /* the frame's "type" */
 	char conv[RT_ID_MAX];
-	char sender[RT_ID_MAX]; /* message.created: message.sender_id */
-	size_t len;             /* bytes of JSON text at rt_frame_text */
+	char sender[RT_ID_MAX];                   /* message.created: message.sender_id */
+	char traceparent[SB_TRACEPARENT_LEN + 1]; /* the notifier's span, "" when none */
+	size_t len;                               /* bytes of JSON text at rt_frame_text */
 	unsigned char buf[];
 };
 /* rt_frame_new copies len bytes of JSON text into a new frame with one reference, seq and
@@ -336,7 +338,7 @@ void rt_loop_free(struct rt_loop *l);
 
 /* --- the process ------------------------------------------------------------------------ */
 struct rt_metrics {
-	struct sb_series *active, *total, *latency, *slow, *rec_ok, *rec_gap, *rec_fail;
+	struct sb_series *active, *limit, *total, *latency, *slow, *rec_ok, *rec_gap, *rec_fail;
 	struct sb_series *pubsub_rejected;
 	struct sb_metric *refused_m;
 };

@@ -15,7 +15,9 @@
  *     its place: the frame is still valid JSON);
  *   - the channels are conv:<conversation> or user:<id> as docs/notifier.md lists them, one
  *     per recipient; the webhook body is a valid JSON object {type, id, time, data};
- *   - an unknown event type is SB_ENOTFOUND, a payload that does not decode SB_EPROTO. */
+ *   - an unknown event type is SB_ENOTFOUND, a payload that does not decode SB_EPROTO;
+ *   - the trace context (given for inputs of even length) reaches realtime in the header, and
+ *     a message.created frame names it; without one, neither does. */
 #include "fuzz.h"
 
 #include <jansson.h>
@@ -52,6 +54,9 @@ struct fz_want {
 	int64_t seq, ms;         /* ms <= 0: "now" (any positive time) */
 };
 
+/* the traceparent the current input's event is built with, or NULL */
+static const char *fz_tp;
+
 static void
 fz_check_pub(const struct ntf_pub *p, const struct fz_want *w)
 {
@@ -65,6 +70,11 @@ fz_check_pub(const struct ntf_pub *p, const struct fz_want *w)
 	CHECK(json_is_object(o));
 	CHECK(strcmp(json_string_value(json_object_get(o, "type")), w->type) == 0);
 	CHECK(strcmp(f->type, w->type) == 0);
+	CHECK(strcmp(f->traceparent, fz_tp ? fz_tp : "") == 0);
+	if (strcmp(w->type, "message.created") == 0) {
+		const char *t = json_string_value(json_object_get(o, "traceparent"));
+		CHECK(fz_tp ? t != NULL && strcmp(t, fz_tp) == 0 : t == NULL);
+	}
 	if (w->conv != NULL) {
 		const char *c = json_string_value(json_object_get(o, "conversation_id"));
 		CHECK(c != NULL);
@@ -83,7 +93,9 @@ fz_event(int kind, const uint8_t *data, size_t size)
 {
 	struct ntf_event ev;
 	const char *ce_type = kind < 4 ? fz_kinds[kind].ce_type : "io.switchboard.unknown.v1";
-	int rc = ntf_event_build(ce_type, "0191f2a0-id", "2024-01-01T00:00:00Z", data, size, &ev);
+	fz_tp = size % 2 == 0 ? "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01" : NULL;
+	int rc =
+	    ntf_event_build(ce_type, "0191f2a0-id", "2024-01-01T00:00:00Z", fz_tp, data, size, &ev);
 	if (kind == 4) {
 		CHECK(rc == SB_ENOTFOUND);
 		return;

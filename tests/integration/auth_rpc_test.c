@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "it_port.h"
+#include "it.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -37,18 +37,9 @@
 
 #define KEK "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 
-struct it_proc {
-	pid_t pid;
-	char url[64];
-	char log[1024];
-	int ops_port;
-	struct sb_rpc_client *cli;
-};
-
 /* Everything the scenarios share: one database with two tenants and a few clients. */
 static struct {
 	char bin[512];
-	char tmp[512];
 	struct it_proc auth;
 	char dsn[512];
 	char tenant1[64], tenant2[64];
@@ -56,16 +47,7 @@ static struct {
 	char svc_id[64], svc_secret[128];     /* tenant 1, acts as user1 */
 	char admin_id[64], admin_secret[128]; /* tenant 1, tokens:issue auth:admin */
 	char other_id[64], other_secret[128]; /* tenant 2 */
-	pid_t pids[8]; /* every sb-auth started, killed at the end even after a failure */
-	int npids;
 } it;
-
-static void
-it_sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-	nanosleep(&ts, NULL);
-}
 
 /* it_db creates database name and writes its DSN to dsn. */
 static void
@@ -83,49 +65,27 @@ it_db(const char *name, char *dsn, size_t n)
 	snprintf(dsn, n, "%.*s/%s", (int)(slash - admin), admin, name);
 }
 
-/* it_reaped forgets pid once it has been waited for (so it is never signalled again). */
-static void
-it_reaped(pid_t pid)
-{
-	for (int i = 0; i < it.npids; i++)
-		if (it.pids[i] == pid)
-			it.pids[i] = 0;
-}
-
-/* it_start runs sb-auth on dsn with extra environment (NULL-ended "K=V" list). */
+/* it_start runs sb-auth on dsn with extra environment (NULL-ended "K=V" list) and opens p->cli
+ * to it. */
 static void
 it_start(struct it_proc *p, const char *dsn, const char *tag, const char *const *extra)
 {
-	memset(p, 0, sizeof(*p));
-	int rpc = it_free_port();
-	p->ops_port = it_free_port();
-	snprintf(p->url, sizeof(p->url), "tcp://127.0.0.1:%d", rpc);
-	snprintf(p->log, sizeof(p->log), "%s/auth-%s.log", it.tmp, tag);
-	p->pid = fork();
-	assert_true(p->pid >= 0);
-	if (p->pid == 0) {
-		char ops[16];
-		snprintf(ops, sizeof(ops), "%d", p->ops_port);
-		setenv("DATABASE_URL", dsn, 1);
-		setenv("REDIS_URL", getenv("SB_TEST_REDIS_URL"), 1);
-		setenv("SB_RPC_URL", p->url, 1);
-		setenv("SB_OPS_PORT", ops, 1);
-		setenv("SB_RPC_WORKERS", "4", 1);
-		setenv("SB_AUTH_PBKDF2_ITERATIONS", "100000", 1);
-		setenv("SB_AUTH_KEY_RELOAD_MS", "200", 1);
-		setenv("SB_SHUTDOWN_GRACE_MS", "2000", 1);
-		setenv("SB_AUTH_KEY_ENCRYPTION_KEY", KEK, 1);
-		for (size_t i = 0; extra != NULL && extra[i] != NULL; i++)
-			putenv((char *)extra[i]);
-		if (freopen(p->log, "w", stdout) == NULL)
-			_exit(127);
-		dup2(STDOUT_FILENO, STDERR_FILENO);
-		execl(it.bin, it.bin, (char *)NULL);
-		_exit(127);
-	}
-	if (it.npids < 8)
-		it.pids[it.npids++] = p->pid;
-	assert_int_equal(sb_rpc_client_open(p->url, &p->cli), 0);
+	char db[600], log[64];
+	const char *env[24];
+	size_t n = 0;
+	snprintf(db, sizeof(db), "DATABASE_URL=%s", dsn);
+	snprintf(log, sizeof(log), "auth-%s", tag);
+	env[n++] = db;
+	env[n++] = "SB_RPC_WORKERS=4";
+	env[n++] = "SB_AUTH_PBKDF2_ITERATIONS=100000";
+	env[n++] = "SB_AUTH_KEY_RELOAD_MS=200";
+	env[n++] = "SB_SHUTDOWN_GRACE_MS=2000";
+	env[n++] = "SB_AUTH_KEY_ENCRYPTION_KEY=" KEK;
+	for (size_t i = 0; extra != NULL && extra[i] != NULL && n < 23; i++)
+		env[n++] = extra[i];
+	env[n] = NULL;
+	assert_int_equal(it_spawn(p, "auth", log, env), 0);
+	assert_int_equal(sb_rpc_client_open(p->rpc_url, &p->cli), 0);
 }
 
 /* it_wait_ready waits until p answers auth.Jwks. */
@@ -136,14 +96,8 @@ it_wait_ready(struct it_proc *p)
 	struct sb_rpc_meta meta = { .timeout_ms = 500 };
 	for (int i = 0; i < 150; i++) {
 		struct sb_rpc_result res;
-		int status;
-		if (waitpid(p->pid, &status, WNOHANG) == p->pid) {
-			char cmd[1200];
-			snprintf(cmd, sizeof(cmd), "tail -20 %s", p->log);
-			if (system(cmd) != 0)
-				fprintf(stderr, "(no log)\n");
-			it_reaped(p->pid);
-			p->pid = 0;
+		if (!it_running(p)) {
+			it_tail_log(p, 20);
 			fail_msg("sb-auth exited during start");
 		}
 		if (sb_rpc_call(p->cli, "auth.Jwks", &rq.base, &sb__auth__jwks_response__descriptor,
@@ -158,29 +112,16 @@ it_wait_ready(struct it_proc *p)
 	fail_msg("sb-auth not ready");
 }
 
-/* it_stop sends SIGTERM and waits (SIGKILL after 5 s). Returns 0 when sb-auth exited with status
- * 0, as a clean shutdown does (under the sanitizers a leak or an error makes it non-zero). */
+/* auth_stop sends SIGTERM and waits (SIGKILL after 5 s). Returns 0 when sb-auth exited with
+ * status 0, as a clean shutdown does (under the sanitizers a leak or an error makes it
+ * non-zero). */
 static int
-it_stop(struct it_proc *p)
+auth_stop(struct it_proc *p)
 {
-	int status = -1;
-	sb_rpc_client_free(p->cli);
-	p->cli = NULL;
 	if (p->pid <= 0)
 		return 0;
-	kill(p->pid, SIGTERM);
-	for (int i = 0; i < 100; i++) {
-		if (waitpid(p->pid, &status, WNOHANG) == p->pid)
-			break;
-		it_sleep_ms(50);
-	}
-	if (status == -1) {
-		kill(p->pid, SIGKILL);
-		waitpid(p->pid, NULL, 0);
-	}
-	it_reaped(p->pid);
-	p->pid = 0;
-	if (status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0)
+	int status = it_stop(p, SIGTERM, 5000);
+	if (status == 0)
 		return 0;
 	fprintf(stderr, "sb-auth did not exit cleanly (status %d); its log: %s\n", status, p->log);
 	char cmd[1200];
@@ -188,6 +129,13 @@ it_stop(struct it_proc *p)
 	if (system(cmd) != 0)
 		fprintf(stderr, "(nothing else in the log)\n");
 	return -1;
+}
+
+/* has_metric tells whether the samples of series on p's /metrics add up to at least 1. */
+static bool
+has_metric(const struct it_proc *p, const char *series)
+{
+	return it_metric(p, series) >= 1;
 }
 
 /* it_cli runs `sb-auth ARGS` on dsn and returns its stdout (caller frees), asserting exit 0. */
@@ -482,12 +430,7 @@ test_wrong_secret_is_invalid_client_and_audited(void **state)
 	assert_false(it_log_contains(&it.auth, "XYZZY"));
 	assert_false(it_log_contains(&it.auth, it.svc_secret));
 	/* the counter moved */
-	char cmd[256];
-	snprintf(cmd, sizeof(cmd),
-	         "curl -s http://127.0.0.1:%d/metrics | grep -q "
-	         "'^auth_client_auth_failures_total [1-9]'",
-	         it.auth.ops_port);
-	assert_int_equal(system(cmd), 0);
+	assert_true(has_metric(&it.auth, "auth_client_auth_failures_total"));
 	/* and the audit table has the rows */
 	struct sb_pg *pg = NULL;
 	PGresult *r = NULL;
@@ -721,30 +664,18 @@ test_token_exchange(void **state)
 	assert_true(strncmp(t.message, "invalid_request: ", 17) == 0);
 }
 
-/* it_metric tells whether the /metrics page of p has a line starting with prefix and a value of
- * at least 1. */
-static bool
-it_metric(struct it_proc *p, const char *prefix)
-{
-	char cmd[512];
-	snprintf(cmd, sizeof(cmd),
-	         "curl -s http://127.0.0.1:%d/metrics | grep -F '%s ' | grep -q ' [1-9][0-9]*$'",
-	         p->ops_port, prefix);
-	return system(cmd) == 0;
-}
-
 static void
 test_metrics(void **state)
 {
 	(void)state;
-	assert_true(it_metric(&it.auth, "auth_tokens_issued_total{grant=\"client_credentials\"}"));
-	assert_true(it_metric(&it.auth, "auth_tokens_issued_total{grant=\"refresh_token\"}"));
-	assert_true(it_metric(&it.auth, "auth_tokens_issued_total{grant=\"token_exchange\"}"));
-	assert_true(it_metric(&it.auth, "auth_client_auth_failures_total"));
-	assert_true(it_metric(&it.auth, "auth_refresh_reuse_total"));
-	assert_true(it_metric(&it.auth, "auth_revocations_total{type=\"access_token\"}"));
-	assert_true(it_metric(&it.auth, "auth_revocations_total{type=\"refresh_token\"}"));
-	assert_false(it_metric(&it.auth, "auth_no_such_metric_total"));
+	assert_true(has_metric(&it.auth, "auth_tokens_issued_total{grant=\"client_credentials\"}"));
+	assert_true(has_metric(&it.auth, "auth_tokens_issued_total{grant=\"refresh_token\"}"));
+	assert_true(has_metric(&it.auth, "auth_tokens_issued_total{grant=\"token_exchange\"}"));
+	assert_true(has_metric(&it.auth, "auth_client_auth_failures_total"));
+	assert_true(has_metric(&it.auth, "auth_refresh_reuse_total"));
+	assert_true(has_metric(&it.auth, "auth_revocations_total{type=\"access_token\"}"));
+	assert_true(has_metric(&it.auth, "auth_revocations_total{type=\"refresh_token\"}"));
+	assert_false(has_metric(&it.auth, "auth_no_such_metric_total"));
 }
 
 static void
@@ -857,7 +788,7 @@ test_key_rotation(void **state)
 	assert_true(it_jwks_has(&it.auth, kid2));
 	/* an expired token is inactive */
 	assert_false(it_active(id, secret, t1.access));
-	assert_int_equal(it_stop(&it.auth), 0);
+	assert_int_equal(auth_stop(&it.auth), 0);
 	it.auth = saved;
 }
 
@@ -884,19 +815,17 @@ test_two_replicas_one_key(void **state)
 	assert_string_equal(ja, jb);
 	free(ja);
 	free(jb);
-	assert_int_equal(it_stop(&a), 0);
-	assert_int_equal(it_stop(&b), 0);
+	assert_int_equal(auth_stop(&a), 0);
+	assert_int_equal(auth_stop(&b), 0);
 }
 
 static int
 setup(void **state)
 {
 	const char *build = getenv("SB_BUILD_ROOT");
-	const char *tmp = getenv("SB_TEST_TMP");
 	(void)state;
 	assert_non_null(build);
 	snprintf(it.bin, sizeof(it.bin), "%s/bin/sb-auth", build);
-	snprintf(it.tmp, sizeof(it.tmp), "%s", tmp ? tmp : "/tmp");
 	if (access(it.bin, X_OK) != 0)
 		fail_msg("%s is not built", it.bin);
 	it_db("auth_it", it.dsn, sizeof(it.dsn));
@@ -931,12 +860,7 @@ static int
 teardown(void **state)
 {
 	(void)state;
-	int rv = it_stop(&it.auth);
-	for (int i = 0; i < it.npids; i++) {
-		if (it.pids[i] > 0 && kill(it.pids[i], SIGKILL) == 0)
-			waitpid(it.pids[i], NULL, 0);
-	}
-	return rv;
+	return auth_stop(&it.auth); /* any other sb-auth left is killed at exit (it.h) */
 }
 
 int

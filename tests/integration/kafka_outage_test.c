@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "it.h"
+
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,30 +41,11 @@ struct sent {
 
 static struct sent sent[MAX_MSGS];
 
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static const char *
-env(const char *name)
-{
-	const char *v = getenv(name);
-	if (v == NULL || v[0] == '\0') {
-		fprintf(stderr, "%s is not set: run under tests/lib/with-stack.sh\n", name);
-		exit(2);
-	}
-	return v;
-}
-
 static void
 on_delivery(int err, const char *errstr, void *opaque)
 {
 	struct sent *s = opaque;
-	atomic_store(&s->latency, now_ms() - s->at_ms);
+	atomic_store(&s->latency, it_now_ms() - s->at_ms);
 	atomic_store(&s->err, err);
 	atomic_fetch_add(&s->reports, 1);
 	if (err)
@@ -73,7 +56,7 @@ static void
 ctl(const char *cmd)
 {
 	char reply[256];
-	int r = sb_kafka_devbus_ctl(env("SB_TEST_DEVBUS_CTL"), cmd, 5000, reply, sizeof(reply));
+	int r = sb_kafka_devbus_ctl(it_env("SB_TEST_DEVBUS_CTL"), cmd, 5000, reply, sizeof(reply));
 	if (r != 0)
 		fprintf(stderr, "devbus ctl %s: %s (%s)\n", cmd, reply, sb_strerror(r));
 	assert_int_equal(r, 0);
@@ -99,8 +82,8 @@ leaders(struct sb_kafka_producer *p, const char *topic, int leader[PARTITIONS])
 static void
 produce_for(struct sb_kafka_producer *p, const char *topic, int ms, bool outage, int *n)
 {
-	long long end = now_ms() + ms;
-	while (now_ms() < end && *n < MAX_MSGS) {
+	long long end = it_now_ms() + ms;
+	while (it_now_ms() < end && *n < MAX_MSGS) {
 		char key[16], val[16], id[32];
 		int i = (*n)++;
 		snprintf(key, sizeof(key), "key-%d", i % 30);
@@ -109,7 +92,7 @@ produce_for(struct sb_kafka_producer *p, const char *topic, int ms, bool outage,
 		struct sb_cloudevent ce = { .id = id,
 			                    .source = "/it/outage",
 			                    .type = "sb.test.v1" };
-		sent[i].at_ms = now_ms();
+		sent[i].at_ms = it_now_ms();
 		sent[i].during_outage = outage;
 		/* No error may surface to the caller while a broker is down. */
 		assert_int_equal(sb_kafka_produce(p, topic, key, strlen(key), val, strlen(val), &ce,
@@ -123,7 +106,7 @@ static void
 test_outage_every_message_once(void **state)
 {
 	(void)state;
-	const char *brokers = env("SB_TEST_KAFKA_BROKERS");
+	const char *brokers = it_env("SB_TEST_KAFKA_BROKERS");
 	/* Reconnect quickly after an outage so that the test stays short. */
 	const char *const conf[] = { "reconnect.backoff.max.ms", "500", NULL };
 	const char *const cconf[] = { "session.timeout.ms", "4000", "heartbeat.interval.ms", "1000",
@@ -151,7 +134,7 @@ test_outage_every_message_once(void **state)
 	assert_int_equal(sb_kafka_flush(p, 10000), 0);
 	int first = n;
 	produce_for(p, topic, BASELINE_MS, false, &n);
-	long long first_down = now_ms();
+	long long first_down = it_now_ms();
 	for (int k = 0; k < norder; k++) {
 		snprintf(cmd, sizeof(cmd), "down %d", order[k]);
 		ctl(cmd);
@@ -189,10 +172,10 @@ test_outage_every_message_once(void **state)
 	const char *const topics[] = { topic, NULL };
 	struct sb_kafka_consumer *c = NULL;
 	int distinct = 0, dups = 0;
-	snprintf(group, sizeof(group), "it-outage-%d-%lld", (int)getpid(), now_ms());
+	snprintf(group, sizeof(group), "it-outage-%d-%lld", (int)getpid(), (long long)it_now_ms());
 	assert_int_equal(sb_kafka_consumer_new(brokers, group, topics, cconf, &c), 0);
-	long long deadline = now_ms() + 30000, quiet_until = 0;
-	while (now_ms() < deadline && (quiet_until == 0 || now_ms() < quiet_until)) {
+	long long deadline = it_now_ms() + 30000, quiet_until = 0;
+	while (it_now_ms() < deadline && (quiet_until == 0 || it_now_ms() < quiet_until)) {
 		rd_kafka_message_t *m = sb_kafka_consumer_poll(c, 200);
 		if (m == NULL)
 			continue;
@@ -206,7 +189,7 @@ test_outage_every_message_once(void **state)
 			dups++;
 		rd_kafka_message_destroy(m);
 		if (distinct == n && quiet_until == 0)
-			quiet_until = now_ms() + 1000; /* look for late duplicates */
+			quiet_until = it_now_ms() + 1000; /* look for late duplicates */
 	}
 	sb_kafka_consumer_close(c);
 	fprintf(stderr, "consumed %d distinct of %d, %d duplicates\n", distinct, n, dups);

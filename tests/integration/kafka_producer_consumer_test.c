@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "it.h"
+
 #include <signal.h>
 #include <spawn.h>
 #include <stdatomic.h>
@@ -41,25 +43,6 @@ extern char **environ;
 static const char *const consumer_conf[] = { "session.timeout.ms", "4000", "heartbeat.interval.ms",
 	                                     "1000", NULL };
 
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static const char *
-env(const char *name)
-{
-	const char *v = getenv(name);
-	if (v == NULL || v[0] == '\0') {
-		fprintf(stderr, "%s is not set: run under tests/lib/with-stack.sh\n", name);
-		exit(2);
-	}
-	return v;
-}
-
 /* --- the consumer process ---------------------------------------------------------------- */
 
 /* consume GROUP TOPIC LIMIT DRAIN_MS OUT: processes and commits LIMIT messages (writing
@@ -73,16 +56,16 @@ consumer_main(char **argv)
 	const char *const topics[] = { topic, NULL };
 	struct sb_kafka_consumer *c = NULL;
 	FILE *out = fopen(path, "w");
-	long long deadline = now_ms() + 25000, drain_end = 0;
+	long long deadline = it_now_ms() + 25000, drain_end = 0;
 
 	if (out == NULL)
 		return 4;
 	sb_log_set_level(SB_LOG_WARN);
-	if (sb_kafka_consumer_new(env("SB_TEST_KAFKA_BROKERS"), group, topics, consumer_conf, &c) !=
-	    0)
+	if (sb_kafka_consumer_new(it_env("SB_TEST_KAFKA_BROKERS"), group, topics, consumer_conf,
+	                          &c) != 0)
 		return 5;
 	for (;;) {
-		long long now = now_ms();
+		long long now = it_now_ms();
 		if (got >= limit && drain_end == 0)
 			drain_end = now + drain;
 		if ((drain_end && now >= drain_end) || now > deadline)
@@ -145,8 +128,8 @@ static int
 wait_child(pid_t pid, int timeout_ms)
 {
 	int st;
-	long long deadline = now_ms() + timeout_ms;
-	while (now_ms() < deadline) {
+	long long deadline = it_now_ms() + timeout_ms;
+	while (it_now_ms() < deadline) {
 		if (waitpid(pid, &st, WNOHANG) == pid)
 			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 		usleep(50 * 1000);
@@ -209,15 +192,15 @@ static void
 test_exactly_once_per_key_and_resume(void **state)
 {
 	(void)state;
-	const char *brokers = env("SB_TEST_KAFKA_BROKERS");
+	const char *brokers = it_env("SB_TEST_KAFKA_BROKERS");
 	char topic[64], group[64], out1[512], out2[512], detail[64], err[256];
 	struct delivery d = { 0, 0 };
 	struct sb_kafka_producer *p = NULL;
 
-	snprintf(topic, sizeof(topic), "%sit.pc", env("SB_TEST_KAFKA_PREFIX"));
-	snprintf(group, sizeof(group), "%sit-pc", env("SB_TEST_KAFKA_PREFIX"));
-	snprintf(out1, sizeof(out1), "%s/pc-run1.txt", env("SB_TEST_TMP"));
-	snprintf(out2, sizeof(out2), "%s/pc-run2.txt", env("SB_TEST_TMP"));
+	snprintf(topic, sizeof(topic), "%sit.pc", it_env("SB_TEST_KAFKA_PREFIX"));
+	snprintf(group, sizeof(group), "%sit-pc", it_env("SB_TEST_KAFKA_PREFIX"));
+	snprintf(out1, sizeof(out1), "%s/pc-run1.txt", it_env("SB_TEST_TMP"));
+	snprintf(out2, sizeof(out2), "%s/pc-run2.txt", it_env("SB_TEST_TMP"));
 	const struct sb_kafka_topic_spec spec = { topic, 6, -1, 0 };
 	assert_int_equal(sb_kafka_ensure_topics(brokers, &spec, 1, 10000, err, sizeof(err)), 0);
 
@@ -340,10 +323,10 @@ static void
 test_ensure_topics(void **state)
 {
 	(void)state;
-	const char *brokers = env("SB_TEST_KAFKA_BROKERS");
+	const char *brokers = it_env("SB_TEST_KAFKA_BROKERS");
 	char a[128], b[128], err[256], val[64];
-	snprintf(a, sizeof(a), "%sit.ensure.a", env("SB_TEST_KAFKA_PREFIX"));
-	snprintf(b, sizeof(b), "%sit.ensure.a.dlq", env("SB_TEST_KAFKA_PREFIX"));
+	snprintf(a, sizeof(a), "%sit.ensure.a", it_env("SB_TEST_KAFKA_PREFIX"));
+	snprintf(b, sizeof(b), "%sit.ensure.a.dlq", it_env("SB_TEST_KAFKA_PREFIX"));
 	const struct sb_kafka_topic_spec specs[] = { { a, 4, -1, 3600000 }, { b, 2, 1, -1 } };
 
 	assert_int_equal(partitions_of(brokers, a), -1);
@@ -356,16 +339,16 @@ test_ensure_topics(void **state)
 	assert_string_equal(val, "-1");
 
 	const struct sb_kafka_topic_spec other[] = { { a, 8, -1, 1000 } };
-	long long t0 = now_ms();
+	long long t0 = it_now_ms();
 	assert_int_equal(sb_kafka_ensure_topics(brokers, other, 1, 10000, err, sizeof(err)), 0);
-	assert_true(now_ms() - t0 < 2000);
+	assert_true(it_now_ms() - t0 < 2000);
 	assert_int_equal(partitions_of(brokers, a), 4);
 	assert_int_equal(topic_config(brokers, a, "retention.ms", val, sizeof(val)), 0);
 	assert_string_equal(val, "3600000");
 
 	/* A replication factor the cluster cannot give: a clear error naming the topic. */
 	char c[128];
-	snprintf(c, sizeof(c), "%sit.ensure.rf9", env("SB_TEST_KAFKA_PREFIX"));
+	snprintf(c, sizeof(c), "%sit.ensure.rf9", it_env("SB_TEST_KAFKA_PREFIX"));
 	const struct sb_kafka_topic_spec rf9[] = { { c, 1, 9, 0 } };
 	assert_int_not_equal(sb_kafka_ensure_topics(brokers, rf9, 1, 10000, err, sizeof(err)), 0);
 	fprintf(stderr, "ensure_topics(rf 9): %s\n", err);

@@ -5,57 +5,26 @@
 #ifndef MESSAGES_HARNESS_H
 #define MESSAGES_HARNESS_H
 
-#include <arpa/inet.h>
-
-#include "it_port.h"
-#include <stdbool.h>
-#include <netinet/in.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <libpq-fe.h>
 
 #include "events/messages_events.pb-c.h"
+#include "it.h"
 #include "messages.pb-c.h"
 #include "sb_rpc.h"
 #include "sb_util_uuid.h"
 
 struct h_svc {
-	pid_t pid;
-	int rpc_port, ops_port;
-	struct sb_rpc_client *cli;
+	struct it_proc p;
+	struct sb_rpc_client *cli; /* p.cli, with messages.Send batched as the gateway does */
+	int ops_port;
 	PGconn *db;
 };
-
-static void
-h_sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-	nanosleep(&ts, NULL);
-}
-
-static int64_t
-h_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static const char *
-h_env(const char *name)
-{
-	const char *v = getenv(name);
-	if (v == NULL)
-		fail_msg("%s unset: run under tests/lib/with-stack.sh (ctest does)", name);
-	return v;
-}
 
 /* h_principal fills p for user of tenant. */
 static void
@@ -80,83 +49,40 @@ h_call(struct h_svc *h, const char *method, const void *req, const ProtobufCMess
 static void
 h_start(struct h_svc *h)
 {
-	char bin[512], log[512], dsn[512], rpc[64], ops[16];
-	const char *build = getenv("SB_BUILD_ROOT") ? getenv("SB_BUILD_ROOT") : "build";
-	snprintf(bin, sizeof(bin), "%s/bin/sb-messages", build);
-	snprintf(log, sizeof(log), "%s/messages.log", h_env("SB_TEST_TMP"));
-	snprintf(dsn, sizeof(dsn), "%s", h_env("SB_TEST_PG_DSN"));
-	if (access(bin, X_OK) != 0)
-		fail_msg("%s not built (cmake --build <dir> --target sb-messages)", bin);
-	h->rpc_port = it_free_port();
-	h->ops_port = it_free_port();
-	snprintf(rpc, sizeof(rpc), "tcp://127.0.0.1:%d", h->rpc_port);
-	snprintf(ops, sizeof(ops), "%d", h->ops_port);
-	h->pid = fork();
-	if (h->pid == 0) {
-		FILE *f = freopen(log, "a", stdout);
-		(void)f;
-		dup2(STDOUT_FILENO, STDERR_FILENO);
-		setenv("DATABASE_URL", dsn, 1);
-		setenv("SB_RPC_URL", rpc, 1);
-		setenv("SB_OPS_PORT", ops, 1);
-		setenv("SB_LOG_LEVEL", getenv("H_LOG_LEVEL") ? getenv("H_LOG_LEVEL") : "warn", 1);
-		setenv("SB_SHUTDOWN_GRACE_MS", "3000", 1);
-		execl(bin, bin, (char *)NULL);
-		_exit(127);
-	}
-	assert_true(h->pid > 0);
-	assert_int_equal(sb_rpc_client_open(rpc, &h->cli), 0);
+	char lvl[64];
+	snprintf(lvl, sizeof(lvl), "SB_LOG_LEVEL=%s",
+	         getenv("H_LOG_LEVEL") ? getenv("H_LOG_LEVEL") : "warn");
+	const char *const env[] = { lvl, "SB_SHUTDOWN_GRACE_MS=3000", NULL };
+	if (it_spawn(&h->p, "messages", "messages", env) != 0)
+		fail_msg("cannot start sb-messages");
+	h->ops_port = h->p.ops_port;
+	assert_int_equal(sb_rpc_client_open(h->p.rpc_url, &h->p.cli), 0);
+	h->cli = h->p.cli;
 	/* Sends travel in batches, as from the gateway (SB_RPC_BATCH_IN_FLIGHT): the concurrent
 	 * and outage tests then exercise a batch's calls each getting their own answer. */
 	static const char *const batched[] = { "messages.Send", NULL };
 	assert_int_equal(sb_rpc_client_batch(h->cli, batched, 2), 0);
-	int64_t until = h_now_ms() + 20000;
-	for (;;) {
-		Sb__Rpc__HealthRequest req = SB__RPC__HEALTH_REQUEST__INIT;
-		struct sb_rpc_result res;
-		struct sb_rpc_meta meta = { .timeout_ms = 1000 };
-		assert_int_equal(sb_rpc_call(h->cli, "messages.Health", &req.base,
-		                             &sb__rpc__health_response__descriptor, &meta, &res),
-		                 0);
-		int code = res.code;
-		sb_rpc_result_free(&res);
-		if (code == SB__RPC__CODE__OK)
-			break;
-		int st;
-		if (waitpid(h->pid, &st, WNOHANG) == h->pid)
-			fail_msg("sb-messages exited at start (see %s)", log);
-		if (h_now_ms() > until)
-			fail_msg("sb-messages did not answer Health within 20 s");
-		h_sleep_ms(100);
-	}
-	h->db = PQconnectdb(dsn);
+	if (it_wait_health(&h->p, "messages.Health", 20000) != 0)
+		fail_msg("sb-messages did not become healthy (see %s)", h->p.log);
+	h->db = PQconnectdb(it_env("SB_TEST_PG_DSN"));
 	assert_int_equal(PQstatus(h->db), CONNECTION_OK);
 }
 
+/* h_stop closes the database connection, stops sb-messages with SIGTERM and requires a clean
+ * exit within 5 s. */
 static void
 h_stop(struct h_svc *h)
 {
 	if (h->db != NULL)
 		PQfinish(h->db);
 	h->db = NULL;
-	sb_rpc_client_free(h->cli);
 	h->cli = NULL;
-	if (h->pid <= 0)
+	if (h->p.pid <= 0)
 		return;
-	kill(h->pid, SIGTERM);
-	int st = 0;
-	for (int i = 0; i < 100; i++) {
-		if (waitpid(h->pid, &st, WNOHANG) == h->pid) {
-			h->pid = 0;
-			assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-			return;
-		}
-		h_sleep_ms(50);
-	}
-	kill(h->pid, SIGKILL);
-	waitpid(h->pid, &st, 0);
-	h->pid = 0;
-	fail_msg("sb-messages did not stop within 5 s of SIGTERM");
+	int st = it_stop(&h->p, SIGTERM, 5000);
+	if (st < 0)
+		fail_msg("sb-messages did not stop within 5 s of SIGTERM");
+	assert_int_equal(st, 0);
 }
 
 /* h_sql runs a query that returns one value and returns it as a number. */

@@ -54,13 +54,13 @@ sender(void *arg)
 		req.content = "under load";
 		struct sb_rpc_meta meta = { .principal = &p, .timeout_ms = DEADLINE_MS };
 		struct sb_rpc_result res;
-		int64_t t0 = h_now_ms();
+		int64_t t0 = it_now_ms();
 		if (sb_rpc_call(svc.cli, "messages.Send", &req.base,
 		                &sb__messages__send_response__descriptor, &meta, &res) != 0) {
 			s->code = -1;
 			continue;
 		}
-		long long took = h_now_ms() - t0;
+		long long took = it_now_ms() - t0;
 		long long prev = atomic_load(&slowest_ms);
 		while (took > prev && !atomic_compare_exchange_weak(&slowest_ms, &prev, took))
 			;
@@ -70,7 +70,7 @@ sender(void *arg)
 			s->seq = ((Sb__Messages__SendResponse *)res.resp)->seq;
 		sb_rpc_result_free(&res);
 		if (s->code != SB__RPC__CODE__OK)
-			h_sleep_ms(50); /* a client backs off before retrying */
+			it_sleep_ms(50); /* a client backs off before retrying */
 	}
 	return NULL;
 }
@@ -84,13 +84,13 @@ test_restart_under_load(void **state)
 	pthread_t th[N_THREADS];
 	for (int i = 0; i < N_THREADS; i++)
 		assert_int_equal(pthread_create(&th[i], NULL, sender, NULL), 0);
-	h_sleep_ms(1000);
+	it_sleep_ms(1000);
 	char cmd[1024];
 	snprintf(cmd, sizeof(cmd),
 	         "runuser -u postgres -- %s/pg_ctl -D %s -m fast -w restart >/dev/null 2>&1",
-	         h_env("SB_TEST_PG_BIN"), h_env("SB_TEST_PG_DIR"));
+	         it_env("SB_TEST_PG_BIN"), it_env("SB_TEST_PG_DIR"));
 	assert_int_equal(system(cmd), 0);
-	h_sleep_ms(2500);
+	it_sleep_ms(2500);
 	atomic_store(&stop, true);
 	for (int i = 0; i < N_THREADS; i++)
 		pthread_join(th[i], NULL);
@@ -115,16 +115,16 @@ test_restart_under_load(void **state)
 	assert_true(atomic_load(&slowest_ms) <= DEADLINE_MS + 1000);
 
 	/* Normal service again without restarting anything. */
-	int64_t until = h_now_ms() + 15000, seq = 0;
+	int64_t until = it_now_ms() + 15000, seq = 0;
 	while (h_send(&svc, "t1", "alice", conv, NULL, NULL, "after", &seq) != 0) {
-		assert_true(h_now_ms() < until);
-		h_sleep_ms(200);
+		assert_true(it_now_ms() < until);
+		it_sleep_ms(200);
 	}
 	ok++;
 
 	/* Nothing acknowledged is lost; seqs are gapless; one outbox row per message. */
 	PQfinish(svc.db);
-	svc.db = PQconnectdb(h_env("SB_TEST_PG_DSN"));
+	svc.db = PQconnectdb(it_env("SB_TEST_PG_DSN"));
 	assert_int_equal(PQstatus(svc.db), CONNECTION_OK);
 	for (int i = 0; i < n; i++) {
 		if (sends[i].code != SB__RPC__CODE__OK)

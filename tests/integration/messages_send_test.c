@@ -36,30 +36,20 @@ send_one(void *arg)
 	return NULL;
 }
 
+/* metric returns the value of the unlabelled metric name, failing when it is not exported. */
 static double
 metric(const char *name)
 {
-	/* read /metrics from the ops port with a minimal HTTP/1.0 request */
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in a = { .sin_family = AF_INET,
-		                 .sin_port = htons((uint16_t)svc.ops_port),
-		                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	const char *rq = "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n";
-	assert_int_equal(write(fd, rq, strlen(rq)), (ssize_t)strlen(rq));
-	static char buf[1 << 20];
-	size_t n = 0;
-	ssize_t r;
-	while (n < sizeof(buf) - 1 && (r = read(fd, buf + n, sizeof(buf) - 1 - n)) > 0)
-		n += (size_t)r;
-	buf[n] = '\0';
-	close(fd);
+	double v = it_metric(&svc.p, name);
+	if (v < 0)
+		fail_msg("cannot read /metrics of sb-messages");
+	static char page[1 << 20];
 	char key[128];
 	snprintf(key, sizeof(key), "\n%s ", name);
-	char *p = strstr(buf, key);
-	if (p == NULL)
+	if (it_http_get(svc.p.ops_port, "/metrics", page, sizeof(page)) != 200 ||
+	    strstr(page, key) == NULL)
 		fail_msg("metric %s not exported", name);
-	return strtod(p + strlen(key), NULL);
+	return v;
 }
 
 static void

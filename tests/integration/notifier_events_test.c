@@ -52,12 +52,10 @@
 #define T0     1700000000123LL
 
 struct t_ctx {
-	pid_t pid;
-	int ops;
-	char rpc[64], group[64];
+	struct it_proc p; /* the notifier */
+	char group[64];
 	char topic[256];    /* sb.messages.v1 with the prefix */
 	char commit_ms[16]; /* SB_NOTIFIER_COMMIT_INTERVAL_MS of the next start */
-	struct sb_rpc_client *cli;
 	struct sb_kafka_producer *prod;
 	redisContext *sub;
 	PGconn *db;
@@ -70,32 +68,17 @@ static struct t_ctx T;
 static void
 t_start(void)
 {
-	const char *const env[] = { "SB_NOTIFIER_COMMIT_INTERVAL_MS", T.commit_ms, NULL };
-	T.pid = nh_start(T.group, env, T.rpc, sizeof(T.rpc), &T.ops, &T.cli);
+	char commit[64];
+	snprintf(commit, sizeof(commit), "SB_NOTIFIER_COMMIT_INTERVAL_MS=%s", T.commit_ms);
+	const char *const env[] = { commit, NULL };
+	nh_start(&T.p, T.group, env);
 }
 
 /* t_stop sends SIGTERM and expects a clean exit within 10 s. */
 static void
 t_stop(void)
 {
-	sb_rpc_client_free(T.cli);
-	T.cli = NULL;
-	if (T.pid <= 0)
-		return;
-	kill(T.pid, SIGTERM);
-	int st = 0;
-	for (int i = 0; i < 200; i++) {
-		if (waitpid(T.pid, &st, WNOHANG) == T.pid) {
-			T.pid = 0;
-			assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-			return;
-		}
-		t_sleep(50);
-	}
-	kill(T.pid, SIGKILL);
-	waitpid(T.pid, &st, 0);
-	T.pid = 0;
-	fail_msg("sb-notifier did not stop within 10 s of SIGTERM");
+	nh_stop(&T.p);
 }
 
 /* t_produce_to produces one event of conversation conv (its key); flush waits for it. */
@@ -174,7 +157,7 @@ t_expect(const char *channel, const char *payload, int ms)
 static void
 t_subscribe(void)
 {
-	const char *url = t_env("SB_TEST_REDIS_URL");
+	const char *url = it_env("SB_TEST_REDIS_URL");
 	int port = atoi(strrchr(url, ':') + 1);
 	T.sub = redisConnect("127.0.0.1", port);
 	assert_non_null(T.sub);
@@ -194,17 +177,17 @@ setup(void **state)
 	sb_log_set_level(SB_LOG_WARN);
 	snprintf(T.group, sizeof(T.group), "it-notifier-%d", (int)getpid());
 	snprintf(T.commit_ms, sizeof(T.commit_ms), "200");
-	nh_name("sb.messages.v1", T.topic, sizeof(T.topic));
+	it_kafka_name("sb.messages.v1", T.topic, sizeof(T.topic));
 	/* Auto topic creation is off on the broker: the topic exists before anything is produced
 	 * (the notifier would create it too, with the same settings). */
 	const struct sb_kafka_topic_spec spec = { T.topic, 6, -1, 0 };
-	assert_int_equal(sb_kafka_ensure_topics(t_env("SB_TEST_KAFKA_BROKERS"), &spec, 1, 15000,
+	assert_int_equal(sb_kafka_ensure_topics(it_env("SB_TEST_KAFKA_BROKERS"), &spec, 1, 15000,
 	                                        err, sizeof(err)),
 	                 0);
-	assert_int_equal(sb_kafka_producer_new(t_env("SB_TEST_KAFKA_BROKERS"), NULL, &T.prod), 0);
+	assert_int_equal(sb_kafka_producer_new(it_env("SB_TEST_KAFKA_BROKERS"), NULL, &T.prod), 0);
 	t_subscribe();
 	t_start();
-	T.db = PQconnectdb(t_env("SB_TEST_PG_DSN"));
+	T.db = PQconnectdb(it_env("SB_TEST_PG_DSN"));
 	assert_int_equal(PQstatus(T.db), CONNECTION_OK);
 	return 0;
 }
@@ -321,7 +304,7 @@ t_delivered(const char *user, int64_t seq, const char *sender)
 	d.sender_id = (char *)sender;
 	req.items = items;
 	req.n_items = 1;
-	assert_int_equal(sb_rpc_call(T.cli, "notifier.Delivered", &req.base,
+	assert_int_equal(sb_rpc_call(T.p.cli, "notifier.Delivered", &req.base,
 	                             &sb__notifier__delivered_response__descriptor, &meta, &res),
 	                 0);
 	int code = res.code;
@@ -406,7 +389,7 @@ t_delivered_batch(const char *const *users, const int64_t *seqs, size_t n)
 	}
 	req.items = items;
 	req.n_items = n;
-	assert_int_equal(sb_rpc_call(T.cli, "notifier.Delivered", &req.base,
+	assert_int_equal(sb_rpc_call(T.p.cli, "notifier.Delivered", &req.base,
 	                             &sb__notifier__delivered_response__descriptor, &meta, &res),
 	                 0);
 	int code = res.code;
@@ -457,9 +440,9 @@ t_committed(void)
 {
 	char err[256], group[256];
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
-	rd_kafka_conf_set(conf, "bootstrap.servers", t_env("SB_TEST_KAFKA_BROKERS"), err,
+	rd_kafka_conf_set(conf, "bootstrap.servers", it_env("SB_TEST_KAFKA_BROKERS"), err,
 	                  sizeof(err));
-	rd_kafka_conf_set(conf, "group.id", nh_name(T.group, group, sizeof(group)), err,
+	rd_kafka_conf_set(conf, "group.id", it_kafka_name(T.group, group, sizeof(group)), err,
 	                  sizeof(err));
 	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
 	assert_non_null(rk);
@@ -496,8 +479,9 @@ test_restart_resumes(void **state)
 	t_start();
 	t_expect("conv:" CONV, t_mc_frame(2, "while down 2"), 15000);
 	t_expect("conv:" CONV, t_mc_frame(3, "while down 3"), 5000);
-	for (int64_t until = t_now() + 5000; t_committed() != T.produced && t_now() < until;)
-		t_sleep(200);
+	for (int64_t until = it_now_ms() + 5000;
+	     t_committed() != T.produced && it_now_ms() < until;)
+		it_sleep_ms(200);
 	assert_int_equal(t_committed(), T.produced);
 }
 
@@ -554,8 +538,8 @@ t_stream_read(struct t_stream *s, int want, int ms)
 {
 	char prefix[80];
 	snprintf(prefix, sizeof(prefix), "conv:0b6c7e1a-%s-4a4a-8a8a-", s->base);
-	for (int64_t until = t_now() + ms; s->total < want;) {
-		int64_t left = until - t_now();
+	for (int64_t until = it_now_ms() + ms; s->total < want;) {
+		int64_t left = until - it_now_ms();
 		redisReply *r = NULL;
 		if (left <= 0)
 			fail_msg("only %d of %d events published within %d ms", s->total, want, ms);
@@ -587,8 +571,9 @@ static long long
 t_wait_committed(long long want, int ms)
 {
 	long long got = t_committed();
-	for (int64_t until = t_now() + ms; got != want && t_now() < until; got = t_committed())
-		t_sleep(100);
+	for (int64_t until = it_now_ms() + ms; got != want && it_now_ms() < until;
+	     got = t_committed())
+		it_sleep_ms(100);
 	return got;
 }
 
@@ -609,12 +594,12 @@ test_batches_published_once_in_order(void **state)
 	t_stream_read(&s, CONVS * PER, 20000);
 	assert_int_equal(t_wait_committed(atomic_load(&T.produced), 5000),
 	                 atomic_load(&T.produced));
-	assert_int_equal(nh_metric(T.ops, "notifier_events_total{type=\"message.created\","
-	                                  "result=\"published\"}"),
+	assert_int_equal(nh_metric(&T.p, "notifier_events_total{type=\"message.created\","
+	                                 "result=\"published\"}"),
 	                 CONVS * PER);
 	/* handled in batches: fewer batches than events, at least one of more than one event */
-	double batches = nh_metric(T.ops, "notifier_batch_events_count");
-	double singles = nh_metric(T.ops, "notifier_batch_events_bucket{le=\"1\"}");
+	double batches = nh_metric(&T.p, "notifier_batch_events_count");
+	double singles = nh_metric(&T.p, "notifier_batch_events_bucket{le=\"1\"}");
 	assert_true(batches >= 1 && batches < CONVS * PER);
 	assert_true(batches - singles >= 1);
 }
@@ -637,7 +622,7 @@ test_handled_committed_at_shutdown(void **state)
 			t_mc_in(s.base, c, seq, false);
 	assert_int_equal(sb_kafka_flush(T.prod, 10000), 0);
 	t_stream_read(&s, CONVS * PER, 20000);
-	t_sleep(500);
+	it_sleep_ms(500);
 	assert_int_equal(t_committed(), before); /* handled, not committed yet */
 	t_stop();
 	assert_int_equal(t_committed(), atomic_load(&T.produced));
@@ -659,16 +644,16 @@ test_slow_batch_holds_back_later_ones(void **state)
 	                        "result=\"published\"}";
 	long long handled = atomic_load(&T.produced);
 	assert_int_equal(t_wait_committed(handled, 5000), handled);
-	double pub0 = nh_metric(T.ops, published);
+	double pub0 = nh_metric(&T.p, published);
 	PGresult *r = PQexec(T.db, "BEGIN; LOCK TABLE notifier.webhook_deliveries IN SHARE MODE");
 	assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
 	PQclear(r);
 	t_mc_tenant(s.base, 0, 1, TENANT, true);
-	t_sleep(1000); /* the notifier has it: its statement waits for the lock */
+	it_sleep_ms(1000); /* the notifier has it: its statement waits for the lock */
 	for (int seq = 2; seq <= PER; seq++)
 		t_mc_tenant(s.base, 0, seq, "", seq == PER);
-	t_sleep(1500);
-	assert_true(nh_metric(T.ops, published) == pub0);
+	it_sleep_ms(1500);
+	assert_true(nh_metric(&T.p, published) == pub0);
 	assert_int_equal(t_committed(), handled);
 	r = PQexec(T.db, "COMMIT");
 	assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
@@ -683,7 +668,7 @@ t_redis_pid(void)
 {
 	char path[512];
 	long pid = 0;
-	snprintf(path, sizeof(path), "%s/redis/redis.pid", t_env("SB_TEST_TMP"));
+	snprintf(path, sizeof(path), "%s/redis/redis.pid", it_env("SB_TEST_TMP"));
 	FILE *f = fopen(path, "r");
 	assert_non_null(f);
 	assert_int_equal(fscanf(f, "%ld", &pid), 1);
@@ -715,8 +700,8 @@ test_redis_frozen_nothing_committed_past(void **state)
 	assert_int_equal(t_wait_committed(handled, 5000), handled);
 	const char *published = "notifier_events_total{type=\"message.created\","
 	                        "result=\"published\"}";
-	double retries = nh_metric(T.ops, "notifier_batch_retries_total");
-	double pub0 = nh_metric(T.ops, published);
+	double retries = nh_metric(&T.p, "notifier_batch_retries_total");
+	double pub0 = nh_metric(&T.p, published);
 
 	T.frozen = t_redis_pid();
 	assert_int_equal(kill(T.frozen, SIGSTOP), 0);
@@ -725,14 +710,14 @@ test_redis_frozen_nothing_committed_past(void **state)
 			t_mc_in(s.base, c, seq, false);
 	assert_int_equal(sb_kafka_flush(T.prod, 10000), 0);
 	/* the notifier has the events and fails on Redis (command timeout 2 s)... */
-	for (int64_t until = t_now() + 15000;
-	     nh_metric(T.ops, "notifier_batch_retries_total") <= retries && t_now() < until;)
-		t_sleep(100);
-	assert_true(nh_metric(T.ops, "notifier_batch_retries_total") > retries);
+	for (int64_t until = it_now_ms() + 15000;
+	     nh_metric(&T.p, "notifier_batch_retries_total") <= retries && it_now_ms() < until;)
+		it_sleep_ms(100);
+	assert_true(nh_metric(&T.p, "notifier_batch_retries_total") > retries);
 	/* ...and commits nothing past what it handled, over many commit intervals */
-	t_sleep(1500);
+	it_sleep_ms(1500);
 	assert_int_equal(t_committed(), handled);
-	assert_true(nh_metric(T.ops, published) == pub0);
+	assert_true(nh_metric(&T.p, published) == pub0);
 
 	assert_int_equal(kill(T.frozen, SIGCONT), 0);
 	T.frozen = 0;
@@ -780,7 +765,7 @@ t_producer(void *arg)
 			else
 				atomic_fetch_add(&T.produced, 1);
 		}
-		t_sleep(1);
+		it_sleep_ms(1);
 	}
 	if (sb_kafka_flush(T.prod, 15000) != 0)
 		atomic_store(&t_prod_err, 2);
@@ -808,14 +793,8 @@ test_kill9_midstream_exactly_once(void **state)
 	int produced0 = atomic_load(&T.produced);
 	assert_int_equal(pthread_create(&th, NULL, t_producer, &a), 0);
 	t_stream_read(&s, 1500, 30000);
-	assert_int_equal(kill(T.pid, SIGKILL), 0);
+	assert_int_equal(it_stop(&T.p, SIGKILL, 10000), 128 + SIGKILL);
 	int produced_at_kill = atomic_load(&T.produced) - produced0;
-	int st = 0;
-	assert_int_equal(waitpid(T.pid, &st, 0), T.pid);
-	assert_true(WIFSIGNALED(st));
-	T.pid = 0;
-	sb_rpc_client_free(T.cli);
-	T.cli = NULL;
 	snprintf(T.commit_ms, sizeof(T.commit_ms), "200");
 	t_start();
 	t_stream_read(&s, CONVS * PER, 60000);
@@ -828,8 +807,8 @@ test_kill9_midstream_exactly_once(void **state)
 	                 atomic_load(&T.produced));
 	/* the restarted notifier received again events handled before the kill, and published
 	 * none of them a second time (t_stream_read fails on a second publication) */
-	assert_true(nh_metric(T.ops, "notifier_events_total{type=\"message.created\","
-	                             "result=\"duplicate\"}") >= 1);
+	assert_true(nh_metric(&T.p, "notifier_events_total{type=\"message.created\","
+	                            "result=\"duplicate\"}") >= 1);
 	/* nothing is left over: one second more brings no publication */
 	redisReply *r = NULL;
 	struct timeval tv = { 1, 0 };

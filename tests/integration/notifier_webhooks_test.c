@@ -47,10 +47,9 @@
 #define SECRET "s3cr3t-0123456789abcdef"
 
 struct t_ctx {
-	pid_t pid;
-	char rpc[64], group[64];
+	struct it_proc p; /* the notifier */
+	char group[64];
 	char topic[256], dlq[256]; /* sb.messages.v1 and the webhook DLQ, with the prefix */
-	struct sb_rpc_client *cli;
 	struct sb_kafka_producer *prod;
 	PGconn *db;
 	bool allow_private;
@@ -61,42 +60,21 @@ static struct t_ctx T;
 static void
 t_start(void)
 {
-	const char *const env[] = { "SB_WEBHOOK_ALLOW_PRIVATE",
-		                    T.allow_private ? "true" : "false",
-		                    "SB_WEBHOOK_MAX_ATTEMPTS",
-		                    "3",
-		                    "SB_WEBHOOK_BACKOFF_BASE_MS",
-		                    "200",
-		                    "SB_WEBHOOK_BACKOFF_MAX_MS",
-		                    "1000",
-		                    "SB_WEBHOOK_TIMEOUT_MS",
-		                    "2000",
+	const char *const env[] = { T.allow_private ? "SB_WEBHOOK_ALLOW_PRIVATE=true"
+		                                    : "SB_WEBHOOK_ALLOW_PRIVATE=false",
+		                    "SB_WEBHOOK_MAX_ATTEMPTS=3",
+		                    "SB_WEBHOOK_BACKOFF_BASE_MS=200",
+		                    "SB_WEBHOOK_BACKOFF_MAX_MS=1000",
+		                    "SB_WEBHOOK_TIMEOUT_MS=2000",
 		                    NULL };
-	T.pid = nh_start(T.group, env, T.rpc, sizeof(T.rpc), NULL, &T.cli);
+	nh_start(&T.p, T.group, env);
 }
 
 /* t_stop sends SIGTERM and expects a clean exit within 10 s. */
 static void
 t_stop(void)
 {
-	sb_rpc_client_free(T.cli);
-	T.cli = NULL;
-	if (T.pid <= 0)
-		return;
-	kill(T.pid, SIGTERM);
-	int st = 0;
-	for (int i = 0; i < 200; i++) {
-		if (waitpid(T.pid, &st, WNOHANG) == T.pid) {
-			T.pid = 0;
-			assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-			return;
-		}
-		t_sleep(50);
-	}
-	kill(T.pid, SIGKILL);
-	waitpid(T.pid, &st, 0);
-	T.pid = 0;
-	fail_msg("sb-notifier did not stop within 10 s of SIGTERM");
+	nh_stop(&T.p);
 }
 
 /* --- the receiver ------------------------------------------------------------------------ */
@@ -152,7 +130,7 @@ r_main(void *arg)
 				memcpy(q->head, buf,
 				       hl < sizeof(q->head) - 1 ? hl : sizeof(q->head) - 1);
 				q->body = strndup(eoh + 4, (size_t)clen);
-				q->at = t_now();
+				q->at = it_now_ms();
 			}
 			pthread_mutex_unlock(&R.mu);
 			char resp[128];
@@ -202,9 +180,9 @@ r_count(const char *ce_id)
 static int
 r_wait(const char *ce_id, int n, int ms)
 {
-	int64_t until = t_now() + ms;
-	while (r_count(ce_id) < n && t_now() < until)
-		t_sleep(50);
+	int64_t until = it_now_ms() + ms;
+	while (r_count(ce_id) < n && it_now_ms() < until)
+		it_sleep_ms(50);
 	return r_count(ce_id);
 }
 
@@ -245,7 +223,7 @@ t_create(const char *tenant, const char *url, const char *secret, char **types, 
 	req.secret = (char *)secret;
 	req.event_types = types;
 	req.n_event_types = ntypes;
-	assert_int_equal(sb_rpc_call(T.cli, "notifier.CreateWebhook", &req.base,
+	assert_int_equal(sb_rpc_call(T.p.cli, "notifier.CreateWebhook", &req.base,
 	                             &sb__notifier__webhook__descriptor, &meta, &res),
 	                 0);
 	int code = res.code;
@@ -270,7 +248,7 @@ t_list(const char *tenant, int *code)
 	Sb__Notifier__ListWebhooksRequest req = SB__NOTIFIER__LIST_WEBHOOKS_REQUEST__INIT;
 	struct sb_rpc_result res;
 	struct sb_rpc_meta meta = { .principal = t_principal(tenant), .timeout_ms = 5000 };
-	assert_int_equal(sb_rpc_call(T.cli, "notifier.ListWebhooks", &req.base,
+	assert_int_equal(sb_rpc_call(T.p.cli, "notifier.ListWebhooks", &req.base,
 	                             &sb__notifier__list_webhooks_response__descriptor, &meta,
 	                             &res),
 	                 0);
@@ -293,7 +271,7 @@ t_delete(const char *tenant, const char *id)
 	struct sb_rpc_result res;
 	struct sb_rpc_meta meta = { .principal = t_principal(tenant), .timeout_ms = 5000 };
 	req.id = (char *)id;
-	assert_int_equal(sb_rpc_call(T.cli, "notifier.DeleteWebhook", &req.base,
+	assert_int_equal(sb_rpc_call(T.p.cli, "notifier.DeleteWebhook", &req.base,
 	                             &sb__notifier__delete_webhook_response__descriptor, &meta,
 	                             &res),
 	                 0);
@@ -335,11 +313,11 @@ t_dlq_find(const char *ce_id, int ms)
 	char base[64], group[256];
 	struct sb_kafka_consumer *c = NULL;
 	json_t *found = NULL;
-	snprintf(base, sizeof(base), "it-dlq-%d-%lld", (int)getpid(), (long long)t_now());
-	nh_name(base, group, sizeof(group));
+	snprintf(base, sizeof(base), "it-dlq-%d-%lld", (int)getpid(), (long long)it_now_ms());
+	it_kafka_name(base, group, sizeof(group));
 	assert_int_equal(
-	    sb_kafka_consumer_new(t_env("SB_TEST_KAFKA_BROKERS"), group, topics, conf, &c), 0);
-	for (int64_t until = t_now() + ms; found == NULL && t_now() < until;) {
+	    sb_kafka_consumer_new(it_env("SB_TEST_KAFKA_BROKERS"), group, topics, conf, &c), 0);
+	for (int64_t until = it_now_ms() + ms; found == NULL && it_now_ms() < until;) {
 		rd_kafka_message_t *m = sb_kafka_consumer_poll(c, 200);
 		if (m == NULL)
 			continue;
@@ -362,7 +340,7 @@ t_dlq_find(const char *ce_id, int ms)
 static void
 t_db_delivery(const char *ce_id, const char *status, int attempts)
 {
-	PGconn *db = PQconnectdb(t_env("SB_TEST_PG_DSN"));
+	PGconn *db = PQconnectdb(it_env("SB_TEST_PG_DSN"));
 	const char *p[] = { ce_id };
 	PGresult *r = PQexecParams(db,
 	                           "SELECT status, attempts FROM notifier.webhook_deliveries "
@@ -383,15 +361,15 @@ setup(void **state)
 	char err[256];
 	sb_log_set_level(SB_LOG_WARN);
 	snprintf(T.group, sizeof(T.group), "it-notifier-wh-%d", (int)getpid());
-	nh_name("sb.messages.v1", T.topic, sizeof(T.topic));
-	nh_name("sb.notifier.webhooks.v1.dlq", T.dlq, sizeof(T.dlq));
+	it_kafka_name("sb.messages.v1", T.topic, sizeof(T.topic));
+	it_kafka_name("sb.notifier.webhooks.v1.dlq", T.dlq, sizeof(T.dlq));
 	/* Auto topic creation is off on the broker: both topics exist before anything is
 	 * produced or consumed (the notifier creates them too, with the same settings). */
 	const struct sb_kafka_topic_spec specs[] = { { T.topic, 6, -1, 0 }, { T.dlq, 6, -1, 0 } };
-	assert_int_equal(sb_kafka_ensure_topics(t_env("SB_TEST_KAFKA_BROKERS"), specs, 2, 15000,
+	assert_int_equal(sb_kafka_ensure_topics(it_env("SB_TEST_KAFKA_BROKERS"), specs, 2, 15000,
 	                                        err, sizeof(err)),
 	                 0);
-	assert_int_equal(sb_kafka_producer_new(t_env("SB_TEST_KAFKA_BROKERS"), NULL, &T.prod), 0);
+	assert_int_equal(sb_kafka_producer_new(it_env("SB_TEST_KAFKA_BROKERS"), NULL, &T.prod), 0);
 	r_start();
 	T.allow_private = true;
 	t_start();
@@ -492,7 +470,7 @@ test_webhook_signed_retries_dlq(void **state)
 	json_decref(j);
 	free(signed_text);
 	free(body);
-	t_sleep(500);
+	it_sleep_ms(500);
 	assert_int_equal(r_count("ce-wh-ok"), 1); /* delivered once */
 	t_db_delivery("ce-wh-ok", "delivered", 1);
 
@@ -508,7 +486,7 @@ test_webhook_signed_retries_dlq(void **state)
 	                    "ce-wh-fail");
 	json_decref(d);
 	t_db_delivery("ce-wh-fail", "dead", 3);
-	t_sleep(1000);
+	it_sleep_ms(1000);
 	assert_int_equal(r_count("ce-wh-fail"), 3); /* no fourth attempt */
 	atomic_store(&R.status, 200);
 	assert_int_equal(t_delete(TENANT, id), SB__RPC__CODE__OK);
@@ -535,7 +513,7 @@ test_webhook_private_refused(void **state)
 	}
 	/* A stored URL whose name now resolves to loopback (as after DNS rebinding): the worker
 	 * checks the resolved address and refuses to connect. */
-	PGconn *db = PQconnectdb(t_env("SB_TEST_PG_DSN"));
+	PGconn *db = PQconnectdb(it_env("SB_TEST_PG_DSN"));
 	snprintf(url, sizeof(url), "http://localhost:%d/hook", R.port);
 	const char *p[] = { TENANT, url };
 	PGresult *r = PQexecParams(db,

@@ -12,14 +12,14 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "../../services/outbox/outbox_it.h"
+#include "outbox_it.h"
 
 static void
 test_batches_bounded_by_bytes(void **state)
 {
 	(void)state;
 	PGconn *c = it_pg();
-	struct it_relay relay;
+	struct it_proc relay;
 	struct it_check k;
 	const char *const extra[] = { "SB_OUTBOX_BATCH_BYTES=65536", "SB_OUTBOX_BATCH_SIZE=2000",
 		                      "SB_OUTBOX_PIPELINE=1", "SB_OUTBOX_LINGER_MS=1000", NULL };

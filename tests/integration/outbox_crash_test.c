@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "../../services/outbox/outbox_it.h"
+#include "outbox_it.h"
 
 #define ROWS 10000
 #define AGGS 50
@@ -21,7 +21,7 @@ test_kill_9_and_restart(void **state)
 {
 	(void)state;
 	PGconn *c = it_pg();
-	struct it_relay relay;
+	struct it_proc relay;
 	struct it_check k;
 	/* Small batches so that the kill lands in the middle of the run. */
 	const char *const extra[] = { "SB_OUTBOX_BATCH_SIZE=100", NULL };

@@ -12,14 +12,14 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "../../services/outbox/outbox_it.h"
+#include "outbox_it.h"
 
 static void
 test_rejected_row_goes_to_dlq(void **state)
 {
 	(void)state;
 	PGconn *c = it_pg();
-	struct it_relay relay;
+	struct it_proc relay;
 	struct it_check k;
 	const char *const extra[] = { "SB_OUTBOX_MAX_ATTEMPTS=3", NULL };
 

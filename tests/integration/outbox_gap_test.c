@@ -10,14 +10,14 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "../../services/outbox/outbox_it.h"
+#include "outbox_it.h"
 
 static void
 test_late_commit_is_relayed(void **state)
 {
 	(void)state;
 	PGconn *setup = it_pg(), *slow = it_pg();
-	struct it_relay relay;
+	struct it_proc relay;
 	struct it_check k;
 
 	it_exec(setup, it_ddl);

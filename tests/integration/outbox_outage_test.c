@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "../../services/outbox/outbox_it.h"
+#include "outbox_it.h"
 
 #define ROWS_BEFORE 200
 #define ROWS_DURING 1000
@@ -22,7 +22,7 @@ test_kafka_down_rows_wait(void **state)
 {
 	(void)state;
 	PGconn *c = it_pg();
-	struct it_relay relay;
+	struct it_proc relay;
 	struct it_check k;
 	const char *const extra[] = { "SB_OUTBOX_LEASE_INTERVAL_MS=200", NULL };
 
@@ -43,7 +43,7 @@ test_kafka_down_rows_wait(void **state)
 	}
 	usleep(2500000);
 	/* Still running, nothing relayed, lag growing, no DLQ, no attempt counted. */
-	assert_int_equal(waitpid(relay.pid, NULL, WNOHANG), 0);
+	assert_true(it_running(&relay));
 	assert_int_equal(it_scalar(c, "SELECT count(*) FROM messages.outbox WHERE relayed_at IS "
 	                              "NULL"),
 	                 ROWS_DURING);

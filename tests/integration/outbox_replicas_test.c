@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "../../services/outbox/outbox_it.h"
+#include "outbox_it.h"
 
 #define ROWS 4000
 #define AGGS 40
@@ -20,7 +20,7 @@ test_two_relays_share_the_work(void **state)
 {
 	(void)state;
 	PGconn *c = it_pg();
-	struct it_relay a, b;
+	struct it_proc a, b;
 	struct it_check k;
 	const char *const extra[] = { "SB_OUTBOX_BATCH_SIZE=100", "SB_OUTBOX_LEASE_INTERVAL_MS=200",
 		                      NULL };

@@ -10,14 +10,14 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "../../services/outbox/outbox_it.h"
+#include "outbox_it.h"
 
 static void
 test_old_relayed_rows_are_deleted(void **state)
 {
 	(void)state;
 	PGconn *c = it_pg();
-	struct it_relay relay;
+	struct it_proc relay;
 	const char *const extra[] = { "SB_OUTBOX_RETENTION_S=86400", NULL };
 
 	it_exec(c, it_ddl);

@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "../../services/outbox/outbox_it.h"
+#include "outbox_it.h"
 
 #define ROWS 6000
 #define AGGS 30
@@ -21,7 +21,7 @@ test_sigterm_finishes_batches_in_flight(void **state)
 {
 	(void)state;
 	PGconn *c = it_pg();
-	struct it_relay relay;
+	struct it_proc relay;
 	struct it_check k;
 	const char *const extra[] = { "SB_OUTBOX_BATCH_SIZE=100", NULL };
 

@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "it.h"
+
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,21 +36,6 @@ static const struct sb_pg_stmt stmts[] = {
 static const struct sb_pg_opts opts = { .connect_timeout_s = 3,
 	                                .backoff_base_ms = 50,
 	                                .backoff_max_ms = 400 };
-
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-	nanosleep(&ts, NULL);
-}
 
 static void
 restart_cmd(char *cmd, size_t n)
@@ -139,7 +126,7 @@ test_transaction_lost_with_connection(void **state)
 	for (int i = 0; i < 100 && v == SB_EUNAVAIL; i++) {
 		v = add(pg, "20", "22");
 		if (v == SB_EUNAVAIL)
-			sleep_ms(100);
+			it_sleep_ms(100);
 	}
 	assert_int_equal(v, 42);
 	assert_int_equal(sb_pg_reconnects(pg), 1);
@@ -166,11 +153,11 @@ test_outage_during_restart(void **state)
 	}
 	/* Hammer the database while it restarts; record what the calls return and how long. */
 	int unavail = 0, ok_after = 0, other = 0, restarted = 0;
-	int64_t worst = 0, t_end = now_ms() + 20000;
-	while (now_ms() < t_end) {
-		int64_t t0 = now_ms();
+	int64_t worst = 0, t_end = it_now_ms() + 20000;
+	while (it_now_ms() < t_end) {
+		int64_t t0 = it_now_ms();
 		int v = add(pg, "2", "3");
-		int64_t took = now_ms() - t0;
+		int64_t took = it_now_ms() - t0;
 		if (took > worst)
 			worst = took;
 		if (v == SB_EUNAVAIL) {
@@ -191,7 +178,7 @@ test_outage_during_restart(void **state)
 		}
 		if (restarted && ok_after >= 3)
 			break;
-		sleep_ms(20);
+		it_sleep_ms(20);
 	}
 	if (!restarted) {
 		kill(pid, SIGKILL);
@@ -329,7 +316,7 @@ test_pipeline_transaction_lost(void **state)
 	for (int i = 0; i < 100 && v == SB_EUNAVAIL; i++) {
 		v = add(pg, "1", "1");
 		if (v == SB_EUNAVAIL)
-			sleep_ms(100);
+			it_sleep_ms(100);
 	}
 	assert_int_equal(v, 2);
 	assert_int_equal(count_rows(pg, "lost"), 0);

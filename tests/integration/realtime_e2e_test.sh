@@ -114,6 +114,41 @@ SB_GATEWAY="$issuer" SB_GATEWAY_SHORT="http://127.0.0.1:$gw2_http" SB_CREDENTIAL
 	SB_RT_OPS="$rt_ops_1 $rt_ops_2 $rt_ops_3" \
 	timeout 120 node --test --test-concurrency=1 realtime.test.mjs
 rc=$?
+
+# Capacity: an instance holds at most SB_WS_MAX_CONNECTIONS sockets (a socket waiting for its
+# auth frame counts); the next upgrade is answered 503 and counted, and the limit is exported.
+ports cap_p cap_o cap_r
+start realtime4 SB_RPC_URL="tcp://127.0.0.1:$cap_r" SB_OPS_PORT="$cap_o" SB_WS_PORT="$cap_p" \
+	SB_WS_MAX_CONNECTIONS=1 SB_WS_AUTH_TIMEOUT_MS=10000 \
+	SB_NOTIFIER_RPC_URL="tcp://127.0.0.1:$ntf_rpc"
+if ! wait_ready "http://127.0.0.1:$cap_o/ready"; then
+	echo "FAIL: the capacity instance never ready"
+	rc=1
+else
+	second=$(timeout 20 node -e "
+const WebSocket = require('ws');
+const a = new WebSocket('ws://127.0.0.1:$cap_p/ws');
+a.on('error', (e) => { console.log('first failed: ' + e.message); process.exit(0); });
+a.on('open', () => {
+  const b = new WebSocket('ws://127.0.0.1:$cap_p/ws');
+  b.on('unexpected-response', (q, r) => { console.log(r.statusCode); process.exit(0); });
+  b.on('open', () => { console.log('second opened'); process.exit(0); });
+  b.on('error', (e) => { console.log('second failed: ' + e.message); process.exit(0); });
+});")
+	m=$(curl -s "http://127.0.0.1:$cap_o/metrics")
+	if [ "$second" != 503 ]; then
+		echo "FAIL: the upgrade beyond SB_WS_MAX_CONNECTIONS=1 got: $second (want 503)"
+		rc=1
+	elif ! grep -q '^websocket_refused_total{reason="capacity"} 1$' <<<"$m" ||
+		! grep -q '^websocket_connections_limit 1$' <<<"$m"; then
+		echo "FAIL: capacity refusal or limit not on /metrics:"
+		grep -E '^websocket_(refused|connections_limit)' <<<"$m"
+		rc=1
+	else
+		echo "ok: the second socket of an instance limited to one was refused with 503"
+	fi
+fi
+
 # No token ever reaches a log, whatever lws or we wrote.
 if grep -h 'eyJ' "$tmp"/logs/realtime*.log | head -3 | grep -q .; then
 	echo "FAIL: a token appears in a realtime log"

@@ -1,30 +1,21 @@
-/* outbox_it.h: helpers shared by the outbox integration tests (tests/integration/outbox_*).
- * Header-only (static functions) so that each test stays one executable linked with sb_common
- * and cmocka, as tests/integration/CMakeLists.txt builds them. The tests drive the real
- * binary, build/bin/sb-outbox, against the PostgreSQL and Kafka (or devbus) of
- * tests/lib/with-stack.sh. */
+/* outbox_it.h: what the outbox integration tests (tests/integration/outbox_*) share on top of
+ * the harness (it.h): the outbox table, rows to relay, the relay binary (build/bin/sb-outbox)
+ * started against the PostgreSQL and Kafka (or devbus) of tests/lib/with-stack.sh, and the
+ * check that a topic holds every row once, in order per aggregate. Header-only (static
+ * functions); include it once per test. */
 #ifndef OUTBOX_IT_H
 #define OUTBOX_IT_H
 
-#include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-
-#include "../../tests/integration/it_port.h"
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <libpq-fe.h>
 
+#include "it.h"
 #include "sb_err.h"
 #include "sb_kafka.h"
 
@@ -43,66 +34,6 @@ IT_FN const char it_ddl[] =
     " last_error text, relayed_at timestamptz);"
     "CREATE INDEX IF NOT EXISTS outbox_pending ON messages.outbox (shard, id)"
     " WHERE relayed_at IS NULL;";
-
-IT_FN long long
-it_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-IT_FN const char *
-it_env(const char *name)
-{
-	const char *v = getenv(name);
-	if (v == NULL || v[0] == '\0') {
-		fprintf(stderr, "%s is not set: run under tests/lib/with-stack.sh\n", name);
-		exit(2);
-	}
-	return v;
-}
-
-/* it_pg connects to the test database or fails the test. */
-IT_FN PGconn *
-it_pg(void)
-{
-	PGconn *c = PQconnectdb(it_env("SB_TEST_PG_DSN"));
-	if (PQstatus(c) != CONNECTION_OK) {
-		fprintf(stderr, "connect: %s\n", PQerrorMessage(c));
-		exit(1);
-	}
-	return c;
-}
-
-/* it_sql runs sql and returns its result (caller PQclears); exits on an SQL error. */
-IT_FN PGresult *
-it_sql(PGconn *c, const char *sql)
-{
-	PGresult *r = PQexec(c, sql);
-	ExecStatusType st = PQresultStatus(r);
-	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-		fprintf(stderr, "SQL failed: %s\n%s\n", PQerrorMessage(c), sql);
-		exit(1);
-	}
-	return r;
-}
-
-IT_FN void
-it_exec(PGconn *c, const char *sql)
-{
-	PQclear(it_sql(c, sql));
-}
-
-/* it_scalar returns the first column of the first row of sql as a number. */
-IT_FN long long
-it_scalar(PGconn *c, const char *sql)
-{
-	PGresult *r = it_sql(c, sql);
-	long long v = PQntuples(r) > 0 && !PQgetisnull(r, 0, 0) ? atoll(PQgetvalue(r, 0, 0)) : -1;
-	PQclear(r);
-	return v;
-}
 
 /* it_insert inserts n rows spread round-robin over naggs aggregates (aggregate k is the uuid
  * ...0000k+agg_base), in one statement, with payload "row-<n>" of at least pad bytes. */
@@ -123,147 +54,21 @@ it_insert(PGconn *c, int n, int naggs, int agg_base, int pad)
 	it_exec(c, sql);
 }
 
-struct it_relay {
-	pid_t pid;
-	int ops_port;
-	char log[512];
-};
-
-/* Relays started and not yet reaped: killed at exit, so that a failed assertion (cmocka
- * returns from the test early) never leaves a relay behind. */
-static pid_t it_children[16];
-
+/* it_relay_start runs build/bin/sb-outbox (it_spawn: the stack's addresses, free ports) with
+ * extra "NAME=value" settings (NULL-ended, may be NULL); its log is $SB_TEST_TMP/<name>.log. */
 IT_FN void
-it_kill_children(void)
+it_relay_start(struct it_proc *r, const char *name, const char *const *extra)
 {
-	for (size_t i = 0; i < sizeof(it_children) / sizeof(it_children[0]); i++)
-		if (it_children[i] > 0) {
-			kill(it_children[i], SIGKILL);
-			waitpid(it_children[i], NULL, 0);
-			it_children[i] = 0;
-		}
-}
-
-IT_FN void
-it_track(pid_t old, pid_t pid)
-{
-	static bool registered;
-	if (!registered) {
-		atexit(it_kill_children);
-		registered = true;
-	}
-	for (size_t i = 0; i < sizeof(it_children) / sizeof(it_children[0]); i++)
-		if (it_children[i] == old) {
-			it_children[i] = pid;
-			return;
-		}
-}
-
-/* it_relay_start runs build/bin/sb-outbox with the stack's addresses, free ports and extra
- * "NAME=value" settings (NULL-terminated, may be NULL); its output goes to a log file. */
-IT_FN void
-it_relay_start(struct it_relay *r, const char *name, const char *const *extra)
-{
-	const char *build = getenv("SB_BUILD_ROOT");
-	char bin[512], db[512], kb[512], ops[32], rpc[64];
-	snprintf(bin, sizeof(bin), "%s/bin/sb-outbox", build && build[0] ? build : "build");
-	r->ops_port = it_free_port();
-	snprintf(r->log, sizeof(r->log), "%s/%s.log", it_env("SB_TEST_TMP"), name);
-	snprintf(db, sizeof(db), "DATABASE_URL=%s", it_env("SB_TEST_PG_DSN"));
-	snprintf(kb, sizeof(kb), "KAFKA_BROKERS=%s", it_env("SB_TEST_KAFKA_BROKERS"));
-	snprintf(ops, sizeof(ops), "SB_OPS_PORT=%d", r->ops_port);
-	snprintf(rpc, sizeof(rpc), "SB_RPC_URL=tcp://127.0.0.1:%d", it_free_port());
-	r->pid = fork();
-	if (r->pid == 0) {
-		/* Dies with the test, whatever happens to it. */
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		int fd = open(r->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		putenv(db);
-		putenv(kb);
-		putenv(ops);
-		putenv(rpc);
-		putenv((char *)"SB_LOG_LEVEL=info");
-		for (int i = 0; extra && extra[i]; i++)
-			putenv((char *)extra[i]);
-		execl(bin, bin, (char *)NULL);
-		fprintf(stderr, "exec %s: %s\n", bin, strerror(errno));
-		_exit(127);
-	}
-	it_track(0, r->pid);
+	if (it_spawn(r, "outbox", name, extra) != 0)
+		exit(1);
 }
 
 /* it_relay_stop sends sig and waits up to 20 s; returns the exit status (128+n if killed by
  * signal n, -1 if it had to be killed after the wait). */
 IT_FN int
-it_relay_stop(struct it_relay *r, int sig)
+it_relay_stop(struct it_proc *r, int sig)
 {
-	int st = 0;
-	if (r->pid <= 0)
-		return -1;
-	kill(r->pid, sig);
-	for (long long end = it_now_ms() + 20000; it_now_ms() < end;) {
-		pid_t w = waitpid(r->pid, &st, WNOHANG);
-		if (w == r->pid) {
-			it_track(r->pid, 0);
-			r->pid = 0;
-			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-		}
-		usleep(20000);
-	}
-	kill(r->pid, SIGKILL);
-	waitpid(r->pid, &st, 0);
-	it_track(r->pid, 0);
-	r->pid = 0;
-	return -1;
-}
-
-/* it_metric reads /metrics from the relay's ops port and returns the value of the sample
- * line starting with "name " (e.g. "outbox_shards_held"), or -1 when absent or unreachable. */
-IT_FN double
-it_metric(const struct it_relay *r, const char *name)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET,
-		                 .sin_port = htons((uint16_t)r->ops_port),
-		                 .sin_addr.s_addr = htonl(0x7f000001) };
-	static char buf[1 << 17];
-	size_t len = 0;
-	ssize_t k;
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	double v = -1;
-	if (fd < 0)
-		return -1;
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
-		close(fd);
-		return -1;
-	}
-	const char req[] = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-	if (write(fd, req, sizeof(req) - 1) < 0) {
-		close(fd);
-		return -1;
-	}
-	while (len < sizeof(buf) - 1 && (k = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0)
-		len += (size_t)k;
-	close(fd);
-	buf[len] = '\0';
-	size_t nl = strlen(name);
-	for (char *p = buf; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
-		if (strncmp(p, name, nl) == 0 && p[nl] == ' ')
-			v = strtod(p + nl + 1, NULL);
-	return v;
-}
-
-/* it_wait_metric waits up to ms for metric of r to satisfy value >= min. */
-IT_FN bool
-it_wait_metric(const struct it_relay *r, const char *name, double min, int ms)
-{
-	for (long long end = it_now_ms() + ms; it_now_ms() < end; usleep(100000))
-		if (it_metric(r, name) >= min)
-			return true;
-	return false;
+	return it_stop(r, sig, 20000);
 }
 
 /* it_wait_relayed waits up to ms until no row is left unrelayed; returns the count left. */
@@ -271,7 +76,7 @@ IT_FN long long
 it_wait_relayed(PGconn *c, int ms)
 {
 	long long left = 0;
-	for (long long end = it_now_ms() + ms; it_now_ms() < end; usleep(100000))
+	for (long long end = it_now_ms() + ms; it_now_ms() < end; it_sleep_ms(100))
 		if ((left = it_scalar(c, "SELECT count(*) FROM messages.outbox WHERE relayed_at IS "
 		                         "NULL")) == 0)
 			return 0;
@@ -355,7 +160,7 @@ it_consume(struct it_check *k, const char *topic, int ms)
 	struct sb_kafka_consumer *cons = NULL;
 	long long *maxid = calloc((size_t)k->naggs + 1, sizeof(*maxid));
 
-	snprintf(group, sizeof(group), "it-outbox-%d-%lld", (int)getpid(), it_now_ms());
+	snprintf(group, sizeof(group), "it-outbox-%d-%lld", (int)getpid(), (long long)it_now_ms());
 	if (sb_kafka_consumer_new(it_env("SB_TEST_KAFKA_BROKERS"), group, topics, cconf, &cons) !=
 	    0) {
 		fprintf(stderr, "cannot create consumer\n");
