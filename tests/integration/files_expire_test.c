@@ -14,23 +14,19 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <errno.h>
 #include <stdbool.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <libpq-fe.h>
 
 #include "files.pb-c.h"
-#include "it_port.h"
+#include "it.h"
 #include "sb_rpc.h"
 
 #define ID_OLD   "00000000-0000-4000-8000-000000000001" /* chunked, 25 h old, 10 chunks */
@@ -40,35 +36,6 @@
 #define ID_DONE  "00000000-0000-4000-8000-000000000005" /* completed 25 h ago */
 
 static char dir[512];
-static pid_t files_pid;
-
-static const char *
-env(const char *name)
-{
-	const char *v = getenv(name);
-	if (v == NULL || v[0] == '\0') {
-		fprintf(stderr, "%s is not set: run under tests/lib/with-stack.sh\n", name);
-		exit(2);
-	}
-	return v;
-}
-
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-exec_ok(PGconn *c, const char *sql)
-{
-	PGresult *r = PQexec(c, sql);
-	if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
-		fail_msg("%s: %s", sql, PQerrorMessage(c));
-	PQclear(r);
-}
 
 static char *
 scalar(PGconn *c, const char *sql, char *out, size_t n)
@@ -107,50 +74,6 @@ has_file(const char *key)
 	return access(path, F_OK) == 0;
 }
 
-static void
-start_files(int rpc_port)
-{
-	const char *build = getenv("SB_BUILD_ROOT");
-	char bin[512], db[600], rpc[64], ops[32], http[32], sdir[600], log[600];
-	snprintf(bin, sizeof(bin), "%s/bin/sb-files", build && build[0] ? build : "build");
-	snprintf(db, sizeof(db), "DATABASE_URL=%s", env("SB_TEST_PG_DSN"));
-	snprintf(rpc, sizeof(rpc), "SB_RPC_URL=tcp://127.0.0.1:%d", rpc_port);
-	snprintf(ops, sizeof(ops), "SB_OPS_PORT=%d", it_free_port());
-	snprintf(http, sizeof(http), "SB_HTTP_PORT=%d", it_free_port());
-	snprintf(sdir, sizeof(sdir), "SB_FILES_DIR=%s", dir);
-	snprintf(log, sizeof(log), "%s/files.log", env("SB_TEST_TMP"));
-	files_pid = fork();
-	if (files_pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		putenv(db);
-		putenv(rpc);
-		putenv(ops);
-		putenv(http);
-		putenv(sdir);
-		putenv((char *)"KAFKA_BROKERS=127.0.0.1:1");
-		putenv((char *)"SB_AUTH_RPC_URL=tcp://127.0.0.1:1");
-		execl(bin, bin, (char *)NULL);
-		fprintf(stderr, "exec %s: %s\n", bin, strerror(errno));
-		_exit(127);
-	}
-}
-
-static void
-stop_files(void)
-{
-	int st;
-	kill(files_pid, SIGTERM);
-	for (int i = 0; i < 200 && waitpid(files_pid, &st, WNOHANG) == 0; i++)
-		usleep(50000);
-	kill(files_pid, SIGKILL);
-	waitpid(files_pid, &st, 0);
-}
-
 /* expire calls files.Expire and fills *out; fails the test on any error. */
 static void
 expire(struct sb_rpc_client *cli, long long now, long long before, int limit,
@@ -164,14 +87,14 @@ expire(struct sb_rpc_client *cli, long long now, long long before, int limit,
 	struct sb_rpc_result res;
 	int rv = -1;
 	/* the server may still be starting: retry a few times while it does not answer */
-	for (int i = 0; i < 100; i++) {
+	for (int i = 0; i < 300; i++) {
 		rv = sb_rpc_call(cli, "files.Expire", &req.base,
 		                 &sb__files__expire_response__descriptor, &meta, &res);
 		if (rv == 0 && res.code != SB__RPC__CODE__UNAVAILABLE)
 			break;
 		if (rv == 0)
 			sb_rpc_result_free(&res);
-		usleep(100000);
+		it_sleep_ms(100);
 	}
 	assert_int_equal(rv, 0);
 	if (res.code != 0)
@@ -185,36 +108,39 @@ test_expire(void **state)
 {
 	(void)state;
 	char v[128];
-	snprintf(dir, sizeof(dir), "%s/files-store", env("SB_TEST_TMP"));
+	snprintf(dir, sizeof(dir), "%s/files-store", it_env("SB_TEST_TMP"));
 	mkdir(dir, 0750);
-	PGconn *c = PQconnectdb(env("SB_TEST_PG_DSN"));
-	assert_int_equal(PQstatus(c), CONNECTION_OK);
-	int port = it_free_port();
-	start_files(port);
-	/* sb-files creates the schema at start */
-	for (int i = 0; i < 300; i++) {
-		if (strcmp(scalar(c, "SELECT to_regclass('files.chunks')::text", v, sizeof(v)),
-		           "(null)") != 0)
-			break;
-		usleep(50000);
-	}
-	assert_string_not_equal(v, "(null)");
+	PGconn *c = it_pg();
+	char sdir[600], http[32];
+	snprintf(sdir, sizeof(sdir), "SB_FILES_DIR=%s", dir);
+	snprintf(http, sizeof(http), "SB_HTTP_PORT=%d", it_free_port());
+	const char *const extra[] = { sdir, http, "KAFKA_BROKERS=127.0.0.1:1",
+		                      "SB_AUTH_RPC_URL=tcp://127.0.0.1:1", NULL };
+	struct it_proc files;
+	assert_int_equal(it_spawn(&files, "files", "files", extra), 0);
+	/* It answers RPCs once started, so once files.Expire answers (nothing to clean yet) its
+	 * schema exists. (Not files.Health: its checks of the unreachable auth and Kafka take
+	 * longer than the harness's 1-s Health deadline.) */
+	assert_int_equal(sb_rpc_client_open(files.rpc_url, &files.cli), 0);
+	Sb__Files__ExpireResponse r;
+	expire(files.cli, 0, 0, 1, &r);
+	assert_int_equal(r.abandoned + r.expired + r.terminated, 0);
 
-	exec_ok(c, "INSERT INTO files.uploads (id, tenant_id, owner_id, protocol, length, "
+	it_exec(c, "INSERT INTO files.uploads (id, tenant_id, owner_id, protocol, length, "
 	           "chunk_size, total_chunks, updated_at, created_at) VALUES ('" ID_OLD "', 't', "
 	           "'u', 'chunk', 100, 10, 10, now() - interval '25 hours', now() - interval "
 	           "'26 hours')");
-	exec_ok(c, "INSERT INTO files.chunks (upload_id, n, size, sha256) SELECT '" ID_OLD
+	it_exec(c, "INSERT INTO files.chunks (upload_id, n, size, sha256) SELECT '" ID_OLD
 	           "', n, 10, 'x' FROM generate_series(1, 10) n");
-	exec_ok(c, "INSERT INTO files.uploads (id, tenant_id, owner_id, protocol, length, "
+	it_exec(c, "INSERT INTO files.uploads (id, tenant_id, owner_id, protocol, length, "
 	           "expires_at) VALUES ('" ID_EXP "', 't', 'u', 'tus', 10, now() - interval "
 	           "'1 minute')");
-	exec_ok(c, "INSERT INTO files.uploads (id, tenant_id, owner_id, protocol, length, state) "
+	it_exec(c, "INSERT INTO files.uploads (id, tenant_id, owner_id, protocol, length, state) "
 	           "VALUES ('" ID_TERM "', 't', 'u', 'tus', 10, 'TERMINATED')");
-	exec_ok(c, "INSERT INTO files.uploads (id, tenant_id, owner_id, protocol, length, "
+	it_exec(c, "INSERT INTO files.uploads (id, tenant_id, owner_id, protocol, length, "
 	           "expires_at) VALUES ('" ID_FRESH "', 't', 'u', 'tus', 10, now() + interval "
 	           "'1 day')");
-	exec_ok(c, "INSERT INTO files.uploads (id, tenant_id, owner_id, protocol, length, "
+	it_exec(c, "INSERT INTO files.uploads (id, tenant_id, owner_id, protocol, length, "
 	           "upload_offset, state, updated_at) VALUES ('" ID_DONE "', 't', 'u', 'tus', 5, "
 	           "5, 'COMPLETED', now() - interval '25 hours')");
 	char key[64];
@@ -227,12 +153,10 @@ test_expire(void **state)
 	put_file("up/" ID_FRESH);
 	put_file("up/" ID_DONE);
 
-	struct sb_rpc_client *cli = NULL;
-	char url[64];
-	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", port);
-	assert_int_equal(sb_rpc_client_open(url, &cli), 0);
-	long long now = now_ms();
-	Sb__Files__ExpireResponse r;
+	struct sb_rpc_client *cli = files.cli;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	long long now = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 
 	/* limit 1: one upload (the oldest: the abandoned one), and more to do */
 	expire(cli, now, now - 24LL * 3600 * 1000, 1, &r);
@@ -285,8 +209,7 @@ test_expire(void **state)
 	assert_false(has_file("up/" ID_FRESH));
 	assert_true(has_file("up/" ID_DONE));
 
-	sb_rpc_client_free(cli);
-	stop_files();
+	assert_int_equal(it_stop(&files, SIGTERM, 10000), 0);
 	PQfinish(c);
 }
 
