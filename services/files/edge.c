@@ -31,6 +31,7 @@ files_start(struct sb_service *svc)
 		return SB_ENOMEM;
 	f->cfg = cfg;
 	f->svc = svc;
+	files_metrics_init(f);
 	if ((rv = files_store_fs_open(cfg->dir, &f->store)) != 0)
 		goto fail;
 	const struct sb_authn_opts ao = { .issuer = cfg->issuer,

@@ -23,6 +23,7 @@
 
 #include "sb_http.h"
 #include "sb_jwt.h"
+#include "sb_metrics.h"
 #include "sb_pg.h"
 #include "sb_service.h"
 #include "sb_service_authn.h"
@@ -187,7 +188,14 @@ struct files {
 	pthread_t *threads;
 	int nthreads;
 	atomic_bool db_ok;
+	struct files_metrics {
+		struct sb_metric *requests; /* files_requests_total{method,status} */
+		struct sb_series *bytes;    /* files_bytes_stored_total */
+		struct sb_series *created, *completed, *terminated; /* files_uploads_total{event} */
+	} m;
 };
+/* files_metrics_init registers the service's metrics into f->m (start hook). */
+void files_metrics_init(struct files *f);
 /* files_work_start starts cfg->workers worker threads. Returns 0 or an error (nothing left
  * running). */
 int files_work_start(struct files *f);
@@ -201,6 +209,7 @@ void files_work_stop(struct files *f);
 #define FILES_HDR_MAX 24
 /* The headers an answer collects before it is sent. */
 struct files_reply {
+	struct files *f;
 	struct sb_http_req *req;
 	struct sb_http_header h[FILES_HDR_MAX];
 	size_t n;

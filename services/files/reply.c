@@ -66,6 +66,7 @@ files_reply_addf(struct files_reply *rp, const char *name, const char *fmt, ...)
 void
 files_reply_init(struct files_reply *rp, struct files *f, struct sb_http_req *r, bool tus)
 {
+	rp->f = f;
 	rp->req = r;
 	rp->n = 0;
 	rp->used = 0;
@@ -94,9 +95,42 @@ files_reply_expires(struct files_reply *rp, int64_t ms)
 }
 
 void
+files_metrics_init(struct files *f)
+{
+	f->m.requests = sb_metrics_counter(
+	    "files_requests_total", "Requests of the upload edge answered, by method and status.",
+	    "method,status");
+	f->m.bytes = sb_metric_with(sb_metrics_counter(
+	    "files_bytes_stored_total", "Bytes written durably to storage for uploads.", NULL));
+	struct sb_metric *up =
+	    sb_metrics_counter("files_uploads_total", "Uploads by event.", "event");
+	f->m.created = sb_metric_with(up, "created");
+	f->m.completed = sb_metric_with(up, "completed");
+	f->m.terminated = sb_metric_with(up, "terminated");
+}
+
+/* files_reply_count counts an answer (methods outside the served ones as "other"). */
+static void
+files_reply_count(struct files_reply *rp, int status)
+{
+	static const char *const methods[] = {
+		"GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS"
+	};
+	const char *m = "other";
+	char st[8];
+	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
+		if (strcmp(rp->req->method, methods[i]) == 0)
+			m = methods[i];
+	snprintf(st, sizeof(st), "%d", status);
+	if (rp->f != NULL && rp->f->m.requests != NULL)
+		sb_series_inc(sb_metric_with(rp->f->m.requests, m, st));
+}
+
+void
 files_reply_send(struct files_reply *rp, int status, const char *ctype, const void *body,
                  size_t len)
 {
+	files_reply_count(rp, status);
 	sb_http_respond(rp->req, status, ctype, rp->h, rp->n, body, len);
 	rp->req = NULL;
 }
@@ -106,6 +140,7 @@ files_reply_problem(struct files_reply *rp, int status, const char *detail)
 {
 	char st[8];
 	snprintf(st, sizeof(st), "%d", status);
+	files_reply_count(rp, status);
 	sb_log_kv(status >= 500 ? SB_LOG_WARN : SB_LOG_INFO, "request refused", "status", st,
 	          "method", rp->req->method, "path", rp->req->path, "detail", detail, NULL);
 	sb_http_respond_problem_extra(rp->req, status, NULL, detail, rp->h, rp->n);

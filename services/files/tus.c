@@ -151,6 +151,9 @@ files_tus_write(struct files_call *c, struct files_upload *u, int64_t new_length
 		return;
 	}
 	bool done = strcmp(PQgetvalue(res, 0, 0), "COMPLETED") == 0;
+	sb_series_add(c->f->m.bytes, (double)n);
+	if (done)
+		sb_series_inc(c->f->m.completed);
 	int64_t exp_ms = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
 	PQclear(res);
 	if (done)
@@ -259,6 +262,7 @@ files_tus_create(struct files_call *c)
 	}
 	int64_t exp_ms = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 	PQclear(res);
+	sb_series_inc(c->f->m.created);
 	sb_log_kv(SB_LOG_INFO, "tus upload created", "upload_id", id, "length",
 	          length >= 0 ? len_s : "deferred", "user", c->user, NULL);
 	memcpy(c->id, id, sizeof(id));
@@ -404,6 +408,7 @@ files_tus_delete(struct files_call *c)
 	if ((rv = c->f->store->ops->remove(c->f->store, key)) != 0)
 		sb_log_kv(SB_LOG_WARN, "cannot remove a terminated upload's data", "upload_id",
 		          u.id, "error", sb_strerror(rv), NULL);
+	sb_series_inc(c->f->m.terminated);
 	sb_log_kv(SB_LOG_INFO, "tus upload terminated", "upload_id", u.id, NULL);
 	files_upload_clear(&u);
 	files_reply_send(&c->rp, 204, NULL, NULL, 0);

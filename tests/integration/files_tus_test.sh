@@ -194,6 +194,14 @@ expect 429 "bob: a third upload in progress" -- -X POST "${T[@]}" "${BOB[@]}" -H
 [ -n "$(hdr Retry-After)" ] || fail "429 without Retry-After"
 problem_ok 429
 
+# Metrics: answers by method and status, bytes stored, uploads by event.
+m=$(curl -s "http://127.0.0.1:${SVC_OPS[files]}/metrics")
+grep -Eq '^files_requests_total\{method="PATCH",status="460"\} [2-9]' <<<"$m" || fail "no PATCH 460 counted: $(grep files_requests_total <<<"$m" | head -3)"
+grep -Eq '^files_requests_total\{method="POST",status="429"\} 1' <<<"$m" || fail "no POST 429 counted"
+bytes=$(awk '/^files_bytes_stored_total / { print int($2) }' <<<"$m")
+[ "${bytes:-0}" -ge 26 ] || fail "files_bytes_stored_total: ${bytes:-none}"
+grep -Eq '^files_uploads_total\{event="terminated"\} 2' <<<"$m" || fail "terminated uploads not counted: $(grep files_uploads_total <<<"$m")"
+
 # Restart: the acknowledged bytes of an unfinished upload are still there, and it resumes; a
 # short expiry then makes a new upload 410 once it passed.
 expect 201 "POST before restart" -- -X POST "${T[@]}" "${A[@]}" -H "Upload-Length: 8" "$F/files/"

@@ -40,7 +40,7 @@ sb_svc_start() {
 	local envs=()
 	mapfile -t envs < <(sb_svc_env)
 	env "${envs[@]}" SB_RPC_URL="tcp://127.0.0.1:${SVC_RPC[$s]}" SB_OPS_PORT="${SVC_OPS[$s]}" \
-		SB_HTTP_PORT="${SVC_HTTP[$s]}" "$@" "$SB_BUILD_ROOT/bin/sb-$s" \
+		SB_HTTP_PORT="${SVC_HTTP[$s]}" SB_WS_PORT="${SVC_HTTP[$s]}" "$@" "$SB_BUILD_ROOT/bin/sb-$s" \
 		>>"$SB_TEST_TMP/logs/$s.log" 2>&1 &
 	SVC_PID[$s]=$!
 	trap sb_svc_stop_all EXIT
