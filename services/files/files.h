@@ -270,10 +270,12 @@ void files_tus_delete(struct files_call *c);
  * the comma-separated list: a full type, a type with any subtype ("image/ *" without the
  * blank) or any type at all, without case. */
 bool files_type_allowed(const char *list, const char *type);
-/* files_limits_check runs inside the creating transaction: takes the caller's advisory lock
- * and checks uploads in progress and bytes held against a new upload of length bytes (-1:
- * deferred). Sets *status (0, 429 or 413) and *why. Returns 0 or a database error. */
-int files_limits_check(struct files_call *c, int64_t length, int *status, const char **why);
+/* files_limits_check runs inside the transaction that creates an upload (new_upload) or
+ * declares a deferred length: takes the caller's advisory lock and checks bytes held plus
+ * length more (<= 0: none) against the quota and, for a new upload, the uploads in progress.
+ * Sets *status (0, 429 or 413) and *why. Returns 0 or a database error. */
+int files_limits_check(struct files_call *c, int64_t length, bool new_upload, int *status,
+                       const char **why);
 
 /* --- download.c: GET /v1/files/{id}/content -------------------------------------------- */
 void files_download(struct files_call *c);

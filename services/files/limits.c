@@ -42,7 +42,8 @@ files_type_allowed(const char *list, const char *type)
 }
 
 int
-files_limits_check(struct files_call *c, int64_t length, int *status, const char **why)
+files_limits_check(struct files_call *c, int64_t length, bool new_upload, int *status,
+                   const char **why)
 {
 	const char *p[2] = { c->who.tenant_id, c->user };
 	PGresult *res = NULL;
@@ -55,7 +56,7 @@ files_limits_check(struct files_call *c, int64_t length, int *status, const char
 	long long inflight = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 	long long bytes = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
 	PQclear(res);
-	if (inflight >= c->f->cfg->max_concurrent) {
+	if (new_upload && inflight >= c->f->cfg->max_concurrent) {
 		*status = 429;
 		*why = "too many uploads in progress; finish or terminate one";
 	} else if (length > 0 && bytes + length > c->f->cfg->quota_bytes) {

@@ -242,7 +242,7 @@ files_tus_create(struct files_call *c)
 	const char *why = NULL;
 	int rv = sb_pg_begin(c->pg);
 	if (rv == 0)
-		rv = files_limits_check(c, length, &status, &why);
+		rv = files_limits_check(c, length, true, &status, &why);
 	if (rv == 0 && status != 0) {
 		sb_pg_rollback(c->pg);
 		if (status == 429)
@@ -370,6 +370,14 @@ files_tus_patch(struct files_call *c)
 	           ((length >= 0 && end > length) || (length < 0 && end > c->f->cfg->max_size))) {
 		status = 413;
 		refuse = "the data goes past the upload's length";
+	}
+	/* a deferred length declared now counts against the quota from now on (the upload was
+	 * counted with its offset so far) */
+	if (status == 0 && new_length >= 0 && u.length < 0 &&
+	    (rv = files_limits_check(c, new_length - u.offset, false, &status, &refuse)) != 0) {
+		files_upload_clear(&u);
+		files_tus_db_fail(c, rv);
+		return;
 	}
 	if (status != 0) {
 		sb_pg_rollback(c->pg);
