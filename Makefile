@@ -6,7 +6,7 @@ FUZZ_SECONDS ?= 300
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: all deps build build-asan build-fuzz run test test-fast fuzz bench fmt fmt-check clean
+.PHONY: all deps build build-asan build-fuzz run test test-fast fuzz bench fmt fmt-check clean deploy-check
 
 all: build
 
@@ -46,6 +46,11 @@ fuzz: build-fuzz
 
 bench: build
 	@bash bench/run.sh $(BUILD)
+
+# Charts, argocd/, k8s/, Tiltfile, Dockerfiles and CI checked offline with the real tools;
+# every rendered manifest lands in $(BUILD)/rendered/<env>/<chart>.yaml (tools/deploy/check.sh).
+deploy-check: build
+	@bash tools/deploy/check.sh $(BUILD)
 
 fmt:
 	@find services tools bench tests mesh -name '*.[ch]' 2>/dev/null | xargs -r clang-format -i

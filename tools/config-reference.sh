@@ -7,7 +7,7 @@ build=${1:?usage: config-reference.sh BUILD_DIR [--update]}
 root=$(cd "$(dirname "$0")/.." && pwd)
 
 gen() {
-	for svc in gateway auth messages outbox files realtime notifier gc; do
+	for svc in gateway auth messages outbox files realtime notifier gc cdcsink; do
 		bin=$build/bin/sb-$svc
 		[ -x "$bin" ] || continue
 		printf '\n### %s\n\n' "$svc"

@@ -18,11 +18,19 @@
 #                      to run a second platform beside another one (0)
 #   SB_LOG_LEVEL       passed to the services (info)
 #   SB_READY_TIMEOUT   seconds to wait for every service's /ready (60)
+#   OBSERVABILITY=1    also runs Jaeger (OTLP/HTTP on 127.0.0.1:4318, UI and query API on
+#                      http://127.0.0.1:16686; every service exports its spans there) and
+#                      Prometheus (http://127.0.0.1:9090) scraping every service, with the
+#                      alert rules of k8s/observability loaded (docs/observability.md)
+#   MESH               1: every service's RPC behind a sidecar, all RPC over mTLS, and
+#                      .run/mesh.json written (tools/mesh-run.sh, docs/mesh.md); 0 (default): no
+#                      sidecar
 set -uo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
 . "$here/stack.sh"
+. "$here/mesh-run.sh"
 
 say() { printf 'run-local: %s\n' "$*"; }
 warn() { printf 'run-local: WARNING: %s\n' "$*" >&2; }
@@ -53,6 +61,8 @@ kafka_port=${SB_KAFKA_PORT:-9092}
 ingress_port=$((${SB_INGRESS_PORT:-8000} + off))
 ready_timeout=${SB_READY_TIMEOUT:-60}
 log_level=${SB_LOG_LEVEL:-info}
+mesh=${MESH:-0}
+[[ $mesh =~ ^[01]$ ]] || die "MESH must be 0 or 1, not '$mesh'"
 
 # The services: name, ops port, RPC port, public HTTP port ("-" when it has none). Ports are
 # the defaults of ARCHITECTURE.md §1 before SB_PORT_OFFSET.
@@ -140,6 +150,8 @@ stop_services() {
 stop_all() {
 	local pid
 	stop_services
+	stop_observability
+	mesh_stop
 	sb_nginx_stop "$run/nginx"
 	sb_kafka_stop "$run/kafka" 30
 	pid=$(pid_is "$run/redis/redis.pid" redis-server)
@@ -173,6 +185,43 @@ on_exit() {
 fail_start() {
 	printf 'run-local: ERROR: %s\n' "$*" >&2
 	exit 1
+}
+
+# stop_observability: Jaeger and Prometheus of OBSERVABILITY=1 (this run's or a crashed one's).
+stop_observability() {
+	local f pid
+	for f in "$run/obs/jaeger.pid:jaeger" "$run/obs/prometheus.pid:prometheus"; do
+		pid=$(pid_is "${f%%:*}" "${f#*:}") || continue
+		kill -TERM "$pid" 2>/dev/null
+		wait_gone "$pid" 10 || kill -KILL "$pid" 2>/dev/null
+		rm -f "${f%%:*}"
+	done
+}
+
+# start_prometheus: scrapes every started service's ops port as job sb-<name>, with the alert
+# rules; data in .run/obs/prometheus (kept across runs, 2 days).
+start_prometheus() {
+	local conf=$run/obs/prometheus.yml name
+	{
+		echo "global: { scrape_interval: 5s, evaluation_interval: 15s }"
+		echo "rule_files: ['$root/k8s/observability/rules/switchboard.rules.yaml']"
+		echo "scrape_configs:"
+		for name in "${started[@]}"; do
+			echo "  - job_name: sb-$name"
+			echo "    static_configs: [{ targets: ['127.0.0.1:$(svc_field "$name" 1)'] }]"
+		done
+	} >"$conf"
+	promtool check config "$conf" >"$logs/promtool.log" 2>&1 || return 1
+	prometheus --config.file="$conf" --storage.tsdb.path="$run/obs/prometheus" \
+		--storage.tsdb.retention.time=2d --web.listen-address=127.0.0.1:9090 \
+		>"$logs/prometheus.log" 2>&1 &
+	echo $! >"$run/obs/prometheus.pid"
+	local n
+	for n in $(seq 1 100); do
+		curl -s -o /dev/null http://127.0.0.1:9090/-/ready && return 0
+		sleep 0.1
+	done
+	return 1
 }
 
 # ---- starting -------------------------------------------------------------------------------
@@ -218,6 +267,18 @@ sb_kafka_wait "$run/kafka" "$kafka_port" 90 || fail_start "Kafka is not up (see 
 say "Kafka up in $((SECONDS - kafka_t0)) s (RSS $(ps -o rss= -p "$(cat "$run/kafka/kafka.pid")" | tr -d ' ') kB)"
 kafka_brokers=127.0.0.1:$kafka_port
 
+observability=${OBSERVABILITY:-0}
+if [ "$observability" = 1 ]; then
+	. "$here/jaeger.sh"
+	for p in 4318:Jaeger 16686:Jaeger 9090:Prometheus; do
+		port_busy "${p%%:*}" && fail_start "port ${p%%:*} for ${p#*:} is in use by another program"
+	done
+	mkdir -p "$run/obs"
+	say "starting Jaeger $sb_jaeger_version (OTLP on 127.0.0.1:4318, UI on 127.0.0.1:16686)"
+	sb_jaeger_start "$run/obs/jaeger" 4318 16686 || fail_start "Jaeger did not start (see $run/obs/jaeger/jaeger.log)"
+	echo "$SB_JAEGER_PID" >"$run/obs/jaeger.pid"
+fi
+
 # Environment every service gets: dependencies and every service's RPC address.
 common_env=(
 	"DATABASE_URL=postgresql://postgres@127.0.0.1:$pg_port/switchboard"
@@ -225,10 +286,25 @@ common_env=(
 	"KAFKA_BROKERS=$kafka_brokers"
 	"SB_LOG_LEVEL=$log_level"
 )
+[ "$observability" = 1 ] && common_env+=("SB_OTLP_ENDPOINT=http://127.0.0.1:4318")
 for row in "${services[@]}"; do
 	read -r name _ rpc _ <<<"$row"
 	common_env+=("SB_${name^^}_RPC_URL=tcp://127.0.0.1:$((rpc + off))")
 done
+
+if [ "$mesh" = 1 ]; then
+	[ -x "$build/bin/sb-sidecar" ] || fail_start "MESH=1: $build/bin/sb-sidecar is not built"
+	meshed=()
+	for row in "${services[@]}"; do
+		read -r name _ <<<"$row"
+		[ -d "$here/../services/$name" ] && [ -x "$build/bin/sb-$name" ] && meshed+=("$name")
+	done
+	mesh_prepare "${meshed[@]}" || fail_start "MESH=1: cannot issue the mesh identities"
+	for name in "${meshed[@]}"; do
+		mesh_start "$name" || fail_start "MESH=1: cannot start the sidecar of $name"
+	done
+	say "mesh: started ${#meshed[@]} sidecars"
+fi
 
 started=()
 for row in "${services[@]}"; do
@@ -243,6 +319,7 @@ for row in "${services[@]}"; do
 	ops=$(svc_field "$name" 1) rpc=$(svc_field "$name" 2) http=$(svc_field "$name" 3)
 	env_=("${common_env[@]}" "SB_OPS_PORT=$ops" "SB_RPC_URL=tcp://127.0.0.1:$rpc")
 	[ "$http" = - ] || env_+=("SB_HTTP_PORT=$http")
+	[ "$mesh" = 1 ] && mapfile -t -O ${#env_[@]} env_ < <(mesh_env "$name")
 	# The web console signs in as the dev users: the gateway serves this file (written by
 	# seed-dev below, once every service is ready) at GET /dev/credentials.
 	[ "$name" = gateway ] && env_+=("SB_DEV_CREDENTIALS_FILE=$run/dev-credentials.json")
@@ -310,6 +387,12 @@ while [ ${#pending[@]} -gt 0 ]; do
 	sleep 0.5
 done
 
+if [ "$mesh" = 1 ]; then
+	mesh_wait "$ready_timeout" || exit 1
+	mesh_write_json
+	say "mesh: every sidecar ready; $run/mesh.json written"
+fi
+
 # Dev credentials, once every service is ready: `sb-auth seed-dev` creates the dev tenant, the
 # users alice and bob and the clients admin, alice and bob, and writes their credentials to
 # .run/dev-credentials.json (mode 0600). Idempotent: credentials in the file that still
@@ -321,6 +404,11 @@ if [ -n "${svc_pid[auth]:-}" ]; then
 	else
 		warn "sb-auth seed-dev failed (see $logs/seed-dev.log)"
 	fi
+fi
+
+if [ "$observability" = 1 ]; then
+	say "starting Prometheus on 127.0.0.1:9090 (rules: k8s/observability/rules)"
+	start_prometheus || fail_start "Prometheus did not start (see $logs/prometheus.log, $logs/promtool.log)"
 fi
 
 # ---- running --------------------------------------------------------------------------------
@@ -344,10 +432,15 @@ else
 	echo "   No service binary was found in $build/bin: only the servers run."
 fi
 echo
+[ "$mesh" = 1 ] && mesh_banner
 echo "   PostgreSQL:  postgresql://postgres@127.0.0.1:$pg_port/switchboard"
 echo "   Redis:       redis://127.0.0.1:$redis_port"
 echo "   Kafka:       $kafka_brokers (Apache Kafka $SB_KAFKA_VERSION, data in $run/kafka/data)"
 echo "   Logs:        $logs/"
+if [ "$observability" = 1 ]; then
+	echo "   Traces:      http://127.0.0.1:16686/ (Jaeger; every 2xx/4xx/5xx carries its traceparent)"
+	echo "   Metrics:     http://127.0.0.1:9090/ (Prometheus, alerts at /alerts)"
+fi
 [ -f "$run/dev-credentials.json" ] && echo "   Credentials: $run/dev-credentials.json"
 echo
 echo " Ctrl-C to stop."

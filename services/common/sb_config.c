@@ -224,6 +224,63 @@ sb_config_validate_url(const char *v, char *err, size_t errlen)
 	return 0;
 }
 
+/* sb_config_kv_value returns the end of the libpq conninfo value that starts at p: a quoted
+ * value ends after its closing quote (backslash escapes), an unquoted one at a space. NULL for an
+ * unterminated quote. */
+static const char *
+sb_config_kv_value(const char *p)
+{
+	if (*p != '\'')
+		return p + strcspn(p, " \t\r\n");
+	for (p++; *p != '\''; p++) {
+		if (*p == '\0')
+			return NULL;
+		if (*p == '\\' && p[1] != '\0')
+			p++;
+	}
+	return p + 1;
+}
+
+int
+sb_config_validate_pg_dsn(const char *v, char *err, size_t errlen)
+{
+	if (strstr(v, "://") != NULL)
+		return sb_config_validate_url(v, err, errlen);
+	/* libpq's keyword/value form: key = value pairs separated by white space. */
+	const char *p = v;
+	int pairs = 0;
+	for (;;) {
+		p += strspn(p, " \t\r\n");
+		if (*p == '\0')
+			break;
+		size_t klen = strspn(p, "abcdefghijklmnopqrstuvwxyz_");
+		const char *q = p + klen;
+		q += strspn(q, " \t");
+		if (klen == 0 || *q != '=') {
+			snprintf(err, errlen,
+			         "neither a URL (postgresql://...) nor libpq key=value pairs (at "
+			         "\"%.20s\")",
+			         p);
+			return SB_EINVAL;
+		}
+		q++;
+		q += strspn(q, " \t");
+		const char *end = sb_config_kv_value(q);
+		if (end == NULL) {
+			snprintf(err, errlen, "unterminated quote in the value of \"%.*s\"",
+			         (int)klen, p);
+			return SB_EINVAL;
+		}
+		p = end;
+		pairs++;
+	}
+	if (pairs == 0) {
+		snprintf(err, errlen, "empty: a URL (postgresql://...) or libpq key=value pairs");
+		return SB_EINVAL;
+	}
+	return 0;
+}
+
 int
 sb_config_validate_topic_prefix(const char *v, char *err, size_t errlen)
 {

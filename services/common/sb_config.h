@@ -110,7 +110,7 @@ struct sb_common_cfg {
 	{                                                                                          \
 		"DATABASE_URL", SB_CFG_STR, offsetof(type, member.database_url),                   \
 		    "postgresql://postgres@127.0.0.1:5432/switchboard", 0, 0, 0,                   \
-		    sb_config_validate_url,                                                        \
+		    sb_config_validate_pg_dsn,                                                     \
 		    "PostgreSQL connection URL (a password in it is masked in logs)."              \
 	}
 #define SB_CFG_REDIS(type, member)                                                                 \
@@ -168,6 +168,10 @@ int sb_config_markdown(const struct sb_cfg_key *tbl, struct sb_buf *out);
 int sb_config_validate_log_level(const char *v, char *err, size_t errlen);
 int sb_config_validate_nng_url(const char *v, char *err, size_t errlen);
 int sb_config_validate_url(const char *v, char *err, size_t errlen);
+/* sb_config_validate_pg_dsn accepts what libpq accepts as a connection string in form: a URL
+ * (postgresql://..., several host:port allowed) or keyword/value pairs (host=a,b port=p,q
+ * target_session_attrs=read-write), values optionally single-quoted. */
+int sb_config_validate_pg_dsn(const char *v, char *err, size_t errlen);
 int sb_config_validate_topic_prefix(const char *v, char *err, size_t errlen);
 
 #endif

@@ -158,6 +158,57 @@ test_markdown(void **state)
 	sb_buf_free(&b);
 }
 
+/* DATABASE_URL: a URL or libpq's keyword/value form (several hosts for a failover). */
+static void
+test_pg_dsn(void **state)
+{
+	(void)state;
+	char err[256];
+	static const char *const good[] = {
+		"postgresql://postgres@127.0.0.1:5432/postgres",
+		"postgresql://u@a:5432,b:5433/db?target_session_attrs=read-write",
+		"host=127.0.0.1,127.0.0.1 port=5432,5433 target_session_attrs=read-write",
+		"host = a  dbname='my db' password='it\\'s'",
+		"dbname=x",
+	};
+	static const char *const bad[] = {
+		"", "   ", "127.0.0.1:5432", "host", "host=a port", "=x", "dbname='x", "Host=a",
+	};
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		if (sb_config_validate_pg_dsn(good[i], err, sizeof(err)) != 0)
+			fail_msg("refused \"%s\": %s", good[i], err);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		if (sb_config_validate_pg_dsn(bad[i], err, sizeof(err)) != SB_EINVAL)
+			fail_msg("accepted \"%s\"", bad[i]);
+		assert_true(err[0] != '\0');
+	}
+}
+
+/* Passwords are masked in every form a connection string takes. */
+static void
+test_mask_dsn_passwords(void **state)
+{
+	(void)state;
+	static const char *const cases[][2] = {
+		{ "postgres://u:pw@h/db", "postgres://u:***@h/db" },
+		{ "host=a password=hunter2 port=1", "host=a password=*** port=1" },
+		{ "password = 'hunter 2' dbname=x", "password = *** dbname=x" },
+		{ "host=a password='it\\'s' x=y", "host=a password=*** x=y" },
+		{ "postgresql://h/db?sslmode=require&password=hunter2&x=1",
+		  "postgresql://h/db?sslmode=require&password=***&x=1" },
+		{ "host=a mypassword=keep", "host=a mypassword=keep" },
+		{ "password=a password=b", "password=*** password=***" },
+		{ "host=a", "host=a" },
+	};
+	char out[256];
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		sb_log_mask_url(cases[i][0], out, sizeof(out));
+		assert_string_equal(out, cases[i][1]);
+	}
+}
+
 int
 main(void)
 {
@@ -167,6 +218,8 @@ main(void)
 		cmocka_unit_test(test_bool_spellings),
 		cmocka_unit_test(test_log_masks_secrets),
 		cmocka_unit_test(test_markdown),
+		cmocka_unit_test(test_pg_dsn),
+		cmocka_unit_test(test_mask_dsn_passwords),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -85,10 +85,44 @@ sb_log_is_secret_key(const char *key)
 	return false;
 }
 
+/* sb_log_mask_param replaces the value of every "password" parameter in out (size n) by ***:
+ * libpq's key=value form (password=x, password = 'x y') and a URL's query (?password=x&...). */
+static void
+sb_log_mask_param(char *out, unsigned long n)
+{
+	static const char key[] = "password";
+	for (char *k = strstr(out, key); k != NULL; k = strstr(k + 1, key)) {
+		if (k != out && strchr(" \t?&", k[-1]) == NULL)
+			continue;
+		char *v = k + sizeof(key) - 1;
+		v += strspn(v, " \t");
+		if (*v != '=')
+			continue;
+		v++;
+		v += strspn(v, " \t");
+		char *end = v;
+		if (*end == '\'') {
+			for (end++; *end != '\0' && *end != '\''; end++) {
+				if (*end == '\\' && end[1] != '\0')
+					end++;
+			}
+			if (*end == '\'')
+				end++;
+		} else {
+			end += strcspn(end, " \t\r\n&");
+		}
+		char rest[1024];
+		snprintf(rest, sizeof(rest), "%s", end);
+		snprintf(v, n - (unsigned long)(v - out), "***%s", rest);
+		k = v;
+	}
+}
+
 void
 sb_log_mask_url(const char *url, char *out, unsigned long n)
 {
 	snprintf(out, n, "%s", url);
+	sb_log_mask_param(out, n);
 	char *scheme = strstr(out, "://");
 	if (scheme == NULL)
 		return;

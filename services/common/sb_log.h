@@ -41,7 +41,8 @@ void sb_log_kv(enum sb_log_level lvl, const char *msg, ...) __attribute__((senti
 
 /* sb_log_is_secret_key tells whether a field or variable name denotes a secret. */
 bool sb_log_is_secret_key(const char *key);
-/* sb_log_mask_url copies url to out (size n) with any password in user:pass@ replaced by ***. */
+/* sb_log_mask_url copies url to out (size n) with any password replaced by ***: user:pass@ of a
+ * URL, a password= query parameter, libpq's password=... keyword. */
 void sb_log_mask_url(const char *url, char *out, unsigned long n);
 
 /* sb_log_set_sink redirects lines to fn instead of stdout (tests); NULL restores stdout. */

@@ -16,6 +16,14 @@
 /* A topic's dead-letter topic is its name followed by this. */
 #define SB_TOPIC_DLQ_SUFFIX ".dlq"
 
+/* cdcsink (docs/cdcsink.md): change events it could not apply. Error records of events that
+ * failed every attempt (original event, error, attempts, times); events that failed validation
+ * or transformation (with the reason; resubmittable through the admin API); events older than
+ * the staleness threshold, skipped unless the table is in backfill mode. */
+#define SB_TOPIC_CDC_DLQ        "cassandra.cdc.dlq"
+#define SB_TOPIC_CDC_VALIDATION "cassandra.cdc.validation_errors"
+#define SB_TOPIC_CDC_STALENESS  "cassandra.cdc.staleness_audit"
+
 /* Redis pub/sub channels of the realtime contract (docs/realtime.md): the notifier publishes
  * frames (sb_rtframe.h) on "conv:<conversation id>" and "user:<user id>"; every realtime
  * instance with a subscriber there forwards them. */

@@ -40,6 +40,7 @@ static const struct sb_ops_route {
 	void (*fn)(struct sb_ops *ops, struct sb_http_req *req);
 } sb_ops_routes[] = {
 	{ "/healthz", sb_ops_healthz },
+	{ "/live", sb_ops_healthz }, /* the name Linkerd's proxy (and the mesh sidecar) answer */
 	{ "/ready", sb__ops_ready },
 	{ "/metrics", sb_ops_metrics },
 };

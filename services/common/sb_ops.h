@@ -2,7 +2,7 @@
  *
  * Routes (GET or HEAD; another method gets 405 with Allow, an unknown path 404, both as
  * application/problem+json):
- *   /healthz  200 {"status":"ok"} while the process runs.
+ *   /healthz  200 {"status":"ok"} while the process runs (also as /live).
  *   /ready    200 or 503 {"ready":bool,"draining":bool,"checks":[{"name","ok","detail"}]}: 503
  *             when draining, or when any readiness check fails or exceeds its time limit.
  *   /metrics  sb_metrics_render, Content-Type text/plain; version=0.0.4.

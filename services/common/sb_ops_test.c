@@ -126,6 +126,10 @@ test_routes(void **state)
 	assert_string_equal(r.body, "{\"status\":\"ok\"}");
 	assert_non_null(strcasestr(r.head, "\r\nContent-Type: application/json\r\n"));
 
+	fetch(port, "GET", "/live", &r);
+	assert_int_equal(r.status, 200);
+	assert_string_equal(r.body, "{\"status\":\"ok\"}");
+
 	fetch(port, "GET", "/ready", &r);
 	assert_int_equal(r.status, 200);
 	assert_string_equal(r.body, "{\"ready\":true,\"draining\":false,\"checks\":[]}");

@@ -4,7 +4,18 @@
  * Batching (sb_rpc_client_batch): calls of the listed methods queue on the client; while fewer
  * than max_in_flight batches are outstanding the queue leaves at once as one batch (so an idle
  * client adds no delay), otherwise it waits for the next batch's reply, when everything queued
- * meanwhile leaves together. A batch is one slot carrying an SB_RPC_BATCH_METHOD envelope. */
+ * meanwhile leaves together. A batch is one slot carrying an SB_RPC_BATCH_METHOD envelope.
+ *
+ * An unreachable server (docs/runbook.md, "Failover"): the client counts its connections
+ * (nng pipe events). A request that could not be handed to any connection before its send
+ * timed out was never sent, so it ends UNAVAILABLE with a retry hint rather than
+ * DEADLINE_EXCEEDED. Without a connection a call waits for one only until SB_RPC_DOWN_GRACE_MS
+ * have passed since the last one was lost (longer than the dialer's longest reconnect interval,
+ * so a server that is up has been found again by then), and afterwards SB_RPC_DOWN_WAIT_MS, not
+ * its whole deadline: a gateway answers 503 with Retry-After within about a second of an
+ * upstream going down, and at once after that, not 504 after its timeout. (A call made while
+ * the connection is being torn down, before the client has counted the loss, may still wait
+ * for its deadline; it ends UNAVAILABLE too.) */
 #include "sb_rpc.h"
 #include "sb_err.h"
 #include "sb_log.h"
@@ -19,11 +30,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SB_RPC_METHOD_MAX 127
-#define SB_RPC_MSTATS_MAX 256 /* distinct method names with their own series */
-#define SB_RPC_RECV_MAXSZ (SB_RPC_DEFAULT_MAX_MSG + 65536)
-#define SB_RPC_RECONN_MIN 50   /* ms */
-#define SB_RPC_RECONN_MAX 1000 /* ms */
+#define SB_RPC_METHOD_MAX    127
+#define SB_RPC_MSTATS_MAX    256 /* distinct method names with their own series */
+#define SB_RPC_RECV_MAXSZ    (SB_RPC_DEFAULT_MAX_MSG + 65536)
+#define SB_RPC_RECONN_MIN    50   /* ms */
+#define SB_RPC_RECONN_MAX    1000 /* ms */
+#define SB_RPC_DOWN_GRACE_MS (SB_RPC_RECONN_MAX + 250)
+#define SB_RPC_DOWN_WAIT_MS  100
+#define SB_RPC_DOWN_RETRY_MS 1000 /* retry_after_ms of a call that found no connection */
 
 enum sb_rpc_slot_state { SB_RPC_SLOT_IDLE, SB_RPC_SLOT_SEND, SB_RPC_SLOT_RECV };
 
@@ -79,6 +93,9 @@ struct sb_rpc_client {
 	/* Readers: context operations; writer: nng_close. nng 1.5 can use freed memory when a
 	 * context operation races nng_close, so none may run during it or start after it. */
 	pthread_rwlock_t gate;
+	/* Connections to the server now, and since when there has been none (mono ms). */
+	atomic_int pipes;
+	_Atomic int64_t down_since;
 };
 
 /* sb_rpc_client_enter starts a context operation unless the client is closing; never blocks.
@@ -93,6 +110,35 @@ sb_rpc_client_enter(struct sb_rpc_client *cli)
 		return false;
 	}
 	return true;
+}
+
+/* sb_rpc_client_pipe_ev counts the client's connections (nng's pipe callback). */
+static void
+sb_rpc_client_pipe_ev(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	struct sb_rpc_client *cli = arg;
+
+	(void)p;
+	if (ev == NNG_PIPE_EV_ADD_POST)
+		atomic_fetch_add(&cli->pipes, 1);
+	else if (ev == NNG_PIPE_EV_REM_POST && atomic_fetch_sub(&cli->pipes, 1) == 1)
+		atomic_store(&cli->down_since, sb_time_mono_ms());
+}
+
+/* sb_rpc_client_send_wait returns how long a call of timeout_ms may wait for a connection to
+ * take it: its whole timeout while connected; without a connection, until the grace since the
+ * last one was lost (or the client opened) is over, and at least SB_RPC_DOWN_WAIT_MS. */
+static int64_t
+sb_rpc_client_send_wait(struct sb_rpc_client *cli, int64_t timeout_ms)
+{
+	int64_t wait;
+
+	if (atomic_load(&cli->pipes) > 0)
+		return timeout_ms;
+	wait = atomic_load(&cli->down_since) + SB_RPC_DOWN_GRACE_MS - sb_time_mono_ms();
+	if (wait < SB_RPC_DOWN_WAIT_MS)
+		wait = SB_RPC_DOWN_WAIT_MS;
+	return wait < timeout_ms ? wait : timeout_ms;
 }
 
 /* The outcome of a failed transport operation. */
@@ -260,6 +306,12 @@ sb_rpc_slot_cb(void *arg)
 			 * like. */
 			code = SB__RPC__CODE__CANCELLED;
 			msg = "call cancelled: client closed";
+		} else if (rv == NNG_ETIMEDOUT && s->state == SB_RPC_SLOT_SEND) {
+			/* No connection took the request before the send timed out: it was
+			 * never sent, and may be retried as it is. */
+			code = SB__RPC__CODE__UNAVAILABLE;
+			msg = "no connection to the server: the request was not sent";
+			s->res.retry_after_ms = SB_RPC_DOWN_RETRY_MS;
 		}
 		sb_rpc_slot_end(s, code, msg, NULL);
 		return;
@@ -408,7 +460,9 @@ sb_rpc_client_send(struct sb_rpc_client *cli, const char *method, nng_msg *m,
 	s->state = SB_RPC_SLOT_SEND;
 	memset(&s->res, 0, sizeof(s->res));
 	nng_aio_set_msg(s->aio, m);
-	nng_aio_set_timeout(s->aio, (nng_duration)timeout_ms);
+	/* The send phase ends when a connection takes the request (the receive phase then gets
+	 * what is left of the deadline). */
+	nng_aio_set_timeout(s->aio, (nng_duration)sb_rpc_client_send_wait(cli, timeout_ms));
 	nng_ctx_send(s->ctx, s->aio);
 	pthread_rwlock_unlock(&cli->gate);
 	return 0;
@@ -624,8 +678,10 @@ sb_rpc_batch_end(struct sb_rpc_slot *s, int code, const char *msg, nng_msg *m)
 		sb_rpc_batch_deliver(list, m);
 		nng_msg_free(m);
 	} else {
-		sb_rpc_bcalls_fail(list, code, msg, 0);
+		sb_rpc_bcalls_fail(list, code, msg,
+		                   code == SB__RPC__CODE__UNAVAILABLE ? s->res.retry_after_ms : 0);
 	}
+	memset(&s->res, 0, sizeof(s->res));
 	sb_rpc_slot_release(s);
 }
 
@@ -683,6 +739,34 @@ sb_rpc_client_batch(struct sb_rpc_client *cli, const char *const *methods, int m
 	return 0;
 }
 
+/* A traced call: its client span, ended when the answer (or the failure) comes, and the
+ * caller's callback. Only while spans are exported (sb_span_exporting). */
+struct sb_rpc_traced {
+	struct sb_span span;
+	sb_rpc_done_fn cb;
+	void *arg;
+};
+
+static void
+sb_rpc_traced_end(struct sb_rpc_traced *t, int code, const char *message)
+{
+	sb_span_attr(&t->span, "rpc.code", sb_rpc_code_name(code));
+	if (code != SB__RPC__CODE__OK)
+		sb_span_fail(&t->span, message && message[0] ? message : sb_rpc_code_name(code));
+	sb_span_end(&t->span);
+}
+
+static void
+sb_rpc_traced_done(struct sb_rpc_result *res, void *arg)
+{
+	struct sb_rpc_traced *t = arg;
+	sb_rpc_done_fn cb = t->cb;
+	void *cb_arg = t->arg;
+	sb_rpc_traced_end(t, res->code, res->message);
+	free(t);
+	cb(res, cb_arg);
+}
+
 int
 sb_rpc_call_async(struct sb_rpc_client *cli, const char *method, const ProtobufCMessage *req,
                   const ProtobufCMessageDescriptor *resp_desc, const struct sb_rpc_meta *meta,
@@ -696,11 +780,35 @@ sb_rpc_call_async(struct sb_rpc_client *cli, const char *method, const ProtobufC
 	    resp_desc == NULL || cb == NULL || strlen(method) > SB_RPC_METHOD_MAX)
 		return SB_EINVAL;
 	timeout_ms = meta && meta->timeout_ms > 0 ? meta->timeout_ms : SB_RPC_DEFAULT_TIMEOUT_MS;
-	if ((rv = sb_rpc_client_pack(method, req, meta, timeout_ms, &m)) != 0)
-		return rv == SB_ERANGE ? SB_EINVAL : rv;
-	if (sb_rpc_client_batched(cli, method) && nng_msg_len(m) <= SB_RPC_BATCH_MAX_BYTES)
-		return sb_rpc_batch_submit(cli, method, m, resp_desc, cb, arg, timeout_ms);
-	return sb_rpc_client_send(cli, method, m, resp_desc, cb, arg, timeout_ms, NULL);
+	/* A call made inside a trace gets a client span; the server's span is its child. */
+	struct sb_rpc_traced *t = NULL;
+	struct sb_rpc_meta traced_meta;
+	char tp[SB_TRACEPARENT_LEN + 1];
+	if (meta != NULL && meta->traceparent != NULL && meta->traceparent[0] != '\0' &&
+	    sb_span_exporting() && (t = malloc(sizeof(*t))) != NULL) {
+		sb_span_start_tp(&t->span, method, SB_SPAN_CLIENT, meta->traceparent);
+		sb_span_attr(&t->span, "rpc.system", "switchboard-nng");
+		sb_span_traceparent(&t->span, tp);
+		t->cb = cb;
+		t->arg = arg;
+		traced_meta = *meta;
+		traced_meta.traceparent = tp;
+		meta = &traced_meta;
+		cb = sb_rpc_traced_done;
+		arg = t;
+	}
+	if ((rv = sb_rpc_client_pack(method, req, meta, timeout_ms, &m)) != 0) {
+		rv = rv == SB_ERANGE ? SB_EINVAL : rv;
+	} else if (sb_rpc_client_batched(cli, method) && nng_msg_len(m) <= SB_RPC_BATCH_MAX_BYTES) {
+		rv = sb_rpc_batch_submit(cli, method, m, resp_desc, cb, arg, timeout_ms);
+	} else {
+		rv = sb_rpc_client_send(cli, method, m, resp_desc, cb, arg, timeout_ms, NULL);
+	}
+	if (rv != 0 && t != NULL) { /* the call did not leave: no callback will come */
+		sb_rpc_traced_end(t, SB__RPC__CODE__UNAVAILABLE, sb_strerror(rv));
+		free(t);
+	}
+	return rv;
 }
 
 struct sb_rpc_waiter {
@@ -783,6 +891,9 @@ sb_rpc_client_open(const char *url, struct sb_rpc_client **out)
 	nng_socket_set_size(cli->sock, NNG_OPT_RECVMAXSZ, SB_RPC_RECV_MAXSZ);
 	nng_socket_set_ms(cli->sock, NNG_OPT_RECONNMINT, SB_RPC_RECONN_MIN);
 	nng_socket_set_ms(cli->sock, NNG_OPT_RECONNMAXT, SB_RPC_RECONN_MAX);
+	atomic_store(&cli->down_since, sb_time_mono_ms());
+	nng_pipe_notify(cli->sock, NNG_PIPE_EV_ADD_POST, sb_rpc_client_pipe_ev, cli);
+	nng_pipe_notify(cli->sock, NNG_PIPE_EV_REM_POST, sb_rpc_client_pipe_ev, cli);
 	if ((rv = nng_dial(cli->sock, url, NULL, NNG_FLAG_NONBLOCK)) != 0) {
 		SB_ERROR("rpc: cannot dial %s: %s", url, nng_strerror(rv));
 		nng_close(cli->sock);

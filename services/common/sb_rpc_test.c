@@ -1159,6 +1159,83 @@ static const char *const batched[] = { "test.Later", "test.Quick",      "test.Qu
 	                               "test.Count", "test.QuickCount", "test.Nope",
 	                               NULL };
 
+/* A server that is down: a call is answered UNAVAILABLE with a retry hint, not
+ * DEADLINE_EXCEEDED (the request never left); once the client has been without a connection
+ * for longer than its reconnect grace, at once instead of at the call's deadline. When the
+ * server is back, calls succeed again. */
+static void
+test_server_down(void **state)
+{
+	struct fixture *f = *state;
+	struct sb_rpc_result res;
+	char url[64];
+	int port, ok = 0;
+	double t0;
+
+	assert_int_equal(call(f->cli, "test.Echo", "a", 2000, &res), 0);
+	assert_int_equal(res.code, SB__RPC__CODE__OK);
+	sb_rpc_result_free(&res);
+	port = sb_rpc_server_port(f->srv);
+	sb_rpc_server_free(f->srv);
+	f->srv = NULL;
+	/* Right after the loss: UNAVAILABLE, never DEADLINE_EXCEEDED. Usually once the grace is
+	 * over (1.25 s); a call that races the connection's removal was either sent on it (lost
+	 * with it: at once) or waits for a connection until its deadline. */
+	t0 = now_s();
+	assert_int_equal(call(f->cli, "test.Echo", "a", 3000, &res), 0);
+	assert_int_equal(res.code, SB__RPC__CODE__UNAVAILABLE);
+	assert_true(now_s() - t0 < 3.5);
+	sb_rpc_result_free(&res);
+	/* Past the grace: at once. */
+	sleep_ms(1400);
+	t0 = now_s();
+	assert_int_equal(call(f->cli, "test.Echo", "a", 5000, &res), 0);
+	assert_int_equal(res.code, SB__RPC__CODE__UNAVAILABLE);
+	assert_int_equal(res.retry_after_ms, 1000);
+	assert_true(now_s() - t0 < 1.0);
+	sb_rpc_result_free(&res);
+
+	/* The same for calls that travel in batches. */
+	assert_int_equal(sb_rpc_client_batch(f->cli, batched, 1), 0);
+	t0 = now_s();
+	assert_int_equal(call(f->cli, "test.Quick", "q", 5000, &res), 0);
+	assert_int_equal(res.code, SB__RPC__CODE__UNAVAILABLE);
+	assert_int_equal(res.retry_after_ms, 1000);
+	assert_true(now_s() - t0 < 1.0);
+	sb_rpc_result_free(&res);
+
+	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", port);
+	f->srv = start_server(url, NULL);
+	t0 = now_s();
+	while (!ok && now_s() - t0 < 5) {
+		assert_int_equal(call(f->cli, "test.Quick", "b", 500, &res), 0);
+		ok = res.code == SB__RPC__CODE__OK;
+		sb_rpc_result_free(&res);
+		if (!ok)
+			sleep_ms(50);
+	}
+	assert_true(ok);
+}
+
+/* A client that never had a connection waits for one until its deadline (within the grace
+ * after opening), then answers UNAVAILABLE: the request was not sent. */
+static void
+test_never_connected(void **state)
+{
+	(void)state;
+	struct sb_rpc_client *cli;
+	struct sb_rpc_result res;
+	double t0 = now_s();
+
+	assert_int_equal(sb_rpc_client_open("tcp://127.0.0.1:1", &cli), 0);
+	assert_int_equal(call(cli, "test.Echo", "a", 300, &res), 0);
+	assert_int_equal(res.code, SB__RPC__CODE__UNAVAILABLE);
+	assert_int_equal(res.retry_after_ms, 1000);
+	assert_true(now_s() - t0 >= 0.25);
+	sb_rpc_result_free(&res);
+	sb_rpc_client_free(cli);
+}
+
 /* batch_stats reads the server's rpc_server_batch_calls histogram: batches and calls seen. */
 static void
 batch_stats(double *batches, double *calls)
@@ -1570,6 +1647,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_batch_wire, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_batch_queued_deadline, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_batch_close, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_server_down, setup, teardown),
+		cmocka_unit_test(test_never_connected),
 		cmocka_unit_test(test_batch_failed_whole),
 	};
 

@@ -67,6 +67,7 @@ const struct sb_cfg_key gateway_config[] = {
 	SB_CFG_UPSTREAM(struct gateway_cfg, realtime_url, REALTIME, 7106),
 	SB_CFG_UPSTREAM(struct gateway_cfg, notifier_url, NOTIFIER, 7107),
 	SB_CFG_UPSTREAM(struct gateway_cfg, gc_url, GC, 7108),
+	SB_CFG_UPSTREAM(struct gateway_cfg, cdcsink_url, CDCSINK, 7111),
 	{ NULL },
 };
 
@@ -80,6 +81,7 @@ static const struct sb_service_upstream gateway_upstreams[] = {
 	{ "realtime", offsetof(struct gateway_cfg, realtime_url), false },
 	{ "notifier", offsetof(struct gateway_cfg, notifier_url), false },
 	{ "gc", offsetof(struct gateway_cfg, gc_url), false },
+	{ "cdcsink", offsetof(struct gateway_cfg, cdcsink_url), false },
 	{ "gateway", offsetof(struct gateway_cfg, common.rpc_url), false },
 	{ NULL, 0, false },
 };

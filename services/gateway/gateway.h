@@ -61,6 +61,7 @@ struct gateway_cfg {
 	char *realtime_url;
 	char *notifier_url;
 	char *gc_url;
+	char *cdcsink_url;
 	char *dev_credentials_file; /* "" = GET /dev/credentials answers 404 */
 };
 
@@ -176,6 +177,7 @@ extern const struct gw_route gw_routes_core[];
 extern const struct gw_route gw_routes_auth[];
 extern const struct gw_route gw_routes_messages[];
 extern const struct gw_route gw_routes_notifier[];
+extern const struct gw_route gw_routes_cdc[];
 /* gw_route_match finds the route for method and path. Returns the row, or NULL with
  * *path_known telling whether the path exists for another method (405 rather than 404). */
 const struct gw_route *gw_route_match(const char *method, const char *path, struct gw_params *p,

@@ -166,7 +166,8 @@ test_tables(void **state)
 	/* Every row is matched by its own pattern (with parameters filled in) and no earlier row
 	 * of the same method shadows it. */
 	const struct gw_route *const tables[] = { gw_routes_core, gw_routes_auth,
-		                                  gw_routes_messages, gw_routes_notifier };
+		                                  gw_routes_messages, gw_routes_notifier,
+		                                  gw_routes_cdc };
 	size_t rows = 0;
 	for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {
 		for (const struct gw_route *r = tables[t]; r->method != NULL; r++, rows++) {
@@ -202,7 +203,8 @@ test_list(void **state)
 	assert_non_null(b.data);
 	assert_int_equal(b.data[b.len - 1], '\n');
 	const struct gw_route *const tables[] = { gw_routes_core, gw_routes_auth,
-		                                  gw_routes_messages, gw_routes_notifier };
+		                                  gw_routes_messages, gw_routes_notifier,
+		                                  gw_routes_cdc };
 	size_t rows = 0, lines = 0;
 	for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {
 		for (const struct gw_route *r = tables[t]; r->method != NULL; r++, rows++) {

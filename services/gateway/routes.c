@@ -68,7 +68,7 @@ gw_route_path_match(const char *pattern, const char *path, struct gw_params *p)
 }
 
 static const struct gw_route *const gw_route_tables[] = {
-	gw_routes_core, gw_routes_auth, gw_routes_messages, gw_routes_notifier, NULL,
+	gw_routes_core, gw_routes_auth, gw_routes_messages, gw_routes_notifier, gw_routes_cdc, NULL,
 };
 
 const struct gw_route *

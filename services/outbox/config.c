@@ -25,6 +25,9 @@ const struct sb_cfg_key outbox_config[] = {
 	    "Attempts with a per-message broker error before a row goes to <topic>.dlq."),
 	SB_CFG_INT_ROW(struct outbox_cfg, "SB_OUTBOX_RETENTION_S", retention_s, "604800", 0,
 	               315360000, "Relayed rows older than this many seconds are deleted."),
+	SB_CFG_BOOL_ROW(struct outbox_cfg, "SB_OUTBOX_GC", gc, "true",
+	                "The relay deletes relayed rows past SB_OUTBOX_RETENTION_S itself; false "
+	                "where sb-gc does it (SB_GC_OUTBOX, docs/gc.md)."),
 	SB_CFG_INT_ROW(struct outbox_cfg, "SB_OUTBOX_SHARDS", shards, "64", 64, 64,
 	               "Shards of messages.outbox (fixed by the table's generated column: 64)."),
 	SB_CFG_INT_ROW(

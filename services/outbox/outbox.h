@@ -38,6 +38,7 @@ struct outbox_cfg {
 	long long poll_ms;
 	long long max_attempts;
 	long long retention_s;
+	bool gc; /* delete relayed rows past retention_s (SB_OUTBOX_GC; sb-gc can do it instead) */
 	long long shards;
 	long long delivery_timeout_ms;
 	long long lease_interval_ms;

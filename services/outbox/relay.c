@@ -338,7 +338,7 @@ outbox_relay_maintain(struct outbox *o, int64_t *next_gc)
 	if ((ret = outbox_store_lag_seconds(o->pg, &lag)) != 0)
 		return ret;
 	sb_series_set(outbox_m.lag, lag);
-	if (sb_time_mono_ms() < *next_gc)
+	if (!o->cfg->gc || sb_time_mono_ms() < *next_gc)
 		return 0;
 	for (int i = 0; i < 10 && !atomic_load(&o->stop); i++) {
 		if ((ret = outbox_store_gc(o->pg, o->cfg->retention_s, OUTBOX_GC_CHUNK,

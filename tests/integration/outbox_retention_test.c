@@ -48,11 +48,40 @@ test_old_relayed_rows_are_deleted(void **state)
 	PQfinish(c);
 }
 
+/* With SB_OUTBOX_GC=false the relay leaves old relayed rows to sb-gc (docs/gc.md): it relays
+ * and maintains its leases as before, and deletes nothing. */
+static void
+test_switched_off_keeps_rows(void **state)
+{
+	(void)state;
+	PGconn *c = it_pg();
+	struct it_proc relay;
+	const char *const extra[] = { "SB_OUTBOX_RETENTION_S=86400", "SB_OUTBOX_GC=false",
+		                      "SB_OUTBOX_LEASE_INTERVAL_MS=200", NULL };
+
+	it_exec(c, it_ddl);
+	it_exec(c, "TRUNCATE messages.outbox");
+	it_insert(c, 20, 10, 0, 8);
+	it_exec(c, "UPDATE messages.outbox SET relayed_at = now() - interval '2 days', created_at "
+	           "= now() - interval '2 days'");
+	it_relay_start(&relay, "relay", extra);
+	it_insert(c, 5, 5, 100, 8);
+	it_exec(c, "NOTIFY sb_outbox");
+	assert_int_equal(it_wait_relayed(c, 10000), 0);
+	usleep(1500000); /* several maintenance rounds (every 200 ms) */
+	assert_int_equal(it_scalar(c, "SELECT count(*) FROM messages.outbox WHERE relayed_at < "
+	                              "now() - interval '1 day'"),
+	                 20);
+	assert_int_equal(it_relay_stop(&relay, SIGTERM), 0);
+	PQfinish(c);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_old_relayed_rows_are_deleted),
+		cmocka_unit_test(test_switched_off_keeps_rows),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

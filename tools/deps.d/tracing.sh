@@ -3,8 +3,8 @@
 #     compiles with protoc-c: from the io.opentelemetry.proto:opentelemetry-proto jar on Maven
 #     Central, unpacked into the cache (only the four files the trace export needs);
 #   - Jaeger (the Go module proxy), which tests/integration/tracing_jaeger_test.sh and
-#     `make run OBSERVABILITY=1` run: built once into the cache (about 6 minutes here), only
-#     when a test or the local run asks for it (sb_jaeger_fetch), not by every install.
+#     `make run OBSERVABILITY=1` run: built once into the cache by tools/jaeger.sh
+#     (sb_jaeger_fetch; minutes the first time, a file check after).
 sb_otel_proto_version=1.11.0-alpha
 sb_otel_cache=${SB_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/switchboard}
 sb_otel_dir=$sb_otel_cache/otel-proto-$sb_otel_proto_version
@@ -30,3 +30,7 @@ PY
 	mv "$sb_otel_dir.tmp" "$sb_otel_dir"
 	echo "$sb_otel_proto_version" >"$sb_otel_dir/.sb-stamp"
 fi
+
+# Jaeger for the tracing test (built once; a stamp check after).
+. "$here/tools/jaeger.sh"
+sb_jaeger_fetch
