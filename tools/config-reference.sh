@@ -7,7 +7,13 @@ build=${1:?usage: config-reference.sh BUILD_DIR [--update]}
 root=$(cd "$(dirname "$0")/.." && pwd)
 
 gen() {
-	for svc in gateway auth messages outbox files realtime notifier gc cdcsink; do
+	# the services in README's order, then any other service directory (sorted)
+	local known="gateway auth messages outbox files realtime notifier gc" svc list
+	list=$known
+	for svc in $(cd "$root/services" && ls -d */ | tr -d / | sort); do
+		[ "$svc" = common ] || [[ " $known " == *" $svc "* ]] || list+=" $svc"
+	done
+	for svc in $list; do
 		bin=$build/bin/sb-$svc
 		[ -x "$bin" ] || continue
 		printf '\n### %s\n\n' "$svc"

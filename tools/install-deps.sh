@@ -53,7 +53,7 @@ for pkg in "$here"/tests/*/package.json "$here"/bench/*/package.json; do
 	if [ ! -f "$stamp" ] || [ "$pkg" -nt "$stamp" ]; then
 		echo "install-deps: npm install in ${dir#"$here"/}"
 		(cd "$dir" && npm install --no-audit --no-fund --loglevel=error)
-		touch "$stamp"
+		mkdir -p "$dir/node_modules" && touch "$stamp"
 	fi
 done
 

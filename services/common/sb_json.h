@@ -17,6 +17,10 @@
  *   - null for a field means its default; unknown fields are errors naming the field;
  *   - output has every scalar field, defaults included, but not unset oneofs nor NULL
  *     sub-messages.
+ *   - a field of message type SB_JSON_RAW_TYPE (proto/json.proto: sb.json.Raw, one string
+ *     field) takes any JSON value, kept as its compact text; on output that text is written as
+ *     it is (it must be valid JSON: a message whose text is not fails with SB_EINVAL), an unset
+ *     one as null;
  * Violation paths look like "members[2].user_id" or "metadata.some_key"; a problem with the
  * body as a whole (syntax, size) has the empty path "". */
 #ifndef SB_JSON_H
@@ -30,6 +34,7 @@
 #include "sb_buf.h"
 
 #define SB_JSON_MAX_VIOLATIONS 16
+#define SB_JSON_RAW_TYPE       "sb.json.Raw" /* full name of the raw JSON message type */
 #define SB_JSON_DEPTH_CAP      128 /* hard cap on any max_depth, for parse and transcoding */
 
 struct sb_json_violation {

@@ -230,12 +230,36 @@ sb_json_dec_enum(struct sb_json_dec *d, const ProtobufCEnumDescriptor *ed, const
 static int sb_json_dec_message(struct sb_json_dec *d, const ProtobufCMessageDescriptor *md,
                                const json_t *obj, ProtobufCMessage *m);
 
+/* Stores any JSON value as its compact text in a new sb.json.Raw (field 1, "json"). */
+static void
+sb_json_dec_raw(struct sb_json_dec *d, const ProtobufCMessageDescriptor *md, const json_t *v,
+                ProtobufCMessage **dst)
+{
+	ProtobufCMessage *m = malloc(md->sizeof_message);
+	if (m == NULL) {
+		d->nomem = 1;
+		return;
+	}
+	protobuf_c_message_init(md, m);
+	*dst = m;
+	char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+	if (text == NULL) {
+		d->nomem = 1;
+		return;
+	}
+	*(char **)((char *)m + md->fields[0].offset) = text;
+}
+
 /* Allocates and decodes a sub-message; the result (even a partly bad one) is stored in *dst so
  * that the root's free_unpacked releases it. */
 static void
 sb_json_dec_sub(struct sb_json_dec *d, const ProtobufCMessageDescriptor *md, const json_t *v,
                 ProtobufCMessage **dst)
 {
+	if (sb__json_is_raw(md)) {
+		sb_json_dec_raw(d, md, v, dst);
+		return;
+	}
 	if (!json_is_object(v)) {
 		SB_JSON_BAD(d, "expected object");
 		return;

@@ -69,6 +69,22 @@ sb_json_enc_real(struct sb_buf *b, double x, bool is_float)
 
 static int sb_json_enc_message(struct sb_buf *b, const ProtobufCMessage *m, int depth);
 
+/* Appends the text of an sb.json.Raw as it is (checked to be one JSON value), or null. */
+static int
+sb_json_enc_raw(struct sb_buf *b, const ProtobufCMessage *m)
+{
+	const char *s =
+	    m ? *(char *const *)((const char *)m + m->descriptor->fields[0].offset) : NULL;
+	if (s == NULL || *s == '\0')
+		return SB_JSON_PUT(b, "null");
+	json_error_t err;
+	json_t *v = json_loads(s, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &err);
+	if (v == NULL)
+		return SB_EINVAL;
+	json_decref(v);
+	return sb_buf_append(b, s, strlen(s));
+}
+
 /* Appends one value of field f's type read from the slot p. */
 static int
 sb_json_enc_value(struct sb_buf *b, const ProtobufCFieldDescriptor *f, const void *p, int depth)
@@ -116,6 +132,8 @@ sb_json_enc_value(struct sb_buf *b, const ProtobufCFieldDescriptor *f, const voi
 	}
 	case PROTOBUF_C_TYPE_MESSAGE: {
 		const ProtobufCMessage *sub = *(ProtobufCMessage *const *)p;
+		if (sb__json_is_raw(f->descriptor))
+			return sb_json_enc_raw(b, sub);
 		return sub ? sb_json_enc_message(b, sub, depth + 1) : SB_JSON_PUT(b, "{}");
 	}
 	}

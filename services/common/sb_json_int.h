@@ -27,5 +27,7 @@ bool sb__json_is_map(const ProtobufCFieldDescriptor *f);
 bool sb__json_camel_eq(const char *proto_name, const char *key);
 /* sb__json_slot_size returns the bytes one value of type t takes in a message or array. */
 size_t sb__json_slot_size(ProtobufCType t);
+/* sb__json_is_raw tells whether md is SB_JSON_RAW_TYPE (any JSON value carried as text). */
+bool sb__json_is_raw(const ProtobufCMessageDescriptor *md);
 
 #endif

@@ -216,3 +216,11 @@ sb__json_slot_size(ProtobufCType t)
 	}
 	return 0;
 }
+
+bool
+sb__json_is_raw(const ProtobufCMessageDescriptor *md)
+{
+	return md != NULL && strcmp(md->name, SB_JSON_RAW_TYPE) == 0 && md->n_fields == 1 &&
+	       md->fields[0].type == PROTOBUF_C_TYPE_STRING &&
+	       md->fields[0].label != PROTOBUF_C_LABEL_REPEATED;
+}

@@ -13,16 +13,21 @@
 #define SB_TOPIC_MESSAGES "sb.messages.v1"
 /* Webhook deliveries that failed for good (notifier). */
 #define SB_TOPIC_NOTIFIER_WEBHOOKS "sb.notifier.webhooks.v1"
+/* Telemetry samples from external feeds, normalized (proto/events/telemetry.proto): written by
+ * ingest. Key: item id; ce_id: the sample's deterministic event id. */
+#define SB_TOPIC_TELEMETRY_RAW "telemetry.raw.v1"
 /* A topic's dead-letter topic is its name followed by this. */
 #define SB_TOPIC_DLQ_SUFFIX ".dlq"
 
 /* cdcsink (docs/cdcsink.md): change events it could not apply. Error records of events that
  * failed every attempt (original event, error, attempts, times); events that failed validation
  * or transformation (with the reason; resubmittable through the admin API); events older than
- * the staleness threshold, skipped unless the table is in backfill mode. */
-#define SB_TOPIC_CDC_DLQ        "cassandra.cdc.dlq"
-#define SB_TOPIC_CDC_VALIDATION "cassandra.cdc.validation_errors"
-#define SB_TOPIC_CDC_STALENESS  "cassandra.cdc.staleness_audit"
+ * the staleness threshold, skipped unless the table is in backfill mode. These are where
+ * failed events end, so they have no .dlq of their own (marked "sink" for the deployment
+ * check, tests/deploy/validate.mjs). */
+#define SB_TOPIC_CDC_DLQ        "cassandra.cdc.dlq"               /* sink */
+#define SB_TOPIC_CDC_VALIDATION "cassandra.cdc.validation_errors" /* sink */
+#define SB_TOPIC_CDC_STALENESS  "cassandra.cdc.staleness_audit"   /* sink */
 
 /* Redis pub/sub channels of the realtime contract (docs/realtime.md): the notifier publishes
  * frames (sb_rtframe.h) on "conv:<conversation id>" and "user:<user id>"; every realtime

@@ -68,6 +68,8 @@ const struct sb_cfg_key gateway_config[] = {
 	SB_CFG_UPSTREAM(struct gateway_cfg, notifier_url, NOTIFIER, 7107),
 	SB_CFG_UPSTREAM(struct gateway_cfg, gc_url, GC, 7108),
 	SB_CFG_UPSTREAM(struct gateway_cfg, cdcsink_url, CDCSINK, 7111),
+	SB_CFG_UPSTREAM(struct gateway_cfg, pubsub_url, PUBSUB, 7110),
+	SB_CFG_UPSTREAM(struct gateway_cfg, ingest_url, INGEST, 7109),
 	{ NULL },
 };
 
@@ -82,6 +84,8 @@ static const struct sb_service_upstream gateway_upstreams[] = {
 	{ "notifier", offsetof(struct gateway_cfg, notifier_url), false },
 	{ "gc", offsetof(struct gateway_cfg, gc_url), false },
 	{ "cdcsink", offsetof(struct gateway_cfg, cdcsink_url), false },
+	{ "pubsub", offsetof(struct gateway_cfg, pubsub_url), false },
+	{ "ingest", offsetof(struct gateway_cfg, ingest_url), false },
 	{ "gateway", offsetof(struct gateway_cfg, common.rpc_url), false },
 	{ NULL, 0, false },
 };

@@ -60,8 +60,10 @@ struct gateway_cfg {
 	char *files_url;
 	char *realtime_url;
 	char *notifier_url;
+	char *ingest_url;
 	char *gc_url;
 	char *cdcsink_url;
+	char *pubsub_url;
 	char *dev_credentials_file; /* "" = GET /dev/credentials answers 404 */
 };
 
@@ -178,6 +180,8 @@ extern const struct gw_route gw_routes_auth[];
 extern const struct gw_route gw_routes_messages[];
 extern const struct gw_route gw_routes_notifier[];
 extern const struct gw_route gw_routes_cdc[];
+extern const struct gw_route gw_routes_pubsub[];
+extern const struct gw_route gw_routes_ingest[];
 /* gw_route_match finds the route for method and path. Returns the row, or NULL with
  * *path_known telling whether the path exists for another method (405 rather than 404). */
 const struct gw_route *gw_route_match(const char *method, const char *path, struct gw_params *p,

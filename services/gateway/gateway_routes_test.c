@@ -160,14 +160,39 @@ test_methods(void **state)
 }
 
 static void
+test_most_literal_wins(void **state)
+{
+	(void)state;
+	/* /api/v1/messages/publish is the literal route's path (POST), not an {id} of GET
+	 * /api/v1/messages/{id}: GET there is 405 with Allow: POST. */
+	struct gw_params p;
+	bool known = false;
+	char allow[64];
+	const struct gw_route *r = gw_route_match("POST", "/api/v1/messages/publish", &p, &known);
+	assert_non_null(r);
+	assert_string_equal(r->pattern, "/api/v1/messages/publish");
+	assert_null(gw_route_match("GET", "/api/v1/messages/publish", &p, &known));
+	assert_true(known);
+	gw_route_allow("/api/v1/messages/publish", allow, sizeof(allow));
+	assert_string_equal(allow, "POST");
+	r = gw_route_match("GET", "/api/v1/messages/0b6f1a2e-2f43-4c36-9a55-3f1c0de1a7b2", &p,
+	                   &known);
+	assert_non_null(r);
+	assert_string_equal(r->pattern, "/api/v1/messages/{id}");
+	gw_route_allow("/api/v1/messages/x", allow, sizeof(allow));
+	assert_string_equal(allow, "GET");
+}
+
+static void
 test_tables(void **state)
 {
 	(void)state;
 	/* Every row is matched by its own pattern (with parameters filled in) and no earlier row
 	 * of the same method shadows it. */
-	const struct gw_route *const tables[] = { gw_routes_core, gw_routes_auth,
+	const struct gw_route *const tables[] = { gw_routes_core,     gw_routes_auth,
 		                                  gw_routes_messages, gw_routes_notifier,
-		                                  gw_routes_cdc };
+		                                  gw_routes_cdc,      gw_routes_pubsub,
+		                                  gw_routes_ingest };
 	size_t rows = 0;
 	for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {
 		for (const struct gw_route *r = tables[t]; r->method != NULL; r++, rows++) {
@@ -202,9 +227,10 @@ test_list(void **state)
 	assert_int_equal(gw_routes_list(&b), 0);
 	assert_non_null(b.data);
 	assert_int_equal(b.data[b.len - 1], '\n');
-	const struct gw_route *const tables[] = { gw_routes_core, gw_routes_auth,
+	const struct gw_route *const tables[] = { gw_routes_core,     gw_routes_auth,
 		                                  gw_routes_messages, gw_routes_notifier,
-		                                  gw_routes_cdc };
+		                                  gw_routes_cdc,      gw_routes_pubsub,
+		                                  gw_routes_ingest };
 	size_t rows = 0, lines = 0;
 	for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {
 		for (const struct gw_route *r = tables[t]; r->method != NULL; r++, rows++) {
@@ -227,9 +253,13 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_literal),  cmocka_unit_test(test_params),
-		cmocka_unit_test(test_no_match), cmocka_unit_test(test_methods),
-		cmocka_unit_test(test_tables),   cmocka_unit_test(test_list),
+		cmocka_unit_test(test_literal),
+		cmocka_unit_test(test_params),
+		cmocka_unit_test(test_no_match),
+		cmocka_unit_test(test_methods),
+		cmocka_unit_test(test_tables),
+		cmocka_unit_test(test_list),
+		cmocka_unit_test(test_most_literal_wins),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

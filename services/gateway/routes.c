@@ -68,16 +68,46 @@ gw_route_path_match(const char *pattern, const char *path, struct gw_params *p)
 }
 
 static const struct gw_route *const gw_route_tables[] = {
-	gw_routes_core, gw_routes_auth, gw_routes_messages, gw_routes_notifier, gw_routes_cdc, NULL,
+	gw_routes_core, gw_routes_auth,   gw_routes_messages, gw_routes_notifier,
+	gw_routes_cdc,  gw_routes_pubsub, gw_routes_ingest,   NULL,
 };
+
+/* gw_route_literals counts the literal (non-parameter) segments of a pattern. */
+static int
+gw_route_literals(const char *pattern)
+{
+	int n = 0;
+	for (const char *s = pattern; *s != '\0'; s++)
+		if (*s == '/' && s[1] != '{' && s[1] != '\0')
+			n++;
+	return n;
+}
+
+/* gw_route_best returns the most literal segments of the patterns that match path (-1: none).
+ * Only those patterns serve the path: /api/v1/messages/publish is the literal route's (POST
+ * only), not a value of /api/v1/messages/{id}. */
+static int
+gw_route_best(const char *path)
+{
+	struct gw_params p;
+	int best = -1;
+	for (size_t t = 0; gw_route_tables[t] != NULL; t++)
+		for (const struct gw_route *r = gw_route_tables[t]; r->method != NULL; r++)
+			if (gw_route_literals(r->pattern) > best &&
+			    gw_route_path_match(r->pattern, path, &p))
+				best = gw_route_literals(r->pattern);
+	return best;
+}
 
 const struct gw_route *
 gw_route_match(const char *method, const char *path, struct gw_params *p, bool *path_known)
 {
 	*path_known = false;
+	int best = gw_route_best(path);
 	for (size_t t = 0; gw_route_tables[t] != NULL; t++) {
 		for (const struct gw_route *r = gw_route_tables[t]; r->method != NULL; r++) {
-			if (!gw_route_path_match(r->pattern, path, p))
+			if (gw_route_literals(r->pattern) != best ||
+			    !gw_route_path_match(r->pattern, path, p))
 				continue;
 			*path_known = true;
 			if (strcmp(r->method, method) == 0 ||
@@ -93,10 +123,12 @@ gw_route_allow(const char *path, char *out, size_t n)
 {
 	struct gw_params p;
 	size_t used = 0;
+	int best = gw_route_best(path);
 	out[0] = '\0';
 	for (size_t t = 0; gw_route_tables[t] != NULL; t++) {
 		for (const struct gw_route *r = gw_route_tables[t]; r->method != NULL; r++) {
-			if (!gw_route_path_match(r->pattern, path, &p) ||
+			if (gw_route_literals(r->pattern) != best ||
+			    !gw_route_path_match(r->pattern, path, &p) ||
 			    strstr(out, r->method) != NULL)
 				continue;
 			int w = snprintf(out + used, n - used, "%s%s", used ? ", " : "", r->method);

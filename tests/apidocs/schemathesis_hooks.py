@@ -18,6 +18,8 @@ CONVERSATION = os.environ.get("SB_ST_CONVERSATION", "")
 @schemathesis.hook
 def map_body(context, body):
     op = context.operation
+    if op is not None and op.method.upper() == "POST" and op.path == "/api/v1/messages/publish":
+        return _ps_publish_body(body)
     if not CONVERSATION or op is None or op.method.upper() != "POST" or op.path != "/v1/messages":
         return body
     if not isinstance(body, dict) or not isinstance(body.get("conversation_id"), str):
@@ -27,6 +29,68 @@ def map_body(context, body):
     except ValueError:
         return body
     return {**body, "conversation_id": CONVERSATION}
+
+
+# pubsub (/api/v1/...): generated topic names and message ids never name anything, so, as for
+# the sends above, generated values that are valid (a usable name, a UUID) are swapped for
+# fixtures the test prepared (apidocs_schemathesis_test.sh): the topic SB_ST_TOPIC; for DELETE
+# one of the disposable topics SB_ST_DEL_TOPICS; for replay one of its dead letters
+# SB_ST_DEAD; for nack one of its leased messages SB_ST_LEASED, for modify-deadline one of
+# SB_ST_MODIFY; otherwise
+# its acknowledged message SB_ST_ACKED; PUT changes SB_ST_PUT_TOPIC (a schema_subject set there
+# would make the publishes 501); a publish's body topic becomes SB_ST_TOPIC. Invalid values
+# (negative cases) are left alone.
+import random
+import re
+
+PS_TOPIC = os.environ.get("SB_ST_TOPIC", "")
+PS_POOLS = {k: [x for x in os.environ.get(k, "").split(",") if x]
+            for k in ("SB_ST_DEL_TOPICS", "SB_ST_DEAD", "SB_ST_LEASED", "SB_ST_MODIFY")}
+PS_ACKED = os.environ.get("SB_ST_ACKED", "")
+PS_PUT_TOPIC = os.environ.get("SB_ST_PUT_TOPIC", "")
+PS_NAME = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
+
+
+def _ps_pick(pool, fallback):
+    return random.choice(PS_POOLS[pool]) if PS_POOLS[pool] else fallback
+
+
+@schemathesis.hook
+def map_path_parameters(context, path_parameters):
+    op = context.operation
+    if not PS_TOPIC or op is None or not op.path.startswith("/api/v1/") or not path_parameters:
+        return path_parameters
+    out = dict(path_parameters)
+    for key in ("name", "topic"):
+        v = out.get(key)
+        if isinstance(v, str) and PS_NAME.match(v) and not v.endswith(".dlq"):
+            method = op.method.upper()
+            out[key] = (_ps_pick("SB_ST_DEL_TOPICS", PS_TOPIC) if method == "DELETE"
+                        else PS_PUT_TOPIC or PS_TOPIC if method == "PUT" else PS_TOPIC)
+    v = out.get("id")
+    if isinstance(v, str):
+        try:
+            uuid.UUID(v)
+        except ValueError:
+            return out
+        if op.path.endswith("/replay"):
+            out["id"] = _ps_pick("SB_ST_DEAD", PS_ACKED)
+        elif op.path.endswith("/nack"):
+            out["id"] = _ps_pick("SB_ST_LEASED", PS_ACKED)
+        elif op.path.endswith("/modify-deadline"):
+            out["id"] = _ps_pick("SB_ST_MODIFY", PS_ACKED)
+        else:
+            out["id"] = PS_ACKED
+    return out
+
+
+def _ps_publish_body(body):
+    if not PS_TOPIC or not isinstance(body, dict):
+        return body
+    t = body.get("topic")
+    if isinstance(t, str) and PS_NAME.match(t) and not t.endswith(".dlq"):
+        return {**body, "topic": PS_TOPIC}
+    return body
 
 
 # tus bodies (PATCH /files/{id}, POST /files/ with creation-with-upload) are raw bytes, as

@@ -285,7 +285,10 @@ for (const env of envs) {
 const repo = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../..");
 const names = fs.readFileSync(path.join(repo, "services/common/sb_names.h"), "utf8");
 const dlq = /#define SB_TOPIC_DLQ_SUFFIX\s+"([^"]+)"/.exec(names)[1];
-const topics = [...names.matchAll(/#define (SB_TOPIC_[A-Z_]+)\s+"([^"]+)"/g)].filter((m) => m[1] !== "SB_TOPIC_DLQ_SUFFIX").map((m) => m[2]);
+// A topic marked /* sink */ (where failed events end) has no .dlq of its own.
+const topicDefs = [...names.matchAll(/#define (SB_TOPIC_[A-Z_]+)\s+"([^"]+)"([^\n]*)/g)].filter((m) => m[1] !== "SB_TOPIC_DLQ_SUFFIX");
+const topics = topicDefs.map((m) => m[2]);
+const sinks = new Set(topicDefs.filter((m) => /\/\*\s*sink\b/.test(m[3])).map((m) => m[2]));
 if (!topics.length) fail("sb_names.h: no SB_TOPIC_ names found");
 for (const env of envs) {
   const cluster = rendered[env].cluster;
@@ -294,7 +297,7 @@ for (const env of envs) {
     continue;
   }
   const kt = cluster.filter((o) => o.kind === "KafkaTopic").map((o) => o.spec.topicName ?? o.metadata.name);
-  const want = topics.flatMap((t) => [t, t + dlq]);
+  const want = topics.flatMap((t) => (sinks.has(t) ? [t] : [t, t + dlq]));
   for (const t of want) if (!kt.includes(t)) fail(`${env}: no KafkaTopic for ${t} (services/common/sb_names.h)`);
   for (const t of kt) if (!want.includes(t)) fail(`${env}: KafkaTopic ${t} is not a topic of services/common/sb_names.h`);
   const adapter = cluster.find((o) => o.kind === "ConfigMap" && o.metadata.name === "switchboard-adapter-rules");

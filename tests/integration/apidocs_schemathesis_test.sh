@@ -40,11 +40,14 @@ declare -A NO_2XX=(
 	["POST /api/v1/cdc/validation-errors/{id}/resubmit"]="scope cdc:admin (as above)"
 )
 
-svcs="gateway auth messages outbox files realtime notifier gc"
+svcs="gateway auth messages outbox files realtime notifier gc pubsub"
 sb_svc_ports $svcs
 creds=$SB_TEST_TMP/dev-credentials.json
 for s in auth messages outbox files realtime notifier gc; do sb_svc_start "$s"; done
-# GET /v1/health asks all eight services, so all run; /dev/credentials serves the seeded file.
+# Long polls bounded to 200 ms: a generated wait_ms above is a documented 400, not a 4-s wait.
+sb_svc_start pubsub SB_PUBSUB_MAX_WAIT_MS=200
+# GET /v1/health asks all eight services, so all run (and pubsub, whose routes are documented
+# too); /dev/credentials serves the seeded file.
 sb_svc_start gateway SB_RATE_LIMIT_PER_MIN=10000000 SB_DEV_CREDENTIALS_FILE="$creds"
 sb_svc_wait_ready $svcs || exit 1
 DATABASE_URL=$SB_TEST_PG_DSN "$SB_BUILD_ROOT/bin/sb-auth" seed-dev --out "$creds" >/dev/null ||
@@ -55,6 +58,35 @@ SB_ST_CLIENT_SECRET=$(jq -r .alice.client_secret "$creds")
 SB_ST_TOKEN=$(curl -s -u "$SB_ST_CLIENT_ID:$SB_ST_CLIENT_SECRET" -d grant_type=client_credentials \
 	"$SB_GW/auth/token" | jq -r .access_token)
 [ -n "$SB_ST_TOKEN" ] && [ "$SB_ST_TOKEN" != null ] || { echo "FAIL: no access token"; exit 1; }
+# The routes of pubsub need its scopes, which alice's client does not hold: the token is
+# alice's with them added (sb-auth token issue; same user and tenant, so nothing else changes).
+SB_ST_TOKEN=$(env DATABASE_URL="$SB_TEST_PG_DSN" SB_AUTH_ISSUER="$SB_GW" "$SB_BUILD_ROOT/bin/sb-auth" \
+	token issue --tenant dev --user alice --ttl 900 \
+	--scopes "messages:read messages:write pubsub:admin pubsub:produce pubsub:consume") &&
+	[ ${#SB_ST_TOKEN} -gt 100 ] || { echo "FAIL: no access token with the pubsub scopes"; exit 1; }
+# pubsub fixtures for the hooks (tests/apidocs/schemathesis_hooks.py): a topic with one
+# acknowledged message, leased ones (1-h lease; some for nack, some for modify-deadline) and dead
+# letters (one attempt allowed), a topic for PUT, and disposable topics for DELETE.
+ps() { curl -s -H "Authorization: Bearer $SB_ST_TOKEN" -H 'Content-Type: application/json' "$@"; }
+SB_ST_TOPIC=st-topic
+ps -d '{"name":"st-topic","max_delivery_attempts":1,"ack_deadline_ms":3600000,"default_strategy":"direct"}' \
+	"$SB_GW/api/v1/topics" >/dev/null
+SB_ST_ACKED=$(ps -d '{"topic":"st-topic","payload":{"n":0}}' "$SB_GW/api/v1/messages/publish" | jq -r .id)
+ps "$SB_GW/api/v1/messages/consume/st-topic" >/dev/null
+ps -d '{}' "$SB_GW/api/v1/messages/$SB_ST_ACKED/ack" | jq -e '.state == "acked"' >/dev/null ||
+	{ echo "FAIL: pubsub fixture: ack"; exit 1; }
+for i in $(seq 1 90); do ps -d "{\"topic\":\"st-topic\",\"payload\":$i}" "$SB_GW/api/v1/messages/publish" >/dev/null; done
+SB_ST_DEAD=$(ps "$SB_GW/api/v1/messages/consume/st-topic?max=30" | jq -r '[.messages[].id] | join(",")')
+for id in ${SB_ST_DEAD//,/ }; do ps -d '{"reason":"fixture"}' "$SB_GW/api/v1/messages/$id/nack" >/dev/null; done
+SB_ST_LEASED=$(ps "$SB_GW/api/v1/messages/consume/st-topic?max=30" | jq -r '[.messages[].id] | join(",")')
+SB_ST_MODIFY=$(ps "$SB_GW/api/v1/messages/consume/st-topic?max=30" | jq -r '[.messages[].id] | join(",")')
+SB_ST_DEL_TOPICS=$(for i in $(seq 1 60); do ps -d "{\"name\":\"st-del-$i\"}" "$SB_GW/api/v1/topics" | jq -r .name; done | paste -sd,)
+[ "$(ps "$SB_GW/api/v1/topics/st-topic/dlq" | jq '.messages | length')" = 30 ] &&
+	[ "$(tr ',' '\n' <<<"$SB_ST_LEASED" | wc -l)" = 30 ] && [ "$(tr ',' '\n' <<<"$SB_ST_MODIFY" | wc -l)" = 30 ] && [ "$(tr ',' '\n' <<<"$SB_ST_DEL_TOPICS" | wc -l)" = 60 ] ||
+	{ echo "FAIL: pubsub fixtures"; exit 1; }
+SB_ST_PUT_TOPIC=$(ps -d '{"name":"st-put"}' "$SB_GW/api/v1/topics" | jq -r .name)
+[ "$SB_ST_PUT_TOPIC" = st-put ] || { echo "FAIL: pubsub fixture: st-put"; exit 1; }
+export SB_ST_TOPIC SB_ST_ACKED SB_ST_DEAD SB_ST_LEASED SB_ST_MODIFY SB_ST_DEL_TOPICS SB_ST_PUT_TOPIC
 # A conversation of the caller's, for the sends (tests/apidocs/schemathesis_hooks.py).
 SB_ST_CONVERSATION=$(curl -s -H "Authorization: Bearer $SB_ST_TOKEN" -H 'Content-Type: application/json' \
 	-d '{"kind":"group","title":"schemathesis"}' "$SB_GW/v1/conversations" | jq -r .id)
@@ -71,7 +103,7 @@ timeout 240 "$st" --config-file "$root/tests/apidocs/schemathesis.toml" run \
 	"$root/docs/api/openapi.yaml" --url "$SB_GW" --exclude-tag files \
 	--checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,ignored_auth,unsupported_method,allow_header_conformance,missing_required_header,use_after_free,ensure_resource_availability \
 	--max-examples "${SB_ST_MAX_EXAMPLES:-50}" --workers 2 --request-timeout 10 \
-	--generation-database none --max-failures 10 --no-color --output-truncate false \
+	--generation-database none --max-failures 10 --no-color --output-truncate false ${SB_ST_ARGS:-} \
 	>"$SB_TEST_TMP/st.out" 2>&1
 rc=$?
 echo "schemathesis: exit $rc after $(($(date +%s) - t0)) s"
@@ -79,8 +111,8 @@ echo "schemathesis: exit $rc after $(($(date +%s) - t0)) s"
 sed -n '/= SUMMARY =/,$p' "$SB_TEST_TMP/st.out" | grep -v '^$'
 if [ $rc != 0 ]; then
 	echo "FAIL: schemathesis found problems (or could not run); its report:"
-	if grep -q '= FAILURES =' "$SB_TEST_TMP/st.out"; then
-		sed -n '/= FAILURES =/,/= SUMMARY =/p' "$SB_TEST_TMP/st.out" | head -300
+	if grep -q '= \(FAILURES\|ERRORS\) =' "$SB_TEST_TMP/st.out"; then
+		sed -n '/= \(FAILURES\|ERRORS\) =/,/= SUMMARY =/p' "$SB_TEST_TMP/st.out" | head -300
 	else
 		tail -60 "$SB_TEST_TMP/st.out"
 	fi

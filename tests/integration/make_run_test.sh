@@ -52,8 +52,8 @@ for _ in $(seq 1 50); do
 	# every service port (7100..9108 + off) stays below the kernel's ephemeral range (32768)
 	off=$(((RANDOM % 20 + 3) * 1000 + RANDOM % 500))
 	ok=1
-	for p in 8000 8080 8081 8082 7100 7101 7102 7103 7104 7106 7107 7108 \
-		9100 9101 9102 9103 9104 9106 9107 9108; do
+	for p in 8000 8080 8081 8082 7100 7101 7102 7103 7104 7106 7107 7108 7109 \
+		9100 9101 9102 9103 9104 9106 9107 9108 9109; do
 		q=$((p + off))
 		if [[ $listening == *" $q "* ]] || [ $q = "$pg_port" ] || [ $q = "$redis_port" ] ||
 			[ $q = "$kafka_port" ] || [ $q = $((kafka_port + 1)) ]; then
@@ -72,9 +72,9 @@ echo "run dir $run, offset $off, pg $pg_port, redis $redis_port, kafka $kafka_po
 
 # The services run-local.sh will start: the binaries that exist.
 declare -A ops_port=([gateway]=9100 [auth]=9101 [messages]=9102 [outbox]=9103 [files]=9104
-	[realtime]=9106 [notifier]=9107 [gc]=9108)
+	[realtime]=9106 [notifier]=9107 [gc]=9108 [ingest]=9109)
 built=()
-for s in gateway auth messages outbox files realtime notifier gc; do
+for s in gateway auth messages outbox files realtime notifier gc ingest; do
 	[ -x "$build/bin/sb-$s" ] && built+=("$s")
 done
 echo "service binaries built: ${built[*]:-none}"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# All eight services against real PostgreSQL, Redis and devbus: each starts from its config,
+# Every service (the eight, and pubsub) against real PostgreSQL, Redis and devbus: each starts from its config,
 # becomes ready only when its dependencies answer, serves /healthz, /ready and /metrics (checked
 # by promtool), answers Health over RPC (through the gateway's /v1/health aggregate and the
 # generic route table), reports a lost dependency on /ready, and exits 0 on SIGTERM.
@@ -14,7 +14,7 @@ fail=0
 ok() { echo "ok: $*"; }
 bad() { echo "FAIL: $*"; fail=1; }
 
-services=(gateway auth messages outbox files realtime notifier gc)
+services=(gateway auth messages outbox files realtime notifier gc pubsub)
 declare -A ops rpc pid
 for s in "${services[@]}"; do
 	ops[$s]=$(sb_free_port)

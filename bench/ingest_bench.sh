@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# ingest_bench.sh: simulator → sb-ingest → Kafka on this machine, against a plain librdkafka
+# producer sending the same records in the same run.
+# For each rate R of SB_BENCH_INGEST_RATES (samples/s over SB_BENCH_INGEST_ITEMS items, for
+# SB_BENCH_INGEST_SECONDS seconds) on a private real broker (one node, tests/lib/with-stack.sh):
+#   ingest  the TLCP simulator (tests/ingest/sim.mjs, one WebSocket session, MERGE updates at R/s)
+#           feeds a fresh sb-ingest (its own topic, 6 partitions); measured from its /metrics:
+#           samples received and acknowledged (acks=all), the rate they were received at (first
+#           to last, sampled every 100 ms), and the receive→ack p99 from
+#           ingest_ack_latency_seconds (the upper bound of the bucket holding the 99th
+#           percentile: 20, 30, 40, 50, 75, 100 ms ...);
+#   peer    bench/ingest_peer: the same TelemetrySample records, keys and headers produced at
+#           R/s with the same producer settings (exact produce→ack percentiles).
+# A rate counts for sb-ingest when every sample was acknowledged, none failed, the received rate
+# reached 95% of R, and p99 ≤ 50 ms. Verdict: PASS when the highest such rate reaches
+# SB_BENCH_INGEST_TARGET (50,000/s); exits 1 otherwise.
+# Run by `make bench` (bench/run.sh) or directly: bash bench/ingest_bench.sh [BUILD_DIR]
+set -u
+root=$(cd "$(dirname "$0")/.." && pwd)
+export SB_BUILD_ROOT=${1:-${SB_BUILD_ROOT:-$root/build}}
+export SB_SOURCE_ROOT=$root
+if [ -z "${SB_TEST_TMP:-}" ]; then
+	exec bash "$root/tests/lib/with-stack.sh" --stack kafka1 -- bash "$0" "$SB_BUILD_ROOT"
+fi
+. "$root/tools/stack.sh"
+rates=${SB_BENCH_INGEST_RATES:-10000 25000 50000 75000 100000}
+secs=${SB_BENCH_INGEST_SECONDS:-6}
+nitems=${SB_BENCH_INGEST_ITEMS:-30}
+target=${SB_BENCH_INGEST_TARGET:-50000}
+bin=$SB_BUILD_ROOT/bin/sb-ingest
+peer=$SB_BUILD_ROOT/bench/ingest_peer
+for f in "$bin" "$peer"; do
+	[ -x "$f" ] || {
+		echo "bench: $f is missing: build first"
+		exit 1
+	}
+done
+[ -d "$root/tests/ingest/node_modules/ws" ] || {
+	echo "bench: tests/ingest/node_modules missing: run tools/install-deps.sh"
+	exit 1
+}
+tmp=$SB_TEST_TMP
+echo "ingest: $(date -u +%FT%TZ), $(nproc) cores, load: $(uptime | sed 's/.*load average: //')"
+items=$(seq -f 'item%g' 1 "$nitems" | paste -sd,)
+python3 - "$items" >"$tmp/map.json" <<'EOF'
+import json, sys
+print(json.dumps({"source": "sim", "adapter_set": "SIM",
+    "server_ts": {"field": "TimeStamp", "unit": "ms"},
+    "fields": [{"name": "Seq", "type": "int64"}, {"name": "Value", "type": "double"},
+               {"name": "Status", "type": "string"}, {"name": "TimeStamp", "type": "int64"}],
+    "items": sys.argv[1].split(",")}))
+EOF
+
+metrics() { curl -s "http://127.0.0.1:$ops/metrics"; }
+val() { awk -v k="$1" '$1 == k { print $2 }' "$2"; }
+best=0
+printf '%-8s | %-44s | %-44s\n' rate "sb-ingest: recv/s acked/sent p99(bucket) verdict" "peer: sent/s acked/sent p50 p99 max"
+for rate in $rates; do
+	per=$((rate * secs / nitems))
+	total=$((per * nitems))
+	sp=$(sb_free_port) ops=$(sb_free_port) rpc=$(sb_free_port)
+	SB_SIM_MAX_S=300 node "$root/tests/ingest/sim.mjs" --port "$sp" --items "$items" --updates "$per" \
+		--rate "$rate" --adapter-set SIM --keepalive-ms 5000 --stats "$tmp/sim$rate.json" >"$tmp/sim$rate.log" 2>&1 &
+	simpid=$!
+	sb_wait_port 127.0.0.1 "$sp" 10 || sleep 1
+	KAFKA_BROKERS=$SB_TEST_KAFKA_BROKERS SB_KAFKA_TOPIC_PREFIX="bench$rate." SB_OPS_PORT=$ops \
+		SB_RPC_URL="tcp://127.0.0.1:$rpc" SB_INGEST_FEED_URL="ws://127.0.0.1:$sp" \
+		SB_INGEST_MAPPING="$tmp/map.json" SB_INGEST_QUEUE_MAX=2000000 SB_INGEST_HIGH_WATERMARK=1500000 \
+		SB_INGEST_LOW_WATERMARK=500000 SB_LOG_LEVEL=warn "$bin" >"$tmp/ingest$rate.log" 2>&1 &
+	ipid=$!
+	# The topic is created before the stream starts: wait for /ready (feed live, topic verified).
+	for _ in $(seq 1 300); do
+		[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$ops/ready")" = 200 ] && break
+		sleep 0.1
+	done
+	first="" last="" t_first=0 t_last=0
+	deadline=$(($(date +%s%3N) + secs * 1000 * 6 + 30000))
+	while [ "$(date +%s%3N)" -lt "$deadline" ]; do
+		metrics >"$tmp/m"
+		r=$(val 'ingest_received_total{origin="tlcp"}' "$tmp/m")
+		r=${r:-0}
+		now=$(date +%s%3N)
+		if [ "$r" != 0 ] && [ -z "$first" ]; then first=$r t_first=$now; fi
+		if [ "$r" != "${last:-}" ]; then last=$r t_last=$now; fi
+		d=$(val ingest_queue_depth "$tmp/m")
+		[ "$r" = "$total" ] && [ "${d:-1}" = 0 ] && break
+		sleep 0.1
+	done
+	metrics >"$tmp/m"
+	[ -n "${SB_BENCH_KEEP_LOGS:-}" ] && mkdir -p "$SB_BENCH_KEEP_LOGS" && cp "$tmp/m" "$SB_BENCH_KEEP_LOGS/metrics$rate.txt"
+	kill -TERM "$ipid"
+	wait "$ipid" 2>/dev/null
+	kill "$simpid" 2>/dev/null
+	wait "$simpid" 2>/dev/null
+	recv=$(val 'ingest_received_total{origin="tlcp"}' "$tmp/m")
+	ok=$(val 'ingest_published_total{result="ok"}' "$tmp/m")
+	bad=$(val 'ingest_published_total{result="error"}' "$tmp/m")
+	count=$(val ingest_ack_latency_seconds_count "$tmp/m")
+	p99=$(awk -v c="${count:-0}" '/^ingest_ack_latency_seconds_bucket/ {
+		match($1, /le="[^"]+"/); le = substr($1, RSTART + 4, RLENGTH - 5)
+		if ($2 >= 0.99 * c && c > 0) { print (le == "+Inf" ? "inf" : le * 1000); exit } }' "$tmp/m")
+	span=$((t_last - t_first))
+	rps=$(awk -v n="$(( ${last:-0} - ${first:-0} ))" -v ms="$span" 'BEGIN { printf "%.0f", (ms > 0 ? n * 1000 / ms : 0) }')
+	verdict=no
+	if [ "${recv:-0}" = "$total" ] && [ "${ok:-0}" = "$total" ] && [ "${bad:-1}" = 0 ] &&
+		[ "$rps" -ge $((rate * 95 / 100)) ] && [ "$p99" != inf ] && [ "${p99:-999}" -le 50 ] 2>/dev/null; then
+		verdict=yes
+		best=$rate
+	fi
+	pl=$("$peer" "$SB_TEST_KAFKA_BROKERS" "peer$rate.telemetry.raw.v1" "$rate" "$secs" "$nitems" 2>&1 | tail -n1)
+	pa=$(sed -n 's/.*achieved=\([0-9]*\).*/\1/p' <<<"$pl")
+	packed=$(sed -n 's/.*acked=\([0-9]*\).*/\1/p' <<<"$pl")
+	p50p=$(sed -n 's/.*p50_ms=\([0-9.]*\).*/\1/p' <<<"$pl")
+	p99p=$(sed -n 's/.*p99_ms=\([0-9.]*\).*/\1/p' <<<"$pl")
+	maxp=$(sed -n 's/.*max_ms=\([0-9.]*\).*/\1/p' <<<"$pl")
+	printf '%-8s | %7s/s %8s/%-8s p99<=%-4sms %-4s | %7s/s %8s/%-8s %5sms %6sms %6sms\n' \
+		"$rate" "$rps" "${ok:-0}" "$total" "${p99:-?}" "$verdict" "${pa:-?}" "${packed:-?}" \
+		"$total" "${p50p:-?}" "${p99p:-?}" "${maxp:-?}"
+done
+echo "highest rate with every sample acknowledged and p99 receive→ack ≤ 50 ms: $best/s (target $target/s)"
+echo "load after: $(uptime | sed 's/.*load average: //')"
+if [ "$best" -ge "$target" ]; then
+	echo "PASS"
+else
+	echo "FAIL"
+	exit 1
+fi

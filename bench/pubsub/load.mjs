@@ -1,0 +1,188 @@
+// load.mjs SYSTEM: the load of bench/pubsub_bench.sh against one system, the same shape for
+// all three: 4 producers, each keeping SB_BENCH_WINDOW publishes in flight (every publish waits
+// for the system's durable acknowledgement: pubsub's 202, RabbitMQ's publisher confirm,
+// JetStream's PubAck), and 4 consumers that take messages in batches and acknowledge each one
+// explicitly; SB_BENCH_MESSAGES messages of SB_BENCH_BYTES bytes. It prints one JSON line:
+// messages, seconds from the first publish to the last ack, rate, and the publish→ack latency
+// of each message (from just before its publish to the return of its ack) at p50/p99/max.
+//   pubsub  SB_GW, SB_TOKEN, SB_TOPIC: POST /api/v1/messages/publish, GET consume (max 64,
+//           long poll), one POST /api/v1/messages/ack (a batch: each message acked on its own,
+//           in one transaction) per consume, all through the gateway over HTTP/1.1 keep-alive
+//   rabbit  SB_AMQP_URL, SB_QUEUE: a durable quorum queue, persistent messages, publisher
+//           confirms, prefetch 64, manual acks
+//   nats    SB_NATS, SB_STREAM: a JetStream stream with file storage, a durable pull consumer
+//           with explicit acks, fetched 64 at a time
+import { performance } from 'node:perf_hooks';
+
+const SYSTEM = process.argv[2];
+const N = Number(process.env.SB_BENCH_MESSAGES || 10000);
+const BYTES = Number(process.env.SB_BENCH_BYTES || 1024);
+const WINDOW = Number(process.env.SB_BENCH_WINDOW || 8);
+const PRODUCERS = 4, CONSUMERS = 4;
+const now = () => performance.timeOrigin + performance.now();
+
+const lat = [];
+let acked = 0, t0 = 0, tEnd = 0, errors = 0;
+let resolveDone;
+const done = new Promise((r) => (resolveDone = r));
+function ackedOne(sentAt) {
+	lat.push(now() - sentAt);
+	acked++;
+	if (acked === N) {
+		tEnd = now();
+		resolveDone();
+	}
+}
+
+// Every message carries its publish time in its first 20 bytes, padded to BYTES.
+function body(i) {
+	const head = `${now().toFixed(3)}`.padEnd(24, ' ');
+	return head + 'x'.repeat(Math.max(0, BYTES - head.length - 12)) + String(i).padStart(12, '0');
+}
+const sentAt = (text) => Number(text.slice(0, 24));
+
+// runProducers runs 4 producers with WINDOW publishes in flight each; publish(i) resolves
+// once the system has durably accepted message i.
+async function runProducers(publish) {
+	let next = 0;
+	t0 = now();
+	await Promise.all(Array.from({ length: PRODUCERS * WINDOW }, async () => {
+		for (;;) {
+			const i = next++;
+			if (i >= N) return;
+			for (let tries = 0; ; tries++) {
+				try {
+					await publish(i);
+					break;
+				} catch (e) {
+					errors++;
+					if (tries > 5) throw e;
+				}
+			}
+		}
+	}));
+}
+
+async function pubsub() {
+	const GW = process.env.SB_GW, topic = process.env.SB_TOPIC;
+	const auth = { Authorization: `Bearer ${process.env.SB_TOKEN}` };
+	const json = { ...auth, 'Content-Type': 'application/json' };
+	const consumer = async (c) => {
+		while (acked < N) {
+			const r = await fetch(`${GW}/api/v1/messages/consume/${topic}?max=64&wait_ms=1000&consumer=c${c}`, { headers: auth });
+			if (r.status !== 200) {
+				errors++;
+				await r.text();
+				continue;
+			}
+			const { messages } = await r.json();
+			if (!messages.length) continue;
+			// One batch ack (one transaction) for what one consume leased.
+			const a = await fetch(`${GW}/api/v1/messages/ack`, {
+				method: 'POST', headers: json,
+				body: JSON.stringify({ acks: messages.map((m) => ({ id: m.id, lease_id: m.lease_id })) }),
+			});
+			if (a.status !== 200) {
+				errors++;
+				await a.text();
+				continue;
+			}
+			const { results } = await a.json();
+			results.forEach((x, k) => (x.ok ? ackedOne(sentAt(messages[k].payload.d)) : errors++));
+		}
+	};
+	const cons = Array.from({ length: CONSUMERS }, (_, c) => consumer(c));
+	await runProducers(async (i) => {
+		const r = await fetch(`${GW}/api/v1/messages/publish`, {
+			method: 'POST', headers: json, body: JSON.stringify({ topic, payload: { d: body(i) } }),
+		});
+		await r.text();
+		if (r.status !== 202) throw new Error(`publish ${r.status}`);
+	});
+	await done;
+	await Promise.all(cons);
+}
+
+async function rabbit() {
+	const amqp = await import('amqplib');
+	const q = process.env.SB_QUEUE;
+	const conns = [];
+	const open = async () => {
+		const c = await amqp.connect(process.env.SB_AMQP_URL);
+		conns.push(c);
+		return c;
+	};
+	const setup = await (await open()).createChannel();
+	await setup.assertQueue(q, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
+	for (let c = 0; c < CONSUMERS; c++) {
+		const ch = await (await open()).createChannel();
+		await ch.prefetch(64);
+		await ch.consume(q, (m) => {
+			ch.ack(m);
+			ackedOne(sentAt(m.content.toString('latin1', 0, 24)));
+		}, { noAck: false });
+	}
+	// One connection and confirm channel per producer; WINDOW publishes in flight on each.
+	const chans = [];
+	for (let p = 0; p < PRODUCERS; p++) chans.push(await (await open()).createConfirmChannel());
+	let rr = 0;
+	await runProducers((i) => new Promise((res, rej) => {
+		const ch = chans[rr++ % PRODUCERS];
+		ch.sendToQueue(q, Buffer.from(body(i), 'latin1'), { persistent: true },
+			(err) => (err ? rej(err) : res()));
+	}));
+	await done;
+	for (const c of conns) await c.close();
+}
+
+async function nats() {
+	const { connect, AckPolicy, StorageType } = await import('nats');
+	const stream = process.env.SB_STREAM, subj = `${stream}.m`;
+	const setup = await connect({ servers: process.env.SB_NATS });
+	const jsm = await setup.jetstreamManager();
+	await jsm.streams.add({ name: stream, subjects: [subj], storage: StorageType.File });
+	await jsm.consumers.add(stream, { durable_name: 'bench', ack_policy: AckPolicy.Explicit, max_ack_pending: 10000 });
+	const pconns = [], cconns = [];
+	for (let p = 0; p < PRODUCERS; p++) pconns.push(await connect({ servers: process.env.SB_NATS }));
+	for (let c = 0; c < CONSUMERS; c++) cconns.push(await connect({ servers: process.env.SB_NATS }));
+	const cons = cconns.map(async (nc) => {
+		const c = await nc.jetstream().consumers.get(stream, 'bench');
+		while (acked < N) {
+			const batch = await c.fetch({ max_messages: 64, expires: 1000 });
+			for await (const m of batch) {
+				await m.ackAck();
+				ackedOne(sentAt(Buffer.from(m.data).toString('latin1', 0, 24)));
+			}
+		}
+	});
+	const js = pconns.map((nc) => nc.jetstream());
+	let rr = 0;
+	await runProducers(async (i) => {
+		await js[rr++ % PRODUCERS].publish(subj, Buffer.from(body(i), 'latin1'));
+	});
+	await done;
+	await Promise.all(cons);
+	for (const nc of [...pconns, ...cconns, setup]) await nc.close();
+}
+
+const runners = { pubsub, rabbit, nats };
+if (!runners[SYSTEM]) {
+	console.error('usage: load.mjs pubsub|rabbit|nats');
+	process.exit(2);
+}
+const guard = setTimeout(() => {
+	console.error(`load ${SYSTEM}: timed out with ${acked} of ${N} acked`);
+	process.exit(1);
+}, Number(process.env.SB_BENCH_TIMEOUT_S || 300) * 1000);
+await runners[SYSTEM]();
+clearTimeout(guard);
+lat.sort((a, b) => a - b);
+const q = (p) => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))];
+const secs = (tEnd - t0) / 1000;
+console.log(JSON.stringify({
+	system: SYSTEM, messages: N, bytes: BYTES, producers: PRODUCERS, consumers: CONSUMERS,
+	window: WINDOW, seconds: +secs.toFixed(2), rate: Math.round(N / secs),
+	p50_ms: +q(0.5).toFixed(1), p99_ms: +q(0.99).toFixed(1), max_ms: +lat[lat.length - 1].toFixed(1),
+	errors, cpu_s: +((process.cpuUsage().user + process.cpuUsage().system) / 1e6).toFixed(2),
+}));
+process.exit(0);

@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# pubsub_bench.sh: publish→ack throughput and latency of sb-pubsub (issue 15) with its peers in
+# the same run: RabbitMQ (Debian's rabbitmq-server: a durable quorum queue, persistent
+# messages, publisher confirms, manual acks; npm amqplib) and NATS JetStream (Debian's
+# nats-server: file storage, a durable pull consumer with explicit acks; npm nats). The same
+# load for each (bench/pubsub/load.mjs): 4 producers with SB_BENCH_WINDOW (8) publishes in
+# flight each, every one waiting for the system's acknowledgement, and 4 consumers taking
+# batches of 64 and acking each message; SB_BENCH_MESSAGES (10,000) messages of 1 KiB.
+# Target: pubsub's rate >= RabbitMQ's; the script exits 1 when it is missed.
+# Durability: pubsub acknowledges a publish after COMMIT on a PostgreSQL with fsync and
+# synchronous_commit on (the with-stack cluster is restarted without its test-only options, and
+# the settings read back are printed); a quorum queue confirms after its log is fsynced; NATS
+# 2.9 (Debian) writes JetStream file storage to the OS before its PubAck but fsyncs it only
+# periodically (sync_interval "always" came with 2.10): it is the least durable of the three.
+# pubsub runs behind the gateway (HTTP, token checks, JSON⇄protobuf, RPC): what an application
+# uses; the peers are spoken to directly with their own protocols.
+# Run by `make bench` (bench/run.sh) or directly: bash bench/pubsub_bench.sh [BUILD_DIR]
+set -u
+root=$(cd "$(dirname "$0")/.." && pwd)
+export SB_BUILD_ROOT=${1:-${SB_BUILD_ROOT:-$root/build}}
+export SB_SOURCE_ROOT=$root
+if [ -z "${SB_TEST_TMP:-}" ]; then
+	exec bash "$root/tests/lib/with-stack.sh" --stack pg,redis -- bash "$0" "$SB_BUILD_ROOT"
+fi
+. "$root/tools/stack.sh"
+. "$root/tests/lib/services.sh"
+tmp=$SB_TEST_TMP
+export SB_BENCH_MESSAGES=${SB_BENCH_MESSAGES:-10000}
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+echo "# $(date -u +%FT%TZ) $(nproc) cores, load average $load_before"
+for b in sb-auth sb-messages sb-gateway sb-pubsub; do
+	[ -x "$SB_BUILD_ROOT/bin/$b" ] || { echo "bench: $SB_BUILD_ROOT/bin/$b is missing: build first"; exit 1; }
+done
+[ -d "$root/bench/pubsub/node_modules/amqplib" ] && [ -d "$root/bench/pubsub/node_modules/nats" ] ||
+	{ echo "bench: bench/pubsub/node_modules is missing: run tools/install-deps.sh"; exit 1; }
+for c in nats-server /usr/lib/rabbitmq/bin/rabbitmq-server; do
+	command -v "$c" >/dev/null || { echo "bench: $c is missing: run tools/install-deps.sh"; exit 1; }
+done
+
+# 1. A durable PostgreSQL: the with-stack cluster again, without its test-only options.
+sb_pg_stop "$tmp"
+sb_pg_start "$tmp" "$SB_TEST_PG_PORT" "" || { echo "bench: PostgreSQL restart failed"; exit 1; }
+q() { psql -X -q -At -v ON_ERROR_STOP=1 "$SB_TEST_PG_DSN" "$@"; }
+settings=$(q -c "SELECT string_agg(name || '=' || setting, ' ' ORDER BY name) FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes')")
+echo "PostgreSQL $(q -c 'SHOW server_version'): $settings"
+case " $settings " in
+*" fsync=on "*" synchronous_commit=on "*) ;;
+*) echo "bench: PostgreSQL is not durable ($settings)"; exit 1 ;;
+esac
+
+results=$tmp/results.jsonl
+: >"$results"
+run() { # run SYSTEM ENV...: one load; its JSON line appended to $results
+	local sys=$1
+	shift
+	(cd "$root/bench/pubsub" && env "$@" node load.mjs "$sys") >"$tmp/$sys.out" 2>&1 || {
+		echo "bench: the $sys load failed:"; tail -20 "$tmp/$sys.out"; return 1; }
+	tail -1 "$tmp/$sys.out" | tee -a "$results"
+}
+
+# 2. pubsub through the gateway.
+sb_svc_ports gateway auth messages pubsub
+sb_svc_start auth SB_LOG_LEVEL=warn
+sb_svc_start messages SB_LOG_LEVEL=warn
+sb_svc_start pubsub SB_LOG_LEVEL=warn
+sb_svc_start gateway SB_LOG_LEVEL=warn SB_RATE_LIMIT_PER_MIN=100000000 SB_RPC_TIMEOUT_MS=10000
+sb_svc_wait_ready auth messages pubsub gateway || exit 1
+creds=$tmp/creds.json
+DATABASE_URL=$SB_TEST_PG_DSN "$SB_BUILD_ROOT/bin/sb-auth" seed-dev --out "$creds" >/dev/null || exit 1
+token=$(curl -s -u "$(jq -r .admin.client_id "$creds"):$(jq -r .admin.client_secret "$creds")" \
+	-d grant_type=client_credentials "$SB_GW/auth/token" | jq -r .access_token)
+[ ${#token} -gt 100 ] || { echo "bench: no token"; exit 1; }
+curl -sf -o /dev/null -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+	-d '{"name":"bench","type":"queue","default_strategy":"direct"}' "$SB_GW/api/v1/topics" ||
+	{ echo "bench: cannot create the topic"; exit 1; }
+# CPU seconds of the pubsub side's processes during its load (PostgreSQL: all its processes).
+pg_pids() { local pm; pm=$(head -1 "$tmp/pg/data/postmaster.pid"); echo "$pm $(ps -o pid= --ppid "$pm")"; }
+ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done; echo $t; }
+cpu_snapshot() { echo "$(ticks "${SVC_PID[gateway]}") $(ticks "${SVC_PID[pubsub]}") $(ticks "${SVC_PID[auth]}") $(ticks $(pg_pids))"; }
+read -r g0 p0 a0 d0 < <(cpu_snapshot)
+run pubsub SB_GW="$SB_GW" SB_TOKEN="$token" SB_TOPIC=bench || exit 1
+read -r g1 p1 a1 d1 < <(cpu_snapshot)
+hz=$(getconf CLK_TCK)
+echo "pubsub side CPU seconds during the load: gateway $(((g1 - g0) * 100 / hz))e-2, sb-pubsub $(((p1 - p0) * 100 / hz))e-2, auth $(((a1 - a0) * 100 / hz))e-2, PostgreSQL $(((d1 - d0) * 100 / hz))e-2 (the load generator: cpu_s in its line)"
+sb_svc_stop_all
+
+# 3. RabbitMQ: a private node on free loopback ports (its own epmd), data in $tmp.
+rmq=$tmp/rabbitmq
+mkdir -p "$rmq"
+rport=$(sb_free_port)
+eport=$(sb_free_port)
+rmq_env=(HOME="$rmq" RABBITMQ_NODENAME="sbbench$rport@localhost" RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
+	RABBITMQ_NODE_PORT="$rport" RABBITMQ_DIST_PORT="$(sb_free_port)" ERL_EPMD_PORT="$eport"
+	ERL_EPMD_ADDRESS=127.0.0.1 RABBITMQ_MNESIA_BASE="$rmq/mnesia" RABBITMQ_LOG_BASE="$rmq/log"
+	RABBITMQ_ENABLED_PLUGINS_FILE="$rmq/enabled_plugins" RABBITMQ_CONFIG_FILE="$rmq/rabbitmq")
+# The node's own epmd, in the foreground of a background job, so that it is stopped by its pid.
+env ERL_EPMD_ADDRESS=127.0.0.1 epmd -port "$eport" >"$rmq/epmd.log" 2>&1 &
+epmd_pid=$!
+env "${rmq_env[@]}" /usr/lib/rabbitmq/bin/rabbitmq-server >"$rmq/out.log" 2>&1 &
+rmq_pid=$!
+stop_rabbit() {
+	env "${rmq_env[@]}" /usr/lib/rabbitmq/bin/rabbitmqctl stop >/dev/null 2>&1 || kill "$rmq_pid" 2>/dev/null
+	wait "$rmq_pid" 2>/dev/null
+	kill "$epmd_pid" 2>/dev/null
+	wait "$epmd_pid" 2>/dev/null
+}
+for _ in $(seq 1 120); do grep -q 'Starting broker.*completed' "$rmq/out.log" && break; sleep 0.5; done
+grep -q 'Starting broker.*completed' "$rmq/out.log" || { echo "bench: RabbitMQ did not start"; tail "$rmq/out.log"; stop_rabbit; exit 1; }
+echo "RabbitMQ $(dpkg-query -W -f='${Version}' rabbitmq-server) on 127.0.0.1:$rport"
+run rabbit SB_AMQP_URL="amqp://guest:guest@127.0.0.1:$rport" SB_QUEUE=bench
+rc=$?
+stop_rabbit
+[ $rc = 0 ] || exit 1
+
+# 4. NATS JetStream: file storage in $tmp.
+nport=$(sb_free_port)
+nats-server -a 127.0.0.1 -p "$nport" -js -sd "$tmp/nats" >"$tmp/nats.log" 2>&1 &
+nats_pid=$!
+sb_wait_port 127.0.0.1 "$nport" 10 || { echo "bench: nats-server did not start"; cat "$tmp/nats.log"; exit 1; }
+echo "NATS $(nats-server --version 2>&1 | head -1) on 127.0.0.1:$nport"
+run nats SB_NATS="127.0.0.1:$nport" SB_STREAM=BENCH
+rc=$?
+kill "$nats_pid" 2>/dev/null
+wait "$nats_pid" 2>/dev/null
+[ $rc = 0 ] || exit 1
+
+# 5. Verdict.
+echo "# done $(date -u +%FT%TZ), load average $load_before -> $(cut -d' ' -f1-3 /proc/loadavg)"
+printf '%-8s %10s %10s %10s %10s\n' system msgs/s p50_ms p99_ms errors
+jq -r '"\(.system) \(.rate) \(.p50_ms) \(.p99_ms) \(.errors)"' "$results" | xargs -n5 printf '%-8s %10s %10s %10s %10s\n'
+ps_rate=$(jq -r 'select(.system == "pubsub") | .rate' "$results")
+rmq_rate=$(jq -r 'select(.system == "rabbit") | .rate' "$results")
+if [ "$ps_rate" -ge "$rmq_rate" ]; then
+	echo "verdict: pubsub $ps_rate msgs/s >= RabbitMQ $rmq_rate msgs/s: met"
+else
+	echo "verdict: pubsub $ps_rate msgs/s < RabbitMQ $rmq_rate msgs/s: NOT met"
+	exit 1
+fi

@@ -1,0 +1,93 @@
+/* config.c: the pubsub service's configuration table, RPC table and service definition. */
+#include "pubsub.h"
+
+#include "sb_migrate.h"
+
+extern const struct sb_migration pubsub_migrations[];
+
+const struct sb_cfg_key pubsub_config[] = {
+	/* Long polls hold a worker each while they wait: more workers than other services. */
+	SB_CFG_COMMON_W(struct pubsub_cfg, common, 9110, 7110, 32),
+	SB_CFG_POSTGRES(struct pubsub_cfg, common),
+	SB_CFG_INT_ROW(struct pubsub_cfg, "SB_PUBSUB_BACKOFF_BASE_MS", backoff_base_ms, "2000", 1,
+	               3600000,
+	               "Delay before the second attempt of a delivery; doubles with every failed "
+	               "attempt (2, 4, 8, 16, 32 s by default)."),
+	SB_CFG_INT_ROW(struct pubsub_cfg, "SB_PUBSUB_BACKOFF_MAX_MS", backoff_max_ms, "32000", 1,
+	               86400000, "Ceiling of the delay between attempts of a delivery."),
+	SB_CFG_INT_ROW(struct pubsub_cfg, "SB_PUBSUB_REAPER_MS", reaper_ms, "200", 10, 60000,
+	               "How often expired leases are returned for redelivery (or dead-lettered)."),
+	SB_CFG_INT_ROW(
+	    struct pubsub_cfg, "SB_PUBSUB_RETENTION_PASS_MS", retention_pass_ms, "10000", 50,
+	    3600000,
+	    "How often messages whose deliveries are all acknowledged and that are older "
+	    "than their topic's retention_ms are deleted (with expired idempotency keys)."),
+	SB_CFG_INT_ROW(
+	    struct pubsub_cfg, "SB_PUBSUB_POLL_MS", poll_ms, "100", 5, 10000,
+	    "A long-polling consumer looks for deliveries at least this often (publishes "
+	    "of this instance wake it at once)."),
+	SB_CFG_INT_ROW(struct pubsub_cfg, "SB_PUBSUB_MAX_WAIT_MS", max_wait_ms, "20000", 0, 120000,
+	               "Longest wait_ms of a consume (also bounded by the caller's deadline)."),
+	SB_CFG_INT_ROW(
+	    struct pubsub_cfg, "SB_PUBSUB_CONSUMER_TTL_MS", consumer_ttl_ms, "10000", 100, 3600000,
+	    "A named consumer of a load-balanced subscription counts as active this long "
+	    "after its last consume."),
+	SB_CFG_INT_ROW(struct pubsub_cfg, "SB_PUBSUB_IDEMPOTENCY_WINDOW_S", idempotency_window_s,
+	               "86400", 1, 2592000,
+	               "How long an idempotency key names its first message (duplicates within "
+	               "the window are not stored again)."),
+	SB_CFG_INT_ROW(struct pubsub_cfg, "SB_PUBSUB_MAX_PAYLOAD_BYTES", max_payload_bytes,
+	               "262144", 16, 1048576, "Largest payload of one message (its JSON text)."),
+	SB_CFG_INT_ROW(struct pubsub_cfg, "SB_PUBSUB_DEFAULT_ATTEMPTS", default_attempts, "5", 1,
+	               1000, "max_delivery_attempts of a topic created without one."),
+	SB_CFG_INT_ROW(struct pubsub_cfg, "SB_PUBSUB_DEFAULT_DEADLINE_MS", default_deadline_ms,
+	               "30000", 100, 3600000, "ack_deadline_ms of a topic created without one."),
+	SB_CFG_INT_ROW(struct pubsub_cfg, "SB_PUBSUB_DEFAULT_RETENTION_MS", default_retention_ms,
+	               "604800000", 1000, 31536000000LL,
+	               "retention_ms of a topic created without one: how long acknowledged "
+	               "messages are kept."),
+	{ NULL },
+};
+
+const struct sb_rpc_method pubsub_methods[] = {
+	SB_RPC_ROW(pubsub, CreateTopic, topic, topic, ps_rpc_create_topic, 0),
+	SB_RPC_ROW(pubsub, ListTopics, list_topics_request, list_topics_response,
+	           ps_rpc_list_topics, 0),
+	SB_RPC_ROW(pubsub, GetTopic, topic_ref, topic, ps_rpc_get_topic, 0),
+	SB_RPC_ROW(pubsub, UpdateTopic, topic, topic, ps_rpc_update_topic, 0),
+	SB_RPC_ROW(pubsub, DeleteTopic, topic_ref, delete_topic_response, ps_rpc_delete_topic, 0),
+	SB_RPC_ROW(pubsub, TopicMetrics, topic_ref, topic_metrics_response, ps_rpc_topic_metrics,
+	           0),
+	SB_RPC_ROW(pubsub, CreateSubscription, subscription, subscription,
+	           ps_rpc_create_subscription, 0),
+	SB_RPC_ROW(pubsub, ListSubscriptions, topic_ref, list_subscriptions_response,
+	           ps_rpc_list_subscriptions, 0),
+	SB_RPC_ROW(pubsub, Publish, publish_request, publish_response, ps_rpc_publish, 0),
+	SB_RPC_ROW(pubsub, Consume, consume_request, consume_response, ps_rpc_consume, 0),
+	SB_RPC_ROW(pubsub, Ack, ack_request, ack_response, ps_rpc_ack, 0),
+	SB_RPC_ROW(pubsub, AckBatch, ack_batch_request, ack_batch_response, ps_rpc_ack_batch, 0),
+	SB_RPC_ROW(pubsub, Nack, nack_request, ack_response, ps_rpc_nack, 0),
+	SB_RPC_ROW(pubsub, ModifyDeadline, modify_deadline_request, ack_response,
+	           ps_rpc_modify_deadline, 0),
+	SB_RPC_ROW(pubsub, GetMessage, get_message_request, message_info, ps_rpc_get_message, 0),
+	SB_RPC_ROW(pubsub, ListDeadLetters, list_dead_letters_request, list_dead_letters_response,
+	           ps_rpc_list_dead_letters, 0),
+	SB_RPC_ROW(pubsub, ReplayDeadLetter, replay_request, replay_response,
+	           ps_rpc_replay_dead_letter, 0),
+	SB_RPC_END,
+};
+
+const struct sb_service_def pubsub_service = {
+	.name = "pubsub",
+	.config = pubsub_config,
+	.config_size = sizeof(struct pubsub_cfg),
+	.common_offset = offsetof(struct pubsub_cfg, common),
+	.methods = pubsub_methods,
+	.schema = "pubsub",
+	.migrations = pubsub_migrations,
+	.start = ps_service_start,
+	.stop = ps_service_stop,
+	.worker_conns = SB_WORKER_PG,
+	.worker_stmts = ps_stmts,
+	.worker_pg_opts = &ps_pg_opts,
+};

@@ -1,0 +1,426 @@
+/* consume.c: RPCs Consume (long poll; leases what it returns), Ack, Nack, ModifyDeadline and
+ * GetMessage. The statements are in store.c; docs/pubsub.md has the delivery states. */
+#include "pubsub.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sb_err.h"
+#include "sb_log.h"
+#include "sb_util_shutdown.h"
+#include "sb_util_time.h"
+#include "sb_util_uuid.h"
+
+#define PS_CONSUME_MAX 100
+
+/* For round_robin and least_loaded subscriptions with a named consumer: how this poll may
+ * claim. rr_n and rr_k: take only deliveries whose seq % n == k (n = 0: any); *cap: at most
+ * this many (least_loaded: the consumer may get ahead of the least-loaded other active
+ * consumer by one delivery at most). Returns 0 or the statement's error. */
+static int
+ps_balance(struct sb_rpc_call *call, const char *sub_id, const char *consumer,
+           enum ps_strategy strat, int *rr_n, int *rr_k, int *cap)
+{
+	const struct pubsub_cfg *cfg = ps_ctx(call)->cfg;
+	char ttl[24];
+	PGresult *res = NULL;
+	snprintf(ttl, sizeof(ttl), "%lld", cfg->consumer_ttl_ms);
+	const char *p[] = { sub_id, consumer, ttl };
+	int rv = sb_pg_exec_prepared(ps_pg(call), "consumer_touch", 3, p, &res);
+	if (rv != 0)
+		return rv;
+	int n = PQntuples(res), k = -1, idx = 0;
+	long long own = 0, min_other = -1;
+	for (int i = 0; i < n; i++) {
+		const char *name = PQgetvalue(res, i, 0);
+		long long inflight = atoll(PQgetvalue(res, i, 1));
+		int c = strcmp(name, consumer);
+		if (c == 0) {
+			k = i;
+			own = inflight;
+			continue;
+		}
+		if (c < 0)
+			idx++;
+		if (min_other < 0 || inflight < min_other)
+			min_other = inflight;
+	}
+	/* The first poll of a consumer is not in the list yet: count it where it sorts. */
+	int total = k < 0 ? n + 1 : n;
+	int self = k < 0 ? idx : k;
+	PQclear(res);
+	*rr_n = 0;
+	*rr_k = 0;
+	if (strat == PS_ROUND_ROBIN && total > 1) {
+		*rr_n = total;
+		*rr_k = self;
+	}
+	if (strat == PS_LEAST_LOADED && min_other >= 0) {
+		long long c = min_other - own + 1;
+		*cap = c < 0 ? 0 : (c < *cap ? (int)c : *cap);
+	}
+	return 0;
+}
+
+/* Fills out with the leased rows of a claim. */
+static int
+ps_fill_delivered(struct sb_rpc_call *call, PGresult *res, const char *sub,
+                  Sb__Pubsub__ConsumeResponse *out)
+{
+	int n = PQntuples(res);
+	out->messages = sb_rpc_call_alloc(call, (size_t)(n + 1) * sizeof(void *));
+	if (out->messages == NULL)
+		return SB_ENOMEM;
+	for (int i = 0; i < n; i++) {
+		Sb__Pubsub__Delivered *d = sb_rpc_call_alloc(call, sizeof(*d));
+		if (d == NULL)
+			return SB_ENOMEM;
+		sb__pubsub__delivered__init(d);
+		d->id = ps_dup(call, PQgetvalue(res, i, 0));
+		d->payload = ps_raw(call, PQgetvalue(res, i, 1));
+		if (ps_headers_fill(call, PQgetvalue(res, i, 2),
+		                    &sb__pubsub__delivered__headers_entry__descriptor,
+		                    (void ***)&d->headers, &d->n_headers) != 0)
+			return SB_ENOMEM;
+		d->attempt = atoi(PQgetvalue(res, i, 3));
+		d->subscription = ps_dup(call, sub);
+		d->lease_id = ps_dup(call, PQgetvalue(res, i, 4));
+		d->ordering_key = ps_dup(call, PQgetvalue(res, i, 5));
+		d->priority = atoi(PQgetvalue(res, i, 6));
+		d->lease_expires_ms = atoll(PQgetvalue(res, i, 7));
+		if (d->id == NULL || d->payload == NULL || d->subscription == NULL ||
+		    d->lease_id == NULL || d->ordering_key == NULL)
+			return SB_ENOMEM;
+		out->messages[out->n_messages++] = d;
+	}
+	return 0;
+}
+
+int
+ps_rpc_consume(struct sb_rpc_call *call, const void *req, void *resp)
+{
+	const Sb__Pubsub__ConsumeRequest *in = req;
+	Sb__Pubsub__ConsumeResponse *out = resp;
+	struct ps_state *st = ps_ctx(call);
+	const char *tenant = ps_tenant(call);
+	struct ps_topic t;
+	enum ps_strategy strat;
+	char sub_id[24], deadline[16], rr_n_s[12], rr_k_s[12], cap_s[12];
+	PGresult *tres, *res = NULL;
+	int rv;
+	if (tenant == NULL)
+		return sb_rpc_call_error(call, SB__RPC__CODE__UNAUTHENTICATED, "no tenant");
+	if (in->max < 0 || in->max > PS_CONSUME_MAX)
+		return ps_invalid(call, "max", "1 to 100 (0 means 1)");
+	if (in->wait_ms < 0 || in->wait_ms > st->cfg->max_wait_ms)
+		return ps_invalid(call, "wait_ms", "0 to SB_PUBSUB_MAX_WAIT_MS (20000)");
+	if (strlen(in->consumer) > PS_NAME_MAX)
+		return ps_invalid(call, "consumer", "at most 100 characters");
+	if ((rv = ps_topic_load(call, tenant, in->topic, &t, &tres)) != SB__RPC__CODE__OK)
+		return rv;
+	const char *sub = in->subscription[0] ? in->subscription : PS_DEFAULT_SUB;
+	if ((rv = ps_sub_load(call, t.id, sub, sub_id, &strat)) != SB__RPC__CODE__OK)
+		goto done;
+	struct sb_series *delivered = sb_metric_with(st->m_delivered, t.name, sub);
+	struct sb_series *redelivered = sb_metric_with(st->m_redeliver, t.name, sub);
+	snprintf(deadline, sizeof(deadline), "%d", t.ack_deadline_ms);
+	/* Wait at most what was asked, and end early enough to answer within the deadline. */
+	int64_t left = sb_rpc_call_remaining_ms(call);
+	int64_t wait = in->wait_ms;
+	if (left != INT64_MAX && wait > left - 500)
+		wait = left > 500 ? left - 500 : 0;
+	int64_t until = sb_time_mono_ms() + wait;
+	bool balanced =
+	    in->consumer[0] != '\0' && (strat == PS_ROUND_ROBIN || strat == PS_LEAST_LOADED);
+	for (;;) {
+		uint64_t gen;
+		int rr_n = 0, rr_k = 0, cap = in->max ? in->max : 1;
+		pthread_mutex_lock(&st->mu);
+		gen = st->gen;
+		pthread_mutex_unlock(&st->mu);
+		if (balanced &&
+		    (rv = ps_balance(call, sub_id, in->consumer, strat, &rr_n, &rr_k, &cap)) != 0) {
+			rv = ps_db_error(call, "consumer_touch", rv);
+			goto done;
+		}
+		if (cap > 0) {
+			snprintf(rr_n_s, sizeof(rr_n_s), "%d", rr_n);
+			snprintf(rr_k_s, sizeof(rr_k_s), "%d", rr_k);
+			snprintf(cap_s, sizeof(cap_s), "%d", cap);
+			const char *p[] = { sub_id,
+				            cap_s,
+				            deadline,
+				            in->consumer,
+				            rr_n_s,
+				            rr_k_s,
+				            strat == PS_PRIORITY ? "true" : "false" };
+			if ((rv = sb_pg_exec_prepared(ps_pg(call), "claim", 7, p, &res)) != 0) {
+				rv = ps_db_error(call, "claim", rv);
+				goto done;
+			}
+			if (PQntuples(res) > 0)
+				break;
+			PQclear(res);
+			res = NULL;
+		}
+		int64_t now = sb_time_mono_ms();
+		if (now >= until || sb_shutdown_requested())
+			break;
+		int64_t nap = until - now < st->cfg->poll_ms ? until - now : st->cfg->poll_ms;
+		if (!ps_wait_change(st, &gen, nap))
+			break;
+	}
+	if (res != NULL) {
+		if (ps_fill_delivered(call, res, sub, out) != 0) {
+			rv = sb_rpc_call_error(call, SB__RPC__CODE__INTERNAL, "out of memory");
+			goto done;
+		}
+		for (size_t i = 0; i < out->n_messages; i++) {
+			sb_series_inc(delivered);
+			if (out->messages[i]->attempt > 1)
+				sb_series_inc(redelivered);
+		}
+	}
+	rv = SB__RPC__CODE__OK;
+done:
+	PQclear(res);
+	PQclear(tres);
+	return rv;
+}
+
+/* The subscription of a message for ack, nack and modify: checks the id, finds the message's
+ * topic in the caller's tenant and its subscription sub. */
+struct ps_target {
+	char sub_id[24];
+	char topic[PS_NAME_MAX + 1];
+	bool strict; /* exactly_once topic */
+	char max_attempts[12];
+	const char *sub;
+};
+
+static int
+ps_target_load(struct sb_rpc_call *call, const char *id, const char *sub, const char *lease,
+               struct ps_target *tg)
+{
+	const char *tenant = ps_tenant(call);
+	struct sb_uuid u;
+	PGresult *res = NULL;
+	int rv;
+	if (tenant == NULL)
+		return sb_rpc_call_error(call, SB__RPC__CODE__UNAUTHENTICATED, "no tenant");
+	if (sb_uuid_parse(id, &u) != 0)
+		return ps_invalid(call, "id", "a message id (UUID)");
+	if (lease[0] != '\0' && sb_uuid_parse(lease, &u) != 0)
+		return ps_invalid(call, "lease_id", "a lease id (UUID) from consume");
+	tg->sub = sub[0] ? sub : PS_DEFAULT_SUB;
+	if (!ps_name_ok(tg->sub))
+		return ps_invalid(call, "subscription", "1 to 100 of A-Z a-z 0-9 . _ -");
+	const char *p[] = { id, tenant, tg->sub };
+	if ((rv = sb_pg_exec_prepared(ps_pg(call), "msg_sub", 3, p, &res)) != 0)
+		return ps_db_error(call, "msg_sub", rv);
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		return sb_rpc_call_error(call, SB__RPC__CODE__NOT_FOUND,
+		                         "no message %s for subscription %s", id, tg->sub);
+	}
+	snprintf(tg->sub_id, sizeof(tg->sub_id), "%s", PQgetvalue(res, 0, 0));
+	snprintf(tg->topic, sizeof(tg->topic), "%s", PQgetvalue(res, 0, 1));
+	tg->strict = strcmp(PQgetvalue(res, 0, 2), "exactly_once") == 0;
+	snprintf(tg->max_attempts, sizeof(tg->max_attempts), "%s", PQgetvalue(res, 0, 3));
+	PQclear(res);
+	return SB__RPC__CODE__OK;
+}
+
+/* Answers an ack, nack or modify that matched no leased delivery: why not. */
+static int
+ps_not_leased(struct sb_rpc_call *call, const char *id, const struct ps_target *tg,
+              Sb__Pubsub__AckResponse *out, bool ack)
+{
+	PGresult *res = NULL;
+	const char *p[] = { id, tg->sub_id };
+	int rv = sb_pg_exec_prepared(ps_pg(call), "delivery_state", 2, p, &res);
+	if (rv != 0)
+		return ps_db_error(call, "delivery_state", rv);
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		return sb_rpc_call_error(call, SB__RPC__CODE__NOT_FOUND,
+		                         "message %s was not routed to subscription %s", id,
+		                         tg->sub);
+	}
+	const char *state = PQgetvalue(res, 0, 0);
+	if (ack && strcmp(state, "acked") == 0) {
+		/* Acking twice is harmless: the answer says it is acked. */
+		out->id = ps_dup(call, id);
+		out->state = ps_dup(call, "acked");
+		PQclear(res);
+		return SB__RPC__CODE__OK;
+	}
+	rv = sb_rpc_call_error(call, SB__RPC__CODE__FAILED_PRECONDITION,
+	                       "message %s is %s for subscription %s: no lease of yours to %s", id,
+	                       state, tg->sub, ack ? "ack" : "change");
+	PQclear(res);
+	return rv;
+}
+
+int
+ps_rpc_ack(struct sb_rpc_call *call, const void *req, void *resp)
+{
+	const Sb__Pubsub__AckRequest *in = req;
+	Sb__Pubsub__AckResponse *out = resp;
+	struct ps_state *st = ps_ctx(call);
+	struct ps_target tg;
+	PGresult *res = NULL;
+	int rv;
+	if ((rv = ps_target_load(call, in->id, in->subscription, in->lease_id, &tg)) !=
+	    SB__RPC__CODE__OK)
+		return rv;
+	if (tg.strict && in->lease_id[0] == '\0')
+		return ps_invalid(call, "lease_id", "required on exactly_once topics");
+	const char *p[] = { in->id, tg.sub_id, in->lease_id, tg.strict ? "true" : "false" };
+	if ((rv = sb_pg_exec_prepared(ps_pg(call), "ack", 4, p, &res)) != 0)
+		return ps_db_error(call, "ack", rv);
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		return ps_not_leased(call, in->id, &tg, out, true);
+	}
+	sb_series_observe(sb_metric_with(st->m_latency, tg.topic), atof(PQgetvalue(res, 0, 0)));
+	sb_series_inc(sb_metric_with(st->m_acked, tg.topic, tg.sub));
+	PQclear(res);
+	out->id = ps_dup(call, in->id);
+	out->state = ps_dup(call, "acked");
+	return SB__RPC__CODE__OK;
+}
+
+int
+ps_rpc_nack(struct sb_rpc_call *call, const void *req, void *resp)
+{
+	const Sb__Pubsub__NackRequest *in = req;
+	Sb__Pubsub__AckResponse *out = resp;
+	struct ps_state *st = ps_ctx(call);
+	struct ps_target tg;
+	char delay[16], base[24], max[24];
+	PGresult *res = NULL;
+	int rv;
+	if (in->delay_ms < 0 || in->delay_ms > 86400000)
+		return ps_invalid(call, "delay_ms", "0 (the backoff) to 86400000");
+	if (strlen(in->reason) > 1000)
+		return ps_invalid(call, "reason", "at most 1000 characters");
+	if ((rv = ps_target_load(call, in->id, in->subscription, in->lease_id, &tg)) !=
+	    SB__RPC__CODE__OK)
+		return rv;
+	snprintf(delay, sizeof(delay), "%d", in->delay_ms);
+	snprintf(base, sizeof(base), "%lld", st->cfg->backoff_base_ms);
+	snprintf(max, sizeof(max), "%lld", st->cfg->backoff_max_ms);
+	const char *p[] = {
+		in->id, tg.sub_id, in->lease_id,   delay, in->reason[0] ? in->reason : "nack",
+		base,   max,       tg.max_attempts
+	};
+	if ((rv = sb_pg_exec_prepared(ps_pg(call), "nack", 8, p, &res)) != 0)
+		return ps_db_error(call, "nack", rv);
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		return ps_not_leased(call, in->id, &tg, out, false);
+	}
+	out->id = ps_dup(call, in->id);
+	out->state = ps_dup(call, PQgetvalue(res, 0, 0));
+	sb_series_inc(sb_metric_with(st->m_nacked, tg.topic, tg.sub));
+	if (strcmp(out->state, "dead") == 0) {
+		sb_series_inc(sb_metric_with(st->m_dead, tg.topic, tg.sub, "nack"));
+		sb_log_kv(SB_LOG_INFO, "delivery dead-lettered", "id", in->id, "topic", tg.topic,
+		          "subscription", tg.sub, "attempts", PQgetvalue(res, 0, 1), NULL);
+	}
+	PQclear(res);
+	ps_wake(st);
+	return SB__RPC__CODE__OK;
+}
+
+int
+ps_rpc_modify_deadline(struct sb_rpc_call *call, const void *req, void *resp)
+{
+	const Sb__Pubsub__ModifyDeadlineRequest *in = req;
+	Sb__Pubsub__AckResponse *out = resp;
+	struct ps_target tg;
+	char ms[16];
+	PGresult *res = NULL;
+	int rv;
+	if (in->ack_deadline_ms < 0 || in->ack_deadline_ms > 3600000)
+		return ps_invalid(call, "ack_deadline_ms", "0 (give the lease up) to 3600000");
+	if ((rv = ps_target_load(call, in->id, in->subscription, in->lease_id, &tg)) !=
+	    SB__RPC__CODE__OK)
+		return rv;
+	snprintf(ms, sizeof(ms), "%d", in->ack_deadline_ms);
+	const char *p[] = { in->id, tg.sub_id, in->lease_id, ms };
+	if ((rv = sb_pg_exec_prepared(ps_pg(call), "modify", 4, p, &res)) != 0)
+		return ps_db_error(call, "modify", rv);
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		return ps_not_leased(call, in->id, &tg, out, false);
+	}
+	out->id = ps_dup(call, in->id);
+	out->state = ps_dup(call, PQgetvalue(res, 0, 0));
+	PQclear(res);
+	if (in->ack_deadline_ms == 0)
+		ps_wake(ps_ctx(call));
+	return SB__RPC__CODE__OK;
+}
+
+int
+ps_rpc_get_message(struct sb_rpc_call *call, const void *req, void *resp)
+{
+	const Sb__Pubsub__GetMessageRequest *in = req;
+	Sb__Pubsub__MessageInfo *out = resp;
+	const char *tenant = ps_tenant(call);
+	struct sb_uuid u;
+	PGresult *res = NULL, *dres = NULL;
+	int rv;
+	if (tenant == NULL)
+		return sb_rpc_call_error(call, SB__RPC__CODE__UNAUTHENTICATED, "no tenant");
+	if (sb_uuid_parse(in->id, &u) != 0)
+		return ps_invalid(call, "id", "a message id (UUID)");
+	const char *p[] = { in->id, tenant };
+	if ((rv = sb_pg_exec_prepared(ps_pg(call), "msg_get", 2, p, &res)) != 0)
+		return ps_db_error(call, "msg_get", rv);
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		return sb_rpc_call_error(call, SB__RPC__CODE__NOT_FOUND, "no message %s", in->id);
+	}
+	const char *dp[] = { in->id };
+	if ((rv = sb_pg_exec_prepared(ps_pg(call), "msg_deliveries", 1, dp, &dres)) != 0) {
+		rv = ps_db_error(call, "msg_deliveries", rv);
+		goto done;
+	}
+	rv = SB__RPC__CODE__INTERNAL;
+	out->id = ps_dup(call, PQgetvalue(res, 0, 0));
+	out->topic = ps_dup(call, PQgetvalue(res, 0, 1));
+	out->payload = ps_raw(call, PQgetvalue(res, 0, 2));
+	if (ps_headers_fill(call, PQgetvalue(res, 0, 3),
+	                    &sb__pubsub__message_info__headers_entry__descriptor,
+	                    (void ***)&out->headers, &out->n_headers) != 0)
+		goto done;
+	out->priority = atoi(PQgetvalue(res, 0, 4));
+	out->ordering_key = ps_dup(call, PQgetvalue(res, 0, 5));
+	out->idempotency_key = ps_dup(call, PQgetvalue(res, 0, 6));
+	out->published_at = ps_dup(call, PQgetvalue(res, 0, 7));
+	int n = PQntuples(dres);
+	if ((out->deliveries = sb_rpc_call_alloc(call, (size_t)(n + 1) * sizeof(void *))) == NULL)
+		goto done;
+	for (int i = 0; i < n; i++) {
+		Sb__Pubsub__DeliveryState *d = sb_rpc_call_alloc(call, sizeof(*d));
+		if (d == NULL)
+			goto done;
+		sb__pubsub__delivery_state__init(d);
+		d->subscription = ps_dup(call, PQgetvalue(dres, i, 0));
+		d->state = ps_dup(call, PQgetvalue(dres, i, 1));
+		d->attempt = atoi(PQgetvalue(dres, i, 2));
+		d->errors = ps_raw(call, PQgetvalue(dres, i, 3));
+		out->deliveries[out->n_deliveries++] = d;
+	}
+	rv = SB__RPC__CODE__OK;
+done:
+	if (rv == SB__RPC__CODE__INTERNAL)
+		sb_rpc_call_error(call, rv, "out of memory");
+	PQclear(dres);
+	PQclear(res);
+	return rv;
+}

@@ -1,0 +1,206 @@
+/* pubsub.h: private header of the pubsub service.
+ *
+ * Its one job: application topics. A publish is stored in PostgreSQL (schema pubsub) with one
+ * delivery row per subscription whose filter matches, in one transaction, before it is
+ * acknowledged; consumers long-poll a subscription and lease what they get for the topic's ack
+ * deadline; ack, nack (with a delay or the backoff), deadline changes, expiry (the reaper
+ * thread), the dead-letter queue ({name}.dlq: deliveries in state dead) and replay move the
+ * delivery rows. docs/pubsub.md has the states and the reasons.
+ *
+ * Calls run one way, top to bottom:
+ *   config.c     config table, RPC table, service definition
+ *   service.c    start/stop: metrics, the reaper thread, the long-poll wake-up
+ *   topics.c     topics and subscriptions (CRUD, metrics)
+ *   publish.c    Publish
+ *   consume.c    Consume, Ack, Nack, ModifyDeadline, GetMessage
+ *   ackbatch.c   AckBatch: many acks in one transaction
+ *   dlq.c        ListDeadLetters, ReplayDeadLetter
+ *   filter.c     content filters (headers, JSON pointers), names, strategies; no I/O
+ *   schema.c     the schema-validation point (registry), not wired yet
+ *   store.c      the prepared SQL and the shared leaves (tenant, connection, errors)
+ */
+#ifndef SB_PUBSUB_H
+#define SB_PUBSUB_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "pubsub.pb-c.h"
+#include "sb_metrics.h"
+#include "sb_pg.h"
+#include "sb_rpc.h"
+#include "sb_service.h"
+
+#define PS_DEFAULT_SUB  "default"
+#define PS_DLQ_SUFFIX   ".dlq"
+#define PS_NAME_MAX     100
+#define PS_TRACE_HEADER "traceparent" /* W3C trace context of the publish */
+
+struct pubsub_cfg {
+	struct sb_common_cfg common;
+	long long backoff_base_ms;   /* first retry delay after a failed attempt */
+	long long backoff_max_ms;    /* ceiling of the retry delay */
+	long long reaper_ms;         /* how often expired leases are handled */
+	long long retention_pass_ms; /* how often acknowledged messages past retention go */
+	long long poll_ms;           /* a waiting consumer looks again at least this often */
+	long long max_wait_ms;       /* longest long poll */
+	long long consumer_ttl_ms;   /* a consumer not seen this long is not active */
+	long long idempotency_window_s;
+	long long max_payload_bytes;
+	long long default_attempts;
+	long long default_deadline_ms;
+	long long default_retention_ms;
+};
+
+/* The process state: made by the start hook, freed by the stop hook. */
+struct ps_state {
+	const struct pubsub_cfg *cfg;
+	pthread_mutex_t mu;
+	pthread_cond_t cv; /* broadcast when deliveries may have become ready */
+	uint64_t gen;      /* bumped with every broadcast */
+	bool stopping;
+	pthread_t reaper;
+	bool reaper_started;
+	struct sb_pg *rpg; /* the reaper's connection */
+
+	struct sb_metric *m_published;  /* pubsub_published_total{topic} */
+	struct sb_metric *m_delivered;  /* pubsub_delivered_total{topic,subscription} */
+	struct sb_metric *m_acked;      /* pubsub_acked_total{topic,subscription} */
+	struct sb_metric *m_nacked;     /* pubsub_nacked_total{topic,subscription} */
+	struct sb_metric *m_redeliver;  /* pubsub_redelivered_total{topic,subscription} */
+	struct sb_metric *m_dead;       /* pubsub_dead_lettered_total{topic,subscription,cause} */
+	struct sb_metric *m_invalid;    /* pubsub_validation_failures_total{topic} */
+	struct sb_metric *m_duplicates; /* pubsub_duplicate_publishes_total{topic} */
+	struct sb_metric *m_latency;    /* pubsub_publish_to_ack_seconds{topic} */
+	struct sb_series *m_expired;    /* pubsub_lease_expiries_total */
+};
+
+/* A topic row as the handlers need it. Strings point into the result it was read from. */
+struct ps_topic {
+	const char *id;
+	const char *name;
+	const char *type;
+	const char *schema_subject;
+	int partitions;
+	bool ordering_keys;
+	long long retention_ms;
+	int max_attempts;
+	int ack_deadline_ms;
+	const char *guarantee;
+	const char *default_strategy;
+	const char *created_at;
+};
+
+/* The strategies of a subscription (docs/pubsub.md). */
+enum ps_strategy {
+	PS_DIRECT,
+	PS_FAN_OUT,
+	PS_ROUND_ROBIN,
+	PS_LEAST_LOADED,
+	PS_PRIORITY,
+	PS_CONTENT,
+};
+
+/* config.c */
+extern const struct sb_cfg_key pubsub_config[];
+extern const struct sb_service_def pubsub_service;
+
+/* service.c */
+int ps_service_start(struct sb_service *svc);
+void ps_service_stop(struct sb_service *svc);
+/* ps_wake tells every waiting consumer of this process to look again. */
+void ps_wake(struct ps_state *st);
+/* ps_wait_change blocks until ps_wake was called after *gen was read, or until ms pass or the
+ * service stops; *gen is updated. Returns false when the service is stopping. */
+bool ps_wait_change(struct ps_state *st, uint64_t *gen, int64_t ms);
+
+/* topics.c */
+int ps_rpc_create_topic(struct sb_rpc_call *call, const void *req, void *resp);
+int ps_rpc_list_topics(struct sb_rpc_call *call, const void *req, void *resp);
+int ps_rpc_get_topic(struct sb_rpc_call *call, const void *req, void *resp);
+int ps_rpc_update_topic(struct sb_rpc_call *call, const void *req, void *resp);
+int ps_rpc_delete_topic(struct sb_rpc_call *call, const void *req, void *resp);
+int ps_rpc_topic_metrics(struct sb_rpc_call *call, const void *req, void *resp);
+int ps_rpc_create_subscription(struct sb_rpc_call *call, const void *req, void *resp);
+int ps_rpc_list_subscriptions(struct sb_rpc_call *call, const void *req, void *resp);
+
+/* publish.c */
+int ps_rpc_publish(struct sb_rpc_call *call, const void *req, void *resp);
+
+/* consume.c */
+int ps_rpc_consume(struct sb_rpc_call *call, const void *req, void *resp);
+int ps_rpc_ack(struct sb_rpc_call *call, const void *req, void *resp);
+int ps_rpc_nack(struct sb_rpc_call *call, const void *req, void *resp);
+int ps_rpc_modify_deadline(struct sb_rpc_call *call, const void *req, void *resp);
+int ps_rpc_get_message(struct sb_rpc_call *call, const void *req, void *resp);
+
+/* ackbatch.c */
+int ps_rpc_ack_batch(struct sb_rpc_call *call, const void *req, void *resp);
+
+/* dlq.c */
+int ps_rpc_list_dead_letters(struct sb_rpc_call *call, const void *req, void *resp);
+int ps_rpc_replay_dead_letter(struct sb_rpc_call *call, const void *req, void *resp);
+
+/* filter.c */
+/* ps_name_ok tells whether s is a usable topic or subscription name: 1 to PS_NAME_MAX
+ * characters of [A-Za-z0-9._-], not ending in ".dlq". */
+bool ps_name_ok(const char *s);
+/* ps_strategy_parse maps a strategy's name to *out; returns false for an unknown name. */
+bool ps_strategy_parse(const char *s, enum ps_strategy *out);
+/* ps_strategy_name returns the name of a strategy. */
+const char *ps_strategy_name(enum ps_strategy s);
+/* ps_json_pointer returns the value at RFC 6901 pointer ptr in doc (borrowed), or NULL when
+ * the pointer is malformed or names nothing. "" is the whole document. */
+json_t *ps_json_pointer(json_t *doc, const char *ptr);
+/* ps_filter_from_pb turns a request's filter into its stored JSON form
+ * {"headers":{name:value},"payload":[{"pointer":p,"equals":v}]} (a new reference). On a bad
+ * filter returns NULL and writes the bad field's path and reason to path/why. */
+json_t *ps_filter_from_pb(const Sb__Pubsub__Filter *f, char *path, size_t pn, char *why, size_t wn);
+/* ps_filter_match tells whether a message (headers as a JSON object, payload as a JSON value)
+ * satisfies a stored filter: every header equal, every pointer present and equal. */
+bool ps_filter_match(const json_t *filter, const json_t *headers, json_t *payload);
+
+/* schema.c */
+/* ps_schema_validate checks payload (JSON text) against the registry's latest schema of
+ * subject. Returns 0 when it conforms, SB_EINVAL with violations added to call when it does
+ * not, or SB_EUNAVAIL/SB_ENOTFOUND. Not wired yet: returns SB_EPROTO (docs/pubsub.md). */
+int ps_schema_validate(struct sb_rpc_call *call, const char *subject, const char *payload);
+
+/* store.c */
+extern const struct sb_pg_stmt ps_stmts[];
+extern const struct sb_pg_opts ps_pg_opts;
+/* ps_ctx returns the process state of a call's service. */
+struct ps_state *ps_ctx(struct sb_rpc_call *call);
+/* ps_pg returns the worker's connection of a call. */
+struct sb_pg *ps_pg(struct sb_rpc_call *call);
+/* ps_tenant returns the caller's tenant, or NULL (the caller answers UNAUTHENTICATED). */
+const char *ps_tenant(struct sb_rpc_call *call);
+/* ps_db_error answers a failed statement: UNAVAILABLE with Retry-After for an unreachable
+ * database, INTERNAL otherwise (logged with the statement's name). Returns the code. */
+int ps_db_error(struct sb_rpc_call *call, const char *what, int rv);
+/* ps_invalid answers INVALID_ARGUMENT with one violation on field. */
+int ps_invalid(struct sb_rpc_call *call, const char *field, const char *reason);
+/* ps_topic_load reads the tenant's topic name into *t (strings in *res, which the caller
+ * PQclears). Returns OK, or the answered error (NOT_FOUND when there is none). */
+int ps_topic_load(struct sb_rpc_call *call, const char *tenant, const char *name,
+                  struct ps_topic *t, PGresult **res);
+/* ps_sub_load finds subscription sub ("" = default) of topic_id: its id and strategy into
+ * id/strategy (id 24 bytes). Returns OK or the answered error. */
+int ps_sub_load(struct sb_rpc_call *call, const char *topic_id, const char *sub, char *id,
+                enum ps_strategy *strategy);
+/* ps_dup copies s into the call's arena ("" for NULL); NULL when memory ran out. */
+char *ps_dup(struct sb_rpc_call *call, const char *s);
+/* ps_raw makes an sb.json.Raw holding text in the call's arena, or NULL. */
+Sb__Json__Raw *ps_raw(struct sb_rpc_call *call, const char *text);
+/* ps_headers_fill fills a map<string,string> field of a response from a JSON object's text:
+ * entries of type entry (the map's generated Entry descriptor) in the call's arena. Returns 0,
+ * SB_ENOMEM or SB_EINVAL (text is not an object of strings). */
+int ps_headers_fill(struct sb_rpc_call *call, const char *text,
+                    const ProtobufCMessageDescriptor *entry, void ***out, size_t *n);
+
+#endif

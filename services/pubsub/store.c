@@ -1,0 +1,400 @@
+/* store.c: the pubsub service's prepared SQL (search_path = pubsub) and the leaves every
+ * handler shares: the caller's tenant, the worker's connection, answers for errors. */
+#include "pubsub.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sb_err.h"
+#include "sb_log.h"
+
+const struct sb_pg_opts ps_pg_opts = { .connect_timeout_s = 2,
+	                               .backoff_base_ms = 100,
+	                               .backoff_max_ms = 2000,
+	                               .options =
+	                                   "-c statement_timeout=10000 -c search_path=pubsub "
+	                                   "-c synchronous_commit=on" };
+
+#define PS_TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+#define PS_TOPIC_COLS                                                                              \
+	"id::text, name, type, schema_subject, partitions, ordering_keys, retention_ms, "          \
+	"max_attempts, ack_deadline_ms, guarantee, default_strategy, " PS_TS("created_at")
+/* The backoff after failed attempt number A (1-based): $base * 2^(A-1), at most $max. */
+#define PS_BACKOFF(A, BASE, MAX)                                                                   \
+	"make_interval(secs => least(" MAX "::bigint, " BASE "::bigint * power(2, greatest(" A     \
+	" - 1, 0))::bigint)::double precision / 1000)"
+
+const struct sb_pg_stmt ps_stmts[] = {
+	{ "topic_get", "SELECT " PS_TOPIC_COLS " FROM topics WHERE tenant_id = $1 AND name = $2",
+	  2 },
+	{ "topic_list", "SELECT " PS_TOPIC_COLS " FROM topics WHERE tenant_id = $1 ORDER BY name",
+	  1 },
+	/* A topic and its "default" subscription (strategy $11) together. */
+	{ "topic_create",
+	  "WITH t AS (INSERT INTO topics (tenant_id, name, type, schema_subject, partitions, "
+	  "ordering_keys, retention_ms, max_attempts, ack_deadline_ms, guarantee, "
+	  "default_strategy) VALUES ($1, $2, $3, $4, $5::int, $6::boolean, $7::bigint, $8::int, "
+	  "$9::int, $10, $11) RETURNING *), "
+	  "s AS (INSERT INTO subscriptions (topic_id, name, strategy) SELECT id, 'default', $11 "
+	  "FROM t) SELECT " PS_TOPIC_COLS " FROM t",
+	  11 },
+	{ "topic_update",
+	  "WITH t AS (UPDATE topics SET schema_subject = $3, partitions = $4::int, ordering_keys = "
+	  "$5::boolean, retention_ms = $6::bigint, max_attempts = $7::int, ack_deadline_ms = "
+	  "$8::int, guarantee = $9, default_strategy = $10 WHERE tenant_id = $1 AND name = $2 "
+	  "RETURNING *), "
+	  "s AS (UPDATE subscriptions SET strategy = $10 FROM t WHERE subscriptions.topic_id = "
+	  "t.id "
+	  "AND subscriptions.name = 'default') SELECT " PS_TOPIC_COLS " FROM t",
+	  10 },
+	{ "topic_delete", "DELETE FROM topics WHERE tenant_id = $1 AND name = $2", 2 },
+	/* Per subscription of topic $1: depth, in flight, acked, dead, acked in the last minute,
+	 * age of its oldest unacknowledged message in ms. */
+	{ "topic_sub_metrics",
+	  "SELECT s.name, count(d.seq) FILTER (WHERE d.state = 'ready'), "
+	  "count(d.seq) FILTER (WHERE d.state = 'leased'), "
+	  "count(d.seq) FILTER (WHERE d.state = 'acked'), "
+	  "count(d.seq) FILTER (WHERE d.state = 'dead'), "
+	  "count(d.seq) FILTER (WHERE d.state = 'acked' AND d.acked_at > now() - interval '60 s'), "
+	  "coalesce((extract(epoch FROM now() - min(m.published_at) FILTER (WHERE d.state IN "
+	  "('ready', 'leased'))) * 1000)::bigint, 0) "
+	  "FROM subscriptions s LEFT JOIN deliveries d ON d.sub_id = s.id "
+	  "LEFT JOIN messages m ON m.id = d.message_id WHERE s.topic_id = $1::bigint "
+	  "GROUP BY s.name ORDER BY s.name",
+	  1 },
+	{ "topic_msg_metrics",
+	  "SELECT count(*), count(*) FILTER (WHERE published_at > now() - interval '60 s') "
+	  "FROM messages WHERE topic_id = $1::bigint",
+	  1 },
+	{ "sub_create",
+	  "INSERT INTO subscriptions (topic_id, name, strategy, filter) VALUES ($1::bigint, $2, "
+	  "$3, "
+	  "$4::jsonb) RETURNING " PS_TS("created_at"),
+	  4 },
+	{ "sub_list",
+	  "SELECT name, strategy, filter::text, " PS_TS(
+	      "created_at") " FROM subscriptions WHERE "
+	                    "topic_id = $1::bigint ORDER BY name",
+	  1 },
+	{ "sub_get",
+	  "SELECT id::text, strategy FROM subscriptions WHERE topic_id = $1::bigint AND name = $2",
+	  2 },
+	/* What a publish needs in one round trip: the tenant's topic $2 (id, name, schema subject,
+	 * ordering, guarantee) on every row, with each of its subscriptions and their filters. */
+	{ "pub_route",
+	  "SELECT t.id::text, t.name, t.schema_subject, t.ordering_keys, t.guarantee, s.id::text, "
+	  "s.filter::text FROM topics t LEFT JOIN subscriptions s ON s.topic_id = t.id "
+	  "WHERE t.tenant_id = $1 AND t.name = $2",
+	  2 },
+	/* One publish: $1 topic, $2 idempotency key ("" = none), $3 id, $4 payload, $5 headers,
+	 * $6 priority, $7 ordering key of the message, $8 the subscriptions it goes to (bigint[]),
+	 * $9 the idempotency window in s, $10 ordering key of its deliveries ("" when the topic
+	 * does not order). A live key stores nothing (the first column is then 0). */
+	{ "publish",
+	  "WITH i AS (INSERT INTO idempotency (topic_id, key, message_id, expires_at) "
+	  "SELECT $1::bigint, $2, $3::uuid, now() + make_interval(secs => $9::int) WHERE $2 <> '' "
+	  "ON CONFLICT (topic_id, key) DO UPDATE SET message_id = EXCLUDED.message_id, "
+	  "expires_at = EXCLUDED.expires_at WHERE idempotency.expires_at < now() "
+	  "RETURNING message_id), "
+	  "go AS (SELECT 1 WHERE $2 = '' OR EXISTS (SELECT 1 FROM i)), "
+	  "m AS (INSERT INTO messages (id, topic_id, payload, headers, priority, ordering_key, "
+	  "idempotency_key) SELECT $3::uuid, $1::bigint, $4::json, $5::jsonb, $6::smallint, $7, $2 "
+	  "FROM go RETURNING id), "
+	  "d AS (INSERT INTO deliveries (message_id, sub_id, priority, ordering_key) "
+	  "SELECT m.id, s, $6::smallint, $10 FROM m, unnest($8::bigint[]) AS s RETURNING 1) "
+	  "SELECT (SELECT count(*) FROM m), (SELECT count(*) FROM d)",
+	  10 },
+	{ "idem_get",
+	  "SELECT message_id::text FROM idempotency WHERE topic_id = $1::bigint AND key = $2", 2 },
+	/* Marks consumer $2 of subscription $1 seen and lists the active ones ($3 ms) with their
+	 * leases in flight. The caller's own row is written by this statement, so it may be
+	 * missing from this answer's list the first time. */
+	{ "consumer_touch",
+	  "WITH up AS (INSERT INTO consumers (sub_id, name) VALUES ($1::bigint, $2) "
+	  "ON CONFLICT (sub_id, name) DO UPDATE SET last_seen = now()) "
+	  "SELECT c.name, (SELECT count(*) FROM deliveries d WHERE d.sub_id = c.sub_id AND "
+	  "d.state = 'leased' AND d.consumer = c.name) FROM consumers c WHERE c.sub_id = "
+	  "$1::bigint AND c.last_seen > now() - make_interval(secs => $3::double precision / 1000) "
+	  "ORDER BY c.name",
+	  3 },
+	/* Leases up to $2 ready deliveries of subscription $1 for $3 ms to consumer $4. With $5 >
+	 * 0 only those whose seq % $5 = $6 (round robin); $7 orders by priority first. A keyed
+	 * delivery waits while an earlier one of its key is unfinished (order per key). */
+	{ "claim",
+	  "WITH c AS (SELECT d.seq FROM deliveries d WHERE d.sub_id = $1::bigint AND d.state = "
+	  "'ready' AND d.visible_at <= now() AND ($5::int = 0 OR d.seq % $5::int = $6::int) "
+	  "AND (d.ordering_key = '' OR NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.sub_id = "
+	  "d.sub_id AND e.ordering_key = d.ordering_key AND e.state IN ('ready', 'leased') AND "
+	  "e.seq < d.seq)) "
+	  "ORDER BY CASE WHEN $7::boolean THEN d.priority ELSE 0 END DESC, d.seq LIMIT $2::int "
+	  "FOR UPDATE SKIP LOCKED), "
+	  "u AS (UPDATE deliveries d SET state = 'leased', attempt = d.attempt + 1, lease_id = "
+	  "gen_random_uuid(), lease_expires = now() + make_interval(secs => $3::double precision "
+	  "/ 1000), consumer = $4 FROM c WHERE d.seq = c.seq RETURNING d.seq, d.message_id, "
+	  "d.attempt, d.lease_id, d.ordering_key, d.priority, d.lease_expires) "
+	  "SELECT u.message_id::text, m.payload::text, m.headers::text, u.attempt, "
+	  "u.lease_id::text, m.ordering_key, u.priority, (extract(epoch FROM u.lease_expires) * "
+	  "1000)::bigint FROM u JOIN messages m ON m.id = u.message_id "
+	  "ORDER BY CASE WHEN $7::boolean THEN u.priority ELSE 0 END DESC, u.seq",
+	  7 },
+	/* The subscription $3 of message $1 when its topic is the tenant's $2: subscription id,
+	 * topic name, guarantee, max attempts. */
+	{ "msg_sub",
+	  "SELECT s.id::text, t.name, t.guarantee, t.max_attempts FROM messages m JOIN topics t ON "
+	  "t.id = m.topic_id JOIN subscriptions s ON s.topic_id = t.id WHERE m.id = $1::uuid AND "
+	  "t.tenant_id = $2 AND s.name = $3",
+	  3 },
+	/* Ack: a leased delivery ($3 = its lease id, or '' for any), or, unless $4 (strict), one
+	 * whose lease expired and is waiting for its retry. Strict acks need an unexpired lease.
+	 * Returns seconds since the publish. */
+	{ "ack",
+	  "UPDATE deliveries d SET state = 'acked', acked_at = now(), lease_id = NULL, "
+	  "lease_expires = NULL FROM messages m WHERE d.message_id = $1::uuid AND d.sub_id = "
+	  "$2::bigint AND m.id = d.message_id AND (d.state = 'leased' OR (NOT $4::boolean AND "
+	  "d.state = 'ready' AND d.attempt > 0 AND $3 = '')) AND ($3 = '' OR d.lease_id::text = "
+	  "$3) "
+	  "AND (NOT $4::boolean OR d.lease_expires > now()) "
+	  "RETURNING extract(epoch FROM now() - m.published_at)",
+	  4 },
+	/* Many acks ($1 message ids, $2 subscriptions, $3 lease ids or '', as text[]) of tenant $4
+	 * in one statement, with the rules of "ack". One row per ack, in order: topic, error (''
+	 * when acked now or before; not_found, lease_required, no_lease), seconds since the
+	 * publish, and whether this statement acked it. The outer query sees the states from before
+	 * the UPDATE. */
+	{ "ack_batch",
+	  "WITH r AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[]) WITH ORDINALITY "
+	  "AS r (mid, sub, lease, n)), "
+	  "t AS (SELECT r.n, r.mid, r.lease, s.id AS sub_id, tp.name AS topic, tp.guarantee = "
+	  "'exactly_once' AS strict FROM r JOIN messages m ON m.id = r.mid JOIN topics tp ON tp.id "
+	  "= m.topic_id AND tp.tenant_id = $4 JOIN subscriptions s ON s.topic_id = tp.id AND "
+	  "s.name = r.sub), "
+	  "u AS (UPDATE deliveries d SET state = 'acked', acked_at = now(), lease_id = NULL, "
+	  "lease_expires = NULL FROM t WHERE d.message_id = t.mid AND d.sub_id = t.sub_id AND NOT "
+	  "(t.strict AND t.lease = '') AND (d.state = 'leased' OR (NOT t.strict AND d.state = "
+	  "'ready' AND d.attempt > 0 AND t.lease = '')) AND (t.lease = '' OR d.lease_id::text = "
+	  "t.lease) AND (NOT t.strict OR d.lease_expires > now()) RETURNING d.message_id, "
+	  "d.sub_id) "
+	  "SELECT t.topic, CASE WHEN t.mid IS NULL OR d.state IS NULL THEN 'not_found' WHEN "
+	  "t.strict AND t.lease = '' THEN 'lease_required' WHEN u.message_id IS NOT NULL OR "
+	  "d.state = 'acked' THEN '' ELSE 'no_lease' END, coalesce(extract(epoch FROM now() - "
+	  "m.published_at), 0), u.message_id IS NOT NULL "
+	  "FROM r LEFT JOIN t ON t.n = r.n LEFT JOIN (SELECT DISTINCT message_id, sub_id FROM u) u "
+	  "ON u.message_id = t.mid AND u.sub_id = t.sub_id LEFT JOIN deliveries d ON d.message_id "
+	  "= t.mid AND d.sub_id = t.sub_id LEFT JOIN messages m ON m.id = t.mid ORDER BY r.n",
+	  4 },
+	{ "delivery_state",
+	  "SELECT state, attempt FROM deliveries WHERE message_id = $1::uuid AND sub_id = "
+	  "$2::bigint",
+	  2 },
+	/* Nack: back to ready after $4 ms (or the backoff when $4 = 0), or dead after the topic's
+	 * last attempt ($8); the reason $5 joins the error history. */
+	{ "nack",
+	  "UPDATE deliveries d SET state = CASE WHEN d.attempt >= $8::int THEN 'dead' ELSE 'ready' "
+	  "END, visible_at = now() + CASE WHEN $4::int > 0 THEN make_interval(secs => "
+	  "$4::double precision / 1000) ELSE " PS_BACKOFF(
+	      "d.attempt", "$6",
+	      "$7") " END, "
+	            "lease_id = NULL, lease_expires = NULL, errors = d.errors || jsonb_build_array("
+	            "jsonb_build_object('attempt', d.attempt, 'at', now(), 'reason', $5::text)) "
+	            "WHERE d.message_id = $1::uuid AND d.sub_id = $2::bigint AND d.state = "
+	            "'leased' AND "
+	            "($3 = '' OR d.lease_id::text = $3) RETURNING d.state, d.attempt",
+	  8 },
+	/* A new lease of $4 ms from now, or ($4 = 0) the lease given up: ready at once. */
+	{ "modify",
+	  "UPDATE deliveries d SET lease_expires = CASE WHEN $4::int > 0 THEN now() + "
+	  "make_interval(secs => $4::double precision / 1000) END, state = CASE WHEN $4::int > 0 "
+	  "THEN 'leased' ELSE 'ready' END, lease_id = CASE WHEN $4::int > 0 THEN d.lease_id END, "
+	  "visible_at = CASE WHEN $4::int > 0 THEN d.visible_at ELSE now() END "
+	  "WHERE d.message_id = $1::uuid AND d.sub_id = $2::bigint AND d.state = 'leased' AND "
+	  "d.lease_expires > now() AND ($3 = '' OR d.lease_id::text = $3) "
+	  "RETURNING d.state, (extract(epoch FROM d.lease_expires) * 1000)::bigint",
+	  4 },
+	{ "msg_get",
+	  "SELECT m.id::text, t.name, m.payload::text, m.headers::text, m.priority, "
+	  "m.ordering_key, m.idempotency_key, " PS_TS(
+	      "m.published_at") " FROM messages m JOIN "
+	                        "topics t ON t.id = m.topic_id WHERE m.id = $1::uuid AND "
+	                        "t.tenant_id = $2",
+	  2 },
+	{ "msg_deliveries",
+	  "SELECT s.name, d.state, d.attempt, d.errors::text FROM deliveries d JOIN subscriptions "
+	  "s ON s.id = d.sub_id WHERE d.message_id = $1::uuid ORDER BY s.name",
+	  1 },
+	{ "dlq_list",
+	  "SELECT m.id::text, s.name, d.attempt, d.errors::text, m.payload::text, "
+	  "m.headers::text, " PS_TS(
+	      "m.published_at") " FROM deliveries d JOIN subscriptions s ON s.id = d.sub_id "
+	                        "JOIN messages m ON m.id = d.message_id WHERE s.topic_id = "
+	                        "$1::bigint AND d.state = "
+	                        "'dead' ORDER BY d.seq LIMIT $2::int",
+	  2 },
+	/* Dead deliveries of message $2 in topic $1 (of subscription $3, or all when '') back to
+	 * ready with their attempts reset; the history keeps the replay. */
+	{ "dlq_replay",
+	  "UPDATE deliveries d SET state = 'ready', attempt = 0, visible_at = now(), errors = "
+	  "d.errors || jsonb_build_array(jsonb_build_object('at', now(), 'reason', 'replayed')) "
+	  "FROM subscriptions s WHERE s.id = d.sub_id AND s.topic_id = $1::bigint AND "
+	  "d.message_id = $2::uuid AND d.state = 'dead' AND ($3 = '' OR s.name = $3) RETURNING 1",
+	  3 },
+	{ NULL, NULL, 0 },
+};
+
+struct ps_state *
+ps_ctx(struct sb_rpc_call *call)
+{
+	return sb_service_state(sb_service_from_call(call));
+}
+
+struct sb_pg *
+ps_pg(struct sb_rpc_call *call)
+{
+	struct sb_worker_conns *w = sb_service_worker_conns(call);
+	return w ? w->pg : NULL;
+}
+
+const char *
+ps_tenant(struct sb_rpc_call *call)
+{
+	const Sb__Rpc__Principal *p = sb_rpc_call_principal(call);
+	if (p == NULL || p->tenant_id == NULL || p->tenant_id[0] == '\0')
+		return NULL;
+	return p->tenant_id;
+}
+
+int
+ps_db_error(struct sb_rpc_call *call, const char *what, int rv)
+{
+	struct sb_pg *pg = ps_pg(call);
+	if (rv == SB_EUNAVAIL || rv == SB_ETIMEDOUT) {
+		int64_t ra = pg ? sb_pg_retry_after_ms(pg) : 0;
+		sb_rpc_call_retry_after(call, ra > 0 ? ra : 1000);
+		sb_log_kv(SB_LOG_WARN, "database unavailable", "statement", what, NULL);
+		return sb_rpc_call_error(call, SB__RPC__CODE__UNAVAILABLE, "database unavailable");
+	}
+	sb_log_kv(SB_LOG_ERROR, "statement failed", "statement", what, "error", sb_strerror(rv),
+	          "detail", pg ? sb_pg_errmsg(pg) : "", NULL);
+	return sb_rpc_call_error(call, SB__RPC__CODE__INTERNAL, "storage error");
+}
+
+int
+ps_invalid(struct sb_rpc_call *call, const char *field, const char *reason)
+{
+	sb_rpc_call_violation(call, field, reason);
+	return sb_rpc_call_error(call, SB__RPC__CODE__INVALID_ARGUMENT, "%s: %s", field, reason);
+}
+
+int
+ps_topic_load(struct sb_rpc_call *call, const char *tenant, const char *name, struct ps_topic *t,
+              PGresult **res)
+{
+	const char *p[] = { tenant, name };
+	int rv;
+	*res = NULL;
+	if (!ps_name_ok(name))
+		return ps_invalid(call, "name",
+		                  "1 to 100 of A-Z a-z 0-9 . _ -, not ending in .dlq");
+	if ((rv = sb_pg_exec_prepared(ps_pg(call), "topic_get", 2, p, res)) != 0)
+		return ps_db_error(call, "topic_get", rv);
+	if (PQntuples(*res) != 1) {
+		PQclear(*res);
+		*res = NULL;
+		return sb_rpc_call_error(call, SB__RPC__CODE__NOT_FOUND, "no topic %s", name);
+	}
+	t->id = PQgetvalue(*res, 0, 0);
+	t->name = PQgetvalue(*res, 0, 1);
+	t->type = PQgetvalue(*res, 0, 2);
+	t->schema_subject = PQgetvalue(*res, 0, 3);
+	t->partitions = atoi(PQgetvalue(*res, 0, 4));
+	t->ordering_keys = PQgetvalue(*res, 0, 5)[0] == 't';
+	t->retention_ms = atoll(PQgetvalue(*res, 0, 6));
+	t->max_attempts = atoi(PQgetvalue(*res, 0, 7));
+	t->ack_deadline_ms = atoi(PQgetvalue(*res, 0, 8));
+	t->guarantee = PQgetvalue(*res, 0, 9);
+	t->default_strategy = PQgetvalue(*res, 0, 10);
+	t->created_at = PQgetvalue(*res, 0, 11);
+	return SB__RPC__CODE__OK;
+}
+
+int
+ps_sub_load(struct sb_rpc_call *call, const char *topic_id, const char *sub, char *id,
+            enum ps_strategy *strategy)
+{
+	const char *name = (sub == NULL || sub[0] == '\0') ? PS_DEFAULT_SUB : sub;
+	const char *p[] = { topic_id, name };
+	PGresult *res = NULL;
+	int rv;
+	if (!ps_name_ok(name))
+		return ps_invalid(call, "subscription", "1 to 100 of A-Z a-z 0-9 . _ -");
+	if ((rv = sb_pg_exec_prepared(ps_pg(call), "sub_get", 2, p, &res)) != 0)
+		return ps_db_error(call, "sub_get", rv);
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		return sb_rpc_call_error(call, SB__RPC__CODE__NOT_FOUND, "no subscription %s",
+		                         name);
+	}
+	snprintf(id, 24, "%s", PQgetvalue(res, 0, 0));
+	if (!ps_strategy_parse(PQgetvalue(res, 0, 1), strategy))
+		*strategy = PS_DIRECT;
+	PQclear(res);
+	return SB__RPC__CODE__OK;
+}
+
+char *
+ps_dup(struct sb_rpc_call *call, const char *s)
+{
+	return sb_rpc_call_strdup(call, s ? s : "");
+}
+
+Sb__Json__Raw *
+ps_raw(struct sb_rpc_call *call, const char *text)
+{
+	Sb__Json__Raw *r = sb_rpc_call_alloc(call, sizeof(*r));
+	if (r == NULL)
+		return NULL;
+	sb__json__raw__init(r);
+	if ((r->json = ps_dup(call, text)) == NULL)
+		return NULL;
+	return r;
+}
+
+int
+ps_headers_fill(struct sb_rpc_call *call, const char *text, const ProtobufCMessageDescriptor *entry,
+                void ***out, size_t *n)
+{
+	json_error_t err;
+	json_t *o = json_loads(text, 0, &err);
+	const char *k;
+	json_t *v;
+	size_t i = 0;
+	int rv = SB_EINVAL;
+	*out = NULL;
+	*n = 0;
+	if (!json_is_object(o))
+		goto done;
+	void **arr = sb_rpc_call_alloc(call, (json_object_size(o) + 1) * sizeof(void *));
+	rv = SB_ENOMEM;
+	if (arr == NULL)
+		goto done;
+	json_object_foreach(o, k, v)
+	{
+		ProtobufCMessage *e = sb_rpc_call_alloc(call, entry->sizeof_message);
+		if (e == NULL)
+			goto done;
+		protobuf_c_message_init(entry, e);
+		char *key = ps_dup(call, k);
+		char *val = ps_dup(call, json_is_string(v) ? json_string_value(v) : "");
+		if (key == NULL || val == NULL)
+			goto done;
+		*(char **)((char *)e + entry->fields[0].offset) = key;
+		*(char **)((char *)e + entry->fields[1].offset) = val;
+		arr[i++] = e;
+	}
+	*out = arr;
+	*n = i;
+	rv = 0;
+done:
+	json_decref(o);
+	return rv;
+}

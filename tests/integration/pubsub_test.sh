@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# sb-pubsub through the gateway, against real PostgreSQL: topics API, publish/consume/ack/nack,
+# deadline expiry and backoff, DLQ and replay, every routing strategy with several consumers,
+# content filters, exactly-once under concurrent consumers and duplicate publishes, ordering
+# keys, authorization per scope and tenant (tests/pubsub/api.test.mjs); then a restart of
+# pubsub (SIGKILL) and of PostgreSQL (immediate stop, i.e. a crash) between publish and consume
+# loses no acknowledged publish (tests/pubsub/restart.mjs).
+# stack: pg,redis
+# labels: pubsub,e2e,sanitize
+set -u
+root=${SB_SOURCE_ROOT:?}
+export SB_BUILD_ROOT=${SB_BUILD_ROOT:?}
+. "$root/tools/stack.sh"
+. "$root/tests/lib/services.sh"
+tmp=${SB_TEST_TMP:?}
+
+# Short backoff, lease and retention timers so that they are seen within seconds (docs/pubsub.md).
+ps_env=(SB_PUBSUB_BACKOFF_BASE_MS=200 SB_PUBSUB_BACKOFF_MAX_MS=3200 SB_PUBSUB_REAPER_MS=50
+	SB_PUBSUB_CONSUMER_TTL_MS=5000 SB_PUBSUB_RETENTION_PASS_MS=200)
+sb_svc_ports gateway auth messages pubsub
+sb_svc_start auth SB_AUTH_PBKDF2_ITERATIONS=100000
+sb_svc_start messages
+sb_svc_start pubsub "${ps_env[@]}"
+sb_svc_start gateway SB_RATE_LIMIT_PER_MIN=10000000
+sb_svc_wait_ready auth messages pubsub gateway || exit 1
+
+cli() {
+	env DATABASE_URL="$SB_TEST_PG_DSN" SB_AUTH_ISSUER="$SB_GW" SB_AUTH_PBKDF2_ITERATIONS=100000 \
+		"$SB_BUILD_ROOT/bin/sb-auth" "$@"
+}
+cli seed-dev --out "$tmp/creds.json" >/dev/null || { echo "FAIL: seed-dev"; exit 1; }
+cli user create --tenant other --name carol >/dev/null || { echo "FAIL: user create"; exit 1; }
+tok() { cli token issue --tenant "$1" --scopes "$2" --ttl 900 --user "$3"; }
+admin=$(curl -s -u "$(jq -r .admin.client_id "$tmp/creds.json"):$(jq -r .admin.client_secret "$tmp/creds.json")" \
+	-d grant_type=client_credentials "$SB_GW/auth/token" | jq -r .access_token)
+jq -n --arg admin "$admin" \
+	--arg produce "$(tok dev pubsub:produce alice)" \
+	--arg consume "$(tok dev pubsub:consume alice)" \
+	--arg messages "$(tok dev 'messages:read messages:write' bob)" \
+	--arg other "$(tok other 'pubsub:admin pubsub:produce pubsub:consume' carol)" \
+	'{admin:$admin, produce:$produce, consume:$consume, messages:$messages, other:$other}' \
+	>"$tmp/tokens.json"
+for k in admin produce consume other; do
+	[ "$(jq -r ".$k | length" "$tmp/tokens.json")" -gt 100 ] || { echo "FAIL: no $k token"; exit 1; }
+done
+
+export SB_GW SB_TOKENS=$tmp/tokens.json SB_PUBSUB_OPS=http://127.0.0.1:${SVC_OPS[pubsub]}
+cd "$root/tests/pubsub" || exit 1
+timeout 240 node --test --test-concurrency=1 api.test.mjs || {
+	tail -n 30 "$tmp/logs/pubsub.log"
+	exit 1
+}
+
+# A restart of the service and of its store between publish and consume loses nothing.
+timeout 60 node restart.mjs publish "$tmp/restart.json" || exit 1
+kill -KILL "${SVC_PID[pubsub]}"
+wait "${SVC_PID[pubsub]}" 2>/dev/null
+unset "SVC_PID[pubsub]"
+runuser -u postgres -- "$SB_TEST_PG_BIN/pg_ctl" -D "$SB_TEST_PG_DIR" -m immediate -w stop >/dev/null ||
+	{ echo "FAIL: cannot stop PostgreSQL"; exit 1; }
+pgdir=$(dirname "$SB_TEST_PG_DIR")
+runuser -u postgres -- "$SB_TEST_PG_BIN/pg_ctl" -D "$SB_TEST_PG_DIR" -w -t 30 -l "$pgdir/server.log" \
+	-o "-p $SB_TEST_PG_PORT -c listen_addresses=127.0.0.1 -k $pgdir -c max_connections=300 -c fsync=off" \
+	start >/dev/null || { echo "FAIL: cannot start PostgreSQL"; exit 1; }
+echo "pubsub killed and PostgreSQL crashed and restarted"
+sb_svc_start pubsub "${ps_env[@]}"
+sb_svc_wait_ready pubsub || exit 1
+timeout 60 node restart.mjs verify "$tmp/restart.json" || exit 1
+
+# SIGTERM: pubsub exits 0 (under ASan/UBSan also: no leak, no report) and logged no error.
+kill -TERM "${SVC_PID[pubsub]}"
+wait "${SVC_PID[pubsub]}"
+rc=$?
+unset "SVC_PID[pubsub]"
+[ $rc = 0 ] || { echo "FAIL: pubsub exit status $rc on SIGTERM"; tail -n 30 "$tmp/logs/pubsub.log"; exit 1; }
+if grep -E 'Sanitizer|runtime error|"level":"error"' "$tmp/logs/pubsub.log"; then
+	echo "FAIL: pubsub's log has errors or sanitizer reports"
+	exit 1
+fi
+echo "pubsub_test: all passed"
