@@ -78,7 +78,7 @@ services=(
 	"ingest   9109 7109 -"
 	"pubsub   9110 7110 -"
 	"cdcsink  9111 7111 -"
-	"registry 9112 7112 -"
+	"registry 9112 7112 8112"
 )
 
 # svc_field NAME INDEX: one column of NAME's row (1 ops, 2 rpc, 3 http), offset applied.
@@ -353,6 +353,7 @@ fi
 sed -e "s|@PREFIX@|$run/nginx|g" -e "s|@LOGS@|$logs|g" -e "s|@USER@|$user_line|g" \
 	-e "s|@INGRESS_PORT@|$ingress_port|g" -e "s|@GATEWAY_PORT@|$(svc_field gateway 3)|g" \
 	-e "s|@REALTIME_PORT@|$(svc_field realtime 3)|g" -e "s|@FILES_PORT@|$(svc_field files 3)|g" \
+	-e "s|@REGISTRY_PORT@|$(svc_field registry 3)|g" \
 	"$here/nginx.conf.in" >"$run/nginx.conf"
 sb_nginx_start "$run/nginx" "$run/nginx.conf" || fail_start "nginx did not start"
 sb_wait_port 127.0.0.1 "$ingress_port" 10 || fail_start "nginx does not listen on :$ingress_port"

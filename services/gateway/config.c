@@ -70,6 +70,7 @@ const struct sb_cfg_key gateway_config[] = {
 	SB_CFG_UPSTREAM(struct gateway_cfg, cdcsink_url, CDCSINK, 7111),
 	SB_CFG_UPSTREAM(struct gateway_cfg, pubsub_url, PUBSUB, 7110),
 	SB_CFG_UPSTREAM(struct gateway_cfg, ingest_url, INGEST, 7109),
+	SB_CFG_UPSTREAM(struct gateway_cfg, registry_url, REGISTRY, 7112),
 	{ NULL },
 };
 
@@ -86,6 +87,7 @@ static const struct sb_service_upstream gateway_upstreams[] = {
 	{ "cdcsink", offsetof(struct gateway_cfg, cdcsink_url), false },
 	{ "pubsub", offsetof(struct gateway_cfg, pubsub_url), false },
 	{ "ingest", offsetof(struct gateway_cfg, ingest_url), false },
+	{ "registry", offsetof(struct gateway_cfg, registry_url), false },
 	{ "gateway", offsetof(struct gateway_cfg, common.rpc_url), false },
 	{ NULL, 0, false },
 };

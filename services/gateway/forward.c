@@ -213,7 +213,20 @@ gw_input(struct gw_req *r, struct gw_input_error *e)
 			e->detail = "the body is not valid JSON";
 			return NULL;
 		}
-		if (!json_is_object(in)) {
+		if (route->flags & GW_RAW_BODY) {
+			/* checked JSON; the service reads the text itself */
+			json_decref(in);
+			in = json_object();
+			json_t *text = json_stringn(req->body, req->body_len);
+			if (in == NULL || text == NULL) {
+				json_decref(in);
+				json_decref(text);
+				e->status = 400;
+				e->detail = "the body is not valid JSON";
+				return NULL;
+			}
+			json_object_set_new(in, "body", text);
+		} else if (!json_is_object(in)) {
 			json_decref(in);
 			e->status = 400;
 			e->detail = "the body must be a JSON object";

@@ -64,6 +64,7 @@ struct gateway_cfg {
 	char *gc_url;
 	char *cdcsink_url;
 	char *pubsub_url;
+	char *registry_url;
 	char *dev_credentials_file; /* "" = GET /dev/credentials answers 404 */
 };
 
@@ -152,6 +153,9 @@ enum {
 	GW_RAW = 1 << 4,      /* the response's first field is a JSON document sent verbatim */
 	GW_MUTATING = 1 << 5, /* state-changing: subject to the per-user rate limit */
 	GW_IDEMPOTENCY = 1 << 6, /* header Idempotency-Key fills field idempotency_key */
+	GW_RAW_BODY = 1 << 7,    /* the JSON body (any value, checked to be JSON) goes verbatim
+	                          * into the request's string field body; path and query
+	                          * parameters fill their fields as usual */
 };
 
 /* One row of the route table: a local handler, or an RPC with its request/response types.
@@ -182,6 +186,7 @@ extern const struct gw_route gw_routes_notifier[];
 extern const struct gw_route gw_routes_cdc[];
 extern const struct gw_route gw_routes_pubsub[];
 extern const struct gw_route gw_routes_ingest[];
+extern const struct gw_route gw_routes_registry[];
 /* gw_route_match finds the route for method and path. Returns the row, or NULL with
  * *path_known telling whether the path exists for another method (405 rather than 404). */
 const struct gw_route *gw_route_match(const char *method, const char *path, struct gw_params *p,

@@ -192,7 +192,7 @@ test_tables(void **state)
 	const struct gw_route *const tables[] = { gw_routes_core,     gw_routes_auth,
 		                                  gw_routes_messages, gw_routes_notifier,
 		                                  gw_routes_cdc,      gw_routes_pubsub,
-		                                  gw_routes_ingest };
+		                                  gw_routes_ingest,   gw_routes_registry };
 	size_t rows = 0;
 	for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {
 		for (const struct gw_route *r = tables[t]; r->method != NULL; r++, rows++) {
@@ -230,7 +230,7 @@ test_list(void **state)
 	const struct gw_route *const tables[] = { gw_routes_core,     gw_routes_auth,
 		                                  gw_routes_messages, gw_routes_notifier,
 		                                  gw_routes_cdc,      gw_routes_pubsub,
-		                                  gw_routes_ingest };
+		                                  gw_routes_ingest,   gw_routes_registry };
 	size_t rows = 0, lines = 0;
 	for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {
 		for (const struct gw_route *r = tables[t]; r->method != NULL; r++, rows++) {

@@ -68,8 +68,9 @@ gw_route_path_match(const char *pattern, const char *path, struct gw_params *p)
 }
 
 static const struct gw_route *const gw_route_tables[] = {
-	gw_routes_core, gw_routes_auth,   gw_routes_messages, gw_routes_notifier,
-	gw_routes_cdc,  gw_routes_pubsub, gw_routes_ingest,   NULL,
+	gw_routes_core,     gw_routes_auth,     gw_routes_messages,
+	gw_routes_notifier, gw_routes_cdc,      gw_routes_pubsub,
+	gw_routes_ingest,   gw_routes_registry, NULL,
 };
 
 /* gw_route_literals counts the literal (non-parameter) segments of a pattern. */

@@ -165,6 +165,7 @@ for (const env of envs) {
       DATABASE_URL: "postgresql://switchboard:x@switchboard-pg-rw:5432/switchboard",
       REDIS_URL: "redis://sb-redis:6379",
       SB_AUTH_KEY_ENCRYPTION_KEY: "00".repeat(32),
+      SB_INGEST_FEED_PASSWORD: "stand-in",
     };
     const env2 = { PATH: process.env.PATH };
     Object.assign(env2, cm.data);

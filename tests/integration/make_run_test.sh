@@ -72,9 +72,9 @@ echo "run dir $run, offset $off, pg $pg_port, redis $redis_port, kafka $kafka_po
 
 # The services run-local.sh will start: the binaries that exist.
 declare -A ops_port=([gateway]=9100 [auth]=9101 [messages]=9102 [outbox]=9103 [files]=9104
-	[realtime]=9106 [notifier]=9107 [gc]=9108 [ingest]=9109)
+	[realtime]=9106 [notifier]=9107 [gc]=9108 [ingest]=9109 [registry]=9112)
 built=()
-for s in gateway auth messages outbox files realtime notifier gc ingest; do
+for s in gateway auth messages outbox files realtime notifier gc ingest registry; do
 	[ -x "$build/bin/sb-$s" ] && built+=("$s")
 done
 echo "service binaries built: ${built[*]:-none}"
@@ -190,6 +190,17 @@ if [ -x "$build/bin/sb-files" ]; then
 	[ "$code" = 204 ] && [ "$got" = hello ] && [ -f "$run/files/up/${loc##*/}" ] &&
 		pass "a tus upload through nginx reads back, stored under the run directory" ||
 		fail "tus upload through nginx: Location '$loc', PATCH $code, read back '$got'"
+fi
+
+# /registry goes to the schema registry's own port (its Confluent-compatible API).
+if [ -x "$build/bin/sb-registry" ]; then
+	body=$(curl -s -m 5 -w '\n%{http_code}' "http://127.0.0.1:$ingress/registry/subjects")
+	if [ "$(tail -n 1 <<<"$body")" = 401 ] &&
+		[ "$(head -n -1 <<<"$body" | jq -r .error_code 2>/dev/null)" = 40101 ]; then
+		pass "GET /registry/subjects reaches the registry (401 without a token, Confluent's error)"
+	else
+		fail "GET /registry/subjects through nginx: $(head -c 300 <<<"$body")"
+	fi
 fi
 
 # Routes: a fake upstream on each edge port whose service is not built echoes what it got.
