@@ -326,6 +326,9 @@ for row in "${services[@]}"; do
 	# realtime's public port is SB_WS_PORT; the browser's Origin is the ingress.
 	[ "$name" = realtime ] && env_+=("SB_WS_PORT=$http"
 		"SB_WS_ALLOWED_ORIGINS=http://127.0.0.1:$ingress_port,http://localhost:$ingress_port")
+	# files keeps uploads under the run's state directory; browsers upload from the ingress.
+	[ "$name" = files ] && env_+=("SB_FILES_DIR=$run/files"
+		"SB_FILES_ALLOWED_ORIGINS=http://127.0.0.1:$ingress_port,http://localhost:$ingress_port")
 	for p in $ops $rpc $http; do
 		[ "$p" = - ] || ! port_busy "$p" || fail_start "port $p for $name is in use by another program"
 	done
@@ -419,7 +422,7 @@ echo
 echo "   Open in a browser:  $base/"
 echo "   REST API base:      $base/v1"
 echo "   WebSocket:          ws://127.0.0.1:$ingress_port/ws"
-echo "   Uploads (tus):      $base/files (not built yet: the files service is a skeleton)"
+echo "   Uploads (tus):      $base/files/ (downloads: $base/v1/files/{id}/content; docs/files.md)"
 echo
 if [ ${#started[@]} -gt 0 ]; then
 	echo "   Ops endpoints (/healthz /ready /metrics):"

@@ -1,5 +1,8 @@
 /* sb_service.c: start-up, serving and graceful shutdown shared by every daemon. */
 #include "sb_service.h"
+
+#include <stdatomic.h>
+
 #include "sb_span.h"
 #include "sb_err.h"
 #include "sb_kafka.h"
@@ -49,6 +52,7 @@ struct sb_service {
 	struct sb_rpc_method *methods; /* def->methods plus Health */
 	char health_method[64];
 	long long started_ms;
+	atomic_bool running; /* the start hook and the RPC server are up: /ready may say 200 */
 	pthread_mutex_t checks_mu;
 	struct sb_service_check checks[SB_SERVICE_MAX_CHECKS];
 	size_t nchecks;
@@ -115,6 +119,18 @@ sb_service_add_check(struct sb_service *svc, const char *name, sb_service_check_
 }
 
 /* ---- ready-made dependency checks ---- */
+
+/* sb_service_started_check keeps /ready at 503 until the service has started: before the start
+ * hook returns, its own checks are not registered yet and its servers may not listen. */
+static int
+sb_service_started_check(void *arg, char *detail, size_t n)
+{
+	struct sb_service *svc = arg;
+	if (atomic_load(&svc->running))
+		return 0;
+	snprintf(detail, n, "starting");
+	return SB_EUNAVAIL;
+}
 
 static struct sb_service_dep *
 sb_service_dep_new(struct sb_service *svc, const char *target)
@@ -602,6 +618,8 @@ sb_service_main(const struct sb_service_def *def, int argc, char **argv)
 		          "error", sb_strerror(rv), NULL);
 		goto done;
 	}
+	if ((rv = sb_ops_add_check(svc->ops, "started", sb_service_started_check, svc)) != 0)
+		goto done;
 	if (sb_service_migrate(svc) != 0)
 		goto done;
 	if ((rv = sb_service_wire_deps(svc)) != 0) {
@@ -632,6 +650,7 @@ sb_service_main(const struct sb_service_def *def, int argc, char **argv)
 	snprintf(port, sizeof(port), "%lld", svc->common->ops_port);
 	sb_log_kv(SB_LOG_INFO, "service started", "rpc", svc->common->rpc_url, "ops_port", port,
 	          "version", SB_VERSION, NULL);
+	atomic_store(&svc->running, true);
 
 	int sig = sb_shutdown_wait();
 	char signame[16];

@@ -1,5 +1,5 @@
 /* sb_service_jwks.c: fetching the auth service's signing keys (auth.Jwks) into a verifier,
- * for every service that verifies access tokens (gateway, realtime). */
+ * for every service that verifies access tokens (gateway, realtime, files). */
 #include "sb_service.h"
 
 #include <string.h>

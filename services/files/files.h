@@ -1,18 +1,290 @@
 /* files.h: private header of the files service.
  *
- * Its one job: Resumable uploads (tus 1.0 and the chunk API), storage and the merge worker.
+ * Its one job: resumable uploads (tus 1.0 and the chunk API), storage and downloads.
+ *
+ * Shape: edge.c runs the project's HTTP server (sb_http) on SB_HTTP_PORT; its loop thread only
+ * queues each request for one of SB_FILES_WORKERS worker threads (work.c), each with its own
+ * PostgreSQL connection, which authenticate the caller (sb_service_authn), route the request
+ * (route.c) to the tus handlers (tus.c) or the download (download.c), write bytes through the
+ * storage interface (store.c, store_fs.c) and answer from the worker thread. The database
+ * (db.c) holds the state of every upload; storage holds the bytes. A PATCH is acknowledged only
+ * after its bytes are durable (fdatasync) and the new offset is committed, under the upload's
+ * row lock, so two requests on one upload never interleave and a crash loses nothing that was
+ * acknowledged.
  */
 #ifndef SB_FILES_H
 #define SB_FILES_H
 
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sb_http.h"
+#include "sb_jwt.h"
+#include "sb_metrics.h"
+#include "sb_pg.h"
 #include "sb_service.h"
+#include "sb_service_authn.h"
 
 struct files_cfg {
 	struct sb_common_cfg common;
+	char *auth_url;
+	char *http_addr;
+	long long http_port;
+	char *dir;
+	long long max_size;
+	long long max_request_bytes;
+	long long expire_s;
+	long long workers;
+	long long queue_max;
+	char *allowed_origins;
+	char *allowed_types;
+	long long max_concurrent;
+	long long quota_bytes;
+	char *issuer;
+	char *audience;
+	long long leeway_s;
+	long long jwks_refresh_ms;
 };
+
+/* the migrations directory, embedded by sb_service() */
+extern const struct sb_migration files_migrations[];
 
 /* config.c */
 extern const struct sb_cfg_key files_config[];
 extern const struct sb_service_def files_service;
+
+/* --- tus_parse.c: parsers of tus request headers (untrusted input; fuzzed) ------------------ */
+#define FILES_NAME_MAX 256 /* sanitized file name, with its NUL */
+#define FILES_TYPE_MAX 128 /* content type, with its NUL */
+
+/* files_parse_size parses s as a tus size: 1 to 19 ASCII digits, no sign, no blanks, at most
+ * INT64_MAX. Returns 0 and *out, or SB_EINVAL. */
+int files_parse_size(const char *s, int64_t *out);
+/* files_b64_decode strictly decodes n characters of standard base64 (RFC 4648 section 4, with
+ * padding, no whitespace, unused bits zero) into out (cap bytes). Returns 0 and *outlen,
+ * SB_EINVAL or SB_ERANGE. */
+int files_b64_decode(const char *s, size_t n, uint8_t *out, size_t cap, size_t *outlen);
+/* files_b64_encode writes the padded standard base64 of n bytes into out (cap bytes, room for
+ * 4 * ceil(n / 3) + 1). Returns 0 or SB_ERANGE. */
+int files_b64_encode(const uint8_t *in, size_t n, char *out, size_t cap);
+
+/* What an Upload-Metadata header says that the service uses. */
+struct files_meta {
+	char filename[FILES_NAME_MAX]; /* "filename" or "name", sanitized; "" if absent */
+	char type[FILES_TYPE_MAX];     /* "filetype", "type" or "contentType"; "" if absent */
+	size_t npairs;
+};
+/* files_meta_parse parses an Upload-Metadata value: comma-separated pairs "key" or
+ * "key base64value", keys of printable ASCII without spaces or commas, each key once, at most
+ * 64 pairs. Returns 0 and *m, or SB_EINVAL. A type that is not a plausible media type is
+ * SB_EINVAL too. */
+int files_meta_parse(const char *s, struct files_meta *m);
+
+enum files_sum_alg {
+	FILES_SUM_SHA1 = 1,
+	FILES_SUM_SHA256,
+	FILES_SUM_MD5,
+};
+/* files_checksum_parse parses an Upload-Checksum value "<algorithm> <base64 digest>". Returns
+ * 0 with *alg, digest and *dlen; SB_ENOTFOUND for an algorithm the service does not support;
+ * SB_EINVAL when malformed or the digest has the wrong length. */
+int files_checksum_parse(const char *s, enum files_sum_alg *alg, uint8_t digest[64], size_t *dlen);
+/* files_checksum_compute writes the alg digest of n bytes to out (64 bytes of room) and
+ * returns its length, or 0 on failure. */
+size_t files_checksum_compute(enum files_sum_alg alg, const void *buf, size_t n, uint8_t out[64]);
+/* files_sanitize_name writes a safe file name made from in (n bytes) to out: the last path
+ * component (after '/' or '\\'), control characters and invalid UTF-8 replaced by '_', quotes
+ * and semicolons replaced, leading dots and blanks dropped, cut to fit on a character
+ * boundary; "file" when nothing is left. */
+void files_sanitize_name(const char *in, size_t n, char out[FILES_NAME_MAX]);
+/* files_type_ok tells whether s looks like a media type (token "/" token, parameters allowed,
+ * printable ASCII only, shorter than FILES_TYPE_MAX). */
+bool files_type_ok(const char *s);
+
+/* --- store.c, store_fs.c: the storage interface and the filesystem backend ---------------- */
+/* Objects are named by keys the service makes itself ("tus/<uuid>", "file/<uuid>"): never
+ * from client input. Every call may block; call only from worker threads. */
+struct files_store;
+struct files_store_ops {
+	const char *name;
+	/* write puts len bytes at off of key (created when absent) and returns only after they
+	 * are durable (data and, for a new object, its directory entry). */
+	int (*write)(struct files_store *s, const char *key, int64_t off, const void *buf,
+	             size_t len);
+	/* read reads up to len bytes at off into buf; *got is the count (0 at the end). */
+	int (*read)(struct files_store *s, const char *key, int64_t off, void *buf, size_t len,
+	            size_t *got);
+	/* size gives the object's size; SB_ENOTFOUND when it does not exist. */
+	int (*size)(struct files_store *s, const char *key, int64_t *out);
+	/* truncate cuts (or extends with zeros) key to len bytes, durably. */
+	int (*truncate)(struct files_store *s, const char *key, int64_t len);
+	/* remove deletes key; a missing key is not an error. */
+	int (*remove)(struct files_store *s, const char *key);
+	void (*close)(struct files_store *s);
+};
+struct files_store {
+	const struct files_store_ops *ops;
+};
+/* files_store_fs_open opens the filesystem backend rooted at dir (created if missing).
+ * Returns 0 and *out (closed with files_store_close), SB_EIO or SB_ENOMEM. */
+int files_store_fs_open(const char *dir, struct files_store **out);
+/* files_store_close closes s (NULL is ignored). */
+void files_store_close(struct files_store *s);
+/* files_key writes the storage key of an upload's bytes ("tus/<id>") to out (64 bytes). */
+void files_key(const char *id, char out[64]);
+/* files_part_key writes the key of chunk n (from 1) of a chunked upload ("parts/<id>/<n>"). */
+void files_part_key(const char *id, int n, char out[64]);
+
+/* --- db.c: prepared statements and the upload row ---------------------------------------- */
+extern const struct sb_pg_stmt files_stmts[];
+extern const struct sb_pg_opts files_pg_opts;
+
+enum files_state {
+	FILES_UPLOADING = 1,
+	FILES_MERGING,
+	FILES_COMPLETED,
+	FILES_FAILED,
+	FILES_TERMINATED,
+};
+/* One row of files.uploads, as the handlers need it. */
+struct files_upload {
+	char id[37];
+	char tenant_id[SB_JWT_ID_MAX];
+	char owner_id[SB_JWT_ID_MAX];
+	enum files_state state;
+	int64_t length; /* -1: deferred */
+	int64_t offset;
+	int64_t expires_ms; /* Unix ms; 0: none */
+	bool expired;
+	char filename[FILES_NAME_MAX];
+	char content_type[FILES_TYPE_MAX];
+	char *metadata; /* the Upload-Metadata given at creation (malloc'd; files_upload_clear) */
+};
+/* files_db_get reads upload id into *u (FOR UPDATE when lock: inside a transaction). Returns
+ * 0, SB_ENOTFOUND or a database error. */
+int files_db_get(struct sb_pg *pg, const char *id, bool lock, struct files_upload *u);
+/* files_upload_clear frees what files_db_get allocated in u. */
+void files_upload_clear(struct files_upload *u);
+/* files_state_name returns "UPLOADING", ... */
+const char *files_state_name(enum files_state s);
+
+/* --- work.c: the request queue and the worker threads ---------------------------------- */
+struct files_ctx; /* one worker's connections */
+struct files {
+	const struct files_cfg *cfg;
+	struct sb_service *svc;
+	struct files_store *store;
+	struct sb_authn authn;
+	struct sb_http_server *http;
+	/* the queue of requests waiting for a worker */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct sb_http_req **q;
+	size_t qhead, qlen, qcap;
+	bool stopping;
+	pthread_t *threads;
+	int nthreads;
+	atomic_bool db_ok;
+	struct files_metrics {
+		struct sb_metric *requests; /* files_requests_total{method,status} */
+		struct sb_series *bytes;    /* files_bytes_stored_total */
+		struct sb_series *created, *completed, *terminated; /* files_uploads_total{event} */
+	} m;
+};
+/* files_metrics_init registers the service's metrics into f->m (start hook). */
+void files_metrics_init(struct files *f);
+/* files_work_start starts cfg->workers worker threads. Returns 0 or an error (nothing left
+ * running). */
+int files_work_start(struct files *f);
+/* files_work_push queues r for a worker (loop thread). Returns false when the queue is full or
+ * the service is stopping: the caller answers r. */
+bool files_work_push(struct files *f, struct sb_http_req *r);
+/* files_work_stop wakes every worker, lets them answer what is queued, and joins them. */
+void files_work_stop(struct files *f);
+
+/* --- reply.c: answers (leaves every handler calls) ------------------------------------- */
+#define FILES_HDR_MAX 24
+/* The headers an answer collects before it is sent. */
+struct files_reply {
+	struct files *f;
+	struct sb_http_req *req;
+	struct sb_http_header h[FILES_HDR_MAX];
+	size_t n;
+	char store[2048]; /* text of formatted header values */
+	size_t used;
+};
+/* files_reply_init starts an answer to r with the headers every answer carries (Tus-Resumable
+ * on /files/, CORS for an allowed Origin). */
+void files_reply_init(struct files_reply *rp, struct files *f, struct sb_http_req *r, bool tus);
+/* files_reply_add adds a header (name static, value copied). */
+void files_reply_add(struct files_reply *rp, const char *name, const char *value);
+/* files_reply_addf adds a header with a printf-formatted value. */
+void files_reply_addf(struct files_reply *rp, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* files_reply_expires adds Upload-Expires for ms (Unix ms; nothing for 0). */
+void files_reply_expires(struct files_reply *rp, int64_t ms);
+/* files_reply_send answers with status, content type and body (may be NULL). */
+void files_reply_send(struct files_reply *rp, int status, const char *ctype, const void *body,
+                      size_t len);
+/* files_reply_problem answers with an RFC 9457 body and logs the refusal (warn for 5xx). */
+void files_reply_problem(struct files_reply *rp, int status, const char *detail);
+
+/* --- route.c: one request on a worker thread -------------------------------------------- */
+/* What a handler knows about the request it serves. */
+struct files_call {
+	struct files *f;
+	struct sb_pg *pg;
+	struct sb_http_req *req;
+	const char *method; /* after X-HTTP-Method-Override */
+	char id[37];        /* the upload id of the path, if any */
+	struct sb_jwt_principal who;
+	const char *user; /* who.user_id, or who.sub */
+	struct files_reply rp;
+};
+/* files_route serves r on a worker thread (pg: the worker's connection) and answers it. */
+void files_route(struct files *f, struct sb_pg *pg, struct sb_http_req *r);
+/* files_route_list appends the edge's routes (for --routes). */
+int files_route_list(struct sb_buf *out);
+
+/* --- tus.c: the tus 1.0 protocol ------------------------------------------------------ */
+#define FILES_TUS_VERSION "1.0.0"
+#define FILES_TUS_EXTENSIONS                                                                       \
+	"creation,creation-with-upload,creation-defer-length,termination,checksum,expiration"
+#define FILES_TUS_CHECKSUMS "sha1,sha256,md5"
+/* files_tus_options answers OPTIONS (capabilities, and CORS preflight). */
+void files_tus_options(struct files_call *c);
+/* files_tus_create answers POST /files/ (creation, creation-with-upload, defer-length). */
+void files_tus_create(struct files_call *c);
+/* files_tus_head answers HEAD /files/{id}. */
+void files_tus_head(struct files_call *c);
+/* files_tus_patch answers PATCH /files/{id}. */
+void files_tus_patch(struct files_call *c);
+/* files_tus_delete answers DELETE /files/{id} (termination). */
+void files_tus_delete(struct files_call *c);
+
+/* --- limits.c: per-user limits and the content-type allow-list -------------------------- */
+/* files_type_allowed tells whether media type type (parameters ignored) matches an entry of
+ * the comma-separated list: a full type, a type with any subtype ("image/ *" without the
+ * blank) or any type at all, without case. */
+bool files_type_allowed(const char *list, const char *type);
+/* files_limits_check runs inside the transaction that creates an upload (new_upload) or
+ * declares a deferred length: takes the caller's advisory lock and checks bytes held plus
+ * length more (<= 0: none) against the quota and, for a new upload, the uploads in progress.
+ * Sets *status (0, 429 or 413) and *why. Returns 0 or a database error. */
+int files_limits_check(struct files_call *c, int64_t length, bool new_upload, int *status,
+                       const char **why);
+
+/* --- download.c: GET /v1/files/{id}/content -------------------------------------------- */
+void files_download(struct files_call *c);
+
+/* --- expire.c: files.Expire (called by gc) ------------------------------------------ */
+int files_rpc_expire(struct sb_rpc_call *call, const void *req, void *resp);
+
+/* --- edge.c: start and stop -------------------------------------------------------------- */
+int files_start(struct sb_service *svc);
+void files_stop(struct sb_service *svc);
 
 #endif

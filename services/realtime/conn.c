@@ -269,7 +269,7 @@ rt_conn_pong(struct rt_conn *c)
 int
 rt_conn_verify(struct rt *rt, const char *token, size_t len, struct sb_jwt_principal *p)
 {
-	int rv = rt_authn_verify(&rt->authn, token, len, p);
+	int rv = sb_authn_verify(&rt->authn, token, len, p);
 	if (rv == 0 && p->user_id[0] == '\0')
 		rv = SB_JWT_BAD_CLAIMS; /* a client acting on its own behalf has no conversations */
 	if (rv == 0 && (!rt_id_valid(p->user_id, strlen(p->user_id)) ||

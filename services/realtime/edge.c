@@ -509,11 +509,15 @@ rt_edge_start(struct sb_service *svc)
 	rt_edge_metrics(&rt->m);
 	sb_series_set(rt->m.limit, (double)rt->cfg->max_connections);
 	sb_service_set_state(svc, rt);
+	const struct sb_authn_opts ao = { .issuer = rt->cfg->issuer,
+		                          .audience = rt->cfg->audience,
+		                          .leeway_s = rt->cfg->leeway_s,
+		                          .refresh_ms = rt->cfg->jwks_refresh_ms };
 	int rv = rt_edge_origins(rt, rt->cfg->allowed_origins);
 	if (rv == 0)
-		rv = rt_authn_start(&rt->authn, rt->cfg, sb_service_upstream(svc, "auth"));
+		rv = sb_authn_start(&rt->authn, &ao, sb_service_upstream(svc, "auth"));
 	if (rv == 0)
-		rv = sb_service_add_check(svc, "jwks", rt_authn_ready, &rt->authn);
+		rv = sb_service_add_check(svc, "jwks", sb_authn_ready, &rt->authn);
 	if (rv == 0)
 		rv = rt_pubsub_start(rt->cfg->common.redis_url, &rt->inbox, rt->m.pubsub_rejected,
 		                     &rt->ps);
@@ -590,7 +594,7 @@ rt_edge_stop_svc(struct sb_service *svc)
 	rt_timers_free(&rt->timers);
 	rt_pubsub_stop(rt->ps);
 	rt->ps = NULL;
-	rt_authn_stop(&rt->authn);
+	sb_authn_stop(&rt->authn);
 	rt_edge_drain(rt); /* the batch of delivery reports being made is dropped */
 	rt_subs_free(&rt->subs);
 	rt_map_free(&rt->users);

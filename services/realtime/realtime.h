@@ -27,6 +27,7 @@
 #include "sb_metrics.h"
 #include "sb_names.h"
 #include "sb_service.h"
+#include "sb_service_authn.h"
 
 struct realtime_cfg {
 	struct sb_common_cfg common;
@@ -299,28 +300,7 @@ bool rt_pubsub_connected(struct rt_pubsub *ps);
 /* rt_pubsub_stop stops the thread and frees ps; NULL is ignored. */
 void rt_pubsub_stop(struct rt_pubsub *ps);
 
-/* --- authn.c: JWKS from auth, tokens ---------------------------------------------------- */
-struct rt_authn {
-	struct sb_jwt_verifier *verifier;
-	struct sb_rpc_client *auth;
-	pthread_t thread;
-	pthread_mutex_t mu; /* guards stop, kick, last_kick_ms */
-	pthread_cond_t cv;
-	bool stop, kick, started;
-	atomic_bool have_keys;
-	int64_t refresh_ms, last_kick_ms;
-};
-/* rt_authn_start builds a's verifier from cfg and a thread that fetches auth's JWKS (at
- * start, every jwks_refresh_ms, and when rt_authn_verify met an unknown kid). auth must
- * outlive rt_authn_stop. Returns 0 or an error; on error nothing is left to stop. */
-int rt_authn_start(struct rt_authn *a, const struct realtime_cfg *cfg, struct sb_rpc_client *auth);
-/* rt_authn_verify checks a token (len bytes) on any thread; fills *p. Returns 0 or an
- * sb_jwt_reason. */
-int rt_authn_verify(struct rt_authn *a, const char *token, size_t len, struct sb_jwt_principal *p);
-/* rt_authn_ready is the readiness check (arg: the struct rt_authn): keys loaded. */
-int rt_authn_ready(void *arg, char *detail, size_t n);
-/* rt_authn_stop joins the thread and frees the verifier; a no-op unless started. */
-void rt_authn_stop(struct rt_authn *a);
+/* Access tokens: sb_service_authn (the runtime's JWKS fetcher thread and verifier). */
 
 /* --- delivered.c: notifier.Delivered batches (lws thread; replies on nng threads) -------- */
 #define RT_DELIVERED_MAX 1000
@@ -388,7 +368,7 @@ struct rt {
 
 	/* shared with other threads, each guarding itself */
 	struct rt_inbox inbox; /* → the lws thread */
-	struct rt_authn authn; /* JWKS fetcher thread */
+	struct sb_authn authn; /* JWKS fetcher thread */
 	struct rt_pubsub *ps;  /* Redis subscriber thread */
 };
 

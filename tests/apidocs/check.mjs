@@ -24,6 +24,9 @@ let failed = 0;
 // "METHOD /path", e.g. 'GET /internal/debug' (reason in a comment beside it).
 const UNDOCUMENTED = new Set([]);
 
+// Services other than the gateway that serve documented routes themselves (sb-<name> --routes).
+const EDGES = ['files'];
+
 const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'];
 
 let api = null;
@@ -50,6 +53,13 @@ if (api !== null) {
       table = execFileSync(bin, ['--routes'], { encoding: 'utf8' })
         .split('\n')
         .filter((l) => l !== '');
+      // Edge services with routes of their own behind the ingress (files: /files/,
+      // /v1/files/{id}/content) are documented in the same document.
+      for (const edge of EDGES) {
+        table.push(...execFileSync(`${buildRoot}/bin/sb-${edge}`, ['--routes'], { encoding: 'utf8' })
+          .split('\n')
+          .filter((l) => l !== ''));
+      }
     } catch (e) {
       failed++;
       console.log(`FAIL: routes: ${bin} --routes: ${e.message}`);

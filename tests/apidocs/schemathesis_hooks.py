@@ -91,3 +91,8 @@ def _ps_publish_body(body):
     if isinstance(t, str) and PS_NAME.match(t) and not t.endswith(".dlq"):
         return {**body, "topic": PS_TOPIC}
     return body
+
+
+# tus bodies (PATCH /files/{id}, POST /files/ with creation-with-upload) are raw bytes, as
+# application/octet-stream is.
+schemathesis.serializer.alias("application/offset+octet-stream", "application/octet-stream")

@@ -171,6 +171,27 @@ else
 		fail "GET / through nginx answered $code, want 502 without a gateway"
 fi
 
+# files through nginx: tus capabilities, then alice uploads with tus and downloads; the bytes
+# live under the run's directory.
+if [ -x "$build/bin/sb-files" ]; then
+	[ -f "$run/dev-credentials.json" ] || fail "no $run/dev-credentials.json to upload with"
+	fh=$(curl -s -D - -o /dev/null -m 5 -X OPTIONS "http://127.0.0.1:$ingress/files/" | tr -d '\r')
+	grep -q '^HTTP/1.1 204' <<<"$fh" && grep -qi '^Tus-Version: 1.0.0' <<<"$fh" &&
+		pass "OPTIONS /files/ through nginx announces tus 1.0.0" || fail "OPTIONS /files/ through nginx: $(head -c 300 <<<"$fh")"
+	creds=$run/dev-credentials.json
+	tok=$(curl -s -m 5 -u "$(jq -r .alice.client_id "$creds"):$(jq -r .alice.client_secret "$creds")" \
+		-d grant_type=client_credentials "http://127.0.0.1:$ingress/auth/token" | jq -r .access_token)
+	loc=$(curl -s -D - -o /dev/null -m 5 -X POST -H "Authorization: Bearer $tok" -H 'Tus-Resumable: 1.0.0' \
+		-H 'Upload-Length: 5' "http://127.0.0.1:$ingress/files/" | tr -d '\r' | sed -n 's/^Location: //Ip')
+	code=$(curl -s -o /dev/null -m 5 -w '%{http_code}' -X PATCH -H "Authorization: Bearer $tok" \
+		-H 'Tus-Resumable: 1.0.0' -H 'Upload-Offset: 0' -H 'Content-Type: application/offset+octet-stream' \
+		--data-binary hello "http://127.0.0.1:$ingress$loc")
+	got=$(curl -s -m 5 -H "Authorization: Bearer $tok" "http://127.0.0.1:$ingress/v1/files/${loc##*/}/content")
+	[ "$code" = 204 ] && [ "$got" = hello ] && [ -f "$run/files/up/${loc##*/}" ] &&
+		pass "a tus upload through nginx reads back, stored under the run directory" ||
+		fail "tus upload through nginx: Location '$loc', PATCH $code, read back '$got'"
+fi
+
 # /registry goes to the schema registry's own port (its Confluent-compatible API).
 if [ -x "$build/bin/sb-registry" ]; then
 	body=$(curl -s -m 5 -w '\n%{http_code}' "http://127.0.0.1:$ingress/registry/subjects")

@@ -22,6 +22,7 @@ for s in "${services[@]}"; do
 done
 gw_http=$(sb_free_port)
 ws_port=$(sb_free_port) # realtime's public port (SB_WS_PORT), never the default 8081
+files_http=$(sb_free_port) # files' upload edge (its SB_HTTP_PORT)
 
 svc_env() { # the environment of every service: dependencies and every peer's RPC URL
 	echo "DATABASE_URL=$SB_TEST_PG_DSN REDIS_URL=$SB_TEST_REDIS_URL KAFKA_BROKERS=$SB_TEST_KAFKA_BROKERS"
@@ -32,8 +33,11 @@ svc_env() { # the environment of every service: dependencies and every peer's RP
 envs=$(svc_env | tr '\n' ' ')
 mkdir -p "$tmp/logs"
 for s in "${services[@]}"; do
+	http=$gw_http
+	[ "$s" = files ] && http=$files_http
 	# shellcheck disable=SC2086
-	env $envs SB_OPS_PORT=${ops[$s]} SB_RPC_URL=tcp://127.0.0.1:${rpc[$s]} SB_HTTP_PORT=$gw_http SB_WS_PORT=$ws_port \
+	env $envs SB_OPS_PORT=${ops[$s]} SB_RPC_URL=tcp://127.0.0.1:${rpc[$s]} SB_HTTP_PORT=$http SB_WS_PORT=$ws_port \
+		SB_FILES_DIR="$tmp/files" \
 		SB_SHUTDOWN_GRACE_MS=3000 "$build/bin/sb-$s" >"$tmp/logs/$s.log" 2>&1 &
 	pid[$s]=$!
 done

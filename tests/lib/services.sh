@@ -26,6 +26,7 @@ sb_svc_env() {
 	echo "REDIS_URL=${SB_TEST_REDIS_URL:-redis://127.0.0.1:1}"
 	echo "KAFKA_BROKERS=${SB_TEST_KAFKA_BROKERS:-127.0.0.1:1}"
 	echo "SB_SHUTDOWN_GRACE_MS=3000"
+	echo "SB_FILES_DIR=$SB_TEST_TMP/files" # the files service's storage, never the checkout's
 	[ -n "${SVC_HTTP[gateway]:-}" ] && echo "SB_AUTH_ISSUER=http://127.0.0.1:${SVC_HTTP[gateway]}"
 	for s in "${!SVC_RPC[@]}"; do
 		echo "SB_${s^^}_RPC_URL=tcp://127.0.0.1:${SVC_RPC[$s]}"
@@ -39,7 +40,7 @@ sb_svc_start() {
 	local envs=()
 	mapfile -t envs < <(sb_svc_env)
 	env "${envs[@]}" SB_RPC_URL="tcp://127.0.0.1:${SVC_RPC[$s]}" SB_OPS_PORT="${SVC_OPS[$s]}" \
-		SB_HTTP_PORT="${SVC_HTTP[$s]}" "$@" "$SB_BUILD_ROOT/bin/sb-$s" \
+		SB_HTTP_PORT="${SVC_HTTP[$s]}" SB_WS_PORT="${SVC_HTTP[$s]}" "$@" "$SB_BUILD_ROOT/bin/sb-$s" \
 		>>"$SB_TEST_TMP/logs/$s.log" 2>&1 &
 	SVC_PID[$s]=$!
 	trap sb_svc_stop_all EXIT

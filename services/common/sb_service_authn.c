@@ -1,22 +1,21 @@
-/* authn.c: access tokens. The verifier (sb_jwt) is CPU-only and runs on the lws thread; its keys
- * come from auth's JWKS (sb_service_fetch_jwks, the fetch the gateway uses too), fetched by a
- * thread of its own so that the lws thread never waits: at start (retried every second until it
- * succeeds), every SB_JWKS_REFRESH_MS, and soon after a token named an unknown kid (at most once
- * per 5 s). */
-#include "realtime.h"
+/* sb_service_authn.c: access-token verification with a JWKS fetcher thread (sb_service_authn.h),
+ * for the edges that are not the gateway (realtime, files). */
+#include "sb_service_authn.h"
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "sb_err.h"
 #include "sb_log.h"
+#include "sb_service.h"
 #include "sb_util_time.h"
 
-#define RT_JWKS_KICK_MIN_MS 5000
+#define SB_AUTHN_KICK_MIN_MS 5000
 
 static int
-rt_authn_fetch(struct rt_authn *a)
+sb_authn_fetch(struct sb_authn *a)
 {
 	int rv = sb_service_fetch_jwks(a->auth, a->verifier, atomic_load(&a->have_keys), NULL);
 	if (rv != 0)
@@ -27,13 +26,13 @@ rt_authn_fetch(struct rt_authn *a)
 }
 
 static void *
-rt_authn_main(void *arg)
+sb_authn_main(void *arg)
 {
-	struct rt_authn *a = arg;
+	struct sb_authn *a = arg;
 	pthread_mutex_lock(&a->mu);
 	while (!a->stop) {
 		pthread_mutex_unlock(&a->mu);
-		int rv = rt_authn_fetch(a);
+		int rv = sb_authn_fetch(a);
 		pthread_mutex_lock(&a->mu);
 		a->kick = false;
 		int64_t wait = rv == 0 ? a->refresh_ms : 1000;
@@ -54,26 +53,26 @@ rt_authn_main(void *arg)
 }
 
 int
-rt_authn_start(struct rt_authn *a, const struct realtime_cfg *cfg, struct sb_rpc_client *auth)
+sb_authn_start(struct sb_authn *a, const struct sb_authn_opts *o, struct sb_rpc_client *auth)
 {
 	memset(a, 0, sizeof(*a));
-	if (auth == NULL)
+	if (auth == NULL || o == NULL)
 		return SB_EINVAL;
 	struct sb_jwt_policy policy = {
-		.issuer = cfg->issuer,
-		.audience = cfg->audience,
+		.issuer = o->issuer,
+		.audience = o->audience,
 		.typ = "at+jwt",
-		.leeway_s = cfg->leeway_s,
+		.leeway_s = o->leeway_s,
 	};
 	int rv = sb_jwt_verifier_new(&policy, NULL, &a->verifier);
 	if (rv != 0)
 		return rv;
 	a->auth = auth;
-	a->refresh_ms = cfg->jwks_refresh_ms;
+	a->refresh_ms = o->refresh_ms > 0 ? o->refresh_ms : 300000;
 	atomic_init(&a->have_keys, false);
 	pthread_mutex_init(&a->mu, NULL);
 	pthread_cond_init(&a->cv, NULL);
-	if (pthread_create(&a->thread, NULL, rt_authn_main, a) != 0) {
+	if (pthread_create(&a->thread, NULL, sb_authn_main, a) != 0) {
 		pthread_cond_destroy(&a->cv);
 		pthread_mutex_destroy(&a->mu);
 		sb_jwt_verifier_free(a->verifier);
@@ -85,13 +84,13 @@ rt_authn_start(struct rt_authn *a, const struct realtime_cfg *cfg, struct sb_rpc
 }
 
 int
-rt_authn_verify(struct rt_authn *a, const char *token, size_t len, struct sb_jwt_principal *p)
+sb_authn_verify(struct sb_authn *a, const char *token, size_t len, struct sb_jwt_principal *p)
 {
 	int rv = sb_jwt_verify(a->verifier, token, len, p);
 	if (rv == SB_JWT_UNKNOWN_KID) {
 		int64_t now = sb_time_mono_ms();
 		pthread_mutex_lock(&a->mu);
-		if (a->last_kick_ms == 0 || now - a->last_kick_ms > RT_JWKS_KICK_MIN_MS) {
+		if (a->last_kick_ms == 0 || now - a->last_kick_ms > SB_AUTHN_KICK_MIN_MS) {
 			a->last_kick_ms = now;
 			a->kick = true;
 			pthread_cond_signal(&a->cv);
@@ -102,9 +101,27 @@ rt_authn_verify(struct rt_authn *a, const char *token, size_t len, struct sb_jwt
 }
 
 int
-rt_authn_ready(void *arg, char *detail, size_t n)
+sb_authn_bearer(const char *value, const char **tok, size_t *len)
 {
-	struct rt_authn *a = arg;
+	if (value == NULL || strncasecmp(value, "Bearer ", 7) != 0)
+		return SB_EINVAL;
+	const char *t = value + 7;
+	while (*t == ' ')
+		t++;
+	size_t n = strlen(t);
+	while (n > 0 && (t[n - 1] == ' ' || t[n - 1] == '\t'))
+		n--;
+	if (n == 0)
+		return SB_EINVAL;
+	*tok = t;
+	*len = n;
+	return 0;
+}
+
+int
+sb_authn_ready(void *arg, char *detail, size_t n)
+{
+	struct sb_authn *a = arg;
 	if (atomic_load(&a->have_keys))
 		return 0;
 	snprintf(detail, n, "no JWKS from auth yet");
@@ -112,7 +129,7 @@ rt_authn_ready(void *arg, char *detail, size_t n)
 }
 
 void
-rt_authn_stop(struct rt_authn *a)
+sb_authn_stop(struct sb_authn *a)
 {
 	if (!a->started)
 		return;
