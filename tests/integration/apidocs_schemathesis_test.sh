@@ -38,6 +38,8 @@ declare -A NO_2XX=(
 	["POST /api/v1/cdc/tables/{table}/resume"]="scope cdc:admin (as above)"
 	["PUT /api/v1/cdc/tables/{table}/backfill"]="scope cdc:admin (as above)"
 	["POST /api/v1/cdc/validation-errors/{id}/resubmit"]="scope cdc:admin (as above)"
+	["POST /api/v1/ingest/test"]="scope ingest:write, which neither alice nor the pubsub token holds (403); it_ingest_http_test covers its 202"
+	["POST /api/v1/topics/{name}/subscriptions"]="a 2xx needs a generated body whose strategy, filter and push fields all agree, which the bounded examples seldom reach (some runs do); it_pubsub_test creates subscriptions of every strategy"
 )
 # The registry's routes need registry:* scopes, which alice (the token used here) does not hold:
 # they answer 403 (documented); tests/integration/registry_api_test.sh covers their 2xx.
@@ -106,10 +108,12 @@ cd "$SB_TEST_TMP" || exit 1
 t0=$(date +%s)
 # The operations of tag "files" are served by the files service itself (behind the ingress at
 # /files and /v1/files): they run in a second pass below, against its edge.
-timeout 240 "$st" --config-file "$root/tests/apidocs/schemathesis.toml" run \
+# One worker: with two, hypothesis (schemathesis 4.32) sometimes dies of a KeyError in its
+# source-line cache under CPython 3.11 (a race between worker threads, seen twice on 2026-12-06).
+timeout 420 "$st" --config-file "$root/tests/apidocs/schemathesis.toml" run \
 	"$root/docs/api/openapi.yaml" --url "$SB_GW" --exclude-tag files \
 	--checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,ignored_auth,unsupported_method,allow_header_conformance,missing_required_header,use_after_free,ensure_resource_availability \
-	--max-examples "${SB_ST_MAX_EXAMPLES:-50}" --workers 2 --request-timeout 10 \
+	--max-examples "${SB_ST_MAX_EXAMPLES:-50}" --workers 1 --request-timeout 10 \
 	--generation-database none --max-failures 10 --no-color --output-truncate false ${SB_ST_ARGS:-} \
 	>"$SB_TEST_TMP/st.out" 2>&1
 rc=$?
