@@ -55,7 +55,13 @@ fi
 sed -e "s|@PREFIX@|$ngx|g" -e "s|@LOGS@|$tmp/logs|g" -e "s|@USER@|$user_line|g" \
 	-e "s|@INGRESS_PORT@|$ingress|g" -e "s|@GATEWAY_PORT@|${SVC_HTTP[gateway]}|g" \
 	-e "s|@REALTIME_PORT@|$ws_port|g" -e "s|@FILES_PORT@|$(other_port "$ingress")|g" \
+	-e "s|@REGISTRY_PORT@|$(other_port "$ingress")|g" \
 	"$root/tools/nginx.conf.in" >"$tmp/nginx.conf"
+# every placeholder of the template (outside comments) is filled
+if grep -v '^[[:space:]]*#' "$tmp/nginx.conf" | grep -q '@[A-Z_]*@'; then
+	echo "FAIL: unfilled in nginx.conf: $(grep -v '^[[:space:]]*#' "$tmp/nginx.conf" | grep -o '@[A-Z_]*@' | sort -u | tr '\n' ' ')"
+	exit 1
+fi
 
 gw2_pid=""
 cleanup() {
