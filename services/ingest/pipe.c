@@ -67,10 +67,11 @@ ing_pipe_done(struct ing_pipe *pp)
 	if (pp->paused && atomic_load(&pp->depth) <= pp->o.low) {
 		pp->paused = false;
 		resume = true;
+		/* under the lock, as where it is set to 1: the gauge follows paused in order */
+		sb_series_set(pp->m_paused, 0);
 	}
 	pthread_mutex_unlock(&pp->mu);
 	if (resume) {
-		sb_series_set(pp->m_paused, 0);
 		sb_log(SB_LOG_INFO, "ingest: queue depth %lld at the low watermark: resumed", d);
 		if (pp->o.on_resume)
 			pp->o.on_resume(pp->o.resume_arg);
@@ -257,11 +258,12 @@ ing_pipe_submit(struct ing_pipe *pp, struct ing_event **evs, size_t n, bool forc
 	if (!pp->paused && d >= pp->o.high) {
 		pp->paused = true;
 		paused_now = true;
+		/* under the lock: a resume on the producer's thread cannot be overtaken by it */
+		sb_series_set(pp->m_paused, 1);
 	}
 	pthread_cond_signal(&pp->cv);
 	pthread_mutex_unlock(&pp->mu);
 	if (paused_now) {
-		sb_series_set(pp->m_paused, 1);
 		sb_series_inc(pp->m_pauses);
 		sb_log(SB_LOG_WARN,
 		       "ingest: queue depth %lld at the high watermark: subscription paused, test "
