@@ -45,6 +45,11 @@ function(sb_stack_test_props name stack labels)
 		list(APPEND env "SB_TEST_KAFKA_SHARED=${SB_KAFKA_SHARED_DIR}")
 	endif()
 	set_tests_properties(${name} PROPERTIES LABELS "integration;${labels}" ENVIRONMENT "${env}")
+	# Label "serial": a test that reserves a block of fixed ports (make run under a port offset)
+	# runs alone, so that no parallel test's free port lands inside its block meanwhile.
+	if("serial" IN_LIST labels)
+		set_tests_properties(${name} PROPERTIES RUN_SERIAL TRUE)
+	endif()
 endfunction()
 
 # sb_service(<name>): the service binary sb-<name>. Every .c of the directory but main.c and the

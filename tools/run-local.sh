@@ -78,7 +78,7 @@ services=(
 	"ingest   9109 7109 -"
 	"pubsub   9110 7110 -"
 	"cdcsink  9111 7111 -"
-	"registry 9112 7112 8112"
+	"registry 9112 7112 8083"
 )
 
 # svc_field NAME INDEX: one column of NAME's row (1 ops, 2 rpc, 3 http), offset applied.

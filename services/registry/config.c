@@ -17,7 +17,7 @@ const struct sb_cfg_key registry_config[] = {
 	SB_CFG_STR_ROW(struct registry_cfg, "SB_HTTP_ADDR", http_addr, "127.0.0.1", NULL,
 	               "Address of the Confluent-compatible REST API (the ingress serves it under "
 	               "/registry)."),
-	SB_CFG_INT_ROW(struct registry_cfg, "SB_HTTP_PORT", http_port, "8112", 1, 65535,
+	SB_CFG_INT_ROW(struct registry_cfg, "SB_HTTP_PORT", http_port, "8083", 1, 65535,
 	               "Port of the Confluent-compatible REST API."),
 	SB_CFG_INT_ROW(struct registry_cfg, "SB_REGISTRY_MAX_BODY_BYTES", max_body_bytes, "1048576",
 	               1024, 16777216, "Largest request body of the Confluent-compatible API."),

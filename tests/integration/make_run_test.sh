@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# labels: e2e
+# labels: e2e,serial
 # make_run_test.sh: `make run` end to end. Runs tools/run-local.sh on free ports with its state
 # in a fresh directory, waits for its banner, checks every started service's /ready, checks
 # that nginx routes /, /ws, /files and /v1/files to the right upstream with the forwarding
@@ -52,8 +52,7 @@ for _ in $(seq 1 50); do
 	# every service port (7100..9108 + off) stays below the kernel's ephemeral range (32768)
 	off=$(((RANDOM % 20 + 3) * 1000 + RANDOM % 500))
 	ok=1
-	for p in 8000 8080 8081 8082 7100 7101 7102 7103 7104 7106 7107 7108 7109 \
-		9100 9101 9102 9103 9104 9106 9107 9108 9109; do
+	for p in 8000 $(seq 8080 8083) $(seq 7100 7112) $(seq 9100 9112); do
 		q=$((p + off))
 		if [[ $listening == *" $q "* ]] || [ $q = "$pg_port" ] || [ $q = "$redis_port" ] ||
 			[ $q = "$kafka_port" ] || [ $q = $((kafka_port + 1)) ]; then

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# labels: mesh,e2e
+# labels: mesh,e2e,serial
 # `make run MESH=1` end to end: tools/run-local.sh with MESH=1 on free ports and a fresh state
 # directory. Checked: .run/mesh.json has one entry per started service with inbound, ops,
 # cert, key and ca, each certificate carrying that service's SPIFFE ID and each sidecar's ops
@@ -40,7 +40,7 @@ off=
 for _ in $(seq 1 50); do
 	o=$(((RANDOM % 18 + 3) * 1000 + RANDOM % 500))
 	ok=1
-	for p in 8000 $(seq 8080 8082) $(seq 7100 7112) $(seq 8100 8112) $(seq 9100 9112) \
+	for p in 8000 $(seq 8080 8083) $(seq 7100 7112) $(seq 8100 8112) $(seq 9100 9112) \
 		$(seq 9200 9212) $(seq 6000 6240); do
 		q=$((p + o))
 		if [[ $busy == *" $q "* ]] || [ $q = "$pg_port" ] || [ $q = "$redis_port" ] ||

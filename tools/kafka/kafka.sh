@@ -110,8 +110,15 @@ sb_kafka_start() {
 }
 
 # sb_kafka_cluster_id: a fresh KRaft cluster id (16 random bytes, base64url without padding).
+# One starting with '-' is drawn again: kafka-storage would read it as an option ("--cluster-id:
+# expected one argument"), as Kafka's own Uuid.randomUuid avoids too (1 id in 64 did).
 sb_kafka_cluster_id() {
-	head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n'
+	local id
+	while :; do
+		id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
+		[ "${id:0:1}" != - ] && break
+	done
+	printf '%s\n' "$id"
 }
 
 # sb_kafka_wait DIR PORT SECONDS: waits until the broker of DIR accepts on PORT and says it
