@@ -26,10 +26,24 @@ const struct sb_cfg_key gc_config[] = {
 	                "(messages.outbox; see SB_OUTBOX_GC)."),
 	SB_CFG_INT_ROW(struct gc_cfg, "SB_GC_OUTBOX_RETENTION_S", outbox_retention_s, "604800", 0,
 	               315360000, "How long a relayed outbox row is kept."),
+	SB_CFG_UPSTREAM(struct gc_cfg, files_url, FILES, 7104),
+	SB_CFG_BOOL_ROW(struct gc_cfg, "SB_GC_UPLOADS", uploads, "true",
+	                "Ask files to clean uploads abandoned longer than SB_GC_UPLOAD_ABANDON_S, "
+	                "expired tus uploads and the bytes of terminated ones (files.Expire)."),
+	SB_CFG_INT_ROW(struct gc_cfg, "SB_GC_UPLOAD_ABANDON_S", upload_abandon_s, "86400", 60,
+	               315360000,
+	               "An unfinished upload untouched this long is abandoned: its parts and rows "
+	               "go and it becomes FAILED."),
 	SB_CFG_BOOL_ROW(struct gc_cfg, "SB_GC_ONCE", once, "false",
 	                "Run one round and exit 0 (a Kubernetes CronJob): the round runs if the "
 	                "lease is free, and is skipped when another replica holds it."),
 	{ NULL },
+};
+
+/* files cleans its own storage when asked (files.Expire); gc is ready without it. */
+static const struct sb_service_upstream gc_upstreams[] = {
+	{ "files", offsetof(struct gc_cfg, files_url), false },
+	{ NULL, 0, false },
 };
 
 const struct sb_service_def gc_service = {
@@ -39,4 +53,5 @@ const struct sb_service_def gc_service = {
 	.common_offset = offsetof(struct gc_cfg, common),
 	.start = gc_service_start,
 	.stop = gc_service_stop,
+	.upstreams = gc_upstreams,
 };

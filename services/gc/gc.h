@@ -39,6 +39,10 @@ struct gc_cfg {
 	bool outbox;
 	long long outbox_retention_s;
 	bool once;
+	/* Uploads (uploads.c): files.Expire through files' RPC, storage being files' own. */
+	char *files_url;
+	bool uploads;
+	long long upload_abandon_s;
 };
 
 /* One cleanup task: a DELETE of at most $2 rows, run again while it deletes a full batch.
@@ -70,6 +74,7 @@ struct gc {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	atomic_bool stop;
+	struct sb_rpc_client *files; /* files' RPC (sb_service_upstream), for the uploads task */
 };
 
 /* config.c */
@@ -85,6 +90,15 @@ bool gc_task_enabled(const struct gc_task *t, const struct gc_cfg *cfg);
  * gets the rows deleted. Returns 0 or the database error. */
 int gc_task_run(struct sb_pg *pg, const struct gc_task *t, const struct gc_cfg *cfg,
                 const atomic_bool *stop, long *deleted);
+
+/* uploads.c */
+/* gc_uploads_run asks files to clean what uploads left behind (files.Expire, batch after batch
+ * while it says more): unfinished uploads untouched for cfg->upload_abandon_s, expired tus
+ * uploads, the bytes of terminated ones, on gc's clock (SB_GC_CLOCK_OFFSET_S applied). *cleaned
+ * gets the uploads cleaned. Returns 0, or SB_EUNAVAIL when files did not answer (detail in
+ * the log). Idempotent on files' side, so a replica that lost the lease meanwhile does no
+ * harm. */
+int gc_uploads_run(struct gc *g, long *cleaned);
 
 /* lease.c */
 /* gc_lease_check updates g->leader: keeps it while the lock is still held by g's connection

@@ -68,6 +68,50 @@ gc_loop_wait(struct gc *g, int64_t ms)
 }
 
 /* gc_loop_round runs every enabled task once (the lease was just confirmed). */
+/* gc_loop_uploads runs the uploads task (an RPC to files, not a DELETE) with the same metrics
+ * as the others, under task="uploads". */
+static void
+gc_loop_uploads(struct gc *g)
+{
+	static struct sb_series *runs, *errors, *deleted, *duration;
+	if (runs == NULL) {
+		runs =
+		    sb_metric_with(sb_metrics_counter("gc_task_runs_total",
+		                                      "Cleanup task runs by the leader.", "task"),
+		                   "uploads");
+		errors = sb_metric_with(
+		    sb_metrics_counter("gc_task_errors_total",
+		                       "Cleanup task runs that failed (database error).", "task"),
+		    "uploads");
+		deleted =
+		    sb_metric_with(sb_metrics_counter("gc_deleted_total",
+		                                      "Rows deleted by a cleanup task.", "task"),
+		                   "uploads");
+		duration = sb_metric_with(
+		    sb_metrics_histogram(
+		        "gc_cleanup_duration_seconds", "Duration of one run of a cleanup task.",
+		        "task", gc_duration_buckets,
+		        sizeof(gc_duration_buckets) / sizeof(gc_duration_buckets[0])),
+		    "uploads");
+	}
+	long cleaned = 0;
+	int64_t t0 = sb_time_mono_ms();
+	int ret = gc_uploads_run(g, &cleaned);
+	sb_series_observe(duration, (double)(sb_time_mono_ms() - t0) / 1000.0);
+	sb_series_inc(runs);
+	sb_series_add(deleted, (double)cleaned);
+	if (ret != 0) {
+		sb_series_inc(errors);
+		sb_log_kv(SB_LOG_WARN, "gc task failed", "task", "uploads", "error",
+		          sb_strerror(ret), NULL);
+	} else if (cleaned > 0) {
+		char n[24];
+		snprintf(n, sizeof(n), "%ld", cleaned);
+		sb_log_kv(SB_LOG_INFO, "gc task cleaned uploads", "task", "uploads", "uploads", n,
+		          NULL);
+	}
+}
+
 static void
 gc_loop_round(struct gc *g)
 {
@@ -92,6 +136,8 @@ gc_loop_round(struct gc *g)
 			          NULL);
 		}
 	}
+	if (g->cfg->uploads && !atomic_load(&g->stop))
+		gc_loop_uploads(g);
 }
 
 static void *

@@ -16,6 +16,7 @@ gc_service_start(struct sb_service *svc)
 	if ((g = calloc(1, sizeof(*g))) == NULL)
 		return SB_ENOMEM;
 	g->cfg = cfg;
+	g->files = sb_service_upstream(svc, "files");
 	/* Its own connection: the lease is a lock of this session. */
 	const struct sb_pg_opts o = { .options = "-c application_name=" GC_APP_NAME };
 	if ((ret = sb_pg_open_opts(cfg->common.database_url, gc_stmts, &o, &g->pg)) != 0)

@@ -4,7 +4,9 @@
  * (rows and parts), a tus upload past its expiry and a terminated upload with bytes left
  * behind are cleaned (bytes removed, chunk rows deleted, FAILED with the reason); a fresh
  * upload and a completed one 25 h old keep their rows and bytes. A second call finds nothing
- * (idempotent); `limit` bounds a call and says `more`.
+ * (idempotent); `limit` bounds a call and says `more`. Then sb-gc's uploads task, with its
+ * clock moved 25 h on (SB_GC_CLOCK_OFFSET_S), has files clean an upload that is only 1 h old,
+ * counted in gc_uploads_cleaned_total.
  * stack: pg
  * labels: files,sanitize
  */
@@ -34,6 +36,7 @@
 #define ID_TERM  "00000000-0000-4000-8000-000000000003" /* terminated, bytes left */
 #define ID_FRESH "00000000-0000-4000-8000-000000000004" /* tus, in progress */
 #define ID_DONE  "00000000-0000-4000-8000-000000000005" /* completed 25 h ago */
+#define ID_GC    "00000000-0000-4000-8000-000000000006" /* tus, 1 h old: gc's, 25 h on */
 
 static char dir[512];
 
@@ -208,6 +211,45 @@ test_expire(void **state)
 	assert_int_equal(r.expired, 1);
 	assert_false(has_file("up/" ID_FRESH));
 	assert_true(has_file("up/" ID_DONE));
+
+	/* gc's uploads task: its clock 25 h ahead makes a 1-h-old upload abandoned (default 24 h);
+	 * only the leader's round asks files, and the SQL tasks are off (no auth or messages
+	 * tables in this database). */
+	it_exec(c, "INSERT INTO files.uploads (id, tenant_id, owner_id, protocol, length, "
+	           "updated_at, expires_at) VALUES ('" ID_GC "', 't', 'u', 'tus', 10, now() - "
+	           "interval '1 hour', now() + interval '30 days')");
+	put_file("up/" ID_GC);
+	char files_url[128];
+	snprintf(files_url, sizeof(files_url), "SB_FILES_RPC_URL=%s", files.rpc_url);
+	const char *const gc_env[] = { files_url,
+		                       "SB_GC_CLOCK_OFFSET_S=90000",
+		                       "SB_GC_INTERVAL_MS=200",
+		                       "SB_GC_LEASE_RETRY_MS=200",
+		                       "SB_GC_TOKENS=false",
+		                       "SB_GC_OUTBOX=false",
+		                       "SB_SHUTDOWN_GRACE_MS=3000",
+		                       NULL };
+	struct it_proc gc;
+	assert_int_equal(it_spawn(&gc, "gc", "gc", gc_env), 0);
+	bool gone = false;
+	for (int i = 0; i < 300 && !gone; i++) {
+		gone = strcmp(scalar(c,
+		                     "SELECT state || '/' || failure FROM files.uploads WHERE id "
+		                     "= '" ID_GC "'",
+		                     v, sizeof(v)),
+		              "FAILED/abandoned") == 0 &&
+		       !has_file("up/" ID_GC);
+		if (!gone)
+			it_sleep_ms(100);
+	}
+	if (!gone) {
+		it_tail_log(&gc, 20);
+		fail_msg("gc did not have the 1-h-old upload cleaned with its clock 25 h on");
+	}
+	assert_true(it_wait_metric(&gc, "gc_uploads_cleaned_total", 1, 5000));
+	assert_true(it_metric(&gc, "gc_task_errors_total{task=\"uploads\"}") == 0);
+	assert_true(has_file("up/" ID_DONE)); /* completed: never */
+	assert_int_equal(it_stop(&gc, SIGTERM, 10000), 0);
 
 	assert_int_equal(it_stop(&files, SIGTERM, 10000), 0);
 	PQfinish(c);
