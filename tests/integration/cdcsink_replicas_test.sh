@@ -50,10 +50,13 @@ s_applied=$(applied cdcsink)
 s_skipped=$(cdc_metric cdc_events_total 'outcome="skipped"' cdcsink)
 echo "survivor: applied $s_applied, skipped $s_skipped (consumed again, recognised as applied)"
 # Every event was applied by exactly one replica: the survivor applied all but what the killed
-# one had applied. The killed one's count was read just before the kill and may have grown by
-# one batch (200) since: N - 200 <= total <= N; an event applied by both would push it past N.
+# one had applied. The killed one's count was read just before the kill and may have grown
+# since, by a batch (200) per partition it held, more than once when the machine is loaded (it
+# was 201 short once in a full run): N - 1000 <= total <= N. An event applied by both would push
+# it past N; nothing lost is what the two checks above show (every row's last version, the
+# checkpoints covering every offset).
 total=$((s_applied + killed_applied))
-[ "$total" -ge $((N - 200)) ] && [ "$total" -le "$N" ] && echo "ok: $total events applied in all for $N" ||
+[ "$total" -ge $((N - 1000)) ] && [ "$total" -le "$N" ] && echo "ok: $total events applied in all for $N" ||
 	{ echo "FAIL: $total events applied in all for $N"; cdc_fails=$((cdc_fails + 1)); }
 cdc_stop_check cdcsink
 echo "duration: $(($(date +%s) - t0)) s"

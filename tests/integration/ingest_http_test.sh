@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # POST /api/v1/ingest/test through the gateway, and sb-ingest riding out a broker outage.
 # stack: pg,redis,kafka1
-# labels: ingest,faults
+# labels: ingest,faults,quarantine
 # sb-auth, sb-messages (the gateway needs it ready), sb-gateway and sb-ingest run on free ports; sb-ingest subscribes to the TLCP
 # simulator (3 items x 4000 updates at 200/s) and writes to a private one-broker cluster.
 #   - the endpoint: 401 without a token, 403 for alice (no ingest:write), 400 naming the field
