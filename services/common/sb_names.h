@@ -16,6 +16,9 @@
 /* Telemetry samples from external feeds, normalized (proto/events/telemetry.proto): written by
  * ingest. Key: item id; ce_id: the sample's deterministic event id. */
 #define SB_TOPIC_TELEMETRY_RAW "telemetry.raw.v1"
+/* The first part of the name a telemetry event id (UUID v5) is made from (docs/ingest.md): a
+ * consumer that recomputes an id to check it must use the same. */
+#define SB_TELEMETRY_ID_NAMESPACE "sb.telemetry.v1"
 /* A topic's dead-letter topic is its name followed by this. */
 #define SB_TOPIC_DLQ_SUFFIX ".dlq"
 

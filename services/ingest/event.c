@@ -3,7 +3,7 @@
  *
  * The event id is a name-based UUID (version 5, SHA-1, RFC 9562 §5.5) in the namespace
  * ING_NAMESPACE over the canonical bytes
- *   "sb.telemetry.v1" NUL source NUL item NUL server_ts NUL
+ *   SB_TELEMETRY_ID_NAMESPACE ("sb.telemetry.v1", sb_names.h) NUL source NUL item NUL server_ts NUL
  *   then per field of the mapping, in order: name NUL kind NUL value NUL
  * where server_ts is the decimal Unix ms or empty when there is none, kind is one of s, d, i, b,
  * n (null), and value is the typed value written canonically (double "%.17g", int64 decimal,
@@ -23,6 +23,7 @@
 
 #include "sb_buf.h"
 #include "sb_err.h"
+#include "sb_names.h"
 #include "events/telemetry.pb-c.h"
 
 /* f79563fc-384a-4ed2-978f-a6974c742a25: the namespace of Switchboard telemetry event ids. */
@@ -222,7 +223,7 @@ ing_event_build(const struct ing_mapping *m, const char *item, const struct ing_
 	char tsbuf[24] = "";
 	if (server_ts_ms >= 0)
 		snprintf(tsbuf, sizeof(tsbuf), "%lld", (long long)server_ts_ms);
-	if (sb_buf_append(&name, "sb.telemetry.v1", 16) ||
+	if (sb_buf_append(&name, SB_TELEMETRY_ID_NAMESPACE, sizeof(SB_TELEMETRY_ID_NAMESPACE)) ||
 	    sb_buf_append(&name, m->source, strlen(m->source) + 1) ||
 	    sb_buf_append(&name, item, strlen(item) + 1) ||
 	    sb_buf_append(&name, tsbuf, strlen(tsbuf) + 1))

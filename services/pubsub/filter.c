@@ -86,7 +86,7 @@ ps_ptr_index(const char *tok, size_t *out)
 json_t *
 ps_json_pointer(json_t *doc, const char *ptr)
 {
-	char tok[256];
+	char tok[PS_PTR_TOKEN_MAX];
 	if (ptr == NULL)
 		return NULL;
 	if (ptr[0] == '\0')
@@ -122,7 +122,7 @@ ps_json_pointer(json_t *doc, const char *ptr)
 static bool
 ps_ptr_ok(const char *ptr)
 {
-	char tok[256];
+	char tok[PS_PTR_TOKEN_MAX];
 	if (ptr[0] == '\0')
 		return true;
 	if (ptr[0] != '/' || strlen(ptr) > 1024)

@@ -155,8 +155,12 @@ bool ps_name_ok(const char *s);
 bool ps_strategy_parse(const char *s, enum ps_strategy *out);
 /* ps_strategy_name returns the name of a strategy. */
 const char *ps_strategy_name(enum ps_strategy s);
+/* The longest reference token a pointer may hold, decoded, with its NUL: a longer one names
+ * nothing (no member name of a stored payload is that long in practice). */
+#define PS_PTR_TOKEN_MAX 256
 /* ps_json_pointer returns the value at RFC 6901 pointer ptr in doc (borrowed), or NULL when
- * the pointer is malformed or names nothing. "" is the whole document. */
+ * the pointer is malformed or names nothing (a token of PS_PTR_TOKEN_MAX bytes or more
+ * included). "" is the whole document. */
 json_t *ps_json_pointer(json_t *doc, const char *ptr);
 /* ps_filter_from_pb turns a request's filter into its stored JSON form
  * {"headers":{name:value},"payload":[{"pointer":p,"equals":v}]} (a new reference). On a bad

@@ -60,7 +60,9 @@ ref_eval(json_t *doc, const char *ptr)
 			}
 		}
 		buf2[j] = '\0';
-		if (strlen(tok) >= 255) { /* filter.c's tokens are at most 255 bytes: skip those */
+		/* the model of the documented limit: a decoded token that does not fit
+		 * PS_PTR_TOKEN_MAX names nothing */
+		if (strlen(buf2) >= PS_PTR_TOKEN_MAX - 1) {
 			cur = NULL;
 			goto out;
 		}
