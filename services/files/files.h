@@ -27,6 +27,7 @@
 #include "sb_pg.h"
 #include "sb_service.h"
 #include "sb_service_authn.h"
+#include "sb_span.h"
 
 struct files_cfg {
 	struct sb_common_cfg common;
@@ -215,6 +216,7 @@ struct files_reply {
 	size_t n;
 	char store[2048]; /* text of formatted header values */
 	size_t used;
+	int status; /* the status answered, 0 before */
 };
 /* files_reply_init starts an answer to r with the headers every answer carries (Tus-Resumable
  * on /files/, CORS for an allowed Origin). */
@@ -243,6 +245,7 @@ struct files_call {
 	struct sb_jwt_principal who;
 	const char *user; /* who.user_id, or who.sub */
 	struct files_reply rp;
+	struct sb_span span; /* this HTTP request's (a child of its traceparent header) */
 };
 /* files_route serves r on a worker thread (pg: the worker's connection) and answers it. */
 void files_route(struct files *f, struct sb_pg *pg, struct sb_http_req *r);
