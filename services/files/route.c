@@ -120,11 +120,11 @@ files_route_auth(struct files_call *c, const char *scope)
 static void
 files_route_span_end(struct files_call *c, const struct files_route_row *row)
 {
+	/* c->req is gone once answered: the method was recorded when the span started */
 	if (row != NULL)
 		snprintf(c->span.name, sizeof(c->span.name), "%s %s", row->method, row->pattern);
 	else
-		snprintf(c->span.name, sizeof(c->span.name), "%.16s", c->req->method);
-	sb_span_attr(&c->span, "http.request.method", c->req->method);
+		snprintf(c->span.name, sizeof(c->span.name), "%.16s", c->span.attrs[0].sval);
 	if (row != NULL)
 		sb_span_attr(&c->span, "http.route", row->pattern);
 	sb_span_attr_int(&c->span, "http.response.status_code", c->rp.status);
@@ -150,6 +150,7 @@ files_route(struct files *f, struct sb_pg *pg, struct sb_http_req *r)
 	c->req = r;
 	c->method = r->method;
 	sb_span_start_tp(&c->span, "HTTP", SB_SPAN_SERVER, sb_http_req_header(r, "traceparent"));
+	sb_span_attr(&c->span, "http.request.method", r->method); /* attrs[0], see span_end */
 	bool matched = files_route_match(r->path, &kind, c->id);
 	files_reply_init(&c->rp, f, r, matched && kind != FILES_R_CONTENT);
 	if (!matched) {
