@@ -64,13 +64,6 @@ extern const struct sb_service_def files_service;
 /* files_parse_size parses s as a tus size: 1 to 19 ASCII digits, no sign, no blanks, at most
  * INT64_MAX. Returns 0 and *out, or SB_EINVAL. */
 int files_parse_size(const char *s, int64_t *out);
-/* files_b64_decode strictly decodes n characters of standard base64 (RFC 4648 section 4, with
- * padding, no whitespace, unused bits zero) into out (cap bytes). Returns 0 and *outlen,
- * SB_EINVAL or SB_ERANGE. */
-int files_b64_decode(const char *s, size_t n, uint8_t *out, size_t cap, size_t *outlen);
-/* files_b64_encode writes the padded standard base64 of n bytes into out (cap bytes, room for
- * 4 * ceil(n / 3) + 1). Returns 0 or SB_ERANGE. */
-int files_b64_encode(const uint8_t *in, size_t n, char *out, size_t cap);
 
 /* What an Upload-Metadata header says that the service uses. */
 struct files_meta {
