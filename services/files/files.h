@@ -47,6 +47,14 @@ struct files_cfg {
 	char *audience;
 	long long leeway_s;
 	long long jwks_refresh_ms;
+	/* storage backend (config.c; the S3 backend: s3.h, store_s3.c) */
+	char *store;
+	char *s3_endpoint;
+	char *s3_bucket;
+	char *s3_region;
+	char *s3_access_key;
+	char *s3_secret_key;
+	long long s3_timeout_ms;
 };
 
 /* the migrations directory, embedded by sb_service() */

@@ -1,0 +1,603 @@
+/* store_s3.c: the S3 storage backend (path-style addressing, SigV4, sb_httpc).
+ *
+ * S3 objects are immutable: "write len bytes at off" cannot change an object in place. A
+ * stored key is therefore a chain of segment objects "<key>/<off, 20 digits>", one per write:
+ * each acknowledged tus PATCH (or chunk, or merge write) is one PUT, durable when S3 answers
+ * 200. What the key holds is the chain from offset 0: the segment at 0, then the one starting
+ * where it ends, and so on; a segment off the chain (left by a write that was never
+ * acknowledged) is ignored and removed by truncate. A write at an offset replaces the segment
+ * there (a retried PATCH overwrites its crashed attempt). Reads list the segments
+ * (ListObjectsV2) and read the needed ranges of each (GET with Range): the concatenation is
+ * done while reading. truncate cuts the chain (a straddling segment is written again,
+ * shorter) and removes what lies past it; remove deletes every segment. See docs/files.md. */
+#include "files.h"
+#include "s3.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "sb_err.h"
+#include "sb_httpc.h"
+#include "sb_log.h"
+
+#define S3_LIST_MAX   (16 * 1024 * 1024) /* bytes of one ListObjectsV2 page */
+#define S3_ERR_MAX    (64 * 1024)        /* bytes of an error body we read */
+#define S3_ZEROS_STEP (8 * 1024 * 1024)  /* bytes of one zero segment (truncate extending) */
+
+struct s3_store {
+	struct files_store base;
+	char *endpoint; /* without a trailing '/' */
+	char *bucket;
+	char *region;
+	char *access_key;
+	char *secret_key;
+	char host[SB_HTTPC_HOST_MAX + 10]; /* the Host header sb_httpc sends */
+	int timeout_ms;
+};
+
+/* One S3 call's request. */
+struct s3_call {
+	const char *method;
+	const char *key;   /* NULL: the bucket itself */
+	const char *query; /* canonical query string, NULL for none */
+	const void *body;
+	size_t len;
+	const char *range; /* Range header value, or NULL */
+	sb_httpc_write_fn sink;
+	void *sink_arg;
+	size_t max_body;
+};
+
+/* s3_err_code copies S3's <Code> of an error body into out ("" when none). */
+static void
+s3_err_code(const struct sb_buf *b, char *out, size_t cap)
+{
+	out[0] = '\0';
+	const char *s = b->data ? strstr(b->data, "<Code>") : NULL, *e;
+	if (s == NULL || (e = strstr(s + 6, "</Code>")) == NULL)
+		return;
+	snprintf(out, cap, "%.*s", (int)(e - s - 6 < 100 ? e - s - 6 : 100), s + 6);
+}
+
+/* s3_do sends one signed request. Returns 0 (2xx), SB_ENOTFOUND (404), SB_EIO (another status,
+ * logged with S3's error code), or the client's error (logged). *status gets the status. */
+static int
+s3_do(struct s3_store *s, const struct s3_call *c, int *status)
+{
+	struct sb_buf uri = SB_BUF_INIT, url = SB_BUF_INIT, hdrs = SB_BUF_INIT, auth = SB_BUF_INIT;
+	struct sb_httpc_resp resp;
+	char sha[65], date[17], st[8], code[104];
+	int rv = SB_ENOMEM;
+	bool resp_ok = false;
+	*status = 0;
+	s3_sha256_hex(c->body ? c->body : "", c->len, sha);
+	s3_amz_date(time(NULL), date);
+	if (sb_buf_puts(&uri, "/") != 0 || s3_uri_encode(&uri, s->bucket, false) != 0 ||
+	    (c->key != NULL &&
+	     (sb_buf_puts(&uri, "/") != 0 || s3_uri_encode(&uri, c->key, true) != 0)))
+		goto done;
+	const struct s3_hdr rh[] = { { "range", c->range } };
+	const struct s3_sign_in in = { .method = c->method,
+		                       .host = s->host,
+		                       .uri = uri.data,
+		                       .query = c->query ? c->query : "",
+		                       .hdrs = rh,
+		                       .nhdrs = c->range ? 1 : 0,
+		                       .amz_date = date,
+		                       .payload_sha256 = sha,
+		                       .region = s->region,
+		                       .service = "s3",
+		                       .access_key = s->access_key,
+		                       .secret_key = s->secret_key };
+	if ((rv = s3_sign(&in, &auth, NULL)) != 0)
+		goto done;
+	rv = SB_ENOMEM;
+	if (sb_buf_printf(&url, "%s%s%s%s", s->endpoint, uri.data, c->query ? "?" : "",
+	                  c->query ? c->query : "") != 0 ||
+	    sb_buf_printf(&hdrs,
+	                  "x-amz-date: %s\r\nx-amz-content-sha256: %s\r\nAuthorization: %s\r\n",
+	                  date, sha, auth.data) != 0 ||
+	    (c->range && sb_buf_printf(&hdrs, "Range: %s\r\n", c->range) != 0))
+		goto done;
+	struct sb_httpc_req q = { .method = c->method,
+		                  .url = url.data,
+		                  .headers = hdrs.data,
+		                  .body = c->body,
+		                  .body_len = c->len,
+		                  .timeout_ms = s->timeout_ms,
+		                  .body_write = c->sink,
+		                  .write_arg = c->sink_arg,
+		                  .max_body = c->max_body ? c->max_body : S3_ERR_MAX };
+	rv = sb_httpc_do(&q, &resp);
+	resp_ok = true;
+	*status = resp.status;
+	snprintf(st, sizeof(st), "%d", resp.status);
+	if (rv != 0) {
+		sb_log_kv(SB_LOG_WARN, "S3 request failed", "method", c->method, "key",
+		          c->key ? c->key : "", "status", st, "error", resp.error, NULL);
+		goto done;
+	}
+	if (resp.status >= 200 && resp.status < 300)
+		goto done;
+	rv = resp.status == 404 ? SB_ENOTFOUND : SB_EIO;
+	if (rv == SB_EIO) {
+		s3_err_code(&resp.body, code, sizeof(code));
+		sb_log_kv(SB_LOG_WARN, "S3 refused a request", "method", c->method, "key",
+		          c->key ? c->key : "", "status", st, "code", code, NULL);
+	}
+done:
+	if (resp_ok)
+		sb_httpc_resp_free(&resp);
+	explicit_bzero(auth.data, auth.len);
+	sb_buf_free(&uri);
+	sb_buf_free(&url);
+	sb_buf_free(&hdrs);
+	sb_buf_free(&auth);
+	return rv;
+}
+
+int
+s3_seg_key(struct sb_buf *out, const char *key, int64_t off)
+{
+	return sb_buf_printf(out, "%s/%020" PRId64, key, off);
+}
+
+/* s3_xml_text copies the text between <tag> and </tag> in [s, e) to out, undoing the five
+ * predefined entities; returns a pointer past the closing tag, or NULL when absent. */
+static const char *
+s3_xml_text(const char *s, const char *e, const char *tag, struct sb_buf *out)
+{
+	char open[40], close[40];
+	snprintf(open, sizeof(open), "<%s>", tag);
+	snprintf(close, sizeof(close), "</%s>", tag);
+	const char *a = memmem(s, (size_t)(e - s), open, strlen(open));
+	if (a == NULL)
+		return NULL;
+	a += strlen(open);
+	const char *b = memmem(a, (size_t)(e - a), close, strlen(close));
+	if (b == NULL)
+		return NULL;
+	static const struct {
+		const char *ent, *ch;
+	} ents[] = { { "&amp;", "&" },
+		     { "&lt;", "<" },
+		     { "&gt;", ">" },
+		     { "&quot;", "\"" },
+		     { "&apos;", "'" } };
+	sb_buf_reset(out);
+	for (const char *p = a; p < b;) {
+		size_t k = 0;
+		for (; k < sizeof(ents) / sizeof(ents[0]); k++)
+			if ((size_t)(b - p) >= strlen(ents[k].ent) &&
+			    memcmp(p, ents[k].ent, strlen(ents[k].ent)) == 0)
+				break;
+		if (k < sizeof(ents) / sizeof(ents[0])) {
+			if (sb_buf_puts(out, ents[k].ch) != 0)
+				return NULL;
+			p += strlen(ents[k].ent);
+		} else {
+			if (sb_buf_append(out, p, 1) != 0)
+				return NULL;
+			p++;
+		}
+	}
+	if (out->data == NULL && sb_buf_puts(out, "") != 0)
+		return NULL;
+	return b + strlen(close);
+}
+
+int
+s3_list_parse(const char *xml, size_t len, const char *prefix, struct s3_seg **segs, size_t *n,
+              char **next)
+{
+	const char *p = xml, *end = xml + len;
+	struct sb_buf t = SB_BUF_INIT;
+	size_t pl = strlen(prefix);
+	int rv = SB_EPROTO;
+	*next = NULL;
+	if (memmem(xml, len, "<ListBucketResult", 17) == NULL)
+		return SB_EPROTO;
+	for (;;) {
+		const char *a = memmem(p, (size_t)(end - p), "<Contents>", 10);
+		if (a == NULL)
+			break;
+		const char *b = memmem(a, (size_t)(end - a), "</Contents>", 11);
+		if (b == NULL)
+			goto done;
+		if (s3_xml_text(a, b, "Key", &t) == NULL)
+			goto done;
+		bool ours = t.len == pl + 20 && memcmp(t.data, prefix, pl) == 0 &&
+		            strspn(t.data + pl, "0123456789") == 20;
+		int64_t off = ours ? strtoll(t.data + pl, NULL, 10) : 0;
+		if (s3_xml_text(a, b, "Size", &t) == NULL)
+			goto done;
+		char *ep;
+		errno = 0;
+		long long size = strtoll(t.data, &ep, 10);
+		if (t.len == 0 || *ep != '\0' || errno != 0 || size < 0)
+			goto done;
+		if (ours) {
+			struct s3_seg *g = realloc(*segs, (*n + 1) * sizeof(**segs));
+			if (g == NULL) {
+				rv = SB_ENOMEM;
+				goto done;
+			}
+			*segs = g;
+			g[(*n)++] = (struct s3_seg){ off, size };
+		}
+		p = b + 11;
+	}
+	if (s3_xml_text(xml, end, "IsTruncated", &t) != NULL && strcmp(t.data, "true") == 0) {
+		if (s3_xml_text(xml, end, "NextContinuationToken", &t) == NULL || t.len == 0)
+			goto done;
+		if ((*next = strdup(t.data)) == NULL) {
+			rv = SB_ENOMEM;
+			goto done;
+		}
+	}
+	rv = 0;
+done:
+	sb_buf_free(&t);
+	return rv;
+}
+
+/* Where a response body goes: a growable buffer with a cap, or a fixed one (b NULL). */
+struct s3_sink {
+	struct sb_buf *b;
+	char *fixed;
+	size_t cap, len;
+};
+static int
+s3_buf_sink(void *arg, const void *data, size_t n)
+{
+	struct s3_sink *k = arg;
+	if (n > k->cap - k->len)
+		return SB_ERANGE;
+	if (k->b != NULL && sb_buf_append(k->b, data, n) != 0)
+		return SB_ENOMEM;
+	if (k->b == NULL)
+		memcpy(k->fixed + k->len, data, n);
+	k->len += n;
+	return 0;
+}
+
+static int
+s3_seg_cmp(const void *a, const void *b)
+{
+	int64_t x = ((const struct s3_seg *)a)->off, y = ((const struct s3_seg *)b)->off;
+	return x < y ? -1 : x > y;
+}
+
+/* s3_list lists every segment of key, sorted by offset (*segs malloc'd, *n of them). */
+static int
+s3_list(struct s3_store *s, const char *key, struct s3_seg **segs, size_t *n)
+{
+	struct sb_buf prefix = SB_BUF_INIT, q = SB_BUF_INIT, body = SB_BUF_INIT;
+	char *token = NULL;
+	int rv = SB_ENOMEM, status;
+	*segs = NULL;
+	*n = 0;
+	if (sb_buf_printf(&prefix, "%s/", key) != 0)
+		goto done;
+	do {
+		sb_buf_reset(&q);
+		sb_buf_reset(&body);
+		rv = SB_ENOMEM;
+		/* parameters in the canonical (sorted) order */
+		if ((token != NULL &&
+		     (sb_buf_puts(&q, "continuation-token=") != 0 ||
+		      s3_uri_encode(&q, token, false) != 0 || sb_buf_puts(&q, "&") != 0)) ||
+		    sb_buf_puts(&q, "list-type=2&prefix=") != 0 ||
+		    s3_uri_encode(&q, prefix.data, false) != 0)
+			goto done;
+		free(token);
+		token = NULL;
+		struct s3_sink k = { .b = &body, .cap = S3_LIST_MAX };
+		struct s3_call c = {
+			.method = "GET", .query = q.data, .sink = s3_buf_sink, .sink_arg = &k
+		};
+		if ((rv = s3_do(s, &c, &status)) != 0)
+			goto done;
+		if ((rv = s3_list_parse(body.data ? body.data : "", body.len, prefix.data, segs, n,
+		                        &token)) != 0) {
+			sb_log_kv(SB_LOG_WARN, "S3 list answer not understood", "key", key, NULL);
+			goto done;
+		}
+	} while (token != NULL);
+	qsort(*segs, *n, sizeof(**segs), s3_seg_cmp);
+	rv = 0;
+done:
+	if (rv != 0) {
+		free(*segs);
+		*segs = NULL;
+		*n = 0;
+	}
+	free(token);
+	sb_buf_free(&prefix);
+	sb_buf_free(&q);
+	sb_buf_free(&body);
+	return rv;
+}
+
+/* s3_chain keeps, in place, the segments of the chain from offset 0 (segs sorted) and returns
+ * where it ends; *on is how many are on it. The others are moved after them. */
+static int64_t
+s3_chain(struct s3_seg *segs, size_t n, size_t *on)
+{
+	int64_t pos = 0;
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (segs[i].off != pos)
+			continue;
+		struct s3_seg t = segs[k];
+		segs[k] = segs[i];
+		segs[i] = t;
+		pos += segs[k].size;
+		k++;
+	}
+	*on = k;
+	return pos;
+}
+
+static int
+s3_put(struct s3_store *s, const char *key, int64_t off, const void *buf, size_t len)
+{
+	struct sb_buf k = SB_BUF_INIT;
+	int status, rv = s3_seg_key(&k, key, off);
+	if (rv == 0) {
+		struct s3_call c = { .method = "PUT", .key = k.data, .body = buf, .len = len };
+		rv = s3_do(s, &c, &status);
+	}
+	sb_buf_free(&k);
+	return rv == SB_ENOTFOUND ? SB_EIO : rv;
+}
+
+static int
+s3_delete(struct s3_store *s, const char *key, int64_t off)
+{
+	struct sb_buf k = SB_BUF_INIT;
+	int status, rv = s3_seg_key(&k, key, off);
+	if (rv == 0) {
+		struct s3_call c = { .method = "DELETE", .key = k.data };
+		rv = s3_do(s, &c, &status);
+	}
+	sb_buf_free(&k);
+	return rv == SB_ENOTFOUND ? 0 : rv;
+}
+
+/* s3_get reads bytes [from, from + len) of the segment at off into buf. */
+static int
+s3_get(struct s3_store *s, const char *key, int64_t off, int64_t from, void *buf, size_t len)
+{
+	struct sb_buf k = SB_BUF_INIT;
+	char range[64];
+	struct s3_sink sk = { .fixed = buf, .cap = len };
+	int status, rv = s3_seg_key(&k, key, off);
+	snprintf(range, sizeof(range), "bytes=%" PRId64 "-%" PRId64, from, from + (int64_t)len - 1);
+	if (rv == 0) {
+		struct s3_call c = { .method = "GET",
+			             .key = k.data,
+			             .range = range,
+			             .sink = s3_buf_sink,
+			             .sink_arg = &sk };
+		rv = s3_do(s, &c, &status);
+		/* 206 with exactly the range, or 200 when the range was the whole object */
+		if (rv == 0 && (sk.len != len || (status != 206 && !(status == 200 && from == 0))))
+			rv = SB_EIO;
+	}
+	sb_buf_free(&k);
+	return rv == SB_ENOTFOUND ? SB_EIO : rv; /* listed a moment ago: gone means trouble */
+}
+
+static int
+s3_op_write(struct files_store *fs, const char *key, int64_t off, const void *buf, size_t len)
+{
+	return s3_put((struct s3_store *)fs, key, off, buf, len);
+}
+
+static int
+s3_op_read(struct files_store *fs, const char *key, int64_t off, void *buf, size_t len, size_t *got)
+{
+	struct s3_store *s = (struct s3_store *)fs;
+	struct s3_seg *segs;
+	size_t n, on;
+	int rv;
+	*got = 0;
+	if ((rv = s3_list(s, key, &segs, &n)) != 0)
+		return rv;
+	if (n == 0) {
+		free(segs);
+		return SB_ENOTFOUND;
+	}
+	s3_chain(segs, n, &on);
+	int64_t want_end = off + (int64_t)len;
+	for (size_t i = 0; i < on && rv == 0; i++) {
+		int64_t a = segs[i].off > off ? segs[i].off : off;
+		int64_t b =
+		    segs[i].off + segs[i].size < want_end ? segs[i].off + segs[i].size : want_end;
+		if (a >= b)
+			continue;
+		if (a != off + (int64_t)*got)
+			break; /* cannot happen on a chain; never leave a hole */
+		rv = s3_get(s, key, segs[i].off, a - segs[i].off, (char *)buf + *got,
+		            (size_t)(b - a));
+		if (rv == 0)
+			*got += (size_t)(b - a);
+	}
+	free(segs);
+	return rv;
+}
+
+static int
+s3_op_size(struct files_store *fs, const char *key, int64_t *out)
+{
+	struct s3_seg *segs;
+	size_t n, on;
+	int rv = s3_list((struct s3_store *)fs, key, &segs, &n);
+	if (rv == 0 && n == 0)
+		rv = SB_ENOTFOUND;
+	if (rv == 0)
+		*out = s3_chain(segs, n, &on);
+	free(segs);
+	return rv;
+}
+
+static int
+s3_op_truncate(struct files_store *fs, const char *key, int64_t len)
+{
+	struct s3_store *s = (struct s3_store *)fs;
+	struct s3_seg *segs;
+	size_t n, on;
+	int rv = s3_list(s, key, &segs, &n);
+	if (rv != 0)
+		return rv;
+	int64_t end = s3_chain(segs, n, &on);
+	bool keep_empty = false;
+	/* Cut the segment that straddles len: write its head again, shorter. */
+	for (size_t i = 0; i < on && rv == 0; i++) {
+		struct s3_seg g = segs[i];
+		if (g.off < len && g.off + g.size > len) {
+			size_t head = (size_t)(len - g.off);
+			char *b = malloc(head);
+			if (b == NULL) {
+				rv = SB_ENOMEM;
+				break;
+			}
+			if ((rv = s3_get(s, key, g.off, 0, b, head)) == 0)
+				rv = s3_put(s, key, g.off, b, head);
+			free(b);
+		}
+		if (g.off == 0 && len == 0 && g.size == 0)
+			keep_empty = true;
+	}
+	/* Remove what lies past len, and every segment off the chain. */
+	for (size_t i = 0; i < n && rv == 0; i++) {
+		bool chained = i < on;
+		if (!chained || (segs[i].off >= len && !(keep_empty && segs[i].off == 0)))
+			rv = s3_delete(s, key, segs[i].off);
+	}
+	/* Extend with zeros; an empty object is one empty segment at 0. */
+	if (rv == 0 && (end < len || (len == 0 && !keep_empty))) {
+		int64_t pos = end < len ? end : 0;
+		size_t step = (size_t)(len - pos < S3_ZEROS_STEP ? len - pos : S3_ZEROS_STEP);
+		char *z = calloc(1, step ? step : 1);
+		if (z == NULL)
+			rv = SB_ENOMEM;
+		do {
+			size_t k = (size_t)(len - pos) < step ? (size_t)(len - pos) : step;
+			if (rv == 0)
+				rv = s3_put(s, key, pos, z, k);
+			pos += (int64_t)k;
+		} while (rv == 0 && pos < len);
+		free(z);
+	}
+	free(segs);
+	return rv;
+}
+
+static int
+s3_op_remove(struct files_store *fs, const char *key)
+{
+	struct s3_store *s = (struct s3_store *)fs;
+	struct s3_seg *segs;
+	size_t n;
+	int rv = s3_list(s, key, &segs, &n);
+	for (size_t i = 0; i < n && rv == 0; i++)
+		rv = s3_delete(s, key, segs[i].off);
+	free(segs);
+	return rv;
+}
+
+static void
+s3_op_close(struct files_store *fs)
+{
+	struct s3_store *s = (struct s3_store *)fs;
+	free(s->endpoint);
+	free(s->bucket);
+	free(s->region);
+	free(s->access_key);
+	if (s->secret_key != NULL)
+		explicit_bzero(s->secret_key, strlen(s->secret_key));
+	free(s->secret_key);
+	free(s);
+}
+
+static const struct files_store_ops s3_ops = {
+	.name = "s3",
+	.write = s3_op_write,
+	.read = s3_op_read,
+	.size = s3_op_size,
+	.truncate = s3_op_truncate,
+	.remove = s3_op_remove,
+	.close = s3_op_close,
+};
+
+/* s3_bucket_ok tells whether b is a valid S3 bucket name (3-63 of a-z 0-9 . -, starting and
+ * ending with a letter or digit). */
+static bool
+s3_bucket_ok(const char *b)
+{
+	size_t n = strlen(b);
+	if (n < 3 || n > 63 || strspn(b, "abcdefghijklmnopqrstuvwxyz0123456789.-") != n)
+		return false;
+	return b[0] != '.' && b[0] != '-' && b[n - 1] != '.' && b[n - 1] != '-';
+}
+
+int
+s3_store_open(const struct s3_opts *o, struct files_store **out)
+{
+	struct sb_httpc_url u;
+	if (o->endpoint == NULL || sb_httpc_url_parse(o->endpoint, &u) != 0 ||
+	    strcmp(u.target, "/") != 0 || o->bucket == NULL || !s3_bucket_ok(o->bucket) ||
+	    o->region == NULL || o->region[0] == '\0' || o->access_key == NULL ||
+	    o->secret_key == NULL) {
+		sb_log_kv(SB_LOG_ERROR, "bad S3 settings (endpoint http://host:port, bucket name)",
+		          "endpoint", o->endpoint ? o->endpoint : "", "bucket",
+		          o->bucket ? o->bucket : "", NULL);
+		return SB_EINVAL;
+	}
+	struct s3_store *s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return SB_ENOMEM;
+	s->base.ops = &s3_ops;
+	s->endpoint = strdup(o->endpoint);
+	s->bucket = strdup(o->bucket);
+	s->region = strdup(o->region);
+	s->access_key = strdup(o->access_key);
+	s->secret_key = strdup(o->secret_key);
+	s->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 30000;
+	bool dflt = strcmp(u.port, "80") == 0;
+	snprintf(s->host, sizeof(s->host), "%s%s%s%s%s", u.v6 ? "[" : "", u.host, u.v6 ? "]" : "",
+	         dflt ? "" : ":", dflt ? "" : u.port);
+	if (s->endpoint == NULL || s->bucket == NULL || s->region == NULL ||
+	    s->access_key == NULL || s->secret_key == NULL) {
+		s3_op_close(&s->base);
+		return SB_ENOMEM;
+	}
+	size_t el = strlen(s->endpoint);
+	if (el > 0 && s->endpoint[el - 1] == '/')
+		s->endpoint[el - 1] = '\0';
+	/* Reach the bucket: a one-key listing proves the endpoint, the credentials and the
+	 * bucket; a missing bucket is created when asked. */
+	int status;
+	struct s3_call c = { .method = "GET", .query = "list-type=2&max-keys=1" };
+	int rv = s3_do(s, &c, &status);
+	if (rv == SB_ENOTFOUND && o->create_bucket) {
+		struct s3_call mk = { .method = "PUT" };
+		rv = s3_do(s, &mk, &status);
+		if (rv == 0)
+			sb_log_kv(SB_LOG_INFO, "S3 bucket created", "bucket", s->bucket, NULL);
+	}
+	if (rv != 0) {
+		sb_log_kv(SB_LOG_ERROR, "cannot use the S3 bucket", "endpoint", s->endpoint,
+		          "bucket", s->bucket, "error", sb_strerror(rv), NULL);
+		s3_op_close(&s->base);
+		return rv == SB_ENOTFOUND ? SB_EIO : rv;
+	}
+	*out = &s->base;
+	return 0;
+}
