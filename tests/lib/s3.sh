@@ -10,7 +10,9 @@
 #                          sb-files started afterwards stores into it. The server stops by
 #                          itself when the shell that started it is gone (a watchdog polls).
 #   sb_s3_stop             stops it now
-#   sb_s3_curl ARGS...     curl signing its request with SigV4 (curl's own signer, not ours)
+#   sb_s3_curl ARGS...     curl signing its request with SigV4 (curl's own signer, not ours),
+#                          for requests without a body
+#   sb_s3_put KEY FILE     puts FILE as object KEY of the test bucket; prints the status
 #   sb_s3_keys PREFIX      the keys of the test bucket under PREFIX, one a line
 
 sb_s3_venv=${SB_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/switchboard}/venv-moto
@@ -68,6 +70,15 @@ sb_s3_curl() {
 	curl -sS --aws-sigv4 "aws:amz:us-east-1:s3" \
 		--user "$SB_TEST_S3_ACCESS_KEY:$SB_TEST_S3_SECRET_KEY" \
 		-H "x-amz-content-sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" "$@"
+}
+
+sb_s3_put() {
+	local sha
+	sha=$(sha256sum "$2" | cut -d' ' -f1)
+	curl -sS --aws-sigv4 "aws:amz:us-east-1:s3" \
+		--user "$SB_TEST_S3_ACCESS_KEY:$SB_TEST_S3_SECRET_KEY" -H "x-amz-content-sha256: $sha" \
+		-X PUT --data-binary @"$2" -o /dev/null -w '%{http_code}' \
+		"$SB_TEST_S3_ENDPOINT/$SB_TEST_S3_BUCKET/$1"
 }
 
 sb_s3_keys() {
