@@ -77,5 +77,9 @@ struct s3_seg {
  * SB_EPROTO or SB_ENOMEM. */
 int s3_list_parse(const char *xml, size_t len, const char *prefix, struct s3_seg **segs, size_t *n,
                   char **next);
+/* s3_xml_text copies the text between the first <tag> and the next </tag> in [s, e) to out
+ * (reset first), undoing the five predefined XML entities; returns a pointer past the closing
+ * tag, or NULL when absent (or out of memory). */
+const char *s3_xml_text(const char *s, const char *e, const char *tag, struct sb_buf *out);
 
 #endif

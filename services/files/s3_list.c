@@ -18,7 +18,7 @@ s3_seg_key(struct sb_buf *out, const char *key, int64_t off)
 
 /* s3_xml_text copies the text between <tag> and </tag> in [s, e) to out, undoing the five
  * predefined entities; returns a pointer past the closing tag, or NULL when absent. */
-static const char *
+const char *
 s3_xml_text(const char *s, const char *e, const char *tag, struct sb_buf *out)
 {
 	char open[40], close[40];

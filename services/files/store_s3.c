@@ -27,6 +27,7 @@
 #define S3_LIST_MAX   (16 * 1024 * 1024) /* bytes of one ListObjectsV2 page */
 #define S3_ERR_MAX    (64 * 1024)        /* bytes of an error body we read */
 #define S3_ZEROS_STEP (8 * 1024 * 1024)  /* bytes of one zero segment (truncate extending) */
+#define S3_PART_MIN   (5 * 1024 * 1024) /* S3's smallest part of a multipart upload, but the last */
 
 struct s3_store {
 	struct files_store base;
@@ -46,7 +47,9 @@ struct s3_call {
 	const char *query; /* canonical query string, NULL for none */
 	const void *body;
 	size_t len;
-	const char *range; /* Range header value, or NULL */
+	const char *range;  /* Range header value, or NULL */
+	const char *copy;   /* x-amz-copy-source header value (UploadPartCopy), or NULL */
+	struct sb_buf *out; /* when set, the body of a 2xx answer (up to S3_ERR_MAX bytes) */
 	sb_httpc_write_fn sink;
 	void *sink_arg;
 	size_t max_body;
@@ -80,13 +83,18 @@ s3_do(struct s3_store *s, const struct s3_call *c, int *status)
 	    (c->key != NULL &&
 	     (sb_buf_puts(&uri, "/") != 0 || s3_uri_encode(&uri, c->key, true) != 0)))
 		goto done;
-	const struct s3_hdr rh[] = { { "range", c->range } };
+	struct s3_hdr rh[2];
+	size_t nh = 0;
+	if (c->range != NULL)
+		rh[nh++] = (struct s3_hdr){ "range", c->range };
+	if (c->copy != NULL)
+		rh[nh++] = (struct s3_hdr){ "x-amz-copy-source", c->copy };
 	const struct s3_sign_in in = { .method = c->method,
 		                       .host = s->host,
 		                       .uri = uri.data,
 		                       .query = c->query ? c->query : "",
 		                       .hdrs = rh,
-		                       .nhdrs = c->range ? 1 : 0,
+		                       .nhdrs = nh,
 		                       .amz_date = date,
 		                       .payload_sha256 = sha,
 		                       .region = s->region,
@@ -101,7 +109,8 @@ s3_do(struct s3_store *s, const struct s3_call *c, int *status)
 	    sb_buf_printf(&hdrs,
 	                  "x-amz-date: %s\r\nx-amz-content-sha256: %s\r\nAuthorization: %s\r\n",
 	                  date, sha, auth.data) != 0 ||
-	    (c->range && sb_buf_printf(&hdrs, "Range: %s\r\n", c->range) != 0))
+	    (c->range && sb_buf_printf(&hdrs, "Range: %s\r\n", c->range) != 0) ||
+	    (c->copy && sb_buf_printf(&hdrs, "x-amz-copy-source: %s\r\n", c->copy) != 0))
 		goto done;
 	struct sb_httpc_req q = { .method = c->method,
 		                  .url = url.data,
@@ -121,8 +130,19 @@ s3_do(struct s3_store *s, const struct s3_call *c, int *status)
 		          c->key ? c->key : "", "status", st, "error", resp.error, NULL);
 		goto done;
 	}
-	if (resp.status >= 200 && resp.status < 300)
+	if (resp.status >= 200 && resp.status < 300) {
+		/* CompleteMultipartUpload and UploadPartCopy may fail with 200 and an <Error> */
+		if (c->out != NULL && resp.body.len > 0 &&
+		    strstr(resp.body.data, "<Error>") != NULL) {
+			s3_err_code(&resp.body, code, sizeof(code));
+			sb_log_kv(SB_LOG_WARN, "S3 refused a request", "method", c->method, "key",
+			          c->key ? c->key : "", "status", st, "code", code, NULL);
+			rv = SB_EIO;
+		} else if (c->out != NULL && resp.body.len > 0) {
+			rv = sb_buf_append(c->out, resp.body.data, resp.body.len);
+		}
 		goto done;
+	}
 	rv = resp.status == 404 ? SB_ENOTFOUND : SB_EIO;
 	if (rv == SB_EIO) {
 		s3_err_code(&resp.body, code, sizeof(code));
@@ -341,6 +361,119 @@ s3_op_size(struct files_store *fs, const char *key, int64_t *out)
 	return rv;
 }
 
+/* s3_compose makes the chain segs[0..on) of key, which ends at len, one object: a multipart
+ * upload onto the segment at 0 whose parts are server-side copies of the segments
+ * (UploadPartCopy), so no byte passes through the service. S3 wants every part but the last
+ * to hold at least 5 MiB: a chain with a smaller one is left as it is. Completing the upload
+ * replaces segment 0 atomically with the whole file; the other segments are then off the chain
+ * (ignored by readers) and deleted. Any failure leaves a correct chain and is only logged:
+ * composing saves requests on every later read, nothing depends on it. */
+static void
+s3_compose(struct s3_store *s, const char *key, const struct s3_seg *segs, size_t on, int64_t len)
+{
+	struct sb_buf k0 = SB_BUF_INIT, q = SB_BUF_INIT, out = SB_BUF_INIT, id = SB_BUF_INIT,
+	              src = SB_BUF_INIT, done = SB_BUF_INIT, etag = SB_BUF_INIT;
+	int status, rv = SB_ENOMEM;
+	bool started = false;
+	if (on < 2 || len <= 0)
+		return;
+	for (size_t i = 0; i + 1 < on; i++)
+		if (segs[i].size < S3_PART_MIN)
+			return;
+	if (s3_seg_key(&k0, key, 0) != 0)
+		goto done;
+	struct s3_call init = {
+		.method = "POST", .key = k0.data, .query = "uploads=", .out = &out
+	};
+	if ((rv = s3_do(s, &init, &status)) != 0)
+		goto done;
+	rv = SB_EPROTO;
+	if (out.len == 0 || s3_xml_text(out.data, out.data + out.len, "UploadId", &id) == NULL ||
+	    id.len == 0)
+		goto done;
+	started = true;
+	if ((rv = sb_buf_puts(&done, "<CompleteMultipartUpload>")) != 0)
+		goto done;
+	for (size_t i = 0; i < on; i++) {
+		sb_buf_reset(&q);
+		sb_buf_reset(&src);
+		sb_buf_reset(&out);
+		rv = SB_ENOMEM;
+		if (sb_buf_printf(&q, "partNumber=%zu&uploadId=", i + 1) != 0 ||
+		    s3_uri_encode(&q, id.data, false) != 0 || sb_buf_puts(&src, "/") != 0 ||
+		    s3_uri_encode(&src, s->bucket, false) != 0 || sb_buf_puts(&src, "/") != 0)
+			goto done;
+		struct sb_buf sk = SB_BUF_INIT;
+		rv = s3_seg_key(&sk, key, segs[i].off);
+		if (rv == 0)
+			rv = s3_uri_encode(&src, sk.data, true);
+		sb_buf_free(&sk);
+		if (rv != 0)
+			goto done;
+		struct s3_call part = { .method = "PUT",
+			                .key = k0.data,
+			                .query = q.data,
+			                .copy = src.data,
+			                .out = &out };
+		if ((rv = s3_do(s, &part, &status)) != 0)
+			goto done;
+		rv = SB_EPROTO;
+		if (out.len == 0 ||
+		    s3_xml_text(out.data, out.data + out.len, "ETag", &etag) == NULL ||
+		    etag.len == 0 || strchr(etag.data, '<') != NULL ||
+		    strchr(etag.data, '&') != NULL)
+			goto done;
+		if ((rv = sb_buf_printf(&done,
+		                        "<Part><PartNumber>%zu</PartNumber><ETag>%s</ETag></Part>",
+		                        i + 1, etag.data)) != 0)
+			goto done;
+	}
+	sb_buf_reset(&q);
+	sb_buf_reset(&out);
+	rv = SB_ENOMEM;
+	if (sb_buf_puts(&done, "</CompleteMultipartUpload>") != 0 ||
+	    sb_buf_puts(&q, "uploadId=") != 0 || s3_uri_encode(&q, id.data, false) != 0)
+		goto done;
+	struct s3_call fin = { .method = "POST",
+		               .key = k0.data,
+		               .query = q.data,
+		               .body = done.data,
+		               .len = done.len,
+		               .out = &out };
+	if ((rv = s3_do(s, &fin, &status)) != 0)
+		goto done;
+	started = false;
+	/* Segment 0 is the whole file now; the rest is off the chain. */
+	for (size_t i = 1; i < on && rv == 0; i++)
+		rv = s3_delete(s, key, segs[i].off);
+	if (rv == 0) {
+		char n[24];
+		snprintf(n, sizeof(n), "%zu", on);
+		sb_log_kv(SB_LOG_INFO, "S3 segments composed into one object", "key", key,
+		          "segments", n, NULL);
+	}
+done:
+	if (started) { /* abort: S3 keeps the parts of an unfinished upload otherwise */
+		struct s3_call ab = { .method = "DELETE", .key = k0.data, .query = q.data };
+		sb_buf_reset(&q);
+		if (sb_buf_puts(&q, "uploadId=") == 0 && s3_uri_encode(&q, id.data, false) == 0) {
+			ab.query = q.data;
+			s3_do(s, &ab, &status);
+		}
+	}
+	if (rv != 0)
+		sb_log_kv(SB_LOG_WARN,
+		          "S3 segments not composed (the chain stays, reads are right)", "key", key,
+		          "error", sb_strerror(rv), NULL);
+	sb_buf_free(&k0);
+	sb_buf_free(&q);
+	sb_buf_free(&out);
+	sb_buf_free(&id);
+	sb_buf_free(&src);
+	sb_buf_free(&done);
+	sb_buf_free(&etag);
+}
+
 static int
 s3_op_truncate(struct files_store *fs, const char *key, int64_t len)
 {
@@ -389,6 +522,18 @@ s3_op_truncate(struct files_store *fs, const char *key, int64_t len)
 			pos += (int64_t)k;
 		} while (rv == 0 && pos < len);
 		free(z);
+	}
+	/* The chain is exactly [0, len) now: make it one object when S3 allows. */
+	if (rv == 0 && end >= len && len > 0) {
+		size_t m = 0;
+		for (size_t i = 0; i < on; i++)
+			if (segs[i].off < len) {
+				segs[m] = segs[i];
+				if (segs[m].off + segs[m].size > len)
+					segs[m].size = len - segs[m].off;
+				m++;
+			}
+		s3_compose(s, key, segs, m, len);
 	}
 	free(segs);
 	return rv;

@@ -5,7 +5,8 @@
 # exactly its bytes, a stale segment left by a write that was never acknowledged (as a crash
 # between the PUT and the commit leaves it) is overwritten by the resumed PATCH and, off the
 # chain, removed when the upload completes; downloads and Ranges across segment boundaries
-# equal the original; termination removes every segment.
+# equal the original; segments of 5 MiB and more are composed into one object on completion
+# (multipart upload, UploadPartCopy); termination removes every segment.
 # stack: pg,redis,kafka
 # labels: files,e2e,s3
 set -u
@@ -94,6 +95,29 @@ for r in 0-99 99990-100009 50000-260000 250000-299999 299999-299999; do
 	cmp -s "$SB_TEST_TMP/body" <(piece "$a" $((b - a + 1))) || fail "Range $r differs"
 done
 echo "ok: download and Ranges across segments"
+
+# Segments of 5 MiB and more are composed into one object when the upload completes: a
+# multipart upload of server-side copies (UploadPartCopy) replaces the segment at 0.
+big=$SB_TEST_TMP/big.bin
+head -c $((13 << 20)) /dev/urandom >"$big"
+[ "$(status -X POST "${T[@]}" "${A[@]}" -H "Upload-Length: $((13 << 20))" "$F/files/")" = 201 ] || fail "create big"
+idb=$(basename "$(hdr Location)")
+for p in 0:6 6:6 12:1; do
+	o=$((${p%:*} << 20)) l=$((${p#*:} << 20))
+	tail -c +$((o + 1)) "$big" | head -c "$l" >"$SB_TEST_TMP/piece"
+	[ "$(status -X PATCH "${T[@]}" "${A[@]}" "${OCT[@]}" -H "Upload-Offset: $o" \
+		--data-binary @"$SB_TEST_TMP/piece" "$F/files/$idb")" = 204 ] || fail "PATCH big at $o"
+done
+keys=$(sb_s3_keys "up/$idb/")
+[ "$keys" = "$(printf 'up/%s/%020d' "$idb" 0)" ] || fail "big upload not composed into one object: $keys"
+sb_s3_curl "$bucket/$(printf 'up/%s/%020d' "$idb" 0)" -o "$SB_TEST_TMP/whole"
+cmp -s "$SB_TEST_TMP/whole" "$big" || fail "the composed object differs from the original"
+Db=$F/v1/files/$idb/content
+[ "$(status "${A[@]}" "$Db")" = 200 ] && cmp -s "$SB_TEST_TMP/body" "$big" || fail "download of the composed file"
+a=$(((6 << 20) - 5)) b=$(((12 << 20) + 5))
+[ "$(status "${A[@]}" -H "Range: bytes=$a-$b" "$Db")" = 206 ] || fail "Range of the composed file"
+cmp -s "$SB_TEST_TMP/body" <(tail -c +$((a + 1)) "$big" | head -c $((b - a + 1))) || fail "Range of the composed file differs"
+echo "ok: 6+6+1 MiB composed into one object server-side"
 
 # Termination removes every segment.
 [ "$(status -X POST "${T[@]}" "${A[@]}" -H "Upload-Length: 10" "$F/files/")" = 201 ] || fail "create 2"
