@@ -456,6 +456,15 @@ sb_httpc_do(const struct sb_httpc_req *req, struct sb_httpc_resp *resp)
 	return rv;
 }
 
+int
+sb_httpc_discard(void *arg, const void *data, size_t len)
+{
+	(void)arg;
+	(void)data;
+	(void)len;
+	return 0;
+}
+
 void
 sb_httpc_resp_free(struct sb_httpc_resp *resp)
 {

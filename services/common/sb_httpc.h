@@ -49,6 +49,10 @@ typedef int (*sb_httpc_read_fn)(void *arg, void *buf, size_t cap, size_t *got);
  * aborts the request. */
 typedef int (*sb_httpc_write_fn)(void *arg, const void *data, size_t len);
 
+/* sb_httpc_discard is a sb_httpc_write_fn that drops the body (a caller that needs only the
+ * status, e.g. a webhook delivery, passes it as body_write: no cap applies then). */
+int sb_httpc_discard(void *arg, const void *data, size_t len);
+
 /* One request. Fields left zero take their defaults. */
 struct sb_httpc_req {
 	const char *method; /* "GET" when NULL */

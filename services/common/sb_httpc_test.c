@@ -355,6 +355,15 @@ test_body_cap(void **state)
 	assert_int_equal(sb_httpc_do(&q, &r), 0);
 	assert_string_equal(r.body.data, "hello world");
 	sb_httpc_resp_free(&r);
+	/* the status only: the body is read and dropped, whatever the cap */
+	q.max_body = 1;
+	q.body_write = sb_httpc_discard;
+	assert_int_equal(sb_httpc_do(&q, &r), 0);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(r.body_bytes, 11);
+	assert_int_equal(r.body.len, 0);
+	sb_httpc_resp_free(&r);
+	q.body_write = NULL;
 	srv_stop(s);
 	/* chunked, where the size is not known in advance */
 	s = srv_start("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nhello \r\n"
