@@ -223,7 +223,8 @@ s3_list(struct s3_store *s, const char *key, struct s3_seg **segs, size_t *n)
 			goto done;
 		}
 	} while (token != NULL);
-	qsort(*segs, *n, sizeof(**segs), s3_seg_cmp);
+	if (*n > 1) /* qsort of NULL, even with 0 elements, is undefined */
+		qsort(*segs, *n, sizeof(**segs), s3_seg_cmp);
 	rv = 0;
 done:
 	if (rv != 0) {

@@ -8,7 +8,7 @@
 # equal the original; segments of 5 MiB and more are composed into one object on completion
 # (multipart upload, UploadPartCopy); termination removes every segment.
 # stack: pg,redis,kafka
-# labels: files,e2e,s3
+# labels: files,e2e,s3,sanitize
 set -u
 root=${SB_SOURCE_ROOT:?}
 . "$root/tools/stack.sh"

@@ -4,5 +4,5 @@
 # and in the middle of one, then resume) with sb-files storing into a real S3 server
 # (SB_FILES_STORE=s3; tests/lib/s3.sh starts the server on a free loopback port).
 # stack: pg,redis,kafka
-# labels: files,e2e,s3
+# labels: files,e2e,s3,sanitize
 SB_TEST_FILES_STORE=s3 exec bash "${SB_SOURCE_ROOT:?}/tests/integration/files_tus_test.sh"
