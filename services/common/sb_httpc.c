@@ -1,11 +1,15 @@
 /* sb_httpc.c: the blocking HTTP/1.1 client's I/O (see sb_httpc.h): URL, resolve and check each
- * address, connect, send the request, read and frame the response, all under one deadline. */
+ * address, connect, TLS (OpenSSL, verified), send the request, read and frame the response, all
+ * under one deadline. */
 #include "sb_httpc.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <netdb.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -47,12 +51,18 @@ int
 sb_httpc_url_parse(const char *url, struct sb_httpc_url *out)
 {
 	memset(out, 0, sizeof(*out));
-	if (url == NULL || strncasecmp(url, "http://", 7) != 0)
+	if (url == NULL)
 		return SB_EINVAL;
+	size_t skip = strncasecmp(url, "http://", 7) == 0    ? 7
+	              : strncasecmp(url, "https://", 8) == 0 ? 8
+	                                                     : 0;
+	if (skip == 0)
+		return SB_EINVAL;
+	out->tls = skip == 8;
 	for (const char *p = url; *p; p++)
 		if ((unsigned char)*p <= ' ' || *p == 0x7f || *p == '#')
 			return SB_EINVAL;
-	const char *hs = url + 7, *pe = hs + strcspn(hs, "/?"), *he, *ps = NULL;
+	const char *hs = url + skip, *pe = hs + strcspn(hs, "/?"), *he, *ps = NULL;
 	if (memchr(hs, '@', (size_t)(pe - hs)) != NULL)
 		return SB_EINVAL;
 	if (*hs == '[') {
@@ -96,7 +106,7 @@ sb_httpc_url_parse(const char *url, struct sb_httpc_url *out)
 			return SB_EINVAL;
 		snprintf(out->port, sizeof(out->port), "%ld", port);
 	} else {
-		snprintf(out->port, sizeof(out->port), "80");
+		snprintf(out->port, sizeof(out->port), "%s", out->tls ? "443" : "80");
 	}
 	out->target = *pe == '/' ? pe : "/";
 	if (*pe == '?')
@@ -110,6 +120,8 @@ struct httpc {
 	struct sb_httpc_resp *resp;
 	int64_t deadline;
 	int fd;
+	SSL_CTX *ctx; /* https only */
+	SSL *ssl;
 	size_t max_body;
 };
 
@@ -199,11 +211,91 @@ httpc_connect(struct httpc *h, const struct sb_httpc_url *u)
 	return rv;
 }
 
+/* httpc_tls_want waits for what OpenSSL asked for (err from SSL_get_error) or fails. */
+static int
+httpc_tls_want(struct httpc *h, int err, const char *what)
+{
+	if (err == SSL_ERROR_WANT_READ)
+		return httpc_wait(h, POLLIN);
+	if (err == SSL_ERROR_WANT_WRITE)
+		return httpc_wait(h, POLLOUT);
+	unsigned long e = ERR_peek_last_error();
+	char msg[160] = "";
+	if (e != 0)
+		ERR_error_string_n(e, msg, sizeof(msg));
+	long vr = h->ssl ? SSL_get_verify_result(h->ssl) : X509_V_OK;
+	if (vr != X509_V_OK)
+		return httpc_fail(h, SB_EPROTO, "TLS %s: certificate: %s", what,
+		                  X509_verify_cert_error_string(vr));
+	if (err == SSL_ERROR_SYSCALL || (err == SSL_ERROR_SSL && e == 0))
+		return httpc_fail(h, SB_EUNAVAIL, "TLS %s: connection broke", what);
+	return httpc_fail(h, SB_EPROTO, "TLS %s: %s", what, msg[0] ? msg : "failed");
+}
+
+/* httpc_tls_start makes the connection TLS: the server's certificate must chain to a trusted
+ * CA (req->ca_file, or the system's) and name u's host. */
+static int
+httpc_tls_start(struct httpc *h, const struct sb_httpc_url *u)
+{
+	h->ctx = SSL_CTX_new(TLS_client_method());
+	if (h->ctx == NULL)
+		return httpc_fail(h, SB_ENOMEM, "TLS context");
+	SSL_CTX_set_min_proto_version(h->ctx, TLS1_2_VERSION);
+	SSL_CTX_set_verify(h->ctx, SSL_VERIFY_PEER, NULL);
+	int ok = h->req->ca_file != NULL
+	             ? SSL_CTX_load_verify_locations(h->ctx, h->req->ca_file, NULL)
+	             : SSL_CTX_set_default_verify_paths(h->ctx);
+	if (ok != 1)
+		return httpc_fail(h, SB_EINVAL, "TLS: cannot load the CAs%s%s",
+		                  h->req->ca_file ? " of " : "",
+		                  h->req->ca_file ? h->req->ca_file : "");
+	if ((h->ssl = SSL_new(h->ctx)) == NULL || SSL_set_fd(h->ssl, h->fd) != 1)
+		return httpc_fail(h, SB_ENOMEM, "TLS session");
+	unsigned char ip[16];
+	bool literal =
+	    inet_pton(AF_INET, u->host, ip) == 1 || inet_pton(AF_INET6, u->host, ip) == 1;
+	X509_VERIFY_PARAM *vp = SSL_get0_param(h->ssl);
+	if (literal) {
+		if (X509_VERIFY_PARAM_set1_ip_asc(vp, u->host) != 1)
+			return httpc_fail(h, SB_EINVAL, "TLS: bad IP address");
+	} else {
+		/* SNI and the name to check (a trailing dot is not part of the name) */
+		char name[SB_HTTPC_HOST_MAX];
+		snprintf(name, sizeof(name), "%s", u->host);
+		size_t nl = strlen(name);
+		if (nl > 1 && name[nl - 1] == '.')
+			name[nl - 1] = '\0';
+		if (SSL_set_tlsext_host_name(h->ssl, name) != 1 || SSL_set1_host(h->ssl, name) != 1)
+			return httpc_fail(h, SB_EINVAL, "TLS: bad host name");
+	}
+	for (;;) {
+		ERR_clear_error();
+		int r = SSL_connect(h->ssl);
+		if (r == 1)
+			return 0;
+		int rv = httpc_tls_want(h, SSL_get_error(h->ssl, r), "handshake");
+		if (rv != 0)
+			return rv;
+	}
+}
+
 /* httpc_send writes all of p[0..n). */
 static int
 httpc_send(struct httpc *h, const void *p, size_t n)
 {
 	const char *c = p;
+	while (h->ssl != NULL && n > 0) {
+		size_t w = 0;
+		ERR_clear_error();
+		if (SSL_write_ex(h->ssl, c, n, &w) == 1) {
+			c += w;
+			n -= w;
+			continue;
+		}
+		int rv = httpc_tls_want(h, SSL_get_error(h->ssl, 0), "send");
+		if (rv != 0)
+			return rv;
+	}
 	while (n > 0) {
 		ssize_t w = send(h->fd, c, n, MSG_NOSIGNAL);
 		if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
@@ -225,6 +317,19 @@ httpc_send(struct httpc *h, const void *p, size_t n)
 static int
 httpc_recv(struct httpc *h, char *buf, size_t cap, size_t *got)
 {
+	while (h->ssl != NULL) {
+		ERR_clear_error();
+		if (SSL_read_ex(h->ssl, buf, cap, got) == 1)
+			return 0;
+		int e = SSL_get_error(h->ssl, 0);
+		if (e == SSL_ERROR_ZERO_RETURN) { /* close_notify */
+			*got = 0;
+			return 0;
+		}
+		int rv = httpc_tls_want(h, e, "recv");
+		if (rv != 0)
+			return rv;
+	}
 	for (;;) {
 		ssize_t r = recv(h->fd, buf, cap, 0);
 		if (r >= 0) {
@@ -260,7 +365,7 @@ httpc_request(struct httpc *h, const struct sb_httpc_url *u, const char *method)
 	struct sb_buf b = SB_BUF_INIT;
 	bool has_body = q->body_len > 0 || strcmp(method, "POST") == 0 ||
 	                strcmp(method, "PUT") == 0 || strcmp(method, "PATCH") == 0;
-	bool dflt = strcmp(u->port, "80") == 0;
+	bool dflt = strcmp(u->port, u->tls ? "443" : "80") == 0;
 	int rv = SB_ENOMEM;
 	if (sb_buf_printf(&b, "%s %s HTTP/1.1\r\nHost: %s%s%s%s%s\r\n", method, u->target,
 	                  u->v6 ? "[" : "", u->host, u->v6 ? "]" : "", dflt ? "" : ":",
@@ -441,6 +546,8 @@ sb_httpc_do(const struct sb_httpc_req *req, struct sb_httpc_resp *resp)
 	}
 	if ((rv = httpc_connect(&h, &u)) != 0)
 		return rv;
+	if (u.tls && (rv = httpc_tls_start(&h, &u)) != 0)
+		goto done;
 	if ((rv = httpc_request(&h, &u, method)) == 0)
 		rv = httpc_response(&h, strcmp(method, "HEAD") == 0);
 	else if (rv == SB_EUNAVAIL) {
@@ -452,6 +559,9 @@ sb_httpc_do(const struct sb_httpc_req *req, struct sb_httpc_resp *resp)
 		else
 			memcpy(resp->error, keep, sizeof(keep));
 	}
+done:
+	SSL_free(h.ssl);
+	SSL_CTX_free(h.ctx);
 	close(h.fd);
 	return rv;
 }

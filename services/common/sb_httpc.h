@@ -1,9 +1,9 @@
-/* sb_httpc.h: a small blocking HTTP/1.1 client (http:// only).
+/* sb_httpc.h: a small blocking HTTP/1.1 client (http:// and https://).
  *
  * One request per connection (the client sends "Connection: close"; keep-alive is not
  * implemented), any method, extra request headers, a body from memory or from a read callback,
- * and a total deadline that covers resolving is NOT included (getaddrinfo blocks on its own) but
- * connect, send and receive are. The response's status, raw head and body come back; the body
+ * and one total deadline over connect, TLS handshake, send and receive (name resolution,
+ * getaddrinfo, is outside it). The response's status, raw head and body come back; the body
  * goes into a buffer bounded by a cap, or to a write callback. Content-Length, chunked and
  * read-until-close bodies are understood; 1xx interim responses are skipped. An optional hook
  * checks every RESOLVED address before connecting to it (a webhook client refuses private
@@ -33,11 +33,13 @@ struct sb_httpc_url {
 	char host[SB_HTTPC_HOST_MAX]; /* without the brackets of an IPv6 literal */
 	char port[8];                 /* "80" when absent */
 	bool v6;                      /* host is an IPv6 literal */
+	bool tls;                     /* https:// */
 	const char *target;
 };
-/* sb_httpc_url_parse parses url as "http://host[:port][/path][?query]": no user information,
- * no fragment, no blanks or control characters; host a DNS name, an IPv4 address or a bracketed
- * IPv6 literal. Returns 0 and *out (valid while url is), or SB_EINVAL. */
+/* sb_httpc_url_parse parses url as "http[s]://host[:port][/path][?query]": no user
+ * information, no fragment, no blanks or control characters; host a DNS name, an IPv4 address or
+ * a bracketed IPv6 literal; the port 80 (443 for https) when absent. Returns 0 and *out (valid
+ * while url is), or SB_EINVAL. */
 int sb_httpc_url_parse(const char *url, struct sb_httpc_url *out);
 
 /* sb_httpc_addr_fn tells whether the client may connect to the resolved address sa. */
@@ -56,7 +58,11 @@ int sb_httpc_discard(void *arg, const void *data, size_t len);
 /* One request. Fields left zero take their defaults. */
 struct sb_httpc_req {
 	const char *method; /* "GET" when NULL */
-	const char *url;    /* http:// only */
+	const char *url;    /* http:// or https:// */
+	/* https: PEM file of the CAs to trust (NULL: the system's). The server's certificate must
+	 * chain to one and name the URL's host (DNS name or IP address); TLS 1.2 at least, SNI sent
+	 * for DNS names. There is no way to skip verification. */
+	const char *ca_file;
 	/* extra header lines "Name: value\r\n"...; the client writes Host, Content-Length (when
 	 * there is a body, or for POST/PUT/PATCH) and Connection itself */
 	const char *headers;
@@ -66,7 +72,7 @@ struct sb_httpc_req {
 	size_t body_len;
 	sb_httpc_read_fn body_read;
 	void *body_arg;
-	int timeout_ms;           /* total deadline of connect, send and receive (0: 30 s) */
+	int timeout_ms; /* total deadline of connect, TLS handshake, send and receive (0: 30 s) */
 	sb_httpc_addr_fn addr_ok; /* NULL: every address allowed */
 	void *addr_arg;
 	/* the response body: to body_write when set, else into resp->body, at most max_body
@@ -90,8 +96,9 @@ struct sb_httpc_resp {
  * sb_httpc_resp_free whatever is returned). Returns 0 when a whole response was received (any
  * status), SB_EINVAL (bad URL or request, or every address refused: resp->refused),
  * SB_EUNAVAIL (cannot resolve or connect, or the connection broke), SB_ETIMEDOUT, SB_EPROTO (not
- * HTTP), SB_ERANGE (body above max_body), SB_ENOMEM, or the error of a callback. resp->status
- * may be set even on failure (the body broke off). */
+ * HTTP, or the TLS handshake or the server's certificate failed: resp->error says), SB_ERANGE (body
+ * above max_body), SB_ENOMEM, or the error of a callback. resp->status may be set even on failure
+ * (the body broke off). */
 int sb_httpc_do(const struct sb_httpc_req *req, struct sb_httpc_resp *resp);
 /* sb_httpc_resp_free releases what sb_httpc_do allocated in resp. */
 void sb_httpc_resp_free(struct sb_httpc_resp *resp);

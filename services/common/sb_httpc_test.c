@@ -10,6 +10,8 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -20,6 +22,7 @@
 
 #include "sb_buf.h"
 #include "sb_err.h"
+#include "sb_http.h"
 #include "sb_httpc.h"
 #include "sb_util_time.h"
 
@@ -462,11 +465,10 @@ test_bad_requests(void **state)
 {
 	(void)state;
 	struct sb_httpc_resp r;
-	static const char *urls[] = { "https://example.com/", "http://",
-		                      "http://a b/",          "http://u@h/",
-		                      "http://h:0/",          "http://h:99999/",
-		                      "http://h/#frag",       "http://[::1/",
-		                      "http://h_x/",          "http://h?q" };
+	static const char *urls[] = { "ftp://example.com/", "http://",      "http://a b/",
+		                      "http://u@h/",        "http://h:0/",  "http://h:99999/",
+		                      "http://h/#frag",     "http://[::1/", "http://h_x/",
+		                      "http://h?q" };
 	for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
 		struct sb_httpc_req q = { .url = urls[i] };
 		if (sb_httpc_do(&q, &r) != SB_EINVAL)
@@ -490,7 +492,11 @@ test_bad_requests(void **state)
 	assert_string_equal(u.host, "::1");
 	assert_string_equal(u.port, "9000");
 	assert_string_equal(u.target, "/b/k?x=1");
+	assert_int_equal(sb_httpc_url_parse("https://h.example/x", &u), 0);
+	assert_true(u.tls);
+	assert_string_equal(u.port, "443");
 	assert_int_equal(sb_httpc_url_parse("HTTP://Example.com.", &u), 0);
+	assert_false(u.tls);
 	assert_string_equal(u.port, "80");
 	assert_string_equal(u.target, "/");
 }
@@ -585,6 +591,144 @@ test_chunked_feed(void **state)
 	sb_buf_free(&k.b);
 }
 
+/* --- https against the project's own TLS server (sb_http) -------------------------------- */
+
+/* tls_cert writes a self-signed EC certificate with the subjectAltName san and its key to
+ * <base>.crt and <base>.key. */
+static void
+tls_cert(const char *base, const char *san)
+{
+	EVP_PKEY *pk = EVP_EC_gen("P-256");
+	X509 *x = X509_new();
+	assert_non_null(pk);
+	assert_non_null(x);
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+	X509_gmtime_adj(X509_getm_notBefore(x), -60);
+	X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+	X509_NAME *n = X509_get_subject_name(x);
+	X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)"httpc test", -1,
+	                           -1, 0);
+	X509_set_issuer_name(x, n);
+	X509_set_pubkey(x, pk);
+	X509V3_CTX v3;
+	X509V3_set_ctx_nodb(&v3);
+	X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
+	X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name, san);
+	assert_non_null(e);
+	X509_add_ext(x, e, -1);
+	X509_EXTENSION_free(e);
+	assert_true(X509_sign(x, pk, EVP_sha256()) > 0);
+	char p[300];
+	snprintf(p, sizeof(p), "%s.key", base);
+	FILE *f = fopen(p, "w");
+	assert_non_null(f);
+	assert_int_equal(PEM_write_PrivateKey(f, pk, NULL, NULL, 0, NULL, NULL), 1);
+	fclose(f);
+	snprintf(p, sizeof(p), "%s.crt", base);
+	f = fopen(p, "w");
+	assert_non_null(f);
+	assert_int_equal(PEM_write_X509(f, x), 1);
+	fclose(f);
+	X509_free(x);
+	EVP_PKEY_free(pk);
+}
+
+static void
+tls_handler(struct sb_http_req *r, void *arg)
+{
+	(void)arg;
+	char body[256];
+	int n = snprintf(body, sizeof(body), "%s %s len=%zu", r->method, r->path, r->body_len);
+	sb_http_respond(r, 200, "text/plain", NULL, 0, body, (size_t)n);
+}
+
+static struct sb_http_server *
+tls_server(const char *base)
+{
+	char crt[300], key[300];
+	snprintf(crt, sizeof(crt), "%s.crt", base);
+	snprintf(key, sizeof(key), "%s.key", base);
+	struct sb_http_config cfg = { .addr = "127.0.0.1",
+		                      .max_body_bytes = 1 << 20,
+		                      .tls_cert_file = crt,
+		                      .tls_key_file = key,
+		                      .tls_reload_ms = -1 };
+	struct sb_http_server *s = NULL;
+	assert_int_equal(sb_http_server_start(&cfg, tls_handler, NULL, &s), 0);
+	return s;
+}
+
+static void
+test_https(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/sb-httpc-XXXXXX", good[300], other[300], crt[320], url[128];
+	assert_non_null(mkdtemp(dir));
+	snprintf(good, sizeof(good), "%s/good", dir);
+	snprintf(other, sizeof(other), "%s/other", dir);
+	tls_cert(good, "IP:127.0.0.1,DNS:localhost");
+	tls_cert(other, "DNS:elsewhere.example");
+	snprintf(crt, sizeof(crt), "%s.crt", good);
+	struct sb_http_server *s = tls_server(good);
+	int port = sb_http_server_port(s);
+	struct sb_httpc_resp r;
+
+	/* trusted, by IP address and by name (SNI), with a body both ways */
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d/a?b=1", port);
+	struct sb_httpc_req q = {
+		.method = "POST", .url = url, .ca_file = crt, .body = "12345", .body_len = 5
+	};
+	assert_int_equal(sb_httpc_do(&q, &r), 0);
+	assert_int_equal(r.status, 200);
+	assert_string_equal(r.body.data, "POST /a len=5");
+	sb_httpc_resp_free(&r);
+	snprintf(url, sizeof(url), "https://localhost:%d/n", port);
+	q.method = "GET";
+	q.body_len = 0;
+	/* (localhost may resolve to ::1 first, where nothing listens: the client goes on to
+	 * 127.0.0.1) */
+	int rv = sb_httpc_do(&q, &r);
+	if (rv != 0)
+		fail_msg("https by name: %d %s", rv, r.error);
+	assert_string_equal(r.body.data, "GET /n len=0");
+	sb_httpc_resp_free(&r);
+
+	/* not trusted: the system's CAs do not know this certificate */
+	q.ca_file = NULL;
+	assert_int_equal(sb_httpc_do(&q, &r), SB_EPROTO);
+	assert_int_equal(r.status, 0);
+	assert_non_null(strstr(r.error, "certificate"));
+	sb_httpc_resp_free(&r);
+	sb_http_server_stop(s, 1000);
+
+	/* trusted but for another name */
+	s = tls_server(other);
+	port = sb_http_server_port(s);
+	snprintf(crt, sizeof(crt), "%s.crt", other);
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d/", port);
+	q.ca_file = crt;
+	assert_int_equal(sb_httpc_do(&q, &r), SB_EPROTO);
+	assert_non_null(strstr(r.error, "certificate"));
+	sb_httpc_resp_free(&r);
+	sb_http_server_stop(s, 1000);
+
+	/* https to a server that speaks plain HTTP: no handshake, an error, not a hang */
+	struct srv *p = srv_start("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+	p->no_read = true;
+	srv_go(p);
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d/", p->port);
+	q.timeout_ms = 3000;
+	rv = sb_httpc_do(&q, &r);
+	assert_true(rv == SB_EPROTO || rv == SB_EUNAVAIL);
+	sb_httpc_resp_free(&r);
+	srv_stop(p);
+
+	char cmd[400];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int
 main(void)
 {
@@ -602,6 +746,7 @@ main(void)
 		cmocka_unit_test(test_connect_refused),
 		cmocka_unit_test(test_parse_head),
 		cmocka_unit_test(test_chunked_feed),
+		cmocka_unit_test(test_https),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

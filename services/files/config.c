@@ -76,7 +76,8 @@ const struct sb_cfg_key files_config[] = {
 	               "object store, SB_FILES_S3_*; layout in docs/files.md)."),
 	SB_CFG_STR_ROW(struct files_cfg, "SB_FILES_S3_ENDPOINT", s3_endpoint,
 	               "http://127.0.0.1:9000", sb_config_validate_url,
-	               "S3 endpoint, http://host:port (path-style addressing: /bucket/key)."),
+	               "S3 endpoint, http://host:port or https://host:port (path-style "
+	               "addressing: /bucket/key)."),
 	SB_CFG_STR_ROW(struct files_cfg, "SB_FILES_S3_BUCKET", s3_bucket, "switchboard-files", NULL,
 	               "S3 bucket of the files service (created at start when missing)."),
 	SB_CFG_STR_ROW(struct files_cfg, "SB_FILES_S3_REGION", s3_region, "us-east-1", NULL,
@@ -87,6 +88,9 @@ const struct sb_cfg_key files_config[] = {
 	                  "S3 secret access key."),
 	SB_CFG_INT_ROW(struct files_cfg, "SB_FILES_S3_TIMEOUT_MS", s3_timeout_ms, "30000", 100,
 	               600000, "Deadline of one S3 request, milliseconds."),
+	SB_CFG_STR_ROW(struct files_cfg, "SB_FILES_S3_CA_FILE", s3_ca_file, "", NULL,
+	               "For an https endpoint: PEM file of the CAs to trust (empty: the "
+	               "system's). The certificate must name the endpoint's host."),
 	{ NULL },
 };
 

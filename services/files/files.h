@@ -55,6 +55,7 @@ struct files_cfg {
 	char *s3_access_key;
 	char *s3_secret_key;
 	long long s3_timeout_ms;
+	char *s3_ca_file;
 };
 
 /* the migrations directory, embedded by sb_service() */

@@ -50,13 +50,14 @@ void s3_amz_date(time_t t, char out[17]);
 
 /* How to reach the bucket. Strings are copied by s3_store_open. */
 struct s3_opts {
-	const char *endpoint; /* "http://host:port" (path-style addressing: /bucket/key) */
+	const char *endpoint; /* "http[s]://host:port" (path-style addressing: /bucket/key) */
 	const char *bucket;
 	const char *region;
 	const char *access_key;
 	const char *secret_key;
-	int timeout_ms;     /* per S3 request */
-	bool create_bucket; /* create the bucket when it does not exist */
+	int timeout_ms;      /* per S3 request */
+	const char *ca_file; /* https: PEM file of the CAs to trust; NULL or "": the system's */
+	bool create_bucket;  /* create the bucket when it does not exist */
 };
 struct files_store;
 /* s3_store_open checks that the bucket can be reached with these credentials (creating it when

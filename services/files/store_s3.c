@@ -1,15 +1,15 @@
 /* store_s3.c: the S3 storage backend (path-style addressing, SigV4, sb_httpc).
  *
- * S3 objects are immutable: "write len bytes at off" cannot change an object in place. A
- * stored key is therefore a chain of segment objects "<key>/<off, 20 digits>", one per write:
- * each acknowledged tus PATCH (or chunk, or merge write) is one PUT, durable when S3 answers
- * 200. What the key holds is the chain from offset 0: the segment at 0, then the one starting
- * where it ends, and so on; a segment off the chain (left by a write that was never
- * acknowledged) is ignored and removed by truncate. A write at an offset replaces the segment
- * there (a retried PATCH overwrites its crashed attempt). Reads list the segments
- * (ListObjectsV2) and read the needed ranges of each (GET with Range): the concatenation is
- * done while reading. truncate cuts the chain (a straddling segment is written again,
- * shorter) and removes what lies past it; remove deletes every segment. See docs/files.md. */
+ * http:// or https:// (verified TLS, SB_FILES_S3_CA_FILE). S3 objects are immutable: "write len
+ * bytes at off" cannot change an object in place. A stored key is therefore a chain of segment
+ * objects "<key>/<off, 20 digits>", one per write: each acknowledged tus PATCH (or chunk, or merge
+ * write) is one PUT, durable when S3 answers 200. What the key holds is the chain from offset 0:
+ * the segment at 0, then the one starting where it ends, and so on; a segment off the chain (left
+ * by a write that was never acknowledged) is ignored and removed by truncate. A write at an offset
+ * replaces the segment there (a retried PATCH overwrites its crashed attempt). Reads list the
+ * segments (ListObjectsV2) and read the needed ranges of each (GET with Range): the concatenation
+ * is done while reading. truncate cuts the chain (a straddling segment is written again, shorter)
+ * and removes what lies past it; remove deletes every segment. See docs/files.md. */
 #include "files.h"
 #include "s3.h"
 
@@ -38,6 +38,7 @@ struct s3_store {
 	char *secret_key;
 	char host[SB_HTTPC_HOST_MAX + 10]; /* the Host header sb_httpc sends */
 	int timeout_ms;
+	char *ca_file; /* https: the CAs to trust; NULL: the system's */
 };
 
 /* One S3 call's request. */
@@ -118,6 +119,7 @@ s3_do(struct s3_store *s, const struct s3_call *c, int *status)
 		                  .body = c->body,
 		                  .body_len = c->len,
 		                  .timeout_ms = s->timeout_ms,
+		                  .ca_file = s->ca_file,
 		                  .body_write = c->sink,
 		                  .write_arg = c->sink_arg,
 		                  .max_body = c->max_body ? c->max_body : S3_ERR_MAX };
@@ -561,6 +563,7 @@ s3_op_close(struct files_store *fs)
 	free(s->bucket);
 	free(s->region);
 	free(s->access_key);
+	free(s->ca_file);
 	if (s->secret_key != NULL)
 		explicit_bzero(s->secret_key, strlen(s->secret_key));
 	free(s->secret_key);
@@ -596,9 +599,10 @@ s3_store_open(const struct s3_opts *o, struct files_store **out)
 	    strcmp(u.target, "/") != 0 || o->bucket == NULL || !s3_bucket_ok(o->bucket) ||
 	    o->region == NULL || o->region[0] == '\0' || o->access_key == NULL ||
 	    o->secret_key == NULL) {
-		sb_log_kv(SB_LOG_ERROR, "bad S3 settings (endpoint http://host:port, bucket name)",
-		          "endpoint", o->endpoint ? o->endpoint : "", "bucket",
-		          o->bucket ? o->bucket : "", NULL);
+		sb_log_kv(SB_LOG_ERROR,
+		          "bad S3 settings (endpoint http[s]://host:port, bucket name)", "endpoint",
+		          o->endpoint ? o->endpoint : "", "bucket", o->bucket ? o->bucket : "",
+		          NULL);
 		return SB_EINVAL;
 	}
 	struct s3_store *s = calloc(1, sizeof(*s));
@@ -611,7 +615,12 @@ s3_store_open(const struct s3_opts *o, struct files_store **out)
 	s->access_key = strdup(o->access_key);
 	s->secret_key = strdup(o->secret_key);
 	s->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 30000;
-	bool dflt = strcmp(u.port, "80") == 0;
+	if (o->ca_file != NULL && o->ca_file[0] != '\0' &&
+	    (s->ca_file = strdup(o->ca_file)) == NULL) {
+		s3_op_close(&s->base);
+		return SB_ENOMEM;
+	}
+	bool dflt = strcmp(u.port, u.tls ? "443" : "80") == 0;
 	snprintf(s->host, sizeof(s->host), "%s%s%s%s%s", u.v6 ? "[" : "", u.host, u.v6 ? "]" : "",
 	         dflt ? "" : ":", dflt ? "" : u.port);
 	if (s->endpoint == NULL || s->bucket == NULL || s->region == NULL ||

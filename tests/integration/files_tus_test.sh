@@ -14,10 +14,11 @@ root=${SB_SOURCE_ROOT:?}
 . "$root/tools/stack.sh"
 . "$root/tests/lib/services.sh"
 . "$root/tests/files/stack.sh"
-# SB_TEST_FILES_STORE=s3 (files_tus_s3_test.sh): the same flow against the S3 backend.
+# SB_TEST_FILES_STORE=s3 (files_tus_s3_test.sh): the same flow against the S3 backend (over
+# https when SB_TEST_S3_TLS is set).
 if [ "${SB_TEST_FILES_STORE:-fs}" = s3 ]; then
 	. "$root/tests/lib/s3.sh"
-	sb_s3_start || exit 1
+	sb_s3_start ${SB_TEST_S3_TLS:+tls} || exit 1
 fi
 # stored ID: the upload's bytes are in storage (a file, or S3 segment objects "up/ID/...").
 stored() {
