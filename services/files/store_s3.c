@@ -19,14 +19,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "sb_err.h"
 #include "sb_httpc.h"
 #include "sb_log.h"
+#include "sb_metrics.h"
+#include "sb_util_time.h"
 
 #define S3_LIST_MAX   (16 * 1024 * 1024) /* bytes of one ListObjectsV2 page */
 #define S3_ERR_MAX    (64 * 1024)        /* bytes of an error body we read */
 #define S3_ZEROS_STEP (8 * 1024 * 1024)  /* bytes of one zero segment (truncate extending) */
+#define S3_ATTEMPTS   3                  /* tries of a request that may be repeated */
 #define S3_PART_MIN   (5 * 1024 * 1024) /* S3's smallest part of a multipart upload, but the last */
 
 struct s3_store {
@@ -38,8 +42,31 @@ struct s3_store {
 	char *secret_key;
 	char host[SB_HTTPC_HOST_MAX + 10]; /* the Host header sb_httpc sends */
 	int timeout_ms;
-	char *ca_file; /* https: the CAs to trust; NULL: the system's */
+	char *ca_file;                /* https: the CAs to trust; NULL: the system's */
+	struct sb_metric *m_requests; /* files_s3_requests_total{method,outcome} */
+	struct sb_metric *m_seconds;  /* files_s3_request_seconds{method} */
+	struct sb_series *retries;    /* files_s3_retries_total */
 };
+
+/* Where a response body goes: a growable buffer with a cap, or a fixed one (b NULL). */
+struct s3_sink {
+	struct sb_buf *b;
+	char *fixed;
+	size_t cap, len;
+};
+static int
+s3_buf_sink(void *arg, const void *data, size_t n)
+{
+	struct s3_sink *k = arg;
+	if (n > k->cap - k->len)
+		return SB_ERANGE;
+	if (k->b != NULL && sb_buf_append(k->b, data, n) != 0)
+		return SB_ENOMEM;
+	if (k->b == NULL)
+		memcpy(k->fixed + k->len, data, n);
+	k->len += n;
+	return 0;
+}
 
 /* One S3 call's request. */
 struct s3_call {
@@ -48,11 +75,10 @@ struct s3_call {
 	const char *query; /* canonical query string, NULL for none */
 	const void *body;
 	size_t len;
-	const char *range;  /* Range header value, or NULL */
-	const char *copy;   /* x-amz-copy-source header value (UploadPartCopy), or NULL */
-	struct sb_buf *out; /* when set, the body of a 2xx answer (up to S3_ERR_MAX bytes) */
-	sb_httpc_write_fn sink;
-	void *sink_arg;
+	const char *range;    /* Range header value, or NULL */
+	const char *copy;     /* x-amz-copy-source header value (UploadPartCopy), or NULL */
+	struct sb_buf *out;   /* when set, the body of a 2xx answer (up to S3_ERR_MAX bytes) */
+	struct s3_sink *sink; /* where a 2xx body goes (NULL: kept for error codes) */
 	size_t max_body;
 };
 
@@ -67,10 +93,11 @@ s3_err_code(const struct sb_buf *b, char *out, size_t cap)
 	snprintf(out, cap, "%.*s", (int)(e - s - 6 < 100 ? e - s - 6 : 100), s + 6);
 }
 
-/* s3_do sends one signed request. Returns 0 (2xx), SB_ENOTFOUND (404), SB_EIO (another status,
- * logged with S3's error code), or the client's error (logged). *status gets the status. */
+/* s3_do_once sends one signed request. Returns 0 (2xx), SB_ENOTFOUND (404), SB_EIO (another
+ * status, logged with S3's error code), or the client's error (logged). *status gets the
+ * status. */
 static int
-s3_do(struct s3_store *s, const struct s3_call *c, int *status)
+s3_do_once(struct s3_store *s, const struct s3_call *c, int *status)
 {
 	struct sb_buf uri = SB_BUF_INIT, url = SB_BUF_INIT, hdrs = SB_BUF_INIT, auth = SB_BUF_INIT;
 	struct sb_httpc_resp resp;
@@ -120,8 +147,8 @@ s3_do(struct s3_store *s, const struct s3_call *c, int *status)
 		                  .body_len = c->len,
 		                  .timeout_ms = s->timeout_ms,
 		                  .ca_file = s->ca_file,
-		                  .body_write = c->sink,
-		                  .write_arg = c->sink_arg,
+		                  .body_write = c->sink ? s3_buf_sink : NULL,
+		                  .write_arg = c->sink,
 		                  .max_body = c->max_body ? c->max_body : S3_ERR_MAX };
 	rv = sb_httpc_do(&q, &resp);
 	resp_ok = true;
@@ -162,24 +189,45 @@ done:
 	return rv;
 }
 
-/* Where a response body goes: a growable buffer with a cap, or a fixed one (b NULL). */
-struct s3_sink {
-	struct sb_buf *b;
-	char *fixed;
-	size_t cap, len;
-};
-static int
-s3_buf_sink(void *arg, const void *data, size_t n)
+/* s3_outcome names what an attempt came to, for files_s3_requests_total. */
+static const char *
+s3_outcome(int rv, int status)
 {
-	struct s3_sink *k = arg;
-	if (n > k->cap - k->len)
-		return SB_ERANGE;
-	if (k->b != NULL && sb_buf_append(k->b, data, n) != 0)
-		return SB_ENOMEM;
-	if (k->b == NULL)
-		memcpy(k->fixed + k->len, data, n);
-	k->len += n;
-	return 0;
+	if (status >= 200 && status < 600 && (rv == 0 || rv == SB_ENOTFOUND || rv == SB_EIO)) {
+		static const char *cls[] = { "2xx", "3xx", "4xx", "5xx" };
+		return cls[status / 100 - 2 < 0 ? 0 : status / 100 - 2];
+	}
+	return "error";
+}
+
+/* s3_do sends a request, again after a pause when the attempt failed in a way that may pass
+ * (no connection, a broken or timed-out one, 500 or 503) and the request may be repeated
+ * without harm (every method but POST: a PUT of a segment writes the same bytes again). At
+ * most S3_ATTEMPTS attempts, 0.1 s then 0.4 s apart. Returns what the last attempt returned. */
+static int
+s3_do(struct s3_store *s, const struct s3_call *c, int *status)
+{
+	bool again_ok = strcmp(c->method, "POST") != 0;
+	int64_t t0 = sb_time_mono_ms();
+	int rv;
+	for (int attempt = 1;; attempt++) {
+		if (c->sink != NULL) { /* what a failed attempt delivered is dropped */
+			c->sink->len = 0;
+			if (c->sink->b != NULL)
+				sb_buf_reset(c->sink->b);
+		}
+		rv = s3_do_once(s, c, status);
+		sb_series_inc(sb_metric_with(s->m_requests, c->method, s3_outcome(rv, *status)));
+		bool passing = rv == SB_EUNAVAIL || rv == SB_ETIMEDOUT ||
+		               (rv == SB_EIO && (*status == 500 || *status == 503));
+		if (!passing || !again_ok || attempt >= S3_ATTEMPTS)
+			break;
+		sb_series_inc(s->retries);
+		usleep(attempt == 1 ? 100000 : 400000);
+	}
+	sb_series_observe(sb_metric_with(s->m_seconds, c->method),
+	                  (double)(sb_time_mono_ms() - t0) / 1000.0);
+	return rv;
 }
 
 static int
@@ -214,9 +262,7 @@ s3_list(struct s3_store *s, const char *key, struct s3_seg **segs, size_t *n)
 		free(token);
 		token = NULL;
 		struct s3_sink k = { .b = &body, .cap = S3_LIST_MAX };
-		struct s3_call c = {
-			.method = "GET", .query = q.data, .sink = s3_buf_sink, .sink_arg = &k
-		};
+		struct s3_call c = { .method = "GET", .query = q.data, .sink = &k };
 		if ((rv = s3_do(s, &c, &status)) != 0)
 			goto done;
 		if ((rv = s3_list_parse(body.data ? body.data : "", body.len, prefix.data, segs, n,
@@ -297,11 +343,7 @@ s3_get(struct s3_store *s, const char *key, int64_t off, int64_t from, void *buf
 	int status, rv = s3_seg_key(&k, key, off);
 	snprintf(range, sizeof(range), "bytes=%" PRId64 "-%" PRId64, from, from + (int64_t)len - 1);
 	if (rv == 0) {
-		struct s3_call c = { .method = "GET",
-			             .key = k.data,
-			             .range = range,
-			             .sink = s3_buf_sink,
-			             .sink_arg = &sk };
+		struct s3_call c = { .method = "GET", .key = k.data, .range = range, .sink = &sk };
 		rv = s3_do(s, &c, &status);
 		/* 206 with exactly the range, or 200 when the range was the whole object */
 		if (rv == 0 && (sk.len != len || (status != 206 && !(status == 200 && from == 0))))
@@ -628,6 +670,17 @@ s3_store_open(const struct s3_opts *o, struct files_store **out)
 		s3_op_close(&s->base);
 		return SB_ENOMEM;
 	}
+	s->m_requests = sb_metrics_counter("files_s3_requests_total",
+	                                   "Attempts of S3 requests by the S3 storage backend, by "
+	                                   "method and outcome (2xx, 3xx, 4xx, 5xx, error).",
+	                                   "method,outcome");
+	s->m_seconds = sb_metrics_histogram("files_s3_request_seconds",
+	                                    "Time of S3 requests, retries included, by method.",
+	                                    "method", NULL, 0);
+	s->retries = sb_metric_with(sb_metrics_counter("files_s3_retries_total",
+	                                               "S3 requests sent again after a failure "
+	                                               "that may pass (no connection, 500, 503).",
+	                                               NULL));
 	size_t el = strlen(s->endpoint);
 	if (el > 0 && s->endpoint[el - 1] == '/')
 		s->endpoint[el - 1] = '\0';

@@ -128,6 +128,12 @@ id2=$(basename "$(hdr Location)")
 [ "$(status -X DELETE "${T[@]}" "${A[@]}" "$F/files/$id2")" = 204 ] || fail "DELETE"
 [ -z "$(sb_s3_keys "up/$id2/")" ] || fail "segments left after termination: $(sb_s3_keys "up/$id2/")"
 [ -n "$(sb_s3_keys "up/$id/")" ] || fail "termination of one upload removed another's segments"
+# The S3 requests are counted.
+m=$(curl -s "http://127.0.0.1:${SVC_OPS[files]}/metrics")
+grep -Eq '^files_s3_requests_total\{method="PUT",outcome="2xx"\} [1-9]' <<<"$m" ||
+	fail "no successful PUT counted: $(grep '^files_s3_requests_total' <<<"$m" | head -5)"
+grep -Eq '^files_s3_request_seconds_count\{method="GET"\} [1-9]' <<<"$m" ||
+	fail "no GET timed: $(grep '^files_s3_request_seconds_count' <<<"$m" | head -5)"
 # Nothing went to the filesystem backend's directory.
 [ -z "$(find "$store" -type f 2>/dev/null)" ] || fail "files written under $store"
 echo "ok: termination"
