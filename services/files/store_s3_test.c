@@ -240,12 +240,79 @@ test_read_two_segments(void **state)
 	srv_stop(s);
 }
 
+/* list_answer writes a ListObjectsV2 answer with the segments (off, size) of key to out. */
+static void
+list_answer(char *out, size_t cap, const char *key, int n, const long long *segs)
+{
+	char body[2048];
+	size_t b = (size_t)snprintf(body, sizeof(body),
+	                            "<ListBucketResult><IsTruncated>false</IsTruncated>");
+	for (int i = 0; i < n; i++)
+		b += (size_t)snprintf(body + b, sizeof(body) - b,
+		                      "<Contents><Key>%s/%020lld</Key><Size>%lld</Size></Contents>",
+		                      key, segs[2 * i], segs[2 * i + 1]);
+	b += (size_t)snprintf(body + b, sizeof(body) - b, "</ListBucketResult>");
+	snprintf(out, cap, "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n%s", b, body);
+}
+
+static void
+test_truncate(void **state)
+{
+	(void)state;
+	struct srv *s = srv_start();
+	struct files_store *st = open_store(s);
+	static char l1[4096], l2[4096], l3[4096];
+	/* cut at 4: the segment 3..6 is written again with its first byte, the one off the chain
+	 * (at 10) is deleted */
+	const long long segs[] = { 0, 3, 3, 3, 10, 1 };
+	list_answer(l1, sizeof(l1), "up/t", 3, segs);
+	int first = s->next;
+	script(s, 4, l1,
+	       "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-0/3\r\nContent-Length: 1\r\n"
+	       "\r\nd",
+	       OK_EMPTY, "HTTP/1.1 204 No Content\r\n\r\n");
+	assert_int_equal(st->ops->truncate(st, "up/t", 4), 0);
+	assert_int_equal(s->next - first, 4);
+	assert_non_null(
+	    strstr(s->reqs[first + 1], "GET /bkt/up/t/00000000000000000003 HTTP/1.1\r\n"));
+	assert_non_null(strstr(s->reqs[first + 1], "\r\nRange: bytes=0-0\r\n"));
+	assert_non_null(
+	    strstr(s->reqs[first + 2], "PUT /bkt/up/t/00000000000000000003 HTTP/1.1\r\n"));
+	assert_non_null(strstr(s->reqs[first + 2], "\r\nContent-Length: 1\r\n"));
+	assert_non_null(strstr(s->reqs[first + 2], "\r\n\r\nd"));
+	assert_non_null(
+	    strstr(s->reqs[first + 3], "DELETE /bkt/up/t/00000000000000000010 HTTP/1.1\r\n"));
+
+	/* extend 3 to 5: a segment of two zero bytes at 3 */
+	const long long one[] = { 0, 3 };
+	list_answer(l2, sizeof(l2), "up/e", 1, one);
+	first = s->next;
+	script(s, 2, l2, OK_EMPTY);
+	assert_int_equal(st->ops->truncate(st, "up/e", 5), 0);
+	assert_int_equal(s->next - first, 2);
+	assert_non_null(
+	    strstr(s->reqs[first + 1], "PUT /bkt/up/e/00000000000000000003 HTTP/1.1\r\n"));
+	assert_non_null(strstr(s->reqs[first + 1], "\r\nContent-Length: 2\r\n"));
+
+	/* an empty object is one empty segment at 0 */
+	list_answer(l3, sizeof(l3), "up/z", 0, NULL);
+	first = s->next;
+	script(s, 2, l3, OK_EMPTY);
+	assert_int_equal(st->ops->truncate(st, "up/z", 0), 0);
+	assert_non_null(
+	    strstr(s->reqs[first + 1], "PUT /bkt/up/z/00000000000000000000 HTTP/1.1\r\n"));
+	assert_non_null(strstr(s->reqs[first + 1], "\r\nContent-Length: 0\r\n"));
+	files_store_close(st);
+	srv_stop(s);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_retries),
 		cmocka_unit_test(test_read_two_segments),
+		cmocka_unit_test(test_truncate),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
