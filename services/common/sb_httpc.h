@@ -11,7 +11,8 @@
  *
  * The parsers of the response (sb_httpc_parse_head, sb_httpc_chunked_feed, sb_httpc_header)
  * take untrusted network input and are fuzzed (tests/fuzz/sb_httpc_fuzz.c). Any thread; no
- * global state. */
+ * global state. Plain http writes with MSG_NOSIGNAL; OpenSSL writes without it, so a process
+ * that uses https must ignore SIGPIPE (every service does at start: sb_util_shutdown). */
 #ifndef SB_HTTPC_H
 #define SB_HTTPC_H
 
