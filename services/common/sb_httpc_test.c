@@ -13,6 +13,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -732,6 +733,7 @@ test_https(void **state)
 int
 main(void)
 {
+	signal(SIGPIPE, SIG_IGN); /* as every service does: OpenSSL writes without MSG_NOSIGNAL */
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_get_content_length),
 		cmocka_unit_test(test_put_body_memory),
