@@ -91,6 +91,11 @@ const struct sb_cfg_key files_config[] = {
 	SB_CFG_STR_ROW(struct files_cfg, "SB_FILES_S3_CA_FILE", s3_ca_file, "", NULL,
 	               "For an https endpoint: PEM file of the CAs to trust (empty: the "
 	               "system's). The certificate must name the endpoint's host."),
+	SB_CFG_INT_ROW(struct files_cfg, "SB_FILES_S3_COMPOSE_MAX_BYTES", s3_compose_max,
+	               "268435456", 0, 1099511627776LL,
+	               "Largest completed upload whose segments (each >= 5 MiB but the last) are "
+	               "composed into one S3 object, server-side, before the last PATCH is "
+	               "answered; 0: never. Larger files stay a chain of segments."),
 	{ NULL },
 };
 

@@ -41,6 +41,7 @@ files_start(struct sb_service *svc)
 			                    .secret_key = cfg->s3_secret_key,
 			                    .timeout_ms = (int)cfg->s3_timeout_ms,
 			                    .ca_file = cfg->s3_ca_file,
+			                    .compose_max = cfg->s3_compose_max,
 			                    .create_bucket = true };
 		rv = s3_store_open(&so, &f->store);
 	} else {

@@ -56,6 +56,7 @@ struct files_cfg {
 	char *s3_secret_key;
 	long long s3_timeout_ms;
 	char *s3_ca_file;
+	long long s3_compose_max;
 };
 
 /* the migrations directory, embedded by sb_service() */

@@ -57,6 +57,7 @@ struct s3_opts {
 	const char *secret_key;
 	int timeout_ms;      /* per S3 request */
 	const char *ca_file; /* https: PEM file of the CAs to trust; NULL or "": the system's */
+	int64_t compose_max; /* compose completed chains up to this many bytes; 0: never */
 	bool create_bucket;  /* create the bucket when it does not exist */
 };
 struct files_store;

@@ -43,6 +43,7 @@ struct s3_store {
 	char host[SB_HTTPC_HOST_MAX + 10]; /* the Host header sb_httpc sends */
 	int timeout_ms;
 	char *ca_file;                /* https: the CAs to trust; NULL: the system's */
+	int64_t compose_max;          /* s3_compose only up to this many bytes (0: never) */
 	struct sb_metric *m_requests; /* files_s3_requests_total{method,outcome} */
 	struct sb_metric *m_seconds;  /* files_s3_request_seconds{method} */
 	struct sb_series *retries;    /* files_s3_retries_total */
@@ -409,7 +410,9 @@ s3_op_size(struct files_store *fs, const char *key, int64_t *out)
 /* s3_compose makes the chain segs[0..on) of key, which ends at len, one object: a multipart
  * upload onto the segment at 0 whose parts are server-side copies of the segments
  * (UploadPartCopy), so no byte passes through the service. S3 wants every part but the last
- * to hold at least 5 MiB: a chain with a smaller one is left as it is. Completing the upload
+ * to hold at least 5 MiB: a chain with a smaller one is left as it is, and so is a file above
+ * compose_max (SB_FILES_S3_COMPOSE_MAX_BYTES), because the copies are made before the last PATCH
+ * is answered (about 5 s per 64 MiB on moto's server; docs/benchmarks.md). Completing the upload
  * replaces segment 0 atomically with the whole file; the other segments are then off the chain
  * (ignored by readers) and deleted. Any failure leaves a correct chain and is only logged:
  * composing saves requests on every later read, nothing depends on it. */
@@ -420,7 +423,7 @@ s3_compose(struct s3_store *s, const char *key, const struct s3_seg *segs, size_
 	              src = SB_BUF_INIT, done = SB_BUF_INIT, etag = SB_BUF_INIT;
 	int status, rv = SB_ENOMEM;
 	bool started = false;
-	if (on < 2 || len <= 0)
+	if (on < 2 || len <= 0 || len > s->compose_max)
 		return;
 	for (size_t i = 0; i + 1 < on; i++)
 		if (segs[i].size < S3_PART_MIN)
@@ -657,6 +660,7 @@ s3_store_open(const struct s3_opts *o, struct files_store **out)
 	s->access_key = strdup(o->access_key);
 	s->secret_key = strdup(o->secret_key);
 	s->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 30000;
+	s->compose_max = o->compose_max;
 	if (o->ca_file != NULL && o->ca_file[0] != '\0' &&
 	    (s->ca_file = strdup(o->ca_file)) == NULL) {
 		s3_op_close(&s->base);

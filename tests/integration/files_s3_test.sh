@@ -118,6 +118,23 @@ a=$(((6 << 20) - 5)) b=$(((12 << 20) + 5))
 [ "$(status "${A[@]}" -H "Range: bytes=$a-$b" "$Db")" = 206 ] || fail "Range of the composed file"
 cmp -s "$SB_TEST_TMP/body" <(tail -c +$((a + 1)) "$big" | head -c $((b - a + 1))) || fail "Range of the composed file differs"
 echo "ok: 6+6+1 MiB composed into one object server-side"
+# Above SB_FILES_S3_COMPOSE_MAX_BYTES the segments stay a chain (and read the same).
+sb_svc_stop files
+sb_svc_start files SB_FILES_DIR="$store" SB_FILES_S3_COMPOSE_MAX_BYTES=$((12 << 20))
+sb_svc_wait_ready files || exit 1
+sb_wait_port 127.0.0.1 "${SVC_HTTP[files]}" 10 || fail "the edge does not listen after the restart"
+[ "$(status -X POST "${T[@]}" "${A[@]}" -H "Upload-Length: $((13 << 20))" "$F/files/")" = 201 ] || fail "create big 2"
+idc=$(basename "$(hdr Location)")
+for p in 0:6 6:6 12:1; do
+	o=$((${p%:*} << 20)) l=$((${p#*:} << 20))
+	tail -c +$((o + 1)) "$big" | head -c "$l" >"$SB_TEST_TMP/piece"
+	[ "$(status -X PATCH "${T[@]}" "${A[@]}" "${OCT[@]}" -H "Upload-Offset: $o" \
+		--data-binary @"$SB_TEST_TMP/piece" "$F/files/$idc")" = 204 ] || fail "PATCH big 2 at $o"
+done
+[ "$(sb_s3_keys "up/$idc/" | wc -l)" = 3 ] || fail "composed above the limit: $(sb_s3_keys "up/$idc/")"
+[ "$(status "${A[@]}" "$F/v1/files/$idc/content")" = 200 ] && cmp -s "$SB_TEST_TMP/body" "$big" ||
+	fail "download of the uncomposed 13 MiB"
+echo "ok: above SB_FILES_S3_COMPOSE_MAX_BYTES the three segments stay and read the same"
 
 # Termination removes every segment.
 [ "$(status -X POST "${T[@]}" "${A[@]}" -H "Upload-Length: 10" "$F/files/")" = 201 ] || fail "create 2"
