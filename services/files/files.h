@@ -114,7 +114,7 @@ void files_sanitize_name(const char *in, size_t n, char out[FILES_NAME_MAX]);
  * printable ASCII only, shorter than FILES_TYPE_MAX). */
 bool files_type_ok(const char *s);
 
-/* --- store.c, store_fs.c: the storage interface and the filesystem backend ---------------- */
+/* --- store.c, store_fs.c: the storage interface and the filesystem backend (S3: s3.h) ----- */
 /* Objects are named by keys the service makes itself ("tus/<uuid>", "file/<uuid>"): never
  * from client input. Every call may block; call only from worker threads. */
 struct files_store;
