@@ -48,6 +48,16 @@ struct files_cfg {
 	char *audience;
 	long long leeway_s;
 	long long jwks_refresh_ms;
+	/* storage backend (config.c; the S3 backend: s3.h, store_s3.c) */
+	char *store;
+	char *s3_endpoint;
+	char *s3_bucket;
+	char *s3_region;
+	char *s3_access_key;
+	char *s3_secret_key;
+	long long s3_timeout_ms;
+	char *s3_ca_file;
+	long long s3_compose_max;
 };
 
 /* the migrations directory, embedded by sb_service() */
@@ -98,7 +108,7 @@ void files_sanitize_name(const char *in, size_t n, char out[FILES_NAME_MAX]);
  * printable ASCII only, shorter than FILES_TYPE_MAX). */
 bool files_type_ok(const char *s);
 
-/* --- store.c, store_fs.c: the storage interface and the filesystem backend ---------------- */
+/* --- store.c, store_fs.c: the storage interface and the filesystem backend (S3: s3.h) ----- */
 /* Objects are named by keys the service makes itself ("tus/<uuid>", "file/<uuid>"): never
  * from client input. Every call may block; call only from worker threads. */
 struct files_store;
