@@ -2,7 +2,7 @@
  * work, see docs/notifier.md). One request per connection, a total deadline covering connect,
  * send and the status line, and a check of every RESOLVED address before connecting to it, so
  * that a name that resolves (or re-resolves: DNS rebinding) to a private address is refused. */
-#include "notifier.h"
+#include "sb_webhook.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -21,15 +21,15 @@
 #include "sb_err.h"
 #include "sb_util_time.h"
 
-#define NTF_STATUS_MAX 4096 /* bytes read looking for the status line */
+#define SB_WH_STATUS_MAX 4096 /* bytes read looking for the status line */
 
-/* ntf_host_ok tells whether host is an IPv6 address (bracketed in the URL: v6) or a DNS name or
+/* sb_wh_host_ok tells whether host is an IPv6 address (bracketed in the URL: v6) or a DNS name or
  * IPv4 address: labels of letters, digits and '-' (not first or last), 1-63 characters each,
  * separated by single dots (one may end the name), 253 at most in all. Anything else (percent
  * escapes, '_', '|', empty labels) could never be resolved and is refused when the webhook is
  * created. */
 static bool
-ntf_host_ok(const char *host, bool v6)
+sb_wh_host_ok(const char *host, bool v6)
 {
 	if (v6) {
 		struct in6_addr a;
@@ -57,7 +57,7 @@ ntf_host_ok(const char *host, bool v6)
 }
 
 int
-ntf_url_parse(const char *url, struct ntf_url *out, char *err, size_t n)
+sb_webhook_url_parse(const char *url, struct sb_webhook_url *out, char *err, size_t n)
 {
 	const char *p, *hs, *he, *ps = NULL, *pe;
 	memset(out, 0, sizeof(*out));
@@ -95,7 +95,7 @@ ntf_url_parse(const char *url, struct ntf_url *out, char *err, size_t n)
 		return snprintf(err, n, "bad host"), SB_EINVAL;
 	memcpy(out->host, hs, (size_t)(he - hs));
 	out->host[he - hs] = '\0';
-	if (!ntf_host_ok(out->host, hs > url + 7))
+	if (!sb_wh_host_ok(out->host, hs > url + 7))
 		return snprintf(err, n, "bad host: not a DNS name or an IP address"), SB_EINVAL;
 	if (ps != NULL) {
 		size_t pl = (size_t)(pe - ps);
@@ -121,9 +121,9 @@ ntf_url_parse(const char *url, struct ntf_url *out, char *err, size_t n)
 	return 0;
 }
 
-/* ntf_wait polls fd for ev until the deadline (monotonic ms). Returns 0 or SB_ETIMEDOUT. */
+/* sb_wh_wait polls fd for ev until the deadline (monotonic ms). Returns 0 or SB_ETIMEDOUT. */
 static int
-ntf_wait(int fd, short ev, int64_t deadline)
+sb_wh_wait(int fd, short ev, int64_t deadline)
 {
 	for (;;) {
 		int64_t left = deadline - sb_time_mono_ms();
@@ -140,10 +140,10 @@ ntf_wait(int fd, short ev, int64_t deadline)
 	}
 }
 
-/* ntf_connect tries the resolved addresses in order, skipping refused ones. */
+/* sb_wh_connect tries the resolved addresses in order, skipping refused ones. */
 static int
-ntf_connect(const struct ntf_url *u, int64_t deadline, bool allow_private,
-            struct ntf_http_result *res, int *fdp)
+sb_wh_connect(const struct sb_webhook_url *u, int64_t deadline, bool allow_private,
+              struct sb_webhook_result *res, int *fdp)
 {
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *ai = NULL;
 	int rv = SB_EUNAVAIL, g = getaddrinfo(u->host, u->port, &hints, &ai);
@@ -153,7 +153,7 @@ ntf_connect(const struct ntf_url *u, int64_t deadline, bool allow_private,
 		return SB_EUNAVAIL;
 	}
 	for (struct addrinfo *a = ai; a != NULL; a = a->ai_next) {
-		if (!allow_private && ntf_addr_private(a->ai_addr)) {
+		if (!allow_private && sb_webhook_addr_private(a->ai_addr)) {
 			res->refused = true;
 			snprintf(
 			    res->error, sizeof(res->error),
@@ -170,7 +170,7 @@ ntf_connect(const struct ntf_url *u, int64_t deadline, bool allow_private,
 		if (cr != 0 && errno == EINPROGRESS) {
 			int soerr = 0;
 			socklen_t sl = sizeof(soerr);
-			int w = ntf_wait(fd, POLLOUT, deadline);
+			int w = sb_wh_wait(fd, POLLOUT, deadline);
 			if (w == SB_ETIMEDOUT) {
 				close(fd);
 				snprintf(res->error, sizeof(res->error), "connect timed out");
@@ -198,26 +198,26 @@ ntf_connect(const struct ntf_url *u, int64_t deadline, bool allow_private,
 }
 
 int
-ntf_http_post(const char *url, const char *hdrs, const char *body, size_t blen, int timeout_ms,
-              bool allow_private, struct ntf_http_result *res)
+sb_webhook_post(const char *url, const char *hdrs, const char *body, size_t blen, int timeout_ms,
+                bool allow_private, struct sb_webhook_result *res)
 {
-	struct ntf_url u;
+	struct sb_webhook_url u;
 	struct sb_buf req = SB_BUF_INIT;
-	char buf[NTF_STATUS_MAX + 1];
+	char buf[SB_WH_STATUS_MAX + 1];
 	size_t got = 0, off = 0;
 	int64_t deadline = sb_time_mono_ms() + timeout_ms;
 	int fd = -1, rv;
 
 	memset(res, 0, sizeof(*res));
-	if (ntf_url_parse(url, &u, res->error, sizeof(res->error)) != 0)
+	if (sb_webhook_url_parse(url, &u, res->error, sizeof(res->error)) != 0)
 		return SB_EINVAL;
-	if ((rv = ntf_connect(&u, deadline, allow_private, res, &fd)) != 0)
+	if ((rv = sb_wh_connect(&u, deadline, allow_private, res, &fd)) != 0)
 		return rv;
 	bool v6 = strchr(u.host, ':') != NULL;
 	rv = SB_ENOMEM;
 	if (sb_buf_printf(&req,
 	                  "POST %s HTTP/1.1\r\nHost: %s%s%s%s%s\r\n"
-	                  "User-Agent: switchboard-notifier/1\r\nContent-Type: application/json\r\n"
+	                  "User-Agent: switchboard-webhook/1\r\nContent-Type: application/json\r\n"
 	                  "Content-Length: %zu\r\nConnection: close\r\n%s\r\n",
 	                  u.path, v6 ? "[" : "", u.host, v6 ? "]" : "",
 	                  strcmp(u.port, "80") ? ":" : "", strcmp(u.port, "80") ? u.port : "", blen,
@@ -225,7 +225,7 @@ ntf_http_post(const char *url, const char *hdrs, const char *body, size_t blen, 
 	    sb_buf_append(&req, body, blen) != 0)
 		goto done;
 	while (off < req.len) {
-		if ((rv = ntf_wait(fd, POLLOUT, deadline)) != 0)
+		if ((rv = sb_wh_wait(fd, POLLOUT, deadline)) != 0)
 			goto timeout;
 		ssize_t w = send(fd, req.data + off, req.len - off, MSG_NOSIGNAL);
 		if (w < 0 && (errno == EAGAIN || errno == EINTR))
@@ -238,13 +238,13 @@ ntf_http_post(const char *url, const char *hdrs, const char *body, size_t blen, 
 		off += (size_t)w;
 	}
 	/* Read until the status line is complete. */
-	while (got < NTF_STATUS_MAX) {
+	while (got < SB_WH_STATUS_MAX) {
 		buf[got] = '\0';
 		if (strstr(buf, "\r\n") != NULL)
 			break;
-		if ((rv = ntf_wait(fd, POLLIN, deadline)) != 0)
+		if ((rv = sb_wh_wait(fd, POLLIN, deadline)) != 0)
 			goto timeout;
-		ssize_t r = recv(fd, buf + got, NTF_STATUS_MAX - got, 0);
+		ssize_t r = recv(fd, buf + got, SB_WH_STATUS_MAX - got, 0);
 		if (r < 0 && (errno == EAGAIN || errno == EINTR))
 			continue;
 		if (r <= 0) {
