@@ -47,6 +47,15 @@ const struct sb_cfg_key pubsub_config[] = {
 	               "604800000", 1000, 31536000000LL,
 	               "retention_ms of a topic created without one: how long acknowledged "
 	               "messages are kept."),
+	SB_CFG_BOOL_ROW(struct pubsub_cfg, "SB_PUBSUB_PUSH_ALLOW_PRIVATE", push_allow_private,
+	                "false",
+	                "Let push endpoints be loopback, private or link-local addresses (tests "
+	                "only: they are refused otherwise, at creation and at every attempt)."),
+	SB_CFG_INT_ROW(struct pubsub_cfg, "SB_PUBSUB_PUSH_WORKERS", push_workers, "4", 1, 64,
+	               "Threads POSTing the deliveries of push subscriptions."),
+	SB_CFG_INT_ROW(struct pubsub_cfg, "SB_PUBSUB_PUSH_TIMEOUT_MS", push_timeout_ms, "10000",
+	               100, 120000,
+	               "Longest push POST (connect included); a timeout is a failed attempt."),
 	{ NULL },
 };
 

@@ -1,7 +1,8 @@
 /* publish.c: RPC Publish. Checks the message, routes it to the subscriptions whose filter it
- * satisfies and stores it with one delivery per subscription in one statement (one
- * transaction), so an acknowledged publish is in PostgreSQL before the answer leaves. An
- * idempotency key seen within the window answers the first message's id and stores nothing. */
+ * satisfies and stores it with one delivery per subscription in one statement, committed with
+ * the concurrent publishes of other workers (commit.c), so an acknowledged publish is in PostgreSQL
+ * before the answer leaves. An idempotency key seen within the window answers the first message's
+ * id and stores nothing. */
 #include "pubsub.h"
 
 #include <stdio.h>
@@ -157,7 +158,7 @@ ps_rpc_publish(struct sb_rpc_call *call, const void *req, void *resp)
 		            subs.data,
 		            window,
 		            t.ordering_keys ? in->ordering_key : "" };
-	if ((rv = sb_pg_exec_prepared(ps_pg(call), "publish", 10, p, &res)) != 0) {
+	if ((rv = ps_publish_grouped(st, ps_pg(call), p, &res)) != 0) {
 		rv = rv == SB_EINVAL ? ps_invalid(call, "payload", "not storable JSON")
 		                     : ps_db_error(call, "publish", rv);
 		goto done;
