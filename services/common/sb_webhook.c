@@ -9,7 +9,10 @@
 #include <sys/socket.h>
 
 #include "sb_err.h"
+#include "sb_httpc.h"
 #include "sb_util_time.h"
+
+#define SB_WH_ANSWER_MAX (64 * 1024) /* bytes of an answer's body read (and dropped) */
 
 /* sb_wh_host_refused tells whether host is a literal address (or a localhost name) that is
  * private. Names are checked again, resolved, at every connect (DNS can change). */
@@ -30,24 +33,111 @@ sb_wh_host_refused(const char *host)
 	return refused;
 }
 
-int
-sb_webhook_endpoint_check(const char *url, bool allow_private, char *err, size_t n)
+/* sb_wh_url writes why url is not a usable endpoint to err and returns SB_EINVAL, or returns 0
+ * with the URL, its scheme in lower case, in norm (SB_WEBHOOK_URL_MAX + 1 bytes) and its parts
+ * in *u (pointing into norm). */
+static int
+sb_wh_url(const char *url, char *norm, struct sb_httpc_url *u, char *err, size_t n)
 {
-	struct sb_webhook_url u;
-	char why[128];
-	if (url == NULL || strlen(url) > SB_WEBHOOK_URL_MAX) {
+	if (url == NULL || url[0] == '\0' || strlen(url) > SB_WEBHOOK_URL_MAX) {
 		snprintf(err, n, "an http:// URL of at most %d bytes", SB_WEBHOOK_URL_MAX);
 		return SB_EINVAL;
 	}
-	if (sb_webhook_url_parse(url, &u, why, sizeof(why)) != 0) {
-		snprintf(err, n, "%s", why);
+	if (strncasecmp(url, "https://", 8) == 0) {
+		snprintf(err, n, "https is not supported yet; use http://");
 		return SB_EINVAL;
 	}
-	if (!allow_private && sb_wh_host_refused(u.host)) {
-		snprintf(err, n, "private, loopback and link-local addresses are not allowed");
+	if (strncasecmp(url, "http://", 7) != 0) {
+		snprintf(err, n, "must start with http://");
+		return SB_EINVAL;
+	}
+	snprintf(norm, SB_WEBHOOK_URL_MAX + 1, "http://%s", url + 7);
+	if (sb_httpc_url_parse(norm, u) != 0) {
+		snprintf(err, n,
+		         "not a valid http:// URL (a DNS name or IP address as host, an "
+		         "optional port, no user information, no fragment)");
 		return SB_EINVAL;
 	}
 	return 0;
+}
+
+int
+sb_webhook_endpoint_check(const char *url, bool allow_private, char *err, size_t n)
+{
+	struct sb_httpc_url u;
+	char norm[SB_WEBHOOK_URL_MAX + 1];
+	if (sb_wh_url(url, norm, &u, err, n) != 0)
+		return SB_EINVAL;
+	if (!allow_private && sb_wh_host_refused(u.host)) {
+		snprintf(err, n, "loopback, private and link-local addresses are not allowed");
+		return SB_EINVAL;
+	}
+	return 0;
+}
+
+static bool
+sb_wh_addr_ok(const struct sockaddr *sa, void *arg)
+{
+	(void)arg;
+	return !sb_webhook_addr_private(sa);
+}
+
+/* sb_wh_drop reads an answer's body without keeping it, up to SB_WH_ANSWER_MAX bytes. */
+static int
+sb_wh_drop(void *arg, const void *data, size_t len)
+{
+	size_t *seen = arg;
+	(void)data;
+	*seen += len;
+	return *seen > SB_WH_ANSWER_MAX ? SB_ERANGE : 0;
+}
+
+int
+sb_webhook_post(const char *url, const char *hdrs, const char *body, size_t blen, int timeout_ms,
+                bool allow_private, struct sb_webhook_result *res)
+{
+	struct sb_httpc_url u;
+	struct sb_httpc_resp resp;
+	char head[1536], norm[SB_WEBHOOK_URL_MAX + 1];
+	size_t seen = 0;
+	memset(res, 0, sizeof(*res));
+	if (sb_wh_url(url, norm, &u, res->error, sizeof(res->error)) != 0)
+		return SB_EINVAL;
+	int w =
+	    snprintf(head, sizeof(head),
+	             "User-Agent: switchboard-webhook/1\r\nContent-Type: application/json\r\n%s",
+	             hdrs ? hdrs : "");
+	if (w < 0 || (size_t)w >= sizeof(head)) {
+		snprintf(res->error, sizeof(res->error), "headers too long");
+		return SB_EINVAL;
+	}
+	struct sb_httpc_req req = { .method = "POST",
+		                    .url = norm,
+		                    .headers = head,
+		                    .body = body,
+		                    .body_len = blen,
+		                    .timeout_ms = timeout_ms > 0 ? timeout_ms : 1,
+		                    .addr_ok = allow_private ? NULL : sb_wh_addr_ok,
+		                    .body_write = sb_wh_drop,
+		                    .write_arg = &seen };
+	int rv = sb_httpc_do(&req, &resp);
+	res->refused = resp.refused;
+	if (resp.refused)
+		snprintf(res->error, sizeof(res->error),
+		         "refused: %s resolves only to private addresses", u.host);
+	else if (rv != 0)
+		snprintf(res->error, sizeof(res->error), "%s",
+		         resp.error[0] ? resp.error : sb_strerror(rv));
+	if (resp.status >= 100) {
+		/* The status line and head arrived: what came after does not change the answer. */
+		res->status = resp.status;
+		rv = 0;
+	} else if (rv == 0) {
+		snprintf(res->error, sizeof(res->error), "no status");
+		rv = SB_EPROTO;
+	}
+	sb_httpc_resp_free(&resp);
+	return rv;
 }
 
 enum sb_webhook_outcome

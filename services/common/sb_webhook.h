@@ -3,10 +3,10 @@
  * addresses: SSRF), the signature, one delivery attempt with its outcome, and the retry
  * schedule. The durable queue around it (claiming, leases, the DLQ) belongs to each service.
  *
- *   sb_webhook.c       endpoint check, one attempt and its classification, backoff
+ *   sb_webhook.c       endpoint check, the POST (on sb_httpc, the project's HTTP client), one
+ *                      attempt and its classification, backoff
  *   sb_webhook_sign.c  the HMAC signature
  *   sb_webhook_addr.c  which addresses are private
- *   sb_webhook_http.c  the blocking HTTP/1.1 POST client
  */
 #ifndef SB_WEBHOOK_H
 #define SB_WEBHOOK_H
@@ -32,16 +32,8 @@ int sb_webhook_sign(const char *secret, int64_t ts, const char *body, size_t ble
  * address. */
 bool sb_webhook_addr_private(const struct sockaddr *sa);
 
-struct sb_webhook_url {
-	char host[256];
-	char port[8];
-	char path[1024]; /* with the query, "/" when empty */
-};
-/* sb_webhook_url_parse parses an http:// URL (no userinfo, no fragment). Returns 0 or
- * SB_EINVAL with a reason in err (size n). */
-int sb_webhook_url_parse(const char *url, struct sb_webhook_url *out, char *err, size_t n);
-
-/* sb_webhook_endpoint_check is the rule at registration: a parseable http:// URL of at most
+/* sb_webhook_endpoint_check is the rule at registration: an http:// URL that sb_httpc_url_parse
+ * accepts (no user information, no fragment, a DNS name or IP address as host), of at most
  * SB_WEBHOOK_URL_MAX bytes whose host, when it is a literal address or a localhost name, is
  * not private (unless allow_private). Names are checked again, resolved, at every attempt.
  * Returns 0 or SB_EINVAL with the reason in err (size n). */
@@ -54,11 +46,12 @@ struct sb_webhook_result {
 	bool refused;    /* the resolved address is private and that is not allowed */
 };
 /* sb_webhook_post POSTs body (application/json) with the extra header lines hdrs ("K:
- * V\r\n"...) to url, bounded by timeout_ms in total (connect included). Refuses private
- * addresses unless allow_private, checking every resolved address before connecting to it.
- * Returns 0 when a status was received (res->status), else SB_EINVAL (bad URL; with
- * res->refused for a refused address), SB_ETIMEDOUT, SB_EUNAVAIL (cannot connect) or
- * SB_EPROTO. */
+ * V\r\n"...) to url with sb_httpc, bounded by timeout_ms (connect, send and receive). Refuses
+ * private addresses unless allow_private, checking every resolved address before connecting
+ * to it. The answer's body is read and dropped (a status counts even when the body breaks off
+ * or exceeds 64 KiB). Returns 0 when a status was received (res->status), else SB_EINVAL (bad
+ * URL; with res->refused for a refused address), SB_ETIMEDOUT, SB_EUNAVAIL (cannot resolve or
+ * connect) or SB_EPROTO. */
 int sb_webhook_post(const char *url, const char *hdrs, const char *body, size_t blen,
                     int timeout_ms, bool allow_private, struct sb_webhook_result *res);
 

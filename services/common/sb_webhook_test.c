@@ -18,27 +18,18 @@
 #include "sb_webhook.h"
 #include "sb_err.h"
 
+/* The URL rule of an endpoint (sb_httpc_url_parse underneath, plus the scheme's reasons). */
 static void
-test_url_parse(void **state)
+test_url_rule(void **state)
 {
 	(void)state;
-	struct sb_webhook_url u;
-	char err[128];
-	assert_int_equal(sb_webhook_url_parse("http://example.com", &u, err, sizeof(err)), 0);
-	assert_string_equal(u.host, "example.com");
-	assert_string_equal(u.port, "80");
-	assert_string_equal(u.path, "/");
-	assert_int_equal(sb_webhook_url_parse("http://[::1]:8080/a?b=c", &u, err, sizeof(err)), 0);
-	assert_string_equal(u.host, "::1");
-	assert_string_equal(u.port, "8080");
-	assert_string_equal(u.path, "/a?b=c");
-	assert_int_equal(sb_webhook_url_parse("HTTP://h:1?q", &u, err, sizeof(err)), 0);
-	assert_string_equal(u.path, "/?q");
-	const char *good[] = { "http://a-b.example:8080/x", "http://127.0.0.1:9/",
-		               "http://example.com./x", "http://[2001:db8::1]/",
-		               "http://xn--bcher-kva.example/" };
+	char err[160];
+	const char *good[] = { "http://example.com",    "http://[::1]:8080/a?b=c",
+		               "HTTP://h:1/?q",         "http://a-b.example:8080/x",
+		               "http://127.0.0.1:9/",   "http://example.com./x",
+		               "http://[2001:db8::1]/", "http://xn--bcher-kva.example/" };
 	for (size_t i = 0; i < sizeof(good) / sizeof(*good); i++)
-		if (sb_webhook_url_parse(good[i], &u, err, sizeof(err)) != 0)
+		if (sb_webhook_endpoint_check(good[i], true, err, sizeof(err)) != 0)
 			fail_msg("refused %s: %s", good[i], err);
 	const char *bad[] = { "",
 		              "https://h/",
@@ -61,9 +52,15 @@ test_url_parse(void **state)
 		              "http://a_b.example/",
 		              "http://.example/",
 		              "http://x|y/" };
-	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
-		if (sb_webhook_url_parse(bad[i], &u, err, sizeof(err)) != SB_EINVAL)
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		err[0] = '\0';
+		if (sb_webhook_endpoint_check(bad[i], true, err, sizeof(err)) != SB_EINVAL)
 			fail_msg("accepted %s", bad[i]);
+		assert_true(err[0] != '\0');
+	}
+	assert_int_equal(sb_webhook_endpoint_check("https://h/", true, err, sizeof(err)),
+	                 SB_EINVAL);
+	assert_string_equal(err, "https is not supported yet; use http://");
 }
 
 static bool
@@ -187,7 +184,9 @@ test_post(void **state)
 	assert_non_null(strstr(s.req, "POST /p?q=1 HTTP/1.1\r\n"));
 	assert_non_null(strstr(s.req, "\r\nHost: 127.0.0.1:"));
 	assert_non_null(strstr(s.req, "\r\nContent-Length: 4\r\n"));
-	assert_non_null(strstr(s.req, "\r\nX-A: b\r\n\r\nBODY"));
+	assert_non_null(strstr(s.req, "\r\nX-A: b\r\n"));
+	assert_non_null(strstr(s.req, "\r\nContent-Type: application/json\r\n"));
+	assert_non_null(strstr(s.req, "\r\n\r\nBODY"));
 
 	srv_start(&s, NULL); /* never answers */
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/", s.port);
@@ -364,7 +363,7 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_url_parse),
+		cmocka_unit_test(test_url_rule),
 		cmocka_unit_test(test_private_addresses),
 		cmocka_unit_test(test_post),
 		cmocka_unit_test(test_refused_after_resolution),

@@ -12,8 +12,10 @@
 
 #include "sb_err.h"
 
-/* BEGIN + the statements + COMMIT fit in one pipeline. */
+/* BEGIN + the statements + COMMIT fit in one pipeline (SB_PUBSUB_PUBLISH_GROUP_MAX is at most
+ * this). */
 #define PS_GROUP_MAX (SB_PG_PIPELINE_MAX - 2)
+_Static_assert(PS_GROUP_MAX == 14, "SB_PUBSUB_PUBLISH_GROUP_MAX's ceiling is 14");
 
 struct ps_pub_item {
 	const char *const *params;
@@ -71,6 +73,8 @@ ps_publish_grouped(struct ps_state *st, struct sb_pg *pg, const char *const *par
 {
 	struct ps_pub_item me = { .params = params };
 	struct ps_pub_item *batch[PS_GROUP_MAX];
+	if (st->cfg->publish_group_max <= 1) /* no group commit: each publish alone, in parallel */
+		return sb_pg_exec_prepared(pg, "publish", PS_PUBLISH_NPARAMS, params, res);
 	pthread_mutex_lock(&st->gc_mu);
 	*st->gc_tail = &me;
 	st->gc_tail = &me.next;
@@ -82,7 +86,7 @@ ps_publish_grouped(struct ps_state *st, struct sb_pg *pg, const char *const *par
 		/* Lead: take the oldest queued statements (ours among them, or in a later batch).
 		 */
 		size_t n = 0;
-		while (n < PS_GROUP_MAX && st->gc_head != NULL) {
+		while (n < (size_t)st->cfg->publish_group_max && st->gc_head != NULL) {
 			batch[n++] = st->gc_head;
 			st->gc_head = st->gc_head->next;
 		}

@@ -47,6 +47,10 @@ const struct sb_cfg_key pubsub_config[] = {
 	               "604800000", 1000, 31536000000LL,
 	               "retention_ms of a topic created without one: how long acknowledged "
 	               "messages are kept."),
+	SB_CFG_INT_ROW(struct pubsub_cfg, "SB_PUBSUB_PUBLISH_GROUP_MAX", publish_group_max, "14", 1,
+	               14,
+	               "Most concurrent publishes committed in one transaction (group commit); 1 "
+	               "turns the group commit off (each publish commits alone, in parallel)."),
 	SB_CFG_BOOL_ROW(struct pubsub_cfg, "SB_PUBSUB_PUSH_ALLOW_PRIVATE", push_allow_private,
 	                "false",
 	                "Let push endpoints be loopback, private or link-local addresses (tests "

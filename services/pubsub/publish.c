@@ -66,6 +66,7 @@ ps_rpc_publish(struct sb_rpc_call *call, const void *req, void *resp)
 	char *htext = NULL;
 	struct sb_buf subs = SB_BUF_INIT;
 	int rv, nsubs = 0;
+	bool push = false; /* routed to a push subscription */
 	if (tenant == NULL)
 		return sb_rpc_call_error(call, SB__RPC__CODE__UNAUTHENTICATED, "no tenant");
 	if (!ps_name_ok(in->topic))
@@ -136,6 +137,7 @@ ps_rpc_publish(struct sb_rpc_call *call, const void *req, void *resp)
 		if (sb_buf_printf(&subs, "%s%s", nsubs ? "," : "", PQgetvalue(sres, i, 5)) != 0)
 			goto nomem;
 		nsubs++;
+		push = push || PQgetvalue(sres, i, 7)[0] == 't';
 	}
 	if (sb_buf_puts(&subs, "}") != 0 || (htext = json_dumps(headers, JSON_COMPACT)) == NULL)
 		goto nomem;
@@ -186,6 +188,8 @@ ps_rpc_publish(struct sb_rpc_call *call, const void *req, void *resp)
 		out->subscriptions = atoi(PQgetvalue(res, 0, 1));
 		sb_series_inc(sb_metric_with(st->m_published, t.name));
 		ps_wake(st);
+		if (push)
+			ps_push_wake(st);
 	}
 	rv = out->id ? SB__RPC__CODE__OK
 	             : sb_rpc_call_error(call, SB__RPC__CODE__INTERNAL, "out of memory");

@@ -60,9 +60,10 @@ struct pubsub_cfg {
 	long long default_attempts;
 	long long default_deadline_ms;
 	long long default_retention_ms;
-	bool push_allow_private;   /* push endpoints may be private addresses (tests only) */
-	long long push_workers;    /* push delivery threads */
-	long long push_timeout_ms; /* one push POST, connect included */
+	long long publish_group_max; /* publishes per group commit, at most PS_GROUP_MAX */
+	bool push_allow_private;     /* push endpoints may be private addresses (tests only) */
+	long long push_workers;      /* push delivery threads */
+	long long push_timeout_ms;   /* one push POST, connect included */
 };
 
 /* The process state: made by the start hook, freed by the stop hook. */
@@ -76,7 +77,9 @@ struct ps_state {
 	bool reaper_started;
 	pthread_t *push; /* push.c: the push workers */
 	int npush;
-	struct sb_pg *rpg; /* the reaper's connection */
+	pthread_cond_t push_cv; /* with mu: broadcast when a publish went to a push subscription */
+	uint64_t push_gen;      /* bumped with every push_cv broadcast */
+	struct sb_pg *rpg;      /* the reaper's connection */
 
 	struct sb_metric *m_published;  /* pubsub_published_total{topic} */
 	struct sb_metric *m_delivered;  /* pubsub_delivered_total{topic,subscription} */
@@ -171,6 +174,8 @@ int ps_rpc_get_message(struct sb_rpc_call *call, const void *req, void *resp);
  * they run until st->stopping. Returns 0 or SB_EIO (the threads started are kept in st->push
  * for ps_push_join). */
 int ps_push_start(struct ps_state *st);
+/* ps_push_wake tells the push workers that a publish was routed to a push subscription. */
+void ps_push_wake(struct ps_state *st);
 /* ps_push_join joins the push threads (after st->stopping was set) and frees them. */
 void ps_push_join(struct ps_state *st);
 

@@ -8,9 +8,11 @@
  * address) dead-letters it at once. Every failure joins the delivery's error history. */
 #include "pubsub.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "sb_buf.h"
 #include "sb_err.h"
@@ -151,6 +153,40 @@ record:
 	sb_buf_free(&body);
 }
 
+void
+ps_push_wake(struct ps_state *st)
+{
+	pthread_mutex_lock(&st->mu);
+	st->push_gen++;
+	pthread_cond_broadcast(&st->push_cv);
+	pthread_mutex_unlock(&st->mu);
+}
+
+/* ps_push_wait blocks until ps_push_wake was called after *gen was read, ms pass or the service
+ * stops; *gen is updated. Publishes to pull subscriptions do not wake the push workers; a
+ * delivery that becomes due later (a retry, a replay, an expired lease) is found by the next
+ * look, at most ms later. Returns false when the service is stopping. */
+static bool
+ps_push_wait(struct ps_state *st, uint64_t *gen, int64_t ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&st->mu);
+	while (!st->stopping && st->push_gen == *gen)
+		if (pthread_cond_timedwait(&st->push_cv, &st->mu, &ts) == ETIMEDOUT)
+			break;
+	*gen = st->push_gen;
+	bool go = !st->stopping;
+	pthread_mutex_unlock(&st->mu);
+	return go;
+}
+
 static void *
 ps_push_main(void *arg)
 {
@@ -164,13 +200,13 @@ ps_push_main(void *arg)
 	       0) {
 		sb_log_kv(SB_LOG_WARN, "push worker cannot open the database", "error",
 		          sb_strerror(rv), NULL);
-		if (!ps_wait_change(st, &gen, 1000))
+		if (!ps_push_wait(st, &gen, 1000))
 			return NULL;
 	}
 	for (;;) {
 		pthread_mutex_lock(&st->mu);
 		bool stop = st->stopping;
-		gen = st->gen;
+		gen = st->push_gen;
 		pthread_mutex_unlock(&st->mu);
 		if (stop)
 			break;
@@ -182,7 +218,7 @@ ps_push_main(void *arg)
 				sb_log_kv(SB_LOG_WARN, "push claim failed", "error",
 				          sb_strerror(rv), "detail", sb_pg_errmsg(pg), NULL);
 			PQclear(row);
-			if (!ps_wait_change(st, &gen, rv != 0 ? 1000 : st->cfg->poll_ms))
+			if (!ps_push_wait(st, &gen, rv != 0 ? 1000 : st->cfg->poll_ms))
 				break;
 			continue;
 		}

@@ -143,12 +143,14 @@ ps_state_free(struct ps_state *st)
 	pthread_mutex_lock(&st->mu);
 	st->stopping = true;
 	pthread_cond_broadcast(&st->cv);
+	pthread_cond_broadcast(&st->push_cv);
 	pthread_mutex_unlock(&st->mu);
 	if (st->reaper_started)
 		pthread_join(st->reaper, NULL);
 	ps_push_join(st);
 	sb_pg_close(st->rpg);
 	pthread_cond_destroy(&st->cv);
+	pthread_cond_destroy(&st->push_cv);
 	pthread_mutex_destroy(&st->mu);
 	pthread_cond_destroy(&st->gc_cv);
 	pthread_mutex_destroy(&st->gc_mu);
@@ -168,6 +170,7 @@ ps_service_start(struct sb_service *svc)
 	st->cfg = cfg;
 	pthread_mutex_init(&st->mu, NULL);
 	pthread_cond_init(&st->cv, NULL);
+	pthread_cond_init(&st->push_cv, NULL);
 	pthread_mutex_init(&st->gc_mu, NULL);
 	pthread_cond_init(&st->gc_cv, NULL);
 	st->gc_tail = &st->gc_head;

@@ -107,10 +107,12 @@ const struct sb_pg_stmt ps_stmts[] = {
 	                        "s.topic_id",
 	  1 },
 	/* What a publish needs in one round trip: the tenant's topic $2 (id, name, schema subject,
-	 * ordering, guarantee) on every row, with each of its subscriptions and their filters. */
+	 * ordering, guarantee) on every row, with each of its subscriptions, their filters and
+	 * whether they are push subscriptions. */
 	{ "pub_route",
 	  "SELECT t.id::text, t.name, t.schema_subject, t.ordering_keys, t.guarantee, s.id::text, "
-	  "s.filter::text FROM topics t LEFT JOIN subscriptions s ON s.topic_id = t.id "
+	  "s.filter::text, s.push_endpoint <> '' FROM topics t LEFT JOIN subscriptions s ON "
+	  "s.topic_id = t.id "
 	  "WHERE t.tenant_id = $1 AND t.name = $2",
 	  2 },
 	/* One publish: $1 topic, $2 idempotency key ("" = none), $3 id, $4 payload, $5 headers,
