@@ -43,6 +43,12 @@ sb_wh_url(const char *url, char *norm, struct sb_httpc_url *u, char *err, size_t
 		snprintf(err, n, "an http:// URL of at most %d bytes", SB_WEBHOOK_URL_MAX);
 		return SB_EINVAL;
 	}
+	for (const char *p = url; *p; p++)
+		if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f) {
+			/* RFC 3986: a URL is ASCII; anything else must be percent-encoded */
+			snprintf(err, n, "contains spaces, control or non-ASCII characters");
+			return SB_EINVAL;
+		}
 	if (strncasecmp(url, "https://", 8) == 0) {
 		snprintf(err, n, "https is not supported yet; use http://");
 		return SB_EINVAL;

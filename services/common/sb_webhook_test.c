@@ -42,6 +42,8 @@ test_url_rule(void **state)
 		              "http://u@h/",
 		              "http://h/#f",
 		              "http://h/ x",
+		              "http://h/\xff",
+		              "http://h\xc3\xa9.example/",
 		              "http://[::1/",
 		              "http://[::1]x/",
 		              "http://[Z|J]/x",
