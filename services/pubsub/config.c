@@ -60,6 +60,10 @@ const struct sb_cfg_key pubsub_config[] = {
 	SB_CFG_INT_ROW(struct pubsub_cfg, "SB_PUBSUB_PUSH_TIMEOUT_MS", push_timeout_ms, "10000",
 	               100, 120000,
 	               "Longest push POST (connect included); a timeout is a failed attempt."),
+	SB_CFG_INT_ROW(struct pubsub_cfg, "SB_PUBSUB_PUSH_LEASE_MARGIN_MS", push_lease_margin_ms,
+	               "30000", 100, 600000,
+	               "A push delivery is leased for SB_PUBSUB_PUSH_TIMEOUT_MS plus this: after a "
+	               "crash mid-POST it is pushed again once that lease expires."),
 	{ NULL },
 };
 

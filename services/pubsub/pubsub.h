@@ -60,10 +60,11 @@ struct pubsub_cfg {
 	long long default_attempts;
 	long long default_deadline_ms;
 	long long default_retention_ms;
-	long long publish_group_max; /* publishes per group commit, at most PS_GROUP_MAX */
-	bool push_allow_private;     /* push endpoints may be private addresses (tests only) */
-	long long push_workers;      /* push delivery threads */
-	long long push_timeout_ms;   /* one push POST, connect included */
+	long long publish_group_max;    /* publishes per group commit, at most PS_GROUP_MAX */
+	bool push_allow_private;        /* push endpoints may be private addresses (tests only) */
+	long long push_workers;         /* push delivery threads */
+	long long push_timeout_ms;      /* one push POST, connect included */
+	long long push_lease_margin_ms; /* a push lease is push_timeout_ms plus this */
 };
 
 /* The process state: made by the start hook, freed by the stop hook. */

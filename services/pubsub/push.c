@@ -1,7 +1,7 @@
 /* push.c: the push workers. Each leases the oldest ready delivery of any push subscription
- * ("push_claim", for the POST's timeout plus a margin, so that a crashed worker's delivery
- * comes back through the reaper), POSTs it to the subscription's endpoint signed with its
- * secret (sb_webhook_attempt, the notifier's mechanism), and records the outcome with the
+ * ("push_claim", for the POST's timeout plus SB_PUBSUB_PUSH_LEASE_MARGIN_MS, so that a crashed
+ * worker's delivery comes back through the reaper), POSTs it to the subscription's endpoint signed
+ * with its secret (sb_webhook_attempt, the notifier's mechanism), and records the outcome with the
  * statements pull consumers use: a 2xx acks it; a failure that may pass (5xx, 408, 429,
  * timeout, no connection) nacks it with the topic's backoff, which dead-letters it into
  * {name}.dlq after the topic's last attempt; a permanent failure (another status, a refused
@@ -19,8 +19,6 @@
 #include "sb_log.h"
 #include "sb_util_trace.h"
 #include "sb_webhook.h"
-
-#define PS_PUSH_LEASE_MARGIN_MS 30000
 
 enum {
 	P_MID,
@@ -195,7 +193,8 @@ ps_push_main(void *arg)
 	char lease[24];
 	uint64_t gen = 0;
 	int rv;
-	snprintf(lease, sizeof(lease), "%lld", st->cfg->push_timeout_ms + PS_PUSH_LEASE_MARGIN_MS);
+	snprintf(lease, sizeof(lease), "%lld",
+	         st->cfg->push_timeout_ms + st->cfg->push_lease_margin_ms);
 	while ((rv = sb_pg_open_opts(st->cfg->common.database_url, ps_stmts, &ps_pg_opts, &pg)) !=
 	       0) {
 		sb_log_kv(SB_LOG_WARN, "push worker cannot open the database", "error",
