@@ -85,6 +85,8 @@ ps_rpc_ack_batch(struct sb_rpc_call *call, const void *req, void *resp)
 			sb_series_observe(sb_metric_with(st->m_latency, topic),
 			                  atof(PQgetvalue(res, (int)k, 2)));
 			sb_series_inc(sb_metric_with(st->m_acked, topic, r->subscription));
+			ps_trace_span("pubsub ack", SB_SPAN_CONSUMER, PQgetvalue(res, (int)k, 4), 0,
+			              r->id, r->subscription, 0);
 		}
 	}
 	rv = SB__RPC__CODE__OK;

@@ -92,6 +92,8 @@ ps_fill_delivered(struct sb_rpc_call *call, PGresult *res, const char *sub,
 		if (d->id == NULL || d->payload == NULL || d->subscription == NULL ||
 		    d->lease_id == NULL || d->ordering_key == NULL)
 			return SB_ENOMEM;
+		ps_trace_span("pubsub deliver", SB_SPAN_CONSUMER,
+		              ps_trace_of(d->headers, d->n_headers), 0, d->id, sub, d->attempt);
 		out->messages[out->n_messages++] = d;
 	}
 	return 0;
@@ -292,6 +294,7 @@ ps_rpc_ack(struct sb_rpc_call *call, const void *req, void *resp)
 	}
 	sb_series_observe(sb_metric_with(st->m_latency, tg.topic), atof(PQgetvalue(res, 0, 0)));
 	sb_series_inc(sb_metric_with(st->m_acked, tg.topic, tg.sub));
+	ps_trace_span("pubsub ack", SB_SPAN_CONSUMER, PQgetvalue(res, 0, 1), 0, in->id, tg.sub, 0);
 	PQclear(res);
 	out->id = ps_dup(call, in->id);
 	out->state = ps_dup(call, "acked");

@@ -117,6 +117,7 @@ ps_rpc_publish(struct sb_rpc_call *call, const void *req, void *resp)
 	    (rv = ps_schema_validate(call, t.schema_subject, ptext)) != SB__RPC__CODE__OK)
 		goto bad;
 	/* Route: every subscription whose filter the message satisfies. */
+	int64_t route_ns = ps_trace_now_ns();
 	rv = SB__RPC__CODE__INTERNAL;
 	if (sb_buf_puts(&subs, "{") != 0)
 		goto nomem;
@@ -186,6 +187,9 @@ ps_rpc_publish(struct sb_rpc_call *call, const void *req, void *resp)
 	} else {
 		out->id = ps_dup(call, id);
 		out->subscriptions = atoi(PQgetvalue(res, 0, 1));
+		/* routed and stored (committed): a span under the publish's, in its trace */
+		ps_trace_span("pubsub route", SB_SPAN_INTERNAL, sb_rpc_call_traceparent(call),
+		              route_ns, id, NULL, 0);
 		sb_series_inc(sb_metric_with(st->m_published, t.name));
 		ps_wake(st);
 		if (push)

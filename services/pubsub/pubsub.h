@@ -37,6 +37,7 @@
 #include "sb_pg.h"
 #include "sb_rpc.h"
 #include "sb_service.h"
+#include "sb_span.h"
 
 #define PS_DEFAULT_SUB  "default"
 #define PS_DLQ_SUFFIX   ".dlq"
@@ -179,6 +180,18 @@ int ps_push_start(struct ps_state *st);
 void ps_push_wake(struct ps_state *st);
 /* ps_push_join joins the push threads (after st->stopping was set) and frees them. */
 void ps_push_join(struct ps_state *st);
+
+/* --- trace.c ------------------------------------------------------------------------------ */
+/* ps_trace_span records span name (kind) in the trace of tp, a message's traceparent header
+ * (NULL, "" or invalid: none is recorded, a message published outside a trace stays so),
+ * started at start_ns (Unix ns; 0: now) and ended now, with the message id, subscription and
+ * attempt (NULL or 0: left out). Only while spans are exported. */
+void ps_trace_span(const char *name, enum sb_span_kind kind, const char *tp, int64_t start_ns,
+                   const char *message_id, const char *subscription, int attempt);
+/* ps_trace_now_ns returns the wall clock in Unix nanoseconds (a span's start). */
+int64_t ps_trace_now_ns(void);
+/* ps_trace_of returns the traceparent header among a delivered message's headers, or NULL. */
+const char *ps_trace_of(Sb__Pubsub__Delivered__HeadersEntry **h, size_t n);
 
 /* ackbatch.c */
 int ps_rpc_ack_batch(struct sb_rpc_call *call, const void *req, void *resp);

@@ -145,7 +145,11 @@ ps_push_one(struct ps_state *st, struct sb_pg *pg, PGresult *row)
 	if (atoi(PQgetvalue(row, 0, P_ATTEMPT)) > 1)
 		sb_series_inc(sb_metric_with(st->m_redeliver, PQgetvalue(row, 0, P_TOPIC),
 		                             PQgetvalue(row, 0, P_SUB)));
+	int64_t t0 = ps_trace_now_ns();
 	o = sb_webhook_attempt(&req, err, sizeof(err));
+	ps_trace_span("pubsub deliver", SB_SPAN_CLIENT, traced ? tp : NULL, t0,
+	              PQgetvalue(row, 0, P_MID), PQgetvalue(row, 0, P_SUB),
+	              atoi(PQgetvalue(row, 0, P_ATTEMPT)));
 record:
 	ps_push_record(st, pg, row, o, err);
 	sb_buf_free(&body);

@@ -183,13 +183,14 @@ const struct sb_pg_stmt ps_stmts[] = {
 	  "d.state = 'ready' AND d.attempt > 0 AND $3 = '')) AND ($3 = '' OR d.lease_id::text = "
 	  "$3) "
 	  "AND (NOT $4::boolean OR d.lease_expires > now()) "
-	  "RETURNING extract(epoch FROM now() - m.published_at)",
+	  "RETURNING extract(epoch FROM now() - m.published_at), "
+	  "coalesce(m.headers->>'traceparent', '')",
 	  4 },
 	/* Many acks ($1 message ids, $2 subscriptions, $3 lease ids or '', as text[]) of tenant $4
 	 * in one statement, with the rules of "ack". One row per ack, in order: topic, error (''
 	 * when acked now or before; not_found, lease_required, no_lease), seconds since the
-	 * publish, and whether this statement acked it. The outer query sees the states from before
-	 * the UPDATE. */
+	 * publish, whether this statement acked it, and the message's traceparent header (''). The
+	 * outer query sees the states from before the UPDATE. */
 	{ "ack_batch",
 	  "WITH r AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[]) WITH ORDINALITY "
 	  "AS r (mid, sub, lease, n)), "
@@ -206,7 +207,7 @@ const struct sb_pg_stmt ps_stmts[] = {
 	  "SELECT t.topic, CASE WHEN t.mid IS NULL OR d.state IS NULL THEN 'not_found' WHEN "
 	  "t.strict AND t.lease = '' THEN 'lease_required' WHEN u.message_id IS NOT NULL OR "
 	  "d.state = 'acked' THEN '' ELSE 'no_lease' END, coalesce(extract(epoch FROM now() - "
-	  "m.published_at), 0), u.message_id IS NOT NULL "
+	  "m.published_at), 0), u.message_id IS NOT NULL, coalesce(m.headers->>'traceparent', '') "
 	  "FROM r LEFT JOIN t ON t.n = r.n LEFT JOIN (SELECT DISTINCT message_id, sub_id FROM u) u "
 	  "ON u.message_id = t.mid AND u.sub_id = t.sub_id LEFT JOIN deliveries d ON d.message_id "
 	  "= t.mid AND d.sub_id = t.sub_id LEFT JOIN messages m ON m.id = t.mid ORDER BY r.n",
