@@ -2,7 +2,8 @@
 # cdcsink_bench.sh: change events per second from Kafka into a durable PostgreSQL through
 # sb-cdcsink, against the limit in the same run: the same rows written without the sink by a
 # plain multi-row INSERT ... ON CONFLICT (SB_BENCH_CDC_PEER_BATCH rows a statement, one
-# transaction each, through psql) and by COPY (into a table without keys). Then the latency at
+# transaction each, through psql; the sink's work: the tombstone check, the version guard, the
+# update time) and by COPY (into a table without keys). Then the latency at
 # the target rate: events produced at SB_BENCH_CDC_RATE/s for SB_BENCH_CDC_SECONDS with their
 # source time set when produced; p99 of source time -> commit from the sink's histogram
 # (cdc_replication_latency_seconds, the upper bound of the bucket holding the 99th percentile).
@@ -81,13 +82,14 @@ sink_rate=$(((last_n - first_n) * 1000 / (drain_ms > 0 ? drain_ms : 1)))
 echo "sink: $N events applied; drain $((last_n - first_n)) events in $drain_ms ms = $sink_rate events/s; start to last $(((last_t - start) / 1000000)) ms; CPU $cpu s"
 m=$(curl -s "http://127.0.0.1:${SVC_OPS[cdcsink]}/metrics")
 echo "sink batches: $(awk '/^cdc_batch_events_count/ { c = $NF } /^cdc_batch_events_sum/ { s = $NF } END { printf "%d, %.0f events each", c, (c ? s / c : 0) }' <<<"$m"); time in PostgreSQL statements: $(awk '/^pg_query_duration_seconds_sum/ { s += $NF } END { printf "%.1f s", s }' <<<"$m")"
-echo "sink time by stage: $(awk '/^cdc_batch_stage_seconds_sum/ { match($0, /stage="[a-z]*"/); printf "%s %.1f s  ", substr($0, RSTART + 7, RLENGTH - 8), $NF }' <<<"$m")"
+echo "sink time by stage: $(awk '/^cdc_batch_stage_seconds_sum/ { match($0, /stage="[a-z_]*"/); printf "%s %.1f s  ", substr($0, RSTART + 7, RLENGTH - 8), $NF }' <<<"$m")"
 rows=$(q -c "SELECT count(*) FROM shop.users")
 [ "$rows" = "$K" ] || { echo "bench: shop.users holds $rows rows, not $K"; exit 1; }
 applied=$(cdc_metric cdc_events_total 'outcome="applied"' cdcsink)
 
 # 2. The peers, same rows, same database (the sink idle meanwhile).
-q -c "CREATE TABLE peer_upsert (id uuid PRIMARY KEY, name text, email text, age int, tags text[], updated_at timestamptz, v bigint NOT NULL)"
+q -c "CREATE TABLE peer_upsert (id uuid PRIMARY KEY, name text, email text, age int, tags text[], updated_at timestamptz, v bigint NOT NULL, u_at timestamptz)"
+q -c "CREATE TABLE peer_tomb (id uuid PRIMARY KEY, v bigint NOT NULL)"
 q -c "CREATE TABLE peer_copy (id uuid, name text, email text, age int, tags text[], updated_ms bigint, v bigint)"
 t=$(date +%s%N)
 q -f "$SB_TEST_TMP/peer.upsert.sql" >/dev/null || { echo "bench: peer upsert failed"; exit 1; }

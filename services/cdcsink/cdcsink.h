@@ -43,6 +43,7 @@ struct cdcsink_cfg {
 	long long stale_after_s;      /* older than this: audited and skipped (7 days) */
 	long long breaker_failures;   /* consecutive failures that open the breaker */
 	long long breaker_open_ms;    /* breaker cool-down */
+	long long prepare_threads;    /* threads transforming a batch's events */
 };
 
 /* --- types.c: Cassandra types and their PostgreSQL forms --- */
@@ -241,10 +242,11 @@ struct cdc_item {
 	char reason[CDC_REASON_MAX];
 	char sqlstate[6]; /* of the last failure alone */
 	int attempts;
-	bool replay;   /* at or before the partition's checkpoint: applied already */
-	bool failed;   /* failed alone (isolation); retried, then the DLQ */
-	bool resolved; /* applied alone, or sent to the DLQ */
-	bool done;     /* cdc_apply_items skips it */
+	bool replay;        /* at or before the partition's checkpoint: applied already */
+	bool failed;        /* failed alone (isolation); retried, then the DLQ */
+	bool resolved;      /* applied alone, or sent to the DLQ */
+	bool done;          /* cdc_apply_items skips it */
+	enum cdc_fail fail; /* result of the first transformation (the reason in reason) */
 };
 
 /* cdc_apply_items applies the n items (all of one batch, already transformed, none done) to pg
@@ -278,7 +280,8 @@ struct cdc_state {
 	struct sb_series *m_validation; /* cdc_validation_errors_total */
 	struct sb_series *m_dlq;        /* cdc_dlq_events_total */
 	struct sb_series *m_batch;      /* cdc_batch_events */
-	struct sb_series *m_stage[4];   /* cdc_batch_stage_seconds{stage=poll|prepare|side|apply} */
+	/* cdc_batch_stage_seconds{stage=poll|prepare|side|apply|apply_wait|prepare_wait} */
+	struct sb_series *m_stage[6];
 };
 
 /* dlq.c: the DLQ processor (`sb-cdcsink dlq`) */
