@@ -254,6 +254,12 @@ struct cdc_item {
  * multi-row delete with the version guard. Returns 0 or the sb_pg error of the failing
  * statement; *applied gets the rows written or deleted. */
 int cdc_apply_items(struct sb_pg *pg, struct cdc_item **items, size_t n, long *applied);
+/* cdc_apply_items_tail is cdc_apply_items with the statements sent in libpq's pipeline mode
+ * (one round trip for up to SB_PG_PIPELINE_MAX - 4 of them) and the ntail steps (at most 4;
+ * the caller's, e.g. the checkpoint update and COMMIT) sent in the last pipeline, after them.
+ * Returns 0 or the error of the first step that failed. */
+int cdc_apply_items_tail(struct sb_pg *pg, struct cdc_item **items, size_t n,
+                         const struct sb_pg_step *tail, size_t ntail, long *applied);
 
 /* --- consume.c / service.c / rpc.c --- */
 

@@ -483,6 +483,12 @@ cdc_apply_one(struct sb_pg *pg, struct cdc_item *it, long *applied)
 	return rv;
 }
 
+/* Moves the checkpoints of a batch's partitions ($2 topics, $3 partitions, $4 next offsets). */
+#define CDC_CHECKPOINT_UPDATE                                                                      \
+	"UPDATE _cdc_checkpoints c SET next_offset = GREATEST(c.next_offset, x.n), updated_at = "  \
+	"now() FROM unnest($2::text[], $3::int[], $4::bigint[]) AS x(t, p, n) WHERE "              \
+	"c.consumer_group = $1 AND c.topic = x.t AND c.kpartition = x.p"
+
 /* cdc_tx runs the batch's transaction: DDL, checkpoint lock, validation rows, the events
  * (together, or each in a savepoint when isolate), checkpoints moved. */
 static int
@@ -512,31 +518,34 @@ cdc_tx(struct cdc_state *st, struct cdc_batch *b, bool isolate, long *applied)
 		if (it->offset > parts[k].max)
 			parts[k].max = it->offset;
 	}
-	if ((rv = sb_pg_begin(st->pg)) != 0)
-		return rv;
-	if (b->ddl.len > 0 && (rv = sb_pg_exec(st->pg, b->ddl.data, NULL)) != 0)
+	/* New columns first (several statements: not in a pipeline). */
+	if (b->ddl.len > 0 &&
+	    ((rv = sb_pg_begin(st->pg)) != 0 || (rv = sb_pg_exec(st->pg, b->ddl.data, NULL)) != 0))
 		goto fail;
 	/* The batch's partitions: their rows made if missing, then locked in a fixed order (a
-	 * replica that took a partition over waits here for the one still applying it). */
+	 * replica that took a partition over waits here for the one still applying it). One
+	 * round trip with BEGIN. */
 	if ((rv = cdc_parts_arrays(parts, np, false, &ta, &pa, &na)) != 0)
 		goto fail;
 	{
 		const char *p[3] = { st->group, ta.data, pa.data };
-		rv = sb_pg_exec_params(
-		    st->pg,
-		    "INSERT INTO _cdc_checkpoints (consumer_group, topic, kpartition, "
-		    "next_offset) SELECT $1, x.t, x.p, 0 FROM unnest($2::text[], "
-		    "$3::int[]) AS x(t, p) ON CONFLICT DO NOTHING",
-		    3, p, NULL);
-		if (rv != 0)
-			goto fail;
-		rv = sb_pg_exec_params(
-		    st->pg,
-		    "SELECT c.topic, c.kpartition, c.next_offset FROM "
-		    "_cdc_checkpoints c JOIN unnest($2::text[], $3::int[]) AS x(t, p) "
-		    "ON c.topic = x.t AND c.kpartition = x.p WHERE c.consumer_group "
-		    "= $1 ORDER BY 1, 2 FOR UPDATE OF c",
-		    3, p, &res);
+		const struct sb_pg_step steps[] = {
+			{ .sql = "BEGIN" },
+			{ .sql = "INSERT INTO _cdc_checkpoints (consumer_group, topic, kpartition, "
+			         "next_offset) SELECT $1, x.t, x.p, 0 FROM unnest($2::text[], "
+			         "$3::int[]) AS x(t, p) ON CONFLICT DO NOTHING",
+			  .nparams = 3,
+			  .params = p },
+			{ .sql = "SELECT c.topic, c.kpartition, c.next_offset FROM "
+			         "_cdc_checkpoints c JOIN unnest($2::text[], $3::int[]) AS x(t, p) "
+			         "ON c.topic = x.t AND c.kpartition = x.p WHERE c.consumer_group "
+			         "= $1 ORDER BY 1, 2 FOR UPDATE OF c",
+			  .nparams = 3,
+			  .params = p,
+			  .res = &res },
+		};
+		bool began = b->ddl.len > 0;
+		rv = sb_pg_exec_pipeline(st->pg, began ? steps + 1 : steps, began ? 2 : 3);
 		if (rv != 0)
 			goto fail;
 		for (int r = 0; r < PQntuples(res); r++) {
@@ -599,8 +608,18 @@ cdc_tx(struct cdc_state *st, struct cdc_batch *b, bool isolate, long *applied)
 		res = NULL;
 	}
 	if (!isolate) {
-		if ((rv = cdc_apply_items(st->pg, b->ptrs, b->n, applied)) != 0)
+		/* The statements, the checkpoints moved past the batch and COMMIT: one round trip
+		 * (more only for a batch of many statements). */
+		if ((rv = cdc_parts_arrays(parts, np, true, &ta, &pa, &na)) != 0)
 			goto fail;
+		const char *p[4] = { st->group, ta.data, pa.data, na.data };
+		const struct sb_pg_step tail[] = {
+			{ .sql = CDC_CHECKPOINT_UPDATE, .nparams = 4, .params = p },
+			{ .sql = "COMMIT" },
+		};
+		if ((rv = cdc_apply_items_tail(st->pg, b->ptrs, b->n, tail, 2, applied)) != 0)
+			goto fail;
+		goto committed;
 	} else {
 		for (size_t i = 0; i < b->n; i++) {
 			struct cdc_item *it = &b->items[i];
@@ -635,18 +654,13 @@ cdc_tx(struct cdc_state *st, struct cdc_batch *b, bool isolate, long *applied)
 		goto fail;
 	{
 		const char *p[4] = { st->group, ta.data, pa.data, na.data };
-		rv = sb_pg_exec_params(
-		    st->pg,
-		    "UPDATE _cdc_checkpoints c SET next_offset = GREATEST(c.next_offset, "
-		    "x.n), updated_at = now() FROM unnest($2::text[], $3::int[], "
-		    "$4::bigint[]) AS x(t, p, n) WHERE c.consumer_group = $1 AND "
-		    "c.topic = x.t AND c.kpartition = x.p",
-		    4, p, NULL);
+		rv = sb_pg_exec_params(st->pg, CDC_CHECKPOINT_UPDATE, 4, p, NULL);
 		if (rv != 0)
 			goto fail;
 	}
 	if ((rv = sb_pg_commit(st->pg)) != 0)
 		goto fail;
+committed:
 	sb_buf_free(&ta);
 	sb_buf_free(&pa);
 	sb_buf_free(&na);
