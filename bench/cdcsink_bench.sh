@@ -78,9 +78,14 @@ while :; do
 done
 pid=${SVC_PID[cdcsink]}
 cpu=$(awk '{print ($14 + $15) / 100}' "/proc/$pid/stat")
+# The CPU of the sink's PostgreSQL backends (every client backend but this query's own): with
+# the sink's own CPU, the work an event costs whatever the load of the machine.
+pg_cpu=$(for b in $(q -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"); do
+	awk '{print ($14 + $15) / 100}' "/proc/$b/stat" 2>/dev/null; done | awk '{ s += $1 } END { printf "%.2f", s }')
 drain_ms=$(((last_t - first_t) / 1000000))
 sink_rate=$(((last_n - first_n) * 1000 / (drain_ms > 0 ? drain_ms : 1)))
 echo "sink: $N events applied; drain $((last_n - first_n)) events in $drain_ms ms = $sink_rate events/s; start to last $(((last_t - start) / 1000000)) ms; CPU $cpu s"
+echo "CPU per event: sink $(awk -v c="$cpu" -v n="$N" 'BEGIN { printf "%.1f", c * 1e6 / n }') us + its PostgreSQL backends $(awk -v c="$pg_cpu" -v n="$N" 'BEGIN { printf "%.1f", c * 1e6 / n }') us ($pg_cpu s)"
 m=$(curl -s "http://127.0.0.1:${SVC_OPS[cdcsink]}/metrics")
 echo "sink batches: $(awk '/^cdc_batch_events_count/ { c = $NF } /^cdc_batch_events_sum/ { s = $NF } END { printf "%d, %.0f events each", c, (c ? s / c : 0) }' <<<"$m"); PostgreSQL step time (the steps of one pipeline overlap): $(awk '/^pg_query_duration_seconds_sum/ { s += $NF } END { printf "%.1f s", s }' <<<"$m")"
 echo "sink time by stage: $(awk '/^cdc_batch_stage_seconds_sum/ { match($0, /stage="[a-z_]*"/); printf "%s %.1f s  ", substr($0, RSTART + 7, RLENGTH - 8), $NF }' <<<"$m")"
