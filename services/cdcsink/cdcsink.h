@@ -219,6 +219,15 @@ enum cdc_fail {
  * add them to t and call again. Pure: no I/O. */
 enum cdc_fail cdc_event_transform(const struct cdc_table *t, const char *value, size_t len,
                                   struct cdc_row *row, char *err, size_t n);
+/* cdc_event_tree is cdc_event_transform through a jansson tree of the whole event: every
+ * event, every reason. cdc_event_transform tries cdc_event_fast first. */
+enum cdc_fail cdc_event_tree(const struct cdc_table *t, const char *value, size_t len,
+                             struct cdc_row *row, char *err, size_t n);
+/* cdc_event_fast (event_fast.c) reads the common shape of a Cassandra connector event without
+ * a jansson tree. Returns true with *row filled exactly as cdc_event_tree would fill it (and
+ * return CDC_FAIL_NONE), or false when it is not sure (then *row holds partial work: free it
+ * with cdc_row_free). Pure. */
+bool cdc_event_fast(const struct cdc_table *t, const char *value, size_t len, struct cdc_row *row);
 /* cdc_row_free frees what row holds and zeroes it. */
 void cdc_row_free(struct cdc_row *row);
 /* cdc_event_masked writes the event value with the values of t's PII columns replaced by
