@@ -18,6 +18,61 @@
 
 #define CDC_MAX_ROWS 5000 /* rows of one statement */
 
+/* Statements collected to be sent together in libpq's pipeline mode (one round trip for
+ * several; cdc_apply_items_commit), leaving room for the caller's tail steps. */
+#define CDC_Q_MAX (SB_PG_PIPELINE_MAX - 4)
+
+struct cdc_q {
+	size_t n;
+	struct sb_buf sql[CDC_Q_MAX];
+	struct sb_buf *arrs[CDC_Q_MAX]; /* nbufs[i] buffers each, the text[] parameters */
+	size_t nbufs[CDC_Q_MAX];
+	const char **params[CDC_Q_MAX];
+	int np[CDC_Q_MAX];
+};
+
+static void
+cdc_q_clear(struct cdc_q *q)
+{
+	for (size_t i = 0; i < q->n; i++) {
+		sb_buf_free(&q->sql[i]);
+		for (size_t c = 0; c < q->nbufs[i]; c++)
+			sb_buf_free(&q->arrs[i][c]);
+		free(q->arrs[i]);
+		free(q->params[i]);
+	}
+	q->n = 0;
+}
+
+/* cdc_q_send sends the collected statements followed by the ntail steps in one pipeline and
+ * adds the rows the statements wrote to *applied. The statements are freed either way. */
+static int
+cdc_q_send(struct sb_pg *pg, struct cdc_q *q, const struct sb_pg_step *tail, size_t ntail,
+           long *applied)
+{
+	struct sb_pg_step steps[SB_PG_PIPELINE_MAX];
+	PGresult *res[CDC_Q_MAX] = { 0 };
+	size_t k = 0;
+	int rv = 0;
+
+	for (size_t i = 0; i < q->n; i++)
+		steps[k++] = (struct sb_pg_step){ .sql = q->sql[i].data,
+			                          .nparams = q->np[i],
+			                          .params = q->params[i],
+			                          .res = &res[i] };
+	for (size_t i = 0; i < ntail && k < SB_PG_PIPELINE_MAX; i++)
+		steps[k++] = tail[i];
+	if (k > 0)
+		rv = sb_pg_exec_pipeline(pg, steps, k);
+	for (size_t i = 0; i < q->n; i++) {
+		if (rv == 0 && res[i] != NULL)
+			*applied += atol(PQcmdTuples(res[i]));
+		PQclear(res[i]);
+	}
+	cdc_q_clear(q);
+	return rv;
+}
+
 static int
 cdc_item_cmp(const void *a, const void *b)
 {
@@ -133,8 +188,8 @@ cdc_unnest_select(struct sb_buf *sql, const struct cdc_table *t, const bool *col
 
 /* cdc_write runs one statement for the n upserts (same columns) or n deletes of t in rows. */
 static int
-cdc_write(struct sb_pg *pg, const struct cdc_table *t, struct cdc_item **rows, size_t n, bool del,
-          long *applied)
+cdc_write(struct sb_pg *pg, struct cdc_q *q, const struct cdc_table *t, struct cdc_item **rows,
+          size_t n, bool del, long *applied)
 {
 	struct sb_buf sql = SB_BUF_INIT, *arrs = calloc(t->ncols + 1, sizeof(*arrs));
 	const char **params = calloc(t->ncols + 1, sizeof(*params));
@@ -203,7 +258,24 @@ cdc_write(struct sb_pg *pg, const struct cdc_table *t, struct cdc_item **rows, s
 		                 "_cdc_version = EXCLUDED._cdc_version, _cdc_updated_at = now() "
 		                 "WHERE t._cdc_version < EXCLUDED._cdc_version");
 	}
-	rv = e != 0 ? SB_ENOMEM : cdc_exec(pg, &sql, params, np, applied);
+	if (e != 0) {
+		rv = SB_ENOMEM;
+	} else if (q == NULL) {
+		rv = cdc_exec(pg, &sql, params, np, applied);
+	} else {
+		/* Into the pipeline (sent first when it is full): the buffers move to q. */
+		if (q->n == CDC_Q_MAX && (rv = cdc_q_send(pg, q, NULL, 0, applied)) != 0)
+			goto done;
+		q->sql[q->n] = sql;
+		q->arrs[q->n] = arrs;
+		q->nbufs[q->n] = t->ncols + 1;
+		q->params[q->n] = params;
+		q->np[q->n++] = np;
+		sql = (struct sb_buf)SB_BUF_INIT;
+		arrs = NULL;
+		params = NULL;
+		rv = 0;
+	}
 done:
 	if (arrs != NULL)
 		for (c = 0; c <= t->ncols; c++)
@@ -216,23 +288,23 @@ done:
 }
 
 static int
-cdc_upsert(struct sb_pg *pg, const struct cdc_table *t, struct cdc_item **rows, size_t n,
-           long *applied)
+cdc_upsert(struct sb_pg *pg, struct cdc_q *q, const struct cdc_table *t, struct cdc_item **rows,
+           size_t n, long *applied)
 {
-	return cdc_write(pg, t, rows, n, false, applied);
+	return cdc_write(pg, q, t, rows, n, false, applied);
 }
 
 static int
-cdc_delete(struct sb_pg *pg, const struct cdc_table *t, struct cdc_item **rows, size_t n,
-           long *applied)
+cdc_delete(struct sb_pg *pg, struct cdc_q *q, const struct cdc_table *t, struct cdc_item **rows,
+           size_t n, long *applied)
 {
-	return cdc_write(pg, t, rows, n, true, applied);
+	return cdc_write(pg, q, t, rows, n, true, applied);
 }
 
-/* cdc_apply_round applies the m items of one round of table t. */
+/* cdc_apply_round applies (or queues in q) the m items of one round of table t. */
 static int
-cdc_apply_round(struct sb_pg *pg, struct cdc_table *t, struct cdc_item **r, size_t m,
-                struct cdc_item **tmp, long *applied)
+cdc_apply_round(struct sb_pg *pg, struct cdc_q *q, struct cdc_table *t, struct cdc_item **r,
+                size_t m, struct cdc_item **tmp, long *applied)
 {
 	size_t i, k, cap = CDC_MAX_ROWS;
 	int rv;
@@ -242,12 +314,12 @@ cdc_apply_round(struct sb_pg *pg, struct cdc_table *t, struct cdc_item **r, size
 		if (r[i]->row.op == CDC_OP_DELETE) {
 			tmp[k++] = r[i];
 			if (k == cap) {
-				if ((rv = cdc_delete(pg, t, tmp, k, applied)) != 0)
+				if ((rv = cdc_delete(pg, q, t, tmp, k, applied)) != 0)
 					return rv;
 				k = 0;
 			}
 		}
-	if (k > 0 && (rv = cdc_delete(pg, t, tmp, k, applied)) != 0)
+	if (k > 0 && (rv = cdc_delete(pg, q, t, tmp, k, applied)) != 0)
 		return rv;
 	/* Upserts, one statement per set of columns. */
 	bool *taken = calloc(m, sizeof(*taken));
@@ -265,19 +337,19 @@ cdc_apply_round(struct sb_pg *pg, struct cdc_table *t, struct cdc_item **r, size
 			taken[j] = true;
 			tmp[k++] = r[j];
 			if (k == cap) {
-				rv = cdc_upsert(pg, t, tmp, k, applied);
+				rv = cdc_upsert(pg, q, t, tmp, k, applied);
 				k = 0;
 			}
 		}
 		if (rv == 0 && k > 0)
-			rv = cdc_upsert(pg, t, tmp, k, applied);
+			rv = cdc_upsert(pg, q, t, tmp, k, applied);
 	}
 	free(taken);
 	return rv;
 }
 
-int
-cdc_apply_items(struct sb_pg *pg, struct cdc_item **items, size_t n, long *applied)
+static int
+cdc_apply(struct sb_pg *pg, struct cdc_q *q, struct cdc_item **items, size_t n, long *applied)
 {
 	struct cdc_item **mine = calloc(n + 1, sizeof(*mine)), **tmp = calloc(n + 1, sizeof(*tmp)),
 	                **round = calloc(n + 1, sizeof(*round));
@@ -314,7 +386,7 @@ cdc_apply_items(struct sb_pg *pg, struct cdc_item **items, size_t n, long *appli
 			for (size_t j = 0; j < m; j++)
 				if (rno[j] == r)
 					round[k++] = mine[j];
-			rv = cdc_apply_round(pg, t, round, k, tmp, applied);
+			rv = cdc_apply_round(pg, q, t, round, k, tmp, applied);
 		}
 	}
 done:
@@ -323,5 +395,29 @@ done:
 	free(round);
 	free(rno);
 	free(seen);
+	return rv;
+}
+
+int
+cdc_apply_items(struct sb_pg *pg, struct cdc_item **items, size_t n, long *applied)
+{
+	*applied = 0;
+	return cdc_apply(pg, NULL, items, n, applied);
+}
+
+int
+cdc_apply_items_tail(struct sb_pg *pg, struct cdc_item **items, size_t n,
+                     const struct sb_pg_step *tail, size_t ntail, long *applied)
+{
+	struct cdc_q q = { 0 };
+	int rv;
+
+	*applied = 0;
+	if (ntail > SB_PG_PIPELINE_MAX - CDC_Q_MAX)
+		return SB_EINVAL;
+	rv = cdc_apply(pg, &q, items, n, applied);
+	if (rv == 0)
+		rv = cdc_q_send(pg, &q, tail, ntail, applied);
+	cdc_q_clear(&q);
 	return rv;
 }

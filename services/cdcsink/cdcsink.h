@@ -43,6 +43,7 @@ struct cdcsink_cfg {
 	long long stale_after_s;      /* older than this: audited and skipped (7 days) */
 	long long breaker_failures;   /* consecutive failures that open the breaker */
 	long long breaker_open_ms;    /* breaker cool-down */
+	long long prepare_threads;    /* threads transforming a batch's events */
 };
 
 /* --- types.c: Cassandra types and their PostgreSQL forms --- */
@@ -218,6 +219,15 @@ enum cdc_fail {
  * add them to t and call again. Pure: no I/O. */
 enum cdc_fail cdc_event_transform(const struct cdc_table *t, const char *value, size_t len,
                                   struct cdc_row *row, char *err, size_t n);
+/* cdc_event_tree is cdc_event_transform through a jansson tree of the whole event: every
+ * event, every reason. cdc_event_transform tries cdc_event_fast first. */
+enum cdc_fail cdc_event_tree(const struct cdc_table *t, const char *value, size_t len,
+                             struct cdc_row *row, char *err, size_t n);
+/* cdc_event_fast (event_fast.c) reads the common shape of a Cassandra connector event without
+ * a jansson tree. Returns true with *row filled exactly as cdc_event_tree would fill it (and
+ * return CDC_FAIL_NONE), or false when it is not sure (then *row holds partial work: free it
+ * with cdc_row_free). Pure. */
+bool cdc_event_fast(const struct cdc_table *t, const char *value, size_t len, struct cdc_row *row);
 /* cdc_row_free frees what row holds and zeroes it. */
 void cdc_row_free(struct cdc_row *row);
 /* cdc_event_masked writes the event value with the values of t's PII columns replaced by
@@ -241,10 +251,11 @@ struct cdc_item {
 	char reason[CDC_REASON_MAX];
 	char sqlstate[6]; /* of the last failure alone */
 	int attempts;
-	bool replay;   /* at or before the partition's checkpoint: applied already */
-	bool failed;   /* failed alone (isolation); retried, then the DLQ */
-	bool resolved; /* applied alone, or sent to the DLQ */
-	bool done;     /* cdc_apply_items skips it */
+	bool replay;        /* at or before the partition's checkpoint: applied already */
+	bool failed;        /* failed alone (isolation); retried, then the DLQ */
+	bool resolved;      /* applied alone, or sent to the DLQ */
+	bool done;          /* cdc_apply_items skips it */
+	enum cdc_fail fail; /* result of the first transformation (the reason in reason) */
 };
 
 /* cdc_apply_items applies the n items (all of one batch, already transformed, none done) to pg
@@ -252,6 +263,12 @@ struct cdc_item {
  * multi-row delete with the version guard. Returns 0 or the sb_pg error of the failing
  * statement; *applied gets the rows written or deleted. */
 int cdc_apply_items(struct sb_pg *pg, struct cdc_item **items, size_t n, long *applied);
+/* cdc_apply_items_tail is cdc_apply_items with the statements sent in libpq's pipeline mode
+ * (one round trip for up to SB_PG_PIPELINE_MAX - 4 of them) and the ntail steps (at most 4;
+ * the caller's, e.g. the checkpoint update and COMMIT) sent in the last pipeline, after them.
+ * Returns 0 or the error of the first step that failed. */
+int cdc_apply_items_tail(struct sb_pg *pg, struct cdc_item **items, size_t n,
+                         const struct sb_pg_step *tail, size_t ntail, long *applied);
 
 /* --- consume.c / service.c / rpc.c --- */
 
@@ -278,7 +295,8 @@ struct cdc_state {
 	struct sb_series *m_validation; /* cdc_validation_errors_total */
 	struct sb_series *m_dlq;        /* cdc_dlq_events_total */
 	struct sb_series *m_batch;      /* cdc_batch_events */
-	struct sb_series *m_stage[4];   /* cdc_batch_stage_seconds{stage=poll|prepare|side|apply} */
+	/* cdc_batch_stage_seconds{stage=poll|prepare|side|apply|apply_wait|prepare_wait} */
+	struct sb_series *m_stage[6];
 };
 
 /* dlq.c: the DLQ processor (`sb-cdcsink dlq`) */

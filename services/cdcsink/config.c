@@ -34,6 +34,10 @@ const struct sb_cfg_key cdcsink_config[] = {
 	               60000, "Kafka consumer heartbeat.interval.ms (tests use 1000)."),
 	SB_CFG_INT_ROW(struct cdcsink_cfg, "SB_CDCSINK_BATCH_MAX", batch_max, "2000", 1, 20000,
 	               "Most events applied in one PostgreSQL transaction."),
+	SB_CFG_INT_ROW(struct cdcsink_cfg, "SB_CDCSINK_PREPARE_THREADS", prepare_threads, "2", 1,
+	               16,
+	               "Threads that parse and transform a batch's events while the previous batch "
+	               "is applied."),
 	SB_CFG_INT_ROW(struct cdcsink_cfg, "SB_CDCSINK_COMMIT_INTERVAL_MS", commit_interval_ms,
 	               "1000", 10, 60000,
 	               "How often the offsets of applied events are committed to Kafka."),

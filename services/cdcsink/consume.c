@@ -36,14 +36,82 @@ struct cdc_dr {
 	atomic_int failed;
 };
 
-/* Per-batch work of the thread. */
+/* One batch: filled and prepared by the preparer thread, applied by the applier. */
 struct cdc_batch {
 	rd_kafka_message_t **msgs;
 	struct cdc_item *items;
 	struct cdc_item **ptrs;
 	size_t n;
-	struct sb_buf ddl; /* ALTER TABLE of new columns, run in the batch's transaction */
+	struct sb_buf ddl;         /* ALTER TABLE of new columns, run in the batch's transaction */
+	struct cdc_side_rec *recs; /* validation and staleness records, produced before the tx */
+	size_t nrec;
 };
+
+/* The hand-off between the two threads (docs/cdcsink.md "Pipeline"): CDC_PIPE_DEPTH batch
+ * slots; the preparer polls and transforms into a FREE slot and marks it READY, the applier
+ * applies READY slots in hand-off order and frees them. A batch the applier could not apply
+ * is marked FAILED together with every READY one after it, and the applier takes nothing more
+ * until the preparer has rewound the consumer to the first offset of each (`rewind`). */
+#define CDC_PIPE_DEPTH 3
+
+enum cdc_slot {
+	CDC_SLOT_FREE,
+	CDC_SLOT_FILLING,
+	CDC_SLOT_READY,
+	CDC_SLOT_APPLYING,
+	CDC_SLOT_FAILED
+};
+
+struct cdc_pipe {
+	struct cdc_state *st;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct cdc_batch b[CDC_PIPE_DEPTH];
+	enum cdc_slot slot[CDC_PIPE_DEPTH];
+	uint64_t seq[CDC_PIPE_DEPTH]; /* hand-off order of READY slots */
+	uint64_t next_seq;
+	bool rewind;       /* set by the applier after a failure, cleared by the preparer */
+	bool preparer_out; /* the preparer has stopped: the applier stops too */
+};
+
+/* cdc_pipe_wait waits (p->mu held) until signalled or about 100 ms passed, so that a waiter
+ * also sees st->stopping. */
+static void
+cdc_pipe_wait(struct cdc_pipe *p)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_nsec += 100 * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+}
+
+/* cdc_pipe_drain (preparer) waits until the applier holds no batch, READY or APPLYING: schema
+ * evolution changes a table's columns, which the applier reads without a lock. Returns 0, or
+ * SB_ECLOSED when the service stops first. */
+static int
+cdc_pipe_drain(struct cdc_pipe *p)
+{
+	int rv = 0;
+	pthread_mutex_lock(&p->mu);
+	for (;;) {
+		bool busy = false;
+		for (int i = 0; i < CDC_PIPE_DEPTH; i++)
+			busy |= p->slot[i] == CDC_SLOT_READY || p->slot[i] == CDC_SLOT_APPLYING;
+		if (!busy)
+			break;
+		if (atomic_load(&p->st->stopping)) {
+			rv = SB_ECLOSED;
+			break;
+		}
+		cdc_pipe_wait(p);
+	}
+	pthread_mutex_unlock(&p->mu);
+	return rv;
+}
 
 static void
 cdc_sleep(struct cdc_state *st, int64_t ms)
@@ -237,17 +305,18 @@ cdc_evolve(struct cdc_table *t, const struct cdc_row *row, struct sb_buf *ddl)
 	return rv;
 }
 
+/* cdc_transform_item finds the table of the item's message and transforms its event, keeping
+ * the result in it->fail and it->reason. Pure (reads the mapping): the transform workers run
+ * it on disjoint items of one batch at the same time. */
 static void
-cdc_prepare_item(struct cdc_state *st, struct cdc_batch *b, struct cdc_item *it)
+cdc_transform_item(const struct cdc_state *st, struct cdc_item *it)
 {
 	const rd_kafka_message_t *m = it->msg;
-	char err[CDC_REASON_MAX];
-	enum cdc_fail f;
-	int64_t now_us = sb_time_now_ms() * 1000;
 
 	it->partition = m->partition;
 	it->offset = m->offset;
-	it->table = cdc_mapping_find(&st->map, cdc_base_topic(st, rd_kafka_topic_name(m->rkt)));
+	it->table = cdc_mapping_find((struct cdc_mapping *)&st->map,
+	                             cdc_base_topic(st, rd_kafka_topic_name(m->rkt)));
 	if (it->table == NULL) {
 		it->side = CDC_SIDE_IGNORE;
 		return;
@@ -259,9 +328,27 @@ cdc_prepare_item(struct cdc_state *st, struct cdc_batch *b, struct cdc_item *it)
 		it->outcome = CDC_OUT_SKIPPED;
 		return;
 	}
-	f = cdc_event_transform(it->table, m->payload, m->len, &it->row, err, sizeof(err));
+	it->fail = cdc_event_transform(it->table, m->payload, m->len, &it->row, it->reason,
+	                               sizeof(it->reason));
+}
+
+/* cdc_prepare_item (preparer, in batch order, after cdc_transform_item) evolves the table for
+ * new columns, quarantines on a breaking change, and decides where the event goes. */
+static void
+cdc_prepare_item(struct cdc_pipe *p, struct cdc_batch *b, struct cdc_item *it)
+{
+	struct cdc_state *st = p->st;
+	const rd_kafka_message_t *m = it->msg;
+	char err[CDC_REASON_MAX];
+	enum cdc_fail f = it->fail;
+	int64_t now_us = sb_time_now_ms() * 1000;
+
+	if (it->table == NULL || it->side == CDC_SIDE_IGNORE)
+		return;
+	snprintf(err, sizeof(err), "%s", it->reason);
+	it->reason[0] = '\0';
 	for (int tries = 0; f == CDC_FAIL_NEWCOLS && tries < 2; tries++) {
-		if (cdc_evolve(it->table, &it->row, &b->ddl) != 0)
+		if (cdc_pipe_drain(p) != 0 || cdc_evolve(it->table, &it->row, &b->ddl) != 0)
 			break;
 		cdc_row_free(&it->row);
 		f = cdc_event_transform(it->table, m->payload, m->len, &it->row, err, sizeof(err));
@@ -396,6 +483,12 @@ cdc_apply_one(struct sb_pg *pg, struct cdc_item *it, long *applied)
 	return rv;
 }
 
+/* Moves the checkpoints of a batch's partitions ($2 topics, $3 partitions, $4 next offsets). */
+#define CDC_CHECKPOINT_UPDATE                                                                      \
+	"UPDATE _cdc_checkpoints c SET next_offset = GREATEST(c.next_offset, x.n), updated_at = "  \
+	"now() FROM unnest($2::text[], $3::int[], $4::bigint[]) AS x(t, p, n) WHERE "              \
+	"c.consumer_group = $1 AND c.topic = x.t AND c.kpartition = x.p"
+
 /* cdc_tx runs the batch's transaction: DDL, checkpoint lock, validation rows, the events
  * (together, or each in a savepoint when isolate), checkpoints moved. */
 static int
@@ -425,31 +518,34 @@ cdc_tx(struct cdc_state *st, struct cdc_batch *b, bool isolate, long *applied)
 		if (it->offset > parts[k].max)
 			parts[k].max = it->offset;
 	}
-	if ((rv = sb_pg_begin(st->pg)) != 0)
-		return rv;
-	if (b->ddl.len > 0 && (rv = sb_pg_exec(st->pg, b->ddl.data, NULL)) != 0)
+	/* New columns first (several statements: not in a pipeline). */
+	if (b->ddl.len > 0 &&
+	    ((rv = sb_pg_begin(st->pg)) != 0 || (rv = sb_pg_exec(st->pg, b->ddl.data, NULL)) != 0))
 		goto fail;
 	/* The batch's partitions: their rows made if missing, then locked in a fixed order (a
-	 * replica that took a partition over waits here for the one still applying it). */
+	 * replica that took a partition over waits here for the one still applying it). One
+	 * round trip with BEGIN. */
 	if ((rv = cdc_parts_arrays(parts, np, false, &ta, &pa, &na)) != 0)
 		goto fail;
 	{
 		const char *p[3] = { st->group, ta.data, pa.data };
-		rv = sb_pg_exec_params(
-		    st->pg,
-		    "INSERT INTO _cdc_checkpoints (consumer_group, topic, kpartition, "
-		    "next_offset) SELECT $1, x.t, x.p, 0 FROM unnest($2::text[], "
-		    "$3::int[]) AS x(t, p) ON CONFLICT DO NOTHING",
-		    3, p, NULL);
-		if (rv != 0)
-			goto fail;
-		rv = sb_pg_exec_params(
-		    st->pg,
-		    "SELECT c.topic, c.kpartition, c.next_offset FROM "
-		    "_cdc_checkpoints c JOIN unnest($2::text[], $3::int[]) AS x(t, p) "
-		    "ON c.topic = x.t AND c.kpartition = x.p WHERE c.consumer_group "
-		    "= $1 ORDER BY 1, 2 FOR UPDATE OF c",
-		    3, p, &res);
+		const struct sb_pg_step steps[] = {
+			{ .sql = "BEGIN" },
+			{ .sql = "INSERT INTO _cdc_checkpoints (consumer_group, topic, kpartition, "
+			         "next_offset) SELECT $1, x.t, x.p, 0 FROM unnest($2::text[], "
+			         "$3::int[]) AS x(t, p) ON CONFLICT DO NOTHING",
+			  .nparams = 3,
+			  .params = p },
+			{ .sql = "SELECT c.topic, c.kpartition, c.next_offset FROM "
+			         "_cdc_checkpoints c JOIN unnest($2::text[], $3::int[]) AS x(t, p) "
+			         "ON c.topic = x.t AND c.kpartition = x.p WHERE c.consumer_group "
+			         "= $1 ORDER BY 1, 2 FOR UPDATE OF c",
+			  .nparams = 3,
+			  .params = p,
+			  .res = &res },
+		};
+		bool began = b->ddl.len > 0;
+		rv = sb_pg_exec_pipeline(st->pg, began ? steps + 1 : steps, began ? 2 : 3);
 		if (rv != 0)
 			goto fail;
 		for (int r = 0; r < PQntuples(res); r++) {
@@ -512,8 +608,18 @@ cdc_tx(struct cdc_state *st, struct cdc_batch *b, bool isolate, long *applied)
 		res = NULL;
 	}
 	if (!isolate) {
-		if ((rv = cdc_apply_items(st->pg, b->ptrs, b->n, applied)) != 0)
+		/* The statements, the checkpoints moved past the batch and COMMIT: one round trip
+		 * (more only for a batch of many statements). */
+		if ((rv = cdc_parts_arrays(parts, np, true, &ta, &pa, &na)) != 0)
 			goto fail;
+		const char *p[4] = { st->group, ta.data, pa.data, na.data };
+		const struct sb_pg_step tail[] = {
+			{ .sql = CDC_CHECKPOINT_UPDATE, .nparams = 4, .params = p },
+			{ .sql = "COMMIT" },
+		};
+		if ((rv = cdc_apply_items_tail(st->pg, b->ptrs, b->n, tail, 2, applied)) != 0)
+			goto fail;
+		goto committed;
 	} else {
 		for (size_t i = 0; i < b->n; i++) {
 			struct cdc_item *it = &b->items[i];
@@ -548,18 +654,13 @@ cdc_tx(struct cdc_state *st, struct cdc_batch *b, bool isolate, long *applied)
 		goto fail;
 	{
 		const char *p[4] = { st->group, ta.data, pa.data, na.data };
-		rv = sb_pg_exec_params(
-		    st->pg,
-		    "UPDATE _cdc_checkpoints c SET next_offset = GREATEST(c.next_offset, "
-		    "x.n), updated_at = now() FROM unnest($2::text[], $3::int[], "
-		    "$4::bigint[]) AS x(t, p, n) WHERE c.consumer_group = $1 AND "
-		    "c.topic = x.t AND c.kpartition = x.p",
-		    4, p, NULL);
+		rv = sb_pg_exec_params(st->pg, CDC_CHECKPOINT_UPDATE, 4, p, NULL);
 		if (rv != 0)
 			goto fail;
 	}
 	if ((rv = sb_pg_commit(st->pg)) != 0)
 		goto fail;
+committed:
 	sb_buf_free(&ta);
 	sb_buf_free(&pa);
 	sb_buf_free(&na);
@@ -692,48 +793,101 @@ cdc_batch_reset(struct cdc_batch *b)
 		cdc_row_free(&b->items[i].row);
 		rd_kafka_message_destroy(b->msgs[i]);
 	}
+	for (size_t i = 0; i < b->nrec; i++)
+		free(b->recs[i].value);
 	b->n = 0;
+	b->nrec = 0;
 	sb_buf_reset(&b->ddl);
 }
 
-static int
-cdc_handle_batch(struct cdc_state *st, struct cdc_batch *b)
+/* cdc_batch_prepare (preparer) parses, validates and transforms the batch's events and builds
+ * the side records of those that cannot be applied. Pure CPU, no PostgreSQL. */
+struct cdc_xf_job {
+	const struct cdc_state *st;
+	struct cdc_item *items;
+	size_t n;
+	atomic_size_t next; /* next chunk to take */
+};
+
+#define CDC_XF_CHUNK 64
+
+static void *
+cdc_xf_worker(void *arg)
 {
-	struct cdc_side_rec *recs = calloc(b->n, sizeof(*recs));
-	size_t nrec = 0;
-	long applied = 0;
-	bool isolated = false;
-	int rv;
+	struct cdc_xf_job *j = arg;
+	for (;;) {
+		size_t lo = atomic_fetch_add(&j->next, CDC_XF_CHUNK);
+		if (lo >= j->n)
+			break;
+		size_t hi = lo + CDC_XF_CHUNK < j->n ? lo + CDC_XF_CHUNK : j->n;
+		for (size_t i = lo; i < hi; i++)
+			cdc_transform_item(j->st, &j->items[i]);
+	}
+	return NULL;
+}
 
-	int64_t t0 = sb_time_mono_ms(), t1, t2;
+/* cdc_batch_transform runs cdc_transform_item on every item, on SB_CDCSINK_PREPARE_THREADS
+ * threads (this one and helpers started for the batch; a helper that cannot start leaves its
+ * share to the others). */
+static void
+cdc_batch_transform(struct cdc_state *st, struct cdc_batch *b)
+{
+	struct cdc_xf_job job = { .st = st, .items = b->items, .n = b->n };
+	pthread_t helper[16];
+	int nh = 0, want = (int)st->cfg->prepare_threads - 1;
 
-	if (recs == NULL)
-		return SB_ENOMEM;
+	atomic_init(&job.next, 0);
+	if ((size_t)want * CDC_XF_CHUNK >= b->n)
+		want = (int)(b->n / CDC_XF_CHUNK); /* a small batch is not worth a thread */
+	for (int i = 0; i < want && i < 16; i++)
+		if (pthread_create(&helper[nh], NULL, cdc_xf_worker, &job) == 0)
+			nh++;
+	cdc_xf_worker(&job);
+	for (int i = 0; i < nh; i++)
+		pthread_join(helper[i], NULL);
+}
+
+static int
+cdc_batch_prepare(struct cdc_pipe *p, struct cdc_batch *b)
+{
+	for (size_t i = 0; i < b->n; i++) {
+		memset(&b->items[i], 0, sizeof(b->items[i]));
+		b->items[i].msg = b->msgs[i];
+		b->ptrs[i] = &b->items[i];
+	}
+	cdc_batch_transform(p->st, b);
 	for (size_t i = 0; i < b->n; i++) {
 		struct cdc_item *it = &b->items[i];
-		memset(it, 0, sizeof(*it));
-		it->msg = b->msgs[i];
-		b->ptrs[i] = it;
-		cdc_prepare_item(st, b, it);
+		cdc_prepare_item(p, b, it);
 		if (it->side == CDC_SIDE_VALIDATION || it->side == CDC_SIDE_STALE) {
-			struct cdc_side_rec *r = &recs[nrec++];
+			struct cdc_side_rec *r = &b->recs[b->nrec++];
 			cdc_item_id(it, r->id, sizeof(r->id));
-			r->topic = it->side == CDC_SIDE_STALE ? st->stale_topic : st->val_topic;
+			r->topic =
+			    it->side == CDC_SIDE_STALE ? p->st->stale_topic : p->st->val_topic;
 			r->value =
 			    cdc_side_value(it, it->side == CDC_SIDE_STALE ? "stale" : "validation",
 			                   r->id, it->reason, 0);
 			r->key = it->msg->key;
 			r->klen = it->msg->key_len;
-			if (r->value == NULL) {
-				rv = SB_ENOMEM;
-				goto done;
-			}
+			if (r->value == NULL)
+				return SB_ENOMEM;
 		}
 	}
-	t1 = sb_time_mono_ms();
-	sb_series_observe(st->m_stage[1], (double)(t1 - t0) / 1e3);
-	if ((rv = cdc_produce_all(st, recs, nrec)) != 0)
-		goto done;
+	return 0;
+}
+
+/* cdc_batch_apply (applier) produces the batch's side records and awaits them, runs its
+ * transaction (retried, or event by event), counts, and stores its offsets. */
+static int
+cdc_batch_apply(struct cdc_state *st, struct cdc_batch *b)
+{
+	long applied = 0;
+	bool isolated = false;
+	int rv;
+	int64_t t1 = sb_time_mono_ms(), t2;
+
+	if ((rv = cdc_produce_all(st, b->recs, b->nrec)) != 0)
+		return rv;
 	t2 = sb_time_mono_ms();
 	sb_series_observe(st->m_stage[2], (double)(t2 - t1) / 1e3);
 	rv = cdc_tx_retry(st, b, false, &applied);
@@ -747,7 +901,7 @@ cdc_handle_batch(struct cdc_state *st, struct cdc_batch *b)
 			rv = cdc_resolve_failed(st, b);
 	}
 	if (rv != 0)
-		goto done;
+		return rv;
 	sb_series_observe(st->m_stage[3], (double)(sb_time_mono_ms() - t2) / 1e3);
 	/* Committed: count, measure, then store the offsets for the next commit. */
 	int64_t now_us = sb_time_now_ms() * 1000, lag = 0;
@@ -783,10 +937,6 @@ cdc_handle_batch(struct cdc_state *st, struct cdc_batch *b)
 	rv = sb_kafka_consumer_store(st->kc, b->msgs, b->n);
 	if (rv == SB_ECLOSED)
 		rv = 0; /* a partition moved to another member, which replays it harmlessly */
-done:
-	for (size_t i = 0; i < nrec; i++)
-		free(recs[i].value);
-	free(recs);
 	return rv;
 }
 
@@ -809,48 +959,62 @@ cdc_prepare_tables(struct cdc_state *st, struct sb_pg *pg)
 	return rv;
 }
 
-/* cdc_rewind seeks each partition of the batch back to its first offset in it, so that a batch
- * that was not applied (its offsets not stored) is consumed again. */
+/* cdc_rewind (preparer, p->mu held, the applier idle) seeks each partition of the FAILED
+ * batches back to its first offset in them, so that what was not applied (its offsets not
+ * stored) is consumed again, and frees those slots. */
 static void
-cdc_rewind(struct cdc_state *st, struct cdc_batch *b)
+cdc_rewind(struct cdc_pipe *p)
 {
-	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)b->n);
-	for (size_t i = 0; i < b->n; i++) {
-		const char *topic = rd_kafka_topic_name(b->msgs[i]->rkt);
-		rd_kafka_topic_partition_t *p =
-		    rd_kafka_topic_partition_list_find(l, topic, b->msgs[i]->partition);
-		if (p == NULL)
-			rd_kafka_topic_partition_list_add(l, topic, b->msgs[i]->partition)->offset =
-			    b->msgs[i]->offset;
-		else if (b->msgs[i]->offset < p->offset)
-			p->offset = b->msgs[i]->offset;
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(16);
+	for (int s = 0; s < CDC_PIPE_DEPTH; s++) {
+		struct cdc_batch *b = &p->b[s];
+		if (p->slot[s] != CDC_SLOT_FAILED)
+			continue;
+		for (size_t i = 0; i < b->n; i++) {
+			const char *topic = rd_kafka_topic_name(b->msgs[i]->rkt);
+			rd_kafka_topic_partition_t *tp =
+			    rd_kafka_topic_partition_list_find(l, topic, b->msgs[i]->partition);
+			if (tp == NULL)
+				rd_kafka_topic_partition_list_add(l, topic, b->msgs[i]->partition)
+				    ->offset = b->msgs[i]->offset;
+			else if (b->msgs[i]->offset < tp->offset)
+				tp->offset = b->msgs[i]->offset;
+		}
 	}
-	rd_kafka_error_t *e = rd_kafka_seek_partitions(sb_kafka_consumer_handle(st->kc), l, 5000);
-	if (e != NULL) {
-		sb_log_kv(SB_LOG_WARN, "cannot rewind the batch", "error", rd_kafka_error_string(e),
-		          NULL);
-		rd_kafka_error_destroy(e);
+	if (l->cnt > 0 && !atomic_load(&p->st->stopping)) {
+		rd_kafka_error_t *e =
+		    rd_kafka_seek_partitions(sb_kafka_consumer_handle(p->st->kc), l, 5000);
+		if (e != NULL) {
+			sb_log_kv(SB_LOG_WARN, "cannot rewind the batch", "error",
+			          rd_kafka_error_string(e), NULL);
+			rd_kafka_error_destroy(e);
+		}
 	}
 	rd_kafka_topic_partition_list_destroy(l);
+	for (int s = 0; s < CDC_PIPE_DEPTH; s++)
+		if (p->slot[s] == CDC_SLOT_FAILED) {
+			cdc_batch_reset(&p->b[s]);
+			p->slot[s] = CDC_SLOT_FREE;
+		}
+	p->rewind = false;
+	pthread_cond_broadcast(&p->cv);
 }
 
-void *
-cdc_consumer_main(void *arg)
+/* cdc_applier_main is the applier thread (arg: struct cdc_pipe *): creates the tables, reads
+ * the shared table state every second, and applies the READY batches in hand-off order. */
+static void *
+cdc_applier_main(void *arg)
 {
-	struct cdc_state *st = arg;
-	struct cdc_batch b = { 0 };
-	size_t max = (size_t)st->cfg->batch_max;
+	struct cdc_pipe *p = arg;
+	struct cdc_state *st = p->st;
 	int64_t *seen_seq = calloc(st->map.n, sizeof(*seen_seq));
 	bool *was_paused = calloc(st->map.n, sizeof(*was_paused));
 	int64_t refreshed = 0;
 	bool tables_ready = false;
 
-	b.msgs = calloc(max, sizeof(*b.msgs));
-	b.items = calloc(max, sizeof(*b.items));
-	b.ptrs = calloc(max, sizeof(*b.ptrs));
-	if (b.msgs == NULL || b.items == NULL || b.ptrs == NULL || seen_seq == NULL ||
-	    was_paused == NULL) {
+	if (seen_seq == NULL || was_paused == NULL) {
 		sb_log_kv(SB_LOG_ERROR, "cdcsink: out of memory", NULL);
+		atomic_store(&st->stopping, true);
 		goto out;
 	}
 	while (!atomic_load(&st->stopping)) {
@@ -868,30 +1032,177 @@ cdc_consumer_main(void *arg)
 			cdc_refresh_state(st, seen_seq, was_paused);
 			refreshed = sb_time_mono_ms();
 		}
-		int64_t t_poll = sb_time_mono_ms();
-		b.n = sb_kafka_consumer_poll_batch(st->kc, b.msgs, max, 200, 0);
-		if (b.n > 0)
-			sb_series_observe(st->m_stage[0],
-			                  (double)(sb_time_mono_ms() - t_poll) / 1e3);
-		if (b.n == 0) {
-			atomic_store(&st->lag_s, 0);
+		/* The oldest READY batch, unless a rewind is pending. */
+		int64_t t_wait = sb_time_mono_ms();
+		int take = -1;
+		pthread_mutex_lock(&p->mu);
+		while (!atomic_load(&st->stopping) && !p->preparer_out &&
+		       sb_time_mono_ms() - t_wait < 200) {
+			for (int i = 0; i < CDC_PIPE_DEPTH && !p->rewind; i++)
+				if (p->slot[i] == CDC_SLOT_READY &&
+				    (take < 0 || p->seq[i] < p->seq[take]))
+					take = i;
+			if (take >= 0)
+				break;
+			cdc_pipe_wait(p);
+		}
+		if (take >= 0)
+			p->slot[take] = CDC_SLOT_APPLYING;
+		bool out = p->preparer_out;
+		pthread_mutex_unlock(&p->mu);
+		if (take < 0) {
+			if (out)
+				break;
 			continue;
 		}
-		int rv = cdc_handle_batch(st, &b);
+		sb_series_observe(st->m_stage[4], (double)(sb_time_mono_ms() - t_wait) / 1e3);
+		struct cdc_batch *b = &p->b[take];
+		int rv = cdc_batch_apply(st, b);
 		if (rv != 0 && rv != SB_ECLOSED)
 			sb_log_kv(SB_LOG_ERROR, "batch not applied; it will be consumed again",
 			          "error", sb_strerror(rv), NULL);
-		if (rv != 0)
-			cdc_rewind(st, &b);
-		cdc_batch_reset(&b);
+		if (rv == 0)
+			cdc_batch_reset(b);
+		pthread_mutex_lock(&p->mu);
+		if (rv == 0) {
+			p->slot[take] = CDC_SLOT_FREE;
+		} else {
+			/* This batch and every later one go back to Kafka. */
+			p->slot[take] = CDC_SLOT_FAILED;
+			for (int i = 0; i < CDC_PIPE_DEPTH; i++)
+				if (p->slot[i] == CDC_SLOT_READY)
+					p->slot[i] = CDC_SLOT_FAILED;
+			p->rewind = true;
+		}
+		pthread_cond_broadcast(&p->cv);
+		pthread_mutex_unlock(&p->mu);
 	}
 out:
-	cdc_batch_reset(&b);
-	sb_buf_free(&b.ddl);
-	free(b.msgs);
-	free(b.items);
-	free(b.ptrs);
 	free(seen_seq);
 	free(was_paused);
+	return NULL;
+}
+
+/* cdc_pipe_take (preparer) waits for a FREE slot, doing a pending rewind first. Returns the
+ * slot (now FILLING), or -1 when the service stops. */
+static int
+cdc_pipe_take(struct cdc_pipe *p)
+{
+	int slot = -1;
+	int64_t t0 = sb_time_mono_ms();
+	pthread_mutex_lock(&p->mu);
+	while (!atomic_load(&p->st->stopping)) {
+		if (p->rewind)
+			cdc_rewind(p);
+		for (int i = 0; i < CDC_PIPE_DEPTH && slot < 0; i++)
+			if (p->slot[i] == CDC_SLOT_FREE)
+				slot = i;
+		if (slot >= 0) {
+			p->slot[slot] = CDC_SLOT_FILLING;
+			break;
+		}
+		cdc_pipe_wait(p);
+	}
+	pthread_mutex_unlock(&p->mu);
+	sb_series_observe(p->st->m_stage[5], (double)(sb_time_mono_ms() - t0) / 1e3);
+	return slot;
+}
+
+/* cdc_pipe_give (preparer) hands the prepared slot to the applier; when a rewind is pending
+ * (the applier failed an earlier batch) the slot goes back to Kafka with the failed ones. */
+static void
+cdc_pipe_give(struct cdc_pipe *p, int slot, bool ok)
+{
+	pthread_mutex_lock(&p->mu);
+	if (ok && !p->rewind && !atomic_load(&p->st->stopping)) {
+		p->slot[slot] = CDC_SLOT_READY;
+		p->seq[slot] = p->next_seq++;
+	} else {
+		p->slot[slot] = CDC_SLOT_FAILED;
+		p->rewind = true;
+		cdc_rewind(p);
+	}
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+}
+
+/* cdc_consumer_main is the preparer thread: it starts the applier, then polls batches and
+ * prepares them while the applier applies the previous one. */
+void *
+cdc_consumer_main(void *arg)
+{
+	struct cdc_state *st = arg;
+	struct cdc_pipe *p = calloc(1, sizeof(*p));
+	size_t max = (size_t)st->cfg->batch_max;
+	pthread_t applier;
+	bool applier_alive = false;
+
+	if (p == NULL) {
+		sb_log_kv(SB_LOG_ERROR, "cdcsink: out of memory", NULL);
+		return NULL;
+	}
+	p->st = st;
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->cv, NULL);
+	for (int i = 0; i < CDC_PIPE_DEPTH; i++) {
+		struct cdc_batch *b = &p->b[i];
+		b->msgs = calloc(max, sizeof(*b->msgs));
+		b->items = calloc(max, sizeof(*b->items));
+		b->ptrs = calloc(max, sizeof(*b->ptrs));
+		b->recs = calloc(max, sizeof(*b->recs));
+		if (b->msgs == NULL || b->items == NULL || b->ptrs == NULL || b->recs == NULL) {
+			sb_log_kv(SB_LOG_ERROR, "cdcsink: out of memory", NULL);
+			goto out;
+		}
+	}
+	if (pthread_create(&applier, NULL, cdc_applier_main, p) != 0) {
+		sb_log_kv(SB_LOG_ERROR, "cdcsink: cannot start the applier thread", NULL);
+		goto out;
+	}
+	applier_alive = true;
+	while (!atomic_load(&st->stopping)) {
+		int s = cdc_pipe_take(p);
+		if (s < 0)
+			break;
+		struct cdc_batch *b = &p->b[s];
+		int64_t t_poll = sb_time_mono_ms();
+		b->n = sb_kafka_consumer_poll_batch(st->kc, b->msgs, max, 200, 0);
+		if (b->n == 0) {
+			atomic_store(&st->lag_s, 0);
+			pthread_mutex_lock(&p->mu);
+			p->slot[s] = CDC_SLOT_FREE;
+			pthread_mutex_unlock(&p->mu);
+			continue;
+		}
+		int64_t t0 = sb_time_mono_ms();
+		sb_series_observe(st->m_stage[0], (double)(t0 - t_poll) / 1e3);
+		int rv = cdc_batch_prepare(p, b);
+		if (rv != 0)
+			sb_log_kv(SB_LOG_ERROR, "batch not prepared; it will be consumed again",
+			          "error", sb_strerror(rv), NULL);
+		sb_series_observe(st->m_stage[1], (double)(sb_time_mono_ms() - t0) / 1e3);
+		cdc_pipe_give(p, s, rv == 0);
+	}
+out:
+	if (applier_alive) {
+		pthread_mutex_lock(&p->mu);
+		p->preparer_out = true;
+		pthread_cond_broadcast(&p->cv);
+		pthread_mutex_unlock(&p->mu);
+		pthread_join(applier, NULL);
+	}
+	for (int i = 0; i < CDC_PIPE_DEPTH; i++) {
+		struct cdc_batch *b = &p->b[i];
+		if (b->msgs != NULL)
+			cdc_batch_reset(b);
+		sb_buf_free(&b->ddl);
+		free(b->msgs);
+		free(b->items);
+		free(b->ptrs);
+		free(b->recs);
+	}
+	pthread_cond_destroy(&p->cv);
+	pthread_mutex_destroy(&p->mu);
+	free(p);
 	return NULL;
 }

@@ -211,6 +211,16 @@ enum cdc_fail
 cdc_event_transform(const struct cdc_table *t, const char *value, size_t len, struct cdc_row *row,
                     char *err, size_t n)
 {
+	if (cdc_event_fast(t, value, len, row))
+		return CDC_FAIL_NONE;
+	cdc_row_free(row);
+	return cdc_event_tree(t, value, len, row, err, n);
+}
+
+enum cdc_fail
+cdc_event_tree(const struct cdc_table *t, const char *value, size_t len, struct cdc_row *row,
+               char *err, size_t n)
+{
 	json_error_t je;
 	json_t *root;
 	enum cdc_fail f;

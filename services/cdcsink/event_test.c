@@ -252,6 +252,86 @@ test_mapping(void **s)
 	}
 }
 
+/* The fast reader (event_fast.c) answers the common shape exactly as the tree reader does and
+ * declines everything else, which then gets the tree reader's answer. */
+static void
+test_fast_reader(void **s)
+{
+	static const char *const same[] = {
+		/* create, every cell set; update with a null, an unset cell and a deletion_ts */
+		"{\"op\":\"c\"," SRC ",\"after\":{" ID
+		",\"name\":{\"value\":\"ann\",\"deletion_ts\":null,"
+		"\"set\":true},\"age\":{\"value\":-41,\"deletion_ts\":null,\"set\":true},\"tags\":{"
+		"\"value\":[\"b\",\"a\"],\"deletion_ts\":null,\"set\":true}}}",
+		" { \"op\" : \"u\" , \"ts_ms\": 1, \"before\": null, " SRC ", \"after\" : { " ID
+		", \"name\": {\"value\": null, \"deletion_ts\": 1700000000, \"set\": true},"
+		" \"email\": {\"value\": null, \"deletion_ts\": null, \"set\": false}} } \n",
+		/* ts_ms only; a delete with a cell of a column the mapping lacks (ignored) */
+		"{\"op\":\"d\",\"source\":{\"keyspace\":\"shop\",\"table\":\"users\",\"ts_ms\":"
+		"1700000000123,\"x\":[{},[],{\"y\":[1,true,false,null]}]},\"after\":{" ID
+		",\"zz\":{\"value\":1}}}",
+	};
+	static const char *const declined[] = {
+		/* escapes and UTF-8 (valid), a fraction, a 19-digit integer: the tree's work */
+		"{\"op\":\"c\"," SRC ",\"after\":{" ID ",\"name\":{\"value\":\"a\\\"b\"}}}",
+		"{\"op\":\"c\"," SRC ",\"after\":{" ID ",\"name\":{\"value\":\"\xc3\xa9\"}}}",
+		"{\"op\":\"c\"," SRC ",\"after\":{" ID ",\"age\":{\"value\":1.5}}}",
+		"{\"op\":\"c\",\"source\":{\"keyspace\":\"shop\",\"table\":\"users\",\"ts_us\":"
+		"1700000000000000000},\"after\":{" ID "}}",
+		/* errors: a key twice, trailing text, a bad uuid, a string for an int, no key, a
+		 * new column, op u with a before state, the wrong keyspace, no version */
+		"{\"op\":\"c\",\"op\":\"u\"," SRC ",\"after\":{" ID "}}",
+		"{\"op\":\"c\"," SRC ",\"after\":{" ID "}} x",
+		"{\"op\":\"c\"," SRC ",\"after\":{\"id\":{\"value\":\"nope\"}}}",
+		"{\"op\":\"c\"," SRC ",\"after\":{" ID ",\"age\":{\"value\":\"9\"}}}",
+		"{\"op\":\"c\"," SRC ",\"after\":{\"name\":{\"value\":\"x\"}}}",
+		"{\"op\":\"c\"," SRC ",\"after\":{" ID ",\"brand_new\":{\"value\":\"x\"}}}",
+		"{\"op\":\"u\"," SRC ",\"before\":{" ID "},\"after\":{" ID "}}",
+		"{\"op\":\"c\",\"source\":{\"keyspace\":\"shoe\",\"table\":\"users\",\"ts_us\":1},"
+		"\"after\":{" ID "}}",
+		"{\"op\":\"c\",\"source\":{\"keyspace\":\"shop\",\"table\":\"users\"},\"after\":"
+		"{" ID "}}",
+	};
+	char err[200], err2[200];
+	(void)s;
+	for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++) {
+		struct cdc_row f, t;
+		const char *ev = same[i];
+		assert_true(cdc_event_fast(&map.tables[0], ev, strlen(ev), &f));
+		assert_int_equal(cdc_event_tree(&map.tables[0], ev, strlen(ev), &t, err, 200),
+		                 CDC_FAIL_NONE);
+		assert_int_equal(f.op, t.op);
+		assert_int_equal(f.version_us, t.version_us);
+		assert_string_equal(f.keytext, t.keytext);
+		assert_int_equal(f.ncols, t.ncols);
+		for (size_t c = 0; c < f.ncols; c++) {
+			assert_int_equal(f.state[c], t.state[c]);
+			if (t.val[c] != NULL)
+				assert_string_equal(f.val[c], t.val[c]);
+		}
+		cdc_row_free(&f);
+		cdc_row_free(&t);
+	}
+	for (size_t i = 0; i < sizeof(declined) / sizeof(declined[0]); i++) {
+		struct cdc_row f, t;
+		const char *ev = declined[i];
+		if (cdc_event_fast(&map.tables[0], ev, strlen(ev), &f))
+			fail_msg("fast reader accepted declined[%zu]", i);
+		cdc_row_free(&f);
+		enum cdc_fail want = cdc_event_tree(&map.tables[0], ev, strlen(ev), &t, err, 200);
+		cdc_row_free(&t);
+		assert_int_equal(tr(0, ev, &t, err2), want);
+		assert_string_equal(err2, err);
+		cdc_row_free(&t);
+	}
+	/* The relational envelope is always the tree's. */
+	struct cdc_row f;
+	const char *rel = "{\"op\":\"c\",\"source\":{\"schema\":\"public\",\"table\":\"acc\","
+	                  "\"ts_ms\":5},\"before\":null,\"after\":{\"id\":7,\"owner\":\"o\"}}";
+	assert_false(cdc_event_fast(&map.tables[1], rel, strlen(rel), &f));
+	cdc_row_free(&f);
+}
+
 int
 main(void)
 {
@@ -259,7 +339,7 @@ main(void)
 		cmocka_unit_test(test_cassandra_upsert), cmocka_unit_test(test_ts_ms_and_delete),
 		cmocka_unit_test(test_invalid),          cmocka_unit_test(test_relational),
 		cmocka_unit_test(test_masking),          cmocka_unit_test(test_mapping),
-		cmocka_unit_test(test_breaking_and_new),
+		cmocka_unit_test(test_breaking_and_new), cmocka_unit_test(test_fast_reader),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

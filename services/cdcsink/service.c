@@ -96,10 +96,12 @@ cdc_metrics(struct cdc_state *st)
 	    "cdc_batch_stage_seconds",
 	    "Time a batch spent in each stage: poll (waiting for Kafka), prepare (parse, validate, "
 	    "transform), side (side records produced and acknowledged), apply (the PostgreSQL "
-	    "transaction, retries included).",
+	    "transaction, retries included); apply_wait (the applier waited for a prepared batch), "
+	    "prepare_wait (the preparer waited for a free batch slot).",
 	    "stage", NULL, 0);
-	static const char *const stages[4] = { "poll", "prepare", "side", "apply" };
-	for (int i = 0; i < 4; i++)
+	static const char *const stages[6] = { "poll",  "prepare",    "side",
+		                               "apply", "apply_wait", "prepare_wait" };
+	for (int i = 0; i < 6; i++)
 		st->m_stage[i] = sb_metric_with(stage, stages[i]);
 	st->m_errors = sb_metric_with(sb_metrics_counter(
 	    "cdc_errors_total",

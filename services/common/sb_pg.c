@@ -517,10 +517,10 @@ sb_pg_exec_pipeline(struct sb_pg *pg, const struct sb_pg_step *steps, size_t n)
 	bool sent = true;
 	for (size_t k = 0; k < n && sent; k++) {
 		const struct sb_pg_step *s = &steps[k];
-		sent = s->name != NULL
-		           ? PQsendQueryPrepared(pg->conn, s->name, s->nparams, s->params, NULL,
-		                                 NULL, 0)
-		           : PQsendQueryParams(pg->conn, s->sql, 0, NULL, NULL, NULL, NULL, 0);
+		sent = s->name != NULL ? PQsendQueryPrepared(pg->conn, s->name, s->nparams,
+		                                             s->params, NULL, NULL, 0)
+		                       : PQsendQueryParams(pg->conn, s->sql, s->nparams, NULL,
+		                                           s->params, NULL, NULL, 0);
 	}
 	if (!sent || !PQpipelineSync(pg->conn))
 		rv = sb_pg_pipeline_lost(pg, "could not send a pipeline");

@@ -77,8 +77,9 @@ int sb_pg_exec_params(struct sb_pg *pg, const char *sql, int nparams, const char
 int sb_pg_exec(struct sb_pg *pg, const char *sql, PGresult **res);
 
 /* One statement of a pipeline: a prepared statement of the table (name, with nparams params)
- * or, when name is NULL, one plain SQL statement without parameters (sql). When res is not
- * NULL it receives the result on success (free with PQclear) and NULL on failure. */
+ * or, when name is NULL, one SQL statement (sql) sent unprepared with its nparams text params
+ * ($1..$n; 0 for plain SQL). When res is not NULL it receives the result on success (free with
+ * PQclear) and NULL on failure. */
 struct sb_pg_step {
 	const char *name;
 	const char *sql;

@@ -78,12 +78,16 @@ def sql(count, keys, batch, prefix):
             rows = []
             for i in range(s, min(count, s + batch)):
                 r = user_row(i, keys)
-                rows.append("('%s','%s','%s',%d,'%s',to_timestamp(%d/1000.0),%d)" % (r + (i,)))
-            f.write("INSERT INTO peer_upsert AS t (id, name, email, age, tags, updated_at, v) "
-                    "VALUES " + ",".join(rows) + " ON CONFLICT (id) DO UPDATE SET "
-                    "name = EXCLUDED.name, email = EXCLUDED.email, age = EXCLUDED.age, "
-                    "tags = EXCLUDED.tags, updated_at = EXCLUDED.updated_at, v = EXCLUDED.v "
-                    "WHERE t.v < EXCLUDED.v;\n")
+                rows.append("('%s'::uuid,'%s','%s',%d,'%s'::text[],to_timestamp(%d/1000.0),%d)"
+                            % (r + (i,)))
+            # The sink's work: the tombstone check, the version guard, the update time.
+            f.write("INSERT INTO peer_upsert AS t (id, name, email, age, tags, updated_at, v, "
+                    "u_at) SELECT v.*, now() FROM (VALUES " + ",".join(rows) + ") AS v(id, "
+                    "name, email, age, tags, updated_at, v) WHERE NOT EXISTS (SELECT 1 FROM "
+                    "peer_tomb d WHERE d.id = v.id AND d.v >= v.v) ON CONFLICT (id) DO UPDATE "
+                    "SET name = EXCLUDED.name, email = EXCLUDED.email, age = EXCLUDED.age, "
+                    "tags = EXCLUDED.tags, updated_at = EXCLUDED.updated_at, v = EXCLUDED.v, "
+                    "u_at = now() WHERE t.v < EXCLUDED.v;\n")
     with open(prefix + ".csv", "w") as f:
         for i in range(count):
             r = user_row(i, keys)

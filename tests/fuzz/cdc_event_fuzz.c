@@ -10,6 +10,8 @@
  *     (uuid: canonical lowercase; integers: in range and written back identically; blob: \x and
  *     hex pairs; arrays: braces; booleans: true/false);
  *   - transforming the same event twice gives the same row (no hidden state);
+ *   - the fast reader (event_fast.c) accepts only events the tree reader accepts, with the
+ *     same row;
  *   - the masked copy for logs never holds the PII column's value. */
 #include "fuzz.h"
 
@@ -126,6 +128,26 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	enum cdc_fail f2 = cdc_event_transform(t, ev, n, &row2, err2, sizeof(err2));
 	CHECK(f2 == f);
+	/* The fast reader against the tree reader, on the same (possibly evolved) table. */
+	{
+		struct cdc_row fr, tr;
+		bool fast = cdc_event_fast(t, ev, n, &fr);
+		enum cdc_fail ft = cdc_event_tree(t, ev, n, &tr, err2, sizeof(err2));
+		if (fast) {
+			CHECK(ft == CDC_FAIL_NONE);
+			CHECK(fr.op == tr.op && fr.op_char == tr.op_char &&
+			      fr.version_us == tr.version_us && fr.ncols == tr.ncols &&
+			      strcmp(fr.keytext, tr.keytext) == 0 && fr.nnew == 0 && tr.nnew == 0);
+			for (size_t c = 0; c < fr.ncols; c++) {
+				CHECK(fr.state[c] == tr.state[c]);
+				CHECK((fr.val[c] == NULL) == (tr.val[c] == NULL));
+				if (fr.val[c] != NULL)
+					CHECK(strcmp(fr.val[c], tr.val[c]) == 0);
+			}
+		}
+		cdc_row_free(&fr);
+		cdc_row_free(&tr);
+	}
 	if (f == CDC_FAIL_NONE) {
 		CHECK(row.version_us > 0 && row.ncols == t->ncols && row.keytext[0] != '\0');
 		for (size_t c = 0; c < t->ncols; c++) {
