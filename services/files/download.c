@@ -76,9 +76,9 @@ files_download(struct files_call *c)
 {
 	struct files_upload u;
 	int rv = files_db_get(c->pg, c->id, false, &u);
-	if (rv == SB_ENOTFOUND || (rv == 0 && (strcmp(u.tenant_id, c->who.tenant_id) != 0 ||
-	                                       strcmp(u.owner_id, c->user) != 0))) {
-		files_upload_clear(&u);
+	if (rv == 0 && (rv = files_may_read(c, &u)) != 0)
+		files_upload_clear(&u); /* attachments: attach.c */
+	if (rv == SB_ENOTFOUND) {
 		files_reply_problem(&c->rp, 404, "no such file");
 		return;
 	}

@@ -171,7 +171,17 @@ rt_sub_encode(const Sb__Messages__Message *m, const char *conv)
 		sb_buf_puts(&b, ":");
 		sb_buf_json_str(&b, m->metadata[i]->value);
 	}
-	sb_buf_puts(&b, "},\"created_at\":");
+	sb_buf_puts(&b, "}");
+	if (m->n_attachments > 0) { /* as the notifier writes them (notifier/frames.c) */
+		sb_buf_puts(&b, ",\"attachments\":[");
+		for (size_t i = 0; i < m->n_attachments; i++) {
+			if (i)
+				sb_buf_puts(&b, ",");
+			sb_buf_json_str(&b, m->attachments[i]);
+		}
+		sb_buf_puts(&b, "]");
+	}
+	sb_buf_puts(&b, ",\"created_at\":");
 	sb_buf_json_str(&b, m->created_at);
 	sb_buf_puts(&b, "}}");
 	struct rt_frame *f = b.data ? rt_frame_new(b.data, b.len, m->seq, 0) : NULL;
