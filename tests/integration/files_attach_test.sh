@@ -127,5 +127,12 @@ curl -s -o /dev/null -X DELETE -H "Authorization: Bearer $alice" "$SB_GW/v1/conv
 code=$(get "$bob" "$fa")
 [ "$code" = 404 ] && ok "bob, removed from the conversation, gets 404" || fail "removed bob: $code"
 
+# Stopped cleanly, and (in the sanitizer tree) without a report from any service.
+sb_svc_stop_all
+bad=$(grep -lE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$SB_TEST_TMP"/logs/*.log)
+[ -z "$bad" ] && ok "no sanitizer report in the services' logs" || {
+	fail "sanitizer reports in: $bad"
+	grep -hE -A12 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' $bad | head -40
+}
 echo "fails: $fails"
 [ "$fails" = 0 ]
