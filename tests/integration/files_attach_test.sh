@@ -87,6 +87,11 @@ done
 code=$(send "$alice" "$conv" "[\"$fa\",\"$fb\"]")
 [ "$code" = 400 ] && grep -q "attachments\[1\]" "$B" && ! grep -q "attachments\[0\]" "$B" &&
 	ok "a good and a bad id: 400 names only the bad one" || fail "mixed attachments: $code $(cat "$B")"
+code=$(send "$alice" "$conv" "[\"$fa\",\"$fa\"]")
+[ "$code" = 400 ] && grep -q "the same file twice" "$B" && ok "the same file twice is 400" || fail "repeated id: $code $(cat "$B")"
+eleven=$(for _ in $(seq 11); do printf '"%s",' "$(cat /proc/sys/kernel/random/uuid)"; done)
+code=$(send "$alice" "$conv" "[${eleven%,}]")
+[ "$code" = 400 ] && grep -q "at most 10" "$B" && ok "eleven attachments are 400" || fail "eleven: $code $(cat "$B")"
 code=$(send "$alice" "$conv" '["not-a-uuid"]')
 [ "$code" = 400 ] && ok "a malformed id is 400" || fail "malformed id: $code $(cat "$B")"
 [ "$(q -c "SELECT count(*) FROM messages.messages WHERE conversation_id = '$conv'")" = "$before" ] &&
@@ -96,6 +101,13 @@ code=$(send "$alice" "$conv" '["not-a-uuid"]')
 code=$(send "$alice" "$conv" "[\"$fa\"]")
 [ "$code" = 202 ] && ok "alice sends her completed upload as an attachment" || fail "send: $code $(cat "$B")"
 msg=$(jq -r .id "$B")
+# The same send again (same id): the original answer (200), nothing written twice.
+code=$(curl -sS -o "$B" -w '%{http_code}' -H "Authorization: Bearer $alice" -H 'Content-Type: application/json' \
+	-d "{\"id\":\"$msg\",\"conversation_id\":\"$conv\",\"content\":\"see attached\",\"attachments\":[\"$fa\"]}" \
+	"$SB_GW/v1/messages")
+[ "$code" = 200 ] && [ "$(jq -r .id "$B")" = "$msg" ] &&
+	[ "$(q -c "SELECT count(*) FROM messages.messages WHERE id = '$msg'")" = 1 ] &&
+	ok "a repeated send with attachments answers the original" || fail "repeat: $code $(cat "$B")"
 hist=$(curl -s -H "Authorization: Bearer $bob" "$SB_GW/v1/conversations/$conv/messages")
 [ "$(jq -c '[.items[] | select(.id == "'"$msg"'") | .attachments]' <<<"$hist")" = "[[\"$fa\"]]" ] &&
 	ok "history carries the attachment" || fail "history: $hist"
