@@ -139,6 +139,23 @@ curl -s -o /dev/null -X DELETE -H "Authorization: Bearer $alice" "$SB_GW/v1/conv
 code=$(get "$bob" "$fa")
 [ "$code" = 404 ] && ok "bob, removed from the conversation, gets 404" || fail "removed bob: $code"
 
+# Outages: with messages down nobody but the owner can be cleared (503 with Retry-After, not
+# 404 and not 200), the owner still downloads; with files down a send with attachments is 503
+# and one without still goes through.
+sb_svc_stop messages
+code=$(get "$carol" "$fa")
+[ "$code" = 503 ] && grep -qi '^retry-after:' "$H" && ok "messages down: a non-owner gets 503 with Retry-After" ||
+	fail "messages down, carol: $code $(cat "$B")"
+code=$(get "$alice" "$fa")
+[ "$code" = 200 ] && ok "messages down: the owner still downloads" || fail "messages down, alice: $code"
+sb_svc_start messages
+sb_svc_wait_ready messages || fail "messages did not come back"
+sb_svc_stop files
+code=$(send "$alice" "$conv" "[\"$fa\"]")
+[ "$code" = 503 ] && ok "files down: a send with attachments is 503" || fail "files down, send: $code $(cat "$B")"
+code=$(send "$alice" "$conv" "[]")
+[ "$code" = 202 ] && ok "files down: a send without attachments goes through" || fail "files down, plain send: $code $(cat "$B")"
+
 # Stopped cleanly, and (in the sanitizer tree) without a report from any service.
 sb_svc_stop_all
 bad=$(grep -lE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$SB_TEST_TMP"/logs/*.log)
