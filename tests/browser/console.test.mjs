@@ -4,7 +4,8 @@
 // with one unread message, bob opens it, reads and replies; alice sees the reply live and her
 // message as seen; alice drops offline, bob writes, alice comes back and gets the gap replayed;
 // alice uploads a file (tus-js-client in the page), pauses and resumes it, sends it as an
-// attachment, and bob's page shows a link that downloads the same bytes.
+// attachment, and bob's page shows a link that downloads the same bytes; a dropped file
+// uploads too, and Remove takes it off the next message.
 // Run by tests/integration/console_browser_test.sh (SB_CONSOLE_URL, SB_TEST_TMP).
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -180,6 +181,25 @@ test('alice uploads a file, pauses, resumes and sends it; bob downloads the same
   assert.equal(got.length, bytes.length);
   assert.ok(got.equals(bytes), 'bob downloaded other bytes than alice uploaded');
   await b.screenshot({ path: `${shots}/console-bob-attachment.png` });
+});
+
+test('a file dropped on the conversation uploads too, and Remove takes it off the next message', async () => {
+  const a = pages.alice;
+  const dt = await a.evaluateHandle(() => {
+    const d = new DataTransfer();
+    d.items.add(new File(['dropped bytes'], 'dropped.txt', { type: 'text/plain' }));
+    return d;
+  });
+  await a.dispatchEvent('#conv', 'drop', { dataTransfer: dt });
+  await a.locator('#upload[data-state="done"]').waitFor({ timeout: T });
+  assert.equal(await a.locator('#upload-name').textContent(), 'dropped.txt');
+  await a.getByRole('button', { name: 'Remove' }).click();
+  assert.equal(await a.locator('#upload').isHidden(), true);
+  await a.getByLabel('Message').fill('nothing attached');
+  await a.getByRole('button', { name: 'Send' }).click();
+  const m = message(a, 'nothing attached');
+  await m.locator('.status').filter({ hasText: /^(Sent|Delivered|Seen)$/ }).waitFor({ timeout: T });
+  assert.equal(await m.locator('.attachment').count(), 0);
 });
 
 test('no script errors on either page during the conversation', () => {
