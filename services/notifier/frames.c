@@ -125,22 +125,6 @@ ntf_ms_or_now(int64_t ms)
 	return ms > 0 ? ms : sb_time_now_ms();
 }
 
-/* ntf_attachments appends ,"attachments":[ids] when the message attaches files (nothing
- * otherwise, so that frames without attachments keep their bytes); realtime's replay writes
- * the same (services/realtime/sub.c). */
-static int
-ntf_attachments(struct sb_buf *f, char *const *ids, size_t n)
-{
-	if (n == 0)
-		return 0;
-	if (sb_buf_puts(f, ",\"attachments\":[") != 0)
-		return SB_ENOMEM;
-	for (size_t i = 0; i < n; i++)
-		if ((i > 0 && sb_buf_puts(f, ",") != 0) || sb_buf_json_str(f, ids[i]) != 0)
-			return SB_ENOMEM;
-	return sb_buf_puts(f, "]");
-}
-
 static int
 ntf_build_created(const ProtobufCMessage *m, struct ntf_event *ev)
 {
@@ -174,7 +158,7 @@ ntf_build_created(const ProtobufCMessage *m, struct ntf_event *ev)
 	    sb_buf_json_str(&f, e->content) != 0 || sb_buf_puts(&f, ",\"content_type\":") != 0 ||
 	    sb_buf_json_str(&f, e->content_type) != 0 || sb_buf_puts(&f, ",\"metadata\":") != 0 ||
 	    sb_buf_puts(&f, meta_txt ? meta_txt : "{}") != 0 ||
-	    ntf_attachments(&f, e->attachments, e->n_attachments) != 0 ||
+	    sb_rtframe_attachments(&f, e->attachments, e->n_attachments) != 0 ||
 	    sb_buf_puts(&f, ",\"created_at\":") != 0 || sb_buf_json_str(&f, at) != 0 ||
 	    sb_buf_puts(&f, "}") != 0)
 		goto done;

@@ -12,6 +12,7 @@
 #include "messages.pb-c.h"
 #include "sb_err.h"
 #include "sb_log.h"
+#include "sb_rtframe.h"
 #include "sb_util_time.h"
 
 #define RT_HISTORY_PAGE 200
@@ -172,15 +173,7 @@ rt_sub_encode(const Sb__Messages__Message *m, const char *conv)
 		sb_buf_json_str(&b, m->metadata[i]->value);
 	}
 	sb_buf_puts(&b, "}");
-	if (m->n_attachments > 0) { /* as the notifier writes them (notifier/frames.c) */
-		sb_buf_puts(&b, ",\"attachments\":[");
-		for (size_t i = 0; i < m->n_attachments; i++) {
-			if (i)
-				sb_buf_puts(&b, ",");
-			sb_buf_json_str(&b, m->attachments[i]);
-		}
-		sb_buf_puts(&b, "]");
-	}
+	sb_rtframe_attachments(&b, m->attachments, m->n_attachments);
 	sb_buf_puts(&b, ",\"created_at\":");
 	sb_buf_json_str(&b, m->created_at);
 	sb_buf_puts(&b, "}}");
