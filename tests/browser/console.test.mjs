@@ -202,6 +202,28 @@ test('a file dropped on the conversation uploads too, and Remove takes it off th
   assert.equal(await m.locator('.attachment').count(), 0);
 });
 
+test('bob is offline while alice sends an attachment: the replay brings its link', async () => {
+  const a = pages.alice;
+  const b = pages.bob;
+  await b.context().setOffline(true);
+  await b.locator('#conn[data-state="offline"]').waitFor({ timeout: T });
+  const bytes = randomBytes(5000);
+  await a.locator('#attach-file').setInputFiles({ name: 'away.bin',
+    mimeType: 'application/octet-stream', buffer: bytes });
+  await a.locator('#upload[data-state="done"]').waitFor({ timeout: T });
+  await a.getByLabel('Message').fill('attached while bob was away');
+  await a.getByRole('button', { name: 'Send' }).click();
+  await message(a, 'attached while bob was away').locator('.status')
+    .filter({ hasText: /^(Sent|Delivered|Seen)$/ }).waitFor({ timeout: T });
+  await b.context().setOffline(false);
+  await b.locator('#conn[data-state="connected"]').waitFor({ timeout: T });
+  // replayed by realtime from since_seq (history), not the 10 s offline poll
+  const link = message(b, 'attached while bob was away').getByRole('link', { name: 'Download away.bin' });
+  await link.waitFor({ timeout: 5_000 });
+  const [dl] = await Promise.all([b.waitForEvent('download', { timeout: T }), link.click()]);
+  assert.ok(readFileSync(await dl.path()).equals(bytes), 'the replayed link gave other bytes');
+});
+
 test('no script errors on either page during the conversation', () => {
   assert.deepEqual(consoleErrors, []);
 });
