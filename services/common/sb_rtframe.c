@@ -90,3 +90,16 @@ sb_rtframe_split(const char *msg, size_t len, struct sb_rtframe *out)
 	out->json_len = (size_t)(end - p);
 	return 0;
 }
+
+int
+sb_rtframe_attachments(struct sb_buf *b, char *const *ids, size_t n)
+{
+	if (n == 0)
+		return 0;
+	if (sb_buf_puts(b, ",\"attachments\":[") != 0)
+		return SB_ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		if ((i > 0 && sb_buf_puts(b, ",") != 0) || sb_buf_json_str(b, ids[i]) != 0)
+			return SB_ENOMEM;
+	return sb_buf_puts(b, "]") != 0 ? SB_ENOMEM : 0;
+}

@@ -41,4 +41,10 @@ int sb_rtframe_header_tp(struct sb_buf *b, int64_t seq, int64_t event_ms, const 
  * here. */
 int sb_rtframe_split(const char *msg, size_t len, struct sb_rtframe *out);
 
+/* sb_rtframe_attachments appends to b, inside the "message" object of a message.created
+ * frame, `,"attachments":[ids...]` when n > 0 and nothing otherwise (frames of messages without
+ * attachments keep their bytes). Written by the notifier and by realtime's replay alike
+ * (docs/files.md, "Attachments"). Returns 0 or SB_ENOMEM. */
+int sb_rtframe_attachments(struct sb_buf *b, char *const *ids, size_t n);
+
 #endif

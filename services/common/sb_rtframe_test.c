@@ -105,6 +105,22 @@ test_traceparent(void **st)
 		assert_int_equal(sb_rtframe_split(bad_r[i], strlen(bad_r[i]), &f), SB_EPROTO);
 }
 
+static void
+test_attachments(void **state)
+{
+	(void)state;
+	struct sb_buf b = SB_BUF_INIT;
+	char *ids[] = { "a", "b\"c" };
+	assert_int_equal(sb_rtframe_attachments(&b, ids, 0), 0);
+	assert_int_equal(b.len, 0); /* none: nothing written, the frame keeps its bytes */
+	assert_int_equal(sb_rtframe_attachments(&b, ids, 1), 0);
+	assert_string_equal(b.data, ",\"attachments\":[\"a\"]");
+	sb_buf_free(&b);
+	assert_int_equal(sb_rtframe_attachments(&b, ids, 2), 0);
+	assert_string_equal(b.data, ",\"attachments\":[\"a\",\"b\\\"c\"]");
+	sb_buf_free(&b);
+}
+
 int
 main(void)
 {
@@ -112,6 +128,7 @@ main(void)
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_refused),
 		cmocka_unit_test(test_traceparent),
+		cmocka_unit_test(test_attachments),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -23,6 +23,7 @@ const struct sb_cfg_key files_config[] = {
 	SB_CFG_POSTGRES(struct files_cfg, common),
 	SB_CFG_KAFKA(struct files_cfg, common),
 	SB_CFG_UPSTREAM(struct files_cfg, auth_url, AUTH, 7101),
+	SB_CFG_UPSTREAM(struct files_cfg, messages_url, MESSAGES, 7102),
 	SB_CFG_STR_ROW(struct files_cfg, "SB_HTTP_ADDR", http_addr, "127.0.0.1", NULL,
 	               "Address the upload edge (tus at /files/, the chunk API and downloads at "
 	               "/v1/files/) listens on."),
@@ -101,11 +102,14 @@ const struct sb_cfg_key files_config[] = {
 
 static const struct sb_service_upstream files_upstreams[] = {
 	{ "auth", offsetof(struct files_cfg, auth_url), true },
+	{ "messages", offsetof(struct files_cfg, messages_url), false },
 	{ NULL, 0, false },
 };
 
 static const struct sb_rpc_method files_methods[] = {
 	SB_RPC_ROW(files, Expire, expire_request, expire_response, files_rpc_expire, 0),
+	SB_RPC_ROW(files, CheckAttachments, check_attachments_request, check_attachments_response,
+	           files_rpc_check_attachments, 0),
 	SB_RPC_END,
 };
 

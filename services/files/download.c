@@ -75,11 +75,19 @@ void
 files_download(struct files_call *c)
 {
 	struct files_upload u;
-	int rv = files_db_get(c->pg, c->id, false, &u);
-	if (rv == SB_ENOTFOUND || (rv == 0 && (strcmp(u.tenant_id, c->who.tenant_id) != 0 ||
-	                                       strcmp(u.owner_id, c->user) != 0))) {
-		files_upload_clear(&u);
+	int rv = files_db_get(c->pg, c->id, false, &u), may = 0;
+	if (rv == 0 && (may = files_may_read(c, &u)) != 0) {
+		files_upload_clear(&u); /* attachments: attach.c */
+		rv = may;
+	}
+	if (rv == SB_ENOTFOUND) {
 		files_reply_problem(&c->rp, 404, "no such file");
+		return;
+	}
+	if (may != 0) {
+		files_reply_add(&c->rp, "Retry-After", "1");
+		files_reply_problem(&c->rp, 503,
+		                    "who may read this file cannot be checked now; retry shortly");
 		return;
 	}
 	if (rv != 0) {

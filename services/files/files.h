@@ -32,6 +32,7 @@
 struct files_cfg {
 	struct sb_common_cfg common;
 	char *auth_url;
+	char *messages_url; /* attachments: who may download (attach.c) */
 	char *http_addr;
 	long long http_port;
 	char *dir;
@@ -285,6 +286,16 @@ int files_limits_check(struct files_call *c, int64_t length, bool new_upload, in
 
 /* --- download.c: GET /v1/files/{id}/content -------------------------------------------- */
 void files_download(struct files_call *c);
+
+/* --- attach.c: attachments (messages asks files; files asks messages) ------------------ */
+#define FILES_ATTACH_MAX 10 /* file ids one message may attach */
+/* files_rpc_check_attachments serves files.CheckAttachments (messages.Send asks). */
+int files_rpc_check_attachments(struct sb_rpc_call *call, const void *req, void *resp);
+/* files_may_read tells whether c's caller may download u: its owner, or (asking
+ * messages.CanReadAttachment) a member of a conversation with a message attaching it. Returns
+ * 0, SB_ENOTFOUND (answer 404: existence is not revealed) or SB_EUNAVAIL (messages did not
+ * answer: 503). Blocks on the RPC: worker threads only. */
+int files_may_read(struct files_call *c, const struct files_upload *u);
 
 /* --- expire.c: files.Expire (called by gc) ------------------------------------------ */
 int files_rpc_expire(struct sb_rpc_call *call, const void *req, void *resp);

@@ -10,6 +10,8 @@ struct sb_embedded_file {
 	size_t size;
 };
 extern const struct sb_embedded_file console_files[];
+/* third-party scripts from the cache (tools/deps.d/console.sh); may be empty */
+extern const struct sb_embedded_file console_vendor_files[];
 
 static const struct {
 	const char *ext;
@@ -43,9 +45,13 @@ gw_static(struct gw_req *r)
 		if (strcmp(r->params.name[i], "file") == 0)
 			name = r->params.value[i];
 	}
-	for (const struct sb_embedded_file *f = console_files; f->path != NULL; f++) {
-		if (strcmp(f->path, name) != 0)
-			continue;
+	const struct sb_embedded_file *f = console_files;
+	while (f->path != NULL && strcmp(f->path, name) != 0)
+		f++;
+	if (f->path == NULL)
+		for (f = console_vendor_files; f->path != NULL && strcmp(f->path, name) != 0; f++)
+			;
+	if (f->path != NULL) {
 		const struct sb_http_header h[] = {
 			{ "Cache-Control", "no-cache" },
 			{ "Content-Security-Policy",

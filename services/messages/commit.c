@@ -110,10 +110,16 @@ f_idem(const struct msg_send_item *it)
 	return it->idem_key;
 }
 
+static const char *
+f_attach(const struct msg_send_item *it)
+{
+	return it->attachments;
+}
+
 static const msg_field_fn msg_fields_lookup[] = { f_tenant, f_id, f_sender, f_idem };
 static const msg_field_fn msg_fields_members[] = { f_tenant, f_conv, f_sender };
-static const msg_field_fn msg_fields_insert[] = { f_tenant,  f_id,    f_conv, NULL,  f_sender,
-	                                          f_content, f_ctype, f_meta, f_idem };
+static const msg_field_fn msg_fields_insert[] = { f_tenant,  f_id,    f_conv, NULL,   f_sender,
+	                                          f_content, f_ctype, f_meta, f_idem, f_attach };
 
 /* msg_batch_params fills mp with one array per field (a NULL field is the seq column), of
  * every send or only of the new ones. */
@@ -268,6 +274,8 @@ msg_batch_events_params(const struct msg_batch *bt, size_t fresh, struct msg_par
 		mc[k].content_type = (char *)it->content_type;
 		mc[k].metadata_json = (char *)it->metadata_json;
 		mc[k].created_at_ms = it->created_ms;
+		mc[k].attachments = it->att;
+		mc[k].n_attachments = it->n_att;
 		ev[k] = (struct msg_event){ it->tenant, it->conv,    MSG_EV_CREATED,
 			                    it->id,     &mc[k].base, it->traceparent };
 		k++;
@@ -315,13 +323,13 @@ msg_batch_try(struct msg_batch *bt)
 	}
 	char now[32];
 	snprintf(now, sizeof(now), "%lld", (long long)now_ms);
-	if ((rv = msg_batch_params(bt, msg_fields_insert, 9, true, &ins)) != 0 ||
+	if ((rv = msg_batch_params(bt, msg_fields_insert, 10, true, &ins)) != 0 ||
 	    (rv = msg_batch_update_params(bt, &up)) != 0 ||
 	    (rv = msg_batch_events_params(bt, fresh, &evp)) != 0)
 		goto done;
-	ins.p[9] = now;
+	ins.p[10] = now;
 	const struct sb_pg_step write[] = {
-		{ .name = "b_insert", .nparams = 10, .params = ins.p },
+		{ .name = "b_insert", .nparams = 11, .params = ins.p },
 		{ .name = "b_update", .nparams = 4, .params = up.p },
 		{ .name = "outbox_insert", .nparams = 7, .params = evp.p },
 		{ .sql = "NOTIFY " SB_PG_OUTBOX_CHANNEL },

@@ -22,7 +22,15 @@ const struct sb_cfg_key messages_config[] = {
 	SB_CFG_INT_ROW(struct messages_cfg, "SB_MESSAGES_PG_TIMEOUT_MS", pg_timeout_ms, "5000", 100,
 	               600000,
 	               "statement_timeout of the service's database sessions, in milliseconds."),
+	SB_CFG_UPSTREAM(struct messages_cfg, files_url, FILES, 7104),
 	{ NULL },
+};
+
+/* files is asked about attachments only (a send without any never waits on it), so messages
+ * stays ready without it. */
+static const struct sb_service_upstream messages_upstreams[] = {
+	{ "files", offsetof(struct messages_cfg, files_url), false },
+	{ NULL, 0, false },
 };
 
 const struct sb_service_def messages_service = {
@@ -31,6 +39,7 @@ const struct sb_service_def messages_service = {
 	.config_size = sizeof(struct messages_cfg),
 	.common_offset = offsetof(struct messages_cfg, common),
 	.methods = messages_methods,
+	.upstreams = messages_upstreams,
 	.schema = "messages",
 	.migrations = messages_migrations,
 	.start = msg_service_start,

@@ -70,6 +70,9 @@ msg_rpc_list_messages(struct sb_rpc_call *call, const void *reqp, void *respp)
 		    SB_ENOMEM)
 			goto nomem;
 		m->created_at = msg_time_str(call, msg_col_ll(res, r, 7));
+		if (msg_attach_split(call, PQgetvalue(res, r, 8), &m->attachments,
+		                     &m->n_attachments) != 0)
+			goto nomem;
 		resp->items[resp->n_items++] = m;
 	}
 	PQclear(res);

@@ -36,6 +36,7 @@
 #define MSG_META_KEY_MAX    128
 #define MSG_META_VALUE_MAX  1024
 #define MSG_IDEM_KEY_MAX    255
+#define MSG_ATTACH_MAX      10 /* file ids one message may attach */
 #define MSG_TOPIC           SB_TOPIC_MESSAGES
 #define MSG_EV_CREATED      "io.switchboard.message.created.v1"
 #define MSG_EV_CONV_CREATED "io.switchboard.conversation.created.v1"
@@ -48,6 +49,7 @@ struct messages_cfg {
 	long long committers;      /* group-commit lanes, each with its own connection */
 	long long commit_delay_us; /* wait before a batch when the last one had several sends */
 	long long pg_timeout_ms;   /* statement_timeout of every connection */
+	char *files_url;           /* files' RPC (attachments are checked there) */
 };
 
 struct msg_batcher;
@@ -70,6 +72,9 @@ struct msg_send_item {
 	/* input (in the call's arena, valid until answered) */
 	const char *tenant, *id, *conv, *sender, *content, *content_type, *metadata_json;
 	const char *idem_key, *traceparent;
+	const char *attachments; /* file ids joined by commas, or NULL (attach.c) */
+	char **att;              /* the same ids, n_att of them */
+	size_t n_att;
 	/* the deferred RPC (Send answers from the committer thread, msg_send_answer) */
 	struct sb_rpc_call *call;
 	void *resp;
@@ -171,7 +176,7 @@ struct msg_event {
 };
 /* The text parameters of one statement: each a PostgreSQL array literal (or a scalar) built
  * in a[i], p[i] pointing at it. msg_params_free frees the arrays. */
-#define MSG_PARAMS_MAX 10
+#define MSG_PARAMS_MAX 12
 struct msg_params {
 	struct sb_buf a[MSG_PARAMS_MAX];
 	const char *p[MSG_PARAMS_MAX];
@@ -223,6 +228,18 @@ void msg_commit_batch(struct sb_pg *pg, struct msg_send_item **items, size_t n);
 /* history.c */
 int msg_rpc_list_messages(struct sb_rpc_call *call, const void *req, void *resp);
 
+/* attach.c */
+/* msg_attach_parse validates req's attachments (at most MSG_ATTACH_MAX UUIDs, no repeats) into
+ * it (in the call's arena). Returns 0, SB_EINVAL after adding violations, or SB_ENOMEM. */
+int msg_attach_parse(struct sb_rpc_call *call, const Sb__Messages__SendRequest *req,
+                     struct msg_send_item *it);
+/* msg_attach_check asks files.CheckAttachments about it's attachments without blocking; the
+ * answer queues it on b or answers the call (INVALID_ARGUMENT naming each refused id).
+ * Returns SB_RPC_DEFER, or a code described on the call when the request could not leave. */
+int msg_attach_check(struct sb_rpc_call *call, struct msg_batcher *b, struct msg_send_item *it);
+/* msg_attach_split splits the comma-joined ids of a stored message into the call's arena. */
+int msg_attach_split(struct sb_rpc_call *call, const char *joined, char ***out, size_t *n);
+int msg_rpc_can_read_attachment(struct sb_rpc_call *call, const void *req, void *resp);
 /* read.c */
 int msg_rpc_mark_read(struct sb_rpc_call *call, const void *req, void *resp);
 

@@ -27,6 +27,8 @@ const struct sb_rpc_method messages_methods[] = {
 	           msg_rpc_check_member, 0),
 	SB_RPC_ROW(messages, ListMemberships, list_memberships_request, list_memberships_response,
 	           msg_rpc_list_memberships, 0),
+	SB_RPC_ROW(messages, CanReadAttachment, can_read_attachment_request,
+	           can_read_attachment_response, msg_rpc_can_read_attachment, 0),
 	SB_RPC_END,
 };
 

@@ -304,7 +304,13 @@ msg_rpc_send(struct sb_rpc_call *call, const void *reqp, void *respp)
 		ok = false;
 	}
 	char *meta = msg_send_metadata(call, req, &ok);
-	if (!ok)
+	struct msg_send_item *it = sb_rpc_call_alloc(call, sizeof(*it));
+	if (it == NULL)
+		return SB_ENOMEM;
+	int arv = msg_attach_parse(call, req, it);
+	if (arv == SB_ENOMEM)
+		return SB_ENOMEM;
+	if (!ok || arv != 0)
 		return msg_invalid(call);
 	if (meta == NULL)
 		return SB_ENOMEM;
@@ -318,9 +324,8 @@ msg_rpc_send(struct sb_rpc_call *call, const void *reqp, void *respp)
 	sb_uuid_format(&u, conv);
 
 	struct msg_state *st = sb_service_state(sb_service_from_call(call));
-	struct msg_send_item *it = sb_rpc_call_alloc(call, sizeof(*it));
 	char *aid = sb_rpc_call_strdup(call, id), *aconv = sb_rpc_call_strdup(call, conv);
-	if (it == NULL || aid == NULL || aconv == NULL)
+	if (aid == NULL || aconv == NULL)
 		return SB_ENOMEM;
 	int64_t left = sb_rpc_call_remaining_ms(call);
 	if (left > 60000)
@@ -334,12 +339,18 @@ msg_rpc_send(struct sb_rpc_call *call, const void *reqp, void *respp)
 		.content_type = ctype,
 		.metadata_json = meta,
 		.idem_key = il ? req->idempotency_key : NULL,
+		.attachments = it->attachments,
+		.att = it->att,
+		.n_att = it->n_att,
 		.traceparent = sb_rpc_call_traceparent(call),
 		.call = call,
 		.resp = resp,
 		.t0_mono_ms = t0,
 		.deadline_mono_ms = t0 + left,
 	};
+	/* With attachments, files checks them first; its answer queues the send (attach.c). */
+	if (it->n_att > 0)
+		return msg_attach_check(call, st->batcher, it);
 	/* Answered by the committer after COMMIT (msg_send_answer): no thread waits here. */
 	msg_batcher_submit(st->batcher, it);
 	return SB_RPC_DEFER;

@@ -23,7 +23,9 @@
 
 #define MSG_MESSAGE_SELECT                                                                         \
 	"SELECT id::text, conversation_id::text, seq, sender_id, content, content_type, "          \
-	"metadata::text, " MSG_MS("created_at") " FROM messages "
+	"metadata::text, " MSG_MS(                                                                 \
+	    "created_at") ", "                                                                     \
+	                  "coalesce(array_to_string(attachments, ','), '') FROM messages "
 
 const struct sb_pg_stmt msg_stmts[] = {
 	{ "access",
@@ -127,11 +129,19 @@ const struct sb_pg_stmt msg_stmts[] = {
 	  3 },
 	{ "b_insert",
 	  "INSERT INTO messages (tenant_id, id, conversation_id, seq, sender_id, content, "
-	  "content_type, metadata, idempotency_key, created_at) SELECT t, i, c, s, snd, ct, ty, "
-	  "md::jsonb, ik, to_timestamp($10::bigint / 1000.0) FROM unnest($1::text[], $2::uuid[], "
-	  "$3::uuid[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[]) "
-	  "AS k(t, i, c, s, snd, ct, ty, md, ik)",
-	  10 },
+	  "content_type, metadata, idempotency_key, attachments, created_at) SELECT t, i, c, s, "
+	  "snd, ct, ty, md::jsonb, ik, string_to_array(att, ',')::uuid[], "
+	  "to_timestamp($11::bigint / 1000.0) FROM unnest($1::text[], $2::uuid[], $3::uuid[], "
+	  "$4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[]) "
+	  "AS k(t, i, c, s, snd, ct, ty, md, ik, att)",
+	  11 },
+	/* messages.CanReadAttachment: $1 tenant, $2 file id, $3 user: a current member of a
+	 * conversation with a message attaching the file */
+	{ "attachment_reader",
+	  "SELECT 1 FROM messages m JOIN members b ON b.tenant_id = m.tenant_id AND "
+	  "b.conversation_id = m.conversation_id AND b.user_id = $3 WHERE m.tenant_id = $1 AND "
+	  "m.attachments IS NOT NULL AND m.attachments @> ARRAY[$2::uuid] LIMIT 1",
+	  3 },
 	{ "b_update",
 	  "UPDATE conversations c SET last_seq = k.s, last_message_id = k.m, activity_us = "
 	  "(extract(epoch from clock_timestamp()) * 1000000)::bigint FROM unnest($1::text[], "

@@ -158,6 +158,7 @@ ntf_build_created(const ProtobufCMessage *m, struct ntf_event *ev)
 	    sb_buf_json_str(&f, e->content) != 0 || sb_buf_puts(&f, ",\"content_type\":") != 0 ||
 	    sb_buf_json_str(&f, e->content_type) != 0 || sb_buf_puts(&f, ",\"metadata\":") != 0 ||
 	    sb_buf_puts(&f, meta_txt ? meta_txt : "{}") != 0 ||
+	    sb_rtframe_attachments(&f, e->attachments, e->n_attachments) != 0 ||
 	    sb_buf_puts(&f, ",\"created_at\":") != 0 || sb_buf_json_str(&f, at) != 0 ||
 	    sb_buf_puts(&f, "}") != 0)
 		goto done;

@@ -70,6 +70,21 @@ test_created_metadata(void **state)
 	    "\"content_type\":\"text/plain\",\"metadata\":{},\"created_at\":"
 	    "\"1970-01-01T00:00:01.000Z\"}}");
 	ntf_event_free(&ev);
+	/* attachments: the file ids after metadata, in order (issue 11) */
+	char *files[] = { "f1", "f\"2" };
+	e.attachments = files;
+	e.n_attachments = 2;
+	n = protobuf_c_message_pack(&e.base, buf);
+	assert_int_equal(
+	    ntf_event_build("io.switchboard.message.created.v1", "i", "", NULL, buf, n, &ev), 0);
+	assert_string_equal(
+	    ev.pubs[0].payload,
+	    "7 1000\n{\"type\":\"message.created\",\"conversation_id\":\"c1\",\"seq\""
+	    ":7,\"message\":{\"id\":\"m1\",\"sender_id\":\"s\",\"content\":\"x\","
+	    "\"content_type\":\"text/plain\",\"metadata\":{},\"attachments\":[\"f1\",\"f\\\"2\"],"
+	    "\"created_at\":\"1970-01-01T00:00:01.000Z\"}}");
+	ntf_event_free(&ev);
+	e.n_attachments = 0;
 	e.seq = 0; /* a message without seq is malformed */
 	n = protobuf_c_message_pack(&e.base, buf);
 	assert_int_equal(

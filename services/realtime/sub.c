@@ -12,6 +12,7 @@
 #include "messages.pb-c.h"
 #include "sb_err.h"
 #include "sb_log.h"
+#include "sb_rtframe.h"
 #include "sb_util_time.h"
 
 #define RT_HISTORY_PAGE 200
@@ -171,7 +172,9 @@ rt_sub_encode(const Sb__Messages__Message *m, const char *conv)
 		sb_buf_puts(&b, ":");
 		sb_buf_json_str(&b, m->metadata[i]->value);
 	}
-	sb_buf_puts(&b, "},\"created_at\":");
+	sb_buf_puts(&b, "}");
+	sb_rtframe_attachments(&b, m->attachments, m->n_attachments);
+	sb_buf_puts(&b, ",\"created_at\":");
 	sb_buf_json_str(&b, m->created_at);
 	sb_buf_puts(&b, "}}");
 	struct rt_frame *f = b.data ? rt_frame_new(b.data, b.len, m->seq, 0) : NULL;

@@ -2,9 +2,14 @@
 // downloaded browser). Two pages, alice and bob, each in its own browser context: they sign in
 // with the dev buttons, alice starts a conversation with bob and writes; bob's list shows it
 // with one unread message, bob opens it, reads and replies; alice sees the reply live and her
-// message as seen; alice drops offline, bob writes, alice comes back and gets the gap replayed.
+// message as seen; alice drops offline, bob writes, alice comes back and gets the gap replayed;
+// alice uploads a file (tus-js-client in the page), pauses and resumes it, sends it as an
+// attachment, and bob's page shows a link that downloads the same bytes; a dropped file
+// uploads too, and Remove takes it off the next message.
 // Run by tests/integration/console_browser_test.sh (SB_CONSOLE_URL, SB_TEST_TMP).
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 import { chromium } from 'playwright-core';
 
@@ -129,6 +134,94 @@ test('alice goes offline, bob writes, alice reconnects and gets the gap', async 
   assert.deepEqual(texts, ['hello bob, from the console', 'hi alice, got it', 'sent while alice was away']);
   for (const role of ['alice', 'bob'])
     await pages[role].screenshot({ path: `${shots}/console-${role}.png` });
+});
+
+test('alice uploads a file, pauses, resumes and sends it; bob downloads the same bytes', async () => {
+  const a = pages.alice;
+  const b = pages.bob;
+  const bytes = randomBytes(3 * 1024 * 1024);
+  // 64 KiB per PATCH (instead of 8 MiB) so that this file takes 48 requests: time to pause
+  await a.evaluate(() => localStorage.setItem('sb-upload-chunk-bytes', String(64 * 1024)));
+  const patches = []; // Upload-Offset of each PATCH the page sends
+  let creations = 0;
+  a.on('request', (r) => {
+    const path = new URL(r.url()).pathname;
+    if (r.method() === 'POST' && path === '/files/') creations++;
+    if (r.method() === 'PATCH' && path.startsWith('/files/'))
+      patches.push(Number(r.headers()['upload-offset']));
+  });
+  await a.locator('#attach-file').setInputFiles({ name: 'notes.bin',
+    mimeType: 'application/octet-stream', buffer: bytes });
+  await a.waitForFunction(() => document.getElementById('upload-progress').value >= 10,
+    null, { timeout: T, polling: 20 });
+  await a.getByRole('button', { name: 'Pause' }).click();
+  await a.locator('#upload[data-state="paused"]').waitFor({ timeout: T });
+  const pausedAt = await a.locator('#upload-progress').evaluate((e) => e.value);
+  assert.ok(pausedAt < 100, `paused at ${pausedAt}%: the upload finished before the pause`);
+  assert.match(await a.locator('#upload-status').textContent(), /^Paused at \d+%$/);
+  const sentBeforePause = patches.length;
+  await a.waitForTimeout(1000);
+  assert.equal(patches.length, sentBeforePause, 'PATCH requests went on while paused');
+  await a.getByRole('button', { name: 'Resume' }).click();
+  await a.locator('#upload[data-state="done"]').waitFor({ timeout: 60_000 });
+  assert.equal(creations, 1, 'the upload was created again instead of resumed');
+  assert.ok(patches[sentBeforePause] > 0,
+    `the first PATCH after resuming was at offset ${patches[sentBeforePause]}, not where it stopped`);
+  await a.getByLabel('Message').fill('the notes, attached');
+  await a.getByRole('button', { name: 'Send' }).click();
+  const mine = message(a, 'the notes, attached');
+  await mine.locator('.status').filter({ hasText: /^(Sent|Delivered|Seen)$/ }).waitFor({ timeout: T });
+  assert.equal(await a.locator('#upload').isHidden(), true);
+  // bob's page (on another conversation view) gets it live, with the link
+  const link = message(b, 'the notes, attached').getByRole('link', { name: 'Download notes.bin' });
+  await link.waitFor({ timeout: T });
+  const [dl] = await Promise.all([b.waitForEvent('download', { timeout: T }), link.click()]);
+  assert.equal(dl.suggestedFilename(), 'notes.bin');
+  const got = readFileSync(await dl.path());
+  assert.equal(got.length, bytes.length);
+  assert.ok(got.equals(bytes), 'bob downloaded other bytes than alice uploaded');
+  await b.screenshot({ path: `${shots}/console-bob-attachment.png` });
+});
+
+test('a file dropped on the conversation uploads too, and Remove takes it off the next message', async () => {
+  const a = pages.alice;
+  const dt = await a.evaluateHandle(() => {
+    const d = new DataTransfer();
+    d.items.add(new File(['dropped bytes'], 'dropped.txt', { type: 'text/plain' }));
+    return d;
+  });
+  await a.dispatchEvent('#conv', 'drop', { dataTransfer: dt });
+  await a.locator('#upload[data-state="done"]').waitFor({ timeout: T });
+  assert.equal(await a.locator('#upload-name').textContent(), 'dropped.txt');
+  await a.getByRole('button', { name: 'Remove' }).click();
+  assert.equal(await a.locator('#upload').isHidden(), true);
+  await a.getByLabel('Message').fill('nothing attached');
+  await a.getByRole('button', { name: 'Send' }).click();
+  const m = message(a, 'nothing attached');
+  await m.locator('.status').filter({ hasText: /^(Sent|Delivered|Seen)$/ }).waitFor({ timeout: T });
+  assert.equal(await m.locator('.attachment').count(), 0);
+});
+
+test('bob is offline while alice sends an attachment: the replay brings its link', async () => {
+  const a = pages.alice;
+  const b = pages.bob;
+  await b.context().setOffline(true);
+  await b.locator('#conn[data-state="offline"]').waitFor({ timeout: T });
+  const bytes = randomBytes(5000);
+  await a.locator('#attach-file').setInputFiles({ name: 'away.bin',
+    mimeType: 'application/octet-stream', buffer: bytes });
+  await a.locator('#upload[data-state="done"]').waitFor({ timeout: T });
+  await a.getByLabel('Message').fill('attached while bob was away');
+  await a.getByRole('button', { name: 'Send' }).click();
+  await message(a, 'attached while bob was away').locator('.status')
+    .filter({ hasText: /^(Sent|Delivered|Seen)$/ }).waitFor({ timeout: T });
+  await b.context().setOffline(false);
+  await b.locator('#conn[data-state="connected"]').waitFor({ timeout: T });
+  // replayed by realtime from since_seq (history), not the 10 s offline poll
+  const link = message(b, 'attached while bob was away').getByRole('link', { name: 'Download away.bin' });
+  await link.waitFor({ timeout: 5_000 });
+  const [dl] = await Promise.all([b.waitForEvent('download', { timeout: T }), link.click()]);
+  assert.ok(readFileSync(await dl.path()).equals(bytes), 'the replayed link gave other bytes');
 });
 
 test('no script errors on either page during the conversation', () => {

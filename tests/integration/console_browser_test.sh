@@ -4,6 +4,8 @@
 # one realtime instance on free ports, nginx in front as in `make run` (one origin for the page,
 # the REST API and /ws), dev users seeded with `sb-auth seed-dev`. Also checks the dev-only
 # GET /dev/credentials route: 503 before the file exists, 200 with it, 404 unset, 500 not JSON.
+# Uploads: files behind the same nginx (/files, /v1/files); alice uploads a file with the
+# console (tus-js-client), pauses and resumes it, sends it; bob downloads the same bytes.
 # stack: pg,redis,kafka
 # labels: browser,e2e
 set -u
@@ -25,7 +27,7 @@ fail() {
 	{ echo "FAIL: tests/browser/node_modules is missing: run tools/install-deps.sh"; exit 1; }
 
 creds=$tmp/dev-credentials.json
-sb_svc_ports gateway auth messages outbox notifier realtime
+sb_svc_ports gateway auth messages outbox notifier realtime files
 # other_port [PORT...]: a free port that no service was given (they do not listen yet) and
 # that is none of PORT.
 other_port() {
@@ -43,6 +45,7 @@ sb_svc_start outbox
 sb_svc_start notifier
 sb_svc_start gateway SB_DEV_CREDENTIALS_FILE="$creds"
 sb_svc_start realtime SB_WS_PORT="$ws_port" SB_WS_ALLOWED_ORIGINS="$origin"
+sb_svc_start files SB_FILES_DIR="$tmp/files" SB_FILES_ALLOWED_ORIGINS="$origin"
 
 # nginx from the template `make run` uses (tools/nginx.conf.in), routes and all.
 ngx=$tmp/nginx
@@ -54,7 +57,7 @@ if [ "$(id -u)" = 0 ]; then
 fi
 sed -e "s|@PREFIX@|$ngx|g" -e "s|@LOGS@|$tmp/logs|g" -e "s|@USER@|$user_line|g" \
 	-e "s|@INGRESS_PORT@|$ingress|g" -e "s|@GATEWAY_PORT@|${SVC_HTTP[gateway]}|g" \
-	-e "s|@REALTIME_PORT@|$ws_port|g" -e "s|@FILES_PORT@|$(other_port "$ingress")|g" \
+	-e "s|@REALTIME_PORT@|$ws_port|g" -e "s|@FILES_PORT@|${SVC_HTTP[files]}|g" \
 	-e "s|@REGISTRY_PORT@|$(other_port "$ingress")|g" \
 	"$root/tools/nginx.conf.in" >"$tmp/nginx.conf"
 # every placeholder of the template (outside comments) is filled
@@ -73,7 +76,7 @@ trap cleanup EXIT
 sb_nginx_start "$ngx" "$tmp/nginx.conf" || { echo "FAIL: nginx did not start"; exit 1; }
 sb_wait_port 127.0.0.1 "$ingress" 10 || { echo "FAIL: nginx does not listen"; exit 1; }
 
-sb_svc_wait_ready auth messages outbox notifier gateway realtime || exit 1
+sb_svc_wait_ready auth messages outbox notifier gateway realtime files || exit 1
 
 # GET /dev/credentials before seed-dev wrote the file: 503, not a crash or an empty 200.
 code=$(curl -s -o "$tmp/dc0" -w '%{http_code}' "$origin/dev/credentials")
@@ -141,7 +144,7 @@ leaks=$(grep -rEl '[?&]token=[^&" ]' "$tmp/logs" 2>/dev/null)
 [ -z "$leaks" ] && pass "no token= query value in any log" || fail "token= values in: $leaks"
 
 if [ $fails != 0 ]; then
-	for s in gateway realtime notifier; do
+	for s in gateway realtime notifier files; do
 		echo "--- $s"
 		tail -n 8 "$tmp/logs/$s.log"
 	done

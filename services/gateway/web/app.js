@@ -2,6 +2,7 @@
 // counts, open one, send, see messages arrive live, move read markers, watch the connection.
 import { ApiError, Session, devCredentials, uuid } from './api.js';
 import { Live } from './live.js';
+import { Upload, download, uploadsAvailable } from './upload.js';
 import { $, renderConversations, renderMessages, showConn, showError } from './view.js';
 
 const POLL_WHILE_OFFLINE_MS = 10_000;
@@ -13,6 +14,8 @@ const st = {
   convs: new Map(), // id → conversation (numbers for seqs, msgs, readers, cursor)
   openId: null,
   poll: null,
+  upload: null, // the Upload in progress or done, for the next message
+  attachment: null, // { id, name } once the upload is complete
 };
 
 const session = new Session((token) => live.send({ type: 'refresh', token }));
@@ -63,7 +66,10 @@ function draw() {
   const who = (uid) => (uid === st.me ? 'You' : nameOf(uid));
   renderConversations(st.convs, st.openId, who, (id) => openConversation(id).catch(report));
   const c = st.convs.get(st.openId);
-  if (c) renderMessages(c, c.msgs, st.me, nameOf);
+  if (c) {
+    renderMessages(c, c.msgs, st.me, nameOf,
+      (id, name) => download(id, () => session.token(), name).catch(report));
+  }
 }
 
 function addMessage(c, m) {
@@ -200,21 +206,113 @@ function onFrame(f) {
   }
 }
 
+// send posts a message, with the completed upload as its attachment (its name in metadata, so
+// that the other members' pages can label the link).
 async function send(text) {
   const c = st.convs.get(st.openId);
-  if (!c || !text.trim()) return;
-  const m = { id: uuid(), conversation_id: c.id, sender_id: st.me, content: text,
+  const att = st.attachment;
+  if (!c || (!text.trim() && !att)) return;
+  const content = text.trim() ? text : att.name;
+  const m = { id: uuid(), conversation_id: c.id, sender_id: st.me, content,
     created_at: new Date().toISOString(), seq: 0 };
+  const body = { id: m.id, conversation_id: c.id, content };
+  if (att) {
+    m.attachments = body.attachments = [att.id];
+    m.metadata = body.metadata = { filename: att.name };
+    clearUpload();
+  }
   c.msgs.set(m.id, m);
   draw();
   try {
-    const r = await session.call('POST', '/v1/messages', { id: m.id, conversation_id: c.id, content: text });
+    const r = await session.call('POST', '/v1/messages', body);
     addMessage(c, { ...m, seq: r.seq, created_at: r.created_at });
   } catch (e) {
     m.failed = e.message;
   }
   draw();
   markRead();
+}
+
+// --- uploads (upload.js): one file at a time, attached to the next message sent ---
+function uploadUi(state, text) {
+  $('upload').hidden = state === 'none';
+  $('upload').dataset.state = state;
+  $('upload-status').textContent = text || '';
+  $('upload-pause').hidden = state !== 'uploading';
+  $('upload-resume').hidden = state !== 'paused' && state !== 'failed';
+}
+
+function clearUpload() {
+  st.upload = null;
+  st.attachment = null;
+  $('attach-file').value = '';
+  $('upload-progress').value = 0;
+  uploadUi('none');
+}
+
+function startUpload(file) {
+  if (!file) return;
+  if (st.upload && !st.attachment) st.upload.cancel();
+  st.attachment = null;
+  $('upload-name').textContent = file.name;
+  $('upload-progress').value = 0;
+  uploadUi('uploading', 'Uploading…');
+  const up = new Upload(file, () => session.token(), {
+    progress: (sent, total) => {
+      if (st.upload !== up) return;
+      const pct = total ? Math.floor((sent * 100) / total) : 0;
+      $('upload-progress').value = pct;
+      if (!up.paused) uploadUi('uploading', `${pct}%`);
+    },
+    done: (id) => {
+      if (st.upload !== up) return;
+      st.attachment = { id, name: file.name };
+      $('upload-progress').value = 100;
+      uploadUi('done', 'Uploaded: it goes with your next message');
+    },
+    error: (msg) => {
+      if (st.upload !== up || up.paused) return;
+      uploadUi('failed', msg);
+    },
+  });
+  st.upload = up;
+  up.start();
+}
+
+function setupUploads() {
+  if (!uploadsAvailable()) {
+    $('attach-file').disabled = true;
+    $('attach-off').hidden = false;
+    return;
+  }
+  $('attach-file').addEventListener('change', (ev) => startUpload(ev.target.files[0]));
+  $('upload-pause').addEventListener('click', () => {
+    const up = st.upload;
+    if (!up) return;
+    up.pause().then(() => uploadUi('paused', `Paused at ${$('upload-progress').value}%`), report);
+  });
+  $('upload-resume').addEventListener('click', () => {
+    if (!st.upload) return;
+    uploadUi('uploading', 'Resuming…');
+    st.upload.start();
+  });
+  $('upload-remove').addEventListener('click', () => {
+    if (st.upload && !st.attachment) st.upload.cancel();
+    clearUpload();
+  });
+  const conv = $('conv');
+  conv.addEventListener('dragover', (ev) => {
+    if (!st.openId) return;
+    ev.preventDefault();
+    conv.classList.add('dropping');
+  });
+  conv.addEventListener('dragleave', () => conv.classList.remove('dropping'));
+  conv.addEventListener('drop', (ev) => {
+    conv.classList.remove('dropping');
+    if (!st.openId) return;
+    ev.preventDefault();
+    startUpload(ev.dataTransfer.files[0]);
+  });
 }
 
 async function enterApp() {
@@ -264,6 +362,8 @@ async function signInAs(role) {
 function signOut() {
   live.stop();
   clearInterval(st.poll);
+  if (st.upload && !st.attachment) st.upload.pause().catch(() => {});
+  clearUpload();
   session.signOut();
   Object.assign(st, { me: '', openId: null });
   st.convs.clear();
@@ -316,6 +416,10 @@ async function main() {
     ev.preventDefault();
     const t = $('send-text');
     const text = t.value;
+    if (st.upload && !st.attachment) {
+      showError('The upload is not finished yet: wait for it, or remove it.');
+      return;
+    }
     t.value = '';
     send(text).catch(report);
   });
@@ -326,6 +430,7 @@ async function main() {
     }
   });
   document.addEventListener('visibilitychange', () => markRead());
+  setupUploads();
   if (session.restore()) {
     session.schedule();
     enterApp().catch((e) => {

@@ -71,7 +71,8 @@ export function renderConversations(convs, openId, nameOf, onOpen) {
 
 // renderMessages draws the open conversation's messages in seq order (pending sends last) and
 // the state of my own: sending, sent, delivered, seen (by another member's read marker).
-export function renderMessages(conv, msgs, me, nameOf) {
+// onDownload(fileId, name) fetches an attachment (the link alone would carry no token).
+export function renderMessages(conv, msgs, me, nameOf, onDownload) {
   const ol = $('msgs');
   const atBottom = ol.scrollHeight - ol.scrollTop - ol.clientHeight < 40;
   ol.replaceChildren();
@@ -87,6 +88,18 @@ export function renderMessages(conv, msgs, me, nameOf) {
     head.append(el('time', 'at', time(m.created_at)));
     li.append(head);
     li.append(el('p', 'content', m.content));
+    const files = m.attachments || [];
+    files.forEach((id, i) => {
+      const name = (files.length === 1 && m.metadata && m.metadata.filename) || `file ${i + 1}`;
+      const a = el('a', 'attachment', `Download ${name}`);
+      a.href = `/v1/files/${encodeURIComponent(id)}/content`;
+      a.dataset.file = id;
+      a.addEventListener('click', (ev) => {
+        ev.preventDefault();
+        onDownload(id, name);
+      });
+      li.append(a);
+    });
     if (mine) {
       let st = 'Sending…';
       if (m.failed) st = `Not sent: ${m.failed}`;
