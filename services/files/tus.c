@@ -42,7 +42,7 @@ files_tus_options(struct files_call *c)
 }
 
 /* files_tus_db_fail answers a database failure: 503 with Retry-After (the client retries). */
-static void
+void
 files_tus_db_fail(struct files_call *c, int rv)
 {
 	sb_pg_rollback(c->pg);
@@ -54,7 +54,7 @@ files_tus_db_fail(struct files_call *c, int rv)
 
 /* files_tus_load reads c's upload into *u (locked when lock), checks that the caller owns it
  * and that it still exists; answers (404, 410, 503) and returns false otherwise. */
-static bool
+bool
 files_tus_load(struct files_call *c, bool lock, struct files_upload *u)
 {
 	int rv = files_db_get(c->pg, c->id, lock, u);
