@@ -27,30 +27,6 @@
 /* Most missing chunk numbers a problem's detail names (the member lists all). */
 #define FILES_MISSING_IN_DETAIL 20
 
-int64_t
-files_chunk_number(const char *s, size_t n)
-{
-	int64_t v = 0;
-	if (n == 0 || n > 9 || s[0] == '0')
-		return -1;
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return -1;
-		v = v * 10 + (s[i] - '0');
-	}
-	return v;
-}
-
-bool
-files_chunk_size_ok(int64_t size, int64_t chunk_size, int64_t total, int64_t n, int64_t len)
-{
-	if (size <= 0 || chunk_size <= 0 || total <= 0 || n < 1 || n > total)
-		return false;
-	if (n < total)
-		return len == chunk_size;
-	return len == size - (total - 1) * chunk_size;
-}
-
 /* files_chunks_sha256 writes the lower-case hex SHA-256 of n bytes to out. */
 static int
 files_chunks_sha256(const void *buf, size_t n, char out[65])
@@ -62,24 +38,6 @@ files_chunks_sha256(const void *buf, size_t n, char out[65])
 	sb_hex_encode(d, 32, out);
 	out[64] = '\0';
 	return 0;
-}
-
-/* files_chunks_hex_ok tells whether s is 64 hex digits; copies it in lower case to out. */
-static bool
-files_chunks_hex_ok(const char *s, char out[65])
-{
-	if (s == NULL || strlen(s) != 64)
-		return false;
-	for (int i = 0; i < 64; i++) {
-		char ch = s[i];
-		if (ch >= 'A' && ch <= 'F')
-			ch = (char)(ch - 'A' + 'a');
-		if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f')))
-			return false;
-		out[i] = ch;
-	}
-	out[64] = '\0';
-	return true;
 }
 
 /* files_chunks_json answers status with the JSON document in b (freed). */
@@ -167,7 +125,7 @@ files_chunks_initiate(struct files_call *c)
 		chunk = json_integer_value(jc);
 	}
 	if (jh != NULL && !json_is_null(jh) &&
-	    (!json_is_string(jh) || !files_chunks_hex_ok(json_string_value(jh), sha))) {
+	    (!json_is_string(jh) || !files_sha256_hex_parse(json_string_value(jh), sha))) {
 		why = "sha256 must be 64 hex digits";
 		goto bad;
 	}
@@ -251,7 +209,7 @@ files_chunks_put(struct files_call *c)
 		                    "chunk_number)");
 		return;
 	}
-	if (hdr != NULL && !files_chunks_hex_ok(hdr, want)) {
+	if (hdr != NULL && !files_sha256_hex_parse(hdr, want)) {
 		files_reply_problem(&c->rp, 400, "Content-SHA256 must be 64 hex digits");
 		return;
 	}

@@ -317,13 +317,21 @@ void files_chunks_put(struct files_call *c);
 void files_chunks_status(struct files_call *c);
 /* files_chunks_complete answers POST /v1/files/{id}/complete. */
 void files_chunks_complete(struct files_call *c);
-/* files_chunk_sizes_ok tells whether a chunk n (from 1) of len bytes fits an upload of size
+/* --- chunk_parse.c: the chunk API's input parsers (untrusted input; fuzzed) ------------- */
+/* files_chunk_size_ok tells whether a chunk n (from 1) of len bytes fits an upload of size
  * bytes in total chunks of chunk_size: every chunk but the last is exactly chunk_size, the
  * last is the rest. */
 bool files_chunk_size_ok(int64_t size, int64_t chunk_size, int64_t total, int64_t n, int64_t len);
 /* files_chunk_number parses a chunk number: 1 to 9 ASCII digits, no sign, no leading zero.
  * Returns it, or -1. */
 int64_t files_chunk_number(const char *s, size_t n);
+/* files_chunk_query finds the first "chunk_number=" pair of a query string (pairs separated by
+ * '&', not percent-decoded) and parses its value with files_chunk_number. Returns it, or -1
+ * when absent or invalid. */
+int64_t files_chunk_query(const char *query);
+/* files_sha256_hex_parse tells whether s is exactly 64 hex digits (either case) and writes
+ * them in lower case, NUL-ended, to out. */
+bool files_sha256_hex_parse(const char *s, char out[65]);
 
 /* --- merge.c: the merge worker ---------------------------------------------------------- */
 struct files_merge;

@@ -129,7 +129,8 @@ files_merge_completed_event(struct files_merge *m, const struct files_chunked *u
 
 /* files_merge_assemble copies the parts of u (listed in res: n, size, sha256) in order into
  * the final object and writes the whole file's SHA-256 (hex) to sha. Returns
- * FILES_MERGE_DONE, or FILES_MERGE_RETRY with the reason in why. */
+ * FILES_MERGE_DONE, FILES_MERGE_RETRY with the reason in why, or FILES_MERGE_DB when stopping
+ * (no attempt counted; the caller then leaves the request uncommitted). */
 static enum files_merge_result
 files_merge_assemble(struct files_merge *m, const struct files_chunked *u, PGresult *res,
                      char sha[65], char *why, size_t whylen)
@@ -160,6 +161,11 @@ files_merge_assemble(struct files_merge *m, const struct files_chunked *u, PGres
 		unsigned dl = 0;
 		char hex[65];
 		size_t got = 0;
+		if (atomic_load(&m->stop)) { /* the request is delivered again after a restart */
+			snprintf(why, whylen, "stopping");
+			r = FILES_MERGE_DB;
+			goto done;
+		}
 		if (n != i + 1 ||
 		    !files_chunk_size_ok(u->length, u->chunk_size, u->total, n, size)) {
 			snprintf(why, whylen, "chunk row %" PRId64 " does not fit the upload",
@@ -316,6 +322,8 @@ files_merge_handle(struct files_merge *m, const char *id)
 			          "state", why, NULL);
 			return true;
 		case FILES_MERGE_DB:
+			if (atomic_load(&m->stop))
+				return false;
 			sb_log_kv(SB_LOG_WARN, "merge waits for the database", "upload_id", id,
 			          "error", why, NULL);
 			if (!files_merge_sleep(m, db_wait))

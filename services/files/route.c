@@ -119,21 +119,6 @@ files_route_match(const char *path, enum files_route_kind *kind, char id[37], in
 	return false;
 }
 
-/* files_route_query_chunk reads chunk_number=n from query (-1 when absent or invalid). */
-static int64_t
-files_route_query_chunk(const char *query)
-{
-	const char *p = query;
-	while (p != NULL && *p != '\0') {
-		const char *end = strchr(p, '&');
-		size_t len = end ? (size_t)(end - p) : strlen(p);
-		if (len > 13 && strncmp(p, "chunk_number=", 13) == 0)
-			return files_chunk_number(p + 13, len - 13);
-		p = end ? end + 1 : NULL;
-	}
-	return -1;
-}
-
 /* files_route_auth verifies the bearer token of c's request into c->who; answers and returns
  * false when it is missing or invalid or lacks scope. */
 static bool
@@ -182,7 +167,7 @@ files_route(struct files *f, struct sb_pg *pg, struct sb_http_req *r)
 	c->chunk = -1;
 	bool matched = files_route_match(r->path, &kind, c->id, &c->chunk);
 	if (matched && kind == FILES_R_CHUNKS)
-		c->chunk = files_route_query_chunk(r->query);
+		c->chunk = files_chunk_query(r->query);
 	files_reply_init(&c->rp, f, r, matched && FILES_R_IS_TUS(kind));
 	if (!matched) {
 		files_reply_problem(&c->rp, 404, "no such resource");

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # stack: pg,redis,kafka
-# labels: files,e2e
+# labels: files,e2e,sanitize
 # The chunk API against the real sb-files, sb-outbox (relaying files.outbox and
 # messages.outbox), PostgreSQL, Kafka and filesystem storage, with curl and kcat: initiate 100
 # chunks of 64 KiB (the last short), upload 50, status lists the other 50, complete names them
@@ -11,7 +11,8 @@
 # headers and fields, and the download's SHA-256 is the original's. Then kill -9 in the middle
 # of a merge (a part held back so that the merge is caught half-way, in its retry back-off):
 # after the restart the merge finishes and the file is equal; and a corrupt part: the merge is
-# retried, then the upload is FAILED, reported (metric, log), and no half-made file is left.
+# retried, then the upload is FAILED, reported (metric, log), and no half-made file is left;
+# and two merge workers that both receive every request: each upload is merged once.
 set -u
 root=${SB_SOURCE_ROOT:?}
 . "$root/tools/stack.sh"
@@ -283,6 +284,34 @@ m=$(curl -s "http://127.0.0.1:${SVC_OPS[files]}/metrics" | awk '/^files_merges_t
 [ "${m:-0}" -ge 1 ] || fail "files_merges_total{result=failed} = ${m:-none}"
 [ ! -e "$store/up/$id3" ] || fail "a half-made file was left for the FAILED upload"
 expect 410 "a chunk for a FAILED upload" -- -X PUT "${A[@]}" --data-binary "@$(C 1)" "$F/v1/files/$id3/chunks/1"
+
+# Two merge workers that both receive every request (two consumer groups): exactly one merges
+# an upload, the other finds it COMPLETED (after waiting for its row lock, when they meet) and
+# changes nothing; the requests of earlier uploads, delivered again to the new group, are
+# no-ops too.
+sb_svc_ports files2
+mapfile -t envs2 < <(sb_svc_env)
+env "${envs2[@]}" SB_RPC_URL="tcp://127.0.0.1:${SVC_RPC[files2]}" SB_OPS_PORT="${SVC_OPS[files2]}" \
+	SB_HTTP_PORT="${SVC_HTTP[files2]}" SB_FILES_DIR="$store" SB_FILES_MERGE_GROUP=second-merge \
+	"$SB_BUILD_ROOT/bin/sb-files" >>"$SB_TEST_TMP/logs/files2.log" 2>&1 &
+SVC_PID[files2]=$!
+sb_svc_wait_ready files2 || fail "second sb-files not ready"
+id4=$(small_upload 8)
+expect 202 "complete (two workers)" -- -X POST "${A[@]}" "$F/v1/files/$id4/complete"
+wait_state "$id4" COMPLETED 60 || fail "two workers: not COMPLETED"
+logs2=("$SB_TEST_TMP/logs/files.log" "$SB_TEST_TMP/logs/files2.log")
+for _ in $(seq 1 300); do
+	[ "$(cat "${logs2[@]}" | grep -c "nothing to do.*$id4")" -ge 1 ] &&
+		grep -q "nothing to do.*$id\b" "$SB_TEST_TMP/logs/files2.log" && break
+	sleep 0.2
+done
+merged=$(cat "${logs2[@]}" | grep -c "upload merged.*$id4")
+noop=$(cat "${logs2[@]}" | grep -c "nothing to do.*$id4")
+[ "$merged" = 1 ] && [ "$noop" = 1 ] || fail "two workers: merged $merged times, $noop no-ops"
+grep -q "nothing to do.*$id\b" "$SB_TEST_TMP/logs/files2.log" || fail "an old COMPLETED request was not a no-op in the new group"
+expect 200 "download (two workers)" -- "${A[@]}" "$F/v1/files/$id4/content"
+[ "$(sha "$B")" = "$(sha "$SB_TEST_TMP/small.bin")" ] || fail "two workers: file differs"
+[ "$(status_of "$id" | jq -r .state)" = COMPLETED ] || fail "the first upload changed"
 
 if [ "$fails" -gt 0 ]; then
 	echo "$fails failure(s); files log tail:"

@@ -3,7 +3,7 @@
  * sb_pg_outbox.sql) reach Kafka once each, in order per aggregate, and are marked relayed in
  * their own table; each table has its lag gauge. A table left out of the list is not read.
  * stack: pg,kafka
- * labels: outbox
+ * labels: outbox,sanitize
  */
 #include <stdarg.h>
 #include <stddef.h>
