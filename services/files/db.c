@@ -17,7 +17,7 @@ const struct sb_pg_opts files_pg_opts = {
 #define FILES_UPLOAD_COLS                                                                          \
 	"id::text, tenant_id, owner_id, state, coalesce(length, -1), upload_offset, "              \
 	"coalesce((extract(epoch from expires_at) * 1000)::bigint, 0), "                           \
-	"coalesce(expires_at <= now(), false), filename, content_type, metadata"
+	"coalesce(expires_at <= now(), false), filename, content_type, metadata, protocol"
 
 const struct sb_pg_stmt files_stmts[] = {
 	{ "upload_get", "SELECT " FILES_UPLOAD_COLS " FROM uploads WHERE id = $1", 1 },
@@ -179,6 +179,7 @@ files_db_get(struct sb_pg *pg, const char *id, bool lock, struct files_upload *u
 	files_copy(u->filename, sizeof(u->filename), PQgetvalue(res, 0, 8));
 	files_copy(u->content_type, sizeof(u->content_type), PQgetvalue(res, 0, 9));
 	u->metadata = strdup(PQgetvalue(res, 0, 10));
+	u->chunked = strcmp(PQgetvalue(res, 0, 11), "chunk") == 0;
 	PQclear(res);
 	return u->metadata == NULL ? SB_ENOMEM : 0;
 }

@@ -169,6 +169,7 @@ struct files_upload {
 	char filename[FILES_NAME_MAX];
 	char content_type[FILES_TYPE_MAX];
 	char *metadata; /* the Upload-Metadata given at creation (malloc'd; files_upload_clear) */
+	bool chunked;   /* made by the chunk API (not a tus upload) */
 };
 /* files_db_get reads upload id into *u (FOR UPDATE when lock: inside a transaction). Returns
  * 0, SB_ENOTFOUND or a database error. */

@@ -58,8 +58,10 @@ bool
 files_tus_load(struct files_call *c, bool lock, struct files_upload *u)
 {
 	int rv = files_db_get(c->pg, c->id, lock, u);
-	if (rv == SB_ENOTFOUND || (rv == 0 && (strcmp(u->tenant_id, c->who.tenant_id) != 0 ||
-	                                       strcmp(u->owner_id, c->user) != 0))) {
+	/* an upload of the chunk API is not a tus upload: its bytes go through its chunks */
+	if (rv == SB_ENOTFOUND ||
+	    (rv == 0 && (u->chunked || strcmp(u->tenant_id, c->who.tenant_id) != 0 ||
+	                 strcmp(u->owner_id, c->user) != 0))) {
 		files_upload_clear(u);
 		sb_pg_rollback(c->pg);
 		files_reply_problem(&c->rp, 404, "no such upload");

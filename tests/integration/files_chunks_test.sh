@@ -153,6 +153,10 @@ expect 404 "another user's status" -- -H "Authorization: Bearer $bob" "$F/v1/fil
 problem_ok 404
 expect 404 "another user's chunk" -- -X PUT -H "Authorization: Bearer $bob" --data-binary "@$(C 2)" "$F/v1/files/$id/chunks/2"
 expect 404 "an unknown upload" -- "${A[@]}" "$F/v1/files/00000000-0000-4000-8000-000000000000/status"
+# A chunk-API upload is not a tus upload.
+expect 404 "tus HEAD of a chunk-API upload" -- -I "${A[@]}" -H "Tus-Resumable: 1.0.0" "$F/files/$id"
+expect 404 "tus PATCH of a chunk-API upload" -- -X PATCH "${A[@]}" -H "Tus-Resumable: 1.0.0" \
+	-H "Upload-Offset: 0" -H "Content-Type: application/offset+octet-stream" --data-binary "@$(C 1)" "$F/files/$id"
 expect 405 "DELETE on status" -- -X DELETE "${A[@]}" "$F/v1/files/$id/status"
 problem_ok 405
 
