@@ -48,6 +48,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sb_util_b64.h"
+
 enum wl_proto { WL_SWITCHBOARD, WL_SOCKETIO, WL_CENTRIFUGO };
 
 /* A connection's state machine. */
@@ -600,25 +602,6 @@ wl_on_readable(struct wl_conn *c)
 }
 
 static void
-wl_b64(const unsigned char *in, size_t n, char *out)
-{
-	static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	size_t o = 0;
-	for (size_t i = 0; i < n; i += 3) {
-		uint32_t v = (uint32_t)in[i] << 16;
-		if (i + 1 < n)
-			v |= (uint32_t)in[i + 1] << 8;
-		if (i + 2 < n)
-			v |= in[i + 2];
-		out[o++] = t[(v >> 18) & 63];
-		out[o++] = t[(v >> 12) & 63];
-		out[o++] = i + 1 < n ? t[(v >> 6) & 63] : '=';
-		out[o++] = i + 2 < n ? t[v & 63] : '=';
-	}
-	out[o] = '\0';
-}
-
-static void
 wl_on_connected(struct wl_conn *c)
 {
 	int err = 0;
@@ -635,7 +618,7 @@ wl_on_connected(struct wl_conn *c)
 		c->mask_seed = c->mask_seed * 1103515245u + 12345u;
 		key[i] = (unsigned char)(c->mask_seed >> 16);
 	}
-	wl_b64(key, sizeof(key), key64);
+	(void)sb_b64_encode(key, sizeof(key), SB_B64_PAD, key64, sizeof(key64));
 	int n;
 	if (wl.proto == WL_SWITCHBOARD)
 		n = snprintf(req, sizeof(req), "GET /ws?token=%s HTTP/1.1\r\n", c->token);

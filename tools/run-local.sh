@@ -20,7 +20,8 @@
 #   SB_READY_TIMEOUT   seconds to wait for every service's /ready (60)
 #   OBSERVABILITY=1    also runs Jaeger (OTLP/HTTP on 127.0.0.1:4318, UI and query API on
 #                      http://127.0.0.1:16686; every service exports its spans there) and
-#                      Prometheus (http://127.0.0.1:9090) scraping every service, with the
+#                      Prometheus (http://127.0.0.1:9090) scraping every service (and, with
+#                      MESH=1, every sidecar), with the
 #                      alert rules of k8s/observability loaded (docs/observability.md)
 #   MESH               1: every service's RPC behind a sidecar, all RPC over mTLS, and
 #                      .run/mesh.json written (tools/mesh-run.sh, docs/mesh.md); 0 (default): no
@@ -198,27 +199,35 @@ stop_observability() {
 	done
 }
 
-# start_prometheus: scrapes every started service's ops port as job sb-<name>, with the alert
-# rules; data in .run/obs/prometheus (kept across runs, 2 days).
+# start_prometheus: scrapes every started service's ops port as job sb-<name> and, with MESH=1,
+# every sidecar's ops port as job sb-sidecar (label service=<name>), with every alert rule file
+# of k8s/observability/rules; data in .run/obs/prometheus (kept across runs, 2 days).
 start_prometheus() {
 	local conf=$run/obs/prometheus.yml name
 	{
 		echo "global: { scrape_interval: 5s, evaluation_interval: 15s }"
-		echo "rule_files: ['$root/k8s/observability/rules/switchboard.rules.yaml']"
+		echo "rule_files: ['$root/k8s/observability/rules/*.rules.yaml']"
 		echo "scrape_configs:"
 		for name in "${started[@]}"; do
 			echo "  - job_name: sb-$name"
 			echo "    static_configs: [{ targets: ['127.0.0.1:$(svc_field "$name" 1)'] }]"
 		done
+		if [ "$mesh" = 1 ] && [ ${#mesh_names[@]} -gt 0 ]; then
+			echo "  - job_name: sb-sidecar"
+			echo "    static_configs:"
+			for name in "${mesh_names[@]}"; do
+				echo "      - { targets: ['127.0.0.1:$(mesh_ops_port "$name")'], labels: { service: $name } }"
+			done
+		fi
 	} >"$conf"
 	promtool check config "$conf" >"$logs/promtool.log" 2>&1 || return 1
 	prometheus --config.file="$conf" --storage.tsdb.path="$run/obs/prometheus" \
-		--storage.tsdb.retention.time=2d --web.listen-address=127.0.0.1:9090 \
+		--storage.tsdb.retention.time=2d --web.listen-address=127.0.0.1:$prom_port \
 		>"$logs/prometheus.log" 2>&1 &
 	echo $! >"$run/obs/prometheus.pid"
 	local n
 	for n in $(seq 1 100); do
-		curl -s -o /dev/null http://127.0.0.1:9090/-/ready && return 0
+		curl -s -o /dev/null "http://127.0.0.1:$prom_port/-/ready" && return 0
 		sleep 0.1
 	done
 	return 1
@@ -270,12 +279,14 @@ kafka_brokers=127.0.0.1:$kafka_port
 observability=${OBSERVABILITY:-0}
 if [ "$observability" = 1 ]; then
 	. "$here/jaeger.sh"
-	for p in 4318:Jaeger 16686:Jaeger 9090:Prometheus; do
+	# the fixed points of issue 12, shifted by SB_PORT_OFFSET like every other port
+	otlp_port=$((4318 + off)) jaeger_port=$((16686 + off)) prom_port=$((9090 + off))
+	for p in $otlp_port:Jaeger $jaeger_port:Jaeger $prom_port:Prometheus; do
 		port_busy "${p%%:*}" && fail_start "port ${p%%:*} for ${p#*:} is in use by another program"
 	done
 	mkdir -p "$run/obs"
-	say "starting Jaeger $sb_jaeger_version (OTLP on 127.0.0.1:4318, UI on 127.0.0.1:16686)"
-	sb_jaeger_start "$run/obs/jaeger" 4318 16686 || fail_start "Jaeger did not start (see $run/obs/jaeger/jaeger.log)"
+	say "starting Jaeger $sb_jaeger_version (OTLP on 127.0.0.1:$otlp_port, UI on 127.0.0.1:$jaeger_port)"
+	sb_jaeger_start "$run/obs/jaeger" "$otlp_port" "$jaeger_port" || fail_start "Jaeger did not start (see $run/obs/jaeger/jaeger.log)"
 	echo "$SB_JAEGER_PID" >"$run/obs/jaeger.pid"
 fi
 
@@ -286,7 +297,7 @@ common_env=(
 	"KAFKA_BROKERS=$kafka_brokers"
 	"SB_LOG_LEVEL=$log_level"
 )
-[ "$observability" = 1 ] && common_env+=("SB_OTLP_ENDPOINT=http://127.0.0.1:4318")
+[ "$observability" = 1 ] && common_env+=("SB_OTLP_ENDPOINT=http://127.0.0.1:$otlp_port")
 for row in "${services[@]}"; do
 	read -r name _ rpc _ <<<"$row"
 	common_env+=("SB_${name^^}_RPC_URL=tcp://127.0.0.1:$((rpc + off))")
@@ -411,7 +422,7 @@ if [ -n "${svc_pid[auth]:-}" ]; then
 fi
 
 if [ "$observability" = 1 ]; then
-	say "starting Prometheus on 127.0.0.1:9090 (rules: k8s/observability/rules)"
+	say "starting Prometheus on 127.0.0.1:$prom_port (rules: k8s/observability/rules)"
 	start_prometheus || fail_start "Prometheus did not start (see $logs/prometheus.log, $logs/promtool.log)"
 fi
 
@@ -442,8 +453,8 @@ echo "   Redis:       redis://127.0.0.1:$redis_port"
 echo "   Kafka:       $kafka_brokers (Apache Kafka $SB_KAFKA_VERSION, data in $run/kafka/data)"
 echo "   Logs:        $logs/"
 if [ "$observability" = 1 ]; then
-	echo "   Traces:      http://127.0.0.1:16686/ (Jaeger; every 2xx/4xx/5xx carries its traceparent)"
-	echo "   Metrics:     http://127.0.0.1:9090/ (Prometheus, alerts at /alerts)"
+	echo "   Traces:      http://127.0.0.1:$jaeger_port/ (Jaeger; every 2xx/4xx/5xx carries its traceparent)"
+	echo "   Metrics:     http://127.0.0.1:$prom_port/ (Prometheus, alerts at /alerts)"
 fi
 [ -f "$run/dev-credentials.json" ] && echo "   Credentials: $run/dev-credentials.json"
 echo

@@ -13,6 +13,8 @@
 #include <time.h>
 
 #include "sb_err.h"
+#include "sb_util_b64.h"
+#include "sb_util_hex.h"
 #include "sb_util_uuid.h"
 
 struct cdc_type_name {
@@ -363,65 +365,31 @@ cdc_floordiv(int64_t a, int64_t b)
 	return q;
 }
 
-/* cdc_b64_val returns the value of a base64 digit, or -1. */
-static int
-cdc_b64_val(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
 /* cdc_blob writes base64 s (standard alphabet, padded) as PostgreSQL's hex bytea form. */
 static int
 cdc_blob(const char *s, struct sb_buf *out, char *err, size_t n)
 {
-	size_t len = strlen(s), i;
-	static const char hex[] = "0123456789abcdef";
-	if (len % 4 != 0) {
-		snprintf(err, n, "blob: base64 length %zu is not a multiple of 4", len);
+	size_t len = strlen(s), got = 0;
+	size_t cap = sb_b64_decoded_max(len);
+	uint8_t *bytes = cap > 0 ? malloc(cap) : NULL;
+	if (cap > 0 && bytes == NULL)
+		return SB_ENOMEM;
+	int rv = sb_b64_decode(s, len, SB_B64_STD | SB_B64_PAD, bytes, cap, &got);
+	if (rv != 0) {
+		free(bytes);
+		snprintf(err, n, "blob: not canonical padded base64 (RFC 4648 section 4)");
 		return SB_EINVAL;
 	}
-	if (sb_buf_puts(out, "\\x") != 0)
-		return SB_ENOMEM;
-	for (i = 0; i < len; i += 4) {
-		int v[4], pad = 0;
-		for (int j = 0; j < 4; j++) {
-			unsigned char c = (unsigned char)s[i + j];
-			if (c == '=' && i + 4 == len && j >= 2) {
-				v[j] = 0;
-				pad++;
-				continue;
-			}
-			if (pad > 0 || (v[j] = cdc_b64_val(c)) < 0) {
-				snprintf(err, n, "blob: bad base64 at %zu", i + (size_t)j);
-				return SB_EINVAL;
-			}
-		}
-		uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 |
-		             (uint32_t)v[3];
-		unsigned char b[3] = { (unsigned char)(w >> 16), (unsigned char)(w >> 8),
-			               (unsigned char)w };
-		/* Unused bits of the last digit must be zero (one encoding per value). */
-		if ((pad == 1 && (w & 0xff) != 0) || (pad == 2 && (w & 0xffff) != 0)) {
-			snprintf(err, n, "blob: non-canonical base64 padding");
-			return SB_EINVAL;
-		}
-		for (int j = 0; j < 3 - pad; j++) {
-			char h[2] = { hex[b[j] >> 4], hex[b[j] & 15] };
-			if (sb_buf_append(out, h, 2) != 0)
-				return SB_ENOMEM;
-		}
+	rv = sb_buf_reserve(out, 2 + 2 * got) != 0 ? SB_ENOMEM : 0;
+	if (rv == 0) {
+		out->data[out->len++] = '\\';
+		out->data[out->len++] = 'x';
+		sb_hex_encode(bytes, got, out->data + out->len);
+		out->len += 2 * got;
+		out->data[out->len] = '\0';
 	}
-	return 0;
+	free(bytes);
+	return rv;
 }
 
 /* cdc_iso_ok checks a date ("YYYY-MM-DD") or timestamp string loosely: digits and

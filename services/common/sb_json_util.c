@@ -1,6 +1,7 @@
 /* sb_json_util.c: helpers of the JSON transcoder: violations, UTF-8, base64, descriptor tests. */
 #include "sb_json_int.h"
 #include "sb_err.h"
+#include "sb_util_b64.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -57,89 +58,31 @@ sb_json_errors_format(const struct sb_json_errors *errs, char *dst, size_t n)
 	return want;
 }
 
-/* Value of a base64 character in either alphabet, or -1. */
-static int
-sb_json_b64_val(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+' || c == '-')
-		return 62;
-	if (c == '/' || c == '_')
-		return 63;
-	return -1;
-}
-
 int
 sb__json_b64_decode(const char *s, size_t n, uint8_t **out, size_t *outlen)
 {
-	size_t pad = 0;
-	while (n > 0 && s[n - 1] == '=' && pad < 2) {
-		n--;
-		pad++;
-	}
-	if (n % 4 == 1 || (pad > 0 && (n + pad) % 4 != 0))
-		return SB_EINVAL;
-	size_t len = n / 4 * 3 + (n % 4 ? n % 4 - 1 : 0);
-	uint8_t *buf = NULL;
-	if (len > 0 && (buf = malloc(len)) == NULL)
+	size_t cap = sb_b64_decoded_max(n);
+	uint8_t *buf = cap > 0 ? malloc(cap) : NULL;
+	if (cap > 0 && buf == NULL)
 		return SB_ENOMEM;
-	size_t o = 0;
-	uint32_t acc = 0;
-	int bits = 0;
-	for (size_t i = 0; i < n; i++) {
-		int v = sb_json_b64_val((unsigned char)s[i]);
-		if (v < 0) {
-			free(buf);
-			return SB_EINVAL;
-		}
-		acc = (acc << 6) | (uint32_t)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			buf[o++] = (uint8_t)(acc >> bits);
-			acc &= (1u << bits) - 1;
-		}
-	}
-	/* Leftover bits must be zero: "QQ==" is 'A' but "QR==" is not canonical. */
-	if (acc != 0) {
+	/* either alphabet, padding optional: what protobuf's JSON mapping accepts */
+	int rv = sb_b64_decode(s, n, SB_B64_STD | SB_B64_URL, buf, cap, outlen);
+	if (rv != 0) {
 		free(buf);
-		return SB_EINVAL;
+		return rv == SB_ERANGE ? SB_EINVAL : rv;
 	}
 	*out = buf;
-	*outlen = o;
 	return 0;
 }
 
 int
 sb__json_b64_encode(struct sb_buf *b, const uint8_t *p, size_t n)
 {
-	static const char tbl[] =
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	if (sb_buf_reserve(b, (n + 2) / 3 * 4) != 0)
+	size_t len = sb_b64_encoded_len(n, SB_B64_PAD);
+	if (sb_buf_reserve(b, len) != 0)
 		return SB_ENOMEM;
-	char *o = b->data + b->len;
-	size_t i = 0;
-	for (; i + 3 <= n; i += 3) {
-		uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
-		*o++ = tbl[v >> 18];
-		*o++ = tbl[(v >> 12) & 63];
-		*o++ = tbl[(v >> 6) & 63];
-		*o++ = tbl[v & 63];
-	}
-	if (i < n) {
-		uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0);
-		*o++ = tbl[v >> 18];
-		*o++ = tbl[(v >> 12) & 63];
-		*o++ = i + 1 < n ? tbl[(v >> 6) & 63] : '=';
-		*o++ = '=';
-	}
-	b->len = (size_t)(o - b->data);
-	b->data[b->len] = '\0';
+	(void)sb_b64_encode(p, n, SB_B64_PAD, b->data + b->len, len + 1);
+	b->len += len;
 	return 0;
 }
 

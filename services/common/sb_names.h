@@ -55,4 +55,9 @@
  * LISTENs. */
 #define SB_PG_OUTBOX_CHANNEL "sb_outbox"
 
+/* Headers of a signed webhook or push request (sb_webhook.c; notifier webhooks, pubsub push
+ * subscriptions): the Unix time in seconds and "v1=<hex HMAC-SHA256(secret, "<ts>.<body>")>". */
+#define SB_HDR_WEBHOOK_TIMESTAMP "Switchboard-Timestamp"
+#define SB_HDR_WEBHOOK_SIGNATURE "Switchboard-Signature"
+
 #endif

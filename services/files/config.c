@@ -3,6 +3,21 @@
 
 #include "files.pb-c.h"
 
+#include <stdio.h>
+#include <string.h>
+
+#include "sb_err.h"
+
+/* files_validate_store accepts the storage backends the service has. */
+static int
+files_validate_store(const char *v, char *err, size_t errlen)
+{
+	if (strcmp(v, "fs") == 0 || strcmp(v, "s3") == 0)
+		return 0;
+	snprintf(err, errlen, "must be fs or s3");
+	return SB_EINVAL;
+}
+
 const struct sb_cfg_key files_config[] = {
 	SB_CFG_COMMON(struct files_cfg, common, 9104, 7104),
 	SB_CFG_POSTGRES(struct files_cfg, common),
@@ -72,6 +87,31 @@ const struct sb_cfg_key files_config[] = {
 	               "FAILED."),
 	SB_CFG_INT_ROW(struct files_cfg, "SB_FILES_MERGE_BACKOFF_MS", merge_backoff_ms, "500", 1,
 	               600000, "Wait after the first failed merge attempt; doubles after each."),
+	SB_CFG_STR_ROW(struct files_cfg, "SB_FILES_STORE", store, "fs", files_validate_store,
+	               "Storage backend: fs (files under SB_FILES_DIR) or s3 (an S3-compatible "
+	               "object store, SB_FILES_S3_*; layout in docs/files.md)."),
+	SB_CFG_STR_ROW(struct files_cfg, "SB_FILES_S3_ENDPOINT", s3_endpoint,
+	               "http://127.0.0.1:9000", sb_config_validate_url,
+	               "S3 endpoint, http://host:port or https://host:port (path-style "
+	               "addressing: /bucket/key)."),
+	SB_CFG_STR_ROW(struct files_cfg, "SB_FILES_S3_BUCKET", s3_bucket, "switchboard-files", NULL,
+	               "S3 bucket of the files service (created at start when missing)."),
+	SB_CFG_STR_ROW(struct files_cfg, "SB_FILES_S3_REGION", s3_region, "us-east-1", NULL,
+	               "Region named in SigV4 signatures."),
+	SB_CFG_STR_ROW(struct files_cfg, "SB_FILES_S3_ACCESS_KEY", s3_access_key, "", NULL,
+	               "S3 access key id."),
+	SB_CFG_SECRET_ROW(struct files_cfg, "SB_FILES_S3_SECRET_KEY", s3_secret_key, "", NULL,
+	                  "S3 secret access key."),
+	SB_CFG_INT_ROW(struct files_cfg, "SB_FILES_S3_TIMEOUT_MS", s3_timeout_ms, "30000", 100,
+	               600000, "Deadline of one S3 request, milliseconds."),
+	SB_CFG_STR_ROW(struct files_cfg, "SB_FILES_S3_CA_FILE", s3_ca_file, "", NULL,
+	               "For an https endpoint: PEM file of the CAs to trust (empty: the "
+	               "system's). The certificate must name the endpoint's host."),
+	SB_CFG_INT_ROW(struct files_cfg, "SB_FILES_S3_COMPOSE_MAX_BYTES", s3_compose_max,
+	               "268435456", 0, 1099511627776LL,
+	               "Largest completed upload whose segments (each >= 5 MiB but the last) are "
+	               "composed into one S3 object, server-side, before the last PATCH is "
+	               "answered; 0: never. Larger files stay a chain of segments."),
 	{ NULL },
 };
 

@@ -1,6 +1,7 @@
 /* edge.c: start and stop of the upload edge: storage, token verification, workers, the HTTP
  * server; stopped in the mirrored order. */
 #include "files.h"
+#include "s3.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +35,21 @@ files_start(struct sb_service *svc)
 	f->cfg = cfg;
 	f->svc = svc;
 	files_metrics_init(f);
-	if ((rv = files_store_fs_open(cfg->dir, &f->store)) != 0)
+	if (strcmp(cfg->store, "s3") == 0) {
+		const struct s3_opts so = { .endpoint = cfg->s3_endpoint,
+			                    .bucket = cfg->s3_bucket,
+			                    .region = cfg->s3_region,
+			                    .access_key = cfg->s3_access_key,
+			                    .secret_key = cfg->s3_secret_key,
+			                    .timeout_ms = (int)cfg->s3_timeout_ms,
+			                    .ca_file = cfg->s3_ca_file,
+			                    .compose_max = cfg->s3_compose_max,
+			                    .create_bucket = true };
+		rv = s3_store_open(&so, &f->store);
+	} else {
+		rv = files_store_fs_open(cfg->dir, &f->store);
+	}
+	if (rv != 0)
 		goto fail;
 	const struct sb_authn_opts ao = { .issuer = cfg->issuer,
 		                          .audience = cfg->audience,
@@ -72,7 +87,8 @@ files_start(struct sb_service *svc)
 	}
 	sb_service_set_state(svc, f);
 	sb_log_kv(SB_LOG_INFO, "upload edge listening", "addr", cfg->http_addr, "storage",
-	          f->store->ops->name, "dir", cfg->dir, NULL);
+	          f->store->ops->name, "dir", strcmp(cfg->store, "s3") == 0 ? "" : cfg->dir,
+	          "bucket", strcmp(cfg->store, "s3") == 0 ? cfg->s3_bucket : "", NULL);
 	return 0;
 fail:
 	files_merge_stop(f->merge);

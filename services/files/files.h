@@ -27,6 +27,7 @@
 #include "sb_pg.h"
 #include "sb_service.h"
 #include "sb_service_authn.h"
+#include "sb_span.h"
 
 struct files_cfg {
 	struct sb_common_cfg common;
@@ -54,6 +55,16 @@ struct files_cfg {
 	char *merge_group;          /* its Kafka consumer group */
 	long long merge_attempts;   /* attempts before a merge is FAILED */
 	long long merge_backoff_ms; /* first back-off between attempts (doubles) */
+	/* storage backend (config.c; the S3 backend: s3.h, store_s3.c) */
+	char *store;
+	char *s3_endpoint;
+	char *s3_bucket;
+	char *s3_region;
+	char *s3_access_key;
+	char *s3_secret_key;
+	long long s3_timeout_ms;
+	char *s3_ca_file;
+	long long s3_compose_max;
 };
 
 /* the migrations directory, embedded by sb_service() */
@@ -70,13 +81,6 @@ extern const struct sb_service_def files_service;
 /* files_parse_size parses s as a tus size: 1 to 19 ASCII digits, no sign, no blanks, at most
  * INT64_MAX. Returns 0 and *out, or SB_EINVAL. */
 int files_parse_size(const char *s, int64_t *out);
-/* files_b64_decode strictly decodes n characters of standard base64 (RFC 4648 section 4, with
- * padding, no whitespace, unused bits zero) into out (cap bytes). Returns 0 and *outlen,
- * SB_EINVAL or SB_ERANGE. */
-int files_b64_decode(const char *s, size_t n, uint8_t *out, size_t cap, size_t *outlen);
-/* files_b64_encode writes the padded standard base64 of n bytes into out (cap bytes, room for
- * 4 * ceil(n / 3) + 1). Returns 0 or SB_ERANGE. */
-int files_b64_encode(const uint8_t *in, size_t n, char *out, size_t cap);
 
 /* What an Upload-Metadata header says that the service uses. */
 struct files_meta {
@@ -111,7 +115,7 @@ void files_sanitize_name(const char *in, size_t n, char out[FILES_NAME_MAX]);
  * printable ASCII only, shorter than FILES_TYPE_MAX). */
 bool files_type_ok(const char *s);
 
-/* --- store.c, store_fs.c: the storage interface and the filesystem backend ---------------- */
+/* --- store.c, store_fs.c: the storage interface and the filesystem backend (S3: s3.h) ----- */
 /* Objects are named by keys the service makes itself ("tus/<uuid>", "file/<uuid>"): never
  * from client input. Every call may block; call only from worker threads. */
 struct files_store;
@@ -248,6 +252,7 @@ struct files_reply {
 	size_t n;
 	char store[2048]; /* text of formatted header values */
 	size_t used;
+	int status; /* the status answered, 0 before */
 };
 /* files_reply_init starts an answer to r with the headers every answer carries (Tus-Resumable
  * on /files/, CORS for an allowed Origin). */
@@ -277,6 +282,7 @@ struct files_call {
 	struct sb_jwt_principal who;
 	const char *user; /* who.user_id, or who.sub */
 	struct files_reply rp;
+	struct sb_span span; /* this HTTP request's (a child of its traceparent header) */
 };
 /* files_route serves r on a worker thread (pg: the worker's connection) and answers it. */
 void files_route(struct files *f, struct sb_pg *pg, struct sb_http_req *r);

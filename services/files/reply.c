@@ -70,6 +70,7 @@ files_reply_init(struct files_reply *rp, struct files *f, struct sb_http_req *r,
 	rp->req = r;
 	rp->n = 0;
 	rp->used = 0;
+	rp->status = 0;
 	if (tus)
 		files_reply_add(rp, "Tus-Resumable", FILES_TUS_VERSION);
 	const char *origin = sb_http_req_header(r, "Origin");
@@ -132,6 +133,7 @@ files_reply_count(struct files_reply *rp, int status)
 		if (strcmp(rp->req->method, methods[i]) == 0)
 			m = methods[i];
 	snprintf(st, sizeof(st), "%d", status);
+	rp->status = status;
 	if (rp->f != NULL && rp->f->m.requests != NULL)
 		sb_series_inc(sb_metric_with(rp->f->m.requests, m, st));
 }

@@ -151,11 +151,32 @@ files_route_auth(struct files_call *c, const char *scope)
 	return true;
 }
 
+/* files_route_span_end names c's span after its route ("PATCH /files/{id}"; the method alone for
+ * a path or method the edge does not serve), records the answer and ends it. */
+static void
+files_route_span_end(struct files_call *c, const struct files_route_row *row)
+{
+	/* c->req is gone once answered: the method was recorded when the span started */
+	if (row != NULL)
+		snprintf(c->span.name, sizeof(c->span.name), "%s %s", row->method, row->pattern);
+	else
+		snprintf(c->span.name, sizeof(c->span.name), "%.16s", c->span.attrs[0].sval);
+	if (row != NULL)
+		sb_span_attr(&c->span, "http.route", row->pattern);
+	sb_span_attr_int(&c->span, "http.response.status_code", c->rp.status);
+	if (c->id[0] != '\0')
+		sb_span_attr(&c->span, "sb.upload_id", c->id);
+	if (c->rp.status >= 500)
+		sb_span_fail(&c->span, sb_http_reason(c->rp.status));
+	sb_span_end(&c->span);
+}
+
 void
 files_route(struct files *f, struct sb_pg *pg, struct sb_http_req *r)
 {
 	struct files_call *c = calloc(1, sizeof(*c)); /* large (a principal): not on the stack */
 	enum files_route_kind kind;
+	const struct files_route_row *row = NULL;
 	if (c == NULL) {
 		sb_http_respond_problem(r, 503, NULL, "out of memory");
 		return;
@@ -164,6 +185,8 @@ files_route(struct files *f, struct sb_pg *pg, struct sb_http_req *r)
 	c->pg = pg;
 	c->req = r;
 	c->method = r->method;
+	sb_span_start_tp(&c->span, "HTTP", SB_SPAN_SERVER, sb_http_req_header(r, "traceparent"));
+	sb_span_attr(&c->span, "http.request.method", r->method); /* attrs[0], see span_end */
 	c->chunk = -1;
 	bool matched = files_route_match(r->path, &kind, c->id, &c->chunk);
 	if (matched && kind == FILES_R_CHUNKS)
@@ -189,7 +212,6 @@ files_route(struct files *f, struct sb_pg *pg, struct sb_http_req *r)
 			goto done;
 		}
 	}
-	const struct files_route_row *row = NULL;
 	char allow[64] = "";
 	for (const struct files_route_row *w = files_routes; w->method != NULL; w++) {
 		if (w->kind != kind)
@@ -222,5 +244,6 @@ done:
 		sb_log_kv(SB_LOG_ERROR, "handler did not answer", "path", r->path, NULL);
 		files_reply_problem(&c->rp, 500, "internal error");
 	}
+	files_route_span_end(c, row);
 	free(c);
 }

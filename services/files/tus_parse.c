@@ -7,6 +7,7 @@
 #include <openssl/evp.h>
 
 #include "sb_err.h"
+#include "sb_util_b64.h"
 
 int
 files_parse_size(const char *s, int64_t *out)
@@ -25,84 +26,6 @@ files_parse_size(const char *s, int64_t *out)
 	if (v > (uint64_t)INT64_MAX)
 		return SB_EINVAL;
 	*out = (int64_t)v;
-	return 0;
-}
-
-static int
-files_b64_val(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
-int
-files_b64_decode(const char *s, size_t n, uint8_t *out, size_t cap, size_t *outlen)
-{
-	if (n % 4 != 0)
-		return SB_EINVAL;
-	size_t o = 0;
-	for (size_t i = 0; i < n; i += 4) {
-		int v[4];
-		int pad = 0;
-		for (int k = 0; k < 4; k++) {
-			unsigned char c = (unsigned char)s[i + k];
-			if (c == '=' && i + 4 == n && k >= 2) {
-				v[k] = 0;
-				pad++;
-				continue;
-			}
-			if (pad > 0) /* a character after '=' */
-				return SB_EINVAL;
-			v[k] = files_b64_val(c);
-			if (v[k] < 0)
-				return SB_EINVAL;
-		}
-		uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 |
-		             (uint32_t)v[3];
-		size_t take = 3 - (size_t)pad;
-		if ((pad == 1 && (w & 0xff) != 0) || (pad == 2 && (w & 0xffff) != 0))
-			return SB_EINVAL; /* unused bits must be zero */
-		if (o + take > cap)
-			return SB_ERANGE;
-		out[o++] = (uint8_t)(w >> 16);
-		if (take > 1)
-			out[o++] = (uint8_t)(w >> 8);
-		if (take > 2)
-			out[o++] = (uint8_t)w;
-	}
-	*outlen = o;
-	return 0;
-}
-
-int
-files_b64_encode(const uint8_t *in, size_t n, char *out, size_t cap)
-{
-	static const char tbl[] =
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	if (cap < (n + 2) / 3 * 4 + 1)
-		return SB_ERANGE;
-	size_t o = 0;
-	for (size_t i = 0; i < n; i += 3) {
-		uint32_t w = (uint32_t)in[i] << 16;
-		if (i + 1 < n)
-			w |= (uint32_t)in[i + 1] << 8;
-		if (i + 2 < n)
-			w |= in[i + 2];
-		out[o++] = tbl[(w >> 18) & 63];
-		out[o++] = tbl[(w >> 12) & 63];
-		out[o++] = i + 1 < n ? tbl[(w >> 6) & 63] : '=';
-		out[o++] = i + 2 < n ? tbl[w & 63] : '=';
-	}
-	out[o] = '\0';
 	return 0;
 }
 
@@ -259,7 +182,8 @@ files_meta_parse(const char *s, struct files_meta *m)
 		m->npairs++;
 		uint8_t val[FILES_META_VALUE_MAX];
 		size_t got = 0;
-		if (v != NULL && files_b64_decode(v, vlen, val, sizeof(val), &got) != 0)
+		if (v != NULL &&
+		    sb_b64_decode(v, vlen, SB_B64_STD | SB_B64_PAD, val, sizeof(val), &got) != 0)
 			return SB_EINVAL;
 #define KEY_IS(lit) (klen == sizeof(lit) - 1 && memcmp(k, lit, klen) == 0)
 		if (KEY_IS("filename") || (KEY_IS("name") && m->filename[0] == '\0')) {
@@ -305,7 +229,8 @@ files_checksum_parse(const char *s, enum files_sum_alg *alg, uint8_t digest[64],
 		return SB_ENOTFOUND;
 	}
 	const char *b = sp + 1;
-	if (files_b64_decode(b, strlen(b), digest, 64, dlen) != 0 || *dlen != want)
+	if (sb_b64_decode(b, strlen(b), SB_B64_STD | SB_B64_PAD, digest, 64, dlen) != 0 ||
+	    *dlen != want)
 		return SB_EINVAL;
 	return 0;
 }

@@ -41,28 +41,6 @@ test_size(void **state)
 }
 
 static void
-test_b64(void **state)
-{
-	(void)state;
-	uint8_t out[16];
-	size_t n;
-	char enc[32];
-	assert_int_equal(files_b64_decode("aGVsbG8=", 8, out, sizeof(out), &n), 0);
-	assert_int_equal(n, 5);
-	assert_memory_equal(out, "hello", 5);
-	assert_int_equal(files_b64_encode((const uint8_t *)"hello", 5, enc, sizeof(enc)), 0);
-	assert_string_equal(enc, "aGVsbG8=");
-	assert_int_equal(files_b64_decode("", 0, out, sizeof(out), &n), 0);
-	assert_int_equal(n, 0);
-	/* not canonical: unused bits set; bad length; padding inside; url alphabet */
-	assert_int_equal(files_b64_decode("aGVsbG9=", 8, out, sizeof(out), &n), SB_EINVAL);
-	assert_int_equal(files_b64_decode("aGVsbG8", 7, out, sizeof(out), &n), SB_EINVAL);
-	assert_int_equal(files_b64_decode("aG=sbG8=", 8, out, sizeof(out), &n), SB_EINVAL);
-	assert_int_equal(files_b64_decode("a-_s", 4, out, sizeof(out), &n), SB_EINVAL);
-	assert_int_equal(files_b64_decode("aGVsbG8=", 8, out, 4, &n), SB_ERANGE);
-}
-
-static void
 test_meta(void **state)
 {
 	(void)state;
@@ -205,10 +183,9 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_size),     cmocka_unit_test(test_b64),
-		cmocka_unit_test(test_meta),     cmocka_unit_test(test_checksum),
-		cmocka_unit_test(test_sanitize), cmocka_unit_test(test_type_allowed),
-		cmocka_unit_test(test_store_fs),
+		cmocka_unit_test(test_size),         cmocka_unit_test(test_meta),
+		cmocka_unit_test(test_checksum),     cmocka_unit_test(test_sanitize),
+		cmocka_unit_test(test_type_allowed), cmocka_unit_test(test_store_fs),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

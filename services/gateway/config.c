@@ -60,6 +60,12 @@ const struct sb_cfg_key gateway_config[] = {
 	    "DEVELOPMENT ONLY: the file of `sb-auth seed-dev --out`; when set, GET "
 	    "/dev/credentials answers it to anyone (client secrets included) so the web console "
 	    "can sign in as the dev users. Empty (the default): that route answers 404."),
+	SB_CFG_STR_ROW(struct gateway_cfg, "SB_HEALTH_SERVICES", health_services,
+	               "gateway,auth,messages,outbox,files,realtime,notifier,gc,ingest,pubsub,"
+	               "cdcsink,registry",
+	               gw_health_services_check,
+	               "The services GET /v1/health asks (comma-separated); it answers 200 when "
+	               "every one is ready. Name only the services this installation runs."),
 	SB_CFG_UPSTREAM(struct gateway_cfg, auth_url, AUTH, 7101),
 	SB_CFG_UPSTREAM(struct gateway_cfg, messages_url, MESSAGES, 7102),
 	SB_CFG_UPSTREAM(struct gateway_cfg, outbox_url, OUTBOX, 7103),

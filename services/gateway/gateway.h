@@ -66,6 +66,7 @@ struct gateway_cfg {
 	char *pubsub_url;
 	char *registry_url;
 	char *dev_credentials_file; /* "" = GET /dev/credentials answers 404 */
+	char *health_services;      /* the services GET /v1/health asks, comma-separated */
 };
 
 struct gw_authn;
@@ -335,6 +336,9 @@ int gw_basic(json_t *in, const ProtobufCMessageDescriptor *d, const char *h);
 
 /* health.c */
 void gw_health(struct gw_req *r);
+/* gw_health_services_check validates SB_HEALTH_SERVICES: a comma-separated list of distinct
+ * names of the gateway's upstreams (the twelve services). */
+int gw_health_services_check(const char *v, char *err, size_t errlen);
 /* me.c */
 void gw_me(struct gw_req *r);
 /* devcreds.c: GET /dev/credentials, development only. gw_devcreds answers the JSON of

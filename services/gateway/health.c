@@ -12,9 +12,51 @@
 
 #define GW_HEALTH_TIMEOUT_MS 2000
 
-static const char *const gw_health_services[] = { "gateway", "auth",     "messages", "outbox",
-	                                          "files",   "realtime", "notifier", "gc" };
-#define GW_NSERVICES (sizeof(gw_health_services) / sizeof(gw_health_services[0]))
+/* Every service the gateway can ask (its upstreams). SB_HEALTH_SERVICES names some of them. */
+static const char *const gw_health_known[] = { "gateway", "auth",     "messages", "outbox",
+	                                       "files",   "realtime", "notifier", "gc",
+	                                       "ingest",  "pubsub",   "cdcsink",  "registry" };
+#define GW_NKNOWN (sizeof(gw_health_known) / sizeof(gw_health_known[0]))
+
+/* gw_health_list splits v into the known names it lists (in gw_health_known's storage).
+ * Returns their number, or -1 and an error for an unknown, repeated or empty name. */
+static int
+gw_health_list(const char *v, const char *out[GW_NKNOWN], char *err, size_t errlen)
+{
+	int n = 0;
+	for (const char *p = v;;) {
+		size_t len = strcspn(p, ",");
+		const char *name = NULL;
+		for (size_t i = 0; i < GW_NKNOWN; i++)
+			if (strlen(gw_health_known[i]) == len &&
+			    strncmp(p, gw_health_known[i], len) == 0)
+				name = gw_health_known[i];
+		for (int i = 0; name != NULL && i < n; i++)
+			if (out[i] == name) {
+				snprintf(err, errlen, "%s is named twice", name);
+				return -1;
+			}
+		if (name == NULL) {
+			snprintf(
+			    err, errlen,
+			    "\"%.*s\" is not a service (gateway, auth, messages, outbox, files, "
+			    "realtime, notifier, gc, ingest, pubsub, cdcsink, registry)",
+			    (int)(len > 32 ? 32 : len), p);
+			return -1;
+		}
+		out[n++] = name;
+		if (p[len] == '\0')
+			return n;
+		p += len + 1;
+	}
+}
+
+int
+gw_health_services_check(const char *v, char *err, size_t errlen)
+{
+	const char *names[GW_NKNOWN];
+	return gw_health_list(v, names, err, errlen) < 0 ? -1 : 0;
+}
 
 struct gw_health_agg {
 	struct gw_req *req;
@@ -80,6 +122,13 @@ void
 gw_health(struct gw_req *req)
 {
 	struct gw *gw = req->gw;
+	const char *names[GW_NKNOWN];
+	char err[160];
+	int n = gw_health_list(gw->cfg->health_services, names, err, sizeof(err));
+	if (n < 0) { /* checked at start: cannot happen */
+		gw_reply_problem(req, 500, err, NULL, 0);
+		return;
+	}
 	struct gw_health_agg *agg = calloc(1, sizeof(*agg));
 	if (agg == NULL) {
 		gw_reply_problem(req, 500, "out of memory", NULL, 0);
@@ -88,20 +137,20 @@ gw_health(struct gw_req *req)
 	agg->req = req;
 	agg->services = json_object();
 	agg->all_ready = true;
-	agg->pending = GW_NSERVICES + 1; /* one extra held until every call is started */
+	agg->pending = (size_t)n + 1; /* one extra held until every call is started */
 	pthread_mutex_init(&agg->mu, NULL);
 
 	Sb__Rpc__HealthRequest hr = SB__RPC__HEALTH_REQUEST__INIT;
 	struct sb_rpc_meta meta = { .timeout_ms = GW_HEALTH_TIMEOUT_MS };
-	for (size_t i = 0; i < GW_NSERVICES; i++) {
+	for (int i = 0; i < n; i++) {
 		char method[48];
-		snprintf(method, sizeof(method), "%s.Health", gw_health_services[i]);
+		snprintf(method, sizeof(method), "%s.Health", names[i]);
 		struct gw_health_one *one = calloc(1, sizeof(*one));
-		struct sb_rpc_client *cli = gw_upstream(gw, gw_health_services[i]);
+		struct sb_rpc_client *cli = gw_upstream(gw, names[i]);
 		int rv = SB_ENOMEM;
 		if (one != NULL && cli != NULL) {
 			one->agg = agg;
-			one->name = gw_health_services[i];
+			one->name = names[i];
 			rv = sb_rpc_call_async(cli, method, &hr.base,
 			                       &sb__rpc__health_response__descriptor, &meta,
 			                       gw_health_done, one);
@@ -111,7 +160,7 @@ gw_health(struct gw_req *req)
 			free(one);
 			pthread_mutex_lock(&agg->mu);
 			json_object_set_new(
-			    agg->services, gw_health_services[i],
+			    agg->services, names[i],
 			    json_pack("{s:b,s:s}", "ready", 0, "error", "cannot call the service"));
 			agg->all_ready = false;
 			agg->pending--;

@@ -22,6 +22,7 @@
 #include "sb_util_trace.h"
 #include "sb_redis.h"
 #include "sb_service.h"
+#include "sb_webhook.h"
 
 #define NTF_TOPIC      SB_TOPIC_MESSAGES
 #define NTF_DLQ_TOPIC  SB_TOPIC_NOTIFIER_WEBHOOKS SB_TOPIC_DLQ_SUFFIX
@@ -179,39 +180,5 @@ int ntf_rpc_delete_webhook(struct sb_rpc_call *call, const void *req, void *resp
 /* whworker.c */
 /* ntf_webhook_worker_main is one webhook delivery thread (arg: struct ntf_state *). */
 void *ntf_webhook_worker_main(void *arg);
-
-/* sign.c */
-/* ntf_sign writes "v1=<hex hmac_sha256(secret, "<ts>.<body>")>" to out (size >= 68). Returns
- * 0, SB_ERANGE (out too small) or SB_EIO. */
-int ntf_sign(const char *secret, int64_t ts, const char *body, size_t blen, char *out, size_t n);
-
-/* addr.c */
-/* ntf_addr_private tells whether sa (AF_INET or AF_INET6) is a loopback, private, link-local,
- * unique-local, unspecified, multicast, CGNAT or IPv4-mapped/compatible such address. */
-struct sockaddr;
-bool ntf_addr_private(const struct sockaddr *sa);
-
-/* http.c */
-struct ntf_url {
-	char host[256];
-	char port[8];
-	char path[1024]; /* with the query, "/" when empty */
-};
-/* ntf_url_parse parses an http:// URL (no userinfo, no fragment). Returns 0 or SB_EINVAL with
- * a reason in err (size n). */
-int ntf_url_parse(const char *url, struct ntf_url *out, char *err, size_t n);
-/* One HTTP POST's outcome. */
-struct ntf_http_result {
-	int status;      /* HTTP status, 0 when none was received */
-	char error[400]; /* why there is no status */
-	bool refused;    /* the resolved address is private and that is not allowed */
-};
-/* ntf_http_post POSTs body (application/json) with the extra header lines hdrs ("K: V\r\n"...)
- * to url, bounded by timeout_ms in total (connect included). Refuses private addresses unless
- * allow_private, checking every resolved address before connecting to it. Returns 0 when a
- * status was received (res->status), else SB_EINVAL (bad URL), SB_EPERM-like refusal
- * (SB_EINVAL with res->refused), SB_ETIMEDOUT, SB_EUNAVAIL (cannot connect) or SB_EPROTO. */
-int ntf_http_post(const char *url, const char *hdrs, const char *body, size_t blen, int timeout_ms,
-                  bool allow_private, struct ntf_http_result *res);
 
 #endif

@@ -4,7 +4,6 @@
 #include "notifier.h"
 #include "sb_util_hex.h"
 
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,24 +47,6 @@ ntf_invalid(struct sb_rpc_call *call, const char *field, const char *reason)
 	return sb_rpc_call_error(call, SB__RPC__CODE__INVALID_ARGUMENT, "%s: %s", field, reason);
 }
 
-/* ntf_host_refused tells whether host is a literal address (or "localhost") that is private.
- * Names are checked again, resolved, at every connect (DNS can change). */
-static bool
-ntf_host_refused(const char *host)
-{
-	struct addrinfo hints = { .ai_flags = AI_NUMERICHOST }, *ai = NULL;
-	bool refused = false;
-	if (strcasecmp(host, "localhost") == 0 ||
-	    (strlen(host) > 10 && strcasecmp(host + strlen(host) - 10, ".localhost") == 0))
-		return true;
-	if (getaddrinfo(host, NULL, &hints, &ai) != 0)
-		return false;
-	for (struct addrinfo *a = ai; a != NULL; a = a->ai_next)
-		refused = refused || ntf_addr_private(a->ai_addr);
-	freeaddrinfo(ai);
-	return refused;
-}
-
 int
 ntf_rpc_create_webhook(struct sb_rpc_call *call, const void *req, void *resp)
 {
@@ -74,7 +55,6 @@ ntf_rpc_create_webhook(struct sb_rpc_call *call, const void *req, void *resp)
 	struct sb_worker_conns *w = sb_service_worker_conns(call);
 	const struct ntf_state *st = sb_service_state(sb_service_from_call(call));
 	const char *tenant = ntf_tenant(call);
-	struct ntf_url u;
 	char err[128], id[SB_UUID_STR_LEN + 1], secret[NTF_SECRET_MAX + 1];
 	struct sb_uuid uuid;
 	struct sb_buf types = SB_BUF_INIT;
@@ -85,11 +65,8 @@ ntf_rpc_create_webhook(struct sb_rpc_call *call, const void *req, void *resp)
 		return sb_rpc_call_error(call, SB__RPC__CODE__UNAUTHENTICATED, "no tenant");
 	if (w == NULL || st == NULL)
 		return sb_rpc_call_error(call, SB__RPC__CODE__UNAVAILABLE, "not started");
-	if (strlen(r->url) > 2048 || ntf_url_parse(r->url, &u, err, sizeof(err)) != 0)
-		return ntf_invalid(call, "url", strlen(r->url) > 2048 ? "longer than 2048" : err);
-	if (!st->cfg->wh_allow_private && ntf_host_refused(u.host))
-		return ntf_invalid(call, "url",
-		                   "loopback, private and link-local addresses are not allowed");
+	if (sb_webhook_endpoint_check(r->url, st->cfg->wh_allow_private, err, sizeof(err)) != 0)
+		return ntf_invalid(call, "url", err);
 	if (r->n_event_types == 0 || r->n_event_types > NTF_MAX_EVENT_TYPES)
 		return ntf_invalid(call, "event_types", "give 1 to 8 event types");
 	for (size_t i = 0; i < r->n_event_types; i++)

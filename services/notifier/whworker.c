@@ -1,8 +1,9 @@
 /* whworker.c: webhook delivery threads. Each claims one due row of notifier.webhook_deliveries
  * at a time (FOR UPDATE SKIP LOCKED, with a lease so that a crashed worker's row comes back),
- * POSTs the signed body, and records the outcome: delivered; retried later with exponential
- * backoff (5xx, 408, 429, timeouts, connection errors); or, after SB_WEBHOOK_MAX_ATTEMPTS or on
- * a permanent failure (other 4xx, refused address), sent to the DLQ topic with the error. */
+ * POSTs the signed body (one sb_webhook_attempt, services/common), and records the outcome:
+ * delivered; retried later with exponential backoff (5xx, 408, 429, timeouts, connection errors);
+ * or, after SB_WEBHOOK_MAX_ATTEMPTS or on a permanent failure (other 4xx, refused address), sent to
+ * the DLQ topic with the error. */
 #include "notifier.h"
 
 #include <stdio.h>
@@ -108,25 +109,21 @@ ntf_deliver_one(struct ntf_state *st, struct sb_pg *pg, struct sb_backoff *b, PG
 {
 	const struct notifier_cfg *cfg = st->cfg;
 	const char *id = PQgetvalue(row, 0, C_ID), *body = PQgetvalue(row, 0, C_BODY);
-	size_t blen = (size_t)PQgetlength(row, 0, C_BODY);
 	int attempts = atoi(PQgetvalue(row, 0, C_ATTEMPTS)) + 1;
-	char sig[80], hdrs[768], err[420];
-	struct ntf_http_result res;
-	int64_t ts = sb_time_now_ms() / 1000;
+	char hdrs[768], err[420];
 	int rv;
 
-	if (ntf_sign(PQgetvalue(row, 0, C_SECRET), ts, body, blen, sig, sizeof(sig)) != 0) {
-		sb_log(SB_LOG_ERROR, "cannot sign a webhook body");
-		return;
-	}
-	snprintf(hdrs, sizeof(hdrs),
-	         "Switchboard-Timestamp: %lld\r\nSwitchboard-Signature: %s\r\n"
-	         "Switchboard-Event-Id: %s\r\nSwitchboard-Event-Type: %s\r\n",
-	         (long long)ts, sig, PQgetvalue(row, 0, C_EVENT_ID), PQgetvalue(row, 0, C_TYPE));
-	rv = ntf_http_post(PQgetvalue(row, 0, C_URL), hdrs, body, blen, (int)cfg->wh_timeout_ms,
-	                   cfg->wh_allow_private, &res);
-	explicit_bzero(sig, sizeof(sig));
-	if (rv == 0 && res.status >= 200 && res.status < 300) {
+	snprintf(hdrs, sizeof(hdrs), "Switchboard-Event-Id: %s\r\nSwitchboard-Event-Type: %s\r\n",
+	         PQgetvalue(row, 0, C_EVENT_ID), PQgetvalue(row, 0, C_TYPE));
+	struct sb_webhook_req req = { .url = PQgetvalue(row, 0, C_URL),
+		                      .secret = PQgetvalue(row, 0, C_SECRET),
+		                      .body = body,
+		                      .blen = (size_t)PQgetlength(row, 0, C_BODY),
+		                      .headers = hdrs,
+		                      .timeout_ms = (int)cfg->wh_timeout_ms,
+		                      .allow_private = cfg->wh_allow_private };
+	enum sb_webhook_outcome o = sb_webhook_attempt(&req, err, sizeof(err));
+	if (o == SB_WEBHOOK_DELIVERED) {
 		const char *p[] = { id };
 		PGresult *r = NULL;
 		if (sb_pg_exec_prepared(pg, "wh_done", 1, p, &r) == 0)
@@ -134,12 +131,7 @@ ntf_deliver_one(struct ntf_state *st, struct sb_pg *pg, struct sb_backoff *b, PG
 		ntf_count("delivered");
 		return;
 	}
-	bool retryable = rv == 0 ? (res.status >= 500 || res.status == 408 || res.status == 429)
-	                         : !res.refused && rv != SB_EINVAL;
-	if (rv == 0)
-		snprintf(err, sizeof(err), "HTTP %d", res.status);
-	else
-		snprintf(err, sizeof(err), "%s", res.error);
+	bool retryable = o == SB_WEBHOOK_RETRY;
 	if (retryable && attempts < cfg->wh_max_attempts) {
 		char delay[24];
 		b->attempt = (uint32_t)(attempts - 1);

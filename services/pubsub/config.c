@@ -47,6 +47,23 @@ const struct sb_cfg_key pubsub_config[] = {
 	               "604800000", 1000, 31536000000LL,
 	               "retention_ms of a topic created without one: how long acknowledged "
 	               "messages are kept."),
+	SB_CFG_INT_ROW(struct pubsub_cfg, "SB_PUBSUB_PUBLISH_GROUP_MAX", publish_group_max, "14", 1,
+	               14,
+	               "Most concurrent publishes committed in one transaction (group commit); 1 "
+	               "turns the group commit off (each publish commits alone, in parallel)."),
+	SB_CFG_BOOL_ROW(struct pubsub_cfg, "SB_PUBSUB_PUSH_ALLOW_PRIVATE", push_allow_private,
+	                "false",
+	                "Let push endpoints be loopback, private or link-local addresses (tests "
+	                "only: they are refused otherwise, at creation and at every attempt)."),
+	SB_CFG_INT_ROW(struct pubsub_cfg, "SB_PUBSUB_PUSH_WORKERS", push_workers, "4", 1, 64,
+	               "Threads POSTing the deliveries of push subscriptions."),
+	SB_CFG_INT_ROW(struct pubsub_cfg, "SB_PUBSUB_PUSH_TIMEOUT_MS", push_timeout_ms, "10000",
+	               100, 120000,
+	               "Longest push POST (connect included); a timeout is a failed attempt."),
+	SB_CFG_INT_ROW(struct pubsub_cfg, "SB_PUBSUB_PUSH_LEASE_MARGIN_MS", push_lease_margin_ms,
+	               "30000", 100, 600000,
+	               "A push delivery is leased for SB_PUBSUB_PUSH_TIMEOUT_MS plus this: after a "
+	               "crash mid-POST it is pushed again once that lease expires."),
 	{ NULL },
 };
 

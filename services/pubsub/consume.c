@@ -120,8 +120,14 @@ ps_rpc_consume(struct sb_rpc_call *call, const void *req, void *resp)
 	if ((rv = ps_topic_load(call, tenant, in->topic, &t, &tres)) != SB__RPC__CODE__OK)
 		return rv;
 	const char *sub = in->subscription[0] ? in->subscription : PS_DEFAULT_SUB;
-	if ((rv = ps_sub_load(call, t.id, sub, sub_id, &strat)) != SB__RPC__CODE__OK)
+	bool push = false;
+	if ((rv = ps_sub_load(call, t.id, sub, sub_id, &strat, &push)) != SB__RPC__CODE__OK)
 		goto done;
+	if (push) {
+		rv = ps_invalid(call, "subscription",
+		                "a push subscription: its messages are POSTed to its endpoint");
+		goto done;
+	}
 	struct sb_series *delivered = sb_metric_with(st->m_delivered, t.name, sub);
 	struct sb_series *redelivered = sb_metric_with(st->m_redeliver, t.name, sub);
 	snprintf(deadline, sizeof(deadline), "%d", t.ack_deadline_ms);

@@ -1,7 +1,8 @@
 /* publish.c: RPC Publish. Checks the message, routes it to the subscriptions whose filter it
- * satisfies and stores it with one delivery per subscription in one statement (one
- * transaction), so an acknowledged publish is in PostgreSQL before the answer leaves. An
- * idempotency key seen within the window answers the first message's id and stores nothing. */
+ * satisfies and stores it with one delivery per subscription in one statement, committed with
+ * the concurrent publishes of other workers (commit.c), so an acknowledged publish is in PostgreSQL
+ * before the answer leaves. An idempotency key seen within the window answers the first message's
+ * id and stores nothing. */
 #include "pubsub.h"
 
 #include <stdio.h>
@@ -65,6 +66,7 @@ ps_rpc_publish(struct sb_rpc_call *call, const void *req, void *resp)
 	char *htext = NULL;
 	struct sb_buf subs = SB_BUF_INIT;
 	int rv, nsubs = 0;
+	bool push = false; /* routed to a push subscription */
 	if (tenant == NULL)
 		return sb_rpc_call_error(call, SB__RPC__CODE__UNAUTHENTICATED, "no tenant");
 	if (!ps_name_ok(in->topic))
@@ -135,6 +137,7 @@ ps_rpc_publish(struct sb_rpc_call *call, const void *req, void *resp)
 		if (sb_buf_printf(&subs, "%s%s", nsubs ? "," : "", PQgetvalue(sres, i, 5)) != 0)
 			goto nomem;
 		nsubs++;
+		push = push || PQgetvalue(sres, i, 7)[0] == 't';
 	}
 	if (sb_buf_puts(&subs, "}") != 0 || (htext = json_dumps(headers, JSON_COMPACT)) == NULL)
 		goto nomem;
@@ -157,7 +160,7 @@ ps_rpc_publish(struct sb_rpc_call *call, const void *req, void *resp)
 		            subs.data,
 		            window,
 		            t.ordering_keys ? in->ordering_key : "" };
-	if ((rv = sb_pg_exec_prepared(ps_pg(call), "publish", 10, p, &res)) != 0) {
+	if ((rv = ps_publish_grouped(st, ps_pg(call), p, &res)) != 0) {
 		rv = rv == SB_EINVAL ? ps_invalid(call, "payload", "not storable JSON")
 		                     : ps_db_error(call, "publish", rv);
 		goto done;
@@ -185,6 +188,8 @@ ps_rpc_publish(struct sb_rpc_call *call, const void *req, void *resp)
 		out->subscriptions = atoi(PQgetvalue(res, 0, 1));
 		sb_series_inc(sb_metric_with(st->m_published, t.name));
 		ps_wake(st);
+		if (push)
+			ps_push_wake(st);
 	}
 	rv = out->id ? SB__RPC__CODE__OK
 	             : sb_rpc_call_error(call, SB__RPC__CODE__INTERNAL, "out of memory");

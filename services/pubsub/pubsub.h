@@ -12,9 +12,11 @@
  *   service.c    start/stop: metrics, the reaper thread, the long-poll wake-up
  *   topics.c     topics and subscriptions (CRUD, metrics)
  *   publish.c    Publish
+ *   commit.c     the group commit of concurrent publishes
  *   consume.c    Consume, Ack, Nack, ModifyDeadline, GetMessage
  *   ackbatch.c   AckBatch: many acks in one transaction
  *   dlq.c        ListDeadLetters, ReplayDeadLetter
+ *   push.c       the push workers: deliveries of push subscriptions POSTed (sb_webhook)
  *   filter.c     content filters (headers, JSON pointers), names, strategies; no I/O
  *   schema.c     the schema-validation point (registry), not wired yet
  *   store.c      the prepared SQL and the shared leaves (tenant, connection, errors)
@@ -40,6 +42,8 @@
 #define PS_DLQ_SUFFIX   ".dlq"
 #define PS_NAME_MAX     100
 #define PS_TRACE_HEADER "traceparent" /* W3C trace context of the publish */
+#define PS_SECRET_MIN   16            /* a push subscription's signing secret, when given */
+#define PS_SECRET_MAX   256
 
 struct pubsub_cfg {
 	struct sb_common_cfg common;
@@ -56,6 +60,11 @@ struct pubsub_cfg {
 	long long default_attempts;
 	long long default_deadline_ms;
 	long long default_retention_ms;
+	long long publish_group_max;    /* publishes per group commit, at most PS_GROUP_MAX */
+	bool push_allow_private;        /* push endpoints may be private addresses (tests only) */
+	long long push_workers;         /* push delivery threads */
+	long long push_timeout_ms;      /* one push POST, connect included */
+	long long push_lease_margin_ms; /* a push lease is push_timeout_ms plus this */
 };
 
 /* The process state: made by the start hook, freed by the stop hook. */
@@ -67,7 +76,11 @@ struct ps_state {
 	bool stopping;
 	pthread_t reaper;
 	bool reaper_started;
-	struct sb_pg *rpg; /* the reaper's connection */
+	pthread_t *push; /* push.c: the push workers */
+	int npush;
+	pthread_cond_t push_cv; /* with mu: broadcast when a publish went to a push subscription */
+	uint64_t push_gen;      /* bumped with every push_cv broadcast */
+	struct sb_pg *rpg;      /* the reaper's connection */
 
 	struct sb_metric *m_published;  /* pubsub_published_total{topic} */
 	struct sb_metric *m_delivered;  /* pubsub_delivered_total{topic,subscription} */
@@ -79,6 +92,13 @@ struct ps_state {
 	struct sb_metric *m_duplicates; /* pubsub_duplicate_publishes_total{topic} */
 	struct sb_metric *m_latency;    /* pubsub_publish_to_ack_seconds{topic} */
 	struct sb_series *m_expired;    /* pubsub_lease_expiries_total */
+
+	/* commit.c: publishes waiting for the group commit, and whether a leader runs one */
+	pthread_mutex_t gc_mu;
+	pthread_cond_t gc_cv; /* broadcast when a batch finished */
+	struct ps_pub_item *gc_head, **gc_tail;
+	bool gc_busy;
+	struct sb_series *m_group; /* pubsub_publish_group_size: publishes per commit */
 };
 
 /* A topic row as the handlers need it. Strings point into the result it was read from. */
@@ -133,12 +153,32 @@ int ps_rpc_list_subscriptions(struct sb_rpc_call *call, const void *req, void *r
 /* publish.c */
 int ps_rpc_publish(struct sb_rpc_call *call, const void *req, void *resp);
 
+/* commit.c */
+#define PS_PUBLISH_NPARAMS 10 /* the "publish" statement's parameters */
+struct ps_pub_item;
+/* ps_publish_grouped executes the "publish" statement with params (PS_PUBLISH_NPARAMS) in a
+ * group commit with the publishes of other workers: it returns once the transaction holding
+ * it committed (0, *res its result for PQclear) or failed (the error of sb_pg_exec_prepared,
+ * *res NULL). pg is the caller's connection, used when the caller leads a batch. */
+int ps_publish_grouped(struct ps_state *st, struct sb_pg *pg, const char *const *params,
+                       PGresult **res);
+
 /* consume.c */
 int ps_rpc_consume(struct sb_rpc_call *call, const void *req, void *resp);
 int ps_rpc_ack(struct sb_rpc_call *call, const void *req, void *resp);
 int ps_rpc_nack(struct sb_rpc_call *call, const void *req, void *resp);
 int ps_rpc_modify_deadline(struct sb_rpc_call *call, const void *req, void *resp);
 int ps_rpc_get_message(struct sb_rpc_call *call, const void *req, void *resp);
+
+/* push.c */
+/* ps_push_start starts cfg->push_workers push threads on st, each with its own connection;
+ * they run until st->stopping. Returns 0 or SB_EIO (the threads started are kept in st->push
+ * for ps_push_join). */
+int ps_push_start(struct ps_state *st);
+/* ps_push_wake tells the push workers that a publish was routed to a push subscription. */
+void ps_push_wake(struct ps_state *st);
+/* ps_push_join joins the push threads (after st->stopping was set) and frees them. */
+void ps_push_join(struct ps_state *st);
 
 /* ackbatch.c */
 int ps_rpc_ack_batch(struct sb_rpc_call *call, const void *req, void *resp);
@@ -197,9 +237,10 @@ int ps_invalid(struct sb_rpc_call *call, const char *field, const char *reason);
 int ps_topic_load(struct sb_rpc_call *call, const char *tenant, const char *name,
                   struct ps_topic *t, PGresult **res);
 /* ps_sub_load finds subscription sub ("" = default) of topic_id: its id and strategy into
- * id/strategy (id 24 bytes). Returns OK or the answered error. */
+ * id/strategy (id 24 bytes), and (when push is not NULL) whether it is a push subscription.
+ * Returns OK or the answered error. */
 int ps_sub_load(struct sb_rpc_call *call, const char *topic_id, const char *sub, char *id,
-                enum ps_strategy *strategy);
+                enum ps_strategy *strategy, bool *push);
 /* ps_dup copies s into the call's arena ("" for NULL); NULL when memory ran out. */
 char *ps_dup(struct sb_rpc_call *call, const char *s);
 /* ps_raw makes an sb.json.Raw holding text in the call's arena, or NULL. */

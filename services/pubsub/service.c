@@ -140,16 +140,20 @@ ps_reaper_main(void *arg)
 static void
 ps_state_free(struct ps_state *st)
 {
-	if (st->reaper_started) {
-		pthread_mutex_lock(&st->mu);
-		st->stopping = true;
-		pthread_cond_broadcast(&st->cv);
-		pthread_mutex_unlock(&st->mu);
+	pthread_mutex_lock(&st->mu);
+	st->stopping = true;
+	pthread_cond_broadcast(&st->cv);
+	pthread_cond_broadcast(&st->push_cv);
+	pthread_mutex_unlock(&st->mu);
+	if (st->reaper_started)
 		pthread_join(st->reaper, NULL);
-	}
+	ps_push_join(st);
 	sb_pg_close(st->rpg);
 	pthread_cond_destroy(&st->cv);
+	pthread_cond_destroy(&st->push_cv);
 	pthread_mutex_destroy(&st->mu);
+	pthread_cond_destroy(&st->gc_cv);
+	pthread_mutex_destroy(&st->gc_mu);
 	free(st);
 }
 
@@ -166,6 +170,10 @@ ps_service_start(struct sb_service *svc)
 	st->cfg = cfg;
 	pthread_mutex_init(&st->mu, NULL);
 	pthread_cond_init(&st->cv, NULL);
+	pthread_cond_init(&st->push_cv, NULL);
+	pthread_mutex_init(&st->gc_mu, NULL);
+	pthread_cond_init(&st->gc_cv, NULL);
+	st->gc_tail = &st->gc_head;
 	st->m_published =
 	    sb_metrics_counter("pubsub_published_total", "Messages stored by Publish.", "topic");
 	st->m_duplicates = sb_metrics_counter(
@@ -191,6 +199,10 @@ ps_service_start(struct sb_service *svc)
 	st->m_latency = sb_metrics_histogram(
 	    "pubsub_publish_to_ack_seconds", "Time from publish to the acknowledgement.", "topic",
 	    lat_buckets, sizeof(lat_buckets) / sizeof(lat_buckets[0]));
+	static const double group_buckets[] = { 1, 2, 4, 8, 14 };
+	st->m_group = sb_metric_with(sb_metrics_histogram(
+	    "pubsub_publish_group_size", "Publishes committed together by one group commit.", NULL,
+	    group_buckets, sizeof(group_buckets) / sizeof(group_buckets[0])));
 	st->m_expired = sb_metric_with(
 	    sb_metrics_counter("pubsub_lease_expiries_total",
 	                       "Leases that passed their ack deadline unanswered.", NULL));
@@ -205,6 +217,12 @@ ps_service_start(struct sb_service *svc)
 		return SB_EIO;
 	}
 	st->reaper_started = true;
+	if ((rv = ps_push_start(st)) != 0) {
+		sb_log_kv(SB_LOG_ERROR, "pubsub cannot start its push workers", "error",
+		          sb_strerror(rv), NULL);
+		ps_state_free(st);
+		return rv;
+	}
 	sb_service_set_state(svc, st);
 	sb_log_kv(SB_LOG_INFO, "pubsub serving", NULL);
 	return 0;

@@ -67,24 +67,52 @@ const struct sb_pg_stmt ps_stmts[] = {
 	  "SELECT count(*), count(*) FILTER (WHERE published_at > now() - interval '60 s') "
 	  "FROM messages WHERE topic_id = $1::bigint",
 	  1 },
+	/* $5 push endpoint ("" = pull), $6 its signing secret. */
 	{ "sub_create",
-	  "INSERT INTO subscriptions (topic_id, name, strategy, filter) VALUES ($1::bigint, $2, "
-	  "$3, "
-	  "$4::jsonb) RETURNING " PS_TS("created_at"),
-	  4 },
+	  "INSERT INTO subscriptions (topic_id, name, strategy, filter, push_endpoint, "
+	  "push_secret) "
+	  "VALUES ($1::bigint, $2, $3, $4::jsonb, $5, $6) RETURNING " PS_TS("created_at"),
+	  6 },
 	{ "sub_list",
 	  "SELECT name, strategy, filter::text, " PS_TS(
-	      "created_at") " FROM subscriptions WHERE "
+	      "created_at") ", push_endpoint FROM subscriptions WHERE "
 	                    "topic_id = $1::bigint ORDER BY name",
 	  1 },
 	{ "sub_get",
-	  "SELECT id::text, strategy FROM subscriptions WHERE topic_id = $1::bigint AND name = $2",
+	  "SELECT id::text, strategy, push_endpoint <> '' FROM subscriptions WHERE topic_id = "
+	  "$1::bigint AND name = $2",
 	  2 },
+	/* A push worker leases the oldest ready delivery of any push subscription for $1 ms (the
+	 * order per ordering key as in "claim"): message id, subscription id, attempt, lease id,
+	 * payload, headers, publish time, subscription name, endpoint, secret, topic name, the
+	 * topic's max attempts, and the traceparent header ('' when none). */
+	{ "push_claim",
+	  "WITH c AS (SELECT d.seq FROM subscriptions s JOIN deliveries d ON d.sub_id = s.id WHERE "
+	  "s.push_endpoint <> '' AND d.state = 'ready' AND d.visible_at <= now() AND "
+	  "(d.ordering_key = '' OR NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.sub_id = "
+	  "d.sub_id AND e.ordering_key = d.ordering_key AND e.state IN ('ready', 'leased') AND "
+	  "e.seq < d.seq)) ORDER BY d.seq LIMIT 1 FOR UPDATE OF d SKIP LOCKED), "
+	  "u AS (UPDATE deliveries d SET state = 'leased', attempt = d.attempt + 1, lease_id = "
+	  "gen_random_uuid(), lease_expires = now() + make_interval(secs => $1::double precision "
+	  "/ 1000), consumer = 'push' FROM c WHERE d.seq = c.seq RETURNING d.message_id, d.sub_id, "
+	  "d.attempt, d.lease_id) "
+	  "SELECT u.message_id::text, u.sub_id::text, u.attempt, u.lease_id::text, "
+	  "m.payload::text, "
+	  "m.headers::text, " PS_TS(
+	      "m.published_at") ", s.name, s.push_endpoint, s.push_secret, "
+	                        "t.name, t.max_attempts, coalesce(m.headers->>'traceparent', '') "
+	                        "FROM u JOIN messages m "
+	                        "ON m.id = u.message_id JOIN subscriptions s ON s.id = u.sub_id "
+	                        "JOIN topics t ON t.id = "
+	                        "s.topic_id",
+	  1 },
 	/* What a publish needs in one round trip: the tenant's topic $2 (id, name, schema subject,
-	 * ordering, guarantee) on every row, with each of its subscriptions and their filters. */
+	 * ordering, guarantee) on every row, with each of its subscriptions, their filters and
+	 * whether they are push subscriptions. */
 	{ "pub_route",
 	  "SELECT t.id::text, t.name, t.schema_subject, t.ordering_keys, t.guarantee, s.id::text, "
-	  "s.filter::text FROM topics t LEFT JOIN subscriptions s ON s.topic_id = t.id "
+	  "s.filter::text, s.push_endpoint <> '' FROM topics t LEFT JOIN subscriptions s ON "
+	  "s.topic_id = t.id "
 	  "WHERE t.tenant_id = $1 AND t.name = $2",
 	  2 },
 	/* One publish: $1 topic, $2 idempotency key ("" = none), $3 id, $4 payload, $5 headers,
@@ -319,7 +347,7 @@ ps_topic_load(struct sb_rpc_call *call, const char *tenant, const char *name, st
 
 int
 ps_sub_load(struct sb_rpc_call *call, const char *topic_id, const char *sub, char *id,
-            enum ps_strategy *strategy)
+            enum ps_strategy *strategy, bool *push)
 {
 	const char *name = (sub == NULL || sub[0] == '\0') ? PS_DEFAULT_SUB : sub;
 	const char *p[] = { topic_id, name };
@@ -337,6 +365,8 @@ ps_sub_load(struct sb_rpc_call *call, const char *topic_id, const char *sub, cha
 	snprintf(id, 24, "%s", PQgetvalue(res, 0, 0));
 	if (!ps_strategy_parse(PQgetvalue(res, 0, 1), strategy))
 		*strategy = PS_DIRECT;
+	if (push != NULL)
+		*push = PQgetvalue(res, 0, 2)[0] == 't';
 	PQclear(res);
 	return SB__RPC__CODE__OK;
 }

@@ -8,6 +8,9 @@
 
 #include "sb_err.h"
 #include "sb_log.h"
+#include "sb_util_hex.h"
+#include "sb_util_rand.h"
+#include "sb_webhook.h"
 
 #define PS_NAME_RULE "1 to 100 of A-Z a-z 0-9 . _ -, not ending in .dlq"
 
@@ -303,6 +306,38 @@ done:
 	return rv;
 }
 
+/* ps_push_fields checks the push fields of a new subscription and writes its signing secret
+ * (the one given, or a generated one; "" for a pull subscription) to secret (PS_SECRET_MAX +
+ * 1 bytes). Returns OK or the answered error. */
+static int
+ps_push_fields(struct sb_rpc_call *call, const Sb__Pubsub__Subscription *in, char *secret)
+{
+	char err[160];
+	size_t sl = strlen(in->secret);
+	secret[0] = '\0';
+	if (in->push_endpoint[0] == '\0')
+		return sl == 0 ? SB__RPC__CODE__OK
+		               : ps_invalid(call, "secret", "only for a push subscription");
+	if (sb_webhook_endpoint_check(in->push_endpoint, ps_ctx(call)->cfg->push_allow_private, err,
+	                              sizeof(err)) != 0) {
+		sb_log_kv(SB_LOG_INFO, "push endpoint refused", "reason", err, NULL);
+		return ps_invalid(call, "push_endpoint", err);
+	}
+	if (sl != 0 && (sl < PS_SECRET_MIN || sl > PS_SECRET_MAX))
+		return ps_invalid(call, "secret", "16 to 256 characters, or empty to generate one");
+	if (sl != 0) {
+		memcpy(secret, in->secret, sl + 1);
+		return SB__RPC__CODE__OK;
+	}
+	unsigned char raw[32];
+	if (sb_rand_bytes(raw, sizeof(raw)) != 0)
+		return sb_rpc_call_error(call, SB__RPC__CODE__INTERNAL, "no randomness");
+	sb_hex_encode(raw, sizeof(raw), secret);
+	secret[2 * sizeof(raw)] = '\0';
+	explicit_bzero(raw, sizeof(raw));
+	return SB__RPC__CODE__OK;
+}
+
 int
 ps_rpc_create_subscription(struct sb_rpc_call *call, const void *req, void *resp)
 {
@@ -311,7 +346,7 @@ ps_rpc_create_subscription(struct sb_rpc_call *call, const void *req, void *resp
 	const char *tenant = ps_tenant(call);
 	struct ps_topic t;
 	enum ps_strategy strat;
-	char path[64], why[96];
+	char path[64], why[96], secret[PS_SECRET_MAX + 1] = "";
 	PGresult *tres, *res = NULL;
 	json_t *filter = NULL;
 	char *ftext = NULL;
@@ -340,12 +375,14 @@ ps_rpc_create_subscription(struct sb_rpc_call *call, const void *req, void *resp
 		rv = ps_invalid(call, "filter", "a content subscription needs a filter");
 		goto done;
 	}
+	if ((rv = ps_push_fields(call, in, secret)) != SB__RPC__CODE__OK)
+		goto done;
 	if ((ftext = json_dumps(filter, JSON_COMPACT)) == NULL) {
 		rv = sb_rpc_call_error(call, SB__RPC__CODE__INTERNAL, "out of memory");
 		goto done;
 	}
-	const char *p[] = { t.id, in->subscription, strategy, ftext };
-	rv = sb_pg_exec_prepared(ps_pg(call), "sub_create", 4, p, &res);
+	const char *p[] = { t.id, in->subscription, strategy, ftext, in->push_endpoint, secret };
+	rv = sb_pg_exec_prepared(ps_pg(call), "sub_create", 6, p, &res);
 	if (rv == SB_EEXIST) {
 		rv = sb_rpc_call_error(call, SB__RPC__CODE__ALREADY_EXISTS,
 		                       "subscription %s exists", in->subscription);
@@ -360,10 +397,14 @@ ps_rpc_create_subscription(struct sb_rpc_call *call, const void *req, void *resp
 	out->strategy = ps_dup(call, strategy);
 	out->filter = in->filter;
 	out->created_at = ps_dup(call, PQgetvalue(res, 0, 0));
+	out->push_endpoint = ps_dup(call, in->push_endpoint);
+	out->secret = ps_dup(call, secret); /* answered here only */
 	sb_log_kv(SB_LOG_INFO, "subscription created", "topic", t.name, "subscription",
-	          in->subscription, "strategy", strategy, "tenant_id", tenant, NULL);
+	          in->subscription, "strategy", strategy, "push_endpoint", in->push_endpoint,
+	          "tenant_id", tenant, NULL);
 	rv = SB__RPC__CODE__OK;
 done:
+	explicit_bzero(secret, sizeof(secret));
 	free(ftext);
 	json_decref(filter);
 	PQclear(res);
@@ -452,6 +493,7 @@ ps_rpc_list_subscriptions(struct sb_rpc_call *call, const void *req, void *resp)
 		s->strategy = ps_dup(call, PQgetvalue(res, i, 1));
 		s->filter = ps_filter_to_pb(call, PQgetvalue(res, i, 2));
 		s->created_at = ps_dup(call, PQgetvalue(res, i, 3));
+		s->push_endpoint = ps_dup(call, PQgetvalue(res, i, 4));
 		out->subscriptions[out->n_subscriptions++] = s;
 	}
 done:

@@ -100,45 +100,50 @@ rt_edge_has_arg(struct lws *wsi, const char *name)
 	return found;
 }
 
-static int
-rt_edge_refuse(struct rt *rt, struct lws *wsi, unsigned int status, const char *why)
-{
-	sb_series_inc(sb_metric_with(rt->m.refused_m, why));
-	lws_return_http_status(wsi, status, why);
-	return -1;
-}
-
-/* rt_edge_filter checks an upgrade request before lws accepts it. */
-static int
-rt_edge_filter(struct rt *rt, struct lws *wsi)
+/* rt_edge_check checks an upgrade request before lws accepts it: 101 when it may go on, else the
+ * HTTP status to refuse it with and *why (the refusal's label). */
+static unsigned int
+rt_edge_check(struct rt *rt, struct lws *wsi, const char **why)
 {
 	char uri[64];
-	if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) < 0 || strcmp(uri, "/ws") != 0)
-		return rt_edge_refuse(rt, wsi, HTTP_STATUS_NOT_FOUND, "not_found");
-	if (!rt_edge_origin_ok(rt, wsi))
-		return rt_edge_refuse(rt, wsi, HTTP_STATUS_FORBIDDEN, "origin");
+	if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) < 0 || strcmp(uri, "/ws") != 0) {
+		*why = "not_found";
+		return HTTP_STATUS_NOT_FOUND;
+	}
+	if (!rt_edge_origin_ok(rt, wsi)) {
+		*why = "origin";
+		return HTTP_STATUS_FORBIDDEN;
+	}
 	/* the instance is full: another instance (or a later attempt) takes the client */
-	if (sb_series_value(rt->m.active) >= (double)rt->cfg->max_connections)
-		return rt_edge_refuse(rt, wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "capacity");
+	if (sb_series_value(rt->m.active) >= (double)rt->cfg->max_connections) {
+		*why = "capacity";
+		return HTTP_STATUS_SERVICE_UNAVAILABLE;
+	}
 	char *tok = malloc(SB_JWT_MAX_TOKEN + 16);
 	struct sb_jwt_principal *p = malloc(sizeof(*p));
-	int rv = 0;
+	unsigned int status = 101; /* Switching Protocols */
 	if (tok == NULL || p == NULL) {
-		rv = rt_edge_refuse(rt, wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "memory");
+		*why = "memory";
+		status = HTTP_STATUS_SERVICE_UNAVAILABLE;
 		goto done;
 	}
 	int n = rt_edge_token(wsi, tok, SB_JWT_MAX_TOKEN + 16);
 	if (n < 0) {
-		if (rt_edge_has_arg(wsi, "token"))
-			rv = rt_edge_refuse(rt, wsi, HTTP_STATUS_UNAUTHORIZED, "missing");
+		if (rt_edge_has_arg(wsi, "token")) {
+			*why = "missing";
+			status = HTTP_STATUS_UNAUTHORIZED;
+		}
 		goto done; /* no token: the auth frame must come first */
 	}
 	if (rt_conn_verify(rt, tok, (size_t)n, p) != 0) {
-		rv = rt_edge_refuse(rt, wsi, HTTP_STATUS_UNAUTHORIZED, "invalid_token");
+		*why = "invalid_token";
+		status = HTTP_STATUS_UNAUTHORIZED;
 		goto done;
 	}
-	if ((intptr_t)rt_map_get(&rt->users, p->user_id) >= rt->cfg->max_conn_per_user)
-		rv = rt_edge_refuse(rt, wsi, 429, "too_many_connections");
+	if ((intptr_t)rt_map_get(&rt->users, p->user_id) >= rt->cfg->max_conn_per_user) {
+		*why = "too_many_connections";
+		status = 429;
+	}
 done:
 	if (tok != NULL) {
 		explicit_bzero(tok, SB_JWT_MAX_TOKEN + 16);
@@ -147,7 +152,34 @@ done:
 	if (p != NULL)
 		explicit_bzero(p, sizeof(*p));
 	free(p);
-	return rv;
+	return status;
+}
+
+/* rt_edge_filter runs the checks of an upgrade request inside the span of this HTTP request (a
+ * child of the client's traceparent header when it sent a valid one, else a new trace): 101 when
+ * the upgrade goes on, else the refusal, which is counted and answered in plain HTTP. */
+static int
+rt_edge_filter(struct rt *rt, struct lws *wsi)
+{
+	char tp[SB_TRACEPARENT_LEN + 8];
+	int tplen = lws_hdr_custom_copy(wsi, tp, (int)sizeof(tp), "traceparent:", 12);
+	struct sb_span span;
+	sb_span_start_tp(&span, "GET /ws", SB_SPAN_SERVER, tplen > 0 ? tp : NULL);
+	const char *why = NULL;
+	unsigned int status = rt_edge_check(rt, wsi, &why);
+	sb_span_attr(&span, "http.request.method", "GET");
+	sb_span_attr(&span, "http.route", "/ws");
+	sb_span_attr_int(&span, "http.response.status_code", status);
+	if (why != NULL)
+		sb_span_attr(&span, "sb.refusal", why);
+	if (status >= 500)
+		sb_span_fail(&span, why);
+	sb_span_end(&span);
+	if (why == NULL)
+		return 0;
+	sb_series_inc(sb_metric_with(rt->m.refused_m, why));
+	lws_return_http_status(wsi, status, why);
+	return -1;
 }
 
 static void

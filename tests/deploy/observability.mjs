@@ -1,6 +1,6 @@
 // observability.mjs: writes k8s/base/observability.yaml from k8s/observability/ (issue 12's
-// files, the one source): a PrometheusRule holding the groups of rules/switchboard.rules.yaml
-// as they are, and one ConfigMap per dashboard under dashboards/ labelled for Grafana's
+// files, the one source): one PrometheusRule per file of rules/ holding its groups as they are
+// (rules/switchboard.rules.yaml is "switchboard", rules/<x>.rules.yaml "switchboard-<x>"), and one ConfigMap per dashboard under dashboards/ labelled for Grafana's
 // dashboard sidecar. With --check, fails when the checked-in file differs from what it makes.
 // Usage: node observability.mjs REPO [--check]
 import fs from "node:fs";
@@ -10,15 +10,24 @@ import YAML from "yaml";
 const [repo, flag] = process.argv.slice(2);
 const src = path.join(repo, "k8s/observability");
 const out = path.join(repo, "k8s/base/observability.yaml");
-const rules = YAML.parse(fs.readFileSync(path.join(src, "rules/switchboard.rules.yaml"), "utf8"));
-const docs = [
-  {
+const docs = [];
+const ruleFiles = fs.readdirSync(path.join(src, "rules")).filter((f) => f.endsWith(".rules.yaml")).sort();
+// the platform's file first, under the name the deploy checks and alerts already use
+ruleFiles.sort((a, b) => (a === "switchboard.rules.yaml" ? -1 : b === "switchboard.rules.yaml" ? 1 : 0));
+for (const f of ruleFiles) {
+  const rules = YAML.parse(fs.readFileSync(path.join(src, "rules", f), "utf8"));
+  const base = f.replace(/\.rules\.yaml$/, "");
+  docs.push({
     apiVersion: "monitoring.coreos.com/v1",
     kind: "PrometheusRule",
-    metadata: { name: "switchboard", namespace: "monitoring", labels: { "app.kubernetes.io/part-of": "switchboard" } },
+    metadata: {
+      name: base === "switchboard" ? "switchboard" : `switchboard-${base}`,
+      namespace: "monitoring",
+      labels: { "app.kubernetes.io/part-of": "switchboard" },
+    },
     spec: { groups: rules.groups },
-  },
-];
+  });
+}
 for (const f of fs.readdirSync(path.join(src, "dashboards")).filter((f) => f.endsWith(".json")).sort()) {
   const json = fs.readFileSync(path.join(src, "dashboards", f), "utf8");
   JSON.parse(json); // a dashboard that is not JSON stops here

@@ -166,6 +166,7 @@ for (const env of envs) {
       REDIS_URL: "redis://sb-redis:6379",
       SB_AUTH_KEY_ENCRYPTION_KEY: "00".repeat(32),
       SB_INGEST_FEED_PASSWORD: "stand-in",
+      SB_FILES_S3_SECRET_KEY: "stand-in",
     };
     const env2 = { PATH: process.env.PATH };
     Object.assign(env2, cm.data);

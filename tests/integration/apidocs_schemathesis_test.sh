@@ -55,9 +55,10 @@ creds=$SB_TEST_TMP/dev-credentials.json
 for s in auth messages outbox files realtime notifier gc registry; do sb_svc_start "$s"; done
 # Long polls bounded to 200 ms: a generated wait_ms above is a documented 400, not a 4-s wait.
 sb_svc_start pubsub SB_PUBSUB_MAX_WAIT_MS=200
-# GET /v1/health asks the eight core services, so all run (and pubsub and registry, whose
-# routes are documented too); /dev/credentials serves the seeded file.
-sb_svc_start gateway SB_RATE_LIMIT_PER_MIN=10000000 SB_DEV_CREDENTIALS_FILE="$creds"
+# GET /v1/health asks the services SB_HEALTH_SERVICES names: the ones started here (pubsub and registry
+# run because their routes are documented too); /dev/credentials serves the seeded file.
+sb_svc_start gateway SB_RATE_LIMIT_PER_MIN=10000000 SB_DEV_CREDENTIALS_FILE="$creds" \
+	SB_HEALTH_SERVICES=gateway,auth,messages,outbox,files,realtime,notifier,gc,pubsub,registry
 sb_svc_wait_ready $svcs || exit 1
 DATABASE_URL=$SB_TEST_PG_DSN "$SB_BUILD_ROOT/bin/sb-auth" seed-dev --out "$creds" >/dev/null ||
 	{ echo "FAIL: seed-dev"; exit 1; }

@@ -14,6 +14,16 @@ root=${SB_SOURCE_ROOT:?}
 . "$root/tools/stack.sh"
 . "$root/tests/lib/services.sh"
 . "$root/tests/files/stack.sh"
+# SB_TEST_FILES_STORE=s3 (files_tus_s3_test.sh): the same flow against the S3 backend (over
+# https when SB_TEST_S3_TLS is set).
+if [ "${SB_TEST_FILES_STORE:-fs}" = s3 ]; then
+	. "$root/tests/lib/s3.sh"
+	sb_s3_start ${SB_TEST_S3_TLS:+tls} || exit 1
+fi
+# stored ID: the upload's bytes are in storage (a file, or S3 segment objects "up/ID/...").
+stored() {
+	if [ "${SB_FILES_STORE:-fs}" = s3 ]; then [ -n "$(sb_s3_keys "up/$1/")" ]; else [ -f "$store/up/$1" ]; fi
+}
 
 files_stack_up SB_FILES_MAX_SIZE=1048576 SB_FILES_MAX_REQUEST_BYTES=524288 \
 	SB_FILES_MAX_CONCURRENT=2 SB_FILES_QUOTA_BYTES=1572864 || exit 1
@@ -170,9 +180,9 @@ expect 200 "download of the deferred upload" -- "${A[@]}" "$F/v1/files/$(basenam
 expect 201 "POST to terminate" -- -X POST "${T[@]}" "${A[@]}" -H "Upload-Length: 10" "$F/files/"
 U3=$F/files/$(basename "$(hdr Location)")
 expect 204 "PATCH before termination" -- -X PATCH "${T[@]}" "${A[@]}" "${OCT[@]}" -H "Upload-Offset: 0" --data-binary 12345 "$U3"
-[ -f "$store/up/$(basename "$U3")" ] || fail "no stored bytes for the upload"
+stored "$(basename "$U3")" || fail "no stored bytes for the upload"
 expect 204 "DELETE" -- -X DELETE "${T[@]}" "${A[@]}" "$U3"
-[ ! -e "$store/up/$(basename "$U3")" ] || fail "terminated upload's bytes still stored"
+! stored "$(basename "$U3")" || fail "terminated upload's bytes still stored"
 expect 410 "HEAD after DELETE" -- -I "${T[@]}" "${A[@]}" "$U3"
 expect 410 "PATCH after DELETE" -- -X PATCH "${T[@]}" "${A[@]}" "${OCT[@]}" -H "Upload-Offset: 5" --data-binary 6 "$U3"
 expect 404 "HEAD of an unknown upload" -- -I "${T[@]}" "${A[@]}" "$F/files/$(cat /proc/sys/kernel/random/uuid)"

@@ -6,7 +6,10 @@
 # port answering /live and /ready; GET /v1/health through nginx and the gateway is 200, which
 # means the gateway reached all eight services through the mesh, as the gateway's sidecar
 # counts (outbound <svc>.Health per service); an inbound listener refuses a client without a
-# certificate; SIGTERM stops every sidecar and removes mesh.json.
+# certificate; SIGTERM stops every sidecar and removes mesh.json. With OBSERVABILITY=1 as well:
+# Prometheus scrapes every service and every sidecar (job sb-sidecar, one target per entry of
+# mesh.json, all up) with every rule file of k8s/observability/rules loaded, and Jaeger has the
+# gateway's spans.
 set -uo pipefail
 root=${SB_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 build=${SB_BUILD_ROOT:-$root/build}
@@ -40,7 +43,7 @@ off=
 for _ in $(seq 1 50); do
 	o=$(((RANDOM % 18 + 3) * 1000 + RANDOM % 500))
 	ok=1
-	for p in 8000 $(seq 8080 8083) $(seq 7100 7112) $(seq 8100 8112) $(seq 9100 9112) \
+	for p in 8000 4318 9090 16686 $(seq 8080 8083) $(seq 7100 7112) $(seq 8100 8112) $(seq 9100 9112) \
 		$(seq 9200 9212) $(seq 6000 6240); do
 		q=$((p + o))
 		if [[ $busy == *" $q "* ]] || [ $q = "$pg_port" ] || [ $q = "$redis_port" ] ||
@@ -53,7 +56,7 @@ for _ in $(seq 1 50); do
 done
 [ -n "$off" ] || fail "no free port offset"
 
-setsid env MESH=1 SB_RUN_DIR="$run" SB_PORT_OFFSET="$off" SB_PG_PORT="$pg_port" \
+setsid env MESH=1 OBSERVABILITY=1 SB_RUN_DIR="$run" SB_PORT_OFFSET="$off" SB_PG_PORT="$pg_port" \
 	SB_REDIS_PORT="$redis_port" SB_KAFKA_PORT="$kafka_port" SB_READY_TIMEOUT=120 \
 	bash "$root/tools/run-local.sh" "$build" >"$out" 2>&1 &
 runner=$!
@@ -102,6 +105,31 @@ said=$(printf x | timeout 5 openssl s_client -ign_eof -connect "$in" -tls1_3 \
 grep -q 'certificate required' <<<"$said" ||
 	fail "messages' sidecar accepted a client without a certificate: $said"
 echo "ok: an inbound listener refuses a client without a certificate"
+
+prom=http://127.0.0.1:$((9090 + off))
+want=$(jq -r 'keys | sort | join(" ")' "$json")
+for _ in $(seq 1 60); do # the first scrapes come within the 5-s interval
+	up=$(curl -s "$prom/api/v1/targets" | jq -r '[.data.activeTargets[] |
+		select(.labels.job == "sb-sidecar" and .health == "up") | .labels.service] | sort | join(" ")')
+	[ "$up" = "$want" ] && break
+	sleep 0.5
+done
+[ "$up" = "$want" ] || fail "Prometheus: sidecars up: '$up', want '$want'"
+nsvc=$(curl -s "$prom/api/v1/targets" | jq '[.data.activeTargets[] | select(.labels.job != "sb-sidecar")] | length')
+[ "$nsvc" = "$started" ] || fail "Prometheus scrapes $nsvc services, $started started"
+rules=$(curl -s "$prom/api/v1/rules" | jq -r '[.data.groups[].rules[].name] | join(" ")')
+for a in SwitchboardCertificateExpiresSoon IngestQueueAboveHighWatermark CdcSinkLagHigh; do
+	[[ " $rules " == *" $a "* ]] || fail "Prometheus has no rule $a (rules: $rules)"
+done
+echo "ok: Prometheus scrapes the $nsvc services and their sidecars ($want), rules of every file loaded"
+jaeger=http://127.0.0.1:$((16686 + off))
+for _ in $(seq 1 40); do
+	curl -s "$jaeger/api/services" | jq -e '.data | index("sb-gateway")' >/dev/null && break
+	sleep 0.5
+done
+curl -s "$jaeger/api/services" | jq -e '.data | index("sb-gateway")' >/dev/null ||
+	fail "Jaeger has no spans of sb-gateway"
+echo "ok: Jaeger has spans of $(curl -s "$jaeger/api/services" | jq -r '.data | length') services"
 
 pids=$(cat "$run"/mesh/pids/*.pid)
 kill -TERM "$runner"

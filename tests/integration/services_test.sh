@@ -31,6 +31,8 @@ svc_env() { # the environment of every service: dependencies and every peer's RP
 	done
 }
 envs=$(svc_env | tr '\n' ' ')
+# the gateway's aggregate asks exactly the services started here
+envs+=" SB_HEALTH_SERVICES=$(IFS=,; echo "${services[*]}")"
 mkdir -p "$tmp/logs"
 for s in "${services[@]}"; do
 	http=$gw_http
@@ -67,16 +69,26 @@ for s in "${services[@]}"; do
 	fi
 done
 
-# The gateway's aggregate: all eight services, all ready.
+# The gateway's aggregate: the nine services SB_HEALTH_SERVICES names, all ready.
 body=$(curl -s -w '\n%{http_code}' "http://127.0.0.1:$gw_http/v1/health")
 code=$(tail -n1 <<<"$body")
 json=$(head -n -1 <<<"$body")
 n=$(jq '[.services[] | select(.ready == true)] | length' <<<"$json" 2>/dev/null)
-if [ "$code" = 200 ] && [ "$n" = 8 ] && [ "$(jq -r .status <<<"$json")" = ok ]; then
-	ok "GET /v1/health: 8 services ready"
+if [ "$code" = 200 ] && [ "$n" = 9 ] && [ "$(jq -r .status <<<"$json")" = ok ] &&
+	[ "$(jq -r '.services | keys | sort | join(",")' <<<"$json")" = "$(tr ' ' '\n' <<<"${services[*]}" | sort | paste -sd,)" ]; then
+	ok "GET /v1/health: the 9 services named ready"
 else
 	bad "GET /v1/health: $code $json"
 fi
+# A name that is not a service is a configuration error at start.
+out=$(SB_HEALTH_SERVICES=gateway,auth,nope timeout 10 "$build/bin/sb-gateway" 2>&1)
+rc=$?
+[ $rc != 0 ] && [ $rc != 124 ] && grep -q 'SB_HEALTH_SERVICES' <<<"$out" && grep -q '"nope" is not a service' <<<"$out" &&
+	ok "SB_HEALTH_SERVICES naming no service refused at start" || bad "SB_HEALTH_SERVICES=gateway,auth,nope: rc $rc: $out"
+out=$(SB_HEALTH_SERVICES=auth,auth timeout 10 "$build/bin/sb-gateway" 2>&1)
+rc=$?
+[ $rc != 0 ] && [ $rc != 124 ] && grep -q 'auth is named twice' <<<"$out" &&
+	ok "SB_HEALTH_SERVICES naming a service twice refused" || bad "SB_HEALTH_SERVICES=auth,auth: rc $rc: $out"
 # One service's Health through the generic route table (transcoded from protobuf).
 json=$(curl -s "http://127.0.0.1:$gw_http/v1/health/messages")
 [ "$(jq -r '.service + " " + (.ready|tostring)' <<<"$json")" = "messages true" ] &&

@@ -4,7 +4,9 @@
 # listens on a WebSocket, alice sends through the gateway. The 202 carries a traceparent; bob's
 # message.created frame carries the same trace; Jaeger's query API, asked for that trace id,
 # has spans from sb-gateway, sb-messages, sb-outbox, sb-notifier and sb-realtime, all in one
-# tree (one root, every other span's parent in the trace). Then the collector is stopped:
+# tree (one root, every other span's parent in the trace). The realtime and files edges: a
+# WebSocket handshake (accepted and refused) and a tus upload, each sent with a traceparent of
+# the test's own, are spans of those traces with the status answered. Then the collector is stopped:
 # sends still answer 202 promptly and the services count the spans they drop.
 # stack: pg,redis,kafka
 # labels: tracing,e2e
@@ -21,14 +23,15 @@ sb_jaeger_start "$tmp/jaeger" || { echo "FAIL: jaeger did not start"; exit 1; }
 trap 'sb_svc_stop_all; sb_jaeger_stop' EXIT
 
 otlp=(SB_OTLP_ENDPOINT="$SB_JAEGER_OTLP" SB_TRACE_SAMPLE_PERCENT=100)
-sb_svc_ports gateway auth messages outbox notifier realtime
+sb_svc_ports gateway auth messages outbox notifier realtime files
 sb_svc_start auth "${otlp[@]}" SB_AUTH_PBKDF2_ITERATIONS=100000
 sb_svc_start messages "${otlp[@]}"
 sb_svc_start gateway "${otlp[@]}" SB_RATE_LIMIT_PER_MIN=100000
 sb_svc_start outbox "${otlp[@]}" SB_OUTBOX_POLL_MS=100
 sb_svc_start notifier "${otlp[@]}" SB_NOTIFIER_SESSION_TIMEOUT_MS=4000 SB_NOTIFIER_HEARTBEAT_MS=1000
 sb_svc_start realtime "${otlp[@]}" SB_WS_PORT="${SVC_HTTP[realtime]}"
-sb_svc_wait_ready auth messages gateway outbox notifier realtime || exit 1
+sb_svc_start files "${otlp[@]}"
+sb_svc_wait_ready auth messages gateway outbox notifier realtime files || exit 1
 
 creds=$tmp/dev-credentials.json
 DATABASE_URL=$SB_TEST_PG_DSN SB_AUTH_PBKDF2_ITERATIONS=100000 "$SB_BUILD_ROOT/bin/sb-auth" \
@@ -114,6 +117,46 @@ root_svc=$(jq -r '.data[0] as $t | ($t.spans | map(.spanID)) as $ids | $t.spans[
 	select([.references[]? | select(.refType == "CHILD_OF") | .spanID | select(. as $p | $ids | index($p))] | length == 0) |
 	$t.processes[.processID].serviceName' "$tmp/trace.json")
 [ "$root_svc" = sb-gateway ] || { echo "FAIL: the root span is from $root_svc, not the gateway"; exit 1; }
+
+# The edges of realtime and files. Each request carries a traceparent of a trace of its own;
+# Jaeger must then hold the service's server span in that trace, named after the route, with
+# the status answered.
+newtp() { echo "00-$(openssl rand -hex 16)-$(openssl rand -hex 8)-01"; }
+ws_ok=$(newtp) ws_bad=$(newtp) up_tp=$(newtp)
+handshake() { # traceparent token -> prints "open" or the refusal's status
+	SB_WS="ws://127.0.0.1:${SVC_HTTP[realtime]}/ws?token=$2" TP=$1 timeout 20 node -e '
+const WebSocket = require("ws");
+const ws = new WebSocket(process.env.SB_WS, { headers: { traceparent: process.env.TP } });
+ws.on("open", () => { console.log("open"); ws.close(); process.exit(0); });
+ws.on("unexpected-response", (req, res) => { console.log(res.statusCode); process.exit(0); });
+ws.on("error", (e) => { console.error("ws: " + e.message); process.exit(1); });
+'
+}
+(cd "$root/tests/realtime" && [ "$(handshake "$ws_ok" "$bob")" = open ]) ||
+	{ echo "FAIL: bob's traced handshake was not accepted"; exit 1; }
+(cd "$root/tests/realtime" && [ "$(handshake "$ws_bad" "x.y.z")" = 401 ]) ||
+	{ echo "FAIL: a forged token's handshake was not refused with 401"; exit 1; }
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "traceparent: $up_tp" \
+	-H "Authorization: Bearer $alice" -H 'Tus-Resumable: 1.0.0' -H 'Upload-Length: 5' \
+	"http://127.0.0.1:${SVC_HTTP[files]}/files/")
+[ "$code" = 201 ] || { echo "FAIL: the traced tus creation answered $code"; exit 1; }
+edge_span() { # traceparent service operation status
+	local t=${1:3:32} got=
+	for _ in $(seq 1 40); do
+		got=$(curl -s "$SB_JAEGER_QUERY/api/traces/$t" | jq -r --arg svc "$2" --arg op "$3" \
+			--arg parent "${1:36:16}" '.data[0] as $d | $d.spans[]? |
+			select($d.processes[.processID].serviceName == $svc and .operationName == $op) |
+			select([.references[]? | select(.refType == "CHILD_OF") | .spanID] == [$parent]) |
+			.tags[] | select(.key == "http.response.status_code") | .value' 2>/dev/null)
+		[ -n "$got" ] && break
+		sleep 0.5
+	done
+	echo "$2 span \"$3\" in trace $t (child of the client's span): status ${got:-none}"
+	[ "$got" = "$4" ] || { echo "FAIL: want a $2 span \"$3\" with status $4"; exit 1; }
+}
+edge_span "$ws_ok" sb-realtime "GET /ws" 101
+edge_span "$ws_bad" sb-realtime "GET /ws" 401
+edge_span "$up_tp" sb-files "POST /files/" 201
 
 # The collector goes away: sends stay fast, spans are dropped and counted.
 sb_jaeger_stop

@@ -1,6 +1,6 @@
 /* addr.c: which addresses a webhook must not reach (SSRF): loopback, private, link-local,
  * CGNAT, unspecified, multicast, reserved, and their IPv6 counterparts and IPv4 embeddings. */
-#include "notifier.h"
+#include "sb_webhook.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -8,7 +8,7 @@
 #include <sys/socket.h>
 
 static bool
-ntf_v4_private(uint32_t a) /* host order */
+sb_wh_v4_private(uint32_t a) /* host order */
 {
 	return (a >> 24) == 0 ||                 /* 0.0.0.0/8 "this network" */
 	       (a >> 24) == 10 ||                /* 10/8 */
@@ -23,13 +23,13 @@ ntf_v4_private(uint32_t a) /* host order */
 }
 
 bool
-ntf_addr_private(const struct sockaddr *sa)
+sb_webhook_addr_private(const struct sockaddr *sa)
 {
 	if (sa == NULL)
 		return true;
 	if (sa->sa_family == AF_INET) {
 		const struct sockaddr_in *in = (const void *)sa;
-		return ntf_v4_private(ntohl(in->sin_addr.s_addr));
+		return sb_wh_v4_private(ntohl(in->sin_addr.s_addr));
 	}
 	if (sa->sa_family != AF_INET6)
 		return true;
@@ -45,7 +45,7 @@ ntf_addr_private(const struct sockaddr *sa)
 	if (mapped || compat || nat64) {
 		uint32_t v4 =
 		    (uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 | (uint32_t)b[14] << 8 | b[15];
-		return ntf_v4_private(v4);
+		return sb_wh_v4_private(v4);
 	}
 	return (b[0] & 0xfe) == 0xfc ||                   /* fc00::/7 unique local */
 	       (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) || /* fe80::/10 link-local */

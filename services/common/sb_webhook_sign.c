@@ -1,5 +1,5 @@
 /* sign.c: the webhook signature, v1=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>. */
-#include "notifier.h"
+#include "sb_webhook.h"
 #include "sb_util_hex.h"
 
 #include <stdio.h>
@@ -12,7 +12,7 @@
 #include "sb_err.h"
 
 int
-ntf_sign(const char *secret, int64_t ts, const char *body, size_t blen, char *out, size_t n)
+sb_webhook_sign(const char *secret, int64_t ts, const char *body, size_t blen, char *out, size_t n)
 {
 	unsigned char mac[EVP_MAX_MD_SIZE];
 	unsigned int mlen = 0;
