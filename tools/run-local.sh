@@ -340,6 +340,9 @@ for row in "${services[@]}"; do
 	# files keeps uploads under the run's state directory; browsers upload from the ingress.
 	[ "$name" = files ] && env_+=("SB_FILES_DIR=$run/files"
 		"SB_FILES_ALLOWED_ORIGINS=http://127.0.0.1:$ingress_port,http://localhost:$ingress_port")
+	# the relay reads files' outbox too when files runs (docs/decisions.md)
+	[ "$name" = outbox ] && [ -d "$root/services/files" ] &&
+		env_+=("SB_OUTBOX_TABLES=messages.outbox,files.outbox")
 	for p in $ops $rpc $http; do
 		[ "$p" = - ] || ! port_busy "$p" || fail_start "port $p for $name is in use by another program"
 	done

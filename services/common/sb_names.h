@@ -44,6 +44,13 @@
 /* The notifier's publish-once marks: "sb:seen:<ce_id>" (TTL one day). */
 #define SB_REDIS_SEEN_PREFIX "sb:seen:"
 
+/* files (docs/files.md): merge requests of chunked uploads, written by sb-files through its
+ * outbox (files.outbox) when a client completes an upload and consumed by sb-files' merge
+ * worker; and the files' domain events (FileUploadCompleted). Key: upload id. Both are
+ * proto/events/files_events.proto payloads with CloudEvents headers. */
+#define SB_TOPIC_FILE_MERGE "sb.file-merge.v1"
+#define SB_TOPIC_FILES      "sb.files.v1"
+
 /* PostgreSQL NOTIFY channel: messages notifies it when it commits outbox rows; the outbox relay
  * LISTENs. */
 #define SB_PG_OUTBOX_CHANNEL "sb_outbox"

@@ -72,6 +72,22 @@ const struct sb_cfg_key files_config[] = {
 	               "Clock skew allowed for exp, nbf and iat, seconds."),
 	SB_CFG_INT_ROW(struct files_cfg, "SB_JWKS_REFRESH_MS", jwks_refresh_ms, "300000", 1000,
 	               86400000, "How often auth's JWKS is fetched again."),
+	SB_CFG_INT_ROW(struct files_cfg, "SB_FILES_CHUNK_SIZE", chunk_size, "10485760", 65536,
+	               1073741824,
+	               "Chunk size of a chunk-API upload whose initiate names none (10 MiB); "
+	               "must not exceed SB_FILES_MAX_REQUEST_BYTES."),
+	SB_CFG_INT_ROW(struct files_cfg, "SB_FILES_CHUNK_MIN", chunk_min, "65536", 1, 1073741824,
+	               "Smallest chunk_size an initiate may ask for (64 KiB); 400 below."),
+	SB_CFG_BOOL_ROW(struct files_cfg, "SB_FILES_MERGE", merge, "true",
+	                "Run the merge worker (a Kafka consumer of sb.file-merge.v1) in this "
+	                "process."),
+	SB_CFG_STR_ROW(struct files_cfg, "SB_FILES_MERGE_GROUP", merge_group, "sb-files-merge",
+	               NULL, "Kafka consumer group of the merge workers."),
+	SB_CFG_INT_ROW(struct files_cfg, "SB_FILES_MERGE_ATTEMPTS", merge_attempts, "5", 1, 100,
+	               "Attempts at a merge (a part missing or corrupt) before the upload is "
+	               "FAILED."),
+	SB_CFG_INT_ROW(struct files_cfg, "SB_FILES_MERGE_BACKOFF_MS", merge_backoff_ms, "500", 1,
+	               600000, "Wait after the first failed merge attempt; doubles after each."),
 	SB_CFG_STR_ROW(struct files_cfg, "SB_FILES_STORE", store, "fs", files_validate_store,
 	               "Storage backend: fs (files under SB_FILES_DIR) or s3 (an S3-compatible "
 	               "object store, SB_FILES_S3_*; layout in docs/files.md)."),

@@ -17,7 +17,7 @@ const struct sb_pg_opts files_pg_opts = {
 #define FILES_UPLOAD_COLS                                                                          \
 	"id::text, tenant_id, owner_id, state, coalesce(length, -1), upload_offset, "              \
 	"coalesce((extract(epoch from expires_at) * 1000)::bigint, 0), "                           \
-	"coalesce(expires_at <= now(), false), filename, content_type, metadata"
+	"coalesce(expires_at <= now(), false), filename, content_type, metadata, protocol"
 
 const struct sb_pg_stmt files_stmts[] = {
 	{ "upload_get", "SELECT " FILES_UPLOAD_COLS " FROM uploads WHERE id = $1", 1 },
@@ -74,6 +74,51 @@ const struct sb_pg_stmt files_stmts[] = {
 	  "WHEN state = 'TERMINATED' THEN state ELSE 'FAILED' END, failure = $2, updated_at = "
 	  "now() WHERE id = $1",
 	  2 },
+	/* The chunk API (chunks.c) and the merge worker (merge.c). */
+	/* $1 id, $2 tenant, $3 owner, $4 length, $5 chunk size, $6 total, $7 filename, $8 type,
+	 * $9 client's sha256 or NULL */
+	{ "chunk_create",
+	  "INSERT INTO uploads (id, tenant_id, owner_id, protocol, length, chunk_size, "
+	  "total_chunks, filename, content_type, sha256) VALUES ($1, $2, $3, 'chunk', $4::bigint, "
+	  "$5::bigint, $6::int, $7, $8, $9)",
+	  9 },
+#define FILES_CHUNK_COLS                                                                           \
+	"id::text, tenant_id, owner_id, state, coalesce(length, 0), coalesce(chunk_size, 0), "     \
+	"coalesce(total_chunks, 0), coalesce(sha256, ''), coalesce(failure, ''), protocol, "       \
+	"filename, content_type, "                                                                 \
+	"coalesce((extract(epoch from completed_at) * 1000)::bigint, 0) FROM uploads WHERE id = "  \
+	"$1"
+	{ "chunk_upload", "SELECT " FILES_CHUNK_COLS, 1 },
+	/* A chunk write: the state cannot change under it (complete and the merge take FOR
+	 * UPDATE), but chunk writes of one upload do not wait for each other. */
+	{ "chunk_upload_keyshare", "SELECT " FILES_CHUNK_COLS " FOR KEY SHARE", 1 },
+	{ "chunk_upload_lock", "SELECT " FILES_CHUNK_COLS " FOR UPDATE", 1 },
+	/* two writes of the same chunk never interleave */
+	{ "chunk_n_lock",
+	  "SELECT pg_advisory_xact_lock(hashtextextended('files-chunk:' || $1 || '/' || $2, 0))",
+	  2 },
+	{ "chunk_get", "SELECT size, sha256 FROM chunks WHERE upload_id = $1 AND n = $2::int", 2 },
+	/* $1 id, $2 n, $3 size, $4 sha256 */
+	{ "chunk_insert",
+	  "WITH i AS (INSERT INTO chunks (upload_id, n, size, sha256) VALUES ($1, $2::int, "
+	  "$3::bigint, $4) RETURNING size) UPDATE uploads SET upload_offset = upload_offset + "
+	  "(SELECT size FROM i), updated_at = now() WHERE id = $1",
+	  4 },
+	{ "chunk_list", "SELECT n, size, sha256 FROM chunks WHERE upload_id = $1 ORDER BY n", 1 },
+	{ "chunk_merging", "UPDATE uploads SET state = 'MERGING', updated_at = now() WHERE id = $1",
+	  1 },
+	/* $1 id, $2 sha256 (hex): COMPLETED, the chunk rows gone (the parts are removed after the
+	 * commit) */
+	{ "merge_done",
+	  "WITH c AS (DELETE FROM chunks WHERE upload_id = $1) UPDATE uploads SET state = "
+	  "'COMPLETED', sha256 = $2, completed_at = now(), updated_at = now() WHERE id = $1 "
+	  "RETURNING (extract(epoch from completed_at) * 1000)::bigint",
+	  2 },
+	/* $1 id, $2 why */
+	{ "merge_failed",
+	  "WITH c AS (DELETE FROM chunks WHERE upload_id = $1) UPDATE uploads SET state = "
+	  "'FAILED', failure = $2, updated_at = now() WHERE id = $1",
+	  2 },
 	{ NULL, NULL, 0 },
 };
 
@@ -91,7 +136,7 @@ files_state_name(enum files_state s)
 	return files_state_names[s];
 }
 
-static enum files_state
+enum files_state
 files_state_parse(const char *s)
 {
 	for (int i = FILES_UPLOADING; i <= FILES_TERMINATED; i++)
@@ -134,6 +179,7 @@ files_db_get(struct sb_pg *pg, const char *id, bool lock, struct files_upload *u
 	files_copy(u->filename, sizeof(u->filename), PQgetvalue(res, 0, 8));
 	files_copy(u->content_type, sizeof(u->content_type), PQgetvalue(res, 0, 9));
 	u->metadata = strdup(PQgetvalue(res, 0, 10));
+	u->chunked = strcmp(PQgetvalue(res, 0, 11), "chunk") == 0;
 	PQclear(res);
 	return u->metadata == NULL ? SB_ENOMEM : 0;
 }
@@ -143,4 +189,34 @@ files_upload_clear(struct files_upload *u)
 {
 	free(u->metadata);
 	u->metadata = NULL;
+}
+
+int
+files_chunked_get(struct sb_pg *pg, const char *stmt, const char *id, struct files_chunked *u)
+{
+	PGresult *res = NULL;
+	const char *p[1] = { id };
+	memset(u, 0, sizeof(*u));
+	int rv = sb_pg_exec_prepared(pg, stmt, 1, p, &res);
+	if (rv != 0)
+		return rv;
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		return SB_ENOTFOUND;
+	}
+	files_copy(u->id, sizeof(u->id), PQgetvalue(res, 0, 0));
+	files_copy(u->tenant_id, sizeof(u->tenant_id), PQgetvalue(res, 0, 1));
+	files_copy(u->owner_id, sizeof(u->owner_id), PQgetvalue(res, 0, 2));
+	u->state = files_state_parse(PQgetvalue(res, 0, 3));
+	u->length = strtoll(PQgetvalue(res, 0, 4), NULL, 10);
+	u->chunk_size = strtoll(PQgetvalue(res, 0, 5), NULL, 10);
+	u->total = strtoll(PQgetvalue(res, 0, 6), NULL, 10);
+	files_copy(u->sha256, sizeof(u->sha256), PQgetvalue(res, 0, 7));
+	files_copy(u->failure, sizeof(u->failure), PQgetvalue(res, 0, 8));
+	u->chunked = strcmp(PQgetvalue(res, 0, 9), "chunk") == 0;
+	files_copy(u->filename, sizeof(u->filename), PQgetvalue(res, 0, 10));
+	files_copy(u->content_type, sizeof(u->content_type), PQgetvalue(res, 0, 11));
+	u->completed_ms = strtoll(PQgetvalue(res, 0, 12), NULL, 10);
+	PQclear(res);
+	return 0;
 }

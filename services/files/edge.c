@@ -7,7 +7,9 @@
 #include <string.h>
 
 #include "sb_err.h"
+#include "sb_kafka_topics.h"
 #include "sb_log.h"
+#include "sb_names.h"
 
 /* files_edge_request runs on the HTTP loop thread: queue for a worker, never block. */
 static void
@@ -58,6 +60,19 @@ files_start(struct sb_service *svc)
 	if ((rv = sb_service_add_check(svc, "jwks", sb_authn_ready, &f->authn)) != 0 ||
 	    (rv = files_work_start(f)) != 0)
 		goto fail;
+	/* The merge requests' topic and the files' events (relayed from files.outbox by
+	 * sb-outbox). Not fatal: the worker's consumer waits for the topic. */
+	static const char *const topics[] = { SB_TOPIC_FILE_MERGE,
+		                              SB_TOPIC_FILE_MERGE SB_TOPIC_DLQ_SUFFIX,
+		                              SB_TOPIC_FILES, SB_TOPIC_FILES SB_TOPIC_DLQ_SUFFIX,
+		                              NULL };
+	char terr[256] = "";
+	if (cfg->merge &&
+	    sb_kafka_platform_topics(&cfg->common, topics, 10000, terr, sizeof(terr)) != 0)
+		sb_log_kv(SB_LOG_WARN, "cannot make sure the Kafka topics exist", "error", terr,
+		          NULL);
+	if (cfg->merge && (rv = files_merge_start(f)) != 0)
+		goto fail;
 	const struct sb_http_config hc = {
 		.addr = cfg->http_addr,
 		.port = (int)cfg->http_port,
@@ -76,6 +91,7 @@ files_start(struct sb_service *svc)
 	          "bucket", strcmp(cfg->store, "s3") == 0 ? cfg->s3_bucket : "", NULL);
 	return 0;
 fail:
+	files_merge_stop(f->merge);
 	files_work_stop(f);
 	sb_authn_stop(&f->authn);
 	files_store_close(f->store);
@@ -90,6 +106,7 @@ files_stop(struct sb_service *svc)
 	if (f == NULL)
 		return;
 	sb_http_server_stop(f->http, 5000);
+	files_merge_stop(f->merge);
 	files_work_stop(f);
 	sb_authn_stop(&f->authn);
 	files_store_close(f->store);

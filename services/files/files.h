@@ -49,6 +49,13 @@ struct files_cfg {
 	char *audience;
 	long long leeway_s;
 	long long jwks_refresh_ms;
+	/* the chunk API and the merge worker (chunks.c, merge.c) */
+	long long chunk_size;       /* default chunk size of an initiate without one */
+	long long chunk_min;        /* smallest chunk size a client may ask for */
+	bool merge;                 /* run the merge worker in this process */
+	char *merge_group;          /* its Kafka consumer group */
+	long long merge_attempts;   /* attempts before a merge is FAILED */
+	long long merge_backoff_ms; /* first back-off between attempts (doubles) */
 	/* storage backend (config.c; the S3 backend: s3.h, store_s3.c) */
 	char *store;
 	char *s3_endpoint;
@@ -167,6 +174,7 @@ struct files_upload {
 	char filename[FILES_NAME_MAX];
 	char content_type[FILES_TYPE_MAX];
 	char *metadata; /* the Upload-Metadata given at creation (malloc'd; files_upload_clear) */
+	bool chunked;   /* made by the chunk API (not a tus upload) */
 };
 /* files_db_get reads upload id into *u (FOR UPDATE when lock: inside a transaction). Returns
  * 0, SB_ENOTFOUND or a database error. */
@@ -175,6 +183,27 @@ int files_db_get(struct sb_pg *pg, const char *id, bool lock, struct files_uploa
 void files_upload_clear(struct files_upload *u);
 /* files_state_name returns "UPLOADING", ... */
 const char *files_state_name(enum files_state s);
+/* files_state_parse is the inverse of files_state_name (FILES_FAILED for an unknown name). */
+enum files_state files_state_parse(const char *s);
+/* One row of files.uploads as the chunk API and the merge worker need it. */
+struct files_chunked {
+	char id[37];
+	char tenant_id[SB_JWT_ID_MAX];
+	char owner_id[SB_JWT_ID_MAX];
+	enum files_state state;
+	bool chunked; /* protocol 'chunk' (else a tus upload) */
+	int64_t length;
+	int64_t chunk_size;
+	int64_t total;
+	char sha256[65]; /* hex: the client's (initiate) or the merged file's; "" if unknown */
+	char failure[128];
+	char filename[FILES_NAME_MAX];
+	char content_type[FILES_TYPE_MAX];
+	int64_t completed_ms;
+};
+/* files_chunked_get reads upload id with statement stmt ("chunk_upload", "…_keyshare",
+ * "…_lock") into *u. Returns 0, SB_ENOTFOUND or a database error. */
+int files_chunked_get(struct sb_pg *pg, const char *stmt, const char *id, struct files_chunked *u);
 
 /* --- work.c: the request queue and the worker threads ---------------------------------- */
 struct files_ctx; /* one worker's connections */
@@ -197,7 +226,11 @@ struct files {
 		struct sb_metric *requests; /* files_requests_total{method,status} */
 		struct sb_series *bytes;    /* files_bytes_stored_total */
 		struct sb_series *created, *completed, *terminated; /* files_uploads_total{event} */
+		struct sb_series *chunks;                           /* files_chunks_stored_total */
+		struct sb_metric *merges;                           /* files_merges_total{result} */
+		struct sb_series *merge_seconds; /* files_merge_duration_seconds */
 	} m;
+	struct files_merge *merge; /* the merge worker (merge.c), NULL when off */
 };
 /* files_metrics_init registers the service's metrics into f->m (start hook). */
 void files_metrics_init(struct files *f);
@@ -246,6 +279,7 @@ struct files_call {
 	struct sb_http_req *req;
 	const char *method; /* after X-HTTP-Method-Override */
 	char id[37];        /* the upload id of the path, if any */
+	int64_t chunk;      /* the chunk number of the path or query, if any (-1: invalid) */
 	struct sb_jwt_principal who;
 	const char *user; /* who.user_id, or who.sub */
 	struct files_reply rp;
@@ -271,6 +305,50 @@ void files_tus_head(struct files_call *c);
 void files_tus_patch(struct files_call *c);
 /* files_tus_delete answers DELETE /files/{id} (termination). */
 void files_tus_delete(struct files_call *c);
+
+/* files_tus_db_fail answers a database failure (rolled back): 503 with Retry-After. */
+void files_tus_db_fail(struct files_call *c, int rv);
+/* files_tus_load reads c's upload into *u (locked when lock), checks that the caller owns it
+ * and that it still exists; answers (404, 410, 503), rolls back and returns false otherwise. */
+bool files_tus_load(struct files_call *c, bool lock, struct files_upload *u);
+
+/* --- chunks.c: the chunk API (docs/files.md) ----------------------------------------- */
+#define FILES_OUTBOX       "files.outbox"
+#define FILES_EVENT_SOURCE "/files"
+#define FILES_EV_MERGE_REQ "io.switchboard.file.merge_requested.v1"
+#define FILES_EV_COMPLETED "io.switchboard.file.upload_completed.v1"
+/* files_chunks_initiate answers POST /v1/files/initiate. */
+void files_chunks_initiate(struct files_call *c);
+/* files_chunks_put answers PUT /v1/files/{id}/chunks/{n} and POST ...?chunk_number=n. */
+void files_chunks_put(struct files_call *c);
+/* files_chunks_status answers GET /v1/files/{id}/status. */
+void files_chunks_status(struct files_call *c);
+/* files_chunks_complete answers POST /v1/files/{id}/complete. */
+void files_chunks_complete(struct files_call *c);
+/* --- chunk_parse.c: the chunk API's input parsers (untrusted input; fuzzed) ------------- */
+/* files_chunk_size_ok tells whether a chunk n (from 1) of len bytes fits an upload of size
+ * bytes in total chunks of chunk_size: every chunk but the last is exactly chunk_size, the
+ * last is the rest. */
+bool files_chunk_size_ok(int64_t size, int64_t chunk_size, int64_t total, int64_t n, int64_t len);
+/* files_chunk_number parses a chunk number: 1 to 9 ASCII digits, no sign, no leading zero.
+ * Returns it, or -1. */
+int64_t files_chunk_number(const char *s, size_t n);
+/* files_chunk_query finds the first "chunk_number=" pair of a query string (pairs separated by
+ * '&', not percent-decoded) and parses its value with files_chunk_number. Returns it, or -1
+ * when absent or invalid. */
+int64_t files_chunk_query(const char *query);
+/* files_sha256_hex_parse tells whether s is exactly 64 hex digits (either case) and writes
+ * them in lower case, NUL-ended, to out. */
+bool files_sha256_hex_parse(const char *s, char out[65]);
+
+/* --- merge.c: the merge worker ---------------------------------------------------------- */
+struct files_merge;
+/* files_merge_start starts the merge worker thread (consumer group cfg->merge_group on
+ * SB_TOPIC_FILE_MERGE). Returns 0 or an error. */
+int files_merge_start(struct files *f);
+/* files_merge_stop stops and joins it (NULL allowed); an unfinished merge is left to a
+ * redelivery. */
+void files_merge_stop(struct files_merge *m);
 
 /* --- limits.c: per-user limits and the content-type allow-list -------------------------- */
 /* files_type_allowed tells whether media type type (parameters ignored) matches an entry of

@@ -108,15 +108,25 @@ files_metrics_init(struct files *f)
 	f->m.created = sb_metric_with(up, "created");
 	f->m.completed = sb_metric_with(up, "completed");
 	f->m.terminated = sb_metric_with(up, "terminated");
+	f->m.chunks = sb_metric_with(sb_metrics_counter(
+	    "files_chunks_stored_total", "Chunks of the chunk API stored durably.", NULL));
+	f->m.merges = sb_metrics_counter(
+	    "files_merges_total",
+	    "Merge requests handled by the merge worker, by result: completed, failed (the "
+	    "upload is FAILED), retried (an attempt failed), noop (nothing to do), invalid.",
+	    "result");
+	static const double merge_buckets[] = { 0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300 };
+	f->m.merge_seconds = sb_metric_with(sb_metrics_histogram(
+	    "files_merge_duration_seconds", "Duration of a successful merge, retries included.",
+	    NULL, merge_buckets, sizeof(merge_buckets) / sizeof(merge_buckets[0])));
 }
 
 /* files_reply_count counts an answer (methods outside the served ones as "other"). */
 static void
 files_reply_count(struct files_reply *rp, int status)
 {
-	static const char *const methods[] = {
-		"GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS"
-	};
+	static const char *const methods[] = { "GET",    "HEAD",    "POST", "PATCH",
+		                               "DELETE", "OPTIONS", "PUT" };
 	const char *m = "other";
 	char st[8];
 	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)

@@ -16,7 +16,14 @@ enum files_route_kind {
 	FILES_R_TUS_ROOT,   /* /files/ */
 	FILES_R_TUS_UPLOAD, /* /files/{id} */
 	FILES_R_CONTENT,    /* /v1/files/{id}/content */
+	FILES_R_INITIATE,   /* /v1/files/initiate */
+	FILES_R_CHUNK,      /* /v1/files/{id}/chunks/{n} */
+	FILES_R_CHUNKS,     /* /v1/files/{id}/chunks?chunk_number=n */
+	FILES_R_STATUS,     /* /v1/files/{id}/status */
+	FILES_R_COMPLETE,   /* /v1/files/{id}/complete */
 };
+/* The tus routes: Tus-Resumable is checked and answered. */
+#define FILES_R_IS_TUS(k) ((k) == FILES_R_TUS_ROOT || (k) == FILES_R_TUS_UPLOAD)
 
 /* One row per route and method: the handler and the scope a token must hold (NULL: none). */
 struct files_route_row {
@@ -36,6 +43,12 @@ static const struct files_route_row files_routes[] = {
 	{ FILES_R_TUS_UPLOAD, "DELETE", "/files/{id}", files_tus_delete, "files:write" },
 	{ FILES_R_CONTENT, "OPTIONS", "/v1/files/{id}/content", files_tus_options, NULL },
 	{ FILES_R_CONTENT, "GET", "/v1/files/{id}/content", files_download, "files:read" },
+	{ FILES_R_INITIATE, "POST", "/v1/files/initiate", files_chunks_initiate, "files:write" },
+	{ FILES_R_CHUNK, "PUT", "/v1/files/{id}/chunks/{n}", files_chunks_put, "files:write" },
+	{ FILES_R_CHUNKS, "POST", "/v1/files/{id}/chunks", files_chunks_put, "files:write" },
+	{ FILES_R_STATUS, "GET", "/v1/files/{id}/status", files_chunks_status, "files:write" },
+	{ FILES_R_COMPLETE, "POST", "/v1/files/{id}/complete", files_chunks_complete,
+	  "files:write" },
 	{ 0, NULL, NULL, NULL, NULL },
 };
 
@@ -52,7 +65,7 @@ files_route_list(struct sb_buf *out)
 /* files_route_match finds the route kind of path and copies the id it names. Returns false
  * for a path the service does not serve. */
 static bool
-files_route_match(const char *path, enum files_route_kind *kind, char id[37])
+files_route_match(const char *path, enum files_route_kind *kind, char id[37], int64_t *chunk)
 {
 	struct sb_uuid u;
 	if (strcmp(path, "/files") == 0 || strcmp(path, "/files/") == 0) {
@@ -67,18 +80,41 @@ files_route_match(const char *path, enum files_route_kind *kind, char id[37])
 		*kind = FILES_R_TUS_UPLOAD;
 		return true;
 	}
+	if (strcmp(path, "/v1/files/initiate") == 0) {
+		*kind = FILES_R_INITIATE;
+		return true;
+	}
 	if (strncmp(path, "/v1/files/", 10) == 0) {
 		const char *p = path + 10;
 		char buf[37];
-		if (strlen(p) != 36 + 8 || strcmp(p + 36, "/content") != 0)
+		if (strlen(p) < 36 + 2 || p[36] != '/')
 			return false;
 		memcpy(buf, p, 36);
 		buf[36] = '\0';
 		if (sb_uuid_parse(buf, &u) != 0)
 			return false;
 		sb_uuid_format(&u, id);
-		*kind = FILES_R_CONTENT;
-		return true;
+		const char *rest = p + 37;
+		static const struct {
+			const char *name;
+			enum files_route_kind kind;
+		} subs[] = { { "content", FILES_R_CONTENT },
+			     { "status", FILES_R_STATUS },
+			     { "complete", FILES_R_COMPLETE },
+			     { "chunks", FILES_R_CHUNKS } };
+		for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
+			if (strcmp(rest, subs[i].name) == 0) {
+				*kind = subs[i].kind;
+				return true;
+			}
+		}
+		if (strncmp(rest, "chunks/", 7) == 0) {
+			/* an invalid number is answered 400 by the handler, not 404 */
+			*chunk = files_chunk_number(rest + 7, strlen(rest + 7));
+			*kind = FILES_R_CHUNK;
+			return true;
+		}
+		return false;
 	}
 	return false;
 }
@@ -151,8 +187,11 @@ files_route(struct files *f, struct sb_pg *pg, struct sb_http_req *r)
 	c->method = r->method;
 	sb_span_start_tp(&c->span, "HTTP", SB_SPAN_SERVER, sb_http_req_header(r, "traceparent"));
 	sb_span_attr(&c->span, "http.request.method", r->method); /* attrs[0], see span_end */
-	bool matched = files_route_match(r->path, &kind, c->id);
-	files_reply_init(&c->rp, f, r, matched && kind != FILES_R_CONTENT);
+	c->chunk = -1;
+	bool matched = files_route_match(r->path, &kind, c->id, &c->chunk);
+	if (matched && kind == FILES_R_CHUNKS)
+		c->chunk = files_chunk_query(r->query);
+	files_reply_init(&c->rp, f, r, matched && FILES_R_IS_TUS(kind));
 	if (!matched) {
 		files_reply_problem(&c->rp, 404, "no such resource");
 		goto done;
@@ -189,7 +228,7 @@ files_route(struct files *f, struct sb_pg *pg, struct sb_http_req *r)
 	}
 	if (row->scope != NULL && !files_route_auth(c, row->scope))
 		goto done;
-	if (kind != FILES_R_CONTENT && row->fn != files_tus_options) {
+	if (FILES_R_IS_TUS(kind) && row->fn != files_tus_options) {
 		const char *v = sb_http_req_header(r, "Tus-Resumable");
 		if (v == NULL || strcmp(v, FILES_TUS_VERSION) != 0) {
 			files_reply_add(&c->rp, "Tus-Version", FILES_TUS_VERSION);

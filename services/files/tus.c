@@ -42,7 +42,7 @@ files_tus_options(struct files_call *c)
 }
 
 /* files_tus_db_fail answers a database failure: 503 with Retry-After (the client retries). */
-static void
+void
 files_tus_db_fail(struct files_call *c, int rv)
 {
 	sb_pg_rollback(c->pg);
@@ -54,12 +54,14 @@ files_tus_db_fail(struct files_call *c, int rv)
 
 /* files_tus_load reads c's upload into *u (locked when lock), checks that the caller owns it
  * and that it still exists; answers (404, 410, 503) and returns false otherwise. */
-static bool
+bool
 files_tus_load(struct files_call *c, bool lock, struct files_upload *u)
 {
 	int rv = files_db_get(c->pg, c->id, lock, u);
-	if (rv == SB_ENOTFOUND || (rv == 0 && (strcmp(u->tenant_id, c->who.tenant_id) != 0 ||
-	                                       strcmp(u->owner_id, c->user) != 0))) {
+	/* an upload of the chunk API is not a tus upload: its bytes go through its chunks */
+	if (rv == SB_ENOTFOUND ||
+	    (rv == 0 && (u->chunked || strcmp(u->tenant_id, c->who.tenant_id) != 0 ||
+	                 strcmp(u->owner_id, c->user) != 0))) {
 		files_upload_clear(u);
 		sb_pg_rollback(c->pg);
 		files_reply_problem(&c->rp, 404, "no such upload");

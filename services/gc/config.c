@@ -23,7 +23,7 @@ const struct sb_cfg_key gc_config[] = {
 	               "reports)."),
 	SB_CFG_BOOL_ROW(struct gc_cfg, "SB_GC_OUTBOX", outbox, "true",
 	                "Delete outbox rows relayed longer than SB_GC_OUTBOX_RETENTION_S ago "
-	                "(messages.outbox; see SB_OUTBOX_GC)."),
+	                "(messages.outbox and files.outbox; see SB_OUTBOX_GC)."),
 	SB_CFG_INT_ROW(struct gc_cfg, "SB_GC_OUTBOX_RETENTION_S", outbox_retention_s, "604800", 0,
 	               315360000, "How long a relayed outbox row is kept."),
 	SB_CFG_UPSTREAM(struct gc_cfg, files_url, FILES, 7104),

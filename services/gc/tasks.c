@@ -14,23 +14,29 @@
 	"OR revoked_at < " GC_NOW                                                                  \
 	" - make_interval(secs => $3::float8)) LIMIT $2) AND " GC_HOLDS_LEASE
 
-/* Outbox rows relayed longer than the retention ago; an unrelayed row is never deleted. */
-#define GC_SQL_OUTBOX                                                                              \
-	"DELETE FROM messages.outbox WHERE id IN (SELECT id FROM messages.outbox WHERE "           \
+/* Outbox rows relayed longer than the retention ago; an unrelayed row is never deleted. One
+ * task per outbox table of the platform (services/common/sb_pg_outbox.h). */
+#define GC_SQL_OUTBOX_OF(table)                                                                    \
+	"DELETE FROM " table " WHERE id IN (SELECT id FROM " table " WHERE "                       \
 	"relayed_at < " GC_NOW                                                                     \
 	" - make_interval(secs => $3::float8) LIMIT $2) AND " GC_HOLDS_LEASE
+#define GC_SQL_OUTBOX       GC_SQL_OUTBOX_OF("messages.outbox")
+#define GC_SQL_FILES_OUTBOX GC_SQL_OUTBOX_OF("files.outbox")
 
 const struct gc_task gc_tasks[] = {
 	{ "tokens", offsetof(struct gc_cfg, tokens), offsetof(struct gc_cfg, token_grace_s),
 	  GC_SQL_TOKENS },
 	{ "outbox", offsetof(struct gc_cfg, outbox), offsetof(struct gc_cfg, outbox_retention_s),
 	  GC_SQL_OUTBOX },
+	{ "files_outbox", offsetof(struct gc_cfg, outbox),
+	  offsetof(struct gc_cfg, outbox_retention_s), GC_SQL_FILES_OUTBOX },
 	{ NULL, 0, 0, NULL },
 };
 
 const struct sb_pg_stmt gc_stmts[] = {
 	{ "tokens", GC_SQL_TOKENS, 3 },
 	{ "outbox", GC_SQL_OUTBOX, 3 },
+	{ "files_outbox", GC_SQL_FILES_OUTBOX, 3 },
 	{ "holds_lease", "SELECT " GC_HOLDS_LEASE, 0 },
 	{ NULL, NULL, 0 },
 };

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "sb_err.h"
+#include "sb_pg_outbox.h"
 #include "sb_util_time.h"
 
 #define MSG_MS(x) "(extract(epoch from " x ") * 1000)::bigint"
@@ -94,8 +95,8 @@ const struct sb_pg_stmt msg_stmts[] = {
 	  "ORDER BY conversation_id",
 	  2 },
 	{ "outbox_insert",
-	  "INSERT INTO outbox (aggregate_type, aggregate_id, event_id, event_type, topic, source, "
-	  "subject, payload, traceparent) SELECT 'conversation', a, e, t, '" MSG_TOPIC
+	  "INSERT INTO outbox (" SB_PG_OUTBOX_INSERT_COLUMNS
+	  ") SELECT 'conversation', a, e, t, '" MSG_TOPIC
 	  "', s, sub, decode(p, 'hex'), tp FROM unnest($1::uuid[], $2::uuid[], $3::text[], "
 	  "$4::text[], $5::text[], $6::text[], $7::text[]) WITH ORDINALITY AS "
 	  "k(a, e, t, s, sub, p, tp, o) ORDER BY o",

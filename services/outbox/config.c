@@ -3,6 +3,21 @@
 
 #include <stdio.h>
 
+#include "sb_pg_outbox.h"
+
+/* outbox_config_tables checks SB_OUTBOX_TABLES. */
+static int
+outbox_config_tables(const char *v, char *err, size_t errlen)
+{
+	char t[OUTBOX_TABLES_MAX][SB_PG_OUTBOX_TABLE_MAX + 1];
+	if (sb_pg_outbox_table_list(v, t, OUTBOX_TABLES_MAX) > 0)
+		return 0;
+	snprintf(err, errlen,
+	         "must be 1 to %d distinct schema.table names (lower case), comma-separated",
+	         OUTBOX_TABLES_MAX);
+	return -1;
+}
+
 const struct sb_cfg_key outbox_config[] = {
 	SB_CFG_COMMON(struct outbox_cfg, common, 9103, 7103),
 	SB_CFG_POSTGRES(struct outbox_cfg, common),
@@ -40,6 +55,12 @@ const struct sb_cfg_key outbox_config[] = {
 	SB_CFG_INT_ROW(
 	    struct outbox_cfg, "SB_OUTBOX_PIPELINE", pipeline, "4", 1, OUTBOX_PIPELINE_MAX,
 	    "Batches in flight at once, each on shards the others do not have (1: strictly one)."),
+	SB_CFG_STR_ROW(struct outbox_cfg, "SB_OUTBOX_TABLES", tables, "messages.outbox",
+	               outbox_config_tables,
+	               "Outbox tables relayed (schema.table, comma-separated), each with the "
+	               "columns of services/common/sb_pg_outbox.sql, e.g. "
+	               "messages.outbox,files.outbox. While one of them is missing the relay "
+	               "relays nothing and retries with back-off."),
 	{ NULL },
 };
 

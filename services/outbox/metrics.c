@@ -32,6 +32,10 @@ outbox_metrics_register(void)
 	    "outbox_relay_lag_seconds",
 	    "Age of the oldest unrelayed outbox row (0 when none), refreshed every lease interval.",
 	    NULL));
+	outbox_m.table_lag = sb_metrics_gauge(
+	    "outbox_table_lag_seconds",
+	    "Age of the oldest unrelayed row of one outbox table (SB_OUTBOX_TABLES), 0 when none.",
+	    "table");
 	outbox_m.gc_deleted = sb_metric_with(sb_metrics_counter(
 	    "outbox_gc_deleted_total", "Relayed rows deleted after SB_OUTBOX_RETENTION_S.", NULL));
 	outbox_m.err_produce = sb_metric_with(errors, "produce");

@@ -21,6 +21,7 @@
 #include "sb_kafka_topics.h"
 #include "sb_names.h"
 #include "sb_pg.h"
+#include "sb_pg_outbox.h"
 #include "sb_service.h"
 
 #define OUTBOX_SHARDS     64
@@ -30,6 +31,7 @@
 #define OUTBOX_DLQ_SUFFIX SB_TOPIC_DLQ_SUFFIX
 #define OUTBOX_ERR_HEADER "sb_error"
 #define OUTBOX_ERR_MAX    512
+#define OUTBOX_TABLES_MAX 8 /* tables in SB_OUTBOX_TABLES */
 
 struct outbox_cfg {
 	struct sb_common_cfg common;
@@ -44,6 +46,15 @@ struct outbox_cfg {
 	long long lease_interval_ms;
 	long long pipeline;
 	long long linger_ms;
+	char *tables; /* SB_OUTBOX_TABLES: "schema.outbox" names, comma-separated */
+};
+
+/* The outbox tables the relay reads and its statements over them (store.c). */
+struct outbox_tables {
+	int n;
+	char name[OUTBOX_TABLES_MAX][SB_PG_OUTBOX_TABLE_MAX + 1];
+	struct sb_pg_stmt *stmts; /* the session's statement table, ended by a NULL row */
+	char **text;              /* the statements' names and SQL, owned */
 };
 
 /* One outbox row being relayed. Strings point into the PGresult of its batch. */
@@ -61,6 +72,7 @@ struct outbox_row {
 	size_t payload_len;
 	int attempts;
 	int shard;
+	int table;                  /* index in struct outbox_tables */
 	struct outbox *o;           /* owner, for the delivery report */
 	struct outbox_batch *batch; /* its batch, for the delivery report */
 	/* Outcome, written by the delivery report (poll thread) before the count drops. */
@@ -93,6 +105,7 @@ struct outbox_batch {
 /* Process state of the service (one per process). */
 struct outbox {
 	const struct outbox_cfg *cfg;
+	struct outbox_tables tables;
 	struct sb_kafka_producer *producer;
 	struct outbox_dlq *dlq;
 	struct sb_pg *pg;
@@ -130,10 +143,16 @@ void outbox_service_stop(struct sb_service *svc);
 
 /* store.c */
 
-/* outbox_store_stmts is the prepared-statement table of the relay's session. */
-extern const struct sb_pg_stmt outbox_store_stmts[];
+/* outbox_store_tables_init parses list (SB_OUTBOX_TABLES) into t and builds the statement table
+ * of the relay's session over those tables: outbox_select over all of them, and per table k
+ * outbox_mark_<k>, outbox_error_<k>, outbox_lag_<k>, outbox_gc_<k>. Returns 0 (then free t with
+ * outbox_store_tables_free), SB_EINVAL for a bad list, or SB_ENOMEM. */
+int outbox_store_tables_init(struct outbox_tables *t, const char *list);
+/* outbox_store_tables_free frees what outbox_store_tables_init made (t may be zeroed). */
+void outbox_store_tables_free(struct outbox_tables *t);
 /* outbox_store_select fills b with up to limit unrelayed rows of the shards marked in held,
- * shard by shard starting at shard first, each shard's rows in id order, and no more rows than
+ * shard by shard starting at shard first, each shard's rows table by table in id order (each
+ * row's table index in row->table), and no more rows than
  * fit in max_bytes of payload (at least one); b->full tells whether either bound cut the batch.
  * Each row's topic is the row's (a base name such as sb.messages.v1) with prefix
  * (SB_KAFKA_TOPIC_PREFIX, may be empty) in front. On 0 the caller releases b with
@@ -142,17 +161,21 @@ int outbox_store_select(struct sb_pg *pg, const bool held[OUTBOX_SHARDS], unsign
                         long long max_bytes, const char *prefix, struct outbox_batch *b);
 /* outbox_store_batch_free frees what outbox_store_select allocated; b may be zeroed. */
 void outbox_store_batch_free(struct outbox_batch *b);
-/* outbox_store_mark_relayed sets relayed_at = now() on the rows of b in state OK. Returns 0 or
- * the sb_pg error; *marked (may be NULL) gets the number of rows updated. */
-int outbox_store_mark_relayed(struct sb_pg *pg, const struct outbox_batch *b, long *marked);
-/* outbox_store_record_error adds one attempt and last_error to row id; when dead is true the
- * row is also marked relayed (it went to the DLQ). */
-int outbox_store_record_error(struct sb_pg *pg, int64_t id, const char *error, bool dead);
-/* outbox_store_lag_seconds writes the age of the oldest unrelayed row (0 if none) to *out. */
-int outbox_store_lag_seconds(struct sb_pg *pg, double *out);
-/* outbox_store_gc deletes relayed rows older than retention_s, at most limit of them; the
- * number deleted goes to *deleted. */
-int outbox_store_gc(struct sb_pg *pg, long long retention_s, int limit, long *deleted);
+/* outbox_store_mark_relayed sets relayed_at = now() on the rows of b in state OK, one statement
+ * per table of the ntables that has such rows. Returns 0 or the sb_pg error; *marked (may be
+ * NULL) gets the number of rows updated. */
+int outbox_store_mark_relayed(struct sb_pg *pg, int ntables, const struct outbox_batch *b,
+                              long *marked);
+/* outbox_store_record_error adds one attempt and last_error to row (in its table); when dead is
+ * true the row is also marked relayed (it went to the DLQ). */
+int outbox_store_record_error(struct sb_pg *pg, const struct outbox_row *row, const char *error,
+                              bool dead);
+/* outbox_store_lag_seconds writes the age of the oldest unrelayed row of table number table (0
+ * if none) to *out. */
+int outbox_store_lag_seconds(struct sb_pg *pg, int table, double *out);
+/* outbox_store_gc deletes relayed rows of table number table older than retention_s, at most
+ * limit of them; the number deleted goes to *deleted. */
+int outbox_store_gc(struct sb_pg *pg, int table, long long retention_s, int limit, long *deleted);
 /* outbox_store_id_array writes ids as a PostgreSQL array literal "{1,2}" into out (size n).
  * Returns 0 or SB_ERANGE. */
 int outbox_store_id_array(const int64_t *ids, size_t nids, char *out, size_t n);
@@ -304,6 +327,7 @@ void outbox_relay_stop(struct outbox *o);
 /* Metric series of the relay, registered once by outbox_metrics_init. */
 struct outbox_metrics {
 	struct sb_series *relayed, *dlq, *batch_size, *shards_held, *lag, *gc_deleted;
+	struct sb_metric *table_lag; /* outbox_table_lag_seconds{table} */
 	struct sb_series *err_produce, *err_delivery, *err_db, *err_transient;
 };
 extern struct outbox_metrics outbox_m;

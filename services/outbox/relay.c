@@ -240,6 +240,26 @@ outbox_relay_produce(struct outbox *o, struct outbox_batch *b)
 	free(blocked);
 }
 
+/* outbox_relay_lag refreshes the lag gauges: per table, and the oldest of them all. Returns 0
+ * or the first sb_pg error (gauges of tables not read keep their value). */
+static int
+outbox_relay_lag(struct outbox *o)
+{
+	double max = 0;
+	int ret;
+
+	for (int k = 0; k < o->tables.n; k++) {
+		double lag = 0;
+		if ((ret = outbox_store_lag_seconds(o->pg, k, &lag)) != 0)
+			return ret;
+		sb_series_set(sb_metric_with(outbox_m.table_lag, o->tables.name[k]), lag);
+		if (lag > max)
+			max = lag;
+	}
+	sb_series_set(outbox_m.lag, max);
+	return 0;
+}
+
 /* outbox_relay_await waits for every delivery report of b. */
 static void
 outbox_relay_await(struct outbox *o, struct outbox_batch *b)
@@ -258,10 +278,8 @@ outbox_relay_await(struct outbox *o, struct outbox_batch *b)
 			ts.tv_nsec -= 1000000000L;
 		}
 		if (pthread_cond_timedwait(&o->cv, &o->mu, &ts) == ETIMEDOUT && b->inflight > 0) {
-			double lag;
 			pthread_mutex_unlock(&o->mu);
-			if (outbox_store_lag_seconds(o->pg, &lag) == 0)
-				sb_series_set(outbox_m.lag, lag);
+			(void)outbox_relay_lag(o);
 			pthread_mutex_lock(&o->mu);
 		}
 	}
@@ -276,7 +294,7 @@ outbox_relay_settle(struct outbox *o, struct outbox_batch *b, bool *trouble)
 	long marked = 0;
 	int ret;
 
-	if ((ret = outbox_store_mark_relayed(o->pg, b, &marked)) != 0)
+	if ((ret = outbox_store_mark_relayed(o->pg, o->tables.n, b, &marked)) != 0)
 		return ret;
 	sb_series_add(outbox_m.relayed, (double)marked);
 	*trouble = false;
@@ -302,7 +320,7 @@ outbox_relay_settle(struct outbox *o, struct outbox_batch *b, bool *trouble)
 		sb_log_kv(dead ? SB_LOG_ERROR : SB_LOG_WARN,
 		          dead ? "row sent to the dlq" : "row refused by kafka; will retry", "id",
 		          idbuf, "event_id", row->event_id, "error", row->errstr, NULL);
-		if ((ret = outbox_store_record_error(o->pg, row->id, row->errstr, dead)) != 0)
+		if ((ret = outbox_store_record_error(o->pg, row, row->errstr, dead)) != 0)
 			return ret;
 		if (dead)
 			sb_series_inc(outbox_m.dlq);
@@ -329,27 +347,30 @@ outbox_relay_db_error(struct outbox *o, int ret, const char *what, struct sb_bac
 static int
 outbox_relay_maintain(struct outbox *o, int64_t *next_gc)
 {
-	double lag = 0;
 	long deleted = 0;
 	int ret;
 
 	if ((ret = outbox_lease_balance(o)) != 0)
 		return ret;
-	if ((ret = outbox_store_lag_seconds(o->pg, &lag)) != 0)
+	if ((ret = outbox_relay_lag(o)) != 0)
 		return ret;
-	sb_series_set(outbox_m.lag, lag);
 	if (!o->cfg->gc || sb_time_mono_ms() < *next_gc)
 		return 0;
-	for (int i = 0; i < 10 && !atomic_load(&o->stop); i++) {
-		if ((ret = outbox_store_gc(o->pg, o->cfg->retention_s, OUTBOX_GC_CHUNK,
-		                           &deleted)) != 0)
-			return ret;
-		sb_series_add(outbox_m.gc_deleted, (double)deleted);
-		if (deleted < OUTBOX_GC_CHUNK)
-			break;
+	bool backlog = false;
+	for (int k = 0; k < o->tables.n; k++) {
+		for (int i = 0; i < 10 && !atomic_load(&o->stop); i++) {
+			if ((ret = outbox_store_gc(o->pg, k, o->cfg->retention_s, OUTBOX_GC_CHUNK,
+			                           &deleted)) != 0)
+				return ret;
+			sb_series_add(outbox_m.gc_deleted, (double)deleted);
+			if (deleted < OUTBOX_GC_CHUNK)
+				break;
+		}
+		if (deleted >= OUTBOX_GC_CHUNK)
+			backlog = true;
 	}
 	/* Come back soon while there is a backlog, else in a minute. */
-	*next_gc = sb_time_mono_ms() + (deleted < OUTBOX_GC_CHUNK ? OUTBOX_GC_EVERY_MS : 1000);
+	*next_gc = sb_time_mono_ms() + (backlog ? 1000 : OUTBOX_GC_EVERY_MS);
 	return 0;
 }
 

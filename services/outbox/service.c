@@ -20,6 +20,7 @@ outbox_free(struct outbox *o)
 	sb_kafka_producer_free(o->producer);
 	outbox_dlq_free(o->dlq);
 	sb_pg_close(o->pg);
+	outbox_store_tables_free(&o->tables);
 	if (o->wake_fd >= 0)
 		close(o->wake_fd);
 	pthread_cond_destroy(&o->cv);
@@ -51,7 +52,12 @@ outbox_service_start(struct sb_service *svc)
 	 * the configuration (docs/kafka.md); existing topics are left as they are. A failure is
 	 * not fatal: rows wait, and producing retries, until the topics exist. */
 	static const char *const topics[] = { SB_TOPIC_MESSAGES,
-		                              SB_TOPIC_MESSAGES SB_TOPIC_DLQ_SUFFIX, NULL };
+		                              SB_TOPIC_MESSAGES SB_TOPIC_DLQ_SUFFIX,
+		                              SB_TOPIC_FILE_MERGE,
+		                              SB_TOPIC_FILE_MERGE SB_TOPIC_DLQ_SUFFIX,
+		                              SB_TOPIC_FILES,
+		                              SB_TOPIC_FILES SB_TOPIC_DLQ_SUFFIX,
+		                              NULL };
 	char terr[256] = "";
 	if (sb_kafka_platform_topics(&cfg->common, topics, 10000, terr, sizeof(terr)) != 0)
 		sb_log_kv(SB_LOG_WARN, "cannot make sure the Kafka topics exist", "error", terr,
@@ -82,9 +88,17 @@ outbox_service_start(struct sb_service *svc)
 	/* Custom plans: the outbox is a churning table whose size a cached generic plan does not
 	 * follow (a sequential scan chosen while it was empty marked each batch in 25 ms). */
 	const struct sb_pg_opts pgo = { .options = "-c plan_cache_mode=force_custom_plan" };
-	if ((ret = sb_pg_open_opts(cfg->common.database_url, outbox_store_stmts, &pgo, &o->pg)) !=
-	    0)
+	if ((ret = outbox_store_tables_init(&o->tables, cfg->tables)) != 0)
 		goto fail;
+	if ((ret = sb_pg_open_opts(cfg->common.database_url, o->tables.stmts, &pgo, &o->pg)) != 0)
+		goto fail;
+	for (int k = 0; k < o->tables.n; k++) {
+		/* Not fatal: the database may be down, or a service may not have migrated yet. */
+		int cret = sb_pg_outbox_check(o->pg, o->tables.name[k]);
+		if (cret != 0)
+			sb_log_kv(SB_LOG_WARN, "outbox table missing or not of the contract",
+			          "table", o->tables.name[k], "error", sb_strerror(cret), NULL);
+	}
 	if ((o->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
 		ret = SB_EIO;
 		goto fail;

@@ -1,0 +1,1 @@
+../../common/sb_pg_outbox.sql
