@@ -93,6 +93,38 @@ ing_mapping_open(const char *path, struct ing_mapping *m, char *err, size_t n)
 	return rc;
 }
 
+/* ing_new_producer creates the producer of the pipe (also its replacement after a fatal
+ * error): idempotent, acks=all, the batching and compression of the configuration. */
+static int
+ing_new_producer(void *arg, struct sb_kafka_producer **out)
+{
+	struct ing_state *st = arg;
+	const struct ingest_cfg *c = st->cfg;
+	char linger[24], batch[24], timeout[24], qmax[24];
+	snprintf(linger, sizeof(linger), "%lld", c->linger_ms);
+	snprintf(batch, sizeof(batch), "%lld", c->batch_messages);
+	snprintf(timeout, sizeof(timeout), "%lld", c->message_timeout_ms);
+	snprintf(qmax, sizeof(qmax), "%lld", c->queue_max + 1000);
+	const char *conf[] = { "linger.ms",
+		               linger,
+		               "batch.num.messages",
+		               batch,
+		               "batch.size",
+		               "1048576",
+		               "compression.type",
+		               c->compression,
+		               "message.timeout.ms",
+		               timeout,
+		               "queue.buffering.max.messages",
+		               qmax,
+		               "queue.buffering.max.kbytes",
+		               "262144",
+		               "client.id",
+		               "sb-ingest",
+		               NULL };
+	return sb_kafka_producer_new(c->common.kafka_brokers, conf, out);
+}
+
 int
 ing_service_start(struct sb_service *svc)
 {
@@ -122,29 +154,7 @@ ing_service_start(struct sb_service *svc)
 		sb_log(SB_LOG_ERROR, "ingest: topic name too long");
 		goto fail;
 	}
-	char linger[24], batch[24], timeout[24], qmax[24];
-	snprintf(linger, sizeof(linger), "%lld", c->linger_ms);
-	snprintf(batch, sizeof(batch), "%lld", c->batch_messages);
-	snprintf(timeout, sizeof(timeout), "%lld", c->message_timeout_ms);
-	snprintf(qmax, sizeof(qmax), "%lld", c->queue_max + 1000);
-	const char *conf[] = { "linger.ms",
-		               linger,
-		               "batch.num.messages",
-		               batch,
-		               "batch.size",
-		               "1048576",
-		               "compression.type",
-		               c->compression,
-		               "message.timeout.ms",
-		               timeout,
-		               "queue.buffering.max.messages",
-		               qmax,
-		               "queue.buffering.max.kbytes",
-		               "262144",
-		               "client.id",
-		               "sb-ingest",
-		               NULL };
-	if (sb_kafka_producer_new(c->common.kafka_brokers, conf, &st->producer) != 0) {
+	if (ing_new_producer(st, &st->producer) != 0) {
 		sb_log(SB_LOG_ERROR, "ingest: cannot create the Kafka producer");
 		goto fail;
 	}
@@ -154,7 +164,9 @@ ing_service_start(struct sb_service *svc)
 		                    .high = c->high_watermark,
 		                    .low = c->low_watermark,
 		                    .on_resume = ing_on_resume,
-		                    .resume_arg = st };
+		                    .resume_arg = st,
+		                    .new_producer = ing_new_producer,
+		                    .producer_arg = st };
 	if (ing_pipe_start(st->producer, &po, &st->pipe) != 0) {
 		sb_log(SB_LOG_ERROR, "ingest: cannot start the producer thread");
 		goto fail;
@@ -201,6 +213,10 @@ ing_service_stop(struct sb_service *svc)
 			sb_log(SB_LOG_INFO,
 			       "ingest: every sample acknowledged by Kafka before exit");
 	}
+	/* the pipe's current producer: the first one, or its replacement after a fatal error
+	 * (the replaced ones were freed by ing_pipe_stop) */
+	if (st->pipe)
+		st->producer = ing_pipe_producer(st->pipe);
 	sb_kafka_producer_free(st->producer);
 	st->producer = NULL;
 	ing_pipe_free(st->pipe);
