@@ -227,8 +227,11 @@ struct ing_sub_opts {
 	const struct ing_mapping *map;
 	struct ing_pipe *pipe;
 };
-/* ing_sub_start starts the subscriber thread (only when cfg->feed_url is set). */
+/* ing_sub_start starts the subscriber thread (only when cfg->feed_url is set); it connects to
+ * the feed only after ing_sub_go. */
 int ing_sub_start(const struct ing_sub_opts *o, struct ing_sub **out);
+/* ing_sub_go lets the subscriber connect (called once the topic is verified; s may be NULL). */
+void ing_sub_go(struct ing_sub *s);
 /* ing_sub_resume wakes the subscriber after the pipe fell below its low watermark (any
  * thread). */
 void ing_sub_resume(void *sub);

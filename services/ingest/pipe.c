@@ -33,7 +33,7 @@ struct ing_pipe {
 	struct ing_event *head, *tail;   /* accepted, not yet handed to the producer */
 	struct ing_event *rhead, *rtail; /* failed deliveries to hand again, in report order */
 	int64_t retry_at_ms;             /* monotonic: when the failed ones go again */
-	int retry_backoff_ms;
+	atomic_int retry_backoff_ms;     /* reset by a success (without the lock) */
 	atomic_llong depth;
 	bool paused;
 	bool stopping;
@@ -48,7 +48,7 @@ struct ing_pipe {
 	pthread_t th;
 	atomic_llong lost; /* given up at shutdown */
 	struct sb_series *m_ok, *m_err, *m_purged, *m_requeued, *m_retry, *m_latency, *m_paused,
-	    *m_pauses, *m_replaced;
+	    *m_pauses, *m_replaced, *m_wait;
 };
 
 #define ING_RETRY_MIN_MS 100
@@ -120,10 +120,10 @@ ing_pipe_requeue(struct ing_pipe *pp, struct ing_event *e)
 		pp->rhead = e;
 	pp->rtail = e;
 	if (pp->rhead == e) {
-		pp->retry_at_ms = sb_time_mono_ms() + pp->retry_backoff_ms;
-		pp->retry_backoff_ms = pp->retry_backoff_ms * 2 > ING_RETRY_MAX_MS
-		                           ? ING_RETRY_MAX_MS
-		                           : pp->retry_backoff_ms * 2;
+		int b = atomic_load(&pp->retry_backoff_ms);
+		pp->retry_at_ms = sb_time_mono_ms() + b;
+		atomic_store(&pp->retry_backoff_ms,
+		             b * 2 > ING_RETRY_MAX_MS ? ING_RETRY_MAX_MS : b * 2);
 	}
 	pthread_cond_signal(&pp->cv);
 	pthread_mutex_unlock(&pp->mu);
@@ -155,9 +155,9 @@ ing_pipe_dr(int err, const char *errstr, void *opaque)
 		sb_series_inc(pp->m_ok);
 		sb_series_observe(pp->m_latency,
 		                  (double)(sb_time_mono_ms() - e->recv_mono_ms) / 1000.0);
-		pthread_mutex_lock(&pp->mu);
-		pp->retry_backoff_ms = ING_RETRY_MIN_MS;
-		pthread_mutex_unlock(&pp->mu);
+		if (atomic_load_explicit(&pp->retry_backoff_ms, memory_order_relaxed) !=
+		    ING_RETRY_MIN_MS)
+			atomic_store(&pp->retry_backoff_ms, ING_RETRY_MIN_MS);
 	} else if (err != SB_ECLOSED && ing_pipe_refused_for_good(sb_kafka_dr_error())) {
 		sb_series_inc(pp->m_err);
 		sb_log(SB_LOG_ERROR, "ingest: sample %s of item %s refused by Kafka for good: %s",
@@ -246,8 +246,11 @@ ing_pipe_produce(struct ing_pipe *pp, struct ing_event *e)
 			ce.time = now;
 		int rc = sb_kafka_produce(pp->p, pp->topic, e->item, strlen(e->item), e->value,
 		                          e->vlen, &ce, ing_pipe_dr, e);
-		if (rc == 0)
+		if (rc == 0) {
+			sb_series_observe(pp->m_wait,
+			                  (double)(sb_time_mono_ms() - e->recv_mono_ms) / 1000.0);
 			return true;
+		}
 		if (rc == SB_EINVAL || rc == SB_ENOMEM) {
 			/* a sample that can never be produced (a CloudEvents field it lacks) */
 			sb_series_inc(pp->m_err);
@@ -378,7 +381,7 @@ ing_pipe_start(struct sb_kafka_producer *p, const struct ing_pipe_opts *o, struc
 	pp->m_replaced = sb_metric_with(sb_metrics_counter(
 	    "ingest_producer_replacements_total",
 	    "Kafka producers replaced after a fatal error (their samples sent again).", NULL));
-	pp->retry_backoff_ms = ING_RETRY_MIN_MS;
+	atomic_init(&pp->retry_backoff_ms, ING_RETRY_MIN_MS);
 	pp->m_retry = sb_metric_with(
 	    sb_metrics_counter("ingest_publish_retries_total",
 	                       "Times the producer's queue was full and a sample waited.", NULL));
@@ -386,6 +389,11 @@ ing_pipe_start(struct sb_kafka_producer *p, const struct ing_pipe_opts *o, struc
 	    sb_metrics_histogram("ingest_ack_latency_seconds",
 	                         "From receipt of a sample to Kafka's acknowledgement (acks=all).",
 	                         NULL, lat_buckets, sizeof(lat_buckets) / sizeof(lat_buckets[0])));
+	pp->m_wait = sb_metric_with(sb_metrics_histogram(
+	    "ingest_queue_wait_seconds",
+	    "From receipt of a sample to its hand-over to the Kafka producer (the pipe's share of "
+	    "receive→ack).",
+	    NULL, lat_buckets, sizeof(lat_buckets) / sizeof(lat_buckets[0])));
 	pp->m_paused = sb_metric_with(sb_metrics_gauge(
 	    "ingest_paused", "1 while the queue is above its high watermark.", NULL));
 	pp->m_pauses = sb_metric_with(sb_metrics_counter(

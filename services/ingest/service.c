@@ -1,9 +1,11 @@
 /* service.c: start and stop of sb-ingest, in mirrored order, and its readiness checks.
  *
- * start: mapping → producer → pipe → topic thread (create + verify, retried until it holds)
- *        → subscriber (only with SB_INGEST_FEED_URL)
- * stop:  subscriber (no more updates) → topic thread → pipe (queued samples handed to the
- *        producer, flush within SB_SHUTDOWN_GRACE_MS) → producer → mapping */
+ * start: mapping → producer → pipe → subscriber thread (only with SB_INGEST_FEED_URL; it
+ *        connects once the topic is verified) → topic thread (create + verify, retried until
+ *        it holds, then lets the subscriber connect)
+ * stop:  topic thread → subscriber (no more updates) → pipe (queued samples handed to the
+ *        producer, re-sent until acknowledged within SB_SHUTDOWN_GRACE_MS) → producer →
+ *        mapping */
 #include "ingest.h"
 
 #include <stdio.h>
@@ -55,6 +57,9 @@ ing_topic_main(void *arg)
 		if (rc == 0) {
 			sb_log(SB_LOG_INFO, "ingest: topic %s verified: %s", st->topic, err);
 			atomic_store(&st->topic_ok, 1);
+			/* only now the feed: samples produced before the topic exists would wait in
+			 * librdkafka (and count in receive→ack) until its metadata shows it */
+			ing_sub_go(st->sub);
 			return NULL;
 		}
 		if (!told || rc != SB_EPROTO)
@@ -105,6 +110,9 @@ ing_new_producer(void *arg, struct sb_kafka_producer **out)
 	snprintf(batch, sizeof(batch), "%lld", c->batch_messages);
 	snprintf(timeout, sizeof(timeout), "%lld", c->message_timeout_ms);
 	snprintf(qmax, sizeof(qmax), "%lld", c->queue_max + 1000);
+	/* One request in flight per connection: with more, librdkafka 2.0.2's idempotent
+	 * producer acknowledged "implicitly" records a broker in controlled shutdown had not
+	 * appended (docs/ingest.md, the 2026-12-06 report). */
 	const char *conf[] = { "linger.ms",
 		               linger,
 		               "batch.num.messages",
@@ -121,6 +129,8 @@ ing_new_producer(void *arg, struct sb_kafka_producer **out)
 		               "262144",
 		               "client.id",
 		               "sb-ingest",
+		               "max.in.flight.requests.per.connection",
+		               "1",
 		               NULL };
 	return sb_kafka_producer_new(c->common.kafka_brokers, conf, out);
 }
@@ -171,10 +181,6 @@ ing_service_start(struct sb_service *svc)
 		sb_log(SB_LOG_ERROR, "ingest: cannot start the producer thread");
 		goto fail;
 	}
-	if (pthread_create(&st->topic_thread, NULL, ing_topic_main, st) != 0)
-		goto fail;
-	st->topic_started = true;
-	sb_service_add_check(svc, "topic", ing_topic_check, st);
 	if (*c->feed_url) {
 		struct ing_sub_opts so = { .cfg = c, .map = &st->map, .pipe = st->pipe };
 		if (ing_sub_start(&so, &st->sub) != 0)
@@ -185,6 +191,10 @@ ing_service_start(struct sb_service *svc)
 		       "items) serves the test endpoint",
 		       c->mapping_file, st->map.nitems);
 	}
+	if (pthread_create(&st->topic_thread, NULL, ing_topic_main, st) != 0)
+		goto fail;
+	st->topic_started = true;
+	sb_service_add_check(svc, "topic", ing_topic_check, st);
 	sb_service_add_check(svc, "feed", ing_sub_check, st->sub);
 	return 0;
 fail:
@@ -200,10 +210,11 @@ ing_service_stop(struct sb_service *svc)
 		return;
 	const struct ingest_cfg *c = st->cfg;
 	atomic_store(&st->stopping, true);
-	ing_sub_stop(st->sub);
-	st->sub = NULL;
+	/* the topic thread first: it may be about to let the subscriber connect */
 	if (st->topic_started)
 		pthread_join(st->topic_thread, NULL);
+	ing_sub_stop(st->sub);
+	st->sub = NULL;
 	if (st->pipe) {
 		long long left = ing_pipe_stop(st->pipe, (int)c->common.shutdown_grace_ms);
 		if (left > 0)

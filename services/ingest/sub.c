@@ -62,6 +62,7 @@ struct ing_sub {
 	pthread_t th;
 	atomic_bool stop;
 	atomic_bool resume_req;
+	atomic_bool go;  /* the topic is verified: connecting allowed (ing_sub_go) */
 	atomic_int live; /* 1: session bound and subscribed */
 	char url_copy[1024];
 	const char *host, *path_in;
@@ -660,6 +661,8 @@ ing_sub_tick(lws_sorted_usec_list_t *sul)
 		/* lws scrubbed the connection (clearing our pointer) without a callback we act on.
 		 */
 		ing_sub_gone(s, "drop");
+	} else if (!atomic_load(&s->go)) {
+		/* no session before the topic exists: its samples would wait in librdkafka */
 	} else if (now >= s->next_attempt_ms) {
 		ing_sub_connect(s);
 	}
@@ -744,6 +747,13 @@ ing_sub_main(void *arg)
 }
 
 void
+ing_sub_go(struct ing_sub *s)
+{
+	if (s)
+		atomic_store(&s->go, true);
+}
+
+void
 ing_sub_resume(void *arg)
 {
 	struct ing_sub *s = arg;
@@ -798,7 +808,7 @@ ing_sub_start(const struct ing_sub_opts *o, struct ing_sub **out)
 	s->pause_freq =
 	    *o->cfg->pause_max_frequency ? strtod(o->cfg->pause_max_frequency, NULL) : 0;
 	pthread_mutex_init(&s->mu, NULL);
-	snprintf(s->detail, sizeof(s->detail), "starting");
+	snprintf(s->detail, sizeof(s->detail), "waiting for the topic to be verified");
 	struct sb_breaker_opts bo = { .failure_threshold = (uint32_t)o->cfg->breaker_threshold,
 		                      .open_ms = (uint32_t)o->cfg->breaker_open_ms,
 		                      .half_open_trials = 1 };

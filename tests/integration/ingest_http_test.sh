@@ -142,15 +142,18 @@ else
 	bad "the feed was still read while paused: $r1 then $r2"
 fi
 # reconf: the frequencies the simulator was asked for, in order (sim.json's "reconf").
+# On a loaded machine the queue may already have paused and resumed before the broker stopped:
+# the requests alternate, and while paused the last one lowered the frequency.
 reconfs() { jq -r '.reconf | join(" ")' "$tmp/sim.json" 2>/dev/null; }
 for _ in $(seq 1 50); do
-	[ "$(reconfs)" = 0.500 ] && break
+	[[ "$(reconfs) " =~ ^(0\.500\ unlimited\ )*0\.500\ $ ]] && break
 	sleep 0.1
 done
-if [ "$(reconfs)" = 0.500 ]; then
-	ok "pausing asked the feed for LS_requested_max_frequency=0.500 (LS_op=reconf)"
+at_pause=$(jq '.reconf | length' "$tmp/sim.json" 2>/dev/null)
+if [[ "$(reconfs) " =~ ^(0\.500\ unlimited\ )*0\.500\ $ ]]; then
+	ok "pausing asked the feed for LS_requested_max_frequency=0.500 (LS_op=reconf; requests so far: $(reconfs))"
 else
-	bad "while paused the feed was asked for: '$(reconfs)' (want '0.500')"
+	bad "while paused the feed was asked for: '$(reconfs)' (want '0.500 unlimited ... 0.500')"
 fi
 
 if sb_kafka_restart "$kdir"; then ok "broker started again"; else bad "broker restart"; fi
@@ -163,14 +166,15 @@ for _ in $(seq 1 1200); do
 	sleep 0.1
 done
 [ $resumed = 1 ] && ok "resumed after the broker came back" || bad "still paused"
+after_pause() { jq -r --argjson n "${at_pause:-0}" '.reconf[$n] // empty' "$tmp/sim.json" 2>/dev/null; }
 for _ in $(seq 1 50); do
-	[[ "$(reconfs)" == "0.500 unlimited"* ]] && break
+	[ "$(after_pause)" = unlimited ] && break
 	sleep 0.1
 done
-if [[ "$(reconfs)" == "0.500 unlimited"* ]]; then
+if [ "$(after_pause)" = unlimited ]; then
 	ok "resuming asked the feed for LS_requested_max_frequency=unlimited again"
 else
-	bad "after resuming the feed was asked for: '$(reconfs)' (want '0.500 unlimited ...')"
+	bad "after resuming the feed was asked for: '$(reconfs)' (want 'unlimited' after the first $at_pause)"
 fi
 for _ in $(seq 1 100); do
 	out=$(post "$admin" "$good")
