@@ -90,6 +90,10 @@ const struct sb_cfg_key ingest_config[] = {
 	               "Producer linger.ms: how long a batch waits for more samples."),
 	SB_CFG_INT_ROW(struct ingest_cfg, "SB_INGEST_BATCH_MESSAGES", batch_messages, "10000", 1,
 	               1000000, "Producer batch.num.messages."),
+	SB_CFG_INT_ROW(struct ingest_cfg, "SB_INGEST_MAX_IN_FLIGHT", max_in_flight, "1", 1, 5,
+	               "Producer max.in.flight.requests.per.connection. Keep 1: with more, "
+	               "librdkafka 2.0.2 reported as delivered records that a broker in controlled "
+	               "shutdown never appended (docs/ingest.md)."),
 	SB_CFG_STR_ROW(struct ingest_cfg, "SB_INGEST_COMPRESSION", compression, "lz4", NULL,
 	               "Producer compression.type: none, gzip, snappy, lz4 or zstd."),
 	SB_CFG_INT_ROW(struct ingest_cfg, "SB_INGEST_MESSAGE_TIMEOUT_MS", message_timeout_ms, "0",

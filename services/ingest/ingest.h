@@ -65,6 +65,7 @@ struct ingest_cfg {
 	long long stall_ms;
 	long long linger_ms;
 	long long batch_messages;
+	long long max_in_flight;
 	char *compression;
 	long long message_timeout_ms;
 	long long topic_timeout_ms;

@@ -105,14 +105,15 @@ ing_new_producer(void *arg, struct sb_kafka_producer **out)
 {
 	struct ing_state *st = arg;
 	const struct ingest_cfg *c = st->cfg;
-	char linger[24], batch[24], timeout[24], qmax[24];
+	char linger[24], batch[24], timeout[24], qmax[24], inflight[24];
 	snprintf(linger, sizeof(linger), "%lld", c->linger_ms);
 	snprintf(batch, sizeof(batch), "%lld", c->batch_messages);
 	snprintf(timeout, sizeof(timeout), "%lld", c->message_timeout_ms);
 	snprintf(qmax, sizeof(qmax), "%lld", c->queue_max + 1000);
-	/* One request in flight per connection: with more, librdkafka 2.0.2's idempotent
-	 * producer acknowledged "implicitly" records a broker in controlled shutdown had not
-	 * appended (docs/ingest.md, the 2026-12-06 report). */
+	snprintf(inflight, sizeof(inflight), "%lld", c->max_in_flight);
+	/* One request in flight per connection (SB_INGEST_MAX_IN_FLIGHT): with more,
+	 * librdkafka 2.0.2's idempotent producer acknowledged "implicitly" records a broker in
+	 * controlled shutdown had not appended (docs/ingest.md, the 2026-12-06 report). */
 	const char *conf[] = { "linger.ms",
 		               linger,
 		               "batch.num.messages",
@@ -130,7 +131,7 @@ ing_new_producer(void *arg, struct sb_kafka_producer **out)
 		               "client.id",
 		               "sb-ingest",
 		               "max.in.flight.requests.per.connection",
-		               "1",
+		               inflight,
 		               NULL };
 	return sb_kafka_producer_new(c->common.kafka_brokers, conf, out);
 }

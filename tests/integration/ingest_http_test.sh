@@ -14,6 +14,8 @@
 #     again, and the feed was asked for "unlimited" again (every pause and resume, in order);
 #   - afterwards the topic holds every update once (12,000 distinct ce_id, no record twice) plus
 #     the accepted test samples, and every sample was acknowledged; /metrics passes promtool.
+# SB_TEST_INGEST_MAX_IN_FLIGHT=5 runs it without the fix of the lost acknowledgements
+# (docs/ingest.md, the 2026-12-06 report): on a loaded machine it then fails in some runs.
 set -u
 root=${SB_SOURCE_ROOT:?}
 . "$root/tools/stack.sh"
@@ -44,7 +46,8 @@ sb_svc_start messages
 sb_svc_start ingest SB_INGEST_FEED_URL="ws://127.0.0.1:$sim_port" \
 	SB_INGEST_MAPPING="$root/tests/ingest/sim_mapping.json" SB_INGEST_QUEUE_MAX=600 \
 	SB_INGEST_HIGH_WATERMARK=500 SB_INGEST_LOW_WATERMARK=100 SB_INGEST_RECONNECT_BASE_MS=50 \
-	SB_INGEST_RETRY_AFTER_MS=2000 SB_SHUTDOWN_GRACE_MS=10000 SB_INGEST_PAUSE_MAX_FREQUENCY=0.5
+	SB_INGEST_RETRY_AFTER_MS=2000 SB_SHUTDOWN_GRACE_MS=10000 SB_INGEST_PAUSE_MAX_FREQUENCY=0.5 \
+	SB_INGEST_MAX_IN_FLIGHT="${SB_TEST_INGEST_MAX_IN_FLIGHT:-1}"
 sb_svc_start gateway SB_RATE_LIMIT_PER_MIN=10000000
 # sb_svc_start set its own EXIT trap: the simulator must stop with the services.
 trap 'kill $sim_pid 2>/dev/null; sb_svc_stop_all' EXIT
