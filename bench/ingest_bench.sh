@@ -52,6 +52,16 @@ print(json.dumps({"source": "sim", "adapter_set": "SIM",
 EOF
 
 metrics() { curl -s "http://127.0.0.1:$ops/metrics"; }
+# quant NAME Q FILE: the upper bound (ms) of the bucket of histogram NAME (one series) holding
+# its quantile Q ("inf" past the last bound).
+quant() {
+	awk -v n="$1" -v q="$2" '
+		index($1, n "_count") == 1 { c = $2 }
+		index($1, n "_bucket") == 1 {
+			match($1, /le="[^"]+"/); k++; le[k] = substr($1, RSTART + 4, RLENGTH - 5); v[k] = $2 }
+		END { for (i = 1; i <= k; i++) if (c > 0 && v[i] >= q * c) {
+			print (le[i] == "+Inf" ? "inf" : le[i] * 1000); exit } }' "$3"
+}
 val() { awk -v k="$1" '$1 == k { print $2 }' "$2"; }
 best=0
 printf '%-8s | %-44s | %-44s\n' rate "sb-ingest: recv/s acked/sent p99(bucket) verdict" "peer: sent/s acked/sent p50 p99 max"
@@ -116,6 +126,12 @@ for rate in $rates; do
 	printf '%-8s | %7s/s %8s/%-8s p99<=%-4sms %-4s | %7s/s %8s/%-8s %5sms %6sms %6sms\n' \
 		"$rate" "$rps" "${ok:-0}" "$total" "${p99:-?}" "$verdict" "${pa:-?}" "${packed:-?}" \
 		"$total" "${p50p:-?}" "${p99p:-?}" "${maxp:-?}"
+	# Where sb-ingest's time went (bucket upper bounds, ms): receive→ack, the pipe's share
+	# (receive→handed to librdkafka) and librdkafka's own produce→ack.
+	printf '         |   receive→ack p50<=%s p99<=%s; queue wait p50<=%s p99<=%s; produce→ack p50<=%s p99<=%s\n' \
+		"$(quant ingest_ack_latency_seconds 0.5 "$tmp/m")" "${p99:-?}" \
+		"$(quant ingest_queue_wait_seconds 0.5 "$tmp/m")" "$(quant ingest_queue_wait_seconds 0.99 "$tmp/m")" \
+		"$(quant kafka_delivery_seconds 0.5 "$tmp/m")" "$(quant kafka_delivery_seconds 0.99 "$tmp/m")"
 done
 echo "highest rate with every sample acknowledged and p99 receive→ack ≤ 50 ms: $best/s (target $target/s)"
 echo "load after: $(uptime | sed 's/.*load average: //')"

@@ -2,7 +2,8 @@
  * records sb-ingest sends for the simulator's updates (the same TelemetrySample payloads with
  * the same fields and values, keyed by item, CloudEvents headers) at a fixed rate, with the
  * producer settings sb-ingest uses (idempotent, acks=all, lz4, linger.ms 5, batches of up to
- * 10,000 records or 1 MiB), and no TLCP, no decoding, no queue in front.
+ * 10,000 records or 1 MiB, one request in flight per connection), and no TLCP, no decoding,
+ * no queue in front.
  *
  *   ingest_peer BROKERS TOPIC RATE SECONDS ITEMS
  *
@@ -105,6 +106,8 @@ main(int argc, char **argv)
 		               "2000000",
 		               "queue.buffering.max.kbytes",
 		               "262144",
+		               "max.in.flight.requests.per.connection",
+		               "1",
 		               NULL };
 	struct sb_kafka_producer *p;
 	if (sb_kafka_producer_new(brokers, conf, &p) != 0)

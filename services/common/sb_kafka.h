@@ -54,6 +54,11 @@ struct sb_kafka_consumer;
  * long and must not free the producer. */
 typedef void (*sb_kafka_dr_fn)(int err, const char *errstr, void *opaque);
 
+/* sb_kafka_dr_error returns, inside an sb_kafka_dr_fn, librdkafka's own error code of the
+ * report being served (for a caller that must tell a record the broker refuses for good from
+ * an error that a new attempt may overcome); RD_KAFKA_RESP_ERR_NO_ERROR elsewhere. */
+rd_kafka_resp_err_t sb_kafka_dr_error(void);
+
 /* --- producer (sb_kafka_producer.c) --- */
 
 /* sb_kafka_producer_new creates a producer for the bootstrap list brokers ("host:port,...") and

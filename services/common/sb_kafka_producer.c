@@ -94,6 +94,15 @@ sb_kafka_err_map(rd_kafka_resp_err_t err)
 	}
 }
 
+/* librdkafka's error code of the delivery report being served on this thread. */
+static _Thread_local rd_kafka_resp_err_t sb_kafka_dr_code;
+
+rd_kafka_resp_err_t
+sb_kafka_dr_error(void)
+{
+	return sb_kafka_dr_code;
+}
+
 static void
 sb_kafka_producer_on_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *conf_opaque)
 {
@@ -113,8 +122,10 @@ sb_kafka_producer_on_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *conf_
 		          rd_kafka_err2str(m->err), NULL);
 	if (dr == NULL)
 		return;
+	sb_kafka_dr_code = m->err;
 	if (dr->fn)
 		dr->fn(err, err ? rd_kafka_err2str(m->err) : "", dr->opaque);
+	sb_kafka_dr_code = RD_KAFKA_RESP_ERR_NO_ERROR;
 	free(dr);
 }
 

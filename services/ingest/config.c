@@ -1,7 +1,28 @@
 /* config.c: the ingest service's configuration table, RPC table and service definition. */
 #include "ingest.h"
 
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
 #include "ingest.pb-c.h"
+
+int
+ing_validate_frequency(const char *value, char *err, size_t errlen)
+{
+	if (!*value)
+		return 0;
+	char *end = NULL;
+	errno = 0;
+	double f = strtod(value, &end);
+	if (errno || end == value || *end || !isfinite(f) || f < 0.001 || f > 1000000) {
+		snprintf(err, errlen,
+		         "must be empty or a number of updates per second from 0.001 to 1000000");
+		return -1;
+	}
+	return 0;
+}
 
 const struct sb_cfg_key ingest_config[] = {
 	SB_CFG_COMMON(struct ingest_cfg, common, 9109, 7109),
@@ -43,6 +64,12 @@ const struct sb_cfg_key ingest_config[] = {
 	               10000000, "Depth at which a paused subscription resumes."),
 	SB_CFG_INT_ROW(struct ingest_cfg, "SB_INGEST_RETRY_AFTER_MS", retry_after_ms, "1000", 1,
 	               600000, "Retry-After given with a 429 from the test endpoint."),
+	SB_CFG_STR_ROW(
+	    struct ingest_cfg, "SB_INGEST_PAUSE_MAX_FREQUENCY", pause_max_frequency, "1",
+	    ing_validate_frequency,
+	    "While paused by backpressure, ask the feed (TLCP control LS_op=reconf) for at most "
+	    "this many updates per second per item, so that its server merges updates instead of "
+	    "queueing them; \"unlimited\" is asked again on resume. Empty: only stop reading."),
 	SB_CFG_INT_ROW(struct ingest_cfg, "SB_INGEST_TEST_MAX_SAMPLES", test_max_samples, "1000", 1,
 	               100000, "Samples one POST /api/v1/ingest/test may carry."),
 	SB_CFG_INT_ROW(struct ingest_cfg, "SB_INGEST_RECONNECT_BASE_MS", reconnect_base_ms, "250",
@@ -63,6 +90,10 @@ const struct sb_cfg_key ingest_config[] = {
 	               "Producer linger.ms: how long a batch waits for more samples."),
 	SB_CFG_INT_ROW(struct ingest_cfg, "SB_INGEST_BATCH_MESSAGES", batch_messages, "10000", 1,
 	               1000000, "Producer batch.num.messages."),
+	SB_CFG_INT_ROW(struct ingest_cfg, "SB_INGEST_MAX_IN_FLIGHT", max_in_flight, "1", 1, 5,
+	               "Producer max.in.flight.requests.per.connection. Keep 1: with more, "
+	               "librdkafka 2.0.2 reported as delivered records that a broker in controlled "
+	               "shutdown never appended (docs/ingest.md)."),
 	SB_CFG_STR_ROW(struct ingest_cfg, "SB_INGEST_COMPRESSION", compression, "lz4", NULL,
 	               "Producer compression.type: none, gzip, snappy, lz4 or zstd."),
 	SB_CFG_INT_ROW(struct ingest_cfg, "SB_INGEST_MESSAGE_TIMEOUT_MS", message_timeout_ms, "0",

@@ -55,6 +55,7 @@ struct ingest_cfg {
 	long long high_watermark;
 	long long low_watermark;
 	long long retry_after_ms;
+	char *pause_max_frequency; /* LS_requested_max_frequency while paused; "": no reconf */
 	long long test_max_samples;
 	long long reconnect_base_ms;
 	long long reconnect_max_ms;
@@ -64,6 +65,7 @@ struct ingest_cfg {
 	long long stall_ms;
 	long long linger_ms;
 	long long batch_messages;
+	long long max_in_flight;
 	char *compression;
 	long long message_timeout_ms;
 	long long topic_timeout_ms;
@@ -131,6 +133,9 @@ struct ing_state {
 };
 
 /* config.c */
+/* ing_validate_frequency accepts "" or a decimal number of updates per second in
+ * [0.001, 1000000] (SB_INGEST_PAUSE_MAX_FREQUENCY). */
+int ing_validate_frequency(const char *value, char *err, size_t errlen);
 extern const struct sb_cfg_key ingest_config[];
 extern const struct sb_service_def ingest_service;
 extern const struct sb_rpc_method ingest_methods[];
@@ -179,8 +184,13 @@ struct ing_pipe_opts {
 	long long high, low;       /* watermarks of depth (queued + awaiting a delivery report) */
 	void (*on_resume)(void *); /* called (any thread) when depth falls to the low watermark */
 	void *resume_arg;
+	/* makes a producer like the first one, to replace it after a fatal error (may be NULL:
+	 * then samples wait); returns 0 or an sb_err */
+	int (*new_producer)(void *arg, struct sb_kafka_producer **out);
+	void *producer_arg;
 };
-/* ing_pipe_start starts the producer thread over producer p (borrowed until ing_pipe_stop).
+/* ing_pipe_start starts the producer thread over producer p (owned by the caller, who frees
+ * ing_pipe_producer(pp) after ing_pipe_stop: p, or the producer that replaced it).
  * Returns 0 or SB_ENOMEM/SB_EIO. */
 int ing_pipe_start(struct sb_kafka_producer *p, const struct ing_pipe_opts *o,
                    struct ing_pipe **out);
@@ -198,6 +208,9 @@ long long ing_pipe_depth(struct ing_pipe *pp);
  * up to grace_ms, then stops the thread. Returns the events not delivered by then. The caller
  * then frees the producer (which reports what is left through the pipe) and ing_pipe_free. */
 long long ing_pipe_stop(struct ing_pipe *pp, int grace_ms);
+/* ing_pipe_producer returns the producer the pipe uses now (the one given to ing_pipe_start,
+ * or its replacement after a fatal error); the caller frees it after ing_pipe_stop. */
+struct sb_kafka_producer *ing_pipe_producer(struct ing_pipe *pp);
 /* ing_pipe_free frees pp after ing_pipe_stop and the producer's end (NULL allowed). */
 void ing_pipe_free(struct ing_pipe *pp);
 
@@ -215,8 +228,11 @@ struct ing_sub_opts {
 	const struct ing_mapping *map;
 	struct ing_pipe *pipe;
 };
-/* ing_sub_start starts the subscriber thread (only when cfg->feed_url is set). */
+/* ing_sub_start starts the subscriber thread (only when cfg->feed_url is set); it connects to
+ * the feed only after ing_sub_go. */
 int ing_sub_start(const struct ing_sub_opts *o, struct ing_sub **out);
+/* ing_sub_go lets the subscriber connect (called once the topic is verified; s may be NULL). */
+void ing_sub_go(struct ing_sub *s);
 /* ing_sub_resume wakes the subscriber after the pipe fell below its low watermark (any
  * thread). */
 void ing_sub_resume(void *sub);

@@ -1,9 +1,11 @@
 /* service.c: start and stop of sb-ingest, in mirrored order, and its readiness checks.
  *
- * start: mapping → producer → pipe → topic thread (create + verify, retried until it holds)
- *        → subscriber (only with SB_INGEST_FEED_URL)
- * stop:  subscriber (no more updates) → topic thread → pipe (queued samples handed to the
- *        producer, flush within SB_SHUTDOWN_GRACE_MS) → producer → mapping */
+ * start: mapping → producer → pipe → subscriber thread (only with SB_INGEST_FEED_URL; it
+ *        connects once the topic is verified) → topic thread (create + verify, retried until
+ *        it holds, then lets the subscriber connect)
+ * stop:  topic thread → subscriber (no more updates) → pipe (queued samples handed to the
+ *        producer, re-sent until acknowledged within SB_SHUTDOWN_GRACE_MS) → producer →
+ *        mapping */
 #include "ingest.h"
 
 #include <stdio.h>
@@ -55,6 +57,9 @@ ing_topic_main(void *arg)
 		if (rc == 0) {
 			sb_log(SB_LOG_INFO, "ingest: topic %s verified: %s", st->topic, err);
 			atomic_store(&st->topic_ok, 1);
+			/* only now the feed: samples produced before the topic exists would wait in
+			 * librdkafka (and count in receive→ack) until its metadata shows it */
+			ing_sub_go(st->sub);
 			return NULL;
 		}
 		if (!told || rc != SB_EPROTO)
@@ -93,6 +98,44 @@ ing_mapping_open(const char *path, struct ing_mapping *m, char *err, size_t n)
 	return rc;
 }
 
+/* ing_new_producer creates the producer of the pipe (also its replacement after a fatal
+ * error): idempotent, acks=all, the batching and compression of the configuration. */
+static int
+ing_new_producer(void *arg, struct sb_kafka_producer **out)
+{
+	struct ing_state *st = arg;
+	const struct ingest_cfg *c = st->cfg;
+	char linger[24], batch[24], timeout[24], qmax[24], inflight[24];
+	snprintf(linger, sizeof(linger), "%lld", c->linger_ms);
+	snprintf(batch, sizeof(batch), "%lld", c->batch_messages);
+	snprintf(timeout, sizeof(timeout), "%lld", c->message_timeout_ms);
+	snprintf(qmax, sizeof(qmax), "%lld", c->queue_max + 1000);
+	snprintf(inflight, sizeof(inflight), "%lld", c->max_in_flight);
+	/* One request in flight per connection (SB_INGEST_MAX_IN_FLIGHT): with more,
+	 * librdkafka 2.0.2's idempotent producer acknowledged "implicitly" records a broker in
+	 * controlled shutdown had not appended (docs/ingest.md, the 2026-12-06 report). */
+	const char *conf[] = { "linger.ms",
+		               linger,
+		               "batch.num.messages",
+		               batch,
+		               "batch.size",
+		               "1048576",
+		               "compression.type",
+		               c->compression,
+		               "message.timeout.ms",
+		               timeout,
+		               "queue.buffering.max.messages",
+		               qmax,
+		               "queue.buffering.max.kbytes",
+		               "262144",
+		               "client.id",
+		               "sb-ingest",
+		               "max.in.flight.requests.per.connection",
+		               inflight,
+		               NULL };
+	return sb_kafka_producer_new(c->common.kafka_brokers, conf, out);
+}
+
 int
 ing_service_start(struct sb_service *svc)
 {
@@ -122,29 +165,7 @@ ing_service_start(struct sb_service *svc)
 		sb_log(SB_LOG_ERROR, "ingest: topic name too long");
 		goto fail;
 	}
-	char linger[24], batch[24], timeout[24], qmax[24];
-	snprintf(linger, sizeof(linger), "%lld", c->linger_ms);
-	snprintf(batch, sizeof(batch), "%lld", c->batch_messages);
-	snprintf(timeout, sizeof(timeout), "%lld", c->message_timeout_ms);
-	snprintf(qmax, sizeof(qmax), "%lld", c->queue_max + 1000);
-	const char *conf[] = { "linger.ms",
-		               linger,
-		               "batch.num.messages",
-		               batch,
-		               "batch.size",
-		               "1048576",
-		               "compression.type",
-		               c->compression,
-		               "message.timeout.ms",
-		               timeout,
-		               "queue.buffering.max.messages",
-		               qmax,
-		               "queue.buffering.max.kbytes",
-		               "262144",
-		               "client.id",
-		               "sb-ingest",
-		               NULL };
-	if (sb_kafka_producer_new(c->common.kafka_brokers, conf, &st->producer) != 0) {
+	if (ing_new_producer(st, &st->producer) != 0) {
 		sb_log(SB_LOG_ERROR, "ingest: cannot create the Kafka producer");
 		goto fail;
 	}
@@ -154,15 +175,13 @@ ing_service_start(struct sb_service *svc)
 		                    .high = c->high_watermark,
 		                    .low = c->low_watermark,
 		                    .on_resume = ing_on_resume,
-		                    .resume_arg = st };
+		                    .resume_arg = st,
+		                    .new_producer = ing_new_producer,
+		                    .producer_arg = st };
 	if (ing_pipe_start(st->producer, &po, &st->pipe) != 0) {
 		sb_log(SB_LOG_ERROR, "ingest: cannot start the producer thread");
 		goto fail;
 	}
-	if (pthread_create(&st->topic_thread, NULL, ing_topic_main, st) != 0)
-		goto fail;
-	st->topic_started = true;
-	sb_service_add_check(svc, "topic", ing_topic_check, st);
 	if (*c->feed_url) {
 		struct ing_sub_opts so = { .cfg = c, .map = &st->map, .pipe = st->pipe };
 		if (ing_sub_start(&so, &st->sub) != 0)
@@ -173,6 +192,10 @@ ing_service_start(struct sb_service *svc)
 		       "items) serves the test endpoint",
 		       c->mapping_file, st->map.nitems);
 	}
+	if (pthread_create(&st->topic_thread, NULL, ing_topic_main, st) != 0)
+		goto fail;
+	st->topic_started = true;
+	sb_service_add_check(svc, "topic", ing_topic_check, st);
 	sb_service_add_check(svc, "feed", ing_sub_check, st->sub);
 	return 0;
 fail:
@@ -188,10 +211,11 @@ ing_service_stop(struct sb_service *svc)
 		return;
 	const struct ingest_cfg *c = st->cfg;
 	atomic_store(&st->stopping, true);
-	ing_sub_stop(st->sub);
-	st->sub = NULL;
+	/* the topic thread first: it may be about to let the subscriber connect */
 	if (st->topic_started)
 		pthread_join(st->topic_thread, NULL);
+	ing_sub_stop(st->sub);
+	st->sub = NULL;
 	if (st->pipe) {
 		long long left = ing_pipe_stop(st->pipe, (int)c->common.shutdown_grace_ms);
 		if (left > 0)
@@ -201,6 +225,10 @@ ing_service_stop(struct sb_service *svc)
 			sb_log(SB_LOG_INFO,
 			       "ingest: every sample acknowledged by Kafka before exit");
 	}
+	/* the pipe's current producer: the first one, or its replacement after a fatal error
+	 * (the replaced ones were freed by ing_pipe_stop) */
+	if (st->pipe)
+		st->producer = ing_pipe_producer(st->pipe);
 	sb_kafka_producer_free(st->producer);
 	st->producer = NULL;
 	ing_pipe_free(st->pipe);

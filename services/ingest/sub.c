@@ -13,7 +13,11 @@
  * U lines are decoded against each item's current values (MERGE: unchanged fields keep
  * theirs) and become events handed to the pipe. When the pipe reaches its high watermark the
  * socket stops being read (lws_rx_flow_control) until it falls to the low watermark; the
- * server's own buffering (and TCP) hold the rest, nothing is dropped here.
+ * server's own buffering (and TCP) hold the rest, nothing is dropped here. With
+ * SB_INGEST_PAUSE_MAX_FREQUENCY set, the pause also asks the server to lower the subscription's
+ * frequency (control LS_op=reconf, LS_requested_max_frequency) so that it merges updates on its
+ * side instead of queueing them, and the resume asks for "unlimited" again (also after a rebind
+ * of the same session, whose subscription keeps the lowered frequency).
  * CONERR to a create_session, and connections that fail, count against a circuit breaker: open
  * after SB_INGEST_BREAKER_THRESHOLD in a row, one half-open trial after
  * SB_INGEST_BREAKER_OPEN_MS. Reconnects wait an exponential backoff with full jitter. */
@@ -58,6 +62,7 @@ struct ing_sub {
 	pthread_t th;
 	atomic_bool stop;
 	atomic_bool resume_req;
+	atomic_bool go;  /* the topic is verified: connecting allowed (ing_sub_go) */
 	atomic_int live; /* 1: session bound and subscribed */
 	char url_copy[1024];
 	const char *host, *path_in;
@@ -70,11 +75,15 @@ struct ing_sub {
 	int64_t prog; /* data notifications handled in this session */
 	int64_t skip; /* notifications the server resends that we already handled */
 	bool subscribed;
-	bool got_conok;       /* in this connection */
-	bool attempt_counted; /* a breaker trial is out for this connection */
-	bool paused;          /* rx flow stopped for backpressure */
-	bool closing;         /* we asked lws to close this connection */
-	bool active;          /* a connection attempt or connection exists (until gone) */
+	bool freq_lowered;     /* the server was asked for pause_freq and not yet restored */
+	int64_t sub_req_id;    /* the request id of the subscription's add */
+	int64_t reconf_req_id; /* the request id of the last reconf */
+	double pause_freq;     /* LS_requested_max_frequency while paused; 0: do not reconf */
+	bool got_conok;        /* in this connection */
+	bool attempt_counted;  /* a breaker trial is out for this connection */
+	bool paused;           /* rx flow stopped for backpressure */
+	bool closing;          /* we asked lws to close this connection */
+	bool active;           /* a connection attempt or connection exists (until gone) */
 	const char *close_reason;
 	int64_t req_id;
 	int64_t next_attempt_ms; /* monotonic */
@@ -95,7 +104,7 @@ struct ing_sub {
 	/* metrics */
 	struct sb_metric *m_reconnects, *m_sessions;
 	struct sb_series *m_received, *m_skipped, *m_decode_err, *m_sync_delay, *m_lost, *m_breaker,
-	    *m_connected, *m_conerr, *m_gaps, *m_opens;
+	    *m_connected, *m_conerr, *m_gaps, *m_opens, *m_reconf_lower, *m_reconf_restore;
 	enum sb_breaker_state last_bs;
 };
 
@@ -129,6 +138,46 @@ ing_sub_queue(struct ing_sub *s, const struct sb_buf *msg)
 	}
 	if (s->wsi)
 		lws_callback_on_writable(s->wsi);
+}
+
+/* ing_sub_reconf asks the server to lower the subscription's maximum frequency (lower) or to
+ * lift the limit again. Nothing without a subscription or a connection (a rebind restores it
+ * at CONOK), or when the server was already asked for that. */
+static void
+ing_sub_reconf(struct ing_sub *s, bool lower)
+{
+	if (!s->wsi || s->closing || !s->subscribed || lower == s->freq_lowered ||
+	    (lower && s->pause_freq <= 0))
+		return;
+	struct sb_buf b = SB_BUF_INIT;
+	s->req_id++;
+	if (tlcp_req_reconf(&b, s->req_id, ING_SUB_ID, lower ? s->pause_freq : 0) == 0) {
+		ing_sub_queue(s, &b);
+		s->freq_lowered = lower;
+		s->reconf_req_id = s->req_id;
+		sb_series_inc(lower ? s->m_reconf_lower : s->m_reconf_restore);
+		if (lower)
+			sb_log(SB_LOG_INFO,
+			       "ingest: asked the feed for at most %.3f updates/s per item while "
+			       "paused (request %lld)",
+			       s->pause_freq, (long long)s->req_id);
+		else
+			sb_log(SB_LOG_INFO,
+			       "ingest: asked the feed for unlimited updates again (request %lld)",
+			       (long long)s->req_id);
+	}
+	sb_buf_free(&b);
+}
+
+/* ing_sub_unpause lets the connection be read again after the pipe fell to its low
+ * watermark, and lifts the frequency limit asked for at the pause. */
+static void
+ing_sub_unpause(struct ing_sub *s)
+{
+	s->paused = false;
+	lws_rx_flow_control(s->wsi, 1);
+	ing_sub_reconf(s, false);
+	ing_sub_detail(s, "streaming, session %s", s->session);
 }
 
 static void
@@ -179,6 +228,7 @@ ing_sub_flush_events(struct ing_sub *s)
 	if (!s->paused && s->wsi && ing_pipe_paused(s->pipe)) {
 		s->paused = true;
 		lws_rx_flow_control(s->wsi, 0);
+		ing_sub_reconf(s, true);
 		ing_sub_detail(s, "paused: queue above its high watermark");
 	}
 }
@@ -244,6 +294,7 @@ ing_sub_subscribe(struct ing_sub *s)
 {
 	struct sb_buf b = SB_BUF_INIT;
 	s->req_id++;
+	s->sub_req_id = s->req_id;
 	const char **fields = calloc(s->map->nfields, sizeof(*fields));
 	if (!fields)
 		return;
@@ -345,6 +396,7 @@ ing_sub_line(struct ing_sub *s, const char *line, size_t len, int64_t recv_ms)
 			s->prog = 0;
 			s->skip = 0;
 			s->subscribed = false;
+			s->freq_lowered = false; /* a new subscription: no limit asked */
 			s->session_t0_ms = sb_time_mono_ms();
 			ing_sub_clear_state(s);
 			ing_sub_subscribe(s);
@@ -352,6 +404,11 @@ ing_sub_line(struct ing_sub *s, const char *line, size_t len, int64_t recv_ms)
 		} else if (s->subscribed) {
 			atomic_store(&s->live, 1);
 			ing_sub_detail(s, "streaming, session %s", s->session);
+			/* The session's subscription kept the frequency asked at a pause that
+			 * ended while we were disconnected. */
+			if (s->freq_lowered && !ing_pipe_paused(s->pipe)) {
+				ing_sub_reconf(s, false);
+			}
 		}
 		/* From now on a drop is recovered. */
 		s->next = ING_NEXT_RECOVER;
@@ -410,6 +467,19 @@ ing_sub_line(struct ing_sub *s, const char *line, size_t len, int64_t recv_ms)
 		break;
 	}
 	case TLCP_MSG_REQERR:
+		if (m.n != s->sub_req_id) {
+			/* A refused reconf: the subscription goes on at the frequency it had. */
+			char *msg = NULL;
+			tlcp_pct_decode(m.text.p, m.text.n, &msg, NULL);
+			sb_log(SB_LOG_WARN,
+			       "ingest: the server refused request %lld: REQERR %lld %s",
+			       (long long)m.n, (long long)m.code, msg ? msg : "");
+			free(msg);
+			if (m.n == s->reconf_req_id)
+				s->freq_lowered = !s->freq_lowered;
+			break;
+		}
+		__attribute__((fallthrough)); /* the subscription itself was refused */
 	case TLCP_MSG_ERROR: {
 		char *msg = NULL;
 		tlcp_pct_decode(m.text.p, m.text.n, &msg, NULL);
@@ -583,17 +653,16 @@ ing_sub_tick(lws_sorted_usec_list_t *sul)
 	if (atomic_load(&s->stop))
 		return;
 	if (s->wsi) {
-		if (s->paused && !ing_pipe_paused(s->pipe)) {
-			s->paused = false;
-			lws_rx_flow_control(s->wsi, 1);
-			ing_sub_detail(s, "streaming, session %s", s->session);
-		}
+		if (s->paused && !ing_pipe_paused(s->pipe))
+			ing_sub_unpause(s);
 		if (!s->paused && now - s->last_rx_ms > s->cfg->stall_ms)
 			ing_sub_close(s, "stall");
 	} else if (s->active) {
 		/* lws scrubbed the connection (clearing our pointer) without a callback we act on.
 		 */
 		ing_sub_gone(s, "drop");
+	} else if (!atomic_load(&s->go)) {
+		/* no session before the topic exists: its samples would wait in librdkafka */
 	} else if (now >= s->next_attempt_ms) {
 		ing_sub_connect(s);
 	}
@@ -642,10 +711,9 @@ ing_sub_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *
 			ing_sub_gone(s, "drop");
 		break;
 	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
-		if (atomic_exchange(&s->resume_req, false) && s->wsi && s->paused) {
-			s->paused = false;
-			lws_rx_flow_control(s->wsi, 1);
-		}
+		if (atomic_exchange(&s->resume_req, false) && s->wsi && s->paused &&
+		    !ing_pipe_paused(s->pipe))
+			ing_sub_unpause(s);
 		break;
 	default:
 		break;
@@ -676,6 +744,13 @@ ing_sub_main(void *arg)
 		if (lws_service(s->ctx, 0) < 0)
 			break;
 	return NULL;
+}
+
+void
+ing_sub_go(struct ing_sub *s)
+{
+	if (s)
+		atomic_store(&s->go, true);
 }
 
 void
@@ -730,8 +805,10 @@ ing_sub_start(const struct ing_sub_opts *o, struct ing_sub **out)
 	s->cfg = o->cfg;
 	s->map = o->map;
 	s->pipe = o->pipe;
+	s->pause_freq =
+	    *o->cfg->pause_max_frequency ? strtod(o->cfg->pause_max_frequency, NULL) : 0;
 	pthread_mutex_init(&s->mu, NULL);
-	snprintf(s->detail, sizeof(s->detail), "starting");
+	snprintf(s->detail, sizeof(s->detail), "waiting for the topic to be verified");
 	struct sb_breaker_opts bo = { .failure_threshold = (uint32_t)o->cfg->breaker_threshold,
 		                      .open_ms = (uint32_t)o->cfg->breaker_open_ms,
 		                      .half_open_trials = 1 };
@@ -798,6 +875,11 @@ ing_sub_start(const struct ing_sub_opts *o, struct ing_sub **out)
 	s->m_gaps = sb_metric_with(
 	    sb_metrics_counter("ingest_recovery_gaps_total",
 	                       "Recoveries where the server could not resend all.", NULL));
+	struct sb_metric *reconf = sb_metrics_counter(
+	    "ingest_frequency_requests_total",
+	    "TLCP reconf requests sent: lower (paused) or restore (resumed).", "kind");
+	s->m_reconf_lower = sb_metric_with(reconf, "lower");
+	s->m_reconf_restore = sb_metric_with(reconf, "restore");
 
 	lws_set_log_level(LLL_ERR | LLL_WARN, ing_sub_lws_log);
 	struct lws_context_creation_info info;

@@ -13,7 +13,8 @@
 // Update k (1..N) of item i (1-based) has the fields of FIELDS below (see value()); the test
 // checkers compute the same values to compare. --rate is updates per second over all items
 // (0: as fast as the connection takes them). --stats FILE gets a JSON object of counters
-// (creates, binds, recoveries, loops, drops, conerrs, ends, syncs, sent) on every change.
+// (creates, binds, recoveries, loops, drops, conerrs, ends, syncs, sent, reconfs) on every
+// change, and reconf: the LS_requested_max_frequency of every reconf request, in order.
 import { WebSocketServer } from 'ws';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -114,7 +115,7 @@ function parseArgs(argv) {
 export function startSim(opts) {
 	const o = { ...parseArgs([]), ...opts };
 	const stats = { creates: 0, binds: 0, recoveries: 0, loops: 0, drops: 0, conerrs: 0,
-		ends: 0, syncs: 0, sent: 0, generated: 0, reqerrs: 0 };
+		ends: 0, syncs: 0, sent: 0, generated: 0, reqerrs: 0, reconfs: 0, reconf: [] };
 	let conerrLeft = o.conerr;
 	let endLeft = o.endAfter > 0 ? 1 : 0;
 	const sessions = new Map();
@@ -315,6 +316,24 @@ export function startSim(opts) {
 				s.subs.push(sub);
 				s.log.push(`SUBOK,${sub.id},${items.length},${fields.length}`);
 				generate(s, sub);
+				pump(c);
+			} else if (p.LS_op === 'reconf') {
+				// A new maximum frequency for a subscription: recorded (stats.reconf, in
+				// order) and confirmed with REQOK and CONF, a data notification. The
+				// simulator does not filter its scripted updates by it: every update is still
+				// sent, so tests can count them.
+				const sub = s.subs.find((x) => x.id === +p.LS_subId);
+				const f = p.LS_requested_max_frequency;
+				if (!sub || f === undefined || !(f === 'unlimited' || /^[0-9]+(\.[0-9]+)?$/.test(f))) {
+					bump('reqerrs');
+					send(c, `REQERR,${p.LS_reqId},1,Bad%20reconf%20request%20(simulated)\r\n`);
+					return;
+				}
+				stats.reconf.push(f);
+				bump('reconfs');
+				if (ack)
+					send(c, `REQOK,${p.LS_reqId}\r\n`);
+				s.log.push(`CONF,${sub.id},${f},filtered`);
 				pump(c);
 			} else {
 				if (ack)
