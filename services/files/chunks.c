@@ -519,3 +519,15 @@ files_chunks_complete(struct files_call *c)
 	files_reply_addf(&c->rp, "Location", "/v1/files/%s/status", u.id);
 	files_chunks_json(c, status, &b);
 }
+
+void
+files_chunks_options(struct files_call *c)
+{
+	if (sb_http_req_header(c->req, "Access-Control-Request-Method") != NULL) {
+		files_reply_add(&c->rp, "Access-Control-Allow-Methods", "POST, PUT, GET, OPTIONS");
+		files_reply_add(&c->rp, "Access-Control-Allow-Headers",
+		                "Authorization, Content-Type, Content-SHA256, X-Request-Id");
+		files_reply_add(&c->rp, "Access-Control-Max-Age", "86400");
+	}
+	files_reply_send(&c->rp, 204, NULL, NULL, 0);
+}

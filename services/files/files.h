@@ -325,6 +325,10 @@ void files_chunks_put(struct files_call *c);
 void files_chunks_status(struct files_call *c);
 /* files_chunks_complete answers POST /v1/files/{id}/complete. */
 void files_chunks_complete(struct files_call *c);
+/* files_chunks_options answers the CORS preflight (OPTIONS) of the chunk API's routes: 204,
+ * with the methods and request headers the API takes when the browser asks (the
+ * Access-Control-Allow-Origin of an allowed Origin is added to every answer). */
+void files_chunks_options(struct files_call *c);
 /* --- chunk_parse.c: the chunk API's input parsers (untrusted input; fuzzed) ------------- */
 /* files_chunk_size_ok tells whether a chunk n (from 1) of len bytes fits an upload of size
  * bytes in total chunks of chunk_size: every chunk but the last is exactly chunk_size, the

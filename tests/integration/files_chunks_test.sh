@@ -12,7 +12,8 @@
 # of a merge (a part held back so that the merge is caught half-way, in its retry back-off):
 # after the restart the merge finishes and the file is equal; and a corrupt part: the merge is
 # retried, then the upload is FAILED, reported (metric, log), and no half-made file is left;
-# and two merge workers that both receive every request: each upload is merged once.
+# and two merge workers that both receive every request: each upload is merged once. Also the
+# CORS preflight of the chunk API's routes.
 set -u
 root=${SB_SOURCE_ROOT:?}
 . "$root/tools/stack.sh"
@@ -86,6 +87,18 @@ C() { printf '%s/c/c%03d' "$SB_TEST_TMP" "$1"; }
 [ -f "$(C 100)" ] && [ ! -f "$(C 101)" ] || { echo "FAIL: split"; exit 1; }
 
 # initiate: errors first.
+# CORS preflight (browsers): an allowed Origin gets the methods and request headers of the chunk
+# API, including Content-SHA256; a foreign one gets no Access-Control-Allow-Origin.
+hdr() { awk -v k="$(tr 'A-Z' 'a-z' <<<"$1")" -F': ' 'tolower($1) == k { print $2 }' "$H"; }
+expect 204 "chunk API preflight" -- -X OPTIONS -H "Origin: http://127.0.0.1:8000" \
+	-H "Access-Control-Request-Method: PUT" -H "Access-Control-Request-Headers: content-sha256" \
+	"$F/v1/files/00000000-0000-4000-8000-000000000000/chunks/1"
+[ "$(hdr Access-Control-Allow-Origin)" = "http://127.0.0.1:8000" ] || fail "preflight: no ACAO"
+[[ "$(hdr Access-Control-Allow-Methods)" == *PUT* ]] || fail "preflight: PUT not allowed"
+[[ "$(hdr Access-Control-Allow-Headers)" == *Content-SHA256* ]] || fail "preflight: Content-SHA256 not allowed"
+expect 204 "chunk API preflight from a foreign origin" -- -X OPTIONS -H "Origin: http://evil.example" \
+	-H "Access-Control-Request-Method: POST" "$F/v1/files/initiate"
+[ -z "$(hdr Access-Control-Allow-Origin)" ] || fail "preflight: a foreign origin was allowed"
 expect 401 "initiate without a token" -- -X POST "${J[@]}" -d '{}' "$F/v1/files/initiate"
 problem_ok 401
 expect 400 "initiate with a body that is not JSON" -- -X POST "${A[@]}" "${J[@]}" -d '{' "$F/v1/files/initiate"
