@@ -3,7 +3,7 @@
  *
  * The event id is a name-based UUID (version 5, SHA-1, RFC 9562 §5.5) in the namespace
  * ING_NAMESPACE over the canonical bytes
- *   SB_TELEMETRY_ID_NAMESPACE ("sb.telemetry.v1", sb_names.h) NUL source NUL item NUL server_ts NUL
+ *   SB_TELEMETRY_ID_NAMESPACE (sb_names.h) NUL source NUL item NUL server_ts NUL
  *   then per field of the mapping, in order: name NUL kind NUL value NUL
  * where server_ts is the decimal Unix ms or empty when there is none, kind is one of s, d, i, b,
  * n (null), and value is the typed value written canonically (double "%.17g", int64 decimal,

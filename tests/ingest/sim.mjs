@@ -1,7 +1,9 @@
 // sim.mjs: a TLCP 2.5 server simulator (WebSocket transport only) for sb-ingest's tests and
 // benchmark. It serves one adapter set whose items produce scripted MERGE updates, and can
 // misbehave on cue: LOOP every K notifications, drop the TCP connection every K notifications
-// (and answer the recovery from a little earlier than asked, so the client must skip), refuse
+// (and answer the recovery from a little earlier than asked: the client must discard the
+// notifications it already has, which ingest_feed_test asserts through
+// ingest_recovery_skipped_total), refuse
 // the first N session creations with CONERR, end the session once (END) so the client must
 // start a new one, and send SYNC every T ms. The official lightstreamer-client-node connects to
 // it in sim_check.mjs, which is what makes us trust that it speaks real TLCP.

@@ -32,25 +32,6 @@ ktopic=${SB_KAFKA_TOPIC_PREFIX:-}sb.files.v1
 
 fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-H=$SB_TEST_TMP/h.txt
-B=$SB_TEST_TMP/b.txt
-req() { curl -sS -D - -o "$B" "$@" | tr -d '\r' >"$H"; head -n1 "$H" | cut -d' ' -f2; }
-expect() { # expect STATUS WHAT -- curl args
-	local want=$1 what=$2
-	shift 3
-	local got
-	got=$(req "$@")
-	if [ "$got" != "$want" ]; then
-		fail "$what: status $got, want $want"
-		sed 's/^/    /' "$H" "$B" | head -n 20
-		return 1
-	fi
-	echo "ok: $what ($got)"
-}
-problem_ok() { # the body is an RFC 9457 problem with the status
-	grep -qi '^content-type: application/problem+json' "$H" &&
-		[ "$(jq -r .status "$B")" = "$1" ] || fail "problem body for $1: $(cat "$B")"
-}
 A=(-H "Authorization: Bearer $alice")
 J=(-H "Content-Type: application/json")
 sha() { sha256sum "$1" | cut -d' ' -f1; }
@@ -89,7 +70,6 @@ C() { printf '%s/c/c%03d' "$SB_TEST_TMP" "$1"; }
 # initiate: errors first.
 # CORS preflight (browsers): an allowed Origin gets the methods and request headers of the chunk
 # API, including Content-SHA256; a foreign one gets no Access-Control-Allow-Origin.
-hdr() { awk -v k="$(tr 'A-Z' 'a-z' <<<"$1")" -F': ' 'tolower($1) == k { print $2 }' "$H"; }
 expect 204 "chunk API preflight" -- -X OPTIONS -H "Origin: http://127.0.0.1:8000" \
 	-H "Access-Control-Request-Method: PUT" -H "Access-Control-Request-Headers: content-sha256" \
 	"$F/v1/files/00000000-0000-4000-8000-000000000000/chunks/1"

@@ -33,26 +33,6 @@ fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 # req ARGS...: curl that prints the head (CRLF stripped) to $H and the body to $B, and the
 # status on stdout.
-H=$SB_TEST_TMP/h.txt
-B=$SB_TEST_TMP/b.txt
-req() { curl -sS -D - -o "$B" "$@" | tr -d '\r' >"$H"; head -n1 "$H" | cut -d' ' -f2; }
-hdr() { grep -i "^$1:" "$H" | head -n1 | cut -d' ' -f2-; }
-expect() { # expect STATUS WHAT -- curl args
-	local want=$1 what=$2
-	shift 3
-	local got
-	got=$(req "$@")
-	if [ "$got" != "$want" ]; then
-		fail "$what: status $got, want $want"
-		sed 's/^/    /' "$H" "$B" | head -n 20
-		return 1
-	fi
-	echo "ok: $what ($got)"
-}
-problem_ok() { # the body is an RFC 9457 problem with the status
-	grep -qi '^content-type: application/problem+json' "$H" &&
-		[ "$(jq -r .status "$B")" = "$1" ] || fail "problem body for $1: $(cat "$B")"
-}
 T=(-H "Tus-Resumable: 1.0.0")
 A=(-H "Authorization: Bearer $alice")
 OCT=(-H "Content-Type: application/offset+octet-stream")
