@@ -60,8 +60,8 @@ p99_max=200
 t_start=$(date +%s)
 echo "# $(date -u +%FT%TZ) $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
-for b in sb-auth sb-messages sb-gateway sb-outbox; do
-	[ -x "$SB_BUILD_ROOT/bin/$b" ] || { echo "bench: $SB_BUILD_ROOT/bin/$b is missing: build first"; exit 1; }
+for b in bin/sb-auth bin/sb-messages bin/sb-gateway bin/sb-outbox bench/msgload; do
+	[ -x "$SB_BUILD_ROOT/$b" ] || { echo "bench: $SB_BUILD_ROOT/$b is missing: build first"; exit 1; }
 done
 command -v pgbench >/dev/null || PATH=$PATH:$SB_TEST_PG_BIN
 
@@ -83,9 +83,7 @@ case " $settings " in
 *) echo "bench: PostgreSQL is not durable ($settings)"; exit 1 ;;
 esac
 
-# 2. The load generator.
-gcc -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -o "$SB_TEST_TMP/msgload" "$root/bench/msgload.c" ||
-	{ echo "bench: msgload does not build"; exit 1; }
+# 2. The load generator is bench/msgload of the build (bench/msgload.c).
 
 # 3. The services: auth, messages (group commit), gateway (rate limit raised), outbox relay.
 sb_svc_ports gateway auth messages outbox
@@ -158,7 +156,7 @@ load() { # rate seconds: sets $res (msgload's RESULT line) and $cpu_line (CPU % 
 	local c0 c1 t0 t1 out
 	c0=($(cpu_snapshot))
 	t0=$(date +%s.%N)
-	out=$("$SB_TEST_TMP/msgload" -a "127.0.0.1:${SVC_HTTP[gateway]}" -r "$1" -d "$2" -c "$conns" \
+	out=$("$SB_BUILD_ROOT/bench/msgload" -a "127.0.0.1:${SVC_HTTP[gateway]}" -r "$1" -d "$2" -c "$conns" \
 		-f "$SB_TEST_TMP/convs" -t "$tok_a" -t "$tok_b" -g 5)
 	t1=$(date +%s.%N)
 	c1=($(cpu_snapshot))

@@ -76,9 +76,11 @@ rates=$(tr ' ' '\n' <<<"$rates" | grep . | sort -n | uniq | tr '\n' ' ')
 [ $((users % members)) = 0 ] || { echo "bench: users ($users) must be a multiple of members ($members)"; exit 2; }
 [ "$senders" -le "$members" ] || { echo "bench: SB_BENCH_PIPE_SENDERS must be <= members"; exit 2; }
 [ "$per_proc" -le 5000 ] || { echo "bench: SB_BENCH_PIPE_PER_PROC must be at most 5000"; exit 2; }
-for b in sb-auth sb-messages sb-gateway sb-outbox sb-notifier sb-realtime; do
-	[ -x "$SB_BUILD_ROOT/bin/$b" ] || { echo "bench: $SB_BUILD_ROOT/bin/$b is missing: build first"; exit 1; }
+for b in bin/sb-auth bin/sb-messages bin/sb-gateway bin/sb-outbox bin/sb-notifier bin/sb-realtime \
+	bench/pipeload bench/histpct; do
+	[ -x "$SB_BUILD_ROOT/$b" ] || { echo "bench: $SB_BUILD_ROOT/$b is missing: build first"; exit 1; }
 done
+pipeload=$SB_BUILD_ROOT/bench/pipeload histpct=$SB_BUILD_ROOT/bench/histpct
 for c in gnuplot kcat jq psql; do
 	command -v "$c" >/dev/null || { echo "bench: $c is not installed (tools/install-deps.sh)"; exit 2; }
 done
@@ -119,9 +121,7 @@ kafka_pid=$(cat "$tmp/kafka/k1/kafka.pid")
 topic=${SB_KAFKA_TOPIC_PREFIX:-}sb.messages.v1
 echo "Kafka: Apache Kafka $SB_KAFKA_VERSION, one broker at $SB_TEST_KAFKA_BROKERS (pid $kafka_pid), topic $topic"
 
-# 2. The load tools.
-gcc -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -o "$tmp/pipeload" "$root/bench/pipeload.c" ||
-	{ echo "bench: pipeload does not build"; exit 1; }
+# 2. The load tools are bench/pipeload and bench/histpct of the build.
 
 # 3. The services (two realtime instances; the second is started here, the rest by services.sh).
 sb_svc_ports gateway auth messages outbox notifier realtime
@@ -200,12 +200,12 @@ trap cleanup EXIT
 trap 'exit 143' TERM
 trap 'exit 130' INT
 for r in $(seq 0 $((procs - 1))); do
-	"$tmp/pipeload" recv -a "127.0.0.1:${ws_port[r % instances]}" -u "$tmp/users" -P "$r" -Q "$procs" \
+	"$pipeload" recv -a "127.0.0.1:${ws_port[r % instances]}" -u "$tmp/users" -P "$r" -Q "$procs" \
 		-C "$ctl" -r $(((open_rate + procs - 1) / procs)) >"$tmp/recv-$r.out" 2>"$tmp/recv-$r.err" &
 	recv_pids+=($!)
 done
 if [ "$tap" = 1 ]; then
-	"$tmp/pipeload" tap -a "127.0.0.1:${SB_TEST_REDIS_URL##*:}" -C "$ctl" >"$tmp/tap.out" 2>"$tmp/tap.err" &
+	"$pipeload" tap -a "127.0.0.1:${SB_TEST_REDIS_URL##*:}" -C "$ctl" >"$tmp/tap.out" 2>"$tmp/tap.err" &
 	tap_pid=$!
 fi
 deadline=$(($(date +%s) + users / open_rate + 90))
@@ -256,7 +256,7 @@ merged() {
 		'[.[] | select(.id == $id and .step == $s)] |
 		"\(map(.expected) | add) \(map(.got) | add) \(map(.missing) | add) \(map(.missing_never_ready) | add) \(map(.received) | add) \(map(.dup) | add) \((map(.max_us) | max) / 100 | round / 10)"')
 	pc=$(cat "$tmp"/recv-*.out | jq -r --argjson id "$rep_id" --argjson s "$s" \
-		'select(.id == $id and .step == $s) | .hist' | tr ',' '\n' | "$tmp/pipeload" pct)
+		'select(.id == $id and .step == $s) | .hist' | "$histpct")
 	# a percentile is its bucket's middle (~1% wide): never report it above the exact maximum
 	awk -v l="$line" -v pc="$pc" 'BEGIN { split(pc, p, " "); n = split(l, x, " "); mx = x[n]
 		printf "%s %s %s\n", l, (p[2] > mx ? mx : p[2]), (p[3] > mx ? mx : p[3]) }'
@@ -267,7 +267,7 @@ tapped() {
 	[ -n "$tap_pid" ] || { echo "0 - - -"; return; }
 	local pc sp
 	pc=$(jq -r --argjson id "$rep_id" --argjson s "$1" 'select(.id == $id and .step == $s) | .hist' \
-		"$tmp/tap.out" | tr ',' '\n' | "$tmp/pipeload" pct)
+		"$tmp/tap.out" | "$histpct")
 	sp=$(jq -r --argjson id "$rep_id" --argjson s "$1" 'select(.id == $id and .step == $s) | .span_us' "$tmp/tap.out")
 	echo "$pc $(awk -v n="${pc%% *}" -v sp="${sp:-0}" 'BEGIN { printf "%.0f", (sp > 0 ? n / (sp / 1e6) : 0) }')"
 }
@@ -342,7 +342,7 @@ run_step() {
 	g0=$(pg_counts)
 	c0=($(cpu_snapshot))
 	t0=$(date +%s.%N)
-	out=$("$tmp/pipeload" send -a "127.0.0.1:${SVC_HTTP[gateway]}" -u "$tmp/users" -m "$members" \
+	out=$("$pipeload" send -a "127.0.0.1:${SVC_HTTP[gateway]}" -u "$tmp/users" -m "$members" \
 		-n "$senders" -r "$rate" -d "$secs" -S "$s" -o "$tmp/acked-$s" -c "$conns" -g 10 2>&1)
 	S_RES[$s]=$(grep '^RESULT ' <<<"$out")
 	[ -n "${S_RES[$s]}" ] || { echo "bench: the sender failed at step $s: $out"; return 1; }

@@ -85,7 +85,7 @@ done
 [ "$members" -ge 2 ] || { echo "bench: SB_BENCH_FO_MEMBERS must be at least 2"; exit 2; }
 [ "$per_proc" -le 19000 ] || { echo "bench: SB_BENCH_FO_PER_PROC must be at most 19000 (open-file limit 20,000 per process)"; exit 2; }
 [ "$conns" -le 19500 ] || { echo "bench: SB_BENCH_FO_CONNS must be at most 19500 (one server process holds them all)"; exit 2; }
-for b in bin/sb-auth bin/sb-messages bin/sb-realtime bench/fanout_pub bench/wsload; do
+for b in bin/sb-auth bin/sb-messages bin/sb-realtime bench/fanout_pub bench/wsload bench/histpct; do
 	[ -x "$SB_BUILD_ROOT/$b" ] || { echo "bench: $SB_BUILD_ROOT/$b is missing: build first"; exit 1; }
 done
 command -v node >/dev/null || { echo "bench: node is not installed"; exit 2; }
@@ -246,19 +246,9 @@ merged() {
 	for f in "$tmp"/gen-"$1"-*.out; do grep '"phase":"report"' "$f" | tail -1; done |
 		jq -s -r '"\(map(.count) | add) \(map(.hist) | join(",")) \(map(.max_ms) | max) \(map(.cpu_s) | join("/")) \(map(.closed_after_ready) | add) \(map(.other) | add)"'
 }
-# hist_pct "i:c,..." p: the percentile p (0..1) of a merged histogram, in ms (wsload's buckets).
+# hist_pct "i:c,..." p: the percentile p (0..1) of a merged histogram, in ms (bench/histpct).
 hist_pct() {
-	awk -v h="$1" -v p="$2" 'function val(i,  s, lo) {
-		if (i < 64) return i
-		s = int((i - 64) / 32) + 1; lo = ((i - 64) % 32 + 32) * 2 ^ s
-		return lo + 2 ^ s / 2
-	} BEGIN {
-		n = split(h, parts, ","); total = 0
-		for (k = 1; k <= n; k++) { if (parts[k] == "") continue; split(parts[k], ic, ":"); cnt[ic[1] + 0] += ic[2]; total += ic[2] }
-		if (total == 0) { print 0; exit }
-		want = int(p * total + 0.999999); seen = 0
-		for (i = 0; i < 2000; i++) { seen += cnt[i]; if (seen >= want && cnt[i] > 0) { printf "%.1f", val(i) / 1000; exit } }
-	}'
+	echo "$1" | "$SB_BUILD_ROOT/bench/histpct" "$2" | awk '{ print $2 }'
 }
 
 declare -A best_rate best_dps best_cpu seed_p99 dps_at dps_raw

@@ -26,7 +26,8 @@
  * Usage: wsload -m switchboard|socketio|centrifugo -a HOST:PORT -f FILE [-s FIRST] -n CONNS
  *               -r OPEN_RATE [-t READY_TIMEOUT_S]
  * FILE has one line per user: "<conversation> <access token>"; the process uses lines
- * FIRST..FIRST+CONNS-1 (0-based). Latencies are microseconds internally. */
+ * FIRST..FIRST+CONNS-1 (0-based). Latencies are microseconds internally; the WebSocket client,
+ * the histogram and the helpers are bench/lib (bl.h), shared with pipeload. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -48,50 +49,30 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "sb_util_b64.h"
+#include "bl.h"
 
 enum wl_proto { WL_SWITCHBOARD, WL_SOCKETIO, WL_CENTRIFUGO };
 
-/* A connection's state machine. */
+/* A connection's state machine (its socket's own phases are in ws). */
 enum wl_state {
 	WL_IDLE,       /* not opened yet */
-	WL_CONNECTING, /* TCP connect in progress */
-	WL_UPGRADING,  /* upgrade request sent, waiting for 101 */
+	WL_CONNECTING, /* TCP connect and upgrade in progress */
 	WL_JOINING,    /* WebSocket open, waiting for ready or the join/subscribe ack */
 	WL_READY,      /* receiving messages */
 	WL_CLOSED,     /* closed by either side, or failed */
 };
 
 struct wl_conn {
-	int fd;
+	struct bl_ws ws; /* first: epoll's data.ptr points at it */
 	enum wl_state state;
 	bool failed_before_ready;
-	uint32_t mask_seed;
 	const char *conv, *token; /* into the file's text */
-	char *in;                 /* received bytes not yet parsed */
-	size_t in_len, in_cap;
-	char *msg; /* a fragmented message being joined */
-	size_t msg_len, msg_cap;
-	int msg_op;
-	char *out; /* bytes the socket did not take yet */
-	size_t out_len, out_cap;
 	int64_t opened_us;
 	int64_t retry_at_us; /* > 0: failed before ready, to be opened again then */
 	int attempts;
 };
 
-/* Latency histogram: 64 linear sub-buckets per power of two (about 1.5% resolution). */
-#define WL_SUB    64
-#define WL_HALF   32
-#define WL_SHIFTS 40
-#define WL_NBUCK  (WL_SUB + WL_SHIFTS * WL_HALF)
-
 #define WL_ATTEMPTS 5 /* connection attempts before a connection counts as failed */
-
-struct wl_hist {
-	uint64_t b[WL_NBUCK];
-	uint64_t count, max_us, bad, other;
-};
 
 /* The process state. */
 static struct {
@@ -106,103 +87,10 @@ static struct {
 	int ready, failed, closed_after_ready, last_close_code, reports, retrying, retries;
 	int64_t t_start_us, t_open_done_us;
 	bool open_reported;
-	struct wl_hist h;
+	struct bl_hist h;
+	uint64_t bad, other; /* message frames without a publish time; other frames */
 	char failures[512];
 } wl;
-
-static int64_t
-wl_now_us(clockid_t clk)
-{
-	struct timespec ts;
-	clock_gettime(clk, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static double
-wl_cpu_s(void)
-{
-	struct rusage ru;
-	getrusage(RUSAGE_SELF, &ru);
-	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
-	       ru.ru_stime.tv_usec / 1e6;
-}
-
-static int
-wl_hist_index(uint64_t v)
-{
-	if (v < WL_SUB)
-		return (int)v;
-	int msb = 63 - __builtin_clzll(v);
-	int shift = msb - 5;
-	if (shift > WL_SHIFTS)
-		return WL_NBUCK - 1;
-	return WL_SUB + (shift - 1) * WL_HALF + (int)((v >> shift) - WL_HALF);
-}
-
-/* wl_hist_value is the middle of bucket i, in microseconds. */
-static double
-wl_hist_value(int i)
-{
-	if (i < WL_SUB)
-		return i;
-	int shift = (i - WL_SUB) / WL_HALF + 1;
-	uint64_t lo = (uint64_t)((i - WL_SUB) % WL_HALF + WL_HALF) << shift;
-	return (double)lo + (double)(1ULL << shift) / 2;
-}
-
-static void
-wl_hist_add(struct wl_hist *h, int64_t us)
-{
-	uint64_t v = us < 0 ? 0 : (uint64_t)us;
-	h->b[wl_hist_index(v)]++;
-	h->count++;
-	if (v > h->max_us)
-		h->max_us = v;
-}
-
-static double
-wl_hist_pct(const struct wl_hist *h, double p)
-{
-	if (h->count == 0)
-		return 0;
-	uint64_t want = (uint64_t)(p * (double)h->count + 0.999999), seen = 0;
-	for (int i = 0; i < WL_NBUCK; i++) {
-		seen += h->b[i];
-		if (seen >= want && h->b[i] > 0)
-			return wl_hist_value(i);
-	}
-	return (double)h->max_us;
-}
-
-static void
-wl_fatal(const char *what)
-{
-	fprintf(stderr, "wsload: %s: %s\n", what, strerror(errno));
-	exit(1);
-}
-
-static void
-wl_grow(char **buf, size_t *cap, size_t need)
-{
-	if (need <= *cap)
-		return;
-	size_t n = *cap ? *cap : 1024;
-	while (n < need)
-		n *= 2;
-	char *p = realloc(*buf, n);
-	if (p == NULL)
-		wl_fatal("realloc");
-	*buf = p;
-	*cap = n;
-}
-
-static void
-wl_note_failure(const char *why)
-{
-	size_t l = strlen(wl.failures);
-	if (strstr(wl.failures, why) == NULL && l + strlen(why) + 3 < sizeof(wl.failures))
-		snprintf(wl.failures + l, sizeof(wl.failures) - l, "%s%s", l ? "; " : "", why);
-}
 
 static void
 wl_close(struct wl_conn *c, const char *why)
@@ -214,112 +102,23 @@ wl_close(struct wl_conn *c, const char *why)
 		wl.ready--;
 	} else if (c->attempts < WL_ATTEMPTS) {
 		/* as a client would: try again a second later (1011: messages was unavailable) */
-		c->retry_at_us = wl_now_us(CLOCK_MONOTONIC) + 1000000;
+		c->retry_at_us = bl_now_us(CLOCK_MONOTONIC) + 1000000;
 		wl.retrying++;
 		wl.retries++;
-		wl_note_failure(why);
+		bl_note(wl.failures, sizeof(wl.failures), why);
 	} else {
 		wl.failed++;
 		c->failed_before_ready = true;
-		wl_note_failure(why);
+		bl_note(wl.failures, sizeof(wl.failures), why);
 	}
-	if (c->fd >= 0)
-		close(c->fd);
-	c->fd = -1;
 	c->state = WL_CLOSED;
-	free(c->in);
-	free(c->msg);
-	free(c->out);
-	c->in = c->msg = c->out = NULL;
-	c->in_len = c->in_cap = c->msg_len = c->msg_cap = c->out_len = c->out_cap = 0;
-}
-
-static void
-wl_want_write(struct wl_conn *c, bool on)
-{
-	struct epoll_event ev = { .events = EPOLLIN | (on ? EPOLLOUT : 0), .data.ptr = c };
-	epoll_ctl(wl.epfd, EPOLL_CTL_MOD, c->fd, &ev);
-}
-
-/* wl_send writes bytes now, keeping what the socket does not take for EPOLLOUT. */
-static void
-wl_send(struct wl_conn *c, const void *data, size_t len)
-{
-	const char *p = data;
-	if (c->out_len == 0) {
-		ssize_t w = send(c->fd, p, len, MSG_NOSIGNAL);
-		if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-			wl_close(c, "send failed");
-			return;
-		}
-		if (w > 0) {
-			p += w;
-			len -= (size_t)w;
-		}
-		if (len == 0)
-			return;
-		wl_want_write(c, true);
-	}
-	wl_grow(&c->out, &c->out_cap, c->out_len + len);
-	memcpy(c->out + c->out_len, p, len);
-	c->out_len += len;
-}
-
-static void
-wl_flush(struct wl_conn *c)
-{
-	while (c->out_len > 0) {
-		ssize_t w = send(c->fd, c->out, c->out_len, MSG_NOSIGNAL);
-		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return;
-		if (w <= 0) {
-			wl_close(c, "send failed");
-			return;
-		}
-		memmove(c->out, c->out + w, c->out_len - (size_t)w);
-		c->out_len -= (size_t)w;
-	}
-	wl_want_write(c, false);
-}
-
-/* wl_send_frame sends one masked client frame of opcode op. */
-static void
-wl_send_frame(struct wl_conn *c, int op, const char *payload, size_t len)
-{
-	unsigned char hdr[14];
-	size_t h = 0;
-	hdr[h++] = (unsigned char)(0x80 | op);
-	if (len < 126) {
-		hdr[h++] = (unsigned char)(0x80 | len);
-	} else if (len < 65536) {
-		hdr[h++] = 0x80 | 126;
-		hdr[h++] = (unsigned char)(len >> 8);
-		hdr[h++] = (unsigned char)len;
-	} else {
-		hdr[h++] = 0x80 | 127;
-		for (int i = 7; i >= 0; i--)
-			hdr[h++] = (unsigned char)((uint64_t)len >> (8 * i));
-	}
-	c->mask_seed = c->mask_seed * 1103515245u + 12345u;
-	unsigned char mask[4];
-	memcpy(mask, &c->mask_seed, 4);
-	memcpy(hdr + h, mask, 4);
-	h += 4;
-	char stackbuf[512], *buf = len + h <= sizeof(stackbuf) ? stackbuf : malloc(len + h);
-	if (buf == NULL)
-		wl_fatal("malloc");
-	memcpy(buf, hdr, h);
-	for (size_t i = 0; i < len; i++)
-		buf[h + i] = (char)(payload[i] ^ mask[i & 3]);
-	wl_send(c, buf, h + len);
-	if (buf != stackbuf)
-		free(buf);
+	bl_ws_close(&c->ws);
 }
 
 static void
 wl_send_text(struct wl_conn *c, const char *s)
 {
-	wl_send_frame(c, 1, s, strlen(s));
+	bl_ws_send_text(&c->ws, s);
 }
 
 static void
@@ -336,7 +135,7 @@ wl_latency(const char *p, size_t len, int64_t now_us)
 	static const char key[] = "\"content\":\"t=";
 	const char *t = memmem(p, len, key, sizeof(key) - 1);
 	if (t == NULL) {
-		wl.h.other++;
+		wl.other++;
 		return;
 	}
 	t += sizeof(key) - 1;
@@ -348,10 +147,10 @@ wl_latency(const char *p, size_t len, int64_t now_us)
 		digits++;
 	}
 	if (digits < 10) {
-		wl.h.bad++;
+		wl.bad++;
 		return;
 	}
-	wl_hist_add(&wl.h, now_us - v);
+	bl_hist_add(&wl.h, now_us - v);
 }
 
 /* wl_cf_reply handles one Centrifugo reply (one line of a frame). */
@@ -370,11 +169,11 @@ wl_cf_reply(struct wl_conn *c, const char *p, size_t len, int64_t now)
 		else if (memmem(p, len, "\"disconnect\":", 13) != NULL)
 			wl_close(c, "centrifugo disconnect push");
 		else
-			wl.h.other++;
+			wl.other++;
 		return;
 	}
 	if (c->state != WL_JOINING) {
-		wl.h.other++;
+		wl.other++;
 		return;
 	}
 	if (memmem(p, len, "\"error\":", 8) != NULL) {
@@ -397,14 +196,14 @@ wl_cf_reply(struct wl_conn *c, const char *p, size_t len, int64_t now)
 	           memmem(p, len, "\"subscribe\":", 12) != NULL) {
 		wl_set_ready(c);
 	} else {
-		wl.h.other++;
+		wl.other++;
 	}
 }
 
 static void
 wl_on_text(struct wl_conn *c, const char *p, size_t len)
 {
-	int64_t now = wl_now_us(CLOCK_REALTIME);
+	int64_t now = bl_now_us(CLOCK_REALTIME);
 	if (wl.proto == WL_CENTRIFUGO) {
 		/* one or more replies, each on its own line */
 		while (len > 0 && c->state != WL_CLOSED) {
@@ -428,7 +227,7 @@ wl_on_text(struct wl_conn *c, const char *p, size_t len)
 		if (memmem(p, len, "\"type\":\"message.created\"", 24) != NULL)
 			wl_latency(p, len, now);
 		else
-			wl.h.other++;
+			wl.other++;
 		return;
 	}
 	/* Engine.IO packet types: 0 open, 1 close, 2 ping, 3 pong, 4 message (+ socket.io type) */
@@ -447,7 +246,7 @@ wl_on_text(struct wl_conn *c, const char *p, size_t len)
 	case '4':
 		break;
 	default:
-		wl.h.other++;
+		wl.other++;
 		return;
 	}
 	if (len >= 2 && p[1] == '0' && c->state == WL_JOINING) { /* namespace connected */
@@ -461,206 +260,58 @@ wl_on_text(struct wl_conn *c, const char *p, size_t len)
 	} else if (len >= 2 && p[1] == '4') {
 		wl_close(c, "socket.io connect_error");
 	} else {
-		wl.h.other++;
-	}
-}
-
-/* wl_on_frame handles one complete server frame; returns false when c was closed. */
-static bool
-wl_on_frame(struct wl_conn *c, int fin, int op, const char *p, size_t len)
-{
-	switch (op) {
-	case 0: /* continuation */
-		wl_grow(&c->msg, &c->msg_cap, c->msg_len + len);
-		memcpy(c->msg + c->msg_len, p, len);
-		c->msg_len += len;
-		if (fin) {
-			if (c->msg_op == 1)
-				wl_on_text(c, c->msg, c->msg_len);
-			c->msg_len = 0;
-		}
-		break;
-	case 1:
-	case 2:
-		if (!fin) {
-			c->msg_op = op;
-			c->msg_len = 0;
-			return wl_on_frame(c, 0, 0, p, len);
-		}
-		if (op == 1)
-			wl_on_text(c, p, len);
-		break;
-	case 8: {
-		int code = len >= 2 ? ((unsigned char)p[0] << 8) | (unsigned char)p[1] : 1005;
-		wl.last_close_code = code;
-		if (c->state == WL_READY)
-			wl_send_frame(c, 8, p, len >= 2 ? 2 : 0);
-		char why[64];
-		snprintf(why, sizeof(why), "closed %d", code);
-		wl_close(c, why);
-		return false;
-	}
-	case 9:
-		wl_send_frame(c, 10, p, len);
-		break;
-	default:
-		break;
-	}
-	return c->state != WL_CLOSED;
-}
-
-/* wl_parse consumes the upgrade response, then every complete frame in c->in. */
-static void
-wl_parse(struct wl_conn *c)
-{
-	size_t off = 0;
-	if (c->state == WL_UPGRADING) {
-		char *end = memmem(c->in, c->in_len, "\r\n\r\n", 4);
-		if (end == NULL)
-			return;
-		if (c->in_len < 12 || memcmp(c->in + 9, "101", 3) != 0) {
-			char why[48];
-			snprintf(why, sizeof(why), "HTTP %.3s",
-			         c->in_len >= 12 ? c->in + 9 : "???");
-			wl_close(c, why);
-			return;
-		}
-		off = (size_t)(end - c->in) + 4;
-		c->state = WL_JOINING;
-		/* Centrifugo: the client speaks first, a connect command with the token */
-		if (wl.proto == WL_CENTRIFUGO) {
-			size_t tl = strlen(c->token);
-			char *cmd = malloc(tl + 64);
-			if (cmd == NULL)
-				wl_fatal("malloc");
-			int n = snprintf(cmd, tl + 64, "{\"id\":1,\"connect\":{\"token\":\"%s\"}}",
-			                 c->token);
-			wl_send_frame(c, 1, cmd, (size_t)n);
-			free(cmd);
-			if (c->state == WL_CLOSED)
-				return;
-		}
-	}
-	while (c->state != WL_CLOSED) {
-		const unsigned char *b = (const unsigned char *)c->in + off;
-		size_t avail = c->in_len - off, h = 2;
-		if (avail < 2)
-			break;
-		int fin = b[0] >> 7, op = b[0] & 0x0f;
-		uint64_t len = b[1] & 0x7f;
-		if (b[1] & 0x80) {
-			wl_close(c, "masked server frame");
-			return;
-		}
-		if (len == 126) {
-			if (avail < 4)
-				break;
-			len = ((uint64_t)b[2] << 8) | b[3];
-			h = 4;
-		} else if (len == 127) {
-			if (avail < 10)
-				break;
-			len = 0;
-			for (int i = 0; i < 8; i++)
-				len = (len << 8) | b[2 + i];
-			h = 10;
-		}
-		if (len > (64u << 20)) {
-			wl_close(c, "frame too large");
-			return;
-		}
-		if (avail < h + len)
-			break;
-		if (!wl_on_frame(c, fin, op, (const char *)b + h, (size_t)len))
-			return;
-		off += h + (size_t)len;
-	}
-	if (c->state == WL_CLOSED)
-		return;
-	memmove(c->in, c->in + off, c->in_len - off);
-	c->in_len -= off;
-}
-
-static void
-wl_on_readable(struct wl_conn *c)
-{
-	for (;;) {
-		wl_grow(&c->in, &c->in_cap, c->in_len + 16384);
-		size_t space = c->in_cap - c->in_len;
-		ssize_t r = recv(c->fd, c->in + c->in_len, space, 0);
-		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return;
-		if (r <= 0) {
-			wl_close(c, r == 0 ? "EOF" : "recv failed");
-			return;
-		}
-		c->in_len += (size_t)r;
-		wl_parse(c);
-		if (c->state == WL_CLOSED || (size_t)r < space)
-			return; /* drained: the next read would say EAGAIN */
+		wl.other++;
 	}
 }
 
 static void
-wl_on_connected(struct wl_conn *c)
+wl_on_open(struct bl_ws *w)
 {
-	int err = 0;
-	socklen_t l = sizeof(err);
-	getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &l);
-	if (err != 0) {
-		errno = err;
-		wl_close(c, "connect failed");
-		return;
+	struct wl_conn *c = (struct wl_conn *)w;
+	c->state = WL_JOINING;
+	/* Centrifugo: the client speaks first, a connect command with the token */
+	if (wl.proto == WL_CENTRIFUGO) {
+		size_t tl = strlen(c->token);
+		char *cmd = malloc(tl + 64);
+		if (cmd == NULL)
+			bl_die("malloc");
+		int n =
+		    snprintf(cmd, tl + 64, "{\"id\":1,\"connect\":{\"token\":\"%s\"}}", c->token);
+		bl_ws_send(&c->ws, 1, cmd, (size_t)n);
+		free(cmd);
 	}
-	unsigned char key[16];
-	char key64[32], req[4096];
-	for (int i = 0; i < 16; i++) {
-		c->mask_seed = c->mask_seed * 1103515245u + 12345u;
-		key[i] = (unsigned char)(c->mask_seed >> 16);
-	}
-	(void)sb_b64_encode(key, sizeof(key), SB_B64_PAD, key64, sizeof(key64));
-	int n;
-	if (wl.proto == WL_SWITCHBOARD)
-		n = snprintf(req, sizeof(req), "GET /ws?token=%s HTTP/1.1\r\n", c->token);
-	else if (wl.proto == WL_CENTRIFUGO)
-		n = snprintf(req, sizeof(req), "GET /connection/websocket HTTP/1.1\r\n");
-	else
-		n = snprintf(req, sizeof(req),
-		             "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n");
-	n += snprintf(req + n, sizeof(req) - (size_t)n,
-	              "Host: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-	              "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n",
-	              wl.host, key64);
-	if (n >= (int)sizeof(req)) {
-		wl_close(c, "request too long");
-		return;
-	}
-	c->state = WL_UPGRADING;
-	wl_want_write(c, false);
-	wl_send(c, req, (size_t)n);
 }
+
+static void
+wl_on_text_cb(struct bl_ws *w, const char *p, size_t len)
+{
+	wl_on_text((struct wl_conn *)w, p, len);
+}
+
+static void
+wl_on_fail(struct bl_ws *w, const char *why, int close_code)
+{
+	if (close_code != 0)
+		wl.last_close_code = close_code;
+	wl_close((struct wl_conn *)w, why);
+}
+
+static const struct bl_ws_ops wl_ws_ops = { wl_on_open, wl_on_text_cb, wl_on_fail };
 
 static void
 wl_open(struct wl_conn *c)
 {
+	char target[4096];
 	c->attempts++;
-	c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (c->fd < 0) {
-		c->state = WL_CONNECTING; /* so wl_close counts it as failed */
-		wl_close(c, "socket() failed (open-file limit?)");
-		return;
-	}
-	int one = 1;
-	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	c->state = WL_CONNECTING;
-	c->opened_us = wl_now_us(CLOCK_MONOTONIC);
-	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT, .data.ptr = c };
-	if (connect(c->fd, (struct sockaddr *)&wl.addr, sizeof(wl.addr)) < 0 &&
-	    errno != EINPROGRESS) {
-		wl_close(c, "connect failed");
-		return;
-	}
-	epoll_ctl(wl.epfd, EPOLL_CTL_ADD, c->fd, &ev);
+	c->state = WL_CONNECTING; /* so that wl_close counts a failure */
+	c->opened_us = bl_now_us(CLOCK_MONOTONIC);
+	if (wl.proto == WL_SWITCHBOARD)
+		snprintf(target, sizeof(target), "/ws?token=%s", c->token);
+	else if (wl.proto == WL_CENTRIFUGO)
+		snprintf(target, sizeof(target), "/connection/websocket");
+	else
+		snprintf(target, sizeof(target), "/socket.io/?EIO=4&transport=websocket");
+	bl_ws_open(&c->ws, &wl_ws_ops, wl.epfd, &wl.addr, wl.host, target);
 }
 
 static void
@@ -668,22 +319,18 @@ wl_report(const char *phase)
 {
 	/* the histogram itself, sparse ("index:count,..."), so that reports merge exactly */
 	printf("{\"hist\":\"");
-	for (int i = 0, first = 1; i < WL_NBUCK; i++)
-		if (wl.h.b[i] > 0) {
-			printf("%s%d:%llu", first ? "" : ",", i, (unsigned long long)wl.h.b[i]);
-			first = 0;
-		}
+	bl_hist_print(&wl.h, stdout);
 	printf("\",");
 	printf("\"phase\":\"%s\",\"report\":%d,\"count\":%llu,\"p50_ms\":%.3f,\"p90_ms\":%.3f,"
 	       "\"p99_ms\":%.3f,\"max_ms\":%.3f,\"other\":%llu,\"bad\":%llu,\"ready\":%d,"
 	       "\"closed_after_ready\":%d,\"last_close_code\":%d,\"cpu_s\":%.3f}\n",
-	       phase, wl.reports++, (unsigned long long)wl.h.count, wl_hist_pct(&wl.h, 0.50) / 1000,
-	       wl_hist_pct(&wl.h, 0.90) / 1000, wl_hist_pct(&wl.h, 0.99) / 1000,
-	       (double)wl.h.max_us / 1000, (unsigned long long)wl.h.other,
-	       (unsigned long long)wl.h.bad, wl.ready, wl.closed_after_ready, wl.last_close_code,
-	       wl_cpu_s());
+	       phase, wl.reports++, (unsigned long long)wl.h.count, bl_hist_pct(&wl.h, 0.50) / 1000,
+	       bl_hist_pct(&wl.h, 0.90) / 1000, bl_hist_pct(&wl.h, 0.99) / 1000,
+	       (double)wl.h.max_us / 1000, (unsigned long long)wl.other, (unsigned long long)wl.bad,
+	       wl.ready, wl.closed_after_ready, wl.last_close_code, bl_cpu_s());
 	fflush(stdout);
 	memset(&wl.h, 0, sizeof(wl.h));
+	wl.other = wl.bad = 0;
 }
 
 static void
@@ -721,7 +368,7 @@ wl_check_open_done(int64_t mono)
 	printf("{\"phase\":\"open\",\"requested\":%d,\"ready\":%d,\"failed\":%d,\"retries\":%d,"
 	       "\"open_s\":%.2f,\"cpu_s\":%.3f,\"failures\":\"%s\"}\n",
 	       wl.n, wl.ready, wl.failed, wl.retries, (double)(mono - wl.t_start_us) / 1e6,
-	       wl_cpu_s(), wl.failures);
+	       bl_cpu_s(), wl.failures);
 	fflush(stdout);
 }
 
@@ -731,7 +378,7 @@ wl_load(const char *path, int first)
 {
 	FILE *f = fopen(path, "r");
 	if (f == NULL)
-		wl_fatal(path);
+		bl_die(path);
 	char *line = NULL;
 	size_t cap = 0;
 	int i = 0, got = 0;
@@ -750,7 +397,7 @@ wl_load(const char *path, int first)
 		*sp = '\0';
 		char *conv = strdup(line), *tok = strdup(sp + 1);
 		if (conv == NULL || tok == NULL)
-			wl_fatal("strdup");
+			bl_die("strdup");
 		wl.conns[got].conv = conv;
 		wl.conns[got].token = tok;
 		got++;
@@ -777,6 +424,7 @@ wl_usage(const char *msg)
 int
 main(int argc, char **argv)
 {
+	bl_prog = "wsload";
 	const char *mode = NULL, *addr = NULL, *file = NULL;
 	int first = 0, opt;
 	wl.ready_timeout_s = 30;
@@ -818,25 +466,17 @@ main(int argc, char **argv)
 		wl.proto = WL_CENTRIFUGO;
 	else
 		wl_usage("-m is switchboard, socketio or centrifugo");
-	const char *colon = strrchr(addr, ':');
-	if (colon == NULL || (size_t)(colon - addr) >= sizeof(wl.host))
-		wl_usage("-a HOST:PORT");
-	snprintf(wl.host, sizeof(wl.host), "%s", addr);
 	char ip[64];
-	snprintf(ip, sizeof(ip), "%.*s", (int)(colon - addr), addr);
-	wl.addr.sin_family = AF_INET;
-	wl.addr.sin_port = htons((uint16_t)atoi(colon + 1));
-	if (inet_pton(AF_INET, ip, &wl.addr.sin_addr) != 1)
-		wl_usage("-a: HOST is an IPv4 address");
+	if (bl_parse_addr(addr, &wl.addr, ip, sizeof(ip)) != 0)
+		wl_usage("-a: numeric IPv4 HOST:PORT");
+	snprintf(wl.host, sizeof(wl.host), "%s", addr); /* the Host header */
 
-	wl.conns = calloc((size_t)wl.n, sizeof(*wl.conns));
-	if (wl.conns == NULL)
-		wl_fatal("calloc");
+	wl.conns = bl_calloc((size_t)wl.n, sizeof(*wl.conns));
 	wl_load(file, first);
-	uint32_t seed = (uint32_t)wl_now_us(CLOCK_REALTIME) ^ (uint32_t)getpid();
+	uint32_t seed = (uint32_t)bl_now_us(CLOCK_REALTIME) ^ (uint32_t)getpid();
 	for (int i = 0; i < wl.n; i++) {
-		wl.conns[i].fd = -1;
-		wl.conns[i].mask_seed = seed + (uint32_t)i * 2654435761u;
+		wl.conns[i].ws.fd = -1;
+		wl.conns[i].ws.mask = seed + (uint32_t)i * 2654435761u;
 	}
 
 	sigset_t set;
@@ -849,14 +489,14 @@ main(int argc, char **argv)
 	int sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 	wl.epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (sfd < 0 || wl.epfd < 0)
-		wl_fatal("signalfd/epoll");
+		bl_die("signalfd/epoll");
 	struct epoll_event sev = { .events = EPOLLIN, .data.ptr = NULL };
 	epoll_ctl(wl.epfd, EPOLL_CTL_ADD, sfd, &sev);
 
-	wl.t_start_us = wl_now_us(CLOCK_MONOTONIC);
+	wl.t_start_us = bl_now_us(CLOCK_MONOTONIC);
 	struct epoll_event evs[256];
 	for (;;) {
-		int64_t mono = wl_now_us(CLOCK_MONOTONIC);
+		int64_t mono = bl_now_us(CLOCK_MONOTONIC);
 		/* open every connection whose time has come (evenly paced) */
 		while (wl.next_open < wl.n &&
 		       mono >= wl.t_start_us + (int64_t)(wl.next_open * 1e6 / wl.open_rate))
@@ -871,7 +511,7 @@ main(int argc, char **argv)
 		}
 		int n = epoll_wait(wl.epfd, evs, 256, timeout);
 		if (n < 0 && errno != EINTR)
-			wl_fatal("epoll_wait");
+			bl_die("epoll_wait");
 		for (int i = 0; i < n; i++) {
 			struct wl_conn *c = evs[i].data.ptr;
 			if (c == NULL) {
@@ -886,19 +526,9 @@ main(int argc, char **argv)
 				}
 				continue;
 			}
-			if (c->state == WL_CLOSED)
-				continue;
-			if (c->state == WL_CONNECTING) {
-				if (evs[i].events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
-					wl_on_connected(c);
-				continue;
-			}
-			if (evs[i].events & EPOLLOUT)
-				wl_flush(c);
-			if (c->state != WL_CLOSED &&
-			    (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
-				wl_on_readable(c);
+			if (c->state != WL_CLOSED && c->state != WL_IDLE)
+				bl_ws_event(&c->ws, evs[i].events);
 		}
-		wl_check_open_done(wl_now_us(CLOCK_MONOTONIC));
+		wl_check_open_done(bl_now_us(CLOCK_MONOTONIC));
 	}
 }
