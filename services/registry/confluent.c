@@ -133,7 +133,7 @@ reg_cx_schema(struct reg_cx *c, int *draft, struct reg_ref **refs, size_t *nrefs
 	json_t *b = json_loads(c->in->body ? c->in->body : "", JSON_REJECT_DUPLICATES, NULL);
 	const char *text = json_string_value(json_object_get(b, "schema"));
 	const char *type = json_string_value(json_object_get(b, "schemaType"));
-	char *canon = NULL;
+	char *canon = NULL, why[300];
 	struct reg_err e = { 0 };
 	*draft = 7;
 	*refs = NULL;
@@ -144,8 +144,9 @@ reg_cx_schema(struct reg_cx *c, int *draft, struct reg_ref **refs, size_t *nrefs
 		reg_cx_error(
 		    c, 422, 42201,
 		    "schemaType %s is not supported: this registry holds JSON schemas only", type);
-	} else if (reg_refs_parse(json_object_get(b, "references"), refs, nrefs, &e) != 0) {
-		reg_cx_fail(c, &e);
+	} else if (reg_refs_parse(json_object_get(b, "references"), refs, nrefs, why,
+	                          sizeof(why)) != 0) {
+		reg_cx_error(c, 422, 42201, "%s", why);
 	} else {
 		json_t *s = json_loads(text, JSON_DECODE_ANY, NULL);
 		const char *dialect = json_string_value(json_object_get(s, "$schema"));

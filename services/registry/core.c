@@ -219,7 +219,6 @@ reg_diffs_detail(const struct reg_diffs *d, const char *level)
  * "address.json#/definitions/x") rewritten to the local pointer "#/$sbrefs/<id>..."; local
  * "#..." refs inside a referenced schema are rewritten to stay within it. The bundle needs no
  * fetching, so the validator and compat.c, which follow local refs only, work on it as is. */
-#define REG_BUNDLE_KEY "$sbrefs"
 
 struct reg_bundle {
 	struct sb_pg *pg;
@@ -228,74 +227,15 @@ struct reg_bundle {
 	struct reg_err *e;
 };
 
-/* keywords whose values are data, not schemas: a "$ref" key in them is not a reference */
-static bool
-reg_data_keyword(const char *k)
-{
-	return strcmp(k, "enum") == 0 || strcmp(k, "const") == 0 || strcmp(k, "default") == 0 ||
-	       strcmp(k, "examples") == 0;
-}
-
 static int
-reg_rewrite(json_t *s, const char *prefix, const struct reg_ref *refs, size_t n, struct reg_err *e)
+reg_rewrite_e(json_t *s, const char *prefix, const struct reg_ref *refs, size_t n,
+              struct reg_err *e)
 {
-	size_t i;
-	const char *k;
-	json_t *x;
-	if (json_is_array(s)) {
-		json_array_foreach(s, i, x) if (reg_rewrite(x, prefix, refs, n, e) != 0) return -1;
+	char why[300];
+	if (reg_refs_rewrite(s, prefix, refs, n, why, sizeof(why)) == 0)
 		return 0;
-	}
-	if (!json_is_object(s))
-		return 0;
-	json_object_foreach(s, k, x)
-	{
-		if (reg_data_keyword(k))
-			continue;
-		if (strcmp(k, "$ref") != 0 || !json_is_string(x)) {
-			if (reg_rewrite(x, prefix, refs, n, e) != 0)
-				return -1;
-			continue;
-		}
-		const char *r = json_string_value(x);
-		const char *hash = strchr(r, '#');
-		size_t blen = hash ? (size_t)(hash - r) : strlen(r);
-		const char *frag = hash ? hash + 1 : "";
-		char to[1024];
-		if (blen == 0) {
-			if (prefix[0] == '\0')
-				continue; /* the root's own local ref */
-			if (frag[0] != '\0' && frag[0] != '/') {
-				reg_err_set(
-				    e, SB__RPC__CODE__INVALID_ARGUMENT, 42201,
-				    "$ref \"%s\": only JSON pointer fragments are supported", r);
-				return -1;
-			}
-			snprintf(to, sizeof(to), "#%s%s", prefix, frag);
-		} else {
-			const struct reg_ref *ref = NULL;
-			for (size_t j = 0; j < n && ref == NULL; j++)
-				if (strlen(refs[j].name) == blen &&
-				    strncmp(refs[j].name, r, blen) == 0)
-					ref = &refs[j];
-			if (ref == NULL)
-				continue; /* not a reference: the compile refuses it as remote */
-			if (frag[0] != '\0' && frag[0] != '/') {
-				reg_err_set(
-				    e, SB__RPC__CODE__INVALID_ARGUMENT, 42201,
-				    "$ref \"%s\": only JSON pointer fragments are supported", r);
-				return -1;
-			}
-			snprintf(to, sizeof(to), "#/" REG_BUNDLE_KEY "/%lld%s", (long long)ref->id,
-			         frag);
-		}
-		if (strlen(to) >= sizeof(to) - 1 ||
-		    json_object_set_new(s, k, json_string(to)) != 0) {
-			reg_err_set(e, SB__RPC__CODE__INVALID_ARGUMENT, 42201, "$ref too long");
-			return -1;
-		}
-	}
-	return 0;
+	reg_err_set(e, SB__RPC__CODE__INVALID_ARGUMENT, 42201, "%s", why);
+	return -1;
 }
 
 static int
@@ -337,7 +277,7 @@ reg_bundle_add(struct reg_bundle *b, int64_t id, int depth)
 	if (out != 0)
 		reg_err_set(b->e, SB__RPC__CODE__INTERNAL, 50001, "out of memory");
 	else
-		out = reg_rewrite(s, prefix, refs, n, b->e);
+		out = reg_rewrite_e(s, prefix, refs, n, b->e);
 	for (size_t i = 0; out == 0 && i < n; i++)
 		out = reg_bundle_add(b, refs[i].id, depth + 1);
 	json_decref(s);
@@ -358,7 +298,7 @@ reg_bundle(struct sb_pg *pg, const char *tenant, const char *schema, const struc
 	if (json_is_object(root) && json_object_get(root, REG_BUNDLE_KEY) != NULL)
 		rc = reg_err_set(e, SB__RPC__CODE__INVALID_ARGUMENT, 42201,
 		                 "\"" REG_BUNDLE_KEY "\" is reserved in a schema with references");
-	else if (reg_rewrite(root, "", refs, n, e) != 0)
+	else if (reg_rewrite_e(root, "", refs, n, e) != 0)
 		rc = e->code;
 	for (size_t i = 0; rc == 0 && i < n; i++)
 		if (reg_bundle_add(&b, refs[i].id, 1) != 0)
@@ -430,63 +370,6 @@ reg_compile_check(const char *text, int draft, struct reg_err *e)
 		                   why);
 	reg_jsv_free(v);
 	return 0;
-}
-
-int
-reg_refs_parse(const json_t *arr, struct reg_ref **out, size_t *n, struct reg_err *e)
-{
-	*out = NULL;
-	*n = 0;
-	if (arr == NULL || json_is_null(arr))
-		return 0;
-	if (!json_is_array(arr))
-		return reg_err_set(e, SB__RPC__CODE__INVALID_ARGUMENT, 42201,
-		                   "references must be an array of {name, subject, version}");
-	size_t k = json_array_size(arr);
-	if (k > REG_REFS_MAX)
-		return reg_err_set(e, SB__RPC__CODE__INVALID_ARGUMENT, 42201,
-		                   "at most %d references", REG_REFS_MAX);
-	struct reg_ref *r = calloc(k ? k : 1, sizeof(*r));
-	if (r == NULL)
-		return reg_err_set(e, SB__RPC__CODE__INTERNAL, 50001, "out of memory");
-	for (size_t i = 0; i < k; i++) {
-		const json_t *x = json_array_get(arr, i);
-		const char *name = json_string_value(json_object_get(x, "name"));
-		const char *subject = json_string_value(json_object_get(x, "subject"));
-		const json_t *ver = json_object_get(x, "version");
-		json_int_t vn = json_integer_value(ver);
-		bool ok = name != NULL && name[0] != '\0' && strlen(name) <= REG_SUBJECT_MAX &&
-		          strchr(name, '#') == NULL && subject != NULL && subject[0] != '\0' &&
-		          strlen(subject) <= REG_SUBJECT_MAX && json_is_integer(ver) &&
-		          (vn == -1 || (vn >= 1 && vn <= 2147483647));
-		for (const char *c = subject; ok && *c; c++)
-			ok = (unsigned char)*c >= 0x20 && *c != 0x7f;
-		if (!ok) {
-			free(r);
-			return reg_err_set(
-			    e, SB__RPC__CODE__INVALID_ARGUMENT, 42201,
-			    "reference %zu: needs a name (without '#'), a subject and a "
-			    "version (1.., or -1 for the latest)",
-			    i);
-		}
-		snprintf(r[i].name, sizeof(r[i].name), "%s", name);
-		snprintf(r[i].subject, sizeof(r[i].subject), "%s", subject);
-		r[i].version = (int)vn;
-	}
-	*out = r;
-	*n = k;
-	return 0;
-}
-
-json_t *
-reg_refs_json(const struct reg_ref *refs, size_t n)
-{
-	json_t *arr = json_array();
-	for (size_t i = 0; arr != NULL && i < n; i++)
-		json_array_append_new(arr,
-		                      json_pack("{s:s,s:s,s:i}", "name", refs[i].name, "subject",
-		                                refs[i].subject, "version", refs[i].version));
-	return arr;
 }
 
 /* --- operations ------------------------------------------------------------------------- */

@@ -26,6 +26,7 @@
 
 #include "compat.h"
 #include "jsv.h"
+#include "refs.h"
 #include "sb_buf.h"
 #include "sb_service.h"
 
@@ -33,7 +34,6 @@
 #define REG_SCHEMA_MAX   (512u << 10) /* bytes of a schema's text */
 #define REG_ERRORS_MAX   100          /* violations reported per validation */
 #define REG_SCHEMA_DEPTH 128          /* deepest nesting of a schema's JSON */
-#define REG_REFS_MAX     32           /* references of one version */
 #define REG_REFS_DEPTH   8            /* references of references ... followed */
 #define REG_TENANT_MAX   255
 #define REG_TENANT_DEFAULT                                                                         \
@@ -80,15 +80,6 @@ struct reg_state {
 	struct reg_cache *cache;
 	struct sb_series *m_register[REG_M_N]; /* registry_registrations_total{result} */
 	struct sb_series *m_validate[2];       /* registry_validations_total{result}: ok, not */
-};
-
-/* A Confluent schema reference: the schema refers to version `version` of `subject` (in the
- * same tenant) by `name`, the value of its "$ref"; id is that version's id once resolved. */
-struct reg_ref {
-	char name[REG_SUBJECT_MAX + 1];
-	char subject[REG_SUBJECT_MAX + 1];
-	int version;
-	int64_t id;
 };
 
 /* A version of a subject as the store holds it. */
@@ -184,11 +175,6 @@ int reg_validate(struct reg_state *st, struct sb_pg *pg, const char *tenant, int
  * or fills e (INVALID_ARGUMENT 42201 for a reference that is not found). */
 int reg_refs_resolve(struct sb_pg *pg, const char *tenant, struct reg_ref *refs, size_t n,
                      bool share, struct reg_err *e);
-/* reg_refs_parse reads a Confluent "references" array (NULL or null: none) into *out (caller
- * frees), unresolved. Returns 0 or fills e (INVALID_ARGUMENT, 42201). reg_refs_json makes the
- * array back, for answers. */
-int reg_refs_parse(const json_t *arr, struct reg_ref **out, size_t *n, struct reg_err *e);
-json_t *reg_refs_json(const struct reg_ref *refs, size_t n);
 /* reg_bundle makes the self-contained bundle of schema with its resolved references (*out,
  * canonical text, caller frees). reg_version_bundle does it for a stored version: *out NULL
  * when it has no references. Return 0 or fill e. */

@@ -136,8 +136,10 @@ reg_rpc_create(struct sb_rpc_call *call, const void *req, void *resp)
 	struct reg_ref *refs = NULL;
 	size_t nrefs = 0;
 	int rc;
-	if (reg_refs_parse(json_object_get(body, "references"), &refs, &nrefs, &e) != 0)
-		rc = reg_invalid(call, "references", e.message);
+	char why[300];
+	if (reg_refs_parse(json_object_get(body, "references"), &refs, &nrefs, why, sizeof(why)) !=
+	    0)
+		rc = reg_invalid(call, "references", why);
 	else if (!reg_subject_ok(subject))
 		rc = reg_invalid(call, "subject",
 		                 "required: 1 to 255 bytes of UTF-8 without control characters");

@@ -194,5 +194,13 @@ expect "seed API: a bad reference is 400 problem+json naming references" "400 ye
 expect "once customer is deleted, address v1 can be" 200 \
 	"$(req "$A" DELETE "$reg/subjects/customer" >/dev/null; req "$A" DELETE "$reg/subjects/address/versions/1")"
 
+# stopped (SIGTERM): no sanitizer report in the registry's log (this test also runs against
+# build-asan's binaries)
+sb_svc_stop registry
+if grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$SB_TEST_TMP/logs/registry.log"; then
+	echo "FAIL: sanitizer report in the registry's log:"
+	grep -E -A12 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$SB_TEST_TMP/logs/registry.log" | head -40
+	fails=$((fails + 1))
+fi
 [ $fails = 0 ] || { echo "FAIL: $fails"; tail -5 "$SB_TEST_TMP/logs/registry.log"; exit 1; }
 echo "PASS: registry tenancy and references"
