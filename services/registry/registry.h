@@ -77,6 +77,7 @@ struct reg_state {
 	struct sb_jwt_verifier *jwt; /* NULL when auth is disabled */
 	pthread_mutex_t jwks_mu;
 	int64_t jwks_fetched_ms;
+	struct reg_basic *basic; /* http.c: access tokens for Basic credentials, cached */
 	struct reg_cache *cache;
 	struct sb_series *m_register[REG_M_N]; /* registry_registrations_total{result} */
 	struct sb_series *m_validate[2];       /* registry_validations_total{result}: ok, not */
@@ -117,8 +118,11 @@ extern const struct sb_rpc_method registry_methods[];
 int reg_http_start(struct reg_state *st);
 void reg_http_stop(struct reg_state *st);
 /* reg_http_principal verifies the bearer token in authorization (the header's value) and
- * fills *p; may block (JWKS refetch on an unknown key). Returns 0, or SB_EINVAL with a reason
- * in why. Without auth (SB_REGISTRY_AUTH_ENABLED=false) every caller holds every scope. */
+ * fills *p; may block (JWKS refetch on an unknown key). Basic credentials (a client's id and
+ * secret, as Confluent clients send with basic.auth.user.info) are exchanged with auth for an
+ * access token of that client (client_credentials), cached until shortly before it expires,
+ * and verified the same way. Returns 0, or SB_EINVAL with a reason in why. Without auth
+ * (SB_REGISTRY_AUTH_ENABLED=false) every caller holds every scope. */
 struct sb_jwt_principal;
 int reg_http_principal(struct reg_state *st, const char *authorization, struct sb_jwt_principal *p,
                        const char **why);

@@ -115,6 +115,9 @@ expect "  ... B's global level" NONE "$(req "$B" GET "$reg/config" >/dev/null; j
 expect "  ... A's global level is unchanged" BACKWARD "$(req "$A" GET "$reg/config" >/dev/null; j .compatibilityLevel)"
 expect "A still holds conf-a" '[1]' "$(req "$A" GET "$reg/subjects/conf-a/versions" >/dev/null; jq -c . "$out")"
 expect "A fetches its id" 200 "$(req "$A" GET "$reg/schemas/ids/$idc")"
+expect "A's client by Basic credentials: the same tenant" '["conf-a","shared"]' \
+	"$(curl -s -o "$out" -u "$(jq -r .admin.client_id "$creds"):$(jq -r .admin.client_secret "$creds")" "$reg/subjects"; jq -c . "$out")"
+expect "  ... a wrong secret: 401" 401 "$(curl -s -o "$out" -w '%{http_code}' -u "$(jq -r .admin.client_id "$creds"):nope" "$reg/subjects")"
 expect "the Confluent API sees the seed API's subject of the same tenant" "$ida" \
 	"$(req "$A" GET "$reg/subjects/shared/versions/1" >/dev/null; j .id)"
 

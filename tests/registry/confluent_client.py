@@ -154,6 +154,24 @@ check("JSONDeserializer fetches the schema and its reference and reads back", de
 expect_error("the referenced version cannot be deleted: 42206",
              lambda: admin.delete_version("address", 1), 422, 42206)
 
+# Basic credentials (basic.auth.user.info, as most Confluent tooling is configured): the
+# registry exchanges them with auth for the client's access token
+basic = SchemaRegistryClient({
+    "url": URL,
+    "basic.auth.user.info": os.environ["SB_ADMIN_BASIC"],
+    "max.retries": 0,
+})
+idb = basic.register_schema("basic-value", Schema(json.dumps(v1), "JSON"))
+check("a client with Basic credentials registers", isinstance(idb, int) and idb > 0, idb)
+check("  ... and reads in the same tenant as its bearer token",
+      reader.get_latest_version("basic-value").schema_id == idb)
+bad_basic = SchemaRegistryClient({
+    "url": URL,
+    "basic.auth.user.info": os.environ["SB_ADMIN_BASIC"].split(":")[0] + ":wrong",
+    "max.retries": 0,
+})
+expect_error("a wrong secret: 401", lambda: bad_basic.get_subjects(), 401, 40101)
+
 # delete
 deleted = admin.delete_subject("payments-value")
 check("delete_subject returns the versions", sorted(deleted) == [1, 2, 3], deleted)
