@@ -1,7 +1,9 @@
 /* confluent.c: the Confluent Schema Registry REST API (registry.Http, from http.c), over the
  * same store and operations as the seed API. JSON schemas only (schemaType "JSON"); errors as
  * Confluent sends them, {"error_code": 40401, "message": "..."}; ids are version ids. Every
- * route needs a bearer token with the row's scope (registry:read, :write or :admin). */
+ * route needs a bearer token (or a client's Basic credentials, http.c) with the row's scope
+ * (registry:read, :write or :admin), and acts in the token's tenant only: another tenant's
+ * subjects and ids are not found. */
 #include "registry.h"
 
 #include <stdarg.h>

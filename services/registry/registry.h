@@ -5,7 +5,8 @@
  * workflow for breaking changes to protected subjects, and two APIs over the same store: the
  * seed API (/api/v1/schemas through the gateway, RPCs in seed.c) and the Confluent Schema
  * Registry REST API on the registry's own HTTP port (http.c hands each request to an RPC
- * worker, confluent.c answers it). docs/registry.md describes both.
+ * worker, confluent.c answers it). Everything is scoped by the caller's tenant; schema
+ * references are resolved by bundling (refs.c, core.c). docs/registry.md describes both.
  *
  * Calls run one way, top to bottom:
  *   config.c     config table, RPC table, service definition, start/stop
