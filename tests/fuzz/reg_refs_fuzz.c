@@ -87,12 +87,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size > 4096)
 		return 0;
 	char *all = fz_cstr(data, size);
-	char *nl = strchr(all, '\n');
-	const char *stext = "{}";
-	if (nl != NULL) {
-		*nl = '\0';
-		stext = nl + 1;
-	}
+	const char *stext = fz_cut(all, "{}");
 	json_t *arr = json_loads(all, JSON_DECODE_ANY, NULL);
 	json_t *schema = json_loads(stext, JSON_DECODE_ANY, NULL);
 	struct reg_ref *refs = NULL;
