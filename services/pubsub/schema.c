@@ -1,9 +1,9 @@
 /* schema.c: a publish to a topic with a schema_subject is validated against the subject's
  * active schema by the schema registry (services/registry, RPC registry.ValidateSubject) before
- * anything is stored. Each violation comes back with its JSON pointer into the payload and is
- * answered as a field violation "payload<pointer>" (400). A subject without an active schema is
- * a 400 too (the topic names a subject nobody registered); the registry unreachable is 503 with
- * a retry hint: a message never enters such a topic unvalidated. */
+ * anything is stored, in the publisher's tenant. Each violation comes back with its JSON pointer
+ * into the payload and is answered as a field violation "payload<pointer>" (400). A subject without
+ * an active schema is a 400 too (the topic names a subject nobody registered); the registry
+ * unreachable is 503 with a retry hint: a message never enters such a topic unvalidated. */
 #include "pubsub.h"
 
 #include <string.h>
@@ -22,7 +22,10 @@ ps_schema_validate(struct sb_rpc_call *call, const char *subject, const char *pa
 	Sb__Registry__ValidateSubjectRequest req = SB__REGISTRY__VALIDATE_SUBJECT_REQUEST__INIT;
 	req.subject = (char *)subject;
 	req.document = (char *)payload;
-	struct sb_rpc_meta meta = { .traceparent = sb_rpc_call_traceparent(call),
+	/* the publisher's principal goes along: the registry validates against the subject of the
+	 * publisher's tenant */
+	struct sb_rpc_meta meta = { .principal = sb_rpc_call_principal(call),
+		                    .traceparent = sb_rpc_call_traceparent(call),
 		                    .timeout_ms = 2000 };
 	struct sb_rpc_result res;
 	if (sb_rpc_call(reg, "registry.ValidateSubject", &req.base,

@@ -55,6 +55,16 @@ reg_cache_find(struct reg_cache *c, int64_t id)
 }
 
 const struct reg_jsv *
+reg_cache_peek(struct reg_cache *c, int64_t id)
+{
+	pthread_mutex_lock(&c->mu);
+	size_t i = reg_cache_find(c, id);
+	struct reg_jsv *hit = c->slot[i].id == id ? c->slot[i].jsv : NULL;
+	pthread_mutex_unlock(&c->mu);
+	return hit;
+}
+
+const struct reg_jsv *
 reg_cache_get(struct reg_cache *c, const struct reg_version *v, struct reg_jsv **owned)
 {
 	*owned = NULL;

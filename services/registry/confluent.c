@@ -1,7 +1,9 @@
 /* confluent.c: the Confluent Schema Registry REST API (registry.Http, from http.c), over the
  * same store and operations as the seed API. JSON schemas only (schemaType "JSON"); errors as
  * Confluent sends them, {"error_code": 40401, "message": "..."}; ids are version ids. Every
- * route needs a bearer token with the row's scope (registry:read, :write or :admin). */
+ * route needs a bearer token (or a client's Basic credentials, http.c) with the row's scope
+ * (registry:read, :write or :admin), and acts in the token's tenant only: another tenant's
+ * subjects and ids are not found. */
 #include "registry.h"
 
 #include <stdarg.h>
@@ -27,6 +29,7 @@ struct reg_cx {
 	char seg[REG_MAX_SEGS][REG_SUBJECT_MAX * 3 + 1]; /* path segments, decoded */
 	size_t nseg;
 	char actor[600];
+	char tenant[REG_TENANT_MAX + 1]; /* the caller's, from its token */
 	int status;
 	json_t *out; /* the answer's body */
 };
@@ -122,41 +125,63 @@ reg_cx_version(const char *s, int *out)
 	return true;
 }
 
-/* reg_cx_schema reads the body's {"schema": "<text>", "schemaType"?: "JSON"} into a canonical
- * draft 7 schema (or the draft its $schema names). Answers the error itself; NULL then. */
+/* reg_cx_schema reads the body's {"schema": "<text>", "schemaType"?: "JSON", "references"?:
+ * [{name, subject, version}]} into a canonical draft 7 schema (or the draft its $schema
+ * names) and its references (*refs, unresolved, for the caller to free). Answers the error
+ * itself; NULL then. */
 static char *
-reg_cx_schema(struct reg_cx *c, int *draft)
+reg_cx_schema(struct reg_cx *c, int *draft, struct reg_ref **refs, size_t *nrefs)
 {
 	json_t *b = json_loads(c->in->body ? c->in->body : "", JSON_REJECT_DUPLICATES, NULL);
 	const char *text = json_string_value(json_object_get(b, "schema"));
 	const char *type = json_string_value(json_object_get(b, "schemaType"));
-	json_t *refs = json_object_get(b, "references");
-	char *canon = NULL;
+	char *canon = NULL, why[300];
 	struct reg_err e = { 0 };
 	*draft = 7;
+	*refs = NULL;
+	*nrefs = 0;
 	if (!json_is_object(b) || text == NULL) {
 		reg_cx_error(c, 422, 42201, "the body must be {\"schema\": \"<schema text>\"}");
 	} else if (type != NULL && strcmp(type, "JSON") != 0) {
 		reg_cx_error(
 		    c, 422, 42201,
 		    "schemaType %s is not supported: this registry holds JSON schemas only", type);
-	} else if (json_array_size(refs) > 0) {
-		reg_cx_error(c, 422, 42201, "schema references are not supported");
+	} else if (reg_refs_parse(json_object_get(b, "references"), refs, nrefs, why,
+	                          sizeof(why)) != 0) {
+		reg_cx_error(c, 422, 42201, "%s", why);
 	} else {
 		json_t *s = json_loads(text, JSON_DECODE_ANY, NULL);
 		const char *dialect = json_string_value(json_object_get(s, "$schema"));
 		if (dialect != NULL && strstr(dialect, "draft-04") != NULL)
 			*draft = 4;
 		json_decref(s);
-		if (reg_schema_parse(text, strlen(text), *draft, &canon, &e) != 0)
+		/* with references, the bundle is compiled when they are resolved */
+		if (reg_schema_parse(text, strlen(text), *draft, *nrefs == 0, &canon, &e) != 0)
 			reg_cx_fail(c, &e);
 	}
 	json_decref(b);
+	if (canon == NULL) {
+		free(*refs);
+		*refs = NULL;
+		*nrefs = 0;
+	}
 	return canon;
 }
 
+/* reg_cx_add_refs adds v's references to the answer o ("references", Confluent's form), when
+ * it has any. */
+static void
+reg_cx_add_refs(struct reg_cx *c, const struct reg_version *v, json_t *o)
+{
+	struct reg_ref *refs = NULL;
+	size_t n = 0;
+	if (o != NULL && reg_store_refs_of(c->pg, v->id, &refs, &n) == 0 && n > 0)
+		json_object_set_new(o, "references", reg_refs_json(refs, n));
+	free(refs);
+}
+
 static json_t *
-reg_cx_schema_obj(const struct reg_version *v, bool with_subject)
+reg_cx_schema_obj(struct reg_cx *c, const struct reg_version *v, bool with_subject)
 {
 	json_t *o = json_pack("{s:I,s:s,s:s}", "id", (json_int_t)v->id, "schemaType", "JSON",
 	                      "schema", v->schema);
@@ -164,6 +189,7 @@ reg_cx_schema_obj(const struct reg_version *v, bool with_subject)
 		json_object_set_new(o, "subject", json_string(v->subject));
 		json_object_set_new(o, "version", json_integer(v->version));
 	}
+	reg_cx_add_refs(c, v, o);
 	return o;
 }
 
@@ -178,7 +204,7 @@ reg_c_root(struct reg_cx *c)
 static void
 reg_c_subjects(struct reg_cx *c)
 {
-	int rc = reg_store_subjects(c->pg, reg_cx_flag(c, "deleted"), &c->out);
+	int rc = reg_store_subjects(c->pg, c->tenant, reg_cx_flag(c, "deleted"), &c->out);
 	if (rc != 0)
 		reg_cx_store(c, rc);
 }
@@ -188,7 +214,7 @@ reg_c_versions(struct reg_cx *c)
 {
 	struct reg_version *v = NULL;
 	size_t n = 0;
-	int rc = reg_store_versions(c->pg, c->seg[1], "active,deprecated",
+	int rc = reg_store_versions(c->pg, c->tenant, c->seg[1], "active,deprecated",
 	                            reg_cx_flag(c, "deleted"), &v, &n);
 	if (rc != 0) {
 		reg_cx_store(c, rc);
@@ -209,7 +235,9 @@ static void
 reg_c_register(struct reg_cx *c)
 {
 	int draft;
-	char *canon = reg_cx_schema(c, &draft);
+	struct reg_ref *refs = NULL;
+	size_t nrefs = 0;
+	char *canon = reg_cx_schema(c, &draft, &refs, &nrefs);
 	if (canon == NULL) {
 		reg_count_register(c->st, REG_M_INVALID);
 		return;
@@ -217,7 +245,8 @@ reg_c_register(struct reg_cx *c)
 	struct reg_version v;
 	struct reg_err e = { 0 };
 	bool created = false;
-	if (reg_register(c->pg, c->seg[1], canon, draft, c->actor, &v, &created, &e) != 0) {
+	if (reg_register(c->pg, c->tenant, c->seg[1], canon, draft, refs, nrefs, c->actor, &v,
+	                 &created, &e) != 0) {
 		if (e.code == SB__RPC__CODE__ABORTED)
 			reg_count_register(c->st, REG_M_INCOMPATIBLE);
 		reg_cx_fail(c, &e);
@@ -238,6 +267,7 @@ reg_c_register(struct reg_cx *c)
 		reg_version_clear(&v);
 	}
 	reg_diffs_free(&e.diffs);
+	free(refs);
 	free(canon);
 }
 
@@ -253,7 +283,7 @@ reg_cx_get_version(struct reg_cx *c, struct reg_version *v)
 		             c->seg[3]);
 		return false;
 	}
-	int rc = reg_store_version_by_number(c->pg, c->seg[1], ver, v, &found);
+	int rc = reg_store_version_by_number(c->pg, c->tenant, c->seg[1], ver, false, v, &found);
 	if (rc != 0) {
 		reg_cx_store(c, rc);
 		return false;
@@ -261,7 +291,7 @@ reg_cx_get_version(struct reg_cx *c, struct reg_version *v)
 	if (!found) {
 		struct reg_version *all = NULL;
 		size_t n = 0;
-		reg_store_versions(c->pg, c->seg[1], NULL, false, &all, &n);
+		reg_store_versions(c->pg, c->tenant, c->seg[1], NULL, false, &all, &n);
 		reg_versions_free(all, n);
 		if (n == 0)
 			reg_cx_error(c, 404, 40401, "Subject '%s' not found.", c->seg[1]);
@@ -278,8 +308,21 @@ reg_c_version(struct reg_cx *c)
 	struct reg_version v;
 	if (!reg_cx_get_version(c, &v))
 		return;
-	c->out = reg_cx_schema_obj(&v, true);
+	c->out = reg_cx_schema_obj(c, &v, true);
 	reg_version_clear(&v);
+}
+
+/* GET /subjects/{s}/versions/{v}/referencedby: the ids of the versions that refer to it */
+static void
+reg_c_referenced_by(struct reg_cx *c)
+{
+	struct reg_version v;
+	if (!reg_cx_get_version(c, &v))
+		return;
+	int rc = reg_store_referenced_by(c->pg, c->tenant, v.subject, v.version, false, &c->out);
+	reg_version_clear(&v);
+	if (rc != 0)
+		reg_cx_store(c, rc);
 }
 
 static void
@@ -296,24 +339,48 @@ static void
 reg_c_lookup(struct reg_cx *c)
 {
 	int draft;
-	char *canon = reg_cx_schema(c, &draft);
+	struct reg_ref *refs = NULL;
+	size_t nrefs = 0;
+	char *canon = reg_cx_schema(c, &draft, &refs, &nrefs);
 	if (canon == NULL)
 		return;
 	struct reg_version *v = NULL;
 	size_t n = 0;
-	int rc = reg_store_versions(c->pg, c->seg[1], NULL, false, &v, &n);
+	struct reg_err e = { 0 };
+	int rc = reg_store_versions(c->pg, c->tenant, c->seg[1], NULL, false, &v, &n);
 	if (rc != 0) {
 		reg_cx_store(c, rc);
 	} else if (n == 0) {
 		reg_cx_error(c, 404, 40401, "Subject '%s' not found.", c->seg[1]);
+	} else if (nrefs > 0 && reg_refs_resolve(c->pg, c->tenant, refs, nrefs, false, &e) != 0) {
+		if (e.code == SB__RPC__CODE__INVALID_ARGUMENT)
+			reg_cx_error(c, 404, 40403, "Schema not found");
+		else
+			reg_cx_fail(c, &e);
 	} else {
-		for (size_t i = 0; i < n && c->out == NULL; i++)
-			if (v[i].draft == draft && strcmp(v[i].schema, canon) == 0)
-				c->out = reg_cx_schema_obj(&v[i], true);
-		if (c->out == NULL)
+		/* the same text, draft and references (by name and resolved version) */
+		for (size_t i = 0; i < n && c->out == NULL; i++) {
+			if (v[i].draft != draft || strcmp(v[i].schema, canon) != 0)
+				continue;
+			struct reg_ref *have = NULL;
+			size_t nh = 0;
+			if ((rc = reg_store_refs_of(c->pg, v[i].id, &have, &nh)) != 0) {
+				reg_cx_store(c, rc);
+				break;
+			}
+			bool same = nh == nrefs;
+			for (size_t k = 0; same && k < nh; k++)
+				same = have[k].id == refs[k].id &&
+				       strcmp(have[k].name, refs[k].name) == 0;
+			free(have);
+			if (same)
+				c->out = reg_cx_schema_obj(c, &v[i], true);
+		}
+		if (c->out == NULL && rc == 0)
 			reg_cx_error(c, 404, 40403, "Schema not found");
 	}
 	reg_versions_free(v, n);
+	free(refs);
 	free(canon);
 }
 
@@ -329,13 +396,32 @@ reg_c_delete(struct reg_cx *c)
 	json_t *deleted = NULL;
 	int rc = sb_pg_begin(c->pg);
 	if (rc == 0)
-		rc = reg_store_delete(c->pg, c->seg[1], ver, &deleted);
+		rc = reg_store_delete(c->pg, c->tenant, c->seg[1], ver, &deleted);
+	if (rc == 0 && json_array_size(deleted) > 0) {
+		/* after the update, which waits for registrations that lock a version they refer
+		 * to: a version that another one refers to stays (Confluent's 42206) */
+		json_t *by = NULL;
+		rc = reg_store_referenced_by(c->pg, c->tenant, c->seg[1], ver, true, &by);
+		if (rc == 0 && json_array_size(by) > 0) {
+			sb_pg_rollback(c->pg);
+			char *ids = json_dumps(by, JSON_COMPACT);
+			reg_cx_error(c, 422, 42206,
+			             "One or more references exist to the schema {subject=%s, "
+			             "version=%s}: referred to by schema id(s) %s",
+			             c->seg[1], ver > 0 ? c->seg[3] : "any", ids ? ids : "?");
+			free(ids);
+			json_decref(by);
+			json_decref(deleted);
+			return;
+		}
+		json_decref(by);
+	}
 	if (rc == 0 && json_array_size(deleted) > 0) {
 		char *d = json_dumps(deleted, JSON_COMPACT);
 		char detail[700];
 		snprintf(detail, sizeof(detail), "{\"versions\":%s}", d ? d : "[]");
 		free(d);
-		rc = reg_store_audit(c->pg, c->actor, "delete", c->seg[1], 0, detail);
+		rc = reg_store_audit(c->pg, c->tenant, c->actor, "delete", c->seg[1], 0, detail);
 	}
 	if (rc == 0)
 		rc = sb_pg_commit(c->pg);
@@ -370,7 +456,7 @@ reg_cx_by_id(struct reg_cx *c, struct reg_version *v)
 		reg_cx_error(c, 404, 40403, "Schema %s not found", c->seg[2]);
 		return false;
 	}
-	int rc = reg_store_version_by_id(c->pg, id, false, v, &found);
+	int rc = reg_store_version_by_id(c->pg, c->tenant, id, false, v, &found);
 	if (rc != 0) {
 		reg_cx_store(c, rc);
 		return false;
@@ -391,6 +477,7 @@ reg_c_by_id(struct reg_cx *c)
 	if (!reg_cx_by_id(c, &v))
 		return;
 	c->out = json_pack("{s:s,s:s}", "schemaType", "JSON", "schema", v.schema);
+	reg_cx_add_refs(c, &v, c->out);
 	reg_version_clear(&v);
 }
 
@@ -440,7 +527,9 @@ reg_c_compat(struct reg_cx *c)
 		             c->seg[4]);
 		return;
 	}
-	char *canon = reg_cx_schema(c, &draft);
+	struct reg_ref *refs = NULL;
+	size_t nrefs = 0;
+	char *canon = reg_cx_schema(c, &draft, &refs, &nrefs);
 	if (canon == NULL)
 		return;
 	struct reg_err e = { 0 };
@@ -449,7 +538,8 @@ reg_c_compat(struct reg_cx *c)
 		/* latest: the level's own rule (transitive levels check every version) */
 		ver = 0;
 	}
-	if (reg_check_compat(c->pg, c->seg[2], canon, ver, all, &ok, &e) != 0) {
+	if (reg_check_compat(c->pg, c->tenant, c->seg[2], canon, refs, nrefs, ver, all, &ok, &e) !=
+	    0) {
 		reg_cx_fail(c, &e);
 	} else {
 		c->out = json_pack("{s:b}", "is_compatible", ok);
@@ -467,6 +557,7 @@ reg_c_compat(struct reg_cx *c)
 		}
 	}
 	reg_diffs_free(&e.diffs);
+	free(refs);
 	free(canon);
 }
 
@@ -476,14 +567,15 @@ reg_c_get_config(struct reg_cx *c)
 	char level[32];
 	int rc;
 	if (c->nseg == 1) {
-		if ((rc = reg_store_global_compat(c->pg, level, sizeof(level))) != 0) {
+		if ((rc = reg_store_global_compat(c->pg, c->tenant, level, sizeof(level))) != 0) {
 			reg_cx_store(c, rc);
 			return;
 		}
 	} else {
 		bool exists, subject_set, prot;
-		if ((rc = reg_store_subject_config(c->pg, c->seg[1], false, &exists, level,
-		                                   sizeof(level), &subject_set, &prot)) != 0) {
+		if ((rc = reg_store_subject_config(c->pg, c->tenant, c->seg[1], false, &exists,
+		                                   level, sizeof(level), &subject_set, &prot)) !=
+		    0) {
 			reg_cx_store(c, rc);
 			return;
 		}
@@ -517,10 +609,10 @@ reg_c_put_config(struct reg_cx *c)
 	snprintf(detail, sizeof(detail), "{\"compatibility\":\"%s\"}", level);
 	int rc = sb_pg_begin(c->pg);
 	if (rc == 0)
-		rc = c->nseg == 1 ? reg_store_set_global_compat(c->pg, level)
-		                  : reg_store_set_subject(c->pg, subject, level, -1);
+		rc = c->nseg == 1 ? reg_store_set_global_compat(c->pg, c->tenant, level)
+		                  : reg_store_set_subject(c->pg, c->tenant, subject, level, -1);
 	if (rc == 0)
-		rc = reg_store_audit(c->pg, c->actor, "config", subject, 0, detail);
+		rc = reg_store_audit(c->pg, c->tenant, c->actor, "config", subject, 0, detail);
 	if (rc == 0)
 		rc = sb_pg_commit(c->pg);
 	if (rc != 0) {
@@ -542,10 +634,10 @@ reg_c_delete_config(struct reg_cx *c)
 {
 	char level[32];
 	bool found = false, exists, subject_set, prot;
-	int rc = reg_store_subject_config(c->pg, c->seg[1], false, &exists, level, sizeof(level),
-	                                  &subject_set, &prot);
+	int rc = reg_store_subject_config(c->pg, c->tenant, c->seg[1], false, &exists, level,
+	                                  sizeof(level), &subject_set, &prot);
 	if (rc == 0 && subject_set)
-		rc = reg_store_clear_subject_compat(c->pg, c->seg[1], &found);
+		rc = reg_store_clear_subject_compat(c->pg, c->tenant, c->seg[1], &found);
 	if (rc != 0) {
 		reg_cx_store(c, rc);
 		return;
@@ -554,7 +646,8 @@ reg_c_delete_config(struct reg_cx *c)
 		reg_cx_error(c, 404, 40401, "Subject '%s' not found.", c->seg[1]);
 		return;
 	}
-	reg_store_audit(c->pg, c->actor, "config", c->seg[1], 0, "{\"compatibility\":null}");
+	reg_store_audit(c->pg, c->tenant, c->actor, "config", c->seg[1], 0,
+	                "{\"compatibility\":null}");
 	c->out = json_pack("{s:s}", "compatibilityLevel", level);
 }
 
@@ -565,6 +658,7 @@ static const struct reg_croute reg_croutes[] = {
 	{ "POST", "/subjects/{}/versions", "registry:write", reg_c_register },
 	{ "GET", "/subjects/{}/versions/{}", "registry:read", reg_c_version },
 	{ "GET", "/subjects/{}/versions/{}/schema", "registry:read", reg_c_version_schema },
+	{ "GET", "/subjects/{}/versions/{}/referencedby", "registry:read", reg_c_referenced_by },
 	{ "POST", "/subjects/{}", "registry:read", reg_c_lookup },
 	{ "DELETE", "/subjects/{}", "registry:admin", reg_c_delete },
 	{ "DELETE", "/subjects/{}/versions/{}", "registry:admin", reg_c_delete },
@@ -665,11 +759,17 @@ reg_rpc_http(struct sb_rpc_call *call, const void *req, void *resp)
 		const char *why = NULL;
 		if (reg_http_principal(c->st, in->authorization, &p, &why) != 0) {
 			reg_cx_error(c, 401, 40101, "%s", why);
+		} else if (c->st->jwt != NULL &&
+		           (p.tenant_id[0] == '\0' || strlen(p.tenant_id) > REG_TENANT_MAX)) {
+			reg_cx_error(c, 401, 40101, "the access token names no tenant");
 		} else if (c->st->jwt != NULL && !sb_jwt_has_scope(&p, route->scope) &&
 		           !sb_jwt_has_scope(&p, "registry:admin")) {
 			reg_cx_error(c, 403, 40301, "scope %s required", route->scope);
 		} else {
 			snprintf(c->actor, sizeof(c->actor), "%s:%s", p.client_id, p.user_id);
+			/* every subject, id and level below is the caller's tenant's */
+			snprintf(c->tenant, sizeof(c->tenant), "%s",
+			         c->st->jwt != NULL ? p.tenant_id : REG_TENANT_DEFAULT);
 			route->fn(c);
 		}
 	}

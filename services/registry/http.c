@@ -10,6 +10,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/evp.h>
+
+#include "auth.pb-c.h"
 #include "registry.pb-c.h"
 #include "sb_err.h"
 #include "sb_http.h"
@@ -21,6 +24,21 @@
 #define REG_CT                "application/vnd.schemaregistry.v1+json"
 #define REG_JWKS_MIN_FETCH_MS 1000
 #define REG_HTTP_TIMEOUT_MS   10000
+#define REG_BASIC_SLOTS       64   /* Basic credentials whose access token is cached */
+#define REG_BASIC_MARGIN_S    30   /* a cached token is used until this long before it expires */
+#define REG_BASIC_MAX         1024 /* bytes of a Basic header's value */
+
+/* Access tokens obtained for Basic credentials, by the SHA-256 of the header's value (the
+ * credentials themselves are not kept). */
+struct reg_basic {
+	pthread_mutex_t mu;
+	struct {
+		unsigned char key[32];
+		char *token;
+		int64_t until_ms; /* 0: empty */
+	} slot[REG_BASIC_SLOTS];
+	size_t next;
+};
 
 static void
 reg_http_error(struct sb_http_req *r, int status, int code, const char *msg)
@@ -82,6 +100,18 @@ reg_http_handle(struct sb_http_req *r, void *arg)
 		reg_http_error(r, 503, 50003, "unavailable");
 }
 
+static void
+reg_basic_free(struct reg_state *st)
+{
+	if (st->basic == NULL)
+		return;
+	for (size_t i = 0; i < REG_BASIC_SLOTS; i++)
+		free(st->basic->slot[i].token);
+	pthread_mutex_destroy(&st->basic->mu);
+	free(st->basic);
+	st->basic = NULL;
+}
+
 int
 reg_http_start(struct reg_state *st)
 {
@@ -99,6 +129,13 @@ reg_http_start(struct reg_state *st)
 			return SB_EINVAL;
 		if ((rc = sb_jwt_verifier_new(&policy, NULL, &st->jwt)) != 0)
 			return rc;
+	}
+	if (cfg->auth_enabled) {
+		if ((st->basic = calloc(1, sizeof(*st->basic))) == NULL) {
+			rc = SB_ENOMEM;
+			goto fail;
+		}
+		pthread_mutex_init(&st->basic->mu, NULL);
 	}
 	if ((rc = sb_rpc_client_open(cfg->common.rpc_url, &st->self)) != 0)
 		goto fail;
@@ -120,6 +157,7 @@ fail:
 	st->self = NULL;
 	sb_jwt_verifier_free(st->jwt);
 	st->jwt = NULL;
+	reg_basic_free(st);
 	return rc;
 }
 
@@ -133,6 +171,7 @@ reg_http_stop(struct reg_state *st)
 	st->self = NULL;
 	sb_jwt_verifier_free(st->jwt);
 	st->jwt = NULL;
+	reg_basic_free(st);
 }
 
 /* reg_jwks_refetch fetches auth's JWKS again, at most once per REG_JWKS_MIN_FETCH_MS. */
@@ -148,6 +187,76 @@ reg_jwks_refetch(struct reg_state *st)
 	pthread_mutex_unlock(&st->jwks_mu);
 }
 
+/* reg_basic_token gives the access token for the Basic credentials of authorization (the
+ * header's value, "Basic <base64 id:secret>"): the cached one, or one auth issues now
+ * (client_credentials, every scope of the client). Returns a malloc'ed token or NULL with a
+ * reason in why. */
+static char *
+reg_basic_token(struct reg_state *st, const char *authorization, const char **why)
+{
+	const char *b64 = authorization + 6;
+	size_t n = strlen(b64);
+	unsigned char key[32];
+	unsigned int klen = 0;
+	*why = "the Basic credentials are not valid";
+	if (n == 0 || n > REG_BASIC_MAX || n % 4 != 0 ||
+	    EVP_Digest(authorization, strlen(authorization), key, &klen, EVP_sha256(), NULL) != 1)
+		return NULL;
+	int64_t now = sb_time_mono_ms();
+	char *tok = NULL;
+	pthread_mutex_lock(&st->basic->mu);
+	for (size_t i = 0; i < REG_BASIC_SLOTS && tok == NULL; i++)
+		if (st->basic->slot[i].until_ms > now &&
+		    memcmp(st->basic->slot[i].key, key, 32) == 0)
+			tok = strdup(st->basic->slot[i].token);
+	pthread_mutex_unlock(&st->basic->mu);
+	if (tok != NULL)
+		return tok;
+	/* id:secret */
+	unsigned char raw[REG_BASIC_MAX];
+	int len = EVP_DecodeBlock(raw, (const unsigned char *)b64, (int)n);
+	if (len < 0)
+		return NULL;
+	len -= (b64[n - 1] == '=') + (b64[n - 2] == '=');
+	raw[len] = '\0';
+	char *colon = strchr((char *)raw, ':');
+	if (colon == NULL || memchr(raw, '\0', (size_t)len) != NULL || colon == (char *)raw)
+		return NULL;
+	*colon = '\0';
+	Sb__Auth__TokenRequest req = SB__AUTH__TOKEN_REQUEST__INIT;
+	req.grant_type = "client_credentials";
+	req.client_id = (char *)raw;
+	req.client_secret = colon + 1;
+	struct sb_rpc_meta meta = { .timeout_ms = 5000 };
+	struct sb_rpc_result res;
+	if (sb_rpc_call(st->auth, "auth.Token", &req.base, &sb__auth__token_response__descriptor,
+	                &meta, &res) != 0) {
+		*why = "auth is unavailable";
+		return NULL;
+	}
+	const Sb__Auth__TokenResponse *out = (const void *)res.resp;
+	if (res.code == SB__RPC__CODE__OK && out != NULL && out->access_token != NULL &&
+	    out->access_token[0] != '\0')
+		tok = strdup(out->access_token);
+	else if (res.code == SB__RPC__CODE__UNAVAILABLE ||
+	         res.code == SB__RPC__CODE__DEADLINE_EXCEEDED)
+		*why = "auth is unavailable";
+	int64_t life_s = out != NULL ? out->expires_in : 0;
+	sb_rpc_result_free(&res);
+	if (tok != NULL && life_s > REG_BASIC_MARGIN_S) {
+		pthread_mutex_lock(&st->basic->mu);
+		size_t i = st->basic->next++ % REG_BASIC_SLOTS;
+		char *copy = strdup(tok);
+		free(st->basic->slot[i].token);
+		st->basic->slot[i].token = copy;
+		memcpy(st->basic->slot[i].key, key, 32);
+		st->basic->slot[i].until_ms =
+		    copy != NULL ? now + (life_s - REG_BASIC_MARGIN_S) * 1000 : 0;
+		pthread_mutex_unlock(&st->basic->mu);
+	}
+	return tok;
+}
+
 int
 reg_http_principal(struct reg_state *st, const char *authorization, struct sb_jwt_principal *p,
                    const char **why)
@@ -157,16 +266,24 @@ reg_http_principal(struct reg_state *st, const char *authorization, struct sb_jw
 		snprintf(p->client_id, sizeof(p->client_id), "anonymous");
 		return 0;
 	}
-	if (authorization == NULL || strncasecmp(authorization, "Bearer ", 7) != 0) {
-		*why = "a bearer access token is required";
+	char *basic = NULL;
+	if (authorization != NULL && strncasecmp(authorization, "Basic ", 6) == 0) {
+		if ((basic = reg_basic_token(st, authorization, why)) == NULL) {
+			sb_log_kv(SB_LOG_INFO, "registry Basic credentials refused", "reason", *why,
+			          NULL);
+			return SB_EINVAL;
+		}
+	} else if (authorization == NULL || strncasecmp(authorization, "Bearer ", 7) != 0) {
+		*why = "a bearer access token (or a client's Basic credentials) is required";
 		return SB_EINVAL;
 	}
-	const char *tok = authorization + 7;
+	const char *tok = basic != NULL ? basic : authorization + 7;
 	int rc = sb_jwt_verify(st->jwt, tok, strlen(tok), p);
 	if (rc == SB_JWT_UNKNOWN_KID) {
 		reg_jwks_refetch(st);
 		rc = sb_jwt_verify(st->jwt, tok, strlen(tok), p);
 	}
+	free(basic);
 	if (rc != 0) {
 		*why = "the access token is not valid";
 		sb_log_kv(SB_LOG_INFO, "registry token refused", "reason", sb_jwt_reason_name(rc),

@@ -77,6 +77,32 @@ reg_subject_ok(const char *s)
 	return true;
 }
 
+/* reg_tenant is the caller's tenant: the principal's (the gateway sets it from the token);
+ * REG_TENANT_DEFAULT when tokens are not checked (SB_REGISTRY_AUTH_ENABLED=false) and the
+ * caller names none. NULL (answered 401 by the caller) otherwise: a registry without a
+ * tenant to scope it to answers nothing. */
+static const char *
+reg_tenant(struct sb_rpc_call *call)
+{
+	const Sb__Rpc__Principal *p = sb_rpc_call_principal(call);
+	if (p != NULL && p->tenant_id != NULL && p->tenant_id[0] != '\0' &&
+	    strlen(p->tenant_id) <= REG_TENANT_MAX)
+		return p->tenant_id;
+	struct reg_state *st = reg_st(call);
+	if (st != NULL && !st->cfg->auth_enabled)
+		return REG_TENANT_DEFAULT;
+	return NULL;
+}
+
+static int
+reg_no_tenant(struct sb_rpc_call *call)
+{
+	sb_log_kv(SB_LOG_INFO, "registry request refused", "method", sb_rpc_call_method(call),
+	          "reason", "the caller has no tenant", NULL);
+	return sb_rpc_call_error(call, SB__RPC__CODE__UNAUTHENTICATED,
+	                         "the caller's token names no tenant");
+}
+
 static bool
 reg_has_scope(struct sb_rpc_call *call, const char *scope)
 {
@@ -94,6 +120,9 @@ reg_rpc_create(struct sb_rpc_call *call, const void *req, void *resp)
 {
 	const Sb__Registry__CreateSchemaRequest *in = req;
 	struct reg_err e = { 0 };
+	const char *tenant = reg_tenant(call);
+	if (tenant == NULL)
+		return reg_no_tenant(call);
 	json_error_t je;
 	json_t *body = json_loads(in->body ? in->body : "", JSON_REJECT_DUPLICATES, &je);
 	if (!json_is_object(body)) {
@@ -104,8 +133,14 @@ reg_rpc_create(struct sb_rpc_call *call, const void *req, void *resp)
 	json_t *schema = json_object_get(body, "schema");
 	json_t *draftv = json_object_get(body, "draft");
 	int draft = draftv ? (int)json_integer_value(draftv) : 7;
+	struct reg_ref *refs = NULL;
+	size_t nrefs = 0;
 	int rc;
-	if (!reg_subject_ok(subject))
+	char why[300];
+	if (reg_refs_parse(json_object_get(body, "references"), &refs, &nrefs, why, sizeof(why)) !=
+	    0)
+		rc = reg_invalid(call, "references", why);
+	else if (!reg_subject_ok(subject))
 		rc = reg_invalid(call, "subject",
 		                 "required: 1 to 255 bytes of UTF-8 without control characters");
 	else if (!json_is_object(schema) && !json_is_boolean(schema) && !json_is_string(schema))
@@ -124,14 +159,17 @@ reg_rpc_create(struct sb_rpc_call *call, const void *req, void *resp)
 		reg_actor(sb_rpc_call_principal(call), actor, sizeof(actor));
 		if (text == NULL) {
 			rc = sb_rpc_call_error(call, SB__RPC__CODE__INTERNAL, "out of memory");
-		} else if (reg_schema_parse(text, strlen(text), draft, &canon, &e) != 0) {
+		} else if (reg_schema_parse(text, strlen(text), draft, nrefs == 0, &canon, &e) !=
+		           0) {
 			reg_count_register(reg_st(call), REG_M_INVALID);
 			rc = reg_invalid(call, "schema", e.message);
-		} else if (reg_register(reg_pg(call), subject, canon, draft, actor, &v, &created,
-		                        &e) != 0) {
+		} else if (reg_register(reg_pg(call), tenant, subject, canon, draft, refs, nrefs,
+		                        actor, &v, &created, &e) != 0) {
 			if (e.code == SB__RPC__CODE__ABORTED)
 				reg_count_register(reg_st(call), REG_M_INCOMPATIBLE);
-			rc = reg_fail(call, &e);
+			rc = e.code == SB__RPC__CODE__INVALID_ARGUMENT
+			         ? reg_invalid(call, nrefs > 0 ? "references" : "schema", e.message)
+			         : reg_fail(call, &e);
 		} else {
 			json_t *o = NULL;
 			reg_version_json(&v, &o);
@@ -157,6 +195,7 @@ reg_rpc_create(struct sb_rpc_call *call, const void *req, void *resp)
 		free(canon);
 	}
 	reg_diffs_free(&e.diffs);
+	free(refs);
 	json_decref(body);
 	return rc;
 }
@@ -169,9 +208,12 @@ reg_rpc_list(struct sb_rpc_call *call, const void *req, void *resp)
 	if (in->state && in->state[0] && strcmp(in->state, "active") != 0 &&
 	    strcmp(in->state, "pending") != 0 && strcmp(in->state, "deprecated") != 0)
 		return reg_invalid(call, "state", "must be active, pending or deprecated");
+	const char *tenant = reg_tenant(call);
+	if (tenant == NULL)
+		return reg_no_tenant(call);
 	struct reg_version *v = NULL;
 	size_t n = 0;
-	int rc = reg_store_list(reg_pg(call), in->subject, in->state, &v, &n);
+	int rc = reg_store_list(reg_pg(call), tenant, in->subject, in->state, &v, &n);
 	if (rc != 0) {
 		reg_err_store(&e, reg_pg(call), rc);
 		return reg_fail(call, &e);
@@ -191,13 +233,18 @@ reg_get_version(struct sb_rpc_call *call, int64_t id, struct reg_version *v)
 {
 	struct reg_err e = { 0 };
 	bool found = false;
-	int rc = reg_store_version_by_id(reg_pg(call), id, false, v, &found);
+	const char *tenant = reg_tenant(call);
+	if (tenant == NULL)
+		return reg_no_tenant(call);
+	int rc = reg_store_version_by_id(reg_pg(call), tenant, id, false, v, &found);
 	if (rc != 0) {
 		reg_err_store(&e, reg_pg(call), rc);
 		return reg_fail(call, &e);
 	}
 	if (!found || v->deleted) {
 		reg_version_clear(v);
+		sb_log_kv(SB_LOG_INFO, "registry request refused", "method",
+		          sb_rpc_call_method(call), "reason", "schema not found", NULL);
 		return sb_rpc_call_error(call, SB__RPC__CODE__NOT_FOUND, "schema %lld not found",
 		                         (long long)id);
 	}
@@ -215,6 +262,11 @@ reg_rpc_get(struct sb_rpc_call *call, const void *req, void *resp)
 	json_t *o = NULL, *audit = NULL;
 	reg_version_json(&v, &o);
 	reg_version_clear(&v);
+	struct reg_ref *refs = NULL;
+	size_t nrefs = 0;
+	if (reg_store_refs_of(reg_pg(call), in->id, &refs, &nrefs) == 0 && nrefs > 0)
+		json_object_set_new(o, "references", reg_refs_json(refs, nrefs));
+	free(refs);
 	if (reg_store_audit_of(reg_pg(call), in->id, &audit) == 0)
 		json_object_set_new(o, "audit", audit);
 	return reg_reply(call, resp, o);
@@ -232,7 +284,10 @@ reg_rpc_validate(struct sb_rpc_call *call, const void *req, void *resp)
 	const char *doc = in->body ? in->body : "";
 	if (doc[0] == '\0')
 		return reg_invalid(call, "", "the body must be the JSON document to validate");
-	if (reg_validate(reg_st(call), reg_pg(call), in->id, doc, strlen(doc), &valid, errs,
+	const char *tenant = reg_tenant(call);
+	if (tenant == NULL)
+		return reg_no_tenant(call);
+	if (reg_validate(reg_st(call), reg_pg(call), tenant, in->id, doc, strlen(doc), &valid, errs,
 	                 REG_ERRORS_MAX, &nerrs, &v, &e) != 0)
 		return e.code == SB__RPC__CODE__INVALID_ARGUMENT ? reg_invalid(call, "", e.message)
 		                                                 : reg_fail(call, &e);
@@ -258,8 +313,11 @@ reg_move(struct sb_rpc_call *call, const void *req, void *resp, const char *stat
 	if (!reg_has_scope(call, "registry:admin"))
 		return sb_rpc_call_error(call, SB__RPC__CODE__PERMISSION_DENIED,
 		                         "scope registry:admin required");
+	const char *tenant = reg_tenant(call);
+	if (tenant == NULL)
+		return reg_no_tenant(call);
 	reg_actor(sb_rpc_call_principal(call), actor, sizeof(actor));
-	if (reg_set_state(reg_pg(call), in->id, state, actor, &v, &e) != 0)
+	if (reg_set_state(reg_pg(call), tenant, in->id, state, actor, &v, &e) != 0)
 		return reg_fail(call, &e);
 	json_t *o = NULL;
 	reg_version_json(&v, &o);
@@ -289,6 +347,9 @@ reg_rpc_subject_config(struct sb_rpc_call *call, const void *req, void *resp)
 		                         "scope registry:admin required");
 	if (!reg_subject_ok(in->subject))
 		return reg_invalid(call, "subject", "1 to 255 bytes without control characters");
+	const char *tenant = reg_tenant(call);
+	if (tenant == NULL)
+		return reg_no_tenant(call);
 	json_t *body = json_loads(in->body ? in->body : "", JSON_REJECT_DUPLICATES, NULL);
 	if (!json_is_object(body)) {
 		json_decref(body);
@@ -313,11 +374,13 @@ reg_rpc_subject_config(struct sb_rpc_call *call, const void *req, void *resp)
 		reg_actor(sb_rpc_call_principal(call), actor, sizeof(actor));
 		char *detail = json_dumps(body, JSON_COMPACT);
 		if ((rc = sb_pg_begin(pg)) != 0 ||
-		    (rc = reg_store_set_subject(pg, in->subject, cv ? json_string_value(cv) : NULL,
+		    (rc = reg_store_set_subject(pg, tenant, in->subject,
+		                                cv ? json_string_value(cv) : NULL,
 		                                pv ? json_is_true(pv) : -1)) != 0 ||
-		    (rc = reg_store_audit(pg, actor, "config", in->subject, 0, detail)) != 0 ||
+		    (rc = reg_store_audit(pg, tenant, actor, "config", in->subject, 0, detail)) !=
+		        0 ||
 		    (rc = sb_pg_commit(pg)) != 0 ||
-		    (rc = reg_store_subject_config(pg, in->subject, false, &exists, level,
+		    (rc = reg_store_subject_config(pg, tenant, in->subject, false, &exists, level,
 		                                   sizeof(level), &subject_set, &prot)) != 0) {
 			sb_pg_rollback(pg);
 			reg_err_store(&e, pg, rc);
@@ -346,10 +409,14 @@ reg_rpc_validate_subject(struct sb_rpc_call *call, const void *req, void *resp)
 	bool found = false;
 	if (!reg_subject_ok(in->subject))
 		return reg_invalid(call, "subject", "1 to 255 bytes without control characters");
+	/* the publisher's tenant: pubsub forwards its caller's principal */
+	const char *tenant = reg_tenant(call);
+	if (tenant == NULL)
+		return reg_no_tenant(call);
 	/* the latest active version */
 	struct reg_version *v = NULL;
 	size_t n = 0;
-	int rc = reg_store_versions(pg, in->subject, "active", false, &v, &n);
+	int rc = reg_store_versions(pg, tenant, in->subject, "active", false, &v, &n);
 	if (rc != 0) {
 		reg_err_store(&e, pg, rc);
 		return reg_fail(call, &e);
@@ -366,8 +433,8 @@ reg_rpc_validate_subject(struct sb_rpc_call *call, const void *req, void *resp)
 	const char *doc = in->document ? in->document : "";
 	if (errs == NULL)
 		return sb_rpc_call_error(call, SB__RPC__CODE__INTERNAL, "out of memory");
-	if (reg_validate(reg_st(call), pg, id, doc, strlen(doc), &valid, errs, REG_ERRORS_MAX,
-	                 &nerrs, &latest, &e) != 0)
+	if (reg_validate(reg_st(call), pg, tenant, id, doc, strlen(doc), &valid, errs,
+	                 REG_ERRORS_MAX, &nerrs, &latest, &e) != 0)
 		return e.code == SB__RPC__CODE__INVALID_ARGUMENT
 		           ? reg_invalid(call, "document", e.message)
 		           : reg_fail(call, &e);

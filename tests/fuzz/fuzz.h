@@ -35,6 +35,18 @@ fz_cstr(const uint8_t *data, size_t n)
 	return s;
 }
 
+/* fz_cut cuts s at its first newline: s keeps the text before it, and the text after it is
+ * returned (dflt when s holds no newline). For targets whose input is two texts. */
+static inline const char *
+fz_cut(char *s, const char *dflt)
+{
+	char *nl = strchr(s, '\n');
+	if (nl == NULL)
+		return dflt;
+	*nl = '\0';
+	return nl + 1;
+}
+
 /* fz_dup returns a malloc'd copy of exactly n bytes (at least one allocated). */
 static inline char *
 fz_dup(const uint8_t *data, size_t n)

@@ -45,12 +45,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size > 4096)
 		return 0;
 	char *all = fz_cstr(data, size);
-	char *nl = strchr(all, '\n');
-	const char *btext = "";
-	if (nl != NULL) {
-		*nl = '\0';
-		btext = nl + 1;
-	}
+	const char *btext = fz_cut(all, "");
 	const char *atext = all;
 	json_t *a = json_loads(atext, JSON_DECODE_ANY, NULL);
 	json_t *b = json_loads(btext, JSON_DECODE_ANY, NULL);

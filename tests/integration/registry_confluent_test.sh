@@ -17,7 +17,8 @@ py=${SB_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/switchboard}/venv-confluent/b
 SB_TOKEN_ADMIN=$TOKEN_ADMIN
 SB_TOKEN_READER=$TOKEN_READER
 SB_TOKEN_ALICE=$TOKEN_ALICE
-export SB_TOKEN_ADMIN SB_TOKEN_READER SB_TOKEN_ALICE
+SB_ADMIN_BASIC="$(jq -r .admin.client_id "$creds"):$(jq -r .admin.client_secret "$creds")"
+export SB_TOKEN_ADMIN SB_TOKEN_READER SB_TOKEN_ALICE SB_ADMIN_BASIC
 reg=http://127.0.0.1:${SVC_HTTP[registry]}
 
 fails=0
@@ -29,6 +30,11 @@ expect "a forged token: 401" 401 "$(curl -s -o "$out" -w '%{http_code}' -H 'Auth
 expect "unknown route: 404" 404 "$(curl -s -o "$out" -w '%{http_code}' -H "Authorization: Bearer $SB_TOKEN_READER" "$reg/nothing/here")"
 expect "another method: 405" 405 "$(curl -s -o "$out" -w '%{http_code}' -X PATCH -H "Authorization: Bearer $SB_TOKEN_READER" "$reg/subjects")"
 expect "a body that is not JSON: 422" 422 "$(curl -s -o "$out" -w '%{http_code}' -H "Authorization: Bearer $SB_TOKEN_ADMIN" -H 'Content-Type: application/json' -d '{"schema":' "$reg/subjects/s/versions")"
+expect "Basic credentials of a client: 200" 200 "$(curl -s -o "$out" -w '%{http_code}' -u "$SB_ADMIN_BASIC" "$reg/subjects")"
+expect "  ... again (the cached token)" 200 "$(curl -s -o "$out" -w '%{http_code}' -u "$SB_ADMIN_BASIC" "$reg/subjects")"
+expect "a wrong secret: 401" "401 40101" "$(curl -s -o "$out" -w '%{http_code}' -u "${SB_ADMIN_BASIC%%:*}:wrong" "$reg/subjects") $(jq -r .error_code "$out")"
+expect "Basic that is not base64 id:secret: 401" 401 "$(curl -s -o "$out" -w '%{http_code}' -H 'Authorization: Basic !!!!' "$reg/subjects")"
+expect "alice's client (no registry scope) by Basic: 403" 403 "$(curl -s -o "$out" -w '%{http_code}' -u "$(jq -r .alice.client_id "$creds"):$(jq -r .alice.client_secret "$creds")" "$reg/subjects")"
 expect "a bad version id: 422" 42202 "$(curl -s -o "$out" -H "Authorization: Bearer $SB_TOKEN_READER" "$reg/subjects/s/versions/zero"; jq -r .error_code "$out")"
 
 # The ingress: nginx from the checked-in template, /registry/ proxied to the registry's port.

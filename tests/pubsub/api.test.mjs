@@ -502,6 +502,22 @@ test('a topic with a schema subject: publishes validated by the registry, violat
 	assert.deepEqual(got[0].payload, { id: 7, qty: 2 });
 });
 
+test('schema validation uses the publisher\'s tenant: another tenant\'s subject of the same name is not seen', async () => {
+	const subject = uniq('tenant-value');
+	const t = await topic({ schema_subject: subject });
+	await expect(201, 'POST', '/api/v1/schemas', {
+		subject, schema: { type: 'object', required: ['id'], properties: { id: { type: 'integer' } } },
+	});
+	await publish({ topic: t.name, payload: { id: 1 } });
+	// the other tenant's topic names the same subject, which it never registered: refused as a
+	// subject without a schema, though the payload matches the first tenant's schema
+	await expect(201, 'POST', '/api/v1/topics', { name: t.name, schema_subject: subject }, 'other');
+	const r = await call('POST', '/api/v1/messages/publish', { topic: t.name, payload: { id: 1 } }, 'other');
+	assert.equal(r.status, 400, JSON.stringify(r.body));
+	assert.match(JSON.stringify(r.body), /no active schema/);
+	assert.deepEqual(await consume(t.name, {}, 'other'), []);
+});
+
 test('service metrics count publishes, acks and dead letters', async () => {
 	const r = await fetch(`${process.env.SB_PUBSUB_OPS}/metrics`);
 	const text = await r.text();

@@ -1,16 +1,17 @@
 """Confluent's own SchemaRegistryClient (PyPI confluent-kafka) against the registry's
 Confluent-compatible API: register, fetch by id and by version, lookup, compatibility tests
 and levels, subjects and versions, delete, the errors clients act on, and a JSONSerializer /
-JSONDeserializer round trip through the registry. Run by tests/integration/registry_confluent_test.sh
+JSONDeserializer round trip through the registry, and a schema with a reference (registered,
+fetched back with it, a document validated through it on both sides). Run by tests/integration/registry_confluent_test.sh
 with SB_REGISTRY_URL (the API's root) and SB_TOKEN_ADMIN / SB_TOKEN_READER / SB_TOKEN_ALICE."""
 import json
 import os
 import sys
 
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry import Schema, SchemaReference, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSerializer
-from confluent_kafka.serialization import MessageField, SerializationContext
+from confluent_kafka.serialization import MessageField, SerializationContext, SerializationError
 
 URL = os.environ["SB_REGISTRY_URL"]
 failures = []
@@ -116,6 +117,60 @@ check("JSONSerializer frames with the schema id", data[0] == 0 and
       int.from_bytes(data[1:5], "big") > 0)
 de = JSONDeserializer(None, schema_registry_client=reader)
 check("JSONDeserializer fetches the schema and reads back", de(data, ctx) == {"id": "o-1"})
+
+# schema references: customer-value refers to address by the name its $ref uses
+addr = {"type": "object", "required": ["street"],
+        "properties": {"street": {"type": "string"},
+                       "zip": {"type": "string", "pattern": "^[0-9]{5}$"}}}
+cust = {"type": "object", "required": ["name", "home"],
+        "properties": {"name": {"type": "string"}, "home": {"$ref": "address.json"}}}
+ida = admin.register_schema("address", Schema(json.dumps(addr), "JSON"))
+cust_schema = Schema(json.dumps(cust), "JSON",
+                     references=[SchemaReference("address.json", "address", 1)])
+idc = admin.register_schema("customer-value", cust_schema)
+check("register a schema with a reference", isinstance(idc, int) and idc not in (ida, 0))
+got = client(os.environ["SB_TOKEN_READER"]).get_schema(idc)
+refs = [(r.name, r.subject, r.version) for r in (got.references or [])]
+check("get_schema(id) returns its references", refs == [("address.json", "address", 1)], refs)
+check("  ... and the schema as registered", json.loads(got.schema_str) == cust, got.schema_str)
+latest = reader.get_latest_version("customer-value")
+check("get_latest_version returns the references",
+      [r.name for r in (latest.schema.references or [])] == ["address.json"], latest)
+check("lookup_schema with the references finds it",
+      admin.lookup_schema("customer-value", cust_schema).schema_id == idc)
+ser = JSONSerializer(cust_schema, admin, conf={"auto.register.schemas": True})
+cctx = SerializationContext("customer", MessageField.VALUE)
+doc = {"name": "n", "home": {"street": "s", "zip": "12345"}}
+data = ser(doc, cctx)
+check("JSONSerializer resolves the reference and frames with the schema's id",
+      int.from_bytes(data[1:5], "big") == idc)
+try:
+    ser({"name": "n", "home": {"street": "s", "zip": "1"}}, cctx)
+    check("a document that breaks the referenced schema is refused by the serializer", False)
+except SerializationError:
+    check("a document that breaks the referenced schema is refused by the serializer", True)
+de = JSONDeserializer(None, schema_registry_client=client(os.environ["SB_TOKEN_READER"]))
+check("JSONDeserializer fetches the schema and its reference and reads back", de(data, cctx) == doc)
+expect_error("the referenced version cannot be deleted: 42206",
+             lambda: admin.delete_version("address", 1), 422, 42206)
+
+# Basic credentials (basic.auth.user.info, as most Confluent tooling is configured): the
+# registry exchanges them with auth for the client's access token
+basic = SchemaRegistryClient({
+    "url": URL,
+    "basic.auth.user.info": os.environ["SB_ADMIN_BASIC"],
+    "max.retries": 0,
+})
+idb = basic.register_schema("basic-value", Schema(json.dumps(v1), "JSON"))
+check("a client with Basic credentials registers", isinstance(idb, int) and idb > 0, idb)
+check("  ... and reads in the same tenant as its bearer token",
+      reader.get_latest_version("basic-value").schema_id == idb)
+bad_basic = SchemaRegistryClient({
+    "url": URL,
+    "basic.auth.user.info": os.environ["SB_ADMIN_BASIC"].split(":")[0] + ":wrong",
+    "max.retries": 0,
+})
+expect_error("a wrong secret: 401", lambda: bad_basic.get_subjects(), 401, 40101)
 
 # delete
 deleted = admin.delete_subject("payments-value")

@@ -22,3 +22,17 @@ TOKEN_ALICE=$(reg_token alice)
 for t in "$TOKEN_ADMIN" "$TOKEN_READER" "$TOKEN_ALICE"; do
 	[ -n "$t" ] && [ "$t" != null ] || { echo "FAIL: no access token"; exit 1; }
 done
+# A second tenant ("tenant-b", user erin), for the tenancy tests: TOKEN_B (every registry
+# scope), TOKEN_B_WRITE (read and write, not admin). Tokens issued by auth's CLI, as auth
+# issues them (the same keys, issuer and claims, the tenant's id in tenant_id).
+reg_cli() {
+	env DATABASE_URL="$SB_TEST_PG_DSN" SB_AUTH_ISSUER="$SB_GW" "$SB_BUILD_ROOT/bin/sb-auth" "$@"
+}
+reg_cli user create --tenant tenant-b --name erin >/dev/null || { echo "FAIL: user create"; exit 1; }
+TOKEN_B=$(reg_cli token issue --tenant tenant-b --user erin --ttl 900 \
+	--scopes 'registry:read registry:write registry:admin')
+TOKEN_B_WRITE=$(reg_cli token issue --tenant tenant-b --user erin --ttl 900 \
+	--scopes 'registry:read registry:write')
+for t in "$TOKEN_B" "$TOKEN_B_WRITE"; do
+	[ "${#t}" -gt 100 ] || { echo "FAIL: no access token for tenant-b"; exit 1; }
+done
