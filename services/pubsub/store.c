@@ -190,27 +190,31 @@ const struct sb_pg_stmt ps_stmts[] = {
 	 * in one statement, with the rules of "ack". One row per ack, in order: topic, error (''
 	 * when acked now or before; not_found, lease_required, no_lease), seconds since the
 	 * publish, whether this statement acked it, and the message's traceparent header (''). The
-	 * outer query sees the states from before the UPDATE. */
+	 * outer query sees the states from before the UPDATE. Every row is found by a key lookup
+	 * per ack (LATERAL ... LIMIT 1 cannot be flattened): a cached generic plan made while the
+	 * tables were empty joined messages through messages_by_topic instead, reading every
+	 * message of the topic for each ack (docs/pubsub.md, "Profile"). */
 	{ "ack_batch",
 	  "WITH r AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[]) WITH ORDINALITY "
 	  "AS r (mid, sub, lease, n)), "
-	  "t AS (SELECT r.n, r.mid, r.lease, s.id AS sub_id, tp.name AS topic, tp.guarantee = "
-	  "'exactly_once' AS strict FROM r JOIN messages m ON m.id = r.mid JOIN topics tp ON tp.id "
-	  "= m.topic_id AND tp.tenant_id = $4 JOIN subscriptions s ON s.topic_id = tp.id AND "
-	  "s.name = r.sub), "
+	  "t AS (SELECT r.n, r.lease, s.id AS sub_id, tp.name AS topic, tp.guarantee = "
+	  "'exactly_once' AS strict, m.published_at, m.tp, x.seq, x.state FROM r "
+	  "CROSS JOIN LATERAL (SELECT topic_id, published_at, headers->>'traceparent' AS tp FROM "
+	  "messages WHERE id = r.mid LIMIT 1) m JOIN topics tp ON tp.id = m.topic_id AND "
+	  "tp.tenant_id = $4 JOIN subscriptions s ON s.topic_id = tp.id AND s.name = r.sub "
+	  "LEFT JOIN LATERAL (SELECT seq, state FROM deliveries WHERE message_id = r.mid AND "
+	  "sub_id = s.id LIMIT 1) x ON true), "
 	  "u AS (UPDATE deliveries d SET state = 'acked', acked_at = now(), lease_id = NULL, "
-	  "lease_expires = NULL FROM t WHERE d.message_id = t.mid AND d.sub_id = t.sub_id AND NOT "
-	  "(t.strict AND t.lease = '') AND (d.state = 'leased' OR (NOT t.strict AND d.state = "
-	  "'ready' AND d.attempt > 0 AND t.lease = '')) AND (t.lease = '' OR d.lease_id::text = "
-	  "t.lease) AND (NOT t.strict OR d.lease_expires > now()) RETURNING d.message_id, "
-	  "d.sub_id) "
-	  "SELECT t.topic, CASE WHEN t.mid IS NULL OR d.state IS NULL THEN 'not_found' WHEN "
-	  "t.strict AND t.lease = '' THEN 'lease_required' WHEN u.message_id IS NOT NULL OR "
-	  "d.state = 'acked' THEN '' ELSE 'no_lease' END, coalesce(extract(epoch FROM now() - "
-	  "m.published_at), 0), u.message_id IS NOT NULL, coalesce(m.headers->>'traceparent', '') "
-	  "FROM r LEFT JOIN t ON t.n = r.n LEFT JOIN (SELECT DISTINCT message_id, sub_id FROM u) u "
-	  "ON u.message_id = t.mid AND u.sub_id = t.sub_id LEFT JOIN deliveries d ON d.message_id "
-	  "= t.mid AND d.sub_id = t.sub_id LEFT JOIN messages m ON m.id = t.mid ORDER BY r.n",
+	  "lease_expires = NULL FROM t WHERE d.seq = t.seq AND NOT (t.strict AND t.lease = '') AND "
+	  "(d.state = 'leased' OR (NOT t.strict AND d.state = 'ready' AND d.attempt > 0 AND "
+	  "t.lease = '')) AND (t.lease = '' OR d.lease_id::text = t.lease) AND (NOT t.strict OR "
+	  "d.lease_expires > now()) RETURNING d.seq) "
+	  "SELECT t.topic, CASE WHEN t.n IS NULL OR t.state IS NULL THEN 'not_found' WHEN "
+	  "t.strict AND t.lease = '' THEN 'lease_required' WHEN u.seq IS NOT NULL OR t.state = "
+	  "'acked' THEN '' ELSE 'no_lease' END, coalesce(extract(epoch FROM now() - "
+	  "t.published_at), 0), u.seq IS NOT NULL, coalesce(t.tp, '') "
+	  "FROM r LEFT JOIN t ON t.n = r.n LEFT JOIN (SELECT DISTINCT seq FROM u) u ON u.seq = "
+	  "t.seq ORDER BY r.n",
 	  4 },
 	{ "delivery_state",
 	  "SELECT state, attempt FROM deliveries WHERE message_id = $1::uuid AND sub_id = "
