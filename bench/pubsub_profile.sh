@@ -9,7 +9,8 @@
 #   - the deliveries table's tuple counters (updates, HOT updates, deletes) and index sizes;
 #   - EXPLAIN (ANALYZE, BUFFERS) of a claim of 64 and of a batch ack of what it leased, on the
 #     table the load left behind (inside a transaction that is rolled back).
-# SB_PROFILE_PERF=1 also samples PostgreSQL's backends with perf for 5 s during the load.
+# SB_PROFILE_PERF=1 also samples the whole machine with perf for 5 s during the load (commands,
+# and the hottest symbols of postgres, sb-pubsub and sb-gateway).
 # Usage: bash bench/pubsub_profile.sh [BUILD_DIR]   (SB_BENCH_MESSAGES, default 4000)
 set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -52,22 +53,23 @@ rpc_calls() { curl -s "http://127.0.0.1:${SVC_OPS[pubsub]}/metrics" | awk '/^(sb
 pg_pids() { local pm; pm=$(head -1 "$tmp/pg/data/postmaster.pid"); echo "$pm $(ps -o pid= --ppid "$pm")"; }
 ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done; echo $t; }
 q -c 'SELECT pg_stat_statements_reset()' >/dev/null
-h0=$(gw_requests) r0=$(rpc_calls)
+h0=$(gw_requests) r0=$(rpc_calls) s0=$(q -c 'SELECT sum(sessions) FROM pg_stat_database')
 g0=$(ticks "${SVC_PID[gateway]}") p0=$(ticks "${SVC_PID[pubsub]}") d0=$(ticks $(pg_pids))
 (cd "$root/bench/pubsub" && env SB_GW="$SB_GW" SB_TOKEN="$token" SB_TOPIC=bench node load.mjs pubsub) >"$tmp/load.out" 2>&1 &
 load_pid=$!
 if [ "${SB_PROFILE_PERF:-0}" = 1 ]; then
 	sleep 2
-	perf record -q -F 499 -g -o "$tmp/perf.data" -p "$(pg_pids | tr ' ' ',' | sed 's/,$//')" -- sleep 5 >/dev/null 2>&1
+	perf record -q -F 499 -a -o "$tmp/perf.data" -- sleep 5 >/dev/null 2>&1
 fi
 wait "$load_pid" || { echo "profile: the load failed"; tail -20 "$tmp/load.out"; exit 1; }
 g1=$(ticks "${SVC_PID[gateway]}") p1=$(ticks "${SVC_PID[pubsub]}") d1=$(ticks $(pg_pids))
-h1=$(gw_requests) r1=$(rpc_calls)
+h1=$(gw_requests) r1=$(rpc_calls) s1=$(q -c 'SELECT sum(sessions) FROM pg_stat_database')
 hz=$(getconf CLK_TCK)
 tail -1 "$tmp/load.out"
 n=$SB_BENCH_MESSAGES
 echo "CPU seconds: gateway $(((g1 - g0) * 100 / hz))e-2, sb-pubsub $(((p1 - p0) * 100 / hz))e-2, PostgreSQL $(((d1 - d0) * 100 / hz))e-2; PostgreSQL µs per message: $(((d1 - d0) * 1000000 / hz / n))"
 echo "per message: HTTP requests $(echo "scale=3; ($h1 - $h0) / $n" | bc), pubsub RPCs $(echo "scale=3; ($r1 - $r0) / $n" | bc), statements $(q -c "SELECT round(sum(calls)::numeric / $n, 3) FROM pg_stat_statements WHERE query !~* 'pg_stat_statements'")"
+echo "PostgreSQL sessions opened during the load: $((s1 - s0))"
 echo "## pg_stat_statements (the load; largest total time first)"
 qt -c "SELECT calls, round(total_exec_time::numeric, 0) AS total_ms, round(mean_exec_time::numeric, 3) AS mean_ms,
 	round((100 * total_exec_time / sum(total_exec_time) OVER ())::numeric, 1) AS pct, rows,
@@ -75,7 +77,7 @@ qt -c "SELECT calls, round(total_exec_time::numeric, 0) AS total_ms, round(mean_
 	pg_size_pretty(wal_bytes) AS wal, regexp_replace(left(query, 70), '\s+', ' ', 'g') AS query
 	FROM pg_stat_statements WHERE query !~* 'pg_stat_statements|EXPLAIN' ORDER BY total_exec_time DESC LIMIT 14"
 echo "## deliveries and messages: tuple counters, sizes"
-qt -c "SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del, n_live_tup, n_dead_tup, pg_size_pretty(pg_total_relation_size(relid)) AS total FROM pg_stat_user_tables WHERE schemaname = 'pubsub' AND n_tup_ins > 0 ORDER BY relname"
+qt -c "SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del, n_live_tup, n_dead_tup, autovacuum_count AS autovac, autoanalyze_count AS autoanalyze, pg_size_pretty(pg_total_relation_size(relid)) AS total FROM pg_stat_user_tables WHERE schemaname = 'pubsub' AND n_tup_ins > 0 ORDER BY relname"
 qt -c "SELECT indexrelname, idx_scan, idx_tup_read, pg_size_pretty(pg_relation_size(indexrelid)) AS size FROM pg_stat_user_indexes WHERE schemaname = 'pubsub' AND relname IN ('deliveries', 'acks', 'messages') ORDER BY relname, indexrelname"
 qt -c "SELECT sum(wal_records) AS wal_records, pg_size_pretty(sum(wal_bytes)) AS wal_bytes, round(sum(wal_bytes) / $n) AS wal_bytes_per_msg FROM pg_stat_statements"
 
@@ -100,7 +102,11 @@ EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING ON) EXECUTE a(:'ids', :'subs', :'le
 ROLLBACK;
 EOF
 if [ "${SB_PROFILE_PERF:-0}" = 1 ] && [ -s "$tmp/perf.data" ]; then
-	echo "## perf: PostgreSQL's hottest symbols (5 s of the load)"
-	perf report -q -i "$tmp/perf.data" --no-children --sort symbol 2>/dev/null | grep -v '^$' | head -25
+	echo "## perf, the whole machine for 5 s of the load: samples per command, then the hottest symbols of postgres, sb-pubsub and sb-gateway"
+	perf report -q -i "$tmp/perf.data" --sort comm 2>/dev/null | grep -v '^$' | head -12
+	for c in postgres sb-pubsub sb-gateway; do
+		echo "# $c"
+		perf report -q -i "$tmp/perf.data" --comms "$c" --sort dso,symbol 2>/dev/null | grep -v '^$' | head -15
+	done
 fi
 sb_svc_stop_all
