@@ -133,6 +133,32 @@ const struct sb_pg_stmt ps_stmts[] = {
 	  "SELECT m.id, s, $6::smallint, $10 FROM m, unnest($8::bigint[]) AS s RETURNING 1) "
 	  "SELECT (SELECT count(*) FROM m), (SELECT count(*) FROM d)",
 	  10 },
+	/* A group of publishes in one statement (commit.c): the parameters of "publish" as arrays,
+	 * one element per publish ($8: each publish's subscriptions as a bigint[] literal), $9 the
+	 * window. One row per publish, in order: its position (1-based), messages stored (0 when
+	 * its idempotency key is live) and deliveries. Deliveries get their seq in publish order.
+	 * Two publishes of one new key in a group make the statement fail (ON CONFLICT cannot
+	 * affect a row twice): the group is then published one statement at a time. */
+	{ "publish_group",
+	  "WITH p AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::uuid[], $4::text[], "
+	  "$5::text[], $6::smallint[], $7::text[], $8::text[], $10::text[]) WITH ORDINALITY AS p "
+	  "(topic_id, ikey, id, payload, headers, prio, okey, subs, dkey, n)), "
+	  "i AS (INSERT INTO idempotency (topic_id, key, message_id, expires_at) "
+	  "SELECT topic_id, ikey, id, now() + make_interval(secs => $9::int) FROM p WHERE ikey <> "
+	  "'' ON CONFLICT (topic_id, key) DO UPDATE SET message_id = EXCLUDED.message_id, "
+	  "expires_at = EXCLUDED.expires_at WHERE idempotency.expires_at < now() "
+	  "RETURNING message_id), "
+	  "go AS (SELECT * FROM p WHERE ikey = '' OR id IN (SELECT message_id FROM i)), "
+	  "m AS (INSERT INTO messages (id, topic_id, payload, headers, priority, ordering_key, "
+	  "idempotency_key) SELECT id, topic_id, payload::json, headers::jsonb, prio, okey, ikey "
+	  "FROM go ORDER BY n RETURNING id), "
+	  "d AS (INSERT INTO deliveries (message_id, sub_id, priority, ordering_key) "
+	  "SELECT go.id, s.sub, go.prio, go.dkey FROM go CROSS JOIN LATERAL "
+	  "unnest(go.subs::bigint[]) "
+	  "WITH ORDINALITY AS s (sub, k) ORDER BY go.n, s.k RETURNING message_id) "
+	  "SELECT p.n, (SELECT count(*) FROM m WHERE m.id = p.id), (SELECT count(*) FROM d WHERE "
+	  "d.message_id = p.id) FROM p ORDER BY p.n",
+	  10 },
 	{ "idem_get",
 	  "SELECT message_id::text FROM idempotency WHERE topic_id = $1::bigint AND key = $2", 2 },
 	/* Marks consumer $2 of subscription $1 seen and lists the active ones ($3 ms) with their
