@@ -64,6 +64,7 @@ struct pubsub_cfg {
 	long long publish_group_max;    /* publishes per group commit, at most PS_GROUP_MAX */
 	bool push_allow_private;        /* push endpoints may be private addresses (tests only) */
 	long long push_workers;         /* push delivery threads */
+	long long push_per_sub;         /* pushes of one subscription in flight at most */
 	long long push_timeout_ms;      /* one push POST, connect included */
 	long long push_lease_margin_ms; /* a push lease is push_timeout_ms plus this */
 };
@@ -79,9 +80,11 @@ struct ps_state {
 	bool reaper_started;
 	pthread_t *push; /* push.c: the push workers */
 	int npush;
-	pthread_cond_t push_cv; /* with mu: broadcast when a publish went to a push subscription */
-	uint64_t push_gen;      /* bumped with every push_cv broadcast */
-	struct sb_pg *rpg;      /* the reaper's connection */
+	pthread_cond_t push_cv;  /* with mu: broadcast when a publish went to a push subscription */
+	uint64_t push_gen;       /* bumped with every push_cv broadcast */
+	pthread_mutex_t push_mu; /* held by a push worker while it claims; guards push_busy */
+	long long *push_busy;    /* per push worker: the subscription it pushes to, 0 when idle */
+	struct sb_pg *rpg;       /* the reaper's connection */
 
 	struct sb_metric *m_published;  /* pubsub_published_total{topic} */
 	struct sb_metric *m_delivered;  /* pubsub_delivered_total{topic,subscription} */
@@ -137,9 +140,12 @@ int ps_service_start(struct sb_service *svc);
 void ps_service_stop(struct sb_service *svc);
 /* ps_wake tells every waiting consumer of this process to look again. */
 void ps_wake(struct ps_state *st);
-/* ps_wait_change blocks until ps_wake was called after *gen was read, or until ms pass or the
- * service stops; *gen is updated. Returns false when the service is stopping. */
-bool ps_wait_change(struct ps_state *st, uint64_t *gen, int64_t ms);
+/* ps_wait_gen blocks on cv (with st->mu) until *counter differs from *gen (the wake that bumps
+ * it came after *gen was read), ms pass or the service stops; *gen is updated. Returns false
+ * when the service is stopping. The long polls wait with st->cv and st->gen (ps_wake), the
+ * push workers with st->push_cv and st->push_gen (ps_push_wake). */
+bool ps_wait_gen(struct ps_state *st, pthread_cond_t *cv, const uint64_t *counter, uint64_t *gen,
+                 int64_t ms);
 
 /* topics.c */
 int ps_rpc_create_topic(struct sb_rpc_call *call, const void *req, void *resp);

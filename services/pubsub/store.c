@@ -82,13 +82,15 @@ const struct sb_pg_stmt ps_stmts[] = {
 	  "SELECT id::text, strategy, push_endpoint <> '' FROM subscriptions WHERE topic_id = "
 	  "$1::bigint AND name = $2",
 	  2 },
-	/* A push worker leases the oldest ready delivery of any push subscription for $1 ms (the
-	 * order per ordering key as in "claim"): message id, subscription id, attempt, lease id,
+	/* A push worker leases the oldest ready delivery of any push subscription but those in $2
+	 * (bigint[]: the ones at their cap of pushes in flight) for $1 ms (the order per ordering
+	 * key as in "claim"): message id, subscription id, attempt, lease id,
 	 * payload, headers, publish time, subscription name, endpoint, secret, topic name, the
 	 * topic's max attempts, and the traceparent header ('' when none). */
 	{ "push_claim",
 	  "WITH c AS (SELECT d.seq FROM subscriptions s JOIN deliveries d ON d.sub_id = s.id WHERE "
-	  "s.push_endpoint <> '' AND d.state = 'ready' AND d.visible_at <= now() AND "
+	  "s.push_endpoint <> '' AND NOT (s.id = ANY ($2::bigint[])) AND d.state = 'ready' AND "
+	  "d.visible_at <= now() AND "
 	  "(d.ordering_key = '' OR NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.sub_id = "
 	  "d.sub_id AND e.ordering_key = d.ordering_key AND e.state IN ('ready', 'leased') AND "
 	  "e.seq < d.seq)) ORDER BY d.seq LIMIT 1 FOR UPDATE OF d SKIP LOCKED), "
@@ -105,7 +107,7 @@ const struct sb_pg_stmt ps_stmts[] = {
 	                        "ON m.id = u.message_id JOIN subscriptions s ON s.id = u.sub_id "
 	                        "JOIN topics t ON t.id = "
 	                        "s.topic_id",
-	  1 },
+	  2 },
 	/* What a publish needs in one round trip: the tenant's topic $2 (id, name, schema subject,
 	 * ordering, guarantee) on every row, with each of its subscriptions, their filters and
 	 * whether they are push subscriptions. */
