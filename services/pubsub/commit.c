@@ -136,8 +136,13 @@ ps_publish_grouped(struct ps_state *st, struct sb_pg *pg, const char *const *par
 {
 	struct ps_pub_item me = { .params = params };
 	struct ps_pub_item *batch[PS_GROUP_MAX];
-	if (st->cfg->publish_group_max <= 1) /* no group commit: each publish alone, in parallel */
-		return sb_pg_exec_prepared(pg, "publish", PS_PUBLISH_NPARAMS, params, res);
+	if (st->cfg->publish_group_max <=
+	    1) { /* no group commit: each publish alone, in parallel */
+		int rv = sb_pg_exec_prepared(pg, "publish", PS_PUBLISH_NPARAMS, params, res);
+		if (rv == 0)
+			ps_wake(st);
+		return rv;
+	}
 	pthread_mutex_lock(&st->gc_mu);
 	*st->gc_tail = &me;
 	st->gc_tail = &me.next;
@@ -158,6 +163,13 @@ ps_publish_grouped(struct ps_state *st, struct sb_pg *pg, const char *const *par
 		st->gc_busy = true;
 		pthread_mutex_unlock(&st->gc_mu);
 		ps_group_run(pg, batch, n);
+		/* One wake of the waiting consumers for the whole group: a wake per publish made
+		 * every consumer that found nothing claim again for each publish of the group. */
+		for (size_t i = 0; i < n; i++)
+			if (batch[i]->rv == 0) {
+				ps_wake(st);
+				break;
+			}
 		pthread_mutex_lock(&st->gc_mu);
 		for (size_t i = 0; i < n; i++)
 			batch[i]->done = true;

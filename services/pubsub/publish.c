@@ -191,7 +191,7 @@ ps_rpc_publish(struct sb_rpc_call *call, const void *req, void *resp)
 		ps_trace_span("pubsub route", SB_SPAN_INTERNAL, sb_rpc_call_traceparent(call),
 		              route_ns, id, NULL, 0);
 		sb_series_inc(sb_metric_with(st->m_published, t.name));
-		ps_wake(st);
+		/* the waiting consumers were woken by ps_publish_grouped, once per group */
 		if (push)
 			ps_push_wake(st);
 	}

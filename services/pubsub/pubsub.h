@@ -166,7 +166,8 @@ struct ps_pub_item;
 /* ps_publish_grouped executes the "publish" statement with params (PS_PUBLISH_NPARAMS) in a
  * group commit with the publishes of other workers: it returns once the transaction holding
  * it committed (0, *res its result for PQclear) or failed (the error of sb_pg_exec_prepared,
- * *res NULL). pg is the caller's connection, used when the caller leads a batch. */
+ * *res NULL). pg is the caller's connection, used when the caller leads a batch. The waiting
+ * consumers of this process are woken (ps_wake) once per group that was stored. */
 int ps_publish_grouped(struct ps_state *st, struct sb_pg *pg, const char *const *params,
                        PGresult **res);
 
