@@ -32,26 +32,28 @@ struct ps_pub_item {
 /* The parameter of "publish" that is the same for every publish (the idempotency window). */
 #define PS_PUBLISH_WINDOW 8
 
-/* A result of one row (stored, routed) for one publish of a group, as "publish" answers. */
+/* A result of one row (stored, routed, fresh) for one publish of a group, as "publish"
+ * answers: row r of the group's result, from its second column on. */
 static PGresult *
-ps_group_result(const char *stored, const char *routed)
+ps_group_result(const PGresult *res, int r)
 {
-	PGresAttDesc att[2] = {
-		{ .name = (char *)"stored",
-		  .format = 0,
-		  .typid = 20,
-		  .typlen = 8,
-		  .atttypmod = -1 },
-		{ .name = (char *)"routed", .format = 0, .typid = 20, .typlen = 8, .atttypmod = -1 }
-	};
-	PGresult *r = PQmakeEmptyPGresult(NULL, PGRES_TUPLES_OK);
-	if (r == NULL || !PQsetResultAttrs(r, 2, att) ||
-	    !PQsetvalue(r, 0, 0, (char *)stored, (int)strlen(stored)) ||
-	    !PQsetvalue(r, 0, 1, (char *)routed, (int)strlen(routed))) {
-		PQclear(r);
-		return NULL;
-	}
-	return r;
+	static const char *const names[] = { "stored", "routed", "fresh" };
+	PGresAttDesc att[3];
+	PGresult *out = PQmakeEmptyPGresult(NULL, PGRES_TUPLES_OK);
+	for (int k = 0; k < 3; k++)
+		att[k] = (PGresAttDesc){ .name = (char *)names[k],
+			                 .typid = PQftype(res, k + 1),
+			                 .typlen = PQfsize(res, k + 1),
+			                 .atttypmod = -1 };
+	if (out == NULL || !PQsetResultAttrs(out, 3, att))
+		goto fail;
+	for (int k = 0; k < 3; k++)
+		if (!PQsetvalue(out, 0, k, PQgetvalue(res, r, k + 1), PQgetlength(res, r, k + 1)))
+			goto fail;
+	return out;
+fail:
+	PQclear(out);
+	return NULL;
 }
 
 /* ps_group_multi stores items (n > 1) with one "publish_group" statement; 0 with each item's
@@ -88,8 +90,7 @@ ps_group_multi(struct sb_pg *pg, struct ps_pub_item **items, size_t n, bool *ran
 		long pos = atol(PQgetvalue(res, (int)i, 0));
 		if (pos < 1 || (size_t)pos > n || items[pos - 1]->res != NULL)
 			goto unfill;
-		items[pos - 1]->res =
-		    ps_group_result(PQgetvalue(res, (int)i, 1), PQgetvalue(res, (int)i, 2));
+		items[pos - 1]->res = ps_group_result(res, (int)i);
 		if (items[pos - 1]->res == NULL) {
 			rv = SB_ENOMEM;
 			goto unfill;

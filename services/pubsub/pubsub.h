@@ -80,22 +80,26 @@ struct ps_state {
 	bool reaper_started;
 	pthread_t *push; /* push.c: the push workers */
 	int npush;
-	pthread_cond_t push_cv;  /* with mu: broadcast when a publish went to a push subscription */
-	uint64_t push_gen;       /* bumped with every push_cv broadcast */
-	pthread_mutex_t push_mu; /* held by a push worker while it claims; guards push_busy */
-	long long *push_busy;    /* per push worker: the subscription it pushes to, 0 when idle */
-	struct sb_pg *rpg;       /* the reaper's connection */
+	pthread_cond_t push_cv; /* with mu: broadcast when a publish went to a push subscription */
+	uint64_t push_gen;      /* bumped with every push_cv broadcast */
+	pthread_mutex_t rc_mu;  /* route.c: guards rc */
+	struct ps_route_slot *rc; /* route.c: cached "pub_route" answers */
+	pthread_mutex_t push_mu;  /* held by a push worker while it claims; guards push_busy */
+	long long *push_busy;     /* per push worker: the subscription it pushes to, 0 when idle */
+	struct sb_pg *rpg;        /* the reaper's connection */
 
-	struct sb_metric *m_published;  /* pubsub_published_total{topic} */
-	struct sb_metric *m_delivered;  /* pubsub_delivered_total{topic,subscription} */
-	struct sb_metric *m_acked;      /* pubsub_acked_total{topic,subscription} */
-	struct sb_metric *m_nacked;     /* pubsub_nacked_total{topic,subscription} */
-	struct sb_metric *m_redeliver;  /* pubsub_redelivered_total{topic,subscription} */
-	struct sb_metric *m_dead;       /* pubsub_dead_lettered_total{topic,subscription,cause} */
-	struct sb_metric *m_invalid;    /* pubsub_validation_failures_total{topic} */
-	struct sb_metric *m_duplicates; /* pubsub_duplicate_publishes_total{topic} */
-	struct sb_metric *m_latency;    /* pubsub_publish_to_ack_seconds{topic} */
-	struct sb_series *m_expired;    /* pubsub_lease_expiries_total */
+	struct sb_metric *m_published;   /* pubsub_published_total{topic} */
+	struct sb_metric *m_delivered;   /* pubsub_delivered_total{topic,subscription} */
+	struct sb_metric *m_acked;       /* pubsub_acked_total{topic,subscription} */
+	struct sb_metric *m_nacked;      /* pubsub_nacked_total{topic,subscription} */
+	struct sb_metric *m_redeliver;   /* pubsub_redelivered_total{topic,subscription} */
+	struct sb_metric *m_dead;        /* pubsub_dead_lettered_total{topic,subscription,cause} */
+	struct sb_metric *m_invalid;     /* pubsub_validation_failures_total{topic} */
+	struct sb_metric *m_duplicates;  /* pubsub_duplicate_publishes_total{topic} */
+	struct sb_metric *m_latency;     /* pubsub_publish_to_ack_seconds{topic} */
+	struct sb_series *m_expired;     /* pubsub_lease_expiries_total */
+	struct sb_series *m_route_reads; /* pubsub_route_reads_total */
+	struct sb_series *m_route_stale; /* pubsub_route_stale_total */
 
 	/* commit.c: publishes waiting for the group commit, and whether a leader runs one */
 	pthread_mutex_t gc_mu;
@@ -161,7 +165,7 @@ int ps_rpc_list_subscriptions(struct sb_rpc_call *call, const void *req, void *r
 int ps_rpc_publish(struct sb_rpc_call *call, const void *req, void *resp);
 
 /* commit.c */
-#define PS_PUBLISH_NPARAMS 10 /* the "publish" statement's parameters */
+#define PS_PUBLISH_NPARAMS 11 /* the "publish" statement's parameters */
 struct ps_pub_item;
 /* ps_publish_grouped executes the "publish" statement with params (PS_PUBLISH_NPARAMS) in a
  * group commit with the publishes of other workers: it returns once the transaction holding
@@ -177,6 +181,16 @@ int ps_rpc_ack(struct sb_rpc_call *call, const void *req, void *resp);
 int ps_rpc_nack(struct sb_rpc_call *call, const void *req, void *resp);
 int ps_rpc_modify_deadline(struct sb_rpc_call *call, const void *req, void *resp);
 int ps_rpc_get_message(struct sb_rpc_call *call, const void *req, void *resp);
+
+/* route.c: the cache of "pub_route" answers per (tenant, topic). ps_route_get returns a copy
+ * (for PQclear) or NULL; ps_route_put stores a copy of res; ps_route_drop forgets the topic's
+ * entry (its route_version moved). */
+struct ps_route_slot;
+int ps_route_init(struct ps_state *st);
+void ps_route_free(struct ps_state *st);
+PGresult *ps_route_get(struct ps_state *st, const char *tenant, const char *topic);
+void ps_route_put(struct ps_state *st, const char *tenant, const char *topic, const PGresult *res);
+void ps_route_drop(struct ps_state *st, const char *tenant, const char *topic);
 
 /* push.c */
 /* ps_push_start starts cfg->push_workers push threads on st, each with its own connection;

@@ -42,7 +42,8 @@ const struct sb_pg_stmt ps_stmts[] = {
 	{ "topic_update",
 	  "WITH t AS (UPDATE topics SET schema_subject = $3, partitions = $4::int, ordering_keys = "
 	  "$5::boolean, retention_ms = $6::bigint, max_attempts = $7::int, ack_deadline_ms = "
-	  "$8::int, guarantee = $9, default_strategy = $10 WHERE tenant_id = $1 AND name = $2 "
+	  "$8::int, guarantee = $9, default_strategy = $10, route_version = route_version + 1 "
+	  "WHERE tenant_id = $1 AND name = $2 "
 	  "RETURNING *), "
 	  "s AS (UPDATE subscriptions SET strategy = $10 FROM t WHERE subscriptions.topic_id = "
 	  "t.id "
@@ -67,8 +68,10 @@ const struct sb_pg_stmt ps_stmts[] = {
 	  "SELECT count(*), count(*) FILTER (WHERE published_at > now() - interval '60 s') "
 	  "FROM messages WHERE topic_id = $1::bigint",
 	  1 },
-	/* $5 push endpoint ("" = pull), $6 its signing secret. */
+	/* $5 push endpoint ("" = pull), $6 its signing secret. The topic's route_version moves:
+	 * routes cached by publishers (route.c) are stale from this commit on. */
 	{ "sub_create",
+	  "WITH v AS (UPDATE topics SET route_version = route_version + 1 WHERE id = $1::bigint) "
 	  "INSERT INTO subscriptions (topic_id, name, strategy, filter, push_endpoint, "
 	  "push_secret) "
 	  "VALUES ($1::bigint, $2, $3, $4::jsonb, $5, $6) RETURNING " PS_TS("created_at"),
@@ -110,47 +113,61 @@ const struct sb_pg_stmt ps_stmts[] = {
 	  2 },
 	/* What a publish needs in one round trip: the tenant's topic $2 (id, name, schema subject,
 	 * ordering, guarantee) on every row, with each of its subscriptions, their filters and
-	 * whether they are push subscriptions. */
+	 * whether they are push subscriptions, and the topic's route_version (route.c caches
+	 * this answer; the publish statements check the version). */
 	{ "pub_route",
 	  "SELECT t.id::text, t.name, t.schema_subject, t.ordering_keys, t.guarantee, s.id::text, "
-	  "s.filter::text, s.push_endpoint <> '' FROM topics t LEFT JOIN subscriptions s ON "
+	  "s.filter::text, s.push_endpoint <> '', t.route_version::text FROM topics t LEFT JOIN "
+	  "subscriptions s ON "
 	  "s.topic_id = t.id "
 	  "WHERE t.tenant_id = $1 AND t.name = $2",
 	  2 },
 	/* One publish: $1 topic, $2 idempotency key ("" = none), $3 id, $4 payload, $5 headers,
 	 * $6 priority, $7 ordering key of the message, $8 the subscriptions it goes to (bigint[]),
 	 * $9 the idempotency window in s, $10 ordering key of its deliveries ("" when the topic
-	 * does not order). A live key stores nothing (the first column is then 0). */
+	 * does not order), $11 the route_version the routing was read at. A live key stores nothing
+	 * (the first column is then 0); a topic whose route_version moved (or that is gone) stores
+	 * nothing either and answers false in the third column: the route must be read again. */
 	{ "publish",
-	  "WITH i AS (INSERT INTO idempotency (topic_id, key, message_id, expires_at) "
-	  "SELECT $1::bigint, $2, $3::uuid, now() + make_interval(secs => $9::int) WHERE $2 <> '' "
+	  "WITH ok AS (SELECT 1 FROM topics WHERE id = $1::bigint AND route_version = "
+	  "$11::bigint), "
+	  "i AS (INSERT INTO idempotency (topic_id, key, message_id, expires_at) "
+	  "SELECT $1::bigint, $2, $3::uuid, now() + make_interval(secs => $9::int) FROM ok WHERE "
+	  "$2 <> '' "
 	  "ON CONFLICT (topic_id, key) DO UPDATE SET message_id = EXCLUDED.message_id, "
 	  "expires_at = EXCLUDED.expires_at WHERE idempotency.expires_at < now() "
 	  "RETURNING message_id), "
-	  "go AS (SELECT 1 WHERE $2 = '' OR EXISTS (SELECT 1 FROM i)), "
+	  "go AS (SELECT 1 FROM ok WHERE $2 = '' OR EXISTS (SELECT 1 FROM i)), "
 	  "m AS (INSERT INTO messages (id, topic_id, payload, headers, priority, ordering_key, "
 	  "idempotency_key) SELECT $3::uuid, $1::bigint, $4::json, $5::jsonb, $6::smallint, $7, $2 "
 	  "FROM go RETURNING id), "
 	  "d AS (INSERT INTO deliveries (message_id, sub_id, priority, ordering_key) "
 	  "SELECT m.id, s, $6::smallint, $10 FROM m, unnest($8::bigint[]) AS s RETURNING 1) "
-	  "SELECT (SELECT count(*) FROM m), (SELECT count(*) FROM d)",
-	  10 },
+	  "SELECT (SELECT count(*) FROM m), (SELECT count(*) FROM d), EXISTS (SELECT 1 FROM ok)",
+	  11 },
 	/* A group of publishes in one statement (commit.c): the parameters of "publish" as arrays,
 	 * one element per publish ($8: each publish's subscriptions as a bigint[] literal), $9 the
-	 * window. One row per publish, in order: its position (1-based), messages stored (0 when
-	 * its idempotency key is live) and deliveries. Deliveries get their seq in publish order.
-	 * Two publishes of one new key in a group make the statement fail (ON CONFLICT cannot
-	 * affect a row twice): the group is then published one statement at a time. */
+	 * window, $11 the route versions. One row per publish, in order: its position (1-based),
+	 * messages stored (0 when its idempotency key is live or its route is stale), deliveries,
+	 * and whether its route_version is still the topic's (as in "publish"). Deliveries get
+	 * their seq in publish order. Two publishes of one new key in a group make the statement
+	 * fail (ON CONFLICT cannot affect a row twice): the group is then published one statement
+	 * at a time. */
 	{ "publish_group",
 	  "WITH p AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::uuid[], $4::text[], "
-	  "$5::text[], $6::smallint[], $7::text[], $8::text[], $10::text[]) WITH ORDINALITY AS p "
-	  "(topic_id, ikey, id, payload, headers, prio, okey, subs, dkey, n)), "
+	  "$5::text[], $6::smallint[], $7::text[], $8::text[], $10::text[], $11::bigint[]) WITH "
+	  "ORDINALITY AS p (topic_id, ikey, id, payload, headers, prio, okey, subs, dkey, ver, "
+	  "n)), "
+	  "f AS (SELECT p.*, EXISTS (SELECT 1 FROM topics t WHERE t.id = p.topic_id AND "
+	  "t.route_version = p.ver) AS fresh FROM p), "
 	  "i AS (INSERT INTO idempotency (topic_id, key, message_id, expires_at) "
-	  "SELECT topic_id, ikey, id, now() + make_interval(secs => $9::int) FROM p WHERE ikey <> "
-	  "'' ON CONFLICT (topic_id, key) DO UPDATE SET message_id = EXCLUDED.message_id, "
+	  "SELECT topic_id, ikey, id, now() + make_interval(secs => $9::int) FROM f WHERE fresh "
+	  "AND "
+	  "ikey <> '' ON CONFLICT (topic_id, key) DO UPDATE SET message_id = EXCLUDED.message_id, "
 	  "expires_at = EXCLUDED.expires_at WHERE idempotency.expires_at < now() "
 	  "RETURNING message_id), "
-	  "go AS (SELECT * FROM p WHERE ikey = '' OR id IN (SELECT message_id FROM i)), "
+	  "go AS (SELECT * FROM f WHERE fresh AND (ikey = '' OR id IN (SELECT message_id FROM "
+	  "i))), "
 	  "m AS (INSERT INTO messages (id, topic_id, payload, headers, priority, ordering_key, "
 	  "idempotency_key) SELECT id, topic_id, payload::json, headers::jsonb, prio, okey, ikey "
 	  "FROM go ORDER BY n RETURNING id), "
@@ -158,9 +175,9 @@ const struct sb_pg_stmt ps_stmts[] = {
 	  "SELECT go.id, s.sub, go.prio, go.dkey FROM go CROSS JOIN LATERAL "
 	  "unnest(go.subs::bigint[]) "
 	  "WITH ORDINALITY AS s (sub, k) ORDER BY go.n, s.k RETURNING message_id) "
-	  "SELECT p.n, (SELECT count(*) FROM m WHERE m.id = p.id), (SELECT count(*) FROM d WHERE "
-	  "d.message_id = p.id) FROM p ORDER BY p.n",
-	  10 },
+	  "SELECT f.n, (SELECT count(*) FROM m WHERE m.id = f.id), (SELECT count(*) FROM d WHERE "
+	  "d.message_id = f.id), f.fresh FROM f ORDER BY f.n",
+	  11 },
 	{ "idem_get",
 	  "SELECT message_id::text FROM idempotency WHERE topic_id = $1::bigint AND key = $2", 2 },
 	/* Marks consumer $2 of subscription $1 seen and lists the active ones ($3 ms) with their
