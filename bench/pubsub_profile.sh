@@ -21,6 +21,7 @@ if [ -z "${SB_TEST_TMP:-}" ]; then
 fi
 . "$root/tools/stack.sh"
 . "$root/tests/lib/services.sh"
+. "$root/bench/pubsub/stack.sh"
 tmp=$SB_TEST_TMP
 export SB_BENCH_MESSAGES=${SB_BENCH_MESSAGES:-4000}
 echo "# $(date -u +%FT%TZ) $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), build $SB_BUILD_ROOT"
@@ -32,26 +33,12 @@ qt() { psql -X -q -v ON_ERROR_STOP=1 "$SB_TEST_PG_DSN" "$@"; }
 echo "PostgreSQL: $(q -c "SELECT string_agg(name || '=' || setting, ' ' ORDER BY name) FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes', 'shared_buffers')")"
 q -c 'CREATE EXTENSION IF NOT EXISTS pg_stat_statements' || exit 1
 
-sb_svc_ports gateway auth messages pubsub
-sb_svc_start auth SB_LOG_LEVEL=warn
-sb_svc_start messages SB_LOG_LEVEL=warn
-sb_svc_start pubsub SB_LOG_LEVEL=warn
-sb_svc_start gateway SB_LOG_LEVEL=warn SB_RATE_LIMIT_PER_MIN=100000000 SB_RPC_TIMEOUT_MS=10000
-sb_svc_wait_ready auth messages pubsub gateway || exit 1
-creds=$tmp/creds.json
-DATABASE_URL=$SB_TEST_PG_DSN "$SB_BUILD_ROOT/bin/sb-auth" seed-dev --out "$creds" >/dev/null || exit 1
-token=$(curl -s -u "$(jq -r .admin.client_id "$creds"):$(jq -r .admin.client_secret "$creds")" \
-	-d grant_type=client_credentials "$SB_GW/auth/token" | jq -r .access_token)
-[ ${#token} -gt 100 ] || { echo "profile: no token"; exit 1; }
-curl -sf -o /dev/null -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
-	-d '{"name":"bench","type":"queue","default_strategy":"direct"}' "$SB_GW/api/v1/topics" ||
-	{ echo "profile: cannot create the topic"; exit 1; }
+bench_name=profile
+pubsub_stack_start
 
 # Counters read before and after the load.
 gw_requests() { curl -s "http://127.0.0.1:${SVC_OPS[gateway]}/metrics" | awk '/^(sb_)?gateway_http_requests_total/ {s += $NF} END {print s + 0}'; }
 rpc_calls() { curl -s "http://127.0.0.1:${SVC_OPS[pubsub]}/metrics" | awk '/^(sb_)?rpc_server_requests_total.*pubsub/ {s += $NF} END {print s + 0}'; }
-pg_pids() { local pm; pm=$(head -1 "$tmp/pg/data/postmaster.pid"); echo "$pm $(ps -o pid= --ppid "$pm")"; }
-ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done; echo $t; }
 q -c 'SELECT pg_stat_statements_reset()' >/dev/null
 h0=$(gw_requests) r0=$(rpc_calls) s0=$(q -c 'SELECT sum(sessions) FROM pg_stat_database')
 g0=$(ticks "${SVC_PID[gateway]}") p0=$(ticks "${SVC_PID[pubsub]}") d0=$(ticks $(pg_pids))
