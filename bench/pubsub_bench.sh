@@ -24,6 +24,7 @@ if [ -z "${SB_TEST_TMP:-}" ]; then
 fi
 . "$root/tools/stack.sh"
 . "$root/tests/lib/services.sh"
+. "$root/bench/pubsub/stack.sh"
 tmp=$SB_TEST_TMP
 export SB_BENCH_MESSAGES=${SB_BENCH_MESSAGES:-10000}
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -59,23 +60,9 @@ run() { # run SYSTEM ENV...: one load; its JSON line appended to $results
 }
 
 # 2. pubsub through the gateway.
-sb_svc_ports gateway auth messages pubsub
-sb_svc_start auth SB_LOG_LEVEL=warn
-sb_svc_start messages SB_LOG_LEVEL=warn
-sb_svc_start pubsub SB_LOG_LEVEL=warn
-sb_svc_start gateway SB_LOG_LEVEL=warn SB_RATE_LIMIT_PER_MIN=100000000 SB_RPC_TIMEOUT_MS=10000
-sb_svc_wait_ready auth messages pubsub gateway || exit 1
-creds=$tmp/creds.json
-DATABASE_URL=$SB_TEST_PG_DSN "$SB_BUILD_ROOT/bin/sb-auth" seed-dev --out "$creds" >/dev/null || exit 1
-token=$(curl -s -u "$(jq -r .admin.client_id "$creds"):$(jq -r .admin.client_secret "$creds")" \
-	-d grant_type=client_credentials "$SB_GW/auth/token" | jq -r .access_token)
-[ ${#token} -gt 100 ] || { echo "bench: no token"; exit 1; }
-curl -sf -o /dev/null -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
-	-d '{"name":"bench","type":"queue","default_strategy":"direct"}' "$SB_GW/api/v1/topics" ||
-	{ echo "bench: cannot create the topic"; exit 1; }
+bench_name=bench
+pubsub_stack_start
 # CPU seconds of the pubsub side's processes during its load (PostgreSQL: all its processes).
-pg_pids() { local pm; pm=$(head -1 "$tmp/pg/data/postmaster.pid"); echo "$pm $(ps -o pid= --ppid "$pm")"; }
-ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done; echo $t; }
 cpu_snapshot() { echo "$(ticks "${SVC_PID[gateway]}") $(ticks "${SVC_PID[pubsub]}") $(ticks "${SVC_PID[auth]}") $(ticks $(pg_pids))"; }
 read -r g0 p0 a0 d0 < <(cpu_snapshot)
 run pubsub SB_GW="$SB_GW" SB_TOKEN="$token" SB_TOPIC=bench || exit 1

@@ -161,6 +161,9 @@ int sb_rpc_call_error(struct sb_rpc_call *call, int code, const char *fmt, ...)
 /* sb_rpc_call_violation adds one field violation to the reply (both strings copied). Returns 0
  * or SB_ENOMEM. */
 int sb_rpc_call_violation(struct sb_rpc_call *call, const char *field_path, const char *reason);
+/* sb_rpc_call_clear_violations forgets the violations added so far (a handler that checks again
+ * with fresher data). */
+void sb_rpc_call_clear_violations(struct sb_rpc_call *call);
 /* sb_rpc_call_retry_after sets the reply's retry_after_ms (with UNAVAILABLE or
  * RESOURCE_EXHAUSTED). */
 void sb_rpc_call_retry_after(struct sb_rpc_call *call, int64_t ms);

@@ -196,6 +196,12 @@ sb_rpc_call_violation(struct sb_rpc_call *call, const char *field_path, const ch
 }
 
 void
+sb_rpc_call_clear_violations(struct sb_rpc_call *call)
+{
+	call->n_violations = 0;
+}
+
+void
 sb_rpc_call_retry_after(struct sb_rpc_call *call, int64_t ms)
 {
 	call->retry_after_ms = ms < 0 ? 0 : ms;

@@ -57,6 +57,10 @@ const struct sb_cfg_key pubsub_config[] = {
 	                "only: they are refused otherwise, at creation and at every attempt)."),
 	SB_CFG_INT_ROW(struct pubsub_cfg, "SB_PUBSUB_PUSH_WORKERS", push_workers, "4", 1, 64,
 	               "Threads POSTing the deliveries of push subscriptions."),
+	SB_CFG_INT_ROW(
+	    struct pubsub_cfg, "SB_PUBSUB_PUSH_PER_SUBSCRIPTION", push_per_sub, "2", 1, 64,
+	    "Most pushes of one subscription in flight at once in this instance, so that "
+	    "an endpoint that hangs holds at most this many push workers."),
 	SB_CFG_INT_ROW(struct pubsub_cfg, "SB_PUBSUB_PUSH_TIMEOUT_MS", push_timeout_ms, "10000",
 	               100, 120000,
 	               "Longest push POST (connect included); a timeout is a failed attempt."),

@@ -176,7 +176,7 @@ ps_rpc_consume(struct sb_rpc_call *call, const void *req, void *resp)
 		if (now >= until || sb_shutdown_requested())
 			break;
 		int64_t nap = until - now < st->cfg->poll_ms ? until - now : st->cfg->poll_ms;
-		if (!ps_wait_change(st, &gen, nap))
+		if (!ps_wait_gen(st, &st->cv, &st->gen, &gen, nap))
 			break;
 	}
 	if (res != NULL) {

@@ -65,19 +65,29 @@ ps_rpc_publish(struct sb_rpc_call *call, const void *req, void *resp)
 	json_t *headers = NULL, *payload = NULL;
 	char *htext = NULL;
 	struct sb_buf subs = SB_BUF_INIT;
-	int rv, nsubs = 0;
-	bool push = false; /* routed to a push subscription */
+	int rv, nsubs = 0, tries = 0;
+	bool push = false;   /* routed to a push subscription */
+	bool cached = false; /* the route came from the cache (route.c) */
 	if (tenant == NULL)
 		return sb_rpc_call_error(call, SB__RPC__CODE__UNAUTHENTICATED, "no tenant");
 	if (!ps_name_ok(in->topic))
 		return ps_invalid(call, "topic",
 		                  "1 to 100 of A-Z a-z 0-9 . _ -, not ending in .dlq");
-	const char *rp[] = { tenant, in->topic };
-	if ((rv = sb_pg_exec_prepared(ps_pg(call), "pub_route", 2, rp, &sres)) != 0)
-		return ps_db_error(call, "pub_route", rv);
-	if (PQntuples(sres) == 0) {
-		PQclear(sres);
-		return sb_rpc_call_error(call, SB__RPC__CODE__NOT_FOUND, "no topic %s", in->topic);
+again:
+	/* The route: cached (route.c) unless a publish with it found it stale. */
+	sres = tries == 0 ? ps_route_get(st, tenant, in->topic) : NULL;
+	cached = sres != NULL;
+	if (sres == NULL) {
+		const char *rp[] = { tenant, in->topic };
+		if ((rv = sb_pg_exec_prepared(ps_pg(call), "pub_route", 2, rp, &sres)) != 0)
+			return ps_db_error(call, "pub_route", rv);
+		if (PQntuples(sres) == 0) {
+			PQclear(sres);
+			return sb_rpc_call_error(call, SB__RPC__CODE__NOT_FOUND, "no topic %s",
+			                         in->topic);
+		}
+		sb_series_inc(st->m_route_reads);
+		ps_route_put(st, tenant, in->topic, sres);
 	}
 	t.id = PQgetvalue(sres, 0, 0);
 	t.name = PQgetvalue(sres, 0, 1);
@@ -160,10 +170,23 @@ ps_rpc_publish(struct sb_rpc_call *call, const void *req, void *resp)
 		            in->ordering_key,
 		            subs.data,
 		            window,
-		            t.ordering_keys ? in->ordering_key : "" };
+		            t.ordering_keys ? in->ordering_key : "",
+		            PQgetvalue(sres, 0, 8) };
 	if ((rv = ps_publish_grouped(st, ps_pg(call), p, &res)) != 0) {
 		rv = rv == SB_EINVAL ? ps_invalid(call, "payload", "not storable JSON")
 		                     : ps_db_error(call, "publish", rv);
+		goto done;
+	}
+	if (PQgetvalue(res, 0, 2)[0] != 't') {
+		/* The topic's route_version moved since the route was read (a subscription was
+		 * created, the topic changed or went): nothing was stored; route again. */
+		ps_route_drop(st, tenant, in->topic);
+		sb_series_inc(st->m_route_stale);
+		if (++tries < 3)
+			goto reroute;
+		sb_rpc_call_retry_after(call, 100);
+		rv = sb_rpc_call_error(call, SB__RPC__CODE__UNAVAILABLE,
+		                       "topic %s kept changing during the publish", in->topic);
 		goto done;
 	}
 	if (atoi(PQgetvalue(res, 0, 0)) == 0) {
@@ -191,7 +214,7 @@ ps_rpc_publish(struct sb_rpc_call *call, const void *req, void *resp)
 		ps_trace_span("pubsub route", SB_SPAN_INTERNAL, sb_rpc_call_traceparent(call),
 		              route_ns, id, NULL, 0);
 		sb_series_inc(sb_metric_with(st->m_published, t.name));
-		ps_wake(st);
+		/* the waiting consumers were woken by ps_publish_grouped, once per group */
 		if (push)
 			ps_push_wake(st);
 	}
@@ -202,8 +225,32 @@ nomem:
 	rv = sb_rpc_call_error(call, SB__RPC__CODE__INTERNAL, "out of memory");
 	goto done;
 bad:
+	if (cached && rv == SB__RPC__CODE__INVALID_ARGUMENT) {
+		/* Refused with a cached route: the topic may have changed since (its schema, its
+		 * guarantee) or be gone; check again with the route read from the store. */
+		sb_rpc_call_clear_violations(call);
+		ps_route_drop(st, tenant, in->topic);
+		tries++;
+		goto reroute;
+	}
 	sb_series_inc(invalid);
 	sb_log_kv(SB_LOG_INFO, "publish refused", "topic", t.name, "tenant_id", tenant, NULL);
+	goto done;
+reroute:
+	free(htext);
+	htext = NULL;
+	sb_buf_free(&subs);
+	json_decref(payload);
+	payload = NULL;
+	json_decref(headers);
+	headers = NULL;
+	PQclear(res);
+	res = NULL;
+	PQclear(sres);
+	sres = NULL;
+	nsubs = 0;
+	push = false;
+	goto again;
 done:
 	free(htext);
 	sb_buf_free(&subs);

@@ -64,6 +64,7 @@ struct pubsub_cfg {
 	long long publish_group_max;    /* publishes per group commit, at most PS_GROUP_MAX */
 	bool push_allow_private;        /* push endpoints may be private addresses (tests only) */
 	long long push_workers;         /* push delivery threads */
+	long long push_per_sub;         /* pushes of one subscription in flight at most */
 	long long push_timeout_ms;      /* one push POST, connect included */
 	long long push_lease_margin_ms; /* a push lease is push_timeout_ms plus this */
 };
@@ -81,18 +82,24 @@ struct ps_state {
 	int npush;
 	pthread_cond_t push_cv; /* with mu: broadcast when a publish went to a push subscription */
 	uint64_t push_gen;      /* bumped with every push_cv broadcast */
-	struct sb_pg *rpg;      /* the reaper's connection */
+	pthread_mutex_t rc_mu;  /* route.c: guards rc */
+	struct ps_route_slot *rc; /* route.c: cached "pub_route" answers */
+	pthread_mutex_t push_mu;  /* held by a push worker while it claims; guards push_busy */
+	long long *push_busy;     /* per push worker: the subscription it pushes to, 0 when idle */
+	struct sb_pg *rpg;        /* the reaper's connection */
 
-	struct sb_metric *m_published;  /* pubsub_published_total{topic} */
-	struct sb_metric *m_delivered;  /* pubsub_delivered_total{topic,subscription} */
-	struct sb_metric *m_acked;      /* pubsub_acked_total{topic,subscription} */
-	struct sb_metric *m_nacked;     /* pubsub_nacked_total{topic,subscription} */
-	struct sb_metric *m_redeliver;  /* pubsub_redelivered_total{topic,subscription} */
-	struct sb_metric *m_dead;       /* pubsub_dead_lettered_total{topic,subscription,cause} */
-	struct sb_metric *m_invalid;    /* pubsub_validation_failures_total{topic} */
-	struct sb_metric *m_duplicates; /* pubsub_duplicate_publishes_total{topic} */
-	struct sb_metric *m_latency;    /* pubsub_publish_to_ack_seconds{topic} */
-	struct sb_series *m_expired;    /* pubsub_lease_expiries_total */
+	struct sb_metric *m_published;   /* pubsub_published_total{topic} */
+	struct sb_metric *m_delivered;   /* pubsub_delivered_total{topic,subscription} */
+	struct sb_metric *m_acked;       /* pubsub_acked_total{topic,subscription} */
+	struct sb_metric *m_nacked;      /* pubsub_nacked_total{topic,subscription} */
+	struct sb_metric *m_redeliver;   /* pubsub_redelivered_total{topic,subscription} */
+	struct sb_metric *m_dead;        /* pubsub_dead_lettered_total{topic,subscription,cause} */
+	struct sb_metric *m_invalid;     /* pubsub_validation_failures_total{topic} */
+	struct sb_metric *m_duplicates;  /* pubsub_duplicate_publishes_total{topic} */
+	struct sb_metric *m_latency;     /* pubsub_publish_to_ack_seconds{topic} */
+	struct sb_series *m_expired;     /* pubsub_lease_expiries_total */
+	struct sb_series *m_route_reads; /* pubsub_route_reads_total */
+	struct sb_series *m_route_stale; /* pubsub_route_stale_total */
 
 	/* commit.c: publishes waiting for the group commit, and whether a leader runs one */
 	pthread_mutex_t gc_mu;
@@ -137,9 +144,12 @@ int ps_service_start(struct sb_service *svc);
 void ps_service_stop(struct sb_service *svc);
 /* ps_wake tells every waiting consumer of this process to look again. */
 void ps_wake(struct ps_state *st);
-/* ps_wait_change blocks until ps_wake was called after *gen was read, or until ms pass or the
- * service stops; *gen is updated. Returns false when the service is stopping. */
-bool ps_wait_change(struct ps_state *st, uint64_t *gen, int64_t ms);
+/* ps_wait_gen blocks on cv (with st->mu) until *counter differs from *gen (the wake that bumps
+ * it came after *gen was read), ms pass or the service stops; *gen is updated. Returns false
+ * when the service is stopping. The long polls wait with st->cv and st->gen (ps_wake), the
+ * push workers with st->push_cv and st->push_gen (ps_push_wake). */
+bool ps_wait_gen(struct ps_state *st, pthread_cond_t *cv, const uint64_t *counter, uint64_t *gen,
+                 int64_t ms);
 
 /* topics.c */
 int ps_rpc_create_topic(struct sb_rpc_call *call, const void *req, void *resp);
@@ -155,12 +165,13 @@ int ps_rpc_list_subscriptions(struct sb_rpc_call *call, const void *req, void *r
 int ps_rpc_publish(struct sb_rpc_call *call, const void *req, void *resp);
 
 /* commit.c */
-#define PS_PUBLISH_NPARAMS 10 /* the "publish" statement's parameters */
+#define PS_PUBLISH_NPARAMS 11 /* the "publish" statement's parameters */
 struct ps_pub_item;
 /* ps_publish_grouped executes the "publish" statement with params (PS_PUBLISH_NPARAMS) in a
  * group commit with the publishes of other workers: it returns once the transaction holding
  * it committed (0, *res its result for PQclear) or failed (the error of sb_pg_exec_prepared,
- * *res NULL). pg is the caller's connection, used when the caller leads a batch. */
+ * *res NULL). pg is the caller's connection, used when the caller leads a batch. The waiting
+ * consumers of this process are woken (ps_wake) once per group that was stored. */
 int ps_publish_grouped(struct ps_state *st, struct sb_pg *pg, const char *const *params,
                        PGresult **res);
 
@@ -170,6 +181,16 @@ int ps_rpc_ack(struct sb_rpc_call *call, const void *req, void *resp);
 int ps_rpc_nack(struct sb_rpc_call *call, const void *req, void *resp);
 int ps_rpc_modify_deadline(struct sb_rpc_call *call, const void *req, void *resp);
 int ps_rpc_get_message(struct sb_rpc_call *call, const void *req, void *resp);
+
+/* route.c: the cache of "pub_route" answers per (tenant, topic). ps_route_get returns a copy
+ * (for PQclear) or NULL; ps_route_put stores a copy of res; ps_route_drop forgets the topic's
+ * entry (its route_version moved). */
+struct ps_route_slot;
+int ps_route_init(struct ps_state *st);
+void ps_route_free(struct ps_state *st);
+PGresult *ps_route_get(struct ps_state *st, const char *tenant, const char *topic);
+void ps_route_put(struct ps_state *st, const char *tenant, const char *topic, const PGresult *res);
+void ps_route_drop(struct ps_state *st, const char *tenant, const char *topic);
 
 /* push.c */
 /* ps_push_start starts cfg->push_workers push threads on st, each with its own connection;

@@ -164,29 +164,65 @@ ps_push_wake(struct ps_state *st)
 	pthread_mutex_unlock(&st->mu);
 }
 
-/* ps_push_wait blocks until ps_push_wake was called after *gen was read, ms pass or the service
- * stops; *gen is updated. Publishes to pull subscriptions do not wake the push workers; a
- * delivery that becomes due later (a retry, a replay, an expired lease) is found by the next
- * look, at most ms later. Returns false when the service is stopping. */
-static bool
-ps_push_wait(struct ps_state *st, uint64_t *gen, int64_t ms)
+/* ps_push_claim leases the next delivery for a push worker, skipping the subscriptions that
+ * have push_per_sub pushes in flight in this process, and marks the worker busy with its
+ * subscription (*slot, for ps_push_done). Claims are serialized by push_mu so that two workers
+ * cannot both take a subscription's last free place. Returns sb_pg_exec_prepared's result. */
+static int
+ps_push_claim(struct ps_state *st, struct sb_pg *pg, const char *lease, PGresult **row, int *slot)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
+	struct sb_buf full = SB_BUF_INIT;
+	int rv = SB_ENOMEM;
+	*row = NULL;
+	*slot = -1;
+	int nw = (int)st->cfg->push_workers; /* push_busy's size */
+	pthread_mutex_lock(&st->push_mu);
+	if (sb_buf_puts(&full, "{") != 0)
+		goto done;
+	int nfull = 0;
+	for (int i = 0; i < nw; i++) {
+		long long sub = st->push_busy[i];
+		int n = 0, first = 1;
+		if (sub == 0)
+			continue;
+		for (int k = 0; k < nw; k++) {
+			if (st->push_busy[k] != sub)
+				continue;
+			first =
+			    first && k >= i; /* count each subscription once, at its first slot */
+			n++;
+		}
+		if (!first || n < st->cfg->push_per_sub)
+			continue;
+		if (sb_buf_printf(&full, "%s%lld", nfull++ ? "," : "", sub) != 0)
+			goto done;
 	}
-	pthread_mutex_lock(&st->mu);
-	while (!st->stopping && st->push_gen == *gen)
-		if (pthread_cond_timedwait(&st->push_cv, &st->mu, &ts) == ETIMEDOUT)
-			break;
-	*gen = st->push_gen;
-	bool go = !st->stopping;
-	pthread_mutex_unlock(&st->mu);
-	return go;
+	if (sb_buf_puts(&full, "}") != 0)
+		goto done;
+	const char *p[] = { lease, full.data };
+	rv = sb_pg_exec_prepared(pg, "push_claim", 2, p, row);
+	if (rv == 0 && PQntuples(*row) == 1) {
+		for (int i = 0; i < nw && *slot < 0; i++)
+			if (st->push_busy[i] == 0)
+				*slot = i;
+		if (*slot >= 0)
+			st->push_busy[*slot] = atoll(PQgetvalue(*row, 0, P_SUB_ID));
+	}
+done:
+	pthread_mutex_unlock(&st->push_mu);
+	sb_buf_free(&full);
+	return rv;
+}
+
+/* ps_push_done frees the worker's place taken by ps_push_claim. */
+static void
+ps_push_done(struct ps_state *st, int slot)
+{
+	if (slot < 0)
+		return;
+	pthread_mutex_lock(&st->push_mu);
+	st->push_busy[slot] = 0;
+	pthread_mutex_unlock(&st->push_mu);
 }
 
 static void *
@@ -203,7 +239,7 @@ ps_push_main(void *arg)
 	       0) {
 		sb_log_kv(SB_LOG_WARN, "push worker cannot open the database", "error",
 		          sb_strerror(rv), NULL);
-		if (!ps_push_wait(st, &gen, 1000))
+		if (!ps_wait_gen(st, &st->push_cv, &st->push_gen, &gen, 1000))
 			return NULL;
 	}
 	for (;;) {
@@ -213,19 +249,21 @@ ps_push_main(void *arg)
 		pthread_mutex_unlock(&st->mu);
 		if (stop)
 			break;
-		const char *p[] = { lease };
 		PGresult *row = NULL;
-		rv = sb_pg_exec_prepared(pg, "push_claim", 1, p, &row);
+		int slot;
+		rv = ps_push_claim(st, pg, lease, &row, &slot);
 		if (rv != 0 || PQntuples(row) == 0) {
 			if (rv != 0)
 				sb_log_kv(SB_LOG_WARN, "push claim failed", "error",
 				          sb_strerror(rv), "detail", sb_pg_errmsg(pg), NULL);
 			PQclear(row);
-			if (!ps_push_wait(st, &gen, rv != 0 ? 1000 : st->cfg->poll_ms))
+			if (!ps_wait_gen(st, &st->push_cv, &st->push_gen, &gen,
+			                 rv != 0 ? 1000 : st->cfg->poll_ms))
 				break;
 			continue;
 		}
 		ps_push_one(st, pg, row);
+		ps_push_done(st, slot);
 		PQclear(row);
 	}
 	sb_pg_close(pg);
@@ -236,7 +274,8 @@ int
 ps_push_start(struct ps_state *st)
 {
 	st->push = calloc((size_t)st->cfg->push_workers, sizeof(*st->push));
-	if (st->push == NULL)
+	st->push_busy = calloc((size_t)st->cfg->push_workers, sizeof(*st->push_busy));
+	if (st->push == NULL || st->push_busy == NULL)
 		return SB_ENOMEM;
 	for (long long i = 0; i < st->cfg->push_workers; i++) {
 		if (pthread_create(&st->push[i], NULL, ps_push_main, st) != 0)
@@ -253,5 +292,7 @@ ps_push_join(struct ps_state *st)
 		pthread_join(st->push[i], NULL);
 	free(st->push);
 	st->push = NULL;
+	free(st->push_busy);
+	st->push_busy = NULL;
 	st->npush = 0;
 }

@@ -44,7 +44,8 @@ ps_wake(struct ps_state *st)
 }
 
 bool
-ps_wait_change(struct ps_state *st, uint64_t *gen, int64_t ms)
+ps_wait_gen(struct ps_state *st, pthread_cond_t *cv, const uint64_t *counter, uint64_t *gen,
+            int64_t ms)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
@@ -55,11 +56,11 @@ ps_wait_change(struct ps_state *st, uint64_t *gen, int64_t ms)
 		ts.tv_nsec -= 1000000000L;
 	}
 	pthread_mutex_lock(&st->mu);
-	while (!st->stopping && st->gen == *gen) {
-		if (pthread_cond_timedwait(&st->cv, &st->mu, &ts) == ETIMEDOUT)
+	while (!st->stopping && *counter == *gen) {
+		if (pthread_cond_timedwait(cv, &st->mu, &ts) == ETIMEDOUT)
 			break;
 	}
-	*gen = st->gen;
+	*gen = *counter;
 	bool go = !st->stopping;
 	pthread_mutex_unlock(&st->mu);
 	return go;
@@ -151,6 +152,8 @@ ps_state_free(struct ps_state *st)
 	sb_pg_close(st->rpg);
 	pthread_cond_destroy(&st->cv);
 	pthread_cond_destroy(&st->push_cv);
+	pthread_mutex_destroy(&st->push_mu);
+	ps_route_free(st);
 	pthread_mutex_destroy(&st->mu);
 	pthread_cond_destroy(&st->gc_cv);
 	pthread_mutex_destroy(&st->gc_mu);
@@ -171,9 +174,14 @@ ps_service_start(struct sb_service *svc)
 	pthread_mutex_init(&st->mu, NULL);
 	pthread_cond_init(&st->cv, NULL);
 	pthread_cond_init(&st->push_cv, NULL);
+	pthread_mutex_init(&st->push_mu, NULL);
 	pthread_mutex_init(&st->gc_mu, NULL);
 	pthread_cond_init(&st->gc_cv, NULL);
 	st->gc_tail = &st->gc_head;
+	if (ps_route_init(st) != 0) {
+		ps_state_free(st);
+		return SB_ENOMEM;
+	}
 	st->m_published =
 	    sb_metrics_counter("pubsub_published_total", "Messages stored by Publish.", "topic");
 	st->m_duplicates = sb_metrics_counter(
@@ -206,6 +214,15 @@ ps_service_start(struct sb_service *svc)
 	st->m_expired = sb_metric_with(
 	    sb_metrics_counter("pubsub_lease_expiries_total",
 	                       "Leases that passed their ack deadline unanswered.", NULL));
+	st->m_route_reads = sb_metric_with(sb_metrics_counter(
+	    "pubsub_route_reads_total",
+	    "Topic routes read from the store by publishes (the others used the cached one).",
+	    NULL));
+	st->m_route_stale = sb_metric_with(sb_metrics_counter(
+	    "pubsub_route_stale_total",
+	    "Publishes whose cached route was stale (a subscription created or the topic changed "
+	    "since it was read), routed again.",
+	    NULL));
 	if ((rv = sb_pg_open_opts(cfg->common.database_url, NULL, &ps_pg_opts, &st->rpg)) != 0) {
 		sb_log_kv(SB_LOG_ERROR, "pubsub cannot open its reaper connection", "error",
 		          sb_strerror(rv), NULL);

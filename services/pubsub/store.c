@@ -42,7 +42,8 @@ const struct sb_pg_stmt ps_stmts[] = {
 	{ "topic_update",
 	  "WITH t AS (UPDATE topics SET schema_subject = $3, partitions = $4::int, ordering_keys = "
 	  "$5::boolean, retention_ms = $6::bigint, max_attempts = $7::int, ack_deadline_ms = "
-	  "$8::int, guarantee = $9, default_strategy = $10 WHERE tenant_id = $1 AND name = $2 "
+	  "$8::int, guarantee = $9, default_strategy = $10, route_version = route_version + 1 "
+	  "WHERE tenant_id = $1 AND name = $2 "
 	  "RETURNING *), "
 	  "s AS (UPDATE subscriptions SET strategy = $10 FROM t WHERE subscriptions.topic_id = "
 	  "t.id "
@@ -67,8 +68,10 @@ const struct sb_pg_stmt ps_stmts[] = {
 	  "SELECT count(*), count(*) FILTER (WHERE published_at > now() - interval '60 s') "
 	  "FROM messages WHERE topic_id = $1::bigint",
 	  1 },
-	/* $5 push endpoint ("" = pull), $6 its signing secret. */
+	/* $5 push endpoint ("" = pull), $6 its signing secret. The topic's route_version moves:
+	 * routes cached by publishers (route.c) are stale from this commit on. */
 	{ "sub_create",
+	  "WITH v AS (UPDATE topics SET route_version = route_version + 1 WHERE id = $1::bigint) "
 	  "INSERT INTO subscriptions (topic_id, name, strategy, filter, push_endpoint, "
 	  "push_secret) "
 	  "VALUES ($1::bigint, $2, $3, $4::jsonb, $5, $6) RETURNING " PS_TS("created_at"),
@@ -82,13 +85,15 @@ const struct sb_pg_stmt ps_stmts[] = {
 	  "SELECT id::text, strategy, push_endpoint <> '' FROM subscriptions WHERE topic_id = "
 	  "$1::bigint AND name = $2",
 	  2 },
-	/* A push worker leases the oldest ready delivery of any push subscription for $1 ms (the
-	 * order per ordering key as in "claim"): message id, subscription id, attempt, lease id,
+	/* A push worker leases the oldest ready delivery of any push subscription but those in $2
+	 * (bigint[]: the ones at their cap of pushes in flight) for $1 ms (the order per ordering
+	 * key as in "claim"): message id, subscription id, attempt, lease id,
 	 * payload, headers, publish time, subscription name, endpoint, secret, topic name, the
 	 * topic's max attempts, and the traceparent header ('' when none). */
 	{ "push_claim",
 	  "WITH c AS (SELECT d.seq FROM subscriptions s JOIN deliveries d ON d.sub_id = s.id WHERE "
-	  "s.push_endpoint <> '' AND d.state = 'ready' AND d.visible_at <= now() AND "
+	  "s.push_endpoint <> '' AND NOT (s.id = ANY ($2::bigint[])) AND d.state = 'ready' AND "
+	  "d.visible_at <= now() AND "
 	  "(d.ordering_key = '' OR NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.sub_id = "
 	  "d.sub_id AND e.ordering_key = d.ordering_key AND e.state IN ('ready', 'leased') AND "
 	  "e.seq < d.seq)) ORDER BY d.seq LIMIT 1 FOR UPDATE OF d SKIP LOCKED), "
@@ -105,34 +110,74 @@ const struct sb_pg_stmt ps_stmts[] = {
 	                        "ON m.id = u.message_id JOIN subscriptions s ON s.id = u.sub_id "
 	                        "JOIN topics t ON t.id = "
 	                        "s.topic_id",
-	  1 },
+	  2 },
 	/* What a publish needs in one round trip: the tenant's topic $2 (id, name, schema subject,
 	 * ordering, guarantee) on every row, with each of its subscriptions, their filters and
-	 * whether they are push subscriptions. */
+	 * whether they are push subscriptions, and the topic's route_version (route.c caches
+	 * this answer; the publish statements check the version). */
 	{ "pub_route",
 	  "SELECT t.id::text, t.name, t.schema_subject, t.ordering_keys, t.guarantee, s.id::text, "
-	  "s.filter::text, s.push_endpoint <> '' FROM topics t LEFT JOIN subscriptions s ON "
+	  "s.filter::text, s.push_endpoint <> '', t.route_version::text FROM topics t LEFT JOIN "
+	  "subscriptions s ON "
 	  "s.topic_id = t.id "
 	  "WHERE t.tenant_id = $1 AND t.name = $2",
 	  2 },
 	/* One publish: $1 topic, $2 idempotency key ("" = none), $3 id, $4 payload, $5 headers,
 	 * $6 priority, $7 ordering key of the message, $8 the subscriptions it goes to (bigint[]),
 	 * $9 the idempotency window in s, $10 ordering key of its deliveries ("" when the topic
-	 * does not order). A live key stores nothing (the first column is then 0). */
+	 * does not order), $11 the route_version the routing was read at. A live key stores nothing
+	 * (the first column is then 0); a topic whose route_version moved (or that is gone) stores
+	 * nothing either and answers false in the third column: the route must be read again. */
 	{ "publish",
-	  "WITH i AS (INSERT INTO idempotency (topic_id, key, message_id, expires_at) "
-	  "SELECT $1::bigint, $2, $3::uuid, now() + make_interval(secs => $9::int) WHERE $2 <> '' "
+	  "WITH ok AS (SELECT 1 FROM topics WHERE id = $1::bigint AND route_version = "
+	  "$11::bigint), "
+	  "i AS (INSERT INTO idempotency (topic_id, key, message_id, expires_at) "
+	  "SELECT $1::bigint, $2, $3::uuid, now() + make_interval(secs => $9::int) FROM ok WHERE "
+	  "$2 <> '' "
 	  "ON CONFLICT (topic_id, key) DO UPDATE SET message_id = EXCLUDED.message_id, "
 	  "expires_at = EXCLUDED.expires_at WHERE idempotency.expires_at < now() "
 	  "RETURNING message_id), "
-	  "go AS (SELECT 1 WHERE $2 = '' OR EXISTS (SELECT 1 FROM i)), "
+	  "go AS (SELECT 1 FROM ok WHERE $2 = '' OR EXISTS (SELECT 1 FROM i)), "
 	  "m AS (INSERT INTO messages (id, topic_id, payload, headers, priority, ordering_key, "
 	  "idempotency_key) SELECT $3::uuid, $1::bigint, $4::json, $5::jsonb, $6::smallint, $7, $2 "
 	  "FROM go RETURNING id), "
 	  "d AS (INSERT INTO deliveries (message_id, sub_id, priority, ordering_key) "
 	  "SELECT m.id, s, $6::smallint, $10 FROM m, unnest($8::bigint[]) AS s RETURNING 1) "
-	  "SELECT (SELECT count(*) FROM m), (SELECT count(*) FROM d)",
-	  10 },
+	  "SELECT (SELECT count(*) FROM m), (SELECT count(*) FROM d), EXISTS (SELECT 1 FROM ok)",
+	  11 },
+	/* A group of publishes in one statement (commit.c): the parameters of "publish" as arrays,
+	 * one element per publish ($8: each publish's subscriptions as a bigint[] literal), $9 the
+	 * window, $11 the route versions. One row per publish, in order: its position (1-based),
+	 * messages stored (0 when its idempotency key is live or its route is stale), deliveries,
+	 * and whether its route_version is still the topic's (as in "publish"). Deliveries get
+	 * their seq in publish order. Two publishes of one new key in a group make the statement
+	 * fail (ON CONFLICT cannot affect a row twice): the group is then published one statement
+	 * at a time. */
+	{ "publish_group",
+	  "WITH p AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::uuid[], $4::text[], "
+	  "$5::text[], $6::smallint[], $7::text[], $8::text[], $10::text[], $11::bigint[]) WITH "
+	  "ORDINALITY AS p (topic_id, ikey, id, payload, headers, prio, okey, subs, dkey, ver, "
+	  "n)), "
+	  "f AS (SELECT p.*, EXISTS (SELECT 1 FROM topics t WHERE t.id = p.topic_id AND "
+	  "t.route_version = p.ver) AS fresh FROM p), "
+	  "i AS (INSERT INTO idempotency (topic_id, key, message_id, expires_at) "
+	  "SELECT topic_id, ikey, id, now() + make_interval(secs => $9::int) FROM f WHERE fresh "
+	  "AND "
+	  "ikey <> '' ON CONFLICT (topic_id, key) DO UPDATE SET message_id = EXCLUDED.message_id, "
+	  "expires_at = EXCLUDED.expires_at WHERE idempotency.expires_at < now() "
+	  "RETURNING message_id), "
+	  "go AS (SELECT * FROM f WHERE fresh AND (ikey = '' OR id IN (SELECT message_id FROM "
+	  "i))), "
+	  "m AS (INSERT INTO messages (id, topic_id, payload, headers, priority, ordering_key, "
+	  "idempotency_key) SELECT id, topic_id, payload::json, headers::jsonb, prio, okey, ikey "
+	  "FROM go ORDER BY n RETURNING id), "
+	  "d AS (INSERT INTO deliveries (message_id, sub_id, priority, ordering_key) "
+	  "SELECT go.id, s.sub, go.prio, go.dkey FROM go CROSS JOIN LATERAL "
+	  "unnest(go.subs::bigint[]) "
+	  "WITH ORDINALITY AS s (sub, k) ORDER BY go.n, s.k RETURNING message_id) "
+	  "SELECT f.n, (SELECT count(*) FROM m WHERE m.id = f.id), (SELECT count(*) FROM d WHERE "
+	  "d.message_id = f.id), f.fresh FROM f ORDER BY f.n",
+	  11 },
 	{ "idem_get",
 	  "SELECT message_id::text FROM idempotency WHERE topic_id = $1::bigint AND key = $2", 2 },
 	/* Marks consumer $2 of subscription $1 seen and lists the active ones ($3 ms) with their
@@ -190,27 +235,31 @@ const struct sb_pg_stmt ps_stmts[] = {
 	 * in one statement, with the rules of "ack". One row per ack, in order: topic, error (''
 	 * when acked now or before; not_found, lease_required, no_lease), seconds since the
 	 * publish, whether this statement acked it, and the message's traceparent header (''). The
-	 * outer query sees the states from before the UPDATE. */
+	 * outer query sees the states from before the UPDATE. Every row is found by a key lookup
+	 * per ack (LATERAL ... LIMIT 1 cannot be flattened): a cached generic plan made while the
+	 * tables were empty joined messages through messages_by_topic instead, reading every
+	 * message of the topic for each ack (docs/pubsub.md, "Profile"). */
 	{ "ack_batch",
 	  "WITH r AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[]) WITH ORDINALITY "
 	  "AS r (mid, sub, lease, n)), "
-	  "t AS (SELECT r.n, r.mid, r.lease, s.id AS sub_id, tp.name AS topic, tp.guarantee = "
-	  "'exactly_once' AS strict FROM r JOIN messages m ON m.id = r.mid JOIN topics tp ON tp.id "
-	  "= m.topic_id AND tp.tenant_id = $4 JOIN subscriptions s ON s.topic_id = tp.id AND "
-	  "s.name = r.sub), "
+	  "t AS (SELECT r.n, r.lease, s.id AS sub_id, tp.name AS topic, tp.guarantee = "
+	  "'exactly_once' AS strict, m.published_at, m.tp, x.seq, x.state FROM r "
+	  "CROSS JOIN LATERAL (SELECT topic_id, published_at, headers->>'traceparent' AS tp FROM "
+	  "messages WHERE id = r.mid LIMIT 1) m JOIN topics tp ON tp.id = m.topic_id AND "
+	  "tp.tenant_id = $4 JOIN subscriptions s ON s.topic_id = tp.id AND s.name = r.sub "
+	  "LEFT JOIN LATERAL (SELECT seq, state FROM deliveries WHERE message_id = r.mid AND "
+	  "sub_id = s.id LIMIT 1) x ON true), "
 	  "u AS (UPDATE deliveries d SET state = 'acked', acked_at = now(), lease_id = NULL, "
-	  "lease_expires = NULL FROM t WHERE d.message_id = t.mid AND d.sub_id = t.sub_id AND NOT "
-	  "(t.strict AND t.lease = '') AND (d.state = 'leased' OR (NOT t.strict AND d.state = "
-	  "'ready' AND d.attempt > 0 AND t.lease = '')) AND (t.lease = '' OR d.lease_id::text = "
-	  "t.lease) AND (NOT t.strict OR d.lease_expires > now()) RETURNING d.message_id, "
-	  "d.sub_id) "
-	  "SELECT t.topic, CASE WHEN t.mid IS NULL OR d.state IS NULL THEN 'not_found' WHEN "
-	  "t.strict AND t.lease = '' THEN 'lease_required' WHEN u.message_id IS NOT NULL OR "
-	  "d.state = 'acked' THEN '' ELSE 'no_lease' END, coalesce(extract(epoch FROM now() - "
-	  "m.published_at), 0), u.message_id IS NOT NULL, coalesce(m.headers->>'traceparent', '') "
-	  "FROM r LEFT JOIN t ON t.n = r.n LEFT JOIN (SELECT DISTINCT message_id, sub_id FROM u) u "
-	  "ON u.message_id = t.mid AND u.sub_id = t.sub_id LEFT JOIN deliveries d ON d.message_id "
-	  "= t.mid AND d.sub_id = t.sub_id LEFT JOIN messages m ON m.id = t.mid ORDER BY r.n",
+	  "lease_expires = NULL FROM t WHERE d.seq = t.seq AND NOT (t.strict AND t.lease = '') AND "
+	  "(d.state = 'leased' OR (NOT t.strict AND d.state = 'ready' AND d.attempt > 0 AND "
+	  "t.lease = '')) AND (t.lease = '' OR d.lease_id::text = t.lease) AND (NOT t.strict OR "
+	  "d.lease_expires > now()) RETURNING d.seq) "
+	  "SELECT t.topic, CASE WHEN t.n IS NULL OR t.state IS NULL THEN 'not_found' WHEN "
+	  "t.strict AND t.lease = '' THEN 'lease_required' WHEN u.seq IS NOT NULL OR t.state = "
+	  "'acked' THEN '' ELSE 'no_lease' END, coalesce(extract(epoch FROM now() - "
+	  "t.published_at), 0), u.seq IS NOT NULL, coalesce(t.tp, '') "
+	  "FROM r LEFT JOIN t ON t.n = r.n LEFT JOIN (SELECT DISTINCT seq FROM u) u ON u.seq = "
+	  "t.seq ORDER BY r.n",
 	  4 },
 	{ "delivery_state",
 	  "SELECT state, attempt FROM deliveries WHERE message_id = $1::uuid AND sub_id = "

@@ -518,6 +518,46 @@ test('schema validation uses the publisher\'s tenant: another tenant\'s subject 
 	assert.deepEqual(await consume(t.name, {}, 'other'), []);
 });
 
+test('cached routes: a new subscription and a changed topic are seen by the next publish', async () => {
+	const metric = async (name) => {
+		const text = await (await fetch(`${process.env.SB_PUBSUB_OPS}/metrics`)).text();
+		const m = new RegExp(`^${name} (\\d+)$`, 'm').exec(text);
+		return m ? Number(m[1]) : 0;
+	};
+	const t = await topic({ type: 'pubsub' });
+	const first = await publish({ topic: t.name, payload: 1 });
+	assert.equal(first.subscriptions, 1);
+	const reads = await metric('pubsub_route_reads_total');
+	const stale = await metric('pubsub_route_stale_total');
+	const second = await publish({ topic: t.name, payload: 2 });
+	assert.equal(second.subscriptions, 1);
+	assert.equal(await metric('pubsub_route_reads_total'), reads, 'the second publish used the cached route');
+	// A subscription created since the route was cached: the next publish finds the cached
+	// route stale, routes again and reaches it; the earlier ones do not.
+	await expect(201, 'POST', `/api/v1/topics/${t.name}/subscriptions`, { subscription: 'late' }, 'consume');
+	const third = await publish({ topic: t.name, payload: 3 });
+	assert.equal(third.subscriptions, 2);
+	assert.equal(await metric('pubsub_route_stale_total'), stale + 1);
+	assert.equal(await metric('pubsub_route_reads_total'), reads + 1);
+	assert.deepEqual(ids(await consume(t.name, { subscription: 'late', max: 10 })), [third.id]);
+	// A changed topic: the cached route still says at_least_once, the publish statement finds
+	// it stale, and the route read again requires the idempotency key of exactly_once.
+	await expect(200, 'PUT', `/api/v1/topics/${t.name}`, { guarantee: 'exactly_once' });
+	await expect(400, 'POST', '/api/v1/messages/publish', { topic: t.name, payload: 4 }, 'produce');
+	assert.equal(await metric('pubsub_route_stale_total'), stale + 2);
+	// A deleted topic: the cached route (exactly_once) refuses the keyless publish, and a
+	// refusal made with a cached route is checked again with the store's: 404.
+	await expect(200, 'DELETE', `/api/v1/topics/${t.name}`);
+	await expect(404, 'POST', '/api/v1/messages/publish', { topic: t.name, payload: 5 }, 'produce');
+	// A publish that passes the cached route's checks: the publish statement finds the topic
+	// gone, stores nothing, and the route read again answers 404.
+	const u = await topic({});
+	await publish({ topic: u.name, payload: 1 });
+	await expect(200, 'DELETE', `/api/v1/topics/${u.name}`);
+	await expect(404, 'POST', '/api/v1/messages/publish', { topic: u.name, payload: 2 }, 'produce');
+	assert.equal(await metric('pubsub_route_stale_total'), stale + 3);
+});
+
 test('service metrics count publishes, acks and dead letters', async () => {
 	const r = await fetch(`${process.env.SB_PUBSUB_OPS}/metrics`);
 	const text = await r.text();

@@ -34,9 +34,12 @@ if (process.env.PUSH_MODE === 'refuse') {
 	});
 } else {
 	// The receiver: /<name>/ok answers 204; /<name>/flaky 500 twice per message then 200;
-	// /<name>/fail always 500; /<name>/gone 410. Every request is kept with its headers.
+	// /<name>/fail always 500; /<name>/gone 410; /<name>/hang never answers (pubsub gives up
+	// after SB_PUBSUB_PUSH_TIMEOUT_MS), counting how many it holds at once. Every request is
+	// kept with its headers.
 	const got = []; // {path, headers, body, raw}
 	const failures = new Map();
+	const hang = { open: 0, max: 0, held: new Set() };
 	const server = http.createServer((req, res) => {
 		const chunks = [];
 		req.on('data', (c) => chunks.push(c));
@@ -50,6 +53,16 @@ if (process.env.PUSH_MODE === 'refuse') {
 			}
 			got.push({ path: req.url, headers: req.headers, body, raw });
 			const kind = req.url.split('/').pop();
+			if (kind === 'hang') {
+				hang.open++;
+				hang.max = Math.max(hang.max, hang.open);
+				hang.held.add(res);
+				res.on('close', () => {
+					hang.open--;
+					hang.held.delete(res);
+				});
+				return;
+			}
 			let status = 204;
 			if (kind === 'fail') status = 500;
 			else if (kind === 'gone') status = 410;
@@ -194,5 +207,26 @@ if (process.env.PUSH_MODE === 'refuse') {
 		assert.equal(d.state, 'dead');
 		assert.equal(d.attempt, 1);
 		assert.deepEqual(d.errors.map((e) => e.reason), ['push: HTTP 410 (permanent)']);
+	});
+	test('an endpoint that hangs holds at most SB_PUBSUB_PUSH_PER_SUBSCRIPTION (2) of the 4 workers', async () => {
+		// Twelve deliveries to an endpoint that never answers: without the cap they would hold
+		// all four workers for 3 rounds of the 2 s push timeout, oldest first, and the healthy
+		// subscription's pushes (newer) would wait about 6 s.
+		const slow = await topic({ type: 'pubsub', max_delivery_attempts: 1 });
+		const h = await pushSub(slow, 'hang');
+		for (let i = 0; i < 12; i++) await publish({ topic: slow.name, payload: { hang: i } });
+		assert.ok(await waitFor(() => hang.open >= 2, 5000), `the hanging endpoint holds ${hang.open}`);
+		const t = await topic({ type: 'pubsub' });
+		const s = await pushSub(t, 'ok');
+		const t0 = Date.now();
+		for (let i = 0; i < 5; i++) await publish({ topic: t.name, payload: { quick: i } });
+		const mine = () => got.filter((r) => r.path === s.path);
+		assert.ok(await waitFor(() => mine().length >= 5, 3000),
+			`the healthy endpoint got ${mine().length} of 5 within ${Date.now() - t0} ms`);
+		assert.ok(got.filter((r) => r.path === h.path).length < 12, 'the hanging deliveries were not all tried yet');
+		assert.equal(hang.max, 2, 'pushes held by the hanging endpoint at once');
+		const del = await call('DELETE', `/api/v1/topics/${slow.name}`);
+		assert.ok(del.status === 204 || del.status === 200, `topic delete: ${del.status}`);
+		for (const res of hang.held) res.destroy();
 	});
 }

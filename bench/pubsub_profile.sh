@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# pubsub_profile.sh: where sb-pubsub's time goes under the load of bench/pubsub_bench.sh (the
+# pubsub part only; no peers, no verdict). PostgreSQL runs durable (fsync, synchronous_commit
+# on) with pg_stat_statements loaded; after the load the script prints
+#   - the load's line (rate, p50/p99) and the CPU seconds of gateway, sb-pubsub, PostgreSQL;
+#   - HTTP requests (the gateway's counter) and RPCs and statements per message;
+#   - pg_stat_statements: calls, total and mean ms, rows, shared blocks hit/read/dirtied/written
+#     and WAL bytes per statement, the largest first;
+#   - the deliveries table's tuple counters (updates, HOT updates, deletes) and index sizes;
+#   - EXPLAIN (ANALYZE, BUFFERS) of a claim of 64 and of a batch ack of what it leased, on the
+#     table the load left behind (inside a transaction that is rolled back).
+# SB_PROFILE_PERF=1 also samples the whole machine with perf for 5 s during the load (commands,
+# and the hottest symbols of postgres, sb-pubsub and sb-gateway).
+# Usage: bash bench/pubsub_profile.sh [BUILD_DIR]   (SB_BENCH_MESSAGES, default 4000)
+set -u
+root=$(cd "$(dirname "$0")/.." && pwd)
+export SB_BUILD_ROOT=${1:-${SB_BUILD_ROOT:-$root/build}}
+export SB_SOURCE_ROOT=$root
+if [ -z "${SB_TEST_TMP:-}" ]; then
+	exec bash "$root/tests/lib/with-stack.sh" --stack pg,redis -- bash "$0" "$SB_BUILD_ROOT"
+fi
+. "$root/tools/stack.sh"
+. "$root/tests/lib/services.sh"
+. "$root/bench/pubsub/stack.sh"
+tmp=$SB_TEST_TMP
+export SB_BENCH_MESSAGES=${SB_BENCH_MESSAGES:-4000}
+echo "# $(date -u +%FT%TZ) $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), build $SB_BUILD_ROOT"
+sb_pg_stop "$tmp"
+sb_pg_start "$tmp" "$SB_TEST_PG_PORT" "-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all -c track_io_timing=on" ||
+	{ echo "profile: PostgreSQL restart failed"; exit 1; }
+q() { psql -X -q -At -v ON_ERROR_STOP=1 "$SB_TEST_PG_DSN" "$@"; }
+qt() { psql -X -q -v ON_ERROR_STOP=1 "$SB_TEST_PG_DSN" "$@"; }
+echo "PostgreSQL: $(q -c "SELECT string_agg(name || '=' || setting, ' ' ORDER BY name) FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes', 'shared_buffers')")"
+q -c 'CREATE EXTENSION IF NOT EXISTS pg_stat_statements' || exit 1
+
+bench_name=profile
+pubsub_stack_start
+
+# Counters read before and after the load.
+gw_requests() { curl -s "http://127.0.0.1:${SVC_OPS[gateway]}/metrics" | awk '/^(sb_)?gateway_http_requests_total/ {s += $NF} END {print s + 0}'; }
+rpc_calls() { curl -s "http://127.0.0.1:${SVC_OPS[pubsub]}/metrics" | awk '/^(sb_)?rpc_server_requests_total.*pubsub/ {s += $NF} END {print s + 0}'; }
+q -c 'SELECT pg_stat_statements_reset()' >/dev/null
+h0=$(gw_requests) r0=$(rpc_calls) s0=$(q -c 'SELECT sum(sessions) FROM pg_stat_database')
+g0=$(ticks "${SVC_PID[gateway]}") p0=$(ticks "${SVC_PID[pubsub]}") d0=$(ticks $(pg_pids))
+(cd "$root/bench/pubsub" && env SB_GW="$SB_GW" SB_TOKEN="$token" SB_TOPIC=bench node load.mjs pubsub) >"$tmp/load.out" 2>&1 &
+load_pid=$!
+if [ "${SB_PROFILE_PERF:-0}" = 1 ]; then
+	sleep 2
+	perf record -q -F 499 -a -o "$tmp/perf.data" -- sleep 5 >/dev/null 2>&1
+fi
+wait "$load_pid" || { echo "profile: the load failed"; tail -20 "$tmp/load.out"; exit 1; }
+g1=$(ticks "${SVC_PID[gateway]}") p1=$(ticks "${SVC_PID[pubsub]}") d1=$(ticks $(pg_pids))
+h1=$(gw_requests) r1=$(rpc_calls) s1=$(q -c 'SELECT sum(sessions) FROM pg_stat_database')
+hz=$(getconf CLK_TCK)
+tail -1 "$tmp/load.out"
+n=$SB_BENCH_MESSAGES
+echo "CPU seconds: gateway $(((g1 - g0) * 100 / hz))e-2, sb-pubsub $(((p1 - p0) * 100 / hz))e-2, PostgreSQL $(((d1 - d0) * 100 / hz))e-2; PostgreSQL µs per message: $(((d1 - d0) * 1000000 / hz / n))"
+echo "per message: HTTP requests $(echo "scale=3; ($h1 - $h0) / $n" | bc), pubsub RPCs $(echo "scale=3; ($r1 - $r0) / $n" | bc), statements $(q -c "SELECT round(sum(calls)::numeric / $n, 3) FROM pg_stat_statements WHERE query !~* 'pg_stat_statements'")"
+echo "PostgreSQL sessions opened during the load: $((s1 - s0))"
+echo "## pg_stat_statements (the load; largest total time first)"
+qt -c "SELECT calls, round(total_exec_time::numeric, 0) AS total_ms, round(mean_exec_time::numeric, 3) AS mean_ms,
+	round((100 * total_exec_time / sum(total_exec_time) OVER ())::numeric, 1) AS pct, rows,
+	shared_blks_hit AS hit, shared_blks_read AS read, shared_blks_dirtied AS dirtied, shared_blks_written AS written,
+	pg_size_pretty(wal_bytes) AS wal, regexp_replace(left(query, 70), '\s+', ' ', 'g') AS query
+	FROM pg_stat_statements WHERE query !~* 'pg_stat_statements|EXPLAIN' ORDER BY total_exec_time DESC LIMIT 14"
+echo "## deliveries and messages: tuple counters, sizes"
+qt -c "SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del, n_live_tup, n_dead_tup, autovacuum_count AS autovac, autoanalyze_count AS autoanalyze, pg_size_pretty(pg_total_relation_size(relid)) AS total FROM pg_stat_user_tables WHERE schemaname = 'pubsub' AND n_tup_ins > 0 ORDER BY relname"
+qt -c "SELECT indexrelname, idx_scan, idx_tup_read, pg_size_pretty(pg_relation_size(indexrelid)) AS size FROM pg_stat_user_indexes WHERE schemaname = 'pubsub' AND relname IN ('deliveries', 'acks', 'messages') ORDER BY relname, indexrelname"
+qt -c "SELECT sum(wal_records) AS wal_records, pg_size_pretty(sum(wal_bytes)) AS wal_bytes, round(sum(wal_bytes) / $n) AS wal_bytes_per_msg FROM pg_stat_statements"
+
+# EXPLAIN of one claim and one batch ack: 200 fresh messages published, then rolled back.
+echo "## EXPLAIN (ANALYZE, BUFFERS): claim of 64, then the batch ack of what it leased"
+for i in $(seq 1 200); do echo "{\"topic\":\"bench\",\"payload\":{\"d\":\"$(printf 'x%.0s' $(seq 1 100))\"}}"; done |
+	while read -r b; do curl -s -o /dev/null -H "Authorization: Bearer $token" -H 'Content-Type: application/json' -d "$b" "$SB_GW/api/v1/messages/publish"; done
+sub=$(q -c "SELECT s.id FROM pubsub.subscriptions s JOIN pubsub.topics t ON t.id = s.topic_id WHERE t.name = 'bench' AND s.name = 'default'")
+tenant=$(q -c "SELECT tenant_id FROM pubsub.topics WHERE name = 'bench'")
+claim_sql=$(sed -n '/{ "claim",/,/7 },/p' "$root/services/pubsub/store.c" | grep -o '"[^"]*"' | sed '1d;s/^"//;s/"$//' | tr -d '\n' | sed 's/\\"/"/g')
+ack_sql=$(sed -n '/{ "ack_batch",/,/4 },/p' "$root/services/pubsub/store.c" | grep -o '"[^"]*"' | sed '1d;s/^"//;s/"$//' | tr -d '\n' | sed 's/\\"/"/g')
+qt <<EOF
+SET search_path = pubsub;
+BEGIN;
+PREPARE c(text, text, text, text, text, text, text) AS $claim_sql;
+EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING ON) EXECUTE c('$sub', '64', '30000', 'x', '0', '0', 'false');
+CREATE TEMP TABLE leased ON COMMIT DROP AS SELECT d.message_id::text AS mid, d.lease_id::text AS lease FROM deliveries d WHERE d.state = 'leased' AND d.sub_id = $sub;
+SELECT count(*) AS leased_now FROM leased;
+PREPARE a(text, text, text, text) AS $ack_sql;
+SELECT array_agg(mid)::text AS ids, array_agg('default'::text)::text AS subs, array_agg(lease)::text AS leases FROM leased \gset
+EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING ON) EXECUTE a(:'ids', :'subs', :'leases', '$tenant');
+ROLLBACK;
+EOF
+if [ "${SB_PROFILE_PERF:-0}" = 1 ] && [ -s "$tmp/perf.data" ]; then
+	echo "## perf, the whole machine for 5 s of the load: samples per command, then the hottest symbols of postgres, sb-pubsub and sb-gateway"
+	perf report -q -i "$tmp/perf.data" --sort comm 2>/dev/null | grep -v '^$' | head -12
+	for c in postgres sb-pubsub sb-gateway; do
+		echo "# $c"
+		perf report -q -i "$tmp/perf.data" --comms "$c" --sort dso,symbol 2>/dev/null | grep -v '^$' | head -15
+	done
+fi
+sb_svc_stop_all
