@@ -1,4 +1,4 @@
-// sim.mjs: a TLCP 2.5 server simulator (WebSocket transport only) for sb-ingest's tests and
+// sim.mjs: a TLCP 2.5 server simulator (WebSocket streaming, HTTP polling) for sb-ingest's tests and
 // benchmark. It serves one adapter set whose items produce scripted MERGE updates, and can
 // misbehave on cue: LOOP every K notifications, drop the TCP connection every K notifications
 // (and answer the recovery from a little earlier than asked: the client must discard the
@@ -7,6 +7,9 @@
 // the first N session creations with CONERR, end the session once (END) so the client must
 // start a new one, and send SYNC every T ms. The official lightstreamer-client-node connects to
 // it in sim_check.mjs, which is what makes us trust that it speaks real TLCP.
+//
+// Over HTTP it serves create_session.txt and the polling (bind_session.txt, control.txt) that
+// the official client recovers a dropped WebSocket session with.
 //
 // node sim.mjs --port P [--items A,B] [--updates N] [--rate R] [--loop-every K]
 //   [--drop-every K] [--drop-rewind D] [--conerr N] [--end-after K] [--sync-ms T]
@@ -125,7 +128,7 @@ function parseArgs(argv) {
 export function startSim(opts) {
 	const o = { ...parseArgs([]), ...opts };
 	const stats = { creates: 0, binds: 0, recoveries: 0, loops: 0, drops: 0, conerrs: 0,
-		ends: 0, syncs: 0, sent: 0, generated: 0, reqerrs: 0, reconfs: 0, reconf: [] };
+		ends: 0, syncs: 0, sent: 0, generated: 0, reqerrs: 0, reconfs: 0, reconf: [], httpBinds: 0 };
 	let conerrLeft = o.conerr;
 	let endLeft = o.endAfter > 0 ? 1 : 0;
 	const sessions = new Map();
@@ -364,8 +367,15 @@ export function startSim(opts) {
 		}
 	}
 
+	// HTTP: create_session.txt (the official client's retry after a CONERR), and the HTTP
+	// polling it recovers with after a dropped WebSocket: bind_session.txt (with
+	// LS_recovery_from the first time, then plain polls) answers CONOK, PROG when recovering,
+	// what the session has from the cursor on, and LOOP,0 (poll again); control.txt carries
+	// control requests (one per line) while the session is bound over HTTP.
 	const onHttp = (req, res) => {
-		if (req.method !== 'POST' || !req.url.startsWith('/lightstreamer/create_session.txt')) {
+		const name = req.method === 'POST' &&
+			(/^\/lightstreamer\/(create_session|bind_session|control)\.txt(\?|$)/.exec(req.url) || [])[1];
+		if (!name) {
 			res.writeHead(404).end();
 			return;
 		}
@@ -373,12 +383,26 @@ export function startSim(opts) {
 		req.on('data', (d) => { body += d; });
 		req.on('end', () => {
 			const chunks = [];
-			const fake = { ws: { send: (t) => chunks.push(t), close: () => {}, terminate: () => {} },
-				session: null, cursor: 0, sinceBind: 0, closing: true, http: true };
-			onRequest(fake, 'create_session', params(body));
-			if (fake.session) {
-				fake.session.conn = null;
-				chunks.push('LOOP,0\r\n');
+			const fake = { ws: { send: (t) => chunks.push(t), close: () => { fake.closing = true; },
+				terminate: () => { fake.closing = true; }, bufferedAmount: 0 },
+			session: null, cursor: 0, sinceBind: 0, closing: name === 'create_session', http: true };
+			if (name === 'control') {
+				for (const line of body.split('\r\n').filter((x) => x)) {
+					const p = params(line);
+					fake.session = sessions.get(p.LS_session) || null;
+					onRequest(fake, 'control', p);
+				}
+			} else {
+				if (name === 'bind_session')
+					bump('httpBinds');
+				onRequest(fake, name, params(body));
+			}
+			const s = fake.session;
+			if (name !== 'control' && s) {
+				if (s.conn === fake)
+					s.conn = null;
+				if (!fake.closing || name === 'create_session')
+					chunks.push('LOOP,0\r\n');
 			}
 			res.writeHead(200, { 'content-type': 'text/enriched; charset=utf-8' });
 			res.end(chunks.join(''));

@@ -4,7 +4,8 @@
 # delivered records that a broker in controlled shutdown never appended.
 # stack: kafka1
 # labels: ingest,faults
-# sb-ingest alone (no gateway) subscribes to the TLCP simulator (6 items, 3,000 updates/s) with
+# sb-ingest alone (no gateway) subscribes to the TLCP simulator (6 items, 3,000 updates/s: rate
+# SB_TEST_INGEST_INFLIGHT_RATE) with
 # the production producer settings and writes to a private one-broker cluster. While it produces,
 # the broker is stopped with a controlled shutdown (SIGTERM) and started again,
 # SB_TEST_INGEST_INFLIGHT_CYCLES times (default 3). Then the feed stops, the queue drains, and
@@ -19,6 +20,9 @@ root=${SB_SOURCE_ROOT:?}
 . "$root/tests/lib/services.sh"
 tmp=${SB_TEST_TMP:?}
 cycles=${SB_TEST_INGEST_INFLIGHT_CYCLES:-3}
+# SB_TEST_INGEST_INFLIGHT_RATE: updates/s over the 6 items (default 3,000).
+rate=${SB_TEST_INGEST_INFLIGHT_RATE:-3000}
+step=$((rate / 2))
 fails=0
 ok() { echo "ok - $*"; }
 bad() {
@@ -37,10 +41,10 @@ print(json.dumps({"source": "sim", "adapter_set": "SIM",
                {"name": "Status", "type": "string"}, {"name": "TimeStamp", "type": "int64"}],
     "items": sys.argv[1].split(",")}))
 EOF
-# More updates than the cycles can take (the feed is stopped after them): 3,000/s for 200 s.
+# More updates than the cycles can take (the feed is stopped after them): 200 s of the rate.
 sim_port=$(sb_free_port)
 SB_SIM_MAX_S=300 node "$root/tests/ingest/sim.mjs" --port "$sim_port" --items "$items" \
-	--updates 100000 --rate 3000 --adapter-set SIM --stats "$tmp/sim.json" >"$tmp/sim.log" 2>&1 &
+	--updates $((rate * 200 / 6)) --rate "$rate" --adapter-set SIM --stats "$tmp/sim.json" >"$tmp/sim.log" 2>&1 &
 sim_pid=$!
 trap 'kill $sim_pid 2>/dev/null; sb_svc_stop_all' EXIT
 sb_svc_ports ingest
@@ -52,10 +56,10 @@ sb_svc_wait_ready ingest || exit 1
 
 kdir=${SB_TEST_KAFKA_DIRS%% *}
 for c in $(seq 1 "$cycles"); do
-	# Producing steadily again: 1,500 more acknowledged (half a second of the feed).
+	# Producing steadily again: half a second of the feed more acknowledged.
 	a0=$(acked)
 	for _ in $(seq 1 300); do
-		[ "$(acked)" -ge $((${a0:-0} + 1500)) ] 2>/dev/null && break
+		[ "$(acked)" -ge $((${a0:-0} + step)) ] 2>/dev/null && break
 		sleep 0.1
 	done
 	a1=$(acked)
@@ -81,7 +85,7 @@ done
 # the topic.
 a0=$(acked)
 for _ in $(seq 1 300); do
-	[ "$(acked)" -ge $((${a0:-0} + 1500)) ] 2>/dev/null && break
+	[ "$(acked)" -ge $((${a0:-0} + step)) ] 2>/dev/null && break
 	sleep 0.1
 done
 kill "$sim_pid" 2>/dev/null
