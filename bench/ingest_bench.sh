@@ -29,6 +29,7 @@ if [ -z "${SB_TEST_TMP:-}" ]; then
 	exec bash "$root/tests/lib/with-stack.sh" --stack kafka1 -- bash "$0" "$SB_BUILD_ROOT"
 fi
 . "$root/tools/stack.sh"
+. "$root/tests/ingest/lib.sh"
 rates=${SB_BENCH_INGEST_RATES:-10000 25000 50000 75000 100000}
 secs=${SB_BENCH_INGEST_SECONDS:-6}
 nitems=${SB_BENCH_INGEST_ITEMS:-30}
@@ -48,14 +49,7 @@ done
 tmp=$SB_TEST_TMP
 echo "ingest: $(date -u +%FT%TZ), $(nproc) cores, load: $(uptime | sed 's/.*load average: //')"
 items=$(seq -f 'item%g' 1 "$nitems" | paste -sd,)
-python3 - "$items" >"$tmp/map.json" <<'EOF'
-import json, sys
-print(json.dumps({"source": "sim", "adapter_set": "SIM",
-    "server_ts": {"field": "TimeStamp", "unit": "ms"},
-    "fields": [{"name": "Seq", "type": "int64"}, {"name": "Value", "type": "double"},
-               {"name": "Status", "type": "string"}, {"name": "TimeStamp", "type": "int64"}],
-    "items": sys.argv[1].split(",")}))
-EOF
+ingest_sim_mapping "$items" >"$tmp/map.json"
 
 # The simulator's ceiling: the same stream at an unreachable rate to a client that discards
 # (tests/ingest/sim_drain.mjs), so that a rate sb-ingest misses is known not to be the feed's.

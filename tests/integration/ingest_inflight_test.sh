@@ -18,6 +18,7 @@ set -u
 root=${SB_SOURCE_ROOT:?}
 . "$root/tools/stack.sh"
 . "$root/tests/lib/services.sh"
+. "$root/tests/ingest/lib.sh"
 tmp=${SB_TEST_TMP:?}
 cycles=${SB_TEST_INGEST_INFLIGHT_CYCLES:-3}
 # SB_TEST_INGEST_INFLIGHT_RATE: updates/s over the 6 items (default 3,000).
@@ -33,14 +34,7 @@ metric() { curl -s "http://127.0.0.1:${SVC_OPS[ingest]}/metrics" | awk -v k="$1"
 acked() { metric 'ingest_published_total{result="ok"}'; }
 
 items=item1,item2,item3,item4,item5,item6
-python3 - "$items" >"$tmp/map.json" <<'EOF'
-import json, sys
-print(json.dumps({"source": "sim", "adapter_set": "SIM",
-    "server_ts": {"field": "TimeStamp", "unit": "ms"},
-    "fields": [{"name": "Seq", "type": "int64"}, {"name": "Value", "type": "double"},
-               {"name": "Status", "type": "string"}, {"name": "TimeStamp", "type": "int64"}],
-    "items": sys.argv[1].split(",")}))
-EOF
+ingest_sim_mapping "$items" >"$tmp/map.json"
 # More updates than the cycles can take (the feed is stopped after them): 200 s of the rate.
 sim_port=$(sb_free_port)
 SB_SIM_MAX_S=300 node "$root/tests/ingest/sim.mjs" --port "$sim_port" --items "$items" \
@@ -109,9 +103,7 @@ topic="${SB_KAFKA_TOPIC_PREFIX}telemetry.raw.v1"
 # Read the whole topic; again (up to 5 times) while ids are missing, so that a read ending early
 # is not taken for a loss.
 for _ in $(seq 1 5); do
-	kcat -b "$SB_TEST_KAFKA_BROKERS" -X isolation.level=read_uncommitted -C -t "$topic" \
-		-o beginning -e -q -f '%h\n' 2>/dev/null |
-		tr ',' '\n' | sed -n 's/^ce_id=//p' >"$tmp/ids"
+	ingest_topic_ids "$SB_TEST_KAFKA_BROKERS" "$topic" >"$tmp/ids"
 	distinct=$(sort -u "$tmp/ids" | wc -l)
 	[ "$distinct" -ge "${acked:-0}" ] && break
 	sleep 1
@@ -121,10 +113,7 @@ if [ "${acked:-0}" -gt 0 ] && [ "$distinct" = "$acked" ]; then
 	ok "acknowledged ⊆ topic: $distinct distinct ids for $acked acknowledged ($records records)"
 else
 	bad "acknowledged $acked, the topic holds $distinct distinct ids ($records records): $((${acked:-0} - distinct)) missing"
-	kcat -b "$SB_TEST_KAFKA_BROKERS" -X isolation.level=read_uncommitted -C -t "$topic" \
-		-o beginning -e -q -f '%k %p %o\n' 2>/dev/null >"$tmp/recs"
-	echo "# records per key: $(awk '{ n[$1]++ } END { for (k in n) printf "%s=%d ", k, n[k] }' "$tmp/recs")"
-	echo "# partitions (first..last offset, count): $(awk '{ p=$2; if (!(p in lo) || $3 < lo[p]) lo[p]=$3; if ($3 > hi[p]) hi[p]=$3; c[p]++ } END { for (p in c) printf "%s:%d..%d,%d ", p, lo[p], hi[p], c[p] }' "$tmp/recs")"
+	ingest_topic_report "$SB_TEST_KAFKA_BROKERS" "$topic" "$tmp/recs"
 	cp -r "$tmp" "/tmp/ingest-inflight-fail.$$" 2>/dev/null && echo "# kept $tmp as /tmp/ingest-inflight-fail.$$"
 fi
 echo "# replaced producers: $(metric ingest_producer_replacements_total), requeued: $(metric 'ingest_published_total{result="requeued"}')"
