@@ -2,8 +2,9 @@
  * records sb-ingest sends for the simulator's updates (the same TelemetrySample payloads with
  * the same fields and values, keyed by item, CloudEvents headers) at a fixed rate, with the
  * producer settings sb-ingest uses (idempotent, acks=all, lz4, linger.ms 5, batches of up to
- * 10,000 records or 1 MiB, one request in flight per connection), and no TLCP, no decoding,
- * no queue in front.
+ * 10,000 records or 1 MiB, one request in flight per connection; SB_INGEST_LINGER_MS,
+ * SB_INGEST_BATCH_MESSAGES, SB_INGEST_COMPRESSION and SB_INGEST_MAX_IN_FLIGHT change them as
+ * they change sb-ingest's), and no TLCP, no decoding, no queue in front.
  *
  *   ingest_peer BROKERS TOPIC RATE SECONDS ITEMS
  *
@@ -58,6 +59,13 @@ cmp64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+static const char *
+env_or(const char *name, const char *dflt)
+{
+	const char *v = getenv(name);
+	return v && *v ? v : dflt;
+}
+
 /* The simulator's value(i, k) (tests/ingest/sim.mjs). */
 static const char *
 status_of(long k)
@@ -92,14 +100,16 @@ main(int argc, char **argv)
 		fprintf(stderr, "peer: %s\n", err);
 		return 1;
 	}
+	/* The settings sb-ingest reads, from the same variables and with its defaults, so that
+	 * the bench's A/B runs change both sides alike. */
 	const char *conf[] = { "linger.ms",
-		               "5",
+		               env_or("SB_INGEST_LINGER_MS", "5"),
 		               "batch.num.messages",
-		               "10000",
+		               env_or("SB_INGEST_BATCH_MESSAGES", "10000"),
 		               "batch.size",
 		               "1048576",
 		               "compression.type",
-		               "lz4",
+		               env_or("SB_INGEST_COMPRESSION", "lz4"),
 		               "message.timeout.ms",
 		               "0",
 		               "queue.buffering.max.messages",
@@ -107,7 +117,7 @@ main(int argc, char **argv)
 		               "queue.buffering.max.kbytes",
 		               "262144",
 		               "max.in.flight.requests.per.connection",
-		               "1",
+		               env_or("SB_INGEST_MAX_IN_FLIGHT", "1"),
 		               NULL };
 	struct sb_kafka_producer *p;
 	if (sb_kafka_producer_new(brokers, conf, &p) != 0)

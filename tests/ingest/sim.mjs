@@ -1,4 +1,4 @@
-// sim.mjs: a TLCP 2.5 server simulator (WebSocket transport only) for sb-ingest's tests and
+// sim.mjs: a TLCP 2.5 server simulator (WebSocket streaming, HTTP polling) for sb-ingest's tests and
 // benchmark. It serves one adapter set whose items produce scripted MERGE updates, and can
 // misbehave on cue: LOOP every K notifications, drop the TCP connection every K notifications
 // (and answer the recovery from a little earlier than asked: the client must discard the
@@ -8,15 +8,20 @@
 // start a new one, and send SYNC every T ms. The official lightstreamer-client-node connects to
 // it in sim_check.mjs, which is what makes us trust that it speaks real TLCP.
 //
+// Over HTTP it serves create_session.txt and the polling (bind_session.txt, control.txt) that
+// the official client recovers a dropped WebSocket session with.
+//
 // node sim.mjs --port P [--items A,B] [--updates N] [--rate R] [--loop-every K]
 //   [--drop-every K] [--drop-rewind D] [--conerr N] [--end-after K] [--sync-ms T]
-//   [--stats FILE] [--adapter-set NAME] [--tls-cert PEM --tls-key PEM]
+//   [--stats FILE] [--adapter-set NAME] [--tls-cert PEM --tls-key PEM] [--batch-lines L]
 //
 // Update k (1..N) of item i (1-based) has the fields of FIELDS below (see value()); the test
 // checkers compute the same values to compare. --rate is updates per second over all items
-// (0: as fast as the connection takes them). --stats FILE gets a JSON object of counters
-// (creates, binds, recoveries, loops, drops, conerrs, ends, syncs, sent, reconfs) on every
-// change, and reconf: the LS_requested_max_frequency of every reconf request, in order.
+// (0: as fast as the connection takes them). --batch-lines: at most L notifications per
+// WebSocket message (TLCP allows many lines per message; default 256). --stats FILE gets a
+// JSON object of counters (creates, binds, recoveries, loops, drops, conerrs, ends, syncs,
+// sent, reconfs) on every change, and reconf: the LS_requested_max_frequency of every reconf
+// request, in order.
 import { WebSocketServer } from 'ws';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -44,12 +49,17 @@ export function unchanged(i, k) {
 	return k % 7 === 3 ? new Set(['Status']) : new Set();
 }
 
+// SAFE: printable ASCII without the characters TLCP reserves (nothing to percent-encode).
+const SAFE = /^[^\x00-\x1f\x7f-\uffff%|#$^,]*$/;
+
 // encode writes one TLCP value (percent-encoding the characters TLCP reserves).
 export function encode(v) {
 	if (v === null)
 		return '#';
 	if (v === '')
 		return '$';
+	if (SAFE.test(v))
+		return v; // nothing to escape (the common case: digits, letters)
 	const bytes = Buffer.from(v, 'utf8');
 	let out = '';
 	for (const b of bytes) {
@@ -88,7 +98,7 @@ function parseArgs(argv) {
 	const o = {
 		port: 0, items: ['item1', 'item2'], updates: 100, rate: 0, loopEvery: 0, dropEvery: 0,
 		dropRewind: 3, conerr: 0, endAfter: 0, syncMs: 0, stats: '', adapterSet: '',
-		keepaliveMs: 1000, tlsCert: '', tlsKey: '',
+		keepaliveMs: 1000, tlsCert: '', tlsKey: '', batchLines: 256,
 	};
 	for (let a = 0; a < argv.length; a += 2) {
 		const k = argv[a], v = argv[a + 1];
@@ -108,6 +118,7 @@ function parseArgs(argv) {
 		case '--keepalive-ms': o.keepaliveMs = +v; break;
 		case '--tls-cert': o.tlsCert = v; break;
 		case '--tls-key': o.tlsKey = v; break;
+		case '--batch-lines': o.batchLines = +v; break;
 		default: throw new Error(`unknown option ${k}`);
 		}
 	}
@@ -117,7 +128,7 @@ function parseArgs(argv) {
 export function startSim(opts) {
 	const o = { ...parseArgs([]), ...opts };
 	const stats = { creates: 0, binds: 0, recoveries: 0, loops: 0, drops: 0, conerrs: 0,
-		ends: 0, syncs: 0, sent: 0, generated: 0, reqerrs: 0, reconfs: 0, reconf: [] };
+		ends: 0, syncs: 0, sent: 0, generated: 0, reqerrs: 0, reconfs: 0, reconf: [], httpBinds: 0 };
 	let conerrLeft = o.conerr;
 	let endLeft = o.endAfter > 0 ? 1 : 0;
 	const sessions = new Map();
@@ -144,16 +155,24 @@ export function startSim(opts) {
 
 	function generate(s, sub) {
 		// Each subscription's items get updates 1..N, interleaved round-robin, at o.rate/s.
+		// With a rate the lines are encoded first (the stream starts after that), so that
+		// at rate the timer only appends them to the session's log: encoding an update costs
+		// more than sending it and capped what the simulator could offer (docs/ingest.md).
 		const total = o.updates * sub.items.length;
+		const line = (m) => {
+			const idx = (m % sub.items.length) + 1;
+			const k = Math.floor(m / sub.items.length) + 1;
+			const i = o.items.indexOf(sub.items[idx - 1]) + 1;
+			return updateLine(sub.id, idx, sub.fields, value(i, k), unchanged(i, k));
+		};
+		const pre = o.rate > 0 ? Array.from({ length: total }, (_, m) => line(m)) : null;
 		let made = 0;
 		const step = (n) => {
-			for (let j = 0; j < n && made < total; j++, made++) {
-				const idx = (made % sub.items.length) + 1;
-				const k = Math.floor(made / sub.items.length) + 1;
-				const i = o.items.indexOf(sub.items[idx - 1]) + 1;
-				s.log.push(updateLine(sub.id, idx, sub.fields, value(i, k), unchanged(i, k)));
-				bump('generated');
-			}
+			const from = made, end = Math.min(total, made + n);
+			for (; made < end; made++)
+				s.log.push(pre ? pre[made] : line(made));
+			if (made > from)
+				bump('generated', made - from);
 			if (s.conn)
 				pump(s.conn);
 		};
@@ -187,7 +206,7 @@ export function startSim(opts) {
 					setTimeout(() => pump(c), 5);
 					return;
 				}
-				let n = Math.min(s.log.length - c.cursor, 256);
+				let n = Math.min(s.log.length - c.cursor, o.batchLines);
 				if (o.loopEvery > 0)
 					n = Math.min(n, o.loopEvery - c.sinceBind);
 				if (o.dropEvery > 0)
@@ -348,8 +367,15 @@ export function startSim(opts) {
 		}
 	}
 
+	// HTTP: create_session.txt (the official client's retry after a CONERR), and the HTTP
+	// polling it recovers with after a dropped WebSocket: bind_session.txt (with
+	// LS_recovery_from the first time, then plain polls) answers CONOK, PROG when recovering,
+	// what the session has from the cursor on, and LOOP,0 (poll again); control.txt carries
+	// control requests (one per line) while the session is bound over HTTP.
 	const onHttp = (req, res) => {
-		if (req.method !== 'POST' || !req.url.startsWith('/lightstreamer/create_session.txt')) {
+		const name = req.method === 'POST' &&
+			(/^\/lightstreamer\/(create_session|bind_session|control)\.txt(\?|$)/.exec(req.url) || [])[1];
+		if (!name) {
 			res.writeHead(404).end();
 			return;
 		}
@@ -357,12 +383,26 @@ export function startSim(opts) {
 		req.on('data', (d) => { body += d; });
 		req.on('end', () => {
 			const chunks = [];
-			const fake = { ws: { send: (t) => chunks.push(t), close: () => {}, terminate: () => {} },
-				session: null, cursor: 0, sinceBind: 0, closing: true, http: true };
-			onRequest(fake, 'create_session', params(body));
-			if (fake.session) {
-				fake.session.conn = null;
-				chunks.push('LOOP,0\r\n');
+			const fake = { ws: { send: (t) => chunks.push(t), close: () => { fake.closing = true; },
+				terminate: () => { fake.closing = true; }, bufferedAmount: 0 },
+			session: null, cursor: 0, sinceBind: 0, closing: name === 'create_session', http: true };
+			if (name === 'control') {
+				for (const line of body.split('\r\n').filter((x) => x)) {
+					const p = params(line);
+					fake.session = sessions.get(p.LS_session) || null;
+					onRequest(fake, 'control', p);
+				}
+			} else {
+				if (name === 'bind_session')
+					bump('httpBinds');
+				onRequest(fake, name, params(body));
+			}
+			const s = fake.session;
+			if (name !== 'control' && s) {
+				if (s.conn === fake)
+					s.conn = null;
+				if (!fake.closing || name === 'create_session')
+					chunks.push('LOOP,0\r\n');
 			}
 			res.writeHead(200, { 'content-type': 'text/enriched; charset=utf-8' });
 			res.end(chunks.join(''));

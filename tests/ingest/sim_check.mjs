@@ -4,8 +4,8 @@
 // WebSocket streaming and must see, for every item, updates 1..N in order with exactly the
 // values the simulator meant (value(i, k)), unchanged fields carried over as the client
 // decodes them. Scenarios: normal updates, LOOP and rebind, CONERR then success, SYNC.
-// A dropped connection is not checked with this client: it recovers over HTTP, which the
-// simulator does not serve (sb-ingest recovers over the WebSocket; tests/integration checks it).
+// A dropped connection: the client recovers over HTTP polling, which the simulator serves
+// (sb-ingest recovers over the WebSocket; tests/integration checks that).
 // Exits 0 when every scenario passes; prints one line per scenario.
 import assert from 'node:assert/strict';
 import ls from 'lightstreamer-client-node';
@@ -14,12 +14,15 @@ import { startSim, value, FIELDS } from './sim.mjs';
 const { LightstreamerClient, Subscription } = ls;
 const ITEMS = ['item1', 'item2', 'item3'];
 
-async function scenario(name, simOpts, expect) {
+// forced: the client's forced transport ('' lets it choose: it then recovers a dropped
+// WebSocket over HTTP polling).
+async function scenario(name, simOpts, expect, forced = 'WS-STREAMING') {
 	const sim = startSim({ port: 0, items: ITEMS, adapterSet: 'SIM', ...simOpts });
 	await sim.ready;
 	const port = sim.address().port;
 	const client = new LightstreamerClient(`http://127.0.0.1:${port}`, 'SIM');
-	client.connectionOptions.setForcedTransport('WS-STREAMING');
+	if (forced)
+		client.connectionOptions.setForcedTransport(forced);
 	client.connectionOptions.setRetryDelay(200);
 	client.connectionOptions.setFirstRetryMaxDelay(100);
 	const seen = new Map(ITEMS.map((x) => [x, []]));
@@ -71,9 +74,9 @@ async function scenario(name, simOpts, expect) {
 }
 
 let failed = 0;
-const run = async (name, opts, expect) => {
+const run = async (name, opts, expect, forced) => {
 	try {
-		await scenario(name, opts, expect);
+		await scenario(name, opts, expect, forced);
 	} catch (e) {
 		failed++;
 		console.log(`not ok - ${name}: ${e.message}`);
@@ -97,4 +100,15 @@ await run('CONERR then success', { updates: 20, conerr: 2 }, (st, statuses) => {
 await run('SYNC', { updates: 30, rate: 60, syncMs: 150 }, (st) => {
 	assert.ok(st.syncs >= 2, `syncs ${st.syncs}`);
 });
+// A dropped WebSocket (every 50 notifications, the server resending from 3 before what the
+// client asked): the official client recovers the session over HTTP polling
+// (bind_session.txt with LS_recovery_from) and must still see every update once, in order.
+await run('drop and recovery over HTTP polling', { updates: 60, rate: 200, dropEvery: 50,
+	dropRewind: 3 }, (st, statuses) => {
+	assert.ok(st.drops >= 1, `drops ${st.drops}`);
+	assert.ok(st.recoveries >= 1, `recoveries ${st.recoveries}`);
+	assert.ok(st.httpBinds >= 1, `HTTP binds ${st.httpBinds}`);
+	assert.equal(st.creates, 1);
+	assert.ok(statuses.includes('DISCONNECTED:TRYING-RECOVERY'), statuses.join(','));
+}, '');
 process.exit(failed ? 1 : 0);

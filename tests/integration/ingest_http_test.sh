@@ -20,6 +20,7 @@ set -u
 root=${SB_SOURCE_ROOT:?}
 . "$root/tools/stack.sh"
 . "$root/tests/lib/services.sh"
+. "$root/tests/ingest/lib.sh"
 tmp=${SB_TEST_TMP:?}
 fails=0
 ok() { echo "ok - $*"; }
@@ -209,9 +210,7 @@ topic="${SB_KAFKA_TOPIC_PREFIX}telemetry.raw.v1"
 # partition, the offsets read: a hole in them is a reader's skip, a short tail a loss or an
 # early end).
 for _ in $(seq 1 10); do
-	kcat -b "$SB_TEST_KAFKA_BROKERS" -X isolation.level=read_uncommitted -C -t "$topic" \
-		-o beginning -e -q -f '%h\n' 2>/dev/null |
-		tr ',' '\n' | sed -n 's/^ce_id=//p' >"$tmp/ids"
+	ingest_topic_ids "$SB_TEST_KAFKA_BROKERS" "$topic" >"$tmp/ids"
 	records=$(wc -l <"$tmp/ids") distinct=$(sort -u "$tmp/ids" | wc -l)
 	[ "$records" -ge $((total + accepted)) ] && break
 	sleep 2
@@ -222,10 +221,7 @@ else
 	bad "topic: $records records (want $((total + accepted))), $distinct distinct ids (want $((total + 1)))"
 	# What is missing where: records per key (the feed sends 4,000 per item; item2 also holds
 	# the test samples), per partition the offsets seen, and what the broker said at restart.
-	kcat -b "$SB_TEST_KAFKA_BROKERS" -X isolation.level=read_uncommitted -C -t "$topic" \
-		-o beginning -e -q -f '%k %p %o %T\n' 2>/dev/null >"$tmp/recs"
-	echo "# records per key: $(awk '{ n[$1]++ } END { for (k in n) printf "%s=%d ", k, n[k] }' "$tmp/recs")"
-	echo "# partitions (first..last offset, count): $(awk '{ p=$2; if (!(p in lo) || $3 < lo[p]) lo[p]=$3; if ($3 > hi[p]) hi[p]=$3; c[p]++ } END { for (p in c) printf "%s:%d..%d,%d ", p, lo[p], hi[p], c[p] }' "$tmp/recs")"
+	ingest_topic_report "$SB_TEST_KAFKA_BROKERS" "$topic" "$tmp/recs"
 	grep -iE 'truncat|recover|producer state|OutOfOrder|epoch' "$kdir/kafka.log" | tail -n 20 | sed 's/^/# broker: /'
 	cp -r "$tmp" "/tmp/ingest-http-fail.$$" 2>/dev/null && echo "# kept $tmp as /tmp/ingest-http-fail.$$"
 fi
