@@ -1258,6 +1258,8 @@ sb_http_req_read(struct sb_http_req *r, void *buf, size_t n)
 	if (r == NULL || !q->streamed || (n > 0 && buf == NULL) ||
 	    pthread_equal(pthread_self(), q->srv->loop_tid))
 		return SB_EINVAL;
+	if (n == 0)
+		return 0;
 	if (q->pre_off < q->body_got) { /* what came with the head first */
 		size_t k = q->body_got - q->pre_off < n ? q->body_got - q->pre_off : n;
 		memcpy(buf, q->body + q->pre_off, k);
@@ -1266,7 +1268,7 @@ sb_http_req_read(struct sb_http_req *r, void *buf, size_t n)
 	}
 	if (q->serr != 0)
 		return q->serr;
-	if (q->left == 0 || n == 0)
+	if (q->left == 0)
 		return 0;
 	if (q->send_continue) {
 		size_t off = 0, len = sizeof(sb_http_continue) - 1;

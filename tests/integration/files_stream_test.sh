@@ -7,7 +7,7 @@
 # (460's rule); a chunk whose client leaves, or whose Content-SHA256 is wrong, is not stored (no
 # row, no part file) and is accepted whole afterwards.
 # stack: pg,redis,kafka
-# labels: files,e2e
+# labels: files,e2e,sanitize
 set -u
 root=${SB_SOURCE_ROOT:?}
 . "$root/tools/stack.sh"
