@@ -20,7 +20,6 @@
 #include "sb_err.h"
 #include "sb_log.h"
 #include "sb_names.h"
-#include "sb_pg_outbox.h"
 #include "sb_util_hex.h"
 #include "sb_util_uuid.h"
 
@@ -443,27 +442,8 @@ files_chunks_merge_request(struct files_call *c, const struct files_chunked *u)
 	ev.size = u->length;
 	ev.chunk_count = (int32_t)u->total;
 	ev.sha256 = (char *)u->sha256;
-	size_t n = sb__events__file_merge_requested__get_packed_size(&ev);
-	uint8_t *buf = malloc(n ? n : 1);
-	if (buf == NULL)
-		return SB_ENOMEM;
-	sb__events__file_merge_requested__pack(&ev, buf);
-	char subject[64];
-	snprintf(subject, sizeof(subject), "uploads/%s", u->id);
-	struct sb_pg_outbox_event oe = {
-		.aggregate_type = "upload",
-		.aggregate_id = u->id,
-		.event_type = FILES_EV_MERGE_REQ,
-		.topic = SB_TOPIC_FILE_MERGE,
-		.source = FILES_EVENT_SOURCE,
-		.subject = subject,
-		.traceparent = sb_http_req_header(c->req, "traceparent"),
-		.payload = buf,
-		.payload_len = n,
-	};
-	int rv = sb_pg_outbox_insert(c->pg, FILES_OUTBOX, &oe);
-	free(buf);
-	return rv;
+	return files_outbox_put(c->pg, u->id, FILES_EV_MERGE_REQ, SB_TOPIC_FILE_MERGE,
+	                        sb_http_req_header(c->req, "traceparent"), &ev.base);
 }
 
 void

@@ -358,6 +358,13 @@ bool files_tus_load(struct files_call *c, bool lock, struct files_upload *u);
 #define FILES_EVENT_SOURCE "/files"
 #define FILES_EV_MERGE_REQ "io.switchboard.file.merge_requested.v1"
 #define FILES_EV_COMPLETED "io.switchboard.file.upload_completed.v1"
+/* files_outbox_put writes one event about upload_id to files.outbox inside pg's transaction:
+ * msg packed as the payload, CloudEvents subject "uploads/<id>", source FILES_EVENT_SOURCE
+ * (outbox.c; traceparent may be NULL). Returns 0, SB_ENOMEM or a database error. */
+struct ProtobufCMessage;
+int files_outbox_put(struct sb_pg *pg, const char *upload_id, const char *event_type,
+                     const char *topic, const char *traceparent,
+                     const struct ProtobufCMessage *msg);
 /* files_chunks_initiate answers POST /v1/files/initiate. */
 void files_chunks_initiate(struct files_call *c);
 /* files_chunks_put answers PUT /v1/files/{id}/chunks/{n} and POST ...?chunk_number=n. */

@@ -31,7 +31,6 @@
 #include "sb_kafka.h"
 #include "sb_log.h"
 #include "sb_names.h"
-#include "sb_pg_outbox.h"
 #include "sb_util_hex.h"
 #include "sb_util_time.h"
 #include "sb_util_uuid.h"
@@ -105,26 +104,7 @@ files_merge_completed_event(struct files_merge *m, const struct files_chunked *u
 	ev.size = u->length;
 	ev.sha256 = (char *)sha;
 	ev.completed_at_ms = completed_ms;
-	size_t n = sb__events__file_upload_completed__get_packed_size(&ev);
-	uint8_t *buf = malloc(n ? n : 1);
-	if (buf == NULL)
-		return SB_ENOMEM;
-	sb__events__file_upload_completed__pack(&ev, buf);
-	char subject[64];
-	snprintf(subject, sizeof(subject), "uploads/%s", u->id);
-	struct sb_pg_outbox_event oe = {
-		.aggregate_type = "upload",
-		.aggregate_id = u->id,
-		.event_type = FILES_EV_COMPLETED,
-		.topic = SB_TOPIC_FILES,
-		.source = FILES_EVENT_SOURCE,
-		.subject = subject,
-		.payload = buf,
-		.payload_len = n,
-	};
-	int rv = sb_pg_outbox_insert(m->pg, FILES_OUTBOX, &oe);
-	free(buf);
-	return rv;
+	return files_outbox_put(m->pg, u->id, FILES_EV_COMPLETED, SB_TOPIC_FILES, NULL, &ev.base);
 }
 
 /* files_merge_assemble copies the parts of u (listed in res: n, size, sha256) in order into

@@ -54,7 +54,12 @@ done
 [ "$state" = COMPLETED ] || fail "state $state: $(curl -s "${A[@]}" "$F/v1/files/$id/status")"
 curl -s "${A[@]}" -o "$SB_TEST_TMP/down.bin" "$F/v1/files/$id/content"
 [ "$(sha "$SB_TEST_TMP/down.bin")" = "$(sha "$orig")" ] || fail "the download differs from the original"
-left=$(sb_s3_keys "parts/$id/" | wc -l)
+# The parts are removed after the commit that makes the upload COMPLETED: give it a moment.
+for _ in $(seq 50); do
+	left=$(sb_s3_keys "parts/$id/" | wc -l)
+	[ "$left" = 0 ] && break
+	sleep 0.1
+done
 [ "$left" = 0 ] || fail "$left part objects left after the merge"
 [ "$(sb_s3_keys "up/$id" | wc -l)" -ge 1 ] || fail "no final object in the bucket"
 echo "ok: merged on S3 ($(sb_s3_keys "up/$id" | wc -l) object(s) for the file), download equal, no parts left"
