@@ -279,6 +279,22 @@ files_merge_fail(struct files_merge *m, const char *id, const char *why)
 	return rv == SB_ENOTFOUND ? 0 : rv;
 }
 
+/* files_merge_attempt counts one more failed attempt at upload id on its row and returns the
+ * count so far (0 when the upload is no longer MERGING), or -1 on a database error. */
+static long long
+files_merge_attempt(struct files_merge *m, const char *id)
+{
+	PGresult *res = NULL;
+	const char *p[] = { id };
+	if (sb_pg_exec_prepared(m->pg, "merge_attempt", 1, p, &res) != 0) {
+		PQclear(res);
+		return -1;
+	}
+	long long n = PQntuples(res) == 1 ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : 0;
+	PQclear(res);
+	return n;
+}
+
 /* files_merge_handle merges upload id, with retries. Returns false when stopped before the
  * request was settled (its offset must not be committed). */
 static bool
@@ -311,6 +327,14 @@ files_merge_handle(struct files_merge *m, const char *id)
 			db_wait = db_wait * 2 > 5000 ? 5000 : db_wait * 2;
 			continue;
 		case FILES_MERGE_RETRY:
+			/* counted on the row: a request delivered again after a restart goes
+			 * on counting (0 rows: no longer MERGING; the next attempt finds out) */
+			if ((attempt = files_merge_attempt(m, id)) < 0) {
+				attempt = 1;
+				if (!files_merge_sleep(m, db_wait))
+					return false;
+				continue;
+			}
 			snprintf(attempt_s, sizeof(attempt_s), "%lld", attempt);
 			if (attempt < cfg->merge_attempts) {
 				files_merge_count(m, "retried");
@@ -320,7 +344,6 @@ files_merge_handle(struct files_merge *m, const char *id)
 				if (!files_merge_sleep(m, wait))
 					return false;
 				wait *= 2;
-				attempt++;
 				continue;
 			}
 			break;
