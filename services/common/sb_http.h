@@ -36,11 +36,32 @@
  * certificate and key are reloaded by sb_http_server_reload_tls, and by the loop itself when
  * either file's mtime, size or inode changes (checked every tls_reload_ms); new connections get
  * the new certificate, open ones keep theirs; files that fail to load leave the old ones in
- * use. */
+ * use.
+ *
+ * Streamed bodies (stream_body set): after a head with a body is parsed and passes the checks
+ * above (413 included), stream_body(head, arg) runs on the loop thread (it must not block; the
+ * head is valid only during the call, its body NULL and body_len the Content-Length) and
+ * decides, from method, path and headers, whether this request's body is streamed. If so the
+ * handler is called at once, before the body is read, with req->streamed true, body NULL and
+ * body_len the Content-Length; it passes the request to a thread of its own, which reads the
+ * body with sb_http_req_read (blocking; plain and TLS alike), in pieces as large as it asks,
+ * so memory does not grow with the body. The connection's socket belongs to that reader until
+ * the answer: the loop neither reads nor watches it. The whole body must still arrive within
+ * body_timeout_ms of the head (sb_http_req_read then returns SB_ETIMEDOUT). "Expect:
+ * 100-continue" is answered by the first read that needs the socket, so a handler that refuses
+ * before reading does not invite the body. The handler answers exactly once as always: after
+ * the whole body was read the connection stays open (keep-alive and pipelining as usual);
+ * after an answer given before the end of the body, or after a timeout, the answer carries
+ * Connection: close and the connection is closed once the client had time to read it; after
+ * SB_ECLOSED (the client left) the answer is only freed. */
 #ifndef SB_HTTP_H
 #define SB_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
+
+struct sb_http_req;
 
 struct sb_http_config {
 	const char *addr;          /* IPv4 or IPv6 literal to bind; NULL = 127.0.0.1 */
@@ -55,6 +76,9 @@ struct sb_http_config {
 	const char *tls_cert_file; /* PEM certificate chain (leaf first); NULL = plain HTTP */
 	const char *tls_key_file;  /* PEM private key of the leaf; set with tls_cert_file */
 	int tls_reload_ms;         /* check the files for changes this often; 0 = 5 s, <0 = never */
+	/* Streamed bodies (see above): true to stream this request's body; NULL = never. Called
+	 * with the handler's arg. */
+	bool (*stream_body)(const struct sb_http_req *head, void *arg);
 };
 
 struct sb_http_header {
@@ -72,6 +96,7 @@ struct sb_http_req {
 	size_t nheaders;
 	const char *body;
 	size_t body_len;
+	bool streamed;   /* the body is read with sb_http_req_read (body is NULL) */
 	char remote[64]; /* "ip:port" of the client */
 };
 
@@ -103,6 +128,14 @@ void sb_http_server_stop(struct sb_http_server *s, int timeout_ms);
 /* sb_http_req_header returns the value of the first header called name (case-insensitive), or
  * NULL. The string belongs to r. */
 const char *sb_http_req_header(const struct sb_http_req *r, const char *name);
+
+/* sb_http_req_read reads up to n bytes of r's streamed body into buf, blocking until some
+ * arrive, from any thread but the loop's, never after r is answered. Returns the count (> 0),
+ * 0 once the whole body was read (or n is 0), SB_ETIMEDOUT when the body did not arrive within
+ * body_timeout_ms of its head, SB_ECLOSED when the client closed its side, reset or broke TLS,
+ * or SB_EINVAL (r not streamed, or the loop thread). After an error every later read returns
+ * it again. */
+ssize_t sb_http_req_read(struct sb_http_req *r, void *buf, size_t n);
 
 /* sb_http_respond answers r, from any thread, exactly once; r belongs to the server again as
  * soon as it is called and must not be touched after. content_type may be NULL (no header);

@@ -24,6 +24,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -44,6 +45,7 @@ enum sb_http_state {
 	SB_HTTP_HEAD,
 	SB_HTTP_BODY,
 	SB_HTTP_HANDLER,
+	SB_HTTP_STREAM,
 	SB_HTTP_WRITE,
 	SB_HTTP_LINGER,
 };
@@ -69,6 +71,15 @@ struct sb_http_reqi {
 	char *body;
 	size_t body_got;
 	bool close, keepalive10, head_only, failed;
+	/* A streamed body (sb_http_req_read): the bytes that came with the head are
+	 * body[pre_off..body_got); left more are on the socket. Between the dispatch and the
+	 * answer only the handler's thread touches these, the socket and its TLS. */
+	bool streamed, send_continue, own_fd;
+	size_t pre_off, left;
+	int sfd;
+	struct ssl_st *sssl;
+	int64_t sdeadline;            /* CLOCK_MONOTONIC ms */
+	int serr;                     /* the error reads return once one happened, else 0 */
 	struct sb_http_header hdrs[]; /* then the head's text, then the body */
 };
 
@@ -150,6 +161,10 @@ static void
 sb_http_req_free(struct sb_http_reqi *q)
 {
 	struct sb_http_server *srv = q->srv;
+	if (q->own_fd) { /* its connection was closed while the handler read the body */
+		sb__http_tls_conn_free(q->sssl, false);
+		close(q->sfd);
+	}
 	sb_buf_free(&q->resp);
 	free(q);
 	sb_http_srv_unref(srv);
@@ -210,12 +225,19 @@ sb_http_conn_close(struct sb_http_conn *c)
 	struct sb_http_server *srv = c->srv;
 	c->dead = true;
 	epoll_ctl(srv->epfd, EPOLL_CTL_DEL, c->fd, NULL);
-	sb__http_tls_conn_free(c->ssl, c->tls_clean);
+	if (c->st == SB_HTTP_STREAM && c->req != NULL) {
+		/* The handler's thread may be reading the socket: wake it with an end of input
+		 * and leave the descriptor and its TLS to the request, which frees them. */
+		shutdown(c->fd, SHUT_RDWR);
+		c->req->own_fd = true;
+	} else {
+		sb__http_tls_conn_free(c->ssl, c->tls_clean);
+		close(c->fd);
+	}
 	c->ssl = NULL;
-	close(c->fd);
 	sb_http_timer_clear(c);
 	if (c->req != NULL) {
-		if (c->st == SB_HTTP_HANDLER)
+		if (c->st == SB_HTTP_HANDLER || c->st == SB_HTTP_STREAM)
 			c->req->conn = NULL; /* freed when answered */
 		else
 			sb_http_req_free(c->req);
@@ -460,6 +482,31 @@ sb_http_conn_dispatch(struct sb_http_conn *c)
 	srv->handler(&c->req->pub, srv->arg);
 }
 
+/* sb_http_conn_stream hands c's request to the handler before its body is read: the socket
+ * leaves epoll and belongs to the handler's sb_http_req_read calls until the answer, when
+ * sb_http_drain_queue takes it back. 100 Continue, when asked for, is sent by the first read
+ * that needs the socket, so a handler that refuses at once does not invite the body. */
+static void
+sb_http_conn_stream(struct sb_http_conn *c, bool expect_continue)
+{
+	struct sb_http_server *srv = c->srv;
+	struct sb_http_reqi *q = c->req;
+	q->streamed = true;
+	q->pub.streamed = true;
+	q->pub.body = NULL;
+	q->pre_off = 0;
+	q->left = q->pub.body_len - q->body_got;
+	q->send_continue = expect_continue && q->left > 0;
+	q->sfd = c->fd;
+	q->sssl = c->ssl;
+	q->sdeadline = sb_http_now_ms() + srv->timer_ms[SB_HTTP_T_BODY];
+	c->st = SB_HTTP_STREAM;
+	sb_http_timer_clear(c);
+	epoll_ctl(srv->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	c->events = 0;
+	srv->handler(&q->pub, srv->arg);
+}
+
 /* sb_http_conn_start_request turns the head rbuf[0..hlen) into a request. */
 static void
 sb_http_conn_start_request(struct sb_http_conn *c, size_t hlen)
@@ -492,8 +539,22 @@ sb_http_conn_start_request(struct sb_http_conn *c, size_t hlen)
 		return;
 	}
 	size_t blen = h.content_len > 0 ? (size_t)h.content_len : 0;
+	size_t have = c->rlen - hlen < blen ? c->rlen - hlen : blen;
+	bool stream = false;
+	if (blen > 0 && srv->cfg.stream_body != NULL) {
+		struct sb_http_req view = { .method = h.method,
+			                    .path = h.path,
+			                    .query = h.query,
+			                    .headers = tmp,
+			                    .nheaders = h.nheaders,
+			                    .body_len = blen,
+			                    .streamed = true };
+		memcpy(view.remote, c->remote, sizeof(c->remote));
+		stream = srv->cfg.stream_body(&view, srv->arg);
+	}
+	size_t room = stream ? have : blen; /* a streamed body keeps only what came already */
 	struct sb_http_reqi *q =
-	    calloc(1, sizeof(*q) + h.nheaders * sizeof(q->hdrs[0]) + hlen + blen + 1);
+	    calloc(1, sizeof(*q) + h.nheaders * sizeof(q->hdrs[0]) + hlen + room + 1);
 	if (q == NULL) {
 		sb_http_conn_close(c);
 		return;
@@ -529,6 +590,10 @@ sb_http_conn_start_request(struct sb_http_conn *c, size_t hlen)
 		memcpy(q->body, c->rbuf, take);
 	sb_http_consume(c, take);
 	q->body_got = take;
+	if (stream) {
+		sb_http_conn_stream(c, h.expect_continue && h.minor == 1);
+		return;
+	}
 	if (q->body_got < blen) {
 		if (h.expect_continue && h.minor == 1 &&
 		    sb_http_io_send(c, sb_http_continue, sizeof(sb_http_continue) - 1) !=
@@ -619,7 +684,7 @@ sb_http_conn_read(struct sb_http_conn *c)
 static void
 sb_http_conn_event(struct sb_http_conn *c, uint32_t ev)
 {
-	if (c->dead)
+	if (c->dead || c->st == SB_HTTP_STREAM) /* the socket is the handler's */
 		return;
 	if (ev & (EPOLLERR | EPOLLHUP)) {
 		c->tls_clean = false; /* the peer is gone: no close_notify */
@@ -752,6 +817,26 @@ sb_http_accept(struct sb_http_server *srv)
 	}
 }
 
+/* sb_http_conn_reclaim takes c back from the handler that streamed q's body: the socket
+ * returns to epoll. A body not read to its end (or a read that failed) closes the connection
+ * after the answer (sb_http_respond set q->close); what the client still sends is drained
+ * for a while so that it reads the answer before the close. */
+static void
+sb_http_conn_reclaim(struct sb_http_conn *c, struct sb_http_reqi *q)
+{
+	c->st = SB_HTTP_HANDLER;
+	c->events = EPOLLRDHUP;
+	struct epoll_event e = { .events = c->events, .data.ptr = c };
+	if (epoll_ctl(c->srv->epfd, EPOLL_CTL_ADD, c->fd, &e) != 0)
+		q->failed = true;
+	if (q->serr == SB_ECLOSED) {
+		c->tls_clean = false;
+		q->failed = true; /* gone: nobody to answer */
+	}
+	if (q->left > 0 || q->serr != 0)
+		c->linger = true;
+}
+
 /* sb_http_drain_queue takes the answered requests and starts writing their responses. */
 static void
 sb_http_drain_queue(struct sb_http_server *srv)
@@ -767,6 +852,8 @@ sb_http_drain_queue(struct sb_http_server *srv)
 		struct sb_http_conn *c = q->conn;
 		if (c != NULL) {
 			c->req = NULL;
+			if (c->st == SB_HTTP_STREAM)
+				sb_http_conn_reclaim(c, q);
 			if (q->failed) {
 				sb_http_conn_close(c);
 			} else {
@@ -908,6 +995,8 @@ sb_http_respond(struct sb_http_req *r, int status, const char *content_type,
 		len = 0;
 	}
 	q->close |= atomic_load(&srv->stopping);
+	if (q->streamed && (q->left > 0 || q->serr != 0))
+		q->close = true; /* the rest of the body would be taken for the next request */
 	struct sb__http_frame f = { .server_name = srv->server_name,
 		                    .close = q->close,
 		                    .keepalive10 = q->keepalive10,
@@ -1083,4 +1172,118 @@ sb_http_server_stop(struct sb_http_server *s, int timeout_ms)
 	if (s->reserve_fd >= 0)
 		close(s->reserve_fd);
 	sb_http_srv_unref(s);
+}
+
+/* Streamed bodies: the handler's thread reads the socket itself, blocking with poll(2). */
+
+/* sb_http_tls_call runs one TLS read or write of q's connection with SIGPIPE blocked in this
+ * thread (OpenSSL writes without MSG_NOSIGNAL, and a TLS read may write) and a SIGPIPE it
+ * raised consumed, so that a client that left cannot kill a process that kept SIGPIPE's
+ * default action. */
+static enum sb__http_tls_io
+sb_http_tls_call(struct sb_http_reqi *q, bool write, void *buf, size_t n, size_t *moved)
+{
+	sigset_t pipe, old;
+	sigemptyset(&pipe);
+	sigaddset(&pipe, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe, &old);
+	enum sb__http_tls_io st = write ? sb__http_tls_write(q->sssl, buf, n, moved)
+	                                : sb__http_tls_read(q->sssl, buf, n, moved);
+	sigset_t pend;
+	if (!sigismember(&old, SIGPIPE) && sigpending(&pend) == 0 && sigismember(&pend, SIGPIPE)) {
+		const struct timespec zero = { 0, 0 };
+		sigtimedwait(&pipe, NULL, &zero);
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return st;
+}
+
+/* sb_http_stream_wait waits until q's socket is ready for events or the body's deadline.
+ * Returns 0 or SB_ETIMEDOUT. */
+static int
+sb_http_stream_wait(struct sb_http_reqi *q, short events)
+{
+	for (;;) {
+		int64_t left = q->sdeadline - sb_http_now_ms();
+		if (left <= 0)
+			return SB_ETIMEDOUT;
+		struct pollfd p = { .fd = q->sfd, .events = events };
+		int r = poll(&p, 1, left > 60000 ? 60000 : (int)left);
+		if (r > 0)
+			return 0;
+		if (r < 0 && errno != EINTR)
+			return 0; /* the next I/O call reports the error */
+	}
+}
+
+/* sb_http_stream_io moves up to n bytes between buf and q's socket (write: to it), waiting
+ * as long as the body's deadline allows. Returns the count (> 0), SB_ETIMEDOUT, or
+ * SB_ECLOSED (the client closed, reset, or broke TLS). */
+static ssize_t
+sb_http_stream_io(struct sb_http_reqi *q, bool write, void *buf, size_t n)
+{
+	for (;;) {
+		short want = write ? POLLOUT : POLLIN;
+		if (q->sssl == NULL) {
+			ssize_t r = write ? send(q->sfd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT)
+			                  : recv(q->sfd, buf, n, MSG_DONTWAIT);
+			if (r > 0)
+				return r;
+			if (r == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+				return SB_ECLOSED;
+		} else {
+			size_t moved = 0;
+			switch (sb_http_tls_call(q, write, buf, n, &moved)) {
+			case SB__HTTP_TLS_DONE:
+				return (ssize_t)moved;
+			case SB__HTTP_TLS_WANT_READ:
+				want = POLLIN;
+				break;
+			case SB__HTTP_TLS_WANT_WRITE:
+				want = POLLOUT;
+				break;
+			default:
+				return SB_ECLOSED;
+			}
+		}
+		if (sb_http_stream_wait(q, want) != 0)
+			return SB_ETIMEDOUT;
+	}
+}
+
+ssize_t
+sb_http_req_read(struct sb_http_req *r, void *buf, size_t n)
+{
+	struct sb_http_reqi *q = (struct sb_http_reqi *)r;
+	if (r == NULL || !q->streamed || (n > 0 && buf == NULL) ||
+	    pthread_equal(pthread_self(), q->srv->loop_tid))
+		return SB_EINVAL;
+	if (n == 0)
+		return 0;
+	if (q->pre_off < q->body_got) { /* what came with the head first */
+		size_t k = q->body_got - q->pre_off < n ? q->body_got - q->pre_off : n;
+		memcpy(buf, q->body + q->pre_off, k);
+		q->pre_off += k;
+		return (ssize_t)k;
+	}
+	if (q->serr != 0)
+		return q->serr;
+	if (q->left == 0)
+		return 0;
+	if (q->send_continue) {
+		size_t off = 0, len = sizeof(sb_http_continue) - 1;
+		while (off < len) {
+			ssize_t w =
+			    sb_http_stream_io(q, true, (char *)sb_http_continue + off, len - off);
+			if (w < 0)
+				return q->serr = (int)w;
+			off += (size_t)w;
+		}
+		q->send_continue = false;
+	}
+	ssize_t got = sb_http_stream_io(q, false, buf, n < q->left ? n : q->left);
+	if (got < 0)
+		return q->serr = (int)got;
+	q->left -= (size_t)got;
+	return got;
 }

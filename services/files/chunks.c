@@ -20,25 +20,11 @@
 #include "sb_err.h"
 #include "sb_log.h"
 #include "sb_names.h"
-#include "sb_pg_outbox.h"
 #include "sb_util_hex.h"
 #include "sb_util_uuid.h"
 
 /* Most missing chunk numbers a problem's detail names (the member lists all). */
 #define FILES_MISSING_IN_DETAIL 20
-
-/* files_chunks_sha256 writes the lower-case hex SHA-256 of n bytes to out. */
-static int
-files_chunks_sha256(const void *buf, size_t n, char out[65])
-{
-	uint8_t d[32];
-	unsigned dl = 0;
-	if (EVP_Digest(buf, n, d, &dl, EVP_sha256(), NULL) != 1 || dl != 32)
-		return SB_EIO;
-	sb_hex_encode(d, 32, out);
-	out[64] = '\0';
-	return 0;
-}
 
 /* files_chunks_json answers status with the JSON document in b (freed). */
 static void
@@ -209,20 +195,17 @@ files_chunks_put(struct files_call *c)
 		                    "chunk_number)");
 		return;
 	}
-	if (hdr != NULL && !files_sha256_hex_parse(hdr, want)) {
+	uint8_t want_bin[32];
+	if (hdr != NULL &&
+	    (!files_sha256_hex_parse(hdr, want) || sb_hex_decode(want, 32, 0, want_bin) != 0)) {
 		files_reply_problem(&c->rp, 400, "Content-SHA256 must be 64 hex digits");
 		return;
 	}
-	if (files_chunks_sha256(c->req->body, c->req->body_len, sha) != 0) {
-		files_reply_problem(&c->rp, 500, "cannot hash the chunk");
-		return;
-	}
-	if (hdr != NULL && strcmp(sha, want) != 0) {
-		files_reply_problem(&c->rp, 400,
-		                    "Content-SHA256 does not match the body: the chunk was not "
-		                    "stored");
-		return;
-	}
+	/* The body is read only after the checks below (404, 409, 400 for its size come before
+	 * any byte), digested as it arrives and, for a new chunk, written as it arrives. */
+	struct files_body body = { .md = EVP_sha256(),
+		                   .want = hdr != NULL ? want_bin : NULL,
+		                   .want_len = 32 };
 	snprintf(n_s, sizeof(n_s), "%" PRId64, c->chunk);
 	snprintf(len_s, sizeof(len_s), "%" PRId64, len);
 	if ((rv = sb_pg_begin(c->pg)) != 0) {
@@ -262,10 +245,36 @@ files_chunks_put(struct files_call *c)
 		return;
 	}
 	int existing = PQntuples(res);
-	bool same = existing == 1 && strcmp(PQgetvalue(res, 0, 1), sha) == 0;
+	char stored[65] = "";
+	if (existing == 1)
+		snprintf(stored, sizeof(stored), "%s", PQgetvalue(res, 0, 1));
 	PQclear(res);
+	/* A chunk stored before is only read and digested (the same again is idempotent). */
+	files_part_key(u.id, (int)c->chunk, key);
+	rv = files_body_store(c, existing == 1 ? NULL : key, 0, &body);
+	if (rv != 0) {
+		sb_pg_rollback(c->pg);
+		if (existing == 0 && c->f->store->ops->wopen != NULL)
+			c->f->store->ops->remove(c->f->store, key); /* nothing of it is kept */
+		if (rv == SB_EINVAL) {
+			files_reply_problem(&c->rp, 400,
+			                    "Content-SHA256 does not match the body: the chunk was "
+			                    "not stored");
+		} else if (rv == SB_ECLOSED || rv == SB_ETIMEDOUT) {
+			files_reply_problem(&c->rp, 408,
+			                    "the chunk did not arrive whole: it was not stored");
+		} else {
+			sb_log_kv(SB_LOG_ERROR, "cannot store a chunk", "upload_id", u.id, "error",
+			          sb_strerror(rv), NULL);
+			files_reply_add(&c->rp, "Retry-After", "1");
+			files_reply_problem(&c->rp, 503, "storage failed to keep the chunk; retry");
+		}
+		return;
+	}
+	sb_hex_encode(body.digest, 32, sha);
+	sha[64] = '\0';
 	int status = 201;
-	if (existing == 1 && !same) {
+	if (existing == 1 && strcmp(stored, sha) != 0) {
 		sb_pg_rollback(c->pg);
 		files_reply_problem(&c->rp, 409, "this chunk is already stored with other content");
 		return;
@@ -274,16 +283,6 @@ files_chunks_put(struct files_call *c)
 		sb_pg_rollback(c->pg); /* stored and committed before: nothing to do */
 		status = 200;
 	} else {
-		files_part_key(u.id, (int)c->chunk, key);
-		rv = c->f->store->ops->write(c->f->store, key, 0, c->req->body, (size_t)len);
-		if (rv != 0) {
-			sb_pg_rollback(c->pg);
-			sb_log_kv(SB_LOG_ERROR, "cannot store a chunk", "upload_id", u.id, "error",
-			          sb_strerror(rv), NULL);
-			files_reply_add(&c->rp, "Retry-After", "1");
-			files_reply_problem(&c->rp, 503, "storage failed to keep the chunk; retry");
-			return;
-		}
 		const char *ip[] = { u.id, n_s, len_s, sha };
 		if ((rv = sb_pg_exec_prepared(c->pg, "chunk_insert", 4, ip, NULL)) != 0 ||
 		    (rv = sb_pg_commit(c->pg)) != 0) {
@@ -443,27 +442,8 @@ files_chunks_merge_request(struct files_call *c, const struct files_chunked *u)
 	ev.size = u->length;
 	ev.chunk_count = (int32_t)u->total;
 	ev.sha256 = (char *)u->sha256;
-	size_t n = sb__events__file_merge_requested__get_packed_size(&ev);
-	uint8_t *buf = malloc(n ? n : 1);
-	if (buf == NULL)
-		return SB_ENOMEM;
-	sb__events__file_merge_requested__pack(&ev, buf);
-	char subject[64];
-	snprintf(subject, sizeof(subject), "uploads/%s", u->id);
-	struct sb_pg_outbox_event oe = {
-		.aggregate_type = "upload",
-		.aggregate_id = u->id,
-		.event_type = FILES_EV_MERGE_REQ,
-		.topic = SB_TOPIC_FILE_MERGE,
-		.source = FILES_EVENT_SOURCE,
-		.subject = subject,
-		.traceparent = sb_http_req_header(c->req, "traceparent"),
-		.payload = buf,
-		.payload_len = n,
-	};
-	int rv = sb_pg_outbox_insert(c->pg, FILES_OUTBOX, &oe);
-	free(buf);
-	return rv;
+	return files_outbox_put(c->pg, u->id, FILES_EV_MERGE_REQ, SB_TOPIC_FILE_MERGE,
+	                        sb_http_req_header(c->req, "traceparent"), &ev.base);
 }
 
 void

@@ -114,6 +114,11 @@ const struct sb_pg_stmt files_stmts[] = {
 	  "'COMPLETED', sha256 = $2, completed_at = now(), updated_at = now() WHERE id = $1 "
 	  "RETURNING (extract(epoch from completed_at) * 1000)::bigint",
 	  2 },
+	/* $1 id: one more failed merge attempt, counted on the row (survives restarts) */
+	{ "merge_attempt",
+	  "UPDATE uploads SET merge_attempts = merge_attempts + 1 WHERE id = $1 AND state = "
+	  "'MERGING' RETURNING merge_attempts",
+	  1 },
 	/* $1 id, $2 why */
 	{ "merge_failed",
 	  "WITH c AS (DELETE FROM chunks WHERE upload_id = $1) UPDATE uploads SET state = "

@@ -24,6 +24,14 @@ files_edge_request(struct sb_http_req *r, void *arg)
 	}
 }
 
+/* files_edge_stream decides on the loop thread which bodies are streamed (files_route_streamed). */
+static bool
+files_edge_stream(const struct sb_http_req *head, void *arg)
+{
+	(void)arg;
+	return files_route_streamed(head);
+}
+
 int
 files_start(struct sb_service *svc)
 {
@@ -79,6 +87,7 @@ files_start(struct sb_service *svc)
 		.max_body_bytes = (size_t)cfg->max_request_bytes,
 		.body_timeout_ms = 300000,
 		.server_name = "switchboard-files",
+		.stream_body = files_edge_stream,
 	};
 	if ((rv = sb_http_server_start(&hc, files_edge_request, f, &f->http)) != 0) {
 		sb_log_kv(SB_LOG_ERROR, "cannot start the upload edge", "error", sb_strerror(rv),

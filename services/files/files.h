@@ -104,6 +104,9 @@ enum files_sum_alg {
  * 0 with *alg, digest and *dlen; SB_ENOTFOUND for an algorithm the service does not support;
  * SB_EINVAL when malformed or the digest has the wrong length. */
 int files_checksum_parse(const char *s, enum files_sum_alg *alg, uint8_t digest[64], size_t *dlen);
+/* files_checksum_md returns the OpenSSL digest of alg (an EVP_MD), or NULL. */
+struct evp_md_st;
+const struct evp_md_st *files_checksum_md(enum files_sum_alg alg);
 /* files_checksum_compute writes the alg digest of n bytes to out (64 bytes of room) and
  * returns its length, or 0 on failure. */
 size_t files_checksum_compute(enum files_sum_alg alg, const void *buf, size_t n, uint8_t out[64]);
@@ -120,6 +123,7 @@ bool files_type_ok(const char *s);
 /* Objects are named by keys the service makes itself ("tus/<uuid>", "file/<uuid>"): never
  * from client input. Every call may block; call only from worker threads. */
 struct files_store;
+struct files_wr; /* a backend's piecewise writer */
 struct files_store_ops {
 	const char *name;
 	/* write puts len bytes at off of key (created when absent) and returns only after they
@@ -136,6 +140,14 @@ struct files_store_ops {
 	/* remove deletes key; a missing key is not an error. */
 	int (*remove)(struct files_store *s, const char *key);
 	void (*close)(struct files_store *s);
+	/* A writer for bodies that arrive in pieces (optional: NULL in a backend without one,
+	 * whose callers hold a body whole and call write). wopen starts writing key (created
+	 * when absent, its directory entry durable) at off; wput puts the next len bytes after
+	 * the previous ones and starts their writeback early; wclose makes everything put
+	 * durable when sync (fdatasync) and frees w in any case. Each returns 0 or SB_EIO. */
+	int (*wopen)(struct files_store *s, const char *key, int64_t off, struct files_wr **out);
+	int (*wput)(struct files_wr *w, const void *buf, size_t len);
+	int (*wclose)(struct files_wr *w, bool sync);
 };
 struct files_store {
 	const struct files_store_ops *ops;
@@ -149,6 +161,31 @@ void files_store_close(struct files_store *s);
 void files_key(const char *id, char out[64]);
 /* files_part_key writes the key of chunk n (from 1) of a chunked upload ("parts/<id>/<n>"). */
 void files_part_key(const char *id, int n, char out[64]);
+
+/* --- body.c: request bodies stored as they arrive ---------------------------------------- */
+/* How files_body_store treats a body, and what it found. */
+struct files_body {
+	const struct evp_md_st *md; /* digest every byte with it (NULL: none) */
+	const uint8_t *want;        /* the digest the body must have (NULL: no check) */
+	size_t want_len;
+	bool keep_partial; /* a client that leaves: keep (durably) the bytes it sent */
+	/* out */
+	uint8_t digest[64]; /* the body's digest under md */
+	unsigned digest_len;
+	int64_t got; /* bytes received, and stored from off when it returned 0 or kept them */
+};
+/* files_body_store reads the body of c's request and stores it at off of key. A streamed body
+ * (sb_http_req_read) goes to a store with a writer (the filesystem) piece by piece as it
+ * arrives, in FILES_BODY_PIECE bytes of memory; to a store without one (S3) it is read whole
+ * first, as is a body sb_http read already. Returns 0: all of it durable at off (b->got is the
+ * body's length). SB_EINVAL: the digest is not b->want; nothing acknowledged, though bytes past
+ * off may have been written (a held body is checked before it is written: none). SB_ECLOSED or
+ * SB_ETIMEDOUT: the client left or was too slow; with keep_partial the b->got bytes that
+ * arrived are durable at off (none from a store without a writer), else b->got is 0. SB_EIO:
+ * storage failed (logged); SB_ENOMEM. With key NULL the body is only read and digested. */
+#define FILES_BODY_PIECE (256 << 10)
+struct files_call;
+int files_body_store(struct files_call *c, const char *key, int64_t off, struct files_body *b);
 
 /* --- db.c: prepared statements and the upload row ---------------------------------------- */
 extern const struct sb_pg_stmt files_stmts[];
@@ -287,6 +324,10 @@ struct files_call {
 };
 /* files_route serves r on a worker thread (pg: the worker's connection) and answers it. */
 void files_route(struct files *f, struct sb_pg *pg, struct sb_http_req *r);
+/* files_route_streamed tells, from the head of r (loop thread, must not block), whether its
+ * body is streamed to storage as it arrives (sb_http stream_body): a tus PATCH and a chunk's
+ * PUT or POST, the handlers that store bodies with files_body_store. */
+bool files_route_streamed(const struct sb_http_req *r);
 /* files_route_list appends the edge's routes (for --routes). */
 int files_route_list(struct sb_buf *out);
 
@@ -317,6 +358,13 @@ bool files_tus_load(struct files_call *c, bool lock, struct files_upload *u);
 #define FILES_EVENT_SOURCE "/files"
 #define FILES_EV_MERGE_REQ "io.switchboard.file.merge_requested.v1"
 #define FILES_EV_COMPLETED "io.switchboard.file.upload_completed.v1"
+/* files_outbox_put writes one event about upload_id to files.outbox inside pg's transaction:
+ * msg packed as the payload, CloudEvents subject "uploads/<id>", source FILES_EVENT_SOURCE
+ * (outbox.c; traceparent may be NULL). Returns 0, SB_ENOMEM or a database error. */
+struct ProtobufCMessage;
+int files_outbox_put(struct sb_pg *pg, const char *upload_id, const char *event_type,
+                     const char *topic, const char *traceparent,
+                     const struct ProtobufCMessage *msg);
 /* files_chunks_initiate answers POST /v1/files/initiate. */
 void files_chunks_initiate(struct files_call *c);
 /* files_chunks_put answers PUT /v1/files/{id}/chunks/{n} and POST ...?chunk_number=n. */

@@ -31,7 +31,6 @@
 #include "sb_kafka.h"
 #include "sb_log.h"
 #include "sb_names.h"
-#include "sb_pg_outbox.h"
 #include "sb_util_hex.h"
 #include "sb_util_time.h"
 #include "sb_util_uuid.h"
@@ -105,26 +104,7 @@ files_merge_completed_event(struct files_merge *m, const struct files_chunked *u
 	ev.size = u->length;
 	ev.sha256 = (char *)sha;
 	ev.completed_at_ms = completed_ms;
-	size_t n = sb__events__file_upload_completed__get_packed_size(&ev);
-	uint8_t *buf = malloc(n ? n : 1);
-	if (buf == NULL)
-		return SB_ENOMEM;
-	sb__events__file_upload_completed__pack(&ev, buf);
-	char subject[64];
-	snprintf(subject, sizeof(subject), "uploads/%s", u->id);
-	struct sb_pg_outbox_event oe = {
-		.aggregate_type = "upload",
-		.aggregate_id = u->id,
-		.event_type = FILES_EV_COMPLETED,
-		.topic = SB_TOPIC_FILES,
-		.source = FILES_EVENT_SOURCE,
-		.subject = subject,
-		.payload = buf,
-		.payload_len = n,
-	};
-	int rv = sb_pg_outbox_insert(m->pg, FILES_OUTBOX, &oe);
-	free(buf);
-	return rv;
+	return files_outbox_put(m->pg, u->id, FILES_EV_COMPLETED, SB_TOPIC_FILES, NULL, &ev.base);
 }
 
 /* files_merge_assemble copies the parts of u (listed in res: n, size, sha256) in order into
@@ -299,6 +279,22 @@ files_merge_fail(struct files_merge *m, const char *id, const char *why)
 	return rv == SB_ENOTFOUND ? 0 : rv;
 }
 
+/* files_merge_attempt counts one more failed attempt at upload id on its row and returns the
+ * count so far (0 when the upload is no longer MERGING), or -1 on a database error. */
+static long long
+files_merge_attempt(struct files_merge *m, const char *id)
+{
+	PGresult *res = NULL;
+	const char *p[] = { id };
+	if (sb_pg_exec_prepared(m->pg, "merge_attempt", 1, p, &res) != 0) {
+		PQclear(res);
+		return -1;
+	}
+	long long n = PQntuples(res) == 1 ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : 0;
+	PQclear(res);
+	return n;
+}
+
 /* files_merge_handle merges upload id, with retries. Returns false when stopped before the
  * request was settled (its offset must not be committed). */
 static bool
@@ -331,6 +327,14 @@ files_merge_handle(struct files_merge *m, const char *id)
 			db_wait = db_wait * 2 > 5000 ? 5000 : db_wait * 2;
 			continue;
 		case FILES_MERGE_RETRY:
+			/* counted on the row: a request delivered again after a restart goes
+			 * on counting (0 rows: no longer MERGING; the next attempt finds out) */
+			if ((attempt = files_merge_attempt(m, id)) < 0) {
+				attempt = 1;
+				if (!files_merge_sleep(m, db_wait))
+					return false;
+				continue;
+			}
 			snprintf(attempt_s, sizeof(attempt_s), "%lld", attempt);
 			if (attempt < cfg->merge_attempts) {
 				files_merge_count(m, "retried");
@@ -340,7 +344,6 @@ files_merge_handle(struct files_merge *m, const char *id)
 				if (!files_merge_sleep(m, wait))
 					return false;
 				wait *= 2;
-				attempt++;
 				continue;
 			}
 			break;

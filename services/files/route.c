@@ -124,6 +124,23 @@ files_route_match(const char *path, enum files_route_kind *kind, char id[37], in
 	return false;
 }
 
+bool
+files_route_streamed(const struct sb_http_req *r)
+{
+	enum files_route_kind kind;
+	char id[37];
+	int64_t chunk;
+	if (!files_route_match(r->path, &kind, id, &chunk))
+		return false;
+	const char *m = r->method;
+	const char *ov = sb_http_req_header(r, "X-HTTP-Method-Override");
+	if (ov != NULL && strcmp(m, "POST") == 0)
+		m = ov;
+	return (kind == FILES_R_TUS_UPLOAD && strcasecmp(m, "PATCH") == 0) ||
+	       (kind == FILES_R_CHUNK && strcasecmp(m, "PUT") == 0) ||
+	       (kind == FILES_R_CHUNKS && strcasecmp(m, "POST") == 0);
+}
+
 /* files_route_auth verifies the bearer token of c's request into c->who; answers and returns
  * false when it is missing or invalid or lacks scope. */
 static bool

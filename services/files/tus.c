@@ -5,12 +5,16 @@
  * bytes durably to storage, records the new offset and commits; only then is it answered. Two
  * requests on one upload therefore never interleave, a crash before the commit leaves the old
  * offset (bytes past it are overwritten by the retry, and cut off when the upload completes),
- * and an acknowledged offset is always backed by durable bytes. A body is held in memory whole
- * (up to SB_FILES_MAX_REQUEST_BYTES), so a checksum is verified before anything is written and
- * a client that disconnects mid-PATCH changes nothing. */
+ * and an acknowledged offset is always backed by durable bytes. A PATCH's body is streamed
+ * (files_body_store): the offset is checked (409) before any byte is read, pieces are written
+ * at their offset as they arrive and digested on the way; a checksum mismatch (460) leaves the
+ * offset where it was (the bytes written past it are overwritten by the next PATCH, cut at
+ * completion); a client that leaves mid-PATCH without Upload-Checksum keeps the bytes that
+ * arrived (made durable, the offset moved to them), with one it keeps nothing. */
 #include "files.h"
 
 #include <inttypes.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -85,18 +89,16 @@ files_tus_load(struct files_call *c, bool lock, struct files_upload *u)
 	return true;
 }
 
-/* files_tus_checksum checks the body against Upload-Checksum, if given; answers (400, 460)
- * and returns false on a mismatch or a bad header. */
+/* files_tus_sum_header parses Upload-Checksum into *b (nothing when absent); answers 400 and
+ * returns false when it is malformed or names an algorithm the service lacks. */
 static bool
-files_tus_checksum(struct files_call *c)
+files_tus_sum_header(struct files_call *c, struct files_body *b, uint8_t want[64])
 {
 	const char *v = sb_http_req_header(c->req, "Upload-Checksum");
 	if (v == NULL)
 		return true;
 	enum files_sum_alg alg;
-	uint8_t want[64], got[64];
-	size_t wlen;
-	int rv = files_checksum_parse(v, &alg, want, &wlen);
+	int rv = files_checksum_parse(v, &alg, want, &b->want_len);
 	if (rv == SB_ENOTFOUND) {
 		files_reply_problem(&c->rp, 400,
 		                    "unsupported checksum algorithm (sha1, sha256, md5)");
@@ -106,8 +108,26 @@ files_tus_checksum(struct files_call *c)
 		files_reply_problem(&c->rp, 400, "malformed Upload-Checksum");
 		return false;
 	}
-	size_t glen = files_checksum_compute(alg, c->req->body, c->req->body_len, got);
-	if (glen != wlen || memcmp(want, got, wlen) != 0) {
+	b->md = files_checksum_md(alg);
+	b->want = want;
+	return true;
+}
+
+/* files_tus_checksum checks a body held in memory against Upload-Checksum, if given; answers
+ * (400, 460) and returns false on a mismatch or a bad header. */
+static bool
+files_tus_checksum(struct files_call *c)
+{
+	struct files_body b = { 0 };
+	uint8_t want[64], got[64];
+	if (!files_tus_sum_header(c, &b, want))
+		return false;
+	if (b.want == NULL)
+		return true;
+	unsigned glen = 0;
+	if (EVP_Digest(c->req->body, c->req->body_len, got, &glen, (const EVP_MD *)b.md, NULL) != 1)
+		glen = 0;
+	if (glen != b.want_len || memcmp(want, got, glen) != 0) {
 		files_reply_problem(&c->rp, 460, "checksum mismatch: the data was discarded");
 		return false;
 	}
@@ -123,16 +143,45 @@ files_tus_write(struct files_call *c, struct files_upload *u, int64_t new_length
 	char key[64], off_s[24], len_s[24], exp_s[24];
 	int64_t n = (int64_t)c->req->body_len;
 	int64_t length = new_length >= 0 ? new_length : u->length;
-	int64_t end = u->offset + n;
-	int rv;
+	int rv = 0;
+	uint8_t want[64];
+	/* Without a checksum, the bytes of a client that leaves mid-body are kept (tus allows
+	 * it): the offset moves to what arrived. With one, a part cannot be verified: dropped. */
+	struct files_body b = { 0 };
+	if (!files_tus_sum_header(c, &b, want)) {
+		sb_pg_rollback(c->pg);
+		return;
+	}
+	b.keep_partial = b.want == NULL;
 	files_key(u->id, key);
-	if (n > 0 && (rv = c->f->store->ops->write(c->f->store, key, u->offset, c->req->body,
-	                                           (size_t)n)) != 0) {
+	if (n > 0)
+		rv = files_body_store(c, key, u->offset, &b);
+	if (rv == SB_EINVAL) {
+		sb_pg_rollback(c->pg);
+		files_reply_problem(&c->rp, 460, "checksum mismatch: the data was discarded");
+		return;
+	}
+	if ((rv == SB_ECLOSED || rv == SB_ETIMEDOUT) && b.got == 0) {
+		sb_pg_rollback(c->pg);
+		files_reply_problem(&c->rp, 408, "the body did not arrive whole: nothing was kept");
+		return;
+	}
+	if (rv != 0 && rv != SB_ECLOSED && rv != SB_ETIMEDOUT) {
 		sb_pg_rollback(c->pg);
 		files_reply_add(&c->rp, "Retry-After", "1");
 		files_reply_problem(&c->rp, 503, "storage failed to keep the data; retry");
 		return;
 	}
+	bool partial = rv != 0;
+	if (partial) {
+		char got_s[24];
+		snprintf(got_s, sizeof(got_s), "%" PRId64, b.got);
+		sb_log_kv(SB_LOG_INFO, "tus PATCH ended early: the bytes received are kept",
+		          "upload_id", u->id, "kept", got_s,
+		          rv == SB_ETIMEDOUT ? "timeout" : "disconnect", "true", NULL);
+		n = b.got;
+	}
+	int64_t end = u->offset + n;
 	/* complete: cut whatever a crashed attempt may have left past the end */
 	if (length >= 0 && end == length &&
 	    (rv = c->f->store->ops->truncate(c->f->store, key, length)) != 0) {
@@ -154,6 +203,13 @@ files_tus_write(struct files_call *c, struct files_upload *u, int64_t new_length
 	}
 	bool done = strcmp(PQgetvalue(res, 0, 0), "COMPLETED") == 0;
 	sb_series_add(c->f->m.bytes, (double)n);
+	if (partial) { /* acknowledged by the offset: a HEAD tells the client where to go on */
+		PQclear(res);
+		files_reply_addf(&c->rp, "Upload-Offset", "%" PRId64, end);
+		files_reply_problem(&c->rp, 408,
+		                    "the body did not arrive whole: the bytes received were kept");
+		return;
+	}
 	if (done)
 		sb_series_inc(c->f->m.completed);
 	int64_t exp_ms = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
@@ -339,7 +395,9 @@ files_tus_patch(struct files_call *c)
 		files_reply_problem(&c->rp, 413, "Upload-Length is above Tus-Max-Size");
 		return;
 	}
-	if (!files_tus_checksum(c))
+	struct files_body sum = { 0 };
+	uint8_t want[64];
+	if (!files_tus_sum_header(c, &sum, want)) /* 400 before anything is read */
 		return;
 	struct files_upload u;
 	int rv = sb_pg_begin(c->pg);

@@ -235,13 +235,19 @@ files_checksum_parse(const char *s, enum files_sum_alg *alg, uint8_t digest[64],
 	return 0;
 }
 
+const EVP_MD *
+files_checksum_md(enum files_sum_alg alg)
+{
+	return alg == FILES_SUM_SHA1     ? EVP_sha1()
+	       : alg == FILES_SUM_SHA256 ? EVP_sha256()
+	       : alg == FILES_SUM_MD5    ? EVP_md5()
+	                                 : NULL;
+}
+
 size_t
 files_checksum_compute(enum files_sum_alg alg, const void *buf, size_t n, uint8_t out[64])
 {
-	const EVP_MD *md = alg == FILES_SUM_SHA1     ? EVP_sha1()
-	                   : alg == FILES_SUM_SHA256 ? EVP_sha256()
-	                   : alg == FILES_SUM_MD5    ? EVP_md5()
-	                                             : NULL;
+	const EVP_MD *md = files_checksum_md(alg);
 	unsigned int len = 0;
 	if (md == NULL || EVP_Digest(buf, n, out, &len, md, NULL) != 1)
 		return 0;

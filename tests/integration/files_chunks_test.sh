@@ -11,7 +11,8 @@
 # headers and fields, and the download's SHA-256 is the original's. Then kill -9 in the middle
 # of a merge (a part held back so that the merge is caught half-way, in its retry back-off):
 # after the restart the merge finishes and the file is equal; and a corrupt part: the merge is
-# retried, then the upload is FAILED, reported (metric, log), and no half-made file is left;
+# retried, then the upload is FAILED, reported (metric, log), and no half-made file is left
+# (the attempts counted on the row across a kill -9 and restart);
 # and two merge workers that both receive every request: each upload is merged once. Also the
 # CORS preflight of the chunk API's routes.
 set -u
@@ -267,16 +268,27 @@ expect 200 "download after the killed merge" -- "${A[@]}" "$F/v1/files/$id2/cont
 [ "$(sha "$B")" = "$(sha "$SB_TEST_TMP/small.bin")" ] || fail "file merged after the kill differs"
 
 # A corrupt part: retried SB_FILES_MERGE_ATTEMPTS times, then FAILED, reported, nothing left.
+# The attempts are counted on the upload's row: sb-files is killed (-9) after the first failed
+# attempt, and the request delivered again after the restart goes on counting (2 retries in
+# all, the third attempt FAILED), instead of starting over (which would make 3 retries).
 kill -TERM "${SVC_PID[files]}"
 wait "${SVC_PID[files]}" 2>/dev/null
-restart_files SB_FILES_MERGE_BACKOFF_MS=100 SB_FILES_MERGE_ATTEMPTS=3
+restart_files SB_FILES_MERGE_BACKOFF_MS=3000 SB_FILES_MERGE_ATTEMPTS=3
 id3=$(small_upload 5)
 printf 'XXXX' | dd of="$store/parts/$id3/3" bs=1 seek=100 conv=notrunc status=none
 expect 202 "complete (corrupt part)" -- -X POST "${A[@]}" "$F/v1/files/$id3/complete"
+for _ in $(seq 100); do
+	grep -q "merge attempt failed; will retry.*$id3" "$SB_TEST_TMP/logs/files.log" && break
+	sleep 0.2
+done
+kill -KILL "${SVC_PID[files]}"
+wait "${SVC_PID[files]}" 2>/dev/null
+restart_files SB_FILES_MERGE_BACKOFF_MS=100 SB_FILES_MERGE_ATTEMPTS=3
 wait_state "$id3" FAILED 60 || fail "corrupt upload not FAILED"
 status_of "$id3" | jq -r .failure | grep -q 'part 3 is corrupt' || fail "failure reason: $(status_of "$id3")"
-[ "$(grep -c "merge attempt failed; will retry.*$id3" "$SB_TEST_TMP/logs/files.log")" = 2 ] || fail "not 2 retries before FAILED"
-grep -q "merge failed; the upload is FAILED.*$id3" "$SB_TEST_TMP/logs/files.log" || fail "FAILED not logged"
+[ "$(grep -c "merge attempt failed; will retry.*$id3" "$SB_TEST_TMP/logs/files.log")" = 2 ] || fail "not 2 retries before FAILED (across the restart)"
+grep "merge failed; the upload is FAILED.*$id3" "$SB_TEST_TMP/logs/files.log" | grep -q '"attempts":"3"' ||
+	fail "FAILED not logged after 3 attempts: $(grep "upload is FAILED.*$id3" "$SB_TEST_TMP/logs/files.log")"
 m=$(curl -s "http://127.0.0.1:${SVC_OPS[files]}/metrics" | awk '/^files_merges_total\{result="failed"\}/ { print $2 }')
 [ "${m:-0}" -ge 1 ] || fail "files_merges_total{result=failed} = ${m:-none}"
 [ ! -e "$store/up/$id3" ] || fail "a half-made file was left for the FAILED upload"
