@@ -47,7 +47,8 @@
  * body with sb_http_req_read (blocking; plain and TLS alike), in pieces as large as it asks,
  * so memory does not grow with the body. The connection's socket belongs to that reader until
  * the answer: the loop neither reads nor watches it. The whole body must still arrive within
- * body_timeout_ms of the head (sb_http_req_read then returns SB_ETIMEDOUT). "Expect:
+ * body_timeout_ms of the head, and keep up stream_min_rate when it is set (sb_http_req_read
+ * then returns SB_ETIMEDOUT). "Expect:
  * 100-continue" is answered by the first read that needs the socket, so a handler that refuses
  * before reading does not invite the body. The handler answers exactly once as always: after
  * the whole body was read the connection stays open (keep-alive and pipelining as usual);
@@ -79,6 +80,12 @@ struct sb_http_config {
 	/* Streamed bodies (see above): true to stream this request's body; NULL = never. Called
 	 * with the handler's arg. */
 	bool (*stream_body)(const struct sb_http_req *head, void *arg);
+	/* Streamed bodies must also keep up a minimum average rate: from stream_grace_ms after the
+	 * head (0 = 10 s) at least stream_min_rate bytes per second (0 = no minimum), else the
+	 * read returns SB_ETIMEDOUT, so a client trickling or stalling holds its reader for
+	 * seconds, not for the whole body timeout. */
+	int stream_min_rate;
+	int stream_grace_ms;
 };
 
 struct sb_http_header {

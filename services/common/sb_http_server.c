@@ -79,6 +79,7 @@ struct sb_http_reqi {
 	int sfd;
 	struct ssl_st *sssl;
 	int64_t sdeadline;            /* CLOCK_MONOTONIC ms */
+	int64_t sstart;               /* when streaming began, CLOCK_MONOTONIC ms */
 	int serr;                     /* the error reads return once one happened, else 0 */
 	struct sb_http_header hdrs[]; /* then the head's text, then the body */
 };
@@ -499,7 +500,8 @@ sb_http_conn_stream(struct sb_http_conn *c, bool expect_continue)
 	q->send_continue = expect_continue && q->left > 0;
 	q->sfd = c->fd;
 	q->sssl = c->ssl;
-	q->sdeadline = sb_http_now_ms() + srv->timer_ms[SB_HTTP_T_BODY];
+	q->sstart = sb_http_now_ms();
+	q->sdeadline = q->sstart + srv->timer_ms[SB_HTTP_T_BODY];
 	c->st = SB_HTTP_STREAM;
 	sb_http_timer_clear(c);
 	epoll_ctl(srv->epfd, EPOLL_CTL_DEL, c->fd, NULL);
@@ -1069,7 +1071,8 @@ sb_http_server_start(const struct sb_http_config *cfg, sb_http_handler h, void *
 {
 	if (cfg == NULL || h == NULL || out == NULL || cfg->port < 0 || cfg->port > 65535 ||
 	    cfg->header_timeout_ms < 0 || cfg->body_timeout_ms < 0 || cfg->idle_timeout_ms < 0 ||
-	    cfg->max_conns < 0 || (cfg->server_name && strpbrk(cfg->server_name, "\r\n")))
+	    cfg->max_conns < 0 || cfg->stream_min_rate < 0 || cfg->stream_grace_ms < 0 ||
+	    (cfg->server_name && strpbrk(cfg->server_name, "\r\n")))
 		return SB_EINVAL;
 	struct sb_http_server *srv = calloc(1, sizeof(*srv));
 	if (srv == NULL)
@@ -1203,8 +1206,19 @@ sb_http_tls_call(struct sb_http_reqi *q, bool write, void *buf, size_t n, size_t
 static int
 sb_http_stream_wait(struct sb_http_reqi *q, short events)
 {
+	const struct sb_http_config *cfg = &q->srv->cfg;
 	for (;;) {
-		int64_t left = q->sdeadline - sb_http_now_ms();
+		int64_t deadline = q->sdeadline;
+		if (cfg->stream_min_rate > 0) {
+			/* by then the bytes received so far would fall below the minimum rate */
+			int64_t got = (int64_t)(q->pub.body_len - q->left);
+			int64_t by = q->sstart +
+			             (cfg->stream_grace_ms > 0 ? cfg->stream_grace_ms : 10000) +
+			             got * 1000 / cfg->stream_min_rate;
+			if (by < deadline)
+				deadline = by;
+		}
+		int64_t left = deadline - sb_http_now_ms();
 		if (left <= 0)
 			return SB_ETIMEDOUT;
 		struct pollfd p = { .fd = q->sfd, .events = events };

@@ -110,12 +110,14 @@ handler(struct sb_http_req *r, void *arg)
 }
 
 static struct sb_http_server *
-start(const char *crt, const char *key, int body_timeout_ms)
+start_rate(const char *crt, const char *key, int body_timeout_ms, int min_rate, int grace_ms)
 {
 	struct sb_http_config cfg = { .addr = "127.0.0.1",
 		                      .max_header_bytes = 2048,
 		                      .max_body_bytes = 8 << 20,
 		                      .body_timeout_ms = body_timeout_ms,
+		                      .stream_min_rate = min_rate,
+		                      .stream_grace_ms = grace_ms,
 		                      .tls_cert_file = crt,
 		                      .tls_key_file = key,
 		                      .stream_body = want_stream };
@@ -127,6 +129,12 @@ start(const char *crt, const char *key, int body_timeout_ms)
 	atomic_store(&stream_calls, 0);
 	atomic_store(&decisions, 0);
 	return s;
+}
+
+static struct sb_http_server *
+start(const char *crt, const char *key, int body_timeout_ms)
+{
+	return start_rate(crt, key, body_timeout_ms, 0, 0);
 }
 
 /* Client side: plain or TLS (an OpenSSL client that trusts anything: the test's own server),
@@ -450,6 +458,48 @@ test_body_timeout(void **state)
 	body_timeout(false, NULL, NULL);
 }
 
+/* The minimum rate: with 20,000 bytes/s required after a 300 ms grace and a 10 s body timeout,
+ * a client that sends 10 bytes and stalls is cut (408, SB_ETIMEDOUT) within about 0.3 s, not
+ * at the body timeout; one that sends 40,000 bytes in 8 pieces 50 ms apart (about 100 KB/s)
+ * is read whole. */
+static void
+test_min_rate(void **state)
+{
+	(void)state;
+	struct sb_http_server *s = start_rate(NULL, NULL, 10000, 20000, 300);
+	struct cli *c = cli_open(s, false);
+	head(c, "/stream/f", 100000, NULL);
+	cli_send(c, "0123456789", 10);
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	struct resp r;
+	assert_int_equal(cli_read(c, &r), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_int_equal(r.status, 408);
+	assert_int_equal(atomic_load(&last_err), SB_ETIMEDOUT);
+	double waited = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	assert_true(waited > 0.1 && waited < 2.0);
+	wait_done();
+	cli_close(c);
+
+	atomic_store(&last_err, 0);
+	c = cli_open(s, false);
+	head(c, "/stream/f", 40000, NULL);
+	char piece[5000];
+	memset(piece, 'x', sizeof(piece));
+	for (int i = 0; i < 8; i++) {
+		cli_send(c, piece, sizeof(piece));
+		usleep(50000);
+	}
+	assert_int_equal(cli_read(c, &r), 0);
+	assert_int_equal(r.status, 200);
+	assert_non_null(strstr(r.body, "len=40000 "));
+	assert_int_equal(atomic_load(&last_err), 0);
+	wait_done();
+	cli_close(c);
+	sb_http_server_stop(s, 1000);
+}
+
 /* Stop while a reader is blocked: the connection is closed under it (SB_ECLOSED), and its
  * later answer is freed safely. */
 static void
@@ -528,6 +578,7 @@ main(void)
 		cmocka_unit_test(test_continue_refuse_413),
 		cmocka_unit_test(test_stops_mid_body),
 		cmocka_unit_test(test_body_timeout),
+		cmocka_unit_test(test_min_rate),
 		cmocka_unit_test(test_stop_while_reading),
 		cmocka_unit_test_setup_teardown(test_tls_many_pieces, tls_setup, NULL),
 		cmocka_unit_test(test_tls_stops_mid_body),

@@ -46,6 +46,11 @@ const struct sb_cfg_key files_config[] = {
 	               "PostgreSQL connection)."),
 	SB_CFG_INT_ROW(struct files_cfg, "SB_FILES_QUEUE_MAX", queue_max, "256", 1, 100000,
 	               "Requests waiting for a worker before new ones get 503 with Retry-After."),
+	SB_CFG_INT_ROW(
+	    struct files_cfg, "SB_FILES_BODY_MIN_RATE", body_min_rate, "16384", 0, 1073741824,
+	    "Bytes per second an upload body (PATCH, chunk) must average from 10 s after "
+	    "its head, else 408 (what arrived is kept as after a disconnect); bounds how "
+	    "long a trickling or stalled client holds a worker. 0 = no minimum."),
 	SB_CFG_STR_ROW(struct files_cfg, "SB_FILES_ALLOWED_ORIGINS", allowed_origins,
 	               "http://127.0.0.1:8000,http://localhost:8000", NULL,
 	               "Comma-separated Origin values browsers may upload from (CORS); * allows "

@@ -88,6 +88,7 @@ files_start(struct sb_service *svc)
 		.body_timeout_ms = 300000,
 		.server_name = "switchboard-files",
 		.stream_body = files_edge_stream,
+		.stream_min_rate = (int)cfg->body_min_rate,
 	};
 	if ((rv = sb_http_server_start(&hc, files_edge_request, f, &f->http)) != 0) {
 		sb_log_kv(SB_LOG_ERROR, "cannot start the upload edge", "error", sb_strerror(rv),

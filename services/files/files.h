@@ -41,6 +41,7 @@ struct files_cfg {
 	long long expire_s;
 	long long workers;
 	long long queue_max;
+	long long body_min_rate;
 	char *allowed_origins;
 	char *allowed_types;
 	long long max_concurrent;
