@@ -103,8 +103,5 @@ else
 	(($(echo "2 * $tpd_rate > $null_rate" | bc -l))) &&
 		printf '  (out of reach with this client: 2 x durable @tus/server is %.1f MiB/s, above the %.1f MiB/s the client sends to a server that does nothing)\n' \
 			"$(echo "2 * $tpd_rate" | bc -l)" "$null_rate"
-	(($(echo "2 * $tpd_rate > $dd_rate" | bc -l))) &&
-		printf '  (out of reach while every PATCH is durable: 2 x durable @tus/server is %.1f MiB/s, above the disk'"'"'s durable rate, dd %.1f MiB/s)\n' \
-			"$(echo "2 * $tpd_rate" | bc -l)" "$dd_rate"
 fi
 exit $ok
