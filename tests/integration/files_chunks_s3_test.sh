@@ -5,7 +5,9 @@
 # (the last short) stored as parts in the bucket, one of them sent twice (idempotent), complete,
 # the merge worker assembles the file through the storage interface into the bucket, COMPLETED
 # with the original's SHA-256, the download equals the original, and no part is left in the
-# bucket. Then kill -9 of sb-files mid-upload: resumed, merged, the file equal.
+# bucket. Then kill -9 of sb-files mid-upload (resumed, merged, the file equal) and mid-merge
+# (a part's object held back so that the merge stops half-way; sb-files killed there; the part
+# put back; after the restart the redelivered request merges the whole file, equal).
 set -u
 root=${SB_SOURCE_ROOT:?}
 . "$root/tools/stack.sh"
@@ -118,6 +120,44 @@ curl -s "${A[@]}" -o "$SB_TEST_TMP/down.bin" "$F/v1/files/$id4/content"
 [ "$(sha "$SB_TEST_TMP/down.bin")" = "$(sha "$orig2")" ] || fail "the upload killed mid-upload differs after resuming"
 
 echo "ok: S3 kill -9 mid-upload ($have of 40 stored, resumed, merged, equal)"
+
+# kill -9 mid-merge: part 7's one object is deleted (its bytes kept here), so the merge writes
+# parts 1-6 into the final object and then waits in its retry back-off; sb-files is killed there,
+# the object is put back, and the request delivered again after the restart merges the file.
+kill -TERM "${SVC_PID[files]}"
+wait "${SVC_PID[files]}" 2>/dev/null
+restart_files SB_FILES_MERGE_BACKOFF_MS=4000
+orig3=$SB_TEST_TMP/orig3.bin
+head -c $((10 * CS)) /dev/urandom >"$orig3"
+mkdir -p "$SB_TEST_TMP/e"
+split -b $CS -d -a 3 --numeric-suffixes=1 "$orig3" "$SB_TEST_TMP/e/e"
+E() { printf '%s/e/e%03d' "$SB_TEST_TMP" "$1"; }
+id5=$(initiate "$orig3")
+for n in $(seq 1 10); do
+	[ "$(put "$id5" $n "$(E $n)")" = 201 ] || fail "mid-merge upload: chunk $n"
+done
+k7=$(sb_s3_keys "parts/$id5/7/")
+[ "$(wc -l <<<"$k7")" = 1 ] && [ -n "$k7" ] || fail "part 7 is not one object: '$k7'"
+st=$(sb_s3_curl -X DELETE -o /dev/null -w '%{http_code}' "$SB_TEST_S3_ENDPOINT/$SB_TEST_S3_BUCKET/$k7")
+[ "$st" = 204 ] || fail "delete of part 7's object: $st"
+st=$(curl -s -o /dev/null -w '%{http_code}' -X POST "${A[@]}" "$F/v1/files/$id5/complete")
+[ "$st" = 202 ] || fail "complete (merge to be killed): $st"
+for _ in $(seq 1 150); do
+	grep -q "merge attempt failed; will retry.*$id5" "$SB_TEST_TMP/logs/files.log" && break
+	sleep 0.2
+done
+grep -q "merge attempt failed; will retry.*$id5.*part 7 is missing" "$SB_TEST_TMP/logs/files.log" ||
+	fail "the merge never stopped at part 7"
+[ "$(sb_s3_keys "up/$id5" | wc -l)" -ge 1 ] || fail "no half-made object (parts 1-6 not written)"
+[ "$(status_of "$id5" | jq -r .state)" = MERGING ] || fail "state before the kill: $(status_of "$id5")"
+kill -KILL "${SVC_PID[files]}"
+wait "${SVC_PID[files]}" 2>/dev/null
+[ "$(sb_s3_put "$k7" "$(E 7)")" = 200 ] || fail "putting part 7 back"
+restart_files
+wait_state "$id5" COMPLETED 60 || fail "merge after the kill not COMPLETED: $(status_of "$id5")"
+curl -s "${A[@]}" -o "$SB_TEST_TMP/down5.bin" "$F/v1/files/$id5/content"
+[ "$(sha "$SB_TEST_TMP/down5.bin")" = "$(sha "$orig3")" ] || fail "the file merged after the kill differs"
+echo "ok: S3 kill -9 mid-merge (stopped at part 7, killed, part put back, merged after the restart, equal)"
 if [ "$fails" -gt 0 ]; then
 	tail -n 30 "$SB_TEST_TMP/logs/files.log"
 	exit 1

@@ -14,7 +14,9 @@
 #   sb_s3_stop             stops it now
 #   sb_s3_curl ARGS...     curl signing its request with SigV4 (curl's own signer, not ours),
 #                          for requests without a body
-#   sb_s3_put KEY FILE     puts FILE as object KEY of the test bucket; prints the status
+#   sb_s3_put KEY FILE     puts FILE as object KEY of the test bucket (as application/octet-
+#                          stream: moto reads a form-urlencoded body, curl's default, as a form
+#                          and stores nothing); prints the status
 #   sb_s3_keys PREFIX      the keys of the test bucket under PREFIX, one a line
 
 sb_s3_venv=${SB_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/switchboard}/venv-moto
@@ -91,7 +93,7 @@ sb_s3_put() {
 	sha=$(sha256sum "$2" | cut -d' ' -f1)
 	curl -sS ${SB_TEST_S3_CA:+--cacert "$SB_TEST_S3_CA"} --aws-sigv4 "aws:amz:us-east-1:s3" \
 		--user "$SB_TEST_S3_ACCESS_KEY:$SB_TEST_S3_SECRET_KEY" -H "x-amz-content-sha256: $sha" \
-		-X PUT --data-binary @"$2" -o /dev/null -w '%{http_code}' \
+		-H "Content-Type: application/octet-stream" -X PUT --data-binary @"$2" -o /dev/null -w '%{http_code}' \
 		"$SB_TEST_S3_ENDPOINT/$SB_TEST_S3_BUCKET/$1"
 }
 
