@@ -10,7 +10,8 @@
 #           ingest_ack_latency_seconds (the upper bound of the bucket holding the 99th
 #           percentile: 5 ms steps from 10 to 50 ms, then 60, 75, 100 ms ...);
 #   peer    bench/ingest_peer: the same TelemetrySample records, keys and headers produced at
-#           R/s with the same producer settings (exact produce→ack percentiles).
+#           R/s with the same producer settings (exact produce→ack percentiles of the records
+#           sent after the same warm-up, INGEST_PEER_WARMUP_MS; with it, printed too).
 # A rate counts for sb-ingest when every sample was acknowledged, none failed, the received rate
 # reached 95% of R, and p99 ≤ 50 ms. Verdict: PASS when the highest such rate reaches
 # SB_BENCH_INGEST_TARGET (50,000/s); exits 1 otherwise.
@@ -33,6 +34,7 @@ fi
 rates=${SB_BENCH_INGEST_RATES:-10000 25000 50000 75000 100000}
 secs=${SB_BENCH_INGEST_SECONDS:-6}
 nitems=${SB_BENCH_INGEST_ITEMS:-30}
+warm=${SB_BENCH_INGEST_WARMUP_S:-1}
 target=${SB_BENCH_INGEST_TARGET:-50000}
 bin=$SB_BUILD_ROOT/bin/sb-ingest
 peer=$SB_BUILD_ROOT/bench/ingest_peer
@@ -97,7 +99,8 @@ for rate in $rates; do
 		[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$ops/ready")" = 200 ] && break
 		sleep 0.1
 	done
-	first="" last="" t_first=0 t_last=0
+	first="" last="" t_first=0 t_last=0 snap=""
+	rm -f "$tmp/m0"
 	deadline=$(($(date +%s%3N) + secs * 1000 * 6 + 30000))
 	while [ "$(date +%s%3N)" -lt "$deadline" ]; do
 		# One curl and one awk a poll: the bench's own polling shares the two cores too.
@@ -107,10 +110,19 @@ for rate in $rates; do
 		now=$(date +%s%3N)
 		if [ "$r" != 0 ] && [ -z "$first" ]; then first=$r t_first=$now; fi
 		if [ "$r" != "${last:-}" ]; then last=$r t_last=$now; fi
+		# the end of the warm-up: the histograms as they are now are subtracted at the end
+		if [ -z "$snap" ] && [ "$r" -ge $((rate * warm)) ]; then metrics >"$tmp/m0"; snap=1; fi
 		[ "$r" = "$total" ] && [ "${d:-1}" = 0 ] && break
 		sleep 0.1
 	done
 	metrics >"$tmp/m"
+	# steady state: every series minus its value at the end of the warm-up
+	if [ -s "$tmp/m0" ]; then
+		awk 'NR == FNR { if ($1 !~ /^#/) a[$1] = $2; next }
+			$1 !~ /^#/ { print $1, $2 - ($1 in a ? a[$1] : 0) }' "$tmp/m0" "$tmp/m" >"$tmp/md"
+	else
+		cp "$tmp/m" "$tmp/md"
+	fi
 	[ -n "${SB_BENCH_KEEP_LOGS:-}" ] && mkdir -p "$SB_BENCH_KEEP_LOGS" && cp "$tmp/m" "$SB_BENCH_KEEP_LOGS/metrics$rate.txt"
 	kill -TERM "$ipid"
 	wait "$ipid" 2>/dev/null
@@ -119,10 +131,8 @@ for rate in $rates; do
 	recv=$(val 'ingest_received_total{origin="tlcp"}' "$tmp/m")
 	ok=$(val 'ingest_published_total{result="ok"}' "$tmp/m")
 	bad=$(val 'ingest_published_total{result="error"}' "$tmp/m")
-	count=$(val ingest_ack_latency_seconds_count "$tmp/m")
-	p99=$(awk -v c="${count:-0}" '/^ingest_ack_latency_seconds_bucket/ {
-		match($1, /le="[^"]+"/); le = substr($1, RSTART + 4, RLENGTH - 5)
-		if ($2 >= 0.99 * c && c > 0) { print (le == "+Inf" ? "inf" : le * 1000); exit } }' "$tmp/m")
+	p99=$(quant ingest_ack_latency_seconds 0.99 "$tmp/md")
+	p99all=$(quant ingest_ack_latency_seconds 0.99 "$tmp/m")
 	span=$((t_last - t_first))
 	rps=$(awk -v n="$(( ${last:-0} - ${first:-0} ))" -v ms="$span" 'BEGIN { printf "%.0f", (ms > 0 ? n * 1000 / ms : 0) }')
 	verdict=no
@@ -131,21 +141,23 @@ for rate in $rates; do
 		verdict=yes
 		best=$rate
 	fi
-	pl=$("$peer" "$SB_TEST_KAFKA_BROKERS" "peer$rate.telemetry.raw.v1" "$rate" "$secs" "$nitems" 2>&1 | tail -n1)
+	pl=$(INGEST_PEER_WARMUP_MS=$((warm * 1000)) "$peer" "$SB_TEST_KAFKA_BROKERS" "peer$rate.telemetry.raw.v1" "$rate" "$secs" "$nitems" 2>&1 | tail -n1)
 	pa=$(sed -n 's/.*achieved=\([0-9]*\).*/\1/p' <<<"$pl")
 	packed=$(sed -n 's/.*acked=\([0-9]*\).*/\1/p' <<<"$pl")
 	p50p=$(sed -n 's/.*p50_ms=\([0-9.]*\).*/\1/p' <<<"$pl")
-	p99p=$(sed -n 's/.*p99_ms=\([0-9.]*\).*/\1/p' <<<"$pl")
-	maxp=$(sed -n 's/.*max_ms=\([0-9.]*\).*/\1/p' <<<"$pl")
+	p99p=$(sed -n 's/.* p99_ms=\([0-9.]*\).*/\1/p' <<<"$pl")
+	maxp=$(sed -n 's/.* max_ms=\([0-9.]*\).*/\1/p' <<<"$pl")
+	p99pall=$(sed -n 's/.*all_p99_ms=\([0-9.]*\).*/\1/p' <<<"$pl")
 	printf '%-8s | %7s/s %8s/%-8s p99<=%-4sms %-4s | %7s/s %8s/%-8s %5sms %6sms %6sms\n' \
 		"$rate" "$rps" "${ok:-0}" "$total" "${p99:-?}" "$verdict" "${pa:-?}" "${packed:-?}" \
 		"$total" "${p50p:-?}" "${p99p:-?}" "${maxp:-?}"
 	# Where sb-ingest's time went (bucket upper bounds, ms): receive→ack, the pipe's share
 	# (receive→handed to librdkafka) and librdkafka's own produce→ack.
-	printf '         |   receive→ack p50<=%s p99<=%s; queue wait p50<=%s p99<=%s; produce→ack p50<=%s p99<=%s\n' \
-		"$(quant ingest_ack_latency_seconds 0.5 "$tmp/m")" "${p99:-?}" \
-		"$(quant ingest_queue_wait_seconds 0.5 "$tmp/m")" "$(quant ingest_queue_wait_seconds 0.99 "$tmp/m")" \
-		"$(quant kafka_delivery_seconds 0.5 "$tmp/m")" "$(quant kafka_delivery_seconds 0.99 "$tmp/m")"
+	printf '         |   after the %s s warm-up: receive→ack p50<=%s p99<=%s; queue wait p50<=%s p99<=%s; produce→ack p50<=%s p99<=%s\n' \
+		"$warm" "$(quant ingest_ack_latency_seconds 0.5 "$tmp/md")" "${p99:-?}" \
+		"$(quant ingest_queue_wait_seconds 0.5 "$tmp/md")" "$(quant ingest_queue_wait_seconds 0.99 "$tmp/md")" \
+		"$(quant kafka_delivery_seconds 0.5 "$tmp/md")" "$(quant kafka_delivery_seconds 0.99 "$tmp/md")"
+	printf '         |   with the warm-up: sb-ingest receive→ack p99<=%s ms; peer p99 %s ms\n' "${p99all:-?}" "${p99pall:-?}"
 done
 echo "highest rate with every sample acknowledged and p99 receive→ack ≤ 50 ms: $best/s (target $target/s)"
 echo "load after: $(uptime | sed 's/.*load average: //')"

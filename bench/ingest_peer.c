@@ -11,7 +11,11 @@
  * INGEST_PEER_TICK_MS (environment, default 1): produce what is due every so many ms.
  * Prints one line: "peer rate=R sent=N acked=A failed=F achieved=X p50_ms=.. p99_ms=..
  * max_ms=..", where the latency is from the produce call to the delivery report (what sb-ingest
- * measures from receipt to acknowledgement). Exits 1 when a record failed. */
+ * measures from receipt to acknowledgement). INGEST_PEER_TIMELINE (environment, any value):
+ * also the worst latency of each 250 ms of sending, on stderr. INGEST_PEER_WARMUP_MS: p50, p99
+ * and max are of the records sent after that many ms (a fresh producer's first requests wait
+ * for its idempotence id); all_p99_ms and all_max_ms are of every record. Exits 1 when a
+ * record failed. */
 #include <inttypes.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -196,16 +200,45 @@ main(int argc, char **argv)
 	sb_kafka_producer_free(p);
 	long a = atomic_load(&acked), fl = atomic_load(&failed);
 	int64_t *lat = malloc((size_t)(a > 0 ? a : 1) * sizeof(*lat));
-	long m = 0;
-	for (long i = 0; i < total; i++)
-		if (recs[i].lat_us > 0)
+	int64_t *all = malloc((size_t)(a > 0 ? a : 1) * sizeof(*all));
+	const char *wenv = getenv("INGEST_PEER_WARMUP_MS");
+	int64_t warm_us = wenv != NULL ? strtoll(wenv, NULL, 10) * 1000 : 0;
+	long m = 0, n_all = 0;
+	for (long i = 0; i < total; i++) {
+		if (recs[i].lat_us <= 0)
+			continue;
+		all[n_all++] = recs[i].lat_us;
+		if (recs[i].sent_us - t0 >= warm_us) /* steady state: after the warm-up */
 			lat[m++] = recs[i].lat_us;
+	}
 	qsort(lat, (size_t)m, sizeof(*lat), cmp64);
+	qsort(all, (size_t)n_all, sizeof(*all), cmp64);
+	if (getenv("INGEST_PEER_TIMELINE") != NULL) { /* when the slow records were sent */
+		long nw = (long)(gen_s * 4) + 1;
+		int64_t *wmax = calloc((size_t)nw, sizeof(*wmax));
+		long *wn = calloc((size_t)nw, sizeof(*wn));
+		for (long i = 0; wmax != NULL && wn != NULL && i < total; i++) {
+			long w = (long)((recs[i].sent_us - t0) / 250000);
+			if (w < 0 || w >= nw || recs[i].lat_us <= 0)
+				continue;
+			wn[w]++;
+			if (recs[i].lat_us > wmax[w])
+				wmax[w] = recs[i].lat_us;
+		}
+		for (long w = 0; wmax != NULL && wn != NULL && w < nw; w++)
+			fprintf(stderr, "timeline %.2f-%.2f s: %ld records, max %.1f ms\n", w / 4.0,
+			        (w + 1) / 4.0, wn[w], wmax[w] / 1000.0);
+		free(wmax);
+		free(wn);
+	}
 	printf("peer rate=%ld sent=%ld acked=%ld failed=%ld achieved=%.0f p50_ms=%.1f p99_ms=%.1f "
-	       "max_ms=%.1f\n",
+	       "max_ms=%.1f all_p99_ms=%.1f all_max_ms=%.1f\n",
 	       rate, total, a, fl, (double)total / gen_s, m ? lat[m / 2] / 1000.0 : -1.0,
-	       m ? lat[(long)(m * 0.99)] / 1000.0 : -1.0, m ? lat[m - 1] / 1000.0 : -1.0);
+	       m ? lat[(long)(m * 0.99)] / 1000.0 : -1.0, m ? lat[m - 1] / 1000.0 : -1.0,
+	       n_all ? all[(long)(n_all * 0.99)] / 1000.0 : -1.0,
+	       n_all ? all[n_all - 1] / 1000.0 : -1.0);
 	free(lat);
+	free(all);
 	free(recs);
 	return fl > 0 || a != total;
 }
