@@ -134,11 +134,17 @@ ps_rpc_publish_batch(struct sb_rpc_call *call, const void *req, void *resp)
 	bool cached = false;
 	if (tenant == NULL)
 		return sb_rpc_call_error(call, SB__RPC__CODE__UNAUTHENTICATED, "no tenant");
-	if (!ps_name_ok(in->topic))
+	if (!ps_name_ok(in->topic)) {
+		sb_log_kv(SB_LOG_INFO, "publish batch refused", "field", "topic", "tenant_id",
+		          tenant, NULL);
 		return ps_invalid(call, "topic",
 		                  "1 to 100 of A-Z a-z 0-9 . _ -, not ending in .dlq");
-	if (b.n == 0 || b.n > PS_BATCH_MAX)
+	}
+	if (b.n == 0 || b.n > PS_BATCH_MAX) {
+		sb_log_kv(SB_LOG_INFO, "publish batch refused", "field", "messages", "tenant_id",
+		          tenant, NULL);
 		return ps_invalid(call, "messages", "1 to 1000 messages");
+	}
 	b.m = calloc(b.n, sizeof(*b.m));
 	b.first = calloc(b.n, sizeof(*b.first));
 	b.row = calloc(b.n, sizeof(*b.row));
