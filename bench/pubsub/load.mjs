@@ -47,6 +47,18 @@ function body(i) {
 }
 const sentAt = (text) => Number(text.slice(0, 24));
 
+// retried runs fn until it resolves, counting each failure in errors; the seventh throws.
+async function retried(fn) {
+	for (let tries = 0; ; tries++) {
+		try {
+			return await fn();
+		} catch (e) {
+			errors++;
+			if (tries > 5) throw e;
+		}
+	}
+}
+
 // runProducers runs 4 producers with WINDOW publishes in flight each; publish(i) resolves
 // once the system has durably accepted message i.
 async function runProducers(publish) {
@@ -56,15 +68,7 @@ async function runProducers(publish) {
 		for (;;) {
 			const i = next++;
 			if (i >= N) return;
-			for (let tries = 0; ; tries++) {
-				try {
-					await publish(i);
-					break;
-				} catch (e) {
-					errors++;
-					if (tries > 5) throw e;
-				}
-			}
+			await retried(() => publish(i));
 		}
 	}));
 }
@@ -96,15 +100,7 @@ async function runBatchProducers(publishMany) {
 		while (next < N) {
 			const batch = [];
 			while (batch.length < WINDOW && next < N) batch.push(body(next++));
-			for (let tries = 0; ; tries++) {
-				try {
-					await publishMany(batch);
-					break;
-				} catch (e) {
-					errors++;
-					if (tries > 5) throw e;
-				}
-			}
+			await retried(() => publishMany(batch));
 		}
 	}));
 }
