@@ -6,7 +6,9 @@
 # load for each (bench/pubsub/load.mjs): 4 producers with SB_BENCH_WINDOW (8) publishes in
 # flight each, every one waiting for the system's acknowledgement, and 4 consumers taking
 # batches of 64 and acking each message; SB_BENCH_MESSAGES (10,000) messages of 1 KiB.
-# Target: pubsub's rate >= RabbitMQ's; the script exits 1 when it is missed.
+# pubsub runs twice: one publish per request, and batching (each producer sends what is pending,
+# at most its window, in one publish-batch request; bench/pubsub/load.mjs "pubsub-batch").
+# Target: pubsub's batch-mode rate >= RabbitMQ's; the script exits 1 when it is missed.
 # Durability: pubsub acknowledges a publish after COMMIT on a PostgreSQL with fsync and
 # synchronous_commit on (the with-stack cluster is restarted without its test-only options, and
 # the settings read back are printed); a quorum queue confirms after its log is fsynced; NATS
@@ -64,11 +66,15 @@ bench_name=bench
 pubsub_stack_start
 # CPU seconds of the pubsub side's processes during its load (PostgreSQL: all its processes).
 cpu_snapshot() { echo "$(ticks "${SVC_PID[gateway]}") $(ticks "${SVC_PID[pubsub]}") $(ticks "${SVC_PID[auth]}") $(ticks $(pg_pids))"; }
-read -r g0 p0 a0 d0 < <(cpu_snapshot)
-run pubsub SB_GW="$SB_GW" SB_TOKEN="$token" SB_TOPIC=bench || exit 1
-read -r g1 p1 a1 d1 < <(cpu_snapshot)
 hz=$(getconf CLK_TCK)
-echo "pubsub side CPU seconds during the load: gateway $(((g1 - g0) * 100 / hz))e-2, sb-pubsub $(((p1 - p0) * 100 / hz))e-2, auth $(((a1 - a0) * 100 / hz))e-2, PostgreSQL $(((d1 - d0) * 100 / hz))e-2 (the load generator: cpu_s in its line)"
+# Both modes on the same stack and topic (the first load leaves it empty): one publish per
+# request, then batches of what is pending (publish-batch).
+for mode in pubsub pubsub-batch; do
+	read -r g0 p0 a0 d0 < <(cpu_snapshot)
+	run "$mode" SB_GW="$SB_GW" SB_TOKEN="$token" SB_TOPIC=bench || exit 1
+	read -r g1 p1 a1 d1 < <(cpu_snapshot)
+	echo "$mode side CPU seconds during the load: gateway $(((g1 - g0) * 100 / hz))e-2, sb-pubsub $(((p1 - p0) * 100 / hz))e-2, auth $(((a1 - a0) * 100 / hz))e-2, PostgreSQL $(((d1 - d0) * 100 / hz))e-2 (the load generator: cpu_s in its line)"
+done
 sb_svc_stop_all
 
 # 3. RabbitMQ: a private node on free loopback ports (its own epmd), data in $tmp.
@@ -113,13 +119,16 @@ wait "$nats_pid" 2>/dev/null
 
 # 5. Verdict.
 echo "# done $(date -u +%FT%TZ), load average $load_before -> $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '%-8s %10s %10s %10s %10s\n' system msgs/s p50_ms p99_ms errors
-jq -r '"\(.system) \(.rate) \(.p50_ms) \(.p99_ms) \(.errors)"' "$results" | xargs -n5 printf '%-8s %10s %10s %10s %10s\n'
-ps_rate=$(jq -r 'select(.system == "pubsub") | .rate' "$results")
+printf '%-13s %10s %10s %10s %10s\n' system msgs/s p50_ms p99_ms errors
+jq -r '"\(.system) \(.rate) \(.p50_ms) \(.p99_ms) \(.errors)"' "$results" | xargs -n5 printf '%-13s %10s %10s %10s %10s\n'
+# The target is judged on the batch mode (issue 15, second round): the same window of
+# unacknowledged messages as RabbitMQ's confirms; the single mode is reported beside it.
+ps_rate=$(jq -r 'select(.system == "pubsub-batch") | .rate' "$results")
+single_rate=$(jq -r 'select(.system == "pubsub") | .rate' "$results")
 rmq_rate=$(jq -r 'select(.system == "rabbit") | .rate' "$results")
 if [ "$ps_rate" -ge "$rmq_rate" ]; then
-	echo "verdict: pubsub $ps_rate msgs/s >= RabbitMQ $rmq_rate msgs/s: met"
+	echo "verdict: pubsub (batch) $ps_rate msgs/s >= RabbitMQ $rmq_rate msgs/s: met (single publishes: $single_rate)"
 else
-	echo "verdict: pubsub $ps_rate msgs/s < RabbitMQ $rmq_rate msgs/s: NOT met"
+	echo "verdict: pubsub (batch) $ps_rate msgs/s < RabbitMQ $rmq_rate msgs/s: NOT met (single publishes: $single_rate)"
 	exit 1
 fi

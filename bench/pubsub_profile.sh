@@ -11,7 +11,8 @@
 #     table the load left behind (inside a transaction that is rolled back).
 # SB_PROFILE_PERF=1 also samples the whole machine with perf for 5 s during the load (commands,
 # and the hottest symbols of postgres, sb-pubsub and sb-gateway).
-# Usage: bash bench/pubsub_profile.sh [BUILD_DIR]   (SB_BENCH_MESSAGES, default 4000)
+# Usage: bash bench/pubsub_profile.sh [BUILD_DIR]   (SB_BENCH_MESSAGES, default 4000;
+# SB_PROFILE_MODE=pubsub-batch profiles the batching producers of load.mjs)
 set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
 export SB_BUILD_ROOT=${1:-${SB_BUILD_ROOT:-$root/build}}
@@ -42,7 +43,7 @@ rpc_calls() { curl -s "http://127.0.0.1:${SVC_OPS[pubsub]}/metrics" | awk '/^(sb
 q -c 'SELECT pg_stat_statements_reset()' >/dev/null
 h0=$(gw_requests) r0=$(rpc_calls) s0=$(q -c 'SELECT sum(sessions) FROM pg_stat_database')
 g0=$(ticks "${SVC_PID[gateway]}") p0=$(ticks "${SVC_PID[pubsub]}") d0=$(ticks $(pg_pids))
-(cd "$root/bench/pubsub" && env SB_GW="$SB_GW" SB_TOKEN="$token" SB_TOPIC=bench node load.mjs pubsub) >"$tmp/load.out" 2>&1 &
+(cd "$root/bench/pubsub" && env SB_GW="$SB_GW" SB_TOKEN="$token" SB_TOPIC=bench node load.mjs "${SB_PROFILE_MODE:-pubsub}") >"$tmp/load.out" 2>&1 &
 load_pid=$!
 if [ "${SB_PROFILE_PERF:-0}" = 1 ]; then
 	sleep 2

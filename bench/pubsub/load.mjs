@@ -9,6 +9,10 @@
 //           long poll), one POST /api/v1/messages/ack (a batch: each message acked on its own,
 //           in one transaction) per consume, all through the gateway over HTTP/1.1 keep-alive
 //           (node:http)
+//   pubsub-batch  the same, but each producer sends what is pending (at most SB_BENCH_WINDOW
+//           messages: the window frees when a batch is acknowledged) in one POST
+//           /api/v1/messages/publish-batch, as a client library's batching does; the window of
+//           unacknowledged messages is the same as every other producer's
 //   rabbit  SB_AMQP_URL, SB_QUEUE: a durable quorum queue, persistent messages, publisher
 //           confirms, prefetch 64, manual acks
 //   nats    SB_NATS, SB_STREAM: a JetStream stream with file storage, a durable pull consumer
@@ -43,6 +47,18 @@ function body(i) {
 }
 const sentAt = (text) => Number(text.slice(0, 24));
 
+// retried runs fn until it resolves, counting each failure in errors; the seventh throws.
+async function retried(fn) {
+	for (let tries = 0; ; tries++) {
+		try {
+			return await fn();
+		} catch (e) {
+			errors++;
+			if (tries > 5) throw e;
+		}
+	}
+}
+
 // runProducers runs 4 producers with WINDOW publishes in flight each; publish(i) resolves
 // once the system has durably accepted message i.
 async function runProducers(publish) {
@@ -52,15 +68,7 @@ async function runProducers(publish) {
 		for (;;) {
 			const i = next++;
 			if (i >= N) return;
-			for (let tries = 0; ; tries++) {
-				try {
-					await publish(i);
-					break;
-				} catch (e) {
-					errors++;
-					if (tries > 5) throw e;
-				}
-			}
+			await retried(() => publish(i));
 		}
 	}));
 }
@@ -82,7 +90,22 @@ function request(method, url, headers, body) {
 	});
 }
 
-async function pubsub() {
+// runBatchProducers runs 4 producers, each keeping at most WINDOW messages unacknowledged:
+// what is pending when the window frees is sent together; publishMany(bodies) resolves once
+// the system durably accepted all of them (the messages' bodies, made when they became pending).
+async function runBatchProducers(publishMany) {
+	let next = 0;
+	t0 = now();
+	await Promise.all(Array.from({ length: PRODUCERS }, async () => {
+		while (next < N) {
+			const batch = [];
+			while (batch.length < WINDOW && next < N) batch.push(body(next++));
+			await retried(() => publishMany(batch));
+		}
+	}));
+}
+
+async function pubsub(batched = false) {
 	const GW = process.env.SB_GW, topic = process.env.SB_TOPIC;
 	const auth = { Authorization: `Bearer ${process.env.SB_TOKEN}` };
 	const json = { ...auth, 'Content-Type': 'application/json' };
@@ -107,7 +130,13 @@ async function pubsub() {
 		}
 	};
 	const cons = Array.from({ length: CONSUMERS }, (_, c) => consumer(c));
-	await runProducers(async (i) => {
+	if (batched)
+		await runBatchProducers(async (batch) => {
+			const r = await request('POST', `${GW}/api/v1/messages/publish-batch`, json,
+				JSON.stringify({ topic, messages: batch.map((d) => ({ payload: { d } })) }));
+			if (r.status !== 202) throw new Error(`publish-batch ${r.status}`);
+		});
+	else await runProducers(async (i) => {
 		const r = await request('POST', `${GW}/api/v1/messages/publish`, json,
 			JSON.stringify({ topic, payload: { d: body(i) } }));
 		if (r.status !== 202) throw new Error(`publish ${r.status}`);
@@ -179,9 +208,9 @@ async function nats() {
 	for (const nc of [...pconns, ...cconns, setup]) await nc.close();
 }
 
-const runners = { pubsub, rabbit, nats };
+const runners = { pubsub: () => pubsub(false), 'pubsub-batch': () => pubsub(true), rabbit, nats };
 if (!runners[SYSTEM]) {
-	console.error('usage: load.mjs pubsub|rabbit|nats');
+	console.error('usage: load.mjs pubsub|pubsub-batch|rabbit|nats');
 	process.exit(2);
 }
 const guard = setTimeout(() => {

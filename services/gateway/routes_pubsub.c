@@ -36,6 +36,8 @@ const struct gw_route gw_routes_pubsub[] = {
 	          replay_request, replay_response, 200, GW_MUTATING, "pubsub:admin"),
 	GW_PS_ROW("POST", "/api/v1/messages/publish", "Publish", publish_request, publish_response,
 	          202, GW_MUTATING | GW_IDEMPOTENCY, "pubsub:produce"),
+	GW_PS_ROW("POST", "/api/v1/messages/publish-batch", "PublishBatch", publish_batch_request,
+	          publish_batch_response, 202, GW_MUTATING, "pubsub:produce"),
 	GW_PS_ROW("GET", "/api/v1/messages/consume/{topic}", "Consume", consume_request,
 	          consume_response, 200, 0, "pubsub:consume"),
 	GW_PS_ROW("POST", "/api/v1/messages/{id}/ack", "Ack", ack_request, ack_response, 200,

@@ -182,3 +182,26 @@ ps_publish_grouped(struct ps_state *st, struct sb_pg *pg, const char *const *par
 	*res = me.res;
 	return me.rv;
 }
+
+int
+ps_publish_many(struct sb_pg *pg, const char *const *const *params, size_t n, PGresult **res)
+{
+	struct ps_pub_item *items = calloc(n, sizeof(*items));
+	struct ps_pub_item **ptrs = calloc(n, sizeof(*ptrs));
+	bool ran = false;
+	int rv = SB_ENOMEM;
+	if (items == NULL || ptrs == NULL)
+		goto done;
+	for (size_t i = 0; i < n; i++) {
+		items[i].params = params[i];
+		ptrs[i] = &items[i];
+	}
+	/* one statement is one transaction: every publish stored, or none */
+	if ((rv = ps_group_multi(pg, ptrs, n, &ran)) == 0)
+		for (size_t i = 0; i < n; i++)
+			res[i] = items[i].res;
+done:
+	free(ptrs);
+	free(items);
+	return rv;
+}

@@ -85,6 +85,8 @@ const struct sb_rpc_method pubsub_methods[] = {
 	SB_RPC_ROW(pubsub, ListSubscriptions, topic_ref, list_subscriptions_response,
 	           ps_rpc_list_subscriptions, 0),
 	SB_RPC_ROW(pubsub, Publish, publish_request, publish_response, ps_rpc_publish, 0),
+	SB_RPC_ROW(pubsub, PublishBatch, publish_batch_request, publish_batch_response,
+	           ps_rpc_publish_batch, 0),
 	SB_RPC_ROW(pubsub, Consume, consume_request, consume_response, ps_rpc_consume, 0),
 	SB_RPC_ROW(pubsub, Ack, ack_request, ack_response, ps_rpc_ack, 0),
 	SB_RPC_ROW(pubsub, AckBatch, ack_batch_request, ack_batch_response, ps_rpc_ack_batch, 0),

@@ -33,11 +33,13 @@
 #include <jansson.h>
 
 #include "pubsub.pb-c.h"
+#include "sb_buf.h"
 #include "sb_metrics.h"
 #include "sb_pg.h"
 #include "sb_rpc.h"
 #include "sb_service.h"
 #include "sb_span.h"
+#include "sb_util_uuid.h"
 
 #define PS_DEFAULT_SUB  "default"
 #define PS_DLQ_SUFFIX   ".dlq"
@@ -163,6 +165,35 @@ int ps_rpc_list_subscriptions(struct sb_rpc_call *call, const void *req, void *r
 
 /* publish.c */
 int ps_rpc_publish(struct sb_rpc_call *call, const void *req, void *resp);
+/* A message checked and routed by ps_msg_prepare: its new id, its priority as text, its
+ * headers (JSON text, malloc'd), the subscriptions it goes to (a bigint[] literal) and whether
+ * one of them is a push subscription. ps_msg_free frees it (and may be called again). */
+struct ps_msg {
+	char id[SB_UUID_STR_LEN + 1];
+	char prio[8];
+	char *htext;
+	struct sb_buf subs;
+	int nsubs;
+	bool push;
+};
+/* ps_msg_prepare checks in against topic t (route sres) and routes it; violations name their
+ * field with the prefix at ("" for Publish, "messages/3/" for PublishBatch). Returns OK (m
+ * filled) or the answered error (INVALID_ARGUMENT for a bad message; m empty). */
+int ps_msg_prepare(struct sb_rpc_call *call, struct ps_state *st, const struct ps_topic *t,
+                   const PGresult *sres, const Sb__Pubsub__PublishRequest *in, const char *at,
+                   struct ps_msg *m);
+void ps_msg_free(struct ps_msg *m);
+/* ps_route_load reads the route of the tenant's topic ("pub_route"), from the cache when
+ * use_cache (*cached then says whether it came from there); OK or the answered error. */
+int ps_route_load(struct sb_rpc_call *call, struct ps_state *st, const char *tenant,
+                  const char *topic, bool use_cache, PGresult **sres, bool *cached);
+/* ps_topic_of_route points t's id, name, schema subject, ordering and guarantee into sres. */
+void ps_topic_of_route(const PGresult *sres, struct ps_topic *t);
+/* ps_idem_get answers the message id stored under the live idempotency key of topic t. */
+int ps_idem_get(struct sb_rpc_call *call, const struct ps_topic *t, const char *key, char **id);
+
+/* batch.c */
+int ps_rpc_publish_batch(struct sb_rpc_call *call, const void *req, void *resp);
 
 /* commit.c */
 #define PS_PUBLISH_NPARAMS 11 /* the "publish" statement's parameters */
@@ -174,6 +205,11 @@ struct ps_pub_item;
  * consumers of this process are woken (ps_wake) once per group that was stored. */
 int ps_publish_grouped(struct ps_state *st, struct sb_pg *pg, const char *const *params,
                        PGresult **res);
+/* ps_publish_many stores n publishes (params[i]: PS_PUBLISH_NPARAMS each, one topic, no
+ * idempotency key twice) with one "publish_group" statement, one transaction: all or none.
+ * 0 with res[i] each one's result as "publish" answers it (for PQclear), or an error (no
+ * res filled). */
+int ps_publish_many(struct sb_pg *pg, const char *const *const *params, size_t n, PGresult **res);
 
 /* consume.c */
 int ps_rpc_consume(struct sb_rpc_call *call, const void *req, void *resp);
@@ -250,7 +286,8 @@ bool ps_filter_match(const json_t *filter, const json_t *headers, json_t *payloa
  * code the call is answered with (sb_rpc_call_error done): INVALID_ARGUMENT with one violation
  * "payload<pointer>" per error, or for a subject without an active schema; UNAVAILABLE with a
  * retry hint when the registry does not answer. */
-int ps_schema_validate(struct sb_rpc_call *call, const char *subject, const char *payload);
+int ps_schema_validate(struct sb_rpc_call *call, const char *subject, const char *at,
+                       const char *payload);
 
 /* store.c */
 extern const struct sb_pg_stmt ps_stmts[];

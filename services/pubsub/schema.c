@@ -12,7 +12,8 @@
 #include "sb_err.h"
 
 int
-ps_schema_validate(struct sb_rpc_call *call, const char *subject, const char *payload)
+ps_schema_validate(struct sb_rpc_call *call, const char *subject, const char *at,
+                   const char *payload)
 {
 	struct sb_service *svc = sb_service_from_call(call);
 	struct sb_rpc_client *reg = svc ? sb_service_upstream(svc, "registry") : NULL;
@@ -46,7 +47,7 @@ ps_schema_validate(struct sb_rpc_call *call, const char *subject, const char *pa
 		if (!v->valid) {
 			for (size_t i = 0; i < v->n_violations; i++) {
 				char field[512];
-				snprintf(field, sizeof(field), "payload%s",
+				snprintf(field, sizeof(field), "%spayload%s", at,
 				         v->violations[i]->pointer);
 				sb_rpc_call_violation(call, field, v->violations[i]->message);
 			}

@@ -20,6 +20,8 @@ def map_body(context, body):
     op = context.operation
     if op is not None and op.method.upper() == "POST" and op.path == "/api/v1/messages/publish":
         return _ps_publish_body(body)
+    if op is not None and op.method.upper() == "POST" and op.path == "/api/v1/messages/publish-batch":
+        return _ps_publish_batch_body(body)
     if not CONVERSATION or op is None or op.method.upper() != "POST" or op.path != "/v1/messages":
         return body
     if not isinstance(body, dict) or not isinstance(body.get("conversation_id"), str):
@@ -91,6 +93,21 @@ def _ps_publish_body(body):
     if isinstance(t, str) and PS_NAME.match(t) and not t.endswith(".dlq"):
         return {**body, "topic": PS_TOPIC}
     return body
+
+
+def _ps_publish_batch_body(body):
+    # the batch's topic as a publish's; a message's own topic (a string) becomes the batch's, the
+    # one value it may have besides ""
+    body = _ps_publish_body(body)
+    if not PS_TOPIC or not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+        return body
+    msgs = [
+        {**m, "topic": body.get("topic")}
+        if isinstance(m, dict) and isinstance(m.get("topic"), str) and body.get("topic") == PS_TOPIC
+        else m
+        for m in body["messages"]
+    ]
+    return {**body, "messages": msgs}
 
 
 # tus bodies (PATCH /files/{id}, POST /files/ with creation-with-upload) are raw bytes, as

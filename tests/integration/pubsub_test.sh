@@ -4,7 +4,7 @@
 # content filters, exactly-once under concurrent consumers and duplicate publishes, ordering
 # keys, authorization per scope and tenant (tests/pubsub/api.test.mjs); then a restart of
 # pubsub (SIGKILL) and of PostgreSQL (immediate stop, i.e. a crash) between publish and consume
-# loses no acknowledged publish (tests/pubsub/restart.mjs).
+# loses no acknowledged publish (tests/pubsub/restart.mjs). Batch publish: tests/pubsub/batch.test.mjs.
 # stack: pg,redis
 # labels: pubsub,e2e,sanitize
 set -u
@@ -48,7 +48,7 @@ done
 
 export SB_GW SB_TOKENS=$tmp/tokens.json SB_PUBSUB_OPS=http://127.0.0.1:${SVC_OPS[pubsub]}
 cd "$root/tests/pubsub" || exit 1
-timeout 240 node --test --test-concurrency=1 api.test.mjs || {
+timeout 300 node --test --test-concurrency=1 api.test.mjs batch.test.mjs || {
 	tail -n 30 "$tmp/logs/pubsub.log"
 	exit 1
 }

@@ -5,6 +5,7 @@
 # gateway's request span, pubsub's server span of the publish, "pubsub route", "pubsub deliver"
 # and "pubsub ack" (carrying the message id), every span's parent inside the trace but the
 # gateway's, whose parent is the test's span.
+# A batch publish of three messages shows one "pubsub route" span per message with its id.
 # stack: pg,redis
 # labels: pubsub,tracing,e2e
 set -u
@@ -88,4 +89,23 @@ id1=$(life "$tp1" single) || exit 1
 id2=$(life "$tp2" batch) || exit 1
 check_trace "$tp1" "$id1" single || exit 1
 check_trace "$tp2" "$id2" batch || exit 1
+# A batch publish (docs/pubsub.md "Batch publish"): one "pubsub route" span per stored message,
+# each carrying its id, under the batch's server span, in the publisher's trace.
+tp3=$(newtp)
+ids=$(api POST /api/v1/messages/publish-batch \
+	"{\"topic\":\"$topic\",\"messages\":[{\"payload\":1},{\"payload\":2},{\"payload\":3}]}" "$tp3" |
+	jq -r '.ids | sort | join(",")')
+[[ $ids =~ ^[0-9a-f-]{36},[0-9a-f-]{36},[0-9a-f-]{36}$ ]] || { echo "FAIL: publish-batch answered $ids"; exit 1; }
+ok=0
+for _ in $(seq 1 60); do
+	curl -s "$SB_JAEGER_QUERY/api/traces/${tp3:3:32}" >"$tmp/trace.json"
+	routes=$(jq -r '[.data[0].spans[] | select(.operationName == "pubsub route") | .tags[] |
+		select(.key == "messaging.message.id") | .value] | sort | join(",")' "$tmp/trace.json" 2>/dev/null)
+	server=$(jq -r '.data[0] as $d | [$d.spans[] | select(.operationName == "pubsub.PublishBatch" and
+		$d.processes[.processID].serviceName == "sb-pubsub")] | length' "$tmp/trace.json" 2>/dev/null)
+	[ "$routes" = "$ids" ] && [ "$server" = 1 ] && { ok=1; break; }
+	sleep 0.5
+done
+echo "batch trace ${tp3:3:32}: route spans of $routes, $server PublishBatch span of sb-pubsub"
+[ $ok = 1 ] || { echo "FAIL: the batch's trace lacks a route span per message ($ids)"; exit 1; }
 echo "ok: publish, route, deliver and ack of a message are one trace in Jaeger"
