@@ -308,8 +308,8 @@ body_timeout(bool tls, const char *crt, const char *key)
 	struct sb_testcli *c = sb_testcli_open(s, tls);
 	head(c, "/stream/f", 1000, NULL);
 	sb_testcli_send(c, "partial", 7);
-	struct sb_testcli *o =
-	    sb_testcli_open(s, tls); /* the loop is not blocked by the stalled body */
+	/* the loop is not blocked by the stalled body */
+	struct sb_testcli *o = sb_testcli_open(s, tls);
 	const char *get = "POST /other HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nok";
 	sb_testcli_send(o, get, strlen(get));
 	struct sb_testresp r;

@@ -4,8 +4,8 @@
  * server against a CA file for IP 127.0.0.1, with a minimum and maximum protocol version and an
  * ALPN list); it sends bytes, reads one response at a time (head, status and a body of any
  * length by Content-Length, or the head only), and tells whether the server closed the
- * connection within 3 s. Failures of the client itself are cmocka assertions. Test code only:
- * include it after nothing in particular, it brings what it uses. */
+ * connection within 3 s. Failures of the client itself are cmocka assertions. Test code only;
+ * the header includes what it uses. */
 #ifndef SB_HTTP_TESTCLI_H
 #define SB_HTTP_TESTCLI_H
 
@@ -33,14 +33,15 @@
 #define SB_TESTCLI_TIMEOUT_S 3
 #define SB_TESTCLI_BUF_MIN   65536
 
-/* sb_testcli_opts: how to connect. All zero is plain HTTP. */
+/* sb_testcli_opts: how to connect. All zero is plain HTTP. For TLS: cafile, when not NULL, is
+ * the CA the server is verified against (for IP 127.0.0.1; NULL trusts any server); min_version
+ * and max_version bound the protocol (e.g. TLS1_3_VERSION; 0: no bound); alpn is the
+ * wire-format ALPN list offered (NULL: none). */
 struct sb_testcli_opts {
 	bool tls;
-	const char
-	    *cafile;     /* TLS: verify the server against it (and IP 127.0.0.1); NULL: trust all */
-	int min_version; /* TLS: e.g. TLS1_3_VERSION; 0: any */
-	int max_version; /* TLS: 0: any */
-	const char *alpn; /* TLS: wire-format ALPN list; NULL: none offered */
+	const char *cafile;
+	int min_version, max_version;
+	const char *alpn;
 	size_t alpn_len;
 };
 
