@@ -28,6 +28,7 @@
 
 #include "sb_err.h"
 #include "sb_http.h"
+#include "sb_http_testcli.h"
 
 /* Server side: bodies of paths under /stream are streamed; a thread per request reads them in
  * reads of at most 1000 bytes and answers "len=<n> reads=<k> sum=<fnv1a>". /stream/refuse is
@@ -137,138 +138,16 @@ start(const char *crt, const char *key, int body_timeout_ms)
 	return start_rate(crt, key, body_timeout_ms, 0, 0);
 }
 
-/* Client side: plain or TLS (an OpenSSL client that trusts anything: the test's own server),
- * blocking with 3 s timeouts. */
-
-struct cli {
-	int fd;
-	SSL_CTX *ctx;
-	SSL *ssl;
-	char buf[65536];
-	size_t len;
-};
-
-static struct cli *
-cli_open(const struct sb_http_server *s, bool tls)
-{
-	struct cli *c = calloc(1, sizeof(*c));
-	assert_non_null(c);
-	c->fd = socket(AF_INET, SOCK_STREAM, 0);
-	assert_true(c->fd >= 0);
-	struct timeval tv = { .tv_sec = 3 };
-	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(sb_http_server_port(s)) };
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(connect(c->fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	if (tls) {
-		c->ctx = SSL_CTX_new(TLS_client_method());
-		assert_non_null(c->ctx);
-		SSL_CTX_set_min_proto_version(c->ctx, TLS1_3_VERSION);
-		c->ssl = SSL_new(c->ctx);
-		SSL_set_fd(c->ssl, c->fd);
-		assert_int_equal(SSL_connect(c->ssl), 1);
-	}
-	return c;
-}
+/* Client side: sb_http_testcli.h (plain, or TLS 1.3 trusting the test's own server). */
 
 static void
-cli_close(struct cli *c)
-{
-	if (c->ssl != NULL)
-		SSL_free(c->ssl);
-	SSL_CTX_free(c->ctx);
-	close(c->fd);
-	free(c);
-}
-
-static void
-cli_send(struct cli *c, const void *p, size_t n)
-{
-	if (c->ssl != NULL) {
-		size_t put = 0;
-		assert_int_equal(SSL_write_ex(c->ssl, p, n, &put), 1);
-		assert_int_equal(put, n);
-		return;
-	}
-	assert_int_equal(send(c->fd, p, n, MSG_NOSIGNAL), (ssize_t)n);
-}
-
-static ssize_t
-cli_fill(struct cli *c)
-{
-	ssize_t n;
-	if (c->ssl != NULL) {
-		size_t got = 0;
-		n = SSL_read_ex(c->ssl, c->buf + c->len, sizeof(c->buf) - c->len - 1, &got) == 1
-		        ? (ssize_t)got
-		        : (SSL_get_error(c->ssl, 0) == SSL_ERROR_ZERO_RETURN ? 0 : -1);
-	} else {
-		n = recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len - 1, 0);
-	}
-	if (n > 0) {
-		c->len += (size_t)n;
-		c->buf[c->len] = '\0';
-	}
-	return n;
-}
-
-struct resp {
-	int status;
-	char head[2048];
-	char body[1024];
-};
-
-/* cli_read reads one response; returns 0, or -1 when the connection ended first. */
-static int
-cli_read(struct cli *c, struct resp *r)
-{
-	memset(r, 0, sizeof(*r));
-	char *e;
-	while ((e = memmem(c->buf, c->len, "\r\n\r\n", 4)) == NULL) {
-		if (cli_fill(c) <= 0)
-			return -1;
-	}
-	size_t hlen = (size_t)(e - c->buf) + 4;
-	assert_true(hlen < sizeof(r->head));
-	memcpy(r->head, c->buf, hlen);
-	r->status = atoi(r->head + 9);
-	const char *cl = strcasestr(r->head, "\r\ncontent-length:");
-	size_t blen = cl ? strtoul(cl + 17, NULL, 10) : 0;
-	assert_true(blen < sizeof(r->body));
-	while (c->len < hlen + blen) {
-		if (cli_fill(c) <= 0)
-			return -1;
-	}
-	memcpy(r->body, c->buf + hlen, blen);
-	memmove(c->buf, c->buf + hlen + blen, c->len - hlen - blen);
-	c->len -= hlen + blen;
-	return 0;
-}
-
-/* cli_closed tells whether the server ends the connection within 3 s (bytes before are
- * dropped). */
-static bool
-cli_closed(struct cli *c)
-{
-	for (;;) {
-		c->len = 0;
-		ssize_t n = cli_fill(c);
-		if (n == 0 || (n < 0 && (errno == ECONNRESET || c->ssl != NULL)))
-			return true;
-		if (n < 0)
-			return false;
-	}
-}
-
-static void
-head(struct cli *c, const char *path, size_t len, const char *extra)
+head(struct sb_testcli *c, const char *path, size_t len, const char *extra)
 {
 	char h[512];
 	int n =
 	    snprintf(h, sizeof(h), "PUT %s HTTP/1.1\r\nHost: t\r\nContent-Length: %zu\r\n%s\r\n",
 	             path, len, extra ? extra : "");
-	cli_send(c, h, (size_t)n);
+	sb_testcli_send(c, h, (size_t)n);
 }
 
 static unsigned char *
@@ -297,16 +176,16 @@ static void
 many_pieces(bool tls, const char *crt, const char *key)
 {
 	struct sb_http_server *s = start(crt, key, 0);
-	struct cli *c = cli_open(s, tls);
+	struct sb_testcli *c = sb_testcli_open(s, tls);
 	const size_t len = 64 * 4099;
 	unsigned char *body = pattern(len);
 	head(c, "/stream/a", len, NULL);
 	for (size_t off = 0; off < len; off += 4099) {
-		cli_send(c, body + off, 4099);
+		sb_testcli_send(c, body + off, 4099);
 		usleep(2000);
 	}
-	struct resp r;
-	assert_int_equal(cli_read(c, &r), 0);
+	struct sb_testresp r;
+	assert_int_equal(sb_testcli_read(c, &r, false), 0);
 	assert_int_equal(r.status, 200);
 	char want[128];
 	snprintf(want, sizeof(want), "len=%zu reads=", len);
@@ -320,11 +199,11 @@ many_pieces(bool tls, const char *crt, const char *key)
 	/* pipelined: a plain request and a streamed one with its body, sent together */
 	const char *two = "POST /plain HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc"
 	                  "PUT /stream/b HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello";
-	cli_send(c, two, strlen(two));
-	assert_int_equal(cli_read(c, &r), 0);
+	sb_testcli_send(c, two, strlen(two));
+	assert_int_equal(sb_testcli_read(c, &r, false), 0);
 	assert_int_equal(r.status, 200);
 	assert_string_equal(r.body, "plain /plain body=abc");
-	assert_int_equal(cli_read(c, &r), 0);
+	assert_int_equal(sb_testcli_read(c, &r, false), 0);
 	assert_int_equal(r.status, 200);
 	snprintf(want, sizeof(want), "len=5 reads=1 sum=%08x",
 	         fnv1a(2166136261u, (const unsigned char *)"hello", 5));
@@ -332,7 +211,7 @@ many_pieces(bool tls, const char *crt, const char *key)
 	assert_int_equal(atomic_load(&stream_calls), 2);
 	assert_int_equal(atomic_load(&decisions), 3); /* every request with a body was asked */
 	free(body);
-	cli_close(c);
+	sb_testcli_close(c);
 	sb_http_server_stop(s, 1000);
 }
 
@@ -350,39 +229,39 @@ test_continue_refuse_413(void **state)
 {
 	(void)state;
 	struct sb_http_server *s = start(NULL, NULL, 0);
-	struct cli *c = cli_open(s, false);
-	struct resp r;
+	struct sb_testcli *c = sb_testcli_open(s, false);
+	struct sb_testresp r;
 	head(c, "/stream/c", 10, "Expect: 100-continue\r\n");
-	assert_int_equal(cli_read(c, &r), 0);
+	assert_int_equal(sb_testcli_read(c, &r, false), 0);
 	assert_int_equal(r.status, 100);
-	cli_send(c, "0123456789", 10);
-	assert_int_equal(cli_read(c, &r), 0);
+	sb_testcli_send(c, "0123456789", 10);
+	assert_int_equal(sb_testcli_read(c, &r, false), 0);
 	assert_int_equal(r.status, 200);
 	assert_non_null(strstr(r.body, "len=10 "));
-	cli_close(c);
+	sb_testcli_close(c);
 
-	c = cli_open(s, false);
+	c = sb_testcli_open(s, false);
 	head(c, "/stream/refuse", 100000, "Expect: 100-continue\r\n");
-	assert_int_equal(cli_read(c, &r), 0);
+	assert_int_equal(sb_testcli_read(c, &r, false), 0);
 	assert_int_equal(r.status, 403); /* no 100 before it */
 	assert_non_null(strcasestr(r.head, "Connection: close"));
-	assert_true(cli_closed(c));
-	cli_close(c);
+	assert_true(sb_testcli_closed(c));
+	sb_testcli_close(c);
 
-	c = cli_open(s, false);
+	c = sb_testcli_open(s, false);
 	head(c, "/stream/refuse", 100000, NULL);
-	cli_send(c, "some of the body", 16); /* sent anyway: drained, then closed */
-	assert_int_equal(cli_read(c, &r), 0);
+	sb_testcli_send(c, "some of the body", 16); /* sent anyway: drained, then closed */
+	assert_int_equal(sb_testcli_read(c, &r, false), 0);
 	assert_int_equal(r.status, 403);
-	assert_true(cli_closed(c));
-	cli_close(c);
+	assert_true(sb_testcli_closed(c));
+	sb_testcli_close(c);
 
-	c = cli_open(s, false);
+	c = sb_testcli_open(s, false);
 	head(c, "/stream/big", (size_t)(8 << 20) + 1, NULL);
-	assert_int_equal(cli_read(c, &r), 0);
+	assert_int_equal(sb_testcli_read(c, &r, false), 0);
 	assert_int_equal(r.status, 413);
-	assert_true(cli_closed(c));
-	cli_close(c);
+	assert_true(sb_testcli_closed(c));
+	sb_testcli_close(c);
 	assert_int_equal(atomic_load(&decisions), 3); /* not asked about the 413 */
 	sb_http_server_stop(s, 1000);
 }
@@ -393,22 +272,22 @@ static void
 stops_mid_body(bool tls, const char *crt, const char *key)
 {
 	struct sb_http_server *s = start(crt, key, 0);
-	struct cli *c = cli_open(s, tls);
+	struct sb_testcli *c = sb_testcli_open(s, tls);
 	unsigned char *body = pattern(50000);
 	head(c, "/stream/d", 100000, NULL);
-	cli_send(c, body, 50000);
+	sb_testcli_send(c, body, 50000);
 	usleep(100000);
-	cli_close(c);
+	sb_testcli_close(c);
 	wait_done();
 	assert_int_equal(atomic_load(&last_err), SB_ECLOSED);
-	c = cli_open(s, tls);
+	c = sb_testcli_open(s, tls);
 	head(c, "/stream/e", 3, NULL);
-	cli_send(c, "xyz", 3);
-	struct resp r;
-	assert_int_equal(cli_read(c, &r), 0);
+	sb_testcli_send(c, "xyz", 3);
+	struct sb_testresp r;
+	assert_int_equal(sb_testcli_read(c, &r, false), 0);
 	assert_int_equal(r.status, 200);
 	wait_done();
-	cli_close(c);
+	sb_testcli_close(c);
 	free(body);
 	sb_http_server_stop(s, 1000);
 }
@@ -426,28 +305,29 @@ static void
 body_timeout(bool tls, const char *crt, const char *key)
 {
 	struct sb_http_server *s = start(crt, key, 400);
-	struct cli *c = cli_open(s, tls);
+	struct sb_testcli *c = sb_testcli_open(s, tls);
 	head(c, "/stream/f", 1000, NULL);
-	cli_send(c, "partial", 7);
-	struct cli *o = cli_open(s, tls); /* the loop is not blocked by the stalled body */
+	sb_testcli_send(c, "partial", 7);
+	/* the loop is not blocked by the stalled body */
+	struct sb_testcli *o = sb_testcli_open(s, tls);
 	const char *get = "POST /other HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nok";
-	cli_send(o, get, strlen(get));
-	struct resp r;
-	assert_int_equal(cli_read(o, &r), 0);
+	sb_testcli_send(o, get, strlen(get));
+	struct sb_testresp r;
+	assert_int_equal(sb_testcli_read(o, &r, false), 0);
 	assert_string_equal(r.body, "plain /other body=ok");
-	cli_close(o);
+	sb_testcli_close(o);
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	assert_int_equal(cli_read(c, &r), 0);
+	assert_int_equal(sb_testcli_read(c, &r, false), 0);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	assert_int_equal(r.status, 408);
 	assert_non_null(strcasestr(r.head, "Connection: close"));
 	assert_int_equal(atomic_load(&last_err), SB_ETIMEDOUT);
 	double waited = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 	assert_true(waited > 0.2 && waited < 2.0);
-	assert_true(cli_closed(c));
+	assert_true(sb_testcli_closed(c));
 	wait_done();
-	cli_close(c);
+	sb_testcli_close(c);
 	sb_http_server_stop(s, 1000);
 }
 
@@ -467,36 +347,36 @@ test_min_rate(void **state)
 {
 	(void)state;
 	struct sb_http_server *s = start_rate(NULL, NULL, 10000, 20000, 300);
-	struct cli *c = cli_open(s, false);
+	struct sb_testcli *c = sb_testcli_open(s, false);
 	head(c, "/stream/f", 100000, NULL);
-	cli_send(c, "0123456789", 10);
+	sb_testcli_send(c, "0123456789", 10);
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	struct resp r;
-	assert_int_equal(cli_read(c, &r), 0);
+	struct sb_testresp r;
+	assert_int_equal(sb_testcli_read(c, &r, false), 0);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	assert_int_equal(r.status, 408);
 	assert_int_equal(atomic_load(&last_err), SB_ETIMEDOUT);
 	double waited = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 	assert_true(waited > 0.1 && waited < 2.0);
 	wait_done();
-	cli_close(c);
+	sb_testcli_close(c);
 
 	atomic_store(&last_err, 0);
-	c = cli_open(s, false);
+	c = sb_testcli_open(s, false);
 	head(c, "/stream/f", 40000, NULL);
 	char piece[5000];
 	memset(piece, 'x', sizeof(piece));
 	for (int i = 0; i < 8; i++) {
-		cli_send(c, piece, sizeof(piece));
+		sb_testcli_send(c, piece, sizeof(piece));
 		usleep(50000);
 	}
-	assert_int_equal(cli_read(c, &r), 0);
+	assert_int_equal(sb_testcli_read(c, &r, false), 0);
 	assert_int_equal(r.status, 200);
 	assert_non_null(strstr(r.body, "len=40000 "));
 	assert_int_equal(atomic_load(&last_err), 0);
 	wait_done();
-	cli_close(c);
+	sb_testcli_close(c);
 	sb_http_server_stop(s, 1000);
 }
 
@@ -507,14 +387,14 @@ test_stop_while_reading(void **state)
 {
 	(void)state;
 	struct sb_http_server *s = start(NULL, NULL, 0);
-	struct cli *c = cli_open(s, false);
+	struct sb_testcli *c = sb_testcli_open(s, false);
 	head(c, "/stream/g", 1000, NULL);
-	cli_send(c, "abc", 3);
+	sb_testcli_send(c, "abc", 3);
 	usleep(100000);
 	sb_http_server_stop(s, 200);
 	wait_done();
 	assert_int_equal(atomic_load(&last_err), SB_ECLOSED);
-	cli_close(c);
+	sb_testcli_close(c);
 }
 
 /* TLS: a throwaway self-signed certificate made with the openssl command. */

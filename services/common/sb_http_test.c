@@ -24,6 +24,7 @@
 
 #include "sb_err.h"
 #include "sb_http.h"
+#include "sb_http_testcli.h"
 
 /* Server side. */
 
@@ -98,109 +99,10 @@ start_default(void)
 	return start(&cfg);
 }
 
-/* Client side. */
-
-struct cli {
-	int fd;
-	char buf[65536];
-	size_t len;
-};
-
-struct resp {
-	int status;
-	char head[4096];
-	char body[8192];
-	size_t body_len;
-};
-
-static struct cli *
-cli_open(const struct sb_http_server *s)
-{
-	struct cli *c = calloc(1, sizeof(*c));
-	assert_non_null(c);
-	c->fd = socket(AF_INET, SOCK_STREAM, 0);
-	assert_true(c->fd >= 0);
-	struct timeval tv = { .tv_sec = 3 };
-	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(sb_http_server_port(s)) };
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(connect(c->fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	return c;
-}
-
-static void
-cli_close(struct cli *c)
-{
-	close(c->fd);
-	free(c);
-}
-
-static void
-cli_send(struct cli *c, const char *s, size_t n)
-{
-	assert_int_equal(send(c->fd, s, n, MSG_NOSIGNAL), (ssize_t)n);
-}
-
-#define CLI_SEND(c, s) cli_send((c), (s), strlen(s))
-
-/* cli_fill reads more bytes; returns how many (0 on EOF, -1 on error or timeout). */
-static ssize_t
-cli_fill(struct cli *c)
-{
-	ssize_t n = recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len - 1, 0);
-	if (n > 0) {
-		c->len += (size_t)n;
-		c->buf[c->len] = '\0';
-	}
-	return n;
-}
-
-/* cli_read reads one response (no body if head_only); returns 0 or -1 if the connection ended
- * or timed out first. */
-static int
-cli_read(struct cli *c, struct resp *r, bool head_only)
-{
-	memset(r, 0, sizeof(*r));
-	char *e;
-	while ((e = memmem(c->buf, c->len, "\r\n\r\n", 4)) == NULL) {
-		if (cli_fill(c) <= 0)
-			return -1;
-	}
-	size_t hlen = (size_t)(e - c->buf) + 4;
-	assert_true(hlen < sizeof(r->head));
-	memcpy(r->head, c->buf, hlen);
-	r->status = atoi(r->head + 9);
-	const char *cl = strcasestr(r->head, "\r\ncontent-length:");
-	size_t blen = (cl && !head_only) ? strtoul(cl + 17, NULL, 10) : 0;
-	assert_true(blen < sizeof(r->body));
-	while (c->len < hlen + blen) {
-		if (cli_fill(c) <= 0)
-			return -1;
-	}
-	memcpy(r->body, c->buf + hlen, blen);
-	r->body_len = blen;
-	memmove(c->buf, c->buf + hlen + blen, c->len - hlen - blen);
-	c->len -= hlen + blen;
-	return 0;
-}
-
-/* cli_closed tells whether the server closed the connection (EOF or reset) within 3 s,
- * discarding any bytes before that. */
-static bool
-cli_closed(struct cli *c)
-{
-	for (;;) {
-		c->len = 0;
-		ssize_t n = cli_fill(c);
-		if (n == 0 || (n < 0 && errno == ECONNRESET))
-			return true;
-		if (n < 0)
-			return false;
-	}
-}
+/* Client side: sb_http_testcli.h. */
 
 static bool
-has_header(const struct resp *r, const char *line)
+has_header(const struct sb_testresp *r, const char *line)
 {
 	return strcasestr(r->head, line) != NULL;
 }
@@ -216,7 +118,7 @@ now_s(void)
 /* assert_problem_rid checks that r is a problem document whose request_id is the response's
  * X-Request-Id and is want, or a new UUID when want is NULL. */
 static void
-assert_problem_rid(const struct resp *r, const char *want)
+assert_problem_rid(const struct sb_testresp *r, const char *want)
 {
 	char hdr[64] = "", body[64] = "";
 	const char *h = strcasestr(r->head, "\r\nX-Request-Id: ");
@@ -240,10 +142,10 @@ test_get_and_post(void **state)
 {
 	(void)state;
 	struct sb_http_server *s = start_default();
-	struct cli *c = cli_open(s);
-	struct resp r;
-	CLI_SEND(c, "GET /echo?a=1&b=2 HTTP/1.1\r\nHost: x\r\nX-Test: hello\r\n\r\n");
-	assert_int_equal(cli_read(c, &r, false), 0);
+	struct sb_testcli *c = sb_testcli_open(s, false);
+	struct sb_testresp r;
+	SB_TESTCLI_SEND(c, "GET /echo?a=1&b=2 HTTP/1.1\r\nHost: x\r\nX-Test: hello\r\n\r\n");
+	assert_int_equal(sb_testcli_read(c, &r, false), 0);
 	assert_int_equal(r.status, 200);
 	assert_string_equal(r.body, "GET /echo ?a=1&b=2 x=hello remote=127 body=");
 	assert_true(has_header(&r, "\r\nContent-Type: text/plain\r\n"));
@@ -255,20 +157,20 @@ test_get_and_post(void **state)
 	assert_true(strncmp(r.head, "HTTP/1.1 200 OK\r\nDate: ", 23) == 0);
 	assert_false(has_header(&r, "Connection: close"));
 
-	CLI_SEND(c, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\nhello");
+	SB_TESTCLI_SEND(c, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\nhello");
 	usleep(20000); /* the body arrives in two pieces */
-	CLI_SEND(c, " world");
-	assert_int_equal(cli_read(c, &r, false), 0);
+	SB_TESTCLI_SEND(c, " world");
+	assert_int_equal(sb_testcli_read(c, &r, false), 0);
 	assert_int_equal(r.status, 200);
 	assert_string_equal(r.body, "POST /echo ? x=- remote=127 body=hello world");
 
-	CLI_SEND(c, "HEAD /echo HTTP/1.1\r\nHost: x\r\n\r\n");
-	assert_int_equal(cli_read(c, &r, true), 0);
+	SB_TESTCLI_SEND(c, "HEAD /echo HTTP/1.1\r\nHost: x\r\n\r\n");
+	assert_int_equal(sb_testcli_read(c, &r, true), 0);
 	assert_int_equal(r.status, 200);
 	assert_true(has_header(&r, "\r\nContent-Length: 33\r\n"));
 
-	CLI_SEND(c, "GET /missing HTTP/1.1\r\nHost: x\r\nX-Request-Id: t-404\r\n\r\n");
-	assert_int_equal(cli_read(c, &r, false), 0);
+	SB_TESTCLI_SEND(c, "GET /missing HTTP/1.1\r\nHost: x\r\nX-Request-Id: t-404\r\n\r\n");
+	assert_int_equal(sb_testcli_read(c, &r, false), 0);
 	assert_int_equal(r.status, 404);
 	assert_true(has_header(&r, "\r\nContent-Type: application/problem+json\r\n"));
 	assert_true(has_header(&r, "\r\nX-Request-Id: t-404\r\n"));
@@ -276,23 +178,23 @@ test_get_and_post(void **state)
 	                    "{\"type\":\"about:blank\",\"title\":\"Not Found\",\"status\":404,"
 	                    "\"detail\":\"no \\\"such\\\" thing\",\"request_id\":\"t-404\"}");
 	/* without an X-Request-Id, a new id, the same in the body and the header */
-	CLI_SEND(c, "GET /missing HTTP/1.1\r\nHost: x\r\n\r\n");
-	assert_int_equal(cli_read(c, &r, false), 0);
+	SB_TESTCLI_SEND(c, "GET /missing HTTP/1.1\r\nHost: x\r\n\r\n");
+	assert_int_equal(sb_testcli_read(c, &r, false), 0);
 	assert_int_equal(r.status, 404);
 	assert_problem_rid(&r, NULL);
 
 	/* HTTP/1.0 closes unless asked to keep alive; Connection: close is honoured. */
-	CLI_SEND(c, "GET /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-	assert_int_equal(cli_read(c, &r, false), 0);
+	SB_TESTCLI_SEND(c, "GET /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+	assert_int_equal(sb_testcli_read(c, &r, false), 0);
 	assert_true(has_header(&r, "\r\nConnection: close\r\n"));
-	assert_true(cli_closed(c));
-	cli_close(c);
-	c = cli_open(s);
-	CLI_SEND(c, "GET /echo HTTP/1.0\r\n\r\n");
-	assert_int_equal(cli_read(c, &r, false), 0);
+	assert_true(sb_testcli_closed(c));
+	sb_testcli_close(c);
+	c = sb_testcli_open(s, false);
+	SB_TESTCLI_SEND(c, "GET /echo HTTP/1.0\r\n\r\n");
+	assert_int_equal(sb_testcli_read(c, &r, false), 0);
 	assert_int_equal(r.status, 200);
-	assert_true(cli_closed(c));
-	cli_close(c);
+	assert_true(sb_testcli_closed(c));
+	sb_testcli_close(c);
 	sb_http_server_stop(s, 1000);
 }
 
@@ -311,42 +213,42 @@ test_keepalive_and_pipelining(void **state)
 {
 	(void)state;
 	struct sb_http_server *s = start_default();
-	struct cli *c = cli_open(s);
-	struct resp r;
+	struct sb_testcli *c = sb_testcli_open(s, false);
+	struct sb_testresp r;
 	for (int i = 0; i < 2; i++) {
-		CLI_SEND(c, "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n");
-		assert_int_equal(cli_read(c, &r, false), 0);
+		SB_TESTCLI_SEND(c, "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n");
+		assert_int_equal(sb_testcli_read(c, &r, false), 0);
 		assert_int_equal(r.status, 200);
 	}
 	/* Three requests in one write, the middle one answered asynchronously: answered in order.
 	 */
-	CLI_SEND(c, "GET /echo?n=1 HTTP/1.1\r\nHost: x\r\n\r\n"
-	            "GET /async HTTP/1.1\r\nHost: x\r\n\r\n"
-	            "POST /echo?n=3 HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc");
-	assert_int_equal(cli_read(c, &r, false), 0);
+	SB_TESTCLI_SEND(c, "GET /echo?n=1 HTTP/1.1\r\nHost: x\r\n\r\n"
+	                   "GET /async HTTP/1.1\r\nHost: x\r\n\r\n"
+	                   "POST /echo?n=3 HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc");
+	assert_int_equal(sb_testcli_read(c, &r, false), 0);
 	assert_string_equal(r.body, "GET /echo ?n=1 x=- remote=127 body=");
-	assert_int_equal(cli_read(c, &r, false), 0);
+	assert_int_equal(sb_testcli_read(c, &r, false), 0);
 	assert_int_equal(r.status, 202);
 	assert_string_equal(r.body, "async");
-	assert_int_equal(cli_read(c, &r, false), 0);
+	assert_int_equal(sb_testcli_read(c, &r, false), 0);
 	assert_string_equal(r.body, "POST /echo ?n=3 x=- remote=127 body=abc");
 
 	/* The next request arrives while the previous one is with its (50 ms) handler: it waits
 	 * for its turn without the loop spinning on the readable socket meanwhile. */
 	double cpu0 = cpu_s();
-	CLI_SEND(c, "GET /async HTTP/1.1\r\nHost: x\r\n\r\n");
+	SB_TESTCLI_SEND(c, "GET /async HTTP/1.1\r\nHost: x\r\n\r\n");
 	struct timespec pause = { 0, 5 * 1000000 };
 	nanosleep(&pause, NULL);
-	CLI_SEND(c, "GET /echo?n=4 HTTP/1.1\r\nHost: x\r\n\r\n");
-	assert_int_equal(cli_read(c, &r, false), 0);
+	SB_TESTCLI_SEND(c, "GET /echo?n=4 HTTP/1.1\r\nHost: x\r\n\r\n");
+	assert_int_equal(sb_testcli_read(c, &r, false), 0);
 	assert_string_equal(r.body, "async");
-	assert_int_equal(cli_read(c, &r, false), 0);
+	assert_int_equal(sb_testcli_read(c, &r, false), 0);
 	assert_string_equal(r.body, "GET /echo ?n=4 x=- remote=127 body=");
 	/* about 0.5 ms here; a loop spinning on the socket for the 45 ms burnt 7-11 ms */
 	double used = cpu_s() - cpu0;
 	if (used >= 0.004)
 		fail_msg("%.1f ms of CPU while a request waited for its turn", used * 1000);
-	cli_close(c);
+	sb_testcli_close(c);
 	sb_http_server_stop(s, 1000);
 }
 
@@ -355,21 +257,21 @@ test_async(void **state)
 {
 	(void)state;
 	struct sb_http_server *s = start_default();
-	struct cli *c = cli_open(s);
-	struct resp r;
+	struct sb_testcli *c = sb_testcli_open(s, false);
+	struct sb_testresp r;
 	double t0 = now_s();
-	CLI_SEND(c, "GET /async HTTP/1.1\r\nHost: x\r\n\r\n");
-	assert_int_equal(cli_read(c, &r, false), 0);
+	SB_TESTCLI_SEND(c, "GET /async HTTP/1.1\r\nHost: x\r\n\r\n");
+	assert_int_equal(sb_testcli_read(c, &r, false), 0);
 	assert_true(now_s() - t0 >= 0.045);
 	assert_int_equal(r.status, 202);
 	assert_string_equal(r.body, "async");
 	/* A header injection attempt is refused: the client gets 500, the caller an error. */
-	CLI_SEND(c, "GET /bad-header HTTP/1.1\r\nHost: x\r\n\r\n");
-	assert_int_equal(cli_read(c, &r, false), 0);
+	SB_TESTCLI_SEND(c, "GET /bad-header HTTP/1.1\r\nHost: x\r\n\r\n");
+	assert_int_equal(sb_testcli_read(c, &r, false), 0);
 	assert_int_equal(r.status, 500);
 	assert_int_equal(atomic_load(&bad_header_rc), SB_EINVAL);
 	assert_false(has_header(&r, "Injected"));
-	cli_close(c);
+	sb_testcli_close(c);
 	sb_http_server_stop(s, 1000);
 }
 
@@ -426,18 +328,18 @@ test_rejects(void **state)
 	atomic_store(&handler_calls, 0);
 	for (size_t i = 0; i < sizeof(reject_cases) / sizeof(reject_cases[0]); i++) {
 		const struct reject_case *rc = &reject_cases[i];
-		struct cli *c = cli_open(s);
-		struct resp r;
+		struct sb_testcli *c = sb_testcli_open(s, false);
+		struct sb_testresp r;
 		size_t n = rc->req[0] ? strlen(rc->req) : 13;
-		cli_send(c, rc->req, n);
-		assert_int_equal(cli_read(c, &r, false), 0);
+		sb_testcli_send(c, rc->req, n);
+		assert_int_equal(sb_testcli_read(c, &r, false), 0);
 		if (r.status != rc->status)
 			fprintf(stderr, "case %zu: got %d\n", i, r.status);
 		assert_int_equal(r.status, rc->status);
 		assert_true(has_header(&r, "\r\nConnection: close\r\n"));
 		assert_true(has_header(&r, "application/problem+json"));
-		assert_true(cli_closed(c));
-		cli_close(c);
+		assert_true(sb_testcli_closed(c));
+		sb_testcli_close(c);
 	}
 	assert_int_equal(atomic_load(&handler_calls), 0);
 
@@ -445,15 +347,15 @@ test_rejects(void **state)
 	 * before the error holds a sane one), in the body and in X-Request-Id; else a new one. */
 	for (size_t i = 0; i < sizeof(reject_rid_cases) / sizeof(reject_rid_cases[0]); i++) {
 		const struct reject_rid_case *rc = &reject_rid_cases[i];
-		struct cli *c = cli_open(s);
-		struct resp r;
-		CLI_SEND(c, rc->req);
-		assert_int_equal(cli_read(c, &r, false), 0);
+		struct sb_testcli *c = sb_testcli_open(s, false);
+		struct sb_testresp r;
+		SB_TESTCLI_SEND(c, rc->req);
+		assert_int_equal(sb_testcli_read(c, &r, false), 0);
 		if (r.status != rc->status)
 			fprintf(stderr, "rid case %zu: got %d\n", i, r.status);
 		assert_int_equal(r.status, rc->status);
 		assert_problem_rid(&r, rc->rid);
-		cli_close(c);
+		sb_testcli_close(c);
 	}
 	/* 431 for more than 100 header fields, the id among the first */
 	char many[4096];
@@ -461,53 +363,53 @@ test_rejects(void **state)
 	for (int i = 0; i < 101; i++)
 		m += snprintf(many + m, sizeof(many) - (size_t)m, "X-%d: v\r\n", i);
 	snprintf(many + m, sizeof(many) - (size_t)m, "Host: x\r\n\r\n");
-	struct cli *cm = cli_open(s);
-	struct resp rm;
-	CLI_SEND(cm, many);
-	assert_int_equal(cli_read(cm, &rm, false), 0);
+	struct sb_testcli *cm = sb_testcli_open(s, false);
+	struct sb_testresp rm;
+	SB_TESTCLI_SEND(cm, many);
+	assert_int_equal(sb_testcli_read(cm, &rm, false), 0);
 	assert_int_equal(rm.status, 431);
 	assert_problem_rid(&rm, "r-431");
-	cli_close(cm);
+	sb_testcli_close(cm);
 
 	/* 431: a head past max_header_bytes (1024), though the request is not finished. */
-	struct cli *c = cli_open(s);
-	struct resp r;
+	struct sb_testcli *c = sb_testcli_open(s, false);
+	struct sb_testresp r;
 	char big[2048];
 	int n = snprintf(big, sizeof(big), "GET / HTTP/1.1\r\nHost: x\r\nX-Big: ");
 	memset(big + n, 'a', sizeof(big) - (size_t)n);
-	cli_send(c, big, sizeof(big));
-	assert_int_equal(cli_read(c, &r, false), 0);
+	sb_testcli_send(c, big, sizeof(big));
+	assert_int_equal(sb_testcli_read(c, &r, false), 0);
 	assert_int_equal(r.status, 431);
 	assert_problem_rid(&r, NULL);
-	assert_true(cli_closed(c));
-	cli_close(c);
+	assert_true(sb_testcli_closed(c));
+	sb_testcli_close(c);
 	/* the same with a whole X-Request-Id line among the bytes read: that id */
-	c = cli_open(s);
+	c = sb_testcli_open(s, false);
 	n = snprintf(big, sizeof(big),
 	             "GET / HTTP/1.1\r\nHost: x\r\nx-request-id:  r-431b \r\nX-Big: ");
 	memset(big + n, 'a', sizeof(big) - (size_t)n);
-	cli_send(c, big, sizeof(big));
-	assert_int_equal(cli_read(c, &r, false), 0);
+	sb_testcli_send(c, big, sizeof(big));
+	assert_int_equal(sb_testcli_read(c, &r, false), 0);
 	assert_int_equal(r.status, 431);
 	assert_problem_rid(&r, "r-431b");
-	cli_close(c);
+	sb_testcli_close(c);
 
 	/* 413 comes at once, before any of the body is sent. */
-	c = cli_open(s);
+	c = sb_testcli_open(s, false);
 	double t0 = now_s();
-	CLI_SEND(c, "PUT /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n");
-	assert_int_equal(cli_read(c, &r, false), 0);
+	SB_TESTCLI_SEND(c, "PUT /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n");
+	assert_int_equal(sb_testcli_read(c, &r, false), 0);
 	assert_int_equal(r.status, 413);
 	assert_true(now_s() - t0 < 1.0);
-	cli_close(c);
+	sb_testcli_close(c);
 	assert_int_equal(atomic_load(&handler_calls), 0);
 
 	/* The server is unharmed. */
-	c = cli_open(s);
-	CLI_SEND(c, "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n");
-	assert_int_equal(cli_read(c, &r, false), 0);
+	c = sb_testcli_open(s, false);
+	SB_TESTCLI_SEND(c, "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n");
+	assert_int_equal(sb_testcli_read(c, &r, false), 0);
 	assert_int_equal(r.status, 200);
-	cli_close(c);
+	sb_testcli_close(c);
 	sb_http_server_stop(s, 1000);
 }
 
@@ -516,17 +418,17 @@ test_expect_continue(void **state)
 {
 	(void)state;
 	struct sb_http_server *s = start_default();
-	struct cli *c = cli_open(s);
-	CLI_SEND(c, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
-	            "Expect: 100-continue\r\n\r\n");
-	struct resp r;
-	assert_int_equal(cli_read(c, &r, false), 0);
+	struct sb_testcli *c = sb_testcli_open(s, false);
+	SB_TESTCLI_SEND(c, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
+	                   "Expect: 100-continue\r\n\r\n");
+	struct sb_testresp r;
+	assert_int_equal(sb_testcli_read(c, &r, false), 0);
 	assert_int_equal(r.status, 100);
-	CLI_SEND(c, "data");
-	assert_int_equal(cli_read(c, &r, false), 0);
+	SB_TESTCLI_SEND(c, "data");
+	assert_int_equal(sb_testcli_read(c, &r, false), 0);
 	assert_int_equal(r.status, 200);
 	assert_string_equal(r.body, "POST /echo ? x=- remote=127 body=data");
-	cli_close(c);
+	sb_testcli_close(c);
 	sb_http_server_stop(s, 1000);
 }
 
@@ -536,7 +438,7 @@ test_slowloris_and_idle(void **state)
 	(void)state;
 	struct sb_http_config cfg = { .header_timeout_ms = 500, .idle_timeout_ms = 300 };
 	struct sb_http_server *s = start(&cfg);
-	struct cli *c = cli_open(s);
+	struct sb_testcli *c = sb_testcli_open(s, false);
 	const char *req =
 	    "GET /echo HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
 	double t0 = now_s();
@@ -549,23 +451,24 @@ test_slowloris_and_idle(void **state)
 		ssize_t n = recv(c->fd, b, sizeof(b), MSG_DONTWAIT);
 		if (n > 0)
 			assert_true(strncmp(b, "HTTP/1.1 408 ", 13) == 0);
-		closed = n == 0 || (n > 0 && cli_closed(c)) || (n < 0 && errno == ECONNRESET);
+		closed =
+		    n == 0 || (n > 0 && sb_testcli_closed(c)) || (n < 0 && errno == ECONNRESET);
 	}
 	double took = now_s() - t0;
 	assert_true(closed);
 	assert_true(took >= 0.45 && took < 1.5);
-	cli_close(c);
+	sb_testcli_close(c);
 
 	/* An idle keep-alive connection is closed after idle_timeout_ms. */
-	c = cli_open(s);
-	struct resp r;
-	CLI_SEND(c, "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n");
-	assert_int_equal(cli_read(c, &r, false), 0);
+	c = sb_testcli_open(s, false);
+	struct sb_testresp r;
+	SB_TESTCLI_SEND(c, "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n");
+	assert_int_equal(sb_testcli_read(c, &r, false), 0);
 	t0 = now_s();
-	assert_true(cli_closed(c));
+	assert_true(sb_testcli_closed(c));
 	took = now_s() - t0;
 	assert_true(took >= 0.25 && took < 1.5);
-	cli_close(c);
+	sb_testcli_close(c);
 	sb_http_server_stop(s, 1000);
 }
 
@@ -577,27 +480,27 @@ test_timeout_rid(void **state)
 	(void)state;
 	struct sb_http_config cfg = { .header_timeout_ms = 300, .body_timeout_ms = 300 };
 	struct sb_http_server *s = start(&cfg);
-	struct cli *c = cli_open(s);
-	struct resp r;
-	CLI_SEND(c, "GET /echo HTTP/1.1\r\nX-Request-Id: r-408\r\nHost: x\r\nX-Half: ab");
-	assert_int_equal(cli_read(c, &r, false), 0);
+	struct sb_testcli *c = sb_testcli_open(s, false);
+	struct sb_testresp r;
+	SB_TESTCLI_SEND(c, "GET /echo HTTP/1.1\r\nX-Request-Id: r-408\r\nHost: x\r\nX-Half: ab");
+	assert_int_equal(sb_testcli_read(c, &r, false), 0);
 	assert_int_equal(r.status, 408);
 	assert_problem_rid(&r, "r-408");
-	cli_close(c);
-	c = cli_open(s);
-	CLI_SEND(c, "POST /echo HTTP/1.1\r\nHost: x\r\nX-Request-Id: r-408b\r\n"
-	            "Content-Length: 10\r\n\r\nabc");
-	assert_int_equal(cli_read(c, &r, false), 0);
+	sb_testcli_close(c);
+	c = sb_testcli_open(s, false);
+	SB_TESTCLI_SEND(c, "POST /echo HTTP/1.1\r\nHost: x\r\nX-Request-Id: r-408b\r\n"
+	                   "Content-Length: 10\r\n\r\nabc");
+	assert_int_equal(sb_testcli_read(c, &r, false), 0);
 	assert_int_equal(r.status, 408);
 	assert_problem_rid(&r, "r-408b");
-	cli_close(c);
+	sb_testcli_close(c);
 	/* the id's line is not whole yet: a new id */
-	c = cli_open(s);
-	CLI_SEND(c, "GET /echo HTTP/1.1\r\nHost: x\r\nX-Request-Id: r-408c");
-	assert_int_equal(cli_read(c, &r, false), 0);
+	c = sb_testcli_open(s, false);
+	SB_TESTCLI_SEND(c, "GET /echo HTTP/1.1\r\nHost: x\r\nX-Request-Id: r-408c");
+	assert_int_equal(sb_testcli_read(c, &r, false), 0);
 	assert_int_equal(r.status, 408);
 	assert_problem_rid(&r, NULL);
-	cli_close(c);
+	sb_testcli_close(c);
 	sb_http_server_stop(s, 1000);
 }
 
@@ -607,25 +510,26 @@ test_max_conns(void **state)
 	(void)state;
 	struct sb_http_config cfg = { .max_conns = 2 };
 	struct sb_http_server *s = start(&cfg);
-	struct cli *a = cli_open(s), *b = cli_open(s), *c = cli_open(s);
-	struct resp r;
-	assert_int_equal(cli_read(c, &r, false), 0);
+	struct sb_testcli *a = sb_testcli_open(s, false), *b = sb_testcli_open(s, false),
+	                  *c = sb_testcli_open(s, false);
+	struct sb_testresp r;
+	assert_int_equal(sb_testcli_read(c, &r, false), 0);
 	assert_int_equal(r.status, 503);
 	assert_problem_rid(&r, NULL);
 	assert_true(has_header(&r, "\r\nRetry-After: 1\r\n"));
-	assert_true(cli_closed(c));
-	cli_close(c);
-	CLI_SEND(a, "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n");
-	assert_int_equal(cli_read(a, &r, false), 0);
+	assert_true(sb_testcli_closed(c));
+	sb_testcli_close(c);
+	SB_TESTCLI_SEND(a, "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n");
+	assert_int_equal(sb_testcli_read(a, &r, false), 0);
 	assert_int_equal(r.status, 200);
-	cli_close(a);
-	cli_close(b);
+	sb_testcli_close(a);
+	sb_testcli_close(b);
 	usleep(50000);
-	c = cli_open(s); /* room again */
-	CLI_SEND(c, "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n");
-	assert_int_equal(cli_read(c, &r, false), 0);
+	c = sb_testcli_open(s, false); /* room again */
+	SB_TESTCLI_SEND(c, "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n");
+	assert_int_equal(sb_testcli_read(c, &r, false), 0);
 	assert_int_equal(r.status, 200);
-	cli_close(c);
+	sb_testcli_close(c);
 	sb_http_server_stop(s, 1000);
 }
 
@@ -634,29 +538,29 @@ test_disconnect_before_answer(void **state)
 {
 	(void)state;
 	struct sb_http_server *s = start_default();
-	struct cli *c = cli_open(s);
-	CLI_SEND(c, "GET /hold HTTP/1.1\r\nHost: x\r\n\r\n");
+	struct sb_testcli *c = sb_testcli_open(s, false);
+	SB_TESTCLI_SEND(c, "GET /hold HTTP/1.1\r\nHost: x\r\n\r\n");
 	assert_int_equal(sem_wait(&held_sem), 0);
-	cli_close(c);
+	sb_testcli_close(c);
 	usleep(100000); /* the server notices and closes its side */
 	/* The request outlived its connection: answering it only frees it. */
 	assert_string_equal(held->path, "/hold");
 	assert_int_equal(sb_http_respond(held, 200, "text/plain", NULL, 0, "late", 4), 0);
-	c = cli_open(s);
-	struct resp r;
-	CLI_SEND(c, "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n");
-	assert_int_equal(cli_read(c, &r, false), 0);
+	c = sb_testcli_open(s, false);
+	struct sb_testresp r;
+	SB_TESTCLI_SEND(c, "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n");
+	assert_int_equal(sb_testcli_read(c, &r, false), 0);
 	assert_int_equal(r.status, 200);
-	cli_close(c);
+	sb_testcli_close(c);
 
 	/* Answered only after stop: freed safely too (ASan checks the memory). */
-	c = cli_open(s);
-	CLI_SEND(c, "GET /hold HTTP/1.1\r\nHost: x\r\n\r\n");
+	c = sb_testcli_open(s, false);
+	SB_TESTCLI_SEND(c, "GET /hold HTTP/1.1\r\nHost: x\r\n\r\n");
 	assert_int_equal(sem_wait(&held_sem), 0);
 	sb_http_server_stop(s, 100);
-	assert_true(cli_closed(c));
+	assert_true(sb_testcli_closed(c));
 	assert_int_equal(sb_http_respond(held, 200, NULL, NULL, 0, NULL, 0), 0);
-	cli_close(c);
+	sb_testcli_close(c);
 }
 
 static void
@@ -665,20 +569,20 @@ test_stop_waits_for_inflight(void **state)
 	(void)state;
 	struct sb_http_server *s = start_default();
 	int port = sb_http_server_port(s);
-	struct cli *c = cli_open(s);
-	CLI_SEND(c, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n");
+	struct sb_testcli *c = sb_testcli_open(s, false);
+	SB_TESTCLI_SEND(c, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n");
 	assert_int_equal(sem_wait(&held_sem), 0);
 	double t0 = now_s();
 	sb_http_server_stop(s, 3000);
 	double took = now_s() - t0;
 	assert_true(took >= 0.2 && took < 2.0);
-	struct resp r;
-	assert_int_equal(cli_read(c, &r, false), 0);
+	struct sb_testresp r;
+	assert_int_equal(sb_testcli_read(c, &r, false), 0);
 	assert_int_equal(r.status, 202);
 	assert_string_equal(r.body, "async");
 	assert_true(has_header(&r, "\r\nConnection: close\r\n"));
-	assert_true(cli_closed(c));
-	cli_close(c);
+	assert_true(sb_testcli_closed(c));
+	sb_testcli_close(c);
 	/* Nothing listens any more. */
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };

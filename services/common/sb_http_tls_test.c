@@ -31,6 +31,7 @@
 
 #include "sb_err.h"
 #include "sb_http.h"
+#include "sb_http_testcli.h"
 #include "sb_log.h"
 
 static char dir[256]; /* temporary directory of this run */
@@ -185,153 +186,22 @@ start_tls(const char *name, int header_timeout_ms, int reload_ms)
 	return s;
 }
 
-/* Client side: an OpenSSL client on a blocking socket with 3 s timeouts. */
+/* Client side: sb_http_testcli.h, over TLS offering ALPN http/1.1. */
 
-struct tcli {
-	int fd;
-	SSL_CTX *ctx;
-	SSL *ssl;
-	char *buf;
-	size_t len;
-};
-
-struct resp {
-	int status;
-	char head[4096];
-	char *body;
-	size_t body_len;
-};
-
-static int
-tcp_open(int port)
-{
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	assert_true(fd >= 0);
-	struct timeval tv = { .tv_sec = 3 };
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	return fd;
-}
-
-/* tcli_open connects with TLS, verifying the server against cafile when given; max_version 0
- * means any; alpn is the wire-format ALPN list. Returns NULL if the handshake fails. */
-static struct tcli *
-tcli_open_ex(const struct sb_http_server *s, const char *cafile, int max_version, const char *alpn,
-             size_t alpn_len)
-{
-	struct tcli *c = calloc(1, sizeof(*c));
-	assert_non_null(c);
-	c->buf = malloc(1 << 20);
-	assert_non_null(c->buf);
-	c->ctx = SSL_CTX_new(TLS_client_method());
-	assert_non_null(c->ctx);
-	if (max_version)
-		SSL_CTX_set_max_proto_version(c->ctx, max_version);
-	if (cafile) {
-		assert_int_equal(SSL_CTX_load_verify_locations(c->ctx, cafile, NULL), 1);
-		SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, NULL);
-	}
-	c->fd = tcp_open(sb_http_server_port(s));
-	c->ssl = SSL_new(c->ctx);
-	assert_non_null(c->ssl);
-	if (cafile)
-		X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), "127.0.0.1");
-	SSL_set_alpn_protos(c->ssl, (const unsigned char *)alpn, (unsigned)alpn_len);
-	SSL_set_fd(c->ssl, c->fd);
-	if (SSL_connect(c->ssl) != 1) {
-		ERR_clear_error();
-		SSL_free(c->ssl);
-		SSL_CTX_free(c->ctx);
-		close(c->fd);
-		free(c->buf);
-		free(c);
-		return NULL;
-	}
-	return c;
-}
-
-static struct tcli *
+/* tcli_open connects with TLS, verifying the server against cafile when given. Returns NULL if
+ * the handshake fails. */
+static struct sb_testcli *
 tcli_open(const struct sb_http_server *s, const char *cafile)
 {
-	return tcli_open_ex(s, cafile, 0, "\x08http/1.1", 9);
-}
-
-static void
-tcli_close(struct tcli *c)
-{
-	SSL_free(c->ssl);
-	SSL_CTX_free(c->ctx);
-	close(c->fd);
-	free(c->buf);
-	free(c);
-}
-
-static void
-tcli_send(struct tcli *c, const void *p, size_t n)
-{
-	size_t put;
-	assert_int_equal(SSL_write_ex(c->ssl, p, n, &put), 1);
-	assert_int_equal(put, n);
-}
-
-#define TCLI_SEND(c, s) tcli_send((c), (s), strlen(s))
-
-static ssize_t
-tcli_fill(struct tcli *c)
-{
-	size_t got = 0;
-	if (SSL_read_ex(c->ssl, c->buf + c->len, (1 << 20) - c->len - 1, &got) != 1) {
-		ERR_clear_error();
-		return -1;
-	}
-	c->len += got;
-	c->buf[c->len] = '\0';
-	return (ssize_t)got;
-}
-
-/* tcli_read reads one response; r->body points into a copy freed by resp_free. */
-static int
-tcli_read(struct tcli *c, struct resp *r)
-{
-	memset(r, 0, sizeof(*r));
-	char *e;
-	while ((e = memmem(c->buf, c->len, "\r\n\r\n", 4)) == NULL) {
-		if (tcli_fill(c) <= 0)
-			return -1;
-	}
-	size_t hlen = (size_t)(e - c->buf) + 4;
-	assert_true(hlen < sizeof(r->head));
-	memcpy(r->head, c->buf, hlen);
-	r->status = atoi(r->head + 9);
-	const char *cl = strcasestr(r->head, "\r\ncontent-length:");
-	size_t blen = cl ? strtoul(cl + 17, NULL, 10) : 0;
-	while (c->len < hlen + blen) {
-		if (tcli_fill(c) <= 0)
-			return -1;
-	}
-	r->body = malloc(blen + 1);
-	assert_non_null(r->body);
-	memcpy(r->body, c->buf + hlen, blen);
-	r->body[blen] = '\0';
-	r->body_len = blen;
-	memmove(c->buf, c->buf + hlen + blen, c->len - hlen - blen);
-	c->len -= hlen + blen;
-	return 0;
-}
-
-static void
-resp_free(struct resp *r)
-{
-	free(r->body);
-	r->body = NULL;
+	struct sb_testcli_opts o = {
+		.tls = true, .cafile = cafile, .alpn = "\x08http/1.1", .alpn_len = 9
+	};
+	return sb_testcli_open_ex(s, &o);
 }
 
 /* tcli_peer_cn returns the CN of the certificate the server showed (static buffer). */
 static const char *
-tcli_peer_cn(struct tcli *c)
+tcli_peer_cn(struct sb_testcli *c)
 {
 	static char cn[128];
 	X509 *x = SSL_get1_peer_certificate(c->ssl);
@@ -344,19 +214,19 @@ tcli_peer_cn(struct tcli *c)
 
 /* get sends GET path on c and checks the answer is 200 with HSTS; returns the body's start. */
 static void
-get_ok(struct tcli *c, const char *p, char *out, size_t n)
+get_ok(struct sb_testcli *c, const char *p, char *out, size_t n)
 {
 	char req[256];
 	snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", p);
-	TCLI_SEND(c, req);
-	struct resp r;
-	assert_int_equal(tcli_read(c, &r), 0);
+	SB_TESTCLI_SEND(c, req);
+	struct sb_testresp r;
+	assert_int_equal(sb_testcli_read(c, &r, false), 0);
 	assert_int_equal(r.status, 200);
 	assert_non_null(strstr(r.head, "\r\nStrict-Transport-Security: max-age=31536000\r\n"));
 	assert_non_null(strstr(r.head, "\r\nX-Content-Type-Options: nosniff\r\n"));
 	assert_null(strcasestr(r.head, "\r\nServer:"));
 	snprintf(out, n, "%s", r.body);
-	resp_free(&r);
+	sb_testresp_free(&r);
 }
 
 /* raw_closed tells whether the server ends a plain TCP connection within 3 s without having
@@ -478,7 +348,7 @@ test_client(void **state)
 	(void)state;
 	make_cert("a", "sb-a", 1);
 	struct sb_http_server *s = start_tls("a", 0, -1);
-	struct tcli *c = tcli_open(s, path("a.crt"));
+	struct sb_testcli *c = tcli_open(s, path("a.crt"));
 	assert_non_null(c);
 	assert_int_equal(SSL_version(c->ssl), TLS1_3_VERSION);
 	const unsigned char *alpn;
@@ -493,13 +363,13 @@ test_client(void **state)
 		get_ok(c, "/echo", body, sizeof(body));
 		assert_true(strncmp(body, "GET /echo from 127.0.0.1:", 25) == 0);
 	}
-	TCLI_SEND(c, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n");
-	struct resp r;
-	assert_int_equal(tcli_read(c, &r), 0);
+	SB_TESTCLI_SEND(c, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n");
+	struct sb_testresp r;
+	assert_int_equal(sb_testcli_read(c, &r, false), 0);
 	assert_int_equal(r.status, 200);
 	assert_int_equal(r.body_len, BIG_LEN);
 	assert_int_equal(r.body[BIG_LEN - 1], 'a' + (BIG_LEN - 1) % 26);
-	resp_free(&r);
+	sb_testresp_free(&r);
 
 	/* Head and 10 KB body in one TLS record, larger than the 1 KiB head buffer: the body
 	 * bytes TLS already decrypted must be read without any new socket event. */
@@ -507,30 +377,31 @@ test_client(void **state)
 	int hl = snprintf(req, sizeof(req),
 	                  "POST /small HTTP/1.1\r\nHost: x\r\nContent-Length: 10240\r\n\r\n");
 	memset(req + hl, 'z', 10240);
-	tcli_send(c, req, (size_t)hl + 10240);
-	assert_int_equal(tcli_read(c, &r), 0);
+	sb_testcli_send(c, req, (size_t)hl + 10240);
+	assert_int_equal(sb_testcli_read(c, &r, false), 0);
 	assert_int_equal(r.status, 200);
 	char want[64];
 	snprintf(want, sizeof(want), "len=10240 sum=%u", 10240u * 'z');
 	assert_non_null(strstr(r.body, want));
-	resp_free(&r);
+	sb_testresp_free(&r);
 
 	/* Two pipelined requests in one record. */
-	TCLI_SEND(c, "GET /p1 HTTP/1.1\r\nHost: x\r\n\r\nGET /p2 HTTP/1.1\r\nHost: x\r\n\r\n");
-	assert_int_equal(tcli_read(c, &r), 0);
+	SB_TESTCLI_SEND(c,
+	                "GET /p1 HTTP/1.1\r\nHost: x\r\n\r\nGET /p2 HTTP/1.1\r\nHost: x\r\n\r\n");
+	assert_int_equal(sb_testcli_read(c, &r, false), 0);
 	assert_true(strncmp(r.body, "GET /p1 ", 8) == 0);
-	resp_free(&r);
-	assert_int_equal(tcli_read(c, &r), 0);
+	sb_testresp_free(&r);
+	assert_int_equal(sb_testcli_read(c, &r, false), 0);
 	assert_true(strncmp(r.body, "GET /p2 ", 8) == 0);
-	resp_free(&r);
+	sb_testresp_free(&r);
 
 	/* A malformed request gets its 400 over TLS, with HSTS. */
-	TCLI_SEND(c, "GET / HTTP/1.1\r\nHost : x\r\n\r\n");
-	assert_int_equal(tcli_read(c, &r), 0);
+	SB_TESTCLI_SEND(c, "GET / HTTP/1.1\r\nHost : x\r\n\r\n");
+	assert_int_equal(sb_testcli_read(c, &r, false), 0);
 	assert_int_equal(r.status, 400);
 	assert_non_null(strstr(r.head, "\r\nStrict-Transport-Security: max-age=31536000\r\n"));
-	resp_free(&r);
-	tcli_close(c);
+	sb_testresp_free(&r);
+	sb_testcli_close(c);
 	sb_http_server_stop(s, 1000);
 }
 
@@ -545,17 +416,25 @@ test_refusals(void **state)
 	int port = sb_http_server_port(s);
 
 	/* TLS 1.2 at most: refused for the protocol version. */
-	assert_null(tcli_open_ex(s, path("a.crt"), TLS1_2_VERSION, "\x08http/1.1", 9));
+	struct sb_testcli_opts o = { .tls = true,
+		                     .cafile = path("a.crt"),
+		                     .max_version = TLS1_2_VERSION,
+		                     .alpn = "\x08http/1.1",
+		                     .alpn_len = 9 };
+	assert_null(sb_testcli_open_ex(s, &o));
 	/* ALPN without http/1.1: refused. */
-	assert_null(tcli_open_ex(s, path("a.crt"), 0, "\x02h2", 3));
+	o = (struct sb_testcli_opts){
+		.tls = true, .cafile = path("a.crt"), .alpn = "\x02h2", .alpn_len = 3
+	};
+	assert_null(sb_testcli_open_ex(s, &o));
 
 	/* Plain HTTP, garbage, half a ClientHello then gone: closed, no answer. */
-	int fd = tcp_open(port);
+	int fd = sb_testcli_tcp(port);
 	const char *plain = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
 	assert_int_equal(send(fd, plain, strlen(plain), MSG_NOSIGNAL), (ssize_t)strlen(plain));
 	assert_true(raw_closed(fd));
 	close(fd);
-	fd = tcp_open(port);
+	fd = sb_testcli_tcp(port);
 	char junk[4096];
 	unsigned seed = 7;
 	for (size_t i = 0; i < sizeof(junk); i++)
@@ -564,21 +443,22 @@ test_refusals(void **state)
 	assert_true(sent > 0);
 	assert_true(raw_closed(fd));
 	close(fd);
-	fd = tcp_open(port);
+	fd = sb_testcli_tcp(port);
 	const char hello[] = "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03";
 	assert_int_equal(send(fd, hello, sizeof(hello) - 1, MSG_NOSIGNAL), sizeof(hello) - 1);
 	close(fd);
-	fd = tcp_open(port);
+	fd = sb_testcli_tcp(port);
 	close(fd);
 	/* A client that resets the connection while large answers are being written. */
-	struct tcli *c = tcli_open(s, path("a.crt"));
+	struct sb_testcli *c = tcli_open(s, path("a.crt"));
 	assert_non_null(c);
-	TCLI_SEND(c, "GET /big HTTP/1.1\r\nHost: x\r\n\r\nGET /big HTTP/1.1\r\nHost: x\r\n\r\n"
-	             "GET /big HTTP/1.1\r\nHost: x\r\n\r\n");
+	SB_TESTCLI_SEND(c,
+	                "GET /big HTTP/1.1\r\nHost: x\r\n\r\nGET /big HTTP/1.1\r\nHost: x\r\n\r\n"
+	                "GET /big HTTP/1.1\r\nHost: x\r\n\r\n");
 	usleep(20000);
 	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
 	setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-	tcli_close(c);
+	sb_testcli_close(c);
 
 	/* The server is unharmed. */
 	usleep(100000);
@@ -586,7 +466,7 @@ test_refusals(void **state)
 	assert_non_null(c);
 	char body[256];
 	get_ok(c, "/echo", body, sizeof(body));
-	tcli_close(c);
+	sb_testcli_close(c);
 	sb_http_server_stop(s, 1000);
 	assert_true(logs_have("TLS handshake failed", "unsupported protocol"));
 	assert_true(logs_have("TLS handshake failed", "http request"));
@@ -603,7 +483,7 @@ test_stalled_handshake(void **state)
 
 	/* Connects and says nothing; then: starts a record and stalls. */
 	for (int round = 0; round < 2; round++) {
-		int fd = tcp_open(port);
+		int fd = sb_testcli_tcp(port);
 		double t0 = now_s();
 		if (round == 1)
 			assert_int_equal(send(fd, "\x16\x03\x01", 3, MSG_NOSIGNAL), 3);
@@ -617,17 +497,17 @@ test_stalled_handshake(void **state)
 	 * handshake: 350 ms of silence leave 150 ms for a head that never ends, then 408 at about
 	 * 500 ms (a clock restarted by the first head byte would say 408 at about 850 ms). */
 	double t0 = now_s();
-	struct tcli *c = tcli_open(s, path("a.crt"));
+	struct sb_testcli *c = tcli_open(s, path("a.crt"));
 	assert_non_null(c);
 	usleep(350000);
-	TCLI_SEND(c, "GET /echo HTTP/1.1\r\n");
-	struct resp r;
-	assert_int_equal(tcli_read(c, &r), 0);
+	SB_TESTCLI_SEND(c, "GET /echo HTTP/1.1\r\n");
+	struct sb_testresp r;
+	assert_int_equal(sb_testcli_read(c, &r, false), 0);
 	double took = now_s() - t0;
 	assert_int_equal(r.status, 408);
 	assert_true(took >= 0.45 && took < 0.75);
-	resp_free(&r);
-	tcli_close(c);
+	sb_testresp_free(&r);
+	sb_testcli_close(c);
 	sb_http_server_stop(s, 1000);
 }
 
@@ -637,7 +517,7 @@ test_reload(void **state)
 	(void)state;
 	make_cert("live", "sb-one", 1);
 	struct sb_http_server *s = start_tls("live", 0, -1);
-	struct tcli *old = tcli_open(s, NULL);
+	struct sb_testcli *old = tcli_open(s, NULL);
 	assert_non_null(old);
 	assert_string_equal(tcli_peer_cn(old), "sb-one");
 	char body[256];
@@ -648,17 +528,17 @@ test_reload(void **state)
 	logs_clear();
 	assert_int_equal(sb_http_server_reload_tls(s), 0);
 	assert_true(logs_have("TLS certificate loaded", "sb-two"));
-	struct tcli *c = tcli_open(s, path("live.crt")); /* verifies against the new cert */
+	struct sb_testcli *c = tcli_open(s, path("live.crt")); /* verifies against the new cert */
 	assert_non_null(c);
 	assert_string_equal(tcli_peer_cn(c), "sb-two");
 	assert_int_equal(
 	    ASN1_INTEGER_get(X509_get0_serialNumber(SSL_get0_peer_certificate(c->ssl))), 2);
 	get_ok(c, "/echo", body, sizeof(body));
-	tcli_close(c);
+	sb_testcli_close(c);
 	/* The old keep-alive connection still works, with its certificate. */
 	get_ok(old, "/echo", body, sizeof(body));
 	assert_string_equal(tcli_peer_cn(old), "sb-one");
-	tcli_close(old);
+	sb_testcli_close(old);
 
 	/* Broken files at reload: an error naming the file, and the previous cert stays. */
 	write_file(path("live.crt"), "-----BEGIN CERTIFICATE-----\nnot base64\n");
@@ -670,7 +550,7 @@ test_reload(void **state)
 	assert_non_null(c);
 	assert_string_equal(tcli_peer_cn(c), "sb-two");
 	get_ok(c, "/echo", body, sizeof(body));
-	tcli_close(c);
+	sb_testcli_close(c);
 	sb_http_server_stop(s, 1000);
 
 	/* A plain server has no certificate to reload. */
@@ -686,10 +566,10 @@ test_reload_on_change(void **state)
 	(void)state;
 	make_cert("watched", "sb-first", 1);
 	struct sb_http_server *s = start_tls("watched", 0, 100);
-	struct tcli *c = tcli_open(s, NULL);
+	struct sb_testcli *c = tcli_open(s, NULL);
 	assert_non_null(c);
 	assert_string_equal(tcli_peer_cn(c), "sb-first");
-	tcli_close(c);
+	sb_testcli_close(c);
 	make_cert("watched", "sb-second", 2);
 	double t0 = now_s();
 	bool seen = false;
@@ -698,7 +578,7 @@ test_reload_on_change(void **state)
 		c = tcli_open(s, NULL);
 		assert_non_null(c);
 		seen = strcmp(tcli_peer_cn(c), "sb-second") == 0;
-		tcli_close(c);
+		sb_testcli_close(c);
 	}
 	assert_true(seen);
 	sb_http_server_stop(s, 1000);
