@@ -66,6 +66,13 @@ sb_ops_handle(struct sb_http_req *req, void *arg)
 int
 sb_ops_start(const char *addr, int port, struct sb_ops **out)
 {
+	return sb_ops_start_checked(addr, port, NULL, NULL, NULL, out);
+}
+
+int
+sb_ops_start_checked(const char *addr, int port, const char *name, sb_ops_check_fn check, void *arg,
+                     struct sb_ops **out)
+{
 	if (out == NULL)
 		return SB_EINVAL;
 	struct sb_ops *ops = calloc(1, sizeof(*ops));
@@ -90,7 +97,9 @@ sb_ops_start(const char *addr, int port, struct sb_ops **out)
 		.idle_timeout_ms = 30000,
 		.max_conns = 64,
 	};
-	int rc = sb_http_server_start(&cfg, sb_ops_handle, ops, &ops->http);
+	int rc = name != NULL ? sb_ops_add_check(ops, name, check, arg) : 0;
+	if (rc == 0)
+		rc = sb_http_server_start(&cfg, sb_ops_handle, ops, &ops->http);
 	if (rc != 0) {
 		pthread_mutex_destroy(&ops->lock);
 		free(ops);

@@ -25,6 +25,12 @@ typedef int (*sb_ops_check_fn)(void *arg, char *detail, size_t n);
 /* sb_ops_start starts the ops server on addr (NULL = 127.0.0.1) and port (0 = ephemeral) and
  * returns it in *out. Returns 0 or the error of sb_http_server_start. Free with sb_ops_stop. */
 int sb_ops_start(const char *addr, int port, struct sb_ops **out);
+/* sb_ops_start_checked is sb_ops_start with the readiness check name (as sb_ops_add_check)
+ * added before the server listens, so that no /ready is ever answered without it: a server
+ * that only then adds its "not started yet" check would answer 200 to a /ready that falls
+ * between the two calls. */
+int sb_ops_start_checked(const char *addr, int port, const char *name, sb_ops_check_fn check,
+                         void *arg, struct sb_ops **out);
 /* sb_ops_port returns the bound port. */
 int sb_ops_port(struct sb_ops *ops);
 /* sb_ops_add_check adds the readiness check name (1..63 printable characters, unique) calling

@@ -150,6 +150,30 @@ test_routes(void **state)
 	sb_ops_stop(ops);
 }
 
+static int
+check_never(void *arg, char *detail, size_t n)
+{
+	(void)arg;
+	snprintf(detail, n, "starting");
+	return -1;
+}
+
+/* A check given to sb_ops_start_checked is there for the very first /ready. */
+static void
+test_start_checked(void **state)
+{
+	(void)state;
+	struct sb_ops *ops = NULL;
+	assert_int_equal(sb_ops_start_checked(NULL, 0, "started", check_never, NULL, &ops), 0);
+	struct reply r;
+	fetch(sb_ops_port(ops), "GET", "/ready", &r);
+	assert_int_equal(r.status, 503);
+	assert_non_null(strstr(r.body, "\"name\":\"started\""));
+	assert_int_equal(sb_ops_add_check(ops, "started", check_db, "x"), SB_EEXIST);
+	sb_ops_stop(ops);
+	assert_int_equal(sb_ops_start_checked(NULL, 0, "", check_never, NULL, &ops), SB_EINVAL);
+}
+
 static void
 test_ready_checks(void **state)
 {
@@ -310,9 +334,9 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_routes),      cmocka_unit_test(test_ready_checks),
-		cmocka_unit_test(test_slow_checks), cmocka_unit_test(test_metrics),
-		cmocka_unit_test(test_bad_start),
+		cmocka_unit_test(test_routes),        cmocka_unit_test(test_ready_checks),
+		cmocka_unit_test(test_start_checked), cmocka_unit_test(test_slow_checks),
+		cmocka_unit_test(test_metrics),       cmocka_unit_test(test_bad_start),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

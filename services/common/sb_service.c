@@ -612,14 +612,15 @@ sb_service_main(const struct sb_service_def *def, int argc, char **argv)
 		SB_ERROR("cannot install signal handling");
 		goto done;
 	}
-	int rv = sb_ops_start(svc->common->ops_addr, (int)svc->common->ops_port, &svc->ops);
+	/* "started" is in place before the ops server listens: /ready says 503 until the start
+	 * hook and the RPC server are up, never 200 in between */
+	int rv = sb_ops_start_checked(svc->common->ops_addr, (int)svc->common->ops_port, "started",
+	                              sb_service_started_check, svc, &svc->ops);
 	if (rv != 0) {
 		sb_log_kv(SB_LOG_ERROR, "cannot start ops server", "addr", svc->common->ops_addr,
 		          "error", sb_strerror(rv), NULL);
 		goto done;
 	}
-	if ((rv = sb_ops_add_check(svc->ops, "started", sb_service_started_check, svc)) != 0)
-		goto done;
 	if (sb_service_migrate(svc) != 0)
 		goto done;
 	if ((rv = sb_service_wire_deps(svc)) != 0) {
