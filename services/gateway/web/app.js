@@ -375,6 +375,7 @@ function signOut() {
   $('msgs').replaceChildren();
   showConn('offline', 'signed out');
   $('conn-text').textContent = 'Signed out';
+  showError(''); // the last session's error is not this page's
 }
 
 async function main() {
@@ -401,6 +402,7 @@ async function main() {
   $('client-form').addEventListener('submit', (ev) => {
     ev.preventDefault();
     const f = ev.target;
+    showError(''); // an earlier error must not pass for this attempt's answer
     session.signIn(f.client_id.value.trim(), f.client_secret.value, f.client_id.value.trim())
       .then(enterApp).catch(signInFailed);
   });
