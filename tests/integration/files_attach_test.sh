@@ -150,6 +150,13 @@ code=$(get "$alice" "$fa")
 [ "$code" = 200 ] && ok "messages down: the owner still downloads" || fail "messages down, alice: $code"
 sb_svc_start messages
 sb_svc_wait_ready messages || fail "messages did not come back"
+# The gateway dials messages again on its own schedule: wait until a read goes through it, so
+# that the 503s below are files' outage and not a connection still being re-made.
+for _ in $(seq 1 50); do
+	[ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $alice" \
+		"$SB_GW/v1/conversations/$conv/messages")" = 200 ] && break
+	sleep 0.2
+done
 sb_svc_stop files
 code=$(send "$alice" "$conv" "[\"$fa\"]")
 [ "$code" = 503 ] && ok "files down: a send with attachments is 503" || fail "files down, send: $code $(cat "$B")"
