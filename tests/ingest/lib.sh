@@ -24,8 +24,8 @@ ingest_topic_ids() {
 
 # ingest_topic_report BROKERS TOPIC FILE: where records are, for a test that found some missing:
 # prints (as "# " lines) the records per key and, per partition, the first and last offsets
-# read and their count (a hole in the offsets is a reader's skip, a short tail a loss or an
-# early end); FILE keeps the records read (key, partition, offset, timestamp).
+# read and their count (a hole in the offsets means the reader missed records, a short tail
+# a loss or an early end); FILE keeps the records read (key, partition, offset, timestamp).
 ingest_topic_report() {
 	kcat -b "$1" -X isolation.level=read_uncommitted -C -t "$2" -o beginning -e -q \
 		-f '%k %p %o %T\n' 2>/dev/null >"$3"

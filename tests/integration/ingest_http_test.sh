@@ -207,8 +207,8 @@ topic="${SB_KAFKA_TOPIC_PREFIX}telemetry.raw.v1"
 # Read the whole topic (read_uncommitted: up to the high watermark, nothing transactional is
 # involved); again (up to 10 times, 2 s apart) while records are missing: a read that ends early
 # on one partition must not pass for a loss, and a real loss still fails below (with, per
-# partition, the offsets read: a hole in them is a reader's skip, a short tail a loss or an
-# early end).
+# partition, the offsets read: a hole in them means the reader missed records, a short tail a
+# loss or an early end).
 for _ in $(seq 1 10); do
 	ingest_topic_ids "$SB_TEST_KAFKA_BROKERS" "$topic" >"$tmp/ids"
 	records=$(wc -l <"$tmp/ids") distinct=$(sort -u "$tmp/ids" | wc -l)
