@@ -27,7 +27,7 @@ tmp=$SB_TEST_TMP
 export SB_BENCH_MESSAGES=${SB_BENCH_MESSAGES:-4000}
 echo "# $(date -u +%FT%TZ) $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), build $SB_BUILD_ROOT"
 sb_pg_stop "$tmp"
-sb_pg_start "$tmp" "$SB_TEST_PG_PORT" "-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all -c track_io_timing=on" ||
+sb_pg_start "$tmp" "$SB_TEST_PG_PORT" "-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all -c track_io_timing=on -c pg_stat_statements.track_planning=on ${SB_PROFILE_PG_OPTS:-}" ||
 	{ echo "profile: PostgreSQL restart failed"; exit 1; }
 q() { psql -X -q -At -v ON_ERROR_STOP=1 "$SB_TEST_PG_DSN" "$@"; }
 qt() { psql -X -q -v ON_ERROR_STOP=1 "$SB_TEST_PG_DSN" "$@"; }
@@ -64,6 +64,9 @@ qt -c "SELECT calls, round(total_exec_time::numeric, 0) AS total_ms, round(mean_
 	shared_blks_hit AS hit, shared_blks_read AS read, shared_blks_dirtied AS dirtied, shared_blks_written AS written,
 	pg_size_pretty(wal_bytes) AS wal, regexp_replace(left(query, 70), '\s+', ' ', 'g') AS query
 	FROM pg_stat_statements WHERE query !~* 'pg_stat_statements|EXPLAIN' ORDER BY total_exec_time DESC LIMIT 14"
+echo "## planning (pg_stat_statements.track_planning): plans made and their time, per statement"
+qt -c "SELECT plans, round(total_plan_time::numeric, 0) AS plan_ms, round(mean_plan_time::numeric, 3) AS mean_plan_ms, calls, regexp_replace(left(query, 60), '\s+', ' ', 'g') AS query
+	FROM pg_stat_statements WHERE plans > 0 AND query !~* 'pg_stat_statements|EXPLAIN' ORDER BY total_plan_time DESC LIMIT 6"
 echo "## deliveries and messages: tuple counters, sizes"
 qt -c "SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del, n_live_tup, n_dead_tup, autovacuum_count AS autovac, autoanalyze_count AS autoanalyze, pg_size_pretty(pg_total_relation_size(relid)) AS total FROM pg_stat_user_tables WHERE schemaname = 'pubsub' AND n_tup_ins > 0 ORDER BY relname"
 qt -c "SELECT indexrelname, idx_scan, idx_tup_read, pg_size_pretty(pg_relation_size(indexrelid)) AS size FROM pg_stat_user_indexes WHERE schemaname = 'pubsub' AND relname IN ('deliveries', 'acks', 'messages') ORDER BY relname, indexrelname"
