@@ -1,8 +1,9 @@
 /* batch.c: RPC PublishBatch. Up to PS_BATCH_MAX messages of one topic, each checked and routed
- * as Publish checks and routes one (publish.c), stored with one "publish_group" statement: one
- * transaction, so every message is stored or none is. A message naming an idempotency key that
- * is live answers the first message's id; one key twice in the batch stores the first of the
- * two and answers its id for the second. docs/pubsub.md "Batch publish". */
+ * as Publish checks and routes one (publish.c), stored in one transaction (the group commit of
+ * commit.c, with concurrent publishes and batches of other workers, or alone with one
+ * "publish_group" statement), so every message is stored or none is. A message naming an
+ * idempotency key that is live answers the first message's id; one key twice in the batch stores
+ * the first of the two and answers its id for the second. docs/pubsub.md "Batch publish". */
 #include "pubsub.h"
 
 #include <stdio.h>
@@ -96,7 +97,7 @@ ps_batch_store(struct sb_rpc_call *call, struct ps_state *st, const struct ps_to
 		b->row[i] = (long)k++;
 	}
 	*nrows = k;
-	int rv = ps_publish_many(ps_pg(call), rows, k, res);
+	int rv = ps_publish_grouped(st, ps_pg(call), rows, k, res);
 	free(rows);
 	free(p);
 	return rv;
@@ -200,7 +201,7 @@ again:
 		                       "topic %s kept changing during the publish", in->topic);
 		goto done;
 	}
-	ps_wake(st);
+	/* the waiting consumers were woken by ps_publish_grouped, once per group */
 	bool stored = false, push = false;
 	const char *tp = sb_rpc_call_traceparent(call);
 	for (size_t i = 0; i < b.n; i++) {

@@ -49,8 +49,13 @@ const struct sb_cfg_key pubsub_config[] = {
 	               "messages are kept."),
 	SB_CFG_INT_ROW(struct pubsub_cfg, "SB_PUBSUB_PUBLISH_GROUP_MAX", publish_group_max, "14", 1,
 	               14,
-	               "Most concurrent publishes committed in one transaction (group commit); 1 "
-	               "turns the group commit off (each publish commits alone, in parallel)."),
+	               "Most concurrent publish requests (single or batch) committed in one "
+	               "transaction (group commit); 1 turns the group commit off (each request "
+	               "commits alone, in parallel)."),
+	SB_CFG_INT_ROW(struct pubsub_cfg, "SB_PUBSUB_PUBLISH_GROUP_ROWS", publish_group_rows, "128",
+	               1, 1000,
+	               "Most messages one group commit stores (a batch is never split: one with "
+	               "more messages is committed alone)."),
 	SB_CFG_BOOL_ROW(struct pubsub_cfg, "SB_PUBSUB_PUSH_ALLOW_PRIVATE", push_allow_private,
 	                "false",
 	                "Let push endpoints be loopback, private or link-local addresses (tests "

@@ -63,7 +63,8 @@ struct pubsub_cfg {
 	long long default_attempts;
 	long long default_deadline_ms;
 	long long default_retention_ms;
-	long long publish_group_max;    /* publishes per group commit, at most PS_GROUP_MAX */
+	long long publish_group_max;    /* requests per group commit, at most PS_GROUP_MAX */
+	long long publish_group_rows;   /* rows (messages) per group commit */
 	bool push_allow_private;        /* push endpoints may be private addresses (tests only) */
 	long long push_workers;         /* push delivery threads */
 	long long push_per_sub;         /* pushes of one subscription in flight at most */
@@ -198,18 +199,16 @@ int ps_rpc_publish_batch(struct sb_rpc_call *call, const void *req, void *resp);
 /* commit.c */
 #define PS_PUBLISH_NPARAMS 11 /* the "publish" statement's parameters */
 struct ps_pub_item;
-/* ps_publish_grouped executes the "publish" statement with params (PS_PUBLISH_NPARAMS) in a
- * group commit with the publishes of other workers: it returns once the transaction holding
- * it committed (0, *res its result for PQclear) or failed (the error of sb_pg_exec_prepared,
- * *res NULL). pg is the caller's connection, used when the caller leads a batch. The waiting
- * consumers of this process are woken (ps_wake) once per group that was stored. */
-int ps_publish_grouped(struct ps_state *st, struct sb_pg *pg, const char *const *params,
-                       PGresult **res);
-/* ps_publish_many stores n publishes (params[i]: PS_PUBLISH_NPARAMS each, one topic, no
- * idempotency key twice) with one "publish_group" statement, one transaction: all or none.
- * 0 with res[i] each one's result as "publish" answers it (for PQclear), or an error (no
- * res filled). */
-int ps_publish_many(struct sb_pg *pg, const char *const *const *params, size_t n, PGresult **res);
+/* ps_publish_grouped stores n rows (rows[r]: the PS_PUBLISH_NPARAMS parameters of "publish";
+ * one Publish is one row, a PublishBatch its messages: one topic, no new idempotency key
+ * twice) in a group commit with the requests of other workers (commit.c): it returns once the
+ * transaction holding them committed (0, res[r] row r's result as "publish" answers it, for
+ * PQclear) or failed (the error of sb_pg_exec_prepared, every res[r] NULL). The rows are
+ * stored all together or not at all. pg is the caller's connection, used when the caller leads
+ * a group. The waiting consumers of this process are woken (ps_wake) once per group that was
+ * stored. */
+int ps_publish_grouped(struct ps_state *st, struct sb_pg *pg, const char *const *const *rows,
+                       size_t n, PGresult **res);
 
 /* consume.c */
 int ps_rpc_consume(struct sb_rpc_call *call, const void *req, void *resp);

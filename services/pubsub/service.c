@@ -27,10 +27,14 @@ static const char ps_sql_expire[] =
     "jsonb_build_object('attempt', d.attempt, 'at', now(), 'reason', 'ack deadline expired')) "
     "FROM x WHERE d.seq = x.seq RETURNING d.state, x.topic, x.sub";
 
+/* The deliveries of a deleted message go with it (no foreign key cascades since migration
+ * 004); only acknowledged ones are left by then, and none is added to an old message. */
 static const char ps_sql_retention[] =
-    "DELETE FROM messages m USING topics t WHERE m.topic_id = t.id AND m.published_at < now() - "
-    "make_interval(secs => t.retention_ms::double precision / 1000) AND NOT EXISTS (SELECT 1 "
-    "FROM deliveries d WHERE d.message_id = m.id AND d.state <> 'acked'); "
+    "WITH gone AS (DELETE FROM messages m USING topics t WHERE m.topic_id = t.id AND "
+    "m.published_at < now() - make_interval(secs => t.retention_ms::double precision / 1000) "
+    "AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id AND d.state <> "
+    "'acked') RETURNING m.id) DELETE FROM deliveries d USING gone WHERE d.message_id = "
+    "gone.id; "
     "DELETE FROM idempotency WHERE expires_at < now(); "
     "DELETE FROM consumers WHERE last_seen < now() - interval '1 hour'";
 
@@ -207,10 +211,11 @@ ps_service_start(struct sb_service *svc)
 	st->m_latency = sb_metrics_histogram(
 	    "pubsub_publish_to_ack_seconds", "Time from publish to the acknowledgement.", "topic",
 	    lat_buckets, sizeof(lat_buckets) / sizeof(lat_buckets[0]));
-	static const double group_buckets[] = { 1, 2, 4, 8, 14 };
+	static const double group_buckets[] = { 1, 2, 4, 8, 16, 32, 64, 128 };
 	st->m_group = sb_metric_with(sb_metrics_histogram(
-	    "pubsub_publish_group_size", "Publishes committed together by one group commit.", NULL,
-	    group_buckets, sizeof(group_buckets) / sizeof(group_buckets[0])));
+	    "pubsub_publish_group_size",
+	    "Messages committed together by one group commit (publishes and batches' messages).",
+	    NULL, group_buckets, sizeof(group_buckets) / sizeof(group_buckets[0])));
 	st->m_expired = sb_metric_with(
 	    sb_metrics_counter("pubsub_lease_expiries_total",
 	                       "Leases that passed their ack deadline unanswered.", NULL));

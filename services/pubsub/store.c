@@ -49,7 +49,17 @@ const struct sb_pg_stmt ps_stmts[] = {
 	  "t.id "
 	  "AND subscriptions.name = 'default') SELECT " PS_TOPIC_COLS " FROM t",
 	  10 },
-	{ "topic_delete", "DELETE FROM topics WHERE tenant_id = $1 AND name = $2", 2 },
+	/* Deleting a topic is two statements in one transaction (topics.c): the row goes first,
+	 * which waits for the publishes holding it (FOR KEY SHARE) and makes later ones find it
+	 * gone; then, with a snapshot taken after those publishes committed, its messages and
+	 * their deliveries (no foreign keys cascade to them: migration 004). Subscriptions,
+	 * consumers and idempotency keys still go by ON DELETE CASCADE. */
+	{ "topic_delete",
+	  "DELETE FROM topics WHERE tenant_id = $1 AND name = $2 RETURNING id::text", 2 },
+	{ "topic_purge",
+	  "WITH m AS (DELETE FROM messages WHERE topic_id = $1::bigint RETURNING id) "
+	  "DELETE FROM deliveries WHERE message_id IN (SELECT id FROM m)",
+	  1 },
 	/* Per subscription of topic $1: depth, in flight, acked, dead, acked in the last minute,
 	 * age of its oldest unacknowledged message in ms. */
 	{ "topic_sub_metrics",
@@ -128,9 +138,18 @@ const struct sb_pg_stmt ps_stmts[] = {
 	 * does not order), $11 the route_version the routing was read at. A live key stores nothing
 	 * (the first column is then 0); a topic whose route_version moved (or that is gone) stores
 	 * nothing either and answers false in the third column: the route must be read again. */
+	/* One publish: $1 topic, $2 idempotency key ("" = none), $3 id, $4 payload, $5 headers,
+	 * $6 priority, $7 ordering key of the message, $8 the subscriptions it goes to (bigint[]),
+	 * $9 the idempotency window in s, $10 ordering key of its deliveries ("" when the topic
+	 * does not order), $11 the route_version the routing was read at. A live key stores nothing
+	 * (the first column is then 0); a topic whose route_version moved (or that is gone) stores
+	 * nothing either and answers false in the third column: the route must be read again.
+	 * The topic row is locked FOR KEY SHARE (once per statement; migration 004 dropped the
+	 * foreign keys that locked it, the message and each subscription per row): a concurrent
+	 * topic delete waits for this statement, or this one finds the topic gone. */
 	{ "publish",
-	  "WITH ok AS (SELECT 1 FROM topics WHERE id = $1::bigint AND route_version = "
-	  "$11::bigint), "
+	  "WITH ok AS MATERIALIZED (SELECT 1 FROM topics WHERE id = $1::bigint AND route_version = "
+	  "$11::bigint FOR KEY SHARE), "
 	  "i AS (INSERT INTO idempotency (topic_id, key, message_id, expires_at) "
 	  "SELECT $1::bigint, $2, $3::uuid, now() + make_interval(secs => $9::int) FROM ok WHERE "
 	  "$2 <> '' "
@@ -152,14 +171,19 @@ const struct sb_pg_stmt ps_stmts[] = {
 	 * and whether its route_version is still the topic's (as in "publish"). Deliveries get
 	 * their seq in publish order. Two publishes of one new key in a group make the statement
 	 * fail (ON CONFLICT cannot affect a row twice): the group is then published one statement
-	 * at a time. */
+	 * at a time. The group's topics are locked FOR KEY SHARE once each (as in "publish").
+	 * The answer is a join with the publishes that went in ("go": each is stored with all its
+	 * deliveries, or the statement fails), not a count per publish over everything inserted,
+	 * which grew with the square of the group's size. */
 	{ "publish_group",
 	  "WITH p AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::uuid[], $4::text[], "
 	  "$5::text[], $6::smallint[], $7::text[], $8::text[], $10::text[], $11::bigint[]) WITH "
 	  "ORDINALITY AS p (topic_id, ikey, id, payload, headers, prio, okey, subs, dkey, ver, "
 	  "n)), "
-	  "f AS (SELECT p.*, EXISTS (SELECT 1 FROM topics t WHERE t.id = p.topic_id AND "
-	  "t.route_version = p.ver) AS fresh FROM p), "
+	  "t AS MATERIALIZED (SELECT id, route_version FROM topics WHERE id = ANY ($1::bigint[]) "
+	  "FOR KEY SHARE), "
+	  "f AS (SELECT p.*, t.id IS NOT NULL AS fresh FROM p LEFT JOIN t ON t.id = p.topic_id AND "
+	  "t.route_version = p.ver), "
 	  "i AS (INSERT INTO idempotency (topic_id, key, message_id, expires_at) "
 	  "SELECT topic_id, ikey, id, now() + make_interval(secs => $9::int) FROM f WHERE fresh "
 	  "AND "
@@ -170,13 +194,14 @@ const struct sb_pg_stmt ps_stmts[] = {
 	  "i))), "
 	  "m AS (INSERT INTO messages (id, topic_id, payload, headers, priority, ordering_key, "
 	  "idempotency_key) SELECT id, topic_id, payload::json, headers::jsonb, prio, okey, ikey "
-	  "FROM go ORDER BY n RETURNING id), "
+	  "FROM go ORDER BY n), "
 	  "d AS (INSERT INTO deliveries (message_id, sub_id, priority, ordering_key) "
 	  "SELECT go.id, s.sub, go.prio, go.dkey FROM go CROSS JOIN LATERAL "
 	  "unnest(go.subs::bigint[]) "
-	  "WITH ORDINALITY AS s (sub, k) ORDER BY go.n, s.k RETURNING message_id) "
-	  "SELECT f.n, (SELECT count(*) FROM m WHERE m.id = f.id), (SELECT count(*) FROM d WHERE "
-	  "d.message_id = f.id), f.fresh FROM f ORDER BY f.n",
+	  "WITH ORDINALITY AS s (sub, k) ORDER BY go.n, s.k) "
+	  "SELECT f.n, (g.n IS NOT NULL)::int, CASE WHEN g.n IS NULL THEN 0 ELSE "
+	  "cardinality(f.subs::bigint[]) END, f.fresh FROM f LEFT JOIN go g ON g.n = f.n "
+	  "ORDER BY f.n",
 	  11 },
 	{ "idem_get",
 	  "SELECT message_id::text FROM idempotency WHERE topic_id = $1::bigint AND key = $2", 2 },

@@ -235,15 +235,35 @@ ps_rpc_delete_topic(struct sb_rpc_call *call, const void *req, void *resp)
 	if (!ps_name_ok(in->name))
 		return ps_invalid(call, "name", PS_NAME_RULE);
 	const char *p[] = { tenant, in->name };
-	if ((rv = sb_pg_exec_prepared(ps_pg(call), "topic_delete", 2, p, &res)) != 0)
-		return ps_db_error(call, "topic_delete", rv);
-	bool gone = atoi(PQcmdTuples(res)) > 0;
-	PQclear(res);
-	if (!gone)
+	struct sb_pg *pg = ps_pg(call);
+	const char *what = "topic_delete";
+	/* The row first (it waits for the publishes holding it), then, in a statement of its
+	 * own that sees what they stored, the messages and deliveries (store.c). */
+	if ((rv = sb_pg_begin(pg)) != 0 ||
+	    (rv = sb_pg_exec_prepared(pg, "topic_delete", 2, p, &res)) != 0)
+		goto fail;
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		sb_pg_rollback(pg);
 		return sb_rpc_call_error(call, SB__RPC__CODE__NOT_FOUND, "no topic %s", in->name);
+	}
+	const char *id[] = { PQgetvalue(res, 0, 0) };
+	PGresult *pres = NULL;
+	what = "topic_purge";
+	rv = sb_pg_exec_prepared(pg, "topic_purge", 1, id, &pres);
+	PQclear(pres);
+	PQclear(res);
+	if (rv != 0)
+		goto fail;
+	what = "commit";
+	if ((rv = sb_pg_commit(pg)) != 0)
+		goto fail;
 	out->deleted = true;
 	sb_log_kv(SB_LOG_INFO, "topic deleted", "topic", in->name, "tenant_id", tenant, NULL);
 	return SB__RPC__CODE__OK;
+fail:
+	sb_pg_rollback(pg);
+	return ps_db_error(call, what, rv);
 }
 
 int
