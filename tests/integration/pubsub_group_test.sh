@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # sb-pubsub's group commit of concurrent publish batches (docs/pubsub.md "Group commit of
-# batches"), through the gateway against real PostgreSQL: batches held behind a lock on their
+# publishes"), through the gateway against real PostgreSQL: batches held behind a lock on their
 # topic's row are stored by groups of several batches (pubsub_publish_group_size), never more
 # rows than SB_PUBSUB_PUBLISH_GROUP_ROWS; a batch PostgreSQL refuses in a group fails alone; one
-# new idempotency key in two batches of a group stores one message; a topic deleted while
+# new idempotency key in four batches of a group stores one message; a topic deleted while
 # publishes race it leaves no message or delivery behind (migration 004 dropped the foreign
 # keys that cascaded). Runs tests/pubsub/group.test.mjs.
 # stack: pg,redis

@@ -1,6 +1,6 @@
 // group.test.mjs: concurrent publish batches share one group commit (services/pubsub/commit.c),
 // run by tests/integration/pubsub_group_test.sh with SB_PUBSUB_PUBLISH_GROUP_ROWS=32.
-// docs/pubsub.md "Group commit of batches". To make the grouping certain rather than likely,
+// docs/pubsub.md "Group commit of publishes". To make the grouping certain rather than likely,
 // a psql session holds the topic's row FOR UPDATE while the batches are sent: the first
 // group's statement waits for it (a publish locks its topic FOR KEY SHARE) and the other
 // batches queue behind that group meanwhile.
@@ -23,20 +23,43 @@ async function groups() {
 	return b;
 }
 
-// hold locks topic `name`'s row for ms in a psql session of its own; resolves once the lock is
-// held, with a promise of the session's end.
-async function hold(name, ms) {
-	const p = spawn('psql', ['-X', '-At', '-v', 'ON_ERROR_STOP=1', DSN], { stdio: ['pipe', 'pipe', 'inherit'] });
-	let out = '';
-	const ended = new Promise((resolve, reject) => p.on('exit', (c) => (c === 0 ? resolve() : reject(new Error(`psql ${c}`)))));
-	p.stdout.on('data', (d) => { out += d; });
-	p.stdin.end(`BEGIN; SELECT 'locked' FROM pubsub.topics WHERE name = '${name}' FOR UPDATE;\n` +
-		`SELECT pg_sleep(${ms / 1000}); COMMIT;\n`);
-	for (let i = 0; !out.includes('locked'); i++) {
-		assert.ok(i < 200, 'psql took the topic lock');
+// waitFor polls the database until query answers 't' (at most 10 s).
+async function waitFor(query, what) {
+	for (let i = 0; sql(query) !== 't'; i++) {
+		assert.ok(i < 400, what);
 		await sleep(25);
 	}
-	return ended;
+}
+
+// hold locks topic `name`'s row FOR UPDATE in a psql session of its own (application_name
+// group_test_hold) and resolves once the lock is held, with a function that commits the
+// session (releasing the lock) and resolves when it ended.
+async function hold(name) {
+	const p = spawn('psql', ['-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1', DSN], {
+		stdio: ['pipe', 'ignore', 'inherit'], env: { ...process.env, PGAPPNAME: 'group_test_hold' },
+	});
+	const ended = new Promise((resolve, reject) => p.on('exit', (c) => (c === 0 ? resolve() : reject(new Error(`psql ${c}`)))));
+	p.stdin.write(`BEGIN; SELECT 1 FROM pubsub.topics WHERE name = '${name}' FOR UPDATE; SELECT 'held';\n`);
+	// the session is idle in its transaction once both statements ran, the lock taken
+	await waitFor(`SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE application_name = 'group_test_hold' AND state = 'idle in transaction' AND query LIKE '%held%')`, 'psql took the topic lock');
+	return () => {
+		p.stdin.end('COMMIT;\n');
+		return ended;
+	};
+}
+
+// queued sends lead() while topic `name` is locked, waits until its statement waits for the
+// lock (the group's leader, blocked), then sends rest() (an array of requests), which queue in
+// pubsub behind it meanwhile, and releases the lock after 700 ms: they are stored as the next
+// groups. Answers [lead's answer, ...rest's answers].
+async function queued(name, lead, rest) {
+	const release = await hold(name);
+	const first = lead();
+	await waitFor(`SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND application_name <> 'group_test_hold')`, 'the leading publish waits for the lock');
+	const others = rest();
+	await sleep(700);
+	await release();
+	return Promise.all([first, ...others]);
 }
 
 async function drain(name) {
@@ -54,20 +77,17 @@ test('concurrent batches are stored by one statement per group, at most SB_PUBSU
 	// a first publish reads the topic's route; the batches below use the cached one
 	await expect(202, 'POST', '/api/v1/messages/publish', { topic: t.name, payload: 'warm' }, 'produce');
 	const before = await groups();
-	const ended = await hold(t.name, 1500);
-	const sent = Array.from({ length: 12 }, (_, b) => batch({
-		topic: t.name, messages: Array.from({ length: 8 }, (_, i) => ({ payload: { b, i } })),
-	}));
-	const res = await Promise.all(sent);
-	await ended;
+	const send = (b) => batch({ topic: t.name, messages: Array.from({ length: 8 }, (_, i) => ({ payload: { b, i } })) });
+	const res = await queued(t.name, () => send(0), () => Array.from({ length: 11 }, (_, b) => send(b + 1)));
 	for (const r of res) assert.equal(r.status, 202, JSON.stringify(r.body));
 	const after = await groups();
 	const d = (le) => after[le] - before[le];
-	// 12 batches of 8 rows: the first group waited on the lock with one batch or a few; the
-	// queued rest went by groups of four batches (32 rows, the cap)
-	assert.ok(d('+Inf') < 12, `fewer statements than batches: ${d('+Inf')} groups`);
-	assert.ok(d('+Inf') - d('8') >= 2, `groups of more than 8 rows: ${JSON.stringify({ before, after })}`);
-	assert.equal(d('32'), d('+Inf'), 'no group above SB_PUBSUB_PUBLISH_GROUP_ROWS');
+	// 12 batches of 8 rows: the first leads alone and waits on the lock; the 11 queued behind
+	// it go by groups of at most four batches (32 rows, the cap): 32, 32, 24
+	const seen = JSON.stringify({ before, after });
+	assert.ok(d('+Inf') <= 6, `fewer statements than batches: ${seen}`);
+	assert.ok(d('+Inf') - d('16') >= 2, `groups of more than 16 rows: ${seen}`);
+	assert.equal(d('32'), d('+Inf'), `no group above SB_PUBSUB_PUBLISH_GROUP_ROWS: ${seen}`);
 	// every message stored once, each batch in its order
 	const got = (await drain(t.name)).filter((m) => m.payload !== 'warm');
 	assert.equal(got.length, 96);
@@ -88,13 +108,13 @@ test('a batch PostgreSQL refuses fails alone: the other batches of its group are
 	sql(`ALTER TABLE pubsub.messages ADD CONSTRAINT group_test_poison CHECK (payload::text <> '"poison"') NOT VALID`);
 	try {
 		const before = await groups();
-		const ended = await hold(t.name, 1000);
-		const bad = batch({ topic: t.name, messages: [{ payload: { ok: 1 } }, { payload: 'poison' }] });
-		const good = Array.from({ length: 5 }, (_, b) => batch({
-			topic: t.name, messages: Array.from({ length: 4 }, (_, i) => ({ payload: { b, i } })),
-		}));
-		const [br, ...gr] = await Promise.all([bad, ...good]);
-		await ended;
+		const good = (b) => batch({ topic: t.name, messages: Array.from({ length: 4 }, (_, i) => ({ payload: { b, i } })) });
+		// the bad batch queues with four good ones behind the leading good batch: one group
+		const [lr, br, ...gr] = await queued(t.name, () => good(0), () => [
+			batch({ topic: t.name, messages: [{ payload: { ok: 1 } }, { payload: 'poison' }] }),
+			...Array.from({ length: 4 }, (_, b) => good(b + 1)),
+		]);
+		gr.push(lr);
 		// a check violation is answered as a payload the store refuses (400 on messages)
 		assert.equal(br.status, 400, JSON.stringify(br.body));
 		assert.match(br.headers.get('content-type'), /application\/problem\+json/);
@@ -102,7 +122,7 @@ test('a batch PostgreSQL refuses fails alone: the other batches of its group are
 		for (const r of gr) assert.equal(r.status, 202, JSON.stringify(r.body));
 		const after = await groups();
 		// the failed group is observed too; its batches were then stored one statement each
-		assert.ok(after['+Inf'] - after['8'] > before['+Inf'] - before['8'], 'the batches went in a group of more than 8 rows');
+		assert.ok(after['+Inf'] - after['8'] > before['+Inf'] - before['8'], `the batches went in a group of more than 8 rows: ${JSON.stringify({ before, after })}`);
 	} finally {
 		sql('ALTER TABLE pubsub.messages DROP CONSTRAINT group_test_poison');
 	}
@@ -111,16 +131,19 @@ test('a batch PostgreSQL refuses fails alone: the other batches of its group are
 	assert.ok(got.every((m) => typeof m.payload.b === 'number'));
 });
 
-test('one new idempotency key in two batches of a group: stored once, the other answers its id', async () => {
+test('one new idempotency key in four batches of a group: stored once, the others answer its id', async () => {
 	const t = await topic({});
 	await expect(202, 'POST', '/api/v1/messages/publish', { topic: t.name, payload: 'warm' }, 'produce');
-	const ended = await hold(t.name, 1000);
-	// the first batch may lead alone; the others queue together
-	const res = await Promise.all(Array.from({ length: 4 }, (_, b) => batch({
+	const send = (b) => batch({
 		topic: t.name,
 		messages: [{ payload: { b, k: 'own' }, idempotency_key: `own-${b}` }, { payload: { b, k: 'shared' }, idempotency_key: 'shared' }],
-	})));
-	await ended;
+	});
+	// the four batches queue together behind a leading publish: one group, whose statement
+	// fails on the key (ON CONFLICT cannot touch a row twice) and is then run batch by batch
+	const [lead, ...res] = await queued(t.name,
+		() => call('POST', '/api/v1/messages/publish', { topic: t.name, payload: 'warm' }, 'produce'),
+		() => Array.from({ length: 4 }, (_, b) => send(b)));
+	assert.equal(lead.status, 202);
 	for (const r of res) assert.ok(r.status === 202, JSON.stringify(r.body));
 	const shared = res.map((r) => r.body.results[1]);
 	assert.equal(shared.filter((x) => !x.duplicate).length, 1, JSON.stringify(shared));
