@@ -26,6 +26,7 @@
 #ifndef SB_JSON_H
 #define SB_JSON_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <jansson.h>
@@ -70,6 +71,13 @@ int sb_json_parse(const char *buf, size_t len, int max_depth, json_t **out,
 /* sb_json_parse_limits is sb_json_parse with explicit limits. */
 int sb_json_parse_limits(const char *buf, size_t len, const struct sb_json_limits *lim,
                          json_t **out, struct sb_json_errors *errs);
+
+/* sb_json_valid tells whether s[0..n) is one JSON value that jansson loads with
+ * JSON_DECODE_ANY | JSON_REJECT_DUPLICATES (surrounding whitespace allowed), without building
+ * a tree: strict UTF-8, no NUL (raw or \u0000; jansson itself would accept a raw NUL right
+ * after a number or literal), integers within int64_t, no duplicate keys,
+ * at most 2048 levels of nesting. */
+bool sb_json_valid(const char *s, size_t n);
 
 /* sb_json_to_pb builds a new message of type d from the JSON object in (not modified, still the
  * caller's). On success returns 0 and *out is the caller's, freed with
