@@ -87,6 +87,17 @@ bool sb_json_valid(const char *s, size_t n);
 int sb_json_to_pb(const ProtobufCMessageDescriptor *d, const json_t *in, ProtobufCMessage **out,
                   struct sb_json_errors *errs);
 
+/* sb_json_fast_to_pb builds a message of type d from the JSON text[0..len) without a jansson
+ * tree, when it is sure that sb_json_parse_limits(text, len, lim) and then sb_json_to_pb(d)
+ * would succeed and build the very same message; it handles the shapes of the gateway's busiest
+ * requests (strings, integers, booleans, enum names, sub-messages, repeated fields of those,
+ * sb.json.Raw values) and asks for everything else. Returns 0 with *out the caller's (freed
+ * with protobuf_c_message_free_unpacked), SB_JSON_FAST_ASK when the caller must take the slow
+ * path (which also words any error), or SB_ENOMEM. *out is untouched unless 0. */
+#define SB_JSON_FAST_ASK 1
+int sb_json_fast_to_pb(const ProtobufCMessageDescriptor *d, const char *text, size_t len,
+                       const struct sb_json_limits *lim, ProtobufCMessage **out);
+
 /* sb_pb_to_json returns a new JSON object for m (the caller json_decref()s it), or NULL when
  * memory runs out or m nests deeper than SB_JSON_DEPTH_CAP. m stays the caller's. Strings that
  * are not valid UTF-8 have their bad bytes replaced by U+FFFD. */
