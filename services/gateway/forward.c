@@ -396,7 +396,7 @@ gw_forward_done(struct sb_rpc_result *res, void *arg)
 
 /* gw_request_fast builds r's request straight from a JSON body (sb_json_fast_to_pb), when the
  * body is all there is to read: no form, path parameters, query string, Basic credentials or
- * Idempotency-Key. NULL when it cannot, and gw_request then takes the general path, which
+ * Idempotency-Key header. NULL when it cannot, and gw_request then takes the general path, which
  * reads the same body into the same message or words the error. */
 static ProtobufCMessage *
 gw_request_fast(struct gw_req *r)
@@ -405,7 +405,9 @@ gw_request_fast(struct gw_req *r)
 	const struct sb_http_req *req = r->http;
 	if (req->body_len == 0 || r->params.n > 0 ||
 	    (req->query != NULL && req->query[0] != '\0') ||
-	    (route->flags & (GW_FORM | GW_RAW_BODY | GW_BASIC | GW_IDEMPOTENCY)) ||
+	    (route->flags & (GW_FORM | GW_RAW_BODY | GW_BASIC)) ||
+	    ((route->flags & GW_IDEMPOTENCY) &&
+	     sb_http_req_header(req, "Idempotency-Key") != NULL) ||
 	    !gw_media_is(sb_http_req_header(req, "Content-Type"), "application/json"))
 		return NULL;
 	const struct sb_json_limits lim = {
