@@ -77,12 +77,10 @@ sb_json_enc_raw(struct sb_buf *b, const ProtobufCMessage *m)
 	    m ? *(char *const *)((const char *)m + m->descriptor->fields[0].offset) : NULL;
 	if (s == NULL || *s == '\0')
 		return SB_JSON_PUT(b, "null");
-	json_error_t err;
-	json_t *v = json_loads(s, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &err);
-	if (v == NULL)
+	size_t n = strlen(s);
+	if (!sb_json_valid(s, n))
 		return SB_EINVAL;
-	json_decref(v);
-	return sb_buf_append(b, s, strlen(s));
+	return sb_buf_append(b, s, n);
 }
 
 /* Appends one value of field f's type read from the slot p. */
