@@ -262,8 +262,9 @@ ps_rpc_delete_topic(struct sb_rpc_call *call, const void *req, void *resp)
 	sb_log_kv(SB_LOG_INFO, "topic deleted", "topic", in->name, "tenant_id", tenant, NULL);
 	return SB__RPC__CODE__OK;
 fail:
+	rv = ps_db_error(call, what, rv); /* logs the statement's error before the rollback */
 	sb_pg_rollback(pg);
-	return ps_db_error(call, what, rv);
+	return rv;
 }
 
 int
