@@ -5,7 +5,8 @@
 # rows than SB_PUBSUB_PUBLISH_GROUP_ROWS; a batch PostgreSQL refuses in a group fails alone; one
 # new idempotency key in four batches of a group stores one message; a topic deleted while
 # publishes race it leaves no message or delivery behind (migration 004 dropped the foreign
-# keys that cascaded). Runs tests/pubsub/group.test.mjs.
+# keys that cascaded), and retention deletes the deliveries of the messages it deletes. Runs
+# tests/pubsub/group.test.mjs.
 # stack: pg,redis
 # labels: pubsub,e2e,sanitize
 set -u
@@ -16,7 +17,7 @@ export SB_BUILD_ROOT=${SB_BUILD_ROOT:?}
 tmp=${SB_TEST_TMP:?}
 
 . "$root/tests/pubsub/stack.sh"
-ps_stack_start SB_PUBSUB_PUBLISH_GROUP_ROWS=32
+ps_stack_start SB_PUBSUB_PUBLISH_GROUP_ROWS=32 SB_PUBSUB_RETENTION_PASS_MS=200
 export PATH=$SB_TEST_PG_BIN:$PATH SB_TEST_PG_DSN
 cd "$root/tests/pubsub" || exit 1
 timeout 180 node --test --test-concurrency=1 group.test.mjs || {

@@ -180,3 +180,23 @@ test('a topic deleted while publishes race it leaves no message or delivery behi
 		assert.equal(sql('SELECT count(*) FROM pubsub.deliveries d WHERE NOT EXISTS (SELECT 1 FROM pubsub.messages m WHERE m.id = d.message_id) OR NOT EXISTS (SELECT 1 FROM pubsub.subscriptions s WHERE s.id = d.sub_id)'), '0', 'no delivery without its message and subscription');
 	}
 });
+
+test('retention deletes the deliveries of the messages it deletes', async () => {
+	const t = await topic({ retention_ms: 1000 });
+	await expect(201, 'POST', `/api/v1/topics/${t.name}/subscriptions`, { subscription: 'second', strategy: 'direct' });
+	const r = await batch({ topic: t.name, messages: [{ payload: 'a' }, { payload: 'b' }] });
+	assert.equal(r.status, 202, JSON.stringify(r.body));
+	const kept = await expect(202, 'POST', '/api/v1/messages/publish', { topic: t.name, payload: 'kept' }, 'produce');
+	const ids = r.body.ids.map((x) => `'${x}'`).join(',');
+	for (const sub of ['default', 'second']) {
+		const got = await consume(t.name, { max: 2, subscription: sub });
+		assert.deepEqual(got.map((m) => m.id), r.body.ids);
+		await expect(200, 'POST', '/api/v1/messages/ack', { acks: got.map((m) => ({ id: m.id, subscription: sub })) }, 'consume');
+	}
+	assert.equal(sql(`SELECT count(*) FROM pubsub.deliveries WHERE message_id IN (${ids})`), '4');
+	// SB_PUBSUB_RETENTION_PASS_MS=200 (pubsub_group_test.sh): gone within a few passes
+	await waitFor(`SELECT NOT EXISTS (SELECT 1 FROM pubsub.messages WHERE id IN (${ids}))`, 'the acknowledged messages were deleted');
+	assert.equal(sql(`SELECT count(*) FROM pubsub.deliveries WHERE message_id IN (${ids})`), '0', 'their deliveries went with them');
+	// the unacknowledged message and its two deliveries stay
+	assert.equal(sql(`SELECT count(*) FROM pubsub.deliveries WHERE message_id = '${kept.id}'`), '2');
+});
