@@ -28,7 +28,8 @@ struct ps_poll {
 	int64_t until; /* monotonic ms: the end of the wait */
 	bool last;     /* the next look is the last and takes what there is */
 	char rr_n[12], rr_k[12], cap[12], min_s[12];
-	const char *p[8]; /* the "claim" parameters of the next look (ps_poll_params) */
+	const char *stmt; /* "claim", or "claim_prio" for priority subscriptions */
+	const char *p[7]; /* its parameters for the next look (ps_poll_params) */
 };
 
 /* For round_robin and least_loaded subscriptions with a named consumer: how this poll may
@@ -194,7 +195,7 @@ ps_poll_open(struct sb_rpc_call *call, const char *topic, const char *sub, const
 }
 
 /* ps_poll_params makes the claim's parameters of one look into pl (the balance of a named
- * consumer of a load-balanced subscription read first): the 7 of "claim" then its min.
+ * consumer of a load-balanced subscription read first): the 7 of "claim".
  * Returns OK or the answered error; *cap 0 means this consumer may take nothing now. */
 static int
 ps_poll_params(struct sb_rpc_call *call, struct ps_poll *pl, int *cap)
@@ -217,8 +218,8 @@ ps_poll_params(struct sb_rpc_call *call, struct ps_poll *pl, int *cap)
 	pl->p[3] = pl->consumer;
 	pl->p[4] = pl->rr_n;
 	pl->p[5] = pl->rr_k;
-	pl->p[6] = pl->strat == PS_PRIORITY ? "true" : "false";
-	pl->p[7] = pl->min_s;
+	pl->p[6] = pl->min_s;
+	pl->stmt = pl->strat == PS_PRIORITY ? "claim_prio" : "claim";
 	return SB__RPC__CODE__OK;
 }
 
@@ -247,8 +248,8 @@ ps_poll_run(struct sb_rpc_call *call, struct ps_poll *pl, const uint64_t *looked
 				return rv;
 		}
 		if (!skip && cap > 0) {
-			if ((rv = sb_pg_exec_prepared(ps_pg(call), "claim", 8, pl->p, &res)) != 0)
-				return ps_db_error(call, "claim", rv);
+			if ((rv = sb_pg_exec_prepared(ps_pg(call), pl->stmt, 7, pl->p, &res)) != 0)
+				return ps_db_error(call, pl->stmt, rv);
 			if (PQntuples(res) > 0)
 				break;
 			PQclear(res);
@@ -316,10 +317,11 @@ ps_rpc_consume_ack(struct sb_rpc_call *call, const void *req, void *resp)
 	out->n_acks = a.n_results;
 	/* The acks and the first look in one statement, unless the look must see the acks'
 	 * effect: the next delivery of an ordering key waits for the ack of the one before, and a
-	 * least_loaded consumer's share counts its leases in flight. Then the acks go first, alone
-	 * (committed before the look), and the consume polls as GET consume does. */
-	bool together =
-	    a.nvalid > 0 && !pl.ordering_keys && !(pl.balanced && pl.strat == PS_LEAST_LOADED);
+	 * least_loaded consumer's share counts its leases in flight; and not for priority
+	 * subscriptions ("consume_ack" takes seq order). Then the acks go first, alone (committed
+	 * before the look), and the consume polls as GET consume does. */
+	bool together = a.nvalid > 0 && !pl.ordering_keys && pl.strat != PS_PRIORITY &&
+	                !(pl.balanced && pl.strat == PS_LEAST_LOADED);
 	if (!together) {
 		if ((rv = ps_acks_run(call, &a, tenant)) != SB__RPC__CODE__OK)
 			goto done;
@@ -333,22 +335,22 @@ ps_rpc_consume_ack(struct sb_rpc_call *call, const void *req, void *resp)
 	pthread_mutex_unlock(&st->mu);
 	if ((rv = ps_poll_params(call, &pl, &cap)) != SB__RPC__CODE__OK)
 		goto done;
-	const char *p[12] = { a.ids.data, a.subs.data, a.leases.data, tenant };
-	for (int i = 0; i < 8; i++)
+	const char *p[11] = { a.ids.data, a.subs.data, a.leases.data, tenant };
+	for (int i = 0; i < 7; i++)
 		p[4 + i] = pl.p[i];
 	if (cap <= 0)
 		p[5] = "0"; /* no lease for this consumer now: the acks only */
-	if ((rv = sb_pg_exec_prepared(ps_pg(call), "consume_ack", 12, p, &res)) != 0) {
+	if ((rv = sb_pg_exec_prepared(ps_pg(call), "consume_ack", 11, p, &res)) != 0) {
 		rv = ps_db_error(call, "consume_ack", rv);
 		goto done;
 	}
 	int n = PQntuples(res), nack = 0;
 	while (nack < n && PQgetvalue(res, nack, 0)[0] == '0')
 		nack++;
-	if ((rv = ps_acks_apply(call, &a, res, 0, 3)) != SB__RPC__CODE__OK)
+	if ((rv = ps_acks_apply(call, &a, res, 0, 2)) != SB__RPC__CODE__OK)
 		goto done;
 	if (nack < n) {
-		if (ps_fill_delivered(call, res, nack, 3, &pl, &out->messages, &out->n_messages) !=
+		if (ps_fill_delivered(call, res, nack, 2, &pl, &out->messages, &out->n_messages) !=
 		    0)
 			rv = sb_rpc_call_error(call, SB__RPC__CODE__INTERNAL, "out of memory");
 		goto done;
