@@ -81,7 +81,7 @@ tenant=$(q -c "SELECT tenant_id FROM pubsub.topics WHERE name = 'bench'")
 # stmt_sql NAME: the text of store.c's prepared statement NAME, its macros expanded by cpp.
 stmt_sql() {
 	local f=$root/services/pubsub/store.c
-	{ sed -n '/^#define PS_TS/,/^const struct sb_pg_stmt ps_stmts/p' "$f" | sed '$d'; sed -n "/{ \"$1\",/,/[0-9] },/p" "$f"; } |
+	{ sed -n '/^#define PS_TS/,/^const struct sb_pg_stmt ps_stmts/p' "$f" | sed '$d'; awk -v s="{ \"$1\"," 'index($0, s) { p = 1 } p { print } p && /[0-9] },/ { exit }' "$f"; } |
 		cpp -P 2>/dev/null | grep -o '"\([^"\\]\|\\.\)*"' | sed '1d;s/^"//;s/"$//' | tr -d '\n' | sed 's/\\"/"/g'
 }
 claim_sql=$(stmt_sql claim)
@@ -112,8 +112,9 @@ EXECUTE c('$sub', '64', '30000', 'x', '0', '0', $claim_last);
 \\o
 CREATE TEMP TABLE leased ON COMMIT DROP AS SELECT d.message_id::text AS mid, d.lease_id::text AS lease FROM deliveries d WHERE d.state = 'leased' AND d.sub_id = $sub;
 SELECT array_agg(mid)::text AS ids, array_agg('default'::text)::text AS subs, array_agg(lease)::text AS leases FROM leased \gset
-PREPARE ca(text, text, text, text, text, text, text, text, text, text, text) AS $consume_ack_sql;
-EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING ON) EXECUTE ca(:'ids', :'subs', :'leases', '$tenant', '$sub', '64', '30000', 'x', '0', '0', '1');
+PREPARE ca(text, text, text, text, text, text, text, text, text, text, text, text, text) AS $consume_ack_sql;
+EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING ON) EXECUTE ca(:'ids', :'subs', :'leases', '$tenant', '$sub', '64', '30000', 'x', '0', '0', '1', 'true', 'false');
+SHOW synchronous_commit;
 ROLLBACK;
 EOF
 fi

@@ -22,6 +22,7 @@ struct ps_poll {
 	enum ps_strategy strat;
 	bool balanced;      /* a named consumer of a round_robin or least_loaded subscription */
 	bool ordering_keys; /* the topic orders by key */
+	bool strict;        /* the topic is exactly_once */
 	char deadline[16];  /* the topic's ack deadline, ms */
 	const char *consumer;
 	int max, min;
@@ -81,14 +82,13 @@ ps_balance(struct sb_rpc_call *call, const char *sub_id, const char *consumer,
 	return 0;
 }
 
-/* Fills messages with the leased rows of res from row0 on, their columns from col0 on (as
+/* Fills messages with the n leased rows of res from row0 on, their columns from col0 on (as
  * "claim" answers them), and counts them in the metrics. */
 static int
-ps_fill_delivered(struct sb_rpc_call *call, const PGresult *res, int row0, int col0,
+ps_fill_delivered(struct sb_rpc_call *call, const PGresult *res, int row0, int n, int col0,
                   const struct ps_poll *pl, Sb__Pubsub__Delivered ***messages, size_t *n_messages)
 {
 	struct ps_state *st = ps_ctx(call);
-	int n = PQntuples(res) - row0;
 	if (n <= 0)
 		return 0;
 	Sb__Pubsub__Delivered **arr = sb_rpc_call_alloc(call, (size_t)(n + 1) * sizeof(void *));
@@ -98,7 +98,7 @@ ps_fill_delivered(struct sb_rpc_call *call, const PGresult *res, int row0, int c
 	*n_messages = 0;
 	struct sb_series *delivered = sb_metric_with(st->m_delivered, pl->topic, pl->sub);
 	struct sb_series *redelivered = sb_metric_with(st->m_redeliver, pl->topic, pl->sub);
-	for (int i = row0; i < PQntuples(res); i++) {
+	for (int i = row0; i < row0 + n; i++) {
 		Sb__Pubsub__Delivered *d = sb_rpc_call_alloc(call, sizeof(*d));
 		if (d == NULL)
 			return SB_ENOMEM;
@@ -178,6 +178,7 @@ ps_poll_open(struct sb_rpc_call *call, const char *topic, const char *sub, const
 	snprintf(pl->topic, sizeof(pl->topic), "%s", PQgetvalue(res, 0, 0));
 	snprintf(pl->deadline, sizeof(pl->deadline), "%s", PQgetvalue(res, 0, 1));
 	pl->ordering_keys = PQgetvalue(res, 0, 2)[0] == 't';
+	pl->strict = strcmp(PQgetvalue(res, 0, 3), "exactly_once") == 0;
 	snprintf(pl->sub_id, sizeof(pl->sub_id), "%s", PQgetvalue(res, 0, 4));
 	if (!ps_strategy_parse(PQgetvalue(res, 0, 5), &pl->strat))
 		pl->strat = PS_DIRECT;
@@ -277,7 +278,8 @@ ps_poll_run(struct sb_rpc_call *call, struct ps_poll *pl, const uint64_t *looked
 		}
 	}
 	rv = SB__RPC__CODE__OK;
-	if (res != NULL && ps_fill_delivered(call, res, 0, 0, pl, messages, n_messages) != 0)
+	if (res != NULL &&
+	    ps_fill_delivered(call, res, 0, PQntuples(res), 0, pl, messages, n_messages) != 0)
 		rv = sb_rpc_call_error(call, SB__RPC__CODE__INTERNAL, "out of memory");
 	PQclear(res);
 	return rv;
@@ -335,23 +337,28 @@ ps_rpc_consume_ack(struct sb_rpc_call *call, const void *req, void *resp)
 	pthread_mutex_unlock(&st->mu);
 	if ((rv = ps_poll_params(call, &pl, &cap)) != SB__RPC__CODE__OK)
 		goto done;
-	const char *p[11] = { a.ids.data, a.subs.data, a.leases.data, tenant };
+	const char *p[13] = { a.ids.data, a.subs.data, a.leases.data, tenant };
 	for (int i = 0; i < 7; i++)
 		p[4 + i] = pl.p[i];
 	if (cap <= 0)
 		p[5] = "0"; /* no lease for this consumer now: the acks only */
-	if ((rv = sb_pg_exec_prepared(ps_pg(call), "consume_ack", 11, p, &res)) != 0) {
+	p[11] = st->cfg->async_consume_commit ? "true" : "false";
+	p[12] = pl.strict ? "true" : "false";
+	if ((rv = sb_pg_exec_prepared(ps_pg(call), "consume_ack", 13, p, &res)) != 0) {
 		rv = ps_db_error(call, "consume_ack", rv);
 		goto done;
 	}
-	int n = PQntuples(res), nack = 0;
+	/* Rows: the acks (k = 0), the leased (k = 1), the commit setting (k = 2). */
+	int n = PQntuples(res), nack = 0, nmsg = 0;
 	while (nack < n && PQgetvalue(res, nack, 0)[0] == '0')
 		nack++;
+	while (nack + nmsg < n && PQgetvalue(res, nack + nmsg, 0)[0] == '1')
+		nmsg++;
 	if ((rv = ps_acks_apply(call, &a, res, 0, 2)) != SB__RPC__CODE__OK)
 		goto done;
-	if (nack < n) {
-		if (ps_fill_delivered(call, res, nack, 2, &pl, &out->messages, &out->n_messages) !=
-		    0)
+	if (nmsg > 0) {
+		if (ps_fill_delivered(call, res, nack, nmsg, 2, &pl, &out->messages,
+		                      &out->n_messages) != 0)
 			rv = sb_rpc_call_error(call, SB__RPC__CODE__INTERNAL, "out of memory");
 		goto done;
 	}

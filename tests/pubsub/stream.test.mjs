@@ -102,6 +102,19 @@ test('consume with acks: ordering keys see the ack of the head in the same reque
 	assert.deepEqual(r.messages.map((m) => m.id), [k2], 'the next of the key, in the same request');
 });
 
+test('consume with acks: priority subscriptions lease highest priority first, acks applied first', async () => {
+	const t = await topic({ ack_deadline_ms: 30000, default_strategy: 'priority' });
+	const ids = {};
+	for (const p of [1, 5, 3, 9]) ids[p] = (await publish({ topic: t.name, payload: p, priority: p })).id;
+	const first = await stream(t.name, { max: 2 });
+	assert.deepEqual(first.messages.map((m) => m.payload), [9, 5]);
+	const r = await stream(t.name, { max: 5, acks: first.messages.map(ackOf) });
+	assert.ok(r.acks.every((a) => a.ok), JSON.stringify(r.acks));
+	assert.deepEqual(r.messages.map((m) => m.payload), [3, 1]);
+	assert.equal(await state(ids[9]), 'acked');
+	assert.equal(await state(ids[5]), 'acked');
+});
+
 test('min: a consume waits until min messages can be leased, published over time', async () => {
 	const t = await topic({ ack_deadline_ms: 30000, default_strategy: 'direct' });
 	const t0 = Date.now();
