@@ -112,9 +112,8 @@ EXECUTE c('$sub', '64', '30000', 'x', '0', '0', $claim_last);
 \\o
 CREATE TEMP TABLE leased ON COMMIT DROP AS SELECT d.message_id::text AS mid, d.lease_id::text AS lease FROM deliveries d WHERE d.state = 'leased' AND d.sub_id = $sub;
 SELECT array_agg(mid)::text AS ids, array_agg('default'::text)::text AS subs, array_agg(lease)::text AS leases FROM leased \gset
-PREPARE ca(text, text, text, text, text, text, text, text, text, text, text, text, text) AS $consume_ack_sql;
-EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING ON) EXECUTE ca(:'ids', :'subs', :'leases', '$tenant', '$sub', '64', '30000', 'x', '0', '0', '1', 'true', 'false');
-SHOW synchronous_commit;
+PREPARE ca(text, text, text, text, text, text, text, text, text, text, text) AS $consume_ack_sql;
+EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING ON) EXECUTE ca(:'ids', :'subs', :'leases', '$tenant', '$sub', '64', '30000', 'x', '0', '0', '1');
 ROLLBACK;
 EOF
 fi

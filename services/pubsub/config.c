@@ -55,11 +55,6 @@ const struct sb_cfg_key pubsub_config[] = {
 	               14,
 	               "Most concurrent publishes committed in one transaction (group commit); 1 "
 	               "turns the group commit off (each publish commits alone, in parallel)."),
-	SB_CFG_BOOL_ROW(
-	    struct pubsub_cfg, "SB_PUBSUB_ASYNC_CONSUME_COMMIT", async_consume_commit, "true",
-	    "A consume that acks and leases in one statement commits without waiting for "
-	    "the WAL flush when every topic involved is at_least_once (a crash may then "
-	    "lose the acks or leases, which redelivers; docs/pubsub.md)."),
 	SB_CFG_BOOL_ROW(struct pubsub_cfg, "SB_PUBSUB_PUSH_ALLOW_PRIVATE", push_allow_private,
 	                "false",
 	                "Let push endpoints be loopback, private or link-local addresses (tests "

@@ -22,7 +22,6 @@ struct ps_poll {
 	enum ps_strategy strat;
 	bool balanced;      /* a named consumer of a round_robin or least_loaded subscription */
 	bool ordering_keys; /* the topic orders by key */
-	bool strict;        /* the topic is exactly_once */
 	char deadline[16];  /* the topic's ack deadline, ms */
 	const char *consumer;
 	int max, min;
@@ -178,7 +177,6 @@ ps_poll_open(struct sb_rpc_call *call, const char *topic, const char *sub, const
 	snprintf(pl->topic, sizeof(pl->topic), "%s", PQgetvalue(res, 0, 0));
 	snprintf(pl->deadline, sizeof(pl->deadline), "%s", PQgetvalue(res, 0, 1));
 	pl->ordering_keys = PQgetvalue(res, 0, 2)[0] == 't';
-	pl->strict = strcmp(PQgetvalue(res, 0, 3), "exactly_once") == 0;
 	snprintf(pl->sub_id, sizeof(pl->sub_id), "%s", PQgetvalue(res, 0, 4));
 	if (!ps_strategy_parse(PQgetvalue(res, 0, 5), &pl->strat))
 		pl->strat = PS_DIRECT;
@@ -337,18 +335,16 @@ ps_rpc_consume_ack(struct sb_rpc_call *call, const void *req, void *resp)
 	pthread_mutex_unlock(&st->mu);
 	if ((rv = ps_poll_params(call, &pl, &cap)) != SB__RPC__CODE__OK)
 		goto done;
-	const char *p[13] = { a.ids.data, a.subs.data, a.leases.data, tenant };
+	const char *p[11] = { a.ids.data, a.subs.data, a.leases.data, tenant };
 	for (int i = 0; i < 7; i++)
 		p[4 + i] = pl.p[i];
 	if (cap <= 0)
 		p[5] = "0"; /* no lease for this consumer now: the acks only */
-	p[11] = st->cfg->async_consume_commit ? "true" : "false";
-	p[12] = pl.strict ? "true" : "false";
-	if ((rv = sb_pg_exec_prepared(ps_pg(call), "consume_ack", 13, p, &res)) != 0) {
+	if ((rv = sb_pg_exec_prepared(ps_pg(call), "consume_ack", 11, p, &res)) != 0) {
 		rv = ps_db_error(call, "consume_ack", rv);
 		goto done;
 	}
-	/* Rows: the acks (k = 0), the leased (k = 1), the commit setting (k = 2). */
+	/* Rows: the acks (k = 0), then the leased (k = 1). */
 	int n = PQntuples(res), nack = 0, nmsg = 0;
 	while (nack < n && PQgetvalue(res, nack, 0)[0] == '0')
 		nack++;

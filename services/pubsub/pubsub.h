@@ -66,7 +66,6 @@ struct pubsub_cfg {
 	long long default_retention_ms;
 	long long publish_group_max;    /* publishes per group commit, at most PS_GROUP_MAX */
 	bool push_allow_private;        /* push endpoints may be private addresses (tests only) */
-	bool async_consume_commit;      /* consume_ack of at_least_once topics: no flush wait */
 	long long push_workers;         /* push delivery threads */
 	long long push_per_sub;         /* pushes of one subscription in flight at most */
 	long long push_timeout_ms;      /* one push POST, connect included */

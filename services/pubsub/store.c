@@ -92,25 +92,6 @@ const struct sb_pg_opts ps_pg_opts = { .connect_timeout_s = 2,
 	"(u.seq IS NOT NULL)::text, coalesce(t.tp, '')"
 #define PS_ACK_FROM                                                                                \
 	"r LEFT JOIN t ON t.n = r.n LEFT JOIN (SELECT DISTINCT seq FROM u) u ON u.seq = t.seq"
-/* The text of "consume_ack" (below). */
-#define PS_CONSUME_ACK_CLAIM                                                                       \
-	"c AS (SELECT d.seq FROM deliveries d WHERE " PS_CLAIMABLE(                                \
-	    "d", "$5", "$9", "$10") " AND NOT EXISTS (SELECT 1 FROM t WHERE t.seq = d.seq) "       \
-	                            "AND " PS_CLAIM_GATE("$5", "$9", "$10",                        \
-	                                                 "$11") " ORDER BY d.seq LIMIT $6::int "   \
-	                                                        "FOR UPDATE SKIP LOCKED)"
-#define PS_CONSUME_ACK                                                                             \
-	"WITH " PS_ACK_CTES ", " PS_CONSUME_ACK_CLAIM                                              \
-	", " PS_CLAIM_UPDATE("$7", "$8") " SELECT 0 AS k, r.n AS o, " PS_ACK_COLS                  \
-	                                 ", NULL, NULL, NULL FROM " PS_ACK_FROM                    \
-	                                 " UNION ALL SELECT 1, cu.seq, " PS_CLAIM_COLS             \
-	                                 " FROM cu JOIN messages m ON m.id = "                     \
-	                                 "cu.message_id UNION ALL SELECT 2, 0, "                   \
-	                                 "set_config('synchronous_commit', CASE WHEN "             \
-	                                 "$12::boolean AND NOT $13::boolean AND NOT EXISTS "       \
-	                                 "(SELECT 1 FROM t WHERE t.strict) THEN "                  \
-	                                 "'off' ELSE 'on' END, true), NULL, NULL, NULL, NULL, "    \
-	                                 "NULL, NULL, NULL ORDER BY 1, 2"
 
 const struct sb_pg_stmt ps_stmts[] = {
 	{ "topic_get", "SELECT " PS_TOPIC_COLS " FROM topics WHERE tenant_id = $1 AND name = $2",
@@ -328,10 +309,23 @@ const struct sb_pg_stmt ps_stmts[] = {
 	 * subscriptions): $1-$4 as in "ack_batch", then $5-$11 as $1-$7 of "claim". The claim sees
 	 * the states from before the acks (one snapshot) and never takes a delivery named by an
 	 * ack. One row per ack first (k = 0: "ack_batch"'s columns, then three NULLs), then the
-	 * leased deliveries (k = 1: "claim"'s columns), all as text after k and o (the order), and
-	 * last (k = 2) the transaction's synchronous_commit: off when $12 (asynchronous commits
-	 * allowed) and no topic involved is exactly_once ($13: the consumed topic is). */
-	{ "consume_ack", PS_CONSUME_ACK, 13 },
+	 * leased deliveries (k = 1: "claim"'s columns), all as text after k and o (the order). */
+	{ "consume_ack",
+	  "WITH " PS_ACK_CTES ", c AS (SELECT d.seq FROM deliveries d WHERE " PS_CLAIMABLE(
+	      "d", "$5", "$9",
+	      "$10") " AND NOT EXISTS (SELECT 1 FROM t WHERE t.seq = d.seq) "
+	             "AND " PS_CLAIM_GATE(
+	                 "$5", "$9", "$10",
+	                 "$11") " ORDER BY d.seq LIMIT $6::int FOR UPDATE "
+	                        "SKIP "
+	                        "LOCKED), " PS_CLAIM_UPDATE(
+	                            "$7", "$8") " SELECT 0 AS k, r.n AS "
+	                                        "o, " PS_ACK_COLS ", NULL, NULL, NULL "
+	                                        "FROM " PS_ACK_FROM " UNION ALL SELECT 1, "
+	                                        "cu.seq, " PS_CLAIM_COLS
+	                                        " FROM cu JOIN messages m ON m.id "
+	                                        "= cu.message_id ORDER BY 1, 2",
+	  11 },
 	{ "delivery_state",
 	  "SELECT state, attempt FROM deliveries WHERE message_id = $1::uuid AND sub_id = "
 	  "$2::bigint",
