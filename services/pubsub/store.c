@@ -37,9 +37,8 @@ const struct sb_pg_opts ps_pg_opts = { .connect_timeout_s = 2,
 	  ".seq))"
 /* The min of a claim: true when at least MIN (>= 1) deliveries are claimable. An uncorrelated
  * subquery, so evaluated once, before anything is locked: a claim that finds fewer than MIN
- * leases nothing and writes nothing. Always evaluated (MIN 1 reads one index entry): a test
- * of MIN <= 1 would be folded into custom plans, which then look cheaper than the generic plan
- * and are made again for every execution (2 ms of planning per consume_ack under load). */
+ * leases nothing and writes nothing. Always evaluated (MIN 1 reads one index entry), so that
+ * plans do not differ by whether a consume has a min. */
 #define PS_CLAIM_GATE(SUB, RRN, RRK, MIN)                                                          \
 	"(SELECT count(*) FROM (SELECT 1 FROM deliveries g WHERE " PS_CLAIMABLE(                   \
 	    "g", SUB, RRN, RRK) " LIMIT " MIN "::int) x) >= " MIN "::int"
@@ -268,7 +267,7 @@ const struct sb_pg_stmt ps_stmts[] = {
 	  "ORDER BY c.name",
 	  3 },
 	/* Leases up to $2 ready deliveries of subscription $1 for $3 ms to consumer $4, in seq
-	 * order (the ready index's: a generic plan serves it, see PS_CLAIM_GATE). With $5 > 0 only
+	 * order, which the ready index (sub_id, seq) gives without a sort. With $5 > 0 only
 	 * those whose seq % $5 = $6 (round robin). A keyed delivery waits while an earlier one of
 	 * its key is unfinished (order per key). It leases nothing unless at least $7 (>= 1) are
 	 * claimable (PS_CLAIM_GATE). */
