@@ -154,8 +154,6 @@ ps_poll_open(struct sb_rpc_call *call, const char *topic, const char *sub, const
 		return ps_invalid(call, "name",
 		                  "1 to 100 of A-Z a-z 0-9 . _ -, not ending in .dlq");
 	pl->sub = sub[0] ? sub : PS_DEFAULT_SUB;
-	if (!ps_name_ok(pl->sub))
-		return ps_invalid(call, "subscription", "1 to 100 of A-Z a-z 0-9 . _ -");
 	pl->consumer = consumer;
 	const char *p[] = { tenant, topic, pl->sub };
 	if ((rv = sb_pg_exec_prepared(ps_pg(call), "consume_sub", 3, p, &res)) != 0)
@@ -163,6 +161,11 @@ ps_poll_open(struct sb_rpc_call *call, const char *topic, const char *sub, const
 	if (PQntuples(res) != 1) {
 		PQclear(res);
 		return sb_rpc_call_error(call, SB__RPC__CODE__NOT_FOUND, "no topic %s", topic);
+	}
+	/* Checked after the topic, as before consume_sub read both: an unknown topic is 404. */
+	if (!ps_name_ok(pl->sub)) {
+		PQclear(res);
+		return ps_invalid(call, "subscription", "1 to 100 of A-Z a-z 0-9 . _ -");
 	}
 	if (PQgetisnull(res, 0, 4)) {
 		PQclear(res);
