@@ -78,13 +78,22 @@ for i in $(seq 1 200); do echo "{\"topic\":\"bench\",\"payload\":{\"d\":\"$(prin
 	while read -r b; do curl -s -o /dev/null -H "Authorization: Bearer $token" -H 'Content-Type: application/json' -d "$b" "$SB_GW/api/v1/messages/publish"; done
 sub=$(q -c "SELECT s.id FROM pubsub.subscriptions s JOIN pubsub.topics t ON t.id = s.topic_id WHERE t.name = 'bench' AND s.name = 'default'")
 tenant=$(q -c "SELECT tenant_id FROM pubsub.topics WHERE name = 'bench'")
-claim_sql=$(sed -n '/{ "claim",/,/7 },/p' "$root/services/pubsub/store.c" | grep -o '"[^"]*"' | sed '1d;s/^"//;s/"$//' | tr -d '\n' | sed 's/\\"/"/g')
-ack_sql=$(sed -n '/{ "ack_batch",/,/4 },/p' "$root/services/pubsub/store.c" | grep -o '"[^"]*"' | sed '1d;s/^"//;s/"$//' | tr -d '\n' | sed 's/\\"/"/g')
+# stmt_sql NAME: the text of store.c's prepared statement NAME, its macros expanded by cpp.
+stmt_sql() {
+	local f=$root/services/pubsub/store.c
+	{ sed -n '/^#define PS_TS/,/^const struct sb_pg_stmt ps_stmts/p' "$f" | sed '$d'; awk -v s="{ \"$1\"," 'index($0, s) { p = 1 } p { print } p && /[0-9] },/ { exit }' "$f"; } |
+		cpp -P 2>/dev/null | grep -o '"\([^"\\]\|\\.\)*"' | sed '1d;s/^"//;s/"$//' | tr -d '\n' | sed 's/\\"/"/g'
+}
+claim_sql=$(stmt_sql claim)
+ack_sql=$(stmt_sql ack_batch)
+consume_ack_sql=$(stmt_sql consume_ack)
+# The claim's 7th parameter: its min, or (before there was one) whether priority orders it.
+case $claim_sql in *'$7::boolean'*) claim_last="'false'" ;; *) claim_last="'1'" ;; esac
 qt <<EOF
 SET search_path = pubsub;
 BEGIN;
 PREPARE c(text, text, text, text, text, text, text) AS $claim_sql;
-EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING ON) EXECUTE c('$sub', '64', '30000', 'x', '0', '0', 'false');
+EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING ON) EXECUTE c('$sub', '64', '30000', 'x', '0', '0', $claim_last);
 CREATE TEMP TABLE leased ON COMMIT DROP AS SELECT d.message_id::text AS mid, d.lease_id::text AS lease FROM deliveries d WHERE d.state = 'leased' AND d.sub_id = $sub;
 SELECT count(*) AS leased_now FROM leased;
 PREPARE a(text, text, text, text) AS $ack_sql;
@@ -92,6 +101,22 @@ SELECT array_agg(mid)::text AS ids, array_agg('default'::text)::text AS subs, ar
 EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING ON) EXECUTE a(:'ids', :'subs', :'leases', '$tenant');
 ROLLBACK;
 EOF
+if [ -n "$consume_ack_sql" ]; then
+	echo "## EXPLAIN (ANALYZE, BUFFERS): consume_ack: the acks of a claim of 64 and the next 64 leased, one statement"
+	qt <<EOF
+SET search_path = pubsub;
+BEGIN;
+PREPARE c(text, text, text, text, text, text, text) AS $claim_sql;
+\\o /dev/null
+EXECUTE c('$sub', '64', '30000', 'x', '0', '0', $claim_last);
+\\o
+CREATE TEMP TABLE leased ON COMMIT DROP AS SELECT d.message_id::text AS mid, d.lease_id::text AS lease FROM deliveries d WHERE d.state = 'leased' AND d.sub_id = $sub;
+SELECT array_agg(mid)::text AS ids, array_agg('default'::text)::text AS subs, array_agg(lease)::text AS leases FROM leased \gset
+PREPARE ca(text, text, text, text, text, text, text, text, text, text, text) AS $consume_ack_sql;
+EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING ON) EXECUTE ca(:'ids', :'subs', :'leases', '$tenant', '$sub', '64', '30000', 'x', '0', '0', '1');
+ROLLBACK;
+EOF
+fi
 if [ "${SB_PROFILE_PERF:-0}" = 1 ] && [ -s "$tmp/perf.data" ]; then
 	echo "## perf, the whole machine for 5 s of the load: samples per command, then the hottest symbols of postgres, sb-pubsub and sb-gateway"
 	perf report -q -i "$tmp/perf.data" --sort comm 2>/dev/null | grep -v '^$' | head -12

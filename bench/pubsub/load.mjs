@@ -13,6 +13,12 @@
 //           messages: the window frees when a batch is acknowledged) in one POST
 //           /api/v1/messages/publish-batch, as a client library's batching does; the window of
 //           unacknowledged messages is the same as every other producer's
+//   pubsub-stream  producers as pubsub-batch; each consumer makes one request per batch: POST
+//           /api/v1/messages/consume/{topic} carrying the acks of the batch it finished and
+//           leasing the next (max 64, min SB_BENCH_MIN (16): the server waits until that many
+//           can be leased, at most SB_BENCH_WAIT_MS (100), then takes what there is). A message
+//           counts as acknowledged when the answer carrying its ack's result returns; once all
+//           messages were received, the last acks go with wait_ms 0.
 //   rabbit  SB_AMQP_URL, SB_QUEUE: a durable quorum queue, persistent messages, publisher
 //           confirms, prefetch 64, manual acks
 //   nats    SB_NATS, SB_STREAM: a JetStream stream with file storage, a durable pull consumer
@@ -105,11 +111,33 @@ async function runBatchProducers(publishMany) {
 	}));
 }
 
-async function pubsub(batched = false) {
+async function pubsub(batched = false, stream = false) {
 	const GW = process.env.SB_GW, topic = process.env.SB_TOPIC;
 	const auth = { Authorization: `Bearer ${process.env.SB_TOKEN}` };
 	const json = { ...auth, 'Content-Type': 'application/json' };
-	const consumer = async (c) => {
+	const MIN = Number(process.env.SB_BENCH_MIN || 16), WAIT = Number(process.env.SB_BENCH_WAIT_MS || 100);
+	let received = 0;
+	// streamConsumer: the acks of one batch ride on the request for the next.
+	const streamConsumer = async (c) => {
+		let held = []; // delivered, acked by the next request
+		while (acked < N) {
+			const last = received >= N;
+			const r = await request('POST', `${GW}/api/v1/messages/consume/${topic}`, json, JSON.stringify({
+				max: 64, min: last ? 0 : MIN, wait_ms: last ? 0 : WAIT, consumer: `c${c}`,
+				acks: held.map((m) => ({ id: m.id, lease_id: m.lease_id })),
+			}));
+			if (r.status !== 200) {
+				errors++;
+				continue;
+			}
+			const { messages, acks } = JSON.parse(r.text);
+			acks.forEach((x, k) => (x.ok ? ackedOne(sentAt(held[k].payload.d)) : errors++));
+			held = messages;
+			received += messages.length;
+			if (last && !messages.length && !acks.length) return;
+		}
+	};
+	const consumer = stream ? streamConsumer : async (c) => {
 		while (acked < N) {
 			const r = await request('GET', `${GW}/api/v1/messages/consume/${topic}?max=64&wait_ms=1000&consumer=c${c}`, auth);
 			if (r.status !== 200) {
@@ -208,9 +236,12 @@ async function nats() {
 	for (const nc of [...pconns, ...cconns, setup]) await nc.close();
 }
 
-const runners = { pubsub: () => pubsub(false), 'pubsub-batch': () => pubsub(true), rabbit, nats };
+const runners = {
+	pubsub: () => pubsub(false), 'pubsub-batch': () => pubsub(true),
+	'pubsub-stream': () => pubsub(true, true), rabbit, nats,
+};
 if (!runners[SYSTEM]) {
-	console.error('usage: load.mjs pubsub|pubsub-batch|rabbit|nats');
+	console.error('usage: load.mjs pubsub|pubsub-batch|pubsub-stream|rabbit|nats');
 	process.exit(2);
 }
 const guard = setTimeout(() => {

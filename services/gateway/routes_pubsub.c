@@ -40,6 +40,8 @@ const struct gw_route gw_routes_pubsub[] = {
 	          publish_batch_response, 202, GW_MUTATING, "pubsub:produce"),
 	GW_PS_ROW("GET", "/api/v1/messages/consume/{topic}", "Consume", consume_request,
 	          consume_response, 200, 0, "pubsub:consume"),
+	GW_PS_ROW("POST", "/api/v1/messages/consume/{topic}", "ConsumeAck", consume_ack_request,
+	          consume_ack_response, 200, GW_MUTATING, "pubsub:consume"),
 	GW_PS_ROW("POST", "/api/v1/messages/{id}/ack", "Ack", ack_request, ack_response, 200,
 	          GW_MUTATING, "pubsub:consume"),
 	GW_PS_ROW("POST", "/api/v1/messages/ack", "AckBatch", ack_batch_request, ack_batch_response,

@@ -27,6 +27,10 @@ const struct sb_cfg_key pubsub_config[] = {
 	    struct pubsub_cfg, "SB_PUBSUB_POLL_MS", poll_ms, "100", 5, 10000,
 	    "A long-polling consumer looks for deliveries at least this often (publishes "
 	    "of this instance wake it at once)."),
+	SB_CFG_INT_ROW(
+	    struct pubsub_cfg, "SB_PUBSUB_FILL_POLL_MS", fill_poll_ms, "25", 1, 10000,
+	    "A consume with a min that is not yet met looks again this often (publishes do not "
+	    "wake it), and takes what there is at its wait_ms."),
 	SB_CFG_INT_ROW(struct pubsub_cfg, "SB_PUBSUB_MAX_WAIT_MS", max_wait_ms, "20000", 0, 120000,
 	               "Longest wait_ms of a consume (also bounded by the caller's deadline)."),
 	SB_CFG_INT_ROW(
@@ -95,6 +99,8 @@ const struct sb_rpc_method pubsub_methods[] = {
 	SB_RPC_ROW(pubsub, Consume, consume_request, consume_response, ps_rpc_consume, 0),
 	SB_RPC_ROW(pubsub, Ack, ack_request, ack_response, ps_rpc_ack, 0),
 	SB_RPC_ROW(pubsub, AckBatch, ack_batch_request, ack_batch_response, ps_rpc_ack_batch, 0),
+	SB_RPC_ROW(pubsub, ConsumeAck, consume_ack_request, consume_ack_response,
+	           ps_rpc_consume_ack, 0),
 	SB_RPC_ROW(pubsub, Nack, nack_request, ack_response, ps_rpc_nack, 0),
 	SB_RPC_ROW(pubsub, ModifyDeadline, modify_deadline_request, ack_response,
 	           ps_rpc_modify_deadline, 0),

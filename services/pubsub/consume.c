@@ -14,6 +14,24 @@
 
 #define PS_CONSUME_MAX 100
 
+/* One consume's long poll: its subscription and the parameters of its looks. */
+struct ps_poll {
+	char topic[PS_NAME_MAX + 1];
+	const char *sub; /* the subscription's name */
+	char sub_id[24];
+	enum ps_strategy strat;
+	bool balanced;      /* a named consumer of a round_robin or least_loaded subscription */
+	bool ordering_keys; /* the topic orders by key */
+	char deadline[16];  /* the topic's ack deadline, ms */
+	const char *consumer;
+	int max, min;
+	int64_t until; /* monotonic ms: the end of the wait */
+	bool last;     /* the next look is the last and takes what there is */
+	char rr_n[12], rr_k[12], cap[12], min_s[12];
+	const char *stmt; /* "claim", or "claim_prio" for priority subscriptions */
+	const char *p[7]; /* its parameters for the next look (ps_poll_params) */
+};
+
 /* For round_robin and least_loaded subscriptions with a named consumer: how this poll may
  * claim. rr_n and rr_k: take only deliveries whose seq % n == k (n = 0: any); *cap: at most
  * this many (least_loaded: the consumer may get ahead of the least-loaded other active
@@ -63,40 +81,209 @@ ps_balance(struct sb_rpc_call *call, const char *sub_id, const char *consumer,
 	return 0;
 }
 
-/* Fills out with the leased rows of a claim. */
+/* Fills messages with the n leased rows of res from row0 on, their columns from col0 on (as
+ * "claim" answers them), and counts them in the metrics. */
 static int
-ps_fill_delivered(struct sb_rpc_call *call, PGresult *res, const char *sub,
-                  Sb__Pubsub__ConsumeResponse *out)
+ps_fill_delivered(struct sb_rpc_call *call, const PGresult *res, int row0, int n, int col0,
+                  const struct ps_poll *pl, Sb__Pubsub__Delivered ***messages, size_t *n_messages)
 {
-	int n = PQntuples(res);
-	out->messages = sb_rpc_call_alloc(call, (size_t)(n + 1) * sizeof(void *));
-	if (out->messages == NULL)
+	struct ps_state *st = ps_ctx(call);
+	if (n <= 0)
+		return 0;
+	Sb__Pubsub__Delivered **arr = sb_rpc_call_alloc(call, (size_t)(n + 1) * sizeof(void *));
+	if (arr == NULL)
 		return SB_ENOMEM;
-	for (int i = 0; i < n; i++) {
+	*messages = arr;
+	*n_messages = 0;
+	struct sb_series *delivered = sb_metric_with(st->m_delivered, pl->topic, pl->sub);
+	struct sb_series *redelivered = sb_metric_with(st->m_redeliver, pl->topic, pl->sub);
+	for (int i = row0; i < row0 + n; i++) {
 		Sb__Pubsub__Delivered *d = sb_rpc_call_alloc(call, sizeof(*d));
 		if (d == NULL)
 			return SB_ENOMEM;
 		sb__pubsub__delivered__init(d);
-		d->id = ps_dup(call, PQgetvalue(res, i, 0));
-		d->payload = ps_raw(call, PQgetvalue(res, i, 1));
-		if (ps_headers_fill(call, PQgetvalue(res, i, 2),
+		d->id = ps_dup(call, PQgetvalue(res, i, col0));
+		d->payload = ps_raw(call, PQgetvalue(res, i, col0 + 1));
+		if (ps_headers_fill(call, PQgetvalue(res, i, col0 + 2),
 		                    &sb__pubsub__delivered__headers_entry__descriptor,
 		                    (void ***)&d->headers, &d->n_headers) != 0)
 			return SB_ENOMEM;
-		d->attempt = atoi(PQgetvalue(res, i, 3));
-		d->subscription = ps_dup(call, sub);
-		d->lease_id = ps_dup(call, PQgetvalue(res, i, 4));
-		d->ordering_key = ps_dup(call, PQgetvalue(res, i, 5));
-		d->priority = atoi(PQgetvalue(res, i, 6));
-		d->lease_expires_ms = atoll(PQgetvalue(res, i, 7));
+		d->attempt = atoi(PQgetvalue(res, i, col0 + 3));
+		d->subscription = ps_dup(call, pl->sub);
+		d->lease_id = ps_dup(call, PQgetvalue(res, i, col0 + 4));
+		d->ordering_key = ps_dup(call, PQgetvalue(res, i, col0 + 5));
+		d->priority = atoi(PQgetvalue(res, i, col0 + 6));
+		d->lease_expires_ms = atoll(PQgetvalue(res, i, col0 + 7));
 		if (d->id == NULL || d->payload == NULL || d->subscription == NULL ||
 		    d->lease_id == NULL || d->ordering_key == NULL)
 			return SB_ENOMEM;
 		ps_trace_span("pubsub deliver", SB_SPAN_CONSUMER,
-		              ps_trace_of(d->headers, d->n_headers), 0, d->id, sub, d->attempt);
-		out->messages[out->n_messages++] = d;
+		              ps_trace_of(d->headers, d->n_headers), 0, d->id, pl->sub, d->attempt);
+		arr[(*n_messages)++] = d;
+		sb_series_inc(delivered);
+		if (d->attempt > 1)
+			sb_series_inc(redelivered);
 	}
 	return 0;
+}
+
+/* ps_poll_open checks a consume's parameters and reads its topic and subscription
+ * ("consume_sub") into pl. Returns OK or the answered error. */
+static int
+ps_poll_open(struct sb_rpc_call *call, const char *topic, const char *sub, const char *consumer,
+             int max, int min, int wait_ms, struct ps_poll *pl)
+{
+	struct ps_state *st = ps_ctx(call);
+	const char *tenant = ps_tenant(call);
+	PGresult *res = NULL;
+	int rv;
+	memset(pl, 0, sizeof(*pl));
+	if (tenant == NULL)
+		return sb_rpc_call_error(call, SB__RPC__CODE__UNAUTHENTICATED, "no tenant");
+	if (max < 0 || max > PS_CONSUME_MAX)
+		return ps_invalid(call, "max", "1 to 100 (0 means 1)");
+	pl->max = max ? max : 1;
+	if (min < 0 || min > pl->max)
+		return ps_invalid(call, "min", "0 to max (0 and 1: whatever is there)");
+	pl->min = min;
+	if (wait_ms < 0 || wait_ms > st->cfg->max_wait_ms)
+		return ps_invalid(call, "wait_ms", "0 to SB_PUBSUB_MAX_WAIT_MS (20000)");
+	if (strlen(consumer) > PS_NAME_MAX)
+		return ps_invalid(call, "consumer", "at most 100 characters");
+	if (!ps_name_ok(topic))
+		return ps_invalid(call, "name",
+		                  "1 to 100 of A-Z a-z 0-9 . _ -, not ending in .dlq");
+	pl->sub = sub[0] ? sub : PS_DEFAULT_SUB;
+	pl->consumer = consumer;
+	const char *p[] = { tenant, topic, pl->sub };
+	if ((rv = sb_pg_exec_prepared(ps_pg(call), "consume_sub", 3, p, &res)) != 0)
+		return ps_db_error(call, "consume_sub", rv);
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		return sb_rpc_call_error(call, SB__RPC__CODE__NOT_FOUND, "no topic %s", topic);
+	}
+	/* Checked after the topic, as before consume_sub read both: an unknown topic is 404. */
+	if (!ps_name_ok(pl->sub)) {
+		PQclear(res);
+		return ps_invalid(call, "subscription", "1 to 100 of A-Z a-z 0-9 . _ -");
+	}
+	if (PQgetisnull(res, 0, 4)) {
+		PQclear(res);
+		return sb_rpc_call_error(call, SB__RPC__CODE__NOT_FOUND, "no subscription %s",
+		                         pl->sub);
+	}
+	if (PQgetvalue(res, 0, 6)[0] == 't') {
+		PQclear(res);
+		return ps_invalid(call, "subscription",
+		                  "a push subscription: its messages are POSTed to its endpoint");
+	}
+	snprintf(pl->topic, sizeof(pl->topic), "%s", PQgetvalue(res, 0, 0));
+	snprintf(pl->deadline, sizeof(pl->deadline), "%s", PQgetvalue(res, 0, 1));
+	pl->ordering_keys = PQgetvalue(res, 0, 2)[0] == 't';
+	snprintf(pl->sub_id, sizeof(pl->sub_id), "%s", PQgetvalue(res, 0, 4));
+	if (!ps_strategy_parse(PQgetvalue(res, 0, 5), &pl->strat))
+		pl->strat = PS_DIRECT;
+	PQclear(res);
+	pl->balanced =
+	    consumer[0] != '\0' && (pl->strat == PS_ROUND_ROBIN || pl->strat == PS_LEAST_LOADED);
+	/* Wait at most what was asked, and end early enough to answer within the deadline. */
+	int64_t left = sb_rpc_call_remaining_ms(call);
+	int64_t wait = wait_ms;
+	if (left != INT64_MAX && wait > left - 500)
+		wait = left > 500 ? left - 500 : 0;
+	pl->until = sb_time_mono_ms() + wait;
+	pl->last = wait <= 0;
+	return SB__RPC__CODE__OK;
+}
+
+/* ps_poll_params makes the claim's parameters of one look into pl (the balance of a named
+ * consumer of a load-balanced subscription read first): the 7 of "claim".
+ * Returns OK or the answered error; *cap 0 means this consumer may take nothing now. */
+static int
+ps_poll_params(struct sb_rpc_call *call, struct ps_poll *pl, int *cap)
+{
+	int rr_n = 0, rr_k = 0, rv;
+	*cap = pl->max;
+	if (pl->balanced &&
+	    (rv = ps_balance(call, pl->sub_id, pl->consumer, pl->strat, &rr_n, &rr_k, cap)) != 0)
+		return ps_db_error(call, "consumer_touch", rv);
+	/* A look that must take what there is (the last one) has no min; a consumer allowed
+	 * fewer than its min (least_loaded) waits for no more than it may take. */
+	int min = pl->last ? 1 : (pl->min < *cap ? pl->min : *cap);
+	snprintf(pl->rr_n, sizeof(pl->rr_n), "%d", rr_n);
+	snprintf(pl->rr_k, sizeof(pl->rr_k), "%d", rr_k);
+	snprintf(pl->cap, sizeof(pl->cap), "%d", *cap);
+	snprintf(pl->min_s, sizeof(pl->min_s), "%d", min < 1 ? 1 : min);
+	pl->p[0] = pl->sub_id;
+	pl->p[1] = pl->cap;
+	pl->p[2] = pl->deadline;
+	pl->p[3] = pl->consumer;
+	pl->p[4] = pl->rr_n;
+	pl->p[5] = pl->rr_k;
+	pl->p[6] = pl->min_s;
+	pl->stmt = pl->strat == PS_PRIORITY ? "claim_prio" : "claim";
+	return SB__RPC__CODE__OK;
+}
+
+/* ps_poll_run is the long poll: it looks ("claim") until something is leased, the wait ends or
+ * the service stops, and fills messages. Without a min (0 or 1) a publish, nack or replay of
+ * this instance wakes it at once and it looks at least every SB_PUBSUB_POLL_MS; with a min it
+ * looks every SB_PUBSUB_FILL_POLL_MS (publishes do not wake it: each would cost a look), leases
+ * only when min are there, and at the end of the wait takes what there is. looked: the caller
+ * already made the first look (finding nothing) after reading *looked as st->gen; NULL: look
+ * first. Returns OK or the answered error. */
+static int
+ps_poll_run(struct sb_rpc_call *call, struct ps_poll *pl, const uint64_t *looked,
+            Sb__Pubsub__Delivered ***messages, size_t *n_messages)
+{
+	struct ps_state *st = ps_ctx(call);
+	PGresult *res = NULL;
+	int rv, cap;
+	bool fill = pl->min > 1, skip = looked != NULL;
+	uint64_t gen = looked ? *looked : 0;
+	for (;;) {
+		if (!skip) {
+			pthread_mutex_lock(&st->mu);
+			gen = st->gen;
+			pthread_mutex_unlock(&st->mu);
+			if ((rv = ps_poll_params(call, pl, &cap)) != SB__RPC__CODE__OK)
+				return rv;
+		}
+		if (!skip && cap > 0) {
+			if ((rv = sb_pg_exec_prepared(ps_pg(call), pl->stmt, 7, pl->p, &res)) != 0)
+				return ps_db_error(call, pl->stmt, rv);
+			if (PQntuples(res) > 0)
+				break;
+			PQclear(res);
+			res = NULL;
+		}
+		skip = false;
+		if (pl->last || sb_shutdown_requested())
+			break;
+		int64_t now = sb_time_mono_ms();
+		if (now >= pl->until) {
+			if (!fill)
+				break;
+			pl->last = true; /* one more look, taking what there is */
+			continue;
+		}
+		int64_t nap = fill ? st->cfg->fill_poll_ms : st->cfg->poll_ms;
+		if (pl->until - now < nap)
+			nap = pl->until - now;
+		if (fill) {
+			uint64_t never = 0, g = 0; /* wakes do not end this nap */
+			if (!ps_wait_gen(st, &st->cv, &never, &g, nap))
+				break;
+		} else if (!ps_wait_gen(st, &st->cv, &st->gen, &gen, nap)) {
+			break;
+		}
+	}
+	rv = SB__RPC__CODE__OK;
+	if (res != NULL &&
+	    ps_fill_delivered(call, res, 0, PQntuples(res), 0, pl, messages, n_messages) != 0)
+		rv = sb_rpc_call_error(call, SB__RPC__CODE__INTERNAL, "out of memory");
+	PQclear(res);
+	return rv;
 }
 
 int
@@ -104,96 +291,81 @@ ps_rpc_consume(struct sb_rpc_call *call, const void *req, void *resp)
 {
 	const Sb__Pubsub__ConsumeRequest *in = req;
 	Sb__Pubsub__ConsumeResponse *out = resp;
-	struct ps_state *st = ps_ctx(call);
+	struct ps_poll pl;
+	int rv = ps_poll_open(call, in->topic, in->subscription, in->consumer, in->max, 0,
+	                      in->wait_ms, &pl);
+	if (rv != SB__RPC__CODE__OK)
+		return rv;
+	return ps_poll_run(call, &pl, NULL, &out->messages, &out->n_messages);
+}
+
+int
+ps_rpc_consume_ack(struct sb_rpc_call *call, const void *req, void *resp)
+{
+	const Sb__Pubsub__ConsumeAckRequest *in = req;
+	Sb__Pubsub__ConsumeAckResponse *out = resp;
 	const char *tenant = ps_tenant(call);
-	struct ps_topic t;
-	enum ps_strategy strat;
-	char sub_id[24], deadline[16], rr_n_s[12], rr_k_s[12], cap_s[12];
-	PGresult *tres, *res = NULL;
-	int rv;
+	struct ps_poll pl;
+	struct ps_acks a;
+	PGresult *res = NULL;
+	int rv, cap;
 	if (tenant == NULL)
 		return sb_rpc_call_error(call, SB__RPC__CODE__UNAUTHENTICATED, "no tenant");
-	if (in->max < 0 || in->max > PS_CONSUME_MAX)
-		return ps_invalid(call, "max", "1 to 100 (0 means 1)");
-	if (in->wait_ms < 0 || in->wait_ms > st->cfg->max_wait_ms)
-		return ps_invalid(call, "wait_ms", "0 to SB_PUBSUB_MAX_WAIT_MS (20000)");
-	if (strlen(in->consumer) > PS_NAME_MAX)
-		return ps_invalid(call, "consumer", "at most 100 characters");
-	if ((rv = ps_topic_load(call, tenant, in->topic, &t, &tres)) != SB__RPC__CODE__OK)
+	if ((rv = ps_poll_open(call, in->topic, in->subscription, in->consumer, in->max, in->min,
+	                       in->wait_ms, &pl)) != SB__RPC__CODE__OK)
 		return rv;
-	const char *sub = in->subscription[0] ? in->subscription : PS_DEFAULT_SUB;
-	bool push = false;
-	if ((rv = ps_sub_load(call, t.id, sub, sub_id, &strat, &push)) != SB__RPC__CODE__OK)
-		goto done;
-	if (push) {
-		rv = ps_invalid(call, "subscription",
-		                "a push subscription: its messages are POSTed to its endpoint");
-		goto done;
-	}
-	struct sb_series *delivered = sb_metric_with(st->m_delivered, t.name, sub);
-	struct sb_series *redelivered = sb_metric_with(st->m_redeliver, t.name, sub);
-	snprintf(deadline, sizeof(deadline), "%d", t.ack_deadline_ms);
-	/* Wait at most what was asked, and end early enough to answer within the deadline. */
-	int64_t left = sb_rpc_call_remaining_ms(call);
-	int64_t wait = in->wait_ms;
-	if (left != INT64_MAX && wait > left - 500)
-		wait = left > 500 ? left - 500 : 0;
-	int64_t until = sb_time_mono_ms() + wait;
-	bool balanced =
-	    in->consumer[0] != '\0' && (strat == PS_ROUND_ROBIN || strat == PS_LEAST_LOADED);
-	for (;;) {
-		uint64_t gen;
-		int rr_n = 0, rr_k = 0, cap = in->max ? in->max : 1;
-		pthread_mutex_lock(&st->mu);
-		gen = st->gen;
-		pthread_mutex_unlock(&st->mu);
-		if (balanced &&
-		    (rv = ps_balance(call, sub_id, in->consumer, strat, &rr_n, &rr_k, &cap)) != 0) {
-			rv = ps_db_error(call, "consumer_touch", rv);
+	if ((rv = ps_acks_prepare(call, in->acks, in->n_acks, &a)) != SB__RPC__CODE__OK)
+		return rv;
+	out->acks = a.results;
+	out->n_acks = a.n_results;
+	/* The acks and the first look in one statement, unless the look must see the acks'
+	 * effect: the next delivery of an ordering key waits for the ack of the one before, and a
+	 * least_loaded consumer's share counts its leases in flight; and not for priority
+	 * subscriptions ("consume_ack" takes seq order). Then the acks go first, alone (committed
+	 * before the look), and the consume polls as GET consume does. */
+	bool together = a.nvalid > 0 && !pl.ordering_keys && pl.strat != PS_PRIORITY &&
+	                !(pl.balanced && pl.strat == PS_LEAST_LOADED);
+	if (!together) {
+		if ((rv = ps_acks_run(call, &a, tenant)) != SB__RPC__CODE__OK)
 			goto done;
-		}
-		if (cap > 0) {
-			snprintf(rr_n_s, sizeof(rr_n_s), "%d", rr_n);
-			snprintf(rr_k_s, sizeof(rr_k_s), "%d", rr_k);
-			snprintf(cap_s, sizeof(cap_s), "%d", cap);
-			const char *p[] = { sub_id,
-				            cap_s,
-				            deadline,
-				            in->consumer,
-				            rr_n_s,
-				            rr_k_s,
-				            strat == PS_PRIORITY ? "true" : "false" };
-			if ((rv = sb_pg_exec_prepared(ps_pg(call), "claim", 7, p, &res)) != 0) {
-				rv = ps_db_error(call, "claim", rv);
-				goto done;
-			}
-			if (PQntuples(res) > 0)
-				break;
-			PQclear(res);
-			res = NULL;
-		}
-		int64_t now = sb_time_mono_ms();
-		if (now >= until || sb_shutdown_requested())
-			break;
-		int64_t nap = until - now < st->cfg->poll_ms ? until - now : st->cfg->poll_ms;
-		if (!ps_wait_gen(st, &st->cv, &st->gen, &gen, nap))
-			break;
+		rv = ps_poll_run(call, &pl, NULL, &out->messages, &out->n_messages);
+		goto done;
 	}
-	if (res != NULL) {
-		if (ps_fill_delivered(call, res, sub, out) != 0) {
+	struct ps_state *st = ps_ctx(call);
+	uint64_t gen;
+	pthread_mutex_lock(&st->mu);
+	gen = st->gen;
+	pthread_mutex_unlock(&st->mu);
+	if ((rv = ps_poll_params(call, &pl, &cap)) != SB__RPC__CODE__OK)
+		goto done;
+	const char *p[11] = { a.ids.data, a.subs.data, a.leases.data, tenant };
+	for (int i = 0; i < 7; i++)
+		p[4 + i] = pl.p[i];
+	if (cap <= 0)
+		p[5] = "0"; /* no lease for this consumer now: the acks only */
+	if ((rv = sb_pg_exec_prepared(ps_pg(call), "consume_ack", 11, p, &res)) != 0) {
+		rv = ps_db_error(call, "consume_ack", rv);
+		goto done;
+	}
+	/* Rows: the acks (k = 0), then the leased (k = 1). */
+	int n = PQntuples(res), nack = 0, nmsg = 0;
+	while (nack < n && PQgetvalue(res, nack, 0)[0] == '0')
+		nack++;
+	while (nack + nmsg < n && PQgetvalue(res, nack + nmsg, 0)[0] == '1')
+		nmsg++;
+	if ((rv = ps_acks_apply(call, &a, res, 0, 2)) != SB__RPC__CODE__OK)
+		goto done;
+	if (nmsg > 0) {
+		if (ps_fill_delivered(call, res, nack, nmsg, 2, &pl, &out->messages,
+		                      &out->n_messages) != 0)
 			rv = sb_rpc_call_error(call, SB__RPC__CODE__INTERNAL, "out of memory");
-			goto done;
-		}
-		for (size_t i = 0; i < out->n_messages; i++) {
-			sb_series_inc(delivered);
-			if (out->messages[i]->attempt > 1)
-				sb_series_inc(redelivered);
-		}
+		goto done;
 	}
-	rv = SB__RPC__CODE__OK;
+	/* Nothing leased by the first look: the acks are committed; wait as a consume does. */
+	rv = ps_poll_run(call, &pl, &gen, &out->messages, &out->n_messages);
 done:
 	PQclear(res);
-	PQclear(tres);
+	ps_acks_free(&a);
 	return rv;
 }
 

@@ -56,6 +56,7 @@ struct pubsub_cfg {
 	long long reaper_ms;         /* how often expired leases are handled */
 	long long retention_pass_ms; /* how often acknowledged messages past retention go */
 	long long poll_ms;           /* a waiting consumer looks again at least this often */
+	long long fill_poll_ms;      /* a consumer waiting for its min looks again this often */
 	long long max_wait_ms;       /* longest long poll */
 	long long consumer_ttl_ms;   /* a consumer not seen this long is not active */
 	long long idempotency_window_s;
@@ -212,6 +213,7 @@ int ps_publish_grouped(struct ps_state *st, struct sb_pg *pg, const char *const 
 
 /* consume.c */
 int ps_rpc_consume(struct sb_rpc_call *call, const void *req, void *resp);
+int ps_rpc_consume_ack(struct sb_rpc_call *call, const void *req, void *resp);
 int ps_rpc_ack(struct sb_rpc_call *call, const void *req, void *resp);
 int ps_rpc_nack(struct sb_rpc_call *call, const void *req, void *resp);
 int ps_rpc_modify_deadline(struct sb_rpc_call *call, const void *req, void *resp);
@@ -251,6 +253,29 @@ const char *ps_trace_of(Sb__Pubsub__Delivered__HeadersEntry **h, size_t n);
 
 /* ackbatch.c */
 int ps_rpc_ack_batch(struct sb_rpc_call *call, const void *req, void *resp);
+/* Acks checked for the "ack_batch" statement (or "consume_ack", which starts with it):
+ * results[] has one answer per ack (in the call's arena; the malformed ones already "invalid"),
+ * ids/subs/leases the well-formed ones as array literals, pos[k] the index of the k-th of them. */
+struct ps_acks {
+	Sb__Pubsub__AckResult **results;
+	size_t n_results;
+	struct sb_buf ids, subs, leases;
+	size_t *pos;
+	size_t nvalid;
+};
+/* ps_acks_prepare checks n acks into a. Returns OK (free a with ps_acks_free) or the answered
+ * error (INVALID_ARGUMENT: more than 1,000; a needs no freeing then). */
+int ps_acks_prepare(struct sb_rpc_call *call, Sb__Pubsub__AckRequest *const *acks, size_t n,
+                    struct ps_acks *a);
+/* ps_acks_run runs "ack_batch" for a's well-formed acks of tenant and fills a->results.
+ * Returns OK or the answered error (nothing acked). */
+int ps_acks_run(struct sb_rpc_call *call, struct ps_acks *a, const char *tenant);
+/* ps_acks_apply fills a->results from the ack rows of res (from row0, the "ack_batch" columns
+ * from col0 on): results, metrics, spans. Returns OK or the answered error. */
+int ps_acks_apply(struct sb_rpc_call *call, struct ps_acks *a, const PGresult *res, int row0,
+                  int col0);
+/* ps_acks_free frees what ps_acks_prepare allocated outside the arena. */
+void ps_acks_free(struct ps_acks *a);
 
 /* dlq.c */
 int ps_rpc_list_dead_letters(struct sb_rpc_call *call, const void *req, void *resp);

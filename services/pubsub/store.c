@@ -25,6 +25,73 @@ const struct sb_pg_opts ps_pg_opts = { .connect_timeout_s = 2,
 	"make_interval(secs => least(" MAX "::bigint, " BASE "::bigint * power(2, greatest(" A     \
 	" - 1, 0))::bigint)::double precision / 1000)"
 
+/* A ready delivery (alias D) of subscription SUB that may be leased now: visible, of this
+ * consumer's turn (round robin: seq % RRN = RRK unless RRN is 0), and not behind an unfinished
+ * earlier delivery of its ordering key. */
+#define PS_CLAIMABLE(D, SUB, RRN, RRK)                                                             \
+	D ".sub_id = " SUB "::bigint AND " D ".state = 'ready' AND " D                             \
+	  ".visible_at <= now() AND (" RRN "::int = 0 OR " D ".seq % " RRN "::int = " RRK          \
+	  "::int) AND (" D ".ordering_key = '' "                                                   \
+	  "OR NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.sub_id = " D ".sub_id AND "           \
+	  "e.ordering_key = " D ".ordering_key AND e.state IN ('ready', 'leased') AND e.seq < " D  \
+	  ".seq))"
+/* The min of a claim: true when at least MIN (>= 1) deliveries are claimable. An uncorrelated
+ * subquery, so evaluated once, before anything is locked: a claim that finds fewer than MIN
+ * leases nothing and writes nothing. Always evaluated (MIN 1 reads one index entry), so that
+ * plans do not differ by whether a consume has a min. */
+#define PS_CLAIM_GATE(SUB, RRN, RRK, MIN)                                                          \
+	"(SELECT count(*) FROM (SELECT 1 FROM deliveries g WHERE " PS_CLAIMABLE(                   \
+	    "g", SUB, RRN, RRK) " LIMIT " MIN "::int) x) >= " MIN "::int"
+/* The lease of the deliveries in c for DEADLINE ms to CONSUMER (the CTE cu). */
+#define PS_CLAIM_UPDATE(DEADLINE, CONSUMER)                                                        \
+	"cu AS (UPDATE deliveries d SET state = 'leased', attempt = d.attempt + 1, lease_id = "    \
+	"gen_random_uuid(), lease_expires = now() + make_interval(secs => " DEADLINE               \
+	"::double precision / 1000), consumer = " CONSUMER " FROM c WHERE d.seq = c.seq "          \
+	"RETURNING d.seq, d.message_id, d.attempt, d.lease_id, d.priority, d.lease_expires)"
+/* The leased deliveries of cu with their messages, as text: message id, payload, headers,
+ * attempt, lease id, ordering key, priority, lease expiry (Unix ms). */
+#define PS_CLAIM_COLS                                                                              \
+	"cu.message_id::text, m.payload::text, m.headers::text, cu.attempt::text, "                \
+	"cu.lease_id::text, m.ordering_key, cu.priority::text, (extract(epoch FROM "               \
+	"cu.lease_expires) * 1000)::bigint::text"
+/* A claim ($1 subscription, $2 most, $3 deadline ms, $4 consumer, $5/$6 round robin, $7 min)
+ * taking the claimable deliveries in ORDER (answered in AORDER). */
+#define PS_CLAIM(ORDER, AORDER)                                                                    \
+	"WITH c AS (SELECT d.seq FROM deliveries d WHERE " PS_CLAIMABLE(                           \
+	    "d", "$1", "$5",                                                                       \
+	    "$6") " AND " PS_CLAIM_GATE("$1", "$5", "$6",                                          \
+	                                "$7") " ORDER BY " ORDER " LIMIT $2::int FOR UPDATE SKIP " \
+	                                      "LOCKED), " PS_CLAIM_UPDATE(                         \
+	                                          "$3", "$4") " SELECT " PS_CLAIM_COLS             \
+	                                                      " FROM cu JOIN messages m ON m.id "  \
+	                                                      "= cu.message_id ORDER BY " AORDER
+/* The batch ack's CTEs over $1 message ids, $2 subscriptions, $3 lease ids ('' = none) and
+ * $4 the tenant: r the acks, t what each names (found by key), u the deliveries acked. */
+#define PS_ACK_CTES                                                                                \
+	"r AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[]) WITH ORDINALITY "          \
+	"AS r (mid, sub, lease, n)), "                                                             \
+	"t AS (SELECT r.n, r.lease, s.id AS sub_id, tp.name AS topic, tp.guarantee = "             \
+	"'exactly_once' AS strict, m.published_at, m.tp, x.seq, x.state FROM r "                   \
+	"CROSS JOIN LATERAL (SELECT topic_id, published_at, headers->>'traceparent' AS tp FROM "   \
+	"messages WHERE id = r.mid LIMIT 1) m JOIN topics tp ON tp.id = m.topic_id AND "           \
+	"tp.tenant_id = $4 JOIN subscriptions s ON s.topic_id = tp.id AND s.name = r.sub "         \
+	"LEFT JOIN LATERAL (SELECT seq, state FROM deliveries WHERE message_id = r.mid AND "       \
+	"sub_id = s.id LIMIT 1) x ON true), "                                                      \
+	"u AS (UPDATE deliveries d SET state = 'acked', acked_at = now(), lease_id = NULL, "       \
+	"lease_expires = NULL FROM t WHERE d.seq = t.seq AND NOT (t.strict AND t.lease = '') AND " \
+	"(d.state = 'leased' OR (NOT t.strict AND d.state = 'ready' AND d.attempt > 0 AND "        \
+	"t.lease = '')) AND (t.lease = '' OR d.lease_id::text = t.lease) AND (NOT t.strict OR "    \
+	"d.lease_expires > now()) RETURNING d.seq)"
+/* Per ack (as text): topic, error, seconds since the publish, acked by this statement
+ * ('true'/'false'), traceparent. */
+#define PS_ACK_COLS                                                                                \
+	"t.topic, CASE WHEN t.n IS NULL OR t.state IS NULL THEN 'not_found' WHEN t.strict AND "    \
+	"t.lease = '' THEN 'lease_required' WHEN u.seq IS NOT NULL OR t.state = 'acked' THEN '' "  \
+	"ELSE 'no_lease' END, coalesce(extract(epoch FROM now() - t.published_at), 0)::text, "     \
+	"(u.seq IS NOT NULL)::text, coalesce(t.tp, '')"
+#define PS_ACK_FROM                                                                                \
+	"r LEFT JOIN t ON t.n = r.n LEFT JOIN (SELECT DISTINCT seq FROM u) u ON u.seq = t.seq"
+
 const struct sb_pg_stmt ps_stmts[] = {
 	{ "topic_get", "SELECT " PS_TOPIC_COLS " FROM topics WHERE tenant_id = $1 AND name = $2",
 	  2 },
@@ -95,6 +162,14 @@ const struct sb_pg_stmt ps_stmts[] = {
 	  "SELECT id::text, strategy, push_endpoint <> '' FROM subscriptions WHERE topic_id = "
 	  "$1::bigint AND name = $2",
 	  2 },
+	/* What a consume needs of the tenant's ($1) topic $2 and its subscription $3, in one read:
+	 * topic name, ack deadline, ordering keys, guarantee, then the subscription's id (NULL
+	 * when it has none of that name), strategy and whether it is a push subscription. */
+	{ "consume_sub",
+	  "SELECT t.name, t.ack_deadline_ms, t.ordering_keys, t.guarantee, s.id::text, s.strategy, "
+	  "s.push_endpoint <> '' FROM topics t LEFT JOIN subscriptions s ON s.topic_id = t.id AND "
+	  "s.name = $3 WHERE t.tenant_id = $1 AND t.name = $2",
+	  3 },
 	/* A push worker leases the oldest ready delivery of any push subscription but those in $2
 	 * (bigint[]: the ones at their cap of pushes in flight) for $1 ms (the order per ordering
 	 * key as in "claim"): message id, subscription id, attempt, lease id,
@@ -216,26 +291,14 @@ const struct sb_pg_stmt ps_stmts[] = {
 	  "$1::bigint AND c.last_seen > now() - make_interval(secs => $3::double precision / 1000) "
 	  "ORDER BY c.name",
 	  3 },
-	/* Leases up to $2 ready deliveries of subscription $1 for $3 ms to consumer $4. With $5 >
-	 * 0 only those whose seq % $5 = $6 (round robin); $7 orders by priority first. A keyed
-	 * delivery waits while an earlier one of its key is unfinished (order per key). */
-	{ "claim",
-	  "WITH c AS (SELECT d.seq FROM deliveries d WHERE d.sub_id = $1::bigint AND d.state = "
-	  "'ready' AND d.visible_at <= now() AND ($5::int = 0 OR d.seq % $5::int = $6::int) "
-	  "AND (d.ordering_key = '' OR NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.sub_id = "
-	  "d.sub_id AND e.ordering_key = d.ordering_key AND e.state IN ('ready', 'leased') AND "
-	  "e.seq < d.seq)) "
-	  "ORDER BY CASE WHEN $7::boolean THEN d.priority ELSE 0 END DESC, d.seq LIMIT $2::int "
-	  "FOR UPDATE SKIP LOCKED), "
-	  "u AS (UPDATE deliveries d SET state = 'leased', attempt = d.attempt + 1, lease_id = "
-	  "gen_random_uuid(), lease_expires = now() + make_interval(secs => $3::double precision "
-	  "/ 1000), consumer = $4 FROM c WHERE d.seq = c.seq RETURNING d.seq, d.message_id, "
-	  "d.attempt, d.lease_id, d.ordering_key, d.priority, d.lease_expires) "
-	  "SELECT u.message_id::text, m.payload::text, m.headers::text, u.attempt, "
-	  "u.lease_id::text, m.ordering_key, u.priority, (extract(epoch FROM u.lease_expires) * "
-	  "1000)::bigint FROM u JOIN messages m ON m.id = u.message_id "
-	  "ORDER BY CASE WHEN $7::boolean THEN u.priority ELSE 0 END DESC, u.seq",
-	  7 },
+	/* Leases up to $2 ready deliveries of subscription $1 for $3 ms to consumer $4, in seq
+	 * order, which the ready index (sub_id, seq) gives without a sort. With $5 > 0 only
+	 * those whose seq % $5 = $6 (round robin). A keyed delivery waits while an earlier one of
+	 * its key is unfinished (order per key). It leases nothing unless at least $7 (>= 1) are
+	 * claimable (PS_CLAIM_GATE). */
+	{ "claim", PS_CLAIM("d.seq", "cu.seq"), 7 },
+	/* "claim" for priority subscriptions: highest priority first, then seq. */
+	{ "claim_prio", PS_CLAIM("d.priority DESC, d.seq", "cu.priority DESC, cu.seq"), 7 },
 	/* The subscription $3 of message $1 when its topic is the tenant's $2: subscription id,
 	 * topic name, guarantee, max attempts. */
 	{ "msg_sub",
@@ -265,27 +328,28 @@ const struct sb_pg_stmt ps_stmts[] = {
 	 * tables were empty joined messages through messages_by_topic instead, reading every
 	 * message of the topic for each ack (docs/pubsub.md, "Profile"). */
 	{ "ack_batch",
-	  "WITH r AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[]) WITH ORDINALITY "
-	  "AS r (mid, sub, lease, n)), "
-	  "t AS (SELECT r.n, r.lease, s.id AS sub_id, tp.name AS topic, tp.guarantee = "
-	  "'exactly_once' AS strict, m.published_at, m.tp, x.seq, x.state FROM r "
-	  "CROSS JOIN LATERAL (SELECT topic_id, published_at, headers->>'traceparent' AS tp FROM "
-	  "messages WHERE id = r.mid LIMIT 1) m JOIN topics tp ON tp.id = m.topic_id AND "
-	  "tp.tenant_id = $4 JOIN subscriptions s ON s.topic_id = tp.id AND s.name = r.sub "
-	  "LEFT JOIN LATERAL (SELECT seq, state FROM deliveries WHERE message_id = r.mid AND "
-	  "sub_id = s.id LIMIT 1) x ON true), "
-	  "u AS (UPDATE deliveries d SET state = 'acked', acked_at = now(), lease_id = NULL, "
-	  "lease_expires = NULL FROM t WHERE d.seq = t.seq AND NOT (t.strict AND t.lease = '') AND "
-	  "(d.state = 'leased' OR (NOT t.strict AND d.state = 'ready' AND d.attempt > 0 AND "
-	  "t.lease = '')) AND (t.lease = '' OR d.lease_id::text = t.lease) AND (NOT t.strict OR "
-	  "d.lease_expires > now()) RETURNING d.seq) "
-	  "SELECT t.topic, CASE WHEN t.n IS NULL OR t.state IS NULL THEN 'not_found' WHEN "
-	  "t.strict AND t.lease = '' THEN 'lease_required' WHEN u.seq IS NOT NULL OR t.state = "
-	  "'acked' THEN '' ELSE 'no_lease' END, coalesce(extract(epoch FROM now() - "
-	  "t.published_at), 0), u.seq IS NOT NULL, coalesce(t.tp, '') "
-	  "FROM r LEFT JOIN t ON t.n = r.n LEFT JOIN (SELECT DISTINCT seq FROM u) u ON u.seq = "
-	  "t.seq ORDER BY r.n",
-	  4 },
+	  "WITH " PS_ACK_CTES " SELECT " PS_ACK_COLS " FROM " PS_ACK_FROM " ORDER BY r.n", 4 },
+	/* Acks and a claim in one statement (ConsumeAck, consume.c; not for priority
+	 * subscriptions): $1-$4 as in "ack_batch", then $5-$11 as $1-$7 of "claim". The claim sees
+	 * the states from before the acks (one snapshot) and never takes a delivery named by an
+	 * ack. One row per ack first (k = 0: "ack_batch"'s columns, then three NULLs), then the
+	 * leased deliveries (k = 1: "claim"'s columns), all as text after k and o (the order). */
+	{ "consume_ack",
+	  "WITH " PS_ACK_CTES ", c AS (SELECT d.seq FROM deliveries d WHERE " PS_CLAIMABLE(
+	      "d", "$5", "$9",
+	      "$10") " AND NOT EXISTS (SELECT 1 FROM t WHERE t.seq = d.seq) "
+	             "AND " PS_CLAIM_GATE(
+	                 "$5", "$9", "$10",
+	                 "$11") " ORDER BY d.seq LIMIT $6::int FOR UPDATE "
+	                        "SKIP "
+	                        "LOCKED), " PS_CLAIM_UPDATE(
+	                            "$7", "$8") " SELECT 0 AS k, r.n AS "
+	                                        "o, " PS_ACK_COLS ", NULL, NULL, NULL "
+	                                        "FROM " PS_ACK_FROM " UNION ALL SELECT 1, "
+	                                        "cu.seq, " PS_CLAIM_COLS
+	                                        " FROM cu JOIN messages m ON m.id "
+	                                        "= cu.message_id ORDER BY 1, 2",
+	  11 },
 	{ "delivery_state",
 	  "SELECT state, attempt FROM deliveries WHERE message_id = $1::uuid AND sub_id = "
 	  "$2::bigint",

@@ -5,6 +5,7 @@
 # keys, authorization per scope and tenant (tests/pubsub/api.test.mjs); then a restart of
 # pubsub (SIGKILL) and of PostgreSQL (immediate stop, i.e. a crash) between publish and consume
 # loses no acknowledged publish (tests/pubsub/restart.mjs). Batch publish: tests/pubsub/batch.test.mjs.
+# Acks and consume in one request (POST /api/v1/messages/consume/{topic}, min): tests/pubsub/stream.test.mjs.
 # stack: pg,redis
 # labels: pubsub,e2e,sanitize
 set -u
@@ -48,7 +49,7 @@ done
 
 export SB_GW SB_TOKENS=$tmp/tokens.json SB_PUBSUB_OPS=http://127.0.0.1:${SVC_OPS[pubsub]}
 cd "$root/tests/pubsub" || exit 1
-timeout 300 node --test --test-concurrency=1 api.test.mjs batch.test.mjs || {
+timeout 300 node --test --test-concurrency=1 api.test.mjs batch.test.mjs stream.test.mjs || {
 	tail -n 30 "$tmp/logs/pubsub.log"
 	exit 1
 }
