@@ -97,7 +97,7 @@ ps_batch_store(struct sb_rpc_call *call, struct ps_state *st, const struct ps_to
 		b->row[i] = (long)k++;
 	}
 	*nrows = k;
-	int rv = ps_publish_grouped(st, ps_pg(call), rows, k, res);
+	int rv = ps_publish_grouped(st, call, rows, k, res);
 	free(rows);
 	free(p);
 	return rv;

@@ -178,8 +178,8 @@ ps_take(struct ps_state *st, struct ps_pub_item **batch, size_t *rows)
 }
 
 int
-ps_publish_grouped(struct ps_state *st, struct sb_pg *pg, const char *const *const *rows, size_t n,
-                   PGresult **res)
+ps_publish_grouped(struct ps_state *st, struct sb_rpc_call *call, const char *const *const *rows,
+                   size_t n, PGresult **res)
 {
 	struct ps_pub_item me = { .rows = rows, .n = n, .res = res };
 	struct ps_pub_item *batch[PS_GROUP_MAX];
@@ -187,11 +187,14 @@ ps_publish_grouped(struct ps_state *st, struct sb_pg *pg, const char *const *con
 		res[r] = NULL;
 	if (st->cfg->publish_group_max <= 1) {
 		/* no group commit: each request alone, in parallel */
-		me.rv = ps_item_alone(pg, &me);
+		me.rv = ps_item_alone(ps_pg(call), &me);
 		if (me.rv == 0)
 			ps_wake(st);
 		return me.rv;
 	}
+	/* A follower holds no pooled connection while it waits (pool.c): the leader borrows one
+	 * for the group's statement and gives it back before it waits again. */
+	ps_pool_release();
 	pthread_mutex_lock(&st->gc_mu);
 	*st->gc_tail = &me;
 	st->gc_tail = &me.next;
@@ -204,7 +207,8 @@ ps_publish_grouped(struct ps_state *st, struct sb_pg *pg, const char *const *con
 		size_t nrows = 0, k = ps_take(st, batch, &nrows);
 		st->gc_busy = true;
 		pthread_mutex_unlock(&st->gc_mu);
-		ps_group_run(pg, batch, k);
+		ps_group_run(ps_pg(call), batch, k);
+		ps_pool_release();
 		/* One wake of the waiting consumers for the whole group: a wake per publish made
 		 * every consumer that found nothing claim again for each publish of the group. */
 		for (size_t i = 0; i < k; i++)

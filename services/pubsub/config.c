@@ -77,38 +77,76 @@ const struct sb_cfg_key pubsub_config[] = {
 	               "30000", 100, 600000,
 	               "A push delivery is leased for SB_PUBSUB_PUSH_TIMEOUT_MS plus this: after a "
 	               "crash mid-POST it is pushed again once that lease expires."),
+	SB_CFG_INT_ROW(
+	    struct pubsub_cfg, "SB_PUBSUB_DB_CONNECTIONS", db_connections, "4", 1, 256,
+	    "PostgreSQL connections the RPC workers share (a worker holds one only while "
+	    "it runs statements, not while a long poll waits); about twice the "
+	    "database's cores."),
 	{ NULL },
 };
 
+/* Each handler runs through PS_POOLED(handler): the connection it borrowed from the pool (ps_pg)
+ * goes back when it returns. */
+#define PS_POOLED(FN)                                                                              \
+	static int FN##_pooled(struct sb_rpc_call *call, const void *req, void *resp)              \
+	{                                                                                          \
+		int rv = FN(call, req, resp);                                                      \
+		ps_pool_release();                                                                 \
+		return rv;                                                                         \
+	}
+
+PS_POOLED(ps_rpc_ack)
+PS_POOLED(ps_rpc_ack_batch)
+PS_POOLED(ps_rpc_consume)
+PS_POOLED(ps_rpc_consume_ack)
+PS_POOLED(ps_rpc_create_subscription)
+PS_POOLED(ps_rpc_create_topic)
+PS_POOLED(ps_rpc_delete_topic)
+PS_POOLED(ps_rpc_get_message)
+PS_POOLED(ps_rpc_get_topic)
+PS_POOLED(ps_rpc_list_dead_letters)
+PS_POOLED(ps_rpc_list_subscriptions)
+PS_POOLED(ps_rpc_list_topics)
+PS_POOLED(ps_rpc_modify_deadline)
+PS_POOLED(ps_rpc_nack)
+PS_POOLED(ps_rpc_publish)
+PS_POOLED(ps_rpc_publish_batch)
+PS_POOLED(ps_rpc_replay_dead_letter)
+PS_POOLED(ps_rpc_topic_metrics)
+PS_POOLED(ps_rpc_update_topic)
+
 const struct sb_rpc_method pubsub_methods[] = {
-	SB_RPC_ROW(pubsub, CreateTopic, topic, topic, ps_rpc_create_topic, 0),
+	SB_RPC_ROW(pubsub, CreateTopic, topic, topic, ps_rpc_create_topic_pooled, 0),
 	SB_RPC_ROW(pubsub, ListTopics, list_topics_request, list_topics_response,
-	           ps_rpc_list_topics, 0),
-	SB_RPC_ROW(pubsub, GetTopic, topic_ref, topic, ps_rpc_get_topic, 0),
-	SB_RPC_ROW(pubsub, UpdateTopic, topic, topic, ps_rpc_update_topic, 0),
-	SB_RPC_ROW(pubsub, DeleteTopic, topic_ref, delete_topic_response, ps_rpc_delete_topic, 0),
-	SB_RPC_ROW(pubsub, TopicMetrics, topic_ref, topic_metrics_response, ps_rpc_topic_metrics,
-	           0),
+	           ps_rpc_list_topics_pooled, 0),
+	SB_RPC_ROW(pubsub, GetTopic, topic_ref, topic, ps_rpc_get_topic_pooled, 0),
+	SB_RPC_ROW(pubsub, UpdateTopic, topic, topic, ps_rpc_update_topic_pooled, 0),
+	SB_RPC_ROW(pubsub, DeleteTopic, topic_ref, delete_topic_response,
+	           ps_rpc_delete_topic_pooled, 0),
+	SB_RPC_ROW(pubsub, TopicMetrics, topic_ref, topic_metrics_response,
+	           ps_rpc_topic_metrics_pooled, 0),
 	SB_RPC_ROW(pubsub, CreateSubscription, subscription, subscription,
-	           ps_rpc_create_subscription, 0),
+	           ps_rpc_create_subscription_pooled, 0),
 	SB_RPC_ROW(pubsub, ListSubscriptions, topic_ref, list_subscriptions_response,
-	           ps_rpc_list_subscriptions, 0),
-	SB_RPC_ROW(pubsub, Publish, publish_request, publish_response, ps_rpc_publish, 0),
+	           ps_rpc_list_subscriptions_pooled, 0),
+	SB_RPC_ROW(pubsub, Publish, publish_request, publish_response, ps_rpc_publish_pooled, 0),
 	SB_RPC_ROW(pubsub, PublishBatch, publish_batch_request, publish_batch_response,
-	           ps_rpc_publish_batch, 0),
-	SB_RPC_ROW(pubsub, Consume, consume_request, consume_response, ps_rpc_consume, 0),
-	SB_RPC_ROW(pubsub, Ack, ack_request, ack_response, ps_rpc_ack, 0),
-	SB_RPC_ROW(pubsub, AckBatch, ack_batch_request, ack_batch_response, ps_rpc_ack_batch, 0),
+	           ps_rpc_publish_batch_pooled, 0),
+	SB_RPC_ROW(pubsub, Consume, consume_request, consume_response, ps_rpc_consume_pooled, 0),
+	SB_RPC_ROW(pubsub, Ack, ack_request, ack_response, ps_rpc_ack_pooled, 0),
+	SB_RPC_ROW(pubsub, AckBatch, ack_batch_request, ack_batch_response, ps_rpc_ack_batch_pooled,
+	           0),
 	SB_RPC_ROW(pubsub, ConsumeAck, consume_ack_request, consume_ack_response,
-	           ps_rpc_consume_ack, 0),
-	SB_RPC_ROW(pubsub, Nack, nack_request, ack_response, ps_rpc_nack, 0),
+	           ps_rpc_consume_ack_pooled, 0),
+	SB_RPC_ROW(pubsub, Nack, nack_request, ack_response, ps_rpc_nack_pooled, 0),
 	SB_RPC_ROW(pubsub, ModifyDeadline, modify_deadline_request, ack_response,
-	           ps_rpc_modify_deadline, 0),
-	SB_RPC_ROW(pubsub, GetMessage, get_message_request, message_info, ps_rpc_get_message, 0),
+	           ps_rpc_modify_deadline_pooled, 0),
+	SB_RPC_ROW(pubsub, GetMessage, get_message_request, message_info, ps_rpc_get_message_pooled,
+	           0),
 	SB_RPC_ROW(pubsub, ListDeadLetters, list_dead_letters_request, list_dead_letters_response,
-	           ps_rpc_list_dead_letters, 0),
+	           ps_rpc_list_dead_letters_pooled, 0),
 	SB_RPC_ROW(pubsub, ReplayDeadLetter, replay_request, replay_response,
-	           ps_rpc_replay_dead_letter, 0),
+	           ps_rpc_replay_dead_letter_pooled, 0),
 	SB_RPC_END,
 };
 
@@ -130,7 +168,4 @@ const struct sb_service_def pubsub_service = {
 	.migrations = pubsub_migrations,
 	.start = ps_service_start,
 	.stop = ps_service_stop,
-	.worker_conns = SB_WORKER_PG,
-	.worker_stmts = ps_stmts,
-	.worker_pg_opts = &ps_pg_opts,
 };

@@ -270,6 +270,8 @@ ps_poll_run(struct sb_rpc_call *call, struct ps_poll *pl, const uint64_t *looked
 		int64_t nap = fill ? st->cfg->fill_poll_ms : st->cfg->poll_ms;
 		if (pl->until - now < nap)
 			nap = pl->until - now;
+		/* no connection held while napping: the next look borrows one (pool.c) */
+		ps_pool_release();
 		if (fill) {
 			uint64_t never = 0, g = 0; /* wakes do not end this nap */
 			if (!ps_wait_gen(st, &st->cv, &never, &g, nap))

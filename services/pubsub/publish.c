@@ -193,7 +193,7 @@ again:
 		            t.ordering_keys ? in->ordering_key : "",
 		            PQgetvalue(sres, 0, 8) };
 	const char *const *row[] = { p };
-	if ((rv = ps_publish_grouped(st, ps_pg(call), row, 1, &res)) != 0) {
+	if ((rv = ps_publish_grouped(st, call, row, 1, &res)) != 0) {
 		rv = rv == SB_EINVAL ? ps_invalid(call, "payload", "not storable JSON")
 		                     : ps_db_error(call, "publish", rv);
 		goto done;

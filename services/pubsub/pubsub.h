@@ -71,6 +71,16 @@ struct pubsub_cfg {
 	long long push_per_sub;         /* pushes of one subscription in flight at most */
 	long long push_timeout_ms;      /* one push POST, connect included */
 	long long push_lease_margin_ms; /* a push lease is push_timeout_ms plus this */
+	long long db_connections;       /* pool.c: connections the RPC handlers share */
+};
+
+/* pool.c: the PostgreSQL connections the RPC handlers share. */
+struct ps_pool {
+	pthread_mutex_t mu;
+	pthread_cond_t cv; /* signalled when a connection is given back */
+	struct sb_pg **all, **free;
+	size_t n, nfree;
+	bool ready; /* opened (mu, cv and the arrays exist) */
 };
 
 /* The process state: made by the start hook, freed by the stop hook. */
@@ -91,6 +101,7 @@ struct ps_state {
 	pthread_mutex_t push_mu;  /* held by a push worker while it claims; guards push_busy */
 	long long *push_busy;     /* per push worker: the subscription it pushes to, 0 when idle */
 	struct sb_pg *rpg;        /* the reaper's connection */
+	struct ps_pool pool;      /* pool.c: the handlers' connections */
 
 	struct sb_metric *m_published;   /* pubsub_published_total{topic} */
 	struct sb_metric *m_delivered;   /* pubsub_delivered_total{topic,subscription} */
@@ -205,11 +216,12 @@ struct ps_pub_item;
  * twice) in a group commit with the requests of other workers (commit.c): it returns once the
  * transaction holding them committed (0, res[r] row r's result as "publish" answers it, for
  * PQclear) or failed (the error of sb_pg_exec_prepared, every res[r] NULL). The rows are
- * stored all together or not at all. pg is the caller's connection, used when the caller leads
- * a group. The waiting consumers of this process are woken (ps_wake) once per group that was
- * stored. */
-int ps_publish_grouped(struct ps_state *st, struct sb_pg *pg, const char *const *const *rows,
-                       size_t n, PGresult **res);
+ * stored all together or not at all. The call's pooled connection is given back first (none is
+ * held while waiting for the group); a caller that leads a group borrows one for its statement
+ * and gives it back after. The waiting consumers of this process are woken (ps_wake) once per
+ * group that was stored. */
+int ps_publish_grouped(struct ps_state *st, struct sb_rpc_call *call,
+                       const char *const *const *rows, size_t n, PGresult **res);
 
 /* consume.c */
 int ps_rpc_consume(struct sb_rpc_call *call, const void *req, void *resp);
@@ -318,8 +330,17 @@ extern const struct sb_pg_stmt ps_stmts[];
 extern const struct sb_pg_opts ps_pg_opts;
 /* ps_ctx returns the process state of a call's service. */
 struct ps_state *ps_ctx(struct sb_rpc_call *call);
-/* ps_pg returns the worker's connection of a call. */
+/* ps_pg returns the connection of a call: the one its worker holds, or one borrowed from the
+ * pool (waiting for one), held until the call ends or ps_pool_release. */
 struct sb_pg *ps_pg(struct sb_rpc_call *call);
+/* pool.c. ps_pool_open opens n connections (prepared with ps_stmts; a database that is down does
+ * not fail it); 0 or an sb_err code (the pool must still be closed). ps_pool_hold returns the
+ * connection the calling thread holds, borrowing one (and waiting for it) when it holds none;
+ * ps_pool_release gives it back (nothing when it holds none). */
+int ps_pool_open(struct ps_pool *pool, const char *dsn, size_t n);
+void ps_pool_close(struct ps_pool *pool);
+struct sb_pg *ps_pool_hold(struct ps_pool *pool);
+void ps_pool_release(void);
 /* ps_tenant returns the caller's tenant, or NULL (the caller answers UNAUTHENTICATED). */
 const char *ps_tenant(struct sb_rpc_call *call);
 /* ps_db_error answers a failed statement: UNAVAILABLE with Retry-After for an unreachable

@@ -154,6 +154,7 @@ ps_state_free(struct ps_state *st)
 		pthread_join(st->reaper, NULL);
 	ps_push_join(st);
 	sb_pg_close(st->rpg);
+	ps_pool_close(&st->pool);
 	pthread_cond_destroy(&st->cv);
 	pthread_cond_destroy(&st->push_cv);
 	pthread_mutex_destroy(&st->push_mu);
@@ -230,6 +231,13 @@ ps_service_start(struct sb_service *svc)
 	    NULL));
 	if ((rv = sb_pg_open_opts(cfg->common.database_url, NULL, &ps_pg_opts, &st->rpg)) != 0) {
 		sb_log_kv(SB_LOG_ERROR, "pubsub cannot open its reaper connection", "error",
+		          sb_strerror(rv), NULL);
+		ps_state_free(st);
+		return rv;
+	}
+	if ((rv = ps_pool_open(&st->pool, cfg->common.database_url, (size_t)cfg->db_connections)) !=
+	    0) {
+		sb_log_kv(SB_LOG_ERROR, "pubsub cannot open its connection pool", "error",
 		          sb_strerror(rv), NULL);
 		ps_state_free(st);
 		return rv;

@@ -417,8 +417,7 @@ ps_ctx(struct sb_rpc_call *call)
 struct sb_pg *
 ps_pg(struct sb_rpc_call *call)
 {
-	struct sb_worker_conns *w = sb_service_worker_conns(call);
-	return w ? w->pg : NULL;
+	return ps_pool_hold(&ps_ctx(call)->pool);
 }
 
 const char *

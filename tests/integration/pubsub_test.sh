@@ -6,6 +6,7 @@
 # pubsub (SIGKILL) and of PostgreSQL (immediate stop, i.e. a crash) between publish and consume
 # loses no acknowledged publish (tests/pubsub/restart.mjs). Batch publish: tests/pubsub/batch.test.mjs.
 # Acks and consume in one request (POST /api/v1/messages/consume/{topic}, min): tests/pubsub/stream.test.mjs.
+# The shared connection pool (long polls wait without a connection): tests/pubsub/pool.mjs.
 # stack: pg,redis
 # labels: pubsub,e2e,sanitize
 set -u
@@ -66,9 +67,11 @@ runuser -u postgres -- "$SB_TEST_PG_BIN/pg_ctl" -D "$SB_TEST_PG_DIR" -w -t 30 -l
 	-o "-p $SB_TEST_PG_PORT -c listen_addresses=127.0.0.1 -k $pgdir -c max_connections=300 -c fsync=off" \
 	start >/dev/null || { echo "FAIL: cannot start PostgreSQL"; exit 1; }
 echo "pubsub killed and PostgreSQL crashed and restarted"
-sb_svc_start pubsub "${ps_env[@]}"
+# Restarted with one database connection: the verify and pool.mjs run with the handlers sharing it.
+sb_svc_start pubsub "${ps_env[@]}" SB_PUBSUB_DB_CONNECTIONS=1
 sb_svc_wait_ready pubsub || exit 1
 timeout 60 node restart.mjs verify "$tmp/restart.json" || exit 1
+timeout 30 node pool.mjs || exit 1
 
 # SIGTERM: pubsub exits 0 (under ASan/UBSan also: no leak, no report) and logged no error.
 kill -TERM "${SVC_PID[pubsub]}"
