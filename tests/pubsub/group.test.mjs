@@ -52,12 +52,18 @@ async function hold(name) {
 // lock (the group's leader, blocked), then sends rest() (an array of requests), which queue in
 // pubsub behind it meanwhile, and releases the lock after 700 ms: they are stored as the next
 // groups. Answers [lead's answer, ...rest's answers].
-async function queued(name, lead, rest) {
+// With during, it is called once the others queue, before the release, and must answer within 3
+// s (while the lock is still held).
+async function queued(name, lead, rest, during) {
 	const release = await hold(name);
 	const first = lead();
 	await waitFor(`SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND application_name <> 'group_test_hold')`, 'the leading publish waits for the lock');
 	const others = rest();
 	await sleep(700);
+	if (during) {
+		const r = await Promise.race([during(), sleep(3000).then(() => 'timed out')]);
+		assert.notEqual(r, 'timed out', 'a request answered while publishes waited for their group');
+	}
 	await release();
 	return Promise.all([first, ...others]);
 }
@@ -78,7 +84,11 @@ test('concurrent batches are stored by one statement per group, at most SB_PUBSU
 	await expect(202, 'POST', '/api/v1/messages/publish', { topic: t.name, payload: 'warm' }, 'produce');
 	const before = await groups();
 	const send = (b) => batch({ topic: t.name, messages: Array.from({ length: 8 }, (_, i) => ({ payload: { b, i } })) });
-	const res = await queued(t.name, () => send(0), () => Array.from({ length: 11 }, (_, b) => send(b + 1)));
+	// Meanwhile another topic is read: the queued publishes hold none of pubsub's pooled
+	// connections (SB_PUBSUB_DB_CONNECTIONS, 4), only the blocked leader holds one.
+	const other = await topic({});
+	const res = await queued(t.name, () => send(0), () => Array.from({ length: 11 }, (_, b) => send(b + 1)),
+		() => expect(200, 'GET', `/api/v1/topics/${other.name}`));
 	for (const r of res) assert.equal(r.status, 202, JSON.stringify(r.body));
 	const after = await groups();
 	const d = (le) => after[le] - before[le];
