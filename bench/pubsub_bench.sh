@@ -103,8 +103,13 @@ stop_rabbit() {
 for _ in $(seq 1 120); do grep -q 'Starting broker.*completed' "$rmq/out.log" && break; sleep 0.5; done
 grep -q 'Starting broker.*completed' "$rmq/out.log" || { echo "bench: RabbitMQ did not start"; tail "$rmq/out.log"; stop_rabbit; exit 1; }
 echo "RabbitMQ $(dpkg-query -W -f='${Version}' rabbitmq-server) on 127.0.0.1:$rport"
+# The broker's CPU during its load: the server script and its descendants (beam.smp and helpers).
+tree() { local p=$1 c; echo "$p"; for c in $(ps -o pid= --ppid "$p"); do tree "$c"; done; }
+r0=$(ticks $(tree "$rmq_pid"))
 run rabbit SB_AMQP_URL="amqp://guest:guest@127.0.0.1:$rport" SB_QUEUE=bench
 rc=$?
+r1=$(ticks $(tree "$rmq_pid"))
+echo "rabbit side CPU seconds during the load: RabbitMQ $(((r1 - r0) * 100 / hz))e-2 (the load generator: cpu_s in its line)"
 stop_rabbit
 [ $rc = 0 ] || exit 1
 
@@ -114,8 +119,11 @@ nats-server -a 127.0.0.1 -p "$nport" -js -sd "$tmp/nats" >"$tmp/nats.log" 2>&1 &
 nats_pid=$!
 sb_wait_port 127.0.0.1 "$nport" 10 || { echo "bench: nats-server did not start"; cat "$tmp/nats.log"; exit 1; }
 echo "NATS $(nats-server --version 2>&1 | head -1) on 127.0.0.1:$nport"
+n0=$(ticks "$nats_pid")
 run nats SB_NATS="127.0.0.1:$nport" SB_STREAM=BENCH
 rc=$?
+n1=$(ticks "$nats_pid")
+echo "nats side CPU seconds during the load: nats-server $(((n1 - n0) * 100 / hz))e-2 (the load generator: cpu_s in its line)"
 kill "$nats_pid" 2>/dev/null
 wait "$nats_pid" 2>/dev/null
 [ $rc = 0 ] || exit 1
