@@ -9,6 +9,7 @@
 #   - the deliveries table's tuple counters (updates, HOT updates, deletes) and index sizes;
 #   - EXPLAIN (ANALYZE, BUFFERS) of a claim of 64 and of a batch ack of what it leased, on the
 #     table the load left behind (inside a transaction that is rolled back).
+#   - the mean latency per call of the gateway's requests, its RPC calls and pubsub's handling;
 # SB_PROFILE_PERF=1 also samples the whole machine with perf for 5 s during the load (commands,
 # and the hottest symbols of postgres, sb-pubsub and sb-gateway).
 # Usage: bash bench/pubsub_profile.sh [BUILD_DIR]   (SB_BENCH_MESSAGES, default 4000;
@@ -51,6 +52,17 @@ if [ "${SB_PROFILE_PERF:-0}" = 1 ]; then
 fi
 wait "$load_pid" || { echo "profile: the load failed"; tail -20 "$tmp/load.out"; exit 1; }
 g1=$(ticks "${SVC_PID[gateway]}") p1=$(ticks "${SVC_PID[pubsub]}") d1=$(ticks $(pg_pids))
+# Where a publish's latency goes: mean seconds per call of the gateway's request, its RPC client
+# call and pubsub's server-side handling, per method (sum / count of the duration histograms).
+mean_of() { # mean_of URL METRIC: "<labels> <mean ms> <count>" per label set
+	curl -s "$1" | awk -v m="$2" '$1 ~ "^"m"_(sum|count)" {
+		split($1, a, "{"); lab = "{" a[2]; kind = (a[1] ~ /_sum$/) ? "s" : "c"; v[lab, kind] = $NF; labs[lab] = 1 }
+		END { for (l in labs) if (v[l, "c"] > 0) printf "%s %.3f ms x %d\n", l, 1000 * v[l, "s"] / v[l, "c"], v[l, "c"] }' | sort
+}
+echo "## mean latency per call during the run (ms): gateway requests, its RPC calls, pubsub's handling"
+mean_of "http://127.0.0.1:${SVC_OPS[gateway]}/metrics" '(sb_)?gateway_http_request_duration_seconds' | grep -i "messages" | head -8
+mean_of "http://127.0.0.1:${SVC_OPS[gateway]}/metrics" '(sb_)?rpc_client_duration_seconds' | grep -i "pubsub" | head -8
+mean_of "http://127.0.0.1:${SVC_OPS[pubsub]}/metrics" '(sb_)?rpc_server_duration_seconds' | grep -i "pubsub" | head -8
 h1=$(gw_requests) r1=$(rpc_calls) s1=$(q -c 'SELECT sum(sessions) FROM pg_stat_database')
 hz=$(getconf CLK_TCK)
 tail -1 "$tmp/load.out"
