@@ -14,6 +14,7 @@
  * limits of sb_json_parse or the transcoder would refuse. sb_json_fast_fuzz checks that what
  * it builds packs to the same bytes as the slow path's message, on any input. */
 #include "sb_json_int.h"
+#include "sb_util_hex.h"
 #include "sb_err.h"
 
 #include <stdlib.h>
@@ -69,25 +70,6 @@ sb_jf_next(struct sb_jf *f, unsigned char close, size_t *commas, bool *more)
 		return false;
 	f->depth--;
 	return true;
-}
-
-static int
-sb_jf_hex4(const unsigned char *p)
-{
-	int x = 0;
-	for (int k = 0; k < 4; k++) {
-		unsigned c = p[k];
-		x <<= 4;
-		if (c >= '0' && c <= '9')
-			x |= (int)(c - '0');
-		else if (c >= 'a' && c <= 'f')
-			x |= (int)(c - 'a' + 10);
-		else if (c >= 'A' && c <= 'F')
-			x |= (int)(c - 'A' + 10);
-		else
-			return -1;
-	}
-	return x;
 }
 
 /* sb_jf_put_cp appends code point cp as UTF-8. */
@@ -181,14 +163,14 @@ sb_jf_string(struct sb_jf *f, struct sb_buf *out, bool as_json, bool *escaped)
 			cp = '\t';
 			break;
 		case 'u': {
-			int u = n - i >= 6 ? sb_jf_hex4(s + i + 2) : -1;
+			int u = n - i >= 6 ? sb_hex4((const char *)(s + i + 2)) : -1;
 			if (u <= 0 || (u >= 0xdc00 && u <= 0xdfff))
 				return false; /* bad, \u0000 or a lone low surrogate */
 			used = 6;
 			cp = (uint32_t)u;
 			if (u >= 0xd800 && u <= 0xdbff) {
 				int lo = n - i >= 12 && s[i + 6] == '\\' && s[i + 7] == 'u'
-				             ? sb_jf_hex4(s + i + 8)
+				             ? sb_hex4((const char *)(s + i + 8))
 				             : -1;
 				if (lo < 0xdc00 || lo > 0xdfff)
 					return false;

@@ -15,6 +15,7 @@
  * with escapes, an object of more than SB_JSON_VALID_KEYS members, a long real number), jansson
  * decides. sb_json_valid_fuzz checks the two agree on any input. */
 #include "sb_json_int.h"
+#include "sb_util_hex.h"
 
 #include <errno.h>
 #include <math.h>
@@ -45,25 +46,6 @@ sb_jv_ws(struct sb_jv *v)
 	while (v->i < v->n && (v->s[v->i] == ' ' || v->s[v->i] == '\t' || v->s[v->i] == '\n' ||
 	                       v->s[v->i] == '\r'))
 		v->i++;
-}
-
-static int
-sb_jv_hex4(const unsigned char *p)
-{
-	int x = 0;
-	for (int k = 0; k < 4; k++) {
-		unsigned c = p[k];
-		x <<= 4;
-		if (c >= '0' && c <= '9')
-			x |= (int)(c - '0');
-		else if (c >= 'a' && c <= 'f')
-			x |= (int)(c - 'a' + 10);
-		else if (c >= 'A' && c <= 'F')
-			x |= (int)(c - 'A' + 10);
-		else
-			return -1;
-	}
-	return x;
 }
 
 /* sb_jv_string scans a string whose opening quote is at v->i; leaves v->i past the closing
@@ -107,14 +89,14 @@ sb_jv_string(struct sb_jv *v)
 		}
 		if (n - i < 6)
 			return SB_JV_NO;
-		int u = sb_jv_hex4(s + i + 2);
+		int u = sb_hex4((const char *)(s + i + 2));
 		if (u < 0 || u == 0 || (u >= 0xdc00 && u <= 0xdfff))
 			return SB_JV_NO;
 		i += 6;
 		if (u >= 0xd800 && u <= 0xdbff) {
 			if (n - i < 6 || s[i] != '\\' || s[i + 1] != 'u')
 				return SB_JV_NO;
-			int lo = sb_jv_hex4(s + i + 2);
+			int lo = sb_hex4((const char *)(s + i + 2));
 			if (lo < 0xdc00 || lo > 0xdfff)
 				return SB_JV_NO;
 			i += 6;

@@ -26,6 +26,19 @@ sb_hex_value(unsigned char c, unsigned flags)
 }
 
 int
+sb_hex4(const char *s)
+{
+	int x = 0;
+	for (int k = 0; k < 4; k++) {
+		int d = sb_hex_digit((unsigned char)s[k]);
+		if (d < 0)
+			return -1;
+		x = x << 4 | d;
+	}
+	return x;
+}
+
+int
 sb_hex_decode(const char *s, size_t n, unsigned flags, uint8_t *out)
 {
 	for (size_t i = 0; i < n; i++) {

@@ -14,6 +14,10 @@
  * for any other value, EOF included. */
 int sb_hex_digit(int c);
 
+/* sb_hex4 returns the value (0-0xffff) of the four hex digits (either case) at s, which must
+ * hold four bytes (a JSON \u escape's digits), or -1 when one of them is not a hex digit. */
+int sb_hex4(const char *s);
+
 /* sb_hex_decode reads exactly 2*n hex digits from s (which must hold that many bytes; no NUL is
  * looked for) into out[0..n), high digit first. With SB_HEX_LOWER, 'A'-'F' are refused. Returns
  * 0, or SB_EINVAL at the first byte that is not a digit (out may then be partly written). */
