@@ -74,13 +74,6 @@ timeout 60 node restart.mjs verify "$tmp/restart.json" || exit 1
 timeout 30 node pool.mjs || exit 1
 
 # SIGTERM: pubsub exits 0 (under ASan/UBSan also: no leak, no report) and logged no error.
-kill -TERM "${SVC_PID[pubsub]}"
-wait "${SVC_PID[pubsub]}"
-rc=$?
-unset "SVC_PID[pubsub]"
-[ $rc = 0 ] || { echo "FAIL: pubsub exit status $rc on SIGTERM"; tail -n 30 "$tmp/logs/pubsub.log"; exit 1; }
-if grep -E 'Sanitizer|runtime error|"level":"error"' "$tmp/logs/pubsub.log"; then
-	echo "FAIL: pubsub's log has errors or sanitizer reports"
-	exit 1
-fi
+. "$root/tests/pubsub/stack.sh"
+ps_stop_pubsub
 echo "pubsub_test: all passed"
