@@ -132,57 +132,10 @@ sb_jf_string(struct sb_jf *f, struct sb_buf *out, bool as_json, bool *escaped)
 			break;
 		/* a backslash: decoded, and written back in jansson's spelling */
 		*escaped = true;
-		if (i + 1 >= n)
-			return false;
 		uint32_t cp;
-		unsigned c = s[i + 1];
-		size_t used = 2;
-		switch (c) {
-		case '"':
-			cp = '"';
-			break;
-		case '\\':
-			cp = '\\';
-			break;
-		case '/':
-			cp = '/';
-			break;
-		case 'b':
-			cp = '\b';
-			break;
-		case 'f':
-			cp = '\f';
-			break;
-		case 'n':
-			cp = '\n';
-			break;
-		case 'r':
-			cp = '\r';
-			break;
-		case 't':
-			cp = '\t';
-			break;
-		case 'u': {
-			int u = n - i >= 6 ? sb_hex4((const char *)(s + i + 2)) : -1;
-			if (u <= 0 || (u >= 0xdc00 && u <= 0xdfff))
-				return false; /* bad, \u0000 or a lone low surrogate */
-			used = 6;
-			cp = (uint32_t)u;
-			if (u >= 0xd800 && u <= 0xdbff) {
-				int lo = n - i >= 12 && s[i + 6] == '\\' && s[i + 7] == 'u'
-				             ? sb_hex4((const char *)(s + i + 8))
-				             : -1;
-				if (lo < 0xdc00 || lo > 0xdfff)
-					return false;
-				cp = 0x10000 + (((uint32_t)u - 0xd800) << 10) +
-				     ((uint32_t)lo - 0xdc00);
-				used = 12;
-			}
-			break;
-		}
-		default:
+		size_t used;
+		if (sb_json_escape(s + i, n - i, &cp, &used) != 0)
 			return false;
-		}
 		i += used;
 		run = i;
 		if (out == NULL)

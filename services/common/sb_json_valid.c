@@ -78,29 +78,11 @@ sb_jv_string(struct sb_jv *v)
 		}
 		/* a backslash */
 		v->key_escaped = true;
-		if (i + 1 >= n)
+		uint32_t cp;
+		size_t used;
+		if (sb_json_escape(s + i, n - i, &cp, &used) != 0)
 			return SB_JV_NO;
-		c = s[i + 1];
-		if (c != 'u') {
-			if (strchr("\"\\/bfnrt", (int)c) == NULL || c == 0)
-				return SB_JV_NO;
-			i += 2;
-			continue;
-		}
-		if (n - i < 6)
-			return SB_JV_NO;
-		int u = sb_hex4((const char *)(s + i + 2));
-		if (u < 0 || u == 0 || (u >= 0xdc00 && u <= 0xdfff))
-			return SB_JV_NO;
-		i += 6;
-		if (u >= 0xd800 && u <= 0xdbff) {
-			if (n - i < 6 || s[i] != '\\' || s[i + 1] != 'u')
-				return SB_JV_NO;
-			int lo = sb_hex4((const char *)(s + i + 2));
-			if (lo < 0xdc00 || lo > 0xdfff)
-				return SB_JV_NO;
-			i += 6;
-		}
+		i += used;
 	}
 }
 

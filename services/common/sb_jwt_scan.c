@@ -28,17 +28,6 @@ sb_jwt_scan_ws(struct sb_jwt_scan *s)
 		s->p++;
 }
 
-/* sb_jwt_scan_hex4 reads the four hex digits of a \u escape at p into *out. */
-static int
-sb_jwt_scan_hex4(const unsigned char *p, unsigned *out)
-{
-	uint8_t b[2];
-	if (sb_hex_decode((const char *)p, 2, 0, b) != 0)
-		return -1;
-	*out = (unsigned)b[0] << 8 | b[1];
-	return 0;
-}
-
 /* sb_jwt_scan_utf8 checks the UTF-8 sequence at p (at most n bytes) and returns its length,
  * or 0 if it is invalid (overlong, surrogate, past U+10FFFF, truncated). */
 static size_t
@@ -125,50 +114,11 @@ sb_jwt_scan_string(struct sb_jwt_scan *s, const char **out, size_t *outlen)
 			s->p += len;
 			continue;
 		}
-		if (s->end - s->p < 2)
+		uint32_t cp;
+		size_t used;
+		if (sb_json_escape(s->p, (size_t)(s->end - s->p), &cp, &used) != 0)
 			return -1;
-		unsigned cp;
-		switch (s->p[1]) {
-		case '"':
-		case '\\':
-		case '/':
-			cp = s->p[1];
-			break;
-		case 'b':
-			cp = '\b';
-			break;
-		case 'f':
-			cp = '\f';
-			break;
-		case 'n':
-			cp = '\n';
-			break;
-		case 'r':
-			cp = '\r';
-			break;
-		case 't':
-			cp = '\t';
-			break;
-		case 'u':
-			if (s->end - s->p < 6 || sb_jwt_scan_hex4(s->p + 2, &cp) != 0 || cp == 0)
-				return -1;
-			if (cp >= 0xdc00 && cp <= 0xdfff)
-				return -1; /* a low surrogate alone */
-			if (cp >= 0xd800 && cp <= 0xdbff) {
-				unsigned lo;
-				if (s->end - s->p < 12 || s->p[6] != '\\' || s->p[7] != 'u' ||
-				    sb_jwt_scan_hex4(s->p + 8, &lo) != 0 || lo < 0xdc00 ||
-				    lo > 0xdfff)
-					return -1;
-				cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-				s->p += 6;
-			}
-			s->p += 4;
-			break;
-		default:
-			return -1;
-		}
-		s->p += 2;
+		s->p += used;
 		if (o != NULL)
 			n += sb_jwt_scan_put(o + n, cp);
 		else

@@ -100,3 +100,32 @@ sb_pct_decode(const char *s, size_t len, unsigned flags, char *out, size_t cap, 
 		*n = o;
 	return ret;
 }
+
+int
+sb_json_escape(const unsigned char *s, size_t n, uint32_t *cp, size_t *used)
+{
+	static const char simple[] = "\"\\/bfnrt", value[] = "\"\\/\b\f\n\r\t";
+	if (n < 2 || s[0] != '\\')
+		return -1;
+	if (s[1] != 'u') {
+		const char *k = s[1] != 0 ? strchr(simple, s[1]) : NULL;
+		if (k == NULL)
+			return -1;
+		*cp = (unsigned char)value[k - simple];
+		*used = 2;
+		return 0;
+	}
+	int u = n >= 6 ? sb_hex4((const char *)s + 2) : -1;
+	if (u <= 0 || (u >= 0xdc00 && u <= 0xdfff))
+		return -1; /* bad, \u0000 or a lone low surrogate */
+	*cp = (uint32_t)u;
+	*used = 6;
+	if (u >= 0xd800 && u <= 0xdbff) {
+		int lo = n >= 12 && s[6] == '\\' && s[7] == 'u' ? sb_hex4((const char *)s + 8) : -1;
+		if (lo < 0xdc00 || lo > 0xdfff)
+			return -1;
+		*cp = 0x10000 + (((uint32_t)u - 0xd800) << 10) + ((uint32_t)lo - 0xdc00);
+		*used = 12;
+	}
+	return 0;
+}

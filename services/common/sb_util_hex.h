@@ -1,6 +1,7 @@
-/* sb_util_hex.h: hexadecimal digits and percent-encoding (RFC 3986 section 2.1, and the
- * application/x-www-form-urlencoded variant where '+' is a space): the one decoder and encoder
- * of each that every service uses. Pure functions, no allocation, any thread. */
+/* sb_util_hex.h: hexadecimal digits, JSON string escapes (\uXXXX) and percent-encoding (RFC 3986
+ * section 2.1, and the application/x-www-form-urlencoded variant where '+' is a space): the one
+ * decoder and encoder of each that every service uses. Pure functions, no allocation, any thread.
+ */
 #ifndef SB_UTIL_HEX_H
 #define SB_UTIL_HEX_H
 
@@ -36,5 +37,11 @@ void sb_hex_encode(const uint8_t *in, size_t n, char *out);
  * SB_ERANGE when the result and its NUL do not fit in cap (cap 0 included). On error what was
  * written is wiped (it may be part of a secret) and out is "" when cap > 0. */
 int sb_pct_decode(const char *s, size_t len, unsigned flags, char *out, size_t cap, size_t *n);
+
+/* sb_json_escape decodes the JSON string escape at s[0..n) (s[0] is the backslash): the code
+ * point in *cp and the bytes it takes (2, 6, or 12 for a surrogate pair) in *used. Returns 0, or
+ * -1 for a bad or truncated escape, \u0000 (no C string holds it) or a lone surrogate. One
+ * decoder for every scanner of JSON strings (sb_json_valid.c, sb_json_fast.c, sb_jwt_scan.c). */
+int sb_json_escape(const unsigned char *s, size_t n, uint32_t *cp, size_t *used);
 
 #endif
