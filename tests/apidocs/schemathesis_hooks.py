@@ -22,6 +22,9 @@ def map_body(context, body):
         return _ps_publish_body(body)
     if op is not None and op.method.upper() == "POST" and op.path == "/api/v1/messages/publish-batch":
         return _ps_publish_batch_body(body)
+    if op is not None and op.method.upper() == "POST" and op.path in (
+            "/api/v1/messages/{id}/modify-deadline", "/api/v1/messages/{id}/nack"):
+        return _ps_lease_body(body)
     if not CONVERSATION or op is None or op.method.upper() != "POST" or op.path != "/v1/messages":
         return body
     if not isinstance(body, dict) or not isinstance(body.get("conversation_id"), str):
@@ -83,6 +86,24 @@ def map_path_parameters(context, path_parameters):
             out["id"] = _ps_pick("SB_ST_MODIFY", PS_ACKED)
         else:
             out["id"] = PS_ACKED
+    return out
+
+
+def _ps_lease_body(body):
+    # nack and modify-deadline name a fixture message (map_path_parameters) whose lease id the
+    # test cannot know: half of the generated lease ids become "" (the documented "whoever holds
+    # the lease" form of at_least_once topics) and half of the generated subscription names that
+    # are valid become the topic's subscription "default"; the other halves stay as generated,
+    # so 404 and 412 are still exercised. Without this a run could end with no 2xx for
+    # modify-deadline (seen once in a clean-clone CI run, 2026-12-07).
+    if not PS_TOPIC or not isinstance(body, dict):
+        return body
+    out = dict(body)
+    if isinstance(out.get("lease_id"), str) and random.random() < 0.5:
+        out["lease_id"] = ""
+    sub = out.get("subscription")
+    if isinstance(sub, str) and PS_NAME.match(sub) and random.random() < 0.5:
+        out["subscription"] = "default"
     return out
 
 

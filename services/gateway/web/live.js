@@ -22,7 +22,13 @@ export class Live {
     this.pongTimer = null;
     this.subscribed = new Set();
     window.addEventListener('online', () => this.kick());
-    window.addEventListener('offline', () => this.ws && this.ws.close());
+    // The browser knows before the socket does: show it at once (a close handshake with the
+    // network gone can take long to report), then drop the socket; its close schedules the retry.
+    window.addEventListener('offline', () => {
+      if (this.stopped) return;
+      this.opts.onState('offline', 'no network');
+      if (this.ws) this.ws.close();
+    });
   }
 
   start() {
