@@ -100,6 +100,21 @@ sb_jf_put_cp(struct sb_buf *b, uint32_t cp)
 	return sb_buf_append(b, u, k);
 }
 
+/* sb_jf_take ends a buffer that a scan (ok: its result) filled: the text, now the caller's, or
+ * NULL when the scan failed (the buffer freed) or the memory ran out (f->nomem set). */
+static char *
+sb_jf_take(struct sb_jf *f, struct sb_buf *b, bool ok)
+{
+	if (!ok) {
+		sb_buf_free(b);
+		return NULL;
+	}
+	char *c = sb_buf_steal(b);
+	if (c == NULL)
+		f->nomem = true;
+	return c;
+}
+
 /* sb_jf_string reads the string at f->i (its opening quote). With out it appends the decoded
  * text there (as_json: written back as jansson writes a string, quotes included), else it only
  * checks it. *escaped tells whether the text had a backslash. False when the string is not one
@@ -340,15 +355,9 @@ sb_jf_value(struct sb_jf *f, const ProtobufCFieldDescriptor *fd, void *dst)
 	case PROTOBUF_C_TYPE_STRING: {
 		struct sb_buf b = SB_BUF_INIT;
 		bool escaped;
-		if (!sb_jf_string(f, &b, false, &escaped)) {
-			sb_buf_free(&b);
+		char *c = sb_jf_take(f, &b, sb_jf_string(f, &b, false, &escaped));
+		if (c == NULL)
 			return false;
-		}
-		char *c = sb_buf_steal(&b);
-		if (c == NULL) {
-			f->nomem = true;
-			return false;
-		}
 		*(char **)dst = c;
 		return true;
 	}
@@ -388,15 +397,10 @@ sb_jf_value(struct sb_jf *f, const ProtobufCFieldDescriptor *fd, void *dst)
 		if (!sb__json_is_raw(sd))
 			return sb_jf_message(f, sd, sub);
 		struct sb_buf b = SB_BUF_INIT;
-		if (!sb_jf_raw(f, &b)) { /* out of memory too: the slow path will say so */
-			sb_buf_free(&b);
+		/* a failed scan (out of memory too): the slow path will say so */
+		char *text = sb_jf_take(f, &b, sb_jf_raw(f, &b));
+		if (text == NULL)
 			return false;
-		}
-		char *text = sb_buf_steal(&b);
-		if (text == NULL) {
-			f->nomem = true;
-			return false;
-		}
 		*(char **)((char *)sub + sd->fields[0].offset) = text;
 		return true;
 	}
