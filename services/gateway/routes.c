@@ -30,6 +30,8 @@ const struct gw_route gw_routes_core[] = {
 	GW_HEALTH_ROW("realtime"),
 	GW_HEALTH_ROW("notifier"),
 	GW_HEALTH_ROW("gc"),
+	GW_HEALTH_ROW("pubsub"),
+	GW_HEALTH_ROW("registry"),
 	{ NULL },
 };
 
