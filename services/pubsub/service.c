@@ -27,14 +27,14 @@ static const char ps_sql_expire[] =
     "jsonb_build_object('attempt', d.attempt, 'at', now(), 'reason', 'ack deadline expired')) "
     "FROM x WHERE d.seq = x.seq RETURNING d.state, x.topic, x.sub";
 
-/* The deliveries of a deleted message go with it (no foreign key cascades since migration
- * 004); only acknowledged ones are left by then, and none is added to an old message. */
+/* A message goes once none of its deliveries is unfinished (all in acked_deliveries since
+ * migration 005), and its acknowledged deliveries with it (no foreign key cascades since
+ * migration 004); none is added to an old message. */
 static const char ps_sql_retention[] =
     "WITH gone AS (DELETE FROM messages m USING topics t WHERE m.topic_id = t.id AND "
     "m.published_at < now() - make_interval(secs => t.retention_ms::double precision / 1000) "
-    "AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id AND d.state <> "
-    "'acked') RETURNING m.id) DELETE FROM deliveries d USING gone WHERE d.message_id = "
-    "gone.id; "
+    "AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id) RETURNING m.id) "
+    "DELETE FROM acked_deliveries a USING gone WHERE a.message_id = gone.id; "
     "DELETE FROM idempotency WHERE expires_at < now(); "
     "DELETE FROM consumers WHERE last_seen < now() - interval '1 hour'";
 

@@ -65,8 +65,14 @@ const struct sb_pg_opts ps_pg_opts = { .connect_timeout_s = 2,
 	                                          "$3", "$4") " SELECT " PS_CLAIM_COLS             \
 	                                                      " FROM cu JOIN messages m ON m.id "  \
 	                                                      "= cu.message_id ORDER BY " AORDER
+/* The CTE ua: the deliveries of CTE U (deleted from deliveries) stored as acknowledged
+ * (migration 005: finished deliveries leave deliveries). */
+#define PS_ACKED_INSERT(U)                                                                         \
+	"ua AS (INSERT INTO acked_deliveries (message_id, sub_id, attempt, consumer, errors) "     \
+	"SELECT message_id, sub_id, attempt, consumer, errors FROM " U ")"
 /* The batch ack's CTEs over $1 message ids, $2 subscriptions, $3 lease ids ('' = none) and
- * $4 the tenant: r the acks, t what each names (found by key), u the deliveries acked. */
+ * $4 the tenant: r the acks, t what each names (found by key; an acknowledged one in
+ * acked_deliveries, seq NULL), u the deliveries acked now (moved by ua). */
 #define PS_ACK_CTES                                                                                \
 	"r AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[]) WITH ORDINALITY "          \
 	"AS r (mid, sub, lease, n)), "                                                             \
@@ -76,12 +82,12 @@ const struct sb_pg_opts ps_pg_opts = { .connect_timeout_s = 2,
 	"messages WHERE id = r.mid LIMIT 1) m JOIN topics tp ON tp.id = m.topic_id AND "           \
 	"tp.tenant_id = $4 JOIN subscriptions s ON s.topic_id = tp.id AND s.name = r.sub "         \
 	"LEFT JOIN LATERAL (SELECT seq, state FROM deliveries WHERE message_id = r.mid AND "       \
-	"sub_id = s.id LIMIT 1) x ON true), "                                                      \
-	"u AS (UPDATE deliveries d SET state = 'acked', acked_at = now(), lease_id = NULL, "       \
-	"lease_expires = NULL FROM t WHERE d.seq = t.seq AND NOT (t.strict AND t.lease = '') AND " \
-	"(d.state = 'leased' OR (NOT t.strict AND d.state = 'ready' AND d.attempt > 0 AND "        \
-	"t.lease = '')) AND (t.lease = '' OR d.lease_id::text = t.lease) AND (NOT t.strict OR "    \
-	"d.lease_expires > now()) RETURNING d.seq)"
+	"sub_id = s.id UNION ALL SELECT NULL, 'acked' FROM acked_deliveries WHERE message_id = "   \
+	"r.mid AND sub_id = s.id LIMIT 1) x ON true), "                                            \
+	"u AS (DELETE FROM deliveries d USING t WHERE d.seq = t.seq AND NOT (t.strict AND "        \
+	"t.lease = '') AND (d.state = 'leased' OR (NOT t.strict AND d.state = 'ready' AND "        \
+	"d.attempt > 0 AND t.lease = '')) AND (t.lease = '' OR d.lease_id::text = t.lease) AND "   \
+	"(NOT t.strict OR d.lease_expires > now()) RETURNING d.*), " PS_ACKED_INSERT("u")
 /* Per ack (as text): topic, error, seconds since the publish, acked by this statement
  * ('true'/'false'), traceparent. */
 #define PS_ACK_COLS                                                                                \
@@ -124,7 +130,8 @@ const struct sb_pg_stmt ps_stmts[] = {
 	{ "topic_delete",
 	  "DELETE FROM topics WHERE tenant_id = $1 AND name = $2 RETURNING id::text", 2 },
 	{ "topic_purge",
-	  "WITH m AS (DELETE FROM messages WHERE topic_id = $1::bigint RETURNING id) "
+	  "WITH m AS (DELETE FROM messages WHERE topic_id = $1::bigint RETURNING id), "
+	  "a AS (DELETE FROM acked_deliveries WHERE message_id IN (SELECT id FROM m)) "
 	  "DELETE FROM deliveries WHERE message_id IN (SELECT id FROM m)",
 	  1 },
 	/* Per subscription of topic $1: depth, in flight, acked, dead, acked in the last minute,
@@ -132,14 +139,17 @@ const struct sb_pg_stmt ps_stmts[] = {
 	{ "topic_sub_metrics",
 	  "SELECT s.name, count(d.seq) FILTER (WHERE d.state = 'ready'), "
 	  "count(d.seq) FILTER (WHERE d.state = 'leased'), "
-	  "count(d.seq) FILTER (WHERE d.state = 'acked'), "
+	  "coalesce(min(a.n), 0), "
 	  "count(d.seq) FILTER (WHERE d.state = 'dead'), "
-	  "count(d.seq) FILTER (WHERE d.state = 'acked' AND d.acked_at > now() - interval '60 s'), "
+	  "coalesce(min(a.minute), 0), "
 	  "coalesce((extract(epoch FROM now() - min(m.published_at) FILTER (WHERE d.state IN "
 	  "('ready', 'leased'))) * 1000)::bigint, 0) "
 	  "FROM subscriptions s LEFT JOIN deliveries d ON d.sub_id = s.id "
-	  "LEFT JOIN messages m ON m.id = d.message_id WHERE s.topic_id = $1::bigint "
-	  "GROUP BY s.name ORDER BY s.name",
+	  "LEFT JOIN messages m ON m.id = d.message_id "
+	  "LEFT JOIN (SELECT sub_id, count(*) AS n, count(*) FILTER (WHERE acked_at > now() - "
+	  "interval '60 s') AS minute FROM acked_deliveries WHERE sub_id IN (SELECT id FROM "
+	  "subscriptions WHERE topic_id = $1::bigint) GROUP BY sub_id) a ON a.sub_id = s.id "
+	  "WHERE s.topic_id = $1::bigint GROUP BY s.name ORDER BY s.name",
 	  1 },
 	{ "topic_msg_metrics",
 	  "SELECT count(*), count(*) FILTER (WHERE published_at > now() - interval '60 s') "
@@ -310,14 +320,14 @@ const struct sb_pg_stmt ps_stmts[] = {
 	 * whose lease expired and is waiting for its retry. Strict acks need an unexpired lease.
 	 * Returns seconds since the publish. */
 	{ "ack",
-	  "UPDATE deliveries d SET state = 'acked', acked_at = now(), lease_id = NULL, "
-	  "lease_expires = NULL FROM messages m WHERE d.message_id = $1::uuid AND d.sub_id = "
-	  "$2::bigint AND m.id = d.message_id AND (d.state = 'leased' OR (NOT $4::boolean AND "
+	  "WITH u AS (DELETE FROM deliveries d WHERE d.message_id = $1::uuid AND d.sub_id = "
+	  "$2::bigint AND (d.state = 'leased' OR (NOT $4::boolean AND "
 	  "d.state = 'ready' AND d.attempt > 0 AND $3 = '')) AND ($3 = '' OR d.lease_id::text = "
 	  "$3) "
-	  "AND (NOT $4::boolean OR d.lease_expires > now()) "
-	  "RETURNING extract(epoch FROM now() - m.published_at), "
-	  "coalesce(m.headers->>'traceparent', '')",
+	  "AND (NOT $4::boolean OR d.lease_expires > now()) RETURNING d.*), " PS_ACKED_INSERT(
+	      "u") " SELECT extract(epoch FROM now() - m.published_at), "
+	           "coalesce(m.headers->>'traceparent', '') FROM u JOIN messages m ON m.id = "
+	           "u.message_id",
 	  4 },
 	/* Many acks ($1 message ids, $2 subscriptions, $3 lease ids or '', as text[]) of tenant $4
 	 * in one statement, with the rules of "ack". One row per ack, in order: topic, error (''
@@ -337,7 +347,7 @@ const struct sb_pg_stmt ps_stmts[] = {
 	{ "consume_ack",
 	  "WITH " PS_ACK_CTES ", c AS (SELECT d.seq FROM deliveries d WHERE " PS_CLAIMABLE(
 	      "d", "$5", "$9",
-	      "$10") " AND NOT EXISTS (SELECT 1 FROM t WHERE t.seq = d.seq) "
+	      "$10") " AND d.seq NOT IN (SELECT seq FROM t WHERE seq IS NOT NULL) "
 	             "AND " PS_CLAIM_GATE(
 	                 "$5", "$9", "$10",
 	                 "$11") " ORDER BY d.seq LIMIT $6::int FOR UPDATE "
@@ -352,7 +362,8 @@ const struct sb_pg_stmt ps_stmts[] = {
 	  11 },
 	{ "delivery_state",
 	  "SELECT state, attempt FROM deliveries WHERE message_id = $1::uuid AND sub_id = "
-	  "$2::bigint",
+	  "$2::bigint UNION ALL SELECT 'acked', attempt FROM acked_deliveries WHERE message_id = "
+	  "$1::uuid AND sub_id = $2::bigint",
 	  2 },
 	/* Nack: back to ready after $4 ms (or the backoff when $4 = 0), or dead after the topic's
 	 * last attempt ($8); the reason $5 joins the error history. */
@@ -386,8 +397,10 @@ const struct sb_pg_stmt ps_stmts[] = {
 	                        "t.tenant_id = $2",
 	  2 },
 	{ "msg_deliveries",
-	  "SELECT s.name, d.state, d.attempt, d.errors::text FROM deliveries d JOIN subscriptions "
-	  "s ON s.id = d.sub_id WHERE d.message_id = $1::uuid ORDER BY s.name",
+	  "SELECT s.name, d.state, d.attempt, d.errors::text FROM (SELECT sub_id, state, attempt, "
+	  "errors FROM deliveries WHERE message_id = $1::uuid UNION ALL SELECT sub_id, 'acked', "
+	  "attempt, errors FROM acked_deliveries WHERE message_id = $1::uuid) d JOIN "
+	  "subscriptions s ON s.id = d.sub_id ORDER BY s.name",
 	  1 },
 	{ "dlq_list",
 	  "SELECT m.id::text, s.name, d.attempt, d.errors::text, m.payload::text, "

@@ -187,7 +187,8 @@ test('a topic deleted while publishes race it leaves no message or delivery behi
 		assert.ok(status[202] > 0, `publishes before the delete: ${JSON.stringify(status)}`);
 		assert.deepEqual(Object.keys(status).filter((s) => s !== '202' && s !== '404'), [], JSON.stringify(status));
 		assert.equal(sql(`SELECT count(*) FROM pubsub.messages WHERE topic_id = ${id}`), '0', 'no message of the deleted topic');
-		assert.equal(sql('SELECT count(*) FROM pubsub.deliveries d WHERE NOT EXISTS (SELECT 1 FROM pubsub.messages m WHERE m.id = d.message_id) OR NOT EXISTS (SELECT 1 FROM pubsub.subscriptions s WHERE s.id = d.sub_id)'), '0', 'no delivery without its message and subscription');
+		for (const table of ['deliveries', 'acked_deliveries'])
+			assert.equal(sql(`SELECT count(*) FROM pubsub.${table} d WHERE NOT EXISTS (SELECT 1 FROM pubsub.messages m WHERE m.id = d.message_id) OR NOT EXISTS (SELECT 1 FROM pubsub.subscriptions s WHERE s.id = d.sub_id)`), '0', `no row of ${table} without its message and subscription`);
 	}
 });
 
@@ -203,10 +204,12 @@ test('retention deletes the deliveries of the messages it deletes', async () => 
 		assert.deepEqual(got.map((m) => m.id), r.body.ids);
 		await expect(200, 'POST', '/api/v1/messages/ack', { acks: got.map((m) => ({ id: m.id, subscription: sub })) }, 'consume');
 	}
-	assert.equal(sql(`SELECT count(*) FROM pubsub.deliveries WHERE message_id IN (${ids})`), '4');
+	// acknowledged deliveries leave deliveries for acked_deliveries (migration 005)
+	assert.equal(sql(`SELECT count(*) FROM pubsub.deliveries WHERE message_id IN (${ids})`), '0');
+	assert.equal(sql(`SELECT count(*) FROM pubsub.acked_deliveries WHERE message_id IN (${ids})`), '4');
 	// SB_PUBSUB_RETENTION_PASS_MS=200 (pubsub_group_test.sh): gone within a few passes
 	await waitFor(`SELECT NOT EXISTS (SELECT 1 FROM pubsub.messages WHERE id IN (${ids}))`, 'the acknowledged messages were deleted');
-	assert.equal(sql(`SELECT count(*) FROM pubsub.deliveries WHERE message_id IN (${ids})`), '0', 'their deliveries went with them');
+	assert.equal(sql(`SELECT count(*) FROM pubsub.acked_deliveries WHERE message_id IN (${ids})`), '0', 'their deliveries went with them');
 	// the unacknowledged message and its two deliveries stay
 	assert.equal(sql(`SELECT count(*) FROM pubsub.deliveries WHERE message_id = '${kept.id}'`), '2');
 });
