@@ -41,7 +41,7 @@ pubsub_stack_start
 # Counters read before and after the load.
 gw_requests() { curl -s "http://127.0.0.1:${SVC_OPS[gateway]}/metrics" | awk '/^(sb_)?gateway_http_requests_total/ {s += $NF} END {print s + 0}'; }
 rpc_calls() { curl -s "http://127.0.0.1:${SVC_OPS[pubsub]}/metrics" | awk '/^(sb_)?rpc_server_requests_total.*pubsub/ {s += $NF} END {print s + 0}'; }
-q -c 'SELECT pg_stat_statements_reset()' >/dev/null
+q -c 'SELECT pg_stat_statements_reset()' -c "SELECT pg_stat_reset_shared('wal')" >/dev/null
 h0=$(gw_requests) r0=$(rpc_calls) s0=$(q -c 'SELECT sum(sessions) FROM pg_stat_database')
 g0=$(ticks "${SVC_PID[gateway]}") p0=$(ticks "${SVC_PID[pubsub]}") d0=$(ticks $(pg_pids))
 (cd "$root/bench/pubsub" && env SB_GW="$SB_GW" SB_TOKEN="$token" SB_TOPIC=bench node load.mjs "${SB_PROFILE_MODE:-pubsub}") >"$tmp/load.out" 2>&1 &
@@ -70,6 +70,13 @@ n=$SB_BENCH_MESSAGES
 echo "CPU seconds: gateway $(((g1 - g0) * 100 / hz))e-2, sb-pubsub $(((p1 - p0) * 100 / hz))e-2, PostgreSQL $(((d1 - d0) * 100 / hz))e-2; PostgreSQL µs per message: $(((d1 - d0) * 1000000 / hz / n))"
 echo "per message: HTTP requests $(echo "scale=3; ($h1 - $h0) / $n" | bc), pubsub RPCs $(echo "scale=3; ($r1 - $r0) / $n" | bc), statements $(q -c "SELECT round(sum(calls)::numeric / $n, 3) FROM pg_stat_statements WHERE query !~* 'pg_stat_statements'")"
 echo "PostgreSQL sessions opened during the load: $((s1 - s0))"
+# Where PostgreSQL's CPU went, by process (cumulative since the stack started: the load is most
+# of it); autovacuum workers that came and went are in the postmaster's reaped-children count.
+echo "## PostgreSQL CPU seconds by process (since the stack started)"
+for p in $(pg_pids); do
+	printf '%s\t%s\n' "$(ticks "$p")" "$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | cut -c1-70)"
+done | sort -rn | awk -F'\t' -v hz="$hz" '$1 > 0 { printf "  %6.2f  %s\n", $1 / hz, $2 }' | head -12
+echo "  $(awk -v hz="$hz" '{ printf "%.2f", ($16 + $17) / hz }' "/proc/$(head -1 "$tmp/pg/data/postmaster.pid")/stat")  ended children (autovacuum workers, connections closed)"
 echo "## pg_stat_statements (the load; largest total time first)"
 qt -c "SELECT calls, round(total_exec_time::numeric, 0) AS total_ms, round(mean_exec_time::numeric, 3) AS mean_ms,
 	round((100 * total_exec_time / sum(total_exec_time) OVER ())::numeric, 1) AS pct, rows,
@@ -83,6 +90,9 @@ echo "## deliveries and messages: tuple counters, sizes"
 qt -c "SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del, n_live_tup, n_dead_tup, autovacuum_count AS autovac, autoanalyze_count AS autoanalyze, pg_size_pretty(pg_total_relation_size(relid)) AS total FROM pg_stat_user_tables WHERE schemaname = 'pubsub' AND n_tup_ins > 0 ORDER BY relname"
 qt -c "SELECT indexrelname, idx_scan, idx_tup_read, pg_size_pretty(pg_relation_size(indexrelid)) AS size FROM pg_stat_user_indexes WHERE schemaname = 'pubsub' AND relname IN ('deliveries', 'acks', 'messages') ORDER BY relname, indexrelname"
 qt -c "SELECT sum(wal_records) AS wal_records, pg_size_pretty(sum(wal_bytes)) AS wal_bytes, round(sum(wal_bytes) / $n) AS wal_bytes_per_msg FROM pg_stat_statements"
+# WAL flushes (each commit waits for one, or for another backend's that covered it); their mean
+# time needs track_wal_io_timing (SB_PROFILE_PG_OPTS="-c track_wal_io_timing=on"), else 0.
+qt -c "SELECT wal_write, wal_sync, round((wal_sync_time / greatest(wal_sync, 1))::numeric, 3) AS mean_sync_ms, round(wal_sync::numeric / $n, 3) AS syncs_per_msg FROM pg_stat_wal"
 
 # EXPLAIN of one claim and one batch ack: 200 fresh messages published, then rolled back.
 echo "## EXPLAIN (ANALYZE, BUFFERS): claim of 64, then the batch ack of what it leased"
