@@ -5,7 +5,9 @@
 # nats-server: file storage, a durable pull consumer with explicit acks; npm nats). The same
 # load for each (bench/pubsub/load.mjs): 4 producers with SB_BENCH_WINDOW (8) publishes in
 # flight each, every one waiting for the system's acknowledgement, and 4 consumers taking
-# batches of 64 and acking each message; SB_BENCH_MESSAGES (10,000) messages of 1 KiB.
+# batches of 64 and acking each message; SB_BENCH_MESSAGES (40,000) messages of 1 KiB: the same
+# count for every system, long enough (5–10 s a load) that a run's start (connections, first
+# plans) and end (the last consumes) weigh little on the rate (10,000 until 2026-12-07).
 # pubsub runs three times: one publish per request, batching (each producer sends what is pending,
 # at most its window, in one publish-batch request; bench/pubsub/load.mjs "pubsub-batch"), and
 # batching with consumers that ack on their next consume ("pubsub-stream").
@@ -30,7 +32,7 @@ fi
 . "$root/tests/lib/services.sh"
 . "$root/bench/pubsub/stack.sh"
 tmp=$SB_TEST_TMP
-export SB_BENCH_MESSAGES=${SB_BENCH_MESSAGES:-10000}
+export SB_BENCH_MESSAGES=${SB_BENCH_MESSAGES:-40000}
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "# $(date -u +%FT%TZ) $(nproc) cores, load average $load_before"
 for b in sb-auth sb-messages sb-gateway sb-pubsub; do
