@@ -308,6 +308,23 @@ check_record(struct seen *sn, const rd_kafka_message_t *m)
 	sb__events__telemetry_sample__free_unpacked(s, NULL);
 }
 
+/* wait_topic waits (60 s at most) until sb-ingest has created and verified the run's topic (its
+ * /ready check "topic"): a reader that subscribes before the topic exists is answered "unknown
+ * topic or partition" and may see the topic only at a later metadata refresh, which once left
+ * a run with 380 of 900 records after 90 s (ASan tree, 2026-12-07). */
+static void
+wait_topic(const struct run *r)
+{
+	char buf[4096] = "";
+	for (int64_t until = t_now() + 60000;; t_sleep(100)) {
+		it_http_get(r->ops, "/ready", buf, sizeof(buf));
+		if (strstr(buf, "{\"name\":\"topic\",\"ok\":true") != NULL)
+			return;
+		if (t_now() > until)
+			fail_msg("sb-ingest did not verify its topic within 60 s: %s", buf);
+	}
+}
+
 /* consume reads the run's topic until want records arrived (then 1.5 s more for strays) or
  * 90 s passed (generous: a loaded machine starts processes slowly). */
 static void
@@ -324,6 +341,7 @@ consume(const struct run *r, struct seen *sn, int want)
 		               "100",
 		               NULL };
 	struct sb_kafka_consumer *c = NULL;
+	wait_topic(r);
 	assert_int_equal(
 	    sb_kafka_consumer_new(t_env("SB_TEST_KAFKA_BROKERS"), group, topics, conf, &c), 0);
 	int64_t until = t_now() + 90000, extra = 0;
