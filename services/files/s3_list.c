@@ -17,7 +17,9 @@ s3_seg_key(struct sb_buf *out, const char *key, int64_t off)
 }
 
 /* s3_xml_text copies the text between <tag> and </tag> in [s, e) to out, undoing the five
- * predefined entities; returns a pointer past the closing tag, or NULL when absent. */
+ * predefined entities; returns a pointer past the closing tag, or NULL when absent or when the
+ * text holds a NUL byte (XML 1.0 has no such character, and the copy is read as a C string:
+ * "true\0..." would read as "true"; found by files_s3_list_fuzz). */
 const char *
 s3_xml_text(const char *s, const char *e, const char *tag, struct sb_buf *out)
 {
@@ -29,7 +31,7 @@ s3_xml_text(const char *s, const char *e, const char *tag, struct sb_buf *out)
 		return NULL;
 	a += strlen(open);
 	const char *b = memmem(a, (size_t)(e - a), close, strlen(close));
-	if (b == NULL)
+	if (b == NULL || memchr(a, '\0', (size_t)(b - a)) != NULL)
 		return NULL;
 	static const struct {
 		const char *ent, *ch;
@@ -69,7 +71,8 @@ s3_list_parse(const char *xml, size_t len, const char *prefix, struct s3_seg **s
 	size_t pl = strlen(prefix);
 	int rv = SB_EPROTO;
 	*next = NULL;
-	if (memmem(xml, len, "<ListBucketResult", 17) == NULL)
+	/* XML 1.0 has no NUL character: a listing holding one is malformed, not read up to it. */
+	if (memmem(xml, len, "<ListBucketResult", 17) == NULL || memchr(xml, '\0', len) != NULL)
 		return SB_EPROTO;
 	for (;;) {
 		const char *a = memmem(p, (size_t)(end - p), "<Contents>", 10);
