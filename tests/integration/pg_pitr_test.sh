@@ -94,7 +94,7 @@ grep -E "recovery stopping before commit|restored log file" "$t/restored/server.
 # Through the service: a new sb-messages on the restored cluster, the same gateway.
 sb_svc_stop messages
 sb_svc_start messages DATABASE_URL="postgresql://postgres@127.0.0.1:$rport/postgres"
-sb_svc_wait_ready messages || exit 1
+sb_svc_wait_ready messages gateway || exit 1 # and the gateway reaches the new one
 want=$(printf 'before-%s\n' $(seq 1 10))
 got=$(list "$SB_GW")
 if [ "$got" != "$want" ]; then

@@ -69,7 +69,7 @@ runuser -u postgres -- "$SB_TEST_PG_BIN/pg_ctl" -D "$SB_TEST_PG_DIR" -w -t 30 -l
 echo "pubsub killed and PostgreSQL crashed and restarted"
 # Restarted with one database connection: the verify and pool.mjs run with the handlers sharing it.
 sb_svc_start pubsub "${ps_env[@]}" SB_PUBSUB_DB_CONNECTIONS=1
-sb_svc_wait_ready pubsub || exit 1
+sb_svc_wait_ready pubsub gateway || exit 1 # and the gateway reaches the new one
 timeout 60 node restart.mjs verify "$tmp/restart.json" || exit 1
 timeout 30 node pool.mjs || exit 1
 
