@@ -408,6 +408,13 @@ if [ "$mesh" = 1 ]; then
 	say "mesh: every sidecar ready; $run/mesh.json written"
 fi
 
+# The gateway reaches every started service before the banner (its RPC clients redial at most
+# 1 s apart, so a service just turned ready may still be refused through it for a moment).
+if [ -n "${svc_pid[gateway]:-}" ]; then
+	why=$(sb_wait_gateway "http://127.0.0.1:$(svc_field gateway 3)" "$ready_timeout" \
+		"${started[@]}") || fail_start "$why (see $logs/gateway.log)"
+fi
+
 # Dev credentials, once every service is ready: `sb-auth seed-dev` creates the dev tenant, the
 # users alice and bob and the clients admin, alice and bob, and writes their credentials to
 # .run/dev-credentials.json (mode 0600). Idempotent: credentials in the file that still

@@ -30,6 +30,35 @@ sb_wait_port() {
 	return 1
 }
 
+# sb_wait_http URL SECONDS: waits until GET URL answers 200; 1 when it did not in time.
+sb_wait_http() {
+	local url=$1 n=$(($2 * 5))
+	until [ "$(curl -s -o /dev/null -m 2 -w '%{http_code}' "$url")" = 200 ]; do
+		n=$((n - 1))
+		[ $n -gt 0 ] || return 1
+		sleep 0.2
+	done
+}
+
+# sb_wait_gateway GATEWAY_URL SECONDS SERVICE...: waits until the gateway reaches each service
+# (its GET /v1/health/SERVICE answers 200; a service the gateway has no such route for (404) is
+# skipped). A service's own /ready says nothing of the gateway's connection to it: the gateway's
+# RPC clients dial again at most 1 s apart, so for a moment after a service turns ready the
+# gateway still refuses requests for it. 1 (the gateway's answer printed) when one is not
+# reached in time.
+sb_wait_gateway() {
+	local gw=$1 secs=$2 s code
+	shift 2
+	for s in "$@"; do
+		[ "$s" = gateway ] && continue
+		code=$(curl -s -o /dev/null -m 2 -w '%{http_code}' "$gw/v1/health/$s")
+		[ "$code" = 404 ] && continue
+		sb_wait_http "$gw/v1/health/$s" "$secs" && continue
+		echo "the gateway does not reach $s: $(curl -s -m 2 "$gw/v1/health/$s")"
+		return 1
+	done
+}
+
 # sb_pg_start DIR PORT [EXTRA_OPTS]: a throwaway PostgreSQL cluster in DIR/pg (created when
 # absent), run as the postgres user, listening on 127.0.0.1:PORT and a socket in DIR/pg.
 sb_pg_start() {

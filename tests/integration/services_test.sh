@@ -69,15 +69,10 @@ for s in "${services[@]}"; do
 	fi
 done
 
-# The gateway's aggregate: the nine services SB_HEALTH_SERVICES names, all ready. The gateway
-# itself is ready once auth and messages answer; its clients of the others may still be between
-# redials (at most 1 s apart) when their own /ready turned 200, so it may take a moment (a CI
-# run saw notifier "no connection to the server" once).
-for _ in $(seq 1 50); do
-	body=$(curl -s -w '\n%{http_code}' "http://127.0.0.1:$gw_http/v1/health")
-	[ "$(tail -n1 <<<"$body")" = 200 ] && break
-	sleep 0.2
-done
+# The gateway's aggregate: the nine services SB_HEALTH_SERVICES names, all ready, once the
+# gateway reaches them (tools/stack.sh, sb_wait_gateway).
+sb_wait_gateway "http://127.0.0.1:$gw_http" 10 "${services[@]}" || bad "gateway reach"
+body=$(curl -s -w '\n%{http_code}' "http://127.0.0.1:$gw_http/v1/health")
 code=$(tail -n1 <<<"$body")
 json=$(head -n -1 <<<"$body")
 n=$(jq '[.services[] | select(.ready == true)] | length' <<<"$json" 2>/dev/null)

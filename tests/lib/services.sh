@@ -48,38 +48,20 @@ sb_svc_start() {
 }
 
 sb_svc_wait_ready() {
-	local s n
+	local s
 	for s in "$@"; do
-		n=150
-		until [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:${SVC_OPS[$s]}/ready")" = 200 ]; do
-			n=$((n - 1))
-			if [ $n -le 0 ]; then
-				echo "FAIL: $s not ready: $(curl -s "http://127.0.0.1:${SVC_OPS[$s]}/ready")"
-				tail -n 15 "$SB_TEST_TMP/logs/$s.log"
-				return 1
-			fi
-			sleep 0.2
-		done
+		sb_wait_http "http://127.0.0.1:${SVC_OPS[$s]}/ready" 30 && continue
+		echo "FAIL: $s not ready: $(curl -s "http://127.0.0.1:${SVC_OPS[$s]}/ready")"
+		tail -n 15 "$SB_TEST_TMP/logs/$s.log"
+		return 1
 	done
-	# A service's own /ready says nothing of the gateway's connection to it: the gateway's
-	# client dials again at most 1 s apart, so a test could reach the gateway before that
-	# redial and be refused. When the gateway is in the list, wait until it reaches the others.
+	# With the gateway in the list: until it reaches the others too (tools/stack.sh).
 	case " $* " in *" gateway "*) ;; *) return 0 ;; esac
-	for s in "$@"; do
-		case $s in auth | messages | outbox | files | realtime | notifier | gc | pubsub | registry) ;; # /v1/health/$s
-		*) continue ;;
-		esac
-		n=150
-		until [ "$(curl -s -o /dev/null -w '%{http_code}' "$SB_GW/v1/health/$s")" = 200 ]; do
-			n=$((n - 1))
-			if [ $n -le 0 ]; then
-				echo "FAIL: the gateway does not reach $s: $(curl -s "$SB_GW/v1/health/$s")"
-				tail -n 15 "$SB_TEST_TMP/logs/gateway.log"
-				return 1
-			fi
-			sleep 0.2
-		done
-	done
+	local why
+	why=$(sb_wait_gateway "$SB_GW" 30 "$@") && return 0
+	echo "FAIL: $why"
+	tail -n 15 "$SB_TEST_TMP/logs/gateway.log"
+	return 1
 }
 
 sb_svc_stop() {
