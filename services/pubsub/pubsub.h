@@ -89,6 +89,10 @@ struct ps_state {
 	pthread_mutex_t mu;
 	pthread_cond_t cv; /* broadcast when deliveries may have become ready */
 	uint64_t gen;      /* bumped with every broadcast */
+	/* with mu: broadcast only when the service stops; the naps that publishes must not end
+	 * wait on it (the reaper's, a long poll with a min), so that a publish wakes no one who
+	 * would only go back to sleep */
+	pthread_cond_t nap_cv;
 	bool stopping;
 	pthread_t reaper;
 	bool reaper_started;
@@ -162,7 +166,8 @@ void ps_wake(struct ps_state *st);
 /* ps_wait_gen blocks on cv (with st->mu) until *counter differs from *gen (the wake that bumps
  * it came after *gen was read), ms pass or the service stops; *gen is updated. Returns false
  * when the service is stopping. The long polls wait with st->cv and st->gen (ps_wake), the
- * push workers with st->push_cv and st->push_gen (ps_push_wake). */
+ * push workers with st->push_cv and st->push_gen (ps_push_wake), a long poll with a min with
+ * st->nap_cv (only its own timer or the stop end the nap). */
 bool ps_wait_gen(struct ps_state *st, pthread_cond_t *cv, const uint64_t *counter, uint64_t *gen,
                  int64_t ms);
 

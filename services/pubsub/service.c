@@ -84,7 +84,7 @@ ps_sleep(struct ps_state *st, int64_t ms)
 		ts.tv_nsec -= 1000000000L;
 	}
 	pthread_mutex_lock(&st->mu);
-	while (!st->stopping && pthread_cond_timedwait(&st->cv, &st->mu, &ts) != ETIMEDOUT)
+	while (!st->stopping && pthread_cond_timedwait(&st->nap_cv, &st->mu, &ts) != ETIMEDOUT)
 		;
 	bool go = !st->stopping;
 	pthread_mutex_unlock(&st->mu);
@@ -148,6 +148,7 @@ ps_state_free(struct ps_state *st)
 	pthread_mutex_lock(&st->mu);
 	st->stopping = true;
 	pthread_cond_broadcast(&st->cv);
+	pthread_cond_broadcast(&st->nap_cv);
 	pthread_cond_broadcast(&st->push_cv);
 	pthread_mutex_unlock(&st->mu);
 	if (st->reaper_started)
@@ -156,6 +157,7 @@ ps_state_free(struct ps_state *st)
 	sb_pg_close(st->rpg);
 	ps_pool_close(&st->pool);
 	pthread_cond_destroy(&st->cv);
+	pthread_cond_destroy(&st->nap_cv);
 	pthread_cond_destroy(&st->push_cv);
 	pthread_mutex_destroy(&st->push_mu);
 	ps_route_free(st);
@@ -178,6 +180,7 @@ ps_service_start(struct sb_service *svc)
 	st->cfg = cfg;
 	pthread_mutex_init(&st->mu, NULL);
 	pthread_cond_init(&st->cv, NULL);
+	pthread_cond_init(&st->nap_cv, NULL);
 	pthread_cond_init(&st->push_cv, NULL);
 	pthread_mutex_init(&st->push_mu, NULL);
 	pthread_mutex_init(&st->gc_mu, NULL);
