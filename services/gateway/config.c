@@ -52,6 +52,10 @@ const struct sb_cfg_key gateway_config[] = {
 	               100000000, "Requests per minute per user on state-changing routes."),
 	SB_CFG_STR_ROW(struct gateway_cfg, "SB_RATE_LIMIT_ROUTES", rate_limit_routes, "", NULL,
 	               "Per-route limits: \"POST /v1/messages=600;POST /v1/conversations=30\"."),
+	SB_CFG_INT_ROW(struct gateway_cfg, "SB_RATE_LIMIT_CHUNK_MAX", rate_limit_chunk_max, "100",
+	               1, 100000,
+	               "Most units of a user's window one Redis round trip claims (a claim takes "
+	               "1/100 of the limit); 1 counts every request in Redis."),
 	SB_CFG_BOOL_ROW(struct gateway_cfg, "SB_REDIS_FAIL_OPEN", redis_fail_open, "true",
 	                "While Redis is down: true lets requests through unchecked (logged, "
 	                "counted); false answers 503."),

@@ -53,6 +53,7 @@ struct gateway_cfg {
 	long long jwks_min_refresh_ms;
 	long long rate_limit_per_min;
 	char *rate_limit_routes;
+	long long rate_limit_chunk_max;
 	bool redis_fail_open;
 	char *auth_url;
 	char *messages_url;
@@ -138,6 +139,7 @@ struct gw_req {
 	bool unchecked;        /* let through unchecked while Redis is unavailable (counted once) */
 	char rl_rate_key[600]; /* Redis key of the rate-limit window ("" = none) */
 	long long rl_limit;
+	long long rl_chunk;  /* units the rate-limit claim of this request asks Redis for */
 	struct gw_req *next; /* worker queue */
 };
 
