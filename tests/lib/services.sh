@@ -44,7 +44,22 @@ sb_svc_start() {
 		SB_HTTP_PORT="${SVC_HTTP[$s]}" SB_WS_PORT="${SVC_HTTP[$s]}" "$@" "$SB_BUILD_ROOT/bin/sb-$s" \
 		>>"$SB_TEST_TMP/logs/$s.log" 2>&1 &
 	SVC_PID[$s]=$!
-	trap sb_svc_stop_all EXIT
+	sb_svc_trap
+}
+
+# sb_svc_trap makes sure sb_svc_stop_all runs on EXIT without dropping the EXIT trap the test set
+# (e.g. 'sb_svc_stop_all; sb_jaeger_stop', or one that stops a simulator or extra clusters):
+# setting "trap sb_svc_stop_all EXIT" here replaced it, and what it stopped was left running.
+sb_svc_trap() {
+	local cur
+	cur=$(trap -p EXIT)
+	case "$cur" in *sb_svc_stop_all*) return 0 ;; esac
+	if [ -z "$cur" ]; then
+		trap sb_svc_stop_all EXIT
+		return 0
+	fi
+	eval "set -- $cur" # trap -- 'COMMAND' EXIT
+	trap -- "sb_svc_stop_all; $3" EXIT
 }
 
 sb_svc_wait_ready() {
