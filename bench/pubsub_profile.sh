@@ -12,6 +12,8 @@
 #   - the mean latency per call of the gateway's requests, its RPC calls and pubsub's handling;
 # SB_PROFILE_PERF=1 also samples the whole machine with perf for 5 s during the load (commands,
 # and the hottest symbols of postgres, sb-pubsub and sb-gateway).
+# SB_PROFILE_SQL runs SQL (psql -c) once the services started and before the load: for
+# experiments on the schema without a migration (docs/pubsub.md has one: HOT leases).
 # Usage: bash bench/pubsub_profile.sh [BUILD_DIR]   (SB_BENCH_MESSAGES, default 4000;
 # SB_PROFILE_MODE=pubsub-batch profiles the batching producers of load.mjs)
 set -u
@@ -37,6 +39,9 @@ q -c 'CREATE EXTENSION IF NOT EXISTS pg_stat_statements' || exit 1
 
 bench_name=profile
 pubsub_stack_start
+if [ -n "${SB_PROFILE_SQL:-}" ]; then
+	q -c "$SB_PROFILE_SQL" || { echo "profile: SB_PROFILE_SQL failed"; exit 1; }
+fi
 
 # Counters read before and after the load.
 gw_requests() { curl -s "http://127.0.0.1:${SVC_OPS[gateway]}/metrics" | awk '/^(sb_)?gateway_http_requests_total/ {s += $NF} END {print s + 0}'; }
