@@ -7,15 +7,22 @@ PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail 
 
 # sb_free_port: prints a TCP port on 127.0.0.1 that nothing uses now. It is chosen below the
 # kernel's ephemeral range (ip_local_port_range), where outgoing connections never take ports,
-# so a port found free stays free unless another test picks the same one.
+# so a port found free stays free unless another test picks the same one. Inside a test
+# (SB_TEST_TMP set) the ports already handed out are remembered in $SB_TEST_TMP/.ports and never
+# handed out again: a test asks for a dozen or more before it starts anything, and random picks
+# from ~22,000 ports repeat within such a run a few times in a thousand ("Address in use").
 sb_free_port() {
-	local p used lo
+	local p used lo given=${SB_TEST_TMP:+$SB_TEST_TMP/.ports}
 	lo=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null)
 	[ -n "$lo" ] && [ "$lo" -gt 12000 ] || lo=32768
 	used=$(ss -Htan 2>/dev/null | awk '{print $4}' | sed 's/.*://')
+	[ -n "$given" ] && [ -f "$given" ] && used+=$'\n'$(cat "$given")
 	while :; do
 		p=$((10000 + (RANDOM * 32768 + RANDOM) % (lo - 10000)))
-		grep -qx "$p" <<<"$used" || { echo "$p"; return 0; }
+		grep -qx "$p" <<<"$used" && continue
+		[ -n "$given" ] && echo "$p" >>"$given" 2>/dev/null
+		echo "$p"
+		return 0
 	done
 }
 
