@@ -44,7 +44,8 @@ static const char gw_rl_lua[] = "local n = redis.call('INCRBY', KEYS[1], ARGV[2]
 
 /* One window known locally: units claimed in Redis and not used yet, or the knowledge that
  * the window is full. A slot is only taken over from another window when that one has ended or
- * holds no unused unit, so a claimed unit is never dropped. */
+ * holds no unused unit, so claimed units are not dropped (but for two claims racing for one
+ * slot, which can only make a window admit fewer). */
 struct gw_rl_slot {
 	char *key;        /* the window's Redis key; NULL: empty */
 	int64_t until_ms; /* monotonic end of the window, from Redis's PTTL */
@@ -257,7 +258,7 @@ gw_ratelimit_slot(struct gw_ratelimit *rl, const struct gw_req *r)
 /* gw_ratelimit_local decides r from this process's table when it can: 0 when r took a claimed
  * unit, -1 when r was answered 429 (its window is full), 1 when Redis must be asked; then
  * r->rl_chunk is the claim's size: a chunk when r's window can be kept in its slot, else 1 (the
- * slot holds another window's unused units, which are never dropped, and units that could not
+ * slot holds another window's unused units, which are kept, and units that could not
  * be kept would be lost to the user). */
 static int
 gw_ratelimit_local(struct gw_req *r)
