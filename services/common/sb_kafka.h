@@ -188,7 +188,9 @@ struct sb_kafka_topic_spec {
  * cluster metadata and returns 0 if all exist (an existing topic is left as it is, whatever its
  * settings); otherwise it creates the missing ones with the Admin API (partitions, replication
  * factor, retention.ms) and waits for the result, a topic created meanwhile by someone else
- * counting as success. Blocks at most about timeout_ms. On error returns SB_EINVAL,
+ * counting as success, then until the brokers' metadata lists each created topic with a leader
+ * for every partition, so that it can be used at once. Blocks at most about timeout_ms (at
+ * least a second for the listing). On error returns SB_EINVAL,
  * SB_EUNAVAIL (brokers unreachable), SB_ETIMEDOUT or SB_EIO and writes a reason naming the
  * topic to err (size n). */
 int sb_kafka_ensure_topics(const char *brokers, const struct sb_kafka_topic_spec *specs, int cnt,

@@ -26,6 +26,54 @@ sb_kafka_md_has(const struct rd_kafka_metadata *md, const char *topic)
 	return 0;
 }
 
+/* sb_kafka_md_ready is sb_kafka_md_has for a topic whose every partition has a leader: what a
+ * producer or consumer needs to use it at once. */
+static int
+sb_kafka_md_ready(const struct rd_kafka_metadata *md, const char *topic)
+{
+	for (int i = 0; i < md->topic_cnt; i++) {
+		const struct rd_kafka_metadata_topic *t = &md->topics[i];
+		if (strcmp(t->topic, topic) != 0 || t->err != RD_KAFKA_RESP_ERR_NO_ERROR ||
+		    t->partition_cnt < 1)
+			continue;
+		for (int p = 0; p < t->partition_cnt; p++)
+			if (t->partitions[p].err != RD_KAFKA_RESP_ERR_NO_ERROR ||
+			    t->partitions[p].leader < 0)
+				return 0;
+		return 1;
+	}
+	return 0;
+}
+
+/* sb_kafka_wait_listed waits until the brokers' metadata lists every topic of missing[0..cnt)
+ * with a leader for each partition, or until deadline (ms, sb_kafka_now_ms): a created topic is
+ * committed by the controller before every broker's metadata shows it, and a client that
+ * produces or subscribes in between is told "unknown topic or partition". */
+static int
+sb_kafka_wait_listed(rd_kafka_t *rk, const struct sb_kafka_topic_spec **missing, int cnt,
+                     long long deadline, char *err, size_t n)
+{
+	for (;;) {
+		const struct rd_kafka_metadata *md = NULL;
+		long long left = deadline - sb_kafka_now_ms();
+		int listed = 0, at = 0;
+		if (rd_kafka_metadata(rk, 1, NULL, &md, (int)(left > 100 ? left : 100)) ==
+		    RD_KAFKA_RESP_ERR_NO_ERROR) {
+			for (at = 0; at < cnt && sb_kafka_md_ready(md, missing[at]->name); at++)
+				listed++;
+			rd_kafka_metadata_destroy(md);
+		}
+		if (listed == cnt)
+			return 0;
+		if (sb_kafka_now_ms() + 50 >= deadline) {
+			snprintf(err, n, "kafka topic %s created but not yet listed with leaders",
+			         missing[at < cnt ? at : 0]->name);
+			return SB_ETIMEDOUT;
+		}
+		rd_kafka_poll(rk, 50);
+	}
+}
+
 /* sb_kafka_create_missing creates the topics missing[0..cnt) and waits for the answer. */
 static int
 sb_kafka_create_missing(rd_kafka_t *rk, const struct sb_kafka_topic_spec **missing, int cnt,
@@ -186,6 +234,12 @@ sb_kafka_ensure_topics(const char *brokers, const struct sb_kafka_topic_spec *sp
 	/* The admin call waits up to left + 500 ms: stay within timeout_ms overall. */
 	left = left > 600 ? left - 500 : 100;
 	ret = sb_kafka_create_missing(rk, missing, cnt, (int)left, err, n);
+	if (ret == 0) {
+		/* at least a second to see them listed, even when the creation used the budget */
+		long long until =
+		    deadline > sb_kafka_now_ms() + 1000 ? deadline : sb_kafka_now_ms() + 1000;
+		ret = sb_kafka_wait_listed(rk, missing, cnt, until, err, n);
+	}
 done:
 	if (md)
 		rd_kafka_metadata_destroy(md);
