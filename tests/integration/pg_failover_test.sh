@@ -26,7 +26,14 @@ rport=$(sb_free_port)
 while [ "$rport" = "$pport" ]; do rport=$(sb_free_port); done
 trap 'stop_senders; sb_svc_stop_all; pgo_stop "$t/replica"; pgo_stop "$t/primary"' EXIT
 senders=()
-stop_senders() { [ ${#senders[@]} -gt 0 ] && kill "${senders[@]}" 2>/dev/null; wait "${senders[@]}" 2>/dev/null; senders=(); }
+# Twice is fine (the EXIT trap calls it again): with no sender left it must not run a bare
+# "wait", which would wait for the services too.
+stop_senders() {
+	[ ${#senders[@]} -gt 0 ] || return 0
+	kill "${senders[@]}" 2>/dev/null
+	wait "${senders[@]}" 2>/dev/null
+	senders=()
+}
 
 # The primary waits for the replica's flush before a commit returns (synchronous_commit = on).
 # synchronous_standby_names is given on the primary's command line only, so that the replica,
