@@ -8,7 +8,7 @@
 #      than the limit, at most (chunk - 1) fewer (the units the other gateway claimed and holds),
 #      every request beyond them 429.
 # stack: pg,redis
-# labels: gateway,e2e
+# labels: gateway,e2e,sanitize
 set -u
 root=${SB_SOURCE_ROOT:?}
 . "$root/tools/stack.sh"
