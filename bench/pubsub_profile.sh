@@ -12,6 +12,8 @@
 #   - the mean latency per call of the gateway's requests, its RPC calls and pubsub's handling;
 # SB_PROFILE_PERF=1 also samples the whole machine with perf for 5 s during the load (commands,
 # and the hottest symbols of postgres, sb-pubsub and sb-gateway).
+# SB_PROFILE_SWITCHES=1 counts context switches per thread of the gateway and sb-pubsub over 3 s
+# of the load (perf stat --per-thread), summed by thread name and divided by HTTP requests.
 # SB_PROFILE_SQL runs SQL (psql -c) once the services started and before the load: for
 # experiments on the schema without a migration (docs/pubsub.md has one: HOT leases).
 # Usage: bash bench/pubsub_profile.sh [BUILD_DIR]   (SB_BENCH_MESSAGES, default 4000;
@@ -54,6 +56,15 @@ load_pid=$!
 if [ "${SB_PROFILE_PERF:-0}" = 1 ]; then
 	sleep 2
 	perf record -q -F 499 -a -o "$tmp/perf.data" -- sleep 5 >/dev/null 2>&1
+fi
+if [ "${SB_PROFILE_SWITCHES:-0}" = 1 ]; then
+	# Context switches per thread of the gateway and sb-pubsub over 3 s of the load, summed by
+	# thread name (nng:task, nng:poll:epoll, the service's own), per HTTP request of the window.
+	sleep 2
+	sw0=$(gw_requests)
+	perf stat --per-thread -e context-switches -p "${SVC_PID[gateway]},${SVC_PID[pubsub]}" -- sleep 3 2>&1 |
+		awk '$3 == "context-switches" && $2 ~ /^[0-9]/ { print $1, $2 }' >"$tmp/switches"
+	sw1=$(gw_requests)
 fi
 wait "$load_pid" || { echo "profile: the load failed"; tail -20 "$tmp/load.out"; exit 1; }
 g1=$(ticks "${SVC_PID[gateway]}") p1=$(ticks "${SVC_PID[pubsub]}") d1=$(ticks $(pg_pids))
@@ -143,6 +154,18 @@ PREPARE ca(text, text, text, text, text, text, text, text, text, text, text) AS 
 EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING ON) EXECUTE ca(:'ids', :'subs', :'leases', '$tenant', '$sub', '64', '30000', 'x', '0', '0', '1');
 ROLLBACK;
 EOF
+fi
+if [ "${SB_PROFILE_SWITCHES:-0}" = 1 ] && [ -s "$tmp/switches" ]; then
+	reqs=$((sw1 - sw0))
+	echo "## context switches over 3 s of the load ($reqs HTTP requests), by process and thread name"
+	while read -r name n; do
+		tid=${name##*-}
+		proc=pubsub
+		[ -d "/proc/${SVC_PID[gateway]}/task/$tid" ] && proc=gateway
+		echo "$proc ${name%-*} $n"
+	done <"$tmp/switches" | awk -v r="$reqs" '{ k = $1 " " $2; s[k] += $3; t[$1] += $3 }
+		END { for (k in s) printf "  %-26s %8d  %5.2f a request\n", k, s[k], r ? s[k] / r : 0
+		      for (p in t) printf "  %-26s %8d  %5.2f a request\n", p " (all)", t[p], r ? t[p] / r : 0 }' | sort
 fi
 if [ "${SB_PROFILE_PERF:-0}" = 1 ] && [ -s "$tmp/perf.data" ]; then
 	echo "## perf, the whole machine for 5 s of the load: samples per command, then the hottest symbols of postgres, sb-pubsub and sb-gateway"
