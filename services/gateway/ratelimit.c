@@ -248,6 +248,14 @@ gw_ratelimit_refuse(struct gw_req *r, int64_t reset_ms)
 	return -1;
 }
 
+/* gw_ratelimit_takeable says whether r's window may be kept in slot s at now (rl->mu held): the
+ * slot is r's own window, empty, ended, or holds no unused unit of another one. */
+static bool
+gw_ratelimit_takeable(const struct gw_rl_slot *s, bool same, int64_t now)
+{
+	return same || s->key == NULL || now >= s->until_ms || s->left == 0;
+}
+
 /* gw_ratelimit_slot returns r's window slot (rl->mu held). */
 static struct gw_rl_slot *
 gw_ratelimit_slot(struct gw_ratelimit *rl, const struct gw_req *r)
@@ -269,7 +277,7 @@ gw_ratelimit_local(struct gw_req *r)
 	struct gw_rl_slot *s = gw_ratelimit_slot(rl, r);
 	bool same = s->key != NULL && strcmp(s->key, r->rl_rate_key) == 0;
 	if (!same || now >= s->until_ms || s->limit != r->rl_limit) {
-		bool keepable = same || s->key == NULL || now >= s->until_ms || s->left == 0;
+		bool keepable = gw_ratelimit_takeable(s, same, now);
 		pthread_mutex_unlock(&rl->mu);
 		r->rl_chunk = keepable ? gw_ratelimit_chunk(r) : 1;
 		return 1;
@@ -306,7 +314,7 @@ gw_ratelimit_keep(struct gw_req *r, long long count, int64_t ttl_ms, long long u
 		if (count > s->count)
 			s->count = count;
 		spare = s->left;
-	} else if (same || s->key == NULL || now >= s->until_ms || s->left == 0) {
+	} else if (gw_ratelimit_takeable(s, same, now)) {
 		char *key = same ? s->key : strdup(r->rl_rate_key);
 		if (key != NULL) {
 			if (!same)

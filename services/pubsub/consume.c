@@ -272,13 +272,8 @@ ps_poll_run(struct sb_rpc_call *call, struct ps_poll *pl, const uint64_t *looked
 			nap = pl->until - now;
 		/* no connection held while napping: the next look borrows one (pool.c) */
 		ps_pool_release();
-		if (fill) {
-			uint64_t never = 0, g = 0; /* wakes do not end this nap */
-			if (!ps_wait_gen(st, &st->nap_cv, &never, &g, nap))
-				break;
-		} else if (!ps_wait_gen(st, &st->cv, &st->gen, &gen, nap)) {
+		if (fill ? !ps_sleep(st, nap) : !ps_wait_gen(st, &st->cv, &st->gen, &gen, nap))
 			break;
-		}
 	}
 	rv = SB__RPC__CODE__OK;
 	if (res != NULL &&

@@ -166,10 +166,12 @@ void ps_wake(struct ps_state *st);
 /* ps_wait_gen blocks on cv (with st->mu) until *counter differs from *gen (the wake that bumps
  * it came after *gen was read), ms pass or the service stops; *gen is updated. Returns false
  * when the service is stopping. The long polls wait with st->cv and st->gen (ps_wake), the
- * push workers with st->push_cv and st->push_gen (ps_push_wake), a long poll with a min with
- * st->nap_cv (only its own timer or the stop end the nap). */
+ * push workers with st->push_cv and st->push_gen (ps_push_wake). */
 bool ps_wait_gen(struct ps_state *st, pthread_cond_t *cv, const uint64_t *counter, uint64_t *gen,
                  int64_t ms);
+/* ps_sleep waits ms or until the service stops, on st->nap_cv, which publishes do not
+ * broadcast (the reaper's sleep, a long poll with a min); false when stopping. */
+bool ps_sleep(struct ps_state *st, int64_t ms);
 
 /* topics.c */
 int ps_rpc_create_topic(struct sb_rpc_call *call, const void *req, void *resp);

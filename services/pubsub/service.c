@@ -70,9 +70,7 @@ ps_wait_gen(struct ps_state *st, pthread_cond_t *cv, const uint64_t *counter, ui
 	return go;
 }
 
-/* ps_sleep waits ms or until the service stops (publishes do not end it); false when
- * stopping. */
-static bool
+bool
 ps_sleep(struct ps_state *st, int64_t ms)
 {
 	struct timespec ts;
