@@ -16,7 +16,8 @@
 /* Expired leases, a thousand at a time: ready again after the backoff of the attempt that
  * failed ($1 base, $2 ceiling), or dead after the topic's last attempt. */
 static const char ps_sql_expire[] =
-    "WITH x AS (SELECT d.seq, t.max_attempts, t.name AS topic, s.name AS sub FROM deliveries d "
+    "WITH x AS (SELECT d.ctid AS tid, d.seq, t.max_attempts, t.name AS topic, s.name AS sub FROM "
+    "deliveries d "
     "JOIN subscriptions s ON s.id = "
     "d.sub_id JOIN topics t ON t.id = s.topic_id WHERE d.state = 'leased' AND d.lease_expires "
     "<= now() ORDER BY d.lease_expires LIMIT 1000 FOR UPDATE OF d SKIP LOCKED) "
@@ -25,7 +26,8 @@ static const char ps_sql_expire[] =
     "$1::bigint * power(2, greatest(d.attempt - 1, 0))::bigint)::double precision / 1000), "
     "lease_id = NULL, lease_expires = NULL, errors = d.errors || jsonb_build_array("
     "jsonb_build_object('attempt', d.attempt, 'at', now(), 'reason', 'ack deadline expired')) "
-    "FROM x WHERE d.seq = x.seq RETURNING d.state, x.topic, x.sub";
+    "FROM x WHERE d.ctid = ANY (ARRAY(SELECT tid FROM x)) AND d.seq = x.seq RETURNING d.state, "
+    "x.topic, x.sub";
 
 /* A message goes once none of its deliveries is unfinished (all in acked_deliveries since
  * migration 005), and its acknowledged deliveries with it (no foreign key cascades since

@@ -9,12 +9,17 @@
 #include "sb_err.h"
 #include "sb_log.h"
 
+/* enable_seqscan=off: every statement here finds its rows through an index or by ctid, and a
+ * prepared statement's generic plan is made once per connection, at its sixth execution, with
+ * the table sizes of that moment; made while deliveries was a few pages it read the whole table
+ * by a sequential scan for as long as the connection lived (docs/pubsub.md "No index on seq").
+ * A scan that has no other path (retention's idempotency sweep) still runs. */
 const struct sb_pg_opts ps_pg_opts = { .connect_timeout_s = 2,
 	                               .backoff_base_ms = 100,
 	                               .backoff_max_ms = 2000,
 	                               .options =
 	                                   "-c statement_timeout=10000 -c search_path=pubsub "
-	                                   "-c synchronous_commit=on" };
+	                                   "-c synchronous_commit=on -c enable_seqscan=off" };
 
 #define PS_TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 #define PS_TOPIC_COLS                                                                              \
@@ -25,6 +30,10 @@ const struct sb_pg_opts ps_pg_opts = { .connect_timeout_s = 2,
 	"make_interval(secs => least(" MAX "::bigint, " BASE "::bigint * power(2, greatest(" A     \
 	" - 1, 0))::bigint)::double precision / 1000)"
 
+/* The rows of deliveries (alias D) whose ctid the CTE CTE has in its column tid: a TID scan,
+ * where a join on seq needed an index on seq (migration 006 dropped it). Only for rows that CTE
+ * locked (FOR UPDATE), so that no other transaction can have moved them since it read them. */
+#define PS_BY_TID(D, CTE) D ".ctid = ANY (ARRAY(SELECT tid FROM " CTE " WHERE tid IS NOT NULL))"
 /* A ready delivery (alias D) of subscription SUB that may be leased now: visible, of this
  * consumer's turn (round robin: seq % RRN = RRK unless RRN is 0), and not behind an unfinished
  * earlier delivery of its ordering key. */
@@ -33,8 +42,8 @@ const struct sb_pg_opts ps_pg_opts = { .connect_timeout_s = 2,
 	  ".visible_at <= now() AND (" RRN "::int = 0 OR " D ".seq % " RRN "::int = " RRK          \
 	  "::int) AND (" D ".ordering_key = '' "                                                   \
 	  "OR NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.sub_id = " D ".sub_id AND "           \
-	  "e.ordering_key = " D ".ordering_key AND e.state IN ('ready', 'leased') AND e.seq < " D  \
-	  ".seq))"
+	  "e.ordering_key = " D ".ordering_key AND e.ordering_key <> '' AND e.state IN ('ready', " \
+	  "'leased') AND e.seq < " D ".seq))"
 /* The min of a claim: true when at least MIN (>= 1) deliveries are claimable. An uncorrelated
  * subquery, so evaluated once, before anything is locked: a claim that finds fewer than MIN
  * leases nothing and writes nothing. Always evaluated (MIN 1 reads one index entry), so that
@@ -46,8 +55,10 @@ const struct sb_pg_opts ps_pg_opts = { .connect_timeout_s = 2,
 #define PS_CLAIM_UPDATE(DEADLINE, CONSUMER)                                                        \
 	"cu AS (UPDATE deliveries d SET state = 'leased', attempt = d.attempt + 1, lease_id = "    \
 	"gen_random_uuid(), lease_expires = now() + make_interval(secs => " DEADLINE               \
-	"::double precision / 1000), consumer = " CONSUMER " FROM c WHERE d.seq = c.seq "          \
-	"RETURNING d.seq, d.message_id, d.attempt, d.lease_id, d.priority, d.lease_expires)"
+	"::double precision / 1000), consumer = " CONSUMER                                         \
+	" WHERE " PS_BY_TID("d", "c") " "                                                          \
+	                              "RETURNING d.seq, d.message_id, d.attempt, d.lease_id, "     \
+	                              "d.priority, d.lease_expires)"
 /* The leased deliveries of cu with their messages, as text: message id, payload, headers,
  * attempt, lease id, ordering key, priority, lease expiry (Unix ms). */
 #define PS_CLAIM_COLS                                                                              \
@@ -57,7 +68,7 @@ const struct sb_pg_opts ps_pg_opts = { .connect_timeout_s = 2,
 /* A claim ($1 subscription, $2 most, $3 deadline ms, $4 consumer, $5/$6 round robin, $7 min)
  * taking the claimable deliveries in ORDER (answered in AORDER). */
 #define PS_CLAIM(ORDER, AORDER)                                                                    \
-	"WITH c AS (SELECT d.seq FROM deliveries d WHERE " PS_CLAIMABLE(                           \
+	"WITH c AS (SELECT d.ctid AS tid FROM deliveries d WHERE " PS_CLAIMABLE(                   \
 	    "d", "$1", "$5",                                                                       \
 	    "$6") " AND " PS_CLAIM_GATE("$1", "$5", "$6",                                          \
 	                                "$7") " ORDER BY " ORDER " LIMIT $2::int FOR UPDATE SKIP " \
@@ -76,7 +87,7 @@ const struct sb_pg_opts ps_pg_opts = { .connect_timeout_s = 2,
 #define PS_ACK_CTES                                                                                \
 	"r AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[]) WITH ORDINALITY "          \
 	"AS r (mid, sub, lease, n)), "                                                             \
-	"t AS (SELECT r.n, r.lease, s.id AS sub_id, tp.name AS topic, tp.guarantee = "             \
+	"t AS (SELECT r.n, r.mid, r.lease, s.id AS sub_id, tp.name AS topic, tp.guarantee = "      \
 	"'exactly_once' AS strict, m.published_at, m.tp, x.seq, x.state FROM r "                   \
 	"CROSS JOIN LATERAL (SELECT topic_id, published_at, headers->>'traceparent' AS tp FROM "   \
 	"messages WHERE id = r.mid LIMIT 1) m JOIN topics tp ON tp.id = m.topic_id AND "           \
@@ -84,7 +95,8 @@ const struct sb_pg_opts ps_pg_opts = { .connect_timeout_s = 2,
 	"LEFT JOIN LATERAL (SELECT seq, state FROM deliveries WHERE message_id = r.mid AND "       \
 	"sub_id = s.id UNION ALL SELECT NULL, 'acked' FROM acked_deliveries WHERE message_id = "   \
 	"r.mid AND sub_id = s.id LIMIT 1) x ON true), "                                            \
-	"u AS (DELETE FROM deliveries d USING t WHERE d.seq = t.seq AND NOT (t.strict AND "        \
+	"u AS (DELETE FROM deliveries d USING t WHERE d.message_id = t.mid AND d.sub_id = "        \
+	"t.sub_id AND d.seq = t.seq AND NOT (t.strict AND "                                        \
 	"t.lease = '') AND (d.state = 'leased' OR (NOT t.strict AND d.state = 'ready' AND "        \
 	"d.attempt > 0 AND t.lease = '')) AND (t.lease = '' OR d.lease_id::text = t.lease) AND "   \
 	"(NOT t.strict OR d.lease_expires > now()) RETURNING d.*), " PS_ACKED_INSERT("u")
@@ -184,27 +196,29 @@ const struct sb_pg_stmt ps_stmts[] = {
 	 * (bigint[]: the ones at their cap of pushes in flight) for $1 ms (the order per ordering
 	 * key as in "claim"): message id, subscription id, attempt, lease id,
 	 * payload, headers, publish time, subscription name, endpoint, secret, topic name, the
-	 * topic's max attempts, and the traceparent header ('' when none). */
+	 * topic's max attempts, and the traceparent header ('' when none). Each push subscription's
+	 * head comes from the ready index (the oldest claimable one, locked), so that a call reads
+	 * a few entries per push subscription and none of the pull subscriptions' deliveries; the
+	 * heads not taken are unlocked at the end of the statement. */
 	{ "push_claim",
-	  "WITH c AS (SELECT d.seq FROM subscriptions s JOIN deliveries d ON d.sub_id = s.id WHERE "
-	  "s.push_endpoint <> '' AND NOT (s.id = ANY ($2::bigint[])) AND d.state = 'ready' AND "
-	  "d.visible_at <= now() AND "
-	  "(d.ordering_key = '' OR NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.sub_id = "
-	  "d.sub_id AND e.ordering_key = d.ordering_key AND e.state IN ('ready', 'leased') AND "
-	  "e.seq < d.seq)) ORDER BY d.seq LIMIT 1 FOR UPDATE OF d SKIP LOCKED), "
-	  "u AS (UPDATE deliveries d SET state = 'leased', attempt = d.attempt + 1, lease_id = "
-	  "gen_random_uuid(), lease_expires = now() + make_interval(secs => $1::double precision "
-	  "/ 1000), consumer = 'push' FROM c WHERE d.seq = c.seq RETURNING d.message_id, d.sub_id, "
-	  "d.attempt, d.lease_id) "
-	  "SELECT u.message_id::text, u.sub_id::text, u.attempt, u.lease_id::text, "
-	  "m.payload::text, "
-	  "m.headers::text, " PS_TS(
-	      "m.published_at") ", s.name, s.push_endpoint, s.push_secret, "
-	                        "t.name, t.max_attempts, coalesce(m.headers->>'traceparent', '') "
-	                        "FROM u JOIN messages m "
-	                        "ON m.id = u.message_id JOIN subscriptions s ON s.id = u.sub_id "
-	                        "JOIN topics t ON t.id = "
-	                        "s.topic_id",
+	  "WITH c AS (SELECT h.tid FROM subscriptions s CROSS JOIN LATERAL (SELECT d.ctid AS tid, "
+	  "d.seq FROM deliveries d WHERE " PS_CLAIMABLE(
+	      "d", "s.id", "0",
+	      "0") " ORDER BY d.seq LIMIT 1 FOR UPDATE OF d SKIP LOCKED) h WHERE s.push_endpoint "
+	           "<> '' AND NOT (s.id = ANY ($2::bigint[])) ORDER BY h.seq LIMIT 1), "
+	           "u AS (UPDATE deliveries d SET state = 'leased', attempt = d.attempt + 1, "
+	           "lease_id = gen_random_uuid(), lease_expires = now() + make_interval(secs => "
+	           "$1::double precision / 1000), consumer = 'push' WHERE " PS_BY_TID(
+	               "d", "c") " RETURNING d.message_id, d.sub_id, d.attempt, d.lease_id) "
+	                         "SELECT u.message_id::text, u.sub_id::text, u.attempt, "
+	                         "u.lease_id::text, m.payload::text, m.headers::text, " PS_TS(
+	                             "m.published_at") ", s.name, s.push_endpoint, s.push_secret, "
+	                                               "t.name, t.max_attempts, "
+	                                               "coalesce(m.headers->>'traceparent', '') "
+	                                               "FROM u JOIN messages m ON m.id = "
+	                                               "u.message_id JOIN subscriptions s ON s.id "
+	                                               "= u.sub_id JOIN topics t ON t.id = "
+	                                               "s.topic_id",
 	  2 },
 	/* What a publish needs in one round trip: the tenant's topic $2 (id, name, schema subject,
 	 * ordering, guarantee) on every row, with each of its subscriptions, their filters and
@@ -345,7 +359,7 @@ const struct sb_pg_stmt ps_stmts[] = {
 	 * ack. One row per ack first (k = 0: "ack_batch"'s columns, then three NULLs), then the
 	 * leased deliveries (k = 1: "claim"'s columns), all as text after k and o (the order). */
 	{ "consume_ack",
-	  "WITH " PS_ACK_CTES ", c AS (SELECT d.seq FROM deliveries d WHERE " PS_CLAIMABLE(
+	  "WITH " PS_ACK_CTES ", c AS (SELECT d.ctid AS tid FROM deliveries d WHERE " PS_CLAIMABLE(
 	      "d", "$5", "$9",
 	      "$10") " AND d.seq NOT IN (SELECT seq FROM t WHERE seq IS NOT NULL) "
 	             "AND " PS_CLAIM_GATE(
