@@ -100,15 +100,18 @@ const struct sb_pg_opts ps_pg_opts = { .connect_timeout_s = 2,
 	"t.lease = '') AND (d.state = 'leased' OR (NOT t.strict AND d.state = 'ready' AND "        \
 	"d.attempt > 0 AND t.lease = '')) AND (t.lease = '' OR d.lease_id::text = t.lease) AND "   \
 	"(NOT t.strict OR d.lease_expires > now()) RETURNING d.*), " PS_ACKED_INSERT("u")
+/* Whether the ack of t's row deleted its delivery in this statement (u): a hashed subplan, one
+ * lookup an ack; it was a join with u that PostgreSQL ran as a nested loop, rescanning u for
+ * every ack (64 × 64 comparisons for a batch of 64). */
+#define PS_ACKED_NOW "coalesce(t.seq IN (SELECT seq FROM u), false)"
 /* Per ack (as text): topic, error, seconds since the publish, acked by this statement
  * ('true'/'false'), traceparent. */
 #define PS_ACK_COLS                                                                                \
 	"t.topic, CASE WHEN t.n IS NULL OR t.state IS NULL THEN 'not_found' WHEN t.strict AND "    \
-	"t.lease = '' THEN 'lease_required' WHEN u.seq IS NOT NULL OR t.state = 'acked' THEN '' "  \
+	"t.lease = '' THEN 'lease_required' WHEN " PS_ACKED_NOW " OR t.state = 'acked' THEN '' "   \
 	"ELSE 'no_lease' END, coalesce(extract(epoch FROM now() - t.published_at), 0)::text, "     \
-	"(u.seq IS NOT NULL)::text, coalesce(t.tp, '')"
-#define PS_ACK_FROM                                                                                \
-	"r LEFT JOIN t ON t.n = r.n LEFT JOIN (SELECT DISTINCT seq FROM u) u ON u.seq = t.seq"
+	"(" PS_ACKED_NOW ")::text, coalesce(t.tp, '')"
+#define PS_ACK_FROM "r LEFT JOIN t ON t.n = r.n"
 
 const struct sb_pg_stmt ps_stmts[] = {
 	{ "topic_get", "SELECT " PS_TOPIC_COLS " FROM topics WHERE tenant_id = $1 AND name = $2",
