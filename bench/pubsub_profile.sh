@@ -116,15 +116,10 @@ for i in $(seq 1 200); do echo "{\"topic\":\"bench\",\"payload\":{\"d\":\"$(prin
 	while read -r b; do curl -s -o /dev/null -H "Authorization: Bearer $token" -H 'Content-Type: application/json' -d "$b" "$SB_GW/api/v1/messages/publish"; done
 sub=$(q -c "SELECT s.id FROM pubsub.subscriptions s JOIN pubsub.topics t ON t.id = s.topic_id WHERE t.name = 'bench' AND s.name = 'default'")
 tenant=$(q -c "SELECT tenant_id FROM pubsub.topics WHERE name = 'bench'")
-# stmt_sql NAME: the text of store.c's prepared statement NAME, its macros expanded by cpp.
-stmt_sql() {
-	local f=$root/services/pubsub/store.c
-	{ sed -n '/^#define PS_TS/,/^const struct sb_pg_stmt ps_stmts/p' "$f" | sed '$d'; awk -v s="{ \"$1\"," 'index($0, s) { p = 1 } p { print } p && /[0-9] },/ { exit }' "$f"; } |
-		cpp -P 2>/dev/null | grep -o '"\([^"\\]\|\\.\)*"' | sed '1d;s/^"//;s/"$//' | tr -d '\n' | sed 's/\\"/"/g'
-}
-claim_sql=$(stmt_sql claim)
-ack_sql=$(stmt_sql ack_batch)
-consume_ack_sql=$(stmt_sql consume_ack)
+. "$root/tests/lib/pubsub_sql.sh"
+claim_sql=$(ps_stmt_sql claim)
+ack_sql=$(ps_stmt_sql ack_batch)
+consume_ack_sql=$(ps_stmt_sql consume_ack)
 # The claim's 7th parameter: its min, or (before there was one) whether priority orders it.
 case $claim_sql in *'$7::boolean'*) claim_last="'false'" ;; *) claim_last="'1'" ;; esac
 qt <<EOF
