@@ -281,9 +281,19 @@ ps_rpc_topic_metrics(struct sb_rpc_call *call, const void *req, void *resp)
 	if ((rv = ps_topic_load(call, tenant, in->name, &t, &tres)) != SB__RPC__CODE__OK)
 		return rv;
 	const char *p[] = { t.id };
-	if ((rv = sb_pg_exec_prepared(ps_pg(call), "topic_sub_metrics", 1, p, &sres)) != 0 ||
-	    (rv = sb_pg_exec_prepared(ps_pg(call), "topic_msg_metrics", 1, p, &mres)) != 0) {
+	struct sb_pg *pg = ps_pg(call);
+	/* The metrics read every unfinished delivery and every message of the topic, for which a
+	 * sequential scan is the plan to have; pubsub's connections rule it out
+	 * (enable_seqscan=off, store.c), and these two statements run nowhere else, so every plan
+	 * of theirs is made here, with it allowed again. One transaction: both read the same
+	 * snapshot. */
+	if ((rv = sb_pg_begin(pg)) != 0 ||
+	    (rv = sb_pg_exec(pg, "SET LOCAL enable_seqscan = on", NULL)) != 0 ||
+	    (rv = sb_pg_exec_prepared(pg, "topic_sub_metrics", 1, p, &sres)) != 0 ||
+	    (rv = sb_pg_exec_prepared(pg, "topic_msg_metrics", 1, p, &mres)) != 0 ||
+	    (rv = sb_pg_commit(pg)) != 0) {
 		rv = ps_db_error(call, "topic_metrics", rv);
+		sb_pg_rollback(pg);
 		goto done;
 	}
 	int n = PQntuples(sres);
