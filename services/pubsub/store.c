@@ -13,13 +13,17 @@
  * prepared statement's generic plan is made once per connection, at its sixth execution, with
  * the table sizes of that moment; made while deliveries was a few pages it read the whole table
  * by a sequential scan for as long as the connection lived (docs/pubsub.md "No index on seq").
- * A scan that has no other path (retention's idempotency sweep) still runs. */
-const struct sb_pg_opts ps_pg_opts = { .connect_timeout_s = 2,
-	                               .backoff_base_ms = 100,
-	                               .backoff_max_ms = 2000,
-	                               .options =
-	                                   "-c statement_timeout=10000 -c search_path=pubsub "
-	                                   "-c synchronous_commit=on -c enable_seqscan=off" };
+ * A scan that has no other path (retention's idempotency sweep) still runs, with the setting's
+ * cost penalty, which would put it above jit_above_cost: jit=off, since no statement of this
+ * service runs long enough for compiling it to pay (the topic metrics allow the scan again,
+ * topics.c). */
+const struct sb_pg_opts ps_pg_opts = {
+	.connect_timeout_s = 2,
+	.backoff_base_ms = 100,
+	.backoff_max_ms = 2000,
+	.options = "-c statement_timeout=10000 -c search_path=pubsub "
+	           "-c synchronous_commit=on -c enable_seqscan=off -c jit=off"
+};
 
 #define PS_TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 #define PS_TOPIC_COLS                                                                              \

@@ -79,6 +79,20 @@ else
 	echo "FAIL: without enable_seqscan=off no generic plan scans a table whole: the check above cannot fail as built"
 	fail=1
 fi
+# A statement with no path but a sequential scan (retention's sweep of expired idempotency keys)
+# carries enable_seqscan=off's cost penalty, which is above jit_above_cost: pubsub's connections
+# turn JIT off, so it is not compiled for every retention pass. Without jit=off it would be.
+jit_plan() { PGOPTIONS="$1" psql -X -q -At -v ON_ERROR_STOP=1 "$SB_TEST_PG_DSN" -c "EXPLAIN DELETE FROM idempotency WHERE expires_at < now()"; }
+if [ "$(jit_plan "$opts" | grep -c '^JIT:')" -ne 0 ]; then
+	echo "FAIL: the idempotency sweep is JIT-compiled with pubsub's options"
+	fail=1
+elif [ "$(jit_plan "${opts/ -c jit=off/}" | grep -c '^JIT:')" -eq 0 ]; then
+	echo "FAIL: without jit=off the idempotency sweep is not JIT-compiled: the check above cannot fail as built"
+	fail=1
+else
+	echo "ok - the idempotency sweep is not JIT-compiled with pubsub's options (it is without jit=off)"
+fi
+
 # The topic metrics read all of a topic's unfinished deliveries, and are the statements that
 # should scan them: the service runs them with enable_seqscan allowed again (topics.c). Seven
 # calls (past the five custom plans after which a generic one may be cached) must each scan
