@@ -117,12 +117,13 @@ for i in $(seq 1 200); do echo "{\"topic\":\"bench\",\"payload\":{\"d\":\"$(prin
 sub=$(q -c "SELECT s.id FROM pubsub.subscriptions s JOIN pubsub.topics t ON t.id = s.topic_id WHERE t.name = 'bench' AND s.name = 'default'")
 tenant=$(q -c "SELECT tenant_id FROM pubsub.topics WHERE name = 'bench'")
 . "$root/tests/lib/pubsub_sql.sh"
+# The EXPLAINs run with pubsub's own connection options (enable_seqscan=off among them).
 claim_sql=$(ps_stmt_sql claim)
 ack_sql=$(ps_stmt_sql ack_batch)
 consume_ack_sql=$(ps_stmt_sql consume_ack)
 # The claim's 7th parameter: its min, or (before there was one) whether priority orders it.
 case $claim_sql in *'$7::boolean'*) claim_last="'false'" ;; *) claim_last="'1'" ;; esac
-qt <<EOF
+PGOPTIONS=$(ps_conn_options) qt <<EOF
 SET search_path = pubsub;
 BEGIN;
 PREPARE c(text, text, text, text, text, text, text) AS $claim_sql;
@@ -136,7 +137,7 @@ ROLLBACK;
 EOF
 if [ -n "$consume_ack_sql" ]; then
 	echo "## EXPLAIN (ANALYZE, BUFFERS): consume_ack: the acks of a claim of 64 and the next 64 leased, one statement"
-	qt <<EOF
+	PGOPTIONS=$(ps_conn_options) qt <<EOF
 SET search_path = pubsub;
 BEGIN;
 PREPARE c(text, text, text, text, text, text, text) AS $claim_sql;

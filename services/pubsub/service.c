@@ -13,22 +13,6 @@
 #include "sb_log.h"
 #include "sb_util_time.h"
 
-/* Expired leases, a thousand at a time: ready again after the backoff of the attempt that
- * failed ($1 base, $2 ceiling), or dead after the topic's last attempt. */
-static const char ps_sql_expire[] =
-    "WITH x AS (SELECT d.ctid AS tid, d.seq, t.max_attempts, t.name AS topic, s.name AS sub FROM "
-    "deliveries d "
-    "JOIN subscriptions s ON s.id = "
-    "d.sub_id JOIN topics t ON t.id = s.topic_id WHERE d.state = 'leased' AND d.lease_expires "
-    "<= now() ORDER BY d.lease_expires LIMIT 1000 FOR UPDATE OF d SKIP LOCKED) "
-    "UPDATE deliveries d SET state = CASE WHEN d.attempt >= x.max_attempts THEN 'dead' ELSE "
-    "'ready' END, visible_at = d.lease_expires + make_interval(secs => least($2::bigint, "
-    "$1::bigint * power(2, greatest(d.attempt - 1, 0))::bigint)::double precision / 1000), "
-    "lease_id = NULL, lease_expires = NULL, errors = d.errors || jsonb_build_array("
-    "jsonb_build_object('attempt', d.attempt, 'at', now(), 'reason', 'ack deadline expired')) "
-    "FROM x WHERE d.ctid = ANY (ARRAY(SELECT tid FROM x)) AND d.seq = x.seq RETURNING d.state, "
-    "x.topic, x.sub";
-
 /* A message goes once none of its deliveries is unfinished (all in acked_deliveries since
  * migration 005), and its acknowledged deliveries with it (no foreign key cascades since
  * migration 004); none is added to an old message. */
@@ -100,7 +84,7 @@ ps_reap(struct ps_state *st)
 	snprintf(base, sizeof(base), "%lld", st->cfg->backoff_base_ms);
 	snprintf(max, sizeof(max), "%lld", st->cfg->backoff_max_ms);
 	const char *p[] = { base, max };
-	int rv = sb_pg_exec_params(st->rpg, ps_sql_expire, 2, p, &res);
+	int rv = sb_pg_exec_prepared(st->rpg, "expire", 2, p, &res);
 	if (rv != 0) {
 		sb_log_kv(SB_LOG_WARN, "cannot return expired leases", "error", sb_strerror(rv),
 		          "detail", sb_pg_errmsg(st->rpg), NULL);
@@ -232,7 +216,8 @@ ps_service_start(struct sb_service *svc)
 	    "Publishes whose cached route was stale (a subscription created or the topic changed "
 	    "since it was read), routed again.",
 	    NULL));
-	if ((rv = sb_pg_open_opts(cfg->common.database_url, NULL, &ps_pg_opts, &st->rpg)) != 0) {
+	if ((rv = sb_pg_open_opts(cfg->common.database_url, ps_stmts, &ps_pg_opts, &st->rpg)) !=
+	    0) {
 		sb_log_kv(SB_LOG_ERROR, "pubsub cannot open its reaper connection", "error",
 		          sb_strerror(rv), NULL);
 		ps_state_free(st);

@@ -34,10 +34,10 @@ const struct sb_pg_opts ps_pg_opts = {
 	"make_interval(secs => least(" MAX "::bigint, " BASE "::bigint * power(2, greatest(" A     \
 	" - 1, 0))::bigint)::double precision / 1000)"
 
-/* The rows of deliveries (alias D) whose ctid the CTE CTE has in its column tid: a TID scan,
- * where a join on seq needed an index on seq (migration 006 dropped it). Only for rows that CTE
- * locked (FOR UPDATE), so that no other transaction can have moved them since it read them. */
-#define PS_BY_TID(D, CTE) D ".ctid = ANY (ARRAY(SELECT tid FROM " CTE " WHERE tid IS NOT NULL))"
+/* The rows of deliveries (alias D) whose ctid the CTE CTE has in its column tid, found by a TID
+ * scan (migration 006 dropped the index on seq). Only for rows that CTE locked FOR UPDATE in
+ * the same statement, so that no other transaction can have moved them since. */
+#define PS_BY_TID(D, CTE) D ".ctid = ANY (ARRAY(SELECT tid FROM " CTE "))"
 /* A ready delivery (alias D) of subscription SUB that may be leased now: visible, of this
  * consumer's turn (round robin: seq % RRN = RRK unless RRN is 0), and not behind an unfinished
  * earlier delivery of its ordering key. */
@@ -104,18 +104,20 @@ const struct sb_pg_opts ps_pg_opts = {
 	"t.lease = '') AND (d.state = 'leased' OR (NOT t.strict AND d.state = 'ready' AND "        \
 	"d.attempt > 0 AND t.lease = '')) AND (t.lease = '' OR d.lease_id::text = t.lease) AND "   \
 	"(NOT t.strict OR d.lease_expires > now()) RETURNING d.*), " PS_ACKED_INSERT("u")
-/* Whether the ack of t's row deleted its delivery in this statement (u): a hashed subplan, one
- * lookup an ack; it was a join with u that PostgreSQL ran as a nested loop, rescanning u for
- * every ack (64 × 64 comparisons for a batch of 64). */
-#define PS_ACKED_NOW "coalesce(t.seq IN (SELECT seq FROM u), false)"
 /* Per ack (as text): topic, error, seconds since the publish, acked by this statement
  * ('true'/'false'), traceparent. */
 #define PS_ACK_COLS                                                                                \
 	"t.topic, CASE WHEN t.n IS NULL OR t.state IS NULL THEN 'not_found' WHEN t.strict AND "    \
-	"t.lease = '' THEN 'lease_required' WHEN " PS_ACKED_NOW " OR t.state = 'acked' THEN '' "   \
+	"t.lease = '' THEN 'lease_required' WHEN t.acked_now OR t.state = 'acked' THEN '' "        \
 	"ELSE 'no_lease' END, coalesce(extract(epoch FROM now() - t.published_at), 0)::text, "     \
-	"(" PS_ACKED_NOW ")::text, coalesce(t.tp, '')"
-#define PS_ACK_FROM "r LEFT JOIN t ON t.n = r.n"
+	"t.acked_now::text, coalesce(t.tp, '')"
+/* The acks with what each found; acked_now: whether this statement deleted its delivery (u),
+ * one lookup in a hashed subplan built once (a join with u ran as a nested loop rescanning u
+ * for every ack: 64 × 64 comparisons for a batch of 64). */
+#define PS_ACK_FROM                                                                                \
+	"r LEFT JOIN (SELECT t.*, coalesce(t.seq IN (SELECT seq FROM u), false) AS acked_now "     \
+	"FROM "                                                                                    \
+	"t) t ON t.n = r.n"
 
 const struct sb_pg_stmt ps_stmts[] = {
 	{ "topic_get", "SELECT " PS_TOPIC_COLS " FROM topics WHERE tenant_id = $1 AND name = $2",
@@ -381,6 +383,24 @@ const struct sb_pg_stmt ps_stmts[] = {
 	                                        " FROM cu JOIN messages m ON m.id "
 	                                        "= cu.message_id ORDER BY 1, 2",
 	  11 },
+	/* The reaper (service.c): expired leases, a thousand at a time, ready again after the
+	 * backoff of the attempt that failed ($1 base, $2 ceiling), or dead after the topic's last
+	 * attempt: state, topic and subscription of each. */
+	{ "expire",
+	  "WITH x AS (SELECT d.ctid AS tid, d.seq, t.max_attempts, t.name AS topic, s.name AS sub "
+	  "FROM deliveries d JOIN subscriptions s ON s.id = d.sub_id JOIN topics t ON t.id = "
+	  "s.topic_id WHERE d.state = 'leased' AND d.lease_expires <= now() ORDER BY "
+	  "d.lease_expires LIMIT 1000 FOR UPDATE OF d SKIP LOCKED) "
+	  "UPDATE deliveries d SET state = CASE WHEN d.attempt >= x.max_attempts THEN 'dead' ELSE "
+	  "'ready' END, visible_at = d.lease_expires + " PS_BACKOFF(
+	      "d.attempt", "$1",
+	      "$2") ", "
+	            "lease_id = NULL, lease_expires = NULL, errors = d.errors || jsonb_build_array("
+	            "jsonb_build_object('attempt', d.attempt, 'at', now(), 'reason', 'ack deadline "
+	            "expired')) FROM x WHERE " PS_BY_TID(
+	                "d", "x") " AND d.seq = x.seq RETURNING d.state, "
+	                          "x.topic, x.sub",
+	  2 },
 	{ "delivery_state",
 	  "SELECT state, attempt FROM deliveries WHERE message_id = $1::uuid AND sub_id = "
 	  "$2::bigint UNION ALL SELECT 'acked', attempt FROM acked_deliveries WHERE message_id = "

@@ -17,7 +17,7 @@ ps_stmt_names() {
 		grep -o '^	{ "[a-z_]*",' | sed 's/^	{ "//;s/",$//'
 }
 
-ps_conn_options() {
+ps_conn_options() { # the C literals joined as the compiler joins them
 	sed -n '/^const struct sb_pg_opts ps_pg_opts/,/};/p' "$root/services/pubsub/store.c" |
-		grep -o '"[^"]*"' | tr -d '"' | tr -s ' ' | sed 's/ *$//' | tr '\n' ' ' | sed 's/  */ /g;s/ $//'
+		grep -o '"[^"]*"' | tr -d '"\n' | sed 's/ *$//'
 }
