@@ -35,7 +35,11 @@
  * answered 403 without reading; a read error is recorded in last_err and answered 408. */
 
 static atomic_int stream_calls, last_err, decisions;
-static sem_t done_sem; /* posted when a streamed request was answered */
+/* Posted when a streamed request was answered, after its answer was queued: a test waits for
+ * the post of every streamed request it makes, so a late post of one test (its reader thread
+ * preempted between the answer and the post, seen under CI's load) cannot satisfy a later
+ * test's wait before that test's own request was answered. */
+static sem_t done_sem;
 
 static bool
 want_stream(const struct sb_http_req *head, void *arg)
@@ -125,8 +129,7 @@ start_rate(const char *crt, const char *key, int body_timeout_ms, int min_rate, 
 	struct sb_http_server *s = NULL;
 	assert_int_equal(sb_http_server_start(&cfg, handler, NULL, &s), 0);
 	atomic_store(&last_err, 0);
-	while (sem_trywait(&done_sem) == 0) /* answers of an earlier test */
-		;
+	assert_int_not_equal(sem_trywait(&done_sem), 0); /* every earlier post was waited for */
 	atomic_store(&stream_calls, 0);
 	atomic_store(&decisions, 0);
 	return s;
@@ -195,6 +198,7 @@ many_pieces(bool tls, const char *crt, const char *key)
 	int reads = atoi(strstr(r.body, "reads=") + 6);
 	assert_true(reads >= (int)(len / 1000)); /* never more than asked for */
 	assert_null(strcasestr(r.head, "Connection: close"));
+	wait_done(); /* the reader posts after its answer: wait, so no post reaches a later test */
 
 	/* pipelined: a plain request and a streamed one with its body, sent together */
 	const char *two = "POST /plain HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc"
@@ -208,6 +212,7 @@ many_pieces(bool tls, const char *crt, const char *key)
 	snprintf(want, sizeof(want), "len=5 reads=1 sum=%08x",
 	         fnv1a(2166136261u, (const unsigned char *)"hello", 5));
 	assert_string_equal(r.body, want);
+	wait_done();
 	assert_int_equal(atomic_load(&stream_calls), 2);
 	assert_int_equal(atomic_load(&decisions), 3); /* every request with a body was asked */
 	free(body);
@@ -238,6 +243,7 @@ test_continue_refuse_413(void **state)
 	assert_int_equal(sb_testcli_read(c, &r, false), 0);
 	assert_int_equal(r.status, 200);
 	assert_non_null(strstr(r.body, "len=10 "));
+	wait_done();
 	sb_testcli_close(c);
 
 	c = sb_testcli_open(s, false);
@@ -246,6 +252,7 @@ test_continue_refuse_413(void **state)
 	assert_int_equal(r.status, 403); /* no 100 before it */
 	assert_non_null(strcasestr(r.head, "Connection: close"));
 	assert_true(sb_testcli_closed(c));
+	wait_done();
 	sb_testcli_close(c);
 
 	c = sb_testcli_open(s, false);
@@ -254,6 +261,7 @@ test_continue_refuse_413(void **state)
 	assert_int_equal(sb_testcli_read(c, &r, false), 0);
 	assert_int_equal(r.status, 403);
 	assert_true(sb_testcli_closed(c));
+	wait_done();
 	sb_testcli_close(c);
 
 	c = sb_testcli_open(s, false);
