@@ -6,6 +6,10 @@
 #include "sb_util_backoff.h"
 #include "sb_util_time.h"
 
+/* How many times a statement is sent at most when PostgreSQL rolls it back for a conflict
+ * (sb_pg_conflict_again). */
+#define SB_PG_CONFLICT_TRIES 3
+
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -44,7 +48,8 @@ static struct {
 	struct sb_series *reconnects;
 	struct sb_metric *duration;
 	struct sb_series *pool; /* handles open: the process's pool of connections */
-} sb_pg_m = { PTHREAD_ONCE_INIT, NULL, NULL, NULL };
+	struct sb_metric *conflicts;
+} sb_pg_m = { PTHREAD_ONCE_INIT, NULL, NULL, NULL, NULL };
 
 static void
 sb_pg_metrics_init(void)
@@ -61,6 +66,11 @@ sb_pg_metrics_init(void)
 	    "pg_pool_connections",
 	    "PostgreSQL connection handles of the process (one per worker that uses the database).",
 	    NULL));
+	sb_pg_m.conflicts = sb_metrics_counter(
+	    "pg_conflict_retries_total",
+	    "Statements sent again after PostgreSQL rolled them back for a deadlock or a "
+	    "serialization failure outside an explicit transaction.",
+	    "statement");
 }
 
 static int64_t
@@ -387,6 +397,29 @@ sb_pg_find(struct sb_pg *pg, const char *name, int nparams, size_t *i)
 	return 0;
 }
 
+/* sb_pg_conflict_again decides whether a statement that just failed with rv is sent again: only
+ * after a deadlock or a serialization failure (SB_EBUSY) that PostgreSQL answered outside an
+ * explicit transaction, so that the statement's own implicit transaction was rolled back whole
+ * and sending it again is the same as sending it later; at most SB_PG_CONFLICT_TRIES sends in
+ * all (*tries counts them), after a random pause of 1-3, then 1-5 ms (sb_backoff). It counts
+ * and logs each send again. */
+static bool
+sb_pg_conflict_again(struct sb_pg *pg, int rv, size_t label, int *tries, struct sb_backoff *bo)
+{
+	if (rv != SB_EBUSY || pg->in_tx || ++*tries >= SB_PG_CONFLICT_TRIES)
+		return false;
+	if (*tries == 1)
+		sb_backoff_init(bo, 2, 20);
+	const char *what = label < pg->nstmts ? pg->stmts[label].name : "sql";
+	sb_series_inc(sb_metric_with(sb_pg_m.conflicts, what));
+	sb_log_kv(SB_LOG_WARN, "statement rolled back by a conflict; sending it again", "statement",
+	          what, "sqlstate", pg->sqlstate, "error", pg->errmsg, NULL);
+	uint32_t ms = sb_backoff_next(bo) + 1;
+	struct timespec ts = { .tv_sec = 0, .tv_nsec = (long)ms * 1000000L };
+	nanosleep(&ts, NULL);
+	return true;
+}
+
 int
 sb_pg_exec_prepared(struct sb_pg *pg, const char *name, int nparams, const char *const *params,
                     PGresult **res)
@@ -394,37 +427,51 @@ sb_pg_exec_prepared(struct sb_pg *pg, const char *name, int nparams, const char 
 	if (res != NULL)
 		*res = NULL;
 	size_t i = 0;
-	int rv = sb_pg_find(pg, name, nparams, &i);
-	if (rv != 0 || (rv = sb_pg_enter(pg, res)) != 0)
+	int rv = sb_pg_find(pg, name, nparams, &i), tries = 0;
+	if (rv != 0)
 		return rv;
-	if (!pg->prepared[i] && (rv = sb_pg_prepare(pg, i)) != 0)
-		return rv;
-	int64_t t0 = sb_pg_now_ns();
-	PGresult *r = PQexecPrepared(pg->conn, name, nparams, params, NULL, NULL, 0);
-	return sb_pg_result(pg, r, i, t0, res);
+	struct sb_backoff bo;
+	do {
+		if ((rv = sb_pg_enter(pg, res)) != 0)
+			return rv;
+		if (!pg->prepared[i] && (rv = sb_pg_prepare(pg, i)) != 0)
+			return rv;
+		int64_t t0 = sb_pg_now_ns();
+		PGresult *r = PQexecPrepared(pg->conn, name, nparams, params, NULL, NULL, 0);
+		rv = sb_pg_result(pg, r, i, t0, res);
+	} while (sb_pg_conflict_again(pg, rv, i, &tries, &bo));
+	return rv;
 }
 
 int
 sb_pg_exec_params(struct sb_pg *pg, const char *sql, int nparams, const char *const *params,
                   PGresult **res)
 {
-	int rv = sb_pg_enter(pg, res);
-	if (rv != 0)
-		return rv;
-	int64_t t0 = sb_pg_now_ns();
-	PGresult *r = PQexecParams(pg->conn, sql, nparams, NULL, params, NULL, NULL, 0);
-	return sb_pg_result(pg, r, pg->nstmts, t0, res);
+	int rv, tries = 0;
+	struct sb_backoff bo;
+	do {
+		if ((rv = sb_pg_enter(pg, res)) != 0)
+			return rv;
+		int64_t t0 = sb_pg_now_ns();
+		PGresult *r = PQexecParams(pg->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+		rv = sb_pg_result(pg, r, pg->nstmts, t0, res);
+	} while (sb_pg_conflict_again(pg, rv, pg->nstmts, &tries, &bo));
+	return rv;
 }
 
 int
 sb_pg_exec(struct sb_pg *pg, const char *sql, PGresult **res)
 {
-	int rv = sb_pg_enter(pg, res);
-	if (rv != 0)
-		return rv;
-	int64_t t0 = sb_pg_now_ns();
-	PGresult *r = PQexec(pg->conn, sql);
-	return sb_pg_result(pg, r, pg->nstmts, t0, res);
+	int rv, tries = 0;
+	struct sb_backoff bo;
+	do {
+		if ((rv = sb_pg_enter(pg, res)) != 0)
+			return rv;
+		int64_t t0 = sb_pg_now_ns();
+		PGresult *r = PQexec(pg->conn, sql);
+		rv = sb_pg_result(pg, r, pg->nstmts, t0, res);
+	} while (sb_pg_conflict_again(pg, rv, pg->nstmts, &tries, &bo));
+	return rv;
 }
 
 /* sb_pg_pipeline_lost drops a connection whose pipeline cannot be finished. */

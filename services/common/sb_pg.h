@@ -7,9 +7,14 @@
  * next call reconnects. Attempts are spaced by exponential backoff with jitter: a call made
  * before the next attempt is due returns SB_EUNAVAIL at once without touching the network, so a
  * caller looping on errors never busy-loops the server, and sb_pg_retry_after_ms tells it how
- * long to wait (the retry_after of an UNAVAILABLE answer). A statement is never re-sent
- * automatically: only the connection is re-made, since a statement that was in flight may have
- * been executed.
+ * long to wait (the retry_after of an UNAVAILABLE answer). A statement is not re-sent when its
+ * connection broke: only the connection is re-made, since a statement that was in flight may
+ * have been executed. The one case that is re-sent: a statement (sb_pg_exec_prepared,
+ * sb_pg_exec_params, sb_pg_exec) that PostgreSQL rolled back for a deadlock or a serialization
+ * failure (40P01, 40001) while no explicit transaction was open: its implicit transaction was
+ * undone whole, so it is sent again, up to 3 sends in all, after a random pause of a few ms; then
+ * SB_EBUSY. Inside sb_pg_begin's transaction the caller gets SB_EBUSY at once and must roll back
+ * and start the transaction again.
  *
  * The statement table given to sb_pg_open is prepared on every new connection. A statement
  * whose preparation fails for a reason other than the connection (e.g. its table does not exist
@@ -21,7 +26,8 @@
  * sb_pg_sqlstate and sb_pg_errmsg until the next call.
  *
  * Metrics: pg_reconnects_total, pg_query_duration_seconds{statement} (statement is the
- * prepared statement's name, or "sql" for plain SQL). */
+ * prepared statement's name, or "sql" for plain SQL), pg_conflict_retries_total{statement} (the
+ * sends again after a conflict). */
 #ifndef SB_PG_H
 #define SB_PG_H
 

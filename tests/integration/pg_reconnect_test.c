@@ -2,7 +2,9 @@
  * within a bounded time, later calls succeed on the same object (prepared statements too),
  * a transaction lost with its connection is never committed by accident, SQLSTATEs are kept;
  * pipelines (sb_pg_exec_pipeline) return every result, stop at their first error, and follow
- * the same transaction rules.
+ * the same transaction rules. A statement that PostgreSQL rolls back to break a deadlock is
+ * sent again and succeeds, once, when it ran in its own implicit transaction, and is not when
+ * it ran inside sb_pg_begin's transaction.
  * stack: pg
  * labels: pg,sanitize
  */
@@ -14,6 +16,7 @@
 
 #include "it.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,6 +102,117 @@ test_sqlstate_and_lazy_prepare(void **state)
 	assert_int_equal(add(pg, "2", "2"), 4);
 	assert_string_equal(sb_pg_sqlstate(pg), "");
 	sb_pg_close(pg);
+}
+
+/* The deadlock of test_conflict_sent_again: the statement under test (its own connection, a
+ * thread) locks row 1 of pg_conflict_kv and waits for row 2, held by the other session, which
+ * then asks for row 1. */
+struct conflict_run {
+	struct sb_pg *pg;
+	bool in_tx; /* run the statement inside sb_pg_begin's transaction */
+	int rv;
+	char sqlstate[6]; /* of its error, read before the rollback clears it */
+};
+
+static const char conflict_sql[] = "UPDATE pg_conflict_kv SET v = v + 1 WHERE k IN (1, 2)";
+
+static void *
+conflict_thread(void *arg)
+{
+	struct conflict_run *c = arg;
+	if (c->in_tx && (c->rv = sb_pg_begin(c->pg)) != 0)
+		return NULL;
+	c->rv = sb_pg_exec(c->pg, conflict_sql, NULL);
+	snprintf(c->sqlstate, sizeof(c->sqlstate), "%s", sb_pg_sqlstate(c->pg));
+	if (c->in_tx)
+		sb_pg_rollback(c->pg);
+	return NULL;
+}
+
+/* waiting returns how many sessions wait for a lock in the statement under test. */
+static int
+waiting(struct sb_pg *watch)
+{
+	PGresult *r = NULL;
+	assert_int_equal(sb_pg_exec(watch,
+	                            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
+	                            "'Lock' AND query LIKE 'UPDATE pg_conflict_kv SET v = v + 1%'",
+	                            &r),
+	                 0);
+	int n = atoi(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return n;
+}
+
+/* conflict_round makes the deadlock once and returns what the statement under test returned. The
+ * statement's session detects the deadlock (deadlock_timeout 300 ms against the other's 60 s),
+ * so it is the one PostgreSQL rolls back; the other session commits once its wait ends. */
+static int
+conflict_round(struct sb_pg *a, struct sb_pg *b, struct sb_pg *watch, bool in_tx, char sqlstate[6])
+{
+	assert_int_equal(sb_pg_exec(watch, "UPDATE pg_conflict_kv SET v = 0", NULL), 0);
+	assert_int_equal(sb_pg_begin(b), 0);
+	assert_int_equal(sb_pg_exec(b, "UPDATE pg_conflict_kv SET v = v WHERE k = 2", NULL), 0);
+	struct conflict_run c = { .pg = a, .in_tx = in_tx, .rv = 1 };
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, conflict_thread, &c), 0);
+	/* a holds row 1 and waits for row 2: only then does b ask for row 1 (the cycle) */
+	int i = 0;
+	while (waiting(watch) == 0 && i++ < 200)
+		it_sleep_ms(10);
+	assert_int_equal(waiting(watch), 1);
+	assert_int_equal(sb_pg_exec(b, "UPDATE pg_conflict_kv SET v = v WHERE k = 1", NULL), 0);
+	assert_int_equal(sb_pg_commit(b), 0);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	memcpy(sqlstate, c.sqlstate, sizeof(c.sqlstate));
+	return c.rv;
+}
+
+static void
+test_conflict_sent_again(void **state)
+{
+	(void)state;
+	struct sb_pg *a = open_pg(), *b = open_pg(), *watch = open_pg();
+	assert_int_equal(
+	    sb_pg_exec(watch,
+	               "DROP TABLE IF EXISTS pg_conflict_kv; CREATE TABLE "
+	               "pg_conflict_kv (k int PRIMARY KEY, v int NOT NULL); INSERT INTO "
+	               "pg_conflict_kv VALUES (1, 0), (2, 0)",
+	               NULL),
+	    0);
+	assert_int_equal(sb_pg_exec(a, "SET deadlock_timeout = '300ms'", NULL), 0);
+	assert_int_equal(sb_pg_exec(b, "SET deadlock_timeout = '60s'", NULL), 0);
+
+	/* On its own: rolled back by the deadlock, sent again, applied once. */
+	char sqlstate[6];
+	assert_int_equal(conflict_round(a, b, watch, false, sqlstate), 0);
+	PGresult *r = NULL;
+	assert_int_equal(
+	    sb_pg_exec(watch, "SELECT string_agg(v::text, ',' ORDER BY k) FROM pg_conflict_kv", &r),
+	    0);
+	assert_string_equal(PQgetvalue(r, 0, 0), "1,1");
+	PQclear(r);
+	struct sb_buf m = SB_BUF_INIT;
+	assert_int_equal(sb_metrics_render(&m), 0);
+	assert_non_null(strstr(m.data, "pg_conflict_retries_total{statement=\"sql\"} 1\n"));
+	sb_buf_free(&m);
+
+	/* Inside a transaction: SB_EBUSY at once (the transaction is gone), nothing applied. */
+	assert_int_equal(conflict_round(a, b, watch, true, sqlstate), SB_EBUSY);
+	assert_string_equal(sqlstate, "40P01");
+	assert_int_equal(
+	    sb_pg_exec(watch, "SELECT string_agg(v::text, ',' ORDER BY k) FROM pg_conflict_kv", &r),
+	    0);
+	assert_string_equal(PQgetvalue(r, 0, 0), "0,0");
+	PQclear(r);
+	m = (struct sb_buf)SB_BUF_INIT;
+	assert_int_equal(sb_metrics_render(&m), 0);
+	assert_non_null(strstr(m.data, "pg_conflict_retries_total{statement=\"sql\"} 1\n"));
+	sb_buf_free(&m);
+	assert_int_equal(sb_pg_exec(watch, "DROP TABLE pg_conflict_kv", NULL), 0);
+	sb_pg_close(a);
+	sb_pg_close(b);
+	sb_pg_close(watch);
 }
 
 static void
@@ -332,6 +446,7 @@ main(void)
 		cmocka_unit_test(test_pipeline),
 		cmocka_unit_test(test_outage_during_restart),
 		cmocka_unit_test(test_pipeline_transaction_lost),
+		cmocka_unit_test(test_conflict_sent_again),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
