@@ -29,17 +29,7 @@ echo "# $(date -u +%FT%TZ) $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/
 sb_pg_stop "$tmp"
 sb_pg_start "$tmp" "$SB_TEST_PG_PORT" "-c fsync=on -c synchronous_commit=on" ||
 	{ echo "pgbench: PostgreSQL restart failed"; exit 1; }
-q() { PGOPTIONS="-c client_min_messages=warning ${PGOPTIONS:-}" psql -X -q -At -v ON_ERROR_STOP=1 "$SB_TEST_PG_DSN" "$@"; }
-pg_pids() { local pm; pm=$(head -1 "$tmp/pg/data/postmaster.pid"); echo "$pm $(ps -o pid= --ppid "$pm")"; }
-# CPU ticks of PostgreSQL: its live processes' own, plus the children the postmaster reaped
-# (pgbench's backends end with the run)
-pg_ticks() {
-	local pm t p
-	pm=$(head -1 "$tmp/pg/data/postmaster.pid")
-	t=$(awk '{print $16 + $17}' "/proc/$pm/stat")
-	for p in $(pg_pids); do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done
-	echo "$t"
-}
+. "$root/bench/lib/pg.sh"
 mig=$root/services/pubsub/migrations
 
 # schema VARIANT: a fresh pubsub schema with one topic and its default subscription
@@ -75,8 +65,6 @@ stmt() {
 	esac
 }
 
-# arr N VALUE: a text[] literal of N copies of the quoted VALUE
-arr() { local n=$1 v=$2 out= i; for ((i = 0; i < n; i++)); do out+=${out:+,}\"$v\"; done; echo "{$out}"; }
 
 pad=$(head -c 1000 /dev/zero | tr '\0' x)
 pl='{"d":"'$pad'"}'

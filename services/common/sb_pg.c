@@ -443,9 +443,11 @@ sb_pg_exec_prepared(struct sb_pg *pg, const char *name, int nparams, const char 
 	return rv;
 }
 
-int
-sb_pg_exec_params(struct sb_pg *pg, const char *sql, int nparams, const char *const *params,
-                  PGresult **res)
+/* sb_pg_exec_sql runs plain SQL: with parameters (nparams >= 0, one statement) or without
+ * (nparams < 0: PQexec, which allows several statements in one string). */
+static int
+sb_pg_exec_sql(struct sb_pg *pg, const char *sql, int nparams, const char *const *params,
+               PGresult **res)
 {
 	int rv, tries = 0;
 	struct sb_backoff bo;
@@ -453,25 +455,29 @@ sb_pg_exec_params(struct sb_pg *pg, const char *sql, int nparams, const char *co
 		if ((rv = sb_pg_enter(pg, res)) != 0)
 			return rv;
 		int64_t t0 = sb_pg_now_ns();
-		PGresult *r = PQexecParams(pg->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+		PGresult *r =
+		    nparams < 0 ? PQexec(pg->conn, sql)
+		                : PQexecParams(pg->conn, sql, nparams, NULL, params, NULL, NULL, 0);
 		rv = sb_pg_result(pg, r, pg->nstmts, t0, res);
 	} while (sb_pg_conflict_again(pg, rv, pg->nstmts, &tries, &bo));
 	return rv;
 }
 
 int
+sb_pg_exec_params(struct sb_pg *pg, const char *sql, int nparams, const char *const *params,
+                  PGresult **res)
+{
+	if (nparams < 0) {
+		sb_pg_set_error(pg, "", "invalid parameter count");
+		return SB_EINVAL;
+	}
+	return sb_pg_exec_sql(pg, sql, nparams, params, res);
+}
+
+int
 sb_pg_exec(struct sb_pg *pg, const char *sql, PGresult **res)
 {
-	int rv, tries = 0;
-	struct sb_backoff bo;
-	do {
-		if ((rv = sb_pg_enter(pg, res)) != 0)
-			return rv;
-		int64_t t0 = sb_pg_now_ns();
-		PGresult *r = PQexec(pg->conn, sql);
-		rv = sb_pg_result(pg, r, pg->nstmts, t0, res);
-	} while (sb_pg_conflict_again(pg, rv, pg->nstmts, &tries, &bo));
-	return rv;
+	return sb_pg_exec_sql(pg, sql, -1, NULL, res);
 }
 
 /* sb_pg_pipeline_lost drops a connection whose pipeline cannot be finished. */
