@@ -13,9 +13,10 @@
  * have passed since the last one was lost (longer than the dialer's longest reconnect interval,
  * so a server that is up has been found again by then), and afterwards SB_RPC_DOWN_WAIT_MS, not
  * its whole deadline: a gateway answers 503 with Retry-After within about a second of an
- * upstream going down, and at once after that, not 504 after its timeout. (A call made while
- * the connection is being torn down, before the client has counted the loss, may still wait
- * for its deadline; it ends UNAVAILABLE too.) */
+ * upstream going down, and at once after that, not 504 after its timeout. A send waits at most
+ * SB_RPC_SEND_STEP_MS at a time, then the client looks again (sb_rpc_slot_send_again), so a
+ * call made while a connection was being torn down, before the client had counted the loss,
+ * also ends UNAVAILABLE within about the step and the grace, not at its deadline. */
 #include "sb_rpc.h"
 #include "sb_err.h"
 #include "sb_log.h"
@@ -53,6 +54,7 @@ __lsan_default_suppressions(void)
 #define SB_RPC_DOWN_GRACE_MS (SB_RPC_RECONN_MAX + 250)
 #define SB_RPC_DOWN_WAIT_MS  100
 #define SB_RPC_DOWN_RETRY_MS 1000 /* retry_after_ms of a call that found no connection */
+#define SB_RPC_SEND_STEP_MS  SB_RPC_DOWN_GRACE_MS /* longest wait of a send between looks */
 
 enum sb_rpc_slot_state { SB_RPC_SLOT_IDLE, SB_RPC_SLOT_SEND, SB_RPC_SLOT_RECV };
 
@@ -140,16 +142,17 @@ sb_rpc_client_pipe_ev(nng_pipe p, nng_pipe_ev ev, void *arg)
 		atomic_store(&cli->down_since, sb_time_mono_ms());
 }
 
-/* sb_rpc_client_send_wait returns how long a call of timeout_ms may wait for a connection to
- * take it: its whole timeout while connected; without a connection, until the grace since the
- * last one was lost (or the client opened) is over, and at least SB_RPC_DOWN_WAIT_MS. */
+/* sb_rpc_client_send_wait returns how long a call with timeout_ms left may wait for a
+ * connection to take it before the client looks again: while connected, up to
+ * SB_RPC_SEND_STEP_MS; without a connection, until the grace since the last one was lost (or
+ * the client opened) is over, and at least SB_RPC_DOWN_WAIT_MS; never past timeout_ms. */
 static int64_t
 sb_rpc_client_send_wait(struct sb_rpc_client *cli, int64_t timeout_ms)
 {
 	int64_t wait;
 
 	if (atomic_load(&cli->pipes) > 0)
-		return timeout_ms;
+		return timeout_ms < SB_RPC_SEND_STEP_MS ? timeout_ms : SB_RPC_SEND_STEP_MS;
 	wait = atomic_load(&cli->down_since) + SB_RPC_DOWN_GRACE_MS - sb_time_mono_ms();
 	if (wait < SB_RPC_DOWN_WAIT_MS)
 		wait = SB_RPC_DOWN_WAIT_MS;
@@ -304,6 +307,30 @@ sb_rpc_slot_end(struct sb_rpc_slot *s, int code, const char *msg, nng_msg *m)
 	sb_rpc_slot_finish(s, code, msg);
 }
 
+/* sb_rpc_slot_send_again hands the request m of slot s, which no connection took within its
+ * send step, to its context again when the call may still wait: its deadline is not reached and
+ * the client is connected, or lost its last connection less than SB_RPC_DOWN_GRACE_MS ago.
+ * Returns false when the call ends now (m is still the caller's). */
+static bool
+sb_rpc_slot_send_again(struct sb_rpc_slot *s, nng_msg *m)
+{
+	struct sb_rpc_client *cli = s->cli;
+	int64_t now = sb_time_mono_ms(), left = s->w.deadline - now;
+
+	if (left <= 0 || atomic_load(&cli->closed))
+		return false;
+	if (atomic_load(&cli->pipes) == 0 &&
+	    atomic_load(&cli->down_since) + SB_RPC_DOWN_GRACE_MS <= now)
+		return false;
+	if (!sb_rpc_client_enter(cli))
+		return false;
+	nng_aio_set_msg(s->aio, m);
+	nng_aio_set_timeout(s->aio, (nng_duration)sb_rpc_client_send_wait(cli, left));
+	nng_ctx_send(s->ctx, s->aio);
+	pthread_rwlock_unlock(&cli->gate);
+	return true;
+}
+
 static void
 sb_rpc_slot_cb(void *arg)
 {
@@ -313,8 +340,11 @@ sb_rpc_slot_cb(void *arg)
 	int code;
 
 	if (rv != 0) {
-		if (s->state == SB_RPC_SLOT_SEND)
-			nng_msg_free(nng_aio_get_msg(s->aio));
+		nng_msg *unsent = s->state == SB_RPC_SLOT_SEND ? nng_aio_get_msg(s->aio) : NULL;
+		if (rv == NNG_ETIMEDOUT && unsent != NULL && sb_rpc_slot_send_again(s, unsent))
+			return;
+		if (unsent != NULL)
+			nng_msg_free(unsent);
 		code = sb_rpc_client_code(rv, &msg);
 		if (atomic_load(&s->cli->closed)) {
 			/* Closing drops the connection first: report why, not what it looked
