@@ -3,7 +3,8 @@
 # pubsub part only; no peers, no verdict). PostgreSQL runs durable (fsync, synchronous_commit
 # on) with pg_stat_statements loaded; after the load the script prints
 #   - the load's line (rate, p50/p99) and the CPU seconds of gateway, sb-pubsub, PostgreSQL;
-#   - HTTP requests (the gateway's counter) and RPCs and statements per message;
+#   - HTTP requests (the gateway's counter) and RPCs and statements per message; sessions
+#     opened and deadlocks (pg_stat_database) during the load;
 #   - pg_stat_statements: calls, total and mean ms, rows, shared blocks hit/read/dirtied/written
 #     and WAL bytes per statement, the largest first;
 #   - the deliveries table's tuple counters (updates, HOT updates, deletes) and index sizes;
@@ -49,7 +50,7 @@ fi
 gw_requests() { curl -s "http://127.0.0.1:${SVC_OPS[gateway]}/metrics" | awk '/^(sb_)?gateway_http_requests_total/ {s += $NF} END {print s + 0}'; }
 rpc_calls() { curl -s "http://127.0.0.1:${SVC_OPS[pubsub]}/metrics" | awk '/^(sb_)?rpc_server_requests_total.*pubsub/ {s += $NF} END {print s + 0}'; }
 q -c 'SELECT pg_stat_statements_reset()' -c "SELECT pg_stat_reset_shared('wal')" >/dev/null
-h0=$(gw_requests) r0=$(rpc_calls) s0=$(q -c 'SELECT sum(sessions) FROM pg_stat_database')
+h0=$(gw_requests) r0=$(rpc_calls) s0=$(q -c 'SELECT sum(sessions) FROM pg_stat_database') k0=$(q -c 'SELECT sum(deadlocks) FROM pg_stat_database')
 g0=$(ticks "${SVC_PID[gateway]}") p0=$(ticks "${SVC_PID[pubsub]}") d0=$(ticks $(pg_pids))
 (cd "$root/bench/pubsub" && env SB_GW="$SB_GW" SB_TOKEN="$token" SB_TOPIC=bench node load.mjs "${SB_PROFILE_MODE:-pubsub}") >"$tmp/load.out" 2>&1 &
 load_pid=$!
@@ -79,13 +80,13 @@ echo "## mean latency per call during the run (ms): gateway requests, its RPC ca
 mean_of "http://127.0.0.1:${SVC_OPS[gateway]}/metrics" '(sb_)?gateway_http_request_duration_seconds' | grep -i "messages" | head -8
 mean_of "http://127.0.0.1:${SVC_OPS[gateway]}/metrics" '(sb_)?rpc_client_duration_seconds' | grep -i "pubsub" | head -8
 mean_of "http://127.0.0.1:${SVC_OPS[pubsub]}/metrics" '(sb_)?rpc_server_duration_seconds' | grep -i "pubsub" | head -8
-h1=$(gw_requests) r1=$(rpc_calls) s1=$(q -c 'SELECT sum(sessions) FROM pg_stat_database')
+h1=$(gw_requests) r1=$(rpc_calls) s1=$(q -c 'SELECT sum(sessions) FROM pg_stat_database') k1=$(q -c 'SELECT sum(deadlocks) FROM pg_stat_database')
 hz=$(getconf CLK_TCK)
 tail -1 "$tmp/load.out"
 n=$SB_BENCH_MESSAGES
 echo "CPU seconds: gateway $(((g1 - g0) * 100 / hz))e-2, sb-pubsub $(((p1 - p0) * 100 / hz))e-2, PostgreSQL $(((d1 - d0) * 100 / hz))e-2; PostgreSQL µs per message: $(((d1 - d0) * 1000000 / hz / n))"
 echo "per message: HTTP requests $(echo "scale=3; ($h1 - $h0) / $n" | bc), pubsub RPCs $(echo "scale=3; ($r1 - $r0) / $n" | bc), statements $(q -c "SELECT round(sum(calls)::numeric / $n, 3) FROM pg_stat_statements WHERE query !~* 'pg_stat_statements'")"
-echo "PostgreSQL sessions opened during the load: $((s1 - s0))"
+echo "PostgreSQL sessions opened during the load: $((s1 - s0)); deadlocks: $((k1 - k0)) (each statement rolled back by one is sent again by sb_pg)"
 # Where PostgreSQL's CPU went, by process (cumulative since the stack started: the load is most
 # of it); autovacuum workers that came and went are in the postmaster's reaped-children count.
 echo "## PostgreSQL CPU seconds by process (since the stack started)"
