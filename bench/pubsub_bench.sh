@@ -47,7 +47,6 @@ done
 # 1. A durable PostgreSQL: the with-stack cluster again, without its test-only options.
 sb_pg_stop "$tmp"
 sb_pg_start "$tmp" "$SB_TEST_PG_PORT" "" || { echo "bench: PostgreSQL restart failed"; exit 1; }
-q() { psql -X -q -At -v ON_ERROR_STOP=1 "$SB_TEST_PG_DSN" "$@"; }
 settings=$(q -c "SELECT string_agg(name || '=' || setting, ' ' ORDER BY name) FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes')")
 echo "PostgreSQL $(q -c 'SHOW server_version'): $settings"
 case " $settings " in

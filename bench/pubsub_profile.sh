@@ -35,7 +35,6 @@ echo "# $(date -u +%FT%TZ) $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/
 sb_pg_stop "$tmp"
 sb_pg_start "$tmp" "$SB_TEST_PG_PORT" "-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all -c track_io_timing=on -c pg_stat_statements.track_planning=on ${SB_PROFILE_PG_OPTS:-}" ||
 	{ echo "profile: PostgreSQL restart failed"; exit 1; }
-q() { psql -X -q -At -v ON_ERROR_STOP=1 "$SB_TEST_PG_DSN" "$@"; }
 qt() { psql -X -q -v ON_ERROR_STOP=1 "$SB_TEST_PG_DSN" "$@"; }
 echo "PostgreSQL: $(q -c "SELECT string_agg(name || '=' || setting, ' ' ORDER BY name) FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes', 'shared_buffers')")"
 q -c 'CREATE EXTENSION IF NOT EXISTS pg_stat_statements' || exit 1
@@ -50,7 +49,8 @@ fi
 gw_requests() { curl -s "http://127.0.0.1:${SVC_OPS[gateway]}/metrics" | awk '/^(sb_)?gateway_http_requests_total/ {s += $NF} END {print s + 0}'; }
 rpc_calls() { curl -s "http://127.0.0.1:${SVC_OPS[pubsub]}/metrics" | awk '/^(sb_)?rpc_server_requests_total.*pubsub/ {s += $NF} END {print s + 0}'; }
 q -c 'SELECT pg_stat_statements_reset()' -c "SELECT pg_stat_reset_shared('wal')" >/dev/null
-h0=$(gw_requests) r0=$(rpc_calls) s0=$(q -c 'SELECT sum(sessions) FROM pg_stat_database') k0=$(q -c 'SELECT sum(deadlocks) FROM pg_stat_database')
+h0=$(gw_requests) r0=$(rpc_calls)
+IFS='|' read -r s0 k0 <<<"$(q -c 'SELECT sum(sessions), sum(deadlocks) FROM pg_stat_database')"
 g0=$(ticks "${SVC_PID[gateway]}") p0=$(ticks "${SVC_PID[pubsub]}") d0=$(ticks $(pg_pids))
 (cd "$root/bench/pubsub" && env SB_GW="$SB_GW" SB_TOKEN="$token" SB_TOPIC=bench node load.mjs "${SB_PROFILE_MODE:-pubsub}") >"$tmp/load.out" 2>&1 &
 load_pid=$!
@@ -80,7 +80,8 @@ echo "## mean latency per call during the run (ms): gateway requests, its RPC ca
 mean_of "http://127.0.0.1:${SVC_OPS[gateway]}/metrics" '(sb_)?gateway_http_request_duration_seconds' | grep -i "messages" | head -8
 mean_of "http://127.0.0.1:${SVC_OPS[gateway]}/metrics" '(sb_)?rpc_client_duration_seconds' | grep -i "pubsub" | head -8
 mean_of "http://127.0.0.1:${SVC_OPS[pubsub]}/metrics" '(sb_)?rpc_server_duration_seconds' | grep -i "pubsub" | head -8
-h1=$(gw_requests) r1=$(rpc_calls) s1=$(q -c 'SELECT sum(sessions) FROM pg_stat_database') k1=$(q -c 'SELECT sum(deadlocks) FROM pg_stat_database')
+h1=$(gw_requests) r1=$(rpc_calls)
+IFS='|' read -r s1 k1 <<<"$(q -c 'SELECT sum(sessions), sum(deadlocks) FROM pg_stat_database')"
 hz=$(getconf CLK_TCK)
 tail -1 "$tmp/load.out"
 n=$SB_BENCH_MESSAGES

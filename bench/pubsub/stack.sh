@@ -3,7 +3,8 @@
 #   pubsub_stack_start: auth, messages, pubsub and the gateway on free ports, the dev clients
 #     seeded, $token an admin token and the topic "bench" (a direct queue) created; exits on
 #     failure (the caller's name in the message is $bench_name).
-#   pg_pids: PostgreSQL's processes (postmaster and children); ticks PID...: their CPU ticks.
+#   and bench/lib/pg.sh's helpers (q, ticks, pg_pids, pg_ticks).
+. "$SB_SOURCE_ROOT/bench/lib/pg.sh"
 
 pubsub_stack_start() {
 	sb_svc_ports gateway auth messages pubsub
@@ -21,6 +22,3 @@ pubsub_stack_start() {
 		-d '{"name":"bench","type":"queue","default_strategy":"direct"}' "$SB_GW/api/v1/topics" ||
 		{ echo "$bench_name: cannot create the topic"; exit 1; }
 }
-
-pg_pids() { local pm; pm=$(head -1 "$SB_TEST_TMP/pg/data/postmaster.pid"); echo "$pm $(ps -o pid= --ppid "$pm")"; }
-ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done; echo $t; }

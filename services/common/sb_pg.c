@@ -6,10 +6,6 @@
 #include "sb_util_backoff.h"
 #include "sb_util_time.h"
 
-/* How many times a statement is sent at most when PostgreSQL rolls it back for a conflict
- * (sb_pg_conflict_again). */
-#define SB_PG_CONFLICT_TRIES 3
-
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -17,6 +13,10 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+
+/* How many times a statement is sent at most when PostgreSQL rolls it back for a conflict
+ * (sb_pg_conflict_again). */
+#define SB_PG_CONFLICT_TRIES 3
 
 #define SB_PG_DEFAULT_CONNECT_TIMEOUT_S 5
 #define SB_PG_DEFAULT_BACKOFF_BASE_MS   100

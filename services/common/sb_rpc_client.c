@@ -146,6 +146,14 @@ sb_rpc_client_pipe_ev(nng_pipe p, nng_pipe_ev ev, void *arg)
  * connection to take it before the client looks again: while connected, up to
  * SB_RPC_SEND_STEP_MS; without a connection, until the grace since the last one was lost (or
  * the client opened) is over, and at least SB_RPC_DOWN_WAIT_MS; never past timeout_ms. */
+/* sb_rpc_client_grace_left returns how much of SB_RPC_DOWN_GRACE_MS is left since the client
+ * lost its last connection (or opened); <= 0 once it is over. */
+static int64_t
+sb_rpc_client_grace_left(struct sb_rpc_client *cli)
+{
+	return atomic_load(&cli->down_since) + SB_RPC_DOWN_GRACE_MS - sb_time_mono_ms();
+}
+
 static int64_t
 sb_rpc_client_send_wait(struct sb_rpc_client *cli, int64_t timeout_ms)
 {
@@ -153,7 +161,7 @@ sb_rpc_client_send_wait(struct sb_rpc_client *cli, int64_t timeout_ms)
 
 	if (atomic_load(&cli->pipes) > 0)
 		return timeout_ms < SB_RPC_SEND_STEP_MS ? timeout_ms : SB_RPC_SEND_STEP_MS;
-	wait = atomic_load(&cli->down_since) + SB_RPC_DOWN_GRACE_MS - sb_time_mono_ms();
+	wait = sb_rpc_client_grace_left(cli);
 	if (wait < SB_RPC_DOWN_WAIT_MS)
 		wait = SB_RPC_DOWN_WAIT_MS;
 	return wait < timeout_ms ? wait : timeout_ms;
@@ -307,6 +315,16 @@ sb_rpc_slot_end(struct sb_rpc_slot *s, int code, const char *msg, nng_msg *m)
 	sb_rpc_slot_finish(s, code, msg);
 }
 
+/* sb_rpc_slot_hand gives request m to slot s's context, to be taken by a connection within
+ * what sb_rpc_client_send_wait allows of timeout_ms; with cli->gate held. */
+static void
+sb_rpc_slot_hand(struct sb_rpc_slot *s, nng_msg *m, int64_t timeout_ms)
+{
+	nng_aio_set_msg(s->aio, m);
+	nng_aio_set_timeout(s->aio, (nng_duration)sb_rpc_client_send_wait(s->cli, timeout_ms));
+	nng_ctx_send(s->ctx, s->aio);
+}
+
 /* sb_rpc_slot_send_again hands the request m of slot s, which no connection took within its
  * send step, to its context again when the call may still wait: its deadline is not reached and
  * the client is connected, or lost its last connection less than SB_RPC_DOWN_GRACE_MS ago.
@@ -315,18 +333,13 @@ static bool
 sb_rpc_slot_send_again(struct sb_rpc_slot *s, nng_msg *m)
 {
 	struct sb_rpc_client *cli = s->cli;
-	int64_t now = sb_time_mono_ms(), left = s->w.deadline - now;
+	int64_t left = s->w.deadline - sb_time_mono_ms();
 
-	if (left <= 0 || atomic_load(&cli->closed))
-		return false;
-	if (atomic_load(&cli->pipes) == 0 &&
-	    atomic_load(&cli->down_since) + SB_RPC_DOWN_GRACE_MS <= now)
+	if (left <= 0 || (atomic_load(&cli->pipes) == 0 && sb_rpc_client_grace_left(cli) <= 0))
 		return false;
 	if (!sb_rpc_client_enter(cli))
 		return false;
-	nng_aio_set_msg(s->aio, m);
-	nng_aio_set_timeout(s->aio, (nng_duration)sb_rpc_client_send_wait(cli, left));
-	nng_ctx_send(s->ctx, s->aio);
+	sb_rpc_slot_hand(s, m, left);
 	pthread_rwlock_unlock(&cli->gate);
 	return true;
 }
@@ -504,11 +517,9 @@ sb_rpc_client_send(struct sb_rpc_client *cli, const char *method, nng_msg *m,
 	sb_rpc_waiting_set(&s->w, resp_desc, cb, arg, timeout_ms);
 	s->state = SB_RPC_SLOT_SEND;
 	memset(&s->res, 0, sizeof(s->res));
-	nng_aio_set_msg(s->aio, m);
 	/* The send phase ends when a connection takes the request (the receive phase then gets
 	 * what is left of the deadline). */
-	nng_aio_set_timeout(s->aio, (nng_duration)sb_rpc_client_send_wait(cli, timeout_ms));
-	nng_ctx_send(s->ctx, s->aio);
+	sb_rpc_slot_hand(s, m, timeout_ms);
 	pthread_rwlock_unlock(&cli->gate);
 	return 0;
 }

@@ -487,10 +487,13 @@ int
 ps_db_error(struct sb_rpc_call *call, const char *what, int rv)
 {
 	struct sb_pg *pg = ps_pg(call);
-	if (rv == SB_EUNAVAIL || rv == SB_ETIMEDOUT) {
+	/* SB_EBUSY: a deadlock or serialization failure that sb_pg's own sends again did not get
+	 * past; nothing of the statement stayed, so the caller may retry it. */
+	if (rv == SB_EUNAVAIL || rv == SB_ETIMEDOUT || rv == SB_EBUSY) {
 		int64_t ra = pg ? sb_pg_retry_after_ms(pg) : 0;
 		sb_rpc_call_retry_after(call, ra > 0 ? ra : 1000);
-		sb_log_kv(SB_LOG_WARN, "database unavailable", "statement", what, NULL);
+		sb_log_kv(SB_LOG_WARN, "database unavailable", "statement", what, "error",
+		          sb_strerror(rv), NULL);
 		return sb_rpc_call_error(call, SB__RPC__CODE__UNAVAILABLE, "database unavailable");
 	}
 	sb_log_kv(SB_LOG_ERROR, "statement failed", "statement", what, "error", sb_strerror(rv),
