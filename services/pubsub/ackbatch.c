@@ -103,6 +103,35 @@ ps_acks_run(struct sb_rpc_call *call, struct ps_acks *a, const char *tenant)
 	return rv;
 }
 
+int
+ps_acks_settle_rest(struct sb_rpc_call *call, Sb__Pubsub__AckRequest *const *acks, size_t n,
+                    struct ps_acks *a, const char *tenant)
+{
+	Sb__Pubsub__AckRequest **rest = sb_rpc_call_alloc(call, (n + 1) * sizeof(void *));
+	size_t *at = sb_rpc_call_alloc(call, (n + 1) * sizeof(size_t));
+	size_t k = 0;
+	struct ps_acks b;
+	int rv;
+	if (rest == NULL || at == NULL)
+		return sb_rpc_call_error(call, SB__RPC__CODE__INTERNAL, "out of memory");
+	for (size_t i = 0; i < a->n_results && i < n; i++) {
+		Sb__Pubsub__AckResult *r = a->results[i];
+		if (r->error != NULL && strcmp(r->error, PS_ACK_RETRY) == 0) {
+			at[k] = i;
+			rest[k++] = acks[i];
+		}
+	}
+	if (k == 0)
+		return SB__RPC__CODE__OK;
+	if ((rv = ps_acks_prepare(call, rest, k, &b)) != SB__RPC__CODE__OK)
+		return rv;
+	if ((rv = ps_acks_run(call, &b, tenant)) == SB__RPC__CODE__OK)
+		for (size_t j = 0; j < k; j++)
+			a->results[at[j]] = b.results[j];
+	ps_acks_free(&b);
+	return rv;
+}
+
 void
 ps_acks_free(struct ps_acks *a)
 {

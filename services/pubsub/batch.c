@@ -219,7 +219,7 @@ again:
 			r[i].duplicate = true;
 		} else {
 			r[i].id = ps_dup(call, b.m[i].id);
-			r[i].subscriptions = atoi(PQgetvalue(res[b.row[i]], 0, 1));
+			r[i].subscriptions = atoi(PQgetvalue(res[b.row[i]], 0, 1)) + b.m[i].ncursor;
 			ps_trace_span("pubsub route", SB_SPAN_INTERNAL, tp, route_ns, b.m[i].id,
 			              NULL, 0);
 			stored = true;

@@ -60,6 +60,11 @@ const struct sb_cfg_key pubsub_config[] = {
 	               1, 1000,
 	               "Most messages one group commit stores (a batch is never split: one with "
 	               "more messages is committed alone)."),
+	SB_CFG_BOOL_ROW(struct pubsub_cfg, "SB_PUBSUB_CURSOR", cursor, "true",
+	                "Subscriptions created while this is on read their topic as a cursor when "
+	                "they can (direct or fan_out, no filter, no push endpoint, a topic without "
+	                "ordering keys): no delivery row per message (docs/pubsub.md \"Cursor "
+	                "subscriptions\"). Off: every new subscription keeps a row per delivery."),
 	SB_CFG_BOOL_ROW(struct pubsub_cfg, "SB_PUBSUB_PUSH_ALLOW_PRIVATE", push_allow_private,
 	                "false",
 	                "Let push endpoints be loopback, private or link-local addresses (tests "

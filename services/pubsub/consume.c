@@ -22,13 +22,14 @@ struct ps_poll {
 	enum ps_strategy strat;
 	bool balanced;      /* a named consumer of a round_robin or least_loaded subscription */
 	bool ordering_keys; /* the topic orders by key */
+	bool cursor;        /* a cursor subscription (store.c): "claim_cursor" */
 	char deadline[16];  /* the topic's ack deadline, ms */
 	const char *consumer;
 	int max, min;
 	int64_t until; /* monotonic ms: the end of the wait */
 	bool last;     /* the next look is the last and takes what there is */
 	char rr_n[12], rr_k[12], cap[12], min_s[12];
-	const char *stmt; /* "claim", or "claim_prio" for priority subscriptions */
+	const char *stmt; /* "claim", "claim_prio" (priority) or "claim_cursor" */
 	const char *p[7]; /* its parameters for the next look (ps_poll_params) */
 };
 
@@ -183,6 +184,7 @@ ps_poll_open(struct sb_rpc_call *call, const char *topic, const char *sub, const
 	snprintf(pl->sub_id, sizeof(pl->sub_id), "%s", PQgetvalue(res, 0, 4));
 	if (!ps_strategy_parse(PQgetvalue(res, 0, 5), &pl->strat))
 		pl->strat = PS_DIRECT;
+	pl->cursor = strcmp(PQgetvalue(res, 0, 7), "cursor") == 0;
 	PQclear(res);
 	pl->balanced =
 	    consumer[0] != '\0' && (pl->strat == PS_ROUND_ROBIN || pl->strat == PS_LEAST_LOADED);
@@ -221,7 +223,7 @@ ps_poll_params(struct sb_rpc_call *call, struct ps_poll *pl, int *cap)
 	pl->p[4] = pl->rr_n;
 	pl->p[5] = pl->rr_k;
 	pl->p[6] = pl->min_s;
-	pl->stmt = pl->strat == PS_PRIORITY ? "claim_prio" : "claim";
+	pl->stmt = pl->cursor ? "claim_cursor" : pl->strat == PS_PRIORITY ? "claim_prio" : "claim";
 	return SB__RPC__CODE__OK;
 }
 
@@ -340,8 +342,9 @@ ps_rpc_consume_ack(struct sb_rpc_call *call, const void *req, void *resp)
 		p[4 + i] = pl.p[i];
 	if (cap <= 0)
 		p[5] = "0"; /* no lease for this consumer now: the acks only */
-	if ((rv = sb_pg_exec_prepared(ps_pg(call), "consume_ack", 11, p, &res)) != 0) {
-		rv = ps_db_error(call, "consume_ack", rv);
+	const char *stmt = pl.cursor ? "consume_ack_cursor" : "consume_ack";
+	if ((rv = sb_pg_exec_prepared(ps_pg(call), stmt, 11, p, &res)) != 0) {
+		rv = ps_db_error(call, stmt, rv);
 		goto done;
 	}
 	/* Rows: the acks (k = 0), then the leased (k = 1). */
@@ -351,6 +354,10 @@ ps_rpc_consume_ack(struct sb_rpc_call *call, const void *req, void *resp)
 	while (nack + nmsg < n && PQgetvalue(res, nack + nmsg, 0)[0] == '1')
 		nmsg++;
 	if ((rv = ps_acks_apply(call, &a, res, 0, 2)) != SB__RPC__CODE__OK)
+		goto done;
+	/* what a cursor subscription's statement left to the rules of "ack_batch" */
+	if (pl.cursor &&
+	    (rv = ps_acks_settle_rest(call, in->acks, in->n_acks, &a, tenant)) != SB__RPC__CODE__OK)
 		goto done;
 	if (nmsg > 0) {
 		if (ps_fill_delivered(call, res, nack, nmsg, 2, &pl, &out->messages,
@@ -374,6 +381,7 @@ struct ps_target {
 	bool strict; /* exactly_once topic */
 	char max_attempts[12];
 	const char *sub;
+	bool cursor; /* a cursor subscription: the message is detached from its lease first */
 };
 
 static int
@@ -405,6 +413,25 @@ ps_target_load(struct sb_rpc_call *call, const char *id, const char *sub, const 
 	snprintf(tg->topic, sizeof(tg->topic), "%s", PQgetvalue(res, 0, 1));
 	tg->strict = strcmp(PQgetvalue(res, 0, 2), "exactly_once") == 0;
 	snprintf(tg->max_attempts, sizeof(tg->max_attempts), "%s", PQgetvalue(res, 0, 3));
+	tg->cursor = strcmp(PQgetvalue(res, 0, 4), "cursor") == 0;
+	PQclear(res);
+	return SB__RPC__CODE__OK;
+}
+
+/* For a cursor subscription: message id, held by a lease of lease id lease ('' = any), moves
+ * into a row of deliveries ("detach"), where ack, nack and modify-deadline find it. Nothing
+ * when no such lease holds it (the statement that follows then finds no lease). */
+static int
+ps_target_detach(struct sb_rpc_call *call, const char *id, const char *lease,
+                 const struct ps_target *tg)
+{
+	PGresult *res = NULL;
+	int rv;
+	if (!tg->cursor)
+		return SB__RPC__CODE__OK;
+	const char *p[] = { id, tg->sub_id, lease };
+	if ((rv = sb_pg_exec_prepared(ps_pg(call), "detach", 3, p, &res)) != 0)
+		return ps_db_error(call, "detach", rv);
 	PQclear(res);
 	return SB__RPC__CODE__OK;
 }
@@ -454,6 +481,8 @@ ps_rpc_ack(struct sb_rpc_call *call, const void *req, void *resp)
 		return rv;
 	if (tg.strict && in->lease_id[0] == '\0')
 		return ps_invalid(call, "lease_id", "required on exactly_once topics");
+	if ((rv = ps_target_detach(call, in->id, in->lease_id, &tg)) != SB__RPC__CODE__OK)
+		return rv;
 	const char *p[] = { in->id, tg.sub_id, in->lease_id, tg.strict ? "true" : "false" };
 	if ((rv = sb_pg_exec_prepared(ps_pg(call), "ack", 4, p, &res)) != 0)
 		return ps_db_error(call, "ack", rv);
@@ -486,6 +515,8 @@ ps_rpc_nack(struct sb_rpc_call *call, const void *req, void *resp)
 		return ps_invalid(call, "reason", "at most 1000 characters");
 	if ((rv = ps_target_load(call, in->id, in->subscription, in->lease_id, &tg)) !=
 	    SB__RPC__CODE__OK)
+		return rv;
+	if ((rv = ps_target_detach(call, in->id, in->lease_id, &tg)) != SB__RPC__CODE__OK)
 		return rv;
 	snprintf(delay, sizeof(delay), "%d", in->delay_ms);
 	snprintf(base, sizeof(base), "%lld", st->cfg->backoff_base_ms);
@@ -526,6 +557,8 @@ ps_rpc_modify_deadline(struct sb_rpc_call *call, const void *req, void *resp)
 		return ps_invalid(call, "ack_deadline_ms", "0 (give the lease up) to 3600000");
 	if ((rv = ps_target_load(call, in->id, in->subscription, in->lease_id, &tg)) !=
 	    SB__RPC__CODE__OK)
+		return rv;
+	if ((rv = ps_target_detach(call, in->id, in->lease_id, &tg)) != SB__RPC__CODE__OK)
 		return rv;
 	snprintf(ms, sizeof(ms), "%d", in->ack_deadline_ms);
 	const char *p[] = { in->id, tg.sub_id, in->lease_id, ms };

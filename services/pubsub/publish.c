@@ -71,6 +71,7 @@ ps_msg_free(struct ps_msg *m)
 	m->htext = NULL;
 	sb_buf_free(&m->subs);
 	m->nsubs = 0;
+	m->ncursor = 0;
 	m->push = false;
 }
 
@@ -85,6 +86,7 @@ ps_msg_prepare(struct sb_rpc_call *call, struct ps_state *st, const struct ps_to
 	m->subs = (struct sb_buf)SB_BUF_INIT;
 	m->htext = NULL;
 	m->nsubs = 0;
+	m->ncursor = 0;
 	m->push = false;
 	if (ptext[0] == '\0')
 		return ps_bad(call, at, "payload", "required (any JSON value)");
@@ -110,6 +112,11 @@ ps_msg_prepare(struct sb_rpc_call *call, struct ps_state *st, const struct ps_to
 	for (int i = 0; i < PQntuples(sres); i++) {
 		if (PQgetisnull(sres, i, 5))
 			continue;
+		if (strcmp(PQgetvalue(sres, i, 9), "cursor") == 0) {
+			/* no delivery row: it reads the topic (store.c, cursor subscriptions) */
+			m->ncursor++;
+			continue;
+		}
 		const char *ftext = PQgetvalue(sres, i, 6);
 		if (strcmp(ftext, "{\"headers\": {}, \"payload\": []}") != 0) {
 			json_error_t err;
@@ -222,7 +229,7 @@ again:
 		sb_series_inc(sb_metric_with(st->m_duplicates, t.name));
 	} else {
 		out->id = ps_dup(call, m.id);
-		out->subscriptions = atoi(PQgetvalue(res, 0, 1));
+		out->subscriptions = atoi(PQgetvalue(res, 0, 1)) + m.ncursor;
 		/* routed and stored (committed): a span under the publish's, in its trace */
 		ps_trace_span("pubsub route", SB_SPAN_INTERNAL, sb_rpc_call_traceparent(call),
 		              route_ns, m.id, NULL, 0);

@@ -66,6 +66,7 @@ struct pubsub_cfg {
 	long long default_retention_ms;
 	long long publish_group_max;    /* requests per group commit, at most PS_GROUP_MAX */
 	long long publish_group_rows;   /* rows (messages) per group commit */
+	bool cursor;                    /* new subscriptions may be cursor subscriptions */
 	bool push_allow_private;        /* push endpoints may be private addresses (tests only) */
 	long long push_workers;         /* push delivery threads */
 	long long push_per_sub;         /* pushes of one subscription in flight at most */
@@ -192,8 +193,9 @@ struct ps_msg {
 	char id[SB_UUID_STR_LEN + 1];
 	char prio[8];
 	char *htext;
-	struct sb_buf subs;
+	struct sb_buf subs; /* the subscriptions that get a delivery row, as a bigint[] literal */
 	int nsubs;
+	int ncursor; /* the cursor subscriptions it goes to (no row) */
 	bool push;
 };
 /* ps_msg_prepare checks in against topic t (route sres) and routes it; violations name their
@@ -293,6 +295,13 @@ int ps_acks_run(struct sb_rpc_call *call, struct ps_acks *a, const char *tenant)
  * from col0 on): results, metrics, spans. Returns OK or the answered error. */
 int ps_acks_apply(struct sb_rpc_call *call, struct ps_acks *a, const PGresult *res, int row0,
                   int col0);
+/* The error "consume_ack_cursor" answers for an ack it did not settle (store.c). */
+#define PS_ACK_RETRY "retry"
+/* ps_acks_settle_rest runs "ack_batch" for the acks of a (made by ps_acks_prepare from the n
+ * acks) whose result is PS_ACK_RETRY, and puts its results in their place. Returns OK or the
+ * answered error. */
+int ps_acks_settle_rest(struct sb_rpc_call *call, Sb__Pubsub__AckRequest *const *acks, size_t n,
+                        struct ps_acks *a, const char *tenant);
 /* ps_acks_free frees what ps_acks_prepare allocated outside the arena. */
 void ps_acks_free(struct ps_acks *a);
 

@@ -14,13 +14,18 @@
 #include "sb_util_time.h"
 
 /* A message goes once none of its deliveries is unfinished (all in acked_deliveries since
- * migration 005), and its acknowledged deliveries with it (no foreign key cascades since
- * migration 004); none is added to an old message. */
+ * migration 005) and no cursor subscription still has it to deliver (past its cursor) or
+ * holds it in a lease (migration 007), and its acknowledged deliveries with it (no foreign key
+ * cascades since migration 004); none is added to an old message. */
 static const char ps_sql_retention[] =
     "WITH gone AS (DELETE FROM messages m USING topics t WHERE m.topic_id = t.id AND "
     "m.published_at < now() - make_interval(secs => t.retention_ms::double precision / 1000) "
-    "AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id) RETURNING m.id) "
+    "AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id) AND NOT EXISTS "
+    "(SELECT 1 FROM subscriptions s WHERE s.topic_id = m.topic_id AND s.mode = 'cursor' AND "
+    "m.seq >= s.first_seq AND (m.seq >= s.next_seq OR EXISTS (SELECT 1 FROM leases l WHERE "
+    "l.sub_id = s.id AND m.seq = ANY (l.seqs)))) RETURNING m.id) "
     "DELETE FROM acked_deliveries a USING gone WHERE a.message_id = gone.id; "
+    "DELETE FROM cursor_acks WHERE acked_at < now() - interval '10 minutes'; "
     "DELETE FROM idempotency WHERE expires_at < now(); "
     "DELETE FROM consumers WHERE last_seen < now() - interval '1 hour'";
 
@@ -84,7 +89,17 @@ ps_reap(struct ps_state *st)
 	snprintf(base, sizeof(base), "%lld", st->cfg->backoff_base_ms);
 	snprintf(max, sizeof(max), "%lld", st->cfg->backoff_max_ms);
 	const char *p[] = { base, max };
-	int rv = sb_pg_exec_prepared(st->rpg, "expire", 2, p, &res);
+	/* Expired leases of cursor subscriptions become leased rows first, which "expire" then
+	 * returns or dead-letters with the others. */
+	int rv = sb_pg_exec_prepared(st->rpg, "detach_expired", 0, NULL, &res);
+	if (rv != 0) {
+		sb_log_kv(SB_LOG_WARN, "cannot detach expired leases", "error", sb_strerror(rv),
+		          "detail", sb_pg_errmsg(st->rpg), NULL);
+		return 0;
+	}
+	PQclear(res);
+	res = NULL;
+	rv = sb_pg_exec_prepared(st->rpg, "expire", 2, p, &res);
 	if (rv != 0) {
 		sb_log_kv(SB_LOG_WARN, "cannot return expired leases", "error", sb_strerror(rv),
 		          "detail", sb_pg_errmsg(st->rpg), NULL);

@@ -127,10 +127,12 @@ ps_rpc_create_topic(struct sb_rpc_call *call, const void *req, void *resp)
 		return ps_invalid(call, "name", PS_NAME_RULE);
 	if ((rv = ps_settings_check(call, in, NULL, &s)) != SB__RPC__CODE__OK)
 		return rv;
-	const char *p[] = { tenant,       in->name,    s.type,      s.subject,
-		            s.partitions, s.ordering,  s.retention, s.attempts,
-		            s.deadline,   s.guarantee, s.strategy };
-	rv = sb_pg_exec_prepared(ps_pg(call), "topic_create", 11, p, &res);
+	const char *p[] = {
+		tenant,       in->name,    s.type,      s.subject,
+		s.partitions, s.ordering,  s.retention, s.attempts,
+		s.deadline,   s.guarantee, s.strategy,  ps_ctx(call)->cfg->cursor ? "true" : "false"
+	};
+	rv = sb_pg_exec_prepared(ps_pg(call), "topic_create", 12, p, &res);
 	if (rv == SB_EEXIST)
 		return sb_rpc_call_error(call, SB__RPC__CODE__ALREADY_EXISTS, "topic %s exists",
 		                         in->name);
@@ -207,15 +209,37 @@ ps_rpc_update_topic(struct sb_rpc_call *call, const void *req, void *resp)
 		goto done;
 	const char *p[] = { tenant,      in->name,   s.subject,  s.partitions, s.ordering,
 		            s.retention, s.attempts, s.deadline, s.guarantee,  s.strategy };
-	if ((rv = sb_pg_exec_prepared(ps_pg(call), "topic_update", 10, p, &res)) != 0) {
-		rv = ps_db_error(call, "topic_update", rv);
+	/* The update locks the topic row (publishes wait); then, with a snapshot that sees every
+	 * publish committed before it, its cursor subscriptions that the new settings rule out
+	 * become per-delivery ones ("sub_to_rows"), in the same transaction. */
+	struct sb_pg *pg = ps_pg(call);
+	const char *what = "topic_update";
+	PGresult *cres = NULL;
+	if ((rv = sb_pg_begin(pg)) != 0 ||
+	    (rv = sb_pg_exec_prepared(pg, "topic_update", 10, p, &res)) != 0)
+		goto fail;
+	if (PQntuples(res) != 1) {
+		sb_pg_rollback(pg);
+		rv = sb_rpc_call_error(call, SB__RPC__CODE__NOT_FOUND, "no topic %s", in->name);
 		goto done;
 	}
-	if (PQntuples(res) != 1)
-		rv = sb_rpc_call_error(call, SB__RPC__CODE__NOT_FOUND, "no topic %s", in->name);
-	else
-		rv = ps_topic_fill(call, res, 0, resp);
+	const char *id[] = { cur.id };
+	what = "sub_to_rows";
+	if ((rv = sb_pg_exec_prepared(pg, "sub_to_rows", 1, id, &cres)) != 0)
+		goto fail;
+	if (atoi(PQgetvalue(cres, 0, 0)) > 0)
+		sb_log_kv(SB_LOG_INFO, "cursor subscriptions now keep a row per delivery", "topic",
+		          in->name, "count", PQgetvalue(cres, 0, 0), NULL);
+	PQclear(cres);
+	what = "commit";
+	if ((rv = sb_pg_commit(pg)) != 0)
+		goto fail;
+	rv = ps_topic_fill(call, res, 0, resp);
 	sb_log_kv(SB_LOG_INFO, "topic updated", "topic", in->name, "tenant_id", tenant, NULL);
+	goto done;
+fail:
+	rv = ps_db_error(call, what, rv); /* logs the statement's error before the rollback */
+	sb_pg_rollback(pg);
 done:
 	PQclear(res);
 	PQclear(old);
@@ -412,8 +436,14 @@ ps_rpc_create_subscription(struct sb_rpc_call *call, const void *req, void *resp
 		rv = sb_rpc_call_error(call, SB__RPC__CODE__INTERNAL, "out of memory");
 		goto done;
 	}
-	const char *p[] = { t.id, in->subscription, strategy, ftext, in->push_endpoint, secret };
-	rv = sb_pg_exec_prepared(ps_pg(call), "sub_create", 6, p, &res);
+	const char *p[] = { t.id,
+		            in->subscription,
+		            strategy,
+		            ftext,
+		            in->push_endpoint,
+		            secret,
+		            ps_ctx(call)->cfg->cursor ? "true" : "false" };
+	rv = sb_pg_exec_prepared(ps_pg(call), "sub_create", 7, p, &res);
 	if (rv == SB_EEXIST) {
 		rv = sb_rpc_call_error(call, SB__RPC__CODE__ALREADY_EXISTS,
 		                       "subscription %s exists", in->subscription);
@@ -421,6 +451,10 @@ ps_rpc_create_subscription(struct sb_rpc_call *call, const void *req, void *resp
 	}
 	if (rv != 0) {
 		rv = ps_db_error(call, "sub_create", rv);
+		goto done;
+	}
+	if (PQntuples(res) != 1) { /* the topic went since it was read */
+		rv = sb_rpc_call_error(call, SB__RPC__CODE__NOT_FOUND, "no topic %s", t.name);
 		goto done;
 	}
 	out->name = ps_dup(call, t.name);

@@ -50,10 +50,26 @@ done
 
 export SB_GW SB_TOKENS=$tmp/tokens.json SB_PUBSUB_OPS=http://127.0.0.1:${SVC_OPS[pubsub]}
 cd "$root/tests/pubsub" || exit 1
-timeout 300 node --test --test-concurrency=1 api.test.mjs batch.test.mjs stream.test.mjs || {
+# With cursor subscriptions on, the generic tests' topics get the strategy direct (cursor ones);
+# pubsub_rows_test.sh runs them with the queue default (round_robin) and every mode 'rows'.
+[ "${SB_PUBSUB_CURSOR:-true}" = false ] || export SB_PS_TEST_STRATEGY=direct
+timeout 300 node --test --test-concurrency=1 api.test.mjs batch.test.mjs stream.test.mjs cursor.test.mjs || {
 	tail -n 30 "$tmp/logs/pubsub.log"
 	exit 1
 }
+
+# Both of the store's paths ran (migration 007): with SB_PUBSUB_CURSOR on (the default), the
+# tests made cursor subscriptions (direct, fan_out) and per-delivery ones (the others); with it
+# off (pubsub_rows_test.sh), only per-delivery ones.
+modes=$("$SB_TEST_PG_BIN/psql" -X -At -F ' ' "$SB_TEST_PG_DSN" -c \
+	"SELECT count(*) FILTER (WHERE mode = 'cursor'), count(*) FILTER (WHERE mode = 'rows') FROM pubsub.subscriptions")
+read -r n_cursor n_rows <<<"$modes"
+echo "subscriptions made by the tests: $n_cursor cursor, $n_rows rows (SB_PUBSUB_CURSOR=${SB_PUBSUB_CURSOR:-true})"
+if [ "${SB_PUBSUB_CURSOR:-true}" = false ]; then
+	[ "$n_cursor" = 0 ] && [ "$n_rows" -gt 20 ] || { echo "FAIL: subscription modes with SB_PUBSUB_CURSOR=false"; exit 1; }
+else
+	[ "$n_cursor" -ge 10 ] && [ "$n_rows" -ge 10 ] || { echo "FAIL: the tests did not exercise both modes"; exit 1; }
+fi
 
 # A restart of the service and of its store between publish and consume loses nothing.
 timeout 60 node restart.mjs publish "$tmp/restart.json" || exit 1

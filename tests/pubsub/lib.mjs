@@ -39,9 +39,15 @@ export function uniq(prefix) {
 	return `${prefix}-${process.pid}-${Date.now() % 100000}-${++seq}`;
 }
 
+// SB_PS_TEST_STRATEGY (pubsub_test.sh): the default_strategy of the topics a test makes without
+// naming a type or a strategy, so that one run of the generic tests (expiry, nack, DLQ, ...)
+// goes through cursor subscriptions (direct) and the other (pubsub_rows_test.sh) through rows.
+const DEFAULT_STRATEGY = process.env.SB_PS_TEST_STRATEGY || '';
+
 export async function topic(fields) {
 	const name = fields.name || uniq('t');
-	return expect(201, 'POST', '/api/v1/topics', { ...fields, name });
+	const extra = DEFAULT_STRATEGY && !fields.type && !fields.default_strategy ? { default_strategy: DEFAULT_STRATEGY } : {};
+	return expect(201, 'POST', '/api/v1/topics', { ...extra, ...fields, name });
 }
 
 export async function publish(msg, who = 'produce') {
