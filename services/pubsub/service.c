@@ -25,7 +25,7 @@ static const char ps_sql_retention[] =
     "m.seq >= s.first_seq AND (m.seq >= s.next_seq OR EXISTS (SELECT 1 FROM leases l WHERE "
     "l.sub_id = s.id AND m.seq = ANY (l.seqs)))) RETURNING m.id) "
     "DELETE FROM acked_deliveries a USING gone WHERE a.message_id = gone.id; "
-    "DELETE FROM cursor_acks WHERE acked_at < now() - interval '10 minutes'; "
+    "DELETE FROM cursor_acks WHERE acked_at < now() - interval '2 minutes'; "
     "DELETE FROM idempotency WHERE expires_at < now(); "
     "DELETE FROM consumers WHERE last_seen < now() - interval '1 hour'";
 
