@@ -6,12 +6,9 @@
 // API's answers must be the same in both; only the storage checks differ.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { call, expect, topic, publish, consume, ack, sleep } from './lib.mjs';
+import { call, expect, topic, publish, consume, ack, sleep, sql } from './lib.mjs';
 
 const cursorOn = process.env.SB_PUBSUB_CURSOR !== 'false';
-const PSQL = process.env.SB_TEST_PG_BIN ? `${process.env.SB_TEST_PG_BIN}/psql` : 'psql';
-const sql = (q) => execFileSync(PSQL, ['-X', '-At', '-v', 'ON_ERROR_STOP=1', process.env.SB_TEST_PG_DSN, '-c', q], { encoding: 'utf8' }).trim();
 const modeOf = (t, sub) => sql(`SELECT s.mode FROM pubsub.subscriptions s JOIN pubsub.topics t ON t.id = s.topic_id WHERE t.name = '${t}' AND s.name = '${sub}'`);
 const leasesOf = (t) => Number(sql(`SELECT count(*) FROM pubsub.leases l JOIN pubsub.subscriptions s ON s.id = l.sub_id JOIN pubsub.topics t ON t.id = s.topic_id WHERE t.name = '${t}'`));
 const ids = (msgs) => msgs.map((m) => m.id);

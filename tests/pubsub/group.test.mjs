@@ -6,14 +6,13 @@
 // batches queue behind that group meanwhile.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
-import { call, expect, topic, consume, sleep } from './lib.mjs';
+import { spawn } from 'node:child_process';
+import { call, expect, topic, consume, sleep, sql } from './lib.mjs';
 
 const DSN = process.env.SB_TEST_PG_DSN;
 // SB_PUBSUB_CURSOR as sb-pubsub was started with (pubsub_group_test.sh)
 const cursorOn = process.env.SB_PUBSUB_CURSOR !== 'false';
 const batch = (body) => call('POST', '/api/v1/messages/publish-batch', body, 'produce');
-const sql = (q) => execFileSync('psql', ['-X', '-At', '-v', 'ON_ERROR_STOP=1', DSN, '-c', q], { encoding: 'utf8' }).trim();
 
 // The histogram pubsub_publish_group_size: cumulative counts per bucket ("+Inf" included).
 async function groups() {

@@ -1,5 +1,6 @@
 // lib.mjs: a tiny client of the pubsub routes of the gateway for the tests (SB_GW, SB_TOKENS).
 import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import assert from 'node:assert/strict';
 
 export const GW = process.env.SB_GW;
@@ -66,3 +67,8 @@ export async function ack(id, body = {}, who = 'consume') {
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// sql runs one query on the test's PostgreSQL (SB_TEST_PG_DSN; psql from SB_TEST_PG_BIN when
+// set, else from PATH) and returns its unaligned output.
+const PSQL = process.env.SB_TEST_PG_BIN ? `${process.env.SB_TEST_PG_BIN}/psql` : 'psql';
+export const sql = (q) => execFileSync(PSQL, ['-X', '-At', '-v', 'ON_ERROR_STOP=1', process.env.SB_TEST_PG_DSN, '-c', q], { encoding: 'utf8' }).trim();
