@@ -75,7 +75,8 @@ struct ing_sub {
 	int64_t prog; /* data notifications handled in this session */
 	int64_t skip; /* notifications the server resends that we already handled */
 	bool subscribed;
-	bool freq_lowered;     /* the server was asked for pause_freq and not yet restored */
+	bool freq_lowered;     /* the last reconf asked for pause_freq (false: unlimited) */
+	bool freq_unsure;      /* that reconf has no REQOK/REQERR yet: it may have been lost */
 	int64_t sub_req_id;    /* the request id of the subscription's add */
 	int64_t reconf_req_id; /* the request id of the last reconf */
 	double pause_freq;     /* LS_requested_max_frequency while paused; 0: do not reconf */
@@ -142,18 +143,21 @@ ing_sub_queue(struct ing_sub *s, const struct sb_buf *msg)
 
 /* ing_sub_reconf asks the server to lower the subscription's maximum frequency (lower) or to
  * lift the limit again. Nothing without a subscription or a connection (a rebind restores it
- * at CONOK), or when the server was already asked for that. */
+ * at CONOK), or when the server confirmed that already (REQOK of the last reconf). A reconf
+ * still unconfirmed when its connection ends may or may not have reached the server, so it
+ * counts as unknown: asked again, setting a frequency twice is harmless. */
 static void
 ing_sub_reconf(struct ing_sub *s, bool lower)
 {
-	if (!s->wsi || s->closing || !s->subscribed || lower == s->freq_lowered ||
-	    (lower && s->pause_freq <= 0))
+	if (!s->wsi || s->closing || !s->subscribed ||
+	    (lower == s->freq_lowered && !s->freq_unsure) || (lower && s->pause_freq <= 0))
 		return;
 	struct sb_buf b = SB_BUF_INIT;
 	s->req_id++;
 	if (tlcp_req_reconf(&b, s->req_id, ING_SUB_ID, lower ? s->pause_freq : 0) == 0) {
 		ing_sub_queue(s, &b);
 		s->freq_lowered = lower;
+		s->freq_unsure = true;
 		s->reconf_req_id = s->req_id;
 		sb_series_inc(lower ? s->m_reconf_lower : s->m_reconf_restore);
 		if (lower)
@@ -175,6 +179,8 @@ static void
 ing_sub_unpause(struct ing_sub *s)
 {
 	s->paused = false;
+	/* The stall clock restarts: nothing was read while paused, on purpose. */
+	s->last_rx_ms = sb_time_mono_ms();
 	lws_rx_flow_control(s->wsi, 1);
 	ing_sub_reconf(s, false);
 	ing_sub_detail(s, "streaming, session %s", s->session);
@@ -397,6 +403,7 @@ ing_sub_line(struct ing_sub *s, const char *line, size_t len, int64_t recv_ms)
 			s->skip = 0;
 			s->subscribed = false;
 			s->freq_lowered = false; /* a new subscription: no limit asked */
+			s->freq_unsure = false;
 			s->session_t0_ms = sb_time_mono_ms();
 			ing_sub_clear_state(s);
 			ing_sub_subscribe(s);
@@ -405,10 +412,10 @@ ing_sub_line(struct ing_sub *s, const char *line, size_t len, int64_t recv_ms)
 			atomic_store(&s->live, 1);
 			ing_sub_detail(s, "streaming, session %s", s->session);
 			/* The session's subscription kept the frequency asked at a pause that
-			 * ended while we were disconnected. */
-			if (s->freq_lowered && !ing_pipe_paused(s->pipe)) {
+			 * ended while we were disconnected, or a restore was lost with the last
+			 * connection: ask for unlimited (again). */
+			if ((s->freq_lowered || s->freq_unsure) && !ing_pipe_paused(s->pipe))
 				ing_sub_reconf(s, false);
-			}
 		}
 		/* From now on a drop is recovered. */
 		s->next = ING_NEXT_RECOVER;
@@ -475,8 +482,10 @@ ing_sub_line(struct ing_sub *s, const char *line, size_t len, int64_t recv_ms)
 			       "ingest: the server refused request %lld: REQERR %lld %s",
 			       (long long)m.n, (long long)m.code, msg ? msg : "");
 			free(msg);
-			if (m.n == s->reconf_req_id)
+			if (m.n == s->reconf_req_id) {
 				s->freq_lowered = !s->freq_lowered;
+				s->freq_unsure = false;
+			}
 			break;
 		}
 		__attribute__((fallthrough)); /* the subscription itself was refused */
@@ -495,8 +504,12 @@ ing_sub_line(struct ing_sub *s, const char *line, size_t len, int64_t recv_ms)
 		}
 		break;
 	}
+	case TLCP_MSG_REQOK:
+		if (m.n == s->reconf_req_id)
+			s->freq_unsure = false; /* the server holds what freq_lowered says */
+		break;
 	default:
-		break; /* PROBE, REQOK, WSOK, SERVNAME, CLIENTIP, CONS, NOOP, unknown */
+		break; /* PROBE, WSOK, SERVNAME, CLIENTIP, CONS, NOOP, unknown */
 	}
 }
 

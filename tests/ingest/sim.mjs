@@ -5,8 +5,10 @@
 // notifications it already has, which ingest_feed_test asserts through
 // ingest_recovery_skipped_total), refuse
 // the first N session creations with CONERR, end the session once (END) so the client must
-// start a new one, and send SYNC every T ms. The official lightstreamer-client-node connects to
-// it in sim_check.mjs, which is what makes us trust that it speaks real TLCP.
+// start a new one, send SYNC every T ms, and lose the K-th reconf asking for "unlimited" with its
+// connection (--lose-restore K: neither applied nor answered, the TCP connection destroyed). The
+// official lightstreamer-client-node connects to it in sim_check.mjs, which is what makes us
+// trust that it speaks real TLCP.
 //
 // Over HTTP it serves create_session.txt and the polling (bind_session.txt, control.txt) that
 // the official client recovers a dropped WebSocket session with.
@@ -14,13 +16,14 @@
 // node sim.mjs --port P [--items A,B] [--updates N] [--rate R] [--loop-every K]
 //   [--drop-every K] [--drop-rewind D] [--conerr N] [--end-after K] [--sync-ms T]
 //   [--stats FILE] [--adapter-set NAME] [--tls-cert PEM --tls-key PEM] [--batch-lines L]
+//   [--lose-restore K]
 //
 // Update k (1..N) of item i (1-based) has the fields of FIELDS below (see value()); the test
 // checkers compute the same values to compare. --rate is updates per second over all items
 // (0: as fast as the connection takes them). --batch-lines: at most L notifications per
 // WebSocket message (TLCP allows many lines per message; default 256). --stats FILE gets a
 // JSON object of counters (creates, binds, recoveries, loops, drops, conerrs, ends, syncs,
-// sent, reconfs) on every change, and reconf: the LS_requested_max_frequency of every reconf
+// sent, reconfs, lostReconfs) on every change, and reconf: the LS_requested_max_frequency of every reconf
 // request, in order.
 import { WebSocketServer } from 'ws';
 import fs from 'node:fs';
@@ -98,7 +101,7 @@ function parseArgs(argv) {
 	const o = {
 		port: 0, items: ['item1', 'item2'], updates: 100, rate: 0, loopEvery: 0, dropEvery: 0,
 		dropRewind: 3, conerr: 0, endAfter: 0, syncMs: 0, stats: '', adapterSet: '',
-		keepaliveMs: 1000, tlsCert: '', tlsKey: '', batchLines: 256,
+		keepaliveMs: 1000, tlsCert: '', tlsKey: '', batchLines: 256, loseRestore: 0,
 	};
 	for (let a = 0; a < argv.length; a += 2) {
 		const k = argv[a], v = argv[a + 1];
@@ -119,6 +122,7 @@ function parseArgs(argv) {
 		case '--tls-cert': o.tlsCert = v; break;
 		case '--tls-key': o.tlsKey = v; break;
 		case '--batch-lines': o.batchLines = +v; break;
+		case '--lose-restore': o.loseRestore = +v; break;
 		default: throw new Error(`unknown option ${k}`);
 		}
 	}
@@ -128,9 +132,11 @@ function parseArgs(argv) {
 export function startSim(opts) {
 	const o = { ...parseArgs([]), ...opts };
 	const stats = { creates: 0, binds: 0, recoveries: 0, loops: 0, drops: 0, conerrs: 0,
-		ends: 0, syncs: 0, sent: 0, generated: 0, reqerrs: 0, reconfs: 0, reconf: [], httpBinds: 0 };
+		ends: 0, syncs: 0, sent: 0, generated: 0, reqerrs: 0, reconfs: 0, reconf: [], httpBinds: 0,
+		lostReconfs: 0 };
 	let conerrLeft = o.conerr;
 	let endLeft = o.endAfter > 0 ? 1 : 0;
+	let restores = 0;
 	const sessions = new Map();
 	let nextId = 1;
 	const writeStats = () => {
@@ -348,6 +354,13 @@ export function startSim(opts) {
 				if (!sub || f === undefined || !(f === 'unlimited' || /^[0-9]+(\.[0-9]+)?$/.test(f))) {
 					bump('reqerrs');
 					send(c, `REQERR,${p.LS_reqId},1,Bad%20reconf%20request%20(simulated)\r\n`);
+					return;
+				}
+				if (f === 'unlimited' && ++restores === o.loseRestore) {
+					// Lost with its connection: never applied, never answered.
+					bump('lostReconfs');
+					c.closing = true;
+					c.ws._socket && c.ws._socket.destroy();
 					return;
 				}
 				stats.reconf.push(f);

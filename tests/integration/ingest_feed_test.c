@@ -10,6 +10,9 @@
  *                      half-open trials go on until one succeeds
  *   end_replay         the session ended (END) after 150: a new session replays from update 1,
  *                      and every replayed sample carries the event id it had the first time
+ *   lost_restore       one pause (a burst in one WebSocket message, watermarks 200/10): the
+ *                      simulator loses the resume's reconf to "unlimited" with its connection;
+ *                      the recovered session must ask for "unlimited" again
  *   tls                the same over wss:// (OpenSSL) with the server's certificate trusted
  *                      through SB_INGEST_CA_FILE; tls_untrusted: not trusted, no session
  * Each reads telemetry.raw.v1 back and checks: every update of every item once (end_replay:
@@ -205,6 +208,28 @@ stat_of(const struct run *r, const char *name)
 	return p ? strtol(p + strlen(key), NULL, 10) : -1;
 }
 
+/* stat_text copies the JSON text of the simulator's stats member name (an array: up to its
+ * closing bracket) into out. */
+static void
+stat_text(const struct run *r, const char *name, char *out, size_t cap)
+{
+	char buf[4096] = "", key[64];
+	FILE *f = fopen(r->stats, "r");
+	if (!f)
+		fail_msg("no stats file %s", r->stats);
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	snprintf(key, sizeof(key), "\"%s\":", name);
+	const char *p = strstr(buf, key), *e = p ? strchr(p, ']') : NULL;
+	if (!p || !e) {
+		snprintf(out, cap, "(no %s)", name);
+		return;
+	}
+	p += strlen(key);
+	snprintf(out, cap, "%.*s", (int)(e + 1 - p), p);
+}
+
 /* metric_of reads a metric (a line starting with series) from sb-ingest's /metrics via curl. */
 static double
 metric_of(const struct run *r, const char *series)
@@ -325,6 +350,26 @@ wait_topic(const struct run *r)
 	}
 }
 
+/* dump_run prints what the run's processes say (the simulator's stats, sb-ingest's metrics and
+ * the end of both logs) when a run falls short: a stall in CI is otherwise a bare count. */
+static void
+dump_run(const struct run *r)
+{
+	char cmd[2048];
+	const char *tmp = t_env("SB_TEST_TMP");
+	const char *name = strrchr(r->stats, '/') + 1;
+	int n = (int)(strstr(name, ".stats.json") - name);
+	snprintf(cmd, sizeof(cmd),
+	         "echo '# simulator:'; cat %s; echo; echo '# sb-ingest metrics:'; "
+	         "curl -s -m 5 http://127.0.0.1:%d/metrics | grep -E '^ingest_' | head -n 40; "
+	         "echo '# sb-ingest log:'; tail -n 30 %s/%.*s.ingest.log; "
+	         "echo '# simulator log:'; tail -n 10 %s/%.*s.sim.log",
+	         r->stats, r->ops, tmp, n, name, tmp, n, name);
+	fflush(stdout);
+	if (system(cmd) != 0)
+		fprintf(stderr, "(the run's state could not be read in full)\n");
+}
+
 /* consume reads the run's topic until want records arrived (then 1.5 s more for strays) or
  * 90 s passed (generous: a loaded machine starts processes slowly). */
 static void
@@ -356,6 +401,8 @@ consume(const struct run *r, struct seen *sn, int want)
 			extra = t_now() + 1500;
 	}
 	sb_kafka_consumer_close(c);
+	if (sn->total < want)
+		dump_run(r);
 }
 
 static void
@@ -467,6 +514,50 @@ test_end_replay(void **state)
 	assert_true(sn.dups >= 140);
 }
 
+/* The frequency asked at a pause is lifted even when the request lifting it is lost with its
+ * connection (it used to stay at the paused frequency until the next pause: 2026-12-07). */
+static void
+test_lost_restore(void **state)
+{
+	(void)state;
+	struct run r;
+	static struct seen sn;
+	memset(&sn, 0, sizeof(sn));
+	/* 300 notifications in one message; a pause at depth 200 (the producer lingers 50 ms, so
+	 * they are read long before Kafka answers), a resume below 10, and the other 100 cannot
+	 * reach 200 again: one pause, one resume, one restore, the one lost. */
+	const char *sim[] = { "--updates", "100", "--batch-lines", "1000", "--lose-restore",
+		              "1",         NULL };
+	const char *env[] = { "SB_INGEST_HIGH_WATERMARK",
+		              "200",
+		              "SB_INGEST_LOW_WATERMARK",
+		              "10",
+		              "SB_INGEST_QUEUE_MAX",
+		              "1000",
+		              "SB_INGEST_LINGER_MS",
+		              "50",
+		              "SB_INGEST_PAUSE_MAX_FREQUENCY",
+		              "0.5",
+		              NULL };
+	start_run(&r, "lostrestore", sim, env);
+	consume(&r, &sn, NITEMS * 100);
+	char reconf[256] = "";
+	/* the recovered session's request may follow the last record by a moment */
+	for (int64_t until = t_now() + 10000; t_now() < until; t_sleep(100)) {
+		stat_text(&r, "reconf", reconf, sizeof(reconf));
+		if (strcmp(reconf, "[\"0.500\",\"unlimited\"]") == 0)
+			break;
+	}
+	long lost = stat_of(&r, "lostReconfs"), recov = stat_of(&r, "recoveries");
+	double restores = metric_of(&r, "ingest_frequency_requests_total{kind=\"restore\"}");
+	end_run(&r);
+	assert_every_update(&sn, 100, true);
+	assert_int_equal(lost, 1);
+	assert_int_equal(recov, 1);
+	assert_string_equal(reconf, "[\"0.500\",\"unlimited\"]");
+	assert_true(restores == 2);
+}
+
 static void
 test_tls(void **state)
 {
@@ -518,11 +609,9 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_normal_loop_sync),
-		cmocka_unit_test(test_drop_recovery),
-		cmocka_unit_test(test_conerr_breaker),
-		cmocka_unit_test(test_end_replay),
-		cmocka_unit_test(test_tls),
+		cmocka_unit_test(test_normal_loop_sync), cmocka_unit_test(test_drop_recovery),
+		cmocka_unit_test(test_conerr_breaker),   cmocka_unit_test(test_end_replay),
+		cmocka_unit_test(test_lost_restore),     cmocka_unit_test(test_tls),
 		cmocka_unit_test(test_tls_untrusted),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -12,6 +12,8 @@
 #     with Retry-After, and the feed was asked (TLCP control LS_op=reconf) for at most 0.5
 #     updates/s per item; the broker started again: the queue drains, the endpoint accepts
 #     again, and the feed was asked for "unlimited" again (every pause and resume, in order);
+#   - the stall timeout is 2 s, shorter than the pause: the resume must not take the pause for
+#     a stall (which dropped the connection and, with it, the restore: 2026-12-07);
 #   - afterwards the topic holds every update once (12,000 distinct ce_id, no record twice) plus
 #     the accepted test samples, and every sample was acknowledged; /metrics passes promtool.
 # SB_TEST_INGEST_MAX_IN_FLIGHT=5 runs it without the fix of the lost acknowledgements
@@ -48,6 +50,7 @@ sb_svc_start ingest SB_INGEST_FEED_URL="ws://127.0.0.1:$sim_port" \
 	SB_INGEST_MAPPING="$root/tests/ingest/sim_mapping.json" SB_INGEST_QUEUE_MAX=600 \
 	SB_INGEST_HIGH_WATERMARK=500 SB_INGEST_LOW_WATERMARK=100 SB_INGEST_RECONNECT_BASE_MS=50 \
 	SB_INGEST_RETRY_AFTER_MS=2000 SB_SHUTDOWN_GRACE_MS=10000 SB_INGEST_PAUSE_MAX_FREQUENCY=0.5 \
+	SB_INGEST_STALL_MS=2000 \
 	SB_INGEST_MAX_IN_FLIGHT="${SB_TEST_INGEST_MAX_IN_FLIGHT:-1}"
 sb_svc_start gateway SB_RATE_LIMIT_PER_MIN=10000000
 # sb_svc_start set its own EXIT trap: the simulator must stop with the services.
@@ -223,7 +226,6 @@ else
 	# the test samples), per partition the offsets seen, and what the broker said at restart.
 	ingest_topic_report "$SB_TEST_KAFKA_BROKERS" "$topic" "$tmp/recs"
 	grep -iE 'truncat|recover|producer state|OutOfOrder|epoch' "$kdir/kafka.log" | tail -n 20 | sed 's/^/# broker: /'
-	cp -r "$tmp" "/tmp/ingest-http-fail.$$" 2>/dev/null && echo "# kept $tmp as /tmp/ingest-http-fail.$$"
 fi
 # Every later pause (the feed pours in what it held back) lowered and restored the frequency
 # too: the requests alternate and the last one, with the queue drained, lifted the limit.
@@ -235,6 +237,13 @@ if [[ "$(reconfs) " =~ ^(0\.500\ unlimited\ )+$ ]] && [ "$lowered" = "$restored"
 else
 	bad "reconf requests '$(reconfs)', metrics lower $lowered restore $restored"
 fi
+# Pauses longer than the stall timeout did not count as stalls: the connection never dropped.
+recov=$(jq .recoveries "$tmp/sim.json") stalls=$(metric 'ingest_reconnects_total{reason="stall"}')
+if [ "$recov" = 0 ] && [ "${stalls:-0}" = 0 ]; then
+	ok "no reconnect: the pauses (longer than SB_INGEST_STALL_MS=2000) were not taken for stalls"
+else
+	bad "recoveries $recov, stall reconnects ${stalls:-0} (want 0 and 0)"
+fi
 if curl -s "http://127.0.0.1:${SVC_OPS[ingest]}/metrics" | promtool check metrics >"$tmp/promtool.out" 2>&1; then
 	ok "/metrics passes promtool check metrics"
 else
@@ -242,5 +251,11 @@ else
 fi
 sim=$(cat "$tmp/sim.json")
 echo "simulator: $sim"
+if [ $fails -gt 0 ]; then
+	# the services' and the simulator's logs, for a failure in CI
+	keep=/tmp/ingest-http-fail.$$
+	mkdir -p "$keep" && find "$tmp" -maxdepth 2 \( -name '*.log' -o -name '*.json' \) -exec cp {} "$keep/" \; &&
+		echo "# kept the logs of $tmp in $keep"
+fi
 [ $fails -eq 0 ] && echo "PASS" || echo "FAIL: $fails checks failed"
 exit $((fails > 0))
