@@ -1,6 +1,6 @@
 /* commit.c: the group commit of publishes. Concurrent Publish and PublishBatch calls queue their
- * rows (a publish is one row, a batch n rows, each the parameters of "publish"); whichever
- * worker finds no group running becomes the leader, takes queued items in order (at most
+ * rows (a publish is one row, a batch n rows, each the parameters of "publish") and wait; the
+ * committer thread takes queued items in order (at most
  * SB_PUBSUB_PUBLISH_GROUP_MAX items and SB_PUBSUB_PUBLISH_GROUP_ROWS rows; an item is never
  * split, and a batch larger than the row cap forms a group of its own) and stores them with
  * one multi-row statement ("publish_group": each column an array) on its own connection: one
@@ -9,7 +9,9 @@
  * means the message is stored. When the group's statement fails (one bad item fails it, or
  * two items carry the same new idempotency key), the leader runs each item alone: a publish
  * with "publish", a batch with its own "publish_group" (still one statement, all or nothing),
- * so one bad item never fails the others and each gets its own error. */
+ * so one bad item never fails the others and each gets its own error. A thread of its own rather
+ * than a leader among the waiting workers: the next group starts as soon as one is stored,
+ * without waiting for a waiting worker to be scheduled to lead it (docs/pubsub.md). */
 #include "pubsub.h"
 
 #include <stdio.h>
@@ -32,6 +34,7 @@ struct ps_pub_item {
 	PGresult **res;
 	int rv;
 	bool done;
+	pthread_cond_t cv; /* signalled (with gc_mu) when done */
 	struct ps_pub_item *next;
 };
 
@@ -177,12 +180,73 @@ ps_take(struct ps_state *st, struct ps_pub_item **batch, size_t *rows)
 	return k;
 }
 
+/* The committer: stores queued items a group at a time until stopped with nothing queued. */
+static void *
+ps_committer_main(void *arg)
+{
+	struct ps_state *st = arg;
+	struct ps_pub_item *batch[PS_GROUP_MAX];
+	pthread_mutex_lock(&st->gc_mu);
+	for (;;) {
+		if (st->gc_head == NULL) {
+			if (st->gc_stop)
+				break;
+			pthread_cond_wait(&st->gc_work, &st->gc_mu);
+			continue;
+		}
+		size_t nrows = 0, k = ps_take(st, batch, &nrows);
+		pthread_mutex_unlock(&st->gc_mu);
+		ps_group_run(st->gcpg, batch, k);
+		/* One wake of the waiting consumers for the whole group: a wake per publish made
+		 * every consumer that found nothing claim again for each publish of the group. */
+		for (size_t i = 0; i < k; i++)
+			if (batch[i]->rv == 0) {
+				ps_wake(st);
+				break;
+			}
+		sb_series_observe(st->m_group, (double)nrows);
+		pthread_mutex_lock(&st->gc_mu);
+		for (size_t i = 0; i < k; i++) {
+			batch[i]->done = true;
+			pthread_cond_signal(&batch[i]->cv);
+		}
+	}
+	pthread_mutex_unlock(&st->gc_mu);
+	return NULL;
+}
+
+int
+ps_committer_start(struct ps_state *st)
+{
+	int rv = sb_pg_open_opts(st->cfg->common.database_url, ps_stmts, &ps_pg_opts, &st->gcpg);
+	if (rv != 0)
+		return rv;
+	if (pthread_create(&st->gc_thread, NULL, ps_committer_main, st) != 0)
+		return SB_EIO;
+	st->gc_started = true;
+	return 0;
+}
+
+void
+ps_committer_stop(struct ps_state *st)
+{
+	if (st->gc_started) {
+		pthread_mutex_lock(&st->gc_mu);
+		st->gc_stop = true;
+		pthread_cond_signal(&st->gc_work);
+		pthread_mutex_unlock(&st->gc_mu);
+		pthread_join(st->gc_thread, NULL);
+		st->gc_started = false;
+	}
+	sb_pg_close(st->gcpg);
+	st->gcpg = NULL;
+}
+
 int
 ps_publish_grouped(struct ps_state *st, struct sb_rpc_call *call, const char *const *const *rows,
                    size_t n, PGresult **res)
 {
 	struct ps_pub_item me = { .rows = rows, .n = n, .res = res };
-	struct ps_pub_item *batch[PS_GROUP_MAX];
 	for (size_t r = 0; r < n; r++)
 		res[r] = NULL;
 	if (st->cfg->publish_group_max <= 1) {
@@ -192,38 +256,17 @@ ps_publish_grouped(struct ps_state *st, struct sb_rpc_call *call, const char *co
 			ps_wake(st);
 		return me.rv;
 	}
-	/* A follower holds no pooled connection while it waits (pool.c): the leader borrows one
-	 * for the group's statement and gives it back before it waits again. */
+	/* No pooled connection is held while waiting (pool.c): the committer has its own. */
 	ps_pool_release();
+	pthread_cond_init(&me.cv, NULL);
 	pthread_mutex_lock(&st->gc_mu);
 	*st->gc_tail = &me;
 	st->gc_tail = &me.next;
-	while (!me.done) {
-		if (st->gc_busy) {
-			pthread_cond_wait(&st->gc_cv, &st->gc_mu);
-			continue;
-		}
-		/* Lead: take the oldest queued items (ours among them, or in a later group). */
-		size_t nrows = 0, k = ps_take(st, batch, &nrows);
-		st->gc_busy = true;
-		pthread_mutex_unlock(&st->gc_mu);
-		ps_group_run(ps_pg(call), batch, k);
-		ps_pool_release();
-		/* One wake of the waiting consumers for the whole group: a wake per publish made
-		 * every consumer that found nothing claim again for each publish of the group. */
-		for (size_t i = 0; i < k; i++)
-			if (batch[i]->rv == 0) {
-				ps_wake(st);
-				break;
-			}
-		pthread_mutex_lock(&st->gc_mu);
-		for (size_t i = 0; i < k; i++)
-			batch[i]->done = true;
-		st->gc_busy = false;
-		sb_series_observe(st->m_group, (double)nrows);
-		pthread_cond_broadcast(&st->gc_cv);
-	}
+	pthread_cond_signal(&st->gc_work);
+	while (!me.done)
+		pthread_cond_wait(&me.cv, &st->gc_mu);
 	pthread_mutex_unlock(&st->gc_mu);
+	pthread_cond_destroy(&me.cv);
 	if (me.rv != 0)
 		for (size_t r = 0; r < n; r++) {
 			PQclear(res[r]);

@@ -121,11 +121,13 @@ struct ps_state {
 	struct sb_series *m_route_reads; /* pubsub_route_reads_total */
 	struct sb_series *m_route_stale; /* pubsub_route_stale_total */
 
-	/* commit.c: publishes waiting for the group commit, and whether a leader runs one */
+	/* commit.c: publishes waiting for the group commit, and the committer thread */
 	pthread_mutex_t gc_mu;
-	pthread_cond_t gc_cv; /* broadcast when a batch finished */
+	pthread_cond_t gc_work; /* signalled when a publish was queued, or at stop */
 	struct ps_pub_item *gc_head, **gc_tail;
-	bool gc_busy;
+	pthread_t gc_thread;
+	bool gc_started, gc_stop;
+	struct sb_pg *gcpg;        /* the committer's connection */
 	struct sb_series *m_group; /* pubsub_publish_group_size: publishes per commit */
 };
 
@@ -226,11 +228,14 @@ struct ps_pub_item;
  * transaction holding them committed (0, res[r] row r's result as "publish" answers it, for
  * PQclear) or failed (the error of sb_pg_exec_prepared, every res[r] NULL). The rows are
  * stored all together or not at all. The call's pooled connection is given back first (none is
- * held while waiting for the group); a caller that leads a group borrows one for its statement
- * and gives it back after. The waiting consumers of this process are woken (ps_wake) once per
- * group that was stored. */
+ * held while waiting for the group); the committer thread runs the groups on a connection of
+ * its own. The waiting consumers of this process are woken (ps_wake) once per group that was
+ * stored. ps_committer_start starts that thread (and opens its connection); ps_committer_stop
+ * lets it store what is queued, then stops it (after the RPC server stopped). */
 int ps_publish_grouped(struct ps_state *st, struct sb_rpc_call *call,
                        const char *const *const *rows, size_t n, PGresult **res);
+int ps_committer_start(struct ps_state *st);
+void ps_committer_stop(struct ps_state *st);
 
 /* consume.c */
 int ps_rpc_consume(struct sb_rpc_call *call, const void *req, void *resp);

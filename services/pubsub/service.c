@@ -152,6 +152,7 @@ ps_state_free(struct ps_state *st)
 	pthread_mutex_unlock(&st->mu);
 	if (st->reaper_started)
 		pthread_join(st->reaper, NULL);
+	ps_committer_stop(st);
 	ps_push_join(st);
 	sb_pg_close(st->rpg);
 	ps_pool_close(&st->pool);
@@ -161,7 +162,7 @@ ps_state_free(struct ps_state *st)
 	pthread_mutex_destroy(&st->push_mu);
 	ps_route_free(st);
 	pthread_mutex_destroy(&st->mu);
-	pthread_cond_destroy(&st->gc_cv);
+	pthread_cond_destroy(&st->gc_work);
 	pthread_mutex_destroy(&st->gc_mu);
 	free(st);
 }
@@ -183,7 +184,7 @@ ps_service_start(struct sb_service *svc)
 	pthread_cond_init(&st->push_cv, NULL);
 	pthread_mutex_init(&st->push_mu, NULL);
 	pthread_mutex_init(&st->gc_mu, NULL);
-	pthread_cond_init(&st->gc_cv, NULL);
+	pthread_cond_init(&st->gc_work, NULL);
 	st->gc_tail = &st->gc_head;
 	if (ps_route_init(st) != 0) {
 		ps_state_free(st);
@@ -241,6 +242,12 @@ ps_service_start(struct sb_service *svc)
 	if ((rv = ps_pool_open(&st->pool, cfg->common.database_url, (size_t)cfg->db_connections)) !=
 	    0) {
 		sb_log_kv(SB_LOG_ERROR, "pubsub cannot open its connection pool", "error",
+		          sb_strerror(rv), NULL);
+		ps_state_free(st);
+		return rv;
+	}
+	if ((rv = ps_committer_start(st)) != 0) {
+		sb_log_kv(SB_LOG_ERROR, "pubsub cannot start its committer", "error",
 		          sb_strerror(rv), NULL);
 		ps_state_free(st);
 		return rv;
