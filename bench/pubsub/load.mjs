@@ -4,7 +4,10 @@
 // JetStream's PubAck), and 4 consumers that take messages in batches and acknowledge each one
 // explicitly; SB_BENCH_MESSAGES messages of SB_BENCH_BYTES bytes. It prints one JSON line:
 // messages, seconds from the first publish to the last ack, rate, and the publish→ack latency
-// of each message (from just before its publish to the return of its ack) at p50/p99/max.
+// of each message (from just before its publish to the return of its ack) at p50/p99/max, and
+// pub_rtt_ms: the mean round trip of one publish request (a batch's for the batching producers)
+// as the producer sees it; loop_delay_ms: the mean delay of the generator's own event loop
+// (monitorEventLoopDelay, 1 ms resolution), which every reply waits behind.
 //   pubsub  SB_GW, SB_TOKEN, SB_TOPIC: POST /api/v1/messages/publish, GET consume (max 64,
 //           long poll), one POST /api/v1/messages/ack (a batch: each message acked on its own,
 //           in one transaction) per consume, all through the gateway over HTTP/1.1 keep-alive
@@ -25,7 +28,7 @@
 //           with explicit acks, fetched 64 at a time; each ack confirmed by the server (AckAck),
 //           a batch's acks in flight together
 import http from 'node:http';
-import { performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 
 const SYSTEM = process.argv[2];
 const N = Number(process.env.SB_BENCH_MESSAGES || 10000);
@@ -35,6 +38,7 @@ const PRODUCERS = 4, CONSUMERS = 4;
 const now = () => performance.timeOrigin + performance.now();
 
 const lat = [];
+let pubMs = 0, pubs = 0; // the producers' publish round trips (request to acknowledgement)
 let acked = 0, t0 = 0, tEnd = 0, errors = 0;
 let resolveDone;
 const done = new Promise((r) => (resolveDone = r));
@@ -75,7 +79,10 @@ async function runProducers(publish) {
 		for (;;) {
 			const i = next++;
 			if (i >= N) return;
+			const t = now();
 			await retried(() => publish(i));
+			pubMs += now() - t;
+			pubs++;
 		}
 	}));
 }
@@ -107,7 +114,10 @@ async function runBatchProducers(publishMany) {
 		while (next < N) {
 			const batch = [];
 			while (batch.length < WINDOW && next < N) batch.push(body(next++));
+			const t = now();
 			await retried(() => publishMany(batch));
+			pubMs += now() - t;
+			pubs++;
 		}
 	}));
 }
@@ -253,7 +263,10 @@ const guard = setTimeout(() => {
 	console.error(`load ${SYSTEM}: timed out with ${acked} of ${N} acked`);
 	process.exit(1);
 }, Number(process.env.SB_BENCH_TIMEOUT_S || 300) * 1000);
+const loopDelay = monitorEventLoopDelay({ resolution: 1 });
+loopDelay.enable();
 await runners[SYSTEM]();
+loopDelay.disable();
 clearTimeout(guard);
 lat.sort((a, b) => a - b);
 const q = (p) => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))];
@@ -262,6 +275,7 @@ console.log(JSON.stringify({
 	system: SYSTEM, messages: N, bytes: BYTES, producers: PRODUCERS, consumers: CONSUMERS,
 	window: WINDOW, seconds: +secs.toFixed(2), rate: Math.round(N / secs),
 	p50_ms: +q(0.5).toFixed(1), p99_ms: +q(0.99).toFixed(1), max_ms: +lat[lat.length - 1].toFixed(1),
-	errors, cpu_s: +((process.cpuUsage().user + process.cpuUsage().system) / 1e6).toFixed(2),
+	pub_rtt_ms: +(pubMs / Math.max(1, pubs)).toFixed(2),
+	loop_delay_ms: +(loopDelay.mean / 1e6).toFixed(2), errors, cpu_s: +((process.cpuUsage().user + process.cpuUsage().system) / 1e6).toFixed(2),
 }));
 process.exit(0);
