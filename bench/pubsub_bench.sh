@@ -20,6 +20,8 @@
 # periodically (sync_interval "always" came with 2.10): it is the least durable of the three.
 # pubsub runs behind the gateway (HTTP, token checks, JSON⇄protobuf, RPC): what an application
 # uses; the peers are spoken to directly with their own protocols.
+# Each load also prints the CPU pressure during it (/proc/pressure/cpu: the share of its time in
+# which some runnable task waited for a core).
 # Run by `make bench` (bench/run.sh) or directly: bash bench/pubsub_bench.sh [BUILD_DIR]
 set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -56,12 +58,21 @@ esac
 
 results=$tmp/results.jsonl
 : >"$results"
+# psi: the kernel's total of microseconds in which some runnable task waited for a core
+# (/proc/pressure/cpu, "some"); empty where the kernel has no PSI.
+psi() { awk '/^some/ { sub("total=", "", $5); print $5 }' /proc/pressure/cpu 2>/dev/null; }
 run() { # run SYSTEM ENV...: one load; its JSON line appended to $results
-	local sys=$1
+	local sys=$1 p0 p1 t0 t1
 	shift
+	p0=$(psi) t0=$(date +%s%N)
 	(cd "$root/bench/pubsub" && env "$@" node load.mjs "$sys") >"$tmp/$sys.out" 2>&1 || {
 		echo "bench: the $sys load failed:"; tail -20 "$tmp/$sys.out"; return 1; }
+	p1=$(psi) t1=$(date +%s%N)
 	tail -1 "$tmp/$sys.out" | tee -a "$results"
+	# How much of the load's time (node's start and end included) runnable tasks waited for a
+	# core: the systems share the two cores with the load generator, more processes on one side.
+	[ -n "$p0" ] && [ -n "$p1" ] &&
+		echo "$sys: CPU pressure during the load: some task waited for a core $(((p1 - p0) * 100000 / (t1 - t0)))% of the time"
 }
 
 # 2. pubsub through the gateway.
