@@ -7,7 +7,7 @@
  * round trip, one statement and one WAL flush for the group instead of one per request. Every
  * caller is answered only after that statement (its own transaction) committed, so a 202 still
  * means the message is stored. When the group's statement fails (one bad item fails it, or
- * two items carry the same new idempotency key), the leader runs each item alone: a publish
+ * two items carry the same new idempotency key), the committer runs each item alone: a publish
  * with "publish", a batch with its own "publish_group" (still one statement, all or nothing),
  * so one bad item never fails the others and each gets its own error. A thread of its own rather
  * than a leader among the waiting workers: the next group starts as soon as one is stored,

@@ -9,7 +9,7 @@
  * for one (ps_pg), keeps it for the rest of the call (a transaction spanning statements stays on
  * one connection) and gives it back when the call ends (the method table's wrappers, config.c),
  * or before it waits for something other workers do: a long poll's nap (consume.c) and a
- * follower's wait for its group commit (commit.c). A worker never waits for the pool while
+ * publish's wait for its group commit (commit.c). A worker never waits for the pool while
  * holding a connection, so the pool cannot deadlock. */
 #include "pubsub.h"
 

@@ -50,7 +50,7 @@ async function hold(name) {
 }
 
 // queued sends lead() while topic `name` is locked, waits until its statement waits for the
-// lock (the group's leader, blocked), then sends rest() (an array of requests), which queue in
+// lock (the committer's group, blocked), then sends rest() (an array of requests), which queue in
 // pubsub behind it meanwhile, and releases the lock after 700 ms: they are stored as the next
 // groups. Answers [lead's answer, ...rest's answers].
 // With during, it is called once the others queue, before the release, and must answer within 3
@@ -86,7 +86,7 @@ test('concurrent batches are stored by one statement per group, at most SB_PUBSU
 	const before = await groups();
 	const send = (b) => batch({ topic: t.name, messages: Array.from({ length: 8 }, (_, i) => ({ payload: { b, i } })) });
 	// Meanwhile another topic is read: the queued publishes hold none of pubsub's pooled
-	// connections (SB_PUBSUB_DB_CONNECTIONS, 4), only the blocked leader holds one.
+	// connections (SB_PUBSUB_DB_CONNECTIONS, 4); the blocked group runs on the committer's own.
 	const other = await topic({});
 	const res = await queued(t.name, () => send(0), () => Array.from({ length: 11 }, (_, b) => send(b + 1)),
 		() => expect(200, 'GET', `/api/v1/topics/${other.name}`));
