@@ -117,12 +117,23 @@ echo "## EXPLAIN (ANALYZE, BUFFERS): claim of 64, then the batch ack of what it 
 for i in $(seq 1 200); do echo "{\"topic\":\"bench\",\"payload\":{\"d\":\"$(printf 'x%.0s' $(seq 1 100))\"}}"; done |
 	while read -r b; do curl -s -o /dev/null -H "Authorization: Bearer $token" -H 'Content-Type: application/json' -d "$b" "$SB_GW/api/v1/messages/publish"; done
 sub=$(q -c "SELECT s.id FROM pubsub.subscriptions s JOIN pubsub.topics t ON t.id = s.topic_id WHERE t.name = 'bench' AND s.name = 'default'")
+mode=$(q -c "SELECT mode FROM pubsub.subscriptions WHERE id = $sub")
 tenant=$(q -c "SELECT tenant_id FROM pubsub.topics WHERE name = 'bench'")
 . "$root/tests/lib/pubsub_sql.sh"
 # The EXPLAINs run with pubsub's own connection options (enable_seqscan=off among them).
-claim_sql=$(ps_stmt_sql claim)
+# A cursor subscription (docs/pubsub.md "Cursor subscriptions") has its own claim and consume
+# statements, and what a claim leased is a leases row, not deliveries rows.
+if [ "$mode" = cursor ]; then
+	claim_sql=$(ps_stmt_sql claim_cursor)
+	consume_ack_sql=$(ps_stmt_sql consume_ack_cursor)
+	leased_sql="SELECT m.id::text AS mid, l.lease_id::text AS lease FROM leases l JOIN subscriptions s ON s.id = l.sub_id JOIN messages m ON m.topic_id = s.topic_id AND m.seq = ANY (l.seqs) WHERE l.sub_id = $sub"
+else
+	claim_sql=$(ps_stmt_sql claim)
+	consume_ack_sql=$(ps_stmt_sql consume_ack)
+	leased_sql="SELECT d.message_id::text AS mid, d.lease_id::text AS lease FROM deliveries d WHERE d.state = 'leased' AND d.sub_id = $sub"
+fi
+echo "(subscription mode: $mode)"
 ack_sql=$(ps_stmt_sql ack_batch)
-consume_ack_sql=$(ps_stmt_sql consume_ack)
 # The claim's 7th parameter: its min, or (before there was one) whether priority orders it.
 case $claim_sql in *'$7::boolean'*) claim_last="'false'" ;; *) claim_last="'1'" ;; esac
 PGOPTIONS=$(ps_conn_options) qt <<EOF
@@ -130,7 +141,7 @@ SET search_path = pubsub;
 BEGIN;
 PREPARE c(text, text, text, text, text, text, text) AS $claim_sql;
 EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING ON) EXECUTE c('$sub', '64', '30000', 'x', '0', '0', $claim_last);
-CREATE TEMP TABLE leased ON COMMIT DROP AS SELECT d.message_id::text AS mid, d.lease_id::text AS lease FROM deliveries d WHERE d.state = 'leased' AND d.sub_id = $sub;
+CREATE TEMP TABLE leased ON COMMIT DROP AS $leased_sql;
 SELECT count(*) AS leased_now FROM leased;
 PREPARE a(text, text, text, text) AS $ack_sql;
 SELECT array_agg(mid)::text AS ids, array_agg('default'::text)::text AS subs, array_agg(lease)::text AS leases FROM leased \gset
@@ -146,7 +157,7 @@ PREPARE c(text, text, text, text, text, text, text) AS $claim_sql;
 \\o /dev/null
 EXECUTE c('$sub', '64', '30000', 'x', '0', '0', $claim_last);
 \\o
-CREATE TEMP TABLE leased ON COMMIT DROP AS SELECT d.message_id::text AS mid, d.lease_id::text AS lease FROM deliveries d WHERE d.state = 'leased' AND d.sub_id = $sub;
+CREATE TEMP TABLE leased ON COMMIT DROP AS $leased_sql;
 SELECT array_agg(mid)::text AS ids, array_agg('default'::text)::text AS subs, array_agg(lease)::text AS leases FROM leased \gset
 PREPARE ca(text, text, text, text, text, text, text, text, text, text, text) AS $consume_ack_sql;
 EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING ON) EXECUTE ca(:'ids', :'subs', :'leases', '$tenant', '$sub', '64', '30000', 'x', '0', '0', '1');
