@@ -413,8 +413,9 @@ ing_sub_line(struct ing_sub *s, const char *line, size_t len, int64_t recv_ms)
 			ing_sub_detail(s, "streaming, session %s", s->session);
 			/* The session's subscription kept the frequency asked at a pause that
 			 * ended while we were disconnected, or a restore was lost with the last
-			 * connection: ask for unlimited (again). */
-			if ((s->freq_lowered || s->freq_unsure) && !ing_pipe_paused(s->pipe))
+			 * connection: ask for unlimited (again; ing_sub_reconf sends nothing when
+			 * the server confirmed it already). */
+			if (!ing_pipe_paused(s->pipe))
 				ing_sub_reconf(s, false);
 		}
 		/* From now on a drop is recovered. */

@@ -218,6 +218,8 @@ ps_committer_main(void *arg)
 int
 ps_committer_start(struct ps_state *st)
 {
+	if (st->cfg->publish_group_max <= 1)
+		return 0; /* no group commit: each publish commits on its own connection */
 	int rv = sb_pg_open_opts(st->cfg->common.database_url, ps_stmts, &ps_pg_opts, &st->gcpg);
 	if (rv != 0)
 		return rv;

@@ -230,7 +230,8 @@ struct ps_pub_item;
  * stored all together or not at all. The call's pooled connection is given back first (none is
  * held while waiting for the group); the committer thread runs the groups on a connection of
  * its own. The waiting consumers of this process are woken (ps_wake) once per group that was
- * stored. ps_committer_start starts that thread (and opens its connection); ps_committer_stop
+ * stored. ps_committer_start starts that thread (and opens its connection), unless
+ * SB_PUBSUB_PUBLISH_GROUP_MAX is 1 (no group commit); ps_committer_stop
  * lets it store what is queued, then stops it (after the RPC server stopped). */
 int ps_publish_grouped(struct ps_state *st, struct sb_rpc_call *call,
                        const char *const *const *rows, size_t n, PGresult **res);

@@ -192,20 +192,30 @@ end_run(struct run *r)
 	stop(r->sim);
 }
 
-/* stat_of reads counter name from the simulator's stats file. */
-static long
-stat_of(const struct run *r, const char *name)
+/* stat_member reads the simulator's stats file into buf (cap bytes) and returns where the value
+ * of its member name starts, or NULL when it has none. */
+static const char *
+stat_member(const struct run *r, const char *name, char *buf, size_t cap)
 {
-	char buf[1024] = "", key[64];
+	char key[64];
 	FILE *f = fopen(r->stats, "r");
 	if (!f)
 		fail_msg("no stats file %s", r->stats);
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	size_t n = fread(buf, 1, cap - 1, f);
 	buf[n] = '\0';
 	fclose(f);
 	snprintf(key, sizeof(key), "\"%s\":", name);
 	const char *p = strstr(buf, key);
-	return p ? strtol(p + strlen(key), NULL, 10) : -1;
+	return p ? p + strlen(key) : NULL;
+}
+
+/* stat_of reads counter name from the simulator's stats file (-1: none). */
+static long
+stat_of(const struct run *r, const char *name)
+{
+	char buf[4096];
+	const char *p = stat_member(r, name, buf, sizeof(buf));
+	return p ? strtol(p, NULL, 10) : -1;
 }
 
 /* stat_text copies the JSON text of the simulator's stats member name (an array: up to its
@@ -213,21 +223,12 @@ stat_of(const struct run *r, const char *name)
 static void
 stat_text(const struct run *r, const char *name, char *out, size_t cap)
 {
-	char buf[4096] = "", key[64];
-	FILE *f = fopen(r->stats, "r");
-	if (!f)
-		fail_msg("no stats file %s", r->stats);
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	buf[n] = '\0';
-	fclose(f);
-	snprintf(key, sizeof(key), "\"%s\":", name);
-	const char *p = strstr(buf, key), *e = p ? strchr(p, ']') : NULL;
-	if (!p || !e) {
+	char buf[4096];
+	const char *p = stat_member(r, name, buf, sizeof(buf)), *e = p ? strchr(p, ']') : NULL;
+	if (!p || !e)
 		snprintf(out, cap, "(no %s)", name);
-		return;
-	}
-	p += strlen(key);
-	snprintf(out, cap, "%.*s", (int)(e + 1 - p), p);
+	else
+		snprintf(out, cap, "%.*s", (int)(e + 1 - p), p);
 }
 
 /* metric_of reads a metric (a line starting with series) from sb-ingest's /metrics via curl. */

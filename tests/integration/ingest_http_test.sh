@@ -13,7 +13,8 @@
 #     updates/s per item; the broker started again: the queue drains, the endpoint accepts
 #     again, and the feed was asked for "unlimited" again (every pause and resume, in order);
 #   - the stall timeout is 2 s, shorter than the pause: the resume must not take the pause for
-#     a stall (which dropped the connection and, with it, the restore: 2026-12-07);
+#     a stall (a drop that would lose a restore in flight; this guards the case, it does not
+#     force it: docs/ingest.md);
 #   - afterwards the topic holds every update once (12,000 distinct ce_id, no record twice) plus
 #     the accepted test samples, and every sample was acknowledged; /metrics passes promtool.
 # SB_TEST_INGEST_MAX_IN_FLIGHT=5 runs it without the fix of the lost acknowledgements
